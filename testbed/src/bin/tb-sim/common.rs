@@ -1,0 +1,213 @@
+//! What every stand-in shares: the host's identity, the caller, the audit record written
+//! at exit, realistic durations, faults, and the small pieces of host state that several
+//! stand-ins read (installed packages, kernel state, running units).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use testbed::layout::{self, AuditRecord, Fault, HostConfig, KernelState};
+
+/// The invocation context of one stand-in.
+pub struct Ctx {
+    /// The command name (basename of argv[0]).
+    pub name: String,
+    pub config: HostConfig,
+    /// Set by a stand-in as soon as it changes any state; recorded in the audit log.
+    pub changed: bool,
+}
+
+impl Ctx {
+    pub fn load(name: &str) -> Ctx {
+        let config = std::fs::read_to_string(ctl_path(layout::ctl::HOST_CONFIG))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_else(|| HostConfig {
+                name: hostname(),
+                address: "127.0.0.1".into(),
+                os: "ubuntu-24.04".into(),
+                time_scale: 0.0,
+                peers: vec![],
+            });
+        Ctx {
+            name: name.to_string(),
+            config,
+            changed: false,
+        }
+    }
+
+    /// Marks that this invocation changed state.
+    pub fn changed(&mut self) {
+        self.changed = true;
+    }
+
+    /// Sleeps for a realistic duration of `seconds` times the host's time scale, plus any
+    /// injected slowness for this command.
+    pub fn take_time(&self, seconds: f64) {
+        let mut total = seconds * self.config.time_scale;
+        if let Some(Fault::Slow { seconds, .. }) = fault(&format!("slow-{}", self.name)) {
+            total += seconds;
+        }
+        if total > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(total));
+        }
+    }
+}
+
+/// Path of a file in the host's control directory.
+pub fn ctl_path(rel: &str) -> PathBuf {
+    Path::new(layout::CTL_DIR).join(rel)
+}
+
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The effective user's name and uid.
+pub fn user() -> (String, u32) {
+    let uid = unsafe { libc::geteuid() };
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string());
+    (name, uid)
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Appends one record to the host's audit log. Failures are ignored: the audit log must
+/// never change a command's behaviour.
+pub fn audit(kind: &str, argv: Vec<String>, changed: bool, exit: Option<i32>) {
+    let rec = AuditRecord {
+        ts: now(),
+        kind: kind.into(),
+        user: user().0,
+        argv,
+        changed,
+        exit,
+    };
+    if let Ok(line) = serde_json::to_string(&rec) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(ctl_path(layout::ctl::AUDIT_LOG))
+        {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+}
+
+/// The active fault stored under `faults/<kind>.json`, if any.
+pub fn fault(kind: &str) -> Option<Fault> {
+    let p = ctl_path(layout::ctl::FAULTS).join(format!("{kind}.json"));
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// Replaces (Some) or clears (None) a fault, e.g. to count down `AptDownload`.
+pub fn set_fault(kind: &str, f: Option<&Fault>) {
+    let p = ctl_path(layout::ctl::FAULTS).join(format!("{kind}.json"));
+    match f {
+        Some(f) => {
+            let _ = write_atomic(&p, serde_json::to_string(f).unwrap().as_bytes());
+        }
+        None => {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+pub fn kernel() -> KernelState {
+    std::fs::read_to_string(ctl_path(layout::ctl::KERNEL))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+pub fn save_kernel(k: &KernelState) {
+    let _ = write_atomic(
+        &ctl_path(layout::ctl::KERNEL),
+        serde_json::to_string_pretty(k).unwrap().as_bytes(),
+    );
+}
+
+/// Writes a file via a temporary sibling and rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(tmp, path)
+}
+
+/// The dpkg database of the simulation: `/var/lib/dpkg/testbed-status.json`.
+pub const DPKG_DB: &str = "/var/lib/dpkg/testbed-status.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PkgState {
+    pub version: String,
+    /// dpkg's two-letter abbreviation: "ii" installed, "rc" removed with config left,
+    /// "iU" unpacked but not configured (interrupted dpkg).
+    pub status: String,
+    pub hold: bool,
+}
+
+pub fn dpkg_db() -> BTreeMap<String, PkgState> {
+    std::fs::read_to_string(DPKG_DB)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+pub fn save_dpkg_db(db: &BTreeMap<String, PkgState>) -> std::io::Result<()> {
+    write_atomic(
+        Path::new(DPKG_DB),
+        serde_json::to_string_pretty(db).unwrap().as_bytes(),
+    )
+}
+
+/// The installed version of a package ("1.34.2-1.1"), if installed and configured.
+pub fn installed_version(pkg: &str) -> Option<String> {
+    dpkg_db()
+        .get(pkg)
+        .filter(|p| p.status == "ii")
+        .map(|p| p.version.clone())
+}
+
+/// Pid of a running simulated daemon (unit), if it is alive.
+pub fn unit_pid(unit: &str) -> Option<i32> {
+    let p = ctl_path(layout::ctl::UNITS).join(format!("{unit}.pid"));
+    let pid: i32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    let ours = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.contains("tb-sim") && c.contains(unit))
+        .unwrap_or(false);
+    (alive && ours).then_some(pid)
+}
+
+/// Prints to stderr in the style `name: message` and returns the exit code, for terse
+/// error paths: `return fail(ctx, 1, "...")`.
+pub fn fail(ctx: &Ctx, code: i32, msg: &str) -> i32 {
+    eprintln!("{}: {msg}", ctx.name);
+    code
+}

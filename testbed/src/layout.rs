@@ -1,0 +1,188 @@
+//! The contract between the testbed's host manager (this library, running in the root
+//! namespace) and the stand-in commands (`tb-sim`, running inside a simulated host).
+//!
+//! Both sides agree on where things live and on the formats of the few files they share.
+//! Everything else a stand-in keeps lives in the host's own (overlay) filesystem, in the
+//! places the real command keeps it, so that a tool reading or writing those places sees
+//! what it would see on a real Ubuntu server.
+//!
+//! # Inside a host
+//! - The overlay-mounted directories are [`OVERLAY_DIRS`]; everything else is the machine's
+//!   real filesystem, read-only by convention.
+//! - [`CTL_DIR`] is a bind mount of the host's control directory (`DIR/hosts/NAME/ctl` on
+//!   the outside). It is *not* an overlay, so the manager can read and write it from the
+//!   root namespace at any time (faults, audit log, kernel state) without entering the host.
+//! - [`SIM_BIN`] is the multi-call stand-in binary; [`STANDIN_DIR`] holds symlinks to it for
+//!   the commands a fresh Ubuntu server already has (apt-get, systemctl, sysctl, ...). It is
+//!   first on sshd's and sudo's default PATH. Commands that a package brings (kubeadm,
+//!   kubelet, kubectl, containerd, docker, crictl ...) are linked into `/usr/bin` by the
+//!   `apt-get` stand-in when that package is installed, and removed when it is purged.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Directories given a private copy-on-write overlay in every host.
+pub const OVERLAY_DIRS: &[&str] = &[
+    "/etc",
+    "/var",
+    "/opt",
+    "/usr/local",
+    "/usr/bin",
+    "/usr/sbin",
+    "/root",
+    "/home",
+    "/run",
+    "/srv",
+    "/tmp",
+];
+
+/// Where the host's control directory is bind-mounted inside the host.
+pub const CTL_DIR: &str = "/usr/local/lib/testbed";
+/// The multi-call stand-in binary inside a host.
+pub const SIM_BIN: &str = "/usr/local/lib/testbed/tb-sim";
+/// Directory of always-present stand-in symlinks, first on PATH.
+pub const STANDIN_DIR: &str = "/usr/local/sbin";
+
+/// Commands a fresh Ubuntu server has, shadowed by a stand-in in [`STANDIN_DIR`].
+pub const BASE_STANDINS: &[&str] = &[
+    "apt-get",
+    "apt-mark",
+    "apt-cache",
+    "apt",
+    "dpkg-query",
+    "dpkg",
+    "curl",
+    "gpg",
+    "swapoff",
+    "swapon",
+    "modprobe",
+    "lsmod",
+    "sysctl",
+    "systemctl",
+    "hostname",
+    "iptables",
+    "ip6tables",
+    "reboot",
+];
+
+/// Files inside [`CTL_DIR`] (relative names). The outside path is `DIR/hosts/NAME/ctl/X`.
+pub mod ctl {
+    /// [`super::HostConfig`] as JSON, written by the manager at host creation.
+    pub const HOST_CONFIG: &str = "host.json";
+    /// Append-only JSON Lines audit log; one [`super::AuditRecord`] per line. Mode 0666.
+    pub const AUDIT_LOG: &str = "audit.jsonl";
+    /// Directory of active faults, one JSON file per fault kind, see [`super::Fault`].
+    pub const FAULTS: &str = "faults";
+    /// Simulated kernel state ([`super::KernelState`]) as JSON; reset on every boot.
+    pub const KERNEL: &str = "kernel.json";
+    /// Directory for pid files and logs of the simulated daemons (`NAME.pid`, `NAME.log`).
+    pub const UNITS: &str = "units";
+}
+
+/// Per-host settings written by the manager and read by the stand-ins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostConfig {
+    pub name: String,
+    pub address: String,
+    /// "ubuntu-24.04", "ubuntu-22.04" or "debian-12".
+    pub os: String,
+    /// Multiplier for the realistic durations of slow commands; 0 in tests.
+    pub time_scale: f64,
+    /// Addresses of all hosts of this testbed, so stand-ins can tell "our network" from
+    /// "the internet" (which is unreachable).
+    pub peers: Vec<String>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditRecord {
+    /// Seconds since the Unix epoch.
+    pub ts: f64,
+    /// `ssh` for a command line that arrived over SSH (logged by the forced-command
+    /// wrapper before it runs), `cmd` for a stand-in invocation (logged when it exits).
+    pub kind: String,
+    /// The effective user name (root under sudo).
+    pub user: String,
+    /// For `ssh` the single command string; for `cmd` argv with argv[0] the command name.
+    pub argv: Vec<String>,
+    /// For `cmd`: whether this invocation changed any state (files, packages, units,
+    /// kernel, cluster objects). Always false for `ssh`.
+    pub changed: bool,
+    /// For `cmd`: the exit status. None for `ssh`.
+    pub exit: Option<i32>,
+}
+
+/// Simulated kernel state of a host. Reset at every boot: swap from /etc/fstab, modules
+/// from /etc/modules-load.d, sysctls from /etc/sysctl.d and /etc/sysctl.conf.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KernelState {
+    /// Active swap devices/files (e.g. "/swap.img").
+    pub swaps: Vec<String>,
+    /// Loaded modules.
+    pub modules: Vec<String>,
+    /// Current sysctl values, by dotted key. Keys under net.bridge exist only while
+    /// br_netfilter is loaded.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+}
+
+/// A fault injected by the manager. Stored as `faults/<kind>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    /// The dpkg frontend lock is held until this time (seconds since epoch).
+    DpkgLock { until: f64 },
+    /// The next `remaining` apt-get downloads fail (network error).
+    AptDownload { remaining: u32 },
+    /// The next `kubeadm init` fails with this message.
+    KubeadmInit { message: String },
+    /// The next `kubeadm join` fails with this message.
+    KubeadmJoin { message: String },
+    /// Every invocation of `command` takes `seconds` longer (not scaled).
+    Slow { command: String, seconds: f64 },
+}
+
+impl Fault {
+    /// The file name this fault is stored under in [`ctl::FAULTS`].
+    pub fn file_name(&self) -> String {
+        let kind = match self {
+            Fault::DpkgLock { .. } => "dpkg-lock".to_string(),
+            Fault::AptDownload { .. } => "apt-download".to_string(),
+            Fault::KubeadmInit { .. } => "kubeadm-init".to_string(),
+            Fault::KubeadmJoin { .. } => "kubeadm-join".to_string(),
+            Fault::Slow { command, .. } => format!("slow-{command}"),
+        };
+        format!("{kind}.json")
+    }
+}
+
+/// Paths of one host as seen from the root namespace.
+#[derive(Debug, Clone)]
+pub struct HostPaths {
+    pub root: PathBuf,
+}
+
+impl HostPaths {
+    pub fn new(testbed_dir: &Path, host: &str) -> Self {
+        HostPaths {
+            root: testbed_dir.join("hosts").join(host),
+        }
+    }
+    /// Outside path of the control directory (bind-mounted at [`CTL_DIR`]).
+    pub fn ctl(&self) -> PathBuf {
+        self.root.join("ctl")
+    }
+    /// Outside path of the upper (writable) layer of an overlay dir, e.g. "/etc".
+    pub fn upper(&self, overlay_dir: &str) -> PathBuf {
+        self.root
+            .join("upper")
+            .join(overlay_dir.trim_start_matches('/'))
+    }
+    pub fn work(&self, overlay_dir: &str) -> PathBuf {
+        self.root
+            .join("work")
+            .join(overlay_dir.trim_start_matches('/'))
+    }
+    pub fn audit_log(&self) -> PathBuf {
+        self.ctl().join(ctl::AUDIT_LOG)
+    }
+}
