@@ -6,5 +6,6 @@
 
 mod inventory;
 mod ssh;
+mod ui;
 
 fn main() {}
