@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 pub const STATE_FILE: &str = "/var/lib/etcd/testbed-cluster.json";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClusterState {
     /// The control plane's version, e.g. "v1.34.2".
     pub version: String,
@@ -16,9 +17,16 @@ pub struct ClusterState {
     pub endpoint: String,
     /// sha256 hex of the CA's public key, as in `--discovery-token-ca-cert-hash sha256:…`.
     pub ca_cert_hash: String,
+    /// The CA certificate PEM (/etc/kubernetes/pki/ca.crt), handed to joining nodes.
+    #[serde(default)]
+    pub ca_cert: String,
     /// Credentials accepted by the server: secret -> identity ("kubernetes-admin",
     /// "system:node:NAME").
     pub credentials: BTreeMap<String, String>,
+    /// Bootstrap tokens. The `bootstrap-token-<id>` Secrets in kube-system are the
+    /// source of truth when present (their `expiration` is honoured strictly); this list
+    /// is a fallback for tokens without a Secret.
+    #[serde(default)]
     pub tokens: Vec<BootstrapToken>,
     /// The key from `kubeadm init phase upload-certs --upload-certs`, with its expiry.
     pub certificate_key: Option<(String, f64)>,
@@ -27,7 +35,30 @@ pub struct ClusterState {
     /// Objects by kind, then "namespace/name" (or "name" for cluster-scoped kinds).
     pub objects: BTreeMap<String, BTreeMap<String, Value>>,
     /// Seconds since epoch of each node's last kubelet heartbeat.
+    #[serde(default)]
     pub heartbeats: BTreeMap<String, f64>,
+    /// Monotonic counter behind `metadata.resourceVersion`.
+    #[serde(default)]
+    pub resource_version: u64,
+}
+
+impl ClusterState {
+    /// Reads a state file; None when it doesn't exist or can't be parsed.
+    pub fn load(path: &std::path::Path) -> Option<ClusterState> {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Writes the state atomically (temporary sibling + rename).
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::common::write_atomic(path, &data)
+    }
+
+    /// The object of `kind` stored under `key` ("namespace/name" or "name").
+    pub fn object(&self, kind: &str, key: &str) -> Option<&Value> {
+        self.objects.get(kind).and_then(|m| m.get(key))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
