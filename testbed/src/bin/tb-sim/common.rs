@@ -211,3 +211,32 @@ pub fn fail(ctx: &Ctx, code: i32, msg: &str) -> i32 {
     eprintln!("{}: {msg}", ctx.name);
     code
 }
+
+/// Where the containerd daemon records, at start, the runtime facts it derived from
+/// /etc/containerd/config.toml. The file is removed when the daemon stops, so it
+/// describes the *running* containerd (editing config.toml without a restart changes
+/// nothing, as on a real host).
+pub const CONTAINERD_RUNTIME: &str = "/run/containerd/testbed-runtime.json";
+
+/// What the running containerd offers to a CRI client (kubeadm preflight, the kubelet).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerdRuntime {
+    /// containerd's version, e.g. "1.7.28".
+    pub version: String,
+    /// Whether the CRI plugin is loaded (false when `disabled_plugins` contains "cri").
+    pub cri: bool,
+    /// `SystemdCgroup` of the runc runtime options.
+    pub systemd_cgroup: bool,
+    /// The CRI plugin's `cni.bin_dir`.
+    pub cni_bin_dir: String,
+    /// The CRI plugin's `sandbox_image`.
+    pub sandbox_image: String,
+}
+
+/// The running containerd's runtime facts; None unless the containerd daemon is running.
+pub fn containerd_runtime() -> Option<ContainerdRuntime> {
+    unit_pid("containerd")?;
+    std::fs::read_to_string(CONTAINERD_RUNTIME)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+}
