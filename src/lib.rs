@@ -1,2 +1,5 @@
 pub mod inventory;
 pub mod versions;
+pub mod runlog;
+pub mod ssh;
+pub mod ui;

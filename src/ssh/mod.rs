@@ -1,8 +1,25 @@
 //! SSH to the hosts: one russh connection per host for the whole run, host keys checked
 //! strictly against known_hosts, commands run on channels of that connection, non-root
 //! users through `sudo -n`.
+//!
+//! Submodules: `known_hosts` (strict host key checking), `auth` (identity file, then
+//! ssh-agent), `command` (the quoted exec string and sudo refusals), `redact` (secrets out
+//! of everything humans and logs see; also used by `ui` and `runlog`).
 
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+pub use redact::redact;
+
+pub mod auth;
+pub mod command;
+pub mod known_hosts;
+pub mod redact;
+
+use known_hosts::{KnownHosts, Rejection};
 
 /// Where and how to connect to one host.
 #[derive(Debug, Clone)]
@@ -71,21 +88,425 @@ pub enum SshError {
     },
     #[error("{host}: connection lost: {reason}")]
     Lost { host: String, reason: String },
+    /// The command could not be sent at all (e.g. a NUL byte in the script).
+    #[error("{host}: cannot run command: {reason}")]
+    Command { host: String, reason: String },
 }
+
+impl SshError {
+    /// The inventory host name the error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            SshError::Connect { host, .. }
+            | SshError::HostKey { host, .. }
+            | SshError::Auth { host, .. }
+            | SshError::Sudo { host, .. }
+            | SshError::Lost { host, .. }
+            | SshError::Command { host, .. } => host,
+        }
+    }
+}
+
+/// How many channels one connection runs at once. OpenSSH's `MaxSessions` defaults to
+/// 10 and refuses the 11th open channel outright ("open failed"), so more concurrent
+/// commands queue here instead of failing on the server.
+pub const MAX_CHANNELS: usize = 8;
+
+/// How many hosts `connect_all` dials at once by default. Bounded so a big inventory
+/// does not exhaust file descriptors or trip sshd's `MaxStartups` behind a NAT.
+pub const DEFAULT_CONNECT_PARALLELISM: usize = 64;
+
+/// Keepalive: a request every 15 s of silence, the connection is declared lost after 4
+/// unanswered ones (about a minute), like `ServerAliveInterval 15`/`ServerAliveCountMax 4`.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_MAX: usize = 4;
 
 /// An open connection to one host.
 pub struct Connection {
     pub target: Target,
+    handle: russh::client::Handle<Client>,
+    channels: Arc<Semaphore>,
+}
+
+/// The russh event handler: only decides whether the server's host key is trusted, and
+/// keeps the detailed rejection for the error message (russh only reports "unknown key").
+struct Client {
+    known: KnownHosts,
+    rejection: Arc<Mutex<Option<Rejection>>>,
+}
+
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            // Host certificates are never requested (Preferred::host_key_certificates is
+            // empty), so a certificate here is unexpected: refuse it.
+            russh::keys::PublicKeyOrCertificate::Certificate(_) => return Ok(false),
+        };
+        match self.known.verify(key) {
+            Ok(()) => Ok(true),
+            Err(rejection) => {
+                *self.rejection.lock().unwrap_or_else(|e| e.into_inner()) = Some(rejection);
+                Ok(false)
+            }
+        }
+    }
 }
 
 impl Connection {
     /// Connects, checks the host key, authenticates.
-    pub async fn connect(_target: &Target) -> Result<Connection, SshError> {
-        todo!("ssh connect")
+    ///
+    /// The host key must already be in `target.known_hosts_file` under the address (as
+    /// `[address]:port` when the port is not 22), exactly as `ssh -o
+    /// StrictHostKeyChecking=yes -p PORT user@address` would require. `connect_timeout`
+    /// bounds each of: the TCP connect, the SSH handshake, authentication.
+    pub async fn connect(target: &Target) -> Result<Connection, SshError> {
+        let host = target.host.clone();
+        let connect_err = |reason: String| SshError::Connect {
+            host: host.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            reason,
+        };
+        let known = KnownHosts::load(&target.known_hosts_file, &target.address, target.port)
+            .map_err(|r| SshError::HostKey {
+                host: host.clone(),
+                reason: r.to_string(),
+            })?;
+
+        let mut preferred = russh::Preferred::default();
+        preferred.key = Cow::Owned(known.preferred_algorithms(&preferred.key));
+        let config = Arc::new(russh::client::Config {
+            preferred,
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
+            keepalive_max: KEEPALIVE_MAX,
+            nodelay: true,
+            ..Default::default()
+        });
+
+        let limit = target.connect_timeout;
+        let stream = tcp_connect(&target.address, target.port, limit)
+            .await
+            .map_err(connect_err)?;
+
+        let rejection = Arc::new(Mutex::new(None));
+        let client = Client {
+            known,
+            rejection: rejection.clone(),
+        };
+        let handshake =
+            tokio::time::timeout(limit, russh::client::connect_stream(config, stream, client))
+                .await;
+        let mut handle = match handshake {
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "no SSH handshake within {} (is an SSH server listening on this port?)",
+                    secs(limit)
+                )))
+            }
+            Ok(Err(e)) => {
+                if let Some(r) = rejection.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    return Err(SshError::HostKey {
+                        host,
+                        reason: r.to_string(),
+                    });
+                }
+                return Err(connect_err(format!("SSH handshake failed: {e}")));
+            }
+            Ok(Ok(handle)) => handle,
+        };
+
+        let auth_err = |reason: String| SshError::Auth {
+            host: host.clone(),
+            user: target.user.clone(),
+            reason,
+        };
+        match tokio::time::timeout(
+            limit,
+            auth::authenticate(&mut handle, &target.user, target.identity_file.as_deref()),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(auth_err(format!(
+                    "no answer within {} while authenticating",
+                    secs(limit)
+                )))
+            }
+            Ok(Err(reason)) => return Err(auth_err(reason)),
+            Ok(Ok(())) => {}
+        }
+
+        Ok(Connection {
+            target: target.clone(),
+            handle,
+            channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
+        })
     }
 
-    /// Runs one command on a new channel of this connection.
-    pub async fn run(&self, _cmd: &RemoteCommand) -> Result<Output, SshError> {
-        todo!("ssh run")
+    /// Runs one command on a new channel of this connection. Several may run at once;
+    /// beyond `MAX_CHANNELS` they wait for a free channel.
+    ///
+    /// A non-zero exit status is NOT an error here (the caller decides what it means);
+    /// errors are transport failures and `sudo -n` refusing to run the command.
+    pub async fn run(&self, cmd: &RemoteCommand) -> Result<Output, SshError> {
+        let host = &self.target.host;
+        let exec = command::exec_string(&cmd.script, cmd.root, &self.target.user).map_err(|e| {
+            SshError::Command {
+                host: host.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let lost = |reason: String| SshError::Lost {
+            host: host.clone(),
+            reason: redact(&reason, &cmd.secrets),
+        };
+
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| lost("connection closed".to_string()))?;
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| lost(format!("cannot open a channel: {e}")))?;
+        channel
+            .exec(true, exec)
+            .await
+            .map_err(|e| lost(format!("cannot start the command: {e}")))?;
+        let (mut reader, writer) = channel.split();
+
+        // Feed stdin (possibly nothing) then EOF, concurrently with reading: a command
+        // that prints a lot before reading its input must not deadlock against us.
+        let stdin = cmd.stdin.as_deref().unwrap_or_default();
+        let feed = async {
+            if !stdin.is_empty() {
+                writer.data(stdin).await?;
+            }
+            writer.eof().await
+        };
+        tokio::pin!(feed);
+        let mut fed = false;
+
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut status: Option<u32> = None;
+        let mut signal: Option<String> = None;
+        loop {
+            tokio::select! {
+                // Errors writing stdin mean the command exited or closed its input early;
+                // what it printed and its status tell the story.
+                _ = &mut feed, if !fed => fed = true,
+                msg = reader.wait() => match msg {
+                    Some(russh::ChannelMsg::Data { data }) => stdout.extend_from_slice(&data),
+                    Some(russh::ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        stderr.extend_from_slice(&data)
+                    }
+                    Some(russh::ChannelMsg::ExitStatus { exit_status }) => {
+                        status = Some(exit_status)
+                    }
+                    Some(russh::ChannelMsg::ExitSignal {
+                        signal_name,
+                        core_dumped,
+                        error_message,
+                        ..
+                    }) => {
+                        signal = Some(format!(
+                            "{}{}{}",
+                            signal_label(&signal_name),
+                            if core_dumped { " (core dumped)" } else { "" },
+                            if error_message.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {error_message}")
+                            }
+                        ))
+                    }
+                    Some(russh::ChannelMsg::Failure) => {
+                        return Err(lost("the server refused to run the command".to_string()))
+                    }
+                    Some(russh::ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+            }
+        }
+
+        let mut output = Output {
+            status: 0,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        match (status, signal) {
+            (Some(s), _) => output.status = s,
+            (None, Some(sig)) => {
+                output.status = 255;
+                if !output.stderr.is_empty() && !output.stderr.ends_with('\n') {
+                    output.stderr.push('\n');
+                }
+                output.stderr.push_str(&format!(
+                    "[bootstrap] remote command killed by signal {sig}\n"
+                ));
+            }
+            (None, None) => {
+                return Err(lost(if self.handle.is_closed() {
+                    "the connection closed while the command ran".to_string()
+                } else {
+                    "the command's channel closed without an exit status".to_string()
+                }))
+            }
+        }
+
+        if cmd.root && self.target.user != "root" {
+            if let Some(reason) = command::sudo_failure(output.status, &output.stderr) {
+                return Err(SshError::Sudo {
+                    host: host.clone(),
+                    user: self.target.user.clone(),
+                    reason: redact(&reason, &cmd.secrets),
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    /// For a non-root login user, checks once that `sudo -n` works, so a missing
+    /// NOPASSWD rule is reported before anything runs instead of halfway through.
+    pub async fn check_sudo(&self) -> Result<(), SshError> {
+        if self.target.user == "root" {
+            return Ok(());
+        }
+        let out = self
+            .run(&RemoteCommand {
+                script: "true".to_string(),
+                root: true,
+                ..Default::default()
+            })
+            .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(SshError::Sudo {
+                host: self.target.host.clone(),
+                user: self.target.user.clone(),
+                reason: format!(
+                    "`sudo -n true` exited with status {}: {}",
+                    out.status,
+                    out.stderr.trim()
+                ),
+            })
+        }
+    }
+
+    /// Whether the connection is gone (server closed it, keepalive timed out).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Says goodbye to the server. Dropping a connection also closes it, less politely.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+/// Connects to every target, at most `parallelism` at once (0 means
+/// `DEFAULT_CONNECT_PARALLELISM`), and checks `sudo -n` for non-root users. Returns one
+/// result per target, in the targets' order, so every unreachable host is reported, not
+/// just the first.
+pub async fn connect_all(
+    targets: &[Target],
+    parallelism: usize,
+) -> Vec<(String, Result<Connection, SshError>)> {
+    let parallelism = if parallelism == 0 {
+        DEFAULT_CONNECT_PARALLELISM
+    } else {
+        parallelism
+    };
+    let gate = Arc::new(Semaphore::new(parallelism));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in targets.iter().cloned().enumerate() {
+        let gate = gate.clone();
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let result = async {
+                let conn = Connection::connect(&target).await?;
+                conn.check_sudo().await?;
+                Ok(conn)
+            }
+            .await;
+            (index, result)
+        });
+    }
+    let mut results: Vec<Option<Result<Connection, SshError>>> =
+        targets.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, result)) = joined {
+            results[index] = Some(result);
+        }
+    }
+    targets
+        .iter()
+        .zip(results)
+        .map(|(t, r)| {
+            let r = r.unwrap_or_else(|| {
+                Err(SshError::Connect {
+                    host: t.host.clone(),
+                    address: t.address.clone(),
+                    port: t.port,
+                    reason: "the connection task panicked".to_string(),
+                })
+            });
+            (t.host.clone(), r)
+        })
+        .collect()
+}
+
+/// TCP connect to every address the name resolves to, in turn, each within `limit`.
+async fn tcp_connect(
+    address: &str,
+    port: u16,
+    limit: Duration,
+) -> Result<tokio::net::TcpStream, String> {
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(limit, tokio::net::lookup_host((address, port))).await {
+            Err(_) => {
+                return Err(format!(
+                    "resolving the name timed out after {}",
+                    secs(limit)
+                ))
+            }
+            Ok(Err(e)) => return Err(format!("cannot resolve the address: {e}")),
+            Ok(Ok(a)) => a.collect(),
+        };
+    let mut last = String::from("the name resolved to no address");
+    for addr in addrs {
+        match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within {}", secs(limit)),
+        }
+    }
+    Err(last)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+fn signal_label(sig: &russh::Sig) -> String {
+    match sig {
+        russh::Sig::Custom(name) => name.clone(),
+        other => format!("{other:?}"),
     }
 }

@@ -1,0 +1,449 @@
+//! Strict host key checking against an OpenSSH `known_hosts` file.
+//!
+//! russh ships a `known_hosts` helper, but it does not understand markers (`@revoked`,
+//! `@cert-authority`), wildcards or negated patterns, splits only on single spaces and
+//! miscounts lines after comments, so a changed-key message could point at the wrong
+//! line. This module implements the format as `sshd(8)` documents it ("SSH_KNOWN_HOSTS
+//! FILE FORMAT") and as `ssh` applies it with `StrictHostKeyChecking yes`: it never adds
+//! keys, and every verdict names the file, the line and the SHA256 fingerprint the way
+//! `ssh-keygen -l` prints them, so the person can verify the key out of band.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+
+/// The known_hosts lines relevant to one host, read once per connection.
+#[derive(Debug, Clone)]
+pub struct KnownHosts {
+    path: PathBuf,
+    /// The name entries are matched against: `addr` for port 22, `[addr]:port` otherwise.
+    lookup: String,
+    /// Entries whose host patterns match `lookup`, in file order.
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    line: usize,
+    marker: Marker,
+    key: PublicKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    None,
+    Revoked,
+    CertAuthority,
+}
+
+/// Why a server's host key is not trusted. `Display` is the whole explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// No entry for this host and key type.
+    Unknown {
+        lookup: String,
+        offered: String,
+        file: PathBuf,
+        /// Key types the file does know for this host (e.g. only `ssh-rsa`).
+        other_types: Vec<String>,
+        /// The file only has `@cert-authority` lines for the host; not supported.
+        ca_only: bool,
+    },
+    /// An entry of the same key type records a different key.
+    Changed {
+        lookup: String,
+        offered: String,
+        recorded: String,
+        file: PathBuf,
+        line: usize,
+    },
+    /// The offered key is listed under `@revoked`.
+    Revoked {
+        lookup: String,
+        offered: String,
+        file: PathBuf,
+        line: usize,
+    },
+    /// The file itself could not be read.
+    Unreadable { file: PathBuf, reason: String },
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Unknown {
+                lookup,
+                offered,
+                file,
+                other_types,
+                ca_only,
+            } => {
+                write!(
+                    f,
+                    "no host key for {lookup} is recorded in {file}; the server offered {offered}. \
+                     bootstrap never adds keys itself: verify this fingerprint out of band \
+                     (e.g. `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the host's console) \
+                     and add the key to {file}",
+                    file = file.display()
+                )?;
+                if !other_types.is_empty() {
+                    write!(
+                        f,
+                        " (the file knows only other key types for this host: {})",
+                        other_types.join(", ")
+                    )?;
+                }
+                if *ca_only {
+                    write!(
+                        f,
+                        " (the file has only @cert-authority entries for this host; host \
+                         certificates are not supported, record the host key itself)"
+                    )?;
+                }
+                Ok(())
+            }
+            Rejection::Changed {
+                lookup,
+                offered,
+                recorded,
+                file,
+                line,
+            } => write!(
+                f,
+                "the host key of {lookup} HAS CHANGED: the server offered {offered} but \
+                 {file}:{line} records {recorded}. Someone may be intercepting the connection \
+                 (man-in-the-middle), or the host was reinstalled. If you know the change is \
+                 legitimate, remove the old entry (`ssh-keygen -R '{lookup}' -f {file}`) and \
+                 add the new key after verifying it",
+                file = file.display()
+            ),
+            Rejection::Revoked {
+                lookup,
+                offered,
+                file,
+                line,
+            } => write!(
+                f,
+                "the host key {offered} offered by {lookup} is marked @revoked at {file}:{line}",
+                file = file.display()
+            ),
+            Rejection::Unreadable { file, reason } => write!(
+                f,
+                "cannot read known_hosts file {}: {reason}; bootstrap checks host keys \
+                 strictly and never creates or adds to this file",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// `ED25519 key SHA256:...`, as `ssh` describes an offered key.
+pub fn describe(key: &PublicKey) -> String {
+    format!("{} key {}", key_type_label(key), fingerprint(key))
+}
+
+/// The SHA256 fingerprint the way OpenSSH prints it: `SHA256:` + unpadded base64.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+fn key_type_label(key: &PublicKey) -> &'static str {
+    match key.algorithm() {
+        Algorithm::Ed25519 => "ED25519",
+        Algorithm::Rsa { .. } => "RSA",
+        Algorithm::Ecdsa { .. } => "ECDSA",
+        Algorithm::Dsa => "DSA",
+        _ => "other",
+    }
+}
+
+/// Same key type, ignoring the RSA signature hash (`ssh-rsa` and `rsa-sha2-512` are the
+/// same key).
+fn same_type(a: &PublicKey, b: &PublicKey) -> bool {
+    a.key_data().algorithm() == b.key_data().algorithm()
+}
+
+/// The name OpenSSH looks up for a host and port.
+pub fn lookup_name(address: &str, port: u16) -> String {
+    let address = address.to_ascii_lowercase();
+    if port == 22 {
+        address
+    } else {
+        format!("[{address}]:{port}")
+    }
+}
+
+impl KnownHosts {
+    /// Reads `path` and keeps the entries for `address`:`port`.
+    pub fn load(path: &Path, address: &str, port: u16) -> Result<KnownHosts, Rejection> {
+        let text = std::fs::read_to_string(path).map_err(|e| Rejection::Unreadable {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(KnownHosts::parse(&text, path, address, port))
+    }
+
+    /// Parses file contents; lines that are malformed or hold key types this client
+    /// cannot parse are skipped, as `ssh` does.
+    pub fn parse(text: &str, path: &Path, address: &str, port: u16) -> KnownHosts {
+        let lookup = lookup_name(address, port);
+        let mut entries = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_ascii_whitespace();
+            let mut first = fields.next();
+            let marker = match first {
+                Some("@revoked") => Marker::Revoked,
+                Some("@cert-authority") => Marker::CertAuthority,
+                Some(m) if m.starts_with('@') => continue, // unknown marker: ssh skips it
+                _ => Marker::None,
+            };
+            if marker != Marker::None {
+                first = fields.next();
+            }
+            let (Some(hosts), Some(_key_type), Some(blob)) = (first, fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if !hosts_match(hosts, &lookup) {
+                continue;
+            }
+            let Ok(key) = russh::keys::parse_public_key_base64(blob) else {
+                continue;
+            };
+            entries.push(Entry {
+                line: index + 1,
+                marker,
+                key,
+            });
+        }
+        KnownHosts {
+            path: path.to_path_buf(),
+            lookup,
+            entries,
+        }
+    }
+
+    /// Accepts `offered` only if an unrevoked entry records exactly it.
+    pub fn verify(&self, offered: &PublicKey) -> Result<(), Rejection> {
+        let offered_desc = describe(offered);
+        if let Some(e) = self
+            .entries
+            .iter()
+            .find(|e| e.marker == Marker::Revoked && e.key.key_data() == offered.key_data())
+        {
+            return Err(Rejection::Revoked {
+                lookup: self.lookup.clone(),
+                offered: offered_desc,
+                file: self.path.clone(),
+                line: e.line,
+            });
+        }
+        let plain = || self.entries.iter().filter(|e| e.marker == Marker::None);
+        if plain().any(|e| e.key.key_data() == offered.key_data()) {
+            return Ok(());
+        }
+        if let Some(e) = plain().find(|e| same_type(&e.key, offered)) {
+            return Err(Rejection::Changed {
+                lookup: self.lookup.clone(),
+                offered: offered_desc,
+                recorded: describe(&e.key),
+                file: self.path.clone(),
+                line: e.line,
+            });
+        }
+        let mut other_types: Vec<String> = plain()
+            .map(|e| e.key.algorithm().as_str().to_string())
+            .collect();
+        other_types.dedup();
+        Err(Rejection::Unknown {
+            lookup: self.lookup.clone(),
+            offered: offered_desc,
+            file: self.path.clone(),
+            ca_only: other_types.is_empty()
+                && self
+                    .entries
+                    .iter()
+                    .any(|e| e.marker == Marker::CertAuthority),
+            other_types,
+        })
+    }
+
+    /// Host key algorithms reordered so the types recorded for this host come first,
+    /// as `ssh` does: a host known only by its RSA key must be asked for its RSA key.
+    pub fn preferred_algorithms(&self, default: &[Algorithm]) -> Vec<Algorithm> {
+        let known = |a: &Algorithm| {
+            self.entries.iter().any(|e| {
+                e.marker == Marker::None
+                    && match (a, e.key.algorithm()) {
+                        (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
+                        (a, b) => *a == b,
+                    }
+            })
+        };
+        let (mut first, rest): (Vec<_>, Vec<_>) = default.iter().cloned().partition(known);
+        first.extend(rest);
+        first
+    }
+}
+
+/// Whether a known_hosts host field matches `lookup` (already lowercased): a hashed
+/// `|1|salt|hash` entry, or comma-separated patterns with `*`, `?` and `!` negation,
+/// compared case-insensitively. A matching negated pattern vetoes the line.
+fn hosts_match(field: &str, lookup: &str) -> bool {
+    if let Some(hashed) = field.strip_prefix("|1|") {
+        return hashed_match(hashed, lookup);
+    }
+    let mut matched = false;
+    for pattern in field.split(',') {
+        let pattern = pattern.to_ascii_lowercase();
+        if let Some(negated) = pattern.strip_prefix('!') {
+            if glob(negated.as_bytes(), lookup.as_bytes()) {
+                return false;
+            }
+        } else if glob(pattern.as_bytes(), lookup.as_bytes()) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// `salt|hash`, both base64: HMAC-SHA1 keyed by the salt over the host name.
+fn hashed_match(salt_and_hash: &str, lookup: &str) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Some((salt, hash)) = salt_and_hash.split_once('|') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (b64.decode(salt), b64.decode(hash)) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha1::Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(lookup.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// `*` and `?` glob matching, as OpenSSH's `match_pattern`.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const ED_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
+
+    fn key(b64: &str) -> PublicKey {
+        russh::keys::parse_public_key_base64(b64).unwrap()
+    }
+
+    fn check(text: &str, address: &str, port: u16, offered: &str) -> Result<(), Rejection> {
+        KnownHosts::parse(text, Path::new("/kh"), address, port).verify(&key(offered))
+    }
+
+    #[test]
+    fn plain_entry_with_port_form() {
+        let text = format!("[10.0.0.1]:2222 ssh-ed25519 {ED_A}\n");
+        assert_eq!(check(&text, "10.0.0.1", 2222, ED_A), Ok(()));
+        // The same entry does not vouch for port 22 or another port.
+        assert!(matches!(
+            check(&text, "10.0.0.1", 22, ED_A),
+            Err(Rejection::Unknown { .. })
+        ));
+        assert!(matches!(
+            check(&text, "10.0.0.1", 2223, ED_A),
+            Err(Rejection::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn changed_key_names_the_line_after_comments_and_blanks() {
+        let text = format!("# comment\n\n10.0.0.1\tssh-ed25519  {ED_A} old\n");
+        match check(&text, "10.0.0.1", 22, ED_B) {
+            Err(Rejection::Changed { line, .. }) => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+        let msg = check(&text, "10.0.0.1", 22, ED_B).unwrap_err().to_string();
+        assert!(msg.contains("/kh:3"), "{msg}");
+        assert!(msg.contains(&fingerprint(&key(ED_B))), "{msg}");
+    }
+
+    #[test]
+    fn hashed_entry() {
+        // From russh's own test: |1|...| hashes "example.com".
+        let text = format!(
+            "|1|O33ESRMWPVkMYIwJ1Uw+n877jTo=|nuuC5vEqXlEZ/8BXQR7m619W6Ak= ssh-ed25519 {ED_B}\n"
+        );
+        assert_eq!(check(&text, "example.com", 22, ED_B), Ok(()));
+        assert_eq!(check(&text, "EXAMPLE.com", 22, ED_B), Ok(()));
+        assert!(check(&text, "example.org", 22, ED_B).is_err());
+    }
+
+    #[test]
+    fn wildcards_and_negation() {
+        let text = format!("10.0.0.*,!10.0.0.9 ssh-ed25519 {ED_A}\n");
+        assert_eq!(check(&text, "10.0.0.5", 22, ED_A), Ok(()));
+        assert!(matches!(
+            check(&text, "10.0.0.9", 22, ED_A),
+            Err(Rejection::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn revoked_wins_over_a_plain_entry() {
+        let text = format!("host ssh-ed25519 {ED_A}\n@revoked * ssh-ed25519 {ED_A}\n");
+        match check(&text, "host", 22, ED_A) {
+            Err(Rejection::Revoked { line, .. }) => assert_eq!(line, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cert_authority_lines_do_not_vouch_for_plain_keys() {
+        let text = format!("@cert-authority host ssh-ed25519 {ED_A}\n");
+        match check(&text, "host", 22, ED_A) {
+            Err(Rejection::Unknown { ca_only, .. }) => assert!(ca_only),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_message_names_fingerprint_and_file() {
+        let msg = check("", "10.0.0.1", 2200, ED_A).unwrap_err().to_string();
+        assert!(msg.contains("[10.0.0.1]:2200"), "{msg}");
+        assert!(msg.contains("ED25519 key SHA256:"), "{msg}");
+        assert!(msg.contains("/kh"), "{msg}");
+        assert!(!fingerprint(&key(ED_A)).ends_with('='));
+    }
+
+    #[test]
+    fn known_types_are_preferred() {
+        let rsa = "AAAAB3NzaC1yc2EAAAADAQABAAAAgQDC8HW0Yv099HMK2PO+JTNpkGQ/5x9/0OE4GJpC+Y9FHxbaIaO5krQTjrz9djuXeFbG5A8KLiIiHVDRg0htzU0ck4keqGi2gSwlKhvwvcqQV49CMnW2KsjLk7Ox+hE62/LWMu6z0FBvzUegPKziYv1V5j9LXyDYme4R5zPdYejcHw==";
+        let text = format!("h ssh-rsa {rsa}\n");
+        let kh = KnownHosts::parse(&text, Path::new("/kh"), "h", 22);
+        assert_eq!(kh.entries.len(), 1);
+        let order = kh.preferred_algorithms(&russh::Preferred::DEFAULT.key);
+        assert!(matches!(order[0], Algorithm::Rsa { .. }));
+    }
+
+    #[test]
+    fn glob_basics() {
+        assert!(glob(b"*", b""));
+        assert!(glob(b"a?c", b"abc"));
+        assert!(!glob(b"a?c", b"ac"));
+        assert!(glob(b"*.example.com", b"x.example.com"));
+    }
+}
