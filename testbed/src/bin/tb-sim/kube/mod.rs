@@ -1,6 +1,8 @@
 //! Stand-ins for Kubernetes: kubeadm, kubectl, kubelet, and the simulated API server.
 
 pub mod api;
+pub mod objects;
+pub mod scheduler;
 pub mod state;
 
 use crate::{Daemon, Standin};

@@ -40,6 +40,10 @@ pub struct ClusterState {
     /// Monotonic counter behind `metadata.resourceVersion`.
     #[serde(default)]
     pub resource_version: u64,
+    /// What each node's kubelet last reported about its runtime:
+    /// `{"ready": bool, "message": "..."}`.
+    #[serde(default)]
+    pub kubelet_reports: BTreeMap<String, Value>,
 }
 
 impl ClusterState {
@@ -58,6 +62,63 @@ impl ClusterState {
     /// The object of `kind` stored under `key` ("namespace/name" or "name").
     pub fn object(&self, kind: &str, key: &str) -> Option<&Value> {
         self.objects.get(kind).and_then(|m| m.get(key))
+    }
+
+    /// All objects of a kind, in key order.
+    pub fn list(&self, kind: &str) -> Vec<&Value> {
+        self.objects
+            .get(kind)
+            .map(|m| m.values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Creates or replaces an object, filling the server-owned metadata (uid,
+    /// creationTimestamp, resourceVersion; kept from the stored object on replace).
+    /// Returns whether anything changed; an identical object is left alone.
+    pub fn put(&mut self, mut obj: Value, now: f64) -> bool {
+        use super::objects;
+        let kind = objects::kind(&obj).to_string();
+        let key = objects::key_of(&obj);
+        let existing = self.object(&kind, &key).cloned();
+        {
+            let md = objects::obj_mut(&mut obj, "metadata");
+            let from = |f: &str| existing.as_ref().map(|e| e["metadata"][f].clone());
+            for f in ["uid", "creationTimestamp"] {
+                match from(f) {
+                    Some(v) if !v.is_null() => {
+                        md.insert(f.into(), v);
+                    }
+                    _ if !md.contains_key(f) => {
+                        let v = if f == "uid" {
+                            objects::uuid()
+                        } else {
+                            objects::rfc3339(now)
+                        };
+                        md.insert(f.into(), Value::String(v));
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(v) = from("resourceVersion") {
+                md.insert("resourceVersion".into(), v);
+            }
+        }
+        if existing.as_ref() == Some(&obj) {
+            return false;
+        }
+        self.resource_version += 1;
+        obj["metadata"]["resourceVersion"] = Value::String(self.resource_version.to_string());
+        self.objects.entry(kind).or_default().insert(key, obj);
+        true
+    }
+
+    /// Removes an object; returns it.
+    pub fn remove(&mut self, kind: &str, key: &str) -> Option<Value> {
+        let v = self.objects.get_mut(kind)?.remove(key);
+        if v.is_some() {
+            self.resource_version += 1;
+        }
+        v
     }
 }
 
