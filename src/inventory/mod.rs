@@ -5,8 +5,196 @@
 //! form the rest of the tool works with: per-host SSH settings already merged with the
 //! defaults, taints already defaulted by role.
 
+mod checks;
+mod error;
+mod paths;
+mod rules;
+mod schema;
+mod tree;
+pub mod versions;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use saphyr::{LoadableYamlNode, MarkedYaml};
+
+pub use error::{InventoryError, Problem};
+// Part of the API for the stages after the inventory; unused until they use it.
+#[allow(unused_imports)]
+pub use schema::{
+    default_taints, CONTROL_PLANE_TAINT, DEFAULT_CLUSTER_NAME, DEFAULT_KNOWN_HOSTS,
+    DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, DEFAULT_SSH_PORT, DEFAULT_SSH_USER,
+};
+
+/// Reads, parses and validates the inventory at `path`.
+///
+/// Every problem in the file is reported at once, each with its file, line, column and
+/// field. Paths inside the inventory (identity files, a local Calico manifest) are resolved
+/// relative to the inventory's directory, `~` to `$HOME`.
+pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, text)
+}
+
+/// Parses and validates inventory text as if it had been read from `path` (which names it
+/// in messages and anchors relative paths).
+pub fn parse(path: &Path, text: String) -> Result<Inventory, InventoryError> {
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let ctx = schema::Context {
+        base_dir,
+        home: paths::home(),
+    };
+    let src = error::Source::new(path.display().to_string(), text);
+    let mut r = tree::Reader::new(src.clone());
+    let invalid = |mut problems: Vec<Problem>| {
+        problems.sort_by_key(|p| (p.line, p.column));
+        InventoryError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }
+    };
+
+    let docs = match MarkedYaml::load_from_str(src.text()) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let at = *e.marker();
+            return Err(invalid(vec![src.problem(
+                &at,
+                &at,
+                "yaml",
+                format!("invalid YAML: {}", e.info()),
+                None,
+            )]));
+        }
+    };
+    let Some(root) = docs.first() else {
+        let start = saphyr::Marker::new(0, 1, 0);
+        return Err(invalid(vec![src.problem(
+            &start,
+            &start,
+            "hosts",
+            "the inventory is empty".into(),
+            Some("see inventory.example: at least `hosts:` with one control-plane host".into()),
+        )]));
+    };
+    if let Some(extra) = docs.get(1) {
+        r.error(
+            extra,
+            "yaml",
+            "the inventory must be a single YAML document; remove the `---` and what follows"
+                .into(),
+            None,
+        );
+    }
+    let read = schema::read(&mut r, root, &ctx);
+    if let Some((draft, ssh)) = &read {
+        checks::check(&mut r, draft, ssh, &ctx);
+    }
+    if !r.problems.is_empty() {
+        return Err(invalid(r.problems));
+    }
+    let (draft, ssh) = read.expect("no problems means the document was read");
+    Ok(schema::build(path, draft, &ssh, &ctx).expect("no problems means every value is present"))
+}
+
+impl Inventory {
+    /// The control-plane hosts, in file order. The schema accepts several; `up` refuses
+    /// more than one until HA is implemented.
+    pub fn control_planes(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.role == Role::ControlPlane)
+    }
+
+    /// The control plane `kubeadm init` runs on: the first one in the file (validation
+    /// guarantees there is one).
+    pub fn first_control_plane(&self) -> &Host {
+        self.control_planes()
+            .next()
+            .expect("a validated inventory has a control plane")
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.role == Role::Worker)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// `host:port` of the API server: `controlPlaneEndpoint`, or the first control plane's
+    /// address on 6443 (IPv6 in brackets).
+    pub fn api_endpoint(&self) -> String {
+        match &self.cluster.control_plane_endpoint {
+            Some(e) => e.clone(),
+            None => {
+                let address = &self.first_control_plane().address;
+                if address.contains(':') {
+                    format!("[{address}]:6443")
+                } else {
+                    format!("{address}:6443")
+                }
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// `v1.34` — the pkgs.k8s.io repository path component for this version's minor.
+    pub fn minor_tag(&self) -> String {
+        let v = &self.kubernetes_version;
+        format!("v{}.{}", v.major, v.minor)
+    }
+}
+
+impl Host {
+    pub fn is_control_plane(&self) -> bool {
+        self.role == Role::ControlPlane
+    }
+}
+
+impl Role {
+    /// As written in the inventory.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Taint {
+    /// kubectl's syntax: `key[=value]:Effect`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={}:{}", self.key, v, self.effect),
+            None => write!(f, "{}:{}", self.key, self.effect),
+        }
+    }
+}
+
+impl Calico {
+    /// Where the manifest comes from: the given source, or upstream's manifest of `version`.
+    pub fn manifest_source(&self) -> ManifestSource {
+        self.manifest.clone().unwrap_or_else(|| {
+            ManifestSource::Url(format!(
+                "https://raw.githubusercontent.com/projectcalico/calico/{}/manifests/calico.yaml",
+                self.version
+            ))
+        })
+    }
+}
 
 /// The whole validated inventory.
 #[derive(Debug, Clone, PartialEq)]

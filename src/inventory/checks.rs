@@ -1,0 +1,159 @@
+//! Checks that look across values: duplicate hosts, the control plane, subnets that
+//! collide with each other or with the hosts.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::schema::{Context, Draft, SshDraft, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET};
+use super::tree::Reader;
+use super::Role;
+
+pub(crate) fn check(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context) {
+    duplicate_names(r, draft);
+    duplicate_addresses(r, draft, ssh, ctx);
+    control_plane(r, draft);
+    subnets(r, draft);
+}
+
+fn duplicate_names(r: &mut Reader, draft: &Draft) {
+    let mut seen: HashMap<&str, (usize, usize)> = HashMap::new();
+    for host in &draft.hosts {
+        let Some(name) = &host.name else { continue };
+        if let Some((index, line)) = seen.get(name.value.as_str()) {
+            r.error_at(
+                name,
+                &format!("hosts[{}].name", host.index),
+                format!(
+                    "the node name `{}` is already used by hosts[{index}] (line {line})",
+                    name.value
+                ),
+                Some("node names must be unique in a cluster".into()),
+            );
+        } else {
+            seen.insert(&name.value, (host.index, name.start.line()));
+        }
+    }
+}
+
+/// The same machine written twice (same address and SSH port) would be set up twice.
+fn duplicate_addresses(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context) {
+    let mut seen: HashMap<(String, u16), (usize, usize)> = HashMap::new();
+    for host in &draft.hosts {
+        let Some(address) = &host.address else {
+            continue;
+        };
+        let port = host.ssh.merged(ssh, ctx).port;
+        let canonical = match address.value.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => address.value.to_ascii_lowercase(),
+        };
+        if let Some((index, line)) = seen.get(&(canonical.clone(), port)) {
+            r.error_at(
+                address,
+                &format!("hosts[{}].address", host.index),
+                format!(
+                    "{}, SSH port {port}, is already hosts[{index}] (line {line})",
+                    address.value
+                ),
+                Some("each host must be listed once; two hosts need different addresses or SSH ports".into()),
+            );
+        } else {
+            seen.insert((canonical, port), (host.index, address.start.line()));
+        }
+    }
+}
+
+fn control_plane(r: &mut Reader, draft: &Draft) {
+    if draft.hosts.is_empty() {
+        return; // already reported as an empty list
+    }
+    let unknown_role = draft.hosts.iter().any(|h| h.role.is_none());
+    let any = draft
+        .hosts
+        .iter()
+        .any(|h| h.role == Some(Role::ControlPlane));
+    if !any && !unknown_role {
+        let at = &draft.hosts_at;
+        r.problems.push(r.src.problem(
+            at,
+            at,
+            "hosts",
+            "no host has `role: control-plane`; `kubeadm init` needs one".into(),
+            Some("make the first host the control plane: `role: control-plane`".into()),
+        ));
+    }
+}
+
+fn subnets(r: &mut Reader, draft: &Draft) {
+    let c = &draft.cluster;
+    let (Some(pod), Some(service)) = (c.pod_subnet, c.service_subnet) else {
+        return;
+    };
+    let describe = |key: &str, net: &IpNet, written: bool, default: &str| {
+        if written {
+            format!("cluster.{key} {net}")
+        } else {
+            format!("cluster.{key} {net} (the default, {default})")
+        }
+    };
+    let pod_name = describe(
+        "podSubnet",
+        &pod,
+        c.pod_subnet_at.is_some(),
+        DEFAULT_POD_SUBNET,
+    );
+    let service_name = describe(
+        "serviceSubnet",
+        &service,
+        c.service_subnet_at.is_some(),
+        DEFAULT_SERVICE_SUBNET,
+    );
+    if overlap(&pod, &service) {
+        // Point at whichever was written; both defaults never overlap.
+        let (at, field, other) = match (&c.service_subnet_at, &c.pod_subnet_at) {
+            (Some(at), _) => (at, "cluster.serviceSubnet", &pod_name),
+            (None, Some(at)) => (at, "cluster.podSubnet", &service_name),
+            (None, None) => return,
+        };
+        r.error_at(
+            at,
+            field,
+            format!("overlaps {other}: pod and service addresses would collide"),
+            Some(
+                "pick two subnets that don't overlap, e.g. 192.168.0.0/16 and 10.96.0.0/12".into(),
+            ),
+        );
+    }
+    for host in &draft.hosts {
+        let Some(address) = &host.address else {
+            continue;
+        };
+        let Ok(ip) = address.value.parse::<IpAddr>() else {
+            continue;
+        };
+        for (net, name, key) in [
+            (pod, &pod_name, "podSubnet"),
+            (service, &service_name, "serviceSubnet"),
+        ] {
+            if net.contains(&ip) {
+                r.error_at(
+                    address,
+                    &format!("hosts[{}].address", host.index),
+                    format!(
+                        "{ip} is inside {name}; the cluster would route this host's address \
+                         into the pod/service network"
+                    ),
+                    Some(format!(
+                        "set cluster.{key} to a range that doesn't contain the hosts' network"
+                    )),
+                );
+            }
+        }
+    }
+}
+
+fn overlap(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}

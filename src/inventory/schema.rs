@@ -1,0 +1,566 @@
+//! The inventory's schema: which keys exist where, their types, defaults and per-value
+//! rules. Reads the YAML tree into drafts (values kept with their positions, `None` where
+//! a value was wrong so reading can go on and report every problem); `checks` then looks
+//! across hosts, and `build` turns drafts into the resolved [`Inventory`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use saphyr::{MarkedYaml, Marker};
+use semver::Version;
+
+use super::rules::{self, Broken};
+use super::tree::{join, Reader, Spanned};
+use super::versions;
+use super::{paths, Calico, Cluster, Host, Inventory, ManifestSource, Role, Ssh, Taint};
+
+pub(crate) const TOP_KEYS: [&str; 3] = ["cluster", "ssh", "hosts"];
+pub(crate) const CLUSTER_KEYS: [&str; 7] = [
+    "name",
+    "kubernetesVersion",
+    "podSubnet",
+    "serviceSubnet",
+    "controlPlaneEndpoint",
+    "calico",
+    "packageRepository",
+];
+pub(crate) const CALICO_KEYS: [&str; 2] = ["version", "manifest"];
+pub(crate) const SSH_KEYS: [&str; 4] = ["user", "port", "identityFile", "knownHostsFile"];
+pub(crate) const HOST_KEYS: [&str; 6] = ["name", "address", "role", "labels", "taints", "ssh"];
+
+/// kubeadm's default cluster name.
+pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
+pub const DEFAULT_POD_SUBNET: &str = "192.168.0.0/16";
+pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
+pub const DEFAULT_SSH_USER: &str = "root";
+pub const DEFAULT_SSH_PORT: u16 = 22;
+pub const DEFAULT_KNOWN_HOSTS: &str = "~/.ssh/known_hosts";
+/// The taint kubeadm puts on a control plane unless told otherwise.
+pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
+
+/// Where paths in the inventory are resolved from.
+pub(crate) struct Context {
+    pub base_dir: PathBuf,
+    pub home: Option<PathBuf>,
+}
+
+pub(crate) struct Draft {
+    pub cluster: ClusterDraft,
+    pub hosts: Vec<HostDraft>,
+    /// The `hosts` list, for problems about the hosts as a whole.
+    pub hosts_at: Marker,
+}
+
+pub(crate) struct ClusterDraft {
+    pub name: String,
+    pub version: Option<Version>,
+    /// The subnets with where they were written (None: the default).
+    pub pod_subnet: Option<IpNet>,
+    pub pod_subnet_at: Option<Spanned<()>>,
+    pub service_subnet: Option<IpNet>,
+    pub service_subnet_at: Option<Spanned<()>>,
+    pub endpoint: Option<String>,
+    pub calico: Option<Calico>,
+    pub package_repository: String,
+}
+
+pub(crate) struct HostDraft {
+    pub index: usize,
+    pub name: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub role: Option<Role>,
+    pub labels: BTreeMap<String, String>,
+    /// None: not written, the role's default applies.
+    pub taints: Option<Vec<Spanned<Taint>>>,
+    pub ssh: SshDraft,
+}
+
+/// SSH settings as written at one level (defaults or a host); None: not written there.
+#[derive(Default, Clone)]
+pub(crate) struct SshDraft {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// Some(None): written as null, i.e. use ssh-agent.
+    pub identity_file: Option<Option<PathBuf>>,
+    pub known_hosts_file: Option<PathBuf>,
+}
+
+impl SshDraft {
+    /// This level's settings, falling back to `defaults`, then to the built-in defaults.
+    pub fn merged(&self, defaults: &SshDraft, ctx: &Context) -> Ssh {
+        Ssh {
+            user: self
+                .user
+                .clone()
+                .or_else(|| defaults.user.clone())
+                .unwrap_or_else(|| DEFAULT_SSH_USER.to_string()),
+            port: self.port.or(defaults.port).unwrap_or(DEFAULT_SSH_PORT),
+            identity_file: self
+                .identity_file
+                .clone()
+                .or_else(|| defaults.identity_file.clone())
+                .flatten(),
+            known_hosts_file: self
+                .known_hosts_file
+                .clone()
+                .or_else(|| defaults.known_hosts_file.clone())
+                .unwrap_or_else(|| {
+                    paths::resolve(DEFAULT_KNOWN_HOSTS, &ctx.base_dir, ctx.home.as_deref())
+                        .unwrap_or_else(|_| PathBuf::from(".ssh/known_hosts"))
+                }),
+        }
+    }
+}
+
+fn report(r: &mut Reader, at: &Spanned<String>, field: &str, broken: Broken) {
+    r.error_at(at, field, broken.message, broken.help);
+}
+
+/// Reads the whole document. Returns the drafts of what could be read, plus the
+/// defaults-level SSH settings.
+pub(crate) fn read(r: &mut Reader, root: &MarkedYaml, ctx: &Context) -> Option<(Draft, SshDraft)> {
+    let top = r.fields(root, "", &TOP_KEYS)?;
+    let cluster = match top.get("cluster") {
+        Some(node) => read_cluster(r, node, ctx),
+        None => read_cluster_defaults(),
+    };
+    let ssh = top
+        .get("ssh")
+        .map(|node| read_ssh(r, node, "ssh", ctx))
+        .unwrap_or_default();
+    let hosts_node = top.required(r, "hosts", "hosts", "the list of hosts")?;
+    let items = r.list(hosts_node, "hosts", "hosts")?;
+    if items.is_empty() {
+        r.error(
+            hosts_node,
+            "hosts",
+            "the list of hosts is empty; it needs at least one control-plane host".into(),
+            None,
+        );
+    }
+    let hosts = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, node)| read_host(r, node, i, ctx))
+        .collect();
+    Some((
+        Draft {
+            cluster,
+            hosts,
+            hosts_at: hosts_node.span.start,
+        },
+        ssh,
+    ))
+}
+
+fn read_cluster_defaults() -> ClusterDraft {
+    ClusterDraft {
+        name: DEFAULT_CLUSTER_NAME.to_string(),
+        version: Some(versions::default_kubernetes()),
+        pod_subnet: DEFAULT_POD_SUBNET.parse().ok(),
+        pod_subnet_at: None,
+        service_subnet: DEFAULT_SERVICE_SUBNET.parse().ok(),
+        service_subnet_at: None,
+        endpoint: None,
+        calico: Some(Calico {
+            version: versions::DEFAULT_CALICO.to_string(),
+            manifest: None,
+        }),
+        package_repository: versions::DEFAULT_PACKAGE_REPOSITORY.to_string(),
+    }
+}
+
+fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraft {
+    let mut draft = read_cluster_defaults();
+    let Some(f) = r.fields(node, "cluster", &CLUSTER_KEYS) else {
+        return draft;
+    };
+    if let Some(n) = f.get("name") {
+        let field = "cluster.name";
+        if let Some(name) = r.string(n, field, "the cluster's name") {
+            match rules::cluster_name(&name.value) {
+                Ok(()) => draft.name = name.value,
+                Err(b) => report(r, &name, field, b),
+            }
+        }
+    }
+    if let Some(n) = f.get("kubernetesVersion") {
+        let field = "cluster.kubernetesVersion";
+        draft.version = None;
+        if let Some(v) = r.string(n, field, "a Kubernetes version like 1.34.2") {
+            match rules::kubernetes_version(&v.value) {
+                Ok(version) => draft.version = Some(version),
+                Err(b) => report(r, &v, field, b),
+            }
+        }
+    }
+    for (key, net, at) in [
+        ("podSubnet", &mut draft.pod_subnet, &mut draft.pod_subnet_at),
+        (
+            "serviceSubnet",
+            &mut draft.service_subnet,
+            &mut draft.service_subnet_at,
+        ),
+    ] {
+        let Some(n) = f.get(key) else { continue };
+        let field = format!("cluster.{key}");
+        *net = None;
+        if let Some(s) = r.string(n, &field, "a subnet like 10.96.0.0/12") {
+            match rules::subnet(&s.value) {
+                Ok(parsed) => {
+                    *net = Some(parsed);
+                    *at = Some(s.map(|_| ()));
+                }
+                Err(b) => report(r, &s, &field, b),
+            }
+        }
+    }
+    if let (Some(net), Some(at)) = (draft.service_subnet, &draft.service_subnet_at) {
+        // kube-apiserver: "specified --service-cluster-ip-range is too large".
+        let (max_bits, min_prefix) = match net {
+            IpNet::V4(_) => (32, 12),
+            IpNet::V6(_) => (128, 108),
+        };
+        if net.prefix_len() < min_prefix {
+            r.error_at(
+                at,
+                "cluster.serviceSubnet",
+                format!(
+                    "`{net}` is too large for the API server: the prefix of a {max_bits}-bit \
+                     service subnet must be at least /{min_prefix}"
+                ),
+                None,
+            );
+            draft.service_subnet = None;
+        }
+    }
+    if let Some(n) = f.get("controlPlaneEndpoint") {
+        let field = "cluster.controlPlaneEndpoint";
+        if let Some(e) = r.string(n, field, "`host:port`") {
+            match rules::endpoint(&e.value) {
+                Ok(_) => draft.endpoint = Some(e.value),
+                Err(b) => report(r, &e, field, b),
+            }
+        }
+    }
+    if let Some(n) = f.get("calico") {
+        draft.calico = read_calico(r, n, ctx);
+    }
+    if let Some(n) = f.get("packageRepository") {
+        let field = "cluster.packageRepository";
+        if let Some(u) = r.string(n, field, "a URL") {
+            match rules::url(&u.value) {
+                Ok(()) => draft.package_repository = u.value.trim_end_matches('/').to_string(),
+                Err(b) => report(
+                    r,
+                    &u,
+                    field,
+                    b.help(format!(
+                        "the base of a pkgs.k8s.io mirror, like `{}`",
+                        versions::DEFAULT_PACKAGE_REPOSITORY
+                    )),
+                ),
+            }
+        }
+    }
+    draft
+}
+
+fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calico> {
+    let f = r.fields(node, "cluster.calico", &CALICO_KEYS)?;
+    let mut ok = true;
+    let mut calico = Calico {
+        version: versions::DEFAULT_CALICO.to_string(),
+        manifest: None,
+    };
+    if let Some(n) = f.get("version") {
+        let field = "cluster.calico.version";
+        match r.string(n, field, "a Calico release like v3.30.3") {
+            Some(v) => match rules::calico_version(&v.value) {
+                Ok(()) => calico.version = v.value,
+                Err(b) => {
+                    report(r, &v, field, b);
+                    ok = false;
+                }
+            },
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("manifest") {
+        let field = "cluster.calico.manifest";
+        match r.string(n, field, "a URL or a file path") {
+            Some(m) if m.value.contains("://") => match rules::url(&m.value) {
+                Ok(()) => calico.manifest = Some(ManifestSource::Url(m.value)),
+                Err(b) => {
+                    report(
+                        r,
+                        &m,
+                        field,
+                        b.help("give an http(s) URL or a local file path"),
+                    );
+                    ok = false;
+                }
+            },
+            Some(m) => match paths::resolve(&m.value, &ctx.base_dir, ctx.home.as_deref()) {
+                Ok(path) if path.is_file() => calico.manifest = Some(ManifestSource::File(path)),
+                Ok(path) => {
+                    r.error_at(
+                        &m,
+                        field,
+                        format!("the manifest file {} does not exist", path.display()),
+                        Some("relative paths are relative to the inventory's directory".into()),
+                    );
+                    ok = false;
+                }
+                Err(e) => {
+                    r.error_at(&m, field, e, None);
+                    ok = false;
+                }
+            },
+            None => ok = false,
+        }
+    }
+    ok.then_some(calico)
+}
+
+fn read_ssh(r: &mut Reader, node: &MarkedYaml, field: &str, ctx: &Context) -> SshDraft {
+    let mut draft = SshDraft::default();
+    let Some(f) = r.fields(node, field, &SSH_KEYS) else {
+        return draft;
+    };
+    if let Some(n) = f.get("user") {
+        let field = join(field, "user");
+        if let Some(u) = r.string(n, &field, "a user name") {
+            if u.value.trim().is_empty() {
+                r.error_at(&u, &field, "the SSH user is empty".into(), None);
+            } else if u.value.contains(char::is_whitespace) {
+                r.error_at(
+                    &u,
+                    &field,
+                    format!("`{}` is not a user name", u.value),
+                    None,
+                );
+            } else {
+                draft.user = Some(u.value);
+            }
+        }
+    }
+    if let Some(n) = f.get("port") {
+        draft.port = r.port(n, &join(field, "port")).map(|p| p.value);
+    }
+    if f.has("identityFile") {
+        draft.identity_file = Some(None);
+    }
+    for (key, what) in [
+        ("identityFile", "a private key file"),
+        ("knownHostsFile", "a known_hosts file"),
+    ] {
+        let Some(n) = f.get(key) else { continue };
+        let field = join(field, key);
+        let Some(p) = r.string(n, &field, what) else {
+            continue;
+        };
+        match paths::resolve(&p.value, &ctx.base_dir, ctx.home.as_deref()) {
+            Ok(path) if key == "identityFile" => draft.identity_file = Some(Some(path)),
+            Ok(path) => draft.known_hosts_file = Some(path),
+            Err(e) => r.error_at(&p, &field, e, None),
+        }
+    }
+    draft
+}
+
+fn read_host(r: &mut Reader, node: &MarkedYaml, index: usize, ctx: &Context) -> Option<HostDraft> {
+    let field = format!("hosts[{index}]");
+    let f = r.fields(node, &field, &HOST_KEYS)?;
+    let mut host = HostDraft {
+        index,
+        name: None,
+        address: None,
+        role: None,
+        labels: BTreeMap::new(),
+        taints: None,
+        ssh: SshDraft::default(),
+    };
+    if let Some(n) = f.required(r, "name", &field, "the node name") {
+        let field = join(&field, "name");
+        if let Some(name) = r.string(n, &field, "the node name") {
+            match rules::node_name(&name.value) {
+                Ok(()) => host.name = Some(name),
+                Err(b) => report(r, &name, &field, b),
+            }
+        }
+    }
+    if let Some(n) = f.required(r, "address", &field, "an IP address or host name") {
+        let field = join(&field, "address");
+        if let Some(a) = r.string(n, &field, "an IP address or host name") {
+            match rules::address(&a.value) {
+                Ok(()) => host.address = Some(a),
+                Err(b) => report(r, &a, &field, b),
+            }
+        }
+    }
+    if let Some(n) = f.required(r, "role", &field, "`control-plane` or `worker`") {
+        let field = join(&field, "role");
+        if let Some(role) = r.string(n, &field, "`control-plane` or `worker`") {
+            host.role = read_role(r, &role, &field);
+        }
+    }
+    if let Some(n) = f.get("labels") {
+        read_labels(r, n, &join(&field, "labels"), &mut host.labels);
+    }
+    if let Some(n) = f.get("taints") {
+        host.taints = read_taints(r, n, &join(&field, "taints"));
+    }
+    if let Some(n) = f.get("ssh") {
+        host.ssh = read_ssh(r, n, &join(&field, "ssh"), ctx);
+    }
+    Some(host)
+}
+
+fn read_role(r: &mut Reader, role: &Spanned<String>, field: &str) -> Option<Role> {
+    match role.value.as_str() {
+        "control-plane" => Some(Role::ControlPlane),
+        "worker" => Some(Role::Worker),
+        other => {
+            let help = if other == "master" {
+                Some("the `master` role is called `control-plane` since Kubernetes 1.24".into())
+            } else {
+                super::tree::suggest(other, &["control-plane", "worker"])
+                    .map(|s| format!("did you mean `{s}`?"))
+            };
+            r.error_at(
+                role,
+                field,
+                format!("unknown role `{other}`; a host is a `control-plane` or a `worker`"),
+                help,
+            );
+            None
+        }
+    }
+}
+
+fn read_labels(r: &mut Reader, node: &MarkedYaml, field: &str, out: &mut BTreeMap<String, String>) {
+    let Some(pairs) = r.pairs(node, field) else {
+        return;
+    };
+    for (key, value_node) in pairs {
+        let key_field = format!("{field}.{}", key.value);
+        if let Err(b) = rules::qualified_name(&key.value) {
+            report(r, &key, field, b);
+            continue;
+        }
+        if let Some(b) = rules::reserved_label(&key.value) {
+            report(r, &key, field, b);
+            continue;
+        }
+        let value = if super::tree::is_null(value_node) {
+            String::new()
+        } else {
+            match r.string(value_node, &key_field, "a label value (text)") {
+                Some(v) => {
+                    if let Err(b) = rules::label_value(&v.value) {
+                        report(r, &v, &key_field, b);
+                        continue;
+                    }
+                    v.value
+                }
+                None => continue,
+            }
+        };
+        out.insert(key.value, value);
+    }
+}
+
+fn read_taints(r: &mut Reader, node: &MarkedYaml, field: &str) -> Option<Vec<Spanned<Taint>>> {
+    let items = r.list(node, field, "taints like `key=value:NoSchedule`")?;
+    let mut taints: Vec<Spanned<Taint>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        let Some(s) = r.string(item, &field, "a taint like `key=value:NoSchedule`") else {
+            continue;
+        };
+        let taint = match rules::taint(&s.value) {
+            Ok(t) => t,
+            Err(b) => {
+                report(r, &s, &field, b);
+                continue;
+            }
+        };
+        if let Some(b) = rules::reserved_taint(&taint.key) {
+            report(r, &s, &field, b);
+            continue;
+        }
+        if let Some(first) = taints
+            .iter()
+            .find(|t| t.value.key == taint.key && t.value.effect == taint.effect)
+        {
+            r.error_at(
+                &s,
+                &field,
+                format!(
+                    "a taint `{}:{}` is already listed (line {}); a node has at most one taint \
+                     per key and effect",
+                    taint.key,
+                    taint.effect,
+                    first.start.line()
+                ),
+                None,
+            );
+            continue;
+        }
+        taints.push(s.map(|_| taint));
+    }
+    Some(taints)
+}
+
+/// The resolved inventory; only called when reading and checking found no problem, so
+/// every required value is present.
+pub(crate) fn build(path: &Path, draft: Draft, ssh: &SshDraft, ctx: &Context) -> Option<Inventory> {
+    let c = draft.cluster;
+    let cluster = Cluster {
+        name: c.name,
+        kubernetes_version: c.version?,
+        pod_subnet: c.pod_subnet?.to_string(),
+        service_subnet: c.service_subnet?.to_string(),
+        control_plane_endpoint: c.endpoint,
+        calico: c.calico?,
+        package_repository: c.package_repository,
+    };
+    let hosts = draft
+        .hosts
+        .into_iter()
+        .map(|h| {
+            let role = h.role?;
+            let taints = match h.taints {
+                Some(list) => list.into_iter().map(|t| t.value).collect(),
+                None => default_taints(role),
+            };
+            Some(Host {
+                name: h.name?.value,
+                address: h.address?.value,
+                role,
+                labels: h.labels,
+                taints,
+                ssh: h.ssh.merged(ssh, ctx),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Inventory {
+        path: path.to_path_buf(),
+        cluster,
+        hosts,
+    })
+}
+
+/// The taints a role gets when the inventory doesn't list any (reference §7).
+pub fn default_taints(role: Role) -> Vec<Taint> {
+    match role {
+        Role::ControlPlane => vec![Taint {
+            key: CONTROL_PLANE_TAINT.to_string(),
+            value: None,
+            effect: "NoSchedule".to_string(),
+        }],
+        Role::Worker => Vec::new(),
+    }
+}
