@@ -1,1 +1,264 @@
-//! placeholder
+//! The run log: one directory per run holding, per host, every command's script and
+//! full output, so a failure can be diagnosed after the terminal scrolled away (the
+//! terminal only shows step names). Secrets are redacted before anything is written.
+//!
+//! Layout: `<base>/<UTC timestamp>-<pid>/<host>.log` (+ `run.log` for run-wide notes).
+//! The base defaults to `$XDG_STATE_HOME/bootstrap/runs`, else
+//! `~/.local/state/bootstrap/runs`. Directories are 0700 and files 0600: even redacted,
+//! command output describes the cluster's internals.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ssh::{redact, Output, RemoteCommand};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RunLogError {
+    #[error("cannot create the run log directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the run log {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no place for run logs: neither XDG_STATE_HOME nor HOME is set (pass a log directory)"
+    )]
+    NoDefaultBase,
+}
+
+/// One run's log directory.
+#[derive(Debug, Clone)]
+pub struct RunLog {
+    dir: PathBuf,
+}
+
+/// Appends to one host's log file.
+#[derive(Debug, Clone)]
+pub struct HostLog {
+    path: PathBuf,
+}
+
+impl RunLog {
+    /// `$XDG_STATE_HOME/bootstrap/runs`, else `$HOME/.local/state/bootstrap/runs`.
+    pub fn default_base() -> Result<PathBuf, RunLogError> {
+        let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
+        if let Some(state) = nonempty("XDG_STATE_HOME") {
+            return Ok(PathBuf::from(state).join("bootstrap").join("runs"));
+        }
+        nonempty("HOME")
+            .map(|h| PathBuf::from(h).join(".local/state/bootstrap/runs"))
+            .ok_or(RunLogError::NoDefaultBase)
+    }
+
+    /// Creates `<base_dir>/<timestamp>-<pid>/` (and `base_dir` if needed).
+    pub fn create(base_dir: &Path) -> Result<RunLog, RunLogError> {
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");
+        let dir = base_dir.join(format!("{stamp}-{}", std::process::id()));
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| RunLogError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(RunLog { dir })
+    }
+
+    /// The run's directory, to tell the person where to look.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log of one host (`<dir>/<host>.log`).
+    pub fn host(&self, host: &str) -> HostLog {
+        HostLog {
+            path: self.dir.join(format!("{}.log", file_name(host))),
+        }
+    }
+
+    /// A run-wide line in `<dir>/run.log` (e.g. the plan, the phase boundaries).
+    pub fn note(&self, text: &str) -> Result<(), RunLogError> {
+        append(
+            &self.dir.join("run.log"),
+            &format!("{} {text}\n", timestamp()),
+        )
+    }
+}
+
+impl HostLog {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one command: step, script, stdin size, status, elapsed, full stdout and
+    /// stderr, all with `cmd.secrets` redacted.
+    pub fn record(
+        &self,
+        step: &str,
+        cmd: &RemoteCommand,
+        output: &Output,
+        elapsed: Duration,
+    ) -> Result<(), RunLogError> {
+        let mut entry = header(step, cmd, &format!("exit {}", output.status), elapsed);
+        section(&mut entry, "stdout", &output.stdout);
+        section(&mut entry, "stderr", &output.stderr);
+        entry.push('\n');
+        append(&self.path, &redact(&entry, &cmd.secrets))
+    }
+
+    /// Appends a command that did not complete (connection lost, sudo refused...).
+    pub fn record_error(
+        &self,
+        step: &str,
+        cmd: &RemoteCommand,
+        error: &dyn std::fmt::Display,
+        elapsed: Duration,
+    ) -> Result<(), RunLogError> {
+        let mut entry = header(step, cmd, "error", elapsed);
+        section(&mut entry, "error", &error.to_string());
+        entry.push('\n');
+        append(&self.path, &redact(&entry, &cmd.secrets))
+    }
+}
+
+fn header(step: &str, cmd: &RemoteCommand, result: &str, elapsed: Duration) -> String {
+    let mut s = format!(
+        "=== {} {step} ({result}, {:.3}s{})\n",
+        timestamp(),
+        elapsed.as_secs_f64(),
+        if cmd.root { ", as root" } else { "" }
+    );
+    section(&mut s, "script", &cmd.script);
+    if let Some(stdin) = &cmd.stdin {
+        s.push_str(&format!("--- stdin: {} bytes\n", stdin.len()));
+    }
+    s
+}
+
+fn section(s: &mut String, name: &str, body: &str) {
+    s.push_str(&format!("--- {name}\n"));
+    s.push_str(body);
+    if !body.is_empty() && !body.ends_with('\n') {
+        s.push_str("\n[no newline at end]\n");
+    }
+}
+
+fn timestamp() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// One `write` of the whole entry with O_APPEND, so entries of concurrent commands on
+/// the same host do not interleave.
+fn append(path: &Path, text: &str) -> Result<(), RunLogError> {
+    let err = |source| RunLogError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)
+}
+
+/// A host name safe as a file name: node names are DNS labels already, but the log must
+/// not be written outside its directory whatever the inventory says.
+fn file_name(host: &str) -> String {
+    let s: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+
+    #[test]
+    fn records_script_and_output_without_secrets() {
+        let base = tempfile::tempdir().unwrap();
+        let log = RunLog::create(base.path()).unwrap();
+        assert!(log.dir().starts_with(base.path()));
+        let name = log.dir().file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.ends_with(&format!("-{}", std::process::id())),
+            "{name}"
+        );
+        let cmd = RemoteCommand {
+            script: format!("kubeadm join 10.0.0.1:6443 --token {TOKEN}"),
+            stdin: Some(format!("token: {TOKEN}\n").into_bytes()),
+            root: true,
+            secrets: vec![TOKEN.to_string()],
+        };
+        let out = Output {
+            status: 1,
+            stdout: format!("using token {TOKEN}\n"),
+            stderr: format!("error: token {TOKEN} expired"),
+        };
+        let host = log.host("node-1");
+        host.record("join", &cmd, &out, Duration::from_millis(1500))
+            .unwrap();
+        host.record_error(
+            "join",
+            &cmd,
+            &format!("lost while sending {TOKEN}"),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(log.dir().join("node-1.log")).unwrap();
+        assert!(!text.contains(TOKEN), "{text}");
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert!(text.contains("--token <redacted>"), "{text}");
+        assert!(text.contains("using token <redacted>"), "{text}");
+        assert!(text.contains("error: token <redacted> expired"), "{text}");
+        assert!(text.contains("lost while sending <redacted>"), "{text}");
+        assert!(text.contains("join (exit 1, 1.500s, as root)"), "{text}");
+        assert!(text.contains("--- stdin: 31 bytes"), "{text}");
+        let mode = std::fs::metadata(host.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(log.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn host_names_cannot_escape_the_directory() {
+        assert_eq!(file_name("../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(file_name("node-1.example"), "node-1.example");
+        assert_eq!(file_name(""), "_");
+    }
+
+    #[test]
+    fn notes_go_to_run_log() {
+        let base = tempfile::tempdir().unwrap();
+        let log = RunLog::create(&base.path().join("a/b")).unwrap();
+        log.note("phase prepare started").unwrap();
+        let text = std::fs::read_to_string(log.dir().join("run.log")).unwrap();
+        assert!(text.ends_with(" phase prepare started\n"));
+    }
+}

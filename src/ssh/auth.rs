@@ -15,11 +15,13 @@ use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 
 use super::known_hosts::describe;
 
-/// Authenticates `user` on `handle`; on failure, the reason (what was tried).
+/// Authenticates `user` on `handle` with the identity file, then the agent listening on
+/// `agent_socket` (normally `$SSH_AUTH_SOCK`); on failure, the reason (what was tried).
 pub async fn authenticate<H: Handler>(
     handle: &mut Handle<H>,
     user: &str,
     identity_file: Option<&Path>,
+    agent_socket: Option<&Path>,
 ) -> Result<(), String> {
     let mut tried: Vec<String> = Vec::new();
     let mut encrypted: Option<&Path> = None;
@@ -54,7 +56,7 @@ pub async fn authenticate<H: Handler>(
         }
     }
 
-    match std::env::var_os("SSH_AUTH_SOCK") {
+    match agent_socket {
         None => tried.push("ssh-agent: SSH_AUTH_SOCK is not set".to_string()),
         Some(sock) => match AgentClient::connect_uds(&sock).await {
             Err(e) => tried.push(format!(

@@ -166,6 +166,16 @@ impl Connection {
     /// StrictHostKeyChecking=yes -p PORT user@address` would require. `connect_timeout`
     /// bounds each of: the TCP connect, the SSH handshake, authentication.
     pub async fn connect(target: &Target) -> Result<Connection, SshError> {
+        let agent = std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from);
+        Connection::connect_with_agent(target, agent.as_deref()).await
+    }
+
+    /// `connect`, with the ssh-agent socket given explicitly instead of taken from
+    /// `SSH_AUTH_SOCK` (None: no agent).
+    pub async fn connect_with_agent(
+        target: &Target,
+        agent_socket: Option<&std::path::Path>,
+    ) -> Result<Connection, SshError> {
         let host = target.host.clone();
         let connect_err = |reason: String| SshError::Connect {
             host: host.clone(),
@@ -228,7 +238,12 @@ impl Connection {
         };
         match tokio::time::timeout(
             limit,
-            auth::authenticate(&mut handle, &target.user, target.identity_file.as_deref()),
+            auth::authenticate(
+                &mut handle,
+                &target.user,
+                target.identity_file.as_deref(),
+                agent_socket,
+            ),
         )
         .await
         {
