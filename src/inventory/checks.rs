@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::schema::{Context, Draft, SshDraft, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET};
+use super::schema::{Context, Draft, SshDraft};
 use super::tree::Reader;
 use super::Role;
 
@@ -91,25 +91,15 @@ fn subnets(r: &mut Reader, draft: &Draft) {
     let (Some(pod), Some(service)) = (c.pod_subnet, c.service_subnet) else {
         return;
     };
-    let describe = |key: &str, net: &IpNet, written: bool, default: &str| {
+    let describe = |key: &str, net: &IpNet, written: bool| {
         if written {
             format!("cluster.{key} {net}")
         } else {
-            format!("cluster.{key} {net} (the default, {default})")
+            format!("cluster.{key} {net} (the default)")
         }
     };
-    let pod_name = describe(
-        "podSubnet",
-        &pod,
-        c.pod_subnet_at.is_some(),
-        DEFAULT_POD_SUBNET,
-    );
-    let service_name = describe(
-        "serviceSubnet",
-        &service,
-        c.service_subnet_at.is_some(),
-        DEFAULT_SERVICE_SUBNET,
-    );
+    let pod_name = describe("podSubnet", &pod, c.pod_subnet_at.is_some());
+    let service_name = describe("serviceSubnet", &service, c.service_subnet_at.is_some());
     if overlap(&pod, &service) {
         // Point at whichever was written; both defaults never overlap.
         let (at, field, other) = match (&c.service_subnet_at, &c.pod_subnet_at) {

@@ -63,16 +63,7 @@ pub fn parse(path: &Path, text: String) -> Result<Inventory, InventoryError> {
 
     let docs = match MarkedYaml::load_from_str(src.text()) {
         Ok(docs) => docs,
-        Err(e) => {
-            let at = *e.marker();
-            return Err(invalid(vec![src.problem(
-                &at,
-                &at,
-                "yaml",
-                format!("invalid YAML: {}", e.info()),
-                None,
-            )]));
-        }
+        Err(e) => return Err(invalid(vec![syntax_problem(&src, &e)])),
     };
     let Some(root) = docs.first() else {
         let start = saphyr::Marker::new(0, 1, 0);
@@ -102,6 +93,41 @@ pub fn parse(path: &Path, text: String) -> Result<Inventory, InventoryError> {
     }
     let (draft, ssh) = read.expect("no problems means the document was read");
     Ok(schema::build(path, draft, &ssh, &ctx).expect("no problems means every value is present"))
+}
+
+/// A YAML syntax error, made as specific as the parser's message allows.
+fn syntax_problem(src: &error::Source, e: &saphyr::ScanError) -> Problem {
+    let at = *e.marker();
+    let info = e.info();
+    if info.contains("duplicated key") {
+        // The marker points at the second occurrence: name the key.
+        let end = saphyr::Marker::new(at.index() + 200, at.line(), at.col() + 200);
+        let rest = src.slice(&at, &end);
+        let key = rest
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        let key = key.trim().trim_matches(['"', '\'']);
+        if !key.is_empty() {
+            return src.problem(
+                &at,
+                &at,
+                "yaml",
+                format!("the key `{key}` appears twice in the same mapping"),
+                Some("each key may appear once; remove one of them".into()),
+            );
+        }
+    }
+    let help = (info.contains("block") || info.contains("indentation") || info.contains("':'"))
+        .then(|| {
+            "YAML nests by indentation: the keys of one mapping must start in the same column, \
+             and list items (`- `) under their key"
+                .to_string()
+        });
+    src.problem(&at, &at, "yaml", format!("invalid YAML: {info}"), help)
 }
 
 impl Inventory {

@@ -38,6 +38,9 @@ pub(crate) struct Reader {
 pub(crate) struct Fields<'n> {
     start: Marker,
     entries: Vec<(String, &'n MarkedYaml<'n>)>,
+    /// Known keys that an unknown key was probably meant to be (already reported with a
+    /// "did you mean"), so they aren't reported missing as well.
+    misspelt: Vec<String>,
 }
 
 impl<'n> Fields<'n> {
@@ -64,7 +67,7 @@ impl<'n> Fields<'n> {
         what: &str,
     ) -> Option<&'n MarkedYaml<'n>> {
         let value = self.get(key);
-        if value.is_none() {
+        if value.is_none() && !self.misspelt.iter().any(|k| k == key) {
             let message = if self.has(key) {
                 format!("`{key}` has no value; it needs {what}")
             } else {
@@ -157,6 +160,7 @@ impl Reader {
             return None;
         };
         let mut entries = Vec::new();
+        let mut misspelt = Vec::new();
         for (k, v) in map {
             let Some(key) = self.key(k, field) else {
                 continue;
@@ -165,7 +169,9 @@ impl Reader {
                 entries.push((key.value, v));
             } else {
                 let path = join(field, &key.value);
-                let help = suggest(&key.value, known)
+                let suggestion = suggest(&key.value, known);
+                misspelt.extend(suggestion.map(str::to_string));
+                let help = suggestion
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| Some(format!("the keys allowed here are {}", list(known))));
                 self.error_at(&key, &path, format!("unknown key `{}`", key.value), help);
@@ -174,6 +180,7 @@ impl Reader {
         Some(Fields {
             start: node.span.start,
             entries,
+            misspelt,
         })
     }
 
