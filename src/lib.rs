@@ -3,3 +3,7 @@ pub mod versions;
 pub mod runlog;
 pub mod ssh;
 pub mod ui;
+pub mod embedded;
+pub mod facts;
+pub mod plan;
+pub mod playbook;

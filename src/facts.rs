@@ -1,0 +1,590 @@
+//! Facts: what a host has right now, gathered in ONE round trip.
+//!
+//! The plan is only as good as what it is computed from, and a round trip per question
+//! would make a converged re-run slow. So one read-only script (templates/facts.sh, plus
+//! the contents of every file a playbook writes) prints a sectioned report, and
+//! [`parse`] — a pure function, unit-tested on sample outputs — turns it into
+//! [`HostFacts`]. `HostFacts` is plain serde data: the playbooks' `when` conditions see it
+//! as `facts`, and `--json` style output can print it as is.
+//!
+//! Report format: a line starting with `@@` opens a section (`@@packages`, `@@file PATH`,
+//! ...). File contents are printed with each line prefixed by `|` (so no content line can
+//! look like a section header) and followed by a blank line and `@@eof`, which keeps them
+//! exact, including a missing final newline.
+
+use std::collections::BTreeMap;
+
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use crate::playbook;
+use crate::ssh::{Connection, RemoteCommand, SshError};
+
+/// The first line of a report; bump the number when the format changes.
+const HEADER: &str = "@@bootstrap-facts 1";
+/// The last line: its absence means the output was cut short.
+const END: &str = "@@end";
+
+/// Packages the playbooks ask about.
+pub const PACKAGES: &[&str] = &[
+    "docker.io",
+    "containerd",
+    "kubelet",
+    "kubeadm",
+    "kubectl",
+    "apt-transport-https",
+    "ca-certificates",
+    "curl",
+    "gpg",
+];
+
+/// Units the playbooks ask about.
+pub const SERVICES: &[&str] = &["containerd", "docker", "kubelet"];
+
+/// The Ubuntu releases this tool supports (VERSION_ID).
+pub const SUPPORTED_UBUNTU: &[&str] = &["22.04", "24.04"];
+
+/// Everything the plan decides on, about one host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub os: Os,
+    pub hostname: String,
+    pub swap: Swap,
+    /// Loaded kernel modules (`lsmod`).
+    pub modules: Vec<String>,
+    /// The three sysctls Kubernetes needs, by key; a key is absent when the kernel does not
+    /// have it (net.bridge.* before br_netfilter is loaded).
+    pub sysctl: BTreeMap<String, String>,
+    /// Every package of [`PACKAGES`], installed or not.
+    pub packages: BTreeMap<String, Package>,
+    /// `apt-mark showhold`.
+    pub held: Vec<String>,
+    pub apt: Apt,
+    /// Every unit of [`SERVICES`].
+    pub services: BTreeMap<String, Service>,
+    pub containerd: Containerd,
+    pub kubernetes: Kubernetes,
+    /// Contents of the files playbooks write, by path; None when the file is absent.
+    pub files: BTreeMap<String, Option<String>>,
+}
+
+/// From /etc/os-release.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Os {
+    /// e.g. "ubuntu".
+    pub id: String,
+    /// e.g. "24.04".
+    pub version_id: String,
+    /// e.g. "noble".
+    pub codename: String,
+    /// e.g. "Ubuntu 24.04.3 LTS".
+    pub pretty_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Swap {
+    /// Active swap areas (`swapon --show`), e.g. "/swap.img".
+    pub active: Vec<String>,
+    /// Lines of /etc/fstab that turn swap on at boot: the ones the prerequisite's
+    /// `sed -ri '/\sswap\s/ s/^#?/#/'` would change (containing whitespace-"swap"-whitespace
+    /// and not starting with `#`).
+    pub fstab_lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Package {
+    /// Unpacked and configured: dpkg's status letter is `i` (e.g. `ii`, `hi`).
+    pub installed: bool,
+    /// dpkg's `${db:Status-Abbrev}`, trimmed (e.g. "ii", "rc"); empty when unknown to dpkg.
+    pub status: String,
+    /// e.g. "1.34.2-1.1"; empty when unknown to dpkg.
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Apt {
+    /// How many package lists apt has (0 on a host that never ran `apt-get update`).
+    pub package_lists: u32,
+    /// /etc/apt/keyrings exists.
+    pub keyrings_dir: bool,
+    /// /etc/apt/keyrings/kubernetes-apt-keyring.gpg exists and is not empty.
+    pub keyring: bool,
+    /// The minor (e.g. "1.34") of the pkgs.k8s.io repository in
+    /// /etc/apt/sources.list.d/kubernetes.list, if any.
+    pub kubernetes_repo_minor: Option<String>,
+    /// Versions of kubeadm apt can install (`apt-cache madison kubeadm`), e.g. "1.34.2-1.1".
+    pub kubeadm_versions: Vec<String>,
+    /// The containerd version apt would install (`apt-cache policy`), if known.
+    pub containerd_candidate: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// `systemctl is-active`: active, activating, inactive, failed, ...
+    pub active: String,
+    /// `systemctl is-enabled`: enabled, disabled, masked, ...; "not-found" for no unit.
+    pub enabled: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Containerd {
+    /// e.g. "1.7.28"; None when containerd is not installed.
+    pub version: Option<String>,
+    /// /etc/containerd/config.toml exists and is not empty.
+    pub config_file: bool,
+    /// /etc/containerd/config.toml is exactly what the runtime playbook writes
+    /// (containerd's default with SystemdCgroup = true).
+    pub config_current: bool,
+    /// `SystemdCgroup` in `containerd config dump`, if the dump has it.
+    pub systemd_cgroup: Option<bool>,
+    /// `disabled_plugins` in `containerd config dump`.
+    pub disabled_plugins: Vec<String>,
+    /// The CRI plugin's CNI binary directories in `containerd config dump`.
+    pub cni_bin_dirs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kubernetes {
+    /// /etc/kubernetes/admin.conf exists: `kubeadm init` ran here.
+    pub admin_conf: bool,
+    /// /etc/kubernetes/kubelet.conf exists: this node joined (or was initialized).
+    pub kubelet_conf: bool,
+    /// /etc/kubernetes/manifests/kube-apiserver.yaml exists.
+    pub apiserver_manifest: bool,
+    /// /root/.kube/config is a copy of admin.conf.
+    pub root_kubeconfig_current: bool,
+    /// `kubeadm version -o short`, e.g. "v1.34.2"; None when kubeadm is not installed.
+    pub kubeadm_version: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FactsError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Playbook(#[from] playbook::PlaybookError),
+    #[error("{host}: the fact-gathering script failed (exit status {status}): {stderr}")]
+    Failed {
+        host: String,
+        status: u32,
+        stderr: String,
+    },
+    #[error("the fact report is incomplete: {0}")]
+    #[diagnostic(help("the connection may have been cut, or the host's shell is not POSIX"))]
+    Malformed(String),
+}
+
+/// The command that gathers facts: the script rendered with the file paths to fetch.
+pub fn command() -> Result<RemoteCommand, playbook::PlaybookError> {
+    let mut files = playbook::catalog().file_paths();
+    files.push("/etc/fstab");
+    files.sort_unstable();
+    files.dedup();
+    let script = playbook::render_template("facts.sh", &context! { files => files })?;
+    Ok(RemoteCommand {
+        script,
+        stdin: None,
+        root: true,
+        secrets: Vec::new(),
+    })
+}
+
+/// Gathers the facts of the host behind `conn`: one command, read-only.
+pub async fn gather(conn: &Connection) -> Result<HostFacts, FactsError> {
+    let out = conn.run(&command()?).await?;
+    if !out.success() {
+        return Err(FactsError::Failed {
+            host: conn.target.host.clone(),
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        });
+    }
+    parse(&out.stdout)
+}
+
+/// One section of the report: its header line (without `@@`) and its body lines.
+struct Section<'a> {
+    header: &'a str,
+    body: Vec<&'a str>,
+}
+
+fn sections(report: &str) -> Vec<Section<'_>> {
+    let mut out: Vec<Section> = Vec::new();
+    for line in report.split('\n') {
+        if let Some(header) = line.strip_prefix("@@") {
+            out.push(Section {
+                header,
+                body: Vec::new(),
+            });
+        } else if let Some(s) = out.last_mut() {
+            s.body.push(line);
+        }
+    }
+    out
+}
+
+/// `key=value` lines of a section.
+fn pairs<'a>(body: &[&'a str]) -> BTreeMap<&'a str, &'a str> {
+    body.iter()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+fn nonempty<'a>(body: &[&'a str]) -> std::vec::IntoIter<&'a str> {
+    body.iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// A file section's exact content: the body lines joined back, `|` prefixes removed.
+fn file_content(body: &[&str]) -> String {
+    let joined = body.join("\n");
+    match joined.strip_prefix('|') {
+        Some(rest) => rest.replace("\n|", "\n"),
+        None => String::new(),
+    }
+}
+
+/// Parses a fact report (the output of [`command`]).
+pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
+    let secs = sections(report);
+    match secs.first() {
+        Some(s) if format!("@@{}", s.header) == HEADER => {}
+        _ => {
+            return Err(FactsError::Malformed(format!(
+                "it does not start with `{HEADER}`"
+            )))
+        }
+    }
+    if !secs.iter().any(|s| format!("@@{}", s.header) == END) {
+        return Err(FactsError::Malformed(format!("`{END}` is missing")));
+    }
+    let mut f = HostFacts::default();
+    for p in PACKAGES {
+        f.packages.insert(p.to_string(), Package::default());
+    }
+    for s in SERVICES {
+        f.services.insert(
+            s.to_string(),
+            Service {
+                active: "unknown".into(),
+                enabled: "not-found".into(),
+            },
+        );
+    }
+    for sec in &secs {
+        let (name, arg) = sec.header.split_once(' ').unwrap_or((sec.header, ""));
+        let body = &sec.body;
+        match name {
+            "os-release" => f.os = parse_os_release(body),
+            "hostname" => f.hostname = nonempty(body).next().unwrap_or("").to_string(),
+            "swapon" => {
+                f.swap.active = nonempty(body)
+                    .filter_map(|l| l.split_whitespace().next())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "lsmod" => {
+                f.modules = nonempty(body)
+                    .filter(|l| !l.starts_with("Module "))
+                    .filter_map(|l| l.split_whitespace().next())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "sysctl" => {
+                f.sysctl = pairs(body)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }
+            "packages" => {
+                for (p, v) in pairs(body) {
+                    f.packages.insert(p.to_string(), parse_dpkg(v));
+                }
+            }
+            "held" => f.held = nonempty(body).map(str::to_string).collect(),
+            "madison-kubeadm" => {
+                f.apt.kubeadm_versions = nonempty(body)
+                    .filter_map(|l| l.split('|').nth(1))
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect()
+            }
+            "apt" => {
+                let kv = pairs(body);
+                f.apt.package_lists = kv.get("package_lists").and_then(|v| v.parse().ok()).unwrap_or(0);
+                f.apt.keyrings_dir = kv.get("keyrings_dir") == Some(&"yes");
+                f.apt.keyring = kv.get("keyring") == Some(&"yes");
+                f.apt.containerd_candidate = kv
+                    .get("containerd_candidate")
+                    .filter(|v| !v.is_empty() && **v != "(none)")
+                    .map(|v| v.to_string());
+            }
+            "services" => {
+                for (unit, v) in pairs(body) {
+                    let mut words = v.split_whitespace();
+                    let active = words.next().unwrap_or("unknown").to_string();
+                    let enabled = words.next().unwrap_or("not-found").to_string();
+                    f.services.insert(unit.to_string(), Service { active, enabled });
+                }
+            }
+            "containerd" => f.containerd = parse_containerd(body),
+            "kubernetes" => {
+                let kv = pairs(body);
+                let yes = |k: &str| kv.get(k) == Some(&"yes");
+                f.kubernetes = Kubernetes {
+                    admin_conf: yes("admin_conf"),
+                    kubelet_conf: yes("kubelet_conf"),
+                    apiserver_manifest: yes("apiserver_manifest"),
+                    root_kubeconfig_current: yes("root_kubeconfig_current"),
+                    kubeadm_version: kv
+                        .get("kubeadm_version")
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.to_string()),
+                };
+            }
+            "file" => {
+                f.files.insert(arg.to_string(), Some(file_content(body)));
+            }
+            "absent" => {
+                f.files.insert(arg.to_string(), None);
+            }
+            _ => {}
+        }
+    }
+    if let Some(Some(fstab)) = f.files.remove("/etc/fstab") {
+        f.swap.fstab_lines = fstab_swap_lines(&fstab);
+    }
+    f.apt.kubernetes_repo_minor = f
+        .files
+        .get("/etc/apt/sources.list.d/kubernetes.list")
+        .and_then(|c| c.as_deref())
+        .and_then(repo_minor);
+    Ok(f)
+}
+
+fn parse_os_release(body: &[&str]) -> Os {
+    let kv = pairs(body);
+    let get = |k: &str| {
+        kv.get(k)
+            .map(|v| v.trim_matches('"').trim_matches('\'').to_string())
+            .unwrap_or_default()
+    };
+    Os {
+        id: get("ID"),
+        version_id: get("VERSION_ID"),
+        codename: get("VERSION_CODENAME"),
+        pretty_name: get("PRETTY_NAME"),
+    }
+}
+
+/// `${db:Status-Abbrev}${Version}`, e.g. `ii 1.34.2-1.1` (the abbreviation is three
+/// characters, the third a space when there is no error flag); empty when unknown.
+fn parse_dpkg(v: &str) -> Package {
+    let status: String = v.chars().take(3).collect();
+    let version = v.chars().skip(3).collect::<String>().trim().to_string();
+    let status = status.trim().to_string();
+    Package {
+        installed: status.chars().nth(1) == Some('i'),
+        status,
+        version,
+    }
+}
+
+fn parse_containerd(body: &[&str]) -> Containerd {
+    let kv = pairs(body);
+    // "containerd github.com/containerd/containerd 1.7.28 " or ".../v2 v2.1.4 <commit>"
+    let version = kv.get("version").and_then(|v| {
+        v.split_whitespace()
+            .nth(2)
+            .map(|s| s.trim_start_matches('v').to_string())
+    });
+    let list = |v: &str| -> Vec<String> {
+        v.trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut cni_bin_dirs = Vec::new();
+    if let Some(v) = kv.get("dump.bin_dir") {
+        cni_bin_dirs.extend(list(v));
+    }
+    if let Some(v) = kv.get("dump.bin_dirs") {
+        cni_bin_dirs.extend(list(v));
+    }
+    Containerd {
+        version,
+        config_file: kv.get("config_file") == Some(&"yes"),
+        config_current: kv.get("config_current") == Some(&"yes"),
+        systemd_cgroup: kv.get("dump.SystemdCgroup").and_then(|v| v.parse().ok()),
+        disabled_plugins: kv.get("dump.disabled_plugins").map(|v| list(v)).unwrap_or_default(),
+        cni_bin_dirs,
+    }
+}
+
+/// The fstab lines `sed -ri '/\sswap\s/ s/^#?/#/'` would change.
+pub fn fstab_swap_lines(fstab: &str) -> Vec<String> {
+    fstab
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let b = l.as_bytes();
+            l.match_indices("swap").any(|(i, _)| {
+                i > 0
+                    && b[i - 1].is_ascii_whitespace()
+                    && b.get(i + 4).is_some_and(|c| c.is_ascii_whitespace())
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// "1.34" from `deb [...] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /`.
+fn repo_minor(list: &str) -> Option<String> {
+    list.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split('/'))
+        .find_map(|part| {
+            let v = part.strip_prefix('v')?;
+            let (maj, min) = v.split_once('.')?;
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (digits(maj) && digits(min)).then(|| v.to_string())
+        })
+}
+
+impl HostFacts {
+    /// Why this host can't be used, if it can't: only Ubuntu 22.04 and 24.04 are supported.
+    pub fn refusal(&self) -> Option<String> {
+        let what = if self.os.pretty_name.is_empty() {
+            format!("{} {}", self.os.id, self.os.version_id).trim().to_string()
+        } else {
+            self.os.pretty_name.clone()
+        };
+        let what = if what.is_empty() {
+            "an unknown system (no /etc/os-release)".to_string()
+        } else {
+            what
+        };
+        if self.os.id != "ubuntu" || !SUPPORTED_UBUNTU.contains(&self.os.version_id.as_str()) {
+            return Some(format!(
+                "this host runs {what}; bootstrap supports Ubuntu {} only",
+                SUPPORTED_UBUNTU.join(" and ")
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(body: &str) -> String {
+        format!("{HEADER}\n{body}\n{END}\n")
+    }
+
+    #[test]
+    fn file_contents_are_exact() {
+        for content in ["", "a\n", "a\nb", "a\n\nb\n\n", "|x\n@@not-a-header\n"] {
+            let prefixed: String = if content.is_empty() {
+                String::new()
+            } else {
+                format!("|{}", content.replace('\n', "\n|"))
+            };
+            // What `sed 's/^/|/'` prints: every line prefixed, a missing final newline kept.
+            let sed = prefixed.strip_suffix('|').unwrap_or(&prefixed).to_string();
+            let r = report(&format!("@@file /etc/x\n{sed}\n@@eof\n@@absent /etc/y"));
+            let f = parse(&r).unwrap();
+            assert_eq!(f.files["/etc/x"].as_deref(), Some(content), "{r:?}");
+            assert_eq!(f.files["/etc/y"], None);
+        }
+    }
+
+    #[test]
+    fn truncated_reports_are_refused() {
+        assert!(parse("").is_err());
+        assert!(parse(&format!("{HEADER}\n@@hostname\nx\n")).is_err());
+    }
+
+    #[test]
+    fn dpkg_status() {
+        let p = parse_dpkg("ii 1.34.2-1.1");
+        assert!(p.installed);
+        assert_eq!((p.status.as_str(), p.version.as_str()), ("ii", "1.34.2-1.1"));
+        assert!(parse_dpkg("hi 1.34.2-1.1").installed);
+        assert!(!parse_dpkg("rc 1.7.28-0ubuntu1").installed);
+        assert!(!parse_dpkg("").installed);
+    }
+
+    #[test]
+    fn fstab_swap() {
+        let fstab = "# /etc/fstab\n/swap.img\tnone\tswap\tsw\t0\t0\n#/swap2 none swap sw 0 0\n\
+                     UUID=1 / ext4 defaults 0 1\n/dev/sdb1 /mnt/swap ext4 defaults 0 2\n";
+        assert_eq!(fstab_swap_lines(fstab), vec!["/swap.img\tnone\tswap\tsw\t0\t0"]);
+    }
+
+    #[test]
+    fn repo_minor_from_sources_line() {
+        let l = "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n";
+        assert_eq!(repo_minor(l).as_deref(), Some("1.34"));
+        assert_eq!(repo_minor("# nothing\n"), None);
+    }
+
+    #[test]
+    fn containerd_dump_lines() {
+        let c = parse_containerd(&[
+            "version=containerd github.com/containerd/containerd 1.7.28 ",
+            "config_file=yes",
+            "config_current=no",
+            "dump.disabled_plugins=[\"cri\"]",
+            "dump.bin_dir=\"/usr/lib/cni\"",
+            "dump.SystemdCgroup=false",
+        ]);
+        assert_eq!(c.version.as_deref(), Some("1.7.28"));
+        assert_eq!(c.disabled_plugins, vec!["cri"]);
+        assert_eq!(c.cni_bin_dirs, vec!["/usr/lib/cni"]);
+        assert_eq!(c.systemd_cgroup, Some(false));
+        let c2 = parse_containerd(&[
+            "version=containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7",
+            "dump.bin_dirs=['/opt/cni/bin']",
+        ]);
+        assert_eq!(c2.version.as_deref(), Some("2.1.4"));
+        assert_eq!(c2.cni_bin_dirs, vec!["/opt/cni/bin"]);
+    }
+
+    #[test]
+    fn refusal_names_the_system() {
+        let mut f = HostFacts::default();
+        f.os = Os {
+            id: "debian".into(),
+            version_id: "12".into(),
+            codename: "bookworm".into(),
+            pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+        };
+        let r = f.refusal().unwrap();
+        assert!(r.contains("Debian GNU/Linux 12 (bookworm)") && r.contains("22.04 and 24.04"), "{r}");
+        f.os.id = "ubuntu".into();
+        f.os.version_id = "24.04".into();
+        assert_eq!(f.refusal(), None);
+        f.os.version_id = "20.04".into();
+        assert!(f.refusal().is_some());
+    }
+
+    #[test]
+    fn facts_script_renders_and_is_valid_sh() {
+        let cmd = command().unwrap();
+        assert!(cmd.root);
+        assert!(cmd.script.contains("@@file \"'/etc/sysctl.d/k8s.conf'") || cmd.script.contains("/etc/sysctl.d/k8s.conf"));
+        let status = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&cmd.script)
+            .status()
+            .unwrap();
+        assert!(status.success(), "sh -n rejects the facts script:\n{}", cmd.script);
+    }
+}

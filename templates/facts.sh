@@ -1,0 +1,72 @@
+# bootstrap's fact gathering: everything the plan decides on, in ONE round trip.
+# Read-only. Every probe tolerates what it probes being absent (no `set -e`): a missing
+# command or file yields an empty or "no" answer, never an abort. The output is sections
+# introduced by lines starting with "@@", parsed by src/facts.rs; file contents are
+# printed with every line prefixed by "|" so that no content line can look like a section
+# header, and exactly (a missing final newline survives).
+export LC_ALL=C
+{% include "containerd-config.sh" %}
+yn() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
+
+echo "@@bootstrap-facts 1"
+echo "@@os-release"
+cat /etc/os-release 2>/dev/null
+echo "@@hostname"
+hostname 2>/dev/null
+echo "@@swapon"
+swapon --show --noheadings 2>/dev/null
+echo "@@lsmod"
+lsmod 2>/dev/null
+echo "@@sysctl"
+for k in net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward; do
+  v=$(sysctl -n "$k" 2>/dev/null) && printf '%s=%s\n' "$k" "$v"
+done
+echo "@@packages"
+for p in docker.io containerd kubelet kubeadm kubectl apt-transport-https ca-certificates curl gpg; do
+  printf '%s=%s\n' "$p" "$(dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$p" 2>/dev/null)"
+done
+echo "@@held"
+apt-mark showhold 2>/dev/null
+echo "@@madison-kubeadm"
+apt-cache madison kubeadm 2>/dev/null
+echo "@@apt"
+n=0
+for f in /var/lib/apt/lists/*_Packages*; do [ -e "$f" ] && n=$((n + 1)); done
+echo "package_lists=$n"
+echo "keyrings_dir=$(yn test -d /etc/apt/keyrings)"
+echo "keyring=$(yn test -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg)"
+echo "containerd_candidate=$(apt-cache policy containerd 2>/dev/null | sed -n 's/^ *Candidate: *//p')"
+echo "@@services"
+for u in containerd docker kubelet; do
+  printf '%s=%s %s\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)" "$(systemctl is-enabled "$u" 2>/dev/null)"
+done
+echo "@@containerd"
+if command -v containerd >/dev/null 2>&1; then
+  echo "version=$(containerd --version 2>/dev/null)"
+  echo "config_file=$(yn test -s /etc/containerd/config.toml)"
+  if wanted=$(bootstrap_containerd_config 2>/dev/null) && printf '%s\n' "$wanted" | cmp -s - /etc/containerd/config.toml; then
+    echo "config_current=yes"
+  else
+    echo "config_current=no"
+  fi
+  containerd config dump 2>/dev/null | sed -n 's/^[[:space:]]*\(SystemdCgroup\|disabled_plugins\|bin_dirs\?\)[[:space:]]*=[[:space:]]*/dump.\1=/p'
+fi
+echo "@@kubernetes"
+echo "admin_conf=$(yn test -s /etc/kubernetes/admin.conf)"
+echo "kubelet_conf=$(yn test -s /etc/kubernetes/kubelet.conf)"
+echo "apiserver_manifest=$(yn test -s /etc/kubernetes/manifests/kube-apiserver.yaml)"
+echo "root_kubeconfig_current=$(yn cmp -s /etc/kubernetes/admin.conf /root/.kube/config)"
+if command -v kubeadm >/dev/null 2>&1; then
+  echo "kubeadm_version=$(kubeadm version -o short 2>/dev/null)"
+fi
+{% for path in files %}
+if [ -f {{ path | quote }} ]; then
+  echo "@@file "{{ path | quote }}
+  sed 's/^/|/' {{ path | quote }}
+  printf '\n@@eof\n'
+else
+  echo "@@absent "{{ path | quote }}
+fi
+{% endfor %}
+echo "@@end"
+exit 0
