@@ -1,6 +1,7 @@
 //! Stand-ins for Kubernetes: kubeadm, kubectl, kubelet, and the simulated API server.
 
 pub mod api;
+mod apiserver;
 pub mod objects;
 pub mod scheduler;
 pub mod state;
@@ -11,6 +12,9 @@ pub fn lookup(_name: &str) -> Option<Standin> {
     None
 }
 
-pub fn daemon(_unit: &str) -> Option<Daemon> {
-    None
+pub fn daemon(unit: &str) -> Option<Daemon> {
+    match unit {
+        "kube-apiserver" => Some(apiserver::daemon),
+        _ => None,
+    }
 }

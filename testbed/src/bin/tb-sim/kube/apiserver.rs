@@ -1,0 +1,886 @@
+//! The simulated kube-apiserver: the process the kubelet runs for the static pod
+//! /etc/kubernetes/manifests/kube-apiserver.yaml.
+//!
+//! It loads [`state::STATE_FILE`], takes its version from the manifest's image tag,
+//! listens on the manifest's `--advertise-address`:`--secure-port` (a real TCP listener in
+//! the host's network namespace), serves [`api::Request`] lines (one thread per
+//! connection, one mutex over the state), runs the controllers ([`scheduler`]) after
+//! every change and on a timer, and persists the state atomically from a writer thread
+//! so readers are never blocked by disk I/O.
+//!
+//! A control plane joined with `--control-plane` has no state file of its own: its
+//! apiserver forwards every request to the first control plane (the server in its
+//! admin.conf). One shared state, no etcd quorum: documented as not modeled.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::api::{self, error_body, Op, Request, Response};
+use super::objects;
+use super::scheduler::{self, Timing};
+use super::state::{ClusterState, STATE_FILE};
+use crate::common;
+
+pub const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+
+static TERM: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERM.store(true, Ordering::SeqCst);
+}
+
+/// What the static pod manifest says about the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestInfo {
+    pub version: String,
+    pub address: Option<String>,
+    pub port: u16,
+}
+
+/// Reads version (image tag), --advertise-address and --secure-port from the manifest.
+pub fn manifest_info(text: &str) -> Option<ManifestInfo> {
+    let doc: Value = serde_yaml::from_str(text).ok()?;
+    let c = &doc["spec"]["containers"][0];
+    let version = objects::image_tag(c["image"].as_str()?)?.to_string();
+    let args: Vec<String> = c["command"]
+        .as_array()
+        .into_iter()
+        .chain(c["args"].as_array())
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")).map(String::from))
+    };
+    Some(ManifestInfo {
+        version,
+        address: flag("advertise-address"),
+        port: flag("secure-port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(api::PORT),
+    })
+}
+
+struct Shared {
+    state: Mutex<ClusterState>,
+    dirty: Mutex<bool>,
+    wake: Condvar,
+    timing: Timing,
+    path: std::path::PathBuf,
+}
+
+impl Shared {
+    fn mark_dirty(&self) {
+        *self.dirty.lock().unwrap() = true;
+        self.wake.notify_one();
+    }
+
+    /// Writes the state if it changed since the last write. The lock is held only to
+    /// serialize, not for the disk write.
+    fn persist(&self) {
+        {
+            let mut d = self.dirty.lock().unwrap();
+            if !*d {
+                return;
+            }
+            *d = false;
+        }
+        let data = {
+            let st = self.state.lock().unwrap();
+            serde_json::to_vec(&*st).unwrap_or_default()
+        };
+        if let Err(e) = common::write_atomic(&self.path, &data) {
+            eprintln!("E {} failed to persist state: {e}", stamp());
+        }
+    }
+}
+
+fn stamp() -> String {
+    objects::rfc3339(common::now())
+}
+
+/// `tb-sim daemon kube-apiserver`.
+pub fn daemon(_args: &[String]) -> i32 {
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+    }
+    let config = common::Ctx::load("kube-apiserver").config;
+    let info = std::fs::read_to_string(MANIFEST)
+        .ok()
+        .and_then(|t| manifest_info(&t));
+    let Some(info) = info else {
+        eprintln!("E {} kube-apiserver: cannot read {MANIFEST}", stamp());
+        return 1;
+    };
+    let address = info.address.clone().unwrap_or(config.address.clone());
+    let listen = format!("{address}:{}", info.port);
+    let listener = match TcpListener::bind(&listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "E {} failed to listen on {listen}: listen tcp {listen}: bind: {e}",
+                stamp()
+            );
+            return 1;
+        }
+    };
+    let state_path = Path::new(STATE_FILE);
+    if !state_path.exists() {
+        return proxy(listener, &address);
+    }
+    let Some(mut st) = ClusterState::load(state_path) else {
+        eprintln!("E {} kube-apiserver: cannot parse {STATE_FILE}", stamp());
+        return 1;
+    };
+    st.version = info.version.clone();
+    eprintln!(
+        "I {} kube-apiserver {} serving on {listen}",
+        stamp(),
+        info.version
+    );
+    let shared = Arc::new(Shared {
+        state: Mutex::new(st),
+        dirty: Mutex::new(true),
+        wake: Condvar::new(),
+        timing: Timing::scaled(config.time_scale),
+        path: state_path.to_path_buf(),
+    });
+    // Writer.
+    {
+        let s = shared.clone();
+        std::thread::spawn(move || loop {
+            {
+                let d = s.dirty.lock().unwrap();
+                let _unused = s
+                    .wake
+                    .wait_timeout_while(d, Duration::from_millis(500), |d| !*d)
+                    .unwrap();
+            }
+            s.persist();
+        });
+    }
+    // Controllers on a timer (heartbeats age, pods move).
+    {
+        let s = shared.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let changed = {
+                let mut st = s.state.lock().unwrap();
+                scheduler::reconcile(&mut st, common::now(), &s.timing)
+            };
+            if changed {
+                s.mark_dirty();
+            }
+        });
+    }
+    // Acceptor.
+    {
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, &s));
+            }
+        });
+    }
+    while !TERM.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    shared.persist();
+    0
+}
+
+fn serve(conn: TcpStream, s: &Shared) {
+    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let mut reader = BufReader::new(&conn);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+        return;
+    }
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => handle(s, req),
+        Err(e) => Response {
+            ok: false,
+            body: error_body(400, "BadRequest", format!("invalid request: {e}")),
+        },
+    };
+    let mut out = serde_json::to_string(&resp).unwrap_or_default();
+    out.push('\n');
+    let _ = (&conn).write_all(out.as_bytes());
+}
+
+fn ok(body: Value) -> Response {
+    Response { ok: true, body }
+}
+
+fn err(code: u16, reason: &str, msg: impl Into<String>) -> Response {
+    Response {
+        ok: false,
+        body: error_body(code, reason, msg),
+    }
+}
+
+fn not_found(kind: &str, name: &str) -> Response {
+    let r = objects::resource_of(kind, "");
+    err(
+        404,
+        "NotFound",
+        format!("{} \"{name}\" not found", r.plural_ref()),
+    )
+}
+
+fn handle(s: &Shared, req: Request) -> Response {
+    let now = common::now();
+    let mut st = s.state.lock().unwrap();
+    let identity = st.credentials.get(&req.credential).cloned();
+    let is_join = matches!(req.op, Op::Join { .. });
+    if identity.is_none() && !is_join {
+        return err(401, "Unauthorized", "Unauthorized");
+    }
+    let identity = identity.unwrap_or_default();
+    let admin = !identity.starts_with("system:node:");
+    let before = st.resource_version;
+    let resp = match req.op {
+        Op::List { kind, namespace } => {
+            let items: Vec<Value> = st
+                .list(&kind)
+                .into_iter()
+                .filter(|o| {
+                    namespace
+                        .as_deref()
+                        .is_none_or(|ns| objects::namespace(o) == ns)
+                })
+                .cloned()
+                .collect();
+            ok(json!({"apiVersion": "v1", "kind": "List", "items": items,
+                      "metadata": {"resourceVersion": ""}}))
+        }
+        Op::Get {
+            kind,
+            namespace,
+            name,
+        } => match st.object(&kind, &objects::key(namespace.as_deref(), &name)) {
+            Some(o) => ok(o.clone()),
+            None => not_found(&kind, &name),
+        },
+        _ if !admin && !matches!(req.op, Op::Heartbeat { .. } | Op::Call { .. }) => {
+            let verb = match req.op {
+                Op::Delete { .. } => "delete",
+                Op::Patch { .. } => "patch",
+                _ => "create",
+            };
+            err(
+                403,
+                "Forbidden",
+                format!("User \"{identity}\" cannot {verb} resource at the cluster scope"),
+            )
+        }
+        Op::Apply { object } => apply(&mut st, object, now),
+        Op::Patch {
+            kind,
+            namespace,
+            name,
+            patch,
+        } => {
+            let key = objects::key(namespace.as_deref(), &name);
+            match st.object(&kind, &key).cloned() {
+                None => not_found(&kind, &name),
+                Some(old) => {
+                    let mut new = old.clone();
+                    objects::merge_patch(&mut new, &patch);
+                    bump_generation(&old, &mut new);
+                    let changed = st.put(new, now);
+                    let object = st.object(&kind, &key).cloned().unwrap_or(Value::Null);
+                    ok(
+                        json!({"result": if changed {"configured"} else {"unchanged"}, "object": object}),
+                    )
+                }
+            }
+        }
+        Op::Delete {
+            kind,
+            namespace,
+            name,
+        } => delete(&mut st, &kind, namespace.as_deref(), &name),
+        Op::Heartbeat { node } => heartbeat(&mut st, &identity, node, now, &s.timing),
+        Op::Join {
+            token,
+            ca_cert_hash,
+            node_name,
+            control_plane,
+            certificate_key,
+        } => join(
+            &mut st,
+            &token,
+            &ca_cert_hash,
+            &node_name,
+            control_plane,
+            certificate_key.as_deref(),
+            now,
+        ),
+        Op::Call { name, args } => call(&mut st, &identity, &name, &args, now),
+    };
+    if st.resource_version != before {
+        if resp.ok {
+            scheduler::reconcile(&mut st, now, &s.timing);
+        }
+        drop(st);
+        s.mark_dirty();
+    }
+    resp
+}
+
+fn namespace_exists(st: &ClusterState, ns: &str) -> bool {
+    ["default", "kube-system", "kube-public", "kube-node-lease"].contains(&ns)
+        || st.object("Namespace", ns).is_some()
+}
+
+fn bump_generation(old: &Value, new: &mut Value) {
+    let gen = old["metadata"]["generation"].as_i64().unwrap_or(1);
+    let spec_changed = old["spec"] != new["spec"];
+    new["metadata"]["generation"] = json!(if spec_changed { gen + 1 } else { gen });
+}
+
+/// Create or replace (kubectl apply / create / kubeadm's objects).
+pub fn apply(st: &mut ClusterState, mut object: Value, now: f64) -> Response {
+    let kind = objects::kind(&object).to_string();
+    let name = objects::name(&object).to_string();
+    if kind.is_empty() {
+        return err(400, "BadRequest", "Object 'Kind' is missing");
+    }
+    if name.is_empty() {
+        return err(400, "BadRequest", "resource name may not be empty");
+    }
+    let res = objects::resource_of(&kind, object["apiVersion"].as_str().unwrap_or(""));
+    if res.namespaced {
+        if objects::namespace(&object).is_empty() {
+            object["metadata"]["namespace"] = json!("default");
+        }
+        let ns = objects::namespace(&object).to_string();
+        if !namespace_exists(st, &ns) {
+            return err(404, "NotFound", format!("namespaces \"{ns}\" not found"));
+        }
+    } else if let Some(md) = object["metadata"].as_object_mut() {
+        md.remove("namespace");
+    }
+    let key = objects::key_of(&object);
+    let existing = st.object(&kind, &key).cloned();
+    let result = match &existing {
+        None => {
+            if object["spec"].is_object() {
+                object["metadata"]["generation"] = json!(1);
+            }
+            "created"
+        }
+        Some(old) => {
+            let rv = &object["metadata"]["resourceVersion"];
+            if rv.is_string() && *rv != old["metadata"]["resourceVersion"] {
+                return err(409, "Conflict", format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    res.plural_ref()));
+            }
+            if !old["status"].is_null() {
+                object["status"] = old["status"].clone();
+            }
+            if old["spec"].is_object() || object["spec"].is_object() {
+                bump_generation(old, &mut object);
+            }
+            "configured"
+        }
+    };
+    // A bootstrap token Secret replaces any fallback entry for the same id.
+    let changed = st.put(object, now);
+    let result = if changed { result } else { "unchanged" };
+    let object = st.object(&kind, &key).cloned().unwrap_or(Value::Null);
+    ok(json!({"result": result, "object": object}))
+}
+
+fn delete(st: &mut ClusterState, kind: &str, namespace: Option<&str>, name: &str) -> Response {
+    let key = objects::key(namespace, name);
+    let Some(obj) = st.remove(kind, &key) else {
+        return not_found(kind, name);
+    };
+    match kind {
+        "Node" => {
+            st.heartbeats.remove(name);
+            st.kubelet_reports.remove(name);
+        }
+        "Namespace" => {
+            for objs in st.objects.values_mut() {
+                objs.retain(|_, o| objects::namespace(o) != name);
+            }
+        }
+        "Secret" if obj["type"] == "bootstrap.kubernetes.io/token" => {
+            let id = name.trim_start_matches("bootstrap-token-").to_string();
+            st.tokens
+                .retain(|t| !t.token.starts_with(&format!("{id}.")));
+        }
+        _ => {}
+    }
+    st.resource_version += 1;
+    ok(json!({"result": "deleted", "object": obj}))
+}
+
+/// Kubelet node status: registers the Node on the kubelet's first call, then refreshes
+/// the node's status and the heartbeat clock. The kubelet's runtime report and static
+/// pods arrive in the payload's `testbed` field, which is not stored on the Node.
+fn heartbeat(
+    st: &mut ClusterState,
+    identity: &str,
+    mut node: Value,
+    now: f64,
+    t: &Timing,
+) -> Response {
+    let name = objects::name(&node).to_string();
+    if identity.starts_with("system:node:") && identity != format!("system:node:{name}") {
+        return err(
+            403,
+            "Forbidden",
+            format!(
+            "nodes \"{name}\" is forbidden: node \"{}\" is not allowed to modify node \"{name}\"",
+            identity.trim_start_matches("system:node:")),
+        );
+    }
+    let extra = node
+        .as_object_mut()
+        .and_then(|m| m.remove("testbed"))
+        .unwrap_or(Value::Null);
+    let kubelet_version = node["status"]["nodeInfo"]["kubeletVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if let (Some(k), Some(s)) = (
+        objects::minor_of(&kubelet_version),
+        objects::minor_of(&st.version),
+    ) {
+        if k > s || k + 3 < s {
+            return err(403, "Forbidden", format!(
+                "nodes \"{name}\" is forbidden: kubelet version {kubelet_version} is not supported with API server version {} (the kubelet must not be newer than the API server, nor more than 3 minor versions older)",
+                st.version));
+        }
+    }
+    let existing = st.object("Node", &name).cloned();
+    let register = extra["register"] == true;
+    let mut obj = match existing {
+        Some(mut old) => {
+            for k in [
+                "nodeInfo",
+                "addresses",
+                "capacity",
+                "allocatable",
+                "daemonEndpoints",
+                "images",
+            ] {
+                if !node["status"][k].is_null() {
+                    old["status"][k] = node["status"][k].clone();
+                }
+            }
+            old
+        }
+        None if register => {
+            node["apiVersion"] = json!("v1");
+            node["kind"] = json!("Node");
+            node["metadata"]["annotations"]["node.alpha.kubernetes.io/ttl"] = json!("0");
+            node["metadata"]["annotations"]
+                ["volumes.kubernetes.io/controller-managed-attach-detach"] = json!("true");
+            node
+        }
+        None => {
+            return err(404, "NotFound", format!("nodes \"{name}\" not found"));
+        }
+    };
+    st.heartbeats.insert(name.clone(), now);
+    let report = if extra["runtime"].is_object() {
+        extra["runtime"].clone()
+    } else {
+        json!({"ready": true})
+    };
+    st.kubelet_reports.insert(name.clone(), report);
+    let is_new = st.object("Node", &name).is_none();
+    st.put(obj, now);
+    mirror_pods(st, &name, &extra["staticPods"], now);
+    if is_new {
+        scheduler::reconcile(st, now, t);
+    }
+    ok(json!({}))
+}
+
+/// Mirror pods for a kubelet's static pods (`<component>-<node>` in kube-system).
+fn mirror_pods(st: &mut ClusterState, node: &str, pods: &Value, now: f64) {
+    let wanted: Vec<(String, String)> = pods
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    Some((
+                        p["component"].as_str()?.to_string(),
+                        p["image"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let node_uid = st
+        .object("Node", node)
+        .map(|n| n["metadata"]["uid"].clone())
+        .unwrap_or(Value::Null);
+    for old in st.list("Pod").into_iter().cloned().collect::<Vec<_>>() {
+        if scheduler::is_mirror(&old) && old["spec"]["nodeName"] == node {
+            let c = old["metadata"]["labels"]["component"]
+                .as_str()
+                .unwrap_or("");
+            if !wanted.iter().any(|(w, _)| w == c) {
+                st.remove("Pod", &objects::key_of(&old));
+            }
+        }
+    }
+    for (component, image) in wanted {
+        let name = format!("{component}-{node}");
+        let key = objects::key(Some("kube-system"), &name);
+        let mut pod = st.object("Pod", &key).cloned().unwrap_or_else(|| json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kube-system",
+                "labels": {"component": component, "tier": "control-plane"},
+                "annotations": {"kubernetes.io/config.mirror": objects::template_hash(&json!(component)),
+                                "kubernetes.io/config.source": "file"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node,
+                                     "uid": node_uid, "controller": true}]},
+            "spec": {"hostNetwork": true, "nodeName": node, "priorityClassName": "system-node-critical",
+                     "containers": [{"name": component, "image": image}]},
+            "status": {"phase": "Pending"}}));
+        pod["spec"]["containers"][0]["image"] = json!(image);
+        st.put(pod, now);
+    }
+}
+
+fn token_valid(st: &ClusterState, token: &str, now: f64) -> bool {
+    let Some((id, secret)) = token.split_once('.') else {
+        return false;
+    };
+    let key = objects::key(Some("kube-system"), &format!("bootstrap-token-{id}"));
+    if let Some(s) = st.object("Secret", &key) {
+        let field = |k: &str| -> Option<String> {
+            if let Some(v) = s["stringData"][k].as_str() {
+                return Some(v.to_string());
+            }
+            use base64::Engine;
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(s["data"][k].as_str()?)
+                .ok()?;
+            String::from_utf8(b).ok()
+        };
+        let secret_ok = field("token-secret").as_deref() == Some(secret);
+        let auth = field("usage-bootstrap-authentication").as_deref() == Some("true");
+        let fresh = match field("expiration") {
+            Some(e) => objects::parse_rfc3339(&e).is_some_and(|t| t > now),
+            None => true,
+        };
+        return secret_ok && auth && fresh;
+    }
+    st.tokens
+        .iter()
+        .any(|t| t.token == token && t.expires.is_none_or(|e| e > now))
+}
+
+fn join(
+    st: &mut ClusterState,
+    token: &str,
+    ca_hash: &str,
+    node: &str,
+    control_plane: bool,
+    cert_key: Option<&str>,
+    now: f64,
+) -> Response {
+    let fail = |phase: &str, code: u16, reason: &str, msg: String| {
+        let mut b = error_body(code, reason, msg);
+        b["phase"] = json!(phase);
+        Response { ok: false, body: b }
+    };
+    let id = token.split('.').next().unwrap_or("");
+    if !token_valid(st, token, now) {
+        return fail("preflight", 401, "Unauthorized", format!(
+            "couldn't validate the identity of the API Server: token id \"{id}\" is invalid for this cluster or it has expired. Use \"kubeadm token create\" on the control-plane node to create a new valid token"));
+    }
+    let want = ca_hash.trim_start_matches("sha256:");
+    if want != st.ca_cert_hash {
+        return fail("preflight", 401, "Unauthorized", format!(
+            "couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"sha256:{}\" are pinned",
+            st.ca_cert_hash));
+    }
+    if control_plane {
+        let stored = st.certificate_key.clone();
+        match (cert_key, stored) {
+            (Some(k), Some((key, exp))) if exp > now => {
+                if k != key {
+                    return fail("control-plane-prepare/download-certs", 401, "Unauthorized",
+                        "error downloading certs: error decoding secret data with provided key: cipher: message authentication failed".into());
+                }
+            }
+            _ => {
+                return fail("control-plane-prepare/download-certs", 404, "NotFound",
+                    "error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one".into());
+            }
+        }
+    }
+    if let Some(n) = st.object("Node", node) {
+        if scheduler::is_ready(n) {
+            return fail("kubelet-start", 409, "AlreadyExists", format!(
+                "a Node with name \"{node}\" and status \"Ready\" already exists in the cluster. You must delete the existing Node or change the name of this new joining Node"));
+        }
+    }
+    let credential = api::random_secret();
+    st.credentials
+        .retain(|_, who| who != &format!("system:node:{node}"));
+    st.credentials
+        .insert(credential.clone(), format!("system:node:{node}"));
+    if control_plane {
+        // A joined control plane's admin.conf gets its own admin credential.
+        st.credentials
+            .insert(format!("{credential}-admin"), "kubernetes-admin".into());
+    }
+    st.resource_version += 1;
+    let kubelet_config = st
+        .object("ConfigMap", "kube-system/kubelet-config")
+        .map(|c| c["data"]["kubelet"].clone())
+        .unwrap_or(Value::Null);
+    ok(json!({"credential": credential,
+              "admin_credential": if control_plane { json!(format!("{credential}-admin")) } else { Value::Null },
+              "ca_cert": st.ca_cert, "endpoint": st.endpoint,
+              "version": st.version, "kubelet_config": kubelet_config}))
+}
+
+/// The server's version info (`/version`).
+pub fn version_info(v: &str) -> Value {
+    let minor = objects::minor_of(v).unwrap_or(0);
+    json!({"major": "1", "minor": minor.to_string(), "emulationMajor": "1",
+        "emulationMinor": minor.to_string(), "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": minor.saturating_sub(1).to_string(),
+        "gitVersion": v, "gitCommit": objects::template_hash(&json!(v)),
+        "gitTreeState": "clean", "buildDate": "2025-11-11T19:05:49Z",
+        "goVersion": "go1.24.9", "compiler": "gc", "platform": "linux/amd64"})
+}
+
+fn call(st: &mut ClusterState, identity: &str, name: &str, args: &Value, now: f64) -> Response {
+    let admin = !identity.starts_with("system:node:");
+    match name {
+        "version" => ok(version_info(&st.version)),
+        "whoami" => ok(json!({"identity": identity})),
+        "evict" if admin => {
+            let ns = args["namespace"].as_str().unwrap_or("default");
+            let pod = args["name"].as_str().unwrap_or("");
+            match scheduler::evict(st, ns, pod, now) {
+                Ok(()) => ok(json!({})),
+                Err((code, reason, msg)) => err(code, &reason, msg),
+            }
+        }
+        "state" if admin => ok(serde_json::to_value(&*st).unwrap_or(Value::Null)),
+        "set-state" if admin => {
+            let mut v = serde_json::to_value(&*st).unwrap_or(Value::Null);
+            let field = args["field"].as_str().unwrap_or("");
+            if ![
+                "certificate_key",
+                "tokens",
+                "version",
+                "cni",
+                "endpoint",
+                "ca_cert",
+                "ca_cert_hash",
+            ]
+            .contains(&field)
+            {
+                return err(400, "BadRequest", format!("cannot set field {field:?}"));
+            }
+            v[field] = args["value"].clone();
+            match serde_json::from_value::<ClusterState>(v) {
+                Ok(new) => {
+                    *st = new;
+                    st.resource_version += 1;
+                    ok(json!({}))
+                }
+                Err(e) => err(400, "BadRequest", e.to_string()),
+            }
+        }
+        "add-credential" if admin => {
+            let who = args["identity"].as_str().unwrap_or("").to_string();
+            let c = api::random_secret();
+            st.credentials.insert(c.clone(), who);
+            st.resource_version += 1;
+            ok(json!({"credential": c}))
+        }
+        _ if !admin => err(
+            403,
+            "Forbidden",
+            format!("User \"{identity}\" cannot call {name}"),
+        ),
+        _ => err(404, "NotFound", format!("unknown call {name:?}")),
+    }
+}
+
+/// Forwards every request to the first control plane (joined control planes).
+fn proxy(listener: TcpListener, own: &str) -> i32 {
+    let upstream = ["/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf"]
+        .iter()
+        .filter_map(|p| api::load_kubeconfig(Path::new(p)).ok())
+        .map(|c| c.server)
+        .find(|s| !s.starts_with(&format!("{own}:")));
+    let Some(upstream) = upstream else {
+        eprintln!("E {} kube-apiserver: no cluster state in {STATE_FILE} and no other control plane to follow", stamp());
+        return 1;
+    };
+    eprintln!("I {} kube-apiserver: following {upstream}", stamp());
+    let upstream = Arc::new(upstream);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let up = upstream.clone();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                if BufReader::new(&conn).read_line(&mut line).is_err() {
+                    return;
+                }
+                let answer = serde_json::from_str::<Request>(&line)
+                    .map_err(|e| e.to_string())
+                    .and_then(|req| match api::call(&up, &req, Duration::from_secs(30)) {
+                        Ok(body) => Ok(Response { ok: true, body }),
+                        Err(api::ClientError::Server(body)) => Ok(Response { ok: false, body }),
+                        Err(e) => Err(e.to_string()),
+                    })
+                    .unwrap_or_else(|e| Response {
+                        ok: false,
+                        body: error_body(503, "ServiceUnavailable", e),
+                    });
+                let mut out = serde_json::to_string(&answer).unwrap_or_default();
+                out.push('\n');
+                let _ = (&conn).write_all(out.as_bytes());
+            });
+        }
+    });
+    while !TERM.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_manifest() {
+        let m = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --advertise-address=10.200.1.2\n    - --secure-port=6443\n    image: registry.k8s.io/kube-apiserver:v1.34.2\n    name: kube-apiserver\n";
+        let i = manifest_info(m).unwrap();
+        assert_eq!(i.version, "v1.34.2");
+        assert_eq!(i.address.as_deref(), Some("10.200.1.2"));
+        assert_eq!(i.port, 6443);
+    }
+
+    fn cluster() -> ClusterState {
+        let mut st = ClusterState {
+            version: "v1.34.2".into(),
+            ca_cert_hash: "ab".repeat(32),
+            ..Default::default()
+        };
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        st.put(json!({"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+            "metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+            "data": {"token-id": b("abcdef"), "token-secret": b("0123456789abcdef"),
+                     "expiration": b("2099-01-01T00:00:00Z"),
+                     "usage-bootstrap-authentication": b("true"), "usage-bootstrap-signing": b("true")}}), 0.0);
+        st
+    }
+
+    #[test]
+    fn join_validates_token_hash_and_name() {
+        let mut st = cluster();
+        let h = format!("sha256:{}", "ab".repeat(32));
+        let r = join(
+            &mut st,
+            "abcdef.0123456789abcdef",
+            &h,
+            "w1",
+            false,
+            None,
+            1000.0,
+        );
+        assert!(r.ok, "{:?}", r.body);
+        assert_eq!(st.credentials.values().next().unwrap(), "system:node:w1");
+        let r = join(
+            &mut st,
+            "abcdef.wrongwrongwrong0",
+            &h,
+            "w2",
+            false,
+            None,
+            1000.0,
+        );
+        assert!(r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("token id \"abcdef\" is invalid for this cluster or it has expired"));
+        let r = join(
+            &mut st,
+            "abcdef.0123456789abcdef",
+            "sha256:00",
+            "w2",
+            false,
+            None,
+            1000.0,
+        );
+        assert!(r.body["message"].as_str().unwrap().ends_with(&format!(
+            "none of the public keys \"sha256:{}\" are pinned",
+            "ab".repeat(32)
+        )));
+        // Expired token.
+        let r = join(
+            &mut st,
+            "abcdef.0123456789abcdef",
+            &h,
+            "w2",
+            false,
+            None,
+            5_000_000_000.0,
+        );
+        assert!(!r.ok);
+        // Control plane without uploaded certs.
+        let r = join(
+            &mut st,
+            "abcdef.0123456789abcdef",
+            &h,
+            "m2",
+            true,
+            Some("k"),
+            1000.0,
+        );
+        assert_eq!(r.body["phase"], "control-plane-prepare/download-certs");
+    }
+
+    #[test]
+    fn apply_reports_created_configured_unchanged() {
+        let mut st = cluster();
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wp"},
+                       "spec": {"replicas": 1}});
+        assert_eq!(apply(&mut st, d.clone(), 1.0).body["result"], "created");
+        assert_eq!(apply(&mut st, d.clone(), 2.0).body["result"], "unchanged");
+        let mut d2 = d.clone();
+        d2["spec"]["replicas"] = json!(2);
+        let r = apply(&mut st, d2, 3.0);
+        assert_eq!(r.body["result"], "configured");
+        assert_eq!(r.body["object"]["metadata"]["generation"], 2);
+        assert_eq!(r.body["object"]["metadata"]["namespace"], "default");
+        let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "nope"}});
+        assert_eq!(
+            apply(&mut st, bad, 4.0).body["message"],
+            "namespaces \"nope\" not found"
+        );
+    }
+}
