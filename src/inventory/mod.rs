@@ -121,6 +121,19 @@ fn syntax_problem(src: &error::Source, e: &saphyr::ScanError) -> Problem {
             );
         }
     }
+    if info.contains("mapping values are not allowed") {
+        return src.problem(
+            &at,
+            &at,
+            "yaml",
+            format!("invalid YAML: {info}"),
+            Some(
+                "a plain value can't contain `: ` or end with `:` (as the pkgs.k8s.io URL \
+                 `https://pkgs.k8s.io/core:/stable:` does): put it in quotes"
+                    .into(),
+            ),
+        );
+    }
     let help = (info.contains("block") || info.contains("indentation") || info.contains("':'"))
         .then(|| {
             "YAML nests by indentation: the keys of one mapping must start in the same column, \

@@ -233,11 +233,14 @@ impl Reader {
         match &node.data {
             YamlData::Sequence(items) => Some(items),
             _ => {
+                let help = self
+                    .scalar_text(node)
+                    .map(|t| format!("write it as a list: `[\"{}\"]`", t.value));
                 self.error(
                     node,
                     field,
                     format!("expected a list of {what}, found {}", kind(node)),
-                    None,
+                    help,
                 );
                 None
             }

@@ -1,0 +1,420 @@
+//! The inventory: every kind of mistake is reported with file:line:column and the field,
+//! and valid files resolve to the expected structures.
+//!
+//! Each mistake is a fixture in tests/inventory/; its full rendering (snippet + help) is
+//! an insta snapshot in tests/inventory/snapshots/. Review changed renderings with
+//! `cargo insta review` (or `INSTA_UPDATE=always cargo test --test inventory` and
+//! `git diff`). No root, no network.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bootstrap::inventory::{
+    self, Calico, Cluster, Host, Inventory, InventoryError, ManifestSource, Role, Ssh, Taint,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new("tests/inventory").join(format!("{name}.yaml"))
+}
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").expect("HOME is set for the tests"))
+}
+
+/// Loads a fixture that must be invalid, checks that its problems start with `expected`
+/// (`line:column: field: message start`, in file order), and snapshots the rendering.
+fn assert_mistake(name: &str, expected: &[&str]) {
+    let path = fixture(name);
+    let err = match inventory::load(&path) {
+        Ok(inv) => panic!("{name}: expected problems, got {inv:#?}"),
+        Err(e) => e,
+    };
+    let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "{name}: problems:\n{}",
+        lines.join("\n")
+    );
+    for (line, want) in lines.iter().zip(expected) {
+        let want = format!("{}:{want}", path.display());
+        assert!(
+            line.starts_with(&want),
+            "{name}:\n got  {line}\n want {want}..."
+        );
+    }
+    let rendered = err.render_plain();
+    // The fancy form has the location, the source line and the field label too.
+    for p in err.problems() {
+        assert!(rendered.contains(&format!("[{}:{}:{}]", p.file, p.line, p.column)));
+        assert!(rendered.contains(&p.field));
+    }
+    insta::with_settings!({
+        snapshot_path => "inventory/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, rendered);
+    });
+}
+
+macro_rules! mistakes {
+    ($($name:ident: [$($want:expr),+ $(,)?];)+) => {
+        $(
+            #[test]
+            fn $name() {
+                assert_mistake(stringify!($name), &[$($want),+]);
+            }
+        )+
+    };
+}
+
+mistakes! {
+    syntax: ["6:4: yaml: invalid YAML: while parsing a block collection"];
+    unquoted_colon: ["2:54: yaml: invalid YAML: mapping values are not allowed in this context"];
+    duplicate_key: ["5:5: yaml: the key `address` appears twice"];
+    multiple_documents: ["6:1: yaml: the inventory must be a single YAML document"];
+    empty: ["1:1: hosts: the inventory is empty"];
+    unknown_key: [
+        "3:3: cluster.kubernetesversion: unknown key `kubernetesversion`",
+        "6:5: hosts[0].adress: unknown key `adress`",
+    ];
+    wrong_type: [
+        "2:9: ssh.port: `twenty-two` is not a port number",
+        "8:7: hosts[0].labels: expected a mapping of `key: value`, found a list",
+        "9:13: hosts[0].taints: expected a list of taints",
+    ];
+    missing_hosts: ["1:1: hosts: missing required key `hosts`"];
+    missing_required: [
+        "5:5: hosts[1]: missing required key `address`",
+        "5:5: hosts[1]: missing required key `role`",
+    ];
+    duplicate_names: ["8:11: hosts[2].name: the node name `worker` is already used by hosts[1] (line 5)"];
+    duplicate_addresses: ["6:14: hosts[1].address: 10.0.0.10, SSH port 22, is already hosts[0] (line 3)"];
+    no_control_plane: ["2:3: hosts: no host has `role: control-plane`"];
+    bad_role: [
+        "4:11: hosts[0].role: unknown role `master`",
+        "7:11: hosts[1].role: unknown role `wroker`",
+    ];
+    bad_names: [
+        "2:9: cluster.name: `My_Cluster` is not a valid cluster name",
+        "4:11: hosts[0].name: `Master_1` is not a valid node name",
+        "5:14: hosts[0].address: `10.0.0.300` is not a valid IPv4 address",
+        "8:14: hosts[1].address: `worker1.example.com:22` includes a port",
+    ];
+    bad_labels: [
+        "6:7: hosts[0].labels: `-type` is not a valid key",
+        "7:13: hosts[0].labels.tier: `front end` is not a valid value",
+        "8:7: hosts[0].labels: `kubernetes.io/hostname` is set by the kubelet",
+    ];
+    bad_taints: [
+        "6:9: hosts[0].taints[0]: `dedicated=db` has no effect",
+        "7:9: hosts[0].taints[1]: `noschedule` is not a taint effect",
+        "8:9: hosts[0].taints[2]: the `master` taint is gone",
+        "10:9: hosts[0].taints[4]: a taint `gpu:NoExecute` is already listed (line 9)",
+    ];
+    version_too_new: ["2:22: cluster.kubernetesVersion: Kubernetes 1.38 drops support for containerd 1.x"];
+    version_not_exact: ["2:22: cluster.kubernetesVersion: `1.30` is not an exact Kubernetes version"];
+    calico_version: ["2:21: cluster.calico.version: `3.30.3` is not a Calico release tag"];
+    subnets: [
+        "3:18: cluster.serviceSubnet: overlaps cluster.podSubnet 10.0.0.0/8",
+        "6:14: hosts[0].address: 10.0.0.10 is inside cluster.podSubnet 10.0.0.0/8",
+    ];
+    bad_subnet: [
+        "2:14: cluster.podSubnet: `192.168.1.0/16` has host bits set",
+        "3:18: cluster.serviceSubnet: `10.96.0.0/8` has host bits set",
+    ];
+    bad_endpoint: ["2:25: cluster.controlPlaneEndpoint: `k8s.example.com` has no port"];
+    bad_ssh: [
+        "2:9: ssh.user: the SSH user is empty",
+        "3:9: ssh.port: `70000` is not a port number",
+        "8:17: hosts[0].ssh.port: `0` is not a port number",
+        "8:34: hosts[0].ssh.identityFile: `~alice/.ssh/id_ed25519`: only `~` and `~/...`",
+    ];
+    manifest_missing: [
+        "3:15: cluster.calico.manifest: the manifest file tests/inventory/manifests/calico.yaml does not exist",
+        "4:22: cluster.packageRepository: `ftp://mirror.example.com/k8s` is not an http:// or https:// URL",
+    ];
+    many_mistakes: [
+        "3:22: cluster.kubernetesVersion: Kubernetes 1.29 is not supported",
+        "4:14: cluster.podSubnet: overlaps cluster.serviceSubnet 10.96.0.0/12 (the default)",
+        "5:1: sssh: unknown key `sssh`",
+        "11:19: hosts[0].labels.app: `wordpress blog` is not a valid value",
+        "15:14: hosts[1].taints[0]: `Sometimes` is not a taint effect",
+        "16:11: hosts[2].name: the node name `worker1` is already used by hosts[1] (line 12)",
+    ];
+}
+
+#[test]
+fn suggestions_and_help_are_shown() {
+    let err = inventory::load(&fixture("unknown_key")).unwrap_err();
+    let rendered = err.render_plain();
+    assert!(
+        rendered.contains("did you mean `kubernetesVersion`?"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("did you mean `address`?"), "{rendered}");
+    // A misspelt required key is not also reported as missing.
+    assert!(
+        !rendered.contains("missing required key `address`"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("3 │   kubernetesversion: 1.34.2"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn unreadable_file_is_a_read_error() {
+    let err = inventory::load(Path::new("tests/inventory/does-not-exist.yaml")).unwrap_err();
+    assert!(matches!(err, InventoryError::Read { .. }));
+    assert!(err.to_string().contains("does-not-exist.yaml"), "{err}");
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
+    Taint {
+        key: key.into(),
+        value: value.map(Into::into),
+        effect: effect.into(),
+    }
+}
+
+#[test]
+fn the_example_is_the_articles_cluster() {
+    let path = Path::new("inventory.example");
+    let inv = inventory::load(path).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    let ssh = Ssh {
+        user: "root".into(),
+        port: 22,
+        identity_file: Some(home().join(".ssh/id_ed25519")),
+        known_hosts_file: home().join(".ssh/known_hosts"),
+    };
+    let expected = Inventory {
+        path: path.to_path_buf(),
+        cluster: Cluster {
+            name: "demo".into(),
+            kubernetes_version: semver::Version::new(1, 34, 2),
+            pod_subnet: "192.168.0.0/16".into(),
+            service_subnet: "10.96.0.0/12".into(),
+            control_plane_endpoint: None,
+            calico: Calico {
+                version: "v3.30.3".into(),
+                manifest: None,
+            },
+            package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
+        },
+        hosts: vec![
+            Host {
+                name: "master".into(),
+                address: "10.0.0.10".into(),
+                role: Role::ControlPlane,
+                labels: labels(&[("type", "mysql")]),
+                taints: vec![],
+                ssh: ssh.clone(),
+            },
+            Host {
+                name: "worker1".into(),
+                address: "10.0.0.11".into(),
+                role: Role::Worker,
+                labels: labels(&[("type", "wordpress")]),
+                taints: vec![],
+                ssh,
+            },
+        ],
+    };
+    assert_eq!(inv, expected);
+    assert_eq!(inv.first_control_plane().name, "master");
+    assert_eq!(inv.api_endpoint(), "10.0.0.10:6443");
+    assert_eq!(inv.cluster.minor_tag(), "v1.34");
+    assert_eq!(
+        inv.cluster.calico.manifest_source(),
+        ManifestSource::Url(
+            "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"
+                .into()
+        )
+    );
+}
+
+#[test]
+fn omitted_keys_take_the_defaults() {
+    let inv = inventory::load(&fixture("minimal")).unwrap();
+    assert_eq!(inv.cluster.name, "kubernetes");
+    assert_eq!(
+        inv.cluster.kubernetes_version,
+        bootstrap::versions::default_kubernetes()
+    );
+    assert_eq!(inv.cluster.pod_subnet, "192.168.0.0/16");
+    assert_eq!(inv.cluster.service_subnet, "10.96.0.0/12");
+    assert_eq!(inv.cluster.calico.version, "v3.30.3");
+    assert_eq!(
+        inv.cluster.package_repository,
+        "https://pkgs.k8s.io/core:/stable:"
+    );
+    let host = &inv.hosts[0];
+    // A control plane without `taints` keeps kubeadm's default taint.
+    assert_eq!(
+        host.taints,
+        vec![taint(
+            "node-role.kubernetes.io/control-plane",
+            None,
+            "NoSchedule"
+        )]
+    );
+    assert_eq!(
+        host.ssh,
+        Ssh {
+            user: "root".into(),
+            port: 22,
+            identity_file: None,
+            known_hosts_file: home().join(".ssh/known_hosts"),
+        }
+    );
+}
+
+#[test]
+fn per_host_ssh_overrides_and_paths() {
+    let inv =
+        inventory::load(&fixture("overrides")).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    let dir = Path::new("tests/inventory");
+    assert_eq!(
+        inv.cluster.kubernetes_version,
+        semver::Version::new(1, 30, 14)
+    );
+    assert_eq!(
+        inv.cluster.control_plane_endpoint.as_deref(),
+        Some("[fd00::10]:6443")
+    );
+    assert_eq!(inv.api_endpoint(), "[fd00::10]:6443");
+    assert_eq!(
+        inv.cluster.calico.manifest,
+        Some(ManifestSource::File(dir.join("calico-local.yaml")))
+    );
+    // A trailing slash on the mirror is dropped so `<base>/v1.30/deb/` is well-formed.
+    assert_eq!(
+        inv.cluster.package_repository,
+        "https://mirror.example.com/k8s/core:/stable:"
+    );
+    let cp = &inv.hosts[0];
+    assert_eq!(
+        cp.taints,
+        vec![
+            taint("dedicated", Some("infra"), "NoSchedule"),
+            taint(
+                "node-role.kubernetes.io/control-plane",
+                None,
+                "PreferNoSchedule"
+            ),
+        ]
+    );
+    assert_eq!(
+        cp.ssh,
+        Ssh {
+            user: "ubuntu".into(),
+            port: 2222,
+            identity_file: Some(dir.join("keys/id_ed25519")),
+            known_hosts_file: PathBuf::from("/etc/ssh/ssh_known_hosts"),
+        }
+    );
+    let worker = &inv.hosts[1];
+    assert_eq!(worker.address, "worker1.example.com");
+    // `taints:` with no value reads as null: the role default (none for a worker).
+    assert_eq!(worker.taints, vec![]);
+    // A plain `1.30` stays the text it was written as.
+    assert_eq!(
+        worker.labels,
+        labels(&[
+            ("node-role.kubernetes.io/worker", ""),
+            ("topology.kubernetes.io/zone", "rack-1"),
+            ("version", "1.30"),
+        ])
+    );
+    // identityFile: null on the host means ssh-agent even though the defaults name a key.
+    assert_eq!(
+        worker.ssh,
+        Ssh {
+            user: "root".into(),
+            port: 22,
+            identity_file: None,
+            known_hosts_file: PathBuf::from("/etc/ssh/ssh_known_hosts"),
+        }
+    );
+}
+
+#[test]
+fn several_control_planes_are_accepted_by_the_schema() {
+    let text = "\
+hosts:
+  - {name: cp1, address: 10.0.0.1, role: control-plane}
+  - {name: w1, address: 10.0.0.2, role: worker}
+  - {name: cp2, address: 10.0.0.3, role: control-plane}
+";
+    let inv = inventory::parse(Path::new("ha.yaml"), text.into()).unwrap();
+    let names: Vec<&str> = inv.control_planes().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["cp1", "cp2"]);
+    assert_eq!(inv.first_control_plane().name, "cp1");
+    assert_eq!(inv.workers().count(), 1);
+    assert!(inv.host("w1").is_some_and(|h| !h.is_control_plane()));
+}
+
+#[test]
+fn anchors_can_share_labels() {
+    let text = "\
+hosts:
+  - {name: cp1, address: 10.0.0.1, role: control-plane, labels: &web {tier: web}}
+  - {name: w1, address: 10.0.0.2, role: worker, labels: *web}
+";
+    let inv = inventory::parse(Path::new("anchors.yaml"), text.into()).unwrap();
+    assert_eq!(inv.hosts[1].labels, labels(&[("tier", "web")]));
+}
+
+#[test]
+fn taints_print_in_kubectl_syntax() {
+    assert_eq!(
+        taint("k", Some("v"), "NoSchedule").to_string(),
+        "k=v:NoSchedule"
+    );
+    assert_eq!(
+        taint("node-role.kubernetes.io/control-plane", None, "NoSchedule").to_string(),
+        "node-role.kubernetes.io/control-plane:NoSchedule"
+    );
+}
+
+#[test]
+fn docs_describe_every_key() {
+    let docs = std::fs::read_to_string("docs/inventory.md").expect("docs/inventory.md exists");
+    for key in [
+        "cluster",
+        "name",
+        "kubernetesVersion",
+        "podSubnet",
+        "serviceSubnet",
+        "controlPlaneEndpoint",
+        "calico",
+        "version",
+        "manifest",
+        "packageRepository",
+        "ssh",
+        "user",
+        "port",
+        "identityFile",
+        "knownHostsFile",
+        "hosts",
+        "address",
+        "role",
+        "labels",
+        "taints",
+    ] {
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/inventory.md doesn't describe `{key}`"
+        );
+    }
+}
