@@ -186,3 +186,52 @@ impl HostPaths {
         self.ctl().join(ctl::AUDIT_LOG)
     }
 }
+
+/// Files the host manager keeps in a host's control directory for itself (added after the
+/// stand-ins' files above; stand-ins never need them).
+pub mod ctl_manager {
+    /// The host's first process (PID 1 of its PID namespace) as a pid of the root
+    /// namespace, written by `tb-sim init` once the host's namespaces exist.
+    pub const INIT_PID: &str = "init.pid";
+    /// Written by `tb-sim init` when the host could not come up: the reason, one line.
+    pub const INIT_ERROR: &str = "init.error";
+}
+
+/// One overlay mount of a host: `target` (e.g. "/etc") gets `lower` (read-only) under
+/// `upper` (the host's private changes). Paths are as seen from the root namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OverlayMount {
+    pub target: String,
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// What `tb-sim init` needs to bring a host up; written by the manager to
+/// `DIR/hosts/NAME/init.json` before every boot. Paths are as seen from the root namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InitSpec {
+    pub hostname: String,
+    pub overlays: Vec<OverlayMount>,
+    /// Outside path of the control directory, bind-mounted at [`CTL_DIR`].
+    pub ctl: PathBuf,
+    /// Set only for the first boot: what turns a copy of this machine into a fresh server.
+    pub provision: Option<Provision>,
+}
+
+/// The first-boot setup of a host, done by `tb-sim init` inside the host's namespaces so
+/// that every change goes through the overlays exactly like a real write would.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Provision {
+    /// "ubuntu-24.04", "ubuntu-22.04" or "debian-12".
+    pub os: String,
+    pub address: String,
+    /// The testbed's client public key line, authorized for root and `ubuntu`.
+    pub authorized_key: String,
+    /// The host's ed25519 key pair (file contents, OpenSSH format). Inline because the
+    /// outside testbed directory may be hidden by the host's own /tmp once mounted.
+    pub host_key: String,
+    pub host_key_pub: String,
+    /// Whether `ubuntu`'s sudo asks for a password (so `sudo -n` fails).
+    pub sudo_password: bool,
+}

@@ -1,1 +1,268 @@
-fn main() {}
+//! `testbed`: bring simulated hosts up and down, and poke at them.
+//!
+//! Every subcommand but `up` works on the testbed recorded in `--dir` (testbed.json).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use testbed::{Fault, Os, Testbed};
+
+#[derive(Parser)]
+#[command(
+    name = "testbed",
+    version,
+    about = "Simulated Ubuntu hosts (network namespaces, overlay filesystems, real OpenSSH) for end-to-end tests"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum User {
+    Root,
+    Ubuntu,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create hosts PREFIX1..PREFIXN and write DIR/hosts.json, DIR/id_ed25519, DIR/known_hosts.
+    Up {
+        #[arg(long, default_value_t = 1)]
+        hosts: usize,
+        #[arg(long)]
+        dir: PathBuf,
+        /// The login user written to hosts.json (ubuntu uses sudo).
+        #[arg(long, value_enum, default_value = "root")]
+        user: User,
+        /// ubuntu's sudo asks for a password (`sudo -n` fails).
+        #[arg(long)]
+        sudo_password: bool,
+        #[arg(long, default_value = "ubuntu-24.04", value_parser = parse_os)]
+        os: Os,
+        /// Multiplier for the stand-ins' realistic durations (0 = instant).
+        #[arg(long, env = "TESTBED_TIME_SCALE", default_value_t = 0.0)]
+        time_scale: f64,
+        #[arg(long, default_value = "node")]
+        name_prefix: String,
+    },
+    /// Remove every host, the bridge and the testbed's files in DIR.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Run a command inside a host as root (not through SSH); its exit status is ours.
+    Exec {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a host's command log.
+    Audit {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+        /// One JSON record per line, as stored.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inject a fault that the stand-ins act on.
+    Fault {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+        #[command(subcommand)]
+        fault: FaultCmd,
+    },
+    /// Power a host off (all its processes die, its address stops answering).
+    Stop {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+    },
+    /// Boot a stopped host.
+    Start {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+    },
+    /// SIGSTOP every process of a host.
+    Freeze {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+    },
+    /// SIGCONT every process of a host.
+    Thaw {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+    },
+    /// Give a host a new SSH host key (known_hosts is not updated).
+    ReplaceHostKey {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+    },
+    /// List the hosts (name, address, state).
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultCmd {
+    /// Hold the dpkg frontend lock for SECONDS (like unattended-upgrades at first boot).
+    DpkgLock { seconds: f64 },
+    /// Make the next COUNT apt-get downloads fail.
+    AptDownload { count: u32 },
+    /// Make the next `kubeadm init` fail with MESSAGE.
+    KubeadmInit { message: String },
+    /// Make the next `kubeadm join` fail with MESSAGE.
+    KubeadmJoin { message: String },
+    /// Make every run of COMMAND take SECONDS longer.
+    Slow { command: String, seconds: f64 },
+    /// Remove a fault by kind (dpkg-lock, apt-download, kubeadm-init, kubeadm-join, slow-COMMAND).
+    Clear { kind: String },
+}
+
+fn parse_os(s: &str) -> Result<Os, String> {
+    s.parse()
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("testbed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> testbed::Result<ExitCode> {
+    match cli.command {
+        Cmd::Up {
+            hosts,
+            dir,
+            user,
+            sudo_password,
+            os,
+            time_scale,
+            name_prefix,
+        } => {
+            let start = Instant::now();
+            let tb = Testbed::builder()
+                .hosts(hosts)
+                .dir(&dir)
+                .user(match user {
+                    User::Root => "root",
+                    User::Ubuntu => "ubuntu",
+                })
+                .sudo_password(sudo_password)
+                .os(os)
+                .time_scale(time_scale)
+                .name_prefix(&name_prefix)
+                .build()?;
+            eprintln!(
+                "testbed: {hosts} host(s) up in {:.1}s; hosts: {}",
+                start.elapsed().as_secs_f64(),
+                tb.hosts_json().display()
+            );
+            tb.keep();
+        }
+        Cmd::Down { dir } => {
+            let start = Instant::now();
+            Testbed::attach(&dir)?.down()?;
+            eprintln!("testbed: down in {:.1}s", start.elapsed().as_secs_f64());
+        }
+        Cmd::Exec { dir, host, command } => {
+            let tb = Testbed::attach(&dir)?;
+            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            let status = tb
+                .exec_command(&host, &argv)?
+                .status()
+                .map_err(|e| testbed::Error::Invalid(format!("nsenter: {e}")))?;
+            return Ok(exit_code(status));
+        }
+        Cmd::Audit { dir, host, json } => {
+            let tb = Testbed::attach(&dir)?;
+            for r in tb.audit(&host)? {
+                if json {
+                    println!("{}", serde_json::to_string(&r).expect("serializable"));
+                    continue;
+                }
+                let what = match r.kind.as_str() {
+                    "ssh" => r.argv.join(" "),
+                    _ => shlex::try_join(r.argv.iter().map(String::as_str)).unwrap_or_default(),
+                };
+                let exit = r.exit.map(|c| format!(" exit={c}")).unwrap_or_default();
+                let changed = if r.changed { " changed" } else { "" };
+                println!(
+                    "{:.3} {:<3} {:<6} {what}{exit}{changed}",
+                    r.ts, r.kind, r.user
+                );
+            }
+        }
+        Cmd::Fault { dir, host, fault } => {
+            let tb = Testbed::attach(&dir)?;
+            let f = match fault {
+                FaultCmd::Clear { kind } => {
+                    let file = if kind.ends_with(".json") {
+                        kind
+                    } else {
+                        format!("{kind}.json")
+                    };
+                    tb.clear_fault(&host, &file)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                FaultCmd::DpkgLock { seconds } => Fault::DpkgLock {
+                    until: now() + seconds,
+                },
+                FaultCmd::AptDownload { count } => Fault::AptDownload { remaining: count },
+                FaultCmd::KubeadmInit { message } => Fault::KubeadmInit { message },
+                FaultCmd::KubeadmJoin { message } => Fault::KubeadmJoin { message },
+                FaultCmd::Slow { command, seconds } => Fault::Slow { command, seconds },
+            };
+            tb.fault(&host, f)?;
+        }
+        Cmd::Stop { dir, host } => Testbed::attach(&dir)?.stop(&host)?,
+        Cmd::Start { dir, host } => Testbed::attach(&dir)?.start(&host)?,
+        Cmd::Freeze { dir, host } => Testbed::attach(&dir)?.freeze(&host)?,
+        Cmd::Thaw { dir, host } => Testbed::attach(&dir)?.thaw(&host)?,
+        Cmd::ReplaceHostKey { dir, host } => Testbed::attach(&dir)?.replace_host_key(&host)?,
+        Cmd::Status { dir } => {
+            let tb = Testbed::attach(&dir)?;
+            for h in tb.hosts() {
+                let state = if tb.is_running(&h.name) {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                println!("{}\t{}\t{state}", h.name, h.address);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ExitCode::from(c as u8),
+        (None, Some(sig)) => ExitCode::from(128 + sig as u8),
+        _ => ExitCode::from(1),
+    }
+}

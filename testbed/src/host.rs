@@ -1,0 +1,323 @@
+//! One simulated host: its directories, its first boot and later boots, power off, and
+//! entering it. The network part is in [`crate::net`], the process that runs inside in
+//! `tb-sim init` (src/bin/tb-sim/hostinit.rs).
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::distro;
+use crate::error::{Error, Result};
+use crate::layout::{self, ctl_manager, HostConfig, HostPaths, InitSpec, OverlayMount, Provision};
+use crate::net;
+use crate::procs;
+use crate::state::{HostState, TestbedState};
+
+/// Overlay dirs whose lower layer is an empty directory instead of the machine's own:
+/// on a fresh server these are empty (or hold only what provisioning puts there), and the
+/// machine's contents (developer files, other testbeds under /tmp) must not show through.
+pub const FRESH_DIRS: &[&str] = &[
+    "/opt",
+    "/usr/local",
+    "/root",
+    "/home",
+    "/run",
+    "/srv",
+    "/tmp",
+];
+
+/// How long a host may take from `tb-sim init` to sshd answering.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Name of the stand-in binary's copy in the testbed directory (hard-linked into hosts).
+pub const SIM_COPY: &str = "tb-sim";
+
+fn lower_dir(dir: &Path, target: &str) -> PathBuf {
+    if !FRESH_DIRS.contains(&target) {
+        PathBuf::from(target)
+    } else if target == "/usr/local" {
+        dir.join("lower").join("usr-local")
+    } else {
+        dir.join("lower").join("empty")
+    }
+}
+
+/// The shared empty lower layers, made once per testbed.
+pub fn prepare_lowers(dir: &Path) -> Result<()> {
+    let lower = dir.join("lower");
+    mkdir(&lower.join("empty"), 0o755)?;
+    // What /usr/local holds on a fresh Ubuntu: the FHS skeleton, nothing in it.
+    for sub in [
+        "bin", "etc", "games", "include", "lib", "man", "sbin", "share", "src",
+    ] {
+        mkdir(&lower.join("usr-local").join(sub), 0o755)?;
+    }
+    Ok(())
+}
+
+pub fn overlays(dir: &Path, host: &str) -> Vec<OverlayMount> {
+    let paths = HostPaths::new(dir, host);
+    layout::OVERLAY_DIRS
+        .iter()
+        .map(|t| OverlayMount {
+            target: t.to_string(),
+            lower: lower_dir(dir, t),
+            upper: paths.upper(t),
+            work: paths.work(t),
+        })
+        .collect()
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("chmod", path, e))
+}
+
+/// An upper layer's top directory decides the mode and owner of the merged directory, so
+/// it copies the machine's (or, for fresh dirs, a fresh server's: /tmp 1777, /root 0700).
+fn make_upper(upper: &Path, target: &str) -> Result<()> {
+    let (mode, uid, gid) = match target {
+        "/tmp" => (0o1777, 0, 0),
+        "/root" => (0o700, 0, 0),
+        t if FRESH_DIRS.contains(&t) => (0o755, 0, 0),
+        t => {
+            let m = std::fs::metadata(t).map_err(|e| Error::io("stat", t, e))?;
+            (m.mode() & 0o7777, m.uid(), m.gid())
+        }
+    };
+    mkdir(upper, mode)?;
+    std::os::unix::fs::chown(upper, Some(uid), Some(gid)).map_err(|e| Error::io("chown", upper, e))
+}
+
+/// Everything of a host that lives in the testbed directory, before its first boot.
+pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()> {
+    let paths = HostPaths::new(dir, &host.name);
+    mkdir(&paths.root, 0o700)?;
+    for t in layout::OVERLAY_DIRS {
+        make_upper(&paths.upper(t), t)?;
+        mkdir(&paths.work(t), 0o755)?;
+    }
+    let ctl = paths.ctl();
+    mkdir(&ctl, 0o755)?;
+    mkdir(&ctl.join(layout::ctl::FAULTS), 0o755)?;
+    mkdir(&ctl.join(layout::ctl::UNITS), 0o755)?;
+    let config = HostConfig {
+        name: host.name.clone(),
+        address: host.address.clone(),
+        os: state.os.as_str().to_string(),
+        time_scale: state.time_scale,
+        peers: state.hosts.iter().map(|h| h.address.clone()).collect(),
+    };
+    crate::state::write_json(&ctl.join(layout::ctl::HOST_CONFIG), &config)?;
+    // Every user of the host appends to the audit log (stand-ins run as whoever calls).
+    let audit = paths.audit_log();
+    File::create(&audit).map_err(|e| Error::io("create", &audit, e))?;
+    std::fs::set_permissions(&audit, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| Error::io("chmod", &audit, e))?;
+    let sim = ctl.join("tb-sim");
+    let _ = std::fs::remove_file(&sim);
+    std::fs::hard_link(dir.join(SIM_COPY), &sim)
+        .map_err(|e| Error::io("hard-link tb-sim to", &sim, e))?;
+    Ok(())
+}
+
+/// Writes `init.json` and starts the host; returns PID 1's pid once sshd answers.
+pub fn boot(dir: &Path, host: &HostState, provision: Option<Provision>) -> Result<i32> {
+    let paths = HostPaths::new(dir, &host.name);
+    // A boot starts with an empty /run, as tmpfs would be.
+    for p in [paths.upper("/run"), paths.work("/run")] {
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| Error::io("clear", &p, e))?;
+        }
+    }
+    make_upper(&paths.upper("/run"), "/run")?;
+    mkdir(&paths.work("/run"), 0o755)?;
+    let ctl = paths.ctl();
+    for f in [ctl_manager::INIT_PID, ctl_manager::INIT_ERROR] {
+        let _ = std::fs::remove_file(ctl.join(f));
+    }
+    let spec = InitSpec {
+        hostname: host.name.clone(),
+        overlays: overlays(dir, &host.name),
+        ctl: ctl.clone(),
+        provision,
+    };
+    let spec_path = paths.root.join("init.json");
+    crate::state::write_json(&spec_path, &spec)?;
+    std::fs::set_permissions(&spec_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("chmod", &spec_path, e))?;
+
+    let netns_path = Path::new("/run/netns").join(&host.netns);
+    let netns = File::open(&netns_path).map_err(|e| Error::io("open", &netns_path, e))?;
+    let log_path = paths.root.join("init.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io("open", &log_path, e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error::io("dup", &log_path, e))?;
+    let nsfd = netns.as_raw_fd();
+    let mut cmd = Command::new(dir.join(SIM_COPY));
+    cmd.arg("init")
+        .arg(&spec_path)
+        .env_clear()
+        .env("PATH", distro::ROOT_PATH)
+        .env("LANG", "C.UTF-8")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own session, so a Ctrl-C meant for `testbed` doesn't power hosts off.
+            libc::setsid();
+            if libc::setns(nsfd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status().map_err(|source| Error::Spawn {
+        command: crate::cmd::display(&cmd),
+        source,
+    })?;
+    drop(netns);
+    if !status.success() {
+        return Err(Error::host(&host.name, boot_failure(&paths, &log_path)));
+    }
+    let pid_path = ctl.join(ctl_manager::INIT_PID);
+    let pid: i32 = std::fs::read_to_string(&pid_path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| {
+            Error::host(
+                &host.name,
+                format!("{} missing after init", pid_path.display()),
+            )
+        })?;
+    wait_ready(host, pid, &paths, &log_path)?;
+    Ok(pid)
+}
+
+fn boot_failure(paths: &HostPaths, log: &Path) -> String {
+    if let Ok(e) = std::fs::read_to_string(paths.ctl().join(ctl_manager::INIT_ERROR)) {
+        return format!("did not boot: {} (log: {})", e.trim(), log.display());
+    }
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+    format!(
+        "did not boot; last lines of {}:\n{}",
+        log.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
+}
+
+/// Waits until the host's sshd sends its banner, failing early if the host died.
+fn wait_ready(host: &HostState, pid: i32, paths: &HostPaths, log: &Path) -> Result<()> {
+    let addr: SocketAddr = format!("{}:22", host.address)
+        .parse()
+        .map_err(|e| Error::Invalid(format!("bad address {}: {e}", host.address)))?;
+    let start = Instant::now();
+    loop {
+        if paths.ctl().join(ctl_manager::INIT_ERROR).exists() || !procs::alive(pid) {
+            return Err(Error::host(&host.name, boot_failure(paths, log)));
+        }
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 8];
+            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"SSH-") {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            return Err(Error::host(
+                &host.name,
+                format!(
+                    "sshd did not answer on {addr} within {}s; see {}",
+                    BOOT_TIMEOUT.as_secs(),
+                    log.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Powers a host off: every process dies, the cable is pulled. Its disk (the overlay
+/// uppers except /run) stays.
+pub fn power_off(state: &TestbedState, host: &HostState) -> Result<()> {
+    if let Some(pid) = host.init_pid {
+        // PID 1 of the host's PID namespace: the kernel kills every process in it.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    if let Some(ino) = net::netns_inode(state.subnet, &host.name) {
+        let left = procs::kill_all(ino, Duration::from_secs(10));
+        if !left.is_empty() {
+            return Err(Error::host(
+                &host.name,
+                format!("processes {left:?} survived SIGKILL for 10s"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `nsenter` into a running host as root, with the environment of a root login.
+pub fn enter(host: &HostState, argv: &[&str]) -> Result<Command> {
+    let pid = running_pid(host)?;
+    let mut cmd = Command::new("nsenter");
+    cmd.arg("-t")
+        .arg(pid.to_string())
+        .args(["-m", "-u", "-n", "-p", "-r", "--wd=/root", "--"])
+        .args(argv)
+        .env_clear()
+        .env("PATH", distro::ROOT_PATH)
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root")
+        .env("SHELL", "/bin/bash")
+        .env("LANG", "C.UTF-8");
+    if let Ok(term) = std::env::var("TERM") {
+        cmd.env("TERM", term);
+    }
+    Ok(cmd)
+}
+
+/// PID 1 of a running host.
+pub fn running_pid(host: &HostState) -> Result<i32> {
+    match host.init_pid {
+        Some(pid) if procs::alive(pid) => Ok(pid),
+        Some(_) => Err(Error::host(
+            &host.name,
+            "is down (its first process died; `testbed start` boots it)",
+        )),
+        None => Err(Error::host(
+            &host.name,
+            "is stopped (`testbed start` boots it)",
+        )),
+    }
+}
+
+/// A path inside a running host, as seen from the root namespace.
+pub fn inside(host: &HostState, path: &str) -> Result<PathBuf> {
+    let pid = running_pid(host)?;
+    Ok(PathBuf::from(format!("/proc/{pid}/root")).join(path.trim_start_matches('/')))
+}
+
+/// The listening sshd of a running host (PID 1's sshd child).
+pub fn sshd_pid(host: &HostState) -> Result<i32> {
+    let pid = running_pid(host)?;
+    procs::children(pid)
+        .into_iter()
+        .find(|c| procs::comm(*c) == "sshd")
+        .ok_or_else(|| Error::host(&host.name, "has no running sshd"))
+}

@@ -1,0 +1,155 @@
+//! The testbed's network: one Linux bridge per testbed in the root namespace
+//! (`tbX`, 10.200.X.1/24) and, per host, a network namespace (`tbX-NAME`) joined to the
+//! bridge by a veth pair (`tbX-hI` outside, `eth0` inside, 10.200.X.(10+I)/24).
+//!
+//! Distinct testbeds get distinct X, so tests may run in parallel. X is allocated under
+//! a lock file; the bridge's existence is the reservation (a crashed testbed's bridge
+//! keeps its X until `testbed down` or a reboot removes it).
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use crate::cmd;
+use crate::error::{Error, Result};
+
+/// Where the allocation lock lives.
+const LOCK_DIR: &str = "/run/testbed";
+/// Hosts are numbered from 1; their address is 10.200.X.(HOST_OFFSET + index).
+const HOST_OFFSET: u32 = 10;
+/// The most hosts one testbed can have (one /24).
+pub const MAX_HOSTS: usize = 240;
+
+pub fn bridge_name(x: u8) -> String {
+    format!("tb{x}")
+}
+
+pub fn netns_name(x: u8, host: &str) -> String {
+    format!("tb{x}-{host}")
+}
+
+/// Outside end of a host's veth. Interface names are limited to 15 bytes, so this uses
+/// the host's index rather than its name.
+pub fn veth_name(x: u8, index: usize) -> String {
+    format!("tb{x}-h{index}")
+}
+
+pub fn gateway(x: u8) -> String {
+    format!("10.200.{x}.1")
+}
+
+pub fn host_address(x: u8, index: usize) -> String {
+    format!("10.200.{x}.{}", HOST_OFFSET as usize + index)
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Holds an exclusive `flock` until dropped.
+struct Lock(File);
+
+impl Lock {
+    fn take() -> Result<Lock> {
+        std::fs::create_dir_all(LOCK_DIR).map_err(|e| Error::io("create", LOCK_DIR, e))?;
+        let path = Path::new(LOCK_DIR).join("subnets.lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("lock", path, std::io::Error::last_os_error()));
+        }
+        Ok(Lock(f))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Picks a free X and creates its bridge (which reserves it). Returns X.
+pub fn create_bridge() -> Result<u8> {
+    let _lock = Lock::take()?;
+    let x = (1..=254u8)
+        .find(|x| !link_exists(&bridge_name(*x)))
+        .ok_or_else(|| {
+            Error::Invalid(
+                "all 254 testbed subnets 10.200.X.0/24 are in use: run `testbed down` on old testbeds or `ip link del tbX`".into(),
+            )
+        })?;
+    let br = bridge_name(x);
+    cmd::ip_batch(
+        None,
+        &[
+            format!("link add {br} type bridge"),
+            format!("addr add {}/24 dev {br}", gateway(x)),
+            format!("link set {br} up"),
+        ],
+    )?;
+    Ok(x)
+}
+
+/// Creates a host's namespace and veth, addressed and up, with a default route via the
+/// bridge (a fresh server has one; nothing beyond the bridge answers).
+pub fn create_host(x: u8, index: usize, host: &str) -> Result<()> {
+    let ns = netns_name(x, host);
+    let veth = veth_name(x, index);
+    cmd::ip(&["netns", "add", &ns])?;
+    cmd::ip_batch(
+        None,
+        &[
+            format!("link add {veth} type veth peer name eth0 netns {ns}"),
+            format!("link set {veth} master {} up", bridge_name(x)),
+        ],
+    )?;
+    cmd::ip_batch(
+        Some(&ns),
+        &[
+            "link set lo up".to_string(),
+            format!("addr add {}/24 dev eth0", host_address(x, index)),
+            "link set eth0 up".to_string(),
+            format!("route add default via {}", gateway(x)),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Takes a host's cable out (`false`) or plugs it back in (`true`).
+pub fn set_link(x: u8, index: usize, up: bool) -> Result<()> {
+    let veth = veth_name(x, index);
+    cmd::ip(&["link", "set", &veth, if up { "up" } else { "down" }]).map(|_| ())
+}
+
+/// Removes a host's namespace (its veth goes with it). Missing pieces are not an error.
+pub fn delete_host(x: u8, index: usize, host: &str) -> Result<()> {
+    let ns = netns_name(x, host);
+    if Path::new("/run/netns").join(&ns).exists() {
+        cmd::ip(&["netns", "del", &ns])?;
+    }
+    let veth = veth_name(x, index);
+    if link_exists(&veth) {
+        cmd::ip(&["link", "del", &veth])?;
+    }
+    Ok(())
+}
+
+pub fn delete_bridge(x: u8) -> Result<()> {
+    let br = bridge_name(x);
+    if link_exists(&br) {
+        cmd::ip(&["link", "del", &br])?;
+    }
+    Ok(())
+}
+
+/// The inode of a namespace's bind mount, to find the processes inside it.
+pub fn netns_inode(x: u8, host: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(Path::new("/run/netns").join(netns_name(x, host)))
+        .ok()
+        .map(|m| m.ino())
+}

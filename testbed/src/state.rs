@@ -1,0 +1,99 @@
+//! The files a testbed directory holds for its users and for itself:
+//! `hosts.json` (what a tool under test needs to reach the hosts) and `testbed.json`
+//! (what `testbed down` and the other subcommands need to find every piece again).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::distro::Os;
+use crate::error::{Error, Result};
+
+/// One entry of `DIR/hosts.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostEntry {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// The login user: "root" or "ubuntu".
+    pub user: String,
+    pub identity_file: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+/// One host in `DIR/testbed.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostState {
+    pub name: String,
+    /// 1-based; the address is 10.200.X.(10+index).
+    pub index: usize,
+    pub address: String,
+    pub netns: String,
+    pub veth: String,
+    /// PID 1 of the host, in root-namespace numbering; None while stopped.
+    pub init_pid: Option<i32>,
+}
+
+/// `DIR/testbed.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestbedState {
+    /// X of the subnet 10.200.X.0/24.
+    pub subnet: u8,
+    pub bridge: String,
+    pub user: String,
+    pub os: Os,
+    pub sudo_password: bool,
+    pub time_scale: f64,
+    pub hosts: Vec<HostState>,
+}
+
+pub const STATE_FILE: &str = "testbed.json";
+pub const HOSTS_FILE: &str = "hosts.json";
+pub const CLIENT_KEY: &str = "id_ed25519";
+pub const KNOWN_HOSTS: &str = "known_hosts";
+
+impl TestbedState {
+    pub fn load(dir: &Path) -> Result<TestbedState> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Invalid(format!(
+                    "{} does not exist: no testbed in {} (create one with `testbed up --dir {}`)",
+                    path.display(),
+                    dir.display(),
+                    dir.display()
+                ))
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        serde_json::from_str(&text).map_err(|source| Error::Json { path, source })
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_json(&dir.join(STATE_FILE), self)
+    }
+
+    pub fn host(&self, name: &str) -> Result<&HostState> {
+        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+            Error::Invalid(format!(
+                "no host named {name:?} in this testbed (hosts: {})",
+                names.join(", ")
+            ))
+        })
+    }
+
+    pub fn host_mut(&mut self, name: &str) -> Result<&mut HostState> {
+        self.host(name)?;
+        Ok(self.hosts.iter_mut().find(|h| h.name == name).unwrap())
+    }
+}
+
+/// Writes JSON via a temporary file and rename, so a reader never sees half of it.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("serializable") + "\n";
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+}

@@ -1,0 +1,628 @@
+//! [`Testbed`]: a set of simulated hosts, created by [`Builder`], torn down on drop.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::distro::Os;
+use crate::error::{Error, Result};
+use crate::host::{self, SIM_COPY};
+use crate::keys;
+use crate::layout::{self, AuditRecord, Fault, HostPaths, Provision};
+use crate::net;
+use crate::procs;
+use crate::state::{self, HostEntry, HostState, TestbedState};
+
+/// How many hosts are brought up at once. Booting is mostly waiting for `ip`, `ssh-keygen`
+/// and sshd, so this is more than the core count.
+const PARALLEL: usize = 16;
+
+/// Options for a new testbed. `Testbed::builder().hosts(3).build()?`.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    hosts: usize,
+    user: String,
+    os: Os,
+    sudo_password: bool,
+    time_scale: f64,
+    name_prefix: String,
+    dir: Option<PathBuf>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            hosts: 1,
+            user: "root".into(),
+            os: Os::default(),
+            sudo_password: false,
+            time_scale: std::env::var("TESTBED_TIME_SCALE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0),
+            name_prefix: "node".into(),
+            dir: None,
+        }
+    }
+}
+
+impl Builder {
+    pub fn hosts(mut self, n: usize) -> Self {
+        self.hosts = n;
+        self
+    }
+    /// The login user written to hosts.json: "root" (default) or "ubuntu".
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = user.to_string();
+        self
+    }
+    pub fn os(mut self, os: Os) -> Self {
+        self.os = os;
+        self
+    }
+    /// Make ubuntu's sudo ask for a password ("ubuntu"), so `sudo -n` fails.
+    pub fn sudo_password(mut self, yes: bool) -> Self {
+        self.sudo_password = yes;
+        self
+    }
+    /// Multiplier for stand-ins' realistic durations (default: env TESTBED_TIME_SCALE or 0).
+    pub fn time_scale(mut self, f: f64) -> Self {
+        self.time_scale = f;
+        self
+    }
+    /// Hosts are named PREFIX1..PREFIXN (default "node").
+    pub fn name_prefix(mut self, p: &str) -> Self {
+        self.name_prefix = p.to_string();
+        self
+    }
+    /// Where the testbed keeps its files. Default: a new /tmp/testbed-XXXXXXXX, removed
+    /// on drop. A given directory is kept (only its testbed files are removed).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    pub fn build(self) -> Result<Testbed> {
+        preflight()?;
+        if self.hosts == 0 || self.hosts > net::MAX_HOSTS {
+            return Err(Error::Invalid(format!(
+                "--hosts must be between 1 and {} (one /24 per testbed), not {}",
+                net::MAX_HOSTS,
+                self.hosts
+            )));
+        }
+        if self.user != "root" && self.user != "ubuntu" {
+            return Err(Error::Invalid(format!(
+                "user must be root or ubuntu, not {:?}",
+                self.user
+            )));
+        }
+        let p = &self.name_prefix;
+        if p.is_empty()
+            || p.len() > 40
+            || !p.starts_with(|c: char| c.is_ascii_lowercase())
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(Error::Invalid(format!(
+                "name prefix {p:?} must be a lowercase host name start ([a-z][a-z0-9-]*, at most 40 chars)"
+            )));
+        }
+        let (dir, owned_dir) = match &self.dir {
+            Some(d) => (d.clone(), false),
+            None => (
+                std::env::temp_dir().join(format!("testbed-{:08x}", rand::random::<u32>())),
+                true,
+            ),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| Error::io("resolve", &dir, e))?;
+        for t in layout::OVERLAY_DIRS {
+            if !host::FRESH_DIRS.contains(t) && dir.starts_with(t) {
+                return Err(Error::Invalid(format!(
+                    "the testbed directory {} is inside {t}, which every host overlays: choose a directory elsewhere (e.g. /tmp/NAME)",
+                    dir.display()
+                )));
+            }
+        }
+        if dir.join(state::STATE_FILE).exists() {
+            return Err(Error::Invalid(format!(
+                "{} already holds a testbed: remove it first with `testbed down --dir {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+
+        let sim = crate::sim_binary()?;
+        // One copy per testbed (hard-linked into every host): a rebuild of tb-sim while the
+        // testbed runs cannot change or break the hosts' binary.
+        let copy = dir.join(SIM_COPY);
+        let _ = std::fs::remove_file(&copy);
+        std::fs::copy(&sim, &copy).map_err(|e| Error::io("copy tb-sim to", &copy, e))?;
+        host::prepare_lowers(&dir)?;
+        let client_pub = keys::generate(&dir.join(state::CLIENT_KEY), "testbed")?;
+
+        let subnet = net::create_bridge()?;
+        let hosts = (1..=self.hosts)
+            .map(|i| {
+                let name = format!("{}{i}", self.name_prefix);
+                HostState {
+                    address: net::host_address(subnet, i),
+                    netns: net::netns_name(subnet, &name),
+                    veth: net::veth_name(subnet, i),
+                    index: i,
+                    name,
+                    init_pid: None,
+                }
+            })
+            .collect();
+        let st = TestbedState {
+            subnet,
+            bridge: net::bridge_name(subnet),
+            user: self.user.clone(),
+            os: self.os,
+            sudo_password: self.sudo_password,
+            time_scale: self.time_scale,
+            hosts,
+        };
+        st.save(&dir)?;
+        // From here on, dropping `tb` (also on error) tears down whatever exists.
+        let tb = Testbed {
+            dir,
+            state: Mutex::new(st),
+            teardown_on_drop: true,
+            owned_dir,
+        };
+        tb.create_hosts(&client_pub)?;
+        Ok(tb)
+    }
+}
+
+fn preflight() -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Invalid(
+            "the testbed needs root (it creates network namespaces and mounts): run as root".into(),
+        ));
+    }
+    for (path, pkg) in [
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+        ("/usr/bin/sudo", "sudo"),
+        ("/usr/bin/nsenter", "util-linux"),
+    ] {
+        if !Path::new(path).exists() {
+            return Err(Error::Invalid(format!(
+                "{path} not found: the testbed's hosts need it (apt-get install {pkg})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A running set of simulated hosts. Dropping it powers every host off and removes its
+/// namespaces, bridge and files (unless it was [`Testbed::attach`]ed or [`Testbed::keep`]).
+#[derive(Debug)]
+pub struct Testbed {
+    dir: PathBuf,
+    state: Mutex<TestbedState>,
+    teardown_on_drop: bool,
+    owned_dir: bool,
+}
+
+impl Testbed {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The testbed in `dir`, made earlier (e.g. by `testbed up`). Dropping it changes nothing.
+    pub fn attach(dir: impl AsRef<Path>) -> Result<Testbed> {
+        let dir = dir.as_ref();
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| Error::io("resolve", dir, e))?;
+        let state = TestbedState::load(&dir)?;
+        Ok(Testbed {
+            dir,
+            state: Mutex::new(state),
+            teardown_on_drop: false,
+            owned_dir: false,
+        })
+    }
+
+    /// Keeps the testbed running after this value is dropped (for `testbed up`).
+    pub fn keep(mut self) {
+        self.teardown_on_drop = false;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn hosts_json(&self) -> PathBuf {
+        self.dir.join(state::HOSTS_FILE)
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join(state::KNOWN_HOSTS)
+    }
+
+    pub fn identity_file(&self) -> PathBuf {
+        self.dir.join(state::CLIENT_KEY)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TestbedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn host_state(&self, name: &str) -> Result<HostState> {
+        self.state().host(name).cloned()
+    }
+
+    /// Whether the host is powered on (its PID 1 is alive).
+    pub fn is_running(&self, host: &str) -> bool {
+        self.host_state(host)
+            .map(|h| host::running_pid(&h).is_ok())
+            .unwrap_or(false)
+    }
+
+    /// The hosts as written to hosts.json.
+    pub fn hosts(&self) -> Vec<HostEntry> {
+        let st = self.state();
+        st.hosts
+            .iter()
+            .map(|h| HostEntry {
+                name: h.name.clone(),
+                address: h.address.clone(),
+                port: 22,
+                user: st.user.clone(),
+                identity_file: self.identity_file(),
+                known_hosts: self.known_hosts(),
+            })
+            .collect()
+    }
+
+    /// One host's entry; errors name the hosts that exist.
+    pub fn host(&self, name: &str) -> Result<HostEntry> {
+        self.host_state(name)?;
+        Ok(self.hosts().into_iter().find(|h| h.name == name).unwrap())
+    }
+
+    fn create_hosts(&self, client_pub: &str) -> Result<()> {
+        let st = self.state().clone();
+        let next = AtomicUsize::new(0);
+        let results: Mutex<HashMap<String, Result<(i32, String)>>> = Mutex::new(HashMap::new());
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL.min(st.hosts.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(h) = st.hosts.get(i) else { break };
+                    let r = self.create_host(&st, h, client_pub);
+                    results.lock().unwrap().insert(h.name.clone(), r);
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap();
+        let mut known = String::new();
+        let mut first_err = None;
+        {
+            let mut stm = self.state();
+            for h in stm.hosts.iter_mut() {
+                match results.remove(&h.name) {
+                    Some(Ok((pid, host_pub))) => {
+                        h.init_pid = Some(pid);
+                        known.push_str(&keys::known_hosts_line(&h.address, &host_pub));
+                        known.push('\n');
+                    }
+                    Some(Err(e)) => {
+                        first_err.get_or_insert(e);
+                    }
+                    None => {}
+                }
+            }
+            stm.save(&self.dir)?;
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let kh = self.known_hosts();
+        std::fs::write(&kh, known).map_err(|e| Error::io("write", &kh, e))?;
+        state::write_json(&self.hosts_json(), &self.hosts())
+    }
+
+    fn create_host(
+        &self,
+        st: &TestbedState,
+        h: &HostState,
+        client_pub: &str,
+    ) -> Result<(i32, String)> {
+        host::prepare(&self.dir, st, h)?;
+        let paths = HostPaths::new(&self.dir, &h.name);
+        let key = paths.root.join("ssh_host_ed25519_key");
+        let host_pub = keys::generate(&key, &format!("root@{}", h.name))?;
+        let host_key = std::fs::read_to_string(&key).map_err(|e| Error::io("read", &key, e))?;
+        net::create_host(st.subnet, h.index, &h.name)?;
+        let provision = Provision {
+            os: st.os.as_str().to_string(),
+            address: h.address.clone(),
+            authorized_key: client_pub.to_string(),
+            host_key,
+            host_key_pub: host_pub.clone(),
+            sudo_password: st.sudo_password,
+        };
+        let pid = host::boot(&self.dir, h, Some(provision))?;
+        Ok((pid, host_pub))
+    }
+
+    /// Runs `argv` inside the host as root (a console login, not SSH: nothing is audited as
+    /// `ssh`). Never fails on a non-zero exit; look at `Output::status`.
+    pub fn exec(&self, host: &str, argv: &[&str]) -> Result<Output> {
+        self.exec_with_input(host, argv, None)
+    }
+
+    pub fn exec_with_input(
+        &self,
+        host: &str,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output> {
+        let h = self.host_state(host)?;
+        crate::cmd::output(&mut host::enter(&h, argv)?, stdin)
+    }
+
+    /// A `nsenter` command into the host, for callers that want their own stdio.
+    pub fn exec_command(&self, host: &str, argv: &[&str]) -> Result<Command> {
+        host::enter(&self.host_state(host)?, argv)
+    }
+
+    /// An OpenSSH client command to the host as `user` with the testbed's key and a
+    /// strict known_hosts; append the remote command with `.arg(...)`.
+    pub fn ssh(&self, host: &str, user: &str) -> Result<Command> {
+        let h = self.host_state(host)?;
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-i")
+            .arg(self.identity_file())
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-o",
+                "LogLevel=ERROR",
+                "-p",
+                "22",
+            ])
+            .arg(format!("{user}@{}", h.address));
+        Ok(cmd)
+    }
+
+    /// The host's audit log: every SSH command line and every stand-in invocation.
+    pub fn audit(&self, host: &str) -> Result<Vec<AuditRecord>> {
+        self.host_state(host)?;
+        let path = HostPaths::new(&self.dir, host).audit_log();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|source| Error::Json {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// A file's content as the host sees it (through its mounts). The host must be running.
+    pub fn read_file(&self, host: &str, path: &str) -> Result<Vec<u8>> {
+        let p = host::inside(&self.host_state(host)?, path)?;
+        std::fs::read(&p).map_err(|e| Error::io("read (in the host)", path, e))
+    }
+
+    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`).
+    pub fn fault(&self, host: &str, fault: Fault) -> Result<()> {
+        self.host_state(host)?;
+        let path = HostPaths::new(&self.dir, host)
+            .ctl()
+            .join(layout::ctl::FAULTS)
+            .join(fault.file_name());
+        state::write_json(&path, &fault)
+    }
+
+    /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
+    /// Removing an absent fault is fine.
+    pub fn clear_fault(&self, host: &str, file_name: &str) -> Result<()> {
+        self.host_state(host)?;
+        let path = HostPaths::new(&self.dir, host)
+            .ctl()
+            .join(layout::ctl::FAULTS)
+            .join(file_name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Powers the host off: every process in it dies (sshd, daemons, sessions) and its
+    /// address stops answering. Files survive; /run and the kernel state do not.
+    pub fn stop(&self, host: &str) -> Result<()> {
+        let mut st = self.state();
+        let h = st.host(host)?.clone();
+        host::power_off(&st, &h)?;
+        net::set_link(st.subnet, h.index, false)?;
+        st.host_mut(host)?.init_pid = None;
+        st.save(&self.dir)
+    }
+
+    /// Boots a stopped host again (like a reboot: fresh /run, `tb-sim boot`, sshd with the
+    /// same host key).
+    pub fn start(&self, host: &str) -> Result<()> {
+        let mut st = self.state();
+        let h = st.host(host)?.clone();
+        if host::running_pid(&h).is_ok() {
+            return Err(Error::host(host, "is already running"));
+        }
+        // A dead PID 1 may have left processes that entered from outside.
+        host::power_off(&st, &h)?;
+        net::set_link(st.subnet, h.index, true)?;
+        let pid = host::boot(&self.dir, &h, None)?;
+        st.host_mut(host)?.init_pid = Some(pid);
+        st.save(&self.dir)
+    }
+
+    /// Stops (SIGSTOP) every process of the host: connections hang, nothing answers.
+    pub fn freeze(&self, host: &str) -> Result<()> {
+        self.signal_all(host, libc::SIGSTOP)
+    }
+
+    pub fn thaw(&self, host: &str) -> Result<()> {
+        self.signal_all(host, libc::SIGCONT)
+    }
+
+    fn signal_all(&self, host: &str, sig: i32) -> Result<()> {
+        let st = self.state();
+        st.host(host)?;
+        let ino = net::netns_inode(st.subnet, host)
+            .ok_or_else(|| Error::host(host, "has no network namespace"))?;
+        procs::signal(&procs::in_netns(ino), sig);
+        Ok(())
+    }
+
+    /// Gives the host a new SSH host key and makes its sshd use it. known_hosts is not
+    /// updated, so a strict client now refuses the host, as after a reinstall.
+    pub fn replace_host_key(&self, host: &str) -> Result<()> {
+        let h = self.host_state(host)?;
+        let key = HostPaths::new(&self.dir, host)
+            .root
+            .join("ssh_host_ed25519_key");
+        let new_pub = keys::generate(&key, &format!("root@{host}"))?;
+        let private = std::fs::read(&key).map_err(|e| Error::io("read", &key, e))?;
+        for (path, data) in [
+            ("/etc/ssh/ssh_host_ed25519_key", private),
+            (
+                "/etc/ssh/ssh_host_ed25519_key.pub",
+                format!("{new_pub}\n").into_bytes(),
+            ),
+        ] {
+            let p = host::inside(&h, path)?;
+            std::fs::write(&p, data).map_err(|e| Error::io("write (in the host)", path, e))?;
+        }
+        // sshd re-executes itself on SIGHUP and reloads its keys.
+        let sshd = host::sshd_pid(&h)?;
+        unsafe { libc::kill(sshd, libc::SIGHUP) };
+        let want = new_pub
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let start = Instant::now();
+        loop {
+            let out = crate::cmd::output(
+                Command::new("ssh-keyscan").args(["-T", "2", "-t", "ed25519", &h.address]),
+                None,
+            )?;
+            if String::from_utf8_lossy(&out.stdout).contains(&want) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                return Err(Error::host(
+                    host,
+                    "sshd did not pick up the new host key within 15s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Tears everything down: processes, namespaces (and with them mounts and veths), the
+    /// bridge and the testbed's files in the directory.
+    pub fn down(mut self) -> Result<()> {
+        self.teardown_on_drop = false;
+        self.teardown()
+    }
+
+    fn teardown(&self) -> Result<()> {
+        let st = self.state().clone();
+        // PID 1s first: each takes its whole PID namespace with it.
+        for h in &st.hosts {
+            if let Some(pid) = h.init_pid {
+                if procs::alive(pid) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let mut errors = vec![];
+        for h in &st.hosts {
+            if let Err(e) = host::power_off(&st, h) {
+                errors.push(e.to_string());
+            }
+            if let Err(e) = net::delete_host(st.subnet, h.index, &h.name) {
+                errors.push(e.to_string());
+            }
+        }
+        if let Err(e) = net::delete_bridge(st.subnet) {
+            errors.push(e.to_string());
+        }
+        if errors.is_empty() {
+            let mut remove: Vec<PathBuf> = [
+                "hosts",
+                "lower",
+                SIM_COPY,
+                state::HOSTS_FILE,
+                state::KNOWN_HOSTS,
+                state::CLIENT_KEY,
+                "id_ed25519.pub",
+                state::STATE_FILE,
+            ]
+            .iter()
+            .map(|f| self.dir.join(f))
+            .collect();
+            if self.owned_dir {
+                remove = vec![self.dir.clone()];
+            }
+            for p in remove {
+                let r = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                if let Err(e) = r {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        errors.push(format!("{}: {e}", p.display()));
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "teardown incomplete: {}",
+                errors.join("; ")
+            )))
+        }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if self.teardown_on_drop {
+            if let Err(e) = self.teardown() {
+                eprintln!("testbed: {e}");
+            }
+        }
+    }
+}
