@@ -2,19 +2,24 @@
 
 pub mod api;
 mod apiserver;
+pub mod kubelet;
 pub mod objects;
 pub mod scheduler;
 pub mod state;
 
 use crate::{Daemon, Standin};
 
-pub fn lookup(_name: &str) -> Option<Standin> {
-    None
+pub fn lookup(name: &str) -> Option<Standin> {
+    match name {
+        "kubelet" => Some(kubelet::standin),
+        _ => None,
+    }
 }
 
 pub fn daemon(unit: &str) -> Option<Daemon> {
     match unit {
         "kube-apiserver" => Some(apiserver::daemon),
+        "kubelet" => Some(kubelet::daemon),
         _ => None,
     }
 }

@@ -1,0 +1,561 @@
+//! The simulated kubelet: `kubelet --version` and the `kubelet` unit's daemon.
+//!
+//! Like the real kubelet under systemd, the daemon crash-loops until kubeadm writes its
+//! configuration (modeled as one process that writes `waiting` to ctl/units/kubelet.state
+//! and polls, so `systemctl is-active kubelet` says `activating`). Once configured it
+//! checks swap and the container runtime with the real error texts, writes `running`,
+//! listens on 10250 (and healthz on 127.0.0.1:10248), runs the static pods from
+//! /etc/kubernetes/manifests (the API server as a real process; the other components as
+//! mirror pods only), and registers and heartbeats its Node.
+//!
+//! The kubelet version is the installed package's version at process start: an upgraded
+//! package shows only after `systemctl restart kubelet`, as on a real host.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::api::{self, ClientConfig, Op};
+use super::objects;
+use super::scheduler::CNI_NOT_READY;
+use crate::common::{self, Ctx};
+
+pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+pub const CONFIG_YAML: &str = "/var/lib/kubelet/config.yaml";
+pub const FLAGS_ENV: &str = "/var/lib/kubelet/kubeadm-flags.env";
+pub const DEFAULTS_ENV: &str = "/etc/default/kubelet";
+pub const MANIFESTS: &str = "/etc/kubernetes/manifests";
+const CRI_ENDPOINT: &str = "unix:///var/run/containerd/containerd.sock";
+
+static TERM: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERM.store(true, Ordering::SeqCst);
+}
+
+/// `kubelet ARGS`: only `--version` is meaningful outside systemd.
+pub fn standin(ctx: &mut Ctx, args: &[String]) -> i32 {
+    let version = kubelet_version();
+    if args
+        .iter()
+        .any(|a| a == "--version" || a == "--version=true")
+    {
+        match version {
+            Some(v) => println!("Kubernetes {v}"),
+            None => return common::fail(ctx, 1, "kubelet package is not installed"),
+        }
+        return 0;
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("The kubelet is the primary \"node agent\" that runs on each node.\n\nUsage:\n  kubelet [flags]");
+        return 0;
+    }
+    eprintln!("kubelet: run the kubelet through its systemd unit: systemctl start kubelet");
+    1
+}
+
+/// "v1.34.2" from the installed kubelet package ("1.34.2-1.1").
+pub fn kubelet_version() -> Option<String> {
+    common::installed_version("kubelet").map(|v| format!("v{}", v.split('-').next().unwrap_or(&v)))
+}
+
+fn log(level: char, msg: &str) {
+    let t = objects::rfc3339(common::now());
+    eprintln!(
+        "{level}{} {msg}",
+        &t[5..].replace(['-', 'T', 'Z'], " ").trim()
+    );
+}
+
+fn set_state(s: &str) {
+    let _ = common::write_atomic(
+        &common::ctl_path(testbed::layout::ctl::UNITS).join("kubelet.state"),
+        s.as_bytes(),
+    );
+}
+
+/// Flags from kubeadm-flags.env and /etc/default/kubelet, as `--name=value` pairs.
+pub fn read_flags() -> Vec<(String, String)> {
+    let mut out = vec![];
+    for (path, var) in [
+        (FLAGS_ENV, "KUBELET_KUBEADM_ARGS"),
+        (DEFAULTS_ENV, "KUBELET_EXTRA_ARGS"),
+    ] {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix(&format!("{var}=")) else {
+                continue;
+            };
+            let words = shlex::split(rest).unwrap_or_default();
+            let joined = words.join(" ");
+            let words = shlex::split(&joined).unwrap_or_default();
+            let mut it = words.into_iter().peekable();
+            while let Some(w) = it.next() {
+                let Some(f) = w.strip_prefix("--") else {
+                    continue;
+                };
+                match f.split_once('=') {
+                    Some((k, v)) => out.push((k.to_string(), v.to_string())),
+                    None => {
+                        let v = match it.peek() {
+                            Some(n) if !n.starts_with("--") => it.next().unwrap(),
+                            _ => "true".to_string(),
+                        };
+                        out.push((f.to_string(), v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    flags
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `--node-labels` in the kubernetes.io / k8s.io namespaces that the kubelet refuses.
+pub fn forbidden_node_labels(labels: &str) -> Vec<String> {
+    const ALLOWED: &[&str] = &[
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/instance-type",
+        "beta.kubernetes.io/os",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "kubernetes.io/arch",
+        "kubernetes.io/hostname",
+        "kubernetes.io/os",
+        "node.kubernetes.io/instance-type",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    ];
+    labels
+        .split(',')
+        .filter_map(|kv| kv.split('=').next())
+        .filter(|k| !k.is_empty())
+        .filter(|k| {
+            let ns = k.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            let in_ns = ns == "kubernetes.io"
+                || ns.ends_with(".kubernetes.io")
+                || ns == "k8s.io"
+                || ns.ends_with(".k8s.io");
+            let allowed_prefix = ns == "kubelet.kubernetes.io"
+                || ns.ends_with(".kubelet.kubernetes.io")
+                || ns == "node.kubernetes.io"
+                || ns.ends_with(".node.kubernetes.io");
+            in_ns && !allowed_prefix && !ALLOWED.contains(k)
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// Why the kubelet can't start now (the message it logs before exiting), if any.
+fn start_check(config: &Value, flags: &[(String, String)]) -> Option<String> {
+    if !common::kernel().swaps.is_empty() && config["failSwapOn"] != false {
+        return Some("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false".into());
+    }
+    if let Some(l) = flag(flags, "node-labels") {
+        let bad = forbidden_node_labels(l);
+        if !bad.is_empty() {
+            return Some(format!("unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [{}]\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set (beta.kubernetes.io/arch, beta.kubernetes.io/instance-type, beta.kubernetes.io/os, failure-domain.beta.kubernetes.io/region, failure-domain.beta.kubernetes.io/zone, kubernetes.io/arch, kubernetes.io/hostname, kubernetes.io/os, node.kubernetes.io/instance-type, topology.kubernetes.io/region, topology.kubernetes.io/zone)", bad.join(" ")));
+        }
+    }
+    runtime_problem().map(|p| format!("failed to run Kubelet: validate service connection: {p}"))
+}
+
+/// What is wrong with the CRI endpoint, in the CRI client's words.
+fn runtime_problem() -> Option<String> {
+    match common::containerd_runtime() {
+        None => Some(format!("validate CRI v1 runtime API for endpoint \"{CRI_ENDPOINT}\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix /var/run/containerd/containerd.sock: connect: no such file or directory\"")),
+        Some(rt) if !rt.cri => Some(format!("validate CRI v1 runtime API for endpoint \"{CRI_ENDPOINT}\": rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService")),
+        Some(_) => None,
+    }
+}
+
+/// The cgroup driver mismatch between the kubelet's config and the running containerd,
+/// in the words of the sandbox creation error the kubelet then logs for every pod.
+fn cgroup_problem(config: &Value) -> Option<String> {
+    let rt = common::containerd_runtime()?;
+    let kubelet_systemd = config["cgroupDriver"].as_str().unwrap_or("cgroupfs") == "systemd";
+    match (kubelet_systemd, rt.systemd_cgroup) {
+        (false, true) => Some("rpc error: code = Unknown desc = failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got \"/kubepods/burstable/pod0b2c3d4e/1f2e3d4c\" instead: unknown".into()),
+        (true, false) => Some("rpc error: code = Unknown desc = failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: cannot determine cgroup path: cgroupsPath \"kubepods-burstable-pod0b2c3d4e.slice:cri-containerd:1f2e3d4c\" should be an absolute path: unknown".into()),
+        _ => None,
+    }
+}
+
+fn sim_bin() -> PathBuf {
+    let p = PathBuf::from(testbed::layout::SIM_BIN);
+    if p.exists() {
+        p
+    } else {
+        std::env::current_exe().unwrap_or(p)
+    }
+}
+
+fn units_dir() -> PathBuf {
+    common::ctl_path(testbed::layout::ctl::UNITS)
+}
+
+/// Stops the static pods' processes (the API server): what `kubeadm reset` does when it
+/// removes the containers with crictl. The kubelet itself leaves them running when it
+/// stops, like the real one.
+pub fn stop_static_pods() {
+    if let Some(pid) = common::unit_pid("kube-apiserver") {
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while common::unit_pid("kube-apiserver").is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if common::unit_pid("kube-apiserver").is_some() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let _ = std::fs::remove_file(units_dir().join("kube-apiserver.pid"));
+    let _ = std::fs::remove_file(units_dir().join("kube-apiserver.manifest-hash"));
+}
+
+fn start_apiserver(hash: &str) {
+    let logfile = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(units_dir().join("kube-apiserver.log"));
+    let mut cmd = Command::new(sim_bin());
+    cmd.args(["daemon", "kube-apiserver"]).stdin(Stdio::null());
+    match logfile {
+        Ok(f) => {
+            let f2 = f.try_clone().ok();
+            cmd.stdout(f);
+            if let Some(f2) = f2 {
+                cmd.stderr(f2);
+            }
+        }
+        Err(_) => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    match cmd.spawn() {
+        Ok(child) => {
+            let _ = common::write_atomic(
+                &units_dir().join("kube-apiserver.pid"),
+                child.id().to_string().as_bytes(),
+            );
+            let _ = common::write_atomic(
+                &units_dir().join("kube-apiserver.manifest-hash"),
+                hash.as_bytes(),
+            );
+            // Reap it when it exits so it doesn't linger as a zombie.
+            std::thread::spawn(move || {
+                let mut child = child;
+                let _ = child.wait();
+            });
+        }
+        Err(e) => log(
+            'E',
+            &format!(
+                "\"Failed to start static pod\" err=\"{e}\" pod=\"kube-system/kube-apiserver\""
+            ),
+        ),
+    }
+}
+
+/// The static pods from the manifests directory: (component, image, content hash).
+fn static_pods() -> Vec<(String, String, String)> {
+    let Ok(dir) = std::fs::read_dir(MANIFESTS) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for e in dir.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let Ok(doc) = serde_yaml::from_str::<Value>(&text) else {
+            continue;
+        };
+        let component = doc["metadata"]["labels"]["component"]
+            .as_str()
+            .or(doc["metadata"]["name"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let image = doc["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        out.push((component, image, objects::template_hash(&json!(text))));
+    }
+    out.sort();
+    out
+}
+
+/// Keeps the API server process in line with its manifest.
+fn sync_apiserver(pods: &[(String, String, String)], blocked: bool) {
+    let want = pods.iter().find(|(c, _, _)| c == "kube-apiserver");
+    let running = common::unit_pid("kube-apiserver");
+    let current = std::fs::read_to_string(units_dir().join("kube-apiserver.manifest-hash"))
+        .unwrap_or_default();
+    match (want, running) {
+        (None, Some(_)) => stop_static_pods(),
+        (Some(_), Some(_)) if blocked => stop_static_pods(),
+        (Some((_, _, h)), Some(_)) if *h != current => {
+            log(
+                'I',
+                "\"Static pod manifest changed, restarting\" pod=\"kube-system/kube-apiserver\"",
+            );
+            stop_static_pods();
+            start_apiserver(h);
+        }
+        (Some((_, _, h)), None) if !blocked => start_apiserver(h),
+        _ => {}
+    }
+}
+
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| "Ubuntu 24.04.3 LTS".into())
+}
+
+/// The Node object the kubelet registers, in the real shape.
+pub fn node_object(name: &str, ip: &str, version: &str, runtime: &str, labels: &str) -> Value {
+    let mut l = json!({
+        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+    });
+    for kv in labels.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        l[k] = json!(v);
+    }
+    let id = objects::template_hash(&json!(name));
+    let cap = json!({"cpu": "2", "ephemeral-storage": "30298176Ki", "hugepages-1Gi": "0",
+                     "hugepages-2Mi": "0", "memory": "4010236Ki", "pods": "110"});
+    json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": l},
+        "spec": {},
+        "status": {
+            "addresses": [{"address": ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "capacity": cap, "allocatable": cap,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"architecture": "amd64", "bootID": objects::uuid(),
+                "containerRuntimeVersion": format!("containerd://{runtime}"),
+                "kernelVersion": "6.8.0-88-generic", "kubeProxyVersion": "",
+                "kubeletVersion": version, "machineID": format!("{id}{id}{id}"),
+                "operatingSystem": "linux", "osImage": os_image(), "systemUUID": objects::uuid()}}})
+}
+
+/// Binds the kubelet's ports: 10250 (API) and 127.0.0.1:10248 (healthz, answered).
+fn listen_ports() -> Option<(TcpListener, TcpListener)> {
+    let api = TcpListener::bind("0.0.0.0:10250").ok()?;
+    let health = TcpListener::bind("127.0.0.1:10248").ok()?;
+    let h = health.try_clone().ok()?;
+    std::thread::spawn(move || {
+        for c in h.incoming().flatten() {
+            let mut c = c;
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let a = api.try_clone().ok()?;
+    std::thread::spawn(move || for _c in a.incoming() {});
+    Some((api, health))
+}
+
+/// `tb-sim daemon kubelet`.
+pub fn daemon(_args: &[String]) -> i32 {
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+    }
+    let host = Ctx::load("kubelet").config;
+    let Some(version) = kubelet_version() else {
+        log('E', "kubelet package is not installed");
+        return 1;
+    };
+    let interval = (10.0 * host.time_scale).max(0.5);
+    // systemd's crash loop until init/join writes the configuration.
+    let mut said = String::new();
+    let mut say = |msg: String| {
+        if msg != said {
+            log('E', &format!("\"command failed\" err=\"{msg}\""));
+            said = msg;
+        }
+    };
+    let (config, flags) = loop {
+        if TERM.load(Ordering::SeqCst) {
+            let _ = std::fs::remove_file(units_dir().join("kubelet.state"));
+            return 0;
+        }
+        set_state("waiting");
+        let text = std::fs::read_to_string(CONFIG_YAML);
+        if let Err(e) = &text {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file or directory".to_string()
+            } else {
+                e.to_string()
+            };
+            say(format!("failed to load kubelet config file, path: {CONFIG_YAML}, error: failed to load Kubelet config file {CONFIG_YAML}, error failed to read kubelet config file \\\"{CONFIG_YAML}\\\", error: open {CONFIG_YAML}: {why}"));
+        } else if !Path::new(KUBELET_CONF).exists() {
+            say(format!("failed to run Kubelet: unable to load bootstrap kubeconfig: stat /etc/kubernetes/bootstrap-kubelet.conf: no such file or directory; kubeconfig {KUBELET_CONF} is missing"));
+        } else {
+            let config: Value = serde_yaml::from_str(&text.unwrap()).unwrap_or(Value::Null);
+            let flags = read_flags();
+            match start_check(&config, &flags) {
+                Some(m) => say(m),
+                None => break (config, flags),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ports = listen_ports();
+    if ports.is_none() {
+        log('E', "\"command failed\" err=\"failed to run Kubelet: listen tcp 0.0.0.0:10250: bind: address already in use\"");
+        set_state("waiting");
+        std::thread::sleep(Duration::from_secs(1));
+        return 1;
+    }
+    set_state("running");
+    log(
+        'I',
+        &format!("\"Kubelet version\" kubeletVersion=\"{version}\""),
+    );
+    let name = flag(&flags, "hostname-override")
+        .map(String::from)
+        .unwrap_or_else(common::hostname)
+        .to_lowercase();
+    let ip = flag(&flags, "node-ip").unwrap_or(&host.address).to_string();
+    let labels = flag(&flags, "node-labels").unwrap_or("").to_string();
+    let runtime_version = common::containerd_runtime()
+        .map(|r| r.version)
+        .unwrap_or_else(|| "1.7.28".into());
+    let client = match api::load_kubeconfig(Path::new(KUBELET_CONF)) {
+        Ok(c) => c,
+        Err(api::KubeconfigError::Load(m)) => {
+            log('E', &format!("\"command failed\" err=\"{m}\""));
+            return 1;
+        }
+        Err(api::KubeconfigError::Missing) => return 1,
+    };
+    let mut registered = false;
+    let mut last_beat = Instant::now() - Duration::from_secs(3600);
+    let mut last_err = String::new();
+    while !TERM.load(Ordering::SeqCst) {
+        let pods = static_pods();
+        let cgroup = cgroup_problem(&config);
+        if let Some(c) = &cgroup {
+            if !pods.is_empty() && last_err != *c {
+                log('E', &format!("\"CreatePodSandbox for pod failed\" err=\"{}\" pod=\"kube-system/kube-apiserver-{name}\"", c.replace('"', "\\\"")));
+            }
+        }
+        sync_apiserver(&pods, cgroup.is_some() || runtime_problem().is_some());
+        if last_beat.elapsed().as_secs_f64() >= interval {
+            last_beat = Instant::now();
+            let report = match (runtime_problem(), &cgroup) {
+                (Some(p), _) => {
+                    json!({"ready": false, "message": format!("container runtime is down: {p}")})
+                }
+                (None, Some(_)) => json!({"ready": false, "message": CNI_NOT_READY}),
+                _ => json!({"ready": true}),
+            };
+            let mut node = node_object(&name, &ip, &version, &runtime_version, &labels);
+            node["testbed"] = json!({"register": !registered, "runtime": report,
+                "staticPods": if cgroup.is_some() { json!([]) } else {
+                    pods.iter().map(|(c, i, _)| json!({"component": c, "image": i})).collect::<Value>() }});
+            match beat(&client, node) {
+                Ok(()) => {
+                    if !registered {
+                        log(
+                            'I',
+                            &format!("\"Successfully registered node\" node=\"{name}\""),
+                        );
+                    }
+                    registered = true;
+                    last_err.clear();
+                }
+                Err(e) => {
+                    let msg = if registered {
+                        format!("\"Error updating node status, will retry\" err=\"{e}\"")
+                    } else {
+                        format!("\"Unable to register node with API server\" err=\"{e}\" node=\"{name}\"")
+                    };
+                    if msg != last_err {
+                        log('E', &msg);
+                        last_err = msg;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(units_dir().join("kubelet.state"));
+    drop(ports);
+    0
+}
+
+fn beat(client: &ClientConfig, node: Value) -> Result<(), String> {
+    client
+        .send(Op::Heartbeat { node }, Duration::from_secs(5))
+        .map(|_| ())
+        .map_err(|e| match e {
+            api::ClientError::Server(b) => b["message"].as_str().unwrap_or("").to_string(),
+            api::ClientError::Unreachable(_) => format!(
+                "Post \"https://{}/api/v1/nodes\": {}",
+                client.server,
+                "dial tcp ".to_string() + &client.server + ": connect: connection refused"
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_labels_policy() {
+        assert_eq!(
+            forbidden_node_labels(
+                "node-role.kubernetes.io/worker=,type=web,node.kubernetes.io/x=y"
+            ),
+            vec!["node-role.kubernetes.io/worker"]
+        );
+        assert!(forbidden_node_labels("kubernetes.io/os=linux").is_empty());
+    }
+
+    #[test]
+    fn node_shape() {
+        let n = node_object("w1", "10.200.1.3", "v1.34.2", "1.7.28", "type=web");
+        assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], "w1");
+        assert_eq!(n["metadata"]["labels"]["type"], "web");
+        assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.34.2");
+        assert_eq!(
+            n["status"]["nodeInfo"]["containerRuntimeVersion"],
+            "containerd://1.7.28"
+        );
+        assert_eq!(n["status"]["addresses"][0]["address"], "10.200.1.3");
+    }
+}
