@@ -7,3 +7,6 @@ pub mod embedded;
 pub mod facts;
 pub mod plan;
 pub mod playbook;
+pub mod cli;
+pub mod cluster;
+pub mod phases;

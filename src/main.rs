@@ -1,11 +1,66 @@
 //! `bootstrap`: from a YAML inventory of Ubuntu hosts to a kubeadm cluster over SSH.
 //!
-//! The pipeline, one module per stage: inventory -> ssh -> facts -> plan -> phases -> ui.
+//! The pipeline, one module per stage of the library (src/lib.rs): inventory -> ssh ->
+//! facts -> plan -> phases -> ui. This file only parses the command line, sets up
+//! logging and maps outcomes to the exit status.
 
-#![allow(dead_code)]
+use std::process::ExitCode;
 
-mod inventory;
-mod ssh;
-mod ui;
+use bootstrap::cli::{Cli, Command};
+use bootstrap::{inventory, phases};
+use clap::Parser;
 
-fn main() {}
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> miette::Result<bool> {
+    match cli.command {
+        Command::Validate { inventory } => {
+            let inv = inventory::load(&inventory)?;
+            println!(
+                "{}: OK ({} hosts, Kubernetes {})",
+                inventory.display(),
+                inv.hosts.len(),
+                inv.cluster.kubernetes_version
+            );
+            Ok(true)
+        }
+        Command::Up(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
+            runtime.block_on(phases::up::run(&args))
+        }
+    }
+}
+
+/// Debug logs go to stderr, off by default: `-v` debug, `-vv` trace, or `RUST_LOG`.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "bootstrap=debug",
+        _ => "bootstrap=trace,russh=debug",
+    };
+    let filter = if verbose == 0 {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    } else {
+        EnvFilter::new(default)
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

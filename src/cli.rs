@@ -1,0 +1,130 @@
+//! The command line: `bootstrap up|validate ...` (clap derive).
+//!
+//! Subcommands are verbs on one inventory file, so that `plan`, `status`, `reset` and
+//! `kubeconfig` can join later with the same shape.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn a YAML inventory of Ubuntu hosts into a kubeadm Kubernetes cluster over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "bootstrap", version, propagate_version = true)]
+pub struct Cli {
+    /// More detail on stderr: -v for debug logs, -vv for trace logs.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring the cluster to what the inventory declares; re-running changes nothing.
+    Up(UpArgs),
+    /// Check an inventory file without connecting to any host.
+    Validate {
+        /// The inventory file (YAML).
+        inventory: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The inventory file (YAML).
+    pub inventory: PathBuf,
+
+    /// How long to wait for the nodes to become Ready (e.g. 90s, 15m, 1h).
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// How many hosts to work on at the same time.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
+
+    /// Where to keep this run's logs (a new directory per run is made inside). Default:
+    /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
+    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// Parses a duration the way kubectl writes them: a sequence of `<number><unit>` with
+/// units h, m, s (e.g. `15m`, `1h30m`, `90s`); a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration `{text}`: use e.g. 90s, 15m or 1h30m");
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Formats a duration for kubectl's `--timeout=` (whole seconds, at least 1s).
+pub fn kubectl_duration(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
+        for bad in ["", "m", "15x", "10m5", "0s", "-1m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(kubectl_duration(Duration::from_millis(10)), "1s");
+    }
+
+    #[test]
+    fn up_defaults() {
+        let cli = Cli::try_parse_from(["bootstrap", "up", "inv.yaml"]).unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        assert_eq!(up.timeout, Duration::from_secs(900));
+        assert_eq!(up.parallelism, 64);
+        let err = Cli::try_parse_from(["bootstrap", "up", "i", "--parallelism", "0"]);
+        assert!(err.is_err());
+        let cli = Cli::try_parse_from(["bootstrap", "-vv", "validate", "i"]).unwrap();
+        assert_eq!(cli.verbose, 2);
+    }
+}

@@ -1,0 +1,47 @@
+//! Phase `cni`: Calico from the pinned manifest (playbooks/calico.yaml), applied from the
+//! first control plane when the cluster has no calico-node DaemonSet or runs another
+//! version. The manifest comes from the inventory: the upstream URL of the version, a
+//! mirror URL (the control plane fetches it with `kubectl apply -f URL`), or a local
+//! file (read here and fed to `kubectl apply -f -` on stdin, for air-gapped hosts).
+
+use std::sync::Arc;
+
+use super::{Ctx, Failure, HostFuture};
+use crate::cluster::CalicoState;
+use crate::inventory::ManifestSource;
+use crate::plan::{self, Vars};
+
+pub const PLAYBOOK: &str = "calico";
+
+pub fn hosts(ctx: &Ctx) -> Vec<String> {
+    if ctx.plan.calico.is_some() {
+        vec![ctx.first_cp.clone()]
+    } else {
+        Vec::new()
+    }
+}
+
+pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
+    Box::pin(async move {
+        let step = "calico";
+        let current = match &ctx.plan.calico_state {
+            Some(CalicoState::Present { version }) => version.clone(),
+            _ => None,
+        };
+        let mut vars = Vars::new(&ctx.inv, ctx.host(&host), ctx.facts.get(&host))
+            .with("calico_current", current);
+        if let Some(ManifestSource::File(path)) = &ctx.inv.cluster.calico.manifest {
+            let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+                Failure::new(
+                    step,
+                    format!("cannot read the Calico manifest {}: {e}", path.display()),
+                )
+            })?;
+            vars = vars.with("calico_manifest", text);
+        }
+        let steps =
+            plan::plan_playbook(PLAYBOOK, &vars).map_err(|e| Failure::new(step, e.to_string()))?;
+        ctx.run_steps(&host, &steps).await?;
+        Ok(!steps.is_empty())
+    })
+}

@@ -1,0 +1,362 @@
+//! `bootstrap up`: inventory -> connect -> facts (+ node objects) -> plan -> phases.
+//!
+//! Nothing changes on any host until every host is connected, its facts are gathered
+//! and the whole plan exists and was printed: an unreachable or refused host stops the
+//! run before it starts, with every such host named, not just the first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cluster_plan::{self, ClusterView, KubeadmState};
+use super::{host_steps, Ctx, Failure};
+use crate::cli::UpArgs;
+use crate::cluster;
+use crate::facts::{self, HostFacts};
+use crate::inventory::{self, Host, Inventory, Role};
+use crate::plan::{self, HostPlan};
+use crate::runlog::RunLog;
+use crate::ssh::{self, Connection, Target};
+use crate::ui::{HostResult, Progress};
+
+/// How long each of TCP connect, SSH handshake and authentication may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why `up` stopped before applying anything.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum UpError {
+    #[error("up supports one control plane; HA is not implemented yet (the inventory has {count}: {names})")]
+    #[diagnostic(help("keep one host with `role: control-plane`; the others can be workers"))]
+    MultipleControlPlanes { count: usize, names: String },
+    #[error("cannot create the run log: {0}")]
+    RunLog(String),
+}
+
+/// The SSH target of an inventory host.
+pub fn target(host: &Host) -> Target {
+    Target {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        port: host.ssh.port,
+        user: host.ssh.user.clone(),
+        identity_file: host.ssh.identity_file.clone(),
+        known_hosts_file: host.ssh.known_hosts_file.clone(),
+        connect_timeout: CONNECT_TIMEOUT,
+    }
+}
+
+/// Refuses inventories `up` cannot handle yet.
+pub fn check_supported(inv: &Inventory) -> Result<(), UpError> {
+    let cps: Vec<&str> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::ControlPlane)
+        .map(|h| h.name.as_str())
+        .collect();
+    if cps.len() > 1 {
+        return Err(UpError::MultipleControlPlanes {
+            count: cps.len(),
+            names: cps.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Prints the summary for a run that stopped before the phases: `failed` hosts with
+/// their reason, every other host skipped.
+fn stop_early(
+    progress: &Progress,
+    inv: &Inventory,
+    failed: &BTreeMap<String, String>,
+) -> miette::Result<bool> {
+    let rows: Vec<_> = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            let result = match failed.get(&h.name) {
+                Some(m) => HostResult::Failed(m.clone()),
+                None => HostResult::Skipped,
+            };
+            (
+                h.name.clone(),
+                super::role_name(h.role).to_string(),
+                result,
+                Duration::ZERO,
+            )
+        })
+        .collect();
+    progress.summary(&rows);
+    progress.info("nothing was changed");
+    Ok(false)
+}
+
+/// Runs `up`. Ok(true): every node is Ready with its labels and taints. Ok(false): some
+/// host failed (the summary says which, at which step). Err: nothing could start.
+pub async fn run(args: &UpArgs) -> miette::Result<bool> {
+    let inv = inventory::load(&args.inventory)?;
+    check_supported(&inv)?;
+    let progress = Progress::new();
+    let base = match &args.log_dir {
+        Some(d) => d.clone(),
+        None => RunLog::default_base().map_err(|e| UpError::RunLog(e.to_string()))?,
+    };
+    let log = RunLog::create(&base).map_err(|e| UpError::RunLog(e.to_string()))?;
+    progress.info(&format!("run log: {}", log.dir().display()));
+    let parallelism = args.parallelism as usize;
+
+    // 1. connect, every host at once (bounded).
+    let started = Instant::now();
+    progress.phase_start("connect", inv.hosts.len());
+    let targets: Vec<Target> = inv.hosts.iter().map(target).collect();
+    let mut conns = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    for (name, result) in ssh::connect_all(&targets, parallelism).await {
+        match result {
+            Ok(c) => {
+                progress.host_done(&name, true);
+                conns.insert(name, Arc::new(c));
+            }
+            Err(e) => {
+                progress.host_done(&name, false);
+                progress.info(&e.to_string());
+                failed.insert(name, format!("connect: {e}"));
+            }
+        }
+    }
+    progress.phase_done("connect", started.elapsed());
+    if !failed.is_empty() {
+        return stop_early(&progress, &inv, &failed);
+    }
+
+    // 2. facts, one round trip per host.
+    let started = Instant::now();
+    progress.phase_start("facts", inv.hosts.len());
+    let all_facts = gather_all(&progress, &log, &conns, parallelism).await;
+    let mut facts_by_host: BTreeMap<String, HostFacts> = BTreeMap::new();
+    for (name, result) in all_facts {
+        match result {
+            Ok(f) => {
+                if let Some(why) = f.refusal() {
+                    progress.host_done(&name, false);
+                    failed.insert(name.clone(), format!("refused: {why}"));
+                } else {
+                    progress.host_done(&name, true);
+                }
+                facts_by_host.insert(name, f);
+            }
+            Err(e) => {
+                progress.host_done(&name, false);
+                failed.insert(name, format!("facts: {e}"));
+            }
+        }
+    }
+    progress.phase_done("facts", started.elapsed());
+    if !failed.is_empty() {
+        for (h, m) in &failed {
+            progress.info(&format!("{h}: {m}"));
+        }
+        return stop_early(&progress, &inv, &failed);
+    }
+
+    // 3. the cluster as the control plane sees it, if it is initialized.
+    let first_cp = inv
+        .hosts
+        .iter()
+        .find(|h| h.role == Role::ControlPlane)
+        .map(|h| h.name.clone())
+        .expect("a validated inventory has a control plane");
+    let states: BTreeMap<String, KubeadmState> = facts_by_host
+        .iter()
+        .map(|(h, f)| (h.clone(), host_steps::kubeadm_state(f)))
+        .collect();
+    let view = if states[&first_cp].initialized() {
+        match read_cluster(&log, &conns[&first_cp], &first_cp).await {
+            Ok(v) => Some(v),
+            Err(f) => {
+                failed.insert(first_cp.clone(), f.to_string());
+                return stop_early(&progress, &inv, &failed);
+            }
+        }
+    } else {
+        None
+    };
+
+    // 4. plan: every host's steps, then the cluster's.
+    let mut host_plans: BTreeMap<String, HostPlan> = BTreeMap::new();
+    for host in &inv.hosts {
+        match plan::plan_host(&inv, host, &facts_by_host[&host.name]) {
+            Ok(p) => {
+                host_plans.insert(host.name.clone(), p);
+            }
+            Err(e) => {
+                failed.insert(host.name.clone(), format!("plan: {e}"));
+            }
+        }
+    }
+    let cp_host = inv
+        .hosts
+        .iter()
+        .find(|h| h.name == first_cp)
+        .expect("first control plane");
+    let init_vars = plan::Vars::new(&inv, cp_host, facts_by_host.get(&first_cp));
+    let init_steps = match plan::plan_playbook(super::init::PLAYBOOK, &init_vars) {
+        Ok(steps) => steps,
+        Err(e) => {
+            failed.insert(first_cp.clone(), format!("plan: {e}"));
+            Vec::new()
+        }
+    };
+    let cluster_plan = match cluster_plan::plan(&inv, &states, view.as_ref(), init_steps) {
+        Ok(p) => p,
+        Err(refusals) => {
+            for r in refusals {
+                let host = r.split(':').next().unwrap_or(&first_cp).to_string();
+                failed.insert(host, r);
+            }
+            ClusterPlan::default()
+        }
+    };
+    if !failed.is_empty() {
+        for (h, m) in &failed {
+            progress.info(&format!("{h}: {m}"));
+        }
+        return stop_early(&progress, &inv, &failed);
+    }
+    for note in &cluster_plan.notes {
+        progress.info(note);
+    }
+    let nothing = host_plans.values().all(|p| p.is_empty()) && cluster_plan.is_empty();
+    if nothing {
+        progress.info("nothing to do: every node is Ready with its labels and taints");
+    } else {
+        print_plan(&progress, &inv, &host_plans, &cluster_plan);
+    }
+
+    // 5. apply.
+    let ctx = Arc::new(Ctx::new(
+        inv,
+        conns,
+        facts_by_host,
+        host_plans,
+        cluster_plan,
+        progress.clone(),
+        log,
+        parallelism,
+        args.timeout,
+    ));
+    let ok = nothing || super::apply(&ctx, super::UP).await;
+    progress.summary(&ctx.summary_rows());
+    Ok(ok && !ctx.failed())
+}
+
+use super::ClusterPlan;
+
+/// Prints the plan: per host its steps with reasons, then the cluster-level steps.
+fn print_plan(
+    progress: &Progress,
+    inv: &Inventory,
+    host_plans: &BTreeMap<String, HostPlan>,
+    cluster_plan: &ClusterPlan,
+) {
+    progress.info("plan:");
+    for host in &inv.hosts {
+        let p = &host_plans[&host.name];
+        if !p.is_empty() {
+            for line in p.to_string().lines() {
+                progress.info(&format!("  {}: {line}", host.name));
+            }
+        }
+    }
+    for line in cluster_plan.to_string().lines() {
+        progress.info(&format!("  {line}"));
+    }
+}
+
+/// Gathers facts on every host, at most `parallelism` at once: one read-only command
+/// each, recorded in the run log.
+async fn gather_all(
+    progress: &Progress,
+    log: &RunLog,
+    conns: &BTreeMap<String, Arc<Connection>>,
+    parallelism: usize,
+) -> Vec<(String, Result<HostFacts, String>)> {
+    let cmd = match facts::command() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            let msg = format!("cannot render the fact-gathering script (a bug): {e}");
+            return conns
+                .keys()
+                .map(|h| (h.clone(), Err(msg.clone())))
+                .collect();
+        }
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, conn) in conns {
+        let (name, conn, permits) = (name.clone(), Arc::clone(conn), Arc::clone(&permits));
+        let (cmd, log) = (Arc::clone(&cmd), log.clone());
+        progress.step(&name, "gather facts");
+        tasks.spawn(async move {
+            let _p = permits.acquire_owned().await.expect("semaphore closed");
+            let started = Instant::now();
+            let step = "gather facts";
+            let r = match conn.run(&cmd).await {
+                Err(e) => {
+                    let _ = log
+                        .host(&name)
+                        .record_error(step, &cmd, &e, started.elapsed());
+                    Err(e.to_string())
+                }
+                Ok(out) => {
+                    let _ = log.host(&name).record(step, &cmd, &out, started.elapsed());
+                    if out.success() {
+                        facts::parse(&out.stdout).map_err(|e| e.to_string())
+                    } else {
+                        Err(Failure::exit(step, &out, &[]).message)
+                    }
+                }
+            };
+            (name, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!("facts task panicked: {e}"),
+        }
+    }
+    out
+}
+
+/// Reads the node objects and the calico-node DaemonSet from the control plane.
+async fn read_cluster(log: &RunLog, conn: &Connection, cp: &str) -> Result<ClusterView, Failure> {
+    let run = |step: &'static str, cmd: ssh::RemoteCommand| async move {
+        let out = conn
+            .run(&cmd)
+            .await
+            .map_err(|e| Failure::new(step, e.to_string()))?;
+        let _ = log.host(cp).record(step, &cmd, &out, Duration::ZERO);
+        Ok::<_, Failure>(out)
+    };
+    let (nodes, calico) = tokio::join!(
+        run("kubectl get nodes", cluster::get_nodes_command()),
+        run(
+            "kubectl get daemonset calico-node",
+            cluster::get_calico_command()
+        ),
+    );
+    let nodes = nodes?;
+    if !nodes.success() {
+        return Err(Failure::exit("kubectl get nodes", &nodes, &[]));
+    }
+    let nodes = cluster::parse_nodes(&nodes.stdout)
+        .map_err(|e| Failure::new("kubectl get nodes", e.to_string()))?;
+    let calico = calico?;
+    let calico = cluster::parse_calico(calico.status, &calico.stdout, &calico.stderr)
+        .map_err(|e| Failure::new("kubectl get daemonset calico-node", e))?;
+    Ok(ClusterView {
+        nodes,
+        calico: Some(calico),
+    })
+}
