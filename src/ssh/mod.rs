@@ -287,11 +287,19 @@ impl Connection {
             .acquire()
             .await
             .map_err(|_| lost("connection closed".to_string()))?;
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| lost(format!("cannot open a channel: {e}")))?;
+        let channel = self.handle.channel_open_session().await.map_err(|e| {
+            if self.handle.is_closed() {
+                lost(format!("cannot open a channel: {e}"))
+            } else {
+                SshError::Command {
+                    host: host.clone(),
+                    reason: format!(
+                        "the server refused a new session channel ({e}); its MaxSessions \
+                             setting may be below {MAX_CHANNELS}"
+                    ),
+                }
+            }
+        })?;
         channel
             .exec(true, exec)
             .await
