@@ -1,20 +1,51 @@
 //! Stand-ins for packaging: apt-get, apt-mark, apt-cache, dpkg-query, dpkg, and the
 //! curl/gpg pair used to fetch the pkgs.k8s.io signing key.
 
+pub mod apt;
+pub mod catalog;
+pub mod dpkg;
+pub mod lock;
+pub mod net;
+pub mod sources;
+
+use crate::common::{self, PkgState};
 use crate::Standin;
 
-pub fn lookup(_name: &str) -> Option<Standin> {
-    None
+#[allow(unused_imports)]
+pub use net::fetch_url;
+
+pub fn lookup(name: &str) -> Option<Standin> {
+    Some(match name {
+        "apt-get" | "apt" => apt::apt_get,
+        "apt-mark" => apt::apt_mark,
+        "apt-cache" => apt::apt_cache,
+        "dpkg-query" => dpkg::dpkg_query,
+        "dpkg" => dpkg::dpkg,
+        "curl" => net::curl,
+        "gpg" => net::gpg,
+        _ => return None,
+    })
 }
 
-/// Fetches `url` the way curl on an offline testbed host would: the few URLs the
-/// procedure needs are served from memory, anything else fails. On failure returns
-/// curl's exit code and message (`curl: (6) Could not resolve host: example.com`).
-pub fn fetch_url(url: &str) -> Result<Vec<u8>, (i32, String)> {
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or(url);
-    Err((6, format!("curl: (6) Could not resolve host: {host}")))
+/// Records the packages a fresh server install of `os` has (first boot only, and only
+/// if the simulated dpkg database does not exist yet).
+pub fn seed_base_system(os: &str) {
+    if std::path::Path::new(common::DPKG_DB).exists() {
+        return;
+    }
+    let distro = catalog::distro(os);
+    let mut db = std::collections::BTreeMap::new();
+    for name in catalog::BASE_PACKAGES {
+        if let Some(p) = distro.iter().find(|p| p.name == *name) {
+            db.insert(
+                name.to_string(),
+                PkgState {
+                    version: p.version.clone(),
+                    status: "ii".into(),
+                    hold: false,
+                },
+            );
+        }
+    }
+    let _ = common::save_dpkg_db(&db);
 }

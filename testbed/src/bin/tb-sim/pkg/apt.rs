@@ -1,0 +1,1031 @@
+//! `apt-get` / `apt` (update, install, remove, purge, upgrade), `apt-mark` and
+//! `apt-cache` over the simulated archives and dpkg database.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+
+use testbed::layout::{self, Fault};
+
+use crate::common::{self, Ctx, PkgState};
+use crate::os::systemd;
+
+use super::catalog::{self, compare_versions, parse_depends, satisfies};
+use super::lock::{self, LockError};
+use super::net;
+use super::sources::{self, Kind, Offer};
+
+/// Options common to apt-get invocations.
+#[derive(Default)]
+struct Opts {
+    yes: bool,
+    quiet: bool,
+    allow_held: bool,
+    allow_downgrades: bool,
+    no_recommends: bool,
+    lock_timeout: f64,
+    words: Vec<String>,
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-y" | "--yes" | "--assume-yes" => o.yes = true,
+            "-q" | "-qq" | "--quiet" => o.quiet = true,
+            "--allow-change-held-packages" => o.allow_held = true,
+            "--allow-downgrades" => o.allow_downgrades = true,
+            "--no-install-recommends" => o.no_recommends = true,
+            "--install-recommends" => o.no_recommends = false,
+            "-o" => {
+                i += 1;
+                let kv = args.get(i).cloned().unwrap_or_default();
+                apply_option(&mut o, &kv);
+            }
+            s if s.starts_with("-o") && s.len() > 2 => apply_option(&mut o, &s[2..]),
+            s if s.starts_with("--option=") => apply_option(&mut o, &s[9..]),
+            s if s.starts_with("-") && s.chars().skip(1).all(|c| c == 'y' || c == 'q') => {
+                o.yes |= s.contains('y');
+                o.quiet |= s.contains('q');
+            }
+            "--no-upgrade"
+            | "--only-upgrade"
+            | "--fix-broken"
+            | "-f"
+            | "--reinstall"
+            | "--fix-missing"
+            | "-m"
+            | "--force-yes"
+            | "--allow-unauthenticated" => {}
+            s if s.starts_with('-') => {
+                return Err(format!("E: Command line option '{s}' is not understood in combination with the other options"));
+            }
+            s => o.words.push(s.to_string()),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+fn apply_option(o: &mut Opts, kv: &str) {
+    if let Some((k, v)) = kv.split_once('=') {
+        let k = k.to_ascii_lowercase();
+        if k == "dpkg::lock::timeout" {
+            o.lock_timeout = v.trim().parse().unwrap_or(0.0);
+        } else if k == "apt::get::assume-yes" {
+            o.yes = v == "true" || v == "1";
+        }
+    }
+}
+
+/// `apt-get` and `apt`.
+pub fn apt_get(ctx: &mut Ctx, args: &[String]) -> i32 {
+    let o = match parse_opts(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return 100;
+        }
+    };
+    let Some((verb, pkgs)) = o.words.split_first() else {
+        eprintln!("E: Invalid operation");
+        return 100;
+    };
+    let pkgs: Vec<String> = pkgs.to_vec();
+    match verb.as_str() {
+        "update" => update(ctx, &o),
+        "install" => modify(ctx, &o, Action::Install(pkgs)),
+        "remove" => modify(ctx, &o, Action::Remove(pkgs, false)),
+        "purge" => modify(ctx, &o, Action::Remove(pkgs, true)),
+        "upgrade" | "dist-upgrade" | "full-upgrade" => modify(ctx, &o, Action::Upgrade),
+        "autoremove" | "clean" | "autoclean" | "check" => 0,
+        v => {
+            eprintln!("E: Invalid operation {v}");
+            100
+        }
+    }
+}
+
+/// Consumes one unit of the `apt-download` fault, if active. Returns the failing host.
+fn download_fault(host: &str) -> Option<String> {
+    if let Some(Fault::AptDownload { remaining }) = common::fault("apt-download") {
+        if remaining > 0 {
+            let next = remaining - 1;
+            if next == 0 {
+                common::set_fault("apt-download", None);
+            } else {
+                common::set_fault(
+                    "apt-download",
+                    Some(&Fault::AptDownload { remaining: next }),
+                );
+            }
+            return Some(host.to_string());
+        }
+    }
+    None
+}
+
+fn keyring_ok(path: &Option<String>) -> Result<(), String> {
+    let Some(p) = path else {
+        return Err("NO_PUBKEY".into());
+    };
+    let Ok(bytes) = std::fs::read(p) else {
+        return Err("NO_PUBKEY".into());
+    };
+    let armored = bytes.starts_with(b"-----BEGIN PGP");
+    if armored && !p.ends_with(".asc") {
+        return Err(format!(
+            "The key(s) in the keyring {p} are ignored as the file has an unsupported filetype."
+        ));
+    }
+    if net::keyring_has_key(&bytes) {
+        Ok(())
+    } else {
+        Err("NO_PUBKEY".into())
+    }
+}
+
+/// `apt-get update`.
+fn update(ctx: &mut Ctx, o: &Opts) -> i32 {
+    if !common::is_root() {
+        lock::report(lock::LISTS, &LockError::Denied);
+        return 100;
+    }
+    let _guard = match lock::acquire(lock::LISTS, o.lock_timeout) {
+        Ok(g) => g,
+        Err(e) => {
+            lock::report(lock::LISTS, &e);
+            return 100;
+        }
+    };
+    let os = ctx.config.os.clone();
+    let (base, suites) = catalog::distro_archive(&os);
+    let mut n = 0;
+    let mut warnings: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut fetched = 0usize;
+    for s in suites {
+        n += 1;
+        println!("Hit:{n} {base} {s} InRelease");
+    }
+    ctx.take_time(2.0);
+    let mut seen = BTreeSet::new();
+    for src in sources::configured() {
+        if src.kind == Kind::Distro || !seen.insert(src.lists_file()) {
+            continue;
+        }
+        n += 1;
+        let label = src.label();
+        let host = src.host();
+        if !net::host_known(&host) || download_fault(&host).is_some() {
+            println!("Ign:{n} {label} InRelease");
+            println!("Err:{n} {label} InRelease");
+            println!("  Temporary failure resolving '{host}'");
+            warnings.push(format!(
+                "W: Failed to fetch {}/InRelease  Temporary failure resolving '{host}'",
+                src.uri.trim_end_matches('/')
+            ));
+            continue;
+        }
+        let Kind::K8s(minor) = src.kind else {
+            println!("Err:{n} {label} InRelease");
+            println!("  404  Not Found");
+            errors.push(format!(
+                "E: The repository '{label} Release' does not have a Release file."
+            ));
+            continue;
+        };
+        if catalog::newest_patch(minor).is_none() {
+            println!("Err:{n} {label} InRelease");
+            println!("  403  Forbidden [IP: 18.172.31.14 443]");
+            errors.push(format!(
+                "E: Failed to fetch {}/InRelease  403  Forbidden [IP: 18.172.31.14 443]",
+                src.uri.trim_end_matches('/')
+            ));
+            errors.push(format!(
+                "E: The repository '{label} InRelease' is not signed."
+            ));
+            continue;
+        }
+        let file = src.lists_file();
+        let index = catalog::packages_index(&catalog::k8s_repo(minor));
+        if let Err(why) = keyring_ok(&src.signed_by) {
+            println!("Get:{n} {label} InRelease [1,186 B]");
+            fetched += 1186;
+            println!("Err:{n} {label} InRelease");
+            let msg = format!(
+                "The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {}",
+                catalog::K8S_KEY_ID
+            );
+            println!("  {msg}");
+            if why != "NO_PUBKEY" {
+                warnings.push(format!("W: {why}"));
+            }
+            warnings.push(format!("W: GPG error: {label} InRelease: {msg}"));
+            errors.push(format!(
+                "E: The repository '{label} InRelease' is not signed."
+            ));
+            if std::fs::remove_file(&file).is_ok() {
+                ctx.changed();
+            }
+            continue;
+        }
+        if std::fs::read_to_string(&file).ok().as_deref() == Some(index.as_str()) {
+            println!("Hit:{n} {label} InRelease");
+        } else {
+            println!("Get:{n} {label} InRelease [1,186 B]");
+            n += 1;
+            println!("Get:{n} {label} Packages [{} B]", group(index.len()));
+            fetched += 1186 + index.len();
+            let _ = common::write_atomic(&file, index.as_bytes());
+            ctx.changed();
+        }
+        ctx.take_time(1.0);
+    }
+    // Lists of sources that are no longer configured are cleaned up.
+    let wanted: BTreeSet<_> = sources::configured()
+        .iter()
+        .map(|s| s.lists_file())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(sources::LISTS_DIR) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with("_Packages") && !wanted.contains(&p) {
+                let _ = std::fs::remove_file(&p);
+                ctx.changed();
+            }
+        }
+    }
+    if fetched > 0 {
+        println!(
+            "Fetched {} B in 1s ({} B/s)",
+            group(fetched),
+            group(fetched)
+        );
+    }
+    println!("Reading package lists...");
+    for w in &warnings {
+        eprintln!("{w}");
+    }
+    if warnings.iter().any(|w| w.starts_with("W: Failed to fetch")) {
+        eprintln!("W: Some index files failed to download. They have been ignored, or old ones used instead.");
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("N: Updating from such a repository can't be done securely, and is therefore disabled by default.");
+        eprintln!(
+            "N: See apt-secure(8) manpage for repository creation and user configuration details."
+        );
+        return 100;
+    }
+    0
+}
+
+/// 12345 -> "12.3 k"-style is apt's; plain thousands separators are enough here.
+fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+enum Action {
+    Install(Vec<String>),
+    Remove(Vec<String>, bool),
+    Upgrade,
+}
+
+/// A planned change to one package.
+#[derive(Debug, Clone)]
+struct Change {
+    name: String,
+    from: Option<String>,
+    to: String,
+    offer_origin: String,
+}
+
+/// Matches a version against `pattern`, which may contain `*` globs (`1.34.2-*`).
+fn version_matches(v: &str, pattern: &str) -> bool {
+    if !pattern.contains('*') {
+        return v == pattern;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = v;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            match rest.find(p) {
+                Some(k) => rest = &rest[k + p.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+fn print_list(title: &str, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    println!("{title}");
+    println!("  {}", names.join(" "));
+}
+
+fn interrupted(db: &BTreeMap<String, PkgState>) -> bool {
+    db.values().any(|p| p.status == "iU" || p.status == "iF")
+}
+
+fn modify(ctx: &mut Ctx, o: &Opts, action: Action) -> i32 {
+    if !common::is_root() {
+        lock::report(lock::FRONTEND, &LockError::Denied);
+        return 100;
+    }
+    let _guard = match lock::acquire(lock::FRONTEND, o.lock_timeout) {
+        Ok(g) => g,
+        Err(e) => {
+            lock::report(lock::FRONTEND, &e);
+            return 100;
+        }
+    };
+    let mut db = common::dpkg_db();
+    if interrupted(&db) {
+        eprintln!("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem. ");
+        return 100;
+    }
+    if !o.quiet {
+        println!("Reading package lists...");
+        println!("Building dependency tree...");
+        println!("Reading state information...");
+    }
+    let os = ctx.config.os.clone();
+    let all = sources::available(&os);
+    let installed = |db: &BTreeMap<String, PkgState>, n: &str| {
+        db.get(n)
+            .filter(|p| p.status.starts_with('i'))
+            .map(|p| p.version.clone())
+    };
+    match action {
+        Action::Remove(names, purge) => remove(ctx, o, &mut db, &all, &names, purge),
+        Action::Install(names) => {
+            if names.is_empty() {
+                println!("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.");
+                return 0;
+            }
+            let mut errors = Vec::new();
+            let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+            for spec in &names {
+                let (name, ver) = match spec.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (spec.to_string(), None),
+                };
+                let offers = sources::offers_of(&all, &name);
+                if offers.is_empty() && installed(&db, &name).is_none() {
+                    errors.push(format!("E: Unable to locate package {name}"));
+                    continue;
+                }
+                if let Some(v) = &ver {
+                    let ok = offers.iter().any(|x| version_matches(&x.pkg.version, v))
+                        || installed(&db, &name).is_some_and(|iv| version_matches(&iv, v));
+                    if !ok {
+                        errors.push(format!("E: Version '{v}' for '{name}' was not found"));
+                        continue;
+                    }
+                }
+                wanted.push((name, ver));
+            }
+            if !errors.is_empty() {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                return 100;
+            }
+            let mut plan: Vec<Change> = Vec::new();
+            let mut already = Vec::new();
+            let mut broken = Vec::new();
+            for (name, ver) in &wanted {
+                let offers = sources::offers_of(&all, name);
+                let target = match ver {
+                    Some(v) => offers
+                        .iter()
+                        .find(|x| version_matches(&x.pkg.version, v))
+                        .map(|x| (x.pkg.version.clone(), x.origin.clone()))
+                        .or_else(|| installed(&db, name).map(|iv| (iv, String::new()))),
+                    None => offers
+                        .first()
+                        .map(|x| (x.pkg.version.clone(), x.origin.clone()))
+                        .or_else(|| installed(&db, name).map(|iv| (iv, String::new()))),
+                };
+                let Some((to, origin)) = target else { continue };
+                let cur = installed(&db, name);
+                if cur.as_deref() == Some(to.as_str())
+                    && db.get(name).is_some_and(|p| p.status == "ii")
+                {
+                    already.push(format!("{name} is already the newest version ({to})."));
+                    continue;
+                }
+                plan.push(Change {
+                    name: name.clone(),
+                    from: cur,
+                    to,
+                    offer_origin: origin,
+                });
+            }
+            let explicit: BTreeSet<String> = plan.iter().map(|c| c.name.clone()).collect();
+            resolve_deps(&db, &all, &mut plan, o.no_recommends, &mut broken);
+            for a in &already {
+                println!("{a}");
+            }
+            if !broken.is_empty() {
+                eprintln!("Some packages could not be installed. This may mean that you have\nrequested an impossible situation or if you are using the unstable\ndistribution that some required packages have not yet been created\nor been moved out of Incoming.\nThe following information may help to resolve the situation:\n");
+                eprintln!("The following packages have unmet dependencies:");
+                for b in &broken {
+                    eprintln!(" {b}");
+                }
+                eprintln!("E: Unable to correct problems, you have held broken packages.");
+                return 100;
+            }
+            execute(ctx, o, &mut db, plan, &explicit, &os)
+        }
+        Action::Upgrade => {
+            let mut plan = Vec::new();
+            let mut kept = Vec::new();
+            for (name, st) in db.iter().filter(|(_, p)| p.status == "ii") {
+                if let Some(best) = sources::offers_of(&all, name).first() {
+                    if compare_versions(&best.pkg.version, &st.version).is_gt() {
+                        if st.hold {
+                            kept.push(name.clone());
+                        } else {
+                            plan.push(Change {
+                                name: name.clone(),
+                                from: Some(st.version.clone()),
+                                to: best.pkg.version.clone(),
+                                offer_origin: best.origin.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            print_list("The following packages have been kept back:", &kept);
+            let mut broken = Vec::new();
+            resolve_deps(&db, &all, &mut plan, true, &mut broken);
+            let explicit = plan.iter().map(|c| c.name.clone()).collect();
+            execute(ctx, o, &mut db, plan, &explicit, &os)
+        }
+    }
+}
+
+/// Adds what the planned packages depend on (and recommend, unless disabled).
+fn resolve_deps(
+    db: &BTreeMap<String, PkgState>,
+    all: &[Offer],
+    plan: &mut Vec<Change>,
+    no_recommends: bool,
+    broken: &mut Vec<String>,
+) {
+    let mut i = 0;
+    while i < plan.len() {
+        let c = plan[i].clone();
+        let Some(offer) = all
+            .iter()
+            .find(|x| x.pkg.name == c.name && x.pkg.version == c.to)
+        else {
+            i += 1;
+            continue;
+        };
+        let mut groups: Vec<(bool, Vec<catalog::Dep>)> = parse_depends(&offer.pkg.depends)
+            .into_iter()
+            .map(|g| (true, g))
+            .collect();
+        if !no_recommends && c.from.is_none() {
+            groups.extend(
+                parse_depends(&offer.pkg.recommends)
+                    .into_iter()
+                    .map(|g| (false, g)),
+            );
+        }
+        'group: for (required, group) in groups {
+            // Satisfied by the plan or by what is installed?
+            for d in &group {
+                if let Some(p) = plan.iter().find(|p| p.name == d.name) {
+                    if satisfies(&p.to, &d.constraint) {
+                        continue 'group;
+                    }
+                } else if let Some(st) = db.get(&d.name).filter(|p| p.status == "ii") {
+                    if satisfies(&st.version, &d.constraint) {
+                        continue 'group;
+                    }
+                }
+            }
+            for d in &group {
+                if plan.iter().any(|p| p.name == d.name) {
+                    continue;
+                }
+                let held = db.get(&d.name).is_some_and(|p| p.hold && p.status == "ii");
+                let best = sources::offers_of(all, &d.name)
+                    .into_iter()
+                    .find(|x| satisfies(&x.pkg.version, &d.constraint));
+                if let (Some(b), false) = (best, held) {
+                    plan.push(Change {
+                        name: d.name.clone(),
+                        from: db
+                            .get(&d.name)
+                            .filter(|p| p.status == "ii")
+                            .map(|p| p.version.clone()),
+                        to: b.pkg.version.clone(),
+                        offer_origin: b.origin.clone(),
+                    });
+                    continue 'group;
+                }
+            }
+            if required {
+                let d = &group[0];
+                let what = match &d.constraint {
+                    Some((op, v)) => format!("{} ({op} {v})", d.name),
+                    None => d.name.clone(),
+                };
+                let why = match db.get(&d.name).filter(|p| p.status == "ii") {
+                    Some(p) => format!("but {} is to be installed", p.version),
+                    None => "but it is not installable".into(),
+                };
+                broken.push(format!("{} : Depends: {what} {why}", c.name));
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Asks "Do you want to continue? [Y/n]" like apt does without -y; true = go on.
+fn confirm() -> bool {
+    print!("Do you want to continue? [Y/n] ");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => {
+            println!("Abort.");
+            false
+        }
+        Ok(_) => {
+            let l = line.trim();
+            if l.is_empty() || l.eq_ignore_ascii_case("y") || l.eq_ignore_ascii_case("yes") {
+                true
+            } else {
+                println!("Abort.");
+                false
+            }
+        }
+    }
+}
+
+fn execute(
+    ctx: &mut Ctx,
+    o: &Opts,
+    db: &mut BTreeMap<String, PkgState>,
+    mut plan: Vec<Change>,
+    explicit: &BTreeSet<String>,
+    _os: &str,
+) -> i32 {
+    // Dependencies first, so each package's dependencies are configured before it.
+    plan.reverse();
+    let extra: Vec<String> = {
+        let mut v: Vec<String> = plan
+            .iter()
+            .filter(|c| !explicit.contains(&c.name) && c.from.is_none())
+            .map(|c| c.name.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut new: Vec<String> = plan
+        .iter()
+        .filter(|c| c.from.is_none())
+        .map(|c| c.name.clone())
+        .collect();
+    new.sort();
+    let mut upgraded: Vec<String> = plan
+        .iter()
+        .filter(|c| {
+            c.from
+                .as_ref()
+                .is_some_and(|f| compare_versions(&c.to, f).is_gt())
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    upgraded.sort();
+    let mut downgraded: Vec<String> = plan
+        .iter()
+        .filter(|c| {
+            c.from
+                .as_ref()
+                .is_some_and(|f| compare_versions(&c.to, f).is_lt())
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    downgraded.sort();
+    let mut held_changed: Vec<String> = plan
+        .iter()
+        .filter(|c| c.from.is_some() && db.get(&c.name).is_some_and(|p| p.hold))
+        .map(|c| c.name.clone())
+        .collect();
+    held_changed.sort();
+    print_list(
+        "The following additional packages will be installed:",
+        &extra,
+    );
+    print_list(
+        "The following held packages will be changed:",
+        &held_changed,
+    );
+    print_list("The following NEW packages will be installed:", &new);
+    print_list("The following packages will be upgraded:", &upgraded);
+    print_list("The following packages will be DOWNGRADED:", &downgraded);
+    let down = if downgraded.is_empty() {
+        String::new()
+    } else {
+        format!("{} downgraded, ", downgraded.len())
+    };
+    println!(
+        "{} upgraded, {} newly installed, {down}0 to remove and 0 not upgraded.",
+        upgraded.len(),
+        new.len(),
+    );
+    if plan.is_empty() {
+        return 0;
+    }
+    if !held_changed.is_empty() && !o.allow_held {
+        if o.yes {
+            eprintln!("E: Held packages were changed and -y was used without --allow-change-held-packages.");
+            return 100;
+        }
+        if !confirm() {
+            return 1;
+        }
+    } else if !downgraded.is_empty() && !o.allow_downgrades {
+        if o.yes {
+            eprintln!("E: Packages were downgraded and -y was used without --allow-downgrades.");
+            return 100;
+        }
+        if !confirm() {
+            return 1;
+        }
+    } else if !o.yes && (!extra.is_empty() || !held_changed.is_empty()) && !confirm() {
+        return 1;
+    }
+    // Download.
+    for (n, c) in plan.iter().enumerate() {
+        let host = net::split_url(&c.offer_origin)
+            .map(|x| x.0)
+            .unwrap_or_default();
+        let uri = c.offer_origin.split_whitespace().next().unwrap_or("");
+        let file = format!("{}_{}_amd64.deb", c.name, c.to.replace(':', "%3a"));
+        if let Some(h) = download_fault(&host) {
+            println!("Err:{} {uri} {} amd64 {}", n + 1, c.name, c.to);
+            println!("  Temporary failure resolving '{h}'");
+            eprintln!("E: Failed to fetch {uri}/amd64/{file}  Temporary failure resolving '{h}'");
+            eprintln!("E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?");
+            return 100;
+        }
+        println!("Get:{} {uri} {} amd64 {} [1,024 kB]", n + 1, c.name, c.to);
+    }
+    println!("Fetched {} kB in 2s", group(plan.len() * 1024));
+    // Unpack and configure, recording each step so an interrupted run leaves "iU".
+    for c in &plan {
+        let hold = db.get(&c.name).is_some_and(|p| p.hold);
+        match &c.from {
+            None => {
+                println!("Selecting previously unselected package {}.", c.name);
+                println!("Preparing to unpack .../{}_{}_amd64.deb ...", c.name, c.to);
+                println!("Unpacking {} ({}) ...", c.name, c.to);
+            }
+            Some(f) => {
+                println!("Preparing to unpack .../{}_{}_amd64.deb ...", c.name, c.to);
+                println!("Unpacking {} ({}) over ({f}) ...", c.name, c.to);
+            }
+        }
+        db.insert(
+            c.name.clone(),
+            PkgState {
+                version: c.to.clone(),
+                status: "iU".into(),
+                hold,
+            },
+        );
+        let _ = common::save_dpkg_db(db);
+        ctx.changed();
+        ctx.take_time(catalog::install_seconds(&c.name) * 0.6);
+        super::dpkg::unpack_files(&c.name);
+    }
+    for c in &plan {
+        println!("Setting up {} ({}) ...", c.name, c.to);
+        if let Some(p) = db.get_mut(&c.name) {
+            p.status = "ii".into();
+        }
+        let _ = common::save_dpkg_db(db);
+        ctx.take_time(catalog::install_seconds(&c.name) * 0.4);
+        super::dpkg::postinst(&c.name, c.from.is_none());
+    }
+    if plan.iter().any(|c| catalog::reloads_systemd(&c.name)) {
+        println!("Processing triggers for man-db (2.12.0-4build2) ...");
+    }
+    0
+}
+
+fn remove(
+    ctx: &mut Ctx,
+    o: &Opts,
+    db: &mut BTreeMap<String, PkgState>,
+    all: &[Offer],
+    names: &[String],
+    purge: bool,
+) -> i32 {
+    let mut targets: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.split('=').next().unwrap_or(n).to_string();
+        match db.get(&n) {
+            Some(p) if p.status.starts_with('i') => targets.push(n),
+            Some(p) if purge && p.status == "rc" => targets.push(n),
+            _ => {
+                if sources::offers_of(all, &n).is_empty() && !db.contains_key(&n) {
+                    eprintln!("E: Unable to locate package {n}");
+                    return 100;
+                }
+                println!("Package '{n}' is not installed, so not removed");
+            }
+        }
+    }
+    // Installed packages that depend on a removed one go too.
+    loop {
+        let mut more = Vec::new();
+        for (name, st) in db.iter().filter(|(_, p)| p.status == "ii") {
+            if targets.contains(name) {
+                continue;
+            }
+            let Some(offer) = all
+                .iter()
+                .find(|x| x.pkg.name == *name && x.pkg.version == st.version)
+            else {
+                continue;
+            };
+            let needs_removed = parse_depends(&offer.pkg.depends).iter().any(|g| {
+                g.iter().all(|d| {
+                    targets.contains(&d.name) || !db.get(&d.name).is_some_and(|p| p.status == "ii")
+                })
+            });
+            if needs_removed {
+                more.push(name.clone());
+            }
+        }
+        if more.is_empty() {
+            break;
+        }
+        targets.extend(more);
+    }
+    let mut shown: Vec<String> = targets
+        .iter()
+        .map(|t| if purge { format!("{t}*") } else { t.clone() })
+        .collect();
+    shown.sort();
+    let held: Vec<String> = targets
+        .iter()
+        .filter(|t| db.get(*t).is_some_and(|p| p.hold))
+        .cloned()
+        .collect();
+    print_list("The following held packages will be changed:", &held);
+    print_list("The following packages will be REMOVED:", &shown);
+    println!(
+        "0 upgraded, 0 newly installed, {} to remove and 0 not upgraded.",
+        targets.len()
+    );
+    if targets.is_empty() {
+        return 0;
+    }
+    if !held.is_empty() && !o.allow_held {
+        if o.yes {
+            eprintln!("E: Held packages were changed and -y was used without --allow-change-held-packages.");
+            return 100;
+        }
+        if !confirm() {
+            return 1;
+        }
+    } else if !o.yes && !confirm() {
+        return 1;
+    }
+    for t in &targets {
+        let Some(st) = db.get(t).cloned() else {
+            continue;
+        };
+        if st.status.starts_with('i') {
+            println!("Removing {t} ({}) ...", st.version);
+            systemd::package_removed(t);
+            super::dpkg::remove_files(t);
+        }
+        if purge {
+            println!("Purging configuration files for {t} ({}) ...", st.version);
+            super::dpkg::purge_files(t);
+            db.remove(t);
+        } else if let Some(p) = db.get_mut(t) {
+            p.status = "rc".into();
+        }
+        let _ = common::save_dpkg_db(db);
+        ctx.changed();
+        ctx.take_time(1.0);
+    }
+    0
+}
+
+/// `apt-mark hold|unhold|showhold|manual|auto PKG...`
+pub fn apt_mark(ctx: &mut Ctx, args: &[String]) -> i32 {
+    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let Some((verb, pkgs)) = words.split_first() else {
+        eprintln!("E: No operation specified");
+        return 100;
+    };
+    let mut db = common::dpkg_db();
+    match verb.as_str() {
+        "showhold" => {
+            for (n, p) in &db {
+                if p.hold && (pkgs.is_empty() || pkgs.iter().any(|x| *x == n)) {
+                    println!("{n}");
+                }
+            }
+            0
+        }
+        "hold" | "unhold" => {
+            if pkgs.is_empty() {
+                eprintln!("E: No packages found");
+                return 100;
+            }
+            if !common::is_root() {
+                eprintln!("dpkg: error: requested operation requires superuser privilege");
+                eprintln!("E: Executing dpkg failed. Are you root?");
+                return 100;
+            }
+            let all = sources::available(&ctx.config.os);
+            for p in pkgs {
+                let p = p.as_str();
+                if !db.contains_key(p) && sources::offers_of(&all, p).is_empty() {
+                    eprintln!("E: Unable to locate package {p}");
+                    return 100;
+                }
+            }
+            for p in pkgs {
+                let p = p.as_str();
+                let entry = db.entry(p.to_string()).or_insert_with(|| PkgState {
+                    version: String::new(),
+                    status: "un".into(),
+                    hold: false,
+                });
+                let want = verb.as_str() == "hold";
+                if entry.hold == want {
+                    if want {
+                        println!("{p} was already set on hold.");
+                    } else {
+                        println!("{p} was already not on hold.");
+                    }
+                } else {
+                    entry.hold = want;
+                    ctx.changed();
+                    if want {
+                        println!("{p} set on hold.");
+                    } else {
+                        println!("Canceled hold on {p}.");
+                    }
+                }
+            }
+            db.retain(|_, p| !(p.status == "un" && !p.hold));
+            if ctx.changed {
+                let _ = common::save_dpkg_db(&db);
+            }
+            0
+        }
+        "manual" | "auto" | "showmanual" | "showauto" => 0,
+        v => {
+            eprintln!("E: Invalid operation {v}");
+            100
+        }
+    }
+}
+
+/// `apt-cache madison|policy|show PKG...`
+pub fn apt_cache(ctx: &mut Ctx, args: &[String]) -> i32 {
+    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let Some((verb, pkgs)) = words.split_first() else {
+        eprintln!("E: No operation specified");
+        return 100;
+    };
+    let all = sources::available(&ctx.config.os);
+    let db = common::dpkg_db();
+    match verb.as_str() {
+        "madison" => {
+            for p in pkgs {
+                let offers = sources::offers_of(&all, p);
+                if offers.is_empty() {
+                    eprintln!("N: Unable to locate package {p}");
+                    continue;
+                }
+                for o in offers {
+                    println!("{:>10} | {} | {}", p, o.pkg.version, o.origin);
+                }
+            }
+            0
+        }
+        "policy" => {
+            for p in pkgs {
+                let offers = sources::offers_of(&all, p);
+                let inst = db
+                    .get(p.as_str())
+                    .filter(|s| s.status.starts_with('i'))
+                    .map(|s| s.version.clone());
+                if offers.is_empty() && inst.is_none() {
+                    eprintln!("N: Unable to locate package {p}");
+                    continue;
+                }
+                println!("{p}:");
+                println!("  Installed: {}", inst.as_deref().unwrap_or("(none)"));
+                println!(
+                    "  Candidate: {}",
+                    offers
+                        .first()
+                        .map(|o| o.pkg.version.as_str())
+                        .or(inst.as_deref())
+                        .unwrap_or("(none)")
+                );
+                println!("  Version table:");
+                let mut shown_installed = false;
+                for o in &offers {
+                    let star = if inst.as_deref() == Some(o.pkg.version.as_str()) {
+                        shown_installed = true;
+                        " ***"
+                    } else {
+                        "    "
+                    };
+                    println!("{star} {} 500", o.pkg.version);
+                    println!("        500 {}", o.origin);
+                    if star == " ***" {
+                        println!("        100 /var/lib/dpkg/status");
+                    }
+                }
+                if let (Some(v), false) = (&inst, shown_installed) {
+                    println!(" *** {v} 100");
+                    println!("        100 /var/lib/dpkg/status");
+                }
+            }
+            0
+        }
+        "show" => {
+            let mut code = 0;
+            for p in pkgs {
+                let offers = sources::offers_of(&all, p);
+                if offers.is_empty() {
+                    eprintln!("N: Unable to locate package {p}");
+                    eprintln!("E: No packages found");
+                    code = 100;
+                    continue;
+                }
+                for o in offers {
+                    print!("{}", catalog::packages_index(std::slice::from_ref(&o.pkg)));
+                }
+            }
+            code
+        }
+        v => {
+            eprintln!("E: Invalid operation {v}");
+            100
+        }
+    }
+}
+
+/// Host-manager-visible: the lists directory path, for docs and tests.
+#[allow(dead_code)]
+pub fn lists_dir() -> &'static str {
+    let _ = layout::CTL_DIR;
+    sources::LISTS_DIR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_globs() {
+        assert!(version_matches("1.34.2-1.1", "1.34.2-*"));
+        assert!(version_matches("1.34.2-1.1", "1.34.*"));
+        assert!(!version_matches("1.35.0-1.1", "1.34.*"));
+        assert!(version_matches("1.34.2-1.1", "1.34.2-1.1"));
+    }
+}

@@ -1,0 +1,638 @@
+//! What the archives offer: the distro archive of each simulated OS and the pkgs.k8s.io
+//! repositories (one per Kubernetes minor), as Debian `Packages` stanzas. `apt-get
+//! update` writes these into /var/lib/apt/lists/, and everything else reads them from
+//! there, so a repository that was added but not updated offers nothing, as on Ubuntu.
+
+use std::cmp::Ordering;
+
+/// Newest patch release per Kubernetes minor offered by pkgs.k8s.io; every patch from
+/// .0 up to it exists. Edit this one table to move the simulated "today".
+pub const K8S_NEWEST_PATCH: &[(u32, u32)] = &[
+    (30, 4),
+    (31, 4),
+    (32, 4),
+    (33, 4),
+    (34, 4),
+    (35, 4),
+    (36, 3),
+    (37, 1),
+];
+
+/// The key ID of the pkgs.k8s.io signing key (the same key signs every minor).
+pub const K8S_KEY_ID: &str = "234654DA9A296436";
+
+/// One binary package as the archive describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    /// Debian `Depends:` syntax, e.g. "containerd (>= 1.7.1~), runc".
+    pub depends: String,
+    pub recommends: String,
+    /// Archive section path for madison/policy ("noble-updates/universe").
+    pub component: String,
+}
+
+/// Commands a package puts in /usr/bin (linked to the stand-in binary by apt-get).
+pub fn commands(pkg: &str) -> &'static [&'static str] {
+    match pkg {
+        "docker.io" => &["docker", "dockerd"],
+        "containerd" => &["containerd", "ctr", "containerd-shim-runc-v2"],
+        "runc" => &["runc"],
+        "kubeadm" => &["kubeadm"],
+        "kubelet" => &["kubelet"],
+        "kubectl" => &["kubectl"],
+        "cri-tools" => &["crictl"],
+        "conntrack" => &["conntrack"],
+        "socat" => &["socat"],
+        "jq" => &["jq"],
+        "ebtables" => &["ebtables"],
+        "tini" => &["tini"],
+        _ => &[],
+    }
+}
+
+/// Other files a package installs (created empty or as links; removed on purge).
+pub fn extra_files(pkg: &str) -> &'static [&'static str] {
+    match pkg {
+        "kubernetes-cni" => &[
+            "/opt/cni/bin/bridge",
+            "/opt/cni/bin/host-local",
+            "/opt/cni/bin/loopback",
+            "/opt/cni/bin/portmap",
+            "/opt/cni/bin/bandwidth",
+            "/opt/cni/bin/firewall",
+            "/opt/cni/bin/tuning",
+        ],
+        _ => &[],
+    }
+}
+
+/// Seconds a real install of the package takes (download + unpack + postinst), before
+/// the host's time scale: docker.io ~25 s, each kube package ~3-4 s.
+pub fn install_seconds(pkg: &str) -> f64 {
+    match pkg {
+        "docker.io" => 18.0,
+        "containerd" => 5.0,
+        "runc" => 1.0,
+        "kubelet" => 4.0,
+        "kubeadm" => 3.0,
+        "kubectl" => 3.0,
+        "cri-tools" | "kubernetes-cni" => 2.0,
+        _ => 0.5,
+    }
+}
+
+/// True for packages whose postinst reloads systemd (debhelper); pkgs.k8s.io packages
+/// don't, so upgrading the kubelet leaves systemd warning until `daemon-reload`.
+pub fn reloads_systemd(pkg: &str) -> bool {
+    !matches!(
+        pkg,
+        "kubelet" | "kubeadm" | "kubectl" | "cri-tools" | "kubernetes-cni"
+    )
+}
+
+struct Row(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// The distro archive per OS: (package, version, component, depends, recommends).
+fn distro_rows(os: &str) -> Vec<Row> {
+    match os {
+        "ubuntu-22.04" => vec![
+            Row(
+                "docker.io",
+                "24.0.7-0ubuntu2~22.04.1",
+                "jammy-updates/universe",
+                "adduser, containerd (>= 1.6.24~), iptables, runc (>= 1.1.0~), tini (>= 0.19.0)",
+                "ca-certificates, git, pigz",
+            ),
+            Row(
+                "containerd",
+                "1.7.12-0ubuntu2~22.04.1",
+                "jammy-updates/main",
+                "runc (>= 1.1.0~)",
+                "",
+            ),
+            Row(
+                "runc",
+                "1.1.12-0ubuntu2~22.04.1",
+                "jammy-updates/main",
+                "",
+                "",
+            ),
+            Row("tini", "0.19.0-1", "jammy/universe", "", ""),
+            Row("iptables", "1.8.7-1ubuntu5.2", "jammy-updates/main", "", ""),
+            Row(
+                "curl",
+                "7.81.0-1ubuntu1.18",
+                "jammy-updates/main",
+                "ca-certificates",
+                "",
+            ),
+            Row("gpg", "2.2.27-3ubuntu2.1", "jammy-updates/main", "", ""),
+            Row(
+                "gnupg",
+                "2.2.27-3ubuntu2.1",
+                "jammy-updates/main",
+                "gpg",
+                "",
+            ),
+            Row(
+                "ca-certificates",
+                "20240203~22.04.1",
+                "jammy-updates/main",
+                "",
+                "",
+            ),
+            Row(
+                "apt-transport-https",
+                "2.4.13",
+                "jammy-updates/universe",
+                "",
+                "",
+            ),
+            Row("conntrack", "1:1.4.6-2build2", "jammy/main", "", ""),
+            Row("socat", "1.7.4.1-3ubuntu4", "jammy/main", "", ""),
+            Row("ebtables", "2.0.11-4build2", "jammy/main", "", ""),
+            Row("ethtool", "1:5.16-1ubuntu0.1", "jammy-updates/main", "", ""),
+            Row("jq", "1.6-2.1ubuntu3", "jammy/main", "", ""),
+            Row("git", "1:2.34.1-1ubuntu1.11", "jammy-updates/main", "", ""),
+            Row("pigz", "2.6-1", "jammy/universe", "", ""),
+            Row("adduser", "3.118ubuntu5", "jammy/main", "", ""),
+            Row("iproute2", "5.15.0-1ubuntu2", "jammy/main", "", ""),
+            Row(
+                "util-linux",
+                "2.37.2-4ubuntu3.4",
+                "jammy-updates/main",
+                "",
+                "",
+            ),
+            Row("mount", "2.37.2-4ubuntu3.4", "jammy-updates/main", "", ""),
+            Row(
+                "containernetworking-plugins",
+                "0.9.1+ds1-1ubuntu0.1",
+                "jammy-updates/universe",
+                "",
+                "",
+            ),
+        ],
+        "debian-12" => vec![
+            Row(
+                "docker.io",
+                "20.10.24+dfsg1-1+deb12u1",
+                "bookworm/main",
+                "adduser, containerd (>= 1.4~), iptables, runc (>= 1.0.0~rc10~), tini (>= 0.14.0)",
+                "ca-certificates, git, pigz",
+            ),
+            Row(
+                "containerd",
+                "1.6.20~ds1-1+b1",
+                "bookworm/main",
+                "runc (>= 1.0.0~rc2~)",
+                "",
+            ),
+            Row("runc", "1.1.5+ds1-1+deb12u1", "bookworm/main", "", ""),
+            Row("tini", "0.19.0-1", "bookworm/main", "", ""),
+            Row("iptables", "1.8.9-2", "bookworm/main", "", ""),
+            Row(
+                "curl",
+                "7.88.1-10+deb12u8",
+                "bookworm/main",
+                "ca-certificates",
+                "",
+            ),
+            Row("gpg", "2.2.40-1.1", "bookworm/main", "", ""),
+            Row("gnupg", "2.2.40-1.1", "bookworm/main", "gpg", ""),
+            Row("ca-certificates", "20230311", "bookworm/main", "", ""),
+            Row("apt-transport-https", "2.6.1", "bookworm/main", "", ""),
+            Row("conntrack", "1:1.4.7-1+b2", "bookworm/main", "", ""),
+            Row("socat", "1.7.4.4-2", "bookworm/main", "", ""),
+            Row("ebtables", "2.0.11-5", "bookworm/main", "", ""),
+            Row("ethtool", "1:6.1-1", "bookworm/main", "", ""),
+            Row("jq", "1.6-2.1", "bookworm/main", "", ""),
+            Row("git", "1:2.39.5-0+deb12u1", "bookworm/main", "", ""),
+            Row("pigz", "2.6-1", "bookworm/main", "", ""),
+            Row("adduser", "3.134", "bookworm/main", "", ""),
+            Row("iproute2", "6.1.0-3", "bookworm/main", "", ""),
+            Row("util-linux", "2.38.1-5+deb12u2", "bookworm/main", "", ""),
+            Row("mount", "2.38.1-5+deb12u2", "bookworm/main", "", ""),
+            Row(
+                "containernetworking-plugins",
+                "1.1.1+ds1-3+b5",
+                "bookworm/main",
+                "",
+                "",
+            ),
+        ],
+        _ => vec![
+            Row(
+                "docker.io",
+                "24.0.7-0ubuntu4.1",
+                "noble-updates/universe",
+                "adduser, containerd (>= 1.7.1~), iptables, runc (>= 1.1.0~), tini (>= 0.19.0)",
+                "ca-certificates, git, pigz",
+            ),
+            Row(
+                "containerd",
+                "1.7.24-0ubuntu1~24.04.2",
+                "noble-updates/main",
+                "runc (>= 1.1.0~)",
+                "",
+            ),
+            Row("runc", "1.1.12-0ubuntu3.1", "noble-updates/main", "", ""),
+            Row("tini", "0.19.0-1", "noble/universe", "", ""),
+            Row("iptables", "1.8.10-3ubuntu2", "noble/main", "", ""),
+            Row(
+                "curl",
+                "8.5.0-2ubuntu10.6",
+                "noble-updates/main",
+                "ca-certificates",
+                "",
+            ),
+            Row("gpg", "2.4.4-2ubuntu17", "noble/main", "", ""),
+            Row("gnupg", "2.4.4-2ubuntu17", "noble/main", "gpg", ""),
+            Row("ca-certificates", "20240203", "noble/main", "", ""),
+            Row(
+                "apt-transport-https",
+                "2.7.14build2",
+                "noble/universe",
+                "",
+                "",
+            ),
+            Row("conntrack", "1:1.4.8-1ubuntu1", "noble/main", "", ""),
+            Row("socat", "1.8.0.0-4build3", "noble/main", "", ""),
+            Row("ebtables", "2.0.11-6build1", "noble/main", "", ""),
+            Row("ethtool", "1:6.7-1build1", "noble/main", "", ""),
+            Row("jq", "1.7.1-3build1", "noble/main", "", ""),
+            Row("git", "1:2.43.0-1ubuntu7.1", "noble-updates/main", "", ""),
+            Row("pigz", "2.8-1", "noble/universe", "", ""),
+            Row("adduser", "3.137ubuntu1", "noble/main", "", ""),
+            Row("iproute2", "6.1.0-1ubuntu6", "noble/main", "", ""),
+            Row(
+                "util-linux",
+                "2.39.3-9ubuntu6.1",
+                "noble-updates/main",
+                "",
+                "",
+            ),
+            Row("mount", "2.39.3-9ubuntu6.1", "noble-updates/main", "", ""),
+            Row(
+                "containernetworking-plugins",
+                "1.1.1+ds1-3ubuntu0.24.04.1",
+                "noble-updates/universe",
+                "",
+                "",
+            ),
+        ],
+    }
+}
+
+/// Packages a fresh server install of `os` has.
+pub const BASE_PACKAGES: &[&str] = &[
+    "adduser",
+    "ca-certificates",
+    "curl",
+    "gpg",
+    "gnupg",
+    "iptables",
+    "ethtool",
+    "git",
+    "iproute2",
+    "util-linux",
+    "mount",
+];
+
+/// The distro archive's packages for `os`.
+pub fn distro(os: &str) -> Vec<Package> {
+    distro_rows(os)
+        .into_iter()
+        .map(|r| Package {
+            name: r.0.into(),
+            version: r.1.into(),
+            component: r.2.into(),
+            depends: r.3.into(),
+            recommends: r.4.into(),
+        })
+        .collect()
+}
+
+/// The distro archive's base URL and suites for `os` (as apt-get update names them).
+pub fn distro_archive(os: &str) -> (&'static str, &'static [&'static str]) {
+    match os {
+        "ubuntu-22.04" => (
+            "http://archive.ubuntu.com/ubuntu",
+            &[
+                "jammy",
+                "jammy-updates",
+                "jammy-backports",
+                "jammy-security",
+            ],
+        ),
+        "debian-12" => (
+            "http://deb.debian.org/debian",
+            &["bookworm", "bookworm-updates", "bookworm-security"],
+        ),
+        _ => (
+            "http://archive.ubuntu.com/ubuntu",
+            &[
+                "noble",
+                "noble-updates",
+                "noble-backports",
+                "noble-security",
+            ],
+        ),
+    }
+}
+
+/// Newest patch of a minor, if pkgs.k8s.io has that minor.
+pub fn newest_patch(minor: u32) -> Option<u32> {
+    K8S_NEWEST_PATCH
+        .iter()
+        .find(|(m, _)| *m == minor)
+        .map(|(_, p)| *p)
+}
+
+/// The packages of the pkgs.k8s.io repository `v1.<minor>`.
+pub fn k8s_repo(minor: u32) -> Vec<Package> {
+    let Some(newest) = newest_patch(minor) else {
+        return vec![];
+    };
+    let comp = String::new();
+    let mut out = Vec::new();
+    for p in 0..=newest {
+        let v = format!("1.{minor}.{p}-1.1");
+        let kubelet_deps = if minor >= 35 {
+            "iptables (>= 1.4.21), kubernetes-cni (>= 1.1.1), iproute2, socat, util-linux, mount, ebtables"
+        } else {
+            "iptables (>= 1.4.21), kubernetes-cni (>= 1.1.1), iproute2, socat, util-linux, mount, ebtables, ethtool, conntrack"
+        };
+        out.push(Package {
+            name: "kubeadm".into(),
+            version: v.clone(),
+            depends: format!("cri-tools (>= 1.{minor}.0)"),
+            recommends: String::new(),
+            component: comp.clone(),
+        });
+        out.push(Package {
+            name: "kubelet".into(),
+            version: v.clone(),
+            depends: kubelet_deps.into(),
+            recommends: String::new(),
+            component: comp.clone(),
+        });
+        out.push(Package {
+            name: "kubectl".into(),
+            version: v,
+            depends: String::new(),
+            recommends: String::new(),
+            component: comp.clone(),
+        });
+    }
+    out.push(Package {
+        name: "cri-tools".into(),
+        version: format!("1.{minor}.0-1.1"),
+        depends: String::new(),
+        recommends: String::new(),
+        component: comp.clone(),
+    });
+    let cni = match minor {
+        ..=30 => "1.4.0-1.1",
+        31..=32 => "1.5.1-1.1",
+        _ => "1.6.0-1.1",
+    };
+    out.push(Package {
+        name: "kubernetes-cni".into(),
+        version: cni.into(),
+        depends: String::new(),
+        recommends: String::new(),
+        component: comp,
+    });
+    out
+}
+
+/// A `Packages` index as apt stores it in /var/lib/apt/lists.
+pub fn packages_index(pkgs: &[Package]) -> String {
+    let mut s = String::new();
+    for p in pkgs {
+        s.push_str(&format!(
+            "Package: {}\nVersion: {}\nArchitecture: amd64\n",
+            p.name, p.version
+        ));
+        if !p.depends.is_empty() {
+            s.push_str(&format!("Depends: {}\n", p.depends));
+        }
+        if !p.recommends.is_empty() {
+            s.push_str(&format!("Recommends: {}\n", p.recommends));
+        }
+        if !p.component.is_empty() {
+            s.push_str(&format!("Section: {}\n", p.component));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Parses a `Packages` index.
+pub fn parse_index(text: &str) -> Vec<Package> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let mut p = Package {
+            name: String::new(),
+            version: String::new(),
+            depends: String::new(),
+            recommends: String::new(),
+            component: String::new(),
+        };
+        for line in stanza.lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                let v = v.trim().to_string();
+                match k {
+                    "Package" => p.name = v,
+                    "Version" => p.version = v,
+                    "Depends" => p.depends = v,
+                    "Recommends" => p.recommends = v,
+                    "Section" => p.component = v,
+                    _ => {}
+                }
+            }
+        }
+        if !p.name.is_empty() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// One alternative of a dependency: name and optional (operator, version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dep {
+    pub name: String,
+    pub constraint: Option<(String, String)>,
+}
+
+/// Parses a Depends field into groups of alternatives.
+pub fn parse_depends(s: &str) -> Vec<Vec<Dep>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            g.split('|')
+                .map(|alt| {
+                    let alt = alt.trim();
+                    match alt.split_once('(') {
+                        Some((n, c)) => {
+                            let c = c.trim_end_matches(')').trim();
+                            let op_end = c
+                                .find(|ch: char| !matches!(ch, '<' | '>' | '='))
+                                .unwrap_or(c.len());
+                            Dep {
+                                name: n.trim().to_string(),
+                                constraint: Some((
+                                    c[..op_end].to_string(),
+                                    c[op_end..].trim().to_string(),
+                                )),
+                            }
+                        }
+                        None => Dep {
+                            name: alt.to_string(),
+                            constraint: None,
+                        },
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether `version` satisfies a dependency's constraint.
+pub fn satisfies(version: &str, constraint: &Option<(String, String)>) -> bool {
+    let Some((op, want)) = constraint else {
+        return true;
+    };
+    let c = compare_versions(version, want);
+    match op.as_str() {
+        ">=" => c != Ordering::Less,
+        "<=" => c != Ordering::Greater,
+        ">>" | ">" => c == Ordering::Greater,
+        "<<" | "<" => c == Ordering::Less,
+        "=" => c == Ordering::Equal,
+        _ => true,
+    }
+}
+
+/// dpkg's version comparison (epoch, upstream, revision; `~` sorts before anything).
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    fn split(v: &str) -> (u64, &str, &str) {
+        let (epoch, rest) = match v.split_once(':') {
+            Some((e, r)) => (e.parse().unwrap_or(0), r),
+            None => (0, v),
+        };
+        let (up, rev) = match rest.rsplit_once('-') {
+            Some((u, r)) => (u, r),
+            None => (rest, ""),
+        };
+        (epoch, up, rev)
+    }
+    let (ea, ua, ra) = split(a);
+    let (eb, ub, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| verrevcmp(ua, ub))
+        .then_with(|| verrevcmp(ra, rb))
+}
+
+fn order(c: Option<u8>) -> i32 {
+    match c {
+        None => 0,
+        Some(b'~') => -1,
+        Some(c) if c.is_ascii_digit() => 0,
+        Some(c) if c.is_ascii_alphabetic() => c as i32,
+        Some(c) => c as i32 + 256,
+    }
+}
+
+fn verrevcmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let mut first_diff = 0;
+        while (i < a.len() && !a[i].is_ascii_digit()) || (j < b.len() && !b[j].is_ascii_digit()) {
+            let ac = order(a.get(i).copied());
+            let bc = order(b.get(j).copied());
+            if ac != bc {
+                return ac.cmp(&bc);
+            }
+            i += 1;
+            j += 1;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        while i < a.len() && a[i].is_ascii_digit() && j < b.len() && b[j].is_ascii_digit() {
+            if first_diff == 0 {
+                first_diff = a[i] as i32 - b[j] as i32;
+            }
+            i += 1;
+            j += 1;
+        }
+        if i < a.len() && a[i].is_ascii_digit() {
+            return Ordering::Greater;
+        }
+        if j < b.len() && b[j].is_ascii_digit() {
+            return Ordering::Less;
+        }
+        if first_diff != 0 {
+            return first_diff.cmp(&0);
+        }
+    }
+    Ordering::Equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_version_order() {
+        assert_eq!(
+            compare_versions("1.34.2-1.1", "1.34.10-1.1"),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_versions("1.7.24-0ubuntu1~24.04.2", "1.7.1~"),
+            Ordering::Greater
+        );
+        assert_eq!(compare_versions("1.0~rc1", "1.0"), Ordering::Less);
+        assert_eq!(compare_versions("1:1.4.8-1", "1.9"), Ordering::Greater);
+        assert_eq!(
+            compare_versions("1.35.0-1.1", "1.35.0-1.1"),
+            Ordering::Equal
+        );
+    }
+
+    #[test]
+    fn depends_parse_and_satisfy() {
+        let d = parse_depends("containerd (>= 1.7.1~), runc | crun, iptables");
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[1].len(), 2);
+        assert!(satisfies("1.7.24-0ubuntu1~24.04.2", &d[0][0].constraint));
+        assert!(!satisfies("1.6.20~ds1-1+b1", &d[0][0].constraint));
+    }
+
+    #[test]
+    fn index_round_trip() {
+        let repo = k8s_repo(34);
+        assert!(repo
+            .iter()
+            .any(|p| p.name == "kubeadm" && p.version == "1.34.4-1.1"));
+        assert_eq!(parse_index(&packages_index(&repo)), repo);
+        assert!(k8s_repo(29).is_empty());
+    }
+}

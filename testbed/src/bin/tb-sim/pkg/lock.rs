@@ -1,0 +1,127 @@
+//! apt's and dpkg's locks: a real fcntl write lock on the lock file (so two concurrent
+//! apt-gets on one host collide like apt), plus the injected `dpkg-lock` fault that
+//! plays unattended-upgrades holding the frontend lock on first boot.
+
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
+
+use testbed::layout::Fault;
+
+use crate::common;
+
+pub const FRONTEND: &str = "/var/lib/dpkg/lock-frontend";
+pub const LISTS: &str = "/var/lib/apt/lists/lock";
+
+/// A held lock; released when dropped (the fd closes).
+pub struct Guard(#[allow(dead_code)] File);
+
+/// Who holds a lock: pid and command name.
+pub type Holder = (i32, String);
+
+fn try_lock(path: &str) -> Result<Result<Guard, Holder>, std::io::Error> {
+    if let Some(d) = std::path::Path::new(path).parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+    if r == 0 {
+        return Ok(Ok(Guard(f)));
+    }
+    let mut q: libc::flock = unsafe { std::mem::zeroed() };
+    q.l_type = libc::F_WRLCK as _;
+    q.l_whence = libc::SEEK_SET as _;
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut q) };
+    let pid = q.l_pid;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "apt-get".into());
+    Ok(Err((pid, comm)))
+}
+
+/// The holder of the simulated unattended-upgrades lock, while the fault is active.
+fn fault_holder() -> Option<Holder> {
+    match common::fault("dpkg-lock") {
+        Some(Fault::DpkgLock { until }) if until > common::now() => {
+            Some((1234, "unattended-upgr".into()))
+        }
+        _ => None,
+    }
+}
+
+/// Takes `path` like apt: at once, or waiting up to `timeout` seconds
+/// (`-o DPkg::Lock::Timeout=N`), printing apt's "Waiting for cache lock" lines. On failure
+/// returns the holder.
+pub fn acquire(path: &str, timeout: f64) -> Result<Guard, LockError> {
+    let start = Instant::now();
+    let mut last_note = -1i64;
+    loop {
+        let holder = match fault_holder() {
+            Some(h) if path == FRONTEND || path == "/var/lib/dpkg/lock" => Err(h),
+            _ => match try_lock(path) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(LockError::Denied)
+                }
+                Err(_) => return Err(LockError::Denied),
+            },
+        };
+        match holder {
+            Ok(g) => return Ok(g),
+            Err(h) => {
+                let waited = start.elapsed().as_secs_f64();
+                if waited >= timeout {
+                    return Err(LockError::Held(h));
+                }
+                let secs = waited as i64;
+                if secs != last_note {
+                    last_note = secs;
+                    eprintln!(
+                        "Waiting for cache lock: Could not get lock {path}. It is held by process {} ({})... {}s",
+                        h.0, h.1, secs
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+pub enum LockError {
+    Denied,
+    Held(Holder),
+}
+
+/// apt's messages for a failed frontend/lists lock; apt exits 100 after them.
+pub fn report(path: &str, e: &LockError) {
+    let what = if path == LISTS {
+        "E: Unable to lock directory /var/lib/apt/lists/".to_string()
+    } else {
+        format!(
+            "E: Unable to acquire the dpkg frontend lock ({path}), is another process using it?"
+        )
+    };
+    match e {
+        LockError::Denied => {
+            eprintln!("E: Could not open lock file {path} - open (13: Permission denied)");
+            if path == LISTS {
+                eprintln!("{what}");
+            } else {
+                eprintln!("E: Unable to acquire the dpkg frontend lock ({path}), are you root?");
+            }
+        }
+        LockError::Held((pid, comm)) => {
+            eprintln!("E: Could not get lock {path}. It is held by process {pid} ({comm})");
+            eprintln!("N: Be aware that removing the lock file is not a solution and may break your system.");
+            eprintln!("{what}");
+        }
+    }
+}
