@@ -418,3 +418,16 @@ fn docs_describe_every_key() {
         );
     }
 }
+
+#[test]
+fn docs_show_the_real_messages() {
+    let docs = std::fs::read_to_string("docs/inventory.md").unwrap();
+    let err = inventory::load(&fixture("many_mistakes")).unwrap_err();
+    for line in err.summary().lines() {
+        let line = line.trim_start_matches("tests/inventory/");
+        assert!(
+            docs.contains(line),
+            "docs/inventory.md is out of date; missing:\n{line}"
+        );
+    }
+}
