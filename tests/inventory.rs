@@ -431,3 +431,27 @@ fn docs_show_the_real_messages() {
         );
     }
 }
+
+#[test]
+fn flow_style_inventory_like_the_docs_testbed_recipe() {
+    let text = "\
+hosts:
+  - {name: node1, address: 10.200.1.11, role: control-plane, ssh: {user: root, port: 22, identityFile: /tmp/tb/id_ed25519, knownHostsFile: /tmp/tb/known_hosts}}
+  - {name: node2, address: 10.200.1.12, role: worker, ssh: {user: ubuntu, port: 22, identityFile: /tmp/tb/id_ed25519, knownHostsFile: /tmp/tb/known_hosts}}
+";
+    let inv = inventory::parse(Path::new("tb.yaml"), text.into()).unwrap();
+    assert_eq!(inv.hosts[1].ssh.user, "ubuntu");
+    assert_eq!(
+        inv.hosts[1].ssh.identity_file.as_deref(),
+        Some(Path::new("/tmp/tb/id_ed25519"))
+    );
+}
+
+#[test]
+fn a_document_that_is_not_a_mapping() {
+    let err = inventory::parse(Path::new("list.yaml"), "- a\n- b\n".into()).unwrap_err();
+    assert_eq!(
+        err.summary(),
+        "list.yaml:1:1: document: expected a mapping with the keys `cluster`, `ssh`, `hosts`, found a list"
+    );
+}

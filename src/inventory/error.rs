@@ -160,7 +160,11 @@ impl Source {
             file: self.file.clone(),
             line: start.line(),
             column: start.col() + 1,
-            field: field.to_string(),
+            field: if field.is_empty() {
+                "document".to_string()
+            } else {
+                field.to_string()
+            },
             message,
             help,
             source_code: NamedSource::new(&self.file, Arc::clone(&self.text)),
