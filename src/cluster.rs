@@ -577,7 +577,7 @@ mod tests {
         assert_eq!(changes.len(), 2);
         assert_eq!(
             changes[0].script("master"),
-            "kubectl --kubeconfig /etc/kubernetes/admin.conf label node master type=mysql --overwrite"
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf label node master 'type=mysql' --overwrite"
         );
         assert_eq!(
             changes[1].script("master"),
@@ -615,7 +615,7 @@ mod tests {
         );
         assert_eq!(
             changes[1].script("worker1"),
-            "kubectl --kubeconfig /etc/kubernetes/admin.conf taint node worker1 dedicated=db:NoExecute --overwrite"
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf taint node worker1 'dedicated=db:NoExecute' --overwrite"
         );
     }
 
