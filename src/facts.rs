@@ -38,6 +38,13 @@ pub const PACKAGES: &[&str] = &[
     "gpg",
 ];
 
+/// Sysctls the playbooks ask about (the same list is in templates/facts.sh).
+pub const SYSCTLS: &[&str] = &[
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+    "net.ipv4.ip_forward",
+];
+
 /// Units the playbooks ask about.
 pub const SERVICES: &[&str] = &["containerd", "docker", "kubelet"];
 
@@ -52,8 +59,8 @@ pub struct HostFacts {
     pub swap: Swap,
     /// Loaded kernel modules (`lsmod`).
     pub modules: Vec<String>,
-    /// The three sysctls Kubernetes needs, by key; a key is absent when the kernel does not
-    /// have it (net.bridge.* before br_netfilter is loaded).
+    /// Every sysctl of [`SYSCTLS`] by key; the value is empty when the kernel does not
+    /// have the key (net.bridge.* before br_netfilter is loaded).
     pub sysctl: BTreeMap<String, String>,
     /// Every package of [`PACKAGES`], installed or not.
     pub packages: BTreeMap<String, Package>,
@@ -266,6 +273,9 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
     for p in PACKAGES {
         f.packages.insert(p.to_string(), Package::default());
     }
+    for k in SYSCTLS {
+        f.sysctl.insert(k.to_string(), String::new());
+    }
     for s in SERVICES {
         f.services.insert(
             s.to_string(),
@@ -295,10 +305,9 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                     .collect()
             }
             "sysctl" => {
-                f.sysctl = pairs(body)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
+                for (k, v) in pairs(body) {
+                    f.sysctl.insert(k.to_string(), v.to_string());
+                }
             }
             "packages" => {
                 for (p, v) in pairs(body) {
@@ -315,7 +324,10 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
             }
             "apt" => {
                 let kv = pairs(body);
-                f.apt.package_lists = kv.get("package_lists").and_then(|v| v.parse().ok()).unwrap_or(0);
+                f.apt.package_lists = kv
+                    .get("package_lists")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 f.apt.keyrings_dir = kv.get("keyrings_dir") == Some(&"yes");
                 f.apt.keyring = kv.get("keyring") == Some(&"yes");
                 f.apt.containerd_candidate = kv
@@ -328,7 +340,8 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                     let mut words = v.split_whitespace();
                     let active = words.next().unwrap_or("unknown").to_string();
                     let enabled = words.next().unwrap_or("not-found").to_string();
-                    f.services.insert(unit.to_string(), Service { active, enabled });
+                    f.services
+                        .insert(unit.to_string(), Service { active, enabled });
                 }
             }
             "containerd" => f.containerd = parse_containerd(body),
@@ -421,7 +434,10 @@ fn parse_containerd(body: &[&str]) -> Containerd {
         config_file: kv.get("config_file") == Some(&"yes"),
         config_current: kv.get("config_current") == Some(&"yes"),
         systemd_cgroup: kv.get("dump.SystemdCgroup").and_then(|v| v.parse().ok()),
-        disabled_plugins: kv.get("dump.disabled_plugins").map(|v| list(v)).unwrap_or_default(),
+        disabled_plugins: kv
+            .get("dump.disabled_plugins")
+            .map(|v| list(v))
+            .unwrap_or_default(),
         cni_bin_dirs,
     }
 }
@@ -460,7 +476,9 @@ impl HostFacts {
     /// Why this host can't be used, if it can't: only Ubuntu 22.04 and 24.04 are supported.
     pub fn refusal(&self) -> Option<String> {
         let what = if self.os.pretty_name.is_empty() {
-            format!("{} {}", self.os.id, self.os.version_id).trim().to_string()
+            format!("{} {}", self.os.id, self.os.version_id)
+                .trim()
+                .to_string()
         } else {
             self.os.pretty_name.clone()
         };
@@ -514,7 +532,10 @@ mod tests {
     fn dpkg_status() {
         let p = parse_dpkg("ii 1.34.2-1.1");
         assert!(p.installed);
-        assert_eq!((p.status.as_str(), p.version.as_str()), ("ii", "1.34.2-1.1"));
+        assert_eq!(
+            (p.status.as_str(), p.version.as_str()),
+            ("ii", "1.34.2-1.1")
+        );
         assert!(parse_dpkg("hi 1.34.2-1.1").installed);
         assert!(!parse_dpkg("rc 1.7.28-0ubuntu1").installed);
         assert!(!parse_dpkg("").installed);
@@ -524,7 +545,10 @@ mod tests {
     fn fstab_swap() {
         let fstab = "# /etc/fstab\n/swap.img\tnone\tswap\tsw\t0\t0\n#/swap2 none swap sw 0 0\n\
                      UUID=1 / ext4 defaults 0 1\n/dev/sdb1 /mnt/swap ext4 defaults 0 2\n";
-        assert_eq!(fstab_swap_lines(fstab), vec!["/swap.img\tnone\tswap\tsw\t0\t0"]);
+        assert_eq!(
+            fstab_swap_lines(fstab),
+            vec!["/swap.img\tnone\tswap\tsw\t0\t0"]
+        );
     }
 
     #[test]
@@ -558,15 +582,20 @@ mod tests {
 
     #[test]
     fn refusal_names_the_system() {
-        let mut f = HostFacts::default();
-        f.os = Os {
-            id: "debian".into(),
-            version_id: "12".into(),
-            codename: "bookworm".into(),
-            pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+        let mut f = HostFacts {
+            os: Os {
+                id: "debian".into(),
+                version_id: "12".into(),
+                codename: "bookworm".into(),
+                pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+            },
+            ..HostFacts::default()
         };
         let r = f.refusal().unwrap();
-        assert!(r.contains("Debian GNU/Linux 12 (bookworm)") && r.contains("22.04 and 24.04"), "{r}");
+        assert!(
+            r.contains("Debian GNU/Linux 12 (bookworm)") && r.contains("22.04 and 24.04"),
+            "{r}"
+        );
         f.os.id = "ubuntu".into();
         f.os.version_id = "24.04".into();
         assert_eq!(f.refusal(), None);
@@ -578,13 +607,20 @@ mod tests {
     fn facts_script_renders_and_is_valid_sh() {
         let cmd = command().unwrap();
         assert!(cmd.root);
-        assert!(cmd.script.contains("@@file \"'/etc/sysctl.d/k8s.conf'") || cmd.script.contains("/etc/sysctl.d/k8s.conf"));
+        assert!(
+            cmd.script.contains("@@file \"'/etc/sysctl.d/k8s.conf'")
+                || cmd.script.contains("/etc/sysctl.d/k8s.conf")
+        );
         let status = std::process::Command::new("sh")
             .arg("-n")
             .arg("-c")
             .arg(&cmd.script)
             .status()
             .unwrap();
-        assert!(status.success(), "sh -n rejects the facts script:\n{}", cmd.script);
+        assert!(
+            status.success(),
+            "sh -n rejects the facts script:\n{}",
+            cmd.script
+        );
     }
 }

@@ -97,11 +97,14 @@ impl ClusterView {
         let c = &inv.cluster;
         let v = &c.kubernetes_version;
         let first_cp = inv.hosts.iter().find(|h| h.role == Role::ControlPlane);
-        let endpoint = c.control_plane_endpoint.clone().unwrap_or_else(|| match first_cp {
-            Some(h) if h.address.contains(':') => format!("[{}]:6443", h.address),
-            Some(h) => format!("{}:6443", h.address),
-            None => String::new(),
-        });
+        let endpoint = c
+            .control_plane_endpoint
+            .clone()
+            .unwrap_or_else(|| match first_cp {
+                Some(h) if h.address.contains(':') => format!("[{}]:6443", h.address),
+                Some(h) => format!("{}:6443", h.address),
+                None => String::new(),
+            });
         let (manifest_url, manifest_file) = match &c.calico.manifest {
             None => (
                 Some(format!(
@@ -353,7 +356,12 @@ impl fmt::Display for HostPlan {
         if n == 0 {
             return writeln!(f, "{}: nothing to do", self.host);
         }
-        writeln!(f, "{}: {n} step{}", self.host, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} step{}",
+            self.host,
+            if n == 1 { "" } else { "s" }
+        )?;
         for phase in self.phases.iter().filter(|p| !p.steps.is_empty()) {
             writeln!(f, "  {}", phase.phase)?;
             for s in &phase.steps {

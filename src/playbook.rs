@@ -125,7 +125,7 @@ pub enum PlaybookError {
     },
     #[error("playbook {playbook}: {message}")]
     Invalid { playbook: String, message: String },
-    #[error("template {name}: {source:#}")]
+    #[error("template {name}: {source}")]
     Template {
         name: String,
         #[source]
@@ -139,7 +139,7 @@ pub enum PlaybookError {
         step: String,
         known: String,
     },
-    #[error("playbook {playbook}, step {step}: cannot evaluate {what}: {source:#}")]
+    #[error("playbook {playbook}, step {step}: cannot evaluate {what}: {source}")]
     Render {
         playbook: String,
         step: String,
@@ -186,6 +186,8 @@ pub fn render_template<S: Serialize>(name: &str, ctx: &S) -> Result<String, Play
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Debug mode would append the referenced variables to errors: they may hold secrets.
+    env.set_debug(false);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_keep_trailing_newline(true);
     env.set_trim_blocks(true);
@@ -274,7 +276,8 @@ impl Catalog {
                         step.name
                     )));
                 }
-                check_step(step, templates).map_err(|m| invalid(format!("step {}: {m}", step.name)))?;
+                check_step(step, templates)
+                    .map_err(|m| invalid(format!("step {}: {m}", step.name)))?;
                 let mut parts = vec![("description", Some(&step.description))];
                 parts.push(("reason", step.reason.as_ref()));
                 parts.push(("run", step.run.as_ref()));
@@ -283,7 +286,10 @@ impl Catalog {
                     if let Some(source) = source {
                         let tname = template_name(name, &step.name, part);
                         env.add_template_owned(tname.clone(), source.clone())
-                            .map_err(|source| PlaybookError::Template { name: tname, source })?;
+                            .map_err(|source| PlaybookError::Template {
+                                name: tname,
+                                source,
+                            })?;
                     }
                 }
                 if let Some(when) = &step.when {
@@ -385,9 +391,19 @@ impl Catalog {
     }
 
     /// The step's description, rendered.
-    pub fn describe(&self, playbook: &str, step: &str, ctx: &Value) -> Result<String, PlaybookError> {
+    pub fn describe(
+        &self,
+        playbook: &str,
+        step: &str,
+        ctx: &Value,
+    ) -> Result<String, PlaybookError> {
         self.step(playbook, step)?;
-        Ok(collapse(&self.render_part(playbook, step, "description", ctx)?))
+        Ok(collapse(&self.render_part(
+            playbook,
+            step,
+            "description",
+            ctx,
+        )?))
     }
 
     /// Whether the step is needed, and why: `Some(reason)` naming the fact that differs.
@@ -472,8 +488,7 @@ impl Catalog {
 fn check_step(step: &Step, templates: &[(&str, &str)]) -> Result<(), String> {
     let simple_name = |n: &str| {
         !n.is_empty()
-            && n
-                .bytes()
+            && n.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
     if !simple_name(&step.name) {
@@ -496,7 +511,10 @@ fn check_step(step: &Step, templates: &[(&str, &str)]) -> Result<(), String> {
             }
             let literal = file.path.starts_with('/')
                 && !file.path.contains("{{")
-                && !file.path.chars().any(|c| c.is_whitespace() || c == '\'' || c == '"');
+                && !file
+                    .path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '\'' || c == '"');
             if !literal {
                 return Err(format!(
                     "file path {:?} must be absolute and literal",
@@ -542,7 +560,11 @@ fn current_file(ctx: &Value, path: &str) -> Option<Option<String>> {
 }
 
 /// Why a file must be written, or None when it already has the wanted content.
-pub fn file_difference(path: &str, current: Option<&Option<String>>, wanted: &str) -> Option<String> {
+pub fn file_difference(
+    path: &str,
+    current: Option<&Option<String>>,
+    wanted: &str,
+) -> Option<String> {
     let current = match current {
         None => return Some(format!("{path}: content unknown (no facts)")),
         Some(None) => return Some(format!("{path} does not exist")),
@@ -617,7 +639,16 @@ mod tests {
 
     #[test]
     fn quote_filter_keeps_one_word() {
-        for nasty in ["it's", "a b", "$(reboot)", "`x`", "x;y", "\"q\"", "", "a\nb"] {
+        for nasty in [
+            "it's",
+            "a b",
+            "$(reboot)",
+            "`x`",
+            "x;y",
+            "\"q\"",
+            "",
+            "a\nb",
+        ] {
             let q = quote(Value::from(nasty)).unwrap();
             assert_eq!(shlex::split(&q).unwrap(), vec![nasty.to_string()], "{q}");
         }

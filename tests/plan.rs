@@ -1,0 +1,600 @@
+//! The planner against fact reports as an Ubuntu host prints them (tests/fixtures/facts):
+//! a fresh host needs the whole sequence in order, a converged one nothing, and each single
+//! drift exactly the step that fixes it. Also: the kubeadm configuration per API version,
+//! secrets, and quoting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bootstrap::facts::{self, HostFacts};
+use bootstrap::inventory::{Calico, Cluster, Host, Inventory, ManifestSource, Role, Ssh, Taint};
+use bootstrap::plan::{self, plan_host, plan_playbook, HostPlan, PlanError, Vars};
+use bootstrap::playbook;
+
+const FRESH: &str = include_str!("fixtures/facts/fresh-ubuntu-24.04.txt");
+const CONVERGED: &str = include_str!("fixtures/facts/converged-master1.txt");
+
+fn host(name: &str, address: &str, role: Role) -> Host {
+    Host {
+        name: name.to_string(),
+        address: address.to_string(),
+        role,
+        labels: BTreeMap::new(),
+        taints: match role {
+            Role::ControlPlane => vec![Taint {
+                key: "node-role.kubernetes.io/control-plane".into(),
+                value: None,
+                effect: "NoSchedule".into(),
+            }],
+            Role::Worker => vec![],
+        },
+        ssh: Ssh {
+            user: "ubuntu".into(),
+            port: 22,
+            identity_file: None,
+            known_hosts_file: PathBuf::from("/dev/null"),
+        },
+    }
+}
+
+fn inventory(version: &str) -> Inventory {
+    Inventory {
+        path: PathBuf::from("cluster.yaml"),
+        cluster: Cluster {
+            name: "demo".into(),
+            kubernetes_version: semver::Version::parse(version).unwrap(),
+            pod_subnet: "192.168.0.0/16".into(),
+            service_subnet: "10.96.0.0/12".into(),
+            control_plane_endpoint: None,
+            calico: Calico {
+                version: "v3.30.3".into(),
+                manifest: None,
+            },
+            package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
+        },
+        hosts: vec![
+            host("master1", "10.0.0.10", Role::ControlPlane),
+            host("worker1", "10.0.0.11", Role::Worker),
+        ],
+    }
+}
+
+fn step_names(plan: &HostPlan) -> Vec<String> {
+    plan.steps().map(|s| s.step.clone()).collect()
+}
+
+fn plan_of(report: &str) -> HostPlan {
+    let inv = inventory("1.34.2");
+    let f = facts::parse(report).expect("fixture parses");
+    plan_host(&inv, &inv.hosts[0], &f).expect("plans")
+}
+
+/// The converged report with one substitution, asserting the substitution applied.
+fn drifted(from: &str, to: &str) -> String {
+    assert!(CONVERGED.contains(from), "fixture lacks {from:?}");
+    CONVERGED.replacen(from, to, 1)
+}
+
+#[test]
+fn fresh_host_needs_the_whole_sequence_in_order() {
+    let plan = plan_of(FRESH);
+    assert_eq!(
+        step_names(&plan),
+        [
+            "swap-off",
+            "modules-file",
+            "modules-load",
+            "sysctl-file",
+            "sysctl-apply",
+            "docker-io",
+            "containerd-config",
+            "apt-prereqs",
+            "repo-key",
+            "sources-list",
+            "apt-update",
+            "kube-packages",
+            "hold",
+            "kubelet-defaults",
+            "kubelet-enable",
+        ]
+    );
+    let phases: Vec<_> = plan.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(phases, ["prereqs", "runtime", "kubernetes-packages"]);
+    let reason = |s: &str| plan.steps().find(|p| p.step == s).unwrap().reason.clone();
+    assert_eq!(reason("swap-off"), "swap is on (/swap.img)");
+    assert_eq!(
+        reason("modules-load"),
+        "kernel module overlay and br_netfilter not loaded"
+    );
+    assert_eq!(
+        reason("sysctl-apply"),
+        "net.bridge.bridge-nf-call-iptables is unset, net.bridge.bridge-nf-call-ip6tables is unset, net.ipv4.ip_forward is 0"
+    );
+    assert_eq!(
+        reason("sysctl-file"),
+        "/etc/sysctl.d/k8s.conf does not exist"
+    );
+    assert_eq!(reason("apt-prereqs"), "apt-transport-https not installed");
+    assert_eq!(
+        reason("docker-io"),
+        "docker.io and containerd not installed"
+    );
+    assert_eq!(
+        reason("kube-packages"),
+        "kubelet, kubeadm, kubectl not installed"
+    );
+    assert!(!plan.is_empty());
+    let shown = plan.to_string();
+    assert!(
+        shown.starts_with("master1: 15 steps\n  prereqs\n"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn every_rendered_script_is_valid_sh() {
+    for step in plan_of(FRESH).steps() {
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &step.command.script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: sh -n: {}\n{}",
+            step.step,
+            String::from_utf8_lossy(&out.stderr),
+            step.command.script
+        );
+        assert!(step.command.root, "{} runs as root", step.step);
+    }
+}
+
+#[test]
+fn fresh_host_commands_are_the_reference_commands() {
+    let plan = plan_of(FRESH);
+    let cmd = |s: &str| plan.steps().find(|p| p.step == s).unwrap().command.clone();
+    let swap = cmd("swap-off").script;
+    assert!(
+        swap.contains("swapoff -a\n")
+            && swap.contains("sed -ri '/\\sswap\\s/ s/^#?/#/' /etc/fstab")
+    );
+    let sysctl = cmd("sysctl-file");
+    assert_eq!(
+        sysctl.script,
+        "install -D -m 0644 -o root -g root /dev/stdin /etc/sysctl.d/k8s.conf"
+    );
+    assert_eq!(
+        String::from_utf8(sysctl.stdin.unwrap()).unwrap(),
+        "net.bridge.bridge-nf-call-iptables  = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward                 = 1\n"
+    );
+    assert_eq!(
+        cmd("docker-io").script,
+        "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y docker.io"
+    );
+    let key = cmd("repo-key").script;
+    assert!(
+        key.contains("curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key"),
+        "{key}"
+    );
+    assert!(key.contains("gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg"));
+    assert_eq!(
+        String::from_utf8(cmd("sources-list").stdin.unwrap()).unwrap(),
+        "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n"
+    );
+    let pk = cmd("kube-packages").script;
+    assert!(
+        pk.contains("want=1.34.2\n") && pk.contains("apt-cache madison kubeadm"),
+        "{pk}"
+    );
+    assert!(
+        pk.contains("\"kubelet=$v\" \"kubeadm=$v\" \"kubectl=$v\""),
+        "{pk}"
+    );
+    assert_eq!(cmd("hold").script, "apt-mark hold kubelet kubeadm kubectl");
+    assert_eq!(
+        cmd("kubelet-enable").script,
+        "systemctl enable --now kubelet"
+    );
+    assert_eq!(
+        String::from_utf8(cmd("kubelet-defaults").stdin.unwrap()).unwrap(),
+        "KUBELET_EXTRA_ARGS=--node-ip=10.0.0.10\n"
+    );
+    let cfg = cmd("containerd-config").script;
+    assert!(
+        cfg.contains("containerd config default") && cfg.contains("systemctl restart containerd")
+    );
+}
+
+#[test]
+fn the_package_step_picks_the_revision_from_apt_cache_madison() {
+    // Run the step's own resolution on canned madison output with stand-in commands.
+    let plan = plan_of(FRESH);
+    let script = &plan
+        .steps()
+        .find(|p| p.step == "kube-packages")
+        .unwrap()
+        .command
+        .script;
+    let dir = std::env::temp_dir().join(format!("f1-madison-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    std::fs::write(
+        dir.join("apt-cache"),
+        "#!/bin/sh\nprintf '   kubeadm | 1.34.20-1.1 | https://x  Packages\\n   kubeadm | 1.34.2-1.3 | https://x  Packages\\n   kubeadm | 1.34.1-1.1 | https://x  Packages\\n'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("apt-get"),
+        format!("#!/bin/sh\necho \"$@\" > {}\n", log.display()),
+    )
+    .unwrap();
+    for f in ["apt-cache", "apt-get"] {
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(dir.join(f))
+            .status()
+            .unwrap();
+    }
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let st = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env("PATH", path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().trim(),
+        "-o DPkg::Lock::Timeout=600 install -y kubelet=1.34.2-1.3 kubeadm=1.34.2-1.3 kubectl=1.34.2-1.3"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn converged_host_plans_nothing() {
+    let plan = plan_of(CONVERGED);
+    assert!(plan.is_empty(), "{plan}");
+    assert_eq!(plan.to_string(), "master1: nothing to do\n");
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["host"], "master1");
+}
+
+#[test]
+fn each_drift_plans_exactly_its_fix() {
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        ("@@swapon\n", "@@swapon\n/swap.img file   4G   0B   -2\n", &["swap-off"], "swap is on (/swap.img)"),
+        (
+            "|#/swap.img\tnone",
+            "|/swap.img\tnone",
+            &["swap-off"],
+            "/etc/fstab turns swap on at boot (/swap.img none swap sw 0 0)",
+        ),
+        (
+            "|net.ipv4.ip_forward                 = 1",
+            "|net.ipv4.ip_forward                 = 0",
+            &["sysctl-file"],
+            "/etc/sysctl.d/k8s.conf differs: line 3 is `net.ipv4.ip_forward                 = 0`, wanted `net.ipv4.ip_forward                 = 1`",
+        ),
+        ("net.ipv4.ip_forward=1", "net.ipv4.ip_forward=0", &["sysctl-apply"], "net.ipv4.ip_forward is 0"),
+        ("overlay               212992  12\n", "", &["modules-load"], "kernel module overlay not loaded"),
+        ("kubeadm\nkubectl\nkubelet\n", "kubeadm\nkubelet\n", &["hold"], "kubectl not held"),
+        (
+            "config_current=yes\n",
+            "config_current=no\n",
+            &["containerd-config"],
+            "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = true)",
+        ),
+        (
+            "config_current=yes\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=true",
+            "config_current=no\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=false",
+            &["containerd-config"],
+            "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = false)",
+        ),
+        ("kubelet=active enabled", "kubelet=inactive disabled", &["kubelet-enable"], "kubelet is inactive and disabled"),
+        ("containerd=active enabled", "containerd=failed enabled", &["containerd-service"], "containerd is failed and enabled"),
+        (
+            "|KUBELET_EXTRA_ARGS=--node-ip=10.0.0.10",
+            "|KUBELET_EXTRA_ARGS=--node-ip=10.0.2.15",
+            &["kubelet-defaults", "kubelet-restart"],
+            "/etc/default/kubelet differs: line 1 is `KUBELET_EXTRA_ARGS=--node-ip=10.0.2.15`, wanted `KUBELET_EXTRA_ARGS=--node-ip=10.0.0.10`",
+        ),
+        (
+            "   kubeadm | 1.34.2-1.1 | https://pkgs.k8s.io/core:/stable:/v1.34/deb  Packages\n",
+            "",
+            &["apt-update"],
+            "apt does not know kubeadm 1.34.2 yet",
+        ),
+        ("keyring=yes", "keyring=no", &["repo-key", "apt-update"], "/etc/apt/keyrings/kubernetes-apt-keyring.gpg is missing"),
+        (
+            "core:/stable:/v1.34/deb/ /\n",
+            "core:/stable:/v1.33/deb/ /\n",
+            &["repo-key", "sources-list", "apt-update"],
+            "the repository changes from v1.33 to v1.34",
+        ),
+    ];
+    for (from, to, want, first_reason) in cases {
+        let plan = plan_of(&drifted(from, to));
+        assert_eq!(step_names(&plan), *want, "drift {from:?} -> {to:?}\n{plan}");
+        let first = plan.steps().next().map(|s| s.reason.clone());
+        if let Some(first) = first {
+            assert_eq!(first, *first_reason, "drift {from:?} -> {to:?}");
+        }
+    }
+}
+
+#[test]
+fn refuses_other_systems_and_version_changes() {
+    let inv = inventory("1.34.2");
+    let debian = FRESH
+        .replace("ID=ubuntu", "ID=debian")
+        .replace("VERSION_ID=\"24.04\"", "VERSION_ID=\"12\"")
+        .replace(
+            "PRETTY_NAME=\"Ubuntu 24.04.3 LTS\"",
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"",
+        );
+    let err = plan_host(&inv, &inv.hosts[0], &facts::parse(&debian).unwrap()).unwrap_err();
+    assert!(matches!(err, PlanError::Refused { .. }));
+    assert_eq!(
+        err.to_string(),
+        "master1: this host runs Debian GNU/Linux 12 (bookworm); bootstrap supports Ubuntu 22.04 and 24.04 only"
+    );
+    let older = inventory("1.33.5");
+    let err = plan_host(&older, &older.hosts[0], &facts::parse(CONVERGED).unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "master1: kubelet 1.34.2-1.1 is installed, but the inventory wants 1.33.5"
+    );
+    let future = inventory("1.38.0");
+    let err = plan_host(&future, &future.hosts[0], &facts::parse(FRESH).unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("containerd 1.7.28-0ubuntu1~24.04.1"),
+        "{err}"
+    );
+}
+
+fn kubeadm_docs(version: &str, h: &Host) -> Vec<serde_json::Value> {
+    let inv = inventory(version);
+    let text =
+        playbook::render_template("kubeadm-init.yaml.j2", &Vars::new(&inv, h, None)).unwrap();
+    text.split("\n---\n")
+        .map(|d| {
+            serde_yaml::from_str::<serde_json::Value>(d).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        })
+        .collect()
+}
+
+#[test]
+fn kubeadm_config_v1beta4_from_1_31() {
+    let inv = inventory("1.34.2");
+    let docs = kubeadm_docs("1.34.2", &inv.hosts[0]);
+    assert_eq!(docs.len(), 3);
+    let init = &docs[0];
+    assert_eq!(init["apiVersion"], "kubeadm.k8s.io/v1beta4");
+    assert_eq!(init["kind"], "InitConfiguration");
+    assert_eq!(init["localAPIEndpoint"]["advertiseAddress"], "10.0.0.10");
+    assert_eq!(init["localAPIEndpoint"]["bindPort"], 6443);
+    let nr = &init["nodeRegistration"];
+    assert_eq!(nr["name"], "master1");
+    assert_eq!(
+        nr["criSocket"],
+        "unix:///var/run/containerd/containerd.sock"
+    );
+    assert_eq!(
+        nr["kubeletExtraArgs"],
+        serde_json::json!([{"name": "node-ip", "value": "10.0.0.10"}])
+    );
+    assert_eq!(
+        nr["taints"],
+        serde_json::json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+    );
+    let cc = &docs[1];
+    assert_eq!(cc["kind"], "ClusterConfiguration");
+    assert_eq!(cc["kubernetesVersion"], "v1.34.2");
+    assert_eq!(cc["controlPlaneEndpoint"], "10.0.0.10:6443");
+    assert_eq!(cc["networking"]["podSubnet"], "192.168.0.0/16");
+    assert_eq!(cc["networking"]["serviceSubnet"], "10.96.0.0/12");
+    assert_eq!(docs[2]["kind"], "KubeletConfiguration");
+    assert_eq!(docs[2]["cgroupDriver"], "systemd");
+}
+
+#[test]
+fn kubeadm_config_v1beta3_up_to_1_30() {
+    let inv = inventory("1.30.14");
+    let mut h = inv.hosts[0].clone();
+    h.taints.clear();
+    let docs = kubeadm_docs("1.30.14", &h);
+    assert_eq!(docs[0]["apiVersion"], "kubeadm.k8s.io/v1beta3");
+    assert_eq!(docs[1]["apiVersion"], "kubeadm.k8s.io/v1beta3");
+    assert_eq!(
+        docs[0]["nodeRegistration"]["kubeletExtraArgs"],
+        serde_json::json!({"node-ip": "10.0.0.10"})
+    );
+    // An empty list, not an absent key: no taints at all (absent would mean kubeadm's default).
+    assert_eq!(docs[0]["nodeRegistration"]["taints"], serde_json::json!([]));
+    assert_eq!(docs[1]["kubernetesVersion"], "v1.30.14");
+}
+
+#[test]
+fn hostile_values_stay_data() {
+    let inv = inventory("1.34.2");
+    let mut h = inv.hosts[0].clone();
+    h.name = "x'; reboot; echo '".into();
+    h.taints = vec![Taint {
+        key: "evil\"key".into(),
+        value: Some("a\nkind: Evil".into()),
+        effect: "NoSchedule".into(),
+    }];
+    // YAML: the values come back exactly, the structure is unchanged.
+    let docs = kubeadm_docs("1.34.2", &h);
+    assert_eq!(docs.len(), 3);
+    assert_eq!(docs[0]["nodeRegistration"]["name"], "x'; reboot; echo '");
+    assert_eq!(docs[0]["nodeRegistration"]["taints"][0]["key"], "evil\"key");
+    assert_eq!(
+        docs[0]["nodeRegistration"]["taints"][0]["value"],
+        "a\nkind: Evil"
+    );
+    // Shell: the node name is one word of the join command.
+    h.role = Role::Worker;
+    let vars = Vars::new(&inv, &h, Some(&facts::parse(FRESH).unwrap())).with("join", join());
+    let cmd = playbook::render_step("join", "kubeadm-join", &vars).unwrap();
+    let words = shlex::split(&cmd.script).unwrap();
+    let i = words.iter().position(|w| w == "--node-name").unwrap();
+    assert_eq!(words[i + 1], "x'; reboot; echo '");
+    // A repository URL with a quote can't escape the curl argument either.
+    let mut inv2 = inventory("1.34.2");
+    inv2.cluster.package_repository = "https://mirror.example/k8s'$(reboot)".into();
+    let plan = plan_host(&inv2, &inv2.hosts[0], &facts::parse(FRESH).unwrap()).unwrap();
+    let key = &plan
+        .steps()
+        .find(|s| s.step == "repo-key")
+        .unwrap()
+        .command
+        .script;
+    let line = key.lines().find(|l| l.contains("curl")).unwrap();
+    let inner = line.trim_start_matches("key=$(").trim_end_matches(')');
+    assert_eq!(
+        shlex::split(inner).unwrap(),
+        [
+            "curl",
+            "-fsSL",
+            "https://mirror.example/k8s'$(reboot)/v1.34/deb/Release.key"
+        ]
+    );
+}
+
+fn join() -> serde_json::Value {
+    serde_json::json!({
+        "endpoint": "10.0.0.10:6443",
+        "token": "abcdef.0123456789abcdef",
+        "ca_cert_hash": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    })
+}
+
+#[test]
+fn join_is_secret_and_complete() {
+    let inv = inventory("1.34.2");
+    let fresh = facts::parse(FRESH).unwrap();
+    let vars = Vars::new(&inv, &inv.hosts[1], Some(&fresh)).with("join", join());
+    let steps = plan_playbook("join", &vars).unwrap();
+    assert_eq!(steps.len(), 1);
+    let cmd = &steps[0].command;
+    assert_eq!(
+        cmd.script,
+        "kubeadm join 10.0.0.10:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --node-name worker1 --cri-socket unix:///var/run/containerd/containerd.sock"
+    );
+    assert_eq!(cmd.secrets, ["abcdef.0123456789abcdef"]);
+    assert!(
+        cmd.stdin.is_none(),
+        "nothing secret is written to disk or stdin"
+    );
+    let json = serde_json::to_string(&steps).unwrap();
+    assert!(!json.contains("abcdef.0123456789abcdef"), "{json}");
+    assert!(json.contains("--token <redacted>"), "{json}");
+
+    // A control plane needs the certificate key, which is secret too.
+    let cp = Vars::new(&inv, &inv.hosts[0], Some(&fresh)).with("join", join());
+    assert!(plan_playbook("join", &cp)
+        .unwrap_err()
+        .to_string()
+        .contains("certificate_key"));
+    let mut j = join();
+    j["certificate_key"] = "f".repeat(64).into();
+    let cp = cp.with("join", j);
+    let cmd = &plan_playbook("join", &cp).unwrap()[0].command;
+    assert!(cmd.script.ends_with(&format!(
+        " --control-plane --certificate-key {} --apiserver-advertise-address 10.0.0.10",
+        "f".repeat(64)
+    )));
+    assert_eq!(cmd.secrets.len(), 2);
+
+    // Already joined: nothing.
+    let joined = facts::parse(CONVERGED).unwrap();
+    let vars = Vars::new(&inv, &inv.hosts[1], Some(&joined)).with("join", join());
+    assert!(plan_playbook("join", &vars).unwrap().is_empty());
+}
+
+#[test]
+fn init_on_a_fresh_first_control_plane() {
+    let inv = inventory("1.34.2");
+    let vars = Vars::new(&inv, &inv.hosts[0], Some(&facts::parse(FRESH).unwrap()));
+    let steps = plan_playbook("init", &vars).unwrap();
+    let names: Vec<_> = steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(names, ["kubeadm-config", "kubeadm-init", "root-kubeconfig"]);
+    assert_eq!(
+        steps[0].command.script,
+        "install -D -m 0600 -o root -g root /dev/stdin /etc/kubeadm/kubeadm.yaml"
+    );
+    assert_eq!(
+        steps[1].command.script,
+        "kubeadm init --config /etc/kubeadm/kubeadm.yaml"
+    );
+    let conv = Vars::new(&inv, &inv.hosts[0], Some(&facts::parse(CONVERGED).unwrap()));
+    assert!(plan_playbook("init", &conv).unwrap().is_empty());
+    let drift = drifted("root_kubeconfig_current=yes", "root_kubeconfig_current=no");
+    let d = Vars::new(&inv, &inv.hosts[0], Some(&facts::parse(&drift).unwrap()));
+    let steps = plan_playbook("init", &d).unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].step, "root-kubeconfig");
+}
+
+#[test]
+fn calico_apply_url_upgrade_and_local_file() {
+    let mut inv = inventory("1.34.2");
+    let f = facts::parse(CONVERGED).unwrap();
+    let base = Vars::new(&inv, &inv.hosts[0], Some(&f));
+    let fresh = plan_playbook(
+        "calico",
+        &base.clone().with("calico_current", None::<String>),
+    )
+    .unwrap();
+    let names: Vec<_> = fresh.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(names, ["calico-apply", "calico-rollout", "nodes-ready"]);
+    assert_eq!(
+        fresh[0].command.script,
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"
+    );
+    assert_eq!(fresh[0].reason, "Calico is not installed");
+    assert!(fresh[0].command.stdin.is_none());
+    let same = plan_playbook("calico", &base.clone().with("calico_current", "v3.30.3")).unwrap();
+    assert!(same.is_empty());
+    let up = plan_playbook("calico", &base.clone().with("calico_current", "v3.29.1")).unwrap();
+    assert!(up[0]
+        .command
+        .script
+        .contains(" apply --server-side --force-conflicts -f https://"));
+    inv.cluster.calico.manifest = Some(ManifestSource::File("/srv/calico.yaml".into()));
+    let local = Vars::new(&inv, &inv.hosts[0], Some(&f)).with("calico_current", None::<String>);
+    assert!(plan_playbook("calico", &local)
+        .unwrap_err()
+        .to_string()
+        .contains("/srv/calico.yaml"));
+    let local = local.with("calico_manifest", "kind: DaemonSet\n");
+    let steps = plan_playbook("calico", &local).unwrap();
+    assert_eq!(
+        steps[0].command.script,
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -"
+    );
+    assert_eq!(
+        steps[0].command.stdin.as_deref(),
+        Some(&b"kind: DaemonSet\n"[..])
+    );
+}
+
+#[test]
+fn facts_script_runs_here_and_parses() {
+    // Whatever this machine is, the script must run to the end and parse.
+    let cmd = facts::command().unwrap();
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd.script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f: HostFacts = facts::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert!(!f.hostname.is_empty());
+    assert_eq!(f.sysctl.len(), facts::SYSCTLS.len());
+    let _ = plan::ClusterView::new(&inventory("1.34.2"));
+}
