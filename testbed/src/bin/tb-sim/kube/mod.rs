@@ -1,7 +1,8 @@
 //! Stand-ins for Kubernetes: kubeadm, kubectl, kubelet, and the simulated API server.
 
 pub mod api;
-mod apiserver;
+pub mod apiserver;
+pub mod kubectl;
 pub mod kubelet;
 pub mod objects;
 pub mod scheduler;
@@ -12,6 +13,7 @@ use crate::{Daemon, Standin};
 pub fn lookup(name: &str) -> Option<Standin> {
     match name {
         "kubelet" => Some(kubelet::standin),
+        "kubectl" => Some(kubectl::standin),
         _ => None,
     }
 }
