@@ -2,9 +2,11 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod kubeadm;
 pub mod kubectl;
 pub mod kubelet;
 pub mod objects;
+pub mod pki;
 pub mod scheduler;
 pub mod state;
 
@@ -12,6 +14,7 @@ use crate::{Daemon, Standin};
 
 pub fn lookup(name: &str) -> Option<Standin> {
     match name {
+        "kubeadm" => Some(kubeadm::kubeadm),
         "kubelet" => Some(kubelet::standin),
         "kubectl" => Some(kubectl::standin),
         _ => None,
