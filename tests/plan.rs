@@ -598,3 +598,58 @@ fn facts_script_runs_here_and_parses() {
     assert_eq!(f.sysctl.len(), facts::SYSCTLS.len());
     let _ = plan::ClusterView::new(&inventory("1.34.2"));
 }
+
+/// Runs templates/containerd-config.sh's function with a stand-in `containerd` whose
+/// `config default` prints `default`.
+fn wanted_containerd_config(default: &str) -> std::process::Output {
+    let func = playbook::render_template("containerd-config.sh", &serde_json::json!({})).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "f1-containerd-{}-{}",
+        std::process::id(),
+        default.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("default.toml"), default).unwrap();
+    let stand_in = format!("#!/bin/sh\ncat {}\n", dir.join("default.toml").display());
+    std::fs::write(dir.join("containerd"), stand_in).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(dir.join("containerd"))
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("{func}\nbootstrap_containerd_config")])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    out
+}
+
+#[test]
+fn containerd_config_sets_systemd_cgroup_on_1x_and_2x() {
+    // containerd 1.7 (schema version 2): the line exists, set to false.
+    let v1 = "version = 2\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n    BinaryName = \"\"\n    SystemdCgroup = false\n  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n    bin_dir = \"/opt/cni/bin\"\n";
+    let out = wanted_containerd_config(v1);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        v1.replace("SystemdCgroup = false", "SystemdCgroup = true")
+    );
+    // containerd 2.x (schema version 3): no such line; it is inserted under the table.
+    let v2 = "version = 3\n[plugins]\n    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n      runtime_type = 'io.containerd.runc.v2'\n      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n        BinaryName = ''\n        ShimCgroup = ''\n";
+    let out = wanted_containerd_config(v2);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        v2.replace(
+            "runc.options]\n",
+            "runc.options]\n            SystemdCgroup = true\n"
+        )
+    );
+    // Anything else: a clear failure, never a silently unchanged file.
+    let out = wanted_containerd_config("version = 4\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot set SystemdCgroup = true"));
+}
