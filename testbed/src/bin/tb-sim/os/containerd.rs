@@ -483,6 +483,104 @@ pub fn runc_cli(_ctx: &mut Ctx, args: &[String]) -> i32 {
     }
 }
 
+/// The CRI endpoint crictl uses: `-r/--runtime-endpoint`, else /etc/crictl.yaml, else
+/// the deprecated default list (with crictl's warning).
+fn crictl_endpoint(args: &[String]) -> (Option<String>, bool) {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-r" || a == "--runtime-endpoint" {
+            return (it.next().cloned(), false);
+        }
+        if let Some(v) = a.strip_prefix("--runtime-endpoint=") {
+            return (Some(v.to_string()), false);
+        }
+    }
+    let file = std::fs::read_to_string("/etc/crictl.yaml").unwrap_or_default();
+    for l in file.lines() {
+        if let Some(v) = l.trim().strip_prefix("runtime-endpoint:") {
+            return (Some(v.trim().trim_matches('"').to_string()), false);
+        }
+    }
+    (None, true)
+}
+
+/// `crictl --version|version|info|ps|pods|images`: talks to the running containerd's
+/// CRI plugin (no containers are modeled, so lists are empty).
+pub fn crictl_cli(_ctx: &mut Ctx, args: &[String]) -> i32 {
+    let v = common::installed_version("cri-tools")
+        .map(|v| upstream(&v))
+        .unwrap_or_else(|| "1.34.0".into());
+    let verb = args
+        .iter()
+        .find(|a| !a.starts_with('-') && !a.starts_with("unix://"))
+        .map(|s| s.as_str())
+        .unwrap_or("");
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!("crictl version v{v}");
+        return 0;
+    }
+    let (endpoint, defaulted) = crictl_endpoint(args);
+    let endpoint = endpoint.unwrap_or_else(|| "unix:///run/containerd/containerd.sock".into());
+    if defaulted {
+        eprintln!("WARN[0000] runtime connect using default endpoints: [unix:///run/containerd/containerd.sock unix:///run/crio/crio.sock unix:///var/run/cri-dockerd.sock]. As the default settings are now deprecated, you should set the endpoint instead.");
+    }
+    let sock = endpoint.trim_start_matches("unix://");
+    let is_containerd =
+        sock == "/run/containerd/containerd.sock" || sock == "/var/run/containerd/containerd.sock";
+    let rt = common::containerd_runtime().filter(|_| is_containerd);
+    let Some(rt) = rt else {
+        eprintln!("E0000 00:00:00.000000       1 remote_runtime.go:189] \"Version from runtime service failed\" err=\"rpc error: code = Unavailable desc = connection error: desc = \\\"transport: Error while dialing: dial unix {sock}: connect: no such file or directory\\\"\"");
+        eprintln!("FATA[0000] validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {sock}: connect: no such file or directory\"");
+        return 1;
+    };
+    if !common::is_root() {
+        eprintln!("FATA[0000] validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {sock}: connect: permission denied\"");
+        return 1;
+    }
+    if !rt.cri {
+        eprintln!("FATA[0000] validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService");
+        return 1;
+    }
+    match verb {
+        "version" => {
+            println!("Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  {}\nRuntimeApiVersion:  v1", rt.version);
+            0
+        }
+        "info" => {
+            let info = serde_json::json!({
+                "status": {"conditions": [
+                    {"type": "RuntimeReady", "status": true, "reason": "", "message": ""},
+                    {"type": "NetworkReady", "status": false, "reason": "NetworkPluginNotReady",
+                     "message": "Network plugin returns error: cni plugin not initialized"}
+                ]},
+                "config": {
+                    "containerd": {"runtimes": {"runc": {"options": {"SystemdCgroup": rt.systemd_cgroup}}}},
+                    "cni": {"binDir": rt.cni_bin_dir, "confDir": "/etc/cni/net.d"},
+                    "sandboxImage": rt.sandbox_image
+                }
+            });
+            println!("{}", serde_json::to_string_pretty(&info).unwrap());
+            0
+        }
+        "ps" => {
+            println!("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD");
+            0
+        }
+        "pods" => {
+            println!("POD ID              CREATED             STATE               NAME                NAMESPACE           ATTEMPT             RUNTIME");
+            0
+        }
+        "images" => {
+            println!("IMAGE               TAG                 IMAGE ID            SIZE");
+            0
+        }
+        _ => {
+            eprintln!("crictl: only version, info, ps, pods and images are modeled in the testbed");
+            1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -642,13 +642,12 @@ pub fn sysctl(ctx: &mut Ctx, args: &[String]) -> i32 {
         for it in &items {
             if it.contains('=') {
                 match apply_line(&mut k, it) {
-                    Some(Ok(_)) => {
-                        if !quiet {
-                            let key = norm_key(it.split('=').next().unwrap());
-                            let v = k.sysctls.get(&key).cloned().unwrap_or_default();
-                            print_kv(&key, &v, values_only, names_only);
-                        }
+                    Some(Ok(_)) if !quiet => {
+                        let key = norm_key(it.split('=').next().unwrap());
+                        let v = k.sysctls.get(&key).cloned().unwrap_or_default();
+                        print_kv(&key, &v, values_only, names_only);
                     }
+                    Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         eprintln!("{e}");
                         code = 255;

@@ -6,8 +6,6 @@ pub mod kernel;
 pub mod net;
 pub mod systemd;
 
-use std::path::Path;
-
 use crate::common::{self, Ctx};
 use crate::{Daemon, Standin};
 
@@ -29,6 +27,7 @@ pub fn lookup(name: &str) -> Option<Standin> {
         "ctr" => containerd::ctr_cli,
         "runc" => containerd::runc_cli,
         "docker" => containerd::docker_cli,
+        "crictl" => containerd::crictl_cli,
         _ => return None,
     })
 }
@@ -56,6 +55,9 @@ pub fn boot(_args: &[String]) -> i32 {
     if first {
         first_boot();
     }
+    // Nothing survives a power cycle (the host manager normally boots an empty host).
+    systemd::stop_all();
+    systemd::kill_all();
     for p in RUN_FILES {
         let _ = std::fs::remove_dir_all(p);
         let _ = std::fs::remove_file(p);
@@ -119,11 +121,11 @@ fn reboot_worker(_args: &[String]) -> i32 {
         .unwrap_or(0);
     std::thread::sleep(std::time::Duration::from_millis(200));
     systemd::stop_all();
+    systemd::kill_all();
     if sid > 1 {
         unsafe { libc::kill(-sid, libc::SIGHUP) };
     }
     // Firmware, kernel and userspace start-up.
     Ctx::load("reboot").take_time(30.0);
-    let _ = Path::new("/");
     boot(&[])
 }

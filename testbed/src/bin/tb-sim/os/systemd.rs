@@ -189,8 +189,38 @@ fn alive(pid: i32) -> bool {
             .unwrap_or(false)
 }
 
+/// Whether `pid` is a live `tb-sim daemon UNIT` process (a stale pid file from before a
+/// host restart may name an unrelated process).
+fn is_ours(pid: i32, b: &str) -> bool {
+    alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("tb-sim") && c.contains(b)
+            })
+            .unwrap_or(false)
+}
+
 fn supervisor_pid(b: &str) -> Option<i32> {
-    read_pid(&units_file(&format!("{b}.supervisor.pid"))).filter(|p| alive(*p))
+    read_pid(&units_file(&format!("{b}.supervisor.pid"))).filter(|p| is_ours(*p, b))
+}
+
+/// Kills every simulated process that has a pid file in `ctl/units` (units and the
+/// static-pod processes the kubelet runs): what powering off does.
+pub fn kill_all() {
+    let Ok(rd) = std::fs::read_dir(common::ctl_path(layout::ctl::UNITS)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = n.strip_suffix(".pid") else {
+            continue;
+        };
+        let b = stem.strip_suffix(".supervisor").unwrap_or(stem);
+        if let Some(pid) = read_pid(&e.path()).filter(|p| is_ours(*p, b)) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }
 
 /// What the daemon last reported in `ctl/units/UNIT.state` ("waiting", "running").
@@ -201,6 +231,7 @@ pub fn daemon_state(b: &str) -> String {
 }
 
 /// systemd's ActiveState.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Active {
     Active,
@@ -529,6 +560,7 @@ fn lookup_or(verb: &str, unit: &str) -> Result<&'static UnitDef, Failure> {
 }
 
 /// What `systemctl start UNIT` does, without an audit record.
+#[allow(dead_code)]
 pub fn start_unit(unit: &str) -> Result<(), String> {
     let def = lookup_or("start", unit).map_err(|f| f.1)?;
     start_def(def).map(|_| ()).map_err(|f| f.1)
@@ -673,6 +705,13 @@ pub fn package_removed(package: &str) {
     }
 }
 
+/// Called by a package's postinst: enable only (what a systemd preset does).
+pub fn package_enable(unit: &str) {
+    if let Some(def) = find(unit) {
+        let _ = enable_def(def, true);
+    }
+}
+
 /// Called by a package's postinst: `deb-systemd-helper enable` + `deb-systemd-invoke start`.
 pub fn package_enable_start(unit: &str) {
     if let Some(def) = find(unit) {
@@ -742,10 +781,7 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
                 let r = match verb {
                     "start" => start_def(def),
                     "try-restart" if active_state(def) == Active::Inactive => Ok(false),
-                    _ => {
-                        warn_if_changed(def);
-                        restart_def(def).map(|_| true)
-                    }
+                    _ => restart_def(def).map(|_| true),
                 };
                 match r {
                     Ok(c) => {
@@ -1019,7 +1055,7 @@ fn status(units: &[&str]) -> i32 {
                 "activating (auto-restart)".to_string()
             }
             Active::Activating => "activating (start)".to_string(),
-            Active::Failed => format!("failed (Result: exit-code)"),
+            Active::Failed => "failed (Result: exit-code)".to_string(),
             Active::Inactive => "inactive (dead)".to_string(),
         };
         println!("     Active: {line}");

@@ -691,16 +691,32 @@ fn execute(
         let host = net::split_url(&c.offer_origin)
             .map(|x| x.0)
             .unwrap_or_default();
-        let uri = c.offer_origin.split_whitespace().next().unwrap_or("");
+        // "URI SUITE/COMPONENT" for the distro archive, "URI " for flat repositories.
+        let origin = c.offer_origin.trim_end_matches("Packages").trim_end();
+        let origin = origin.trim_end_matches(" amd64");
+        let uri = origin.split_whitespace().next().unwrap_or("");
         let file = format!("{}_{}_amd64.deb", c.name, c.to.replace(':', "%3a"));
         if let Some(h) = download_fault(&host) {
-            println!("Err:{} {uri} {} amd64 {}", n + 1, c.name, c.to);
+            println!("Err:{} {origin} amd64 {} amd64 {}", n + 1, c.name, c.to);
             println!("  Temporary failure resolving '{h}'");
-            eprintln!("E: Failed to fetch {uri}/amd64/{file}  Temporary failure resolving '{h}'");
+            let url = match origin.split_whitespace().nth(1) {
+                Some(suite_comp) => {
+                    let comp = suite_comp.rsplit('/').next().unwrap_or("main");
+                    let letter = &c.name[..1];
+                    format!("{uri}/pool/{comp}/{letter}/{}/{file}", c.name)
+                }
+                None => format!("{uri}/amd64/{file}"),
+            };
+            eprintln!("E: Failed to fetch {url}  Temporary failure resolving '{h}'");
             eprintln!("E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?");
             return 100;
         }
-        println!("Get:{} {uri} {} amd64 {} [1,024 kB]", n + 1, c.name, c.to);
+        println!(
+            "Get:{} {origin} amd64 {} amd64 {} [1,024 kB]",
+            n + 1,
+            c.name,
+            c.to
+        );
     }
     println!("Fetched {} kB in 2s", group(plan.len() * 1024));
     // Unpack and configure, recording each step so an interrupted run leaves "iU".
@@ -783,7 +799,7 @@ fn remove(
             };
             let needs_removed = parse_depends(&offer.pkg.depends).iter().any(|g| {
                 g.iter().all(|d| {
-                    targets.contains(&d.name) || !db.get(&d.name).is_some_and(|p| p.status == "ii")
+                    targets.contains(&d.name) || db.get(&d.name).is_none_or(|p| p.status != "ii")
                 })
             });
             if needs_removed {
@@ -825,7 +841,8 @@ fn remove(
     } else if !o.yes && !confirm() {
         return 1;
     }
-    for t in &targets {
+    // Dependents (added last) go first, as apt orders the removals.
+    for t in targets.iter().rev() {
         let Some(st) = db.get(t).cloned() else {
             continue;
         };
@@ -859,7 +876,7 @@ pub fn apt_mark(ctx: &mut Ctx, args: &[String]) -> i32 {
     match verb.as_str() {
         "showhold" => {
             for (n, p) in &db {
-                if p.hold && (pkgs.is_empty() || pkgs.iter().any(|x| *x == n)) {
+                if p.hold && (pkgs.is_empty() || pkgs.contains(&n)) {
                     println!("{n}");
                 }
             }
@@ -907,7 +924,7 @@ pub fn apt_mark(ctx: &mut Ctx, args: &[String]) -> i32 {
                     }
                 }
             }
-            db.retain(|_, p| !(p.status == "un" && !p.hold));
+            db.retain(|_, p| p.status != "un" || p.hold);
             if ctx.changed {
                 let _ = common::save_dpkg_db(&db);
             }

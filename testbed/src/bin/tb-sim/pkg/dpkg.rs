@@ -50,7 +50,7 @@ pub fn status_long(p: &PkgState) -> String {
 pub fn format_entry(fmt: &str, name: &str, p: &PkgState) -> String {
     let mut out = String::new();
     let mut rest = fmt;
-    while let Some(i) = rest.find(|c| c == '$' || c == '\\') {
+    while let Some(i) = rest.find(['$', '\\']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         if let Some(t) = tail.strip_prefix("\\n") {
@@ -297,6 +297,15 @@ pub fn unpack_files(pkg: &str) {
         let _ = std::fs::remove_file(f);
         let _ = std::os::unix::fs::symlink(layout::SIM_BIN, f);
     }
+    if pkg == "kubelet" {
+        for d in ["/etc/kubernetes/manifests", "/var/lib/kubelet"] {
+            let _ = std::fs::create_dir_all(d);
+        }
+        if !Path::new("/etc/default/kubelet").exists() {
+            let _ = std::fs::create_dir_all("/etc/default");
+            let _ = std::fs::write("/etc/default/kubelet", "KUBELET_EXTRA_ARGS=\n");
+        }
+    }
     if pkg == "containerd" && !Path::new(containerd::CONFIG_PATH).exists() {
         // A conffile: shipped on first install, never overwritten once it exists.
         let _ = std::fs::create_dir_all("/etc/containerd");
@@ -318,8 +327,10 @@ pub fn postinst(pkg: &str, fresh: bool) {
             systemd::package_enable_start("docker.socket");
             systemd::package_enable_start("docker.service");
         }
-        // The kubelet starts right away and crash-loops until kubeadm configures it.
-        "kubelet" => systemd::package_enable_start("kubelet.service"),
+        // pkgs.k8s.io's kubelet runs `%systemd_post`: the preset enables the unit (Ubuntu
+        // presets enable everything) but nothing starts it until `systemctl start`,
+        // `enable --now`, kubeadm, or a reboot.
+        "kubelet" => systemd::package_enable("kubelet.service"),
         _ => {}
     }
 }

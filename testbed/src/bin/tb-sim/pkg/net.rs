@@ -415,7 +415,7 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, (i32, String)> {
     let Some((host, path)) = split_url(url) else {
         return Err((
             3,
-            format!("curl: (3) URL rejected: No host part in the URL"),
+            "curl: (3) URL rejected: No host part in the URL".to_string(),
         ));
     };
     let scheme = url.split("://").next().unwrap_or("");
