@@ -172,6 +172,53 @@ impl Drop for Sshd {
     }
 }
 
+/// A local user with `/bin/sh` (dash) as login shell, for the sudo path; removed on
+/// drop, even when the test fails.
+struct TempUser(String);
+
+impl TempUser {
+    fn create(name: &str) -> TempUser {
+        let status = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", "-p", "*"])
+            .arg(name)
+            .status()
+            .expect("useradd (passwd package) is needed");
+        assert!(status.success(), "useradd {name}");
+        TempUser(name.to_string())
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        // -f: sshd's session processes for the user may still be exiting.
+        for _ in 0..50 {
+            let _ = Command::new("userdel")
+                .args(["-f", "-r"])
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status();
+            let exists = Command::new("getent")
+                .args(["passwd", &self.0])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !exists {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("WARNING: could not remove the test user {}", self.0);
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn keygen(path: &Path, kind: &str) {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", kind, "-N", "", "-C", "test", "-f"])
@@ -585,41 +632,10 @@ async fn sudo_for_non_root_users() {
     let id = std::process::id();
     let with = format!("bsudo{id}");
     let without = format!("bnosudo{id}");
-    struct Users(Vec<String>, PathBuf);
-    impl Drop for Users {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.1);
-            for u in &self.0 {
-                // -f: sshd's session processes for the user may still be exiting.
-                for _ in 0..50 {
-                    let _ = Command::new("userdel")
-                        .args(["-f", "-r"])
-                        .arg(u)
-                        .stderr(Stdio::null())
-                        .status();
-                    let gone = !Command::new("getent")
-                        .args(["passwd", u])
-                        .stdout(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success());
-                    if gone {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    }
     let sudoers = PathBuf::from(format!("/etc/sudoers.d/bootstrap-test-{id}"));
-    let _cleanup = Users(vec![with.clone(), without.clone()], sudoers.clone());
-    for u in [&with, &without] {
-        let status = Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", "-p", "*"])
-            .arg(u)
-            .status()
-            .unwrap();
-        assert!(status.success(), "useradd {u}");
-    }
+    let _with = TempUser::create(&with);
+    let _without = TempUser::create(&without);
+    let _sudoers = RemoveOnDrop(sudoers.clone());
     let mut f = std::fs::File::create(&sudoers).unwrap();
     writeln!(f, "{with} ALL=(ALL) NOPASSWD:ALL").unwrap();
     drop(f);
@@ -661,18 +677,23 @@ async fn sudo_for_non_root_users() {
     assert!(matches!(err, SshError::Sudo { .. }), "{err}");
 }
 
-/// Connect + `true` 100 times on one connection vs 100 fresh connections.
+/// Connect + `true` 100 times on one connection vs 100 fresh connections. As a temporary
+/// user whose login shell is dash, so the numbers measure SSH, not the machine's root
+/// `.bashrc` (bash sources it for commands run by sshd).
 #[tokio::test]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn measure_reuse_vs_reconnect() {
     let sshd = Sshd::start_with("MaxStartups 200\n");
-    let target = sshd.target("root", "id_ed25519");
+    let user = format!("bmeasure{}", std::process::id());
+    let _user = TempUser::create(&user);
+    let target = sshd.target(&user, "id_ed25519");
     let started = Instant::now();
     let conn = Connection::connect_with_agent(&target, None).await.unwrap();
     for _ in 0..100 {
         assert!(conn.run(&script("true")).await.unwrap().success());
     }
     let reuse = started.elapsed();
+    conn.close().await;
     let started = Instant::now();
     for _ in 0..100 {
         let conn = Connection::connect_with_agent(&target, None).await.unwrap();
