@@ -1,0 +1,413 @@
+//! End-to-end: `bootstrap up` against the testbed's simulated Ubuntu hosts.
+//!
+//! Needs root (network namespaces, overlays, sshd) and the testbed's stand-in binary
+//! (`cargo build -p testbed`; `cargo test --workspace` builds it). Every assertion is
+//! about a real outcome on the hosts: node objects read with kubectl on the control
+//! plane, files read from the hosts, the hosts' audit logs of every command that ran.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use testbed::{HostEntry, Os, Testbed};
+
+const VERSION: &str = "1.34.2";
+const CALICO: &str = "v3.30.3";
+const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
+
+/// What the inventory declares for one host.
+struct Decl {
+    role: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+    /// None: the role's default; Some(list): exactly these (`k=v:Effect`).
+    taints: Option<&'static [&'static str]>,
+}
+
+fn testbed(hosts: usize, user: &str) -> Testbed {
+    Testbed::builder()
+        .hosts(hosts)
+        .user(user)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
+}
+
+/// Writes an inventory for the testbed's hosts (in order) into the testbed's directory.
+fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    let hosts = tb.hosts();
+    assert_eq!(hosts.len(), decls.len());
+    let h0 = &hosts[0];
+    let mut y = format!(
+        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
+         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
+        h0.user,
+        h0.port,
+        json(&h0.identity_file.display().to_string()),
+        json(&h0.known_hosts.display().to_string()),
+    );
+    for (h, d) in hosts.iter().zip(decls) {
+        let labels: serde_json::Map<String, Value> = d
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        y += &format!(
+            "  - name: {}\n    address: {}\n    role: {}\n    labels: {}\n",
+            h.name,
+            h.address,
+            d.role,
+            Value::Object(labels)
+        );
+        if let Some(t) = d.taints {
+            y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
+        }
+    }
+    let path = tb.dir().join("inventory.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+struct Run {
+    ok: bool,
+    stderr: String,
+}
+
+/// Runs the built `bootstrap` binary.
+fn bootstrap(args: &[&str], inv: &Path, log_dir: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .arg(inv)
+        .arg("--log-dir")
+        .arg(log_dir)
+        .args(["--timeout", "5m"])
+        .env("CI", "1")
+        .output()
+        .expect("run bootstrap");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    Run {
+        ok: out.status.success(),
+        stderr,
+    }
+}
+
+fn up(tb: &Testbed, inv: &Path) -> Run {
+    bootstrap(&["up"], inv, &tb.dir().join("runs"))
+}
+
+fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
+    let out = tb.exec(host, argv).unwrap();
+    assert!(
+        out.status.success(),
+        "{host}: {argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn read(tb: &Testbed, host: &str, path: &str) -> String {
+    String::from_utf8_lossy(&tb.read_file(host, path).unwrap()).into_owned()
+}
+
+/// The node objects, straight from the control plane.
+fn nodes(tb: &Testbed, cp: &str) -> Vec<Value> {
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["get", "nodes", "-o", "json"]);
+    let v: Value = serde_json::from_str(&exec(tb, cp, &argv)).unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Asserts every host is a Ready node at VERSION with its labels and exactly its taints
+/// (controller-managed node.kubernetes.io/* taints aside).
+fn assert_cluster(tb: &Testbed, hosts: &[HostEntry], decls: &[Decl]) {
+    let nodes = nodes(tb, &hosts[0].name);
+    assert_eq!(nodes.len(), hosts.len(), "{nodes:#?}");
+    for (h, d) in hosts.iter().zip(decls) {
+        let n = nodes
+            .iter()
+            .find(|n| n["metadata"]["name"] == h.name.as_str())
+            .unwrap_or_else(|| panic!("no node {}", h.name));
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        assert!(ready, "{} not Ready: {n:#}", h.name);
+        assert_eq!(
+            n["status"]["nodeInfo"]["kubeletVersion"],
+            format!("v{VERSION}").as_str()
+        );
+        for (k, v) in d.labels {
+            assert_eq!(n["metadata"]["labels"][k], *v, "{}: label {k}", h.name);
+        }
+        let mut have: Vec<String> = n["spec"]["taints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| {
+                !t["key"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("node.kubernetes.io/")
+            })
+            .map(|t| match t["value"].as_str() {
+                Some(v) if !v.is_empty() => format!(
+                    "{}={v}:{}",
+                    t["key"].as_str().unwrap(),
+                    t["effect"].as_str().unwrap()
+                ),
+                _ => format!(
+                    "{}:{}",
+                    t["key"].as_str().unwrap(),
+                    t["effect"].as_str().unwrap()
+                ),
+            })
+            .collect();
+        have.sort();
+        let mut want: Vec<String> = match d.taints {
+            Some(t) => t.iter().map(|s| s.to_string()).collect(),
+            None if d.role == "control-plane" => {
+                vec!["node-role.kubernetes.io/control-plane:NoSchedule".into()]
+            }
+            None => vec![],
+        };
+        want.sort();
+        assert_eq!(have, want, "{}: taints", h.name);
+    }
+}
+
+/// Asserts the host-level outcomes of reference §1-§3 on one host.
+fn assert_host_files(tb: &Testbed, host: &str) {
+    let list = read(tb, host, "/etc/apt/sources.list.d/kubernetes.list");
+    assert_eq!(
+        list.trim(),
+        "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /"
+    );
+    let mut held: Vec<String> = exec(tb, host, &["apt-mark", "showhold"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    held.sort();
+    assert_eq!(held, ["kubeadm", "kubectl", "kubelet"], "{host}: held");
+    let toml = read(tb, host, "/etc/containerd/config.toml");
+    assert!(toml.contains("SystemdCgroup = true"), "{host}: {toml}");
+    assert!(!toml.contains("SystemdCgroup = false"), "{host}");
+    assert_eq!(
+        read(tb, host, "/etc/modules-load.d/k8s.conf"),
+        "overlay\nbr_netfilter\n"
+    );
+    let sysctl = read(tb, host, "/etc/sysctl.d/k8s.conf");
+    for key in [
+        "net.bridge.bridge-nf-call-iptables",
+        "net.bridge.bridge-nf-call-ip6tables",
+        "net.ipv4.ip_forward",
+    ] {
+        assert!(
+            sysctl
+                .lines()
+                .any(|l| l.starts_with(key) && l.trim_end().ends_with("= 1")),
+            "{host}: {key} in {sysctl}"
+        );
+    }
+    let fstab = read(tb, host, "/etc/fstab");
+    let swap: Vec<&str> = fstab
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("swap"))
+        .collect();
+    assert!(!swap.is_empty(), "{host}: the swap line vanished: {fstab}");
+    assert!(
+        swap.iter().all(|l| l.starts_with('#')),
+        "{host}: swap still on in fstab: {swap:?}"
+    );
+    assert_eq!(
+        exec(tb, host, &["swapon", "--show", "--noheadings"]).trim(),
+        ""
+    );
+    for pkg in ["kubelet", "kubeadm", "kubectl"] {
+        let v = exec(tb, host, &["dpkg-query", "-W", "-f=${Version}", pkg]);
+        assert!(v.starts_with(&format!("{VERSION}-")), "{host}: {pkg} {v}");
+    }
+}
+
+/// Number of audit records per host, to look only at what a later run did.
+fn audit_marks(tb: &Testbed) -> Vec<(String, usize)> {
+    tb.hosts()
+        .iter()
+        .map(|h| (h.name.clone(), tb.audit(&h.name).unwrap().len()))
+        .collect()
+}
+
+/// Asserts that since `marks` no command on any host changed anything.
+fn assert_nothing_changed_since(tb: &Testbed, marks: &[(String, usize)]) {
+    for (host, mark) in marks {
+        let records = tb.audit(host).unwrap();
+        let changed: Vec<_> = records[*mark..].iter().filter(|r| r.changed).collect();
+        assert!(
+            changed.is_empty(),
+            "{host}: changed by the second run: {changed:#?}"
+        );
+    }
+}
+
+fn article_decls() -> Vec<Decl> {
+    vec![
+        Decl {
+            role: "control-plane",
+            labels: &[("type", "mysql")],
+            taints: Some(&[]),
+        },
+        Decl {
+            role: "worker",
+            labels: &[("type", "wordpress")],
+            taints: None,
+        },
+        Decl {
+            role: "worker",
+            labels: &[("type", "wordpress"), ("example.com/tier", "db")],
+            taints: Some(&["dedicated=db:NoSchedule"]),
+        },
+    ]
+}
+
+#[test]
+fn three_hosts_converge_and_a_second_run_changes_nothing() {
+    let tb = testbed(3, "root");
+    let decls = article_decls();
+    let inv = inventory(&tb, &decls);
+    let first = up(&tb, &inv);
+    assert!(first.ok, "first up failed:\n{}", first.stderr);
+    let hosts = tb.hosts();
+    assert_cluster(&tb, &hosts, &decls);
+    for h in &hosts {
+        assert_host_files(&tb, &h.name);
+    }
+    // The join token is never shown.
+    assert!(!first.stderr.contains("--token "), "{}", first.stderr);
+
+    let marks = audit_marks(&tb);
+    let second = up(&tb, &inv);
+    assert!(second.ok, "second up failed:\n{}", second.stderr);
+    assert!(second.stderr.contains("nothing to do"), "{}", second.stderr);
+    assert_nothing_changed_since(&tb, &marks);
+    assert_cluster(&tb, &hosts, &decls);
+}
+
+#[test]
+fn single_node_cluster_runs_pods_on_its_control_plane() {
+    let tb = testbed(1, "root");
+    let decls = vec![Decl {
+        role: "control-plane",
+        labels: &[("type", "mysql")],
+        taints: Some(&[]),
+    }];
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+    assert_host_files(&tb, "node1");
+}
+
+#[test]
+fn non_root_user_through_sudo() {
+    let tb = testbed(2, "ubuntu");
+    let decls = vec![
+        Decl {
+            role: "control-plane",
+            labels: &[],
+            taints: None,
+        },
+        Decl {
+            role: "worker",
+            labels: &[("type", "wordpress")],
+            taints: None,
+        },
+    ];
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(run.ok, "up failed:\n{}", run.stderr);
+    let hosts = tb.hosts();
+    assert_cluster(&tb, &hosts, &decls);
+    for h in &hosts {
+        assert_host_files(&tb, &h.name);
+        // The commands arrived as the ubuntu user and ran as root through sudo.
+        let audit = tb.audit(&h.name).unwrap();
+        assert!(
+            audit.iter().any(|r| r.kind == "ssh" && r.user == "ubuntu"),
+            "{}: no ssh command as ubuntu",
+            h.name
+        );
+    }
+}
+
+#[test]
+fn refuses_a_host_that_is_not_ubuntu_and_changes_nothing() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .os(Os::Debian12)
+        .build()
+        .expect("testbed");
+    let decls = vec![Decl {
+        role: "control-plane",
+        labels: &[],
+        taints: None,
+    }];
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("Debian"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Ubuntu 22.04 and 24.04"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
+}
+
+#[test]
+fn validate_reports_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        "cluster: {name: demo}\nhosts:\n  - {name: master, address: 10.0.0.10, role: control-plane}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .arg("validate")
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
+fn refuses_more_than_one_control_plane_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        "cluster: {name: demo}\nhosts:\n  - {name: a, address: 10.0.0.10, role: control-plane}\n  - {name: b, address: 10.0.0.11, role: control-plane}\n",
+    )
+    .unwrap();
+    let run = bootstrap(&["up"], &inv, &dir.path().join("runs"));
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("up supports one control plane; HA is not implemented yet"),
+        "{}",
+        run.stderr
+    );
+}
