@@ -653,3 +653,118 @@ fn containerd_config_sets_systemd_cgroup_on_1x_and_2x() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot set SystemdCgroup = true"));
 }
+
+/// Gathers a testbed host's facts the way `facts::gather` does (one root `sh -c`).
+fn tb_facts(tb: &testbed::Testbed, host: &str) -> HostFacts {
+    let cmd = facts::command().unwrap();
+    let out = tb.exec(host, &["sh", "-c", &cmd.script]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    facts::parse(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// Runs every step of `plan` on the host, failing on the first error.
+fn tb_apply(tb: &testbed::Testbed, host: &str, plan: &HostPlan) {
+    for step in plan.steps() {
+        let out = tb
+            .exec_with_input(
+                host,
+                &["sh", "-c", &step.command.script],
+                step.command.stdin.as_deref(),
+            )
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "step {} failed ({}):\nstdout: {}\nstderr: {}",
+            step.step,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// End to end on the testbed (simulated Ubuntu hosts, faithful stand-ins): gather facts,
+/// run every planned host step, gather again: the plan must be empty, and a re-run's fact
+/// gathering must change nothing on the host. Then drift a converged host in four ways
+/// at once and check that exactly the fixing steps are planned and converge it again.
+fn converge_on(os: testbed::Os, prefix: &str) {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .os(os)
+        .name_prefix(prefix)
+        .build()
+        .expect("testbed (needs root, sshd, `cargo build -p testbed`)");
+    let entry = tb.hosts()[0].clone();
+    let name = entry.name.as_str();
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = entry.name.clone();
+    inv.hosts[0].address = entry.address.clone();
+
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(plan.steps().count(), 15, "{plan}");
+    tb_apply(&tb, name, &plan);
+    let second = tb_facts(&tb, name);
+    let again = plan_host(&inv, &inv.hosts[0], &second).unwrap();
+    assert!(
+        again.is_empty(),
+        "not converged:\n{again}\nfacts: {second:#?}"
+    );
+    let before = tb.audit(name).unwrap().len();
+    assert_eq!(second, tb_facts(&tb, name));
+    let changed: Vec<_> = tb.audit(name).unwrap()[before..]
+        .iter()
+        .filter(|r| r.changed)
+        .map(|r| r.argv.join(" "))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "fact gathering changed the host: {changed:?}"
+    );
+
+    let drift = "swapon /swap.img && apt-mark unhold kubelet \
+        && sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' /etc/containerd/config.toml \
+        && echo 'net.ipv4.ip_forward = 0' >> /etc/sysctl.d/k8s.conf";
+    let out = tb.exec(name, &["sh", "-c", drift]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(
+        step_names(&plan),
+        ["swap-off", "sysctl-file", "containerd-config", "hold"],
+        "{plan}"
+    );
+    tb_apply(&tb, name, &plan);
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(again.is_empty(), "not converged after drift:\n{again}");
+}
+
+#[test]
+fn host_playbooks_converge_on_ubuntu_24_04() {
+    converge_on(testbed::Os::Ubuntu2404, "f1noble");
+}
+
+#[test]
+fn host_playbooks_converge_on_ubuntu_22_04() {
+    converge_on(testbed::Os::Ubuntu2204, "f1jammy");
+}
+
+#[test]
+fn debian_testbed_host_is_refused() {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .os(testbed::Os::Debian12)
+        .name_prefix("f1deb")
+        .build()
+        .expect("testbed");
+    let f = tb_facts(&tb, &tb.hosts()[0].name);
+    let r = f.refusal().expect("debian is refused");
+    assert!(r.starts_with("this host runs Debian GNU/Linux 12"), "{r}");
+}
