@@ -786,6 +786,8 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
                 match r {
                     Ok(c) => {
                         if c {
+                            // Stopping and starting a daemon takes about a second.
+                            ctx.take_time(1.0);
                             ctx.changed()
                         }
                     }
@@ -991,6 +993,7 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
             code
         }
         "status" => status(units),
+        "show" => show(args, units),
         "is-system-running" => {
             println!("running");
             0
@@ -1020,6 +1023,81 @@ fn denied(verb: &str, units: &[&str]) -> i32 {
             4
         }
     }
+}
+
+/// `systemctl show [-p PROP[,PROP]] [--value] UNIT...` for the properties tools probe.
+fn show(args: &[String], units: &[&str]) -> i32 {
+    let mut props: Vec<String> = Vec::new();
+    let mut value_only = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-p" || a == "--property" {
+            if let Some(p) = it.next() {
+                props.extend(p.split(',').map(String::from));
+            }
+        } else if let Some(p) = a.strip_prefix("--property=") {
+            props.extend(p.split(',').map(String::from));
+        } else if a == "--value" {
+            value_only = true;
+        }
+    }
+    for u in units {
+        let full = normalize(u);
+        let def = find(u);
+        let b = base(&full).to_string();
+        let active = def.map(active_state).unwrap_or(Active::Inactive);
+        let sub = match active {
+            Active::Active => "running",
+            Active::Activating if common::unit_pid(&b).is_none() => "auto-restart",
+            Active::Activating => "start",
+            Active::Failed => "failed",
+            Active::Inactive => "dead",
+        };
+        let all: Vec<(&str, String)> = vec![
+            ("Id", full.clone()),
+            (
+                "LoadState",
+                if is_masked(&full) {
+                    "masked".into()
+                } else if def.is_some() {
+                    "loaded".into()
+                } else {
+                    "not-found".into()
+                },
+            ),
+            ("ActiveState", active.as_str().into()),
+            ("SubState", sub.into()),
+            (
+                "UnitFileState",
+                match def {
+                    _ if is_masked(&full) => "masked".into(),
+                    Some(d) if is_enabled(d) => "enabled".into(),
+                    Some(_) => "disabled".into(),
+                    None => String::new(),
+                },
+            ),
+            ("MainPID", common::unit_pid(&b).unwrap_or(0).to_string()),
+            (
+                "NeedDaemonReload",
+                if def.is_some_and(unit_file_changed) {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
+        ];
+        for (k, v) in all {
+            if !props.is_empty() && !props.iter().any(|p| p == k) {
+                continue;
+            }
+            if value_only {
+                println!("{v}");
+            } else {
+                println!("{k}={v}");
+            }
+        }
+    }
+    0
 }
 
 /// `systemctl status UNIT...`: the header lines of the real output.

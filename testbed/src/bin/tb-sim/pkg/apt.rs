@@ -81,6 +81,11 @@ fn apply_option(o: &mut Opts, kv: &str) {
 
 /// `apt-get` and `apt`.
 pub fn apt_get(ctx: &mut Ctx, args: &[String]) -> i32 {
+    if ctx.name == "apt" && unsafe { libc::isatty(1) } == 0 {
+        eprintln!(
+            "\nWARNING: apt does not have a stable CLI interface. Use with caution in scripts.\n"
+        );
+    }
     let o = match parse_opts(args) {
         Ok(o) => o,
         Err(e) => {

@@ -69,16 +69,17 @@ pub fn extra_files(pkg: &str) -> &'static [&'static str] {
 }
 
 /// Seconds a real install of the package takes (download + unpack + postinst), before
-/// the host's time scale: docker.io ~25 s, each kube package ~3-4 s.
+/// the host's time scale: docker.io with its dependencies ~25 s, kubelet + kubeadm +
+/// kubectl with theirs ~10 s.
 pub fn install_seconds(pkg: &str) -> f64 {
     match pkg {
         "docker.io" => 18.0,
         "containerd" => 5.0,
         "runc" => 1.0,
-        "kubelet" => 4.0,
-        "kubeadm" => 3.0,
-        "kubectl" => 3.0,
-        "cri-tools" | "kubernetes-cni" => 2.0,
+        "kubelet" => 3.0,
+        "kubeadm" => 2.0,
+        "kubectl" => 2.0,
+        "cri-tools" | "kubernetes-cni" => 1.0,
         _ => 0.5,
     }
 }
