@@ -120,6 +120,10 @@ mistakes! {
         "3:18: cluster.serviceSubnet: overlaps cluster.podSubnet 10.0.0.0/8",
         "6:14: hosts[0].address: 10.0.0.10 is inside cluster.podSubnet 10.0.0.0/8",
     ];
+    endpoint_in_subnet: [
+        "2:25: cluster.controlPlaneEndpoint: 10.96.0.1 is inside cluster.serviceSubnet 10.96.0.0/12 (the default)",
+        "5:14: hosts[0].address: 192.168.1.10 is inside cluster.podSubnet 192.168.0.0/16 (the default)",
+    ];
     bad_subnet: [
         "2:14: cluster.podSubnet: `192.168.1.0/16` has host bits set",
         "3:18: cluster.serviceSubnet: `10.96.0.0/8` has host bits set",

@@ -116,10 +116,15 @@ fn subnets(r: &mut Reader, draft: &Draft) {
             ),
         );
     }
-    for host in &draft.hosts {
-        let Some(address) = &host.address else {
-            continue;
-        };
+    let endpoint = c
+        .endpoint_host
+        .as_ref()
+        .map(|e| (e, "cluster.controlPlaneEndpoint".to_string()));
+    let addresses = draft.hosts.iter().filter_map(|h| {
+        let address = h.address.as_ref()?;
+        Some((address, format!("hosts[{}].address", h.index)))
+    });
+    for (address, field) in addresses.chain(endpoint) {
         let Ok(ip) = address.value.parse::<IpAddr>() else {
             continue;
         };
@@ -130,18 +135,53 @@ fn subnets(r: &mut Reader, draft: &Draft) {
             if net.contains(&ip) {
                 r.error_at(
                     address,
-                    &format!("hosts[{}].address", host.index),
+                    &field,
                     format!(
-                        "{ip} is inside {name}; the cluster would route this host's address \
-                         into the pod/service network"
+                        "{ip} is inside {name}; the cluster would route this address into \
+                         the pod/service network"
                     ),
-                    Some(format!(
-                        "set cluster.{key} to a range that doesn't contain the hosts' network"
-                    )),
+                    Some(match free_range(draft, key, &pod, &service) {
+                        Some(free) => format!(
+                            "set cluster.{key} to a range that doesn't contain the hosts' \
+                             network, e.g. `{key}: {free}`"
+                        ),
+                        None => format!(
+                            "set cluster.{key} to a range that doesn't contain the hosts' network"
+                        ),
+                    }),
                 );
             }
         }
     }
+}
+
+/// A common private range for `key` that holds no host address and doesn't overlap the
+/// other subnet, to suggest as a replacement.
+fn free_range(draft: &Draft, key: &str, pod: &IpNet, service: &IpNet) -> Option<IpNet> {
+    let (candidates, other): (&[&str], &IpNet) = if key == "podSubnet" {
+        (
+            &["10.244.0.0/16", "172.16.0.0/16", "192.168.0.0/16"],
+            service,
+        )
+    } else {
+        (&["10.96.0.0/12", "172.20.0.0/16", "10.112.0.0/12"], pod)
+    };
+    let ips: Vec<IpAddr> = draft
+        .hosts
+        .iter()
+        .filter_map(|h| h.address.as_ref()?.value.parse::<IpAddr>().ok())
+        .chain(
+            draft
+                .cluster
+                .endpoint_host
+                .as_ref()
+                .and_then(|e| e.value.parse::<IpAddr>().ok()),
+        )
+        .collect();
+    candidates
+        .iter()
+        .filter_map(|c| c.parse::<IpNet>().ok())
+        .find(|c| !overlap(c, other) && !ips.iter().any(|ip| c.contains(ip)))
 }
 
 fn overlap(a: &IpNet, b: &IpNet) -> bool {

@@ -61,6 +61,8 @@ pub(crate) struct ClusterDraft {
     pub service_subnet: Option<IpNet>,
     pub service_subnet_at: Option<Spanned<()>>,
     pub endpoint: Option<String>,
+    /// The endpoint's host, with where it was written (for the subnet checks).
+    pub endpoint_host: Option<Spanned<String>>,
     pub calico: Option<Calico>,
     pub package_repository: String,
 }
@@ -163,6 +165,7 @@ fn read_cluster_defaults() -> ClusterDraft {
         service_subnet: DEFAULT_SERVICE_SUBNET.parse().ok(),
         service_subnet_at: None,
         endpoint: None,
+        endpoint_host: None,
         calico: Some(Calico {
             version: versions::DEFAULT_CALICO.to_string(),
             manifest: None,
@@ -239,7 +242,10 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
         let field = "cluster.controlPlaneEndpoint";
         if let Some(e) = r.string(n, field, "`host:port`") {
             match rules::endpoint(&e.value) {
-                Ok(_) => draft.endpoint = Some(e.value),
+                Ok((host, _)) => {
+                    draft.endpoint = Some(e.value.clone());
+                    draft.endpoint_host = Some(e.map(|_| host));
+                }
                 Err(b) => report(r, &e, field, b),
             }
         }
