@@ -741,11 +741,17 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
     let mut now = false;
     let mut quiet = false;
     let mut rest: Vec<&str> = Vec::new();
-    for a in args {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--now" => now = true,
             "-q" | "--quiet" => quiet = true,
-            "--no-pager" | "--no-block" | "--system" | "-l" | "--full" | "--no-legend" => {}
+            "-p" | "--property" => {
+                it.next();
+            }
+            "--no-pager" | "--no-block" | "--system" | "-l" | "--full" | "--no-legend"
+            | "--value" | "--plain" => {}
+            s if s.starts_with("--property=") => {}
             s if s.starts_with('-') => {
                 eprintln!("systemctl: unrecognized option '{s}'");
                 return 1;

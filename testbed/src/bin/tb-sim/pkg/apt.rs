@@ -603,7 +603,7 @@ fn execute(
     db: &mut BTreeMap<String, PkgState>,
     mut plan: Vec<Change>,
     explicit: &BTreeSet<String>,
-    _os: &str,
+    os: &str,
 ) -> i32 {
     // Dependencies first, so each package's dependencies are configured before it.
     plan.reverse();
@@ -761,7 +761,12 @@ fn execute(
         super::dpkg::postinst(&c.name, c.from.is_none());
     }
     if plan.iter().any(|c| catalog::reloads_systemd(&c.name)) {
-        println!("Processing triggers for man-db (2.12.0-4build2) ...");
+        let man_db = match os {
+            "ubuntu-22.04" => "2.10.2-1",
+            "debian-12" => "2.11.2-2",
+            _ => "2.12.0-4build2",
+        };
+        println!("Processing triggers for man-db ({man_db}) ...");
     }
     0
 }
