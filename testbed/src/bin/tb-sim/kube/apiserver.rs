@@ -92,6 +92,11 @@ impl Shared {
             }
             *d = false;
         }
+        // `kubeadm reset` removes the etcd data directory under a running server: never
+        // bring the cluster back from the dead.
+        if !self.path.exists() {
+            return;
+        }
         let data = {
             let st = self.state.lock().unwrap();
             serde_json::to_vec(&*st).unwrap_or_default()
@@ -374,6 +379,9 @@ pub fn apply(st: &mut ClusterState, mut object: Value, now: f64) -> Response {
     }
     let key = objects::key_of(&object);
     let existing = st.object(&kind, &key).cloned();
+    if kind == "Service" {
+        allocate_service(st, &mut object, existing.as_ref());
+    }
     let result = match &existing {
         None => {
             if object["spec"].is_object() {
@@ -402,6 +410,60 @@ pub fn apply(st: &mut ClusterState, mut object: Value, now: f64) -> Response {
     let result = if changed { result } else { "unchanged" };
     let object = st.object(&kind, &key).cloned().unwrap_or(Value::Null);
     ok(json!({"result": result, "object": object}))
+}
+
+/// The Service's cluster IP (from 10.96.0.0/12) and node ports (30000-32767), kept
+/// across updates, as the API server's allocators do.
+fn allocate_service(st: &ClusterState, svc: &mut Value, existing: Option<&Value>) {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let spec = &mut svc["spec"];
+    let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
+    spec["type"] = json!(ty);
+    if spec["clusterIP"].is_null() && ty != "ExternalName" {
+        let ip = existing
+            .map(|e| e["spec"]["clusterIP"].clone())
+            .filter(|v| v.is_string())
+            .unwrap_or_else(|| {
+                let used: Vec<&Value> = st
+                    .list("Service")
+                    .into_iter()
+                    .map(|s| &s["spec"]["clusterIP"])
+                    .collect();
+                loop {
+                    let ip = json!(format!(
+                        "10.{}.{}.{}",
+                        rng.gen_range(96..112),
+                        rng.gen_range(0..256),
+                        rng.gen_range(2..255)
+                    ));
+                    if !used.contains(&&ip) {
+                        break ip;
+                    }
+                }
+            });
+        spec["clusterIPs"] = json!([ip]);
+        spec["clusterIP"] = ip;
+    }
+    if ty == "NodePort" || ty == "LoadBalancer" {
+        if let Some(ports) = spec["ports"].as_array_mut() {
+            for (i, p) in ports.iter_mut().enumerate() {
+                if p["nodePort"].is_null() {
+                    let old = existing
+                        .map(|e| e["spec"]["ports"][i]["nodePort"].clone())
+                        .unwrap_or(Value::Null);
+                    p["nodePort"] = if old.is_null() {
+                        json!(rng.gen_range(30000..32768))
+                    } else {
+                        old
+                    };
+                }
+                if p["protocol"].is_null() {
+                    p["protocol"] = json!("TCP");
+                }
+            }
+        }
+    }
 }
 
 fn delete(st: &mut ClusterState, kind: &str, namespace: Option<&str>, name: &str) -> Response {
@@ -470,7 +532,7 @@ fn heartbeat(
     }
     let existing = st.object("Node", &name).cloned();
     let register = extra["register"] == true;
-    let mut obj = match existing {
+    let obj = match existing {
         Some(mut old) => {
             for k in [
                 "nodeInfo",
