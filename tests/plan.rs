@@ -668,23 +668,7 @@ fn tb_facts(tb: &testbed::Testbed, host: &str) -> HostFacts {
 
 /// Runs every step of `plan` on the host, failing on the first error.
 fn tb_apply(tb: &testbed::Testbed, host: &str, plan: &HostPlan) {
-    for step in plan.steps() {
-        let out = tb
-            .exec_with_input(
-                host,
-                &["sh", "-c", &step.command.script],
-                step.command.stdin.as_deref(),
-            )
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "step {} failed ({}):\nstdout: {}\nstderr: {}",
-            step.step,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    tb_apply_steps(tb, host, plan.steps());
 }
 
 /// End to end on the testbed (simulated Ubuntu hosts, faithful stand-ins): gather facts,
@@ -767,4 +751,109 @@ fn debian_testbed_host_is_refused() {
     let f = tb_facts(&tb, &tb.hosts()[0].name);
     let r = f.refusal().expect("debian is refused");
     assert!(r.starts_with("this host runs Debian GNU/Linux 12"), "{r}");
+}
+
+/// The cluster-scoped playbooks against the testbed's kubeadm and kubectl: init on the
+/// first control plane, join a worker with a fresh token, apply Calico; each then plans
+/// nothing more.
+#[test]
+fn init_join_calico_on_the_testbed() {
+    let tb = testbed::Testbed::builder()
+        .hosts(2)
+        .name_prefix("f1k")
+        .build()
+        .expect("testbed");
+    let entries = tb.hosts();
+    let mut inv = inventory("1.34.2");
+    for (h, e) in inv.hosts.iter_mut().zip(&entries) {
+        h.name = e.name.clone();
+        h.address = e.address.clone();
+    }
+    for h in &inv.hosts {
+        let plan = plan_host(&inv, h, &tb_facts(&tb, &h.name)).unwrap();
+        tb_apply_steps(&tb, &h.name, plan.steps());
+    }
+    let (cp, worker) = (&inv.hosts[0], &inv.hosts[1]);
+
+    let vars = Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name)));
+    let init = plan_playbook("init", &vars).unwrap();
+    tb_apply_steps(&tb, &cp.name, init.iter());
+    let vars = Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name)));
+    assert!(plan_playbook("init", &vars).unwrap().is_empty());
+
+    let out = tb
+        .exec(
+            &cp.name,
+            &[
+                "kubeadm",
+                "token",
+                "create",
+                "--print-join-command",
+                "--ttl",
+                "15m",
+            ],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let w: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&w[..2], ["kubeadm", "join"], "{line}");
+    let join = serde_json::json!({"endpoint": w[2], "token": w[4], "ca_cert_hash": w[6]});
+    let vars = Vars::new(&inv, worker, Some(&tb_facts(&tb, &worker.name))).with("join", &join);
+    let steps = plan_playbook("join", &vars).unwrap();
+    assert_eq!(steps.len(), 1);
+    tb_apply_steps(&tb, &worker.name, steps.iter());
+    let vars = Vars::new(&inv, worker, Some(&tb_facts(&tb, &worker.name))).with("join", &join);
+    assert!(plan_playbook("join", &vars).unwrap().is_empty());
+
+    let vars =
+        Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name))).with("calico_current", None::<String>);
+    let steps = plan_playbook("calico", &vars).unwrap();
+    tb_apply_steps(&tb, &cp.name, steps.iter());
+    let out = tb
+        .exec(
+            &cp.name,
+            &[
+                "kubectl",
+                "--kubeconfig",
+                "/etc/kubernetes/admin.conf",
+                "get",
+                "nodes",
+            ],
+        )
+        .unwrap();
+    let nodes = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{nodes}");
+    assert!(
+        nodes.contains(&cp.name) && nodes.contains(&worker.name),
+        "{nodes}"
+    );
+}
+
+fn tb_apply_steps<'a>(
+    tb: &testbed::Testbed,
+    host: &str,
+    steps: impl Iterator<Item = &'a plan::PlannedStep>,
+) {
+    for step in steps {
+        let out = tb
+            .exec_with_input(
+                host,
+                &["sh", "-c", &step.command.script],
+                step.command.stdin.as_deref(),
+            )
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: step {} failed ({}):\nstdout: {}\nstderr: {}",
+            step.step,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
