@@ -89,6 +89,7 @@ mistakes! {
         "5:5: hosts[1]: missing required key `address`",
         "5:5: hosts[1]: missing required key `role`",
     ];
+    null_values: ["5:5: hosts[0].address: `address` has no value"];
     duplicate_names: ["8:11: hosts[2].name: the node name `worker` is already used by hosts[1] (line 5)"];
     duplicate_addresses: ["6:14: hosts[1].address: 10.0.0.10, SSH port 22, is already hosts[0] (line 3)"];
     no_control_plane: ["2:3: hosts: no host has `role: control-plane`"];

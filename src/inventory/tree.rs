@@ -37,7 +37,7 @@ pub(crate) struct Reader {
 /// The entries of a mapping whose keys were all checked against the known ones.
 pub(crate) struct Fields<'n> {
     start: Marker,
-    entries: Vec<(String, &'n MarkedYaml<'n>)>,
+    entries: Vec<(Spanned<String>, &'n MarkedYaml<'n>)>,
     /// Known keys that an unknown key was probably meant to be (already reported with a
     /// "did you mean"), so they aren't reported missing as well.
     misspelt: Vec<String>,
@@ -48,14 +48,14 @@ impl<'n> Fields<'n> {
     pub fn get(&self, key: &str) -> Option<&'n MarkedYaml<'n>> {
         self.entries
             .iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| k.value == key)
             .map(|(_, v)| *v)
             .filter(|v| !is_null(v))
     }
 
     /// Whether `key` is written at all, even as `key: null`.
     pub fn has(&self, key: &str) -> bool {
-        self.entries.iter().any(|(k, _)| k == key)
+        self.entries.iter().any(|(k, _)| k.value == key)
     }
 
     /// The value of a required key; records "missing" at the mapping itself when absent.
@@ -68,15 +68,24 @@ impl<'n> Fields<'n> {
     ) -> Option<&'n MarkedYaml<'n>> {
         let value = self.get(key);
         if value.is_none() && !self.misspelt.iter().any(|k| k == key) {
-            let message = if self.has(key) {
-                format!("`{key}` has no value; it needs {what}")
-            } else {
-                format!("missing required key `{key}` ({what})")
+            let written = self.entries.iter().find(|(k, _)| k.value == key);
+            let problem = match written {
+                Some((k, _)) => r.src.problem(
+                    &k.start,
+                    &k.end,
+                    &join(field, key),
+                    format!("`{key}` has no value; it needs {what}"),
+                    None,
+                ),
+                None => r.src.problem(
+                    &self.start,
+                    &self.start,
+                    field,
+                    format!("missing required key `{key}` ({what})"),
+                    None,
+                ),
             };
-            r.problems.push(
-                r.src
-                    .problem(&self.start, &self.start, field, message, None),
-            );
+            r.problems.push(problem);
         }
         value
     }
@@ -166,7 +175,7 @@ impl Reader {
                 continue;
             };
             if known.contains(&key.value.as_str()) {
-                entries.push((key.value, v));
+                entries.push((key, v));
             } else {
                 let path = join(field, &key.value);
                 let suggestion = suggest(&key.value, known);
