@@ -411,3 +411,70 @@ fn refuses_more_than_one_control_plane_before_connecting() {
         run.stderr
     );
 }
+
+#[test]
+fn a_failed_join_stops_later_phases_and_a_rerun_recovers() {
+    let tb = testbed(3, "root");
+    let decls = article_decls();
+    let inv = inventory(&tb, &decls);
+    tb.fault(
+        "node3",
+        testbed::Fault::KubeadmJoin {
+            message: "error execution phase kubelet-start: timed out waiting for the condition"
+                .into(),
+        },
+    )
+    .unwrap();
+    let first = up(&tb, &inv);
+    assert!(!first.ok, "up succeeded despite the failed join");
+    // The summary names the host and the step; the other worker still joined.
+    let row = first
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("node3 "))
+        .unwrap_or_else(|| panic!("no summary row for node3:\n{}", first.stderr));
+    assert!(row.contains("FAILED"), "{row}");
+    assert!(
+        first.stderr.contains("node3: kubeadm-join"),
+        "{}",
+        first.stderr
+    );
+    exec(
+        &tb,
+        "node2",
+        &["test", "-e", "/etc/kubernetes/kubelet.conf"],
+    );
+    // Later phases did not start: no Calico, no labels.
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["-n", "kube-system", "get", "daemonset", "calico-node"]);
+    assert!(!tb.exec("node1", &argv).unwrap().status.success());
+    assert!(!first.stderr.contains("[cni] start"), "{}", first.stderr);
+
+    let second = up(&tb, &inv);
+    assert!(second.ok, "the re-run did not recover:\n{}", second.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+}
+
+#[test]
+fn an_unreachable_host_stops_the_run_before_any_change() {
+    let tb = testbed(2, "root");
+    let decls = vec![
+        Decl {
+            role: "control-plane",
+            labels: &[],
+            taints: None,
+        },
+        Decl {
+            role: "worker",
+            labels: &[],
+            taints: None,
+        },
+    ];
+    let inv = inventory(&tb, &decls);
+    tb.stop("node2").unwrap();
+    let run = up(&tb, &inv);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("node2"), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
+}
