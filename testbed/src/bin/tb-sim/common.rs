@@ -143,11 +143,26 @@ pub fn kernel() -> KernelState {
         .unwrap_or_default()
 }
 
+/// Saves the simulated kernel state, and mirrors it as `ctl/proc/swaps` and
+/// `ctl/proc/modules` in the kernel's own formats, so the host manager can bind-mount
+/// them over /proc/swaps and /proc/modules for tools that read /proc directly.
 pub fn save_kernel(k: &KernelState) {
     let _ = write_atomic(
         &ctl_path(layout::ctl::KERNEL),
         serde_json::to_string_pretty(k).unwrap().as_bytes(),
     );
+    let mut swaps = String::from("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+    for s in &k.swaps {
+        swaps.push_str(&format!("{s:<40}file\t\t4194300\t\t0\t\t-2\n"));
+    }
+    let _ = write_atomic(&ctl_path("proc/swaps"), swaps.as_bytes());
+    let modules: String = k
+        .modules
+        .iter()
+        .rev()
+        .map(|m| format!("{m} 16384 0 - Live 0x0000000000000000\n"))
+        .collect();
+    let _ = write_atomic(&ctl_path("proc/modules"), modules.as_bytes());
 }
 
 /// Writes a file via a temporary sibling and rename, so readers never see half a file.

@@ -170,9 +170,27 @@ fn update(ctx: &mut Ctx, o: &Opts) -> i32 {
     let mut warnings: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut fetched = 0usize;
-    for s in suites {
+    // The distro archive's lists come with the install and never change: always "Hit".
+    let mut distro: Vec<String> = Vec::new();
+    for s in sources::configured()
+        .iter()
+        .filter(|s| s.kind == Kind::Distro)
+    {
+        let uri = s.uri.trim_end_matches('/').replace("file:///", "file:/");
+        let line = format!("{uri} {} InRelease", s.suite);
+        if !distro.contains(&line) {
+            distro.push(line);
+        }
+    }
+    if distro.is_empty() {
+        distro = suites
+            .iter()
+            .map(|s| format!("{base} {s} InRelease"))
+            .collect();
+    }
+    for line in distro {
         n += 1;
-        println!("Hit:{n} {base} {s} InRelease");
+        println!("Hit:{n} {line}");
     }
     ctx.take_time(2.0);
     let mut seen = BTreeSet::new();

@@ -197,6 +197,7 @@ fn query(mode: char, fmt: &str, pkgs: &[String], prog: &str) -> i32 {
                     }
                     _ => {
                         eprintln!("{prog}: package '{pat}' is not installed and no information is available");
+                        eprintln!("Use dpkg --info (= dpkg-deb --info) to examine archive files.");
                         code = 1;
                     }
                 }

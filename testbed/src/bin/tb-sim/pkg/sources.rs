@@ -65,6 +65,10 @@ const DISTRO_HOSTS: &[&str] = &[
 ];
 
 fn classify(uri: &str, suite: &str) -> Kind {
+    // Debian 12's `mirror+file:///etc/apt/mirrors/debian.list` points at the archive too.
+    if uri.starts_with("mirror+") || uri.starts_with("mirror:") {
+        return Kind::Distro;
+    }
     let host = net::split_url(uri).map(|x| x.0).unwrap_or_default();
     if DISTRO_HOSTS.contains(&host.as_str()) || host.ends_with(".archive.ubuntu.com") {
         return Kind::Distro;
