@@ -44,11 +44,16 @@ impl Ctx {
     }
 
     /// Sleeps for a realistic duration of `seconds` times the host's time scale, plus any
-    /// injected slowness for this command.
+    /// injected slowness for this command (added once per invocation, however many
+    /// times a stand-in calls this).
     pub fn take_time(&self, seconds: f64) {
+        static SLOW_APPLIED: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
         let mut total = seconds * self.config.time_scale;
         if let Some(Fault::Slow { seconds, .. }) = fault(&format!("slow-{}", self.name)) {
-            total += seconds;
+            if !SLOW_APPLIED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                total += seconds;
+            }
         }
         if total > 0.0 {
             std::thread::sleep(Duration::from_secs_f64(total));

@@ -1074,3 +1074,84 @@ mod tests {
         assert!(version_matches("1.34.2-1.1", "1.34.2-1.1"));
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::pkg::catalog::k8s_repo;
+
+    fn offers(minor: u32) -> Vec<Offer> {
+        let mut v: Vec<Offer> = catalog::distro("ubuntu-24.04")
+            .into_iter()
+            .map(|p| Offer {
+                pkg: p,
+                origin: "http://archive.ubuntu.com/ubuntu noble/main amd64 Packages".into(),
+            })
+            .collect();
+        v.extend(k8s_repo(minor).into_iter().map(|p| Offer {
+            pkg: p,
+            origin: format!("https://pkgs.k8s.io/core:/stable:/v1.{minor}/deb  Packages"),
+        }));
+        v
+    }
+
+    fn ii(v: &str, hold: bool) -> PkgState {
+        PkgState {
+            version: v.into(),
+            status: "ii".into(),
+            hold,
+        }
+    }
+
+    fn change(name: &str, from: Option<&str>, to: &str) -> Change {
+        Change {
+            name: name.into(),
+            from: from.map(String::from),
+            to: to.into(),
+            offer_origin: String::new(),
+        }
+    }
+
+    #[test]
+    fn minor_upgrade_of_kubeadm_pulls_newer_cri_tools() {
+        let mut db = BTreeMap::new();
+        db.insert("kubeadm".to_string(), ii("1.34.2-1.1", false));
+        db.insert("cri-tools".to_string(), ii("1.34.0-1.1", false));
+        let all = offers(35);
+        let mut plan = vec![change("kubeadm", Some("1.34.2-1.1"), "1.35.1-1.1")];
+        let mut broken = Vec::new();
+        resolve_deps(&db, &all, &mut plan, true, &mut broken);
+        assert!(broken.is_empty(), "{broken:?}");
+        assert!(plan
+            .iter()
+            .any(|c| c.name == "cri-tools" && c.to == "1.35.0-1.1"));
+    }
+
+    #[test]
+    fn held_dependency_that_is_too_old_breaks_the_install() {
+        let mut db = BTreeMap::new();
+        db.insert("cri-tools".to_string(), ii("1.34.0-1.1", true));
+        let all = offers(35);
+        let mut plan = vec![change("kubeadm", Some("1.34.2-1.1"), "1.35.1-1.1")];
+        let mut broken = Vec::new();
+        resolve_deps(&db, &all, &mut plan, true, &mut broken);
+        assert_eq!(
+            broken,
+            vec!["kubeadm : Depends: cri-tools (>= 1.35.0) but 1.34.0-1.1 is to be installed"]
+        );
+    }
+
+    #[test]
+    fn docker_io_brings_containerd_and_runc() {
+        let db = BTreeMap::new();
+        let all = offers(34);
+        let mut plan = vec![change("docker.io", None, "24.0.7-0ubuntu4.1")];
+        let mut broken = Vec::new();
+        resolve_deps(&db, &all, &mut plan, true, &mut broken);
+        let names: Vec<&str> = plan.iter().map(|c| c.name.as_str()).collect();
+        for n in ["containerd", "runc", "iptables", "tini"] {
+            assert!(names.contains(&n), "{names:?}");
+        }
+        assert!(!names.contains(&"pigz"), "--no-install-recommends");
+    }
+}
