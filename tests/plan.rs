@@ -755,16 +755,25 @@ fn debian_testbed_host_is_refused() {
 
 /// The cluster-scoped playbooks against the testbed's kubeadm and kubectl: init on the
 /// first control plane, join a worker with a fresh token, apply Calico; each then plans
-/// nothing more.
+/// nothing more. 1.34 uses kubeadm's v1beta4 configuration, 1.30 v1beta3.
 #[test]
-fn init_join_calico_on_the_testbed() {
+fn init_join_calico_on_the_testbed_1_34() {
+    init_join_calico("1.34.2", "f1k");
+}
+
+#[test]
+fn init_join_calico_on_the_testbed_1_30() {
+    init_join_calico("1.30.4", "f1o");
+}
+
+fn init_join_calico(version: &str, prefix: &str) {
     let tb = testbed::Testbed::builder()
         .hosts(2)
-        .name_prefix("f1k")
+        .name_prefix(prefix)
         .build()
         .expect("testbed");
     let entries = tb.hosts();
-    let mut inv = inventory("1.34.2");
+    let mut inv = inventory(version);
     for (h, e) in inv.hosts.iter_mut().zip(&entries) {
         h.name = e.name.clone();
         h.address = e.address.clone();
