@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::schema::{Context, Draft, SshDraft};
+use super::schema::{Context, Draft, SshDraft, DEFAULT_KNOWN_HOSTS};
 use super::tree::Reader;
 use super::Role;
 
@@ -15,6 +15,24 @@ pub(crate) fn check(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context
     duplicate_addresses(r, draft, ssh, ctx);
     control_plane(r, draft);
     subnets(r, draft);
+    home_for_defaults(r, draft, ssh, ctx);
+}
+
+/// The default known_hosts file is under `~`; without HOME there is no default.
+fn home_for_defaults(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context) {
+    if ctx.home.is_some() || ssh.known_hosts_file.is_some() {
+        return;
+    }
+    if draft.hosts.iter().any(|h| h.ssh.known_hosts_file.is_none()) {
+        let at = &draft.hosts_at;
+        r.problems.push(r.src.problem(
+            at,
+            at,
+            "ssh.knownHostsFile",
+            format!("HOME is not set, so the default knownHostsFile {DEFAULT_KNOWN_HOSTS} can't be found"),
+            Some("set `ssh: {knownHostsFile: /path/to/known_hosts}`, or HOME".into()),
+        ));
+    }
 }
 
 fn duplicate_names(r: &mut Reader, draft: &Draft) {

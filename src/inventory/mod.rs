@@ -51,6 +51,11 @@ pub fn parse(path: &Path, text: String) -> Result<Inventory, InventoryError> {
         base_dir,
         home: paths::home(),
     };
+    parse_in(path, text, &ctx)
+}
+
+/// `parse` with the directories given (tests use it to vary HOME).
+fn parse_in(path: &Path, text: String, ctx: &schema::Context) -> Result<Inventory, InventoryError> {
     let src = error::Source::new(path.display().to_string(), text);
     let mut r = tree::Reader::new(src.clone());
     let invalid = |mut problems: Vec<Problem>| {
@@ -84,15 +89,15 @@ pub fn parse(path: &Path, text: String) -> Result<Inventory, InventoryError> {
             None,
         );
     }
-    let read = schema::read(&mut r, root, &ctx);
+    let read = schema::read(&mut r, root, ctx);
     if let Some((draft, ssh)) = &read {
-        checks::check(&mut r, draft, ssh, &ctx);
+        checks::check(&mut r, draft, ssh, ctx);
     }
     if !r.problems.is_empty() {
         return Err(invalid(r.problems));
     }
     let (draft, ssh) = read.expect("no problems means the document was read");
-    Ok(schema::build(path, draft, &ssh, &ctx).expect("no problems means every value is present"))
+    Ok(schema::build(path, draft, &ssh, ctx).expect("no problems means every value is present"))
 }
 
 /// A YAML syntax error, made as specific as the parser's message allows.
@@ -310,4 +315,32 @@ pub struct Ssh {
     pub identity_file: Option<PathBuf>,
     /// `~` already expanded.
     pub known_hosts_file: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_without_home(text: &str) -> Result<Inventory, InventoryError> {
+        let ctx = schema::Context {
+            base_dir: PathBuf::from("/srv"),
+            home: None,
+        };
+        parse_in(Path::new("/srv/inv.yaml"), text.to_string(), &ctx)
+    }
+
+    #[test]
+    fn without_home_the_default_known_hosts_is_an_error() {
+        let hosts = "hosts:\n  - {name: a, address: 10.0.0.1, role: control-plane}\n";
+        let err = parse_without_home(hosts).unwrap_err();
+        assert!(
+            err.summary()
+                .starts_with("/srv/inv.yaml:2:3: ssh.knownHostsFile: HOME is not set"),
+            "{}",
+            err.summary()
+        );
+        let given = format!("ssh: {{knownHostsFile: kh}}\n{hosts}");
+        let inv = parse_without_home(&given).unwrap();
+        assert_eq!(inv.hosts[0].ssh.known_hosts_file, PathBuf::from("/srv/kh"));
+    }
 }

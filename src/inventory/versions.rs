@@ -17,6 +17,9 @@ pub const SUPPORTED_MIN: (u64, u64) = (1, 30);
 /// brings containerd 1.7, so 1.38 and later are refused with [`CONTAINERD_1X_MESSAGE`].
 pub const SUPPORTED_MAX: (u64, u64) = (1, 37);
 
+/// The supported minors as one range, `1.30 ..= 1.37`: compare `(major, minor)` with it.
+pub const SUPPORTED: std::ops::RangeInclusive<(u64, u64)> = SUPPORTED_MIN..=SUPPORTED_MAX;
+
 /// The first minor that no longer works with the containerd 1.7 that Ubuntu's `docker.io`
 /// depends on.
 pub const CONTAINERD_1X_DROPPED: (u64, u64) = (1, 38);
@@ -45,7 +48,7 @@ pub fn check_supported(version: &Version) -> Result<(), String> {
     if minor >= CONTAINERD_1X_DROPPED {
         return Err(CONTAINERD_1X_MESSAGE.to_string());
     }
-    if minor > SUPPORTED_MAX || minor < SUPPORTED_MIN {
+    if !SUPPORTED.contains(&minor) {
         return Err(format!(
             "Kubernetes {}.{} is not supported; this tool supports {}.{} to {}.{}",
             version.major,
