@@ -719,6 +719,11 @@ pub fn parse_duration(s: &str) -> Option<f64> {
 
 /// Formats seconds as Go prints a time.Duration ("24h0m0s", "4m0s", "1.5s").
 pub fn go_duration(secs: f64) -> String {
+    if secs < 1.0 {
+        let t = format!("{:.6}", secs * 1000.0);
+        let t = t.trim_end_matches('0').trim_end_matches('.');
+        return format!("{t}ms");
+    }
     if secs < 60.0 {
         let t = format!("{secs:.9}");
         let t = t.trim_end_matches('0').trim_end_matches('.');
@@ -974,7 +979,8 @@ cgroupDriver: systemd
         assert_eq!(parse_duration("x"), None);
         assert_eq!(go_duration(86400.0), "24h0m0s");
         assert_eq!(go_duration(240.0), "4m0s");
-        assert_eq!(go_duration(0.5), "0.5s");
+        assert_eq!(go_duration(0.5), "500ms");
+        assert_eq!(go_duration(1.5), "1.5s");
     }
 
     #[test]

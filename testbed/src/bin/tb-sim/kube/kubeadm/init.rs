@@ -124,8 +124,10 @@ fn resolve(ctx: &Ctx, f: &Flags) -> Result<Plan, String> {
             cluster.image_repository = s.into();
         }
         cluster.cert_sans = f.list("apiserver-cert-extra-sans");
-        let mut tok = config::TokenSpec::default();
-        tok.token = f.get("token").map(String::from);
+        let mut tok = config::TokenSpec {
+            token: f.get("token").map(String::from),
+            ..Default::default()
+        };
         if let Some(t) = f.get("token-ttl") {
             tok.ttl = config::parse_duration(t).ok_or_else(|| {
                 format!("invalid argument \"{t}\" for \"--token-ttl\" flag: time: invalid duration \"{t}\"")

@@ -207,14 +207,15 @@ pub fn init_checks(
     etcd_dir: &str,
     secondary: bool,
 ) -> Vec<Outcome> {
-    let mut out = vec![];
-    out.push(match version::kubernetes_version_warning(kubeadm, k8s) {
-        Some(w) => Outcome::warn("KubernetesVersion", w),
-        None => Outcome::ok("KubernetesVersion"),
-    });
-    out.push(port(f, bind_port));
-    out.push(port(f, 10259));
-    out.push(port(f, 10257));
+    let mut out = vec![
+        match version::kubernetes_version_warning(kubeadm, k8s) {
+            Some(w) => Outcome::warn("KubernetesVersion", w),
+            None => Outcome::ok("KubernetesVersion"),
+        },
+        port(f, bind_port),
+        port(f, 10259),
+        port(f, 10257),
+    ];
     for pod in [
         "kube-apiserver",
         "kube-controller-manager",

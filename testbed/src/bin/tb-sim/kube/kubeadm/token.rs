@@ -359,9 +359,9 @@ fn delete(ctx: &mut Ctx, f: &super::Flags) -> i32 {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !ok {
-            return die(&format!(
-                "given token didn't match pattern \"[a-z0-9]{{6}}\" or \"[a-z0-9]{{6}}\\.[a-z0-9]{{16}}\""
-            ));
+            return die(
+                "given token didn't match pattern \"[a-z0-9]{6}\" or \"[a-z0-9]{6}\\.[a-z0-9]{16}\"",
+            );
         }
         let name = format!("bootstrap-token-{id}");
         if let Err(e) = c.delete("Secret", Some("kube-system"), &name) {

@@ -47,6 +47,13 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         Ok(f) => f,
         Err(e) => return die(&e),
     };
+    // Booleans that default to true: remember an explicit `=false`.
+    let mut f = f;
+    for b in ["etcd-upgrade", "certificate-renewal"] {
+        if rest.iter().any(|a| *a == format!("--{b}=false")) {
+            f.values.insert(b.into(), vec!["false".into()]);
+        }
+    }
     if f.has("dry-run") {
         return die("--dry-run is not modeled by the testbed's kubeadm");
     }
@@ -480,17 +487,8 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
             too_old.join(" ")
         ));
     }
-    if !skew.mandatory.is_empty() {
-        let list: Vec<String> = skew.mandatory.iter().map(|m| format!("\t- {m}")).collect();
-        return phase_error("preflight", &format!("[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\n\nPlease fix the misalignments highlighted above and try upgrading again", list.join("\n")));
-    }
-    if !skew.skippable.is_empty() {
-        let list: Vec<String> = skew.skippable.iter().map(|m| format!("\t- {m}")).collect();
-        if f.has("force") {
-            eprintln!("[upgrade/version] Found {} potential version compatibility errors but skipping since the --force flag is set: \n\n{}", skew.skippable.len(), list.join("\n"));
-        } else {
-            return phase_error("preflight", &format!("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n{}\n\nCan be bypassed if you pass the --force flag", list.join("\n")));
-        }
+    if let Some(e) = policy_error(&skew, f.has("force")) {
+        return phase_error("preflight", &e);
     }
     if !f.has("yes") && !f.has("force") && !confirm("[upgrade] Are you sure you want to proceed?") {
         println!();
@@ -508,7 +506,7 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
     if let Err(e) = upgrade_manifests(ctx, target, etcd) {
         return phase_error("control-plane", &e);
     }
-    if !f.all("certificate-renewal").iter().any(|v| v == "false") {
+    if f.get("certificate-renewal") != Some("false") {
         renew_certs(ctx);
     }
     if !wait_version(ctx, &c.client, target) {
@@ -582,6 +580,27 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
     0
 }
 
+/// The version policy's report: fatal errors always, skippable ones unless --force.
+fn policy_error(skew: &version::Skew, force: bool) -> Option<String> {
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|m| format!("\t- {m}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if !skew.mandatory.is_empty() {
+        return Some(format!("[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\n\nPlease fix the misalignments highlighted above and try upgrading again", list(&skew.mandatory)));
+    }
+    if skew.skippable.is_empty() {
+        return None;
+    }
+    if force {
+        eprintln!("[upgrade/version] Found {} potential version compatibility errors but skipping since the --force flag is set: \n\n{}", skew.skippable.len(), list(&skew.skippable));
+        return None;
+    }
+    Some(format!("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n{}\n\nCan be bypassed if you pass the --force flag", list(&skew.skippable)))
+}
+
 fn fetch_kubelet_config(c: &Client) -> Option<String> {
     c.get("ConfigMap", Some("kube-system"), "kubelet-config")
         .ok()
@@ -616,10 +635,8 @@ fn node(ctx: &mut Ctx, f: &Flags) -> i32 {
         .unwrap_or(c.version);
     if is_cp {
         let skew = version::check_upgrade(kubeadm, target, target);
-        if let Some(m) = skew.mandatory.first().or(skew.skippable.first()) {
-            if !f.has("force") {
-                return phase_error("preflight", &format!("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- {m}\n\nCan be bypassed if you pass the --force flag"));
-            }
+        if let Some(e) = policy_error(&skew, f.has("force")) {
+            return phase_error("preflight", &e);
         }
         println!("[upgrade/preflight] Pulling images required for setting up a Kubernetes cluster");
         println!("[upgrade/preflight] This might take a minute or two, depending on the speed of your internet connection");
