@@ -571,6 +571,18 @@ pub fn gpg(ctx: &mut Ctx, args: &[String]) -> i32 {
         eprintln!("gpg: Go ahead and type your message ...");
         return 2;
     }
+    // Every gpg run makes sure its home directory exists, and says so the first time.
+    if let Some(home) = std::env::var_os("GNUPGHOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".gnupg")))
+    {
+        if !home.exists() && std::fs::create_dir_all(&home).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
+            eprintln!("gpg: directory '{}' created", home.display());
+            ctx.changed();
+        }
+    }
     let input = match inputs.first() {
         Some(f) if f != "-" => match std::fs::read(f) {
             Ok(b) => b,
