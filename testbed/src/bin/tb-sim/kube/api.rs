@@ -261,8 +261,6 @@ pub struct ClientConfig {
     pub server: String,
     /// The credential secret (from client-key-data).
     pub credential: String,
-    /// The CA PEM (from certificate-authority-data), empty when absent.
-    pub ca_pem: String,
 }
 
 /// Why a kubeconfig could not be used, worded like client-go.
@@ -338,7 +336,6 @@ pub fn load_kubeconfig(path: &std::path::Path) -> Result<ClientConfig, Kubeconfi
         } else {
             secret_from_key_pem(&key_pem)
         },
-        ca_pem: dec(&cluster["cluster"]["certificate-authority-data"]),
     })
 }
 

@@ -34,17 +34,19 @@ impl Resource {
             format!("{}.{}", self.plural, self.group)
         }
     }
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
 }
 
-/// (kind, group, version, plural, namespaced, aliases) of the kinds kubectl can name.
-const KNOWN: &[(&str, &str, &str, &str, bool, &[&str])] = &[
+/// (kind, group, version, plural, namespaced, aliases) of a kind kubectl can name.
+type Known = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+);
+
+const KNOWN: &[Known] = &[
     ("Node", "", "v1", "nodes", false, &["node", "no"]),
     ("Pod", "", "v1", "pods", true, &["pod", "po"]),
     (
@@ -266,11 +268,6 @@ pub fn resource_of(kind: &str, api_version: &str) -> Resource {
         plural,
         namespaced: !CLUSTER_SCOPED.contains(&kind),
     }
-}
-
-/// Whether objects of `kind` live in a namespace.
-pub fn is_namespaced(kind: &str) -> bool {
-    resource_of(kind, "").namespaced
 }
 
 /// The state key of an object: "namespace/name" or "name".
@@ -877,7 +874,7 @@ mod tests {
             "deployment.apps"
         );
         assert_eq!(resource_by_name("nodes").unwrap().plural_ref(), "nodes");
-        assert_eq!(resource_by_name("pdb").unwrap().api_version(), "policy/v1");
+        assert_eq!(resource_by_name("pdb").unwrap().group, "policy");
         let r = resource_of("IPPool", "crd.projectcalico.org/v1");
         assert!(!r.namespaced);
         assert_eq!(r.singular_ref(), "ippool.crd.projectcalico.org");
