@@ -866,3 +866,53 @@ fn tb_apply_steps<'a>(
         );
     }
 }
+
+/// The product's path: facts over SSH as a non-root user (through `sudo -n`) in exactly
+/// one round trip; a `file` step's content travels on stdin through sudo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_over_ssh_in_one_round_trip() {
+    use bootstrap::ssh::{Connection, Target};
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .user("ubuntu")
+        .name_prefix("f1ssh")
+        .build()
+        .expect("testbed");
+    let e = tb.hosts()[0].clone();
+    let target = Target {
+        host: e.name.clone(),
+        address: e.address.clone(),
+        port: e.port,
+        user: e.user.clone(),
+        identity_file: Some(e.identity_file.clone()),
+        known_hosts_file: e.known_hosts.clone(),
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let conn = Connection::connect_with_agent(&target, None).await.unwrap();
+    let before = tb.audit(&e.name).unwrap();
+    let t0 = std::time::Instant::now();
+    let f = facts::gather(&conn).await.unwrap();
+    let took = t0.elapsed();
+    eprintln!("facts::gather over ssh took {took:?}");
+    let after = tb.audit(&e.name).unwrap();
+    let ssh_lines = after[before.len()..]
+        .iter()
+        .filter(|r| r.kind == "ssh")
+        .count();
+    assert_eq!(ssh_lines, 1, "one round trip");
+    assert_eq!(f.hostname, e.name);
+    assert_eq!(f.os.version_id, "24.04");
+    assert!(f.refusal().is_none());
+
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = e.name.clone();
+    inv.hosts[0].address = e.address.clone();
+    let plan = plan_host(&inv, &inv.hosts[0], &f).unwrap();
+    let step = plan.steps().find(|s| s.step == "sysctl-file").unwrap();
+    let out = conn.run(&step.command).await.unwrap();
+    assert!(out.success(), "{out:?}");
+    let f2 = facts::gather(&conn).await.unwrap();
+    let plan2 = plan_host(&inv, &inv.hosts[0], &f2).unwrap();
+    assert!(plan2.steps().all(|s| s.step != "sysctl-file"), "{plan2}");
+}
