@@ -256,8 +256,19 @@ fn wait_ready(host: &HostState, pid: i32, paths: &HostPaths, log: &Path) -> Resu
 /// uppers except /run) stays.
 pub fn power_off(state: &TestbedState, host: &HostState) -> Result<()> {
     if let Some(pid) = host.init_pid {
-        // PID 1 of the host's PID namespace: the kernel kills every process in it.
+        // PID 1 of the host's PID namespace: the kernel kills every process in it, and
+        // PID 1 itself lingers (already out of the netns) until they are all reaped.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+        let start = Instant::now();
+        while procs::alive(pid) {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(Error::host(
+                    &host.name,
+                    format!("PID 1 ({pid}) survived SIGKILL for 10s"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     if let Some(ino) = net::netns_inode(state.subnet, &host.name) {
         let left = procs::kill_all(ino, Duration::from_secs(10));

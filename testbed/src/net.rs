@@ -74,14 +74,23 @@ impl Drop for Lock {
 
 /// Picks a free X and creates its bridge (which reserves it). Returns X.
 pub fn create_bridge() -> Result<u8> {
-    let _lock = Lock::take()?;
-    let x = (1..=254u8)
+    let lock = Lock::take()?;
+    // Round-robin from the last X handed out (kept in the lock file), so a subnet and its
+    // names are not reused right after a testbed released them: a test that checks its
+    // own teardown must not see the next testbed's identically named pieces.
+    let last: u32 = std::fs::read_to_string(Path::new(LOCK_DIR).join("subnets.lock"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let x = (1..=254u32)
+        .map(|i| ((last + i - 1) % 254 + 1) as u8)
         .find(|x| !link_exists(&bridge_name(*x)))
         .ok_or_else(|| {
             Error::Invalid(
                 "all 254 testbed subnets 10.200.X.0/24 are in use: run `testbed down` on old testbeds or `ip link del tbX`".into(),
             )
         })?;
+    let _ = std::fs::write(Path::new(LOCK_DIR).join("subnets.lock"), format!("{x}\n"));
     let br = bridge_name(x);
     cmd::ip_batch(
         None,
@@ -91,6 +100,7 @@ pub fn create_bridge() -> Result<u8> {
             format!("link set {br} up"),
         ],
     )?;
+    drop(lock);
     Ok(x)
 }
 
@@ -131,17 +141,26 @@ pub fn delete_host(x: u8, index: usize, host: &str) -> Result<()> {
     if Path::new("/run/netns").join(&ns).exists() {
         cmd::ip(&["netns", "del", &ns])?;
     }
+    // The veth normally goes away with the namespace, asynchronously: only a leftover
+    // (namespace already gone by other means) needs deleting, and may vanish meanwhile.
     let veth = veth_name(x, index);
     if link_exists(&veth) {
-        cmd::ip(&["link", "del", &veth])?;
+        ignore_missing(cmd::ip(&["link", "del", &veth]))?;
     }
     Ok(())
+}
+
+fn ignore_missing(r: Result<String>) -> Result<()> {
+    match r {
+        Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
+        r => r.map(|_| ()),
+    }
 }
 
 pub fn delete_bridge(x: u8) -> Result<()> {
     let br = bridge_name(x);
     if link_exists(&br) {
-        cmd::ip(&["link", "del", &br])?;
+        ignore_missing(cmd::ip(&["link", "del", &br]))?;
     }
     Ok(())
 }

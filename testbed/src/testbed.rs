@@ -260,7 +260,13 @@ impl Testbed {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn host_state(&self, name: &str) -> Result<HostState> {
+    /// The bridge in the root namespace (`tbX`).
+    pub fn bridge(&self) -> String {
+        self.state().bridge.clone()
+    }
+
+    /// What the manager records about a host: index, netns, veth, PID 1.
+    pub fn host_state(&self, name: &str) -> Result<HostState> {
         self.state().host(name).cloned()
     }
 
@@ -385,7 +391,7 @@ impl Testbed {
     pub fn ssh(&self, host: &str, user: &str) -> Result<Command> {
         let h = self.host_state(host)?;
         let mut cmd = Command::new("ssh");
-        cmd.arg("-i")
+        cmd.args(["-F", "/dev/null", "-i"])
             .arg(self.identity_file())
             .arg("-o")
             .arg(format!(
