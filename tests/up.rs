@@ -288,8 +288,8 @@ fn three_hosts_converge_and_a_second_run_changes_nothing() {
     for h in &hosts {
         assert_host_files(&tb, &h.name);
     }
-    // The join token is never shown.
-    assert!(!first.stderr.contains("--token "), "{}", first.stderr);
+    // The join token (the one `up` created) is in neither the output nor the run log.
+    assert_tokens_secret(&tb, &first.stderr);
 
     let marks = audit_marks(&tb);
     let second = up(&tb, &inv);
@@ -297,6 +297,68 @@ fn three_hosts_converge_and_a_second_run_changes_nothing() {
     assert!(second.stderr.contains("nothing to do"), "{}", second.stderr);
     assert_nothing_changed_since(&tb, &marks);
     assert_cluster(&tb, &hosts, &decls);
+
+    // Someone changes a label and adds a taint by hand: the next run puts back exactly
+    // what the inventory says, and changes nothing else.
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["label", "node", "node2", "type=other", "--overwrite"]);
+    exec(&tb, "node1", &argv);
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["taint", "node", "node2", "extra=x:NoSchedule"]);
+    exec(&tb, "node1", &argv);
+    let marks = audit_marks(&tb);
+    let third = up(&tb, &inv);
+    assert!(third.ok, "third up failed:\n{}", third.stderr);
+    assert!(
+        third
+            .stderr
+            .contains("label type=wordpress (was type=other)"),
+        "{}",
+        third.stderr
+    );
+    assert!(
+        third.stderr.contains("remove taint extra=x:NoSchedule"),
+        "{}",
+        third.stderr
+    );
+    assert_cluster(&tb, &hosts, &decls);
+    for (host, mark) in &marks {
+        let changed: Vec<Vec<String>> = tb.audit(host).unwrap()[*mark..]
+            .iter()
+            .filter(|r| r.changed)
+            .map(|r| r.argv.clone())
+            .collect();
+        let expected = if host == "node1" { 2 } else { 0 };
+        assert_eq!(changed.len(), expected, "{host}: {changed:#?}");
+        assert!(changed.iter().all(|argv| argv.iter().any(|a| a == "node2")));
+    }
+}
+
+/// Every bootstrap token that exists on the control plane is absent from `stderr` and
+/// from every file of the run logs.
+fn assert_tokens_secret(tb: &Testbed, stderr: &str) {
+    let list = exec(tb, "node1", &["kubeadm", "token", "list"]);
+    let tokens: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        !tokens.is_empty(),
+        "no bootstrap token on the control plane:\n{list}"
+    );
+    let mut texts = vec![stderr.to_string()];
+    for run in std::fs::read_dir(tb.dir().join("runs")).unwrap() {
+        for f in std::fs::read_dir(run.unwrap().path()).unwrap() {
+            texts.push(std::fs::read_to_string(f.unwrap().path()).unwrap());
+        }
+    }
+    for token in &tokens {
+        let secret = token.split('.').nth(1).unwrap_or(token);
+        for t in &texts {
+            assert!(!t.contains(secret), "token {token} leaked into:\n{t}");
+        }
+    }
 }
 
 #[test]

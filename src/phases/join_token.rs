@@ -57,7 +57,8 @@ impl JoinCommand {
     }
 }
 
-fn is_token(t: &str) -> bool {
+/// Whether `t` has the shape of a bootstrap token.
+pub fn is_token(t: &str) -> bool {
     // bootstrap token format: [a-z0-9]{6}\.[a-z0-9]{16}
     let ok = |s: &str, n: usize| {
         s.len() == n

@@ -139,6 +139,30 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     crate::ssh::redact(text, secrets)
 }
 
+/// Bootstrap tokens (`[a-z0-9]{6}.[a-z0-9]{16}`, reference §4) found in `text`. Output
+/// can reveal secrets nobody knew in advance: `kubeadm init` prints the token it creates
+/// and a join line with it; `kubeadm token create` prints a new one.
+pub fn bootstrap_tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.'))
+        .filter(|w| join_token::is_token(w))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `cmd` with the secrets its output revealed added, for logs and error messages.
+fn with_revealed(cmd: &RemoteCommand, out: &Output) -> RemoteCommand {
+    let mut cmd = cmd.clone();
+    for text in [&out.stdout, &out.stderr] {
+        for token in bootstrap_tokens(text) {
+            if let Some((_, secret)) = token.split_once('.') {
+                cmd.secrets.push(secret.to_string());
+            }
+            cmd.secrets.push(token);
+        }
+    }
+    cmd
+}
+
 /// A host's outcome so far, for the summary.
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -243,7 +267,7 @@ impl Ctx {
         if out.success() {
             Ok(out)
         } else {
-            Err(Failure::exit(step, &out, &cmd.secrets))
+            Err(Failure::exit(step, &out, &with_revealed(cmd, &out).secrets))
         }
     }
 
@@ -259,7 +283,7 @@ impl Ctx {
         let out = self.exec_unlogged(on, report_as, step, cmd).await;
         let log = self.log.host(on);
         let written = match &out {
-            Ok(o) => log.record(step, cmd, o, started.elapsed()),
+            Ok(o) => log.record(step, &with_revealed(cmd, o), o, started.elapsed()),
             Err(f) => log.record_error(step, cmd, &f.message, started.elapsed()),
         };
         if let Err(e) = written {
@@ -287,7 +311,8 @@ impl Ctx {
 
     /// Appends a command and its output to host `on`'s run log (redacted there).
     pub fn record(&self, on: &str, step: &str, cmd: &RemoteCommand, out: &Output) {
-        if let Err(e) = self.log.host(on).record(step, cmd, out, Duration::ZERO) {
+        let cmd = with_revealed(cmd, out);
+        if let Err(e) = self.log.host(on).record(step, &cmd, out, Duration::ZERO) {
             tracing::warn!("{e}");
         }
     }
@@ -464,6 +489,22 @@ mod tests {
     fn redacts_longest_first() {
         let s = vec!["abc".to_string(), "abc.def".to_string(), String::new()];
         assert_eq!(redact("x abc.def y abc", &s), "x <redacted> y <redacted>");
+    }
+
+    #[test]
+    fn finds_bootstrap_tokens_in_output() {
+        let out = Output {
+            status: 0,
+            stdout: "[bootstrap-token] Using token: w3i0o8.rocz0rbpcd2sx9wo\n\
+                     kubeadm join 10.0.0.1:6443 --token w3i0o8.rocz0rbpcd2sx9wo \\\n"
+                .into(),
+            stderr: "not.a-token abcdef.0123456789abcdefg x".into(),
+        };
+        let cmd = with_revealed(&RemoteCommand::default(), &out);
+        assert!(cmd.secrets.contains(&"w3i0o8.rocz0rbpcd2sx9wo".to_string()));
+        assert!(cmd.secrets.contains(&"rocz0rbpcd2sx9wo".to_string()));
+        assert_eq!(cmd.secrets.len(), 4, "{:?}", cmd.secrets);
+        assert!(!redact(&out.stdout, &cmd.secrets).contains("rocz0rbpcd2sx9wo"));
     }
 
     #[test]
