@@ -62,6 +62,10 @@ struct State {
     phase_bar: Option<ProgressBar>,
     /// Host lines of the current phase, by host name.
     hosts: BTreeMap<String, ProgressBar>,
+    /// Hosts whose line shows a success, oldest first: evicted when lines run out.
+    finished_ok: Vec<String>,
+    /// Running hosts without a line (more hosts than `MAX_HOST_LINES`).
+    unshown: std::collections::BTreeSet<String>,
     failed: usize,
     done: usize,
     total: usize,
@@ -70,6 +74,10 @@ struct State {
 }
 
 const TICK_CHARS: &str = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ";
+
+/// At most this many host lines on the terminal: a 200-host inventory must not scroll
+/// the bars off screen. Finished hosts give their line up first; failed ones keep it.
+const MAX_HOST_LINES: usize = 20;
 
 impl Default for Progress {
     fn default() -> Self {
@@ -130,7 +138,7 @@ impl Progress {
                 let bar = multi.add(ProgressBar::new(hosts as u64));
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} hosts {elapsed}",
+                        "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} hosts {elapsed} {msg}",
                     )
                     .expect("valid template")
                     .progress_chars("=> "),
@@ -159,7 +167,21 @@ impl Progress {
                     }
                 }
                 let width = st.host_width;
-                let bar = st.hosts.entry(host.to_string()).or_insert_with(|| {
+                if !st.hosts.contains_key(host) {
+                    if st.hosts.len() >= MAX_HOST_LINES && !st.finished_ok.is_empty() {
+                        let evicted = st.finished_ok.remove(0);
+                        if let Some(bar) = st.hosts.remove(&evicted) {
+                            bar.finish_and_clear();
+                            multi.remove(&bar);
+                        }
+                    }
+                    if st.hosts.len() >= MAX_HOST_LINES {
+                        st.unshown.insert(host.to_string());
+                        update_unshown(st);
+                        return;
+                    }
+                    st.unshown.remove(host);
+                    update_unshown(st);
                     let bar = match &st.phase_bar {
                         Some(phase_bar) => {
                             multi.insert_before(phase_bar, ProgressBar::new_spinner())
@@ -174,10 +196,12 @@ impl Progress {
                         .tick_chars(TICK_CHARS),
                     );
                     bar.enable_steady_tick(Duration::from_millis(100));
-                    bar
-                });
-                bar.set_prefix(format!("{host:width$}"));
-                bar.set_message(step.to_string());
+                    st.hosts.insert(host.to_string(), bar);
+                }
+                if let Some(bar) = st.hosts.get(host) {
+                    bar.set_prefix(format!("{host:width$}"));
+                    bar.set_message(step.to_string());
+                }
             }
             Output::Plain(w) => {
                 let phase = st.phase.as_deref().unwrap_or("-");
@@ -196,6 +220,12 @@ impl Progress {
         }
         match &self.inner.out {
             Output::Terminal(_) => {
+                if st.unshown.remove(host) {
+                    update_unshown(&st);
+                }
+                if ok && st.hosts.contains_key(host) {
+                    st.finished_ok.push(host.to_string());
+                }
                 if let Some(bar) = st.hosts.get(host) {
                     bar.set_style(
                         ProgressStyle::with_template("{prefix} {wide_msg} {elapsed:>4}")
@@ -268,7 +298,19 @@ impl Progress {
     }
 }
 
+/// "+N more hosts" on the phase bar when some running hosts have no line.
+fn update_unshown(st: &State) {
+    if let Some(bar) = &st.phase_bar {
+        match st.unshown.len() {
+            0 => bar.set_message(""),
+            n => bar.set_message(format!("(+{n} more running)")),
+        }
+    }
+}
+
 fn clear_hosts(st: &mut State) {
+    st.finished_ok.clear();
+    st.unshown.clear();
     for (_, bar) in std::mem::take(&mut st.hosts) {
         bar.finish_and_clear();
     }
@@ -461,6 +503,35 @@ mod tests {
             p.info("hi");
             p.summary(&[]);
         }
+    }
+
+    #[test]
+    fn terminal_lines_are_capped() {
+        let p = Progress::from_output(Output::Terminal(MultiProgress::with_draw_target(
+            ProgressDrawTarget::hidden(),
+        )));
+        p.phase_start("prepare", 50);
+        for i in 0..50 {
+            p.step(&format!("h{i}"), "apt-get install");
+        }
+        {
+            let st = p.state();
+            assert_eq!(st.hosts.len(), MAX_HOST_LINES);
+            assert_eq!(st.unshown.len(), 50 - MAX_HOST_LINES);
+        }
+        // Finished hosts give up their line to hosts still running.
+        for i in 0..5 {
+            p.host_done(&format!("h{i}"), true);
+        }
+        p.step("h30", "kubeadm join");
+        {
+            let st = p.state();
+            assert!(st.hosts.contains_key("h30"));
+            assert!(!st.hosts.contains_key("h0"));
+            assert_eq!(st.hosts.len(), MAX_HOST_LINES);
+        }
+        p.phase_done("prepare", Duration::from_secs(3));
+        assert!(p.state().hosts.is_empty());
     }
 
     #[test]

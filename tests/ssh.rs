@@ -8,7 +8,7 @@
 //! Measurement (not run by default):
 //! `cargo test -p bootstrap --test ssh -- --ignored --nocapture measure`
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -63,22 +63,20 @@ impl Sshd {
                 d = d.display()
             );
             std::fs::write(d.join("sshd_config"), config).unwrap();
+            // sshd's log goes to a file: a pipe nobody reads could fill and block it.
+            let log = std::fs::File::create(d.join("sshd.log")).unwrap();
             let mut child = Command::new(SSHD)
                 .args(["-D", "-e", "-f"])
                 .arg(d.join("sshd_config"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    let mut err = String::new();
-                    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
-                        err.push_str(&line.unwrap_or_default());
-                        err.push('\n');
-                    }
+                    let err = std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
                     if err.contains("Address already in use") {
                         break; // lost the port race; try another
                     }
