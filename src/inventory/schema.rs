@@ -108,8 +108,10 @@ impl SshDraft {
                 .clone()
                 .or_else(|| defaults.known_hosts_file.clone())
                 .unwrap_or_else(|| {
+                    // Without HOME, `checks` reports the missing default before an
+                    // inventory is ever built; the placeholder is never used.
                     paths::resolve(DEFAULT_KNOWN_HOSTS, &ctx.base_dir, ctx.home.as_deref())
-                        .unwrap_or_else(|_| PathBuf::from(".ssh/known_hosts"))
+                        .unwrap_or_default()
                 }),
         }
     }
