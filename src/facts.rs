@@ -121,6 +121,9 @@ pub struct Apt {
     pub kubernetes_repo_minor: Option<String>,
     /// Versions of kubeadm apt can install (`apt-cache madison kubeadm`), e.g. "1.34.2-1.1".
     pub kubeadm_versions: Vec<String>,
+    /// Packages dpkg left half-installed or half-configured (an interrupted run): apt
+    /// refuses to work until `dpkg --configure -a` finishes them.
+    pub interrupted: Vec<String>,
     /// The containerd version apt would install (`apt-cache policy`), if known.
     pub containerd_candidate: Option<String>,
 }
@@ -315,6 +318,7 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                 }
             }
             "held" => f.held = nonempty(body).map(str::to_string).collect(),
+            "dpkg-interrupted" => f.apt.interrupted = nonempty(body).map(str::to_string).collect(),
             "madison-kubeadm" => {
                 f.apt.kubeadm_versions = nonempty(body)
                     .filter_map(|l| l.split('|').nth(1))

@@ -25,6 +25,8 @@ echo "@@packages"
 for p in docker.io containerd kubelet kubeadm kubectl apt-transport-https ca-certificates curl gpg; do
   printf '%s=%s\n' "$p" "$(dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$p" 2>/dev/null)"
 done
+echo "@@dpkg-interrupted"
+dpkg-query -W -f='${db:Status-Abbrev}${Package}\n' 2>/dev/null | awk 'substr($0, 2, 1) ~ /[UFHWt]/ { print substr($0, 4) }'
 echo "@@held"
 apt-mark showhold 2>/dev/null
 echo "@@madison-kubeadm"

@@ -290,6 +290,12 @@ fn each_drift_plans_exactly_its_fix() {
             "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = false)",
         ),
         ("kubelet=active enabled", "kubelet=inactive disabled", &["kubelet-enable"], "kubelet is inactive and disabled"),
+        (
+            "@@dpkg-interrupted\n",
+            "@@dpkg-interrupted\nruncbin\n",
+            &["dpkg-configure"],
+            "dpkg was interrupted while installing runcbin",
+        ),
         ("containerd=active enabled", "containerd=failed enabled", &["containerd-service"], "containerd is failed and enabled"),
         (
             "|KUBELET_EXTRA_ARGS=--node-ip=10.0.0.10",
@@ -728,6 +734,34 @@ fn converge_on(os: testbed::Os, prefix: &str) {
     tb_apply(&tb, name, &plan);
     let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert!(again.is_empty(), "not converged after drift:\n{again}");
+
+    // An interrupted dpkg (the testbed keeps dpkg's status as JSON): apt refuses to work
+    // until `dpkg --configure -a` ran, so that comes first.
+    let db_path = "/var/lib/dpkg/testbed-status.json";
+    let mut db: serde_json::Value =
+        serde_json::from_slice(&tb.read_file(name, db_path).unwrap()).unwrap();
+    db["containerd"]["status"] = "iF".into();
+    let write = format!("cat > {db_path}");
+    let out = tb
+        .exec_with_input(
+            name,
+            &["sh", "-c", &write],
+            Some(&serde_json::to_vec(&db).unwrap()),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(
+        step_names(&plan)[..2],
+        ["dpkg-configure", "docker-io"],
+        "{plan}"
+    );
+    tb_apply(&tb, name, &plan);
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(
+        again.is_empty(),
+        "not converged after dpkg --configure -a:\n{again}"
+    );
 }
 
 #[test]
