@@ -33,11 +33,16 @@ fn testbed(hosts: usize, user: &str) -> Testbed {
 
 /// Writes an inventory for the testbed's hosts (in order) into the testbed's directory.
 fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    inventory_with(tb, decls, "null")
+}
+
+/// Like [`inventory`], with `calico.manifest` set to `manifest` (YAML).
+fn inventory_with(tb: &Testbed, decls: &[Decl], manifest: &str) -> PathBuf {
     let hosts = tb.hosts();
     assert_eq!(hosts.len(), decls.len());
     let h0 = &hosts[0];
     let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
+        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: {manifest}}}\n\
          ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
         h0.user,
         h0.port,
@@ -539,4 +544,34 @@ fn an_unreachable_host_stops_the_run_before_any_change() {
     assert!(run.stderr.contains("node2"), "{}", run.stderr);
     assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
     assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
+}
+
+#[test]
+fn air_gapped_calico_from_a_local_manifest_file() {
+    let tb = testbed(1, "root");
+    let url = format!(
+        "https://raw.githubusercontent.com/projectcalico/calico/{CALICO}/manifests/calico.yaml"
+    );
+    // The file an air-gapped site would have downloaded elsewhere.
+    let manifest = exec(&tb, "node1", &["curl", "-fsSL", &url]);
+    assert!(manifest.contains("calico-node"), "{manifest}");
+    std::fs::write(tb.dir().join("calico-local.yaml"), &manifest).unwrap();
+    let decls = vec![Decl {
+        role: "control-plane",
+        labels: &[],
+        taints: Some(&[]),
+    }];
+    let inv = inventory_with(&tb, &decls, "calico-local.yaml");
+    let run = up(&tb, &inv);
+    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+    // Applied from stdin, not fetched by the host.
+    let audit = tb.audit("node1").unwrap();
+    let applies: Vec<_> = audit
+        .iter()
+        .filter(|r| r.kind == "cmd" && r.argv.first().is_some_and(|a| a == "kubectl"))
+        .filter(|r| r.argv.iter().any(|a| a == "apply"))
+        .collect();
+    assert_eq!(applies.len(), 1, "{applies:#?}");
+    assert!(applies[0].argv.iter().any(|a| a == "-"), "{applies:#?}");
 }
