@@ -72,6 +72,7 @@ macro_rules! mistakes {
 mistakes! {
     syntax: ["6:4: yaml: invalid YAML: while parsing a block collection"];
     unquoted_colon: ["2:54: yaml: invalid YAML: mapping values are not allowed in this context"];
+    tabs: ["2:2: yaml: invalid YAML: tabs disallowed"];
     duplicate_key: ["5:5: yaml: the key `address` appears twice"];
     multiple_documents: ["6:1: yaml: the inventory must be a single YAML document"];
     empty: ["1:1: hosts: the inventory is empty"];

@@ -126,6 +126,15 @@ fn syntax_problem(src: &error::Source, e: &saphyr::ScanError) -> Problem {
             );
         }
     }
+    if info.contains("tabs") {
+        return src.problem(
+            &at,
+            &at,
+            "yaml",
+            format!("invalid YAML: {info}"),
+            Some("indent with spaces: YAML does not allow tabs for indentation".into()),
+        );
+    }
     if info.contains("mapping values are not allowed") {
         return src.problem(
             &at,
