@@ -597,6 +597,50 @@ async fn unreachable_host_is_a_connect_error_and_connect_all_reports_each_host()
     }
 }
 
+/// A port that accepts TCP but never speaks SSH: the handshake times out with a
+/// message that says so, instead of hanging the run.
+#[tokio::test]
+async fn silent_port_times_out_in_the_handshake() {
+    let sshd = Sshd::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut target = sshd.target("root", "id_ed25519");
+    target.port = listener.local_addr().unwrap().port();
+    target.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = Connection::connect_with_agent(&target, None)
+        .await
+        .err()
+        .expect("must time out");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, SshError::Connect { .. }), "{err}");
+    assert!(
+        err.to_string().contains("no SSH handshake within 1s"),
+        "{err}"
+    );
+    drop(listener);
+}
+
+/// The server side of the connection dies mid-command: `run` reports the connection
+/// as lost (not a command failure), and so does the next `run`.
+#[tokio::test]
+async fn connection_killed_mid_command_is_lost() {
+    let sshd = Sshd::start();
+    let conn = sshd.connect_root().await;
+    // The login shell execs `sh` (a single command), so sh's parent is the sshd session
+    // process serving this connection.
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        conn.run(&script("kill -9 $PPID; sleep 5")),
+    )
+    .await
+    .expect("must not hang")
+    .expect_err("the connection is gone");
+    assert!(matches!(err, SshError::Lost { .. }), "{err}");
+    let err = conn.run(&script("true")).await.expect_err("still gone");
+    assert!(matches!(err, SshError::Lost { .. }), "{err}");
+    assert!(conn.is_closed());
+}
+
 #[tokio::test]
 async fn exit_by_signal_is_status_255_with_a_note() {
     let sshd = Sshd::start();
