@@ -807,7 +807,7 @@ fn execute(ctx: &mut Ctx, f: &Flags, plan: &Plan) -> Result<(), i32> {
     let admin = Client::admin(None).map_err(|e| fail("wait-control-plane", e))?;
     match wait_apiserver(ctx, &admin) {
         Ok(t) => {
-            ctx.take_time(15.0);
+            ctx.take_time(20.0);
             println!(
                 "[control-plane-check] kube-controller-manager is healthy after {}",
                 config::go_duration(t + 0.8)

@@ -266,7 +266,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
     };
     println!("[preflight] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...");
     println!("[preflight] Use 'kubeadm init phase upload-config kubeadm --config your-config-file' to re-upload it.");
-    ctx.take_time(2.0);
+    ctx.take_time(3.0);
     let cluster_version = d.version.unwrap_or(kubeadm);
     let cluster_cfg = admin_or_node(&d)
         .get("ConfigMap", Some("kube-system"), "kubeadm-config")
@@ -317,15 +317,17 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         .clone()
         .unwrap_or_else(|| files::to_yaml(&files::kubelet_config(None, &cluster)));
     let pause = version::pause_image(cluster_version, &cluster.image_repository);
-    if let Err(e) = init::kubelet_files(
-        ctx,
-        &socket,
-        &node,
-        &pause,
-        &cfg.node.kubelet_extra_args,
-        &kubelet_yaml,
-        false,
-    ) {
+    // Workers register their taints through the kubelet (kubeadm's
+    // registerTaintsUsingFlags); control planes get them in mark-control-plane.
+    let mut extra = cfg.node.kubelet_extra_args.clone();
+    if cfg.control_plane.is_none() && !taints.is_empty() {
+        let list: Vec<String> = taints
+            .iter()
+            .map(|t| crate::kube::objects::Taint::from_json(t).to_spec_string())
+            .collect();
+        extra.push(("register-with-taints".into(), list.join(",")));
+    }
+    if let Err(e) = init::kubelet_files(ctx, &socket, &node, &pause, &extra, &kubelet_yaml, false) {
         return phase_error("kubelet-start", &e);
     }
     super::restart_kubelet();
@@ -346,7 +348,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
     let _ = poll(scaled(ctx, 5.0, 2.0), || {
         node_client.get("Node", None, &node).ok()
     });
-    ctx.take_time(8.0);
+    ctx.take_time(10.0);
     if let Some(_cp) = &cfg.control_plane {
         let admin = admin_or_node(&d);
         if let Err(e) = init::mark_control_plane(ctx, &admin, &node, &taints) {
@@ -370,9 +372,6 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         println!("Run 'kubectl get nodes' to see this node join the cluster.");
         println!();
     } else {
-        if !taints.is_empty() {
-            let _ = node_client.patch("Node", None, &node, json!({"spec": {"taints": taints}}));
-        }
         println!();
         println!("This node has joined the cluster:");
         println!(

@@ -51,6 +51,25 @@ fn etcd_dir() -> String {
         .unwrap_or_else(|| "/var/lib/etcd".into())
 }
 
+/// Kills the simulated kube-apiserver (the kubelet leaves static Pods' containers
+/// running when it stops; reset removes them). Returns whether one ran.
+fn stop_apiserver() -> bool {
+    let Some(pid) = common::unit_pid("kube-apiserver") else {
+        return false;
+    };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = super::poll(std::time::Duration::from_secs(5), || {
+        common::unit_pid("kube-apiserver").is_none().then_some(())
+    });
+    if let Some(pid) = common::unit_pid("kube-apiserver") {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = std::fs::remove_file(
+        common::ctl_path(testbed::layout::ctl::UNITS).join("kube-apiserver.pid"),
+    );
+    true
+}
+
 /// `kubeadm reset [-f] [--cri-socket S] [--ignore-preflight-errors ...]`
 pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
     let f = match parse_flags(
@@ -107,7 +126,17 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
     if is_cp {
         println!("[reset] Removing info for node from the ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace");
     }
+    // Stop the kubelet and the control-plane "containers" first, so the API server
+    // can't write the state back after its etcd data is gone; print in kubeadm's order.
     let dir = etcd_dir();
+    let kubelet_running = common::unit_pid("kubelet").is_some();
+    if kubelet_running {
+        let _ = crate::os::stop_unit("kubelet");
+        ctx.changed();
+    }
+    if stop_apiserver() {
+        ctx.changed();
+    }
     if is_cp || Path::new(&dir).join("testbed-cluster.json").exists() {
         if clear_dir(&dir) {
             ctx.changed();
@@ -115,25 +144,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         println!("[reset] Deleted contents of the etcd data directory: {dir}");
     }
     println!("[reset] Stopping the kubelet service");
-    if common::unit_pid("kubelet").is_some() {
-        let _ = crate::os::stop_unit("kubelet");
-        ctx.changed();
-    }
     println!("[reset] Unmounting mounted directories in \"/var/lib/kubelet\"");
-    // The kubelet stopping doesn't stop static Pods' containers; reset removes them.
-    if let Some(pid) = common::unit_pid("kube-apiserver") {
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let _ = super::poll(std::time::Duration::from_secs(5), || {
-            common::unit_pid("kube-apiserver").is_none().then_some(())
-        });
-        if let Some(pid) = common::unit_pid("kube-apiserver") {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let _ = std::fs::remove_file(
-            common::ctl_path(testbed::layout::ctl::UNITS).join("kube-apiserver.pid"),
-        );
-        ctx.changed();
-    }
     println!(
         "[reset] Deleting contents of directories: [{}]",
         DIRS.join(" ")
