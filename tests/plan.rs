@@ -705,7 +705,9 @@ fn converge_on(os: testbed::Os, prefix: &str) {
         "not converged:\n{again}\nfacts: {second:#?}"
     );
     let before = tb.audit(name).unwrap().len();
+    let t0 = std::time::Instant::now();
     assert_eq!(second, tb_facts(&tb, name));
+    eprintln!("{name}: facts of a converged host in {:?}", t0.elapsed());
     let changed: Vec<_> = tb.audit(name).unwrap()[before..]
         .iter()
         .filter(|r| r.changed)
