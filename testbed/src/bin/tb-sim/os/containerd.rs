@@ -291,7 +291,7 @@ fn set_state(unit: &str, s: &str) {
 }
 
 /// Serves a listening unix socket until SIGTERM, then removes it and `cleanup` files.
-fn serve(sock: &Path, cleanup: &[&str]) -> i32 {
+fn serve(sock: &Path, cleanup: &[&str], stop_msg: &str) -> i32 {
     let _ = std::fs::remove_file(sock);
     if let Some(d) = sock.parent() {
         let _ = std::fs::create_dir_all(d);
@@ -318,7 +318,7 @@ fn serve(sock: &Path, cleanup: &[&str]) -> i32 {
     for f in cleanup {
         let _ = std::fs::remove_file(f);
     }
-    log("Stop CRI service");
+    log(stop_msg);
     0
 }
 
@@ -357,7 +357,11 @@ pub fn containerd_daemon(_args: &[String]) -> i32 {
     log(&format!("serving... address={sock}"));
     log("containerd successfully booted in 0.041354s");
     set_state("containerd", "running");
-    serve(Path::new(&sock), &[common::CONTAINERD_RUNTIME])
+    serve(
+        Path::new(&sock),
+        &[common::CONTAINERD_RUNTIME],
+        "Stop CRI service",
+    )
 }
 
 const DOCKER_SOCK: &str = "/run/docker.sock";
@@ -380,7 +384,11 @@ pub fn docker_daemon(_args: &[String]) -> i32 {
     log("Daemon has completed initialization");
     log(&format!("API listen on {DOCKER_SOCK}"));
     set_state("docker", "running");
-    serve(Path::new(DOCKER_SOCK), &[])
+    serve(
+        Path::new(DOCKER_SOCK),
+        &[],
+        "Processing signal 'terminated'",
+    )
 }
 
 fn docker_version() -> String {
@@ -396,6 +404,14 @@ pub fn docker_cli(_ctx: &mut Ctx, args: &[String]) -> i32 {
     if first == "--version" || first == "-v" {
         println!("Docker version {v}, build 24.0.7-0ubuntu4.1");
         return 0;
+    }
+    // docker.socket activation: the first connection to the socket starts docker.service.
+    if common::is_root() && common::unit_pid("docker").is_none() {
+        if let Some(sock) = crate::os::systemd::find("docker.socket") {
+            if crate::os::systemd::active_state(sock) == crate::os::systemd::Active::Active {
+                let _ = crate::os::systemd::start_unit("docker");
+            }
+        }
     }
     let daemon_up = common::unit_pid("docker").is_some() && Path::new(DOCKER_SOCK).exists();
     let cannot = || {

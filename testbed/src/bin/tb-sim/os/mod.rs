@@ -28,6 +28,7 @@ pub fn lookup(name: &str) -> Option<Standin> {
         "runc" => containerd::runc_cli,
         "docker" => containerd::docker_cli,
         "crictl" => containerd::crictl_cli,
+        "journalctl" => systemd::journalctl,
         _ => return None,
     })
 }

@@ -157,6 +157,7 @@ pub fn iptables(ctx: &mut Ctx, args: &[String]) -> i32 {
     let mut table = "filter".to_string();
     let mut cmd: Option<(String, Option<String>)> = None;
     let mut rest: Vec<String> = Vec::new();
+    let mut numeric = false;
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -188,7 +189,16 @@ pub fn iptables(ctx: &mut Ctx, args: &[String]) -> i32 {
                 };
                 cmd = Some((short.to_string(), chain));
             }
-            "-n" | "--numeric" | "-v" | "--verbose" | "-w" | "--wait" | "--line-numbers" => {}
+            "-n" | "--numeric" => numeric = true,
+            "-nL" | "-Ln" => {
+                numeric = true;
+                let chain = args.get(i + 1).filter(|c| !c.starts_with('-')).cloned();
+                if chain.is_some() {
+                    i += 1;
+                }
+                cmd = Some(("-L".to_string(), chain));
+            }
+            "-v" | "--verbose" | "-w" | "--wait" | "--line-numbers" => {}
             _ => rest.push(args[i].clone()),
         }
         i += 1;
@@ -354,9 +364,18 @@ pub fn iptables(ctx: &mut Ctx, args: &[String]) -> i32 {
                     }
                 }
                 println!("target     prot opt source               destination         ");
+                let any = if numeric {
+                    if v6 {
+                        "::/0"
+                    } else {
+                        "0.0.0.0/0"
+                    }
+                } else {
+                    "anywhere"
+                };
                 for r in &ch.rules {
                     let target = r.split("-j ").nth(1).unwrap_or("").trim();
-                    println!("{target:<10} all  --  0.0.0.0/0            0.0.0.0/0           ");
+                    println!("{target:<10} all  --  {any:<20} {any:<20}");
                 }
             }
             0

@@ -560,7 +560,6 @@ fn lookup_or(verb: &str, unit: &str) -> Result<&'static UnitDef, Failure> {
 }
 
 /// What `systemctl start UNIT` does, without an audit record.
-#[allow(dead_code)]
 pub fn start_unit(unit: &str) -> Result<(), String> {
     let def = lookup_or("start", unit).map_err(|f| f.1)?;
     start_def(def).map(|_| ()).map_err(|f| f.1)
@@ -1153,4 +1152,81 @@ fn status(units: &[&str]) -> i32 {
         }
     }
     code
+}
+
+/// `journalctl -u UNIT [-n N] [--no-pager] [-q]`: the daemon's output (`ctl/units/UNIT.log`)
+/// with journal-style prefixes. Without `-u`, every unit's log.
+pub fn journalctl(ctx: &mut Ctx, args: &[String]) -> i32 {
+    let mut units: Vec<String> = Vec::new();
+    let mut lines: Option<usize> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-u" | "--unit" => {
+                if let Some(u) = it.next() {
+                    units.push(normalize(u));
+                }
+            }
+            "-n" | "--lines" => lines = it.next().and_then(|n| n.parse().ok()),
+            s if s.starts_with("--unit=") => units.push(normalize(&s[7..])),
+            s if s.starts_with("--lines=") => lines = s[8..].parse().ok(),
+            s if s.starts_with("-n") && s.len() > 2 => lines = s[2..].parse().ok(),
+            _ => {}
+        }
+    }
+    if !common::is_root() {
+        eprintln!("Hint: You are currently not seeing messages from other users and the system.\n      Users in groups 'adm', 'systemd-journal' can see all messages.\n      Pass -q to turn off this notice.");
+        println!("-- No entries --");
+        return 0;
+    }
+    if units.is_empty() {
+        units = UNITS.iter().map(|d| d.name.to_string()).collect();
+    }
+    let host = common::hostname();
+    let mut out: Vec<String> = Vec::new();
+    for u in &units {
+        let b = base(u);
+        let text = std::fs::read_to_string(units_file(&format!("{b}.log"))).unwrap_or_default();
+        let pid = common::unit_pid(b).unwrap_or(0);
+        // Lines carry no time of their own; the log's last change stands in.
+        let when = std::fs::metadata(units_file(&format!("{b}.log")))
+            .and_then(|m| m.modified())
+            .map(journal_time)
+            .unwrap_or_default();
+        for l in text.lines() {
+            out.push(format!("{when} {host} {b}[{pid}]: {l}"));
+        }
+    }
+    let _ = ctx;
+    if out.is_empty() {
+        println!("-- No entries --");
+        return 0;
+    }
+    let skip = lines.map(|n| out.len().saturating_sub(n)).unwrap_or(0);
+    for l in &out[skip..] {
+        println!("{l}");
+    }
+    0
+}
+
+/// "Nov 25 17:46:27" in local time, journalctl's short format.
+fn journal_time(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let mut buf = [0u8; 32];
+    let fmt = c"%b %d %H:%M:%S";
+    // SAFETY: tm and buf are valid for the calls; strftime writes at most buf.len() bytes.
+    let n = unsafe {
+        libc::localtime_r(&secs, &mut tm);
+        libc::strftime(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            fmt.as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
