@@ -64,6 +64,8 @@ pub struct HostFacts {
     pub swap_on: bool,
     /// Content of /proc/sys/net/ipv4/ip_forward (None: file missing).
     pub ip_forward: Option<String>,
+    /// /proc/sys/net/bridge/bridge-nf-call-iptables (None: br_netfilter not loaded).
+    pub bridge_nf: Option<String>,
     pub cri: Option<Cri>,
     pub kubelet: Option<KVer>,
     /// Whether the kubelet unit exists (package installed) and is enabled.
@@ -97,22 +99,27 @@ fn port(f: &HostFacts, p: u16) -> Outcome {
     }
 }
 
-fn cri(f: &HostFacts, socket: &str) -> Option<Outcome> {
+/// The CRI check. kubeadm <= 1.30 asked `crictl info` (its fatal log line ends up in the
+/// message); from 1.31 it talks CRI itself.
+fn cri(f: &HostFacts, socket: &str, kubeadm: KVer) -> Option<Outcome> {
     let path = socket.trim_start_matches("unix://");
-    let prefix = format!(
-        "container runtime is not running: validate service connection: validate CRI v1 runtime API for endpoint \"{socket}\": rpc error:"
-    );
-    Some(match f.cri.as_ref()? {
-        Cri::Ok => Outcome::ok("CRI"),
-        Cri::NoSocket => Outcome::err(
-            "CRI",
-            format!("{prefix} code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {path}: connect: no such file or directory\""),
-        ),
-        Cri::Unimplemented => Outcome::err(
-            "CRI",
-            format!("{prefix} code = Unimplemented desc = unknown service runtime.v1.RuntimeService"),
-        ),
-    })
+    let why = match f.cri.as_ref()? {
+        Cri::Ok => return Some(Outcome::ok("CRI")),
+        Cri::NoSocket => format!("code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {path}: connect: no such file or directory\""),
+        Cri::Unimplemented => "code = Unimplemented desc = unknown service runtime.v1.RuntimeService".to_string(),
+    };
+    let msg = if kubeadm.minor <= 30 {
+        let ts = crate::kube::objects::rfc3339(crate::common::now());
+        format!(
+            "container runtime is not running: output: time=\"{ts}\" level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"{socket}\\\": rpc error: {}\"\n, error: exit status 1",
+            why.replace('"', "\\\"")
+        )
+    } else {
+        format!(
+            "container runtime is not running: validate service connection: validate CRI v1 runtime API for endpoint \"{socket}\": rpc error: {why}"
+        )
+    };
+    Some(Outcome::err("CRI", msg))
 }
 
 fn swap(f: &HostFacts) -> Outcome {
@@ -173,6 +180,21 @@ fn service_kubelet(f: &HostFacts) -> Outcome {
     }
 }
 
+/// kubeadm < 1.30 also required bridge-nf-call-iptables (kubernetes/kubernetes#123464
+/// dropped the check); the file only exists while br_netfilter is loaded.
+fn bridge_nf(f: &HostFacts, kubeadm: KVer) -> Option<Outcome> {
+    if kubeadm.minor >= 30 {
+        return None;
+    }
+    let name = "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables";
+    let path = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    Some(match f.bridge_nf.as_deref().map(str::trim) {
+        None => Outcome::err(name, format!("{path} does not exist")),
+        Some("1") => Outcome::ok(name),
+        Some(_) => Outcome::err(name, format!("{path} contents are not set to 1")),
+    })
+}
+
 fn ip_forward(f: &HostFacts) -> Outcome {
     let name = "FileContent--proc-sys-net-ipv4-ip_forward";
     match f.ip_forward.as_deref().map(str::trim) {
@@ -187,7 +209,7 @@ fn ip_forward(f: &HostFacts) -> Outcome {
 
 fn common(f: &HostFacts, kubeadm: KVer, k8s: Option<KVer>, socket: &str) -> Vec<Outcome> {
     let mut out = vec![];
-    out.extend(cri(f, socket));
+    out.extend(cri(f, socket, kubeadm));
     out.push(swap(f));
     out.extend(exec_checks(f, k8s));
     out.push(kubelet_version(f, kubeadm, k8s));
@@ -226,6 +248,7 @@ pub fn init_checks(
     }
     if !secondary {
         out.extend(common(f, kubeadm, Some(k8s), socket));
+        out.extend(bridge_nf(f, kubeadm));
         out.push(ip_forward(f));
     }
     out.push(port(f, 2379));
@@ -254,6 +277,7 @@ pub fn join_checks(
     if !control_plane {
         out.push(file_available(f, "/etc/kubernetes/pki/ca.crt"));
     }
+    out.extend(bridge_nf(f, kubeadm));
     out.push(ip_forward(f));
     out
 }
@@ -399,6 +423,10 @@ pub fn gather(socket: &str, files: &[&str], dirs: &[&str], ports: &[u16]) -> Hos
                 .cloned()
                 .unwrap_or_else(|| "0".into()),
         ),
+        bridge_nf: kernel
+            .sysctls
+            .get("net.bridge.bridge-nf-call-iptables")
+            .cloned(),
         cri: Some(probe_cri(socket)),
         kubelet: version::kubelet_version(),
         kubelet_unit: unit_installed,
@@ -518,6 +546,27 @@ mod tests {
         assert!(e.contains(
             "dial unix /var/run/containerd/containerd.sock: connect: no such file or directory"
         ));
+    }
+
+    #[test]
+    fn older_kubeadm_checks_bridge_nf_and_words_cri_like_crictl() {
+        let mut f = healthy();
+        f.cri = Some(Cri::Unimplemented);
+        let o = init_checks(
+            &f,
+            v("1.29.3"),
+            v("1.29.3"),
+            6443,
+            DEFAULT_CRI_SOCKET,
+            "/var/lib/etcd",
+            false,
+        );
+        let e = report(&o, &BTreeSet::new()).1.unwrap();
+        assert!(e.contains("[ERROR FileContent--proc-sys-net-bridge-bridge-nf-call-iptables]: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist"));
+        assert!(e.contains("[ERROR CRI]: container runtime is not running: output: time=\""));
+        assert!(e.contains("level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"unix:///var/run/containerd/containerd.sock\\\": rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService\"\n, error: exit status 1"));
+        let (_, e) = init(&healthy());
+        assert!(e.is_none(), "1.34 has no bridge-nf check");
     }
 
     #[test]
