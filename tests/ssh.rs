@@ -759,3 +759,52 @@ async fn measure_reuse_vs_reconnect() {
         reconnect.as_secs_f64() * 10.0
     );
 }
+
+/// Against a running testbed (`testbed up --dir DIR`): connects to every host of
+/// `DIR/hosts.json` with `connect_all`, checks sudo, runs a root command on each.
+/// Run with `BOOTSTRAP_TESTBED_DIR=DIR cargo test -p bootstrap --test ssh -- --ignored
+/// testbed_hosts`; without the variable it fails rather than passing vacuously.
+#[tokio::test]
+#[ignore = "needs a running testbed; set BOOTSTRAP_TESTBED_DIR"]
+async fn testbed_hosts() {
+    let dir = std::env::var("BOOTSTRAP_TESTBED_DIR")
+        .expect("set BOOTSTRAP_TESTBED_DIR to a `testbed up --dir` directory");
+    let text = std::fs::read_to_string(Path::new(&dir).join("hosts.json")).unwrap();
+    let hosts: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let targets: Vec<Target> = hosts
+        .iter()
+        .map(|h| Target {
+            host: h["name"].as_str().unwrap().to_string(),
+            address: h["address"].as_str().unwrap().to_string(),
+            port: h["port"].as_u64().unwrap() as u16,
+            user: h["user"].as_str().unwrap().to_string(),
+            identity_file: Some(PathBuf::from(h["identity_file"].as_str().unwrap())),
+            known_hosts_file: PathBuf::from(h["known_hosts"].as_str().unwrap()),
+            connect_timeout: Duration::from_secs(10),
+        })
+        .collect();
+    let started = Instant::now();
+    let results = bootstrap::ssh::connect_all(&targets, 0).await;
+    println!(
+        "connect_all: {} hosts in {:?}",
+        results.len(),
+        started.elapsed()
+    );
+    for (host, result) in results {
+        match result {
+            Err(e) => println!("{host}: {e}"),
+            Ok(conn) => {
+                let out = conn
+                    .run(&RemoteCommand {
+                        script: "id -u; cat /etc/os-release | head -1".to_string(),
+                        root: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                println!("{host}: {out:?}");
+                assert!(out.stdout.starts_with("0\n"), "{out:?}");
+            }
+        }
+    }
+}

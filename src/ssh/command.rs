@@ -25,7 +25,7 @@ pub fn exec_string(script: &str, root: bool, login_user: &str) -> Result<String,
 /// When a `sudo -n` wrapped command failed because of sudo itself (not the script),
 /// the reason, so the caller can turn it into `SshError::Sudo`. The script's own
 /// failures never start with these exact sudo messages on the first stderr line.
-pub fn sudo_failure(status: u32, stderr: &str) -> Option<String> {
+pub fn sudo_failure(status: u32, stderr: &str, user: &str) -> Option<String> {
     if status == 0 {
         return None;
     }
@@ -47,8 +47,8 @@ pub fn sudo_failure(status: u32, stderr: &str) -> Option<String> {
     ];
     if first.starts_with("sudo: ") && SUDO_REFUSALS.iter().any(|m| first.contains(m)) {
         return Some(format!(
-            "{first}; allow it passwordless (e.g. `USER ALL=(ALL) NOPASSWD:ALL` in \
-             /etc/sudoers.d/) or connect as root"
+            "{first}; allow it passwordless (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in a file \
+             under /etc/sudoers.d/) or connect as root"
         ));
     }
     None
@@ -99,16 +99,18 @@ mod tests {
 
     #[test]
     fn sudo_refusals_are_recognised() {
-        assert!(sudo_failure(1, "sudo: a password is required\n").is_some());
+        assert!(sudo_failure(1, "sudo: a password is required\n", "ubuntu")
+            .is_some_and(|r| r.contains("`ubuntu ALL=(ALL) NOPASSWD:ALL`")));
         assert!(sudo_failure(
             1,
-            "sudo: ubuntu is not in the sudoers file.  This incident will be reported.\n"
+            "sudo: ubuntu is not in the sudoers file.  This incident will be reported.\n",
+            "ubuntu"
         )
         .is_some());
-        assert!(sudo_failure(127, "sh: 1: sudo: not found\n").is_some());
+        assert!(sudo_failure(127, "sh: 1: sudo: not found\n", "u").is_some());
         // The script's own failures are not sudo's.
-        assert!(sudo_failure(1, "E: Unable to locate package foo\n").is_none());
-        assert!(sudo_failure(0, "sudo: a password is required\n").is_none());
-        assert!(sudo_failure(2, "kubeadm: error\nsudo: a password is required").is_none());
+        assert!(sudo_failure(1, "E: Unable to locate package foo\n", "u").is_none());
+        assert!(sudo_failure(0, "sudo: a password is required\n", "u").is_none());
+        assert!(sudo_failure(2, "kubeadm: error\nsudo: a password is required", "u").is_none());
     }
 }

@@ -115,9 +115,11 @@ impl std::fmt::Display for Rejection {
                 "the host key of {lookup} HAS CHANGED: the server offered {offered} but \
                  {file}:{line} records {recorded}. Someone may be intercepting the connection \
                  (man-in-the-middle), or the host was reinstalled. If you know the change is \
-                 legitimate, remove the old entry (`ssh-keygen -R '{lookup}' -f {file}`) and \
+                 legitimate, remove the old entry (`ssh-keygen -R {qlookup} -f {qfile}`) and \
                  add the new key after verifying it",
-                file = file.display()
+                file = file.display(),
+                qlookup = shell_word(lookup),
+                qfile = shell_word(&file.display().to_string()),
             ),
             Rejection::Revoked {
                 lookup,
@@ -137,6 +139,11 @@ impl std::fmt::Display for Rejection {
             ),
         }
     }
+}
+
+/// `s` quoted for pasting into a shell, when it needs it.
+fn shell_word(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into_owned())
 }
 
 /// `ED25519 key SHA256:...`, as `ssh` describes an offered key.

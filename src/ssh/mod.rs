@@ -387,7 +387,9 @@ impl Connection {
         }
 
         if cmd.root && self.target.user != "root" {
-            if let Some(reason) = command::sudo_failure(output.status, &output.stderr) {
+            if let Some(reason) =
+                command::sudo_failure(output.status, &output.stderr, &self.target.user)
+            {
                 return Err(SshError::Sudo {
                     host: host.clone(),
                     user: self.target.user.clone(),
