@@ -328,11 +328,15 @@ pub fn retag(text: &str, image_name: &str, tag: &str) -> String {
 
 /// Rewrites this node's control-plane manifests for `target`; returns whether the
 /// API server manifest changed.
-fn upgrade_manifests(ctx: &mut Ctx, target: KVer, etcd: bool) -> Result<bool, String> {
+fn upgrade_manifests(
+    ctx: &mut Ctx,
+    target: KVer,
+    etcd: bool,
+) -> Result<Vec<(String, String)>, String> {
     let stamp = crate::kube::objects::rfc3339(common::now()).replace(':', "-");
     let backup = format!("/etc/kubernetes/tmp/kubeadm-backup-manifests-{stamp}");
     println!("[upgrade/staticpods] Writing new Static Pod manifests to \"/etc/kubernetes/tmp/kubeadm-upgraded-manifests{stamp}\"");
-    let mut api_changed = false;
+    let mut moved = vec![];
     let mut comps: Vec<(&str, String)> = vec![];
     if etcd {
         comps.push(("etcd", version::images_for(target).etcd.to_string()));
@@ -365,13 +369,20 @@ fn upgrade_manifests(ctx: &mut Ctx, target: KVer, etcd: bool) -> Result<bool, St
         println!("[upgrade/staticpods] Moved new manifest to \"{path}\" and backed up old manifest to \"{backup}/{comp}.yaml\"");
         println!("[upgrade/staticpods] Waiting for the kubelet to restart the component");
         println!("[upgrade/staticpods] This can take up to 5m0s");
-        if comp == "kube-apiserver" {
-            api_changed = true;
-        }
+        moved.push((path.clone(), format!("{backup}/{comp}.yaml")));
         println!("[apiclient] Found 1 Pods for label selector component={comp}");
         println!("[upgrade/staticpods] Component \"{comp}\" upgraded successfully!");
     }
-    Ok(api_changed)
+    Ok(moved)
+}
+
+/// Puts the backed-up manifests back (kubeadm's rollback after a failed upgrade).
+fn rollback(moved: &[(String, String)]) {
+    for (path, backup) in moved {
+        if let Ok(old) = std::fs::read(backup) {
+            let _ = common::write_atomic(Path::new(path), &old);
+        }
+    }
 }
 
 /// Renews the leaf certificates like kubeadm does during a control-plane upgrade.
@@ -503,13 +514,15 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
     ctx.take_time(30.0);
     println!("[upgrade/control-plane] Upgrading your static Pod-hosted control plane to version \"{target}\" (timeout: 5m0s)...");
     let etcd = f.get("etcd-upgrade").map(|v| v != "false").unwrap_or(true);
-    if let Err(e) = upgrade_manifests(ctx, target, etcd) {
-        return phase_error("control-plane", &e);
-    }
+    let moved = match upgrade_manifests(ctx, target, etcd) {
+        Ok(m) => m,
+        Err(e) => return phase_error("control-plane", &e),
+    };
     if f.get("certificate-renewal") != Some("false") {
         renew_certs(ctx);
     }
     if !wait_version(ctx, &c.client, target) {
+        rollback(&moved);
         return phase_error("control-plane", "couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier state. Errors faced: timed out waiting for the condition");
     }
     ctx.take_time(60.0);
