@@ -27,6 +27,39 @@ pub const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 /// The taint kubeadm puts on control planes by default.
 pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
 
+/// One command applying all of a node's changes: a single `kubectl label` with every
+/// label (kubectl takes several `k=v`), then one `kubectl taint` per taint change, joined
+/// with `&&` so the first failure stops it. One round trip per node instead of one per
+/// change.
+pub fn changes_command(node: &str, changes: &[NodeChange]) -> RemoteCommand {
+    let labels: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            NodeChange::Label { key, value, .. } => Some(quote(&format!("{key}={value}"))),
+            _ => None,
+        })
+        .collect();
+    let mut parts = Vec::new();
+    if !labels.is_empty() {
+        parts.push(format!(
+            "{KUBECTL} label node {} {} --overwrite",
+            quote(node),
+            labels.join(" ")
+        ));
+    }
+    parts.extend(
+        changes
+            .iter()
+            .filter(|c| !matches!(c, NodeChange::Label { .. }))
+            .map(|c| c.script(node)),
+    );
+    RemoteCommand {
+        script: parts.join(" && "),
+        root: true,
+        ..Default::default()
+    }
+}
+
 /// Taint key prefixes owned by Kubernetes controllers, never added or removed by us.
 const CONTROLLER_TAINT_PREFIXES: &[&str] =
     &["node.kubernetes.io/", "node.cloudprovider.kubernetes.io/"];
@@ -350,15 +383,6 @@ pub fn get_nodes_command() -> RemoteCommand {
     }
 }
 
-/// The script that reads one node object (read-only).
-pub fn get_node_command(name: &str) -> RemoteCommand {
-    RemoteCommand {
-        script: format!("{KUBECTL} get node {} -o json", quote(name)),
-        root: true,
-        ..Default::default()
-    }
-}
-
 /// What is known about Calico from the control plane.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CalicoState {
@@ -630,6 +654,27 @@ mod tests {
         assert_eq!(changes.len(), 2);
         assert!(matches!(changes[0], NodeChange::Taint { old: None, .. }));
         assert!(matches!(changes[1], NodeChange::Untaint { .. }));
+    }
+
+    #[test]
+    fn one_command_per_node() {
+        let nodes = parse_nodes(NODES).unwrap();
+        let h = host(
+            "master",
+            Role::ControlPlane,
+            &[("type", "mysql"), ("tier", "db")],
+            vec![taint("dedicated", Some("db"), "NoExecute")],
+        );
+        let changes = diff(&h, &nodes[0]);
+        assert_eq!(changes.len(), 4);
+        let cmd = changes_command("master", &changes);
+        assert!(cmd.root);
+        assert_eq!(
+            cmd.script,
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf label node master 'tier=db' 'type=mysql' --overwrite \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf taint node master 'dedicated=db:NoExecute' --overwrite \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf taint node master node-role.kubernetes.io/control-plane:NoSchedule-"
+        );
     }
 
     #[test]

@@ -260,11 +260,12 @@ pub fn plan(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::inventory::{Calico, Cluster, Ssh, Taint};
 
-    fn inv() -> Inventory {
+    /// The article's two hosts, for tests of other phases too.
+    pub(crate) fn inv() -> Inventory {
         let host = |name: &str, role, labels: &[(&str, &str)], taints| Host {
             name: name.into(),
             address: "10.0.0.1".into(),

@@ -188,6 +188,8 @@ pub struct Ctx {
     pub timeout: Duration,
     /// Set by the join-token phase, used by the join phase. Secret.
     pub join: Mutex<Option<join_token::JoinCommand>>,
+    /// The node objects read at the start of the labels phase, shared by its tasks.
+    pub nodes_now: tokio::sync::OnceCell<Result<Vec<crate::cluster::Node>, Failure>>,
     outcomes: Mutex<BTreeMap<String, Outcome>>,
 }
 
@@ -235,6 +237,7 @@ impl Ctx {
             parallelism: parallelism.max(1),
             timeout,
             join: Mutex::new(None),
+            nodes_now: tokio::sync::OnceCell::new(),
             outcomes: Mutex::new(outcomes),
         }
     }

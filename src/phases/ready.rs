@@ -1,13 +1,23 @@
-//! Phase `ready`: wait until every node is Ready, then check the whole cluster once more
-//! against the inventory. `up` exits 0 only if every inventory host is a Ready node at
-//! the inventory's version with exactly its declared labels and taints.
+//! Phase `ready`: wait until every node is Ready, then check the whole cluster against
+//! the inventory. `up` exits 0 only if every inventory host is a Ready node at the
+//! inventory's version with exactly its declared labels and taints.
+//!
+//! `kubectl wait --for=condition=Ready node --all` (reference §6) does the waiting, but
+//! it only knows the nodes that exist and a node may flap right after it; so the node
+//! objects are then polled until everything holds or `--timeout` (counted from the start
+//! of this phase) runs out. Only readiness is waited for: a wrong version, label or taint
+//! will not fix itself and fails at once.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Ctx, Failure, HostFuture};
 use crate::cli::kubectl_duration;
 use crate::cluster::{self, KUBECTL};
 use crate::ssh::RemoteCommand;
+
+/// Between two reads of the node objects while waiting.
+const POLL: Duration = Duration::from_secs(2);
 
 /// The control plane waits and checks, once, whenever anything was planned (a node was
 /// not Ready, or something changed that could affect readiness, labels or taints).
@@ -19,8 +29,8 @@ pub fn hosts(ctx: &Ctx) -> Vec<String> {
     }
 }
 
-/// `kubectl wait` for every node, bounded by `--timeout` (reference §6).
-pub fn wait_command(timeout: std::time::Duration) -> RemoteCommand {
+/// `kubectl wait` for every node, bounded by `timeout`.
+pub fn wait_command(timeout: Duration) -> RemoteCommand {
     RemoteCommand {
         script: format!(
             "{KUBECTL} wait --for=condition=Ready node --all --timeout={}",
@@ -33,6 +43,7 @@ pub fn wait_command(timeout: std::time::Duration) -> RemoteCommand {
 
 pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
     Box::pin(async move {
+        let deadline = Instant::now() + ctx.timeout;
         ctx.exec(
             &host,
             &host,
@@ -40,47 +51,115 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
             &wait_command(ctx.timeout),
         )
         .await?;
-        verify(&ctx, &host).await?;
-        Ok(false)
+        loop {
+            let problems = check(&ctx, &host).await?;
+            if problems.is_empty() {
+                return Ok(false);
+            }
+            let only_waiting = problems.iter().all(|p| p.waiting);
+            if !only_waiting || Instant::now() + POLL > deadline {
+                let text: Vec<String> = problems.into_iter().map(|p| p.text).collect();
+                return Err(Failure::new("verify nodes", text.join("; ")));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     })
 }
 
+/// Something that keeps the cluster from matching the inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub text: String,
+    /// Time may fix it (a node not registered or not Ready yet).
+    pub waiting: bool,
+}
+
 /// Reads every node object and lists what still differs from the inventory.
-pub async fn verify(ctx: &Ctx, cp: &str) -> Result<(), Failure> {
+async fn check(ctx: &Ctx, cp: &str) -> Result<Vec<Problem>, Failure> {
     let step = "verify nodes";
     let out = ctx
         .exec(cp, cp, step, &cluster::get_nodes_command())
         .await?;
     let nodes = cluster::parse_nodes(&out.stdout).map_err(|e| Failure::new(step, e.to_string()))?;
-    let problems = problems(ctx, &nodes);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::new(step, problems.join("; ")))
-    }
+    Ok(problems(&ctx.inv, &nodes))
 }
 
-/// What keeps the cluster from matching the inventory, one sentence per problem.
-pub fn problems(ctx: &Ctx, nodes: &[cluster::Node]) -> Vec<String> {
-    let version = &ctx.inv.cluster.kubernetes_version;
+/// What keeps `nodes` from matching the inventory, one sentence per problem.
+pub fn problems(inv: &crate::inventory::Inventory, nodes: &[cluster::Node]) -> Vec<Problem> {
+    let version = &inv.cluster.kubernetes_version;
     let mut problems = Vec::new();
-    for host in &ctx.inv.hosts {
+    let mut push = |text: String, waiting: bool| problems.push(Problem { text, waiting });
+    for host in &inv.hosts {
         let Some(node) = nodes.iter().find(|n| n.name == host.name) else {
-            problems.push(format!("{} is not a node of the cluster", host.name));
+            push(format!("{} is not a node of the cluster", host.name), true);
             continue;
         };
         if !node.ready {
-            problems.push(format!("{} is not Ready", host.name));
+            push(format!("{} is not Ready", host.name), true);
         }
         if !node.has_version(version) {
-            problems.push(format!(
-                "{} runs kubelet {} instead of v{version}",
-                host.name, node.kubelet_version
-            ));
+            push(
+                format!(
+                    "{} runs kubelet {} instead of v{version}",
+                    host.name, node.kubelet_version
+                ),
+                false,
+            );
         }
         for change in cluster::diff(host, node) {
-            problems.push(format!("{} still needs: {change}", host.name));
+            push(format!("{} still needs: {change}", host.name), false);
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Node;
+
+    fn node(name: &str, labels: &[(&str, &str)], ready: bool, version: &str) -> Node {
+        Node {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            taints: vec![],
+            unschedulable: false,
+            kubelet_version: version.into(),
+            ready,
+        }
+    }
+
+    #[test]
+    fn only_readiness_is_worth_waiting_for() {
+        let inv = super::super::cluster_plan::tests::inv();
+        let good = vec![
+            node("master", &[("type", "mysql")], true, "v1.34.2"),
+            node("worker1", &[("type", "wordpress")], true, "v1.34.2"),
+        ];
+        assert!(problems(&inv, &good).is_empty());
+
+        let p = problems(&inv, &good[..1]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].waiting, "{p:?}");
+        assert_eq!(p[0].text, "worker1 is not a node of the cluster");
+
+        let mut bad = good.clone();
+        bad[0].ready = false;
+        bad[1].labels.clear();
+        bad[1].kubelet_version = "v1.34.1".into();
+        let p = problems(&inv, &bad);
+        assert_eq!(
+            p.iter()
+                .map(|p| (p.text.as_str(), p.waiting))
+                .collect::<Vec<_>>(),
+            vec![
+                ("master is not Ready", true),
+                ("worker1 runs kubelet v1.34.1 instead of v1.34.2", false),
+                ("worker1 still needs: label type=wordpress", false),
+            ]
+        );
+    }
 }
