@@ -332,3 +332,12 @@ pub fn sshd_pid(host: &HostState) -> Result<i32> {
         .find(|c| procs::comm(*c) == "sshd")
         .ok_or_else(|| Error::host(&host.name, "has no running sshd"))
 }
+
+/// Deletes a powered-off host's directory.
+pub fn remove_files(dir: &Path, host: &HostState) -> Result<()> {
+    let root = HostPaths::new(dir, &host.name).root;
+    match std::fs::remove_dir_all(&root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", root, e)),
+        _ => Ok(()),
+    }
+}

@@ -152,7 +152,11 @@ pub fn delete_host(x: u8, index: usize, host: &str) -> Result<()> {
 
 fn ignore_missing(r: Result<String>) -> Result<()> {
     match r {
-        Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
+        Err(Error::Command { stderr, .. })
+            if stderr.contains("Cannot find device") || stderr.contains("No such device") =>
+        {
+            Ok(())
+        }
         r => r.map(|_| ()),
     }
 }

@@ -347,12 +347,16 @@ impl Testbed {
         h: &HostState,
         client_pub: &str,
     ) -> Result<(i32, String)> {
+        let t = Instant::now();
         host::prepare(&self.dir, st, h)?;
+        let t_prepare = t.elapsed();
         let paths = HostPaths::new(&self.dir, &h.name);
         let key = paths.root.join("ssh_host_ed25519_key");
         let host_pub = keys::generate(&key, &format!("root@{}", h.name))?;
         let host_key = std::fs::read_to_string(&key).map_err(|e| Error::io("read", &key, e))?;
+        let t_key = t.elapsed();
         net::create_host(st.subnet, h.index, &h.name)?;
+        let t_net = t.elapsed();
         let provision = Provision {
             os: st.os.as_str().to_string(),
             address: h.address.clone(),
@@ -362,6 +366,15 @@ impl Testbed {
             sudo_password: st.sudo_password,
         };
         let pid = host::boot(&self.dir, h, Some(provision))?;
+        if std::env::var_os("TESTBED_TRACE").is_some() {
+            eprintln!(
+                "{}: prepare {t_prepare:?}, key {:?}, net {:?}, boot {:?}",
+                h.name,
+                t_key - t_prepare,
+                t_net - t_key,
+                t.elapsed() - t_net
+            );
+        }
         Ok((pid, host_pub))
     }
 
@@ -570,15 +583,25 @@ impl Testbed {
                 }
             }
         }
-        let mut errors = vec![];
-        for h in &st.hosts {
-            if let Err(e) = host::power_off(&st, h) {
-                errors.push(e.to_string());
+        // Then per host, in parallel: wait for the namespace to empty, delete it, and
+        // delete the host's files (unlinking thousands of small files is the slow part).
+        let next = AtomicUsize::new(0);
+        let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL.min(st.hosts.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(h) = st.hosts.get(i) else { break };
+                    let r = host::power_off(&st, h)
+                        .and_then(|_| net::delete_host(st.subnet, h.index, &h.name))
+                        .and_then(|_| host::remove_files(&self.dir, h));
+                    if let Err(e) = r {
+                        errors.lock().unwrap().push(e.to_string());
+                    }
+                });
             }
-            if let Err(e) = net::delete_host(st.subnet, h.index, &h.name) {
-                errors.push(e.to_string());
-            }
-        }
+        });
+        let mut errors = errors.into_inner().unwrap();
         if let Err(e) = net::delete_bridge(st.subnet) {
             errors.push(e.to_string());
         }

@@ -87,11 +87,17 @@ pub fn init(args: &[String]) -> i32 {
         }
     };
     let ctl_path = PathBuf::from(format!("/proc/self/fd/{}", ctl.as_raw_fd()));
+    // Opened now: once PID 1 mounts its own /proc, /proc/self no longer names us.
+    let mut pid_file = match File::create(ctl_path.join(ctl_manager::INIT_PID)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tb-sim init: creating init.pid: {e}");
+            return 1;
+        }
+    };
     match outer(&spec, Path::new(spec_path)) {
         Ok(Some(pid1)) => {
-            if let Err(e) =
-                std::fs::write(ctl_path.join(ctl_manager::INIT_PID), format!("{pid1}\n"))
-            {
+            if let Err(e) = writeln!(pid_file, "{pid1}") {
                 eprintln!("tb-sim init: writing init.pid: {e}");
                 return 1;
             }
