@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::ssh::{redact, Output, RemoteCommand};
+use crate::ssh::{redact, Output, RemoteCommand, SshError};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RunLogError {
@@ -112,6 +112,20 @@ impl HostLog {
         section(&mut entry, "stderr", &output.stderr);
         entry.push('\n');
         append(&self.path, &redact(&entry, &cmd.secrets))
+    }
+
+    /// Appends whatever `Connection::run` returned: output or error.
+    pub fn record_result(
+        &self,
+        step: &str,
+        cmd: &RemoteCommand,
+        result: &Result<Output, SshError>,
+        elapsed: Duration,
+    ) -> Result<(), RunLogError> {
+        match result {
+            Ok(output) => self.record(step, cmd, output, elapsed),
+            Err(e) => self.record_error(step, cmd, e, elapsed),
+        }
     }
 
     /// Appends a command that did not complete (connection lost, sudo refused...).
@@ -224,10 +238,13 @@ mod tests {
         let host = log.host("node-1");
         host.record("join", &cmd, &out, Duration::from_millis(1500))
             .unwrap();
-        host.record_error(
+        host.record_result(
             "join",
             &cmd,
-            &format!("lost while sending {TOKEN}"),
+            &Err(SshError::Lost {
+                host: "node-1".to_string(),
+                reason: format!("lost while sending {TOKEN}"),
+            }),
             Duration::ZERO,
         )
         .unwrap();
