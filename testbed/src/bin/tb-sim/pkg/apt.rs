@@ -165,111 +165,124 @@ fn update(ctx: &mut Ctx, o: &Opts) -> i32 {
         }
     };
     let os = ctx.config.os.clone();
-    let (base, suites) = catalog::distro_archive(&os);
     let mut n = 0;
     let mut warnings: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut fetched = 0usize;
-    // The distro archive's lists come with the install and never change: always "Hit".
-    let mut distro: Vec<String> = Vec::new();
-    for s in sources::configured()
-        .iter()
-        .filter(|s| s.kind == Kind::Distro)
-    {
-        let uri = s.uri.trim_end_matches('/').replace("file:///", "file:/");
-        let line = format!("{uri} {} InRelease", s.suite);
-        if !distro.contains(&line) {
-            distro.push(line);
-        }
-    }
-    if distro.is_empty() {
-        distro = suites
-            .iter()
-            .map(|s| format!("{base} {s} InRelease"))
-            .collect();
-    }
-    for line in distro {
-        n += 1;
-        println!("Hit:{n} {line}");
-    }
-    ctx.take_time(2.0);
     let mut seen = BTreeSet::new();
     for src in sources::configured() {
-        if src.kind == Kind::Distro || !seen.insert(src.lists_file()) {
+        if !seen.insert((src.uri.clone(), src.suite.clone())) {
             continue;
         }
         n += 1;
         let label = src.label();
-        let host = src.host();
-        if !net::host_known(&host) || download_fault(&host).is_some() {
+        let host = match src.kind {
+            Kind::Distro => net::split_url(catalog::distro_archive(&os).0)
+                .map(|x| x.0)
+                .unwrap_or_default(),
+            _ => src.host(),
+        };
+        let reachable = src.kind == Kind::Distro || net::host_known(&host);
+        if !reachable || download_fault(&host).is_some() {
             println!("Ign:{n} {label} InRelease");
             println!("Err:{n} {label} InRelease");
             println!("  Temporary failure resolving '{host}'");
             warnings.push(format!(
-                "W: Failed to fetch {}/InRelease  Temporary failure resolving '{host}'",
-                src.uri.trim_end_matches('/')
+                "W: Failed to fetch {}/{}InRelease  Temporary failure resolving '{host}'",
+                src.display_uri(),
+                if src.suite == "/" {
+                    String::new()
+                } else {
+                    format!("dists/{}/", src.suite)
+                }
             ));
             continue;
         }
-        let Kind::K8s(minor) = src.kind else {
+        if let Kind::K8s(minor) = src.kind {
+            if catalog::newest_patch(minor).is_none() {
+                println!("Err:{n} {label} InRelease");
+                println!("  403  Forbidden [IP: 18.172.31.14 443]");
+                errors.push(format!(
+                    "E: Failed to fetch {}/InRelease  403  Forbidden [IP: 18.172.31.14 443]",
+                    src.display_uri()
+                ));
+                errors.push(format!(
+                    "E: The repository '{label} InRelease' is not signed."
+                ));
+                continue;
+            }
+            if let Err(why) = keyring_ok(&src.signed_by) {
+                println!("Get:{n} {label} InRelease [1,186 B]");
+                fetched += 1186;
+                println!("Err:{n} {label} InRelease");
+                let msg = format!(
+                    "The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {}",
+                    catalog::K8S_KEY_ID
+                );
+                println!("  {msg}");
+                if why != "NO_PUBKEY" {
+                    warnings.push(format!("W: {why}"));
+                }
+                warnings.push(format!("W: GPG error: {label} InRelease: {msg}"));
+                errors.push(format!(
+                    "E: The repository '{label} InRelease' is not signed."
+                ));
+                for (file, _) in src.lists_files() {
+                    if std::fs::remove_file(&file).is_ok() {
+                        ctx.changed();
+                    }
+                }
+                continue;
+            }
+        }
+        if src.kind == Kind::Other {
             println!("Err:{n} {label} InRelease");
             println!("  404  Not Found");
             errors.push(format!(
                 "E: The repository '{label} Release' does not have a Release file."
             ));
             continue;
-        };
-        if catalog::newest_patch(minor).is_none() {
-            println!("Err:{n} {label} InRelease");
-            println!("  403  Forbidden [IP: 18.172.31.14 443]");
-            errors.push(format!(
-                "E: Failed to fetch {}/InRelease  403  Forbidden [IP: 18.172.31.14 443]",
-                src.uri.trim_end_matches('/')
-            ));
-            errors.push(format!(
-                "E: The repository '{label} InRelease' is not signed."
-            ));
-            continue;
         }
-        let file = src.lists_file();
-        let index = catalog::packages_index(&catalog::k8s_repo(minor));
-        if let Err(why) = keyring_ok(&src.signed_by) {
-            println!("Get:{n} {label} InRelease [1,186 B]");
-            fetched += 1186;
-            println!("Err:{n} {label} InRelease");
-            let msg = format!(
-                "The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {}",
-                catalog::K8S_KEY_ID
-            );
-            println!("  {msg}");
-            if why != "NO_PUBKEY" {
-                warnings.push(format!("W: {why}"));
-            }
-            warnings.push(format!("W: GPG error: {label} InRelease: {msg}"));
-            errors.push(format!(
-                "E: The repository '{label} InRelease' is not signed."
-            ));
-            if std::fs::remove_file(&file).is_ok() {
-                ctx.changed();
-            }
-            continue;
-        }
-        if std::fs::read_to_string(&file).ok().as_deref() == Some(index.as_str()) {
+        // Fetch what changed; an unchanged repository is a "Hit".
+        let wanted: Vec<(std::path::PathBuf, String, String)> = src
+            .lists_files()
+            .into_iter()
+            .filter_map(|(f, sc)| {
+                let idx = sources::index_for(&os, &src, &sc)?;
+                Some((f, sc, idx))
+            })
+            .collect();
+        let stale: Vec<&(std::path::PathBuf, String, String)> = wanted
+            .iter()
+            .filter(|(f, _, idx)| std::fs::read_to_string(f).ok().as_deref() != Some(idx))
+            .collect();
+        if stale.is_empty() {
             println!("Hit:{n} {label} InRelease");
         } else {
             println!("Get:{n} {label} InRelease [1,186 B]");
-            n += 1;
-            println!("Get:{n} {label} Packages [{} B]", group(index.len()));
-            fetched += 1186 + index.len();
-            let _ = common::write_atomic(&file, index.as_bytes());
-            ctx.changed();
+            fetched += 1186;
+            for (file, sc, idx) in stale {
+                n += 1;
+                if sc.is_empty() {
+                    println!("Get:{n} {label} Packages [{} B]", group(idx.len()));
+                } else {
+                    println!(
+                        "Get:{n} {} {sc} amd64 Packages [{} B]",
+                        src.display_uri(),
+                        group(idx.len())
+                    );
+                }
+                fetched += idx.len();
+                let _ = common::write_atomic(file, idx.as_bytes());
+                ctx.changed();
+            }
         }
-        ctx.take_time(1.0);
+        ctx.take_time(0.5);
     }
     // Lists of sources that are no longer configured are cleaned up.
     let wanted: BTreeSet<_> = sources::configured()
         .iter()
-        .map(|s| s.lists_file())
+        .flat_map(|s| s.lists_files().into_iter().map(|x| x.0))
         .collect();
     if let Ok(rd) = std::fs::read_dir(sources::LISTS_DIR) {
         for e in rd.flatten() {

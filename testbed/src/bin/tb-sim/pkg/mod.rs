@@ -28,8 +28,17 @@ pub fn lookup(name: &str) -> Option<Standin> {
 }
 
 /// Records the packages a fresh server install of `os` has (first boot only, and only
-/// if the simulated dpkg database does not exist yet).
+/// if the simulated dpkg database does not exist yet), and empties apt's lists like a
+/// cloud image's (the machine's own lists show through the /var overlay otherwise).
 pub fn seed_base_system(os: &str) {
+    if let Ok(rd) = std::fs::read_dir(sources::LISTS_DIR) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.contains("_Packages") || n.ends_with("Release") || n.contains("_dists_") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     if std::path::Path::new(common::DPKG_DB).exists() {
         return;
     }

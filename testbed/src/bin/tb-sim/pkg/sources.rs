@@ -39,15 +39,51 @@ impl Source {
         }
     }
 
-    /// The lists file holding this source's Packages index.
+    /// The lists file holding a flat repository's Packages index (the first of
+    /// [`Source::lists_files`]).
+    #[cfg(test)]
     pub fn lists_file(&self) -> PathBuf {
-        let uri = self.uri.split_once("://").map(|x| x.1).unwrap_or(&self.uri);
-        let mut name = uri.trim_end_matches('/').replace('/', "_");
-        if self.suite != "/" {
-            name.push_str(&format!("_dists_{}", self.suite.replace('/', "_")));
+        self.lists_files()
+            .into_iter()
+            .next()
+            .map(|x| x.0)
+            .unwrap_or_else(|| Path::new(LISTS_DIR).join("invalid_Packages"))
+    }
+
+    /// The lists files of this source with the "suite/component" each holds ("" for a
+    /// flat repository), named the way apt names them
+    /// (`archive.ubuntu.com_ubuntu_dists_noble_main_binary-amd64_Packages`).
+    pub fn lists_files(&self) -> Vec<(PathBuf, String)> {
+        let uri = if self.uri.starts_with("mirror+") || self.uri.starts_with("mirror:") {
+            // apt names a mirror list's files after the mirror it picked.
+            "deb.debian.org/debian"
+        } else {
+            self.uri.split_once("://").map(|x| x.1).unwrap_or(&self.uri)
+        };
+        let base = uri.trim_end_matches('/').replace('/', "_");
+        if self.suite == "/" {
+            return vec![(
+                Path::new(LISTS_DIR).join(format!("{base}_Packages")),
+                String::new(),
+            )];
         }
-        name.push_str("_Packages");
-        Path::new(LISTS_DIR).join(name)
+        self.components
+            .iter()
+            .map(|c| {
+                (
+                    Path::new(LISTS_DIR).join(format!(
+                        "{base}_dists_{}_{c}_binary-amd64_Packages",
+                        self.suite.replace('/', "_")
+                    )),
+                    format!("{}/{c}", self.suite),
+                )
+            })
+            .collect()
+    }
+
+    /// The URI as apt prints it (`mirror+file:/etc/apt/mirrors/debian.list`).
+    pub fn display_uri(&self) -> String {
+        self.uri.trim_end_matches('/').replace("file:///", "file:/")
     }
 
     pub fn host(&self) -> String {
@@ -194,26 +230,44 @@ pub struct Offer {
     pub origin: String,
 }
 
-/// Everything installable right now: the distro archive plus the indexes of configured
-/// pkgs.k8s.io sources that `apt-get update` fetched.
-pub fn available(os: &str) -> Vec<Offer> {
-    let (base, _) = catalog::distro_archive(os);
-    let mut out: Vec<Offer> = catalog::distro(os)
-        .into_iter()
-        .map(|p| {
-            let origin = format!("{base} {} amd64 Packages", p.component);
-            Offer { pkg: p, origin }
-        })
-        .collect();
+/// The Packages index the archive serves for one lists file of `source`.
+pub fn index_for(os: &str, source: &Source, suite_comp: &str) -> Option<String> {
+    match source.kind {
+        Kind::Distro => {
+            let pkgs: Vec<Package> = catalog::distro(os)
+                .into_iter()
+                .filter(|p| p.component == suite_comp)
+                .collect();
+            Some(catalog::packages_index(&pkgs))
+        }
+        Kind::K8s(minor) => Some(catalog::packages_index(&catalog::k8s_repo(minor))),
+        Kind::Other => None,
+    }
+}
+
+/// Everything installable right now: what the lists of the configured sources hold,
+/// i.e. what the last `apt-get update` fetched for them. A fresh host (a cloud image)
+/// has no lists, so nothing is installable before the first update.
+pub fn available(_os: &str) -> Vec<Offer> {
+    let mut out = Vec::new();
     for s in configured() {
-        if let Kind::K8s(_) = s.kind {
-            if let Ok(text) = std::fs::read_to_string(s.lists_file()) {
-                for p in catalog::parse_index(&text) {
-                    out.push(Offer {
-                        pkg: p,
-                        origin: format!("{}  Packages", s.uri.trim_end_matches('/')),
-                    });
-                }
+        if s.kind == Kind::Other {
+            continue;
+        }
+        for (file, suite_comp) in s.lists_files() {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let origin = if suite_comp.is_empty() {
+                format!("{}  Packages", s.display_uri())
+            } else {
+                format!("{} {suite_comp} amd64 Packages", s.display_uri())
+            };
+            for p in catalog::parse_index(&text) {
+                out.push(Offer {
+                    pkg: p,
+                    origin: origin.clone(),
+                });
             }
         }
     }
@@ -253,5 +307,14 @@ mod tests {
         let s = parse_deb822("Types: deb\nURIs: http://archive.ubuntu.com/ubuntu/\nSuites: noble noble-updates\nComponents: main universe\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n");
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].kind, Kind::Distro);
+        let files = s[1].lists_files();
+        assert_eq!(files.len(), 2);
+        assert_eq!(
+            files[1],
+            (
+                PathBuf::from("/var/lib/apt/lists/archive.ubuntu.com_ubuntu_dists_noble-updates_universe_binary-amd64_Packages"),
+                "noble-updates/universe".to_string()
+            )
+        );
     }
 }
