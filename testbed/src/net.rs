@@ -42,6 +42,18 @@ pub fn host_address(x: u8, index: usize) -> String {
     format!("10.200.{x}.{}", HOST_OFFSET as usize + index)
 }
 
+/// Whether a namespace of an earlier testbed with this X is still there (a teardown that
+/// was interrupted): reusing X would collide with its names.
+fn netns_left_over(x: u8) -> bool {
+    let prefix = format!("tb{x}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        })
+        .unwrap_or(false)
+}
+
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -84,7 +96,7 @@ pub fn create_bridge() -> Result<u8> {
         .unwrap_or(0);
     let x = (1..=254u32)
         .map(|i| ((last + i - 1) % 254 + 1) as u8)
-        .find(|x| !link_exists(&bridge_name(*x)))
+        .find(|x| !link_exists(&bridge_name(*x)) && !netns_left_over(*x))
         .ok_or_else(|| {
             Error::Invalid(
                 "all 254 testbed subnets 10.200.X.0/24 are in use: run `testbed down` on old testbeds or `ip link del tbX`".into(),

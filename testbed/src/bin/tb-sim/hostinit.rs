@@ -515,3 +515,52 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 fn ctx(what: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_db_replaces_uid_1000_and_adds_groups() {
+        let dir = std::env::temp_dir().join(format!("hostinit-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let group = dir.join("group");
+        std::fs::write(
+            &group,
+            "root:x:0:\nadm:x:4:syslog\nsudo:x:27:cloudsdk\ncloudsdk:x:1000:\n",
+        )
+        .unwrap();
+        let gone = vec!["ubuntu".to_string(), "cloudsdk".to_string()];
+        edit_db(
+            group.to_str().unwrap(),
+            &gone,
+            &["adm", "sudo"],
+            "ubuntu:x:1000:",
+            0o644,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&group).unwrap(),
+            "root:x:0:\nadm:x:4:syslog,ubuntu\nsudo:x:27:ubuntu\nubuntu:x:1000:\n"
+        );
+        let passwd = dir.join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/bash\ncloudsdk:x:1000:1000::/home/cloudsdk:/bin/bash\n",
+        )
+        .unwrap();
+        edit_db(
+            passwd.to_str().unwrap(),
+            &gone,
+            &[],
+            "ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash",
+            0o644,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&passwd).unwrap(),
+            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
