@@ -575,3 +575,28 @@ fn air_gapped_calico_from_a_local_manifest_file() {
     assert_eq!(applies.len(), 1, "{applies:#?}");
     assert!(applies[0].argv.iter().any(|a| a == "-"), "{applies:#?}");
 }
+
+#[test]
+fn a_user_whose_sudo_wants_a_password_is_refused_before_any_change() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .user("ubuntu")
+        .sudo_password(true)
+        .build()
+        .expect("testbed");
+    let decls = vec![Decl {
+        role: "control-plane",
+        labels: &[],
+        taints: None,
+    }];
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("sudo"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("a password is required"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
+}
