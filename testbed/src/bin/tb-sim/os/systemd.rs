@@ -952,7 +952,9 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
         }
         "is-active" | "is-failed" => {
             let mut any = false;
+            let mut missing = false;
             for u in units {
+                missing |= find(u).is_none() && !is_masked(&normalize(u));
                 let st = find(u).map(active_state).unwrap_or(Active::Inactive);
                 if !quiet {
                     println!("{}", st.as_str());
@@ -965,6 +967,11 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
             }
             if any {
                 0
+            } else if missing && new_systemd() {
+                // systemd >= 253 (systemd/systemd#25689): "no such unit" is LSB code 4.
+                4
+            } else if verb == "is-failed" {
+                1
             } else {
                 3
             }
@@ -981,9 +988,16 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
                     continue;
                 }
                 let Some(def) = find(u) else {
-                    eprintln!(
-                        "Failed to get unit file state for {full}: No such file or directory"
-                    );
+                    if new_systemd() {
+                        if !quiet {
+                            println!("not-found");
+                        }
+                        code = 4;
+                    } else {
+                        eprintln!(
+                            "Failed to get unit file state for {full}: No such file or directory"
+                        );
+                    }
                     continue;
                 };
                 let en = is_enabled(def);
@@ -1008,6 +1022,12 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// Ubuntu 24.04 ships systemd 255; 22.04 has 249 and Debian 12 has 252, from before
+/// systemctl's is-* verbs learnt "not-found" and exit code 4 (systemd/systemd#25689).
+fn new_systemd() -> bool {
+    Ctx::load("systemctl").config.os == "ubuntu-24.04"
 }
 
 fn denied(verb: &str, units: &[&str]) -> i32 {
