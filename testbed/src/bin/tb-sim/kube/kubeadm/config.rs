@@ -28,8 +28,6 @@ pub struct Documents {
     pub kube_proxy: Option<Value>,
     /// klog-style warnings kubeadm prints to stderr (deprecated API, unknown fields).
     pub warnings: Vec<String>,
-    /// Lines kubeadm prints to stdout (ignored documents).
-    pub notices: Vec<String>,
 }
 
 /// A klog line as kubeadm's warnings look: `W1125 17:14:46.123456    4242 file.go:NN] msg`.
@@ -81,10 +79,19 @@ fn check_api_version(kubeadm: KVer, version: &str, kind: &str) -> Result<Option<
     }
 }
 
+fn ignored(api_version: &str, kind: &str) -> String {
+    klog(
+        'W',
+        "initconfiguration.go:331",
+        &format!("[config] WARNING: Ignored configuration document with GroupVersionKind {api_version}, Kind={kind}"),
+    )
+}
+
 /// Splits and decodes a multi-document YAML config.
 pub fn parse(text: &str, kubeadm: KVer) -> Result<Documents, String> {
     use serde::Deserialize;
     let mut docs = Documents::default();
+    let mut values = vec![];
     for de in serde_yaml::Deserializer::from_str(text) {
         let y = serde_yaml::Value::deserialize(de)
             .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))?;
@@ -93,6 +100,17 @@ pub fn parse(text: &str, kubeadm: KVer) -> Result<Documents, String> {
         }
         let v: Value =
             serde_json::to_value(&y).map_err(|e| format!("error converting YAML to JSON: {e}"))?;
+        values.push(v);
+    }
+    // kubeadm handles the documents sorted by their GroupVersionKind string.
+    values.sort_by_key(|v| {
+        format!(
+            "{}, Kind={}",
+            v["apiVersion"].as_str().unwrap_or(""),
+            v["kind"].as_str().unwrap_or("")
+        )
+    });
+    for v in values {
         let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
         if api_version.is_empty() || kind.is_empty() {
@@ -112,19 +130,26 @@ pub fn parse(text: &str, kubeadm: KVer) -> Result<Documents, String> {
                     "ClusterConfiguration" => &mut docs.cluster,
                     "JoinConfiguration" => &mut docs.join,
                     // Known kinds that init/join don't use.
-                    "ResetConfiguration" | "UpgradeConfiguration" => {
-                        docs.notices.push(format!(
-                            "[config] WARNING: Ignored YAML document with GroupVersionKind {api_version}, Kind={kind}"
+                    "ResetConfiguration" | "UpgradeConfiguration" => continue,
+                    // Strict decoding fails (a warning), then nothing takes the
+                    // document: kubeadm ignores it.
+                    _ => {
+                        docs.warnings.push(klog(
+                            'W',
+                            "strict.go:54",
+                            &scheme_error(kind, api_version),
                         ));
+                        docs.warnings.push(ignored(api_version, kind));
                         continue;
                     }
-                    _ => return Err(scheme_error(kind, api_version)),
                 };
                 check_shapes(version, kind, &v)?;
                 let unknown = unknown_fields(version, kind, &v);
                 if !unknown.is_empty() {
-                    let list: Vec<String> =
-                        unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
                     docs.warnings.push(klog(
                         'W',
                         "strict.go:54",
@@ -135,7 +160,8 @@ pub fn parse(text: &str, kubeadm: KVer) -> Result<Documents, String> {
                         ),
                     ));
                 }
-                docs.api_version.get_or_insert_with(|| api_version.to_string());
+                docs.api_version
+                    .get_or_insert_with(|| api_version.to_string());
                 *slot = Some(v);
             }
             "kubelet.config.k8s.io" if kind == "KubeletConfiguration" => {
@@ -154,9 +180,7 @@ pub fn parse(text: &str, kubeadm: KVer) -> Result<Documents, String> {
                 }
                 docs.kube_proxy = Some(v);
             }
-            _ => docs.notices.push(format!(
-                "[config] WARNING: Ignored YAML document with GroupVersionKind {api_version}, Kind={kind}"
-            )),
+            _ => docs.warnings.push(ignored(api_version, kind)),
         }
     }
     Ok(docs)
@@ -550,7 +574,7 @@ impl InitConfig {
     pub fn from_documents(d: &Documents) -> Result<InitConfig, String> {
         if d.init.is_none() && d.cluster.is_none() {
             return Err(
-                "no InitConfiguration or ClusterConfiguration kind was found in the YAML file"
+                "no InitConfiguration or ClusterConfiguration kind was found in the configuration file"
                     .into(),
             );
         }
@@ -762,7 +786,7 @@ pub struct JoinControlPlane {
 impl JoinConfig {
     pub fn from_documents(d: &Documents) -> Result<JoinConfig, String> {
         let Some(j) = &d.join else {
-            return Err("no JoinConfiguration kind was found in the YAML file".into());
+            return Err("no JoinConfiguration found in the supplied config".into());
         };
         let bt = j.pointer("/discovery/bootstrapToken");
         Ok(JoinConfig {
@@ -892,7 +916,7 @@ cgroupDriver: systemd
     fn v1beta4_needs_kubeadm_131() {
         let e = parse(V4, k("1.30.5")).unwrap_err();
         assert!(e.starts_with(
-            "no kind \"InitConfiguration\" is registered for version \"kubeadm.k8s.io/v1beta4\""
+            "no kind \"ClusterConfiguration\" is registered for version \"kubeadm.k8s.io/v1beta4\""
         ));
     }
 
@@ -935,27 +959,30 @@ cgroupDriver: systemd
             );
         let d = parse(&t, k("1.34.2")).unwrap();
         assert_eq!(d.warnings.len(), 2);
-        assert!(d.warnings[0]
+        assert!(d.warnings[1]
             .contains("strict decoding error: unknown field \"nodeRegistration.nmae\""));
-        assert!(d.warnings[1].contains(
+        assert!(d.warnings[0].contains(
             "Kind:\"ClusterConfiguration\"}: strict decoding error: unknown field \"foo\""
         ));
     }
 
     #[test]
     fn unknown_kind_and_foreign_documents() {
-        let e = parse(
+        let d = parse(
             "apiVersion: kubeadm.k8s.io/v1beta4\nkind: Foo\n",
             k("1.34.2"),
         )
-        .unwrap_err();
-        assert!(e.starts_with("no kind \"Foo\" is registered"));
+        .unwrap();
+        assert!(d.warnings[0].contains("no kind \"Foo\" is registered"));
+        assert!(d.warnings[1].contains(
+            "Ignored configuration document with GroupVersionKind kubeadm.k8s.io/v1beta4, Kind=Foo"
+        ));
         let d = parse("apiVersion: apps/v1\nkind: Deployment\n", k("1.34.2")).unwrap();
+        assert!(d.warnings[0].ends_with("] [config] WARNING: Ignored configuration document with GroupVersionKind apps/v1, Kind=Deployment"));
         assert_eq!(
-            d.notices,
-            vec!["[config] WARNING: Ignored YAML document with GroupVersionKind apps/v1, Kind=Deployment"]
+            InitConfig::from_documents(&d).unwrap_err(),
+            "no InitConfiguration or ClusterConfiguration kind was found in the configuration file"
         );
-        assert!(InitConfig::from_documents(&d).is_err());
         let e = parse("foo: bar\n", k("1.34.2")).unwrap_err();
         assert!(e.contains("kind and apiVersion is mandatory"));
     }

@@ -82,9 +82,6 @@ fn read_config(path: &str, kubeadm: KVer) -> Result<config::Documents, String> {
         format!("unable to read config from \"{path}\" : open {path}: no such file or directory")
     })?;
     let d = config::parse(&text, kubeadm)?;
-    for n in &d.notices {
-        println!("{n}");
-    }
     for w in &d.warnings {
         eprintln!("{w}");
     }
@@ -162,6 +159,12 @@ fn resolve(ctx: &Ctx, f: &Flags) -> Result<Plan, String> {
     }
     cfg.skip_phases.extend(f.list("skip-phases"));
     let version = match cfg.cluster.kubernetes_version.as_deref() {
+        // Labels ("stable", "stable-1.34", "latest") need dl.k8s.io, which the
+        // testbed can't reach: kubeadm falls back to its own version.
+        Some(v) if v.starts_with("stable") || v.starts_with("latest") || v.starts_with("ci/") => {
+            super::stable_fallback_warnings(kubeadm);
+            kubeadm
+        }
         Some(v) => KVer::parse(v).ok_or_else(|| {
             format!("couldn't parse Kubernetes version \"{v}\": could not parse \"{v}\" as version")
         })?,

@@ -71,9 +71,6 @@ fn resolve(f: &Flags) -> Result<JoinConfig, String> {
             )
         })?;
         let d = config::parse(&text, version::kubeadm_version())?;
-        for n in &d.notices {
-            println!("{n}");
-        }
         for w in &d.warnings {
             eprintln!("{w}");
         }
