@@ -71,6 +71,9 @@ struct State {
     total: usize,
     /// Width of the host column, so host lines align.
     host_width: usize,
+    /// Run-wide secrets (e.g. the join token once created): a second line of defence
+    /// behind callers redacting what they pass.
+    secrets: Vec<String>,
 }
 
 const TICK_CHARS: &str = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ";
@@ -152,8 +155,21 @@ impl Progress {
         }
     }
 
+    /// Registers secrets that must never be shown, whoever passes text containing them.
+    pub fn redact_also<I: IntoIterator<Item = String>>(&self, secrets: I) {
+        let mut st = self.state();
+        st.secrets
+            .extend(secrets.into_iter().filter(|s| !s.is_empty()));
+    }
+
+    fn clean(&self, text: &str) -> String {
+        let st = self.state();
+        crate::ssh::redact(text, &st.secrets)
+    }
+
     /// A host begins a step within the current phase.
     pub fn step(&self, host: &str, step: &str) {
+        let step = &self.clean(step);
         let mut guard = self.state();
         let st = &mut *guard;
         match &self.inner.out {
@@ -274,6 +290,7 @@ impl Progress {
 
     /// A line of information not tied to a host (e.g. "nothing to do").
     pub fn info(&self, msg: &str) {
+        let msg = &self.clean(msg);
         match &self.inner.out {
             Output::Terminal(multi) => {
                 let _ = multi.println(msg);
@@ -285,7 +302,7 @@ impl Progress {
 
     /// The final table: host, role, result, time.
     pub fn summary(&self, rows: &[(String, String, HostResult, Duration)]) {
-        let table = render_summary(rows);
+        let table = self.clean(&render_summary(rows));
         match &self.inner.out {
             Output::Terminal(multi) => multi.suspend(|| eprint!("{table}")),
             Output::Plain(w) => {
@@ -532,6 +549,24 @@ mod tests {
         }
         p.phase_done("prepare", Duration::from_secs(3));
         assert!(p.state().hosts.is_empty());
+    }
+
+    #[test]
+    fn registered_secrets_are_redacted() {
+        let buf = Buf::default();
+        let p = Progress::plain(Box::new(buf.clone()));
+        p.redact_also(["abcdef.0123456789abcdef".to_string(), String::new()]);
+        p.info("join with abcdef.0123456789abcdef");
+        p.step("n1", "kubeadm join --token abcdef.0123456789abcdef");
+        p.summary(&[(
+            "n1".to_string(),
+            "worker".to_string(),
+            HostResult::Failed("token abcdef.0123456789abcdef expired".to_string()),
+            Duration::ZERO,
+        )]);
+        let text = buf.text();
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert_eq!(text.matches("<redacted>").count(), 3, "{text}");
     }
 
     #[test]
