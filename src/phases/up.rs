@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cluster_plan::{self, ClusterView, KubeadmState};
-use super::{host_steps, Ctx, Failure};
+use super::{host_steps, ClusterPlan, Ctx, Failure};
 use crate::cli::UpArgs;
 use crate::cluster;
 use crate::facts::{self, HostFacts};
@@ -63,7 +63,7 @@ pub fn check_supported(inv: &Inventory) -> Result<(), UpError> {
 }
 
 /// Prints the summary for a run that stopped before the phases: `failed` hosts with
-/// their reason, every other host skipped.
+/// their reason (the summary lists each in full), every other host skipped.
 fn stop_early(
     progress: &Progress,
     inv: &Inventory,
@@ -118,7 +118,6 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
             }
             Err(e) => {
                 progress.host_done(&name, false);
-                progress.info(&e.to_string());
                 failed.insert(name, format!("connect: {e}"));
             }
         }
@@ -152,9 +151,6 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     }
     progress.phase_done("facts", started.elapsed());
     if !failed.is_empty() {
-        for (h, m) in &failed {
-            progress.info(&format!("{h}: {m}"));
-        }
         return stop_early(&progress, &inv, &failed);
     }
 
@@ -211,15 +207,18 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
         Err(refusals) => {
             for r in refusals {
                 let host = r.split(':').next().unwrap_or(&first_cp).to_string();
-                failed.insert(host, r);
+                failed
+                    .entry(host)
+                    .and_modify(|m: &mut String| {
+                        m.push_str("; ");
+                        m.push_str(&r);
+                    })
+                    .or_insert(r);
             }
             ClusterPlan::default()
         }
     };
     if !failed.is_empty() {
-        for (h, m) in &failed {
-            progress.info(&format!("{h}: {m}"));
-        }
         return stop_early(&progress, &inv, &failed);
     }
     for note in &cluster_plan.notes {
@@ -229,7 +228,7 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     if nothing {
         progress.info("nothing to do: every node is Ready with its labels and taints");
     } else {
-        print_plan(&progress, &inv, &host_plans, &cluster_plan);
+        print_plan(&progress, &log, &inv, &host_plans, &cluster_plan);
     }
 
     // 5. apply.
@@ -249,26 +248,32 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     Ok(ok && !ctx.failed())
 }
 
-use super::ClusterPlan;
-
 /// Prints the plan: per host its steps with reasons, then the cluster-level steps.
+/// Also written to the run log's run.log.
 fn print_plan(
     progress: &Progress,
+    log: &RunLog,
     inv: &Inventory,
     host_plans: &BTreeMap<String, HostPlan>,
     cluster_plan: &ClusterPlan,
 ) {
-    progress.info("plan:");
+    let mut lines = vec!["plan:".to_string()];
     for host in &inv.hosts {
         let p = &host_plans[&host.name];
         if !p.is_empty() {
             for line in p.to_string().lines() {
-                progress.info(&format!("  {}: {line}", host.name));
+                lines.push(format!("  {}: {line}", host.name));
             }
         }
     }
     for line in cluster_plan.to_string().lines() {
-        progress.info(&format!("  {line}"));
+        lines.push(format!("  {line}"));
+    }
+    for line in &lines {
+        progress.info(line);
+    }
+    if let Err(e) = log.note(&lines.join("\n")) {
+        tracing::warn!("{e}");
     }
 }
 
