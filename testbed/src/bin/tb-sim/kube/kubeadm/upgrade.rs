@@ -464,22 +464,38 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
         .filter(|n| is_cp(n) && !ready(n))
         .map(name_of)
         .collect();
+    let missing: Vec<String> = preflight::STATIC_PODS
+        .iter()
+        .map(|p| format!("{MANIFESTS}/{p}.yaml"))
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    let mut health = vec![];
     if !not_ready.is_empty() {
-        let o = vec![preflight::Outcome {
+        health.push(preflight::Outcome {
             name: "ControlPlaneNodesReady".into(),
             warnings: vec![],
             errors: vec![format!(
                 "there are NotReady control-planes in the cluster: [{}]",
                 not_ready.join(" ")
             )],
-        }];
-        let (w, e) = preflight::report(&o, &ignore);
-        for w in w {
-            eprintln!("{w}");
-        }
-        if let Some(e) = e {
-            return phase_error("preflight", &e);
-        }
+        });
+    }
+    if !missing.is_empty() {
+        health.push(preflight::Outcome {
+            name: "StaticPodManifest".into(),
+            warnings: vec![],
+            errors: vec![format!(
+                "The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk. This probably means you're running 'kubeadm upgrade' on a remote machine, which is not supported for a Static Pod-hosted cluster. Manifest files not found: [{}]",
+                missing.join(" ")
+            )],
+        });
+    }
+    let (w, e) = preflight::report(&health, &ignore);
+    for w in w {
+        eprintln!("{w}");
+    }
+    if let Some(e) = e {
+        return phase_error("preflight", &e);
     }
     println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
     println!("[upgrade/versions] Cluster version: {}", c.version);
