@@ -86,6 +86,15 @@ pub fn apt_get(ctx: &mut Ctx, args: &[String]) -> i32 {
             "\nWARNING: apt does not have a stable CLI interface. Use with caution in scripts.\n"
         );
     }
+    if ctx.name == "apt"
+        && args
+            .iter()
+            .find(|a| !a.starts_with('-'))
+            .map(String::as_str)
+            == Some("list")
+    {
+        return apt_list(ctx, args);
+    }
     let o = match parse_opts(args) {
         Ok(o) => o,
         Err(e) => {
@@ -110,6 +119,72 @@ pub fn apt_get(ctx: &mut Ctx, args: &[String]) -> i32 {
             100
         }
     }
+}
+
+/// `apt list [--installed|--upgradable] [PATTERN...]`.
+fn apt_list(ctx: &Ctx, args: &[String]) -> i32 {
+    let installed_only = args.iter().any(|a| a == "--installed");
+    let upgradable = args.iter().any(|a| a == "--upgradable");
+    let patterns: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && *a != "list")
+        .collect();
+    let all = sources::available(&ctx.config.os);
+    let db = common::dpkg_db();
+    let mut names: BTreeSet<String> = all.iter().map(|o| o.pkg.name.clone()).collect();
+    names.extend(db.keys().cloned());
+    println!("Listing...");
+    for n in names {
+        if !patterns.is_empty()
+            && !patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => n.starts_with(prefix),
+                None => **p == n,
+            })
+        {
+            continue;
+        }
+        let inst = db.get(&n).filter(|p| p.status.starts_with('i'));
+        let best = sources::offers_of(&all, &n).into_iter().next();
+        if installed_only && inst.is_none() {
+            continue;
+        }
+        let newer = match (inst, best) {
+            (Some(i), Some(b)) => compare_versions(&b.pkg.version, &i.version).is_gt(),
+            _ => false,
+        };
+        if upgradable && !newer {
+            continue;
+        }
+        let suite = |o: &Offer| {
+            let parts: Vec<&str> = o.origin.split_whitespace().collect();
+            match parts.get(1) {
+                Some(sc) if parts.len() > 2 => sc.split('/').next().unwrap_or("").to_string(),
+                _ => "unknown".to_string(),
+            }
+        };
+        let line = match (inst, best) {
+            (Some(i), Some(b)) if newer && upgradable => format!(
+                "{n}/{} {} amd64 [upgradable from: {}]",
+                suite(b),
+                b.pkg.version,
+                i.version
+            ),
+            (Some(i), Some(b)) if newer => format!(
+                "{n}/{},now {} amd64 [installed,upgradable to: {}]",
+                suite(b),
+                i.version,
+                b.pkg.version
+            ),
+            (Some(i), Some(b)) if b.pkg.version == i.version => {
+                format!("{n}/{},now {} amd64 [installed]", suite(b), i.version)
+            }
+            (Some(i), _) => format!("{n}/now {} amd64 [installed,local]", i.version),
+            (None, Some(b)) => format!("{n}/{} {} amd64", suite(b), b.pkg.version),
+            (None, None) => continue,
+        };
+        println!("{line}");
+    }
+    0
 }
 
 /// Consumes one unit of the `apt-download` fault, if active. Returns the failing host.
