@@ -1,0 +1,535 @@
+//! Misuses of the reference procedure that people (and tools) commit, each failing on the
+//! testbed the way it fails on a real Ubuntu server: the real error text and exit code
+//! (kubeadm-on-ubuntu.md, the STANDINS docs and the upstream sources they cite). Each test
+//! builds only the state it needs with the real commands (tests/common) and shares its
+//! testbed between cases that don't interfere.
+//!
+//! Needs root. `cargo test -p testbed --test misuse`.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use testbed::Fault;
+
+const H: &str = "node1";
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A file's absence inside the host (nothing was written by a refused command).
+#[track_caller]
+fn absent(tb: &testbed::Testbed, host: &str, path: &str) {
+    let out = exec(tb, host, &format!("test ! -e {path}"));
+    assert_eq!(out.code, 0, "{host}: {path} exists but should not");
+}
+
+const APT_KUBE: &str =
+    "apt-get install -y kubelet=1.34.2-1.1 kubeadm=1.34.2-1.1 kubectl=1.34.2-1.1";
+const KEY_URL: &str = "https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key";
+const KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+
+/// §3 out of order: packages before their repository, before `apt-get update`, an
+/// unsigned repository, a held package changed, `gpg --dearmor` re-run without --yes,
+/// and URLs that only answer with internet access.
+#[test]
+fn packages_and_repository_out_of_order() {
+    let tb = testbed(1, "root");
+
+    // 0. A fresh cloud image has empty package lists: nothing installs before the first
+    // `apt-get update`.
+    ssh(&tb, H, "root", "apt-get install -y docker.io").expect(
+        "install before the first apt-get update",
+        100,
+        &["E: Unable to locate package docker.io"],
+    );
+    ssh_ok(&tb, H, "root", "apt-get update");
+
+    // 1. Installing the kube packages from Ubuntu's archive: it has no kubeadm.
+    ssh(&tb, H, "root", APT_KUBE).expect(
+        "install before the pkgs.k8s.io source",
+        100,
+        &["E: Unable to locate package kubeadm"],
+    );
+    absent(&tb, H, "/usr/bin/kubeadm");
+
+    // 2. gpg --dearmor -o F twice without --yes: the second run wants to ask on a terminal.
+    ssh_ok(&tb, H, "root", "mkdir -p -m 755 /etc/apt/keyrings");
+    let dearmor = format!("curl -fsSL {KEY_URL} | gpg --dearmor -o {KEYRING}");
+    ssh_ok(&tb, H, "root", &dearmor);
+    ssh(&tb, H, "root", &format!("set -o pipefail; {dearmor}")).expect(
+        "gpg --dearmor twice without --yes",
+        2,
+        &["gpg: cannot open '/dev/tty': No such device or address"],
+    );
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        &format!("curl -fsSL {KEY_URL} | gpg --dearmor --yes -o {KEYRING}"),
+    );
+
+    // 3. The source added but no `apt-get update`: still nothing to install.
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        &format!(
+            "echo 'deb [signed-by={KEYRING}] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /' \
+             > /etc/apt/sources.list.d/kubernetes.list"
+        ),
+    );
+    ssh(&tb, H, "root", APT_KUBE).expect(
+        "install before apt-get update",
+        100,
+        &["E: Unable to locate package kubeadm"],
+    );
+
+    // 4. `apt-get update` with the keyring missing: the repository is not signed.
+    exec_ok(&tb, H, &format!("mv {KEYRING} /root/keyring.gpg"));
+    ssh(&tb, H, "root", "apt-get update").expect(
+        "apt-get update without the keyring",
+        100,
+        &[
+            "NO_PUBKEY 234654DA9A296436",
+            "E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.34/deb  InRelease' is not signed.",
+        ],
+    );
+    exec_ok(&tb, H, &format!("mv /root/keyring.gpg {KEYRING}"));
+    ssh_ok(&tb, H, "root", "apt-get update");
+    ssh_ok(&tb, H, "root", APT_KUBE);
+    ssh_ok(&tb, H, "root", "apt-mark hold kubelet kubeadm kubectl");
+
+    // 5. A held package can't change version with -y.
+    ssh(&tb, H, "root", "apt-get install -y kubeadm=1.34.4-1.1").expect(
+        "held kubeadm to another version",
+        100,
+        &[
+            "The following held packages will be changed:",
+            "E: Held packages were changed and -y was used without --allow-change-held-packages.",
+        ],
+    );
+    let v = ssh_ok(
+        &tb,
+        H,
+        "root",
+        "dpkg-query -W -f='${db:Status-Abbrev}${Version}' kubeadm",
+    );
+    assert_eq!(v.stdout, "hi 1.34.2-1.1");
+    // What the docs say to do instead works.
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.34.4-1.1 && apt-mark hold kubeadm",
+    );
+
+    // 6. The host has no internet: only pkgs.k8s.io and the Calico manifests answer; any
+    // other URL fails like an offline host (curl's exit 6), e.g. Docker's key or the
+    // removed Google repository of the article's day.
+    for (url, host) in [
+        (
+            "https://download.docker.com/linux/ubuntu/gpg",
+            "download.docker.com",
+        ),
+        (
+            "https://packages.cloud.google.com/apt/doc/apt-key.gpg",
+            "packages.cloud.google.com",
+        ),
+    ] {
+        ssh(&tb, H, "root", &format!("curl -fsSL {url}")).expect(
+            "curl offline",
+            6,
+            &[&format!("curl: (6) Could not resolve host: {host}")],
+        );
+    }
+}
+
+/// unattended-upgrades holds the dpkg frontend lock on a fresh server: apt-get fails at
+/// once with exit 100, and waits with `-o DPkg::Lock::Timeout=N`.
+#[test]
+fn dpkg_lock_held() {
+    let tb = testbed(1, "root");
+    ssh_ok(&tb, H, "root", "apt-get update");
+    tb.fault(H, Fault::DpkgLock { until: now() + 4.0 }).unwrap();
+    ssh(&tb, H, "root", "apt-get install -y jq").expect(
+        "apt-get under the dpkg lock",
+        100,
+        &[
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1234 (unattended-upgr)",
+            "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?",
+        ],
+    );
+    ssh(&tb, H, "root", "dpkg-query -W jq").expect(
+        "jq not installed",
+        1,
+        &["dpkg-query: no packages found matching jq"],
+    );
+    let out = ssh(
+        &tb,
+        H,
+        "root",
+        "apt-get -o DPkg::Lock::Timeout=60 install -y jq",
+    );
+    out.expect(
+        "apt-get waiting for the lock",
+        0,
+        &["Waiting for cache lock", "Setting up jq"],
+    );
+    assert!(
+        out.took >= Duration::from_secs(1) && out.took < Duration::from_secs(30),
+        "waited until the lock was released, not the whole timeout: {:?}",
+        out.took
+    );
+    let v = ssh_ok(&tb, H, "root", "dpkg-query -W -f='${db:Status-Abbrev}' jq");
+    assert_eq!(v.stdout, "ii ");
+
+    // A timeout shorter than the lock: apt gives up after it, still exit 100.
+    tb.fault(
+        H,
+        Fault::DpkgLock {
+            until: now() + 30.0,
+        },
+    )
+    .unwrap();
+    let out = ssh(
+        &tb,
+        H,
+        "root",
+        "apt-get -o DPkg::Lock::Timeout=2 install -y socat",
+    );
+    out.expect(
+        "apt-get with a too short lock timeout",
+        100,
+        &["E: Could not get lock /var/lib/dpkg/lock-frontend"],
+    );
+    assert!(out.took >= Duration::from_secs(2), "{:?}", out.took);
+    tb.clear_fault(H, &Fault::DpkgLock { until: 0.0 }.file_name())
+        .unwrap();
+}
+
+/// `kubeadm init` before §1 is done and with the runtime down; then init twice.
+#[test]
+fn kubeadm_init_preflight() {
+    let tb = testbed(1, "root");
+    packages_only(&tb, H);
+    let addr = address(&tb, H);
+    exec_ok(&tb, H, &write_kubeadm_config(H, &addr, true));
+    let init = "kubeadm init --config /root/kubeadm.yaml";
+
+    // 1. ip_forward 0 (and swap on, which kubeadm only warns about since 1.28).
+    ssh(&tb, H, "root", init).expect(
+        "init with ip_forward 0",
+        1,
+        &[
+            "[WARNING Swap]",
+            "error execution phase preflight: [preflight] Some fatal errors occurred:",
+            "[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1",
+            "[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`",
+        ],
+    );
+    absent(&tb, H, "/etc/kubernetes/admin.conf");
+    absent(&tb, H, "/etc/kubernetes/manifests/kube-apiserver.yaml");
+
+    // 2. The sysctl file before br_netfilter is loaded: the bridge keys don't exist yet.
+    // sysctl applies the rest (ip_forward) and fails.
+    ssh_ok(&tb, H, "root", PREREQUISITES[4]); // write /etc/sysctl.d/k8s.conf
+    ssh(&tb, H, "root", "sysctl --system").expect(
+        "sysctl --system without br_netfilter",
+        255,
+        &["sysctl: cannot stat /proc/sys/net/bridge/bridge-nf-call-iptables: No such file or directory"],
+    );
+    assert_eq!(
+        ssh_ok(&tb, H, "root", "sysctl -n net.ipv4.ip_forward").stdout,
+        "1\n"
+    );
+    prerequisites(&tb, H);
+
+    // 3. containerd not running: the CRI check.
+    ssh_ok(&tb, H, "root", "systemctl stop containerd");
+    ssh(&tb, H, "root", init).expect(
+        "init with containerd stopped",
+        1,
+        &[
+            "[ERROR CRI]: container runtime is not running: validate service connection: validate CRI v1 runtime API for endpoint \"unix:///var/run/containerd/containerd.sock\"",
+            "no such file or directory",
+        ],
+    );
+    absent(&tb, H, "/etc/kubernetes/admin.conf");
+    ssh_ok(&tb, H, "root", "systemctl start containerd");
+
+    // 4. Fixed, init works; a second init fails preflight on what the first one made.
+    ssh_ok(&tb, H, "root", init);
+    ssh(&tb, H, "root", init).expect(
+        "init twice",
+        1,
+        &[
+            "[ERROR Port-6443]: Port 6443 is in use",
+            "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: /etc/kubernetes/manifests/kube-apiserver.yaml already exists",
+            "[ERROR Port-10250]: Port 10250 is in use",
+            "[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty",
+            "error execution phase preflight",
+        ],
+    );
+    // The cluster from the first init is untouched.
+    exec_ok(&tb, H, ADMIN_KUBECONFIG);
+    ssh_ok(&tb, H, "root", "kubectl get node node1");
+}
+
+/// Failures that real kubeadm only notices by waiting: the kubelet refusing to run with
+/// swap on, and containerd left at its default cgroup driver (SystemdCgroup = false)
+/// while kubeadm configures the kubelet for systemd. Two hosts, in parallel.
+#[test]
+fn kubeadm_init_times_out() {
+    let tb = testbed(2, "root");
+    std::thread::scope(|s| {
+        // Swap on: a warning at preflight, then the kubelet never becomes healthy.
+        s.spawn(|| {
+            let h = "node1";
+            node_ready(&tb, h);
+            exec_ok(&tb, h, "swapon /swap.img");
+            exec_ok(&tb, h, &write_kubeadm_config(h, &address(&tb, h), true));
+            ssh(&tb, h, "root", "kubeadm init --config /root/kubeadm.yaml").expect(
+                "init with swap on",
+                1,
+                &[
+                    "[WARNING Swap]",
+                    "[kubelet-check] The kubelet is not healthy after 4m0s",
+                    "error execution phase wait-control-plane",
+                ],
+            );
+            // The documented way out: reset, swap off, init again.
+            ssh_ok(&tb, h, "root", "kubeadm reset -f");
+            ssh_ok(&tb, h, "root", "swapoff -a");
+            ssh_ok(&tb, h, "root", "kubeadm init --config /root/kubeadm.yaml");
+        });
+        // containerd's default config: cgroupfs vs the kubelet's systemd.
+        s.spawn(|| {
+            let h = "node2";
+            node_ready(&tb, h);
+            exec_ok(
+                &tb,
+                h,
+                "containerd config default > /etc/containerd/config.toml",
+            );
+            exec_ok(&tb, h, "systemctl restart containerd");
+            assert!(
+                exec_ok(&tb, h, "containerd config dump | grep SystemdCgroup")
+                    .stdout
+                    .contains("SystemdCgroup = false")
+            );
+            exec_ok(&tb, h, &write_kubeadm_config(h, &address(&tb, h), true));
+            ssh(&tb, h, "root", "kubeadm init --config /root/kubeadm.yaml").expect(
+                "init with SystemdCgroup = false",
+                1,
+                &[
+                    "error execution phase wait-control-plane",
+                    "kube-apiserver check failed",
+                ],
+            );
+        });
+    });
+}
+
+/// `kubeadm join` with wrong material, and twice.
+#[test]
+fn kubeadm_join_misuses() {
+    let tb = testbed(2, "root");
+    let (cp, w) = ("node1", "node2");
+    std::thread::scope(|s| {
+        s.spawn(|| control_plane(&tb, cp, false));
+        s.spawn(|| node_ready(&tb, w));
+    });
+    let good = join_command(&tb, cp);
+    let hash = flag_value(&good, "--discovery-token-ca-cert-hash");
+
+    // 1. A wrong CA hash: refused at once, nothing written.
+    let bad = good.replace(&hash, &format!("sha256:{}", "1".repeat(64)));
+    ssh(&tb, w, "root", &bad).expect(
+        "join with a wrong CA hash",
+        1,
+        &[
+            "error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys",
+            "are pinned",
+        ],
+    );
+    absent(&tb, w, "/etc/kubernetes/kubelet.conf");
+
+    // 2. A deleted token: kubeadm polls cluster-info for the token's signature, then gives up.
+    let deleted = join_command(&tb, cp);
+    let token = flag_value(&deleted, "--token");
+    let id = token.split('.').next().unwrap().to_string();
+    ssh_ok(&tb, cp, "root", &format!("kubeadm token delete {token}")).expect(
+        "token delete",
+        0,
+        &[&format!("bootstrap token \"{id}\" deleted")],
+    );
+    ssh(&tb, w, "root", &deleted).expect(
+        "join with a deleted token",
+        1,
+        &[&format!(
+            "couldn't validate the identity of the API Server: token id \"{id}\" is invalid for this cluster or it has expired. Use \"kubeadm token create\" on the control-plane node to create a new valid token"
+        )],
+    );
+    absent(&tb, w, "/etc/kubernetes/kubelet.conf");
+
+    // 3. An expired token (--ttl 1s).
+    let expired = ssh_ok(
+        &tb,
+        cp,
+        "root",
+        "kubeadm token create --ttl 1s --print-join-command",
+    )
+    .stdout
+    .trim()
+    .to_string();
+    let id = flag_value(&expired, "--token")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    ssh(&tb, w, "root", &expired).expect(
+        "join with an expired token",
+        1,
+        &[&format!(
+            "token id \"{id}\" is invalid for this cluster or it has expired"
+        )],
+    );
+    absent(&tb, w, "/etc/kubernetes/kubelet.conf");
+
+    // 4. The good line works; pasting it again fails preflight.
+    ssh_ok(&tb, w, "root", &good).expect("join", 0, &["This node has joined the cluster:"]);
+    ssh(&tb, w, "root", &good).expect(
+        "join twice",
+        1,
+        &[
+            "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists",
+            "[ERROR Port-10250]: Port 10250 is in use",
+            "[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]: /etc/kubernetes/pki/ca.crt already exists",
+            "error execution phase preflight",
+        ],
+    );
+    let nodes = ssh_ok(&tb, cp, "root", "kubectl get nodes -o name");
+    assert_eq!(nodes.stdout, "node/node1\nnode/node2\n");
+}
+
+/// Day-2 misuses on a running single-node cluster: labels and taints, a drain blocked by
+/// a PodDisruptionBudget, and kubeadm upgrades the version policy refuses.
+#[test]
+fn cluster_operation_misuses() {
+    let tb = testbed(1, "root");
+    control_plane(&tb, H, true);
+    let k = |cmd: &str| ssh(&tb, H, "root", cmd);
+
+    // 1. Removing an absent taint is an error (unlike removing an absent label).
+    k("kubectl taint nodes node1 example.com/dedicated:NoSchedule-").expect(
+        "remove an absent taint",
+        1,
+        &["error: taint \"example.com/dedicated:NoSchedule\" not found"],
+    );
+    k("kubectl label node node1 example.com/absent-").expect(
+        "remove an absent label",
+        0,
+        &["label \"example.com/absent\" not found."],
+    );
+
+    // 2. Changing a label's value needs --overwrite.
+    k("kubectl label node node1 type=mysql").expect("label", 0, &["node/node1 labeled"]);
+    k("kubectl label node node1 type=wordpress").expect(
+        "relabel without --overwrite",
+        1,
+        &["error: 'type' already has a value (mysql), and --overwrite is false"],
+    );
+    assert_eq!(
+        k("kubectl get node node1 -o jsonpath='{.metadata.labels.type}'").stdout,
+        "mysql"
+    );
+    k("kubectl label node node1 type=wordpress --overwrite").expect(
+        "relabel with --overwrite",
+        0,
+        &["node/node1 labeled"],
+    );
+
+    // 3. A drain that a PodDisruptionBudget blocks: eviction retried until --timeout, the
+    // node left cordoned.
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "kubectl create deployment web --image=nginx --replicas=1",
+    );
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "kubectl apply -f - <<'EOF'
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: web}
+EOF",
+    );
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "kubectl rollout status deployment/web --timeout=2m",
+    );
+    let out = k("kubectl drain node1 --ignore-daemonsets --delete-emptydir-data --timeout=3s");
+    out.expect(
+        "drain blocked by a PDB",
+        1,
+        &[
+            "node/node1 cordoned",
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+            "global timeout reached: 3s",
+        ],
+    );
+    assert!(out.took >= Duration::from_secs(3), "{:?}", out.took);
+    assert_eq!(
+        k("kubectl get node node1 -o jsonpath='{.spec.unschedulable}'").stdout,
+        "true"
+    );
+    let web = k("kubectl get pods -l app=web -o jsonpath='{.items[*].status.phase}'");
+    assert_eq!(web.stdout, "Running", "the protected pod still runs");
+    ssh_ok(&tb, H, "root", "kubectl uncordon node1");
+
+    // 4. An upgrade to a version newer than kubeadm itself.
+    k("kubeadm upgrade apply -y v1.35.0").expect(
+        "upgrade beyond kubeadm",
+        1,
+        &["Specified version to upgrade to \"v1.35.0\" is higher than the kubeadm version \"v1.34.2\". Upgrade kubeadm first using the tool you used to install kubeadm"],
+    );
+
+    // 5. Skipping a minor: kubeadm 1.36 from the 1.36 repository, cluster at 1.34.
+    for step in k8s_repository("1.36") {
+        ssh_ok(&tb, H, "root", &step);
+    }
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.36.3-1.1 && apt-mark hold kubeadm",
+    );
+    assert_eq!(k("kubeadm version -o short").stdout.trim(), "v1.36.3");
+    k("kubeadm upgrade apply -y v1.36.3").expect(
+        "upgrade across two minors",
+        1,
+        &["Specified version to upgrade to \"v1.36.3\" is too high; kubeadm can upgrade only 1 minor version at a time"],
+    );
+    let v = k("kubectl version -o json");
+    let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(
+        v["serverVersion"]["gitVersion"], "v1.34.2",
+        "cluster unchanged"
+    );
+}
