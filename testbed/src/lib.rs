@@ -20,6 +20,7 @@ pub mod keys;
 pub mod layout;
 mod net;
 mod procs;
+mod registry;
 pub mod state;
 mod testbed;
 

@@ -188,3 +188,23 @@ pub fn netns_inode(x: u8, host: &str) -> Option<u64> {
         .ok()
         .map(|m| m.ino())
 }
+
+/// Kills every process in any namespace `tbX-*` and deletes those namespaces and the
+/// bridge: the cleanup for a testbed whose state file is lost.
+pub fn remove_by_subnet(x: u8) {
+    let prefix = format!("tb{x}-");
+    if let Ok(d) = std::fs::read_dir("/run/netns") {
+        for e in d.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(m) = e.metadata() {
+                crate::procs::kill_all(m.ino(), std::time::Duration::from_secs(10));
+            }
+            let _ = cmd::ip(&["netns", "del", &name]);
+        }
+    }
+    let _ = delete_bridge(x);
+}

@@ -14,6 +14,7 @@ use crate::keys;
 use crate::layout::{self, AuditRecord, Fault, HostPaths, Provision};
 use crate::net;
 use crate::procs;
+use crate::registry;
 use crate::state::{self, HostEntry, HostState, TestbedState};
 
 /// How many hosts are brought up at once. Booting is mostly waiting for `ip`, `ssh-keygen`
@@ -148,7 +149,14 @@ impl Builder {
         host::prepare_lowers(&dir)?;
         let client_pub = keys::generate(&dir.join(state::CLIENT_KEY), "testbed")?;
 
+        registry::reap_orphans();
         let subnet = net::create_bridge()?;
+        registry::register(&registry::Entry {
+            subnet,
+            dir: dir.clone(),
+            owner: Some(registry::Owner::me()),
+            owned_dir,
+        });
         let hosts = (1..=self.hosts)
             .map(|i| {
                 let name = format!("{}{i}", self.name_prefix);
@@ -235,9 +243,24 @@ impl Testbed {
         })
     }
 
-    /// Keeps the testbed running after this value is dropped (for `testbed up`).
+    /// Keeps the testbed running after this value is dropped (for `testbed up`); it is
+    /// no longer reaped when this process dies.
     pub fn keep(mut self) {
         self.teardown_on_drop = false;
+        let subnet = self.state().subnet;
+        registry::register(&registry::Entry {
+            subnet,
+            dir: self.dir.clone(),
+            owner: None,
+            owned_dir: false,
+        });
+    }
+
+    /// Tears down a testbed found in the registry whose owner died.
+    pub(crate) fn reap(entry: &registry::Entry) -> Result<()> {
+        let mut tb = Testbed::attach(&entry.dir)?;
+        tb.owned_dir = entry.owned_dir;
+        tb.down()
     }
 
     pub fn dir(&self) -> &Path {
@@ -604,6 +627,9 @@ impl Testbed {
         let mut errors = errors.into_inner().unwrap();
         if let Err(e) = net::delete_bridge(st.subnet) {
             errors.push(e.to_string());
+        }
+        if errors.is_empty() {
+            registry::unregister(st.subnet);
         }
         if errors.is_empty() {
             let mut remove: Vec<PathBuf> = [

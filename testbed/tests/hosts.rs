@@ -492,3 +492,65 @@ fn cli_up_exec_down() {
     assert!(!dir.join("hosts").exists() && !dir.join("testbed.json").exists());
     let _ = std::fs::remove_dir(&dir);
 }
+
+/// Not a test of its own: the process that `testbeds_of_killed_processes_are_reaped`
+/// starts and kills. Does nothing unless that test set TESTBED_HELPER_OUT.
+#[test]
+#[ignore = "helper process, run by testbeds_of_killed_processes_are_reaped"]
+fn helper_build_and_hang() {
+    let Some(out) = std::env::var_os("TESTBED_HELPER_OUT") else {
+        return;
+    };
+    let tb = Testbed::builder().hosts(2).build().unwrap();
+    let snap = snapshot(&tb);
+    std::fs::write(&out, serde_json::to_string(&snap).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn testbeds_of_killed_processes_are_reaped() {
+    let out = std::env::temp_dir().join(format!("testbed-helper-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "helper_build_and_hang",
+            "--nocapture",
+        ])
+        .env("TESTBED_HELPER_OUT", &out)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !out.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "helper never built its testbed"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "helper exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (dir, bridge, netns, pids): (std::path::PathBuf, String, Vec<String>, Vec<i32>) =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    // SIGKILL: no Drop runs, the hosts stay.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!leftovers(&dir, &bridge, &netns, &pids).is_empty());
+    // The next testbed built on this machine removes them (or another test's build did).
+    let _tb = Testbed::builder().hosts(1).build().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let left = leftovers(&dir, &bridge, &netns, &pids);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not reaped: {left:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
