@@ -985,3 +985,65 @@ pub fn phase(ctx: &mut Ctx, args: &[String]) -> i32 {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let d = config::parse(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.34.2\ncontrolPlaneEndpoint: 10.0.0.10:6443\nnetworking: {podSubnet: 192.168.0.0/16}\n",
+            KVer::parse("1.34.2").unwrap(),
+        )
+        .unwrap();
+        Plan {
+            cfg: InitConfig::from_documents(&d).unwrap(),
+            version: KVer::parse("1.34.2").unwrap(),
+            node_name: "master1".into(),
+            advertise: "10.0.0.10".into(),
+            socket: config::DEFAULT_CRI_SOCKET.into(),
+            endpoint: "10.0.0.10:6443".into(),
+        }
+    }
+
+    #[test]
+    fn initial_state_holds_what_init_creates() {
+        let p = plan();
+        let (ca, _) = pki::new_ca();
+        let objs = cluster_objects(
+            &p,
+            &ca,
+            "kind: KubeletConfiguration\n",
+            "abcdef.0123456789abcdef",
+            0.0,
+        );
+        let creds = Credentials {
+            list: vec![("s1".into(), "kubernetes-admin".into())],
+        };
+        let st = initial_state(&p, &ca, &creds, objs, "abcdef.0123456789abcdef", None, 0.0);
+        assert_eq!(st.version, "v1.34.2");
+        assert_eq!(st.endpoint, "10.0.0.10:6443");
+        assert_eq!(st.ca_cert_hash, pki::ca_cert_hash(&ca));
+        assert_eq!(st.credentials["s1"], "kubernetes-admin");
+        let cm = st
+            .object("ConfigMap", "kube-system/kubeadm-config")
+            .unwrap();
+        assert!(cm["data"]["ClusterConfiguration"]
+            .as_str()
+            .unwrap()
+            .contains("kubernetesVersion: v1.34.2"));
+        let secret = st
+            .object("Secret", "kube-system/bootstrap-token-abcdef")
+            .unwrap();
+        assert_eq!(secret["type"], "bootstrap.kubernetes.io/token");
+        let dns = st.object("Deployment", "kube-system/coredns").unwrap();
+        assert_eq!(dns["spec"]["replicas"], 2);
+        assert_eq!(
+            dns["spec"]["template"]["spec"]["tolerations"][1]["key"],
+            "node-role.kubernetes.io/control-plane"
+        );
+        assert!(st.object("DaemonSet", "kube-system/kube-proxy").is_some());
+        assert!(st.object("ConfigMap", "kube-public/cluster-info").is_some());
+        assert_eq!(st.tokens[0].expires, Some(86400.0));
+    }
+}
