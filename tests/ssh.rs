@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use bootstrap::ssh::{Connection, RemoteCommand, SshError, Target};
+use bootstrap::ssh::{ConnectOptions, Connection, RemoteCommand, SshError, Target};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -639,6 +639,56 @@ async fn connection_killed_mid_command_is_lost() {
     let err = conn.run(&script("true")).await.expect_err("still gone");
     assert!(matches!(err, SshError::Lost { .. }), "{err}");
     assert!(conn.is_closed());
+}
+
+/// The server stops answering (its session process is frozen with SIGSTOP, like a hung
+/// host): keepalives go unanswered and the running command fails as lost instead of
+/// hanging forever.
+#[tokio::test]
+async fn frozen_server_is_detected_by_keepalive() {
+    let sshd = Sshd::start();
+    let options = ConnectOptions {
+        agent_socket: None,
+        keepalive_interval: Duration::from_secs(1),
+        keepalive_max: 2,
+    };
+    let conn = Connection::connect_with(&sshd.target("root", "id_ed25519"), &options)
+        .await
+        .unwrap();
+    // The login shell execs `sh`, whose parent is the session process of this connection.
+    let session: i32 = conn
+        .run(&script("echo $PPID"))
+        .await
+        .unwrap()
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+    struct Thaw(i32);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _thaw = Thaw(session);
+    let stopped = Command::new("kill")
+        .args(["-STOP", &session.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let started = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(30), conn.run(&script("echo hi")))
+        .await
+        .expect("keepalive must end the wait")
+        .expect_err("a frozen server cannot answer");
+    assert!(matches!(err, SshError::Lost { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

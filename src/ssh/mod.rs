@@ -116,10 +116,29 @@ pub const MAX_CHANNELS: usize = 8;
 /// does not exhaust file descriptors or trip sshd's `MaxStartups` behind a NAT.
 pub const DEFAULT_CONNECT_PARALLELISM: usize = 64;
 
-/// Keepalive: a request every 15 s of silence, the connection is declared lost after 4
-/// unanswered ones (about a minute), like `ServerAliveInterval 15`/`ServerAliveCountMax 4`.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-const KEEPALIVE_MAX: usize = 4;
+/// Connection settings that are not per host: where ssh-agent listens and how quickly a
+/// silent server is declared lost.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The ssh-agent socket; `None`: no agent. Default: `$SSH_AUTH_SOCK`.
+    pub agent_socket: Option<std::path::PathBuf>,
+    /// A keepalive request after this long without a word from the server...
+    pub keepalive_interval: Duration,
+    /// ...and the connection is lost after this many unanswered ones. Default 15 s x 4
+    /// (about a minute), like `ServerAliveInterval 15` / `ServerAliveCountMax 4`: a frozen
+    /// or powered-off host fails its commands instead of hanging the run.
+    pub keepalive_max: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            agent_socket: std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_max: 4,
+        }
+    }
+}
 
 /// An open connection to one host.
 pub struct Connection {
@@ -166,8 +185,7 @@ impl Connection {
     /// StrictHostKeyChecking=yes -p PORT user@address` would require. `connect_timeout`
     /// bounds each of: the TCP connect, the SSH handshake, authentication.
     pub async fn connect(target: &Target) -> Result<Connection, SshError> {
-        let agent = std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from);
-        Connection::connect_with_agent(target, agent.as_deref()).await
+        Connection::connect_with(target, &ConnectOptions::default()).await
     }
 
     /// `connect`, with the ssh-agent socket given explicitly instead of taken from
@@ -175,6 +193,18 @@ impl Connection {
     pub async fn connect_with_agent(
         target: &Target,
         agent_socket: Option<&std::path::Path>,
+    ) -> Result<Connection, SshError> {
+        let options = ConnectOptions {
+            agent_socket: agent_socket.map(|p| p.to_path_buf()),
+            ..ConnectOptions::default()
+        };
+        Connection::connect_with(target, &options).await
+    }
+
+    /// `connect` with explicit options.
+    pub async fn connect_with(
+        target: &Target,
+        options: &ConnectOptions,
     ) -> Result<Connection, SshError> {
         let host = target.host.clone();
         let connect_err = |reason: String| SshError::Connect {
@@ -193,8 +223,8 @@ impl Connection {
         preferred.key = Cow::Owned(known.preferred_algorithms(&preferred.key));
         let config = Arc::new(russh::client::Config {
             preferred,
-            keepalive_interval: Some(KEEPALIVE_INTERVAL),
-            keepalive_max: KEEPALIVE_MAX,
+            keepalive_interval: Some(options.keepalive_interval),
+            keepalive_max: options.keepalive_max,
             nodelay: true,
             ..Default::default()
         });
@@ -242,7 +272,7 @@ impl Connection {
                 &mut handle,
                 &target.user,
                 target.identity_file.as_deref(),
-                agent_socket,
+                options.agent_socket.as_deref(),
             ),
         )
         .await
