@@ -16,6 +16,16 @@ use crate::common::{self, ContainerdRuntime, Ctx};
 /// `containerd config default` of containerd 1.7 (verbatim output of 1.7.23).
 pub const DEFAULT_CONFIG: &str = include_str!("containerd-1.7-default.toml");
 
+/// The installed containerd's `config default`: 1.7's, with 1.6's older pause image when
+/// the installed containerd is 1.6 (Debian 12). Other 1.6 differences are not modeled.
+pub fn default_config() -> String {
+    if containerd_version().starts_with("1.6.") {
+        DEFAULT_CONFIG.replace("registry.k8s.io/pause:3.8", "registry.k8s.io/pause:3.6")
+    } else {
+        DEFAULT_CONFIG.to_string()
+    }
+}
+
 /// /etc/containerd/config.toml as Debian's and Ubuntu's `containerd` package ships it:
 /// CNI binaries in /usr/lib/cni (where Debian's containernetworking-plugins go), not in
 /// /opt/cni/bin where Calico installs them.
@@ -144,7 +154,7 @@ fn scalar(v: &str) -> String {
 
 /// The effective configuration: the file's values over containerd's defaults.
 pub fn effective(file: Option<&Flat>) -> Flat {
-    let mut eff = parse_toml(DEFAULT_CONFIG).expect("default config parses");
+    let mut eff = parse_toml(&default_config()).expect("default config parses");
     if let Some(f) = file {
         for (k, v) in f {
             eff.insert(k.clone(), v.clone());
@@ -174,7 +184,7 @@ pub fn runtime_facts(eff: &Flat, version: &str) -> ContainerdRuntime {
 pub fn dump(file: &Flat) -> String {
     let mut table = String::new();
     let mut out = String::new();
-    for line in DEFAULT_CONFIG.lines() {
+    for line in default_config().lines() {
         let t = line.trim();
         if t.starts_with('[') {
             table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
@@ -234,7 +244,7 @@ pub fn containerd_cli(_ctx: &mut Ctx, args: &[String]) -> i32 {
             0
         }
         ["config", "default"] => {
-            print!("{DEFAULT_CONFIG}");
+            print!("{}", default_config());
             0
         }
         ["config", "dump"] => match read_config() {
