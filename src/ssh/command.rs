@@ -23,8 +23,9 @@ pub fn exec_string(script: &str, root: bool, login_user: &str) -> Result<String,
 }
 
 /// When a `sudo -n` wrapped command failed because of sudo itself (not the script),
-/// the reason, so the caller can turn it into `SshError::Sudo`. The script's own
-/// failures never start with these exact sudo messages on the first stderr line.
+/// the reason, so the caller can turn it into `SshError::Sudo`. sudo's own messages come
+/// first on stderr, each prefixed `sudo: ` (possibly after warnings such as `sudo: unable
+/// to resolve host`); the script's output never precedes them.
 pub fn sudo_failure(status: u32, stderr: &str, user: &str) -> Option<String> {
     if status == 0 {
         return None;
@@ -45,13 +46,15 @@ pub fn sudo_failure(status: u32, stderr: &str, user: &str) -> Option<String> {
         "account validation failure",
         "you must have a tty",
     ];
-    if first.starts_with("sudo: ") && SUDO_REFUSALS.iter().any(|m| first.contains(m)) {
-        return Some(format!(
-            "{first}; allow it passwordless (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in a file \
-             under /etc/sudoers.d/) or connect as root"
-        ));
-    }
-    None
+    let refusal = stderr
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with("sudo: "))
+        .find(|l| SUDO_REFUSALS.iter().any(|m| l.contains(m)))?;
+    Some(format!(
+        "{refusal}; allow it passwordless (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in a file \
+         under /etc/sudoers.d/) or connect as root"
+    ))
 }
 
 #[cfg(test)]
@@ -108,6 +111,20 @@ mod tests {
         )
         .is_some());
         assert!(sudo_failure(127, "sh: 1: sudo: not found\n", "u").is_some());
+        // After sudo's own warnings.
+        assert!(sudo_failure(
+            1,
+            "sudo: unable to resolve host node1: Name or service not known\n\
+             sudo: a password is required\n",
+            "u"
+        )
+        .is_some_and(|r| r.starts_with("sudo: a password is required")));
+        assert!(sudo_failure(
+            3,
+            "sudo: unable to resolve host node1: Name or service not known\nscript error\n",
+            "u"
+        )
+        .is_none());
         // The script's own failures are not sudo's.
         assert!(sudo_failure(1, "E: Unable to locate package foo\n", "u").is_none());
         assert!(sudo_failure(0, "sudo: a password is required\n", "u").is_none());
