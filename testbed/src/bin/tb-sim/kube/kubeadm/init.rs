@@ -693,6 +693,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         file_list.push(files::KUBELET_CONF.into());
         let file_refs: Vec<&str> = file_list.iter().map(String::as_str).collect();
         let facts = preflight::gather(
+            &plan.node_name,
             &plan.socket,
             &file_refs,
             &[&etcd_dir],

@@ -234,6 +234,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
             return phase_error("preflight", &e);
         }
         let facts = preflight::gather(
+            &node,
             &socket,
             &[
                 files::KUBELET_CONF,
@@ -414,6 +415,7 @@ fn join_control_plane(
             .collect();
         let refs: Vec<&str> = files_list.iter().map(String::as_str).collect();
         let facts = preflight::gather(
+            node,
             socket,
             &refs,
             &[&cluster.etcd_data_dir],

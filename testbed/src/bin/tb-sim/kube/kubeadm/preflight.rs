@@ -64,6 +64,8 @@ pub struct HostFacts {
     pub swap_on: bool,
     /// Content of /proc/sys/net/ipv4/ip_forward (None: file missing).
     pub ip_forward: Option<String>,
+    /// The node name when it doesn't resolve (kubeadm's Hostname check warns).
+    pub unresolvable_node: Option<String>,
     /// /proc/sys/net/bridge/bridge-nf-call-iptables (None: br_netfilter not loaded).
     pub bridge_nf: Option<String>,
     pub cri: Option<Cri>,
@@ -160,6 +162,39 @@ fn exec_checks(f: &HostFacts, k8s: Option<KVer>) -> Vec<Outcome> {
         .collect()
 }
 
+/// The Hostname check: warnings when the node name doesn't resolve.
+fn hostname(f: &HostFacts) -> Outcome {
+    match &f.unresolvable_node {
+        None => Outcome::ok("Hostname"),
+        Some(n) => Outcome {
+            name: "Hostname".into(),
+            warnings: vec![
+                format!("hostname \"{n}\" could not be reached"),
+                format!("hostname \"{n}\": lookup {n} on 127.0.0.53:53: server misbehaving"),
+            ],
+            errors: vec![],
+        },
+    }
+}
+
+/// Whether a name resolves on this host: /etc/hosts (the testbed has no DNS server,
+/// so a name missing there can't resolve at all).
+pub fn resolves(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" {
+        return true;
+    }
+    std::fs::read_to_string("/etc/hosts")
+        .map(|t| {
+            t.lines().any(|l| {
+                let l = l.split('#').next().unwrap_or("");
+                l.split_whitespace()
+                    .skip(1)
+                    .any(|h| h.eq_ignore_ascii_case(name))
+            })
+        })
+        .unwrap_or(false)
+}
+
 fn kubelet_version(f: &HostFacts, kubeadm: KVer, k8s: Option<KVer>) -> Outcome {
     match version::check_kubelet_version(kubeadm, f.kubelet, k8s) {
         Ok(()) => Outcome::ok("KubeletVersion"),
@@ -212,6 +247,7 @@ fn common(f: &HostFacts, kubeadm: KVer, k8s: Option<KVer>, socket: &str) -> Vec<
     out.extend(cri(f, socket, kubeadm));
     out.push(swap(f));
     out.extend(exec_checks(f, k8s));
+    out.push(hostname(f));
     out.push(kubelet_version(f, kubeadm, k8s));
     out.push(service_kubelet(f));
     out.push(port(f, 10250));
@@ -411,7 +447,13 @@ pub fn probe_cri(socket: &str) -> Cri {
 }
 
 /// Gathers the facts for the given files, dirs and ports.
-pub fn gather(socket: &str, files: &[&str], dirs: &[&str], ports: &[u16]) -> HostFacts {
+pub fn gather(
+    node_name: &str,
+    socket: &str,
+    files: &[&str],
+    dirs: &[&str],
+    ports: &[u16],
+) -> HostFacts {
     let kernel = crate::common::kernel();
     let unit_installed = crate::common::installed_version("kubelet").is_some();
     HostFacts {
@@ -423,6 +465,7 @@ pub fn gather(socket: &str, files: &[&str], dirs: &[&str], ports: &[u16]) -> Hos
                 .cloned()
                 .unwrap_or_else(|| "0".into()),
         ),
+        unresolvable_node: (!resolves(node_name)).then(|| node_name.to_string()),
         bridge_nf: kernel
             .sysctls
             .get("net.bridge.bridge-nf-call-iptables")
@@ -606,6 +649,18 @@ mod tests {
         assert!(e.contains("\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists\n"));
         assert!(e.contains("\t[ERROR Port-10250]: Port 10250 is in use\n"));
         assert!(e.contains("\t[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]: /etc/kubernetes/pki/ca.crt already exists\n"));
+    }
+
+    #[test]
+    fn unresolvable_node_name_warns() {
+        let mut f = healthy();
+        f.unresolvable_node = Some("worker-a".into());
+        let (w, e) = init(&f);
+        assert!(e.is_none());
+        assert_eq!(
+            w[0],
+            "\t[WARNING Hostname]: hostname \"worker-a\" could not be reached"
+        );
     }
 
     #[test]
