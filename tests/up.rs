@@ -600,3 +600,71 @@ fn a_user_whose_sudo_wants_a_password_is_refused_before_any_change() {
     );
     assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
 }
+
+#[test]
+fn host_drift_is_fixed_by_exactly_the_fixing_steps() {
+    let tb = testbed(1, "root");
+    let decls = vec![Decl {
+        role: "control-plane",
+        labels: &[("type", "mysql")],
+        taints: Some(&[]),
+    }];
+    let inv = inventory(&tb, &decls);
+    assert!(up(&tb, &inv).ok);
+    // Swap back on (by hand, not through fstab) and a package unheld.
+    exec(&tb, "node1", &["swapon", "/swap.img"]);
+    exec(&tb, "node1", &["apt-mark", "unhold", "kubeadm"]);
+    let marks = audit_marks(&tb);
+    let run = up(&tb, &inv);
+    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert_host_files(&tb, "node1");
+    assert_cluster(&tb, &tb.hosts(), &decls);
+    let changed: Vec<String> = tb.audit("node1").unwrap()[marks[0].1..]
+        .iter()
+        .filter(|r| r.changed)
+        .map(|r| r.argv.join(" "))
+        .collect();
+    assert!(
+        changed.iter().any(|c| c.starts_with("swapoff")),
+        "{changed:#?}"
+    );
+    assert!(
+        changed.iter().any(|c| c.starts_with("apt-mark hold")),
+        "{changed:#?}"
+    );
+    assert!(
+        changed
+            .iter()
+            .all(|c| c.starts_with("swapoff") || c.starts_with("apt-mark")),
+        "more than the fixes changed: {changed:#?}"
+    );
+}
+
+#[test]
+fn a_rebooted_cluster_needs_nothing() {
+    let tb = testbed(2, "root");
+    let decls = vec![
+        Decl {
+            role: "control-plane",
+            labels: &[],
+            taints: None,
+        },
+        Decl {
+            role: "worker",
+            labels: &[("type", "wordpress")],
+            taints: None,
+        },
+    ];
+    let inv = inventory(&tb, &decls);
+    assert!(up(&tb, &inv).ok);
+    // Kernel state (swap, modules, sysctls) is rebuilt from the files `up` wrote.
+    for h in ["node2", "node1"] {
+        tb.stop(h).unwrap();
+        tb.start(h).unwrap();
+    }
+    let marks = audit_marks(&tb);
+    let run = up(&tb, &inv);
+    assert!(run.ok, "up after reboot failed:\n{}", run.stderr);
+    assert_nothing_changed_since(&tb, &marks);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+}
