@@ -83,7 +83,7 @@ impl Shared {
     }
 
     /// Writes the state if it changed since the last write. The lock is held only to
-    /// serialize, not for the disk write.
+    /// copy the state, not to serialize or write it.
     fn persist(&self) {
         {
             let mut d = self.dirty.lock().unwrap();
@@ -97,10 +97,9 @@ impl Shared {
         if !self.path.exists() {
             return;
         }
-        let data = {
-            let st = self.state.lock().unwrap();
-            serde_json::to_vec(&*st).unwrap_or_default()
-        };
+        // Copy under the lock (cheap), serialize outside it (several times dearer).
+        let snapshot = self.state.lock().unwrap().clone();
+        let data = serde_json::to_vec(&snapshot).unwrap_or_default();
         if let Err(e) = common::write_atomic(&self.path, &data) {
             eprintln!("E {} failed to persist state: {e}", stamp());
         }
@@ -169,20 +168,30 @@ pub fn daemon(_args: &[String]) -> i32 {
                     .wait_timeout_while(d, Duration::from_millis(500), |d| !*d)
                     .unwrap();
             }
+            // Coalesce bursts of changes into one write (at most one per second; the
+            // final state is written on SIGTERM).
+            std::thread::sleep(Duration::from_millis(1000));
             s.persist();
         });
     }
     // Controllers on a timer (heartbeats age, pods move).
     {
         let s = shared.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(250));
-            let changed = {
-                let mut st = s.state.lock().unwrap();
-                scheduler::reconcile(&mut st, common::now(), &s.timing)
-            };
-            if changed {
-                s.mark_dirty();
+        // The pause adapts to the cost of a pass, so big clusters leave the lock free
+        // for requests most of the time.
+        std::thread::spawn(move || {
+            let mut pause = Duration::from_millis(250);
+            loop {
+                std::thread::sleep(pause);
+                let t = std::time::Instant::now();
+                let changed = {
+                    let mut st = s.state.lock().unwrap();
+                    scheduler::reconcile(&mut st, common::now(), &s.timing)
+                };
+                pause = (t.elapsed() * 3).max(Duration::from_millis(250));
+                if changed {
+                    s.mark_dirty();
+                }
             }
         });
     }
@@ -248,6 +257,7 @@ fn handle(s: &Shared, req: Request) -> Response {
     let mut st = s.state.lock().unwrap();
     let identity = st.credentials.get(&req.credential).cloned();
     let is_join = matches!(req.op, Op::Join { .. });
+    let is_heartbeat = matches!(req.op, Op::Heartbeat { .. });
     if identity.is_none() && !is_join {
         return err(401, "Unauthorized", "Unauthorized");
     }
@@ -335,7 +345,8 @@ fn handle(s: &Shared, req: Request) -> Response {
         Op::Call { name, args } => call(&mut st, &identity, &name, &args, now),
     };
     if st.resource_version != before {
-        if resp.ok {
+        // Heartbeats leave the controllers to the timer (registration runs them itself).
+        if resp.ok && !is_heartbeat {
             scheduler::reconcile(&mut st, now, &s.timing);
         }
         drop(st);

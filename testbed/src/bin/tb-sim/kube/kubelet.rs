@@ -461,6 +461,7 @@ pub fn daemon(_args: &[String]) -> i32 {
         }
         Err(api::KubeconfigError::Missing) => return 1,
     };
+    let node_template = node_object(&name, &ip, &version, &runtime_version, &labels);
     let mut registered = false;
     let mut last_beat = Instant::now() - Duration::from_secs(3600);
     let mut last_err = String::new();
@@ -482,7 +483,7 @@ pub fn daemon(_args: &[String]) -> i32 {
                 (None, Some(_)) => json!({"ready": false, "message": CNI_NOT_READY}),
                 _ => json!({"ready": true}),
             };
-            let mut node = node_object(&name, &ip, &version, &runtime_version, &labels);
+            let mut node = node_template.clone();
             node["testbed"] = json!({"register": !registered, "runtime": report,
                 "staticPods": if cgroup.is_some() { json!([]) } else {
                     pods.iter().map(|(c, i, _)| json!({"component": c, "image": i})).collect::<Value>() }});

@@ -129,17 +129,19 @@ pub fn is_ready(node: &Value) -> bool {
     ready_condition(node)["status"] == "True"
 }
 
-pub fn ready_condition(node: &Value) -> Value {
+pub fn ready_condition(node: &Value) -> &Value {
+    static NULL: Value = Value::Null;
     node["status"]["conditions"]
         .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
-        .unwrap_or(Value::Null)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .unwrap_or(&NULL)
 }
 
 fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
-    let nodes: Vec<Value> = st.list("Node").into_iter().cloned().collect();
-    for mut node in nodes {
-        let name = objects::name(&node).to_string();
+    for name in st.keys_where("Node", |_| true) {
+        let Some(node) = st.object("Node", &name) else {
+            continue;
+        };
         let (status, reason, message) = node_ready(st, &name, now, t);
         let old = ready_condition(&node);
         let transition = if old["status"] == status.as_str() {
@@ -147,11 +149,41 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
         } else {
             json!(objects::rfc3339(now))
         };
-        let hb = st
-            .heartbeats
-            .get(&name)
-            .map(|h| objects::rfc3339(*h))
-            .unwrap_or_else(|| objects::rfc3339(now));
+        // lastHeartbeatTime moves in steps of a few seconds (as the real kubelet's
+        // status updates do), so a node's object doesn't change on every heartbeat.
+        let beat = st.heartbeats.get(&name).copied().unwrap_or(now);
+        let prev_beat = old["lastHeartbeatTime"]
+            .as_str()
+            .and_then(objects::parse_rfc3339);
+        let hb = match prev_beat {
+            Some(p) if old["status"] == status.as_str() && beat - p < 5.0 => objects::rfc3339(p),
+            _ => objects::rfc3339(beat),
+        };
+        // Fast path: nothing to write when status, heartbeat step and the condition
+        // taints are as stored.
+        let mut want_keys: Vec<&str> = match status.as_str() {
+            "False" => vec![NOT_READY_TAINT],
+            "Unknown" => vec![UNREACHABLE_TAINT],
+            _ => vec![],
+        };
+        if node["spec"]["unschedulable"] == true {
+            want_keys.push(UNSCHEDULABLE_TAINT);
+        }
+        let have_keys: Vec<String> = objects::taints(node)
+            .into_iter()
+            .map(|t| t.key)
+            .filter(|k| {
+                [NOT_READY_TAINT, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT].contains(&k.as_str())
+            })
+            .collect();
+        if old["status"] == status.as_str()
+            && old["message"] == message.as_str()
+            && old["lastHeartbeatTime"] == hb.as_str()
+            && want_keys.len() == have_keys.len()
+            && want_keys.iter().all(|k| have_keys.iter().any(|h| h == k))
+        {
+            continue;
+        }
         let old_conds = node["status"]["conditions"]
             .as_array()
             .cloned()
@@ -193,7 +225,7 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
             json!({"type": "Ready", "status": status, "reason": reason, "message": message,
                    "lastHeartbeatTime": hb, "lastTransitionTime": transition}),
         ];
-        objects::obj_mut(&mut node, "status").insert("conditions".into(), Value::Array(conditions));
+        let conditions = Value::Array(conditions);
         // Condition taints, as the node lifecycle controller keeps them.
         let mut taints: Vec<Taint> = objects::taints(&node)
             .into_iter()
@@ -228,6 +260,11 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
                 ordered.push(t);
             }
         }
+        if node["status"]["conditions"] == conditions && old_taints == ordered {
+            continue;
+        }
+        let mut node = node.clone();
+        node["status"]["conditions"] = conditions;
         objects::set_taints(&mut node, &ordered);
         st.put(node, now);
     }
@@ -236,12 +273,11 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
 /// Deletes pods bound to nodes that no longer exist, and non-DaemonSet pods of nodes
 /// that have not been Ready for longer than the eviction delay.
 fn drop_orphan_pods(st: &mut ClusterState, now: f64, t: &Timing) {
-    let pods: Vec<Value> = st.list("Pod").into_iter().cloned().collect();
-    for pod in pods {
+    let doomed = st.keys_where("Pod", |pod| {
         let Some(node_name) = pod["spec"]["nodeName"].as_str() else {
-            continue;
+            return false;
         };
-        let gone = match st.object("Node", node_name) {
+        match st.object("Node", node_name) {
             None => true,
             Some(node) => {
                 let c = ready_condition(node);
@@ -251,12 +287,12 @@ fn drop_orphan_pods(st: &mut ClusterState, now: f64, t: &Timing) {
                     .unwrap_or(now);
                 c["status"] != "True"
                     && now - since > t.eviction_delay
-                    && owner_kind(&pod) == Some("ReplicaSet")
+                    && owner_kind(pod) == Some("ReplicaSet")
             }
-        };
-        if gone {
-            st.remove("Pod", &objects::key_of(&pod));
         }
+    });
+    for k in doomed {
+        st.remove("Pod", &k);
     }
 }
 
@@ -391,12 +427,15 @@ fn new_pod(owner: &Value, name: String, extra_labels: &[(&str, &str)], now: f64)
 fn replicasets(st: &mut ClusterState, now: f64) {
     let sets: Vec<Value> = st.list("ReplicaSet").into_iter().cloned().collect();
     // Pods whose ReplicaSet is gone are garbage-collected.
-    for pod in st.list("Pod").into_iter().cloned().collect::<Vec<_>>() {
-        if let Some(o) = owner(&pod).filter(|o| o["kind"] == "ReplicaSet") {
-            if !sets.iter().any(|r| r["metadata"]["uid"] == o["uid"]) {
-                st.remove("Pod", &objects::key_of(&pod));
-            }
-        }
+    let uids: std::collections::HashSet<&Value> =
+        sets.iter().map(|r| &r["metadata"]["uid"]).collect();
+    let orphans = st.keys_where("Pod", |pod| {
+        owner(pod)
+            .filter(|o| o["kind"] == "ReplicaSet")
+            .is_some_and(|o| !uids.contains(&o["uid"]))
+    });
+    for k in orphans {
+        st.remove("Pod", &k);
     }
     for rs in sets {
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
@@ -496,12 +535,15 @@ pub fn matches_node_selector(node: &Value, pod_spec: &Value) -> bool {
 
 fn daemonsets(st: &mut ClusterState, now: f64) {
     let sets: Vec<Value> = st.list("DaemonSet").into_iter().cloned().collect();
-    for pod in st.list("Pod").into_iter().cloned().collect::<Vec<_>>() {
-        if let Some(o) = owner(&pod).filter(|o| o["kind"] == "DaemonSet") {
-            if !sets.iter().any(|r| r["metadata"]["uid"] == o["uid"]) {
-                st.remove("Pod", &objects::key_of(&pod));
-            }
-        }
+    let uids: std::collections::HashSet<&Value> =
+        sets.iter().map(|r| &r["metadata"]["uid"]).collect();
+    let orphans = st.keys_where("Pod", |pod| {
+        owner(pod)
+            .filter(|o| o["kind"] == "DaemonSet")
+            .is_some_and(|o| !uids.contains(&o["uid"]))
+    });
+    for k in orphans {
+        st.remove("Pod", &k);
     }
     let nodes: Vec<Value> = st.list("Node").into_iter().cloned().collect();
     for ds in sets {
@@ -509,19 +551,23 @@ fn daemonsets(st: &mut ClusterState, now: f64) {
         let mut tols = pod_tolerations(spec);
         tols.extend(daemonset_tolerations());
         let hash = objects::template_hash(&ds["spec"]["template"]);
-        let pods: Vec<Value> = owned_by(st, "Pod", &ds).into_iter().cloned().collect();
+        // (key, node, current revision) of this DaemonSet's pods, by node.
+        let mut by_node: std::collections::HashMap<String, Vec<(String, bool)>> =
+            Default::default();
+        for p in owned_by(st, "Pod", &ds) {
+            let current = p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str();
+            by_node
+                .entry(p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push((objects::key_of(p), current));
+        }
         for node in &nodes {
             let node_name = objects::name(node);
             let eligible = unfit_reason(node, spec, &tols).is_none();
-            let mine: Vec<&Value> = pods
-                .iter()
-                .filter(|p| p["spec"]["nodeName"] == node_name)
-                .collect();
             let mut have_current = false;
-            for p in &mine {
-                let current = p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str();
+            for (key, current) in by_node.remove(node_name).unwrap_or_default() {
                 if !eligible || !current || have_current {
-                    st.remove("Pod", &objects::key_of(p));
+                    st.remove("Pod", &key);
                 } else {
                     have_current = true;
                 }
@@ -543,11 +589,8 @@ fn daemonsets(st: &mut ClusterState, now: f64) {
             }
         }
         // Pods on nodes that no longer exist.
-        for p in &pods {
-            let n = p["spec"]["nodeName"].as_str().unwrap_or("");
-            if !nodes.iter().any(|x| objects::name(x) == n) {
-                st.remove("Pod", &objects::key_of(p));
-            }
+        for (key, _) in by_node.into_values().flatten() {
+            st.remove("Pod", &key);
         }
     }
 }
@@ -635,26 +678,48 @@ fn node_can_run(st: &ClusterState, node: &str, host_network: bool, now: f64, t: 
 }
 
 fn pod_status(st: &mut ClusterState, now: f64, t: &Timing) {
-    let pods: Vec<Value> = st
-        .list("Pod")
-        .into_iter()
-        .filter(|p| p["spec"]["nodeName"].is_string())
-        .cloned()
-        .collect();
-    for mut pod in pods {
+    let keys = st.keys_where("Pod", |p| p["spec"]["nodeName"].is_string());
+    let mut node_cache: std::collections::HashMap<String, (bool, bool, Value)> = Default::default();
+    let ts = json!(objects::rfc3339(now));
+    for key in keys {
+        let Some(pod) = st.object("Pod", &key) else {
+            continue;
+        };
         let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
         let host_network = pod["spec"]["hostNetwork"] == true;
-        let node_ip = st
-            .object("Node", &node)
-            .and_then(|n| n["status"]["addresses"].as_array().cloned())
-            .and_then(|a| a.into_iter().find(|x| x["type"] == "InternalIP"))
-            .map(|a| a["address"].clone())
-            .unwrap_or(Value::Null);
-        let runs = node_can_run(st, &node, host_network, now, t);
+        let (runs_host, runs_pod, node_ip) = node_cache
+            .entry(node.clone())
+            .or_insert_with(|| {
+                let ip = st
+                    .object("Node", &node)
+                    .and_then(|n| n["status"]["addresses"].as_array())
+                    .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+                    .map(|a| a["address"].clone())
+                    .unwrap_or(Value::Null);
+                (
+                    node_can_run(st, &node, true, now, t),
+                    node_can_run(st, &node, false, now, t),
+                    ip,
+                )
+            })
+            .clone();
+        let runs = if host_network { runs_host } else { runs_pod };
         let was_running = pod["status"]["phase"] == "Running";
-        let status = objects::obj_mut(&mut pod, "status");
-        let ts = json!(objects::rfc3339(now));
-        let cond = |ty: &str, ok: bool, prev: &Value| {
+        let started = runs || was_running;
+        if pod["status"]["phase"] == if started { "Running" } else { "Pending" }
+            && pod_ready(pod) == runs
+            && pod["status"]["hostIP"] == node_ip
+            && pod["status"]["podIP"].is_string() == started
+            && pod["status"]["containerStatuses"].is_array()
+        {
+            continue;
+        }
+        let mut status = pod["status"].clone();
+        if !status.is_object() {
+            status = json!({});
+        }
+        let prev = status["conditions"].clone();
+        let cond = |ty: &str, ok: bool| {
             let s = if ok { "True" } else { "False" };
             let tr = prev
                 .as_array()
@@ -663,18 +728,13 @@ fn pod_status(st: &mut ClusterState, now: f64, t: &Timing) {
                 .unwrap_or(ts.clone());
             json!({"type": ty, "status": s, "lastProbeTime": null, "lastTransitionTime": tr})
         };
-        let prev = status.get("conditions").cloned().unwrap_or(Value::Null);
         let ready = runs;
-        let started = runs || was_running;
-        status.insert(
-            "phase".into(),
-            json!(if started { "Running" } else { "Pending" }),
-        );
-        status.insert("hostIP".into(), node_ip.clone());
-        if started && !status.contains_key("startTime") {
-            status.insert("startTime".into(), ts.clone());
+        status["phase"] = json!(if started { "Running" } else { "Pending" });
+        status["hostIP"] = node_ip.clone();
+        if started && status["startTime"].is_null() {
+            status["startTime"] = ts.clone();
         }
-        if started && !status.contains_key("podIP") {
+        if started && status["podIP"].is_null() {
             let ip = if host_network {
                 node_ip.clone()
             } else {
@@ -686,47 +746,41 @@ fn pod_status(st: &mut ClusterState, now: f64, t: &Timing) {
                     r.gen_range(1..255)
                 ))
             };
-            status.insert("podIP".into(), ip.clone());
-            status.insert("podIPs".into(), json!([{"ip": ip}]));
+            status["podIPs"] = json!([{"ip": ip}]);
+            status["podIP"] = ip;
         }
-        status.insert(
-            "conditions".into(),
-            json!([
-                cond("PodReadyToStartContainers", started, &prev),
-                cond("Initialized", true, &prev),
-                cond("Ready", ready, &prev),
-                cond("ContainersReady", ready, &prev),
-                cond("PodScheduled", true, &prev),
-            ]),
-        );
-        let containers = pod["spec"]["containers"]
+        status["conditions"] = json!([
+            cond("PodReadyToStartContainers", started),
+            cond("Initialized", true),
+            cond("Ready", ready),
+            cond("ContainersReady", ready),
+            cond("PodScheduled", true),
+        ]);
+        let prev_cs = &pod["status"]["containerStatuses"];
+        let statuses: Vec<Value> = pod["spec"]["containers"]
             .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let prev_cs = pod["status"]["containerStatuses"].clone();
-        let statuses: Vec<Value> = containers
-            .iter()
-            .map(|c| {
-                let state = if started {
-                    let since = prev_cs
-                        .as_array()
-                        .and_then(|a| a.iter().find(|s| s["name"] == c["name"]))
-                        .and_then(|s| {
-                            s["state"]["running"]["startedAt"]
-                                .as_str()
-                                .map(String::from)
-                        })
-                        .unwrap_or_else(|| objects::rfc3339(now));
-                    json!({"running": {"startedAt": since}})
-                } else {
-                    json!({"waiting": {"reason": "ContainerCreating"}})
-                };
-                json!({"name": c["name"], "image": c["image"], "imageID": "",
-                       "ready": ready, "started": started, "restartCount": 0, "state": state})
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let state = if started {
+                            let since = prev_cs
+                                .as_array()
+                                .and_then(|a| a.iter().find(|s| s["name"] == c["name"]))
+                                .map(|s| s["state"]["running"]["startedAt"].clone())
+                                .filter(|v| v.is_string())
+                                .unwrap_or_else(|| ts.clone());
+                            json!({"running": {"startedAt": since}})
+                        } else {
+                            json!({"waiting": {"reason": "ContainerCreating"}})
+                        };
+                        json!({"name": c["name"], "image": c["image"], "imageID": "",
+                               "ready": ready, "started": started, "restartCount": 0, "state": state})
+                    })
+                    .collect()
             })
-            .collect();
-        pod["status"]["containerStatuses"] = Value::Array(statuses);
-        st.put(pod, now);
+            .unwrap_or_default();
+        status["containerStatuses"] = Value::Array(statuses);
+        st.set_field("Pod", &key, "status", status);
     }
 }
 
@@ -1151,5 +1205,81 @@ mod tests {
         assert_eq!(scaled(&json!("50%"), 3), Some(2));
         assert_eq!(scaled(&json!(1), 3), Some(1));
         assert_eq!(scaled(&json!("25%"), 2), Some(1));
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// `cargo test -p testbed --bin tb-sim reconcile_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn reconcile_cost() {
+        let mut st = ClusterState::default();
+        let now = 1000.0;
+        for i in 0..150 {
+            let name = format!("n{i:03}");
+            st.put(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "spec": {}, "status": {"addresses": [{"type": "InternalIP", "address": "10.200.0.2"}]}}), now);
+            st.heartbeats.insert(name, now);
+        }
+        for ds in ["calico-node", "kube-proxy"] {
+            st.put(
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": ds, "namespace": "kube-system", "generation": 1},
+                "spec": {"selector": {"matchLabels": {"k8s-app": ds}},
+                  "template": {"metadata": {"labels": {"k8s-app": ds}},
+                    "spec": {"hostNetwork": true, "tolerations": [{"operator": "Exists"}],
+                      "containers": [{"name": ds, "image": "docker.io/calico/node:v3.30.3"}]}}}}),
+                now,
+            );
+        }
+        reconcile(&mut st, now, &Timing::scaled(0.0));
+        let t = std::time::Instant::now();
+        for i in 0..10 {
+            for n in 0..150 {
+                st.heartbeats.insert(format!("n{n:03}"), now + i as f64);
+            }
+            reconcile(&mut st, now + i as f64, &Timing::scaled(0.0));
+        }
+        let per = t.elapsed().as_secs_f64() / 10.0;
+        let tm = Timing::scaled(0.0);
+        let phases: Vec<(&str, Box<dyn Fn(&mut ClusterState)>)> = vec![
+            ("cni", Box::new(|s| detect_cni(s))),
+            (
+                "nodes",
+                Box::new(move |s| node_lifecycle(s, now + 20.0, &tm)),
+            ),
+            (
+                "orphans",
+                Box::new(move |s| drop_orphan_pods(s, now + 20.0, &tm)),
+            ),
+            ("deploy", Box::new(move |s| deployments(s, now))),
+            ("rs", Box::new(move |s| replicasets(s, now))),
+            ("ds", Box::new(move |s| daemonsets(s, now))),
+            ("sched", Box::new(move |s| schedule(s, now))),
+            (
+                "podstatus",
+                Box::new(move |s| pod_status(s, now + 20.0, &tm)),
+            ),
+            ("workloads", Box::new(move |s| workload_status(s, now))),
+        ];
+        for (n, f) in phases {
+            let t = std::time::Instant::now();
+            f(&mut st);
+            println!("{n}: {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let t = std::time::Instant::now();
+        let copy = st.clone();
+        println!("clone: {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+        drop(copy);
+        let t = std::time::Instant::now();
+        let bytes = serde_json::to_vec(&st).unwrap().len();
+        println!(
+            "reconcile: {:.1} ms per pass (150 nodes, 300 pods); serialize {bytes} bytes: {:.1} ms",
+            per * 1000.0,
+            t.elapsed().as_secs_f64() * 1000.0
+        );
     }
 }

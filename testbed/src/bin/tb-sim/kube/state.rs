@@ -79,14 +79,14 @@ impl ClusterState {
         use super::objects;
         let kind = objects::kind(&obj).to_string();
         let key = objects::key_of(&obj);
-        let existing = self.object(&kind, &key).cloned();
+        let existing = self.objects.get(&kind).and_then(|m| m.get(&key));
         {
             let md = objects::obj_mut(&mut obj, "metadata");
-            let from = |f: &str| existing.as_ref().map(|e| e["metadata"][f].clone());
+            let from = |f: &str| existing.map(|e| &e["metadata"][f]);
             for f in ["uid", "creationTimestamp"] {
                 match from(f) {
                     Some(v) if !v.is_null() => {
-                        md.insert(f.into(), v);
+                        md.insert(f.into(), v.clone());
                     }
                     _ if !md.contains_key(f) => {
                         let v = if f == "uid" {
@@ -100,16 +100,44 @@ impl ClusterState {
                 }
             }
             if let Some(v) = from("resourceVersion") {
-                md.insert("resourceVersion".into(), v);
+                md.insert("resourceVersion".into(), v.clone());
             }
         }
-        if existing.as_ref() == Some(&obj) {
+        if existing == Some(&obj) {
             return false;
         }
         self.resource_version += 1;
         obj["metadata"]["resourceVersion"] = Value::String(self.resource_version.to_string());
         self.objects.entry(kind).or_default().insert(key, obj);
         true
+    }
+
+    /// Replaces one top-level field (e.g. "status") of a stored object if it differs,
+    /// without copying the object when nothing changed. Returns whether it changed.
+    pub fn set_field(&mut self, kind: &str, key: &str, field: &str, value: Value) -> bool {
+        let Some(obj) = self.objects.get_mut(kind).and_then(|m| m.get_mut(key)) else {
+            return false;
+        };
+        if obj[field] == value {
+            return false;
+        }
+        obj[field] = value;
+        self.resource_version += 1;
+        obj["metadata"]["resourceVersion"] = Value::String(self.resource_version.to_string());
+        true
+    }
+
+    /// Keys of the objects of a kind that satisfy `f`.
+    pub fn keys_where(&self, kind: &str, f: impl Fn(&Value) -> bool) -> Vec<String> {
+        self.objects
+            .get(kind)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| f(v))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Removes an object; returns it.
