@@ -580,10 +580,16 @@ async fn unreachable_host_is_a_connect_error_and_connect_all_reports_each_host()
     let mut wrong_key = good.clone();
     wrong_key.host = "node-3".to_string();
     wrong_key.identity_file = Some(sshd.path("id_other"));
-    // connect_all takes the agent from the environment, which might rescue node-3, so
-    // only node-1 and node-2 are checked beyond the order.
-    let results =
-        bootstrap::ssh::connect_all(&[good.clone(), refused.clone(), wrong_key.clone()], 2).await;
+    let options = ConnectOptions {
+        agent_socket: None,
+        ..ConnectOptions::default()
+    };
+    let results = bootstrap::ssh::connect_all_with(
+        &[good.clone(), refused.clone(), wrong_key.clone()],
+        2,
+        &options,
+    )
+    .await;
     let names: Vec<&str> = results.iter().map(|(h, _)| h.as_str()).collect();
     assert_eq!(names, ["node-1", "node-2", "node-3"]);
     assert!(results[0].1.is_ok());
@@ -594,6 +600,11 @@ async fn unreachable_host_is_a_connect_error_and_connect_all_reports_each_host()
         }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("node-2 must fail"),
+    }
+    match &results[2].1 {
+        Err(e @ SshError::Auth { .. }) => assert!(e.to_string().contains("node-3"), "{e}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("node-3 must fail"),
     }
 }
 

@@ -480,6 +480,15 @@ pub async fn connect_all(
     targets: &[Target],
     parallelism: usize,
 ) -> Vec<(String, Result<Connection, SshError>)> {
+    connect_all_with(targets, parallelism, &ConnectOptions::default()).await
+}
+
+/// `connect_all` with explicit options.
+pub async fn connect_all_with(
+    targets: &[Target],
+    parallelism: usize,
+    options: &ConnectOptions,
+) -> Vec<(String, Result<Connection, SshError>)> {
     let parallelism = if parallelism == 0 {
         DEFAULT_CONNECT_PARALLELISM
     } else {
@@ -489,10 +498,11 @@ pub async fn connect_all(
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().cloned().enumerate() {
         let gate = gate.clone();
+        let options = options.clone();
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
             let result = async {
-                let conn = Connection::connect(&target).await?;
+                let conn = Connection::connect_with(&target, &options).await?;
                 conn.check_sudo().await?;
                 Ok(conn)
             }
