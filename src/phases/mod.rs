@@ -439,8 +439,11 @@ pub async fn run_phase(ctx: &Arc<Ctx>, phase: &Phase) -> bool {
         let (host, result, elapsed) = match joined {
             Ok(r) => r,
             Err(e) => {
-                // A panic in a host's task: report it, keep the others going.
-                tracing::error!("a host task panicked: {e}");
+                // A panic in a host's task (a bug): report it, keep the others going.
+                ctx.progress.info(&format!(
+                    "{}: a host task failed unexpectedly: {e}",
+                    phase.name
+                ));
                 ok = false;
                 continue;
             }
