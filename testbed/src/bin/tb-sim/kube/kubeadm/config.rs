@@ -66,14 +66,14 @@ fn check_api_version(kubeadm: KVer, version: &str, kind: &str) -> Result<Option<
         "v1beta4" if kubeadm.minor < 31 => Err(scheme_error(kind, &api)),
         "v1beta4" => Ok(None),
         "v1beta3" if kubeadm.minor >= 36 => Err(format!(
-            "your configuration file uses an old API spec: \"{api}\" (kind: \"{kind}\"). Please use kubeadm v1.35 instead and run 'kubeadm config migrate --old-config old-config-file --new-config new-config-file', which will write the new, similar spec using a newer API version."
+            "your configuration file uses an old API spec: \"{api}\" (kind: \"{kind}\"). Please use kubeadm v1.35 instead and run 'kubeadm config migrate --old-config old.yaml --new-config new.yaml', which will write the new, similar spec using a newer API version."
         )),
         "v1beta3" if kubeadm.minor >= 31 => Ok(Some(format!(
-            "your configuration file uses a deprecated API spec: \"{api}\" (kind: \"{kind}\"). Please use 'kubeadm config migrate --old-config old-config-file --new-config new-config-file', which will write the new, similar spec using a newer API version."
+            "your configuration file uses a deprecated API spec: \"{api}\" (kind: \"{kind}\"). Please use 'kubeadm config migrate --old-config old.yaml --new-config new.yaml', which will write the new, similar spec using a newer API version."
         ))),
         "v1beta3" => Ok(None),
         "v1beta1" | "v1beta2" => Err(format!(
-            "your configuration file uses an old API spec: \"{api}\" (kind: \"{kind}\"). Please use kubeadm v1.21 instead and run 'kubeadm config migrate --old-config old-config-file --new-config new-config-file', which will write the new, similar spec using a newer API version."
+            "your configuration file uses an old API spec: \"{api}\" (kind: \"{kind}\"). Please use kubeadm v1.21 instead and run 'kubeadm config migrate --old-config old.yaml --new-config new.yaml', which will write the new, similar spec using a newer API version."
         )),
         _ => Err(scheme_error(kind, &api)),
     }

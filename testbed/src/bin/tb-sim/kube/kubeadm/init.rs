@@ -683,7 +683,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         println!("[preflight] Running pre-flight checks");
         let (_, e) = preflight::report(&preflight::root_check(common::is_root()), &ignore);
         if let Some(e) = e {
-            return phase_error("preflight", &e);
+            return super::preflight_failed(&e);
         }
         let etcd_dir = plan.cfg.cluster.etcd_data_dir.clone();
         let mut file_list: Vec<String> = preflight::STATIC_PODS
@@ -713,7 +713,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
             eprintln!("{w}");
         }
         if let Some(e) = err {
-            return phase_error("preflight", &e);
+            return super::preflight_failed(&e);
         }
         println!("[preflight] Pulling images required for setting up a Kubernetes cluster");
         println!("[preflight] This might take a minute or two, depending on the speed of your internet connection");

@@ -231,7 +231,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         println!("[preflight] Running pre-flight checks");
         let (_, e) = preflight::report(&preflight::root_check(common::is_root()), &ignore);
         if let Some(e) = e {
-            return phase_error("preflight", &e);
+            return super::preflight_failed(&e);
         }
         let facts = preflight::gather(
             &node,
@@ -251,7 +251,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
             eprintln!("{w}");
         }
         if let Some(e) = err {
-            return phase_error("preflight", &e);
+            return super::preflight_failed(&e);
         }
     }
     if let Some(testbed::layout::Fault::KubeadmJoin { message }) = common::fault("kubeadm-join") {
@@ -435,7 +435,7 @@ fn join_control_plane(
             eprintln!("{w}");
         }
         if let Some(e) = err {
-            return Err(phase_error("preflight", &e));
+            return Err(super::preflight_failed(&e));
         }
         println!("[preflight] Pulling images required for setting up a Kubernetes cluster");
         println!("[preflight] This might take a minute or two, depending on the speed of your internet connection");

@@ -36,6 +36,17 @@ pub fn phase_error(phase: &str, msg: &str) -> i32 {
     die(&format!("error execution phase {phase}: {msg}"))
 }
 
+/// How kubeadm ends on fatal preflight errors: up to 1.35 the report is the phase
+/// error itself; from 1.36 the report goes to stderr and the phase error is short.
+pub fn preflight_failed(report: &str) -> i32 {
+    if version::kubeadm_version().minor >= 36 {
+        eprintln!("{report}");
+        phase_error("preflight", "preflight checks failed")
+    } else {
+        phase_error("preflight", report)
+    }
+}
+
 /// Parsed command line: value flags (repeatable), boolean flags, positionals.
 #[derive(Debug, Default)]
 pub struct Flags {

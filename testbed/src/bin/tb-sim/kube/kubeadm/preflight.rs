@@ -116,6 +116,10 @@ fn cri(f: &HostFacts, socket: &str, kubeadm: KVer) -> Option<Outcome> {
             "container runtime is not running: output: time=\"{ts}\" level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"{socket}\\\": rpc error: {}\"\n, error: exit status 1",
             why.replace('"', "\\\"")
         )
+    } else if kubeadm.minor >= 36 {
+        format!(
+            "could not connect to the container runtime: failed to create new CRI runtime service: validate service connection: validate CRI v1 runtime API for endpoint \"{socket}\": rpc error: {why}"
+        )
     } else {
         format!(
             "container runtime is not running: validate service connection: validate CRI v1 runtime API for endpoint \"{socket}\": rpc error: {why}"

@@ -121,7 +121,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
     println!("[preflight] Running pre-flight checks");
     let (_, e) = preflight::report(&preflight::root_check(common::is_root()), &ignore);
     if let Some(e) = e {
-        return phase_error("preflight", &e);
+        return super::preflight_failed(&e);
     }
     if is_cp {
         println!("[reset] Removing info for node from the ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace");

@@ -444,7 +444,7 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
     print_config_notice("upgrade");
     let (_, e) = preflight::report(&preflight::root_check(common::is_root()), &ignore);
     if let Some(e) = e {
-        return phase_error("preflight", &e);
+        return super::preflight_failed(&e);
     }
     let Some(target) = f.positional.first() else {
         return die("missing one or more required arguments. Required arguments: [version]");
@@ -495,7 +495,7 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
         eprintln!("{w}");
     }
     if let Some(e) = e {
-        return phase_error("preflight", &e);
+        return super::preflight_failed(&e);
     }
     println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
     println!("[upgrade/versions] Cluster version: {}", c.version);
@@ -656,7 +656,7 @@ fn node(ctx: &mut Ctx, f: &Flags) -> i32 {
     };
     let (_, e) = preflight::report(&preflight::root_check(common::is_root()), &ignore);
     if let Some(e) = e {
-        return phase_error("preflight", &e);
+        return super::preflight_failed(&e);
     }
     let target = c.cluster_config["kubernetesVersion"]
         .as_str()
