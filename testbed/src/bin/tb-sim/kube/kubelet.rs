@@ -64,11 +64,17 @@ pub fn kubelet_version() -> Option<String> {
     common::installed_version("kubelet").map(|v| format!("v{}", v.split('-').next().unwrap_or(&v)))
 }
 
+/// One klog line: `E1125 18:15:13.123456    4242 kubelet.go:1600] msg`.
 fn log(level: char, msg: &str) {
-    let t = objects::rfc3339(common::now());
+    let now = common::now();
+    let t = objects::rfc3339(now);
+    let micros = (now.fract() * 1e6) as u32;
     eprintln!(
-        "{level}{} {msg}",
-        &t[5..].replace(['-', 'T', 'Z'], " ").trim()
+        "{level}{}{} {}.{micros:06} {:>8} kubelet.go:1600] {msg}",
+        &t[5..7],
+        &t[8..10],
+        &t[11..19],
+        std::process::id()
     );
 }
 
