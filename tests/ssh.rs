@@ -5,8 +5,13 @@
 //! it when the test ends. Needs root (sshd) and openssh-server (installed by .ci/run):
 //! when sshd is missing the tests FAIL, they do not skip.
 //!
-//! Measurement (not run by default):
-//! `cargo test -p bootstrap --test ssh -- --ignored --nocapture measure`
+//! The sudo test creates two temporary local users (dash login shell) and a file in
+//! /etc/sudoers.d, and removes them when it ends, pass or fail.
+//!
+//! Opt-in (`#[ignore]`, listed as ignored, never silently skipped):
+//! - measurement: `cargo test -p bootstrap --test ssh -- --ignored --nocapture measure`
+//! - a live testbed: `BOOTSTRAP_TESTBED_DIR=DIR cargo test -p bootstrap --test ssh --
+//!   --ignored --nocapture testbed_hosts` after `testbed up --dir DIR`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
