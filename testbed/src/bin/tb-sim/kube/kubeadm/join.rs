@@ -198,7 +198,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
     }
     if f.positional.len() > 1 {
         return die(&format!(
-            "[preflight] Some fatal errors occurred:\n\t[ERROR ...]: accepts at most 1 arg(s), received {}",
+            "accepts at most 1 arg(s), received {}",
             f.positional.len()
         ));
     }
