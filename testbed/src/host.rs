@@ -111,7 +111,7 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
     let config = HostConfig {
         name: host.name.clone(),
         address: host.address.clone(),
-        os: state.os.as_str().to_string(),
+        os: state.os_of(host).as_str().to_string(),
         time_scale: state.time_scale,
         peers: state.hosts.iter().map(|h| h.address.clone()).collect(),
     };

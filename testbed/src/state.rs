@@ -32,6 +32,9 @@ pub struct HostState {
     pub veth: String,
     /// PID 1 of the host, in root-namespace numbering; None while stopped.
     pub init_pid: Option<i32>,
+    /// The host's release when it differs from the testbed's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<Os>,
 }
 
 /// `DIR/testbed.json`.
@@ -82,6 +85,11 @@ impl TestbedState {
                 names.join(", ")
             ))
         })
+    }
+
+    /// The release a host simulates.
+    pub fn os_of(&self, host: &HostState) -> Os {
+        host.os.unwrap_or(self.os)
     }
 
     pub fn host_mut(&mut self, name: &str) -> Result<&mut HostState> {

@@ -17,9 +17,18 @@ use crate::procs;
 use crate::registry;
 use crate::state::{self, HostEntry, HostState, TestbedState};
 
-/// How many hosts are brought up at once. Booting is mostly waiting for `ip`, `ssh-keygen`
-/// and sshd, so this is more than the core count.
+/// How many hosts are brought up (and torn down) at once, unless `TESTBED_PARALLEL` says
+/// otherwise. Booting is mostly waiting for `ip`, `ssh-keygen` and sshd, so this is more
+/// than the core count.
 const PARALLEL: usize = 16;
+
+fn parallel() -> usize {
+    std::env::var("TESTBED_PARALLEL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(PARALLEL)
+}
 
 /// Options for a new testbed. `Testbed::builder().hosts(3).build()?`.
 #[derive(Debug, Clone)]
@@ -31,6 +40,7 @@ pub struct Builder {
     time_scale: f64,
     name_prefix: String,
     dir: Option<PathBuf>,
+    host_os: HashMap<String, Os>,
 }
 
 impl Default for Builder {
@@ -46,6 +56,7 @@ impl Default for Builder {
                 .unwrap_or(0.0),
             name_prefix: "node".into(),
             dir: None,
+            host_os: HashMap::new(),
         }
     }
 }
@@ -62,6 +73,12 @@ impl Builder {
     }
     pub fn os(mut self, os: Os) -> Self {
         self.os = os;
+        self
+    }
+    /// One host simulates another release than the rest (e.g. a Debian host in an Ubuntu
+    /// cluster, which the tool must refuse).
+    pub fn host_os(mut self, host: &str, os: Os) -> Self {
+        self.host_os.insert(host.to_string(), os);
         self
     }
     /// Make ubuntu's sudo ask for a password ("ubuntu"), so `sudo -n` fails.
@@ -150,6 +167,15 @@ impl Builder {
         let client_pub = keys::generate(&dir.join(state::CLIENT_KEY), "testbed")?;
 
         registry::reap_orphans();
+        let names: Vec<String> = (1..=self.hosts)
+            .map(|i| format!("{}{i}", self.name_prefix))
+            .collect();
+        if let Some(unknown) = self.host_os.keys().find(|k| !names.contains(k)) {
+            return Err(Error::Invalid(format!(
+                "host_os names {unknown:?}, which is not one of the hosts ({}1..{}{})",
+                self.name_prefix, self.name_prefix, self.hosts
+            )));
+        }
         let subnet = net::create_bridge()?;
         registry::register(&registry::Entry {
             subnet,
@@ -165,6 +191,7 @@ impl Builder {
                     netns: net::netns_name(subnet, &name),
                     veth: net::veth_name(subnet, i),
                     index: i,
+                    os: self.host_os.get(&name).copied(),
                     name,
                     init_pid: None,
                 }
@@ -327,7 +354,7 @@ impl Testbed {
         let next = AtomicUsize::new(0);
         let results: Mutex<HashMap<String, Result<(i32, String)>>> = Mutex::new(HashMap::new());
         std::thread::scope(|s| {
-            for _ in 0..PARALLEL.min(st.hosts.len()) {
+            for _ in 0..parallel().min(st.hosts.len()) {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(h) = st.hosts.get(i) else { break };
@@ -381,7 +408,7 @@ impl Testbed {
         net::create_host(st.subnet, h.index, &h.name)?;
         let t_net = t.elapsed();
         let provision = Provision {
-            os: st.os.as_str().to_string(),
+            os: st.os_of(h).as_str().to_string(),
             address: h.address.clone(),
             authorized_key: client_pub.to_string(),
             host_key,
@@ -611,7 +638,7 @@ impl Testbed {
         let next = AtomicUsize::new(0);
         let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
         std::thread::scope(|s| {
-            for _ in 0..PARALLEL.min(st.hosts.len()) {
+            for _ in 0..parallel().min(st.hosts.len()) {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(h) = st.hosts.get(i) else { break };

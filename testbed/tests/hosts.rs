@@ -136,31 +136,45 @@ fn fresh_server_files() {
 }
 
 #[test]
-fn other_releases_are_selectable() {
-    for (os, want, sources) in [
+fn releases_are_selectable_per_testbed_and_per_host() {
+    let tb = Testbed::builder()
+        .hosts(3)
+        .os(Os::Ubuntu2204)
+        .host_os("node3", Os::Debian12)
+        .build()
+        .unwrap();
+    for (host, want, sources) in [
+        ("node1", "ubuntu 22.04 jammy", "/etc/apt/sources.list"),
+        ("node2", "ubuntu 22.04 jammy", "/etc/apt/sources.list"),
         (
-            Os::Ubuntu2204,
-            "ubuntu 22.04 jammy",
-            "/etc/apt/sources.list",
-        ),
-        (
-            Os::Debian12,
+            "node3",
             "debian 12 bookworm",
             "/etc/apt/sources.list.d/debian.sources",
         ),
     ] {
-        let tb = Testbed::builder().hosts(1).os(os).build().unwrap();
         assert_eq!(
             ssh_ok(
                 &tb,
-                "node1",
+                host,
                 "root",
                 ". /etc/os-release; echo $ID $VERSION_ID $VERSION_CODENAME"
             ),
             want
         );
-        ssh_ok(&tb, "node1", "root", &format!("test -s {sources}"));
+        ssh_ok(&tb, host, "root", &format!("test -s {sources}"));
     }
+    // The stand-ins are told too.
+    let config: testbed::layout::HostConfig = serde_json::from_slice(
+        &tb.read_file("node3", "/usr/local/lib/testbed/host.json")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config.os, "debian-12");
+    assert!(Testbed::builder()
+        .hosts(2)
+        .host_os("node9", Os::Debian12)
+        .build()
+        .is_err());
 }
 
 #[test]

@@ -47,6 +47,9 @@ enum Cmd {
         time_scale: f64,
         #[arg(long, default_value = "node")]
         name_prefix: String,
+        /// Give one host another release: NAME=OS (repeatable), e.g. node3=debian-12.
+        #[arg(long, value_parser = parse_host_os)]
+        host_os: Vec<(String, Os)>,
     },
     /// Remove every host, the bridge and the testbed's files in DIR.
     Down {
@@ -135,6 +138,13 @@ fn parse_os(s: &str) -> Result<Os, String> {
     s.parse()
 }
 
+fn parse_host_os(s: &str) -> Result<(String, Os), String> {
+    let (host, os) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=OS, e.g. node3=debian-12, not {s:?}"))?;
+    Ok((host.to_string(), os.parse()?))
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -155,9 +165,14 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
             os,
             time_scale,
             name_prefix,
+            host_os,
         } => {
             let start = Instant::now();
-            let tb = Testbed::builder()
+            let mut builder = Testbed::builder();
+            for (host, os) in host_os {
+                builder = builder.host_os(&host, os);
+            }
+            let tb = builder
                 .hosts(hosts)
                 .dir(&dir)
                 .user(match user {

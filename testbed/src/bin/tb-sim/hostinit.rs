@@ -178,16 +178,24 @@ fn pid1(spec: &InitSpec) -> io::Result<Never> {
         None,
     )
     .map_err(|e| ctx("mounting /proc", e))?;
+    let t0 = std::time::Instant::now();
     if let Some(p) = &spec.provision {
         provision(p, &spec.hostname).map_err(|e| ctx("first-boot provisioning", e))?;
     }
     every_boot().map_err(|e| ctx("preparing the boot", e))?;
+    let t1 = t0.elapsed();
     match Command::new(layout::SIM_BIN).arg("boot").status() {
         Ok(s) if s.success() => {}
         Ok(s) => eprintln!("tb-sim init: `tb-sim boot` exited with {s}"),
         Err(e) => eprintln!("tb-sim init: cannot run `tb-sim boot`: {e}"),
     }
+    let t2 = t0.elapsed();
     let mut sshd = Some(start_sshd()?);
+    eprintln!(
+        "tb-sim init: {} set up in {t1:?}, `tb-sim boot` took {:?}, sshd started",
+        spec.hostname,
+        t2 - t1
+    );
     loop {
         let mut status = 0;
         let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
