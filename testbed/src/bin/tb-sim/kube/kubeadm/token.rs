@@ -209,12 +209,8 @@ fn create(ctx: &mut Ctx, f: &super::Flags) -> i32 {
     }
     ctx.changed();
     if f.has("print-join-command") {
-        let ca = match std::fs::read_to_string(files::ADMIN_CONF)
+        let ca = match std::fs::read_to_string(f.get("kubeconfig").unwrap_or(files::ADMIN_CONF))
             .ok()
-            .or_else(|| {
-                f.get("kubeconfig")
-                    .and_then(|p| std::fs::read_to_string(p).ok())
-            })
             .and_then(|t| files::parse_kubeconfig(&t))
         {
             Some(k) => k.ca_pem,
