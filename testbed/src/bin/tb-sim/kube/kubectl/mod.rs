@@ -144,6 +144,11 @@ fn client_from(args: &Args) -> Result<ClientConfig, String> {
 
 /// `kubectl ARGS`.
 pub fn standin(ctx: &mut Ctx, argv: &[String]) -> i32 {
+    // Like the Go binary: a closed stdout (`kubectl ... | head -1`) ends the process
+    // quietly by SIGPIPE instead of a Rust panic.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = match Args::parse(argv) {
         Ok(a) => a,
         Err(m) => {
