@@ -116,10 +116,14 @@ struct Discovered {
 fn discover(ctx: &Ctx, cfg: &JoinConfig, node: &str) -> Result<Discovered, (String, String)> {
     let endpoint = cfg.endpoint.clone().unwrap_or_default();
     let token = cfg.token.clone().unwrap_or_default();
-    let hash = cfg.ca_cert_hashes.first().cloned().unwrap_or_default();
-    let op = Op::Join {
+    // Any one pinned hash is enough: try them in order.
+    let mut hashes = cfg.ca_cert_hashes.clone();
+    if hashes.is_empty() {
+        hashes.push(String::new());
+    }
+    let op = |hash: &str| Op::Join {
         token: token.clone(),
-        ca_cert_hash: hash,
+        ca_cert_hash: hash.to_string(),
         node_name: node.to_string(),
         control_plane: cfg.control_plane.is_some(),
         certificate_key: cfg
@@ -130,7 +134,15 @@ fn discover(ctx: &Ctx, cfg: &JoinConfig, node: &str) -> Result<Discovered, (Stri
     let timeout = scaled(ctx, 300.0, 5.0);
     let start = Instant::now();
     loop {
-        let res = super::client::call(&endpoint, "", op.clone());
+        let mut res = super::client::call(&endpoint, "", op(&hashes[0]));
+        for h in &hashes[1..] {
+            match &res {
+                Err(CallError::Server { message, .. }) if message.contains("are pinned") => {
+                    res = super::client::call(&endpoint, "", op(h));
+                }
+                _ => break,
+            }
+        }
         let retry = match &res {
             Err(CallError::Unreachable(_)) => true,
             // The JWS signature for an unknown token is "not there yet" to kubeadm: it
