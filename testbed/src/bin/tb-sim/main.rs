@@ -33,6 +33,11 @@ fn daemon(unit: &str) -> Option<Daemon> {
 }
 
 fn main() {
+    // Like the Go and C tools they stand in for, die quietly on a closed pipe
+    // (`kubeadm ... | head`) instead of panicking half-way through a change.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let mut args: Vec<String> = std::env::args().collect();
     let argv0 = std::path::Path::new(&args[0])
         .file_name()
