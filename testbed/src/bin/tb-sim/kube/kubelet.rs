@@ -408,7 +408,10 @@ pub fn daemon(_args: &[String]) -> i32 {
     let mut said = String::new();
     let mut say = |msg: String| {
         if msg != said {
-            log('E', &format!("\"command failed\" err=\"{msg}\""));
+            log(
+                'E',
+                &format!("\"command failed\" err=\"{}\"", msg.replace('"', "\\\"")),
+            );
             said = msg;
         }
     };
@@ -425,7 +428,7 @@ pub fn daemon(_args: &[String]) -> i32 {
             } else {
                 e.to_string()
             };
-            say(format!("failed to load kubelet config file, path: {CONFIG_YAML}, error: failed to load Kubelet config file {CONFIG_YAML}, error failed to read kubelet config file \\\"{CONFIG_YAML}\\\", error: open {CONFIG_YAML}: {why}"));
+            say(format!("failed to load kubelet config file, path: {CONFIG_YAML}, error: failed to load Kubelet config file {CONFIG_YAML}, error failed to read kubelet config file \"{CONFIG_YAML}\", error: open {CONFIG_YAML}: {why}"));
         } else if !Path::new(KUBELET_CONF).exists() {
             say(format!("failed to run Kubelet: unable to load bootstrap kubeconfig: stat /etc/kubernetes/bootstrap-kubelet.conf: no such file or directory; kubeconfig {KUBELET_CONF} is missing"));
         } else {
@@ -462,7 +465,10 @@ pub fn daemon(_args: &[String]) -> i32 {
     let client = match api::load_kubeconfig(Path::new(KUBELET_CONF)) {
         Ok(c) => c,
         Err(api::KubeconfigError::Load(m)) => {
-            log('E', &format!("\"command failed\" err=\"{m}\""));
+            log(
+                'E',
+                &format!("\"command failed\" err=\"{}\"", m.replace('"', "\\\"")),
+            );
             return 1;
         }
         Err(api::KubeconfigError::Missing) => return 1,
@@ -505,6 +511,7 @@ pub fn daemon(_args: &[String]) -> i32 {
                     last_err.clear();
                 }
                 Err(e) => {
+                    let e = e.replace('"', "\\\"");
                     let msg = if registered {
                         format!("\"Error updating node status, will retry\" err=\"{e}\"")
                     } else {
