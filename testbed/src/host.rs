@@ -252,10 +252,26 @@ fn wait_ready(host: &HostState, pid: i32, paths: &HostPaths, log: &Path) -> Resu
     }
 }
 
+/// PID 1 of a running host, from `ctl/init.pid` (the control directory, not testbed.json,
+/// is the truth: several `testbed` processes may stop and start hosts at the same time).
+/// Checked against the process's command line, so a reused pid is not taken for it.
+pub fn pid1(dir: &Path, host: &HostState) -> Option<i32> {
+    let paths = HostPaths::new(dir, &host.name);
+    let pid: i32 = std::fs::read_to_string(paths.ctl().join(ctl_manager::INIT_PID))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let spec = paths.root.join("init.json");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let ours = String::from_utf8_lossy(&cmdline).contains(&*spec.to_string_lossy());
+    (ours && procs::alive(pid)).then_some(pid)
+}
+
 /// Powers a host off: every process dies, the cable is pulled. Its disk (the overlay
 /// uppers except /run) stays.
-pub fn power_off(state: &TestbedState, host: &HostState) -> Result<()> {
-    if let Some(pid) = host.init_pid {
+pub fn power_off(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()> {
+    if let Some(pid) = pid1(dir, host) {
         // PID 1 of the host's PID namespace: the kernel kills every process in it, and
         // PID 1 itself lingers (already out of the netns) until they are all reaped.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -279,12 +295,17 @@ pub fn power_off(state: &TestbedState, host: &HostState) -> Result<()> {
             ));
         }
     }
+    let _ = std::fs::remove_file(
+        HostPaths::new(dir, &host.name)
+            .ctl()
+            .join(ctl_manager::INIT_PID),
+    );
     Ok(())
 }
 
 /// `nsenter` into a running host as root, with the environment of a root login.
-pub fn enter(host: &HostState, argv: &[&str]) -> Result<Command> {
-    let pid = running_pid(host)?;
+pub fn enter(dir: &Path, host: &HostState, argv: &[&str]) -> Result<Command> {
+    let pid = running_pid(dir, host)?;
     let mut cmd = Command::new("nsenter");
     cmd.arg("-t")
         .arg(pid.to_string())
@@ -303,30 +324,25 @@ pub fn enter(host: &HostState, argv: &[&str]) -> Result<Command> {
     Ok(cmd)
 }
 
-/// PID 1 of a running host.
-pub fn running_pid(host: &HostState) -> Result<i32> {
-    match host.init_pid {
-        Some(pid) if procs::alive(pid) => Ok(pid),
-        Some(_) => Err(Error::host(
+/// PID 1 of a running host, or why there is none.
+pub fn running_pid(dir: &Path, host: &HostState) -> Result<i32> {
+    pid1(dir, host).ok_or_else(|| {
+        Error::host(
             &host.name,
-            "is down (its first process died; `testbed start` boots it)",
-        )),
-        None => Err(Error::host(
-            &host.name,
-            "is stopped (`testbed start` boots it)",
-        )),
-    }
+            "is not running (stopped, or its first process died): `testbed start` boots it",
+        )
+    })
 }
 
 /// A path inside a running host, as seen from the root namespace.
-pub fn inside(host: &HostState, path: &str) -> Result<PathBuf> {
-    let pid = running_pid(host)?;
+pub fn inside(dir: &Path, host: &HostState, path: &str) -> Result<PathBuf> {
+    let pid = running_pid(dir, host)?;
     Ok(PathBuf::from(format!("/proc/{pid}/root")).join(path.trim_start_matches('/')))
 }
 
 /// The listening sshd of a running host (PID 1's sshd child).
-pub fn sshd_pid(host: &HostState) -> Result<i32> {
-    let pid = running_pid(host)?;
+pub fn sshd_pid(dir: &Path, host: &HostState) -> Result<i32> {
+    let pid = running_pid(dir, host)?;
     procs::children(pid)
         .into_iter()
         .find(|c| procs::comm(*c) == "sshd")

@@ -323,7 +323,7 @@ impl Testbed {
     /// Whether the host is powered on (its PID 1 is alive).
     pub fn is_running(&self, host: &str) -> bool {
         self.host_state(host)
-            .map(|h| host::running_pid(&h).is_ok())
+            .map(|h| host::running_pid(&self.dir, &h).is_ok())
             .unwrap_or(false)
     }
 
@@ -441,12 +441,12 @@ impl Testbed {
         stdin: Option<&[u8]>,
     ) -> Result<Output> {
         let h = self.host_state(host)?;
-        crate::cmd::output(&mut host::enter(&h, argv)?, stdin)
+        crate::cmd::output(&mut host::enter(&self.dir, &h, argv)?, stdin)
     }
 
     /// A `nsenter` command into the host, for callers that want their own stdio.
     pub fn exec_command(&self, host: &str, argv: &[&str]) -> Result<Command> {
-        host::enter(&self.host_state(host)?, argv)
+        host::enter(&self.dir, &self.host_state(host)?, argv)
     }
 
     /// An OpenSSH client command to the host as `user` with the testbed's key and a
@@ -497,7 +497,7 @@ impl Testbed {
 
     /// A file's content as the host sees it (through its mounts). The host must be running.
     pub fn read_file(&self, host: &str, path: &str) -> Result<Vec<u8>> {
-        let p = host::inside(&self.host_state(host)?, path)?;
+        let p = host::inside(&self.dir, &self.host_state(host)?, path)?;
         std::fs::read(&p).map_err(|e| Error::io("read (in the host)", path, e))
     }
 
@@ -530,7 +530,7 @@ impl Testbed {
     pub fn stop(&self, host: &str) -> Result<()> {
         let mut st = self.state();
         let h = st.host(host)?.clone();
-        host::power_off(&st, &h)?;
+        host::power_off(&self.dir, &st, &h)?;
         net::set_link(st.subnet, h.index, false)?;
         st.host_mut(host)?.init_pid = None;
         st.save(&self.dir)
@@ -541,11 +541,11 @@ impl Testbed {
     pub fn start(&self, host: &str) -> Result<()> {
         let mut st = self.state();
         let h = st.host(host)?.clone();
-        if host::running_pid(&h).is_ok() {
+        if host::running_pid(&self.dir, &h).is_ok() {
             return Err(Error::host(host, "is already running"));
         }
         // A dead PID 1 may have left processes that entered from outside.
-        host::power_off(&st, &h)?;
+        host::power_off(&self.dir, &st, &h)?;
         net::set_link(st.subnet, h.index, true)?;
         let pid = host::boot(&self.dir, &h, None)?;
         st.host_mut(host)?.init_pid = Some(pid);
@@ -586,11 +586,11 @@ impl Testbed {
                 format!("{new_pub}\n").into_bytes(),
             ),
         ] {
-            let p = host::inside(&h, path)?;
+            let p = host::inside(&self.dir, &h, path)?;
             std::fs::write(&p, data).map_err(|e| Error::io("write (in the host)", path, e))?;
         }
         // sshd re-executes itself on SIGHUP and reloads its keys.
-        let sshd = host::sshd_pid(&h)?;
+        let sshd = host::sshd_pid(&self.dir, &h)?;
         unsafe { libc::kill(sshd, libc::SIGHUP) };
         let want = new_pub
             .split_whitespace()
@@ -627,10 +627,8 @@ impl Testbed {
         let st = self.state().clone();
         // PID 1s first: each takes its whole PID namespace with it.
         for h in &st.hosts {
-            if let Some(pid) = h.init_pid {
-                if procs::alive(pid) {
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
+            if let Some(pid) = host::pid1(&self.dir, h) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
         // Then per host, in parallel: wait for the namespace to empty, delete it, and
@@ -642,7 +640,7 @@ impl Testbed {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(h) = st.hosts.get(i) else { break };
-                    let r = host::power_off(&st, h)
+                    let r = host::power_off(&self.dir, &st, h)
                         .and_then(|_| net::delete_host(st.subnet, h.index, &h.name))
                         .and_then(|_| host::remove_files(&self.dir, h));
                     if let Err(e) = r {
