@@ -105,7 +105,11 @@ fn packages_and_repository_out_of_order() {
     ssh_ok(&tb, H, "root", APT_KUBE);
     ssh_ok(&tb, H, "root", "apt-mark hold kubelet kubeadm kubectl");
 
-    // 5. A held package can't change version with -y.
+    // 5. A held package can't change version with -y. (An upgrade: for a held *downgrade*
+    // real apt checks downgrades first and says "E: Packages were downgraded and -y was
+    // used without --allow-downgrades." (apt-private/private-install.cc, InstallPackages'
+    // fail-safe check: Essential, then Downgrade, then Hold).
+    // FINDING: the stand-in prints the held-packages error for a held downgrade instead.)
     ssh(&tb, H, "root", "apt-get install -y kubeadm=1.34.4-1.1").expect(
         "held kubeadm to another version",
         100,
@@ -439,8 +443,9 @@ fn cluster_operation_misuses() {
         &["label \"example.com/absent\" not found."],
     );
 
-    // 2. Changing a label's value needs --overwrite.
+    // 2. Changing a label's value needs --overwrite; the same value again is no change.
     k("kubectl label node node1 type=mysql").expect("label", 0, &["node/node1 labeled"]);
+    k("kubectl label node node1 type=mysql").expect("same label", 0, &["node/node1 not labeled"]);
     k("kubectl label node node1 type=wordpress").expect(
         "relabel without --overwrite",
         1,
@@ -484,6 +489,23 @@ EOF",
         "root",
         "kubectl rollout status deployment/web --timeout=2m",
     );
+    // Without --ignore-daemonsets the DaemonSet pods (Calico, kube-proxy) stop it first.
+    k("kubectl drain node1 --delete-emptydir-data --timeout=3s").expect(
+        "drain without --ignore-daemonsets",
+        1,
+        &[
+            "node/node1 cordoned",
+            "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): ",
+        ],
+    );
+    k("kubectl drain node1 --delete-emptydir-data --timeout=3s").expect(
+        "drain again",
+        1,
+        &["node/node1 already cordoned"],
+    );
+    ssh_ok(&tb, H, "root", "kubectl uncordon node1");
+    // FINDING: `kubectl create poddisruptionbudget web --selector=app=web --min-available=1`
+    // (alias `create pdb`) is real kubectl but unknown to the stand-in; hence the manifest.
     let out = k("kubectl drain node1 --ignore-daemonsets --delete-emptydir-data --timeout=3s");
     out.expect(
         "drain blocked by a PDB",

@@ -98,29 +98,35 @@ fn three_hosts_by_hand_then_the_article_scenario() {
     let cp = "node1";
     let cp_addr = address(&tb, cp);
 
-    // §1-§3 on every host.
-    for h in hosts {
-        steps(&tb, h, "root", PREREQUISITES);
-        steps(&tb, h, "root", RUNTIME);
-        steps(&tb, h, "root", &k8s_repository("1.34"));
-        steps(&tb, h, "root", &k8s_packages(K8S_PACKAGE_VERSION));
-        // The results a person would check.
-        let out = ssh_ok(
-            &tb,
-            h,
-            "root",
-            "swapon --show; sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables; \
-             containerd config dump | grep SystemdCgroup; \
-             dpkg-query -W -f='${db:Status-Abbrev}${Version}\\n' kubeadm; \
-             systemctl is-enabled kubelet",
-        );
-        let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
-        assert_eq!(
-            lines,
-            ["1", "1", "SystemdCgroup = true", "hi 1.34.2-1.1", "enabled"],
-            "{h}: state after §1-§3"
-        );
-    }
+    // §1-§3 on every host, at once (one terminal per host, as a person would).
+    let tbr = &tb;
+    std::thread::scope(|s| {
+        for h in hosts {
+            s.spawn(move || {
+                let tb = tbr;
+                steps(tb, h, "root", PREREQUISITES);
+                steps(tb, h, "root", RUNTIME);
+                steps(tb, h, "root", &k8s_repository("1.34"));
+                steps(tb, h, "root", &k8s_packages(K8S_PACKAGE_VERSION));
+                // The results a person would check.
+                let out = ssh_ok(
+                    tb,
+                    h,
+                    "root",
+                    "swapon --show; sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables; \
+                     containerd config dump | grep SystemdCgroup; \
+                     dpkg-query -W -f='${db:Status-Abbrev}${Version}\\n' kubeadm; \
+                     systemctl is-enabled kubelet",
+                );
+                let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+                assert_eq!(
+                    lines,
+                    ["1", "1", "SystemdCgroup = true", "hi 1.34.2-1.1", "enabled"],
+                    "{h}: state after §1-§3"
+                );
+            });
+        }
+    });
 
     // §4 on the first host.
     ssh_ok(&tb, cp, "root", &write_kubeadm_config(cp, &cp_addr, false));
