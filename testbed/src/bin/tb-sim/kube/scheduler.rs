@@ -143,7 +143,7 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
             continue;
         };
         let (status, reason, message) = node_ready(st, &name, now, t);
-        let old = ready_condition(&node);
+        let old = ready_condition(node);
         let transition = if old["status"] == status.as_str() {
             old["lastTransitionTime"].clone()
         } else {
@@ -227,7 +227,7 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
         ];
         let conditions = Value::Array(conditions);
         // Condition taints, as the node lifecycle controller keeps them.
-        let mut taints: Vec<Taint> = objects::taints(&node)
+        let mut taints: Vec<Taint> = objects::taints(node)
             .into_iter()
             .filter(|t| {
                 ![NOT_READY_TAINT, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT].contains(&t.key.as_str())
@@ -249,7 +249,7 @@ fn node_lifecycle(st: &mut ClusterState, now: f64, t: &Timing) {
             add(UNSCHEDULABLE_TAINT);
         }
         // Keep the stored order for unchanged taints so patches don't flap.
-        let old_taints = objects::taints(&node);
+        let old_taints = objects::taints(node);
         let mut ordered: Vec<Taint> = old_taints
             .iter()
             .filter(|t| taints.contains(t))
@@ -1245,8 +1245,9 @@ mod bench {
         }
         let per = t.elapsed().as_secs_f64() / 10.0;
         let tm = Timing::scaled(0.0);
-        let phases: Vec<(&str, Box<dyn Fn(&mut ClusterState)>)> = vec![
-            ("cni", Box::new(|s| detect_cni(s))),
+        type Phase = Box<dyn Fn(&mut ClusterState)>;
+        let phases: Vec<(&str, Phase)> = vec![
+            ("cni", Box::new(detect_cni)),
             (
                 "nodes",
                 Box::new(move |s| node_lifecycle(s, now + 20.0, &tm)),
