@@ -3,8 +3,6 @@
 //! `tb-sim init` (src/bin/tb-sim/hostinit.rs).
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -221,35 +219,43 @@ fn boot_failure(paths: &HostPaths, log: &Path) -> String {
     )
 }
 
-/// Waits until the host's sshd sends its banner, failing early if the host died.
+/// Waits until the host's sshd listens on port 22, failing early if the host died. Read
+/// from the host's own /proc/net/tcp rather than by connecting, so the probe costs sshd
+/// nothing and leaves no "connection reset" lines in its log.
 fn wait_ready(host: &HostState, pid: i32, paths: &HostPaths, log: &Path) -> Result<()> {
-    let addr: SocketAddr = format!("{}:22", host.address)
-        .parse()
-        .map_err(|e| Error::Invalid(format!("bad address {}: {e}", host.address)))?;
     let start = Instant::now();
     loop {
         if paths.ctl().join(ctl_manager::INIT_ERROR).exists() || !procs::alive(pid) {
             return Err(Error::host(&host.name, boot_failure(paths, log)));
         }
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = [0u8; 8];
-            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"SSH-") {
-                return Ok(());
-            }
+        if listening_on_22(pid) {
+            return Ok(());
         }
         if start.elapsed() > BOOT_TIMEOUT {
             return Err(Error::host(
                 &host.name,
                 format!(
-                    "sshd did not answer on {addr} within {}s; see {}",
+                    "sshd did not listen on {}:22 within {}s; see {}",
+                    host.address,
                     BOOT_TIMEOUT.as_secs(),
                     log.display()
                 ),
             ));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a TCP socket is listening on port 22 in `pid`'s network namespace.
+fn listening_on_22(pid: i32) -> bool {
+    let Ok(tcp) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+        return false;
+    };
+    tcp.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // local_address is HEXIP:HEXPORT; state 0A is LISTEN.
+        f.len() > 3 && f[1].ends_with(":0016") && f[3] == "0A"
+    })
 }
 
 /// PID 1 of a running host, from `ctl/init.pid` (the control directory, not testbed.json,
