@@ -363,3 +363,64 @@ pub fn remove_files(dir: &Path, host: &HostState) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Reads a file of a host that is not running, from its overlay layers: the upper layer
+/// if the file is there, nothing if it was deleted (a whiteout, or an opaque directory
+/// above it), else the lower layer. Symlinks are followed as the machine sees them.
+pub fn read_offline(dir: &Path, host: &HostState, path: &str) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileTypeExt;
+    let not_found = || std::io::Error::new(std::io::ErrorKind::NotFound, "deleted in the host");
+    let paths = HostPaths::new(dir, &host.name);
+    if let Ok(rel) = Path::new(path).strip_prefix(layout::CTL_DIR) {
+        return std::fs::read(paths.ctl().join(rel));
+    }
+    let Some(target) = layout::OVERLAY_DIRS
+        .iter()
+        .filter(|t| Path::new(path).starts_with(t))
+        .max_by_key(|t| t.len())
+    else {
+        return std::fs::read(path);
+    };
+    let rel = Path::new(path)
+        .strip_prefix(target)
+        .unwrap_or(Path::new(""));
+    let upper = paths.upper(target);
+    let mut lower_visible = true;
+    let mut cur = upper.clone();
+    for c in rel.components() {
+        if is_opaque(&cur) {
+            lower_visible = false;
+        }
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_char_device() && m.rdev() == 0 => return Err(not_found()),
+            _ => {}
+        }
+    }
+    if cur.exists() {
+        return std::fs::read(&cur);
+    }
+    if !lower_visible {
+        return Err(not_found());
+    }
+    std::fs::read(lower_dir(dir, target).join(rel))
+}
+
+/// Whether an upper-layer directory hides the lower layer's entries (overlayfs marks a
+/// directory that replaced a deleted one with the `trusted.overlay.opaque` xattr).
+fn is_opaque(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut v = [0u8; 1];
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            v.as_mut_ptr().cast(),
+            1,
+        )
+    };
+    n == 1 && v[0] == b'y'
+}

@@ -495,10 +495,15 @@ impl Testbed {
             .collect()
     }
 
-    /// A file's content as the host sees it (through its mounts). The host must be running.
+    /// A file's content as the host sees it. A running host is read through its own
+    /// mounts; a stopped one from its disk (the overlay layers).
     pub fn read_file(&self, host: &str, path: &str) -> Result<Vec<u8>> {
-        let p = host::inside(&self.dir, &self.host_state(host)?, path)?;
-        std::fs::read(&p).map_err(|e| Error::io("read (in the host)", path, e))
+        let h = self.host_state(host)?;
+        match host::inside(&self.dir, &h, path) {
+            Ok(p) => std::fs::read(&p).map_err(|e| Error::io("read (in the host)", path, e)),
+            Err(_) => host::read_offline(&self.dir, &h, path)
+                .map_err(|e| Error::io("read (from the stopped host's disk)", path, e)),
+        }
     }
 
     /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`).

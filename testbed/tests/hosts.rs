@@ -314,8 +314,32 @@ fn stop_and_start_like_a_power_cycle() {
         "root",
         "echo keep > /etc/kept; echo lost > /run/lost",
     );
+    ssh_ok(
+        &tb,
+        "node1",
+        "root",
+        "rm /etc/fstab; mkdir -p /etc/apt/sources.list.d.new",
+    );
     tb.stop("node1").unwrap();
     assert!(!port_22_answers(&addr), "a stopped host still answers");
+    // Its disk can still be read: changed, deleted and untouched files.
+    assert_eq!(text(&tb.read_file("node1", "/etc/kept").unwrap()), "keep\n");
+    assert!(tb.read_file("node1", "/etc/fstab").is_err());
+    assert!(
+        tb.read_file("node1", "/etc/sudoers").unwrap() == std::fs::read("/etc/sudoers").unwrap(),
+        "/etc/sudoers is never copied up, so it is the machine's"
+    );
+    assert!(text(&tb.read_file("node1", "/etc/passwd").unwrap()).contains("ubuntu:x:1000"));
+    assert!(text(&tb.read_file("node1", "/etc/os-release").unwrap()).contains("noble"));
+    let config: testbed::layout::HostConfig = serde_json::from_slice(
+        &tb.read_file("node1", "/usr/local/lib/testbed/host.json")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (config.name.as_str(), config.address.as_str()),
+        ("node1", addr.as_str())
+    );
     assert!(tb.exec("node1", &["true"]).is_err());
     assert!(!tb.is_running("node1"));
     // The other host is unaffected.
