@@ -187,52 +187,115 @@ pub fn boot_kernel() {
     common::save_kernel(&k);
 }
 
-fn not_root_swap(cmd: &str, dev: &str) -> i32 {
-    eprintln!("{cmd}: {dev}: {cmd} failed: Operation not permitted");
-    if cmd == "swapon" {
-        4
-    } else {
-        32
+/// util-linux's exit codes of swapoff (sys-utils/swapoff.c).
+const SWAPOFF_EX_FAILURE: i32 = 4;
+const SWAPOFF_EX_USAGE: i32 = 16;
+
+/// What swapoff decides for its targets, without touching the kernel: the swaps to remove,
+/// the messages to print, and the exit code. util-linux's `do_swapoff` turns the kernel's
+/// EPERM (checked before anything else, so any target of a non-root caller) into
+/// `errx(SWAPOFF_EX_USAGE, "Not superuser.")`, which ends the program at the first target;
+/// `swapoff -a` walks /proc/swaps and then the inactive fstab swaps quietly.
+fn plan_swapoff(
+    active: &[String],
+    fstab: &[String],
+    targets: &[String],
+    all: bool,
+    root: bool,
+) -> (Vec<String>, Vec<String>, i32) {
+    let mut order: Vec<String> = targets.to_vec();
+    if all {
+        order.extend(active.iter().rev().cloned());
+        order.extend(fstab.iter().filter(|f| !active.contains(f)).cloned());
     }
+    if !root && !order.is_empty() {
+        return (
+            vec![],
+            vec!["swapoff: Not superuser.".into()],
+            SWAPOFF_EX_USAGE,
+        );
+    }
+    let mut removed = Vec::new();
+    let mut msgs = Vec::new();
+    let mut code = 0;
+    for t in targets {
+        if active.contains(t) && !removed.contains(t) {
+            removed.push(t.clone());
+        } else {
+            msgs.push(format!("swapoff: {t}: swapoff failed: Invalid argument"));
+            code |= SWAPOFF_EX_FAILURE;
+        }
+    }
+    if all {
+        for a in active.iter().rev() {
+            if !removed.contains(a) {
+                removed.push(a.clone());
+            }
+        }
+    }
+    (removed, msgs, code)
 }
 
 /// `swapoff -a | swapoff DEVICE...`
 pub fn swapoff(ctx: &mut Ctx, args: &[String]) -> i32 {
     let mut k = common::kernel();
-    let all = args.iter().any(|a| a == "-a" || a == "--all");
-    let targets: Vec<String> = if all {
-        k.swaps.clone()
-    } else {
-        args.iter()
-            .filter(|a| !a.starts_with('-'))
-            .cloned()
-            .collect()
-    };
+    let mut all = false;
+    let mut targets = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "-a" | "--all" => all = true,
+            "-v" | "--verbose" => {}
+            s if s.starts_with("--") => {
+                eprintln!("swapoff: unrecognized option '{s}'\nTry 'swapoff --help' for more information.");
+                return SWAPOFF_EX_USAGE;
+            }
+            s if s.starts_with('-') && s.len() > 1 => {
+                for c in s[1..].chars() {
+                    match c {
+                        'a' => all = true,
+                        'v' => {}
+                        _ => {
+                            eprintln!("swapoff: invalid option -- '{c}'\nTry 'swapoff --help' for more information.");
+                            return SWAPOFF_EX_USAGE;
+                        }
+                    }
+                }
+            }
+            s => targets.push(s.to_string()),
+        }
+    }
     if targets.is_empty() && !all {
         eprintln!("swapoff: bad usage\nTry 'swapoff --help' for more information.");
-        return 16;
+        return SWAPOFF_EX_USAGE;
     }
-    if !common::is_root() {
-        if let Some(t) = targets.first() {
-            return not_root_swap("swapoff", t);
-        }
-        return 0;
+    let fstab = fstab_swaps(&std::fs::read_to_string("/etc/fstab").unwrap_or_default());
+    let (removed, msgs, code) = plan_swapoff(&k.swaps, &fstab, &targets, all, common::is_root());
+    for m in &msgs {
+        eprintln!("{m}");
     }
-    let mut code = 0;
-    for t in &targets {
-        if let Some(i) = k.swaps.iter().position(|s| s == t) {
-            k.swaps.remove(i);
-            ctx.changed();
-        } else if !all {
-            eprintln!("swapoff: {t}: swapoff failed: Invalid argument");
-            code = 4;
-        }
-    }
-    if ctx.changed {
+    if !removed.is_empty() {
+        k.swaps.retain(|s| !removed.contains(s));
+        ctx.changed();
         ctx.take_time(0.5);
         common::save_kernel(&k);
     }
     code
+}
+
+/// What swapon does with DEVICE (explicit, or from fstab with `-a`), as util-linux's
+/// `do_swapon`: it opens the device first (a non-root caller can't open the root-owned
+/// 0600 swap file: `cannot open`), then calls swapon(2) (an active one: EBUSY). Every
+/// failure returns -1 into the OR-ed status, so swapon exits 255.
+fn swapon_one(active: &[String], dev: &str, root: bool) -> Result<(), String> {
+    if !root {
+        return Err(format!("swapon: cannot open {dev}: Permission denied"));
+    }
+    if active.iter().any(|a| a == dev) {
+        return Err(format!(
+            "swapon: {dev}: swapon failed: Device or resource busy"
+        ));
+    }
+    Ok(())
 }
 
 /// `swapon -a | --show[=COLS] [--noheadings] [--bytes] | -s | DEVICE`
@@ -250,7 +313,7 @@ pub fn swapon(ctx: &mut Ctx, args: &[String]) -> i32 {
                 show = Some(s[7..].split(',').map(|c| c.to_uppercase()).collect())
             }
             "--noheadings" | "-h" if show.is_some() || a == "--noheadings" => headings = false,
-            "--bytes" | "--raw" | "-v" | "--verbose" => {}
+            "--bytes" | "--raw" | "-v" | "--verbose" | "-e" | "--ifexists" => {}
             "-a" | "--all" => all = true,
             "-s" | "--summary" => summary = true,
             s if s.starts_with('-') => {
@@ -270,6 +333,10 @@ pub fn swapon(ctx: &mut Ctx, args: &[String]) -> i32 {
             }
         }
         return 0;
+    }
+    // Without -a and devices, swapon shows the table, as with --show.
+    if show.is_none() && !all && devices.is_empty() {
+        show = Some(vec![]);
     }
     if let Some(cols) = show {
         let cols = if cols.is_empty() {
@@ -333,29 +400,29 @@ pub fn swapon(ctx: &mut Ctx, args: &[String]) -> i32 {
         return 0;
     }
     if all {
-        devices = fstab_swaps(&std::fs::read_to_string("/etc/fstab").unwrap_or_default());
-    } else if devices.is_empty() {
-        eprintln!("swapon: bad usage\nTry 'swapon --help' for more information.");
-        return 1;
+        // swapon_all skips fstab swaps that are already active.
+        devices = fstab_swaps(&std::fs::read_to_string("/etc/fstab").unwrap_or_default())
+            .into_iter()
+            .filter(|d| !k.swaps.contains(d))
+            .collect();
     }
+    let mut code = 0;
     for d in &devices {
-        if k.swaps.contains(d) {
-            if !all {
-                eprintln!("swapon: {d}: swapon failed: Device or resource busy");
-                return 4;
+        match swapon_one(&k.swaps, d, common::is_root()) {
+            Ok(()) => {
+                k.swaps.push(d.clone());
+                ctx.changed();
             }
-            continue;
+            Err(msg) => {
+                eprintln!("{msg}");
+                code = 255;
+            }
         }
-        if !common::is_root() {
-            return not_root_swap("swapon", d);
-        }
-        k.swaps.push(d.clone());
-        ctx.changed();
     }
     if ctx.changed {
         common::save_kernel(&k);
     }
-    0
+    code
 }
 
 fn kernel_release(ctx: &Ctx) -> &'static str {
@@ -700,6 +767,62 @@ mod tests {
         assert_eq!(fstab_swaps(f), vec!["/swap.img"]);
         let commented = "#/swap.img\tnone\tswap\tsw\t0\t0\n";
         assert!(fstab_swaps(commented).is_empty());
+    }
+
+    fn v(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn swapoff_as_non_root_is_not_superuser() {
+        let active = v(&["/swap.img"]);
+        let fstab = v(&["/swap.img"]);
+        let (rm, msgs, code) = plan_swapoff(&active, &fstab, &[], true, false);
+        assert!(rm.is_empty());
+        assert_eq!(msgs, v(&["swapoff: Not superuser."]));
+        assert_eq!(code, 16);
+        // Even with nothing active, -a tries the fstab swaps and hits EPERM.
+        let (_, msgs, code) = plan_swapoff(&[], &fstab, &[], true, false);
+        assert_eq!((msgs.len(), code), (1, 16));
+        let (_, msgs, code) = plan_swapoff(&active, &fstab, &v(&["/swap.img"]), false, false);
+        assert_eq!((msgs[0].as_str(), code), ("swapoff: Not superuser.", 16));
+        // No swap anywhere: nothing to call swapoff(2) on.
+        assert_eq!(
+            plan_swapoff(&[], &[], &[], true, false),
+            (vec![], vec![], 0)
+        );
+    }
+
+    #[test]
+    fn swapoff_as_root() {
+        let active = v(&["/swap.img"]);
+        let (rm, msgs, code) = plan_swapoff(&active, &active, &[], true, true);
+        assert_eq!((rm, msgs, code), (active.clone(), vec![], 0));
+        // swapoff -a twice is quiet.
+        assert_eq!(
+            plan_swapoff(&[], &active, &[], true, true),
+            (vec![], vec![], 0)
+        );
+        let (_, msgs, code) = plan_swapoff(&[], &[], &v(&["/swap.img"]), false, true);
+        assert_eq!(
+            msgs,
+            v(&["swapoff: /swap.img: swapoff failed: Invalid argument"])
+        );
+        assert_eq!(code, 4);
+    }
+
+    #[test]
+    fn swapon_failures() {
+        let active = v(&["/swap.img"]);
+        assert_eq!(
+            swapon_one(&[], "/swap.img", false),
+            Err("swapon: cannot open /swap.img: Permission denied".into())
+        );
+        assert_eq!(
+            swapon_one(&active, "/swap.img", true),
+            Err("swapon: /swap.img: swapon failed: Device or resource busy".into())
+        );
+        assert_eq!(swapon_one(&[], "/swap.img", true), Ok(()));
     }
 
     #[test]
