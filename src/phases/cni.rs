@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::{Ctx, Failure, HostFuture};
+use crate::cli::kubectl_duration;
 use crate::cluster::CalicoState;
 use crate::inventory::ManifestSource;
 use crate::plan::{self, Vars};
@@ -28,8 +29,10 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
             Some(CalicoState::Present { version }) => version.clone(),
             _ => None,
         };
+        // `wait_timeout`: `--timeout` in kubectl's form, for the playbook's waits.
         let mut vars = Vars::new(&ctx.inv, ctx.host(&host), ctx.facts.get(&host))
-            .with("calico_current", current);
+            .with("calico_current", current)
+            .with("wait_timeout", kubectl_duration(ctx.timeout));
         if let Some(ManifestSource::File(path)) = &ctx.inv.cluster.calico.manifest {
             let text = tokio::fs::read_to_string(path).await.map_err(|e| {
                 Failure::new(
