@@ -19,6 +19,8 @@ use super::sources::{self, Kind, Offer};
 struct Opts {
     yes: bool,
     quiet: bool,
+    /// How many -q: 2 (-qq) also implies -y, as in apt.
+    quiet_level: u32,
     allow_held: bool,
     allow_downgrades: bool,
     no_recommends: bool,
@@ -33,7 +35,21 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         let a = args[i].as_str();
         match a {
             "-y" | "--yes" | "--assume-yes" => o.yes = true,
-            "-q" | "-qq" | "--quiet" => o.quiet = true,
+            "-q" | "--quiet" => {
+                o.quiet = true;
+                o.quiet_level += 1;
+            }
+            "-qq" => {
+                o.quiet = true;
+                o.quiet_level += 2;
+            }
+            s if s.starts_with("--quiet=") || s.starts_with("-q=") => {
+                o.quiet = true;
+                o.quiet_level = s
+                    .split_once('=')
+                    .and_then(|x| x.1.parse().ok())
+                    .unwrap_or(1);
+            }
             "--allow-change-held-packages" => o.allow_held = true,
             "--allow-downgrades" => o.allow_downgrades = true,
             "--no-install-recommends" => o.no_recommends = true,
@@ -48,6 +64,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             s if s.starts_with("-") && s.chars().skip(1).all(|c| c == 'y' || c == 'q') => {
                 o.yes |= s.contains('y');
                 o.quiet |= s.contains('q');
+                o.quiet_level += s.chars().filter(|c| *c == 'q').count() as u32;
             }
             "--no-upgrade"
             | "--only-upgrade"
@@ -681,6 +698,40 @@ fn resolve_deps(
 }
 
 /// Asks "Do you want to continue? [Y/n]" like apt does without -y; true = go on.
+/// What apt's `InstallPackages` does after listing the changes.
+#[derive(Debug, PartialEq)]
+enum FailSafe {
+    Proceed,
+    Ask,
+    Error(&'static str),
+}
+
+/// apt's fail-safe check (apt-private/private-install.cc, `InstallPackages`): with -y (or
+/// -qq) it refuses, in this order, essential removals, downgrades, then held changes,
+/// each unless its --allow-* option is given; without -y it asks whenever something is
+/// risky (even if allowed) or packages beyond those requested come along.
+fn fail_safe(o: &Opts, downgrade: bool, hold: bool, extra: bool) -> FailSafe {
+    let assume_yes = o.yes || o.quiet_level >= 2;
+    if assume_yes {
+        if downgrade && !o.allow_downgrades {
+            return FailSafe::Error(
+                "E: Packages were downgraded and -y was used without --allow-downgrades.",
+            );
+        }
+        if hold && !o.allow_held {
+            return FailSafe::Error(
+                "E: Held packages were changed and -y was used without --allow-change-held-packages.",
+            );
+        }
+        return FailSafe::Proceed;
+    }
+    if downgrade || hold || extra {
+        FailSafe::Ask
+    } else {
+        FailSafe::Proceed
+    }
+}
+
 fn confirm() -> bool {
     print!("Do you want to continue? [Y/n] ");
     use std::io::Write;
@@ -778,24 +829,22 @@ fn execute(
     if plan.is_empty() {
         return 0;
     }
-    if !held_changed.is_empty() && !o.allow_held {
-        if o.yes {
-            eprintln!("E: Held packages were changed and -y was used without --allow-change-held-packages.");
+    match fail_safe(
+        o,
+        !downgraded.is_empty(),
+        !held_changed.is_empty(),
+        !extra.is_empty(),
+    ) {
+        FailSafe::Proceed => {}
+        FailSafe::Error(e) => {
+            eprintln!("{e}");
             return 100;
         }
-        if !confirm() {
-            return 1;
+        FailSafe::Ask => {
+            if !confirm() {
+                return 1;
+            }
         }
-    } else if !downgraded.is_empty() && !o.allow_downgrades {
-        if o.yes {
-            eprintln!("E: Packages were downgraded and -y was used without --allow-downgrades.");
-            return 100;
-        }
-        if !confirm() {
-            return 1;
-        }
-    } else if !o.yes && (!extra.is_empty() || !held_changed.is_empty()) && !confirm() {
-        return 1;
     }
     // Download.
     for (n, c) in plan.iter().enumerate() {
@@ -946,16 +995,19 @@ fn remove(
     if targets.is_empty() {
         return 0;
     }
-    if !held.is_empty() && !o.allow_held {
-        if o.yes {
-            eprintln!("E: Held packages were changed and -y was used without --allow-change-held-packages.");
+    // Removals always ask (apt's DoInstall prompts unless only the requested packages
+    // are installed).
+    match fail_safe(o, false, !held.is_empty(), true) {
+        FailSafe::Proceed => {}
+        FailSafe::Error(e) => {
+            eprintln!("{e}");
             return 100;
         }
-        if !confirm() {
-            return 1;
+        FailSafe::Ask => {
+            if !confirm() {
+                return 1;
+            }
         }
-    } else if !o.yes && !confirm() {
-        return 1;
     }
     // Dependents (added last) go first, as apt orders the removals.
     for t in targets.iter().rev() {
@@ -1198,6 +1250,45 @@ mod plan_tests {
             to: to.into(),
             offer_origin: String::new(),
         }
+    }
+
+    fn opts(args: &[&str]) -> Opts {
+        let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse_opts(&a).ok().unwrap()
+    }
+
+    #[test]
+    fn held_downgrade_reports_the_downgrade_first() {
+        let down = "E: Packages were downgraded and -y was used without --allow-downgrades.";
+        let held =
+            "E: Held packages were changed and -y was used without --allow-change-held-packages.";
+        // A held package to a lower version: apt checks Downgrade before Hold.
+        let o = opts(&["-y", "install", "kubeadm=1.33.0-1.1"]);
+        assert_eq!(fail_safe(&o, true, true, false), FailSafe::Error(down));
+        let o = opts(&["-y", "--allow-change-held-packages", "install", "x"]);
+        assert_eq!(fail_safe(&o, true, true, false), FailSafe::Error(down));
+        let o = opts(&["-y", "--allow-downgrades", "install", "x"]);
+        assert_eq!(fail_safe(&o, true, true, false), FailSafe::Error(held));
+        let o = opts(&[
+            "-y",
+            "--allow-downgrades",
+            "--allow-change-held-packages",
+            "install",
+            "x",
+        ]);
+        assert_eq!(fail_safe(&o, true, true, false), FailSafe::Proceed);
+        // Held upgrade only.
+        let o = opts(&["-y", "install", "x"]);
+        assert_eq!(fail_safe(&o, false, true, false), FailSafe::Error(held));
+        // -qq implies -y.
+        let o = opts(&["-qq", "install", "x"]);
+        assert_eq!(fail_safe(&o, true, false, false), FailSafe::Error(down));
+        // Without -y apt asks, even when the change is allowed.
+        let o = opts(&["--allow-downgrades", "install", "x"]);
+        assert_eq!(fail_safe(&o, true, false, false), FailSafe::Ask);
+        let o = opts(&["install", "x"]);
+        assert_eq!(fail_safe(&o, false, false, false), FailSafe::Proceed);
+        assert_eq!(fail_safe(&o, false, false, true), FailSafe::Ask);
     }
 
     #[test]
