@@ -63,6 +63,7 @@ pub const BASE_STANDINS: &[&str] = &[
     "iptables",
     "ip6tables",
     "reboot",
+    "journalctl",
 ];
 
 /// Files inside [`CTL_DIR`] (relative names). The outside path is `DIR/hosts/NAME/ctl/X`.
