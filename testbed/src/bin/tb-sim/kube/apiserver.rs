@@ -5,8 +5,12 @@
 //! listens on the manifest's `--advertise-address`:`--secure-port` (a real TCP listener in
 //! the host's network namespace), serves [`api::Request`] lines (one thread per
 //! connection, one mutex over the state), runs the controllers ([`scheduler`]) after
-//! every change and on a timer, and persists the state atomically from a writer thread
-//! so readers are never blocked by disk I/O.
+//! every change and on a timer, and persists the state like etcd keeps its log: every
+//! request that changes an object is written to disk (temporary file, fsync, rename,
+//! fsync of the directory) before it is answered, so a power-off never loses an
+//! acknowledged write. Only a heartbeat that changes nothing but the heartbeat clock,
+//! and the controllers' own status updates, are left to a writer thread (at most once a
+//! second): they are recomputed after a restart, as real node leases and statuses are.
 //!
 //! A control plane joined with `--control-plane` has no state file of its own: its
 //! apiserver forwards every request to the first control plane (the server in its
@@ -70,20 +74,39 @@ pub fn manifest_info(text: &str) -> Option<ManifestInfo> {
 
 struct Shared {
     state: Mutex<ClusterState>,
+    /// Set when something changed that only the writer thread persists (heartbeat
+    /// clocks, controller status updates).
     dirty: Mutex<bool>,
     wake: Condvar,
+    /// The `resource_version` of the newest snapshot on disk. Held while writing, so
+    /// writes are serialized and never go backwards; requests waiting on it are covered
+    /// by one write (group commit).
+    written: Mutex<u64>,
+    /// How many snapshots were written (for tests and the log).
+    writes: std::sync::atomic::AtomicU64,
     timing: Timing,
     path: std::path::PathBuf,
 }
 
 impl Shared {
+    fn new(st: ClusterState, timing: Timing, path: &Path) -> Shared {
+        Shared {
+            state: Mutex::new(st),
+            dirty: Mutex::new(true),
+            wake: Condvar::new(),
+            written: Mutex::new(0),
+            writes: Default::default(),
+            timing,
+            path: path.to_path_buf(),
+        }
+    }
+
     fn mark_dirty(&self) {
         *self.dirty.lock().unwrap() = true;
         self.wake.notify_one();
     }
 
-    /// Writes the state if it changed since the last write. The lock is held only to
-    /// copy the state, not to serialize or write it.
+    /// The writer thread's write: the state if anything changed since the last write.
     fn persist(&self) {
         {
             let mut d = self.dirty.lock().unwrap();
@@ -92,18 +115,53 @@ impl Shared {
             }
             *d = false;
         }
-        // `kubeadm reset` removes the etcd data directory under a running server: never
-        // bring the cluster back from the dead.
-        if !self.path.exists() {
-            return;
-        }
-        // Copy under the lock (cheap), serialize outside it (several times dearer).
-        let snapshot = self.state.lock().unwrap().clone();
-        let data = serde_json::to_vec(&snapshot).unwrap_or_default();
-        if let Err(e) = common::write_atomic(&self.path, &data) {
+        let mut written = self.written.lock().unwrap();
+        if let Err(e) = self.write_snapshot(&mut written) {
             eprintln!("E {} failed to persist state: {e}", stamp());
         }
     }
+
+    /// Makes sure a snapshot at least as new as `seq` (a `resource_version`) is on disk
+    /// before the caller answers its client.
+    fn persist_through(&self, seq: u64) -> std::io::Result<()> {
+        let mut written = self.written.lock().unwrap();
+        if *written >= seq {
+            return Ok(());
+        }
+        self.write_snapshot(&mut written)
+    }
+
+    /// Copies the state under its lock (cheap), serializes and writes it outside it
+    /// (several times dearer), durably. The caller holds `written`.
+    fn write_snapshot(&self, written: &mut u64) -> std::io::Result<()> {
+        // `kubeadm reset` removes the etcd data directory under a running server: never
+        // bring the cluster back from the dead.
+        if !self.path.exists() {
+            return Ok(());
+        }
+        let snapshot = self.state.lock().unwrap().clone();
+        let data = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
+        write_durable(&self.path, &data)?;
+        *written = snapshot.resource_version;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Temporary sibling, fsync, rename over `path`, fsync of the directory: after this
+/// returns the new content survives a power-off (what etcd's WAL fsync gives).
+fn write_durable(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn stamp() -> String {
@@ -150,13 +208,11 @@ pub fn daemon(_args: &[String]) -> i32 {
         stamp(),
         info.version
     );
-    let shared = Arc::new(Shared {
-        state: Mutex::new(st),
-        dirty: Mutex::new(true),
-        wake: Condvar::new(),
-        timing: Timing::scaled(config.time_scale),
-        path: state_path.to_path_buf(),
-    });
+    let shared = Arc::new(Shared::new(
+        st,
+        Timing::scaled(config.time_scale),
+        state_path,
+    ));
     // Writer.
     {
         let s = shared.clone();
@@ -168,8 +224,9 @@ pub fn daemon(_args: &[String]) -> i32 {
                     .wait_timeout_while(d, Duration::from_millis(500), |d| !*d)
                     .unwrap();
             }
-            // Coalesce bursts of changes into one write (at most one per second; the
-            // final state is written on SIGTERM).
+            // Only what needn't be durable comes here (requests that change objects
+            // write before they answer): coalesce it into one write a second; the
+            // final state is written on SIGTERM.
             std::thread::sleep(Duration::from_millis(1000));
             s.persist();
         });
@@ -349,9 +406,21 @@ fn handle(s: &Shared, req: Request) -> Response {
         if resp.ok && !is_heartbeat {
             scheduler::reconcile(&mut st, now, &s.timing);
         }
+        // The request changed an object (a heartbeat only does on registration or a
+        // real status change): durable before the answer, as etcd's commit is.
+        let seq = st.resource_version;
         drop(st);
-        s.mark_dirty();
+        if let Err(e) = s.persist_through(seq) {
+            eprintln!("E {} failed to persist state: {e}", stamp());
+            return err(
+                500,
+                "InternalError",
+                format!("Internal error occurred: etcdserver: request failed: {e}"),
+            );
+        }
     }
+    // A heartbeat that only moved the heartbeat clock stays in memory (a lost timestamp
+    // is harmless; the next write of the writer thread carries it).
     resp
 }
 
@@ -935,6 +1004,81 @@ mod tests {
             1000.0,
         );
         assert_eq!(r.body["phase"], "control-plane-prepare/download-certs");
+    }
+
+    fn request(credential: &str, op: Op) -> Request {
+        Request {
+            credential: credential.into(),
+            op,
+        }
+    }
+
+    #[test]
+    fn object_changes_are_on_disk_before_the_answer() {
+        let dir = std::env::temp_dir().join(format!("tb-apiserver-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let mut st = cluster();
+        st.credentials
+            .insert("adm".into(), "kubernetes-admin".into());
+        st.credentials.insert("n1".into(), "system:node:n1".into());
+        st.save(&path).unwrap();
+        let s = Shared::new(st, Timing::scaled(0.0), &path);
+        let on_disk = || ClusterState::load(&path).unwrap();
+
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "x", "namespace": "default"}, "data": {"a": "1"}});
+        let r = handle(&s, request("adm", Op::Apply { object: cm }));
+        assert!(r.ok, "{:?}", r.body);
+        assert!(on_disk().object("ConfigMap", "default/x").is_some());
+
+        // Registration is durable; a heartbeat that changes nothing writes nothing.
+        let node = json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+            "spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]},
+            "status": {"nodeInfo": {"kubeletVersion": "v1.34.2"}},
+            "testbed": {"register": true}});
+        assert!(handle(&s, request("n1", Op::Heartbeat { node: node.clone() })).ok);
+        assert!(on_disk().object("Node", "n1").is_some());
+        let writes = s.writes.load(Ordering::SeqCst);
+        assert!(handle(&s, request("n1", Op::Heartbeat { node })).ok);
+        assert_eq!(s.writes.load(Ordering::SeqCst), writes);
+
+        // Labels (a patch) and deletes are durable too.
+        let patch = json!({"metadata": {"labels": {"type": "web"}}});
+        let r = handle(
+            &s,
+            request(
+                "adm",
+                Op::Patch {
+                    kind: "Node".into(),
+                    namespace: None,
+                    name: "n1".into(),
+                    patch,
+                },
+            ),
+        );
+        assert!(r.ok, "{:?}", r.body);
+        assert_eq!(
+            on_disk().object("Node", "n1").unwrap()["metadata"]["labels"]["type"],
+            "web"
+        );
+        let del = Op::Delete {
+            kind: "ConfigMap".into(),
+            namespace: Some("default".into()),
+            name: "x".into(),
+        };
+        assert!(handle(&s, request("adm", del)).ok);
+        assert!(on_disk().object("ConfigMap", "default/x").is_none());
+        // Reads write nothing.
+        let writes = s.writes.load(Ordering::SeqCst);
+        let get = Op::Get {
+            kind: "Node".into(),
+            namespace: None,
+            name: "n1".into(),
+        };
+        assert!(handle(&s, request("adm", get)).ok);
+        assert_eq!(s.writes.load(Ordering::SeqCst), writes);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
