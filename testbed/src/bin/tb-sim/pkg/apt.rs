@@ -1035,68 +1035,101 @@ fn remove(
 
 /// `apt-mark hold|unhold|showhold|manual|auto PKG...`
 pub fn apt_mark(ctx: &mut Ctx, args: &[String]) -> i32 {
-    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let (words, simulate) = match parse_mark_opts(args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return 100;
+        }
+    };
     let Some((verb, pkgs)) = words.split_first() else {
         eprintln!("E: No operation specified");
         return 100;
     };
     let mut db = common::dpkg_db();
     match verb.as_str() {
-        "showhold" => {
+        "showhold" | "showholds" => {
             for (n, p) in &db {
-                if p.hold && (pkgs.is_empty() || pkgs.contains(&n)) {
+                if p.hold && (pkgs.is_empty() || pkgs.contains(n)) {
                     println!("{n}");
                 }
             }
             0
         }
         "hold" | "unhold" => {
-            if pkgs.is_empty() {
+            let want = verb.as_str() == "hold";
+            // The cache lookup (apt's CacheSetHelper) reports unknown names and goes on
+            // with the others; with none left: "No packages found".
+            let all = sources::available(&ctx.config.os);
+            let mut code = 0;
+            let mut known = Vec::new();
+            for p in pkgs {
+                if !db.contains_key(p) && sources::offers_of(&all, p).is_empty() {
+                    eprintln!("E: Unable to locate package {p}");
+                    code = 100;
+                } else if !known.contains(p) {
+                    known.push(p.clone());
+                }
+            }
+            if known.is_empty() {
                 eprintln!("E: No packages found");
                 return 100;
             }
-            if !common::is_root() {
-                eprintln!("dpkg: error: requested operation requires superuser privilege");
-                eprintln!("E: Executing dpkg failed. Are you root?");
-                return 100;
-            }
-            let all = sources::available(&ctx.config.os);
-            for p in pkgs {
-                let p = p.as_str();
-                if !db.contains_key(p) && sources::offers_of(&all, p).is_empty() {
-                    eprintln!("E: Unable to locate package {p}");
-                    return 100;
-                }
-            }
-            for p in pkgs {
-                let p = p.as_str();
-                let entry = db.entry(p.to_string()).or_insert_with(|| PkgState {
-                    version: String::new(),
-                    status: "un".into(),
-                    hold: false,
-                });
-                let want = verb.as_str() == "hold";
-                if entry.hold == want {
-                    if want {
-                        println!("{p} was already set on hold.");
-                    } else {
-                        println!("{p} was already not on hold.");
-                    }
+            let (done, change): (Vec<String>, Vec<String>) = known
+                .into_iter()
+                .partition(|p| db.get(p).is_some_and(|s| s.hold) == want);
+            for p in &done {
+                if want {
+                    println!("{p} was already set on hold.");
                 } else {
-                    entry.hold = want;
-                    ctx.changed();
-                    if want {
-                        println!("{p} set on hold.");
-                    } else {
-                        println!("Canceled hold on {p}.");
-                    }
+                    println!("{p} was already not on hold.");
                 }
             }
-            db.retain(|_, p| p.status != "un" || p.hold);
-            if ctx.changed {
-                let _ = common::save_dpkg_db(&db);
+            if change.is_empty() {
+                return code;
             }
-            0
+            if !simulate {
+                // apt-mark does not lock anything itself (so DPkg::Lock::Timeout does not
+                // apply): it pipes the selections into `dpkg --set-selections`, which
+                // checks for root and takes dpkg's locks without waiting.
+                let locks = if common::is_root() {
+                    lock::dpkg_locks(&ctx.config.os)
+                } else {
+                    Err("dpkg: error: requested operation requires superuser privilege".into())
+                };
+                let _locks = match locks {
+                    Ok(g) => g,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        eprintln!(
+                            "E: Sub-process dpkg --set-selections returned an error code (2)"
+                        );
+                        eprintln!("E: Executing dpkg failed. Are you root?");
+                        return 100;
+                    }
+                };
+                // Re-read under the lock: an apt-get that just finished may have changed it.
+                db = common::dpkg_db();
+                for p in &change {
+                    let entry = db.entry(p.to_string()).or_insert_with(|| PkgState {
+                        version: String::new(),
+                        status: "un".into(),
+                        hold: false,
+                    });
+                    entry.hold = want;
+                }
+                db.retain(|_, p| p.status != "un" || p.hold);
+                let _ = common::save_dpkg_db(&db);
+                ctx.changed();
+            }
+            for p in &change {
+                if want {
+                    println!("{p} set on hold.");
+                } else {
+                    println!("Canceled hold on {p}.");
+                }
+            }
+            code
         }
         "manual" | "auto" | "showmanual" | "showauto" => 0,
         v => {
@@ -1104,6 +1137,50 @@ pub fn apt_mark(ctx: &mut Ctx, args: &[String]) -> i32 {
             100
         }
     }
+}
+
+/// apt-mark's command line: the words, and whether `-s` (APT::Mark::Simulate) was given.
+/// Options that take a value (`-o KEY=VALUE`, `-c FILE`, `-f FILE`) consume it.
+fn parse_mark_opts(args: &[String]) -> Result<(Vec<String>, bool), String> {
+    let mut words = Vec::new();
+    let mut simulate = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-o" | "--option" | "-c" | "--config-file" | "-f" | "--file" => {
+                if i + 1 >= args.len() {
+                    return Err(format!("E: Option {a} requires an argument."));
+                }
+                if matches!(a, "-o" | "--option") {
+                    let kv = &args[i + 1];
+                    if kv
+                        .split_once('=')
+                        .is_some_and(|(k, _)| k.eq_ignore_ascii_case("apt::mark::simulate"))
+                    {
+                        simulate = kv.ends_with("=true") || kv.ends_with("=1");
+                    }
+                }
+                i += 1;
+            }
+            s if s.starts_with("--option=")
+                || s.starts_with("--config-file=")
+                || s.starts_with("--file=")
+                || (s.starts_with("-o") && s.len() > 2) => {}
+            "-s" | "--simulate" | "--just-print" | "--dry-run" | "--recon" | "--no-act" => {
+                simulate = true
+            }
+            "-q" | "-qq" | "--quiet" | "-y" | "--yes" | "--assume-yes" => {}
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(format!(
+                    "E: Command line option '{s}' is not understood in combination with the other options"
+                ));
+            }
+            s => words.push(s.to_string()),
+        }
+        i += 1;
+    }
+    Ok((words, simulate))
 }
 
 /// `apt-cache madison|policy|show PKG...`
@@ -1289,6 +1366,34 @@ mod plan_tests {
         let o = opts(&["install", "x"]);
         assert_eq!(fail_safe(&o, false, false, false), FailSafe::Proceed);
         assert_eq!(fail_safe(&o, false, false, true), FailSafe::Ask);
+    }
+
+    #[test]
+    fn apt_mark_options_take_their_values() {
+        let a: Vec<String> = [
+            "-o",
+            "DPkg::Lock::Timeout=600",
+            "-qq",
+            "hold",
+            "kubelet",
+            "kubeadm",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (words, sim) = parse_mark_opts(&a).ok().unwrap();
+        assert_eq!(words, vec!["hold", "kubelet", "kubeadm"]);
+        assert!(!sim);
+        let a: Vec<String> = ["-s", "unhold", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(parse_mark_opts(&a).ok().unwrap().1);
+        let a: Vec<String> = ["--bogus", "hold", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(parse_mark_opts(&a).is_err());
     }
 
     #[test]

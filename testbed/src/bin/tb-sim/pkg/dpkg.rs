@@ -9,7 +9,7 @@ use crate::common::{self, Ctx, PkgState};
 use crate::os::{containerd, systemd};
 
 use super::catalog;
-use super::lock::{self, LockError};
+use super::lock;
 
 /// dpkg's three-letter `db:Status-Abbrev` (desired, status, error flag), e.g. "ii ",
 /// "hi " for a held installed package, "rc ", "iU ".
@@ -255,14 +255,10 @@ fn configure_pending(ctx: &mut Ctx) -> i32 {
         eprintln!("dpkg: error: requested operation requires superuser privilege");
         return 2;
     }
-    let _g = match lock::acquire("/var/lib/dpkg/lock", 0.0) {
+    let _locks = match lock::dpkg_locks(&ctx.config.os) {
         Ok(g) => g,
-        Err(LockError::Held((pid, _))) => {
-            eprintln!("dpkg: error: dpkg frontend lock was locked by another process with pid {pid}\nNote: removing the lock file is always wrong, can damage the locked area\nand the entire system. See <https://wiki.debian.org/Teams/Dpkg/FAQ#db-lock>.");
-            return 2;
-        }
-        Err(LockError::Denied) => {
-            eprintln!("dpkg: error: requested operation requires superuser privilege");
+        Err(e) => {
+            eprintln!("{e}");
             return 2;
         }
     };

@@ -12,6 +12,8 @@ use crate::common;
 
 pub const FRONTEND: &str = "/var/lib/dpkg/lock-frontend";
 pub const LISTS: &str = "/var/lib/apt/lists/lock";
+/// dpkg's database lock, taken by dpkg itself after the frontend lock.
+pub const DB: &str = "/var/lib/dpkg/lock";
 
 /// A held lock; released when dropped (the fd closes).
 pub struct Guard(#[allow(dead_code)] File);
@@ -65,7 +67,7 @@ pub fn acquire(path: &str, timeout: f64) -> Result<Guard, LockError> {
     let mut last_note = -1i64;
     loop {
         let holder = match fault_holder() {
-            Some(h) if path == FRONTEND || path == "/var/lib/dpkg/lock" => Err(h),
+            Some(h) if path == FRONTEND || path == DB => Err(h),
             _ => match try_lock(path) {
                 Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -123,5 +125,62 @@ pub fn report(path: &str, e: &LockError) {
             eprintln!("N: Be aware that removing the lock file is not a solution and may break your system.");
             eprintln!("{what}");
         }
+    }
+}
+
+/// The note dpkg prints after a lock failure: reworded (and the FAQ link anchored) in
+/// dpkg 1.21.2, so Ubuntu 22.04 (dpkg 1.21.1) still has the old text.
+pub fn dpkg_lock_note(os: &str) -> &'static str {
+    if os == "ubuntu-22.04" {
+        "Note: removing the lock file is always wrong, and can end up damaging the\nlocked area and the entire system. See <https://wiki.debian.org/Teams/Dpkg/FAQ>."
+    } else {
+        "Note: removing the lock file is always wrong, can damage the locked area\nand the entire system. See <https://wiki.debian.org/Teams/Dpkg/FAQ#db-lock>."
+    }
+}
+
+/// dpkg's error for a lock held by `pid` (lib/dpkg/file.c `file_lock`, dpkg < 1.22.7,
+/// which does not yet name the holder's executable).
+pub fn dpkg_lock_error(os: &str, desc: &str, pid: i32) -> String {
+    format!(
+        "dpkg: error: {desc} was locked by another process with pid {pid}\n{}",
+        dpkg_lock_note(os)
+    )
+}
+
+/// Takes dpkg's own locks the way dpkg does when it modifies its database
+/// (lib/dpkg/dbmodify.c `modstatdb_lock`): the frontend lock, then the database lock,
+/// both without waiting (dpkg has no lock timeout). On failure returns dpkg's message;
+/// dpkg exits 2 after it.
+pub fn dpkg_locks(os: &str) -> Result<(Guard, Guard), String> {
+    let mut guards = Vec::new();
+    for (path, desc) in [(FRONTEND, "dpkg frontend lock"), (DB, "dpkg database lock")] {
+        match acquire(path, 0.0) {
+            Ok(g) => guards.push(g),
+            Err(LockError::Held((pid, _))) => return Err(dpkg_lock_error(os, desc, pid)),
+            Err(LockError::Denied) => {
+                return Err(
+                    "dpkg: error: you do not have permission to lock the dpkg database directory /var/lib/dpkg".into(),
+                )
+            }
+        }
+    }
+    let db = guards.pop().unwrap();
+    let frontend = guards.pop().unwrap();
+    Ok((frontend, db))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_lock_texts() {
+        assert_eq!(
+            dpkg_lock_error("ubuntu-24.04", "dpkg frontend lock", 1234),
+            "dpkg: error: dpkg frontend lock was locked by another process with pid 1234\n\
+             Note: removing the lock file is always wrong, can damage the locked area\n\
+             and the entire system. See <https://wiki.debian.org/Teams/Dpkg/FAQ#db-lock>."
+        );
+        assert!(dpkg_lock_note("ubuntu-22.04").contains("and can end up damaging the\nlocked area"));
     }
 }
