@@ -210,7 +210,7 @@ pub fn daemon(_args: &[String]) -> i32 {
     );
     let shared = Arc::new(Shared::new(
         st,
-        Timing::scaled(config.time_scale),
+        Timing::scaled(config.time_scale, &info.version),
         state_path,
     ));
     // Writer.
@@ -1023,7 +1023,7 @@ mod tests {
             .insert("adm".into(), "kubernetes-admin".into());
         st.credentials.insert("n1".into(), "system:node:n1".into());
         st.save(&path).unwrap();
-        let s = Shared::new(st, Timing::scaled(0.0), &path);
+        let s = Shared::new(st, Timing::scaled(0.0, "v1.34.2"), &path);
         let on_disk = || ClusterState::load(&path).unwrap();
 
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -13,16 +13,34 @@ use super::state::ClusterState;
 /// Durations of the node lifecycle, already scaled to the host's time scale.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// How long after the last heartbeat a node turns `Unknown` (real: 40 s).
+    /// How long after the last heartbeat a node turns `Unknown`
+    /// (kube-controller-manager's `--node-monitor-grace-period`, see [`grace_period`]).
     pub heartbeat_grace: f64,
     /// How long a node stays not Ready before its pods are evicted (real: 300 s).
     pub eviction_delay: f64,
 }
 
+/// The floor of the scaled node grace period. With time_scale 0 a real-time grace would
+/// be zero, and the kubelet's 0.5 s heartbeat on a loaded 2-core CI machine can be a
+/// few seconds late (a 3 s grace made nodes flap Ready/Unknown). 12 s is several missed
+/// heartbeats at the worst latency measured (p99 3.5 s with 150 kubelets), so a node goes
+/// Unknown only when its kubelet is really gone; tests that stop a host wait ~12 s.
+pub const MIN_GRACE: f64 = 12.0;
+
+/// kube-controller-manager's `--node-monitor-grace-period` default for the control
+/// plane's version: 40 s, 50 s since v1.32 (kubernetes/kubernetes#126287).
+pub fn grace_period(version: &str) -> f64 {
+    match objects::minor_of(version) {
+        Some(m) if m < 32 => 40.0,
+        _ => 50.0,
+    }
+}
+
 impl Timing {
-    pub fn scaled(time_scale: f64) -> Timing {
+    /// Real durations x `time_scale`, with floors so time_scale 0 stays usable.
+    pub fn scaled(time_scale: f64, version: &str) -> Timing {
         Timing {
-            heartbeat_grace: (40.0 * time_scale).max(3.0),
+            heartbeat_grace: (grace_period(version) * time_scale).max(MIN_GRACE),
             eviction_delay: (300.0 * time_scale).max(5.0),
         }
     }
@@ -1076,6 +1094,22 @@ mod tests {
     };
 
     #[test]
+    fn grace_period_follows_the_controller_manager() {
+        assert_eq!(grace_period("v1.31.4"), 40.0);
+        assert_eq!(grace_period("v1.34.2"), 50.0);
+        assert_eq!(Timing::scaled(0.0, "v1.34.2").heartbeat_grace, MIN_GRACE);
+        assert_eq!(Timing::scaled(1.0, "v1.34.2").heartbeat_grace, 50.0);
+        assert_eq!(Timing::scaled(1.0, "v1.31.0").heartbeat_grace, 40.0);
+        // A kubelet a few seconds late at time_scale 0 keeps its node.
+        let t = Timing::scaled(0.0, "v1.34.2");
+        let mut st = ClusterState::default();
+        node(&mut st, "m1", json!({}), cp_taint(), 1000.0);
+        st.cni = Some(json!({"name": "calico"}));
+        assert_eq!(node_ready(&st, "m1", 1008.0, &t).0, "True");
+        assert_eq!(node_ready(&st, "m1", 1013.0, &t).0, "Unknown");
+    }
+
+    #[test]
     fn not_ready_without_cni_then_ready() {
         let mut st = ClusterState::default();
         let now = 1000.0;
@@ -1235,16 +1269,16 @@ mod bench {
                 now,
             );
         }
-        reconcile(&mut st, now, &Timing::scaled(0.0));
+        reconcile(&mut st, now, &Timing::scaled(0.0, "v1.34.2"));
         let t = std::time::Instant::now();
         for i in 0..10 {
             for n in 0..150 {
                 st.heartbeats.insert(format!("n{n:03}"), now + i as f64);
             }
-            reconcile(&mut st, now + i as f64, &Timing::scaled(0.0));
+            reconcile(&mut st, now + i as f64, &Timing::scaled(0.0, "v1.34.2"));
         }
         let per = t.elapsed().as_secs_f64() / 10.0;
-        let tm = Timing::scaled(0.0);
+        let tm = Timing::scaled(0.0, "v1.34.2");
         type Phase = Box<dyn Fn(&mut ClusterState)>;
         let phases: Vec<(&str, Phase)> = vec![
             ("cni", Box::new(detect_cni)),
