@@ -201,10 +201,19 @@ fn environment() -> Environment<'static> {
 /// `{{ x | quote }}`: one shell word, whatever x contains (shlex). Refuses NUL bytes,
 /// none and undefined rather than producing something surprising.
 pub fn quote(v: Value) -> Result<String, minijinja::Error> {
-    if v.is_undefined() || v.is_none() {
+    if v.is_undefined() {
+        // Strict undefined lets a filter see the undefined value; the filter can't know
+        // its name, but the error's location (playbook/step:key:line) points at it.
+        return Err(minijinja::Error::new(
+            ErrorKind::UndefinedError,
+            "cannot quote an undefined value for the shell: an input this step needs is \
+             missing (see the inputs in the playbook's header)",
+        ));
+    }
+    if v.is_none() {
         return Err(minijinja::Error::new(
             ErrorKind::InvalidOperation,
-            format!("cannot quote {v:?} for the shell"),
+            "cannot quote none for the shell",
         ));
     }
     let s = match v.as_str() {

@@ -546,6 +546,18 @@ fn calico_apply_url_upgrade_and_local_file() {
     let mut inv = inventory("1.34.2");
     let f = facts::parse(CONVERGED).unwrap();
     let base = Vars::new(&inv, &inv.hosts[0], Some(&f));
+    // The waits' timeout is the run's (`bootstrap up --timeout`): a required input.
+    let err = plan_playbook(
+        "calico",
+        &base.clone().with("calico_current", None::<String>),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("calico-rollout") && err.contains("an input this step needs is missing"),
+        "{err}"
+    );
+    let base = base.with("wait_timeout", "900s");
     let fresh = plan_playbook(
         "calico",
         &base.clone().with("calico_current", None::<String>),
@@ -553,6 +565,14 @@ fn calico_apply_url_upgrade_and_local_file() {
     .unwrap();
     let names: Vec<_> = fresh.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(names, ["calico-apply", "calico-rollout", "nodes-ready"]);
+    assert_eq!(
+        fresh[1].command.script,
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system rollout status ds/calico-node --timeout=900s"
+    );
+    assert_eq!(
+        fresh[2].command.script,
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf wait --for=condition=Ready node --all --timeout=900s"
+    );
     assert_eq!(
         fresh[0].command.script,
         "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"
@@ -567,7 +587,9 @@ fn calico_apply_url_upgrade_and_local_file() {
         .script
         .contains(" apply --server-side --force-conflicts -f https://"));
     inv.cluster.calico.manifest = Some(ManifestSource::File("/srv/calico.yaml".into()));
-    let local = Vars::new(&inv, &inv.hosts[0], Some(&f)).with("calico_current", None::<String>);
+    let local = Vars::new(&inv, &inv.hosts[0], Some(&f))
+        .with("calico_current", None::<String>)
+        .with("wait_timeout", "900s");
     assert!(plan_playbook("calico", &local)
         .unwrap_err()
         .to_string()
@@ -859,8 +881,9 @@ fn init_join_calico(version: &str, prefix: &str) {
     let vars = Vars::new(&inv, worker, Some(&tb_facts(&tb, &worker.name))).with("join", &join);
     assert!(plan_playbook("join", &vars).unwrap().is_empty());
 
-    let vars =
-        Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name))).with("calico_current", None::<String>);
+    let vars = Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name)))
+        .with("calico_current", None::<String>)
+        .with("wait_timeout", "600s");
     let steps = plan_playbook("calico", &vars).unwrap();
     tb_apply_steps(&tb, &cp.name, steps.iter());
     let out = tb
