@@ -629,6 +629,22 @@ fn heartbeat(
             old
         }
         None if register => {
+            // `--register-with-taints=key` (no effect) passes the kubelet's flag parser
+            // but not Node validation.
+            let taints = node["spec"]["taints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(i) = taints
+                .iter()
+                .position(|t| t["effect"].as_str().unwrap_or("").is_empty())
+            {
+                return err(
+                    422,
+                    "Invalid",
+                    format!("Node \"{name}\" is invalid: spec.taints[{i}].effect: Required value"),
+                );
+            }
             node["apiVersion"] = json!("v1");
             node["kind"] = json!("Node");
             node["metadata"]["annotations"]["node.alpha.kubernetes.io/ttl"] = json!("0");
@@ -1037,11 +1053,31 @@ mod tests {
             "spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]},
             "status": {"nodeInfo": {"kubeletVersion": "v1.34.2"}},
             "testbed": {"register": true}});
+        let mut bad = node.clone();
+        bad["spec"]["taints"][0]["effect"] = json!("");
+        let r = handle(&s, request("n1", Op::Heartbeat { node: bad }));
+        assert_eq!(
+            r.body["message"],
+            "Node \"n1\" is invalid: spec.taints[0].effect: Required value"
+        );
         assert!(handle(&s, request("n1", Op::Heartbeat { node: node.clone() })).ok);
-        assert!(on_disk().object("Node", "n1").is_some());
+        assert_eq!(
+            on_disk().object("Node", "n1").unwrap()["spec"]["taints"][0]["key"],
+            "k"
+        );
+        // Taints count at registration only: a later beat doesn't bring back a removed one.
+        let untaint = Op::Patch {
+            kind: "Node".into(),
+            namespace: None,
+            name: "n1".into(),
+            patch: json!({"spec": {"taints": null}}),
+        };
+        assert!(handle(&s, request("adm", untaint)).ok);
         let writes = s.writes.load(Ordering::SeqCst);
         assert!(handle(&s, request("n1", Op::Heartbeat { node })).ok);
         assert_eq!(s.writes.load(Ordering::SeqCst), writes);
+        let taints = on_disk().object("Node", "n1").unwrap()["spec"]["taints"].clone();
+        assert!(!taints.to_string().contains("\"k\""), "{taints}");
 
         // Labels (a patch) and deletes are durable too.
         let patch = json!({"metadata": {"labels": {"type": "web"}}});

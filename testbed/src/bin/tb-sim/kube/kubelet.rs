@@ -85,16 +85,26 @@ fn set_state(s: &str) {
     );
 }
 
-/// Flags from kubeadm-flags.env and /etc/default/kubelet, as `--name=value` pairs.
+/// Flags from kubeadm-flags.env and /etc/default/kubelet, as `--name=value` pairs, in
+/// the order of the kubelet unit's command line (10-kubeadm.conf:
+/// `$KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS`), so later ones win as with pflag.
 pub fn read_flags() -> Vec<(String, String)> {
-    let mut out = vec![];
-    for (path, var) in [
+    let texts: Vec<(String, &str)> = [
         (FLAGS_ENV, "KUBELET_KUBEADM_ARGS"),
         (DEFAULTS_ENV, "KUBELET_EXTRA_ARGS"),
-    ] {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
+    ]
+    .into_iter()
+    .filter_map(|(path, var)| Some((std::fs::read_to_string(path).ok()?, var)))
+    .collect();
+    let texts: Vec<(&str, &str)> = texts.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+    parse_flags(&texts)
+}
+
+/// The flags in environment files' `VAR=...` lines, given as (file text, VAR) in
+/// command-line order.
+pub fn parse_flags(texts: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for (text, var) in texts {
         for line in text.lines() {
             let Some(rest) = line.trim().strip_prefix(&format!("{var}=")) else {
                 continue;
@@ -121,6 +131,114 @@ pub fn read_flags() -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// `--node-labels` is a map flag: repeated flags add up (a later value for the same
+/// key wins).
+fn node_labels(flags: &[(String, String)]) -> String {
+    flags
+        .iter()
+        .filter(|(k, _)| k == "node-labels")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `--register-with-taints=k=v:Effect,k2:Effect` as the kubelet's taints flag parses it
+/// (pkg/util/taints: parseTaint), into Node `spec.taints` entries.
+pub fn parse_taints(spec: &str) -> Result<Vec<Value>, String> {
+    let mut out = vec![];
+    if spec.is_empty() {
+        return Ok(out);
+    }
+    for st in spec.split(',') {
+        let parts: Vec<&str> = st.split(':').collect();
+        let (key, value, effect) = match parts.as_slice() {
+            [key] => (*key, "", ""),
+            [kv, effect] => {
+                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(effect) {
+                    return Err(format!(
+                        "invalid taint effect: {effect}, unsupported taint effect"
+                    ));
+                }
+                let kv: Vec<&str> = kv.split('=').collect();
+                match kv.as_slice() {
+                    [k] => (*k, "", *effect),
+                    [k, v] => {
+                        if let Some(e) = label_value_error(v) {
+                            return Err(format!("invalid taint spec: {st}, {e}"));
+                        }
+                        (*k, *v, *effect)
+                    }
+                    _ => return Err(format!("invalid taint spec: {st}")),
+                }
+            }
+            _ => return Err(format!("invalid taint spec: {st}")),
+        };
+        if let Some(e) = qualified_name_error(key) {
+            return Err(format!("invalid taint spec: {st}, {e}"));
+        }
+        let mut t = json!({"key": key, "effect": effect});
+        if !value.is_empty() {
+            t["value"] = json!(value);
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// apimachinery's name-part rule (63 chars, alphanumeric at both ends, `-_.` inside).
+fn name_part_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+}
+
+/// validation.IsQualifiedName's first message, if any.
+fn qualified_name_error(key: &str) -> Option<String> {
+    const NAME: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let name = match key.split_once('/') {
+        Some((prefix, name)) => {
+            let dns = !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|l| {
+                    let b = l.as_bytes();
+                    !b.is_empty()
+                        && b[0].is_ascii_alphanumeric()
+                        && b[b.len() - 1].is_ascii_alphanumeric()
+                        && b.iter()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                });
+            if !dns {
+                return Some(format!("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"));
+            }
+            name
+        }
+        None => key,
+    };
+    if name.is_empty() {
+        return Some("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    (!name_part_ok(name)).then(|| NAME.to_string())
+}
+
+/// validation.IsValidLabelValue's message, if any.
+fn label_value_error(v: &str) -> Option<String> {
+    if v.is_empty() || name_part_ok(v) {
+        return None;
+    }
+    if v.len() > 63 {
+        return Some("must be no more than 63 characters".into());
+    }
+    Some("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into())
 }
 
 fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -167,15 +285,22 @@ pub fn forbidden_node_labels(labels: &str) -> Vec<String> {
 }
 
 /// Why the kubelet can't start now (the message it logs before exiting), if any.
+/// In the kubelet's order: flag parsing, flag validation, then the host checks.
 fn start_check(config: &Value, flags: &[(String, String)]) -> Option<String> {
-    if !common::kernel().swaps.is_empty() && config["failSwapOn"] != false {
-        return Some("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false".into());
+    if let Some(t) = flag(flags, "register-with-taints") {
+        if let Err(e) = parse_taints(t) {
+            return Some(format!("failed to parse kubelet flag: invalid argument \"{t}\" for \"--register-with-taints\" flag: {e}"));
+        }
     }
-    if let Some(l) = flag(flags, "node-labels") {
-        let bad = forbidden_node_labels(l);
+    {
+        let l = node_labels(flags);
+        let bad = forbidden_node_labels(&l);
         if !bad.is_empty() {
             return Some(format!("unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [{}]\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set (beta.kubernetes.io/arch, beta.kubernetes.io/instance-type, beta.kubernetes.io/os, failure-domain.beta.kubernetes.io/region, failure-domain.beta.kubernetes.io/zone, kubernetes.io/arch, kubernetes.io/hostname, kubernetes.io/os, node.kubernetes.io/instance-type, topology.kubernetes.io/region, topology.kubernetes.io/zone)", bad.join(" ")));
         }
+    }
+    if !common::kernel().swaps.is_empty() && config["failSwapOn"] != false {
+        return Some("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false".into());
     }
     runtime_problem().map(|p| format!("failed to run Kubelet: validate service connection: {p}"))
 }
@@ -349,8 +474,18 @@ fn os_image() -> String {
         .unwrap_or_else(|| "Ubuntu 24.04.3 LTS".into())
 }
 
-/// The Node object the kubelet registers, in the real shape.
-pub fn node_object(name: &str, ip: &str, version: &str, runtime: &str, labels: &str) -> Value {
+/// The Node object the kubelet registers, in the real shape. `labels` and `taints`
+/// (`--node-labels`, `--register-with-taints`) count only when the Node is created: the
+/// API server keeps an existing Node's metadata and spec, as the real kubelet leaves
+/// them alone once registered.
+pub fn node_object(
+    name: &str,
+    ip: &str,
+    version: &str,
+    runtime: &str,
+    labels: &str,
+    taints: &[Value],
+) -> Value {
     let mut l = json!({
         "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
@@ -362,9 +497,14 @@ pub fn node_object(name: &str, ip: &str, version: &str, runtime: &str, labels: &
     let id = objects::template_hash(&json!(name));
     let cap = json!({"cpu": "2", "ephemeral-storage": "30298176Ki", "hugepages-1Gi": "0",
                      "hugepages-2Mi": "0", "memory": "4010236Ki", "pods": "110"});
+    let spec = if taints.is_empty() {
+        json!({})
+    } else {
+        json!({ "taints": taints })
+    };
     json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": l},
-        "spec": {},
+        "spec": spec,
         "status": {
             "addresses": [{"address": ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
             "capacity": cap, "allocatable": cap,
@@ -458,7 +598,9 @@ pub fn daemon(_args: &[String]) -> i32 {
         .unwrap_or_else(common::hostname)
         .to_lowercase();
     let ip = flag(&flags, "node-ip").unwrap_or(&host.address).to_string();
-    let labels = flag(&flags, "node-labels").unwrap_or("").to_string();
+    let labels = node_labels(&flags);
+    let taints =
+        parse_taints(flag(&flags, "register-with-taints").unwrap_or("")).unwrap_or_default();
     let runtime_version = common::containerd_runtime()
         .map(|r| r.version)
         .unwrap_or_else(|| "1.7.28".into());
@@ -473,7 +615,7 @@ pub fn daemon(_args: &[String]) -> i32 {
         }
         Err(api::KubeconfigError::Missing) => return 1,
     };
-    let node_template = node_object(&name, &ip, &version, &runtime_version, &labels);
+    let node_template = node_object(&name, &ip, &version, &runtime_version, &labels, &taints);
     let mut registered = false;
     let mut last_beat = Instant::now() - Duration::from_secs(3600);
     let mut last_err = String::new();
@@ -561,8 +703,52 @@ mod tests {
     }
 
     #[test]
+    fn flags_from_kubeadm_and_extra_args_later_wins() {
+        let kubeadm = "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --node-ip=10.200.1.3 --register-with-taints=dedicated=db:NoSchedule,gpu:PreferNoSchedule --node-labels=a=1\"\n";
+        let extra = "KUBELET_EXTRA_ARGS=--node-ip=10.200.9.9 --node-labels b=2\n";
+        let f = parse_flags(&[
+            (kubeadm, "KUBELET_KUBEADM_ARGS"),
+            (extra, "KUBELET_EXTRA_ARGS"),
+        ]);
+        assert_eq!(flag(&f, "node-ip"), Some("10.200.9.9"));
+        assert_eq!(node_labels(&f), "a=1,b=2");
+        let t = parse_taints(flag(&f, "register-with-taints").unwrap()).unwrap();
+        assert_eq!(
+            t,
+            vec![
+                json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"}),
+                json!({"key": "gpu", "effect": "PreferNoSchedule"})
+            ]
+        );
+        let n = node_object("w1", "10.200.9.9", "v1.34.2", "1.7.28", "a=1", &t);
+        assert_eq!(n["spec"]["taints"][0]["key"], "dedicated");
+        // Without a taint flag the Node has none.
+        assert!(node_object("w1", "ip", "v", "r", "", &[])["spec"]["taints"].is_null());
+    }
+
+    #[test]
+    fn taint_flag_errors_are_the_kubelets() {
+        assert_eq!(
+            parse_taints("k=v:Sometimes").unwrap_err(),
+            "invalid taint effect: Sometimes, unsupported taint effect"
+        );
+        assert_eq!(
+            parse_taints("a=b=c:NoSchedule").unwrap_err(),
+            "invalid taint spec: a=b=c:NoSchedule"
+        );
+        assert!(parse_taints("-bad:NoSchedule")
+            .unwrap_err()
+            .starts_with("invalid taint spec: -bad:NoSchedule, name part must consist of"));
+        let flags = vec![("register-with-taints".to_string(), "k:Never".to_string())];
+        assert_eq!(
+            start_check(&json!({"failSwapOn": false}), &flags).unwrap(),
+            "failed to parse kubelet flag: invalid argument \"k:Never\" for \"--register-with-taints\" flag: invalid taint effect: Never, unsupported taint effect"
+        );
+    }
+
+    #[test]
     fn node_shape() {
-        let n = node_object("w1", "10.200.1.3", "v1.34.2", "1.7.28", "type=web");
+        let n = node_object("w1", "10.200.1.3", "v1.34.2", "1.7.28", "type=web", &[]);
         assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], "w1");
         assert_eq!(n["metadata"]["labels"]["type"], "web");
         assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.34.2");
