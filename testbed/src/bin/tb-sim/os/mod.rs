@@ -2,6 +2,7 @@
 //! iptables, and the containerd and docker daemons and CLIs; and what a boot does.
 
 pub mod containerd;
+pub mod ethtool;
 pub mod kernel;
 pub mod net;
 pub mod systemd;
@@ -21,6 +22,7 @@ pub fn lookup(name: &str) -> Option<Standin> {
         "lsmod" => kernel::lsmod,
         "sysctl" => kernel::sysctl,
         "hostname" => net::hostname,
+        "ethtool" => ethtool::ethtool,
         "iptables" | "ip6tables" => net::iptables,
         "reboot" => reboot,
         "containerd" => containerd::containerd_cli,

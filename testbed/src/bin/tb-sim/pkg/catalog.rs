@@ -48,7 +48,16 @@ pub fn commands(pkg: &str) -> &'static [&'static str] {
         "jq" => &["jq"],
         "ebtables" => &["ebtables"],
         "tini" => &["tini"],
+        "ethtool" => &["ethtool"],
         _ => &[],
+    }
+}
+
+/// Where a package's command lives on Ubuntu (administration tools in /usr/sbin).
+pub fn command_dir(cmd: &str) -> &'static str {
+    match cmd {
+        "ethtool" | "conntrack" | "ebtables" => "/usr/sbin",
+        _ => "/usr/bin",
     }
 }
 

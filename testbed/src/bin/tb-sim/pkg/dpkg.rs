@@ -283,7 +283,7 @@ fn configure_pending(ctx: &mut Ctx) -> i32 {
 /// Puts the package's commands into /usr/bin (links to the stand-in) and its files.
 pub fn unpack_files(pkg: &str) {
     for c in catalog::commands(pkg) {
-        let link = Path::new("/usr/bin").join(c);
+        let link = Path::new(catalog::command_dir(c)).join(c);
         let _ = std::fs::remove_file(&link);
         let _ = std::os::unix::fs::symlink(layout::SIM_BIN, &link);
     }
@@ -335,7 +335,7 @@ pub fn postinst(pkg: &str, fresh: bool) {
 /// Removes the package's commands and files (not its configuration).
 pub fn remove_files(pkg: &str) {
     for c in catalog::commands(pkg) {
-        let _ = std::fs::remove_file(Path::new("/usr/bin").join(c));
+        let _ = std::fs::remove_file(Path::new(catalog::command_dir(c)).join(c));
     }
     for f in catalog::extra_files(pkg) {
         let _ = std::fs::remove_file(f);

@@ -39,9 +39,19 @@ pub fn seed_base_system(os: &str) {
             }
         }
     }
-    if std::path::Path::new(common::DPKG_DB).exists() {
-        return;
+    if !std::path::Path::new(common::DPKG_DB).exists() {
+        seed_dpkg_db(os);
     }
+    // The base packages' commands are on PATH, as on the real server (ethtool is not on
+    // the machine the testbed runs on; kubeadm's preflight looks for it).
+    for (name, p) in common::dpkg_db() {
+        if p.status == "ii" && catalog::BASE_PACKAGES.contains(&name.as_str()) {
+            dpkg::unpack_files(&name);
+        }
+    }
+}
+
+fn seed_dpkg_db(os: &str) {
     let distro = catalog::distro(os);
     let mut db = std::collections::BTreeMap::new();
     for name in catalog::BASE_PACKAGES {
