@@ -70,7 +70,13 @@ pub enum Op {
     /// `error execution phase <phase>: <message>` like kubeadm.
     Join {
         token: String,
+        /// `sha256:<hex>`; empty with `unsafe_skip_ca_verification` = no pinning.
         ca_cert_hash: String,
+        /// `--discovery-token-unsafe-skip-ca-verification`: kubeadm then accepts the
+        /// cluster CA without a pinned hash (a given hash is still checked, as in
+        /// kubeadm's discovery/token).
+        #[serde(default)]
+        unsafe_skip_ca_verification: bool,
         node_name: String,
         control_plane: bool,
         certificate_key: Option<String>,

@@ -387,13 +387,17 @@ fn handle(s: &Shared, req: Request) -> Response {
         Op::Join {
             token,
             ca_cert_hash,
+            unsafe_skip_ca_verification,
             node_name,
             control_plane,
             certificate_key,
         } => join(
             &mut st,
             &token,
-            &ca_cert_hash,
+            // No hash and the skip flag: no pinning (kubeadm's discovery returns the
+            // insecure config when pubKeyPins is empty).
+            (!ca_cert_hash.is_empty() || !unsafe_skip_ca_verification)
+                .then_some(ca_cert_hash.as_str()),
             &node_name,
             control_plane,
             certificate_key.as_deref(),
@@ -749,10 +753,11 @@ fn token_valid(st: &ClusterState, token: &str, now: f64) -> bool {
         .any(|t| t.token == token && t.expires.is_none_or(|e| e > now))
 }
 
+/// `ca_hash` None: `--discovery-token-unsafe-skip-ca-verification` without a hash.
 fn join(
     st: &mut ClusterState,
     token: &str,
-    ca_hash: &str,
+    ca_hash: Option<&str>,
     node: &str,
     control_plane: bool,
     cert_key: Option<&str>,
@@ -768,8 +773,13 @@ fn join(
         return fail("preflight", 401, "Unauthorized", format!(
             "couldn't validate the identity of the API Server: token id \"{id}\" is invalid for this cluster or it has expired. Use \"kubeadm token create\" on the control-plane node to create a new valid token"));
     }
-    let want = ca_hash.trim_start_matches("sha256:");
-    if want != st.ca_cert_hash {
+    if ca_hash == Some("") {
+        // kubeadm refuses this before it connects; a client that gets here anyway gets
+        // kubeadm's validation text.
+        return fail("preflight", 400, "Invalid", "discovery.bootstrapToken: Invalid value: \"\": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue".into());
+    }
+    let pinned_ok = ca_hash.is_none_or(|h| h.trim_start_matches("sha256:") == st.ca_cert_hash);
+    if !pinned_ok {
         return fail("preflight", 401, "Unauthorized", format!(
             "couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"sha256:{}\" are pinned",
             st.ca_cert_hash));
@@ -964,7 +974,7 @@ mod tests {
         let r = join(
             &mut st,
             "abcdef.0123456789abcdef",
-            &h,
+            Some(&h),
             "w1",
             false,
             None,
@@ -975,7 +985,7 @@ mod tests {
         let r = join(
             &mut st,
             "abcdef.wrongwrongwrong0",
-            &h,
+            Some(&h),
             "w2",
             false,
             None,
@@ -988,7 +998,7 @@ mod tests {
         let r = join(
             &mut st,
             "abcdef.0123456789abcdef",
-            "sha256:00",
+            Some("sha256:00"),
             "w2",
             false,
             None,
@@ -1002,18 +1012,42 @@ mod tests {
         let r = join(
             &mut st,
             "abcdef.0123456789abcdef",
-            &h,
+            Some(&h),
             "w2",
             false,
             None,
             5_000_000_000.0,
         );
         assert!(!r.ok);
+        // --discovery-token-unsafe-skip-ca-verification without a hash: no pinning;
+        // without the flag (or with a wrong hash) refused.
+        let r = join(
+            &mut st,
+            "abcdef.0123456789abcdef",
+            None,
+            "w3",
+            false,
+            None,
+            1000.0,
+        );
+        assert!(r.ok, "{:?}", r.body);
+        let r = join(
+            &mut st,
+            "abcdef.0123456789abcdef",
+            Some(""),
+            "w4",
+            false,
+            None,
+            1000.0,
+        );
+        assert!(r.body["message"].as_str().unwrap().contains(
+            "using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue"
+        ));
         // Control plane without uploaded certs.
         let r = join(
             &mut st,
             "abcdef.0123456789abcdef",
-            &h,
+            Some(&h),
             "m2",
             true,
             Some("k"),

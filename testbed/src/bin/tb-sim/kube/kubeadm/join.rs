@@ -124,6 +124,7 @@ fn discover(ctx: &Ctx, cfg: &JoinConfig, node: &str) -> Result<Discovered, (Stri
     let op = |hash: &str| Op::Join {
         token: token.clone(),
         ca_cert_hash: hash.to_string(),
+        unsafe_skip_ca_verification: cfg.unsafe_skip_ca_verification,
         node_name: node.to_string(),
         control_plane: cfg.control_plane.is_some(),
         certificate_key: cfg
@@ -619,4 +620,28 @@ fn join_control_plane(
     ctx.take_time(5.0);
     let _: Option<Value> = None;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<JoinConfig, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        resolve(&parse_flags(&args, VALUE_FLAGS, BOOL_FLAGS)?).and_then(|c| c.validate().map(|_| c))
+    }
+
+    #[test]
+    fn ca_pinning_is_required_unless_skipped() {
+        let base = ["10.200.1.2:6443", "--token", "abcdef.0123456789abcdef"];
+        let e = config(&base).unwrap_err();
+        assert!(
+            e.contains("discovery.bootstrapToken: Invalid value: \"\": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue"),
+            "{e}"
+        );
+        let mut skip = base.to_vec();
+        skip.push("--discovery-token-unsafe-skip-ca-verification");
+        let c = config(&skip).unwrap();
+        assert!(c.unsafe_skip_ca_verification && c.ca_cert_hashes.is_empty());
+    }
 }
