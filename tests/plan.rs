@@ -367,6 +367,18 @@ fn kubeadm_docs(version: &str, h: &Host) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// kubeadm init's own token: kubeadm's default usages and groups, but 15 minutes instead
+/// of 24 hours (bootstrap joins with fresh tokens of its own), and no token value (kubeadm
+/// generates it).
+fn init_token() -> serde_json::Value {
+    serde_json::json!([{
+        "description": "created by kubeadm init; bootstrap joins nodes with tokens of its own",
+        "ttl": "15m0s",
+        "usages": ["signing", "authentication"],
+        "groups": ["system:bootstrappers:kubeadm:default-node-token"],
+    }])
+}
+
 #[test]
 fn kubeadm_config_v1beta4_from_1_31() {
     let inv = inventory("1.34.2");
@@ -377,6 +389,7 @@ fn kubeadm_config_v1beta4_from_1_31() {
     assert_eq!(init["kind"], "InitConfiguration");
     assert_eq!(init["localAPIEndpoint"]["advertiseAddress"], "10.0.0.10");
     assert_eq!(init["localAPIEndpoint"]["bindPort"], 6443);
+    assert_eq!(init["bootstrapTokens"], init_token());
     let nr = &init["nodeRegistration"];
     assert_eq!(nr["name"], "master1");
     assert_eq!(
@@ -409,6 +422,7 @@ fn kubeadm_config_v1beta3_up_to_1_30() {
     let docs = kubeadm_docs("1.30.14", &h);
     assert_eq!(docs[0]["apiVersion"], "kubeadm.k8s.io/v1beta3");
     assert_eq!(docs[1]["apiVersion"], "kubeadm.k8s.io/v1beta3");
+    assert_eq!(docs[0]["bootstrapTokens"], init_token());
     assert_eq!(
         docs[0]["nodeRegistration"]["kubeletExtraArgs"],
         serde_json::json!({"node-ip": "10.0.0.10"})
@@ -530,7 +544,7 @@ fn init_on_a_fresh_first_control_plane() {
     );
     assert_eq!(
         steps[1].command.script,
-        "kubeadm init --config /etc/kubeadm/kubeadm.yaml"
+        "kubeadm init --config /etc/kubeadm/kubeadm.yaml --skip-token-print"
     );
     let conv = Vars::new(&inv, &inv.hosts[0], Some(&facts::parse(CONVERGED).unwrap()));
     assert!(plan_playbook("init", &conv).unwrap().is_empty());
@@ -694,7 +708,7 @@ fn tb_facts(tb: &testbed::Testbed, host: &str) -> HostFacts {
 
 /// Runs every step of `plan` on the host, failing on the first error.
 fn tb_apply(tb: &testbed::Testbed, host: &str, plan: &HostPlan) {
-    tb_apply_steps(tb, host, plan.steps());
+    let _ = tb_apply_steps(tb, host, plan.steps());
 }
 
 /// End to end on the testbed (simulated Ubuntu hosts, faithful stand-ins): gather facts,
@@ -848,7 +862,18 @@ fn init_join_calico(version: &str, prefix: &str) {
 
     let vars = Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name)));
     let init = plan_playbook("init", &vars).unwrap();
-    tb_apply_steps(&tb, &cp.name, init.iter());
+    let outputs = tb_apply_steps(&tb, &cp.name, init.iter());
+    // init's own token: not printed, and it expires in 15 minutes, not 24 hours.
+    let out = tb.exec(&cp.name, &["kubeadm", "token", "list"]).unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.contains("created by kubeadm init"))
+        .unwrap_or_else(|| panic!("no init token in\n{list}"))
+        .split_whitespace()
+        .collect();
+    assert!(["14m", "15m"].contains(&row[1]), "{list}");
+    assert!(outputs.iter().all(|o| !o.contains(row[0])), "{outputs:?}");
     let vars = Vars::new(&inv, cp, Some(&tb_facts(&tb, &cp.name)));
     assert!(plan_playbook("init", &vars).unwrap().is_empty());
 
@@ -906,11 +931,14 @@ fn init_join_calico(version: &str, prefix: &str) {
     );
 }
 
+/// Runs the steps in order, failing on the first error; returns each step's stdout and
+/// stderr.
 fn tb_apply_steps<'a>(
     tb: &testbed::Testbed,
     host: &str,
     steps: impl Iterator<Item = &'a plan::PlannedStep>,
-) {
+) -> Vec<String> {
+    let mut outputs = Vec::new();
     for step in steps {
         let out = tb
             .exec_with_input(
@@ -927,7 +955,13 @@ fn tb_apply_steps<'a>(
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        outputs.push(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
+    outputs
 }
 
 /// The product's path: facts over SSH as a non-root user (through `sudo -n`) in exactly
