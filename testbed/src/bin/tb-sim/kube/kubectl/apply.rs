@@ -185,6 +185,12 @@ pub fn create(k: &Kubectl) -> Res {
     {
         return create_deployment(k);
     }
+    if matches!(
+        k.args.pos.get(1).map(String::as_str),
+        Some("poddisruptionbudget" | "pdb")
+    ) {
+        return create_pdb(k);
+    }
     let sources = read_sources(k)?;
     let mut code = 0;
     for src in sources {
@@ -264,6 +270,122 @@ fn create_deployment(k: &Kubectl) -> Res {
     k.send(Op::Apply { object: d })?;
     k.changed.set(true);
     println!("deployment.apps/{name} created");
+    Ok(0)
+}
+
+/// The PodDisruptionBudget `kubectl create poddisruptionbudget` builds, after its
+/// Validate (create_pdb.go): the errors are kubectl's.
+pub fn pdb_object(
+    name: &str,
+    ns: &str,
+    selector: &str,
+    min_available: &str,
+    max_unavailable: &str,
+) -> Result<Value, String> {
+    if name.is_empty() {
+        return Err("name must be specified".into());
+    }
+    if selector.is_empty() {
+        return Err("a selector must be specified".into());
+    }
+    if min_available.is_empty() && max_unavailable.is_empty() {
+        return Err("one of min-available or max-unavailable must be specified".into());
+    }
+    if !min_available.is_empty() && !max_unavailable.is_empty() {
+        return Err("min-available and max-unavailable cannot be both specified".into());
+    }
+    // `^[0-9]+%?$`
+    let valid = |v: &str| {
+        let digits = v.strip_suffix('%').unwrap_or(v);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !min_available.is_empty() && !valid(min_available) {
+        return Err("invalid format specified for min-available".into());
+    }
+    if !max_unavailable.is_empty() && !valid(max_unavailable) {
+        return Err("invalid format specified for max-unavailable".into());
+    }
+    // metav1.ParseToLabelSelector: equality in matchLabels, the rest as expressions.
+    let reqs = objects::parse_selector(selector)
+        .map_err(|e| format!("couldn't parse the selector string \"{selector}\": {e}"))?;
+    let mut labels = serde_json::Map::new();
+    let mut exprs = vec![];
+    for r in reqs {
+        use objects::Requirement as R;
+        match r {
+            R::Eq(k, v) => {
+                labels.insert(k, json!(v));
+            }
+            R::NotEq(k, v) => exprs.push(json!({"key": k, "operator": "NotIn", "values": [v]})),
+            R::In(k, vs) => exprs.push(json!({"key": k, "operator": "In", "values": vs})),
+            R::NotIn(k, vs) => exprs.push(json!({"key": k, "operator": "NotIn", "values": vs})),
+            R::Exists(k) => exprs.push(json!({"key": k, "operator": "Exists"})),
+            R::NotExists(k) => exprs.push(json!({"key": k, "operator": "DoesNotExist"})),
+        }
+    }
+    let mut sel = json!({});
+    if !labels.is_empty() {
+        sel["matchLabels"] = Value::Object(labels);
+    }
+    if !exprs.is_empty() {
+        sel["matchExpressions"] = json!(exprs);
+    }
+    // intstr.Parse: a number stays a number, "50%" a string.
+    let int_or_string = |v: &str| v.parse::<i64>().map(|n| json!(n)).unwrap_or(json!(v));
+    let mut spec = json!({ "selector": sel });
+    if !min_available.is_empty() {
+        spec["minAvailable"] = int_or_string(min_available);
+    } else {
+        spec["maxUnavailable"] = int_or_string(max_unavailable);
+    }
+    Ok(
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec}),
+    )
+}
+
+/// `kubectl create poddisruptionbudget|pdb NAME --selector=S --min-available=N |
+/// --max-unavailable=N`.
+fn create_pdb(k: &Kubectl) -> Res {
+    let names = &k.args.pos[2.min(k.args.pos.len())..];
+    if names.len() != 1 {
+        return fail(format!("error: exactly one NAME is required, got {}\nSee 'kubectl create poddisruptionbudget -h' for help and examples", names.len()));
+    }
+    let name = &names[0];
+    let ns = k.namespace();
+    let arg = |f: &str| k.args.value(f).unwrap_or_default();
+    let pdb = match pdb_object(
+        name,
+        &ns,
+        &arg("selector"),
+        &arg("min-available"),
+        &arg("max-unavailable"),
+    ) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("error: {e}")),
+    };
+    let r = objects::resource_by_name("poddisruptionbudgets").unwrap();
+    match k.get_object(&r, &ns, name) {
+        Ok(_) => {
+            return fail(format!(
+                "error: failed to create poddisruptionbudgets: poddisruptionbudgets.policy \"{name}\" already exists"
+            ))
+        }
+        Err(e @ ClientError::Unreachable(_)) => return Err(e.into()),
+        Err(_) => {}
+    }
+    match k.send(Op::Apply { object: pdb }) {
+        Ok(_) => {}
+        Err(e @ ClientError::Unreachable(_)) => return Err(e.into()),
+        Err(ClientError::Server(b)) => {
+            return fail(format!(
+                "error: failed to create poddisruptionbudgets: {}",
+                b["message"].as_str().unwrap_or("")
+            ))
+        }
+    }
+    k.changed.set(true);
+    println!("poddisruptionbudget.policy/{name} created");
     Ok(0)
 }
 
@@ -354,6 +476,39 @@ pub fn delete(k: &Kubectl) -> Res {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn create_pdb_object_and_errors() {
+        let p = pdb_object("wp", "default", "app=wordpress", "1", "").unwrap();
+        assert_eq!(p["apiVersion"], "policy/v1");
+        assert_eq!(p["spec"]["minAvailable"], 1);
+        assert_eq!(p["spec"]["selector"]["matchLabels"]["app"], "wordpress");
+        let p = pdb_object("wp", "web", "app=wp,tier in (a,b)", "", "50%").unwrap();
+        assert_eq!(p["spec"]["maxUnavailable"], "50%");
+        assert_eq!(p["metadata"]["namespace"], "web");
+        assert_eq!(
+            p["spec"]["selector"]["matchExpressions"][0]["operator"],
+            "In"
+        );
+        let e = |sel: &str, min: &str, max: &str| pdb_object("x", "d", sel, min, max).unwrap_err();
+        assert_eq!(e("", "1", ""), "a selector must be specified");
+        assert_eq!(
+            e("a=b", "", ""),
+            "one of min-available or max-unavailable must be specified"
+        );
+        assert_eq!(
+            e("a=b", "1", "1"),
+            "min-available and max-unavailable cannot be both specified"
+        );
+        assert_eq!(
+            e("a=b", "1Gb", ""),
+            "invalid format specified for min-available"
+        );
+        assert_eq!(
+            e("a=b", "", "%"),
+            "invalid format specified for max-unavailable"
+        );
+    }
 
     #[test]
     fn manifests() {

@@ -31,6 +31,8 @@ const VALUE_FLAGS: &[(&str, Option<char>)] = &[
     ("cascade", None),
     ("chunk-size", None),
     ("sort-by", None),
+    ("min-available", None),
+    ("max-unavailable", None),
 ];
 
 /// Flags without a value (`--flag` or `--flag=true|false`).
