@@ -24,6 +24,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "containerd-config.sh",
         include_str!("../templates/containerd-config.sh"),
     ),
+    ("dpkg-lock.sh", include_str!("../templates/dpkg-lock.sh")),
     (
         "modules-load-k8s.conf.j2",
         include_str!("../templates/modules-load-k8s.conf.j2"),

@@ -188,7 +188,11 @@ fn fresh_host_commands_are_the_reference_commands() {
         pk.contains("\"kubelet=$v\" \"kubeadm=$v\" \"kubectl=$v\""),
         "{pk}"
     );
-    assert_eq!(cmd("hold").script, "apt-mark hold kubelet kubeadm kubectl");
+    // apt-mark (dpkg --set-selections underneath) has no lock timeout: the command is
+    // retried while dpkg reports its lock held (templates/dpkg-lock.sh).
+    assert!(cmd("hold")
+        .script
+        .ends_with("\nbootstrap_dpkg_wait apt-mark hold kubelet kubeadm kubectl\n"));
     assert_eq!(
         cmd("kubelet-enable").script,
         "systemctl enable --now kubelet"
@@ -773,7 +777,13 @@ fn converge_on(os: testbed::Os, prefix: &str) {
         ["swap-off", "sysctl-file", "containerd-config", "hold"],
         "{plan}"
     );
-    tb_apply(&tb, name, &plan);
+    // unattended-upgrades holds dpkg's lock for a while: `apt-mark hold` waits for it.
+    hold_dpkg_lock(&tb, name, 3.0);
+    let outputs = tb_apply_steps(&tb, name, plan.steps());
+    assert!(
+        outputs[3].contains("waiting for dpkg's lock"),
+        "{outputs:?}"
+    );
     let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert!(again.is_empty(), "not converged after drift:\n{again}");
 
@@ -798,12 +808,27 @@ fn converge_on(os: testbed::Os, prefix: &str) {
         ["dpkg-configure", "docker-io"],
         "{plan}"
     );
-    tb_apply(&tb, name, &plan);
+    hold_dpkg_lock(&tb, name, 3.0);
+    let outputs = tb_apply_steps(&tb, name, plan.steps());
+    assert!(
+        outputs[0].contains("waiting for dpkg's lock"),
+        "{outputs:?}"
+    );
     let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert!(
         again.is_empty(),
         "not converged after dpkg --configure -a:\n{again}"
     );
+}
+
+/// Plays unattended-upgrades on a fresh host: dpkg's lock is held for `secs` seconds.
+fn hold_dpkg_lock(tb: &testbed::Testbed, host: &str, secs: f64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    tb.fault(host, testbed::layout::Fault::DpkgLock { until: now + secs })
+        .unwrap();
 }
 
 #[test]

@@ -1,0 +1,42 @@
+# bootstrap_dpkg_wait CMD...: runs CMD and, while it fails because another process holds
+# dpkg's lock, runs it again, for up to 600 s.
+#
+# apt-get waits for the lock itself (-o DPkg::Lock::Timeout=600), but dpkg has no such
+# option and neither does apt-mark: `apt-mark hold` pipes into `dpkg --set-selections`,
+# and both dpkg commands fail at once ("dpkg: error: dpkg frontend lock was locked by
+# another process with pid N", exit 2) while unattended-upgrades runs on a fresh Ubuntu
+# host, often for minutes. Retrying the command itself is what apt's timeout and
+# Ansible's apt lock_timeout do: dpkg decides whether the lock is free, so nothing races
+# or guesses (fuser/lsof only see who has the file open, and `flock` is not the fcntl
+# lock dpkg takes). A failed attempt changed nothing: dpkg takes the lock before anything
+# else. Any other failure is reported at once.
+bootstrap_dpkg_wait() {
+  _bs_start=$(date +%s)
+  _bs_noted=-1
+  while :; do
+    _bs_out=$("$@" 2>&1)
+    _bs_rc=$?
+    case "$_bs_rc:$_bs_out" in
+      0:*)
+        [ -z "$_bs_out" ] || printf '%s\n' "$_bs_out"
+        return 0
+        ;;
+      *"locked by another process"*) ;;
+      *)
+        printf '%s\n' "$_bs_out" >&2
+        return "$_bs_rc"
+        ;;
+    esac
+    _bs_waited=$(($(date +%s) - _bs_start))
+    if [ "$_bs_waited" -ge 600 ]; then
+      printf '%s\n' "$_bs_out" >&2
+      echo "gave up: another process held dpkg's lock for ${_bs_waited}s" >&2
+      return "$_bs_rc"
+    fi
+    if [ $((_bs_waited / 30)) -ne "$_bs_noted" ]; then
+      _bs_noted=$((_bs_waited / 30))
+      echo "waiting for dpkg's lock (${_bs_waited}s): $(printf '%s\n' "$_bs_out" | grep -m1 'locked by another process')" >&2
+    fi
+    sleep 2
+  done
+}
