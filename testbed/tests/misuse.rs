@@ -105,11 +105,14 @@ fn packages_and_repository_out_of_order() {
     ssh_ok(&tb, H, "root", APT_KUBE);
     ssh_ok(&tb, H, "root", "apt-mark hold kubelet kubeadm kubectl");
 
-    // 5. A held package can't change version with -y. (An upgrade: for a held *downgrade*
-    // real apt checks downgrades first and says "E: Packages were downgraded and -y was
-    // used without --allow-downgrades." (apt-private/private-install.cc, InstallPackages'
-    // fail-safe check: Essential, then Downgrade, then Hold).
-    // FINDING: the stand-in prints the held-packages error for a held downgrade instead.)
+    // 5. A held package can't change version with -y. For a held *downgrade* real apt
+    // checks downgrades first (apt-private/private-install.cc, InstallPackages' fail-safe
+    // order: Essential, then Downgrade, then Hold).
+    ssh(&tb, H, "root", "apt-get install -y kubeadm=1.34.1-1.1").expect(
+        "held kubeadm downgraded",
+        100,
+        &["E: Packages were downgraded and -y was used without --allow-downgrades."],
+    );
     ssh(&tb, H, "root", "apt-get install -y kubeadm=1.34.4-1.1").expect(
         "held kubeadm to another version",
         100,

@@ -350,11 +350,11 @@ fn single_node_as_ubuntu_through_sudo() {
     let u = "ubuntu";
 
     // Without sudo the first step already fails like on a real server.
-    // FINDING: real util-linux swapoff exits 16 with "swapoff: Not superuser." on EPERM
-    // (sys-utils/swapoff.c do_swapoff); the stand-in prints "/swap.img: swapoff failed:
-    // Operation not permitted" and exits 32. Only the failure itself is asserted here.
+    // util-linux swapoff answers EPERM with "Not superuser." and exit 16
+    // (sys-utils/swapoff.c, do_swapoff).
     let out = ssh(&tb, h, u, "swapoff -a");
-    assert_ne!(out.code, 0, "swapoff -a as ubuntu: {out:?}");
+    assert_eq!(out.code, 16, "swapoff -a as ubuntu: {out:?}");
+    assert!(out.stderr.contains("swapoff: Not superuser."), "{out:?}");
 
     let prereq = [
         "sudo swapoff -a".to_string(),
