@@ -151,6 +151,11 @@ pub struct Containerd {
     pub disabled_plugins: Vec<String>,
     /// The CRI plugin's CNI binary directories in `containerd config dump`.
     pub cni_bin_dirs: Vec<String>,
+    /// The running containerd (the unit's main process) started before
+    /// /etc/containerd/config.toml was last written, so it runs with an older config
+    /// (containerd reads it only at start; `containerd config dump` reads the file, not the
+    /// daemon, so it can't tell). False when containerd is not running.
+    pub started_before_config: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -443,6 +448,7 @@ fn parse_containerd(body: &[&str]) -> Containerd {
             .map(|v| list(v))
             .unwrap_or_default(),
         cni_bin_dirs,
+        started_before_config: kv.get("started_before_config") == Some(&"yes"),
     }
 }
 
@@ -571,17 +577,20 @@ mod tests {
             "dump.disabled_plugins=[\"cri\"]",
             "dump.bin_dir=\"/usr/lib/cni\"",
             "dump.SystemdCgroup=false",
+            "started_before_config=yes",
         ]);
         assert_eq!(c.version.as_deref(), Some("1.7.28"));
         assert_eq!(c.disabled_plugins, vec!["cri"]);
         assert_eq!(c.cni_bin_dirs, vec!["/usr/lib/cni"]);
         assert_eq!(c.systemd_cgroup, Some(false));
+        assert!(c.started_before_config);
         let c2 = parse_containerd(&[
             "version=containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7",
             "dump.bin_dirs=['/opt/cni/bin']",
         ]);
         assert_eq!(c2.version.as_deref(), Some("2.1.4"));
         assert_eq!(c2.cni_bin_dirs, vec!["/opt/cni/bin"]);
+        assert!(!c2.started_before_config);
     }
 
     #[test]

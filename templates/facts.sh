@@ -51,6 +51,17 @@ if command -v containerd >/dev/null 2>&1; then
   else
     echo "config_current=no"
   fi
+  # Did the running containerd start before config.toml was last written? (It reads the
+  # file only at start.) Ages, not dates: the process's from /proc (start in clock ticks
+  # since boot vs. /proc/uptime), the file's from its mtime, both to the ~10 ms.
+  pid=$(systemctl show -p MainPID --value containerd 2>/dev/null)
+  if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -r "/proc/$pid/stat" ] && [ -e /etc/containerd/config.toml ]; then
+    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f20)
+    awk -v t="$ticks" -v c="$(getconf CLK_TCK 2>/dev/null || echo 100)" \
+      -v u="$(cut -d' ' -f1 /proc/uptime)" -v n="$(date +%s.%N)" \
+      -v m="$(date -r /etc/containerd/config.toml +%s.%N)" \
+      'BEGIN { if (t != "" && m != "") print "started_before_config=" ((n - m < u - t / c) ? "yes" : "no") }'
+  fi
   containerd config dump 2>/dev/null | sed -n 's/^[[:space:]]*\(SystemdCgroup\|disabled_plugins\|bin_dirs\?\)[[:space:]]*=[[:space:]]*/dump.\1=/p'
 fi
 echo "@@kubernetes"

@@ -88,6 +88,7 @@ fn fresh_host_needs_the_whole_sequence_in_order() {
             "sysctl-apply",
             "docker-io",
             "containerd-config",
+            "containerd-restart",
             "apt-prereqs",
             "repo-key",
             "sources-list",
@@ -202,9 +203,10 @@ fn fresh_host_commands_are_the_reference_commands() {
         "KUBELET_EXTRA_ARGS=--node-ip=10.0.0.10\n"
     );
     let cfg = cmd("containerd-config").script;
-    assert!(
-        cfg.contains("containerd config default") && cfg.contains("systemctl restart containerd")
-    );
+    assert!(cfg.contains("containerd config default"));
+    assert!(cmd("containerd-restart")
+        .script
+        .starts_with("set -e\nsystemctl restart containerd\n"));
 }
 
 #[test]
@@ -282,14 +284,20 @@ fn each_drift_plans_exactly_its_fix() {
         (
             "config_current=yes\n",
             "config_current=no\n",
-            &["containerd-config"],
+            &["containerd-config", "containerd-restart"],
             "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = true)",
         ),
         (
-            "config_current=yes\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=true",
-            "config_current=no\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=false",
-            &["containerd-config"],
+            "config_current=yes\nstarted_before_config=no\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=true",
+            "config_current=no\nstarted_before_config=no\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=false",
+            &["containerd-config", "containerd-restart"],
             "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = false)",
+        ),
+        (
+            "started_before_config=no",
+            "started_before_config=yes",
+            &["containerd-restart"],
+            "the running containerd started before /etc/containerd/config.toml was last written",
         ),
         ("kubelet=active enabled", "kubelet=inactive disabled", &["kubelet-enable"], "kubelet is inactive and disabled"),
         (
@@ -774,18 +782,54 @@ fn converge_on(os: testbed::Os, prefix: &str) {
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert_eq!(
         step_names(&plan),
-        ["swap-off", "sysctl-file", "containerd-config", "hold"],
+        [
+            "swap-off",
+            "sysctl-file",
+            "containerd-config",
+            "containerd-restart",
+            "hold"
+        ],
         "{plan}"
     );
     // unattended-upgrades holds dpkg's lock for a while: `apt-mark hold` waits for it.
     hold_dpkg_lock(&tb, name, 3.0);
     let outputs = tb_apply_steps(&tb, name, plan.steps());
     assert!(
-        outputs[3].contains("waiting for dpkg's lock"),
+        outputs[4].contains("waiting for dpkg's lock"),
         "{outputs:?}"
     );
     let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert!(again.is_empty(), "not converged after drift:\n{again}");
+
+    // A run that died after writing containerd's config but before restarting it: the
+    // file is current, the daemon still runs the old one. The next run restarts it.
+    let out = tb
+        .exec(
+            name,
+            &[
+                "sh",
+                "-c",
+                "sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' /etc/containerd/config.toml \
+                 && systemctl restart containerd",
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success());
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(
+        step_names(&plan),
+        ["containerd-config", "containerd-restart"],
+        "{plan}"
+    );
+    tb_apply_steps(&tb, name, plan.steps().take(1));
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(step_names(&plan), ["containerd-restart"], "{plan}");
+    tb_apply(&tb, name, &plan);
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(
+        again.is_empty(),
+        "not converged after the restart:\n{again}"
+    );
 
     // An interrupted dpkg (the testbed keeps dpkg's status as JSON): apt refuses to work
     // until `dpkg --configure -a` ran, so that comes first.
