@@ -243,6 +243,29 @@ fn keyring_ok(path: &Option<String>) -> Result<(), String> {
     }
 }
 
+/// apt fetches one Release file per (URI, suite): lines naming the same repository with
+/// other components (jammy's `main restricted` and `universe` lines) add their components
+/// to it instead of being dropped.
+fn merged_sources(all: Vec<sources::Source>) -> Vec<sources::Source> {
+    let mut merged: Vec<sources::Source> = Vec::new();
+    for src in all {
+        match merged
+            .iter_mut()
+            .find(|m| m.uri == src.uri && m.suite == src.suite)
+        {
+            Some(m) => {
+                for c in src.components {
+                    if !m.components.contains(&c) {
+                        m.components.push(c);
+                    }
+                }
+            }
+            None => merged.push(src),
+        }
+    }
+    merged
+}
+
 /// `apt-get update`.
 fn update(ctx: &mut Ctx, o: &Opts) -> i32 {
     if !common::is_root() {
@@ -261,11 +284,7 @@ fn update(ctx: &mut Ctx, o: &Opts) -> i32 {
     let mut warnings: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut fetched = 0usize;
-    let mut seen = BTreeSet::new();
-    for src in sources::configured() {
-        if !seen.insert((src.uri.clone(), src.suite.clone())) {
-            continue;
-        }
+    for src in merged_sources(sources::configured()) {
         n += 1;
         let label = src.label();
         let host = match src.kind {
