@@ -16,6 +16,7 @@ const CALICO: &str = "v3.30.3";
 const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
 
 /// What the inventory declares for one host.
+#[derive(Clone)]
 struct Decl {
     role: &'static str,
     labels: &'static [(&'static str, &'static str)],
@@ -364,6 +365,80 @@ fn assert_tokens_secret(tb: &Testbed, stderr: &str) {
             assert!(!t.contains(secret), "token {token} leaked into:\n{t}");
         }
     }
+}
+
+/// The article's scenario end to end: `up` with inventory.example's layout, then the
+/// MySQL and WordPress manifests of examples/wordpress/ and a scale-out; every pod lands
+/// where the labels (and the removed control-plane taint) say.
+#[test]
+fn the_article_workloads_land_where_the_labels_say() {
+    let tb = testbed(2, "root");
+    let decls = article_decls()[..2].to_vec();
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(run.ok, "up failed:\n{}", run.stderr);
+    let kubectl = KUBECTL.join(" ");
+    for manifest in ["mysql.yaml", "wordpress.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/wordpress")
+            .join(manifest);
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        let script = format!("{kubectl} apply -f - <<'EOF'\n{yaml}\nEOF\n");
+        exec(&tb, "node1", &["sh", "-c", &script]);
+    }
+    exec(
+        &tb,
+        "node1",
+        &[
+            "sh",
+            "-c",
+            &format!("{kubectl} scale deployment wordpress --replicas=2"),
+        ],
+    );
+    for deploy in ["mysql", "wordpress"] {
+        exec(
+            &tb,
+            "node1",
+            &[
+                "sh",
+                "-c",
+                &format!("{kubectl} rollout status deployment/{deploy} --timeout=60s"),
+            ],
+        );
+    }
+    let pods: Value = serde_json::from_str(&exec(
+        &tb,
+        "node1",
+        &["sh", "-c", &format!("{kubectl} get pods -o json")],
+    ))
+    .unwrap();
+    let mut placed: Vec<(String, String, String)> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["labels"]["app"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                p["status"]["phase"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    placed.sort();
+    let running =
+        |app: &str, node: &str| (app.to_string(), node.to_string(), "Running".to_string());
+    assert_eq!(
+        placed,
+        vec![
+            running("mysql", "node1"),
+            running("wordpress", "node2"),
+            running("wordpress", "node2")
+        ],
+        "{pods:#}"
+    );
 }
 
 #[test]
