@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Benchmark: `bootstrap up` from fresh hosts, then a converged re-run, on a local testbed.
+#
+#   sudo bench/up.sh [HOSTS] [TIME_SCALE]      (defaults: 3 hosts, time scale 1)
+#
+# With TIME_SCALE 1 every stand-in takes its documented real-world duration (apt-get
+# install docker.io ~25 s, kubeadm init ~60 s, join ~15 s ...), so the first run's wall
+# time can be compared with the critical path of the procedure; with 0 it measures the
+# tool's own overhead. Prints one line per run: hosts, scale, run, wall seconds, peak RSS.
+set -euo pipefail
+hosts=${1:-3}
+scale=${2:-1}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --workspace --quiet --manifest-path "$root/Cargo.toml"
+bin=$root/target/release
+dir=$(mktemp -d /tmp/bootstrap-bench.XXXXXX)
+trap '"$bin/testbed" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+
+"$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" >/dev/null
+# The article's layout: the first host is the control plane (type=mysql, no taint), the
+# others workers (type=wordpress).
+jq -r --arg d "$dir" '
+  "cluster: {name: bench}",
+  "ssh: {user: root, identityFile: \($d)/id_ed25519, knownHostsFile: \($d)/known_hosts}",
+  "hosts:",
+  (to_entries[] | if .key == 0
+    then "  - {name: \(.value.name), address: \(.value.address), role: control-plane, labels: {type: mysql}, taints: []}"
+    else "  - {name: \(.value.name), address: \(.value.address), role: worker, labels: {type: wordpress}}" end)
+' "$dir/hosts.json" >"$dir/inventory.yaml"
+
+for run in first converged; do
+  /usr/bin/time -f "%e %M" -o "$dir/time" \
+    env CI=1 "$bin/bootstrap" up "$dir/inventory.yaml" --log-dir "$dir/logs" >/dev/null 2>"$dir/$run.log" \
+    || { echo "bootstrap up failed ($run run):"; tail -20 "$dir/$run.log"; exit 1; }
+  read -r wall rss <"$dir/time"
+  printf 'hosts=%s scale=%s run=%s wall=%ss peak_rss=%sKiB\n' "$hosts" "$scale" "$run" "$wall" "$rss"
+done
