@@ -24,6 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Bring the cluster to what the inventory declares; re-running changes nothing.
     Up(UpArgs),
+    /// Show what `up` would do and why, changing nothing. Exit 0: nothing to do, 2: changes
+    /// pending, 1: error (same as `up --dry-run`).
+    Plan(PlanArgs),
+    /// Take hosts out of the cluster and undo kubeadm init/join on them (asks first).
+    Reset(ResetArgs),
+    /// Write the cluster's admin kubeconfig: to stdout, to -o FILE (0600), or --merge'd
+    /// into ~/.kube/config.
+    Kubeconfig(crate::kubeconfig::KubeconfigArgs),
     /// Check an inventory file without connecting to any host.
     Validate {
         /// The inventory file (YAML).
@@ -46,6 +54,71 @@ pub struct UpArgs {
 
     /// Where to keep this run's logs (a new directory per run is made inside). Default:
     /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
+    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Change nothing: print what would be done and why, like `bootstrap plan`.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: `json` prints the plan as one JSON document on stdout.
+    #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
+    pub output: OutputFormat,
+}
+
+/// `bootstrap plan`: connects and plans like `up`, changes nothing.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The inventory file (YAML).
+    pub inventory: PathBuf,
+
+    /// How many hosts to work on at the same time.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
+
+    /// Where to keep this run's logs (the fact gathering), as for `up`.
+    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// `text` (on stderr) or `json` (one document on stdout; the text stays on stderr).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// How `plan` prints the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// `bootstrap reset`: drain, delete the Node, `kubeadm reset` and clean up (src/reset.rs).
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The inventory file (YAML).
+    pub inventory: PathBuf,
+
+    /// Reset only this host (repeatable). Default: every host, workers first.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+
+    /// Do not ask for confirmation (required when nobody can answer: no terminal, or CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Also remove the kubelet, kubeadm and kubectl packages.
+    #[arg(long)]
+    pub purge: bool,
+
+    /// How long a node's drain may take (e.g. 90s, 5m).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// How many hosts to work on at the same time.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
+
+    /// Where to keep this run's logs, as for `up`.
     #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
 }

@@ -13,6 +13,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // `plan` and `up --dry-run` exit 0/2/1 (terraform's -detailed-exitcode), not 0/1.
+    if let Some(args) = phases::dry_run::requested(&cli.command) {
+        return phases::dry_run::main(&args);
+    }
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -35,6 +39,9 @@ fn run(cli: Cli) -> miette::Result<bool> {
             );
             Ok(true)
         }
+        Command::Plan(_) => unreachable!("main() runs plan: it has its own exit codes"),
+        Command::Reset(args) => bootstrap::reset::run(&args),
+        Command::Kubeconfig(args) => runtime()?.block_on(bootstrap::kubeconfig::run(&args)),
         Command::Up(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -43,6 +50,14 @@ fn run(cli: Cli) -> miette::Result<bool> {
             runtime.block_on(phases::up::run(&args))
         }
     }
+}
+
+/// The async runtime the subcommands that talk to hosts run on.
+fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))
 }
 
 /// Debug logs go to stderr, off by default: `-v` debug, `-vv` trace, or `RUST_LOG`.

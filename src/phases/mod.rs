@@ -10,6 +10,7 @@
 
 pub mod cluster_plan;
 pub mod cni;
+pub mod dry_run;
 pub mod host_steps;
 pub mod init;
 pub mod join;

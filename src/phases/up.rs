@@ -64,11 +64,7 @@ pub fn check_supported(inv: &Inventory) -> Result<(), UpError> {
 
 /// Prints the summary for a run that stopped before the phases: `failed` hosts with
 /// their reason (the summary lists each in full), every other host skipped.
-fn stop_early(
-    progress: &Progress,
-    inv: &Inventory,
-    failed: &BTreeMap<String, String>,
-) -> miette::Result<bool> {
+fn stop_early(progress: &Progress, inv: &Inventory, failed: &BTreeMap<String, String>) {
     let rows: Vec<_> = inv
         .hosts
         .iter()
@@ -87,7 +83,18 @@ fn stop_early(
         .collect();
     progress.summary(&rows);
     progress.info("nothing was changed");
-    Ok(false)
+}
+
+/// The progress UI and this run's log directory (in `log_dir`, else the default).
+pub(crate) fn open_run(log_dir: Option<&std::path::Path>) -> Result<(Progress, RunLog), UpError> {
+    let progress = Progress::new();
+    let base = match log_dir {
+        Some(d) => d.to_path_buf(),
+        None => RunLog::default_base().map_err(|e| UpError::RunLog(e.to_string()))?,
+    };
+    let log = RunLog::create(&base).map_err(|e| UpError::RunLog(e.to_string()))?;
+    progress.info(&format!("run log: {}", log.dir().display()));
+    Ok((progress, log))
 }
 
 /// Runs `up`. Ok(true): every node is Ready with its labels and taints. Ok(false): some
@@ -95,15 +102,69 @@ fn stop_early(
 pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     let inv = inventory::load(&args.inventory)?;
     check_supported(&inv)?;
-    let progress = Progress::new();
-    let base = match &args.log_dir {
-        Some(d) => d.clone(),
-        None => RunLog::default_base().map_err(|e| UpError::RunLog(e.to_string()))?,
-    };
-    let log = RunLog::create(&base).map_err(|e| UpError::RunLog(e.to_string()))?;
-    progress.info(&format!("run log: {}", log.dir().display()));
+    let (progress, log) = open_run(args.log_dir.as_deref())?;
     let parallelism = args.parallelism as usize;
 
+    let Some(planned) = connect_and_plan(inv, &progress, &log, parallelism).await else {
+        return Ok(false);
+    };
+    let Planned {
+        inv,
+        conns,
+        facts_by_host,
+        host_plans,
+        cluster_plan,
+        ..
+    } = planned;
+    for note in &cluster_plan.notes {
+        progress.info(note);
+    }
+    let nothing = host_plans.values().all(|p| p.is_empty()) && cluster_plan.is_empty();
+    if nothing {
+        progress.info("nothing to do: every node is Ready with its labels and taints");
+    } else {
+        print_plan(&progress, &log, &inv, &host_plans, &cluster_plan);
+    }
+
+    // 5. apply.
+    let ctx = Arc::new(Ctx::new(
+        inv,
+        conns,
+        facts_by_host,
+        host_plans,
+        cluster_plan,
+        progress.clone(),
+        log,
+        parallelism,
+        args.timeout,
+    ));
+    let ok = nothing || super::apply(&ctx, super::UP).await;
+    progress.summary(&ctx.summary_rows());
+    Ok(ok && !ctx.failed())
+}
+
+/// Everything `up` knows before it changes anything: the connections, every host's
+/// facts, the cluster as the control plane reports it, and the plan.
+pub(crate) struct Planned {
+    pub inv: Inventory,
+    pub conns: BTreeMap<String, Arc<Connection>>,
+    pub facts_by_host: BTreeMap<String, HostFacts>,
+    /// The node objects and Calico state (None: the control plane is not initialized).
+    pub view: Option<ClusterView>,
+    pub host_plans: BTreeMap<String, HostPlan>,
+    pub cluster_plan: ClusterPlan,
+}
+
+/// Connects to every host, gathers facts, reads the cluster and plans, changing nothing:
+/// the part `up` and `plan` (`up --dry-run`) share. None: some host could not be
+/// connected, was refused or could not be planned; the summary saying which and why was
+/// already printed.
+pub(crate) async fn connect_and_plan(
+    inv: Inventory,
+    progress: &Progress,
+    log: &RunLog,
+    parallelism: usize,
+) -> Option<Planned> {
     // 1. connect, every host at once (bounded).
     let started = Instant::now();
     progress.phase_start("connect", inv.hosts.len());
@@ -124,13 +185,14 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     }
     progress.phase_done("connect", started.elapsed());
     if !failed.is_empty() {
-        return stop_early(&progress, &inv, &failed);
+        stop_early(progress, &inv, &failed);
+        return None;
     }
 
     // 2. facts, one round trip per host.
     let started = Instant::now();
     progress.phase_start("facts", inv.hosts.len());
-    let all_facts = gather_all(&progress, &log, &conns, parallelism).await;
+    let all_facts = gather_all(progress, log, &conns, parallelism).await;
     let mut facts_by_host: BTreeMap<String, HostFacts> = BTreeMap::new();
     for (name, result) in all_facts {
         match result {
@@ -151,7 +213,8 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     }
     progress.phase_done("facts", started.elapsed());
     if !failed.is_empty() {
-        return stop_early(&progress, &inv, &failed);
+        stop_early(progress, &inv, &failed);
+        return None;
     }
 
     // 3. the cluster as the control plane sees it, if it is initialized.
@@ -166,11 +229,12 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
         .map(|(h, f)| (h.clone(), host_steps::kubeadm_state(f)))
         .collect();
     let view = if states[&first_cp].initialized() {
-        match read_cluster(&log, &conns[&first_cp], &first_cp).await {
+        match read_cluster(log, &conns[&first_cp], &first_cp).await {
             Ok(v) => Some(v),
             Err(f) => {
                 failed.insert(first_cp.clone(), f.to_string());
-                return stop_early(&progress, &inv, &failed);
+                stop_early(progress, &inv, &failed);
+                return None;
             }
         }
     } else {
@@ -219,38 +283,22 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
         }
     };
     if !failed.is_empty() {
-        return stop_early(&progress, &inv, &failed);
+        stop_early(progress, &inv, &failed);
+        return None;
     }
-    for note in &cluster_plan.notes {
-        progress.info(note);
-    }
-    let nothing = host_plans.values().all(|p| p.is_empty()) && cluster_plan.is_empty();
-    if nothing {
-        progress.info("nothing to do: every node is Ready with its labels and taints");
-    } else {
-        print_plan(&progress, &log, &inv, &host_plans, &cluster_plan);
-    }
-
-    // 5. apply.
-    let ctx = Arc::new(Ctx::new(
+    Some(Planned {
         inv,
         conns,
         facts_by_host,
+        view,
         host_plans,
         cluster_plan,
-        progress.clone(),
-        log,
-        parallelism,
-        args.timeout,
-    ));
-    let ok = nothing || super::apply(&ctx, super::UP).await;
-    progress.summary(&ctx.summary_rows());
-    Ok(ok && !ctx.failed())
+    })
 }
 
 /// Prints the plan: per host its steps with reasons, then the cluster-level steps.
 /// Also written to the run log's run.log.
-fn print_plan(
+pub(crate) fn print_plan(
     progress: &Progress,
     log: &RunLog,
     inv: &Inventory,
