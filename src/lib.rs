@@ -10,3 +10,5 @@ pub mod playbook;
 pub mod cli;
 pub mod cluster;
 pub mod phases;
+pub mod reset;
+pub mod kubeconfig;
