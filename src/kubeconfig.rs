@@ -1,0 +1,594 @@
+//! `bootstrap kubeconfig`: the cluster's admin kubeconfig, ready to use from this machine.
+//!
+//! kubeadm writes `/etc/kubernetes/admin.conf` on the control plane it initialised. That
+//! file names its cluster `kubernetes` and its context `kubernetes-admin@kubernetes`,
+//! whatever the cluster is, so two clusters collide in one `~/.kube/config`; and its
+//! server is the address the API server advertises, which need not be the endpoint the
+//! inventory declares. This reads it (as root, over the same SSH layer as `up`), points
+//! it at the inventory's endpoint, renames cluster/user/context after `cluster.name`, and
+//! writes it to stdout, to a file, or merged into the user's kubeconfig.
+//!
+//! The file holds the cluster-admin credentials: it is never logged (the run log gets
+//! the command, not its output), files are created 0600 before a byte is written, and
+//! every credential value is registered as a secret for whatever text could quote it.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use serde_yaml::{Mapping, Value};
+
+use crate::inventory;
+use crate::runlog::RunLog;
+use crate::ssh::{self, Output, RemoteCommand};
+
+/// Where kubeadm writes the admin kubeconfig on a control plane (reference §4).
+pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+
+/// The exit status of the read script when admin.conf does not exist (`cat` never
+/// exits 3), so "not initialised" is told apart from any other failure.
+const MISSING_STATUS: u32 = 3;
+
+/// Credential fields of a kubeconfig user entry (client-go's AuthInfo): their values
+/// must never reach a log or a message.
+const CREDENTIAL_FIELDS: &[&str] = &[
+    "client-key-data",
+    "client-certificate-data",
+    "token",
+    "password",
+];
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The inventory file (YAML).
+    pub inventory: PathBuf,
+
+    /// Write the kubeconfig to FILE (mode 0600) instead of stdout. With --merge: merge
+    /// into FILE instead of ~/.kube/config.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Add (or replace) this cluster's cluster, user and context in ~/.kube/config (or
+    /// the first path of $KUBECONFIG), leaving every other entry as it is.
+    #[arg(long)]
+    pub merge: bool,
+
+    /// Where to keep this run's logs (a new directory per run is made inside). Default:
+    /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
+    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// Why no kubeconfig was written.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum KubeconfigError {
+    #[error("{host} ({address}): the cluster is not initialised: {ADMIN_CONF} does not exist")]
+    #[diagnostic(help(
+        "run `bootstrap up {inventory}` first: kubeadm init on {host} writes {ADMIN_CONF}"
+    ))]
+    NotInitialised {
+        host: String,
+        address: String,
+        inventory: String,
+    },
+    #[error("{host}: cannot read {ADMIN_CONF}: {reason}")]
+    Read { host: String, reason: String },
+    #[error("{host}: {ADMIN_CONF} is not a kubeconfig bootstrap understands: {reason}")]
+    Invalid { host: String, reason: String },
+    #[error("{path}: cannot merge into this kubeconfig: {reason}")]
+    #[diagnostic(help("fix or move the file, or write a separate one with -o FILE"))]
+    Existing { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--merge: no kubeconfig to merge into: neither $KUBECONFIG nor $HOME is set")]
+    #[diagnostic(help("name the file with -o FILE"))]
+    NoDefaultPath,
+    #[error("cannot create the run log: {0}")]
+    RunLog(String),
+}
+
+/// Runs `kubeconfig`. Ok(true) once the kubeconfig was written; errors say why not.
+pub async fn run(args: &KubeconfigArgs) -> miette::Result<bool> {
+    let inv = inventory::load(&args.inventory)?;
+    let cp = inv.first_control_plane().clone();
+    let base = match &args.log_dir {
+        Some(d) => d.clone(),
+        None => RunLog::default_base().map_err(|e| KubeconfigError::RunLog(e.to_string()))?,
+    };
+    let log = RunLog::create(&base).map_err(|e| KubeconfigError::RunLog(e.to_string()))?;
+    tracing::debug!("run log: {}", log.dir().display());
+
+    let target = crate::phases::up::target(&cp);
+    let (_, conn) = ssh::connect_all(std::slice::from_ref(&target), 1)
+        .await
+        .into_iter()
+        .next()
+        .expect("one result per target");
+    let conn = conn.map_err(miette::Report::new)?;
+    let admin = read_admin_conf(&conn, &log, &args.inventory).await;
+    conn.close().await;
+    let (text, secrets) = admin?;
+
+    let server = format!("https://{}", inv.api_endpoint());
+    let doc = for_cluster(&text, &inv.cluster.name, &server).map_err(|reason| {
+        KubeconfigError::Invalid {
+            host: cp.name.clone(),
+            reason: ssh::redact(&reason, &secrets),
+        }
+    })?;
+
+    let written = match (&args.output, args.merge) {
+        (None, false) => {
+            let yaml = to_yaml(&doc);
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(yaml.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|source| KubeconfigError::Write {
+                    path: "stdout".into(),
+                    source,
+                })?;
+            "stdout".to_string()
+        }
+        (Some(path), false) => {
+            write_private(path, to_yaml(&doc).as_bytes(), false)?;
+            eprintln!("wrote {} (context `{}`)", path.display(), inv.cluster.name);
+            path.display().to_string()
+        }
+        (output, true) => {
+            let path = match output {
+                Some(p) => p.clone(),
+                None => default_merge_path().ok_or(KubeconfigError::NoDefaultPath)?,
+            };
+            merge_into(&path, &doc)?;
+            eprintln!(
+                "merged context `{}` into {}",
+                inv.cluster.name,
+                path.display()
+            );
+            path.display().to_string()
+        }
+    };
+    if let Err(e) = log.note(&format!(
+        "kubeconfig: context `{}` (server {server}) written to {written}",
+        inv.cluster.name
+    )) {
+        tracing::warn!("{e}");
+    }
+    Ok(true)
+}
+
+/// Reads admin.conf as root. Returns its text and the credential values in it. The run
+/// log gets the command and status, never the file.
+async fn read_admin_conf(
+    conn: &ssh::Connection,
+    log: &RunLog,
+    inventory: &Path,
+) -> Result<(String, Vec<String>), KubeconfigError> {
+    let host = conn.target.host.clone();
+    let step = "read admin.conf";
+    let f = shlex::try_quote(ADMIN_CONF).expect("no NUL");
+    let cmd = RemoteCommand {
+        script: format!(
+            "if [ ! -e {f} ]; then echo '{ADMIN_CONF}: no such file' >&2; exit {MISSING_STATUS}; fi\ncat {f}"
+        ),
+        root: true,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let out = match conn.run(&cmd).await {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = log
+                .host(&host)
+                .record_error(step, &cmd, &e, started.elapsed());
+            return Err(KubeconfigError::Read {
+                host,
+                reason: e.to_string(),
+            });
+        }
+    };
+    // Whatever the status, stdout may hold (part of) the file: withheld from the log.
+    let secrets = credentials_in(&out.stdout);
+    let logged = RemoteCommand {
+        secrets: secrets.clone(),
+        ..cmd.clone()
+    };
+    let shown = Output {
+        status: out.status,
+        stdout: if out.stdout.is_empty() {
+            String::new()
+        } else {
+            format!("<withheld: {} bytes of kubeconfig>\n", out.stdout.len())
+        },
+        stderr: out.stderr.clone(),
+    };
+    if let Err(e) = log
+        .host(&host)
+        .record(step, &logged, &shown, started.elapsed())
+    {
+        tracing::warn!("{e}");
+    }
+    if out.status == MISSING_STATUS {
+        return Err(KubeconfigError::NotInitialised {
+            address: conn.target.address.clone(),
+            host,
+            inventory: inventory.display().to_string(),
+        });
+    }
+    if !out.success() {
+        let why = ssh::redact(out.stderr.trim(), &secrets);
+        return Err(KubeconfigError::Read {
+            host,
+            reason: format!("exit status {}: {why}", out.status),
+        });
+    }
+    Ok((out.stdout, secrets))
+}
+
+/// The credential values in kubeconfig text (best effort: text that is not YAML has
+/// none found, and then nothing quotes it either, since parse errors give positions).
+pub fn credentials_in(text: &str) -> Vec<String> {
+    let Ok(doc) = serde_yaml::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in list(&doc, "users") {
+        let Some(user) = entry.get("user") else {
+            continue;
+        };
+        for field in CREDENTIAL_FIELDS {
+            if let Some(v) = user.get(*field).and_then(Value::as_str) {
+                if !v.trim().is_empty() {
+                    found.push(v.to_string());
+                    found.push(v.trim().to_string());
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// admin.conf turned into this cluster's kubeconfig: the current context's cluster and
+/// user, renamed (`name`, `<name>-admin`, context `name`), the server set to `server`.
+/// Every other field (preferences, extensions, fields of the entries) is kept.
+pub fn for_cluster(admin_conf: &str, name: &str, server: &str) -> Result<Value, String> {
+    let doc: Value = serde_yaml::from_str(admin_conf).map_err(|e| match e.location() {
+        Some(at) => format!("invalid YAML at line {} column {}", at.line(), at.column()),
+        None => "invalid YAML".to_string(),
+    })?;
+    let Value::Mapping(root) = &doc else {
+        return Err("not a YAML mapping".into());
+    };
+    let contexts = list(&doc, "contexts");
+    let context = doc
+        .get("current-context")
+        .and_then(Value::as_str)
+        .and_then(|c| named(contexts, c))
+        .or_else(|| contexts.first());
+    let refers = |field: &str| {
+        context
+            .and_then(|c| c.get("context"))
+            .and_then(|c| c.get(field))
+            .and_then(Value::as_str)
+    };
+    let pick = |key: &str, field: &str| {
+        let entries = list(&doc, key);
+        refers(field)
+            .and_then(|n| named(entries, n))
+            .or_else(|| entries.first())
+            .cloned()
+            .ok_or_else(|| format!("it has no {key}"))
+    };
+    let mut cluster = pick("clusters", "cluster")?;
+    let mut user = pick("users", "user")?;
+    let user_name = format!("{name}-admin");
+
+    let Some(Value::Mapping(body)) = cluster.get_mut("cluster") else {
+        return Err("its cluster entry has no `cluster` mapping".into());
+    };
+    body.insert("server".into(), server.into());
+    set(&mut cluster, "name", name);
+    set(&mut user, "name", user_name.as_str());
+    let mut context = context
+        .cloned()
+        .filter(Value::is_mapping)
+        .unwrap_or_else(|| Value::Mapping(Mapping::new()));
+    let mut body = match context.get("context") {
+        Some(Value::Mapping(m)) => m.clone(),
+        _ => Mapping::new(),
+    };
+    body.insert("cluster".into(), name.into());
+    body.insert("user".into(), user_name.as_str().into());
+    set(&mut context, "context", Value::Mapping(body));
+    set(&mut context, "name", name);
+
+    let mut out = root.clone();
+    out.insert("clusters".into(), Value::Sequence(vec![cluster]));
+    out.insert("contexts".into(), Value::Sequence(vec![context]));
+    out.insert("current-context".into(), name.into());
+    out.insert("users".into(), Value::Sequence(vec![user]));
+    Ok(Value::Mapping(out))
+}
+
+/// `existing` with `new`'s clusters, users and contexts added, replacing entries of the
+/// same name; everything else in `existing` is kept. current-context is only set when
+/// `existing` has none.
+pub fn merge(existing: Value, new: &Value) -> Result<Value, String> {
+    let mut root = match existing {
+        Value::Null => Mapping::new(),
+        Value::Mapping(m) => m,
+        _ => return Err("it is not a YAML mapping".into()),
+    };
+    for (key, value) in [("apiVersion", "v1"), ("kind", "Config")] {
+        if root.get(key).is_none_or(Value::is_null) {
+            root.insert(key.into(), value.into());
+        }
+    }
+    for key in ["clusters", "contexts", "users"] {
+        let entries = match root.get_mut(key) {
+            None | Some(Value::Null) => {
+                root.insert(key.into(), Value::Sequence(Vec::new()));
+                match root.get_mut(key) {
+                    Some(Value::Sequence(s)) => s,
+                    _ => unreachable!("just inserted"),
+                }
+            }
+            Some(Value::Sequence(s)) => s,
+            Some(_) => return Err(format!("`{key}` is not a list")),
+        };
+        for entry in list(new, key) {
+            let name = entry.get("name").and_then(Value::as_str);
+            match entries
+                .iter_mut()
+                .find(|e| name.is_some() && e.get("name").and_then(Value::as_str) == name)
+            {
+                Some(slot) => *slot = entry.clone(),
+                None => entries.push(entry.clone()),
+            }
+        }
+    }
+    let current = root.get("current-context").and_then(Value::as_str);
+    if current.is_none_or(str::is_empty) {
+        if let Some(c) = new.get("current-context") {
+            root.insert("current-context".into(), c.clone());
+        }
+    }
+    Ok(Value::Mapping(root))
+}
+
+/// Merges `doc` into the kubeconfig at `path` (created if missing).
+fn merge_into(path: &Path, doc: &Value) -> Result<(), KubeconfigError> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Value::Null,
+        Ok(text) => serde_yaml::from_str(&text).map_err(|e| KubeconfigError::Existing {
+            path: path.to_path_buf(),
+            reason: match e.location() {
+                Some(at) => format!("invalid YAML at line {} column {}", at.line(), at.column()),
+                None => "invalid YAML".into(),
+            },
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
+        Err(source) => {
+            return Err(KubeconfigError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let merged = merge(existing, doc).map_err(|reason| KubeconfigError::Existing {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    write_private(path, to_yaml(&merged).as_bytes(), true)
+}
+
+/// Where `--merge` writes without -o: the first path of $KUBECONFIG, else
+/// ~/.kube/config (kubectl's rules for where it writes).
+pub fn default_merge_path() -> Option<PathBuf> {
+    let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
+    if let Some(list) = nonempty("KUBECONFIG") {
+        if let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty()) {
+            return Some(first);
+        }
+    }
+    nonempty("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, created 0600
+/// (before a byte is in it) and renamed over `path`: the credentials are never readable
+/// by others, not even for a moment, and a reader never sees half a file. An existing
+/// file's owner is kept. `make_dir`: create a missing parent directory (0700).
+fn write_private(path: &Path, bytes: &[u8], make_dir: bool) -> Result<(), KubeconfigError> {
+    let fail = |source| KubeconfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if make_dir && !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(fail)?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kubeconfig".into());
+    let tmp = dir.join(format!(".{file_name}.bootstrap-{}.tmp", std::process::id()));
+    let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            // Only root can give a file away; anyone else already owns what they replace.
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(fail)
+}
+
+fn to_yaml(doc: &Value) -> String {
+    serde_yaml::to_string(doc).expect("a YAML value always serializes")
+}
+
+/// The entries of a top-level list (`clusters`, `users`, `contexts`), empty if absent.
+fn list<'a>(doc: &'a Value, key: &str) -> &'a [Value] {
+    doc.get(key)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn named<'a>(entries: &'a [Value], name: &str) -> Option<&'a Value> {
+    entries
+        .iter()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn set(entry: &mut Value, key: &str, value: impl Into<Value>) {
+    if let Value::Mapping(m) = entry {
+        m.insert(key.into(), value.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADMIN: &str = "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://10.200.0.2:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    user: kubernetes-admin
+  name: kubernetes-admin@kubernetes
+current-context: kubernetes-admin@kubernetes
+kind: Config
+preferences: {}
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZU0VDUkVU
+";
+
+    #[test]
+    fn renames_and_points_at_the_endpoint() {
+        let doc = for_cluster(ADMIN, "e2e", "https://lb.example:443").unwrap();
+        assert_eq!(doc["current-context"], "e2e");
+        assert_eq!(doc["clusters"][0]["name"], "e2e");
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["server"],
+            "https://lb.example:443"
+        );
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["certificate-authority-data"],
+            "Q0E="
+        );
+        assert_eq!(doc["contexts"][0]["name"], "e2e");
+        assert_eq!(doc["contexts"][0]["context"]["cluster"], "e2e");
+        assert_eq!(doc["contexts"][0]["context"]["user"], "e2e-admin");
+        assert_eq!(doc["users"][0]["name"], "e2e-admin");
+        assert_eq!(doc["users"][0]["user"]["client-key-data"], "S0VZU0VDUkVU");
+        assert_eq!(doc["kind"], "Config");
+        assert!(doc["preferences"].is_mapping());
+    }
+
+    #[test]
+    fn finds_the_credentials() {
+        assert_eq!(credentials_in(ADMIN), ["Q0VSVA==", "S0VZU0VDUkVU"]);
+        assert!(credentials_in("{not yaml").is_empty());
+    }
+
+    #[test]
+    fn bad_admin_conf_messages_quote_nothing() {
+        let e = for_cluster("users: [\n  client-key-data: S0VZU0VDUkVU", "c", "s").unwrap_err();
+        assert!(!e.contains("S0VZ"), "{e}");
+        assert_eq!(
+            for_cluster("[]", "c", "s").unwrap_err(),
+            "not a YAML mapping"
+        );
+        assert_eq!(
+            for_cluster("clusters: []", "c", "s").unwrap_err(),
+            "it has no clusters"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_other_entries_and_current_context() {
+        let existing: Value = serde_yaml::from_str(
+            "apiVersion: v1\nkind: Config\ncurrent-context: other\nclusters:\n- name: other\n  cluster: {server: https://o:6443}\n- name: e2e\n  cluster: {server: https://stale:6443}\ncontexts:\n- name: other\n  context: {cluster: other, user: o}\nusers:\n- name: o\n  user: {token: t}\nextensions: [x]\n",
+        )
+        .unwrap();
+        let new = for_cluster(ADMIN, "e2e", "https://10.200.0.2:6443").unwrap();
+        let merged = merge(existing, &new).unwrap();
+        assert_eq!(merged["current-context"], "other");
+        assert_eq!(merged["extensions"][0], "x");
+        let clusters = merged["clusters"].as_sequence().unwrap();
+        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters[1]["cluster"]["server"], "https://10.200.0.2:6443");
+        assert_eq!(merged["contexts"].as_sequence().unwrap().len(), 2);
+        assert_eq!(merged["users"].as_sequence().unwrap().len(), 2);
+        // Merging again changes nothing.
+        assert_eq!(merge(merged.clone(), &new).unwrap(), merged);
+    }
+
+    #[test]
+    fn merge_into_nothing_sets_current_context() {
+        let new = for_cluster(ADMIN, "e2e", "https://10.200.0.2:6443").unwrap();
+        let merged = merge(Value::Null, &new).unwrap();
+        assert_eq!(merged["current-context"], "e2e");
+        assert_eq!(merged["apiVersion"], "v1");
+        let empty: Value = serde_yaml::from_str("current-context: \"\"\nclusters: null").unwrap();
+        assert_eq!(merge(empty, &new).unwrap()["current-context"], "e2e");
+        assert!(merge(Value::Sequence(vec![]), &new).is_err());
+        let bad: Value = serde_yaml::from_str("clusters: 3").unwrap();
+        assert_eq!(merge(bad, &new).unwrap_err(), "`clusters` is not a list");
+    }
+
+    #[test]
+    fn private_files_are_0600_and_replace_the_old_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kc");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"new", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let nested = dir.path().join("a/b/config");
+        write_private(&nested, b"x", true).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temp file left"
+        );
+    }
+}
