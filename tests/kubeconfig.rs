@@ -1,0 +1,227 @@
+//! End-to-end: `bootstrap kubeconfig` against the testbed, after `up` and before it.
+//!
+//! Needs root and the testbed's stand-in binary, like tests/up.rs. The kubeconfig is
+//! proven by using it: kubectl inside a testbed host (this machine has none) lists the
+//! nodes through it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+use testbed::Testbed;
+
+const VERSION: &str = "1.34.2";
+const CALICO: &str = "v3.30.3";
+
+fn testbed(hosts: usize) -> Testbed {
+    Testbed::builder()
+        .hosts(hosts)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
+}
+
+/// An inventory for the testbed: the first host the control plane, the rest workers.
+fn inventory(tb: &Testbed) -> PathBuf {
+    let hosts = tb.hosts();
+    let h0 = &hosts[0];
+    let mut y = format!(
+        "cluster:\n  name: e2e-kc\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: null}}\n\
+         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
+        h0.user,
+        h0.port,
+        json(&h0.identity_file.display().to_string()),
+        json(&h0.known_hosts.display().to_string()),
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        let role = if i == 0 { "control-plane" } else { "worker" };
+        y += &format!(
+            "  - name: {}\n    address: {}\n    role: {role}\n",
+            h.name, h.address
+        );
+    }
+    let path = tb.dir().join("inventory.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the built binary with `envs` set (and KUBECONFIG unset unless given).
+fn bootstrap(args: &[&str], envs: &[(&str, &Path)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    cmd.args(args).env("CI", "1").env_remove("KUBECONFIG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run bootstrap");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every file under `dir`, concatenated.
+fn all_text(dir: &Path) -> String {
+    let mut text = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return text;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            text += &all_text(&p);
+        } else {
+            text += &String::from_utf8_lossy(&std::fs::read(&p).unwrap());
+        }
+    }
+    text
+}
+
+#[test]
+fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
+    let tb = testbed(2);
+    let hosts = tb.hosts();
+    let (cp, worker) = (&hosts[0], &hosts[1]);
+    let inv = inventory(&tb);
+    let runs = tb.dir().join("runs");
+    let up = bootstrap(
+        &["up", s(&inv), "--log-dir", s(&runs), "--timeout", "5m"],
+        &[],
+    );
+    assert!(up.ok, "up failed");
+
+    // -o FILE: 0600, the endpoint, named after the cluster.
+    let file = tb.dir().join("out").join("kc");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let run = bootstrap(
+        &["kubeconfig", s(&inv), "-o", s(&file), "--log-dir", s(&runs)],
+        &[],
+    );
+    assert!(run.ok);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kc: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(kc["current-context"], "e2e-kc");
+    assert_eq!(kc["contexts"][0]["name"], "e2e-kc");
+    assert_eq!(kc["contexts"][0]["context"]["cluster"], "e2e-kc");
+    assert_eq!(kc["contexts"][0]["context"]["user"], "e2e-kc-admin");
+    assert_eq!(kc["users"][0]["name"], "e2e-kc-admin");
+    assert_eq!(kc["clusters"][0]["name"], "e2e-kc");
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["server"],
+        format!("https://{}:6443", cp.address).as_str()
+    );
+    let key = kc["users"][0]["user"]["client-key-data"]
+        .as_str()
+        .expect("client-key-data")
+        .to_string();
+    assert!(key.len() > 20);
+
+    // Without -o: the same kubeconfig on stdout, nothing else there.
+    let run = bootstrap(&["kubeconfig", s(&inv), "--log-dir", s(&runs)], &[]);
+    assert!(run.ok);
+    let printed: Value = serde_yaml::from_str(&run.stdout).unwrap();
+    assert_eq!(printed, kc);
+
+    // It works: kubectl on the worker, with only this file, lists both nodes.
+    let script = format!("cat > /root/kc <<'EOF'\n{text}EOF\nchmod 600 /root/kc");
+    let out = tb.exec(&worker.name, &["sh", "-c", &script]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = tb
+        .exec(
+            &worker.name,
+            &["kubectl", "--kubeconfig", "/root/kc", "get", "nodes"],
+        )
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in &hosts {
+        assert!(listed.contains(&h.name), "{} not in:\n{listed}", h.name);
+    }
+
+    // --merge into a HOME whose kubeconfig has another cluster and is using it.
+    let home = tb.dir().join("home");
+    std::fs::create_dir_all(home.join(".kube")).unwrap();
+    let other = "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://192.0.2.1:6443\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: someone\ncurrent-context: other\nusers:\n- name: someone\n  user:\n    token: abc\npreferences: {}\n";
+    let config = home.join(".kube/config");
+    std::fs::write(&config, other).unwrap();
+    for _ in 0..2 {
+        let run = bootstrap(
+            &["kubeconfig", s(&inv), "--merge", "--log-dir", s(&runs)],
+            &[("HOME", &home)],
+        );
+        assert!(run.ok);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let merged: Value = serde_yaml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(merged["current-context"], "other");
+    let names = |list: &str| -> Vec<String> {
+        merged[list]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("contexts"), ["other", "e2e-kc"]);
+    assert_eq!(names("clusters"), ["other", "e2e-kc"]);
+    assert_eq!(names("users"), ["someone", "e2e-kc-admin"]);
+    assert_eq!(merged["users"][0]["user"]["token"], "abc");
+    assert_eq!(merged["contexts"][1], kc["contexts"][0]);
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // The credentials were never logged.
+    let logs = all_text(&runs);
+    assert!(
+        logs.contains("read admin.conf"),
+        "the read is in the run log"
+    );
+    assert!(!logs.contains(&key), "client-key-data in the run logs");
+    assert!(!run.stderr.contains(&key));
+}
+
+#[test]
+fn kubeconfig_before_up_says_so() {
+    let tb = testbed(1);
+    let inv = inventory(&tb);
+    let runs = tb.dir().join("runs");
+    let out = tb.dir().join("kc");
+    let run = bootstrap(
+        &["kubeconfig", s(&inv), "-o", s(&out), "--log-dir", s(&runs)],
+        &[],
+    );
+    assert!(!run.ok);
+    let host = &tb.hosts()[0];
+    assert!(run.stderr.contains("not initialised"), "{}", run.stderr);
+    assert!(run.stderr.contains(&host.name), "{}", run.stderr);
+    assert!(run.stderr.contains("/etc/kubernetes/admin.conf"));
+    assert!(run.stderr.contains("bootstrap up"), "{}", run.stderr);
+    assert!(!out.exists(), "nothing written");
+    assert!(run.stdout.is_empty());
+}
