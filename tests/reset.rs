@@ -1,0 +1,262 @@
+//! End-to-end: `bootstrap reset` against the testbed's simulated Ubuntu hosts, after a
+//! real `bootstrap up`.
+//!
+//! Needs root and the testbed's stand-in binary (`cargo build -p testbed`). Assertions are
+//! about real outcomes: files on the hosts, the kubelet unit, apt's holds, node objects
+//! read with kubectl on the control plane, and the hosts' audit logs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use testbed::Testbed;
+
+const VERSION: &str = "1.34.2";
+const CALICO: &str = "v3.30.3";
+const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
+
+fn testbed(hosts: usize) -> Testbed {
+    Testbed::builder()
+        .hosts(hosts)
+        .user("root")
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
+}
+
+/// An inventory of the testbed's hosts: the first a control plane, the others workers.
+fn inventory(tb: &Testbed) -> PathBuf {
+    let hosts = tb.hosts();
+    let h0 = &hosts[0];
+    let json = |s: &str| serde_json::to_string(s).unwrap();
+    let mut y = format!(
+        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
+         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
+        h0.user,
+        h0.port,
+        json(&h0.identity_file.display().to_string()),
+        json(&h0.known_hosts.display().to_string()),
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        let role = if i == 0 { "control-plane" } else { "worker" };
+        y += &format!(
+            "  - name: {}\n    address: {}\n    role: {role}\n",
+            h.name, h.address
+        );
+    }
+    let path = tb.dir().join("inventory.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+struct Run {
+    ok: bool,
+    stderr: String,
+}
+
+/// Runs the built `bootstrap` binary with stdin not a terminal; `ci` sets CI=1.
+fn bootstrap(args: &[&str], inv: &Path, log_dir: &Path, ci: bool) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    cmd.args(args)
+        .arg(inv)
+        .arg("--log-dir")
+        .arg(log_dir)
+        .args(["--timeout", "5m"])
+        .stdin(std::process::Stdio::null());
+    if ci {
+        cmd.env("CI", "1");
+    } else {
+        cmd.env_remove("CI");
+    }
+    let out = cmd.output().expect("run bootstrap");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    Run {
+        ok: out.status.success(),
+        stderr,
+    }
+}
+
+fn up(tb: &Testbed, inv: &Path) -> Run {
+    bootstrap(&["up"], inv, &tb.dir().join("runs"), true)
+}
+
+fn reset(tb: &Testbed, inv: &Path, args: &[&str], ci: bool) -> Run {
+    let mut all = vec!["reset"];
+    all.extend(args);
+    bootstrap(&all, inv, &tb.dir().join("runs"), ci)
+}
+
+fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
+    let out = tb.exec(host, argv).unwrap();
+    assert!(
+        out.status.success(),
+        "{host}: {argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn exists(tb: &Testbed, host: &str, path: &str) -> bool {
+    tb.exec(host, &["test", "-e", path])
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The node objects, straight from the control plane: (name, Ready).
+fn nodes(tb: &Testbed, cp: &str) -> Vec<(String, bool)> {
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["get", "nodes", "-o", "json"]);
+    let v: Value = serde_json::from_str(&exec(tb, cp, &argv)).unwrap();
+    v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|n| {
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (n["metadata"]["name"].as_str().unwrap().to_string(), ready)
+        })
+        .collect()
+}
+
+fn assert_all_ready(tb: &Testbed) {
+    let hosts = tb.hosts();
+    let mut got = nodes(tb, &hosts[0].name);
+    got.sort();
+    let mut want: Vec<(String, bool)> = hosts.iter().map(|h| (h.name.clone(), true)).collect();
+    want.sort();
+    assert_eq!(got, want, "every host a Ready node");
+}
+
+/// Asserts `host` carries nothing of the cluster: no kubeconfigs, no CNI config, the
+/// kubelet stopped, nothing held, no kubeadm configuration of ours.
+fn assert_host_reset(tb: &Testbed, host: &str) {
+    for path in [
+        "/etc/kubernetes/kubelet.conf",
+        "/etc/kubernetes/admin.conf",
+        "/etc/kubernetes/manifests/kube-apiserver.yaml",
+        "/etc/cni/net.d",
+        "/root/.kube/config",
+        "/etc/kubeadm",
+    ] {
+        assert!(!exists(tb, host, path), "{host}: {path} still exists");
+    }
+    let out = tb
+        .exec(host, &["systemctl", "is-active", "kubelet"])
+        .unwrap();
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        state != "active" && state != "activating",
+        "{host}: kubelet is {state}"
+    );
+    assert_eq!(
+        exec(tb, host, &["apt-mark", "showhold"]).trim(),
+        "",
+        "{host}"
+    );
+}
+
+/// Number of audit records per host, to look only at what a later run did.
+fn audit_marks(tb: &Testbed) -> Vec<(String, usize)> {
+    tb.hosts()
+        .iter()
+        .map(|h| (h.name.clone(), tb.audit(&h.name).unwrap().len()))
+        .collect()
+}
+
+fn assert_nothing_changed_since(tb: &Testbed, marks: &[(String, usize)], what: &str) {
+    for (host, mark) in marks {
+        let changed: Vec<_> = tb.audit(host).unwrap()[*mark..]
+            .iter()
+            .filter(|r| r.changed)
+            .cloned()
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "{host}: changed by {what}: {changed:#?}"
+        );
+    }
+}
+
+#[test]
+fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
+    let tb = testbed(2);
+    let inv = inventory(&tb);
+    let first = up(&tb, &inv);
+    assert!(first.ok, "up failed:\n{}", first.stderr);
+    assert_all_ready(&tb);
+
+    // Nobody can answer: without --yes it refuses, whether stdin is no terminal or CI
+    // is set, and touches nothing (not even a connection's worth of change).
+    let marks = audit_marks(&tb);
+    for ci in [false, true] {
+        let refused = reset(&tb, &inv, &[], ci);
+        assert!(!refused.ok, "reset without --yes succeeded");
+        assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    }
+    assert_nothing_changed_since(&tb, &marks, "a refused reset");
+    assert_all_ready(&tb);
+
+    let done = reset(&tb, &inv, &["--yes"], true);
+    assert!(done.ok, "reset failed:\n{}", done.stderr);
+    for h in tb.hosts() {
+        assert_host_reset(&tb, &h.name);
+    }
+    // Workers first: node2's kubeadm reset ran before node1's.
+    let reset_at = |host: &str| {
+        tb.audit(host)
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| r.kind == "cmd" && r.argv.first().is_some_and(|a| a == "kubeadm"))
+            .map(|r| r.ts)
+            .unwrap()
+    };
+    assert!(reset_at("node2") < reset_at("node1"), "workers first");
+
+    let marks = audit_marks(&tb);
+    let again = reset(&tb, &inv, &["--yes"], true);
+    assert!(again.ok, "second reset failed:\n{}", again.stderr);
+    assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
+    assert_nothing_changed_since(&tb, &marks, "a second reset");
+
+    let second = up(&tb, &inv);
+    assert!(second.ok, "up after reset failed:\n{}", second.stderr);
+    assert_all_ready(&tb);
+}
+
+#[test]
+fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
+    let tb = testbed(2);
+    let inv = inventory(&tb);
+    let first = up(&tb, &inv);
+    assert!(first.ok, "up failed:\n{}", first.stderr);
+    assert_all_ready(&tb);
+
+    let done = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
+    assert!(done.ok, "reset --host node2 failed:\n{}", done.stderr);
+    assert_host_reset(&tb, "node2");
+    // The control plane is up, untouched, and no longer has a node2.
+    assert!(exists(&tb, "node1", "/etc/kubernetes/admin.conf"));
+    assert!(exists(&tb, "node1", "/etc/kubernetes/kubelet.conf"));
+    assert_eq!(nodes(&tb, "node1"), [("node1".to_string(), true)]);
+    let held = exec(&tb, "node1", &["apt-mark", "showhold"]);
+    assert_eq!(held.lines().count(), 3, "node1 still holds: {held}");
+
+    // up brings the worker back.
+    let again = up(&tb, &inv);
+    assert!(
+        again.ok,
+        "up after resetting a worker failed:\n{}",
+        again.stderr
+    );
+    assert_all_ready(&tb);
+}
