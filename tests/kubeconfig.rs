@@ -14,9 +14,10 @@ use testbed::Testbed;
 const VERSION: &str = "1.34.2";
 const CALICO: &str = "v3.30.3";
 
-fn testbed(hosts: usize) -> Testbed {
+fn testbed(hosts: usize, user: &str) -> Testbed {
     Testbed::builder()
         .hosts(hosts)
+        .user(user)
         .build()
         .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
 }
@@ -98,7 +99,8 @@ fn all_text(dir: &Path) -> String {
 
 #[test]
 fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
-    let tb = testbed(2);
+    // A non-root login: admin.conf is root's (0600), so the read must go through sudo.
+    let tb = testbed(2, "ubuntu");
     let hosts = tb.hosts();
     let (cp, worker) = (&hosts[0], &hosts[1]);
     let inv = inventory(&tb);
@@ -208,7 +210,7 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
 
 #[test]
 fn kubeconfig_before_up_says_so() {
-    let tb = testbed(1);
+    let tb = testbed(1, "root");
     let inv = inventory(&tb);
     let runs = tb.dir().join("runs");
     let out = tb.dir().join("kc");
