@@ -1,0 +1,504 @@
+//! End-to-end: `bootstrap plan` (and `up --dry-run`) against the testbed.
+//!
+//! The plan must change nothing (no audit record with changed=true), exit 2 exactly when
+//! `up` has work and 0 when it has none, and list the steps the following `up` really
+//! runs: compared with up's run log (every step it ran, per host) and the hosts' audit
+//! logs (every command that changed something).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use testbed::{Os, Testbed};
+
+const VERSION: &str = "1.34.2";
+const CALICO: &str = "v3.30.3";
+
+/// One inventory host: (testbed host name, role, labels, taints or None for the default).
+type Decl<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Option<&'a [&'a str]>,
+);
+
+/// Writes an inventory listing `decls` (a subset of the testbed's hosts, in that order).
+fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    let h0 = &tb.hosts()[0];
+    let mut y = format!(
+        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
+         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
+        h0.user,
+        h0.port,
+        json(&h0.identity_file.display().to_string()),
+        json(&h0.known_hosts.display().to_string()),
+    );
+    for (name, role, labels, taints) in decls {
+        let h = tb.host(name).unwrap();
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        y += &format!(
+            "  - name: {}\n    address: {}\n    role: {role}\n    labels: {}\n",
+            h.name,
+            h.address,
+            Value::Object(labels)
+        );
+        if let Some(t) = taints {
+            y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
+        }
+    }
+    let path = tb.dir().join("inventory.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`.
+fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .arg(inv)
+        .arg("--log-dir")
+        .arg(tb.dir().join("runs"))
+        .env("CI", "1")
+        .output()
+        .expect("run bootstrap");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "--- bootstrap {args:?} exited {:?}; stderr:\n{}",
+        run.code, run.stderr
+    );
+    run
+}
+
+/// `plan --output json`: the exit code and the parsed, schema-checked document.
+fn plan_json(tb: &Testbed, inv: &Path) -> (Option<i32>, Value, String) {
+    let run = bootstrap(tb, &["plan", "--output", "json"], inv);
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("plan's stdout is not JSON ({e}):\n{}", run.stdout));
+    assert_schema(&doc);
+    (run.code, doc, run.stderr)
+}
+
+/// The schema of docs/plan.md.
+fn assert_schema(doc: &Value) {
+    let obj = doc.as_object().expect("an object");
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["changes", "cluster", "hosts", "unmanaged"],
+        "{doc:#}"
+    );
+    assert!(doc["changes"].is_boolean());
+    for h in doc["hosts"].as_array().unwrap() {
+        assert!(h["name"].is_string() && h["role"].is_string(), "{h:#}");
+        assert!(["control-plane", "worker"].contains(&h["role"].as_str().unwrap()));
+        for s in h["steps"].as_array().unwrap() {
+            for k in ["phase", "step", "description", "reason"] {
+                assert!(s[k].is_string(), "{k} in {s:#}");
+            }
+        }
+    }
+    for s in doc["cluster"].as_array().unwrap() {
+        for k in ["phase", "host", "step", "reason"] {
+            assert!(s[k].is_string(), "{k} in {s:#}");
+        }
+    }
+    assert!(doc["unmanaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(Value::is_string));
+}
+
+fn host_steps(doc: &Value, host: &str) -> Vec<(String, String)> {
+    let h = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .unwrap_or_else(|| panic!("no host {host} in {doc:#}"));
+    h["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["phase"].as_str().unwrap().into(),
+                s["step"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// (phase, host, step) of every cluster-level step.
+fn cluster_steps(doc: &Value) -> Vec<(String, String, String)> {
+    doc["cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["phase"].as_str().unwrap().into(),
+                s["host"].as_str().unwrap().into(),
+                s["step"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn audit_marks(tb: &Testbed) -> Vec<(String, usize)> {
+    tb.hosts()
+        .iter()
+        .map(|h| (h.name.clone(), tb.audit(&h.name).unwrap().len()))
+        .collect()
+}
+
+/// The argv of every command on `host` since `mark` that changed something.
+fn changed_since(tb: &Testbed, host: &str, mark: usize) -> Vec<Vec<String>> {
+    tb.audit(host).unwrap()[mark..]
+        .iter()
+        .filter(|r| r.changed)
+        .map(|r| r.argv.clone())
+        .collect()
+}
+
+fn assert_nothing_changed_since(tb: &Testbed, marks: &[(String, usize)]) {
+    for (host, mark) in marks {
+        let changed = changed_since(tb, host, *mark);
+        assert!(changed.is_empty(), "{host}: changed by plan: {changed:#?}");
+    }
+}
+
+/// The newest run directory under <testbed>/runs.
+fn newest_run(tb: &Testbed) -> PathBuf {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(tb.dir().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    runs.pop().expect("a run directory")
+}
+
+/// The step names of a host's run log, in order (`=== <timestamp> <step> (...`).
+fn logged_steps(run: &Path, host: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join(format!("{host}.log"))).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("=== "))
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
+        .filter_map(|l| l.rsplit_once(" (").map(|(step, _)| step.to_string()))
+        .collect()
+}
+
+/// The host-playbook steps among a run log's steps (logged as `<step>: <description>`),
+/// as (step) names, given the step names a plan can contain.
+fn ran_host_steps(logged: &[String], known: &[String]) -> Vec<String> {
+    logged
+        .iter()
+        .filter_map(|l| l.split_once(": ").map(|(s, _)| s.to_string()))
+        .filter(|s| known.contains(s))
+        .collect()
+}
+
+/// Every host-playbook step name there is (prereqs, runtime, packages), from the fresh
+/// plan of a host, which plans nearly all of them.
+fn names(steps: &[(String, String)]) -> Vec<String> {
+    steps.iter().map(|(_, s)| s.clone()).collect()
+}
+
+#[test]
+fn plan_lists_what_up_then_does_and_changes_nothing() {
+    let tb = Testbed::builder().hosts(3).build().unwrap_or_else(|e| {
+        panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
+    });
+    let two: Vec<Decl> = vec![
+        ("node1", "control-plane", &[("type", "mysql")], Some(&[])),
+        ("node2", "worker", &[("type", "wordpress")], None),
+    ];
+    let inv = inventory(&tb, &two);
+
+    // Fresh hosts: everything is pending, nothing changes.
+    let marks = audit_marks(&tb);
+    let (code, doc, stderr) = plan_json(&tb, &inv);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(doc["changes"], true);
+    assert_nothing_changed_since(&tb, &marks);
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(stderr.contains("because"), "no reasons in:\n{stderr}");
+    for host in ["node1", "node2"] {
+        let phases: Vec<String> = host_steps(&doc, host).into_iter().map(|(p, _)| p).collect();
+        for want in ["prereqs", "runtime", "kubernetes-packages"] {
+            assert!(
+                phases.iter().any(|p| p == want),
+                "{host}: no {want}: {doc:#}"
+            );
+        }
+        let h = doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == host)
+            .unwrap();
+        assert!(h["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["reason"].as_str().unwrap().is_empty()));
+    }
+    let cluster = cluster_steps(&doc);
+    let cluster_phases: Vec<&str> = cluster.iter().map(|(p, _, _)| p.as_str()).collect();
+    for want in ["init", "join-token", "join", "cni", "labels", "ready"] {
+        assert!(cluster_phases.contains(&want), "no {want}: {doc:#}");
+    }
+    assert!(cluster.contains(&("join".into(), "node2".into(), "kubeadm join".into())));
+    // Phases in up's order.
+    let order = ["init", "join-token", "join", "cni", "labels", "ready"];
+    let idx: Vec<usize> = cluster_phases
+        .iter()
+        .map(|p| order.iter().position(|o| o == p).unwrap())
+        .collect();
+    assert!(idx.windows(2).all(|w| w[0] <= w[1]), "{cluster_phases:?}");
+    assert_eq!(doc["unmanaged"], serde_json::json!([]));
+    let fresh_node2 = names(&host_steps(&doc, "node2"));
+
+    // `up --dry-run` is the same code path: same exit code, same document.
+    let dry = bootstrap(&tb, &["up", "--dry-run", "--output", "json"], &inv);
+    assert_eq!(dry.code, Some(2));
+    assert_eq!(serde_json::from_str::<Value>(&dry.stdout).unwrap(), doc);
+    // Text only: nothing on stdout, the plan on stderr.
+    let text = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(text.code, Some(2));
+    assert!(text.stdout.is_empty(), "{}", text.stdout);
+    assert!(
+        text.stderr.contains("node2: kubeadm join"),
+        "{}",
+        text.stderr
+    );
+    assert_nothing_changed_since(&tb, &marks);
+
+    // up runs exactly the planned host steps.
+    let up = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(up.code, Some(0), "up failed");
+    let run = newest_run(&tb);
+    for host in ["node1", "node2"] {
+        let planned = names(&host_steps(&doc, host));
+        assert_eq!(
+            ran_host_steps(&logged_steps(&run, host), &planned),
+            planned,
+            "{host}: up's run log vs the plan"
+        );
+    }
+
+    // Converged: nothing to do, exit 0.
+    let marks = audit_marks(&tb);
+    let (code, doc, stderr) = plan_json(&tb, &inv);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+    assert_eq!(doc["changes"], false);
+    assert!(cluster_steps(&doc).is_empty(), "{doc:#}");
+    for host in ["node1", "node2"] {
+        assert!(host_steps(&doc, host).is_empty(), "{doc:#}");
+    }
+    let dry = bootstrap(&tb, &["up", "--dry-run"], &inv);
+    assert_eq!(dry.code, Some(0));
+    assert_nothing_changed_since(&tb, &marks);
+
+    // The inventory changes: a label value, a taint added, a new worker.
+    let three: Vec<Decl> = vec![
+        (
+            "node1",
+            "control-plane",
+            &[("type", "mysql")],
+            Some(&["dedicated=db:NoSchedule"]),
+        ),
+        ("node2", "worker", &[("type", "blog")], None),
+        ("node3", "worker", &[("type", "wordpress")], None),
+    ];
+    let inv = inventory(&tb, &three);
+    let (code, doc, stderr) = plan_json(&tb, &inv);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_nothing_changed_since(&tb, &marks);
+    assert!(host_steps(&doc, "node1").is_empty(), "{doc:#}");
+    assert!(host_steps(&doc, "node2").is_empty(), "{doc:#}");
+    let node3 = names(&host_steps(&doc, "node3"));
+    assert_eq!(node3, fresh_node2, "a fresh worker plans what node2 did");
+    let cluster = cluster_steps(&doc);
+    let phases: Vec<&str> = cluster.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert!(
+        !phases.contains(&"init") && !phases.contains(&"cni"),
+        "{doc:#}"
+    );
+    assert!(cluster.contains(&("join".into(), "node3".into(), "kubeadm join".into())));
+    assert!(
+        cluster.contains(&(
+            "labels".into(),
+            "node2".into(),
+            "label type=blog (was type=wordpress)".into()
+        )),
+        "{doc:#}"
+    );
+    assert!(
+        cluster.contains(&(
+            "labels".into(),
+            "node1".into(),
+            "taint dedicated=db:NoSchedule".into()
+        )),
+        "{doc:#}"
+    );
+    let reason = doc["cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == "node2" && s["phase"] == "labels")
+        .unwrap()["reason"]
+        .clone();
+    assert!(
+        reason.as_str().unwrap().contains("type=wordpress"),
+        "{reason}"
+    );
+    let label_hosts: std::collections::BTreeSet<&str> = cluster
+        .iter()
+        .filter(|(p, _, _)| p == "labels")
+        .map(|(_, h, _)| h.as_str())
+        .collect();
+
+    // ... and up does exactly that.
+    let marks = audit_marks(&tb);
+    let up = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(up.code, Some(0), "up failed");
+    let run = newest_run(&tb);
+    assert_eq!(
+        ran_host_steps(&logged_steps(&run, "node3"), &fresh_node2),
+        node3,
+        "node3: up's run log vs the plan"
+    );
+    for host in ["node1", "node2"] {
+        assert!(
+            ran_host_steps(&logged_steps(&run, host), &fresh_node2).is_empty(),
+            "{host} ran host steps the plan did not list"
+        );
+    }
+    assert!(changed_since(&tb, "node2", marks[1].1).is_empty());
+    assert!(!changed_since(&tb, "node3", marks[2].1).is_empty());
+    // On the control plane: the join token, and kubectl label/taint on the planned nodes.
+    let mut touched = std::collections::BTreeSet::new();
+    for argv in changed_since(&tb, "node1", marks[0].1) {
+        let cmd = argv.join(" ");
+        if argv[0] == "kubectl"
+            && (argv.contains(&"label".into()) || argv.contains(&"taint".into()))
+        {
+            let node = argv
+                .iter()
+                .skip_while(|a| *a != "node")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no node in {cmd}"));
+            touched.insert(node.clone());
+        } else {
+            assert!(
+                argv[0] == "kubeadm" && argv.contains(&"token".into()),
+                "node1: a change the plan did not list: {cmd}"
+            );
+        }
+    }
+    let touched: std::collections::BTreeSet<&str> = touched.iter().map(String::as_str).collect();
+    assert_eq!(touched, label_hosts, "nodes whose labels/taints up changed");
+
+    let (code, _, stderr) = plan_json(&tb, &inv);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // A host removed from the inventory is left alone and reported as unmanaged.
+    let inv = inventory(&tb, &three[..2]);
+    let marks = audit_marks(&tb);
+    let (code, doc, stderr) = plan_json(&tb, &inv);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(doc["unmanaged"], serde_json::json!(["node3"]));
+    assert!(
+        stderr.contains("node node3 is in the cluster but not in the inventory"),
+        "{stderr}"
+    );
+    assert_nothing_changed_since(&tb, &marks);
+}
+
+/// The per-host lines of the summary (`nodeN: ...`), which name every failed host and why.
+fn failure_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("node") && l.contains(": "))
+        .filter(|l| !l.contains("  "))
+        .map(String::from)
+        .collect()
+}
+
+/// Runs plan, up --dry-run and up; all exit 1 with the same per-host failure lines,
+/// which contain `texts`; nothing changes anywhere.
+fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str]) {
+    let marks = audit_marks(tb);
+    let plan = bootstrap(tb, &["plan", "--output", "json"], inv);
+    assert_eq!(plan.code, Some(1));
+    assert!(
+        plan.stdout.is_empty(),
+        "no document on error: {}",
+        plan.stdout
+    );
+    let dry = bootstrap(tb, &["up", "--dry-run"], inv);
+    assert_eq!(dry.code, Some(1));
+    let up = bootstrap(tb, &["up"], inv);
+    assert_eq!(up.code, Some(1));
+    for text in texts {
+        assert!(plan.stderr.contains(text), "{text}: {}", plan.stderr);
+    }
+    let lines = failure_lines(&up.stderr);
+    assert!(!lines.is_empty(), "{}", up.stderr);
+    assert_eq!(failure_lines(&plan.stderr), lines);
+    assert_eq!(failure_lines(&dry.stderr), lines);
+    assert_nothing_changed_since(tb, &marks);
+}
+
+#[test]
+fn unreachable_and_non_ubuntu_hosts_are_errors_with_up_s_messages() {
+    let tb = Testbed::builder()
+        .hosts(3)
+        .host_os("node2", Os::Debian12)
+        .build()
+        .expect("testbed");
+    let inv = inventory(
+        &tb,
+        &[
+            ("node1", "control-plane", &[], None),
+            ("node2", "worker", &[], None),
+            ("node3", "worker", &[], None),
+        ],
+    );
+    tb.stop("node3").unwrap();
+    assert_refused_like_up(&tb, &inv, &["node3", "cannot connect"]);
+    tb.start("node3").unwrap();
+    assert_refused_like_up(&tb, &inv, &["node2", "Debian", "Ubuntu 22.04 and 24.04"]);
+}
+
+#[test]
+fn sudo_with_a_password_is_an_error_with_up_s_message() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .user("ubuntu")
+        .sudo_password(true)
+        .build()
+        .expect("testbed");
+    let inv = inventory(&tb, &[("node1", "control-plane", &[], None)]);
+    assert_refused_like_up(&tb, &inv, &["sudo", "a password is required"]);
+}
