@@ -198,6 +198,30 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
+    // --merge without -o writes the first path of $KUBECONFIG (a new file: the
+    // context becomes current there).
+    let first = tb.dir().join("kc-first");
+    let second = tb.dir().join("kc-second");
+    let list = std::env::join_paths([&first, &second]).unwrap();
+    let run = bootstrap(
+        &["kubeconfig", s(&inv), "--merge", "--log-dir", s(&runs)],
+        &[("KUBECONFIG", Path::new(&list)), ("HOME", &home)],
+    );
+    assert!(run.ok);
+    let written: Value = serde_yaml::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    assert_eq!(written["current-context"], "e2e-kc");
+    assert_eq!(written["users"], kc["users"]);
+    assert!(!second.exists());
+
+    // Even the most verbose logging keeps the key out of stderr.
+    let run = bootstrap(&["-vv", "kubeconfig", s(&inv), "--log-dir", s(&runs)], &[]);
+    assert!(run.ok);
+    assert!(
+        !run.stderr.contains(&key),
+        "client-key-data on stderr with -vv"
+    );
+    assert!(run.stdout.contains(&key));
+
     // The credentials were never logged.
     let logs = all_text(&runs);
     assert!(
