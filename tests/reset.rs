@@ -164,6 +164,21 @@ fn assert_host_reset(tb: &Testbed, host: &str) {
     );
 }
 
+/// Writes the CNI configuration Calico's install-cni container writes on every node
+/// (the testbed's calico-node does not write it), so that its removal is really tested.
+fn write_cni_config(tb: &Testbed, host: &str) {
+    exec(
+        tb,
+        host,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /etc/cni/net.d && echo '{\"name\": \"k8s-pod-network\"}' > /etc/cni/net.d/10-calico.conflist",
+        ],
+    );
+    assert!(exists(tb, host, "/etc/cni/net.d/10-calico.conflist"));
+}
+
 /// Number of audit records per host, to look only at what a later run did.
 fn audit_marks(tb: &Testbed) -> Vec<(String, usize)> {
     tb.hosts()
@@ -205,6 +220,9 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     assert_nothing_changed_since(&tb, &marks, "a refused reset");
     assert_all_ready(&tb);
 
+    for h in tb.hosts() {
+        write_cni_config(&tb, &h.name);
+    }
     let done = reset(&tb, &inv, &["--yes"], true);
     assert!(done.ok, "reset failed:\n{}", done.stderr);
     for h in tb.hosts() {
@@ -241,7 +259,10 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     assert!(first.ok, "up failed:\n{}", first.stderr);
     assert_all_ready(&tb);
 
+    write_cni_config(&tb, "node1");
+    write_cni_config(&tb, "node2");
     let done = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
+    assert!(exists(&tb, "node1", "/etc/cni/net.d"), "node1 was touched");
     assert!(done.ok, "reset --host node2 failed:\n{}", done.stderr);
     assert_host_reset(&tb, "node2");
     // The control plane is up, untouched, and no longer has a node2.
@@ -251,6 +272,27 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     let held = exec(&tb, "node1", &["apt-mark", "showhold"]);
     assert_eq!(held.lines().count(), 3, "node1 still holds: {held}");
 
+    // --purge on the already reset worker removes just the packages.
+    let marks = audit_marks(&tb);
+    let purged = reset(&tb, &inv, &["--host", "node2", "--yes", "--purge"], true);
+    assert!(purged.ok, "reset --purge failed:\n{}", purged.stderr);
+    assert!(
+        purged.stderr.contains("purge-packages"),
+        "{}",
+        purged.stderr
+    );
+    for pkg in ["kubelet", "kubeadm", "kubectl"] {
+        let out = tb
+            .exec("node2", &["dpkg-query", "-W", "-f=${Status}", pkg])
+            .unwrap();
+        let status = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !status.contains("install ok installed"),
+            "node2: {pkg} still installed: {status}"
+        );
+    }
+    assert_nothing_changed_since(&tb, &marks[..1], "resetting node2");
+
     // up brings the worker back.
     let again = up(&tb, &inv);
     assert!(
@@ -259,4 +301,33 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
         again.stderr
     );
     assert_all_ready(&tb);
+
+    // A reset that died right after node2's `kubeadm reset` (node deleted, kubeadm
+    // reset done, the cleanup not): the next reset finishes exactly the cleanup, because
+    // the packages are still held.
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["delete", "node", "node2"]);
+    exec(&tb, "node1", &argv);
+    exec(
+        &tb,
+        "node2",
+        &[
+            "kubeadm",
+            "reset",
+            "-f",
+            "--cri-socket",
+            "unix:///var/run/containerd/containerd.sock",
+        ],
+    );
+    write_cni_config(&tb, "node2");
+    let finished = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
+    assert!(finished.ok, "finishing reset failed:\n{}", finished.stderr);
+    assert!(
+        !finished.stderr.contains("kubeadm-reset"),
+        "{}",
+        finished.stderr
+    );
+    assert!(finished.stderr.contains("unhold"), "{}", finished.stderr);
+    assert_host_reset(&tb, "node2");
+    assert_eq!(nodes(&tb, "node1"), [("node1".to_string(), true)]);
 }
