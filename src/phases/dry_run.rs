@@ -283,3 +283,103 @@ fn unmanaged(inv: &Inventory, view: Option<&ClusterView>) -> Vec<String> {
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use crate::cluster::Node;
+    use crate::phases::cluster_plan::{self, KubeadmState};
+    use clap::Parser;
+
+    fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+        Node {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            taints: vec![],
+            unschedulable: false,
+            kubelet_version: "v1.34.2".into(),
+            ready: true,
+        }
+    }
+
+    const JOINED_CP: KubeadmState = KubeadmState {
+        admin_conf: true,
+        apiserver_manifest: true,
+        joined: true,
+    };
+    const JOINED: KubeadmState = KubeadmState {
+        admin_conf: false,
+        apiserver_manifest: false,
+        joined: true,
+    };
+
+    #[test]
+    fn a_converged_cluster_has_no_cluster_steps_and_lists_unmanaged_nodes() {
+        let inv = cluster_plan::tests::inv();
+        let states = [("master".into(), JOINED_CP), ("worker1".into(), JOINED)].into();
+        let view = ClusterView {
+            nodes: vec![
+                node("master", &[("type", "mysql")]),
+                node("worker1", &[("type", "wordpress")]),
+                node("old", &[]),
+            ],
+            calico: Some(crate::cluster::CalicoState::Present {
+                version: Some("v3.30.3".into()),
+            }),
+        };
+        let plan = cluster_plan::plan(&inv, &states, Some(&view), vec![]).unwrap();
+        assert!(cluster_steps(&inv, &plan, false).is_empty());
+        // Host-level work alone still ends with the wait for Ready, like up.
+        let steps = cluster_steps(&inv, &plan, true);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].phase, "ready");
+        assert_eq!(unmanaged(&inv, Some(&view)), ["old"]);
+    }
+
+    #[test]
+    fn a_changed_label_says_what_the_node_has() {
+        let inv = cluster_plan::tests::inv();
+        let states = [("master".into(), JOINED_CP), ("worker1".into(), JOINED)].into();
+        let view = ClusterView {
+            nodes: vec![
+                node("master", &[("type", "mysql")]),
+                node("worker1", &[("type", "blog")]),
+            ],
+            calico: Some(crate::cluster::CalicoState::Present {
+                version: Some("v3.30.3".into()),
+            }),
+        };
+        let plan = cluster_plan::plan(&inv, &states, Some(&view), vec![]).unwrap();
+        let steps = cluster_steps(&inv, &plan, false);
+        let phases: Vec<&str> = steps.iter().map(|s| s.phase.as_str()).collect();
+        assert_eq!(phases, ["labels", "ready"]);
+        assert_eq!(steps[0].host, "worker1");
+        assert_eq!(steps[0].step, "label type=wordpress (was type=blog)");
+        assert_eq!(
+            steps[0].reason,
+            "the node has type=blog; the inventory says wordpress"
+        );
+    }
+
+    #[test]
+    fn plan_and_up_dry_run_parse_to_the_same_request() {
+        let plan = Cli::try_parse_from(["bootstrap", "plan", "i.yaml", "--output", "json"]);
+        let plan = requested(&plan.unwrap().command).unwrap();
+        let dry =
+            Cli::try_parse_from(["bootstrap", "up", "--dry-run", "i.yaml", "--output", "json"]);
+        let dry = requested(&dry.unwrap().command).unwrap();
+        assert_eq!(plan.output, OutputFormat::Json);
+        assert_eq!(
+            (plan.inventory, plan.parallelism, plan.output),
+            (dry.inventory, dry.parallelism, dry.output)
+        );
+        let up = Cli::try_parse_from(["bootstrap", "up", "i.yaml"]).unwrap();
+        assert!(requested(&up.command).is_none());
+        // --output only means something with --dry-run.
+        assert!(Cli::try_parse_from(["bootstrap", "up", "i.yaml", "--output", "json"]).is_err());
+    }
+}
