@@ -16,9 +16,13 @@ const CALICO: &str = "v3.30.3";
 const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
 
 fn testbed(hosts: usize) -> Testbed {
+    testbed_as(hosts, "root")
+}
+
+fn testbed_as(hosts: usize, user: &str) -> Testbed {
     Testbed::builder()
         .hosts(hosts)
-        .user("root")
+        .user(user)
         .build()
         .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
 }
@@ -330,4 +334,101 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     assert!(finished.stderr.contains("unhold"), "{}", finished.stderr);
     assert_host_reset(&tb, "node2");
     assert_eq!(nodes(&tb, "node1"), [("node1".to_string(), true)]);
+}
+
+#[test]
+fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
+    let tb = testbed_as(2, "ubuntu");
+    let inv = inventory(&tb);
+    let first = up(&tb, &inv);
+    assert!(first.ok, "up failed:\n{}", first.stderr);
+    // The login user copied admin.conf as kubeadm init's output suggests.
+    exec(
+        &tb,
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /home/ubuntu/.kube && cp /etc/kubernetes/admin.conf /home/ubuntu/.kube/config \
+             && chown -R ubuntu: /home/ubuntu/.kube",
+        ],
+    );
+    let done = reset(&tb, &inv, &["--yes"], true);
+    assert!(done.ok, "reset failed:\n{}", done.stderr);
+    for h in tb.hosts() {
+        assert_host_reset(&tb, &h.name);
+    }
+    assert!(!exists(&tb, "node1", "/home/ubuntu/.kube/config"));
+    let again = up(&tb, &inv);
+    assert!(again.ok, "up after reset failed:\n{}", again.stderr);
+    assert_all_ready(&tb);
+}
+
+// The plan alone, from fact reports as an Ubuntu host prints them (no testbed).
+
+const CONVERGED: &str = include_str!("fixtures/facts/converged-master1.txt");
+const FRESH: &str = include_str!("fixtures/facts/fresh-ubuntu-24.04.txt");
+
+fn small_inventory() -> bootstrap::inventory::Inventory {
+    let yaml = "cluster:\n  name: demo\n  kubernetesVersion: 1.34.2\nhosts:\n\
+                - {name: w1, address: 10.0.0.11, role: worker}\n\
+                - {name: cp1, address: 10.0.0.10, role: control-plane}\n\
+                - {name: w2, address: 10.0.0.12, role: worker}\n";
+    bootstrap::inventory::parse(Path::new("inv.yaml"), yaml.to_string()).expect("inventory")
+}
+
+fn reset_steps(report: &str, node_object: bool, purge: bool) -> Vec<String> {
+    let inv = small_inventory();
+    let f = bootstrap::facts::parse(report).expect("fixture parses");
+    let vars = bootstrap::plan::Vars::new(&inv, &inv.hosts[1], Some(&f))
+        .with("node_object", node_object)
+        .with("drain_timeout", "300s")
+        .with("purge", purge);
+    bootstrap::plan::plan_playbook("reset", &vars)
+        .expect("plans")
+        .into_iter()
+        .map(|s| s.step)
+        .collect()
+}
+
+#[test]
+fn a_converged_control_plane_plans_the_whole_teardown() {
+    assert_eq!(
+        reset_steps(CONVERGED, false, false),
+        [
+            "kubeadm-reset",
+            "cni-config",
+            "root-kubeconfig-remove",
+            "user-kubeconfig-remove",
+            "iptables-flush",
+            "kubeadm-config-remove",
+            "unhold",
+        ]
+    );
+    let with_node = reset_steps(CONVERGED, true, true);
+    assert_eq!(with_node[..2], ["drain-node", "delete-node"]);
+    assert_eq!(with_node.last().unwrap(), "purge-packages");
+}
+
+#[test]
+fn a_host_without_kubernetes_plans_nothing() {
+    assert!(reset_steps(FRESH, false, false).is_empty());
+    assert!(reset_steps(FRESH, false, true).is_empty());
+}
+
+#[test]
+fn workers_are_reset_before_control_planes() {
+    let inv = small_inventory();
+    let names = |sel: &[&str]| -> Vec<String> {
+        let sel: Vec<String> = sel.iter().map(|s| s.to_string()).collect();
+        bootstrap::reset::select(&inv, &sel)
+            .unwrap()
+            .iter()
+            .map(|h| h.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&[]), ["w1", "w2", "cp1"]);
+    assert_eq!(names(&["cp1", "w2"]), ["w2", "cp1"]);
+    let err = bootstrap::reset::select(&inv, &["nope".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
 }
