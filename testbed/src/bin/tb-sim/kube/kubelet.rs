@@ -516,6 +516,135 @@ pub fn node_object(
                 "operatingSystem": "linux", "osImage": os_image(), "systemUUID": objects::uuid()}}})
 }
 
+/// Where containerd looks for CNI configuration (`conf_dir` of its CRI plugin).
+pub const CNI_CONF_DIR: &str = "/etc/cni/net.d";
+/// Where containerd looks for CNI plugin binaries (`bin_dir`).
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
+
+/// Whether the runtime's network is ready: containerd reports NetworkReady once a CNI
+/// configuration (`*.conf`, `*.conflist`, `*.json`) is in its conf_dir, and drops back
+/// to "cni plugin not initialized" when the last one is removed.
+pub fn cni_configured(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            e.path().is_file()
+                && [".conf", ".conflist", ".json"]
+                    .iter()
+                    .any(|ext| name.ends_with(ext))
+        })
+    })
+}
+
+/// The conflist Calico 3.30's install-cni writes (the manifest's `cni_network_config`
+/// with the node name, MTU 0 = auto and the kubeconfig path substituted).
+pub fn calico_conflist(node: &str) -> String {
+    let conf = json!({
+        "name": "k8s-pod-network",
+        "cniVersion": "0.3.1",
+        "plugins": [
+            {
+                "type": "calico",
+                "log_level": "info",
+                "log_file_path": "/var/log/calico/cni/cni.log",
+                "datastore_type": "kubernetes",
+                "nodename": node,
+                "mtu": 0,
+                "ipam": {"type": "calico-ipam"},
+                "policy": {"type": "k8s"},
+                "kubernetes": {"kubeconfig": format!("{CNI_CONF_DIR}/calico-kubeconfig")}
+            },
+            {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}}
+        ]
+    });
+    serde_json::to_string_pretty(&conf).unwrap_or_default() + "\n"
+}
+
+/// The kubeconfig install-cni writes for the CNI plugin: the in-cluster API address,
+/// the cluster CA and the calico-cni service account's token.
+fn calico_kubeconfig() -> String {
+    use base64::Engine;
+    let ca = std::fs::read("/etc/kubernetes/pki/ca.crt").unwrap_or_default();
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+    let token = objects::uuid();
+    format!(
+        "# Kubeconfig file for Calico CNI plugin. Installed by calico/node.\n\
+         apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    \
+         server: https://10.96.0.1:443\n    certificate-authority-data: \"{ca}\"\n\
+         users:\n- name: calico\n  user:\n    token: {token}\n\
+         contexts:\n- name: calico-context\n  context:\n    cluster: local\n    user: calico\n\
+         current-context: calico-context\n"
+    )
+}
+
+/// Writes `path` with `mode` unless it exists: install-cni overwrites on every pod
+/// start, the simulation keeps what is there (a hand-edited file survives a kubelet
+/// restart here, not a calico-node restart on a real host).
+fn write_missing(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// What calico-node's `install-cni` init container leaves on the host: the CNI
+/// configuration and kubeconfig in /etc/cni/net.d and the plugin binaries in
+/// /opt/cni/bin.
+fn install_cni(node: &str) -> std::io::Result<()> {
+    let bin = Path::new(CNI_BIN_DIR);
+    for plugin in ["calico", "calico-ipam"] {
+        let text =
+            format!("#!/bin/sh\n# testbed stand-in for the Calico CNI plugin ({plugin})\nexit 0\n");
+        write_missing(&bin.join(plugin), text.as_bytes(), 0o755)?;
+    }
+    let conf = Path::new(CNI_CONF_DIR);
+    write_missing(
+        &conf.join("calico-kubeconfig"),
+        calico_kubeconfig().as_bytes(),
+        0o600,
+    )?;
+    write_missing(
+        &conf.join("10-calico.conflist"),
+        calico_conflist(node).as_bytes(),
+        0o644,
+    )
+}
+
+/// The uids of the calico-node pods bound to `node` that the API server says are
+/// Running (manifest install in kube-system, operator install in calico-system).
+fn running_calico_pods(client: &ClientConfig, node: &str) -> Vec<String> {
+    let Ok(list) = client.send(
+        Op::List {
+            kind: "Pod".into(),
+            namespace: None,
+        },
+        Duration::from_secs(5),
+    ) else {
+        return vec![];
+    };
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|p| {
+                    p["metadata"]["labels"]["k8s-app"] == "calico-node"
+                        && p["spec"]["nodeName"] == node
+                        && p["status"]["phase"] == "Running"
+                })
+                .map(|p| p["metadata"]["uid"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Binds the kubelet's ports: 10250 (API) and 127.0.0.1:10248 (healthz, answered).
 fn listen_ports() -> Option<(TcpListener, TcpListener)> {
     let api = TcpListener::bind("0.0.0.0:10250").ok()?;
@@ -619,6 +748,7 @@ pub fn daemon(_args: &[String]) -> i32 {
     let mut registered = false;
     let mut last_beat = Instant::now() - Duration::from_secs(3600);
     let mut last_err = String::new();
+    let mut installed_for: Vec<String> = Vec::new();
     while !TERM.load(Ordering::SeqCst) {
         let pods = static_pods();
         let cgroup = cgroup_problem(&config);
@@ -630,11 +760,27 @@ pub fn daemon(_args: &[String]) -> i32 {
         sync_apiserver(&pods, cgroup.is_some() || runtime_problem().is_some());
         if last_beat.elapsed().as_secs_f64() >= interval {
             last_beat = Instant::now();
+            // install-cni runs once per calico-node pod start: a conflist removed while
+            // the pod keeps running stays removed (the node goes NotReady) until the pod
+            // is restarted, as on a real host.
+            if registered {
+                for uid in running_calico_pods(&client, &name) {
+                    if !installed_for.contains(&uid) {
+                        match install_cni(&name) {
+                            Ok(()) => installed_for.push(uid),
+                            Err(e) => log('E', &format!("\"install-cni failed\" err=\"{e}\"")),
+                        }
+                    }
+                }
+            }
             let report = match (runtime_problem(), &cgroup) {
                 (Some(p), _) => {
                     json!({"ready": false, "message": format!("container runtime is down: {p}")})
                 }
                 (None, Some(_)) => json!({"ready": false, "message": CNI_NOT_READY}),
+                _ if !cni_configured(Path::new(CNI_CONF_DIR)) => {
+                    json!({"ready": false, "message": CNI_NOT_READY})
+                }
                 _ => json!({"ready": true}),
             };
             let mut node = node_template.clone();
@@ -744,6 +890,45 @@ mod tests {
             start_check(&json!({"failSwapOn": false}), &flags).unwrap(),
             "failed to parse kubelet flag: invalid argument \"k:Never\" for \"--register-with-taints\" flag: invalid taint effect: Never, unsupported taint effect"
         );
+    }
+
+    #[test]
+    fn calico_conflist_shape() {
+        let c: Value = serde_json::from_str(&calico_conflist("node1")).unwrap();
+        assert_eq!(c["name"], "k8s-pod-network");
+        assert_eq!(c["cniVersion"], "0.3.1");
+        let types: Vec<&str> = c["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["calico", "portmap", "bandwidth"]);
+        let calico = &c["plugins"][0];
+        assert_eq!(calico["datastore_type"], "kubernetes");
+        assert_eq!(calico["nodename"], "node1");
+        assert_eq!(calico["ipam"]["type"], "calico-ipam");
+        assert_eq!(calico["policy"]["type"], "k8s");
+        assert_eq!(
+            calico["kubernetes"]["kubeconfig"],
+            "/etc/cni/net.d/calico-kubeconfig"
+        );
+    }
+
+    #[test]
+    fn network_ready_needs_a_cni_config_file() {
+        let dir = std::env::temp_dir().join(format!("tb-cni-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!cni_configured(&dir), "missing directory");
+        std::fs::create_dir_all(dir.join("sub.conflist")).unwrap();
+        std::fs::write(dir.join("calico-kubeconfig"), "x").unwrap();
+        assert!(
+            !cni_configured(&dir),
+            "kubeconfig and directories don't count"
+        );
+        std::fs::write(dir.join("10-calico.conflist"), "{}").unwrap();
+        assert!(cni_configured(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
