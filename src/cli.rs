@@ -2,6 +2,10 @@
 //!
 //! Subcommands are verbs on one inventory file, so that `plan`, `status`, `reset` and
 //! `kubeconfig` can join later with the same shape.
+//!
+//! Every option also reads a `BOOTSTRAP_*` environment variable (shown in `--help` as
+//! `[env: ...]`), so CI jobs can configure a run without building argument lists; the
+//! command line wins over the environment.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "bootstrap", version, propagate_version = true)]
 pub struct Cli {
     /// More detail on stderr: -v for debug logs, -vv for trace logs.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, env = "BOOTSTRAP_VERBOSE")]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -35,21 +39,41 @@ pub enum Command {
     /// Check an inventory file without connecting to any host.
     Validate {
         /// The inventory file (YAML).
+        #[arg(env = "BOOTSTRAP_INVENTORY")]
         inventory: PathBuf,
+    },
+    /// Print shell completions to stdout, e.g. `bootstrap completions bash >
+    /// /etc/bash_completion.d/bootstrap`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `bootstrap man > bootstrap.1`; with a
+    /// SUBCOMMAND, that subcommand's page (`bootstrap-up.1`).
+    Man {
+        /// The subcommand whose page to print (default: the top-level page).
+        subcommand: Option<String>,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The inventory file (YAML).
+    #[arg(env = "BOOTSTRAP_INVENTORY")]
     pub inventory: PathBuf,
 
     /// How long to wait for the nodes to become Ready (e.g. 90s, 15m, 1h).
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = parse_duration, env = "BOOTSTRAP_TIMEOUT")]
     pub timeout: Duration,
 
     /// How many hosts to work on at the same time.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "BOOTSTRAP_PARALLELISM"
+    )]
     pub parallelism: u32,
 
     /// Where to keep this run's logs (a new directory per run is made inside). Default:
@@ -58,11 +82,19 @@ pub struct UpArgs {
     pub log_dir: Option<PathBuf>,
 
     /// Change nothing: print what would be done and why, like `bootstrap plan`.
-    #[arg(long)]
+    #[arg(long, env = "BOOTSTRAP_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 
-    /// With --dry-run: `json` prints the plan as one JSON document on stdout.
-    #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
+    /// With --dry-run: `json` prints the plan as one JSON document on stdout. Not read
+    /// from BOOTSTRAP_OUTPUT (that is `plan`'s): it would make every plain `up` fail
+    /// for want of --dry-run.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        requires = "dry_run",
+        env = "BOOTSTRAP_DRY_RUN_OUTPUT"
+    )]
     pub output: OutputFormat,
 }
 
@@ -70,10 +102,16 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The inventory file (YAML).
+    #[arg(env = "BOOTSTRAP_INVENTORY")]
     pub inventory: PathBuf,
 
     /// How many hosts to work on at the same time.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "BOOTSTRAP_PARALLELISM"
+    )]
     pub parallelism: u32,
 
     /// Where to keep this run's logs (the fact gathering), as for `up`.
@@ -81,7 +119,7 @@ pub struct PlanArgs {
     pub log_dir: Option<PathBuf>,
 
     /// `text` (on stderr) or `json` (one document on stdout; the text stays on stderr).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
     pub output: OutputFormat,
 }
 
@@ -96,26 +134,49 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// The inventory file (YAML).
+    #[arg(env = "BOOTSTRAP_INVENTORY")]
     pub inventory: PathBuf,
 
-    /// Reset only this host (repeatable). Default: every host, workers first.
-    #[arg(long = "host", value_name = "NAME")]
+    /// Reset only this host (repeatable; comma-separated in the variable). Default: every
+    /// host, workers first.
+    #[arg(
+        long = "host",
+        value_name = "NAME",
+        env = "BOOTSTRAP_HOST",
+        value_delimiter = ','
+    )]
     pub hosts: Vec<String>,
 
     /// Do not ask for confirmation (required when nobody can answer: no terminal, or CI).
-    #[arg(long, short = 'y')]
+    #[arg(
+        long,
+        short = 'y',
+        env = "BOOTSTRAP_YES",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
     pub yes: bool,
 
     /// Also remove the kubelet, kubeadm and kubectl packages.
-    #[arg(long)]
+    #[arg(long, env = "BOOTSTRAP_PURGE", value_parser = clap::builder::BoolishValueParser::new())]
     pub purge: bool,
 
     /// How long a node's drain may take (e.g. 90s, 5m).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    // Its own variable: a CI job's BOOTSTRAP_TIMEOUT for `up` is not meant for drains.
+    #[arg(
+        long,
+        default_value = "5m",
+        value_parser = parse_duration,
+        env = "BOOTSTRAP_DRAIN_TIMEOUT"
+    )]
     pub timeout: Duration,
 
     /// How many hosts to work on at the same time.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "BOOTSTRAP_PARALLELISM"
+    )]
     pub parallelism: u32,
 
     /// Where to keep this run's logs, as for `up`.

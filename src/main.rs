@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use bootstrap::cli::{Cli, Command};
 use bootstrap::{inventory, phases};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,12 @@ fn run(cli: Cli) -> miette::Result<bool> {
             );
             Ok(true)
         }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bootstrap", &mut script);
+            print_all(&script)
+        }
+        Command::Man { subcommand } => man(subcommand.as_deref()),
         Command::Plan(_) => unreachable!("main() runs plan: it has its own exit codes"),
         Command::Reset(args) => bootstrap::reset::run(&args),
         Command::Kubeconfig(args) => runtime()?.block_on(bootstrap::kubeconfig::run(&args)),
@@ -49,6 +55,45 @@ fn run(cli: Cli) -> miette::Result<bool> {
                 .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
             runtime.block_on(phases::up::run(&args))
         }
+    }
+}
+
+/// Prints a man page generated from the clap definition, so it never drifts from
+/// `--help`: the top-level page (which lists the subcommands) or one subcommand's.
+fn man(subcommand: Option<&str>) -> miette::Result<bool> {
+    let mut top = Cli::command();
+    // Building fills in what the subcommands inherit: the version, `bootstrap up` as the
+    // usage name and `bootstrap-up` as the page title (as git and cargo name theirs).
+    top.build();
+    let page = match subcommand {
+        None => top,
+        Some(name) => match top.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+                return Err(miette::miette!(
+                    help = format!("one of: {}", names.join(", ")),
+                    "`{name}` is not a bootstrap subcommand"
+                ));
+            }
+        },
+    };
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut roff)
+        .map_err(|e| miette::miette!("cannot render the man page: {e}"))?;
+    print_all(&roff)
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn print_all(text: &[u8]) -> miette::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(miette::miette!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(true),
     }
 }
 

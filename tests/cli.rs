@@ -1,0 +1,167 @@
+//! The command line as a CI job sees it: completions, the man page, `BOOTSTRAP_*`
+//! variables for every option, and no prompt when nobody can answer.
+//!
+//! These run the built binary without root and without hosts: every case fails or
+//! finishes before anything connects.
+
+use std::process::{Command, Output, Stdio};
+
+/// The subcommands whose options must all read a `BOOTSTRAP_*` variable.
+// `kubeconfig` is left out until its -o/--merge read one too (src/kubeconfig.rs).
+const SUBCOMMANDS: [&str; 4] = ["up", "plan", "validate", "reset"];
+
+/// The binary with a clean slate: no `BOOTSTRAP_*` or `CI` from the environment that
+/// runs the tests, stdin not a terminal.
+fn bootstrap(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BOOTSTRAP_") || key == "CI" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args).stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().expect("the bootstrap binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn bash_completions_name_the_command_and_its_subcommands() {
+    let (out, stdout, stderr) = run(&mut bootstrap(&["completions", "bash"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("complete -F _bootstrap"), "{stdout}");
+    for sub in SUBCOMMANDS
+        .iter()
+        .chain(&["kubeconfig", "completions", "man"])
+    {
+        assert!(stdout.contains(sub), "no `{sub}` in:\n{stdout}");
+    }
+}
+
+#[test]
+fn every_shell_gets_completions() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (out, stdout, stderr) = run(&mut bootstrap(&["completions", shell]));
+        assert!(out.status.success(), "{shell}: {stderr}");
+        assert!(stdout.contains("bootstrap"), "{shell}: {stdout}");
+    }
+    let (out, _, stderr) = run(&mut bootstrap(&["completions", "tcsh"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+}
+
+#[test]
+fn man_page_is_roff_and_lists_the_subcommands() {
+    let (out, stdout, stderr) = run(&mut bootstrap(&["man"]));
+    assert!(out.status.success(), "{stderr}");
+    // clap_mangen puts two string definitions (`.ie`/`.el`) before the title.
+    let title = stdout
+        .lines()
+        .find(|l| !l.starts_with(".ie") && !l.starts_with(".el"));
+    assert!(
+        title.is_some_and(|l| l.starts_with(".TH bootstrap 1")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(".SH SUBCOMMANDS"), "{stdout}");
+    for sub in SUBCOMMANDS {
+        assert!(
+            stdout.contains(&format!("bootstrap\\-{sub}(1)")),
+            "{sub}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("BOOTSTRAP_VERBOSE"), "{stdout}");
+}
+
+#[test]
+fn man_page_of_a_subcommand() {
+    let (out, stdout, stderr) = run(&mut bootstrap(&["man", "up"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(".TH bootstrap-up 1"), "{stdout}");
+    assert!(stdout.contains("BOOTSTRAP_TIMEOUT"), "{stdout}");
+
+    let (out, stdout, stderr) = run(&mut bootstrap(&["man", "nope"]));
+    assert!(!out.status.success());
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("`nope` is not a bootstrap subcommand"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("up, plan, reset"), "{stderr}");
+}
+
+#[test]
+fn the_environment_sets_a_flag() {
+    let (out, _, stderr) =
+        run(bootstrap(&["up", "inventory.example"]).env("BOOTSTRAP_TIMEOUT", "abc"));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid duration `abc`"), "{stderr}");
+    assert!(stderr.contains("--timeout"), "{stderr}");
+
+    // The command line wins over the environment.
+    let (out, _, stderr) =
+        run(bootstrap(&["up", "i.yaml", "--parallelism", "0"]).env("BOOTSTRAP_PARALLELISM", "8"));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'0'"), "{stderr}");
+}
+
+#[test]
+fn the_environment_names_the_inventory() {
+    let (out, stdout, stderr) =
+        run(bootstrap(&["validate"]).env("BOOTSTRAP_INVENTORY", "inventory.example"));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("inventory.example: OK"), "{stdout}");
+}
+
+/// `plan`'s BOOTSTRAP_OUTPUT must not leak into `up`, whose --output needs --dry-run.
+#[test]
+fn plan_output_variable_leaves_up_alone() {
+    let (out, _, stderr) =
+        run(bootstrap(&["up", "/nonexistent/inventory.yaml"]).env("BOOTSTRAP_OUTPUT", "json"));
+    assert!(!stderr.contains("--dry-run"), "{stderr}");
+    assert!(stderr.contains("cannot read the inventory"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn every_option_has_an_environment_variable() {
+    for sub in SUBCOMMANDS {
+        let (out, stdout, stderr) = run(&mut bootstrap(&[sub, "--help"]));
+        assert!(out.status.success(), "{sub}: {stderr}");
+        let mut seen = 0;
+        for line in stdout.lines() {
+            let entry = line.trim_start();
+            let is_arg =
+                line.starts_with("  ") && (entry.starts_with('-') || entry.starts_with('<'));
+            if !is_arg || entry.starts_with("-h, --help") || entry.starts_with("-V, --version") {
+                continue;
+            }
+            assert!(
+                line.contains("[env: BOOTSTRAP_"),
+                "{sub}: no variable for `{line}`"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 2, "{sub}: found no arguments in:\n{stdout}");
+    }
+}
+
+#[test]
+fn reset_does_not_wait_for_an_answer_nobody_can_give() {
+    // stdin is /dev/null here: not a terminal.
+    let (out, _, stderr) = run(&mut bootstrap(&["reset", "inventory.example"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("refusing to reset without confirmation"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not a terminal"), "{stderr}");
+
+    let (out, _, stderr) = run(bootstrap(&["reset", "inventory.example"]).env("CI", "true"));
+    assert!(!out.status.success());
+    assert!(stderr.contains("CI is set"), "{stderr}");
+}
