@@ -44,16 +44,17 @@ const CREDENTIAL_FIELDS: &[&str] = &[
 #[derive(Debug, Args)]
 pub struct KubeconfigArgs {
     /// The inventory file (YAML).
+    #[arg(env = "BOOTSTRAP_INVENTORY")]
     pub inventory: PathBuf,
 
     /// Write the kubeconfig to FILE (mode 0600) instead of stdout. With --merge: merge
     /// into FILE instead of ~/.kube/config.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", env = "BOOTSTRAP_KUBECONFIG_OUTPUT")]
     pub output: Option<PathBuf>,
 
     /// Add (or replace) this cluster's cluster, user and context in ~/.kube/config (or
     /// the first path of $KUBECONFIG), leaving every other entry as it is.
-    #[arg(long)]
+    #[arg(long, env = "BOOTSTRAP_MERGE", value_parser = clap::builder::BoolishValueParser::new())]
     pub merge: bool,
 
     /// Where to keep this run's logs (a new directory per run is made inside). Default:
