@@ -168,19 +168,15 @@ fn assert_host_reset(tb: &Testbed, host: &str) {
     );
 }
 
-/// Writes the CNI configuration Calico's install-cni container writes on every node
-/// (the testbed's calico-node does not write it), so that its removal is really tested.
-fn write_cni_config(tb: &Testbed, host: &str) {
-    exec(
-        tb,
-        host,
-        &[
-            "sh",
-            "-c",
-            "mkdir -p /etc/cni/net.d && echo '{\"name\": \"k8s-pod-network\"}' > /etc/cni/net.d/10-calico.conflist",
-        ],
-    );
-    assert!(exists(tb, host, "/etc/cni/net.d/10-calico.conflist"));
+/// Asserts the CNI configuration Calico's install-cni container writes on every node
+/// where calico-node runs is there, so that its removal by reset is really tested.
+fn assert_cni_config(tb: &Testbed, host: &str) {
+    for path in [
+        "/etc/cni/net.d/10-calico.conflist",
+        "/etc/cni/net.d/calico-kubeconfig",
+    ] {
+        assert!(exists(tb, host, path), "{host}: calico-node left no {path}");
+    }
 }
 
 /// Number of audit records per host, to look only at what a later run did.
@@ -225,7 +221,7 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     assert_all_ready(&tb);
 
     for h in tb.hosts() {
-        write_cni_config(&tb, &h.name);
+        assert_cni_config(&tb, &h.name);
     }
     let done = reset(&tb, &inv, &["--yes"], true);
     assert!(done.ok, "reset failed:\n{}", done.stderr);
@@ -263,8 +259,8 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     assert!(first.ok, "up failed:\n{}", first.stderr);
     assert_all_ready(&tb);
 
-    write_cni_config(&tb, "node1");
-    write_cni_config(&tb, "node2");
+    assert_cni_config(&tb, "node1");
+    assert_cni_config(&tb, "node2");
     let done = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
     assert!(exists(&tb, "node1", "/etc/cni/net.d"), "node1 was touched");
     assert!(done.ok, "reset --host node2 failed:\n{}", done.stderr);
@@ -323,7 +319,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
             "unix:///var/run/containerd/containerd.sock",
         ],
     );
-    write_cni_config(&tb, "node2");
+    assert_cni_config(&tb, "node2");
     let finished = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
     assert!(finished.ok, "finishing reset failed:\n{}", finished.stderr);
     assert!(
