@@ -516,6 +516,46 @@ impl Testbed {
         state::write_json(&path, &fault)
     }
 
+    /// Expires every bootstrap token of the cluster whose API server runs on
+    /// `control_plane`: each `kube-system/bootstrap-token-*` Secret gets an `expiration`
+    /// in the past, as if its TTL had run out, so a join with it fails like a stale
+    /// join command does. Goes through the cluster's own kubectl, like an admin would.
+    pub fn expire_bootstrap_tokens(&self, control_plane: &str) -> Result<usize> {
+        use base64::Engine as _;
+        const KUBECTL: [&str; 3] = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
+        let run = |args: &[&str], stdin: Option<&[u8]>| -> Result<Vec<u8>> {
+            let argv: Vec<&str> = KUBECTL.iter().chain(args).copied().collect();
+            let out = self.exec_with_input(control_plane, &argv, stdin)?;
+            if !out.status.success() {
+                return Err(Error::Host {
+                    host: control_plane.to_string(),
+                    message: format!(
+                        "{}: {}",
+                        argv.join(" "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                });
+            }
+            Ok(out.stdout)
+        };
+        let list = run(&["get", "secrets", "-n", "kube-system", "-o", "json"], None)?;
+        let list: serde_json::Value = serde_json::from_slice(&list)
+            .map_err(|e| Error::Invalid(format!("kubectl get secrets -o json: {e}")))?;
+        let past = base64::engine::general_purpose::STANDARD.encode("2000-01-01T00:00:00Z");
+        let mut docs = Vec::new();
+        for mut secret in list["items"].as_array().cloned().unwrap_or_default() {
+            if secret["type"] != "bootstrap.kubernetes.io/token" {
+                continue;
+            }
+            secret["data"]["expiration"] = serde_json::Value::String(past.clone());
+            docs.push(secret.to_string());
+        }
+        if !docs.is_empty() {
+            run(&["apply", "-f", "-"], Some(docs.join("\n---\n").as_bytes()))?;
+        }
+        Ok(docs.len())
+    }
+
     /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
     /// Removing an absent fault is fine.
     pub fn clear_fault(&self, host: &str, file_name: &str) -> Result<()> {

@@ -410,6 +410,24 @@ fn kubeadm_join_misuses() {
     );
     absent(&tb, w, "/etc/kubernetes/kubelet.conf");
 
+    // 3b. A long-lived token expired by the testbed's fault (as if its 24 h had passed).
+    let stale = join_command(&tb, cp);
+    let id = flag_value(&stale, "--token")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(tb.expire_bootstrap_tokens(cp).unwrap() >= 1);
+    ssh(&tb, w, "root", &stale).expect(
+        "join with a token expired by the fault",
+        1,
+        &[&format!(
+            "token id \"{id}\" is invalid for this cluster or it has expired"
+        )],
+    );
+    absent(&tb, w, "/etc/kubernetes/kubelet.conf");
+    let good = join_command(&tb, cp);
+
     // 4. The good line works; pasting it again fails preflight.
     ssh_ok(&tb, w, "root", &good).expect("join", 0, &["This node has joined the cluster:"]);
     ssh(&tb, w, "root", &good).expect(

@@ -130,6 +130,8 @@ enum FaultCmd {
     KubeadmJoin { message: String },
     /// Make every run of COMMAND take SECONDS longer.
     Slow { command: String, seconds: f64 },
+    /// Expire every bootstrap token of the cluster whose control plane is HOST.
+    ExpireTokens,
     /// Remove a fault by kind (dpkg-lock, apt-download, kubeadm-init, kubeadm-join, slow-COMMAND).
     Clear { kind: String },
 }
@@ -243,6 +245,11 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 FaultCmd::KubeadmInit { message } => Fault::KubeadmInit { message },
                 FaultCmd::KubeadmJoin { message } => Fault::KubeadmJoin { message },
                 FaultCmd::Slow { command, seconds } => Fault::Slow { command, seconds },
+                FaultCmd::ExpireTokens => {
+                    let n = tb.expire_bootstrap_tokens(&host)?;
+                    eprintln!("testbed: expired {n} bootstrap token(s)");
+                    return Ok(ExitCode::SUCCESS);
+                }
             };
             tb.fault(&host, f)?;
         }
