@@ -36,6 +36,9 @@ pub enum Command {
     /// Write the cluster's admin kubeconfig: to stdout, to -o FILE (0600), or --merge'd
     /// into ~/.kube/config.
     Kubeconfig(crate::kubeconfig::KubeconfigArgs),
+    /// Show the nodes, the certificate expiry and drift from the inventory, changing
+    /// nothing. Exit 0 whenever everything could be read, 1 on errors.
+    Status(crate::status::StatusArgs),
     /// Check an inventory file without connecting to any host.
     Validate {
         /// The inventory file (YAML).

@@ -10,5 +10,6 @@ pub mod playbook;
 pub mod reset;
 pub mod runlog;
 pub mod ssh;
+pub mod status;
 pub mod ui;
 pub mod versions;

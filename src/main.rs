@@ -48,6 +48,7 @@ fn run(cli: Cli) -> miette::Result<bool> {
         Command::Plan(_) => unreachable!("main() runs plan: it has its own exit codes"),
         Command::Reset(args) => bootstrap::reset::run(&args),
         Command::Kubeconfig(args) => runtime()?.block_on(bootstrap::kubeconfig::run(&args)),
+        Command::Status(args) => runtime()?.block_on(bootstrap::status::run(&args)),
         Command::Up(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

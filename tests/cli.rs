@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 /// The subcommands whose options must all read a `BOOTSTRAP_*` variable.
 // `kubeconfig` is left out until its -o/--merge read one too (src/kubeconfig.rs).
-const SUBCOMMANDS: [&str; 5] = ["up", "plan", "validate", "reset", "kubeconfig"];
+const SUBCOMMANDS: [&str; 6] = ["up", "plan", "validate", "reset", "kubeconfig", "status"];
 
 /// The binary with a clean slate: no `BOOTSTRAP_*` or `CI` from the environment that
 /// runs the tests, stdin not a terminal.
