@@ -7,11 +7,20 @@
 //! declares, as the real `kubectl label`/`kubectl taint` commands (reference §7).
 //!
 //! Ownership rules, so that re-runs converge and never fight the cluster's controllers:
-//! - labels: only the keys the inventory declares are set; other labels (kubelet's
-//!   `kubernetes.io/hostname`, kubeadm's role labels, ...) are left alone.
-//! - taints: the inventory's list is the node's whole desired set, except taints the node
-//!   lifecycle controller manages (`node.kubernetes.io/*`, e.g. `not-ready`,
-//!   `unschedulable`, and the cloud provider's `uninitialized`), which are never touched.
+//! - labels and taints are declarative for the keys the tool *manages*: the inventory's
+//!   labels and taints are set, and a label key or taint (key:effect) the tool set before
+//!   but the inventory no longer declares is removed. Which keys the tool manages is
+//!   recorded on the node itself, in the annotations [`MANAGED_LABELS_ANNOTATION`] and
+//!   [`MANAGED_TAINTS_ANNOTATION`], so it survives across runs and machines.
+//! - labels and taints never managed by the tool (kubelet's `kubernetes.io/hostname`,
+//!   kubeadm's role labels, Calico's, a user's `kubectl label`) are left alone. A node
+//!   without the annotations (first run) loses nothing undeclared.
+//! - kubeadm's control-plane taint counts as managed on control planes, because the
+//!   inventory's role default declares it: `taints: []` removes it, omitting `taints`
+//!   keeps it.
+//! - taints the node lifecycle controller manages (`node.kubernetes.io/*`, e.g.
+//!   `not-ready`, `unschedulable`, and the cloud provider's `uninitialized`) are never
+//!   touched.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +36,15 @@ pub const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 /// The taint kubeadm puts on control planes by default.
 pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
 
+/// Node annotation listing the label keys the tool manages on that node, comma-separated
+/// and sorted (`type,example.com/tier`). A key listed here but no longer in the inventory
+/// is removed from the node.
+pub const MANAGED_LABELS_ANNOTATION: &str = "bootstrap.dev/managed-labels";
+
+/// Node annotation listing the taints the tool manages on that node as `key:Effect`,
+/// comma-separated and sorted (`dedicated:NoSchedule`).
+pub const MANAGED_TAINTS_ANNOTATION: &str = "bootstrap.dev/managed-taints";
+
 /// One command applying all of a node's changes: a single `kubectl label` with every
 /// label (kubectl takes several `k=v`), then one `kubectl taint` per taint change, joined
 /// with `&&` so the first failure stops it. One round trip per node instead of one per
@@ -36,6 +54,7 @@ pub fn changes_command(node: &str, changes: &[NodeChange]) -> RemoteCommand {
         .iter()
         .filter_map(|c| match c {
             NodeChange::Label { key, value, .. } => Some(quote(&format!("{key}={value}"))),
+            NodeChange::Unlabel { key, .. } => Some(quote(&format!("{key}-"))),
             _ => None,
         })
         .collect();
@@ -50,7 +69,7 @@ pub fn changes_command(node: &str, changes: &[NodeChange]) -> RemoteCommand {
     parts.extend(
         changes
             .iter()
-            .filter(|c| !matches!(c, NodeChange::Label { .. }))
+            .filter(|c| !matches!(c, NodeChange::Label { .. } | NodeChange::Unlabel { .. }))
             .map(|c| c.script(node)),
     );
     RemoteCommand {
@@ -69,6 +88,9 @@ const CONTROLLER_TAINT_PREFIXES: &[&str] =
 pub struct Node {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`; read for [`MANAGED_LABELS_ANNOTATION`] and
+    /// [`MANAGED_TAINTS_ANNOTATION`].
+    pub annotations: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
     /// `spec.unschedulable` (cordoned).
     pub unschedulable: bool,
@@ -111,6 +133,8 @@ struct RawMeta {
     name: String,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -190,6 +214,7 @@ impl Node {
         Node {
             name: raw.metadata.name,
             labels: raw.metadata.labels.unwrap_or_default(),
+            annotations: raw.metadata.annotations.unwrap_or_default(),
             taints: raw
                 .spec
                 .taints
@@ -220,6 +245,7 @@ impl Node {
         Node {
             name: host.name.clone(),
             labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
             taints: match host.role {
                 Role::ControlPlane => host.taints.clone(),
                 Role::Worker => Vec::new(),
@@ -255,8 +281,14 @@ pub enum NodeChange {
     },
     /// Add a taint, or change the value of the taint with the same key and effect.
     Taint { taint: Taint, old: Option<Taint> },
-    /// Remove a taint the inventory does not declare.
+    /// Remove a label the tool managed (listed in [`MANAGED_LABELS_ANNOTATION`]) that the
+    /// inventory no longer declares.
+    Unlabel { key: String, old: String },
+    /// Remove a managed taint the inventory does not declare (any more).
     Untaint { taint: Taint },
+    /// Record which label keys or taints the tool manages (one of the `MANAGED_*`
+    /// annotations); `value` is the new comma-separated list.
+    Annotate { key: &'static str, value: String },
 }
 
 fn quote(s: &str) -> String {
@@ -282,10 +314,20 @@ impl NodeChange {
                 quote(node),
                 quote(&taint_spec(taint))
             ),
+            NodeChange::Unlabel { key, .. } => format!(
+                "{KUBECTL} label node {} {}",
+                quote(node),
+                quote(&format!("{key}-"))
+            ),
             NodeChange::Untaint { taint } => format!(
                 "{KUBECTL} taint node {} {}",
                 quote(node),
                 quote(&format!("{}:{}-", taint.key, taint.effect))
+            ),
+            NodeChange::Annotate { key, value } => format!(
+                "{KUBECTL} annotate node {} {} --overwrite",
+                quote(node),
+                quote(&format!("{key}={value}"))
             ),
         }
     }
@@ -311,11 +353,20 @@ impl fmt::Display for NodeChange {
                 None => write!(f, "taint {}", taint_spec(taint)),
                 Some(o) => write!(f, "taint {} (was {})", taint_spec(taint), taint_spec(o)),
             },
+            NodeChange::Unlabel { key, .. } => write!(
+                f,
+                "remove label {key} (label {key} was declared before and is not any more)"
+            ),
             NodeChange::Untaint { taint } => write!(
                 f,
-                "remove taint {} (not in the inventory)",
-                taint_spec(taint)
+                "remove taint {} (taint {}:{} was declared before and is not any more)",
+                taint_spec(taint),
+                taint.key,
+                taint.effect
             ),
+            NodeChange::Annotate { key, value } => {
+                write!(f, "annotate {key}={value:?} (the keys the tool manages)")
+            }
         }
     }
 }
@@ -330,11 +381,48 @@ fn same_value(a: &Option<String>, b: &Option<String>) -> bool {
     a.as_deref().unwrap_or("") == b.as_deref().unwrap_or("")
 }
 
+/// The comma-separated entries of annotation `key` on `node` (none if it is absent).
+fn managed(node: &Node, key: &str) -> Vec<String> {
+    node.annotations
+        .get(key)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `key:Effect`, how a taint is named in [`MANAGED_TAINTS_ANNOTATION`].
+fn taint_id(key: &str, effect: &str) -> String {
+    format!("{key}:{effect}")
+}
+
+/// The values of the `MANAGED_*` annotations for a node that should carry `labels` and
+/// `taints`: sorted, comma-separated label keys and `key:Effect` taints.
+pub fn managed_annotations(
+    labels: &BTreeMap<String, String>,
+    taints: &[Taint],
+) -> [(&'static str, String); 2] {
+    let labels: Vec<&str> = labels.keys().map(String::as_str).collect();
+    let mut taints: Vec<String> = taints.iter().map(|t| taint_id(&t.key, &t.effect)).collect();
+    taints.sort();
+    taints.dedup();
+    [
+        (MANAGED_LABELS_ANNOTATION, labels.join(",")),
+        (MANAGED_TAINTS_ANNOTATION, taints.join(",")),
+    ]
+}
+
 /// The label and taint changes that make `node` match what `host` declares: labels that
-/// are missing or differ, taints (by key and effect) that are missing or differ, and
-/// taints present on the node but not declared (except controller-managed ones). Empty
-/// when the node already matches. Removals come last, so a node is never left with
-/// fewer taints than wanted if a later command fails.
+/// are missing or differ, taints (by key and effect) that are missing or differ, managed
+/// labels and taints (see the module docs) the inventory no longer declares, and last
+/// the `MANAGED_*` annotations when they do not list exactly what is declared now. Empty
+/// when the node already matches. Removals come after additions, so a node is never left
+/// with fewer taints than wanted if a later command fails, and the annotation comes last,
+/// so it is only rewritten once the changes it records are made.
 pub fn diff(host: &Host, node: &Node) -> Vec<NodeChange> {
     let mut changes = Vec::new();
     for (key, value) in &host.labels {
@@ -344,6 +432,17 @@ pub fn diff(host: &Host, node: &Node) -> Vec<NodeChange> {
                 key: key.clone(),
                 value: value.clone(),
                 old: old.cloned(),
+            });
+        }
+    }
+    for key in managed(node, MANAGED_LABELS_ANNOTATION) {
+        if host.labels.contains_key(&key) {
+            continue;
+        }
+        if let Some(old) = node.labels.get(&key) {
+            changes.push(NodeChange::Unlabel {
+                key,
+                old: old.clone(),
             });
         }
     }
@@ -360,15 +459,26 @@ pub fn diff(host: &Host, node: &Node) -> Vec<NodeChange> {
             }),
         }
     }
+    let mut managed_taints = managed(node, MANAGED_TAINTS_ANNOTATION);
+    if host.role == Role::ControlPlane {
+        managed_taints.push(taint_id(CONTROL_PLANE_TAINT_KEY, "NoSchedule"));
+    }
     for have in &node.taints {
         let declared = host
             .taints
             .iter()
             .any(|w| w.key == have.key && w.effect == have.effect);
-        if !declared && !controller_managed(have) {
+        let ours = managed_taints.contains(&taint_id(&have.key, &have.effect));
+        if !declared && ours && !controller_managed(have) {
             changes.push(NodeChange::Untaint {
                 taint: have.clone(),
             });
+        }
+    }
+    for (key, want) in managed_annotations(&host.labels, &host.taints) {
+        // A missing annotation and an empty list mean the same: nothing managed.
+        if node.annotations.get(key).map(String::as_str).unwrap_or("") != want {
+            changes.push(NodeChange::Annotate { key, value: want });
         }
     }
     changes
@@ -590,7 +700,136 @@ mod tests {
             &[],
             vec![taint(CONTROL_PLANE_TAINT_KEY, None, "NoSchedule")],
         );
-        assert!(diff(&h, &nodes[0]).is_empty());
+        // Before the tool recorded what it manages, it only writes the annotations.
+        let changes = diff(&h, &nodes[0]);
+        assert_eq!(
+            changes,
+            vec![NodeChange::Annotate {
+                key: MANAGED_TAINTS_ANNOTATION,
+                value: "node-role.kubernetes.io/control-plane:NoSchedule".into()
+            }]
+        );
+        let node = with_annotations(
+            &nodes[0],
+            "",
+            "node-role.kubernetes.io/control-plane:NoSchedule",
+        );
+        assert!(diff(&h, &node).is_empty());
+    }
+
+    fn with_annotations(node: &Node, labels: &str, taints: &str) -> Node {
+        let mut n = node.clone();
+        n.annotations
+            .insert(MANAGED_LABELS_ANNOTATION.into(), labels.into());
+        n.annotations
+            .insert(MANAGED_TAINTS_ANNOTATION.into(), taints.into());
+        n
+    }
+
+    #[test]
+    fn first_run_without_annotation_removes_nothing_undeclared() {
+        let mut node = parse_nodes(NODES).unwrap().remove(1);
+        node.labels.insert("owner".into(), "me".into());
+        let h = host("worker1", Role::Worker, &[("type", "old")], vec![]);
+        let changes = diff(&h, &node);
+        // `owner` and the `dedicated` taint were never ours: kept.
+        assert_eq!(
+            changes,
+            vec![NodeChange::Annotate {
+                key: MANAGED_LABELS_ANNOTATION,
+                value: "type".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn removes_managed_label_and_taint_no_longer_declared() {
+        let mut node = with_annotations(
+            &parse_nodes(NODES).unwrap()[1],
+            "tier,type",
+            "dedicated:NoExecute",
+        );
+        node.labels.insert("tier".into(), "a".into());
+        node.labels.insert("owner".into(), "me".into());
+        let h = host("worker1", Role::Worker, &[("type", "old")], vec![]);
+        let changes = diff(&h, &node);
+        assert_eq!(
+            changes,
+            vec![
+                NodeChange::Unlabel {
+                    key: "tier".into(),
+                    old: "a".into()
+                },
+                NodeChange::Untaint {
+                    taint: taint("dedicated", None, "NoExecute")
+                },
+                NodeChange::Annotate {
+                    key: MANAGED_LABELS_ANNOTATION,
+                    value: "type".into()
+                },
+                NodeChange::Annotate {
+                    key: MANAGED_TAINTS_ANNOTATION,
+                    value: "".into()
+                },
+            ]
+        );
+        assert_eq!(
+            changes[0].to_string(),
+            "remove label tier (label tier was declared before and is not any more)"
+        );
+        assert_eq!(
+            changes_command("worker1", &changes).script,
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf label node worker1 tier- --overwrite \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf taint node worker1 dedicated:NoExecute- \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf annotate node worker1 'bootstrap.dev/managed-labels=type' --overwrite \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf annotate node worker1 'bootstrap.dev/managed-taints=' --overwrite"
+        );
+        // Converged: the annotations list what is declared, nothing else to do.
+        node.labels.remove("tier");
+        node.taints.retain(|t| t.key != "dedicated");
+        let node = with_annotations(&node, "type", "");
+        assert!(diff(&h, &node).is_empty());
+    }
+
+    #[test]
+    fn managed_label_already_gone_only_updates_the_annotation() {
+        let node = with_annotations(&parse_nodes(NODES).unwrap()[1], "tier,type", "");
+        let h = host("worker1", Role::Worker, &[("type", "old")], vec![]);
+        assert_eq!(
+            diff(&h, &node),
+            vec![NodeChange::Annotate {
+                key: MANAGED_LABELS_ANNOTATION,
+                value: "type".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn control_plane_taint_is_managed_on_control_planes_only() {
+        let master = parse_nodes(NODES).unwrap().remove(0);
+        let cp_default = host(
+            "master",
+            Role::ControlPlane,
+            &[],
+            vec![taint(CONTROL_PLANE_TAINT_KEY, None, "NoSchedule")],
+        );
+        // `taints` omitted (the role default): kept, even with no annotation yet.
+        assert!(!diff(&cp_default, &master)
+            .iter()
+            .any(|c| matches!(c, NodeChange::Untaint { .. })));
+        // `taints: []`: removed, even with no annotation yet.
+        let cp_none = host("master", Role::ControlPlane, &[], vec![]);
+        assert_eq!(
+            diff(&cp_none, &master),
+            vec![NodeChange::Untaint {
+                taint: taint(CONTROL_PLANE_TAINT_KEY, None, "NoSchedule")
+            }]
+        );
+        // On a worker someone else's control-plane taint is not ours.
+        let mut worker = master.clone();
+        worker.name = "w".into();
+        let w = host("w", Role::Worker, &[], vec![]);
+        assert!(diff(&w, &worker).is_empty());
     }
 
     #[test]
@@ -598,7 +837,7 @@ mod tests {
         let nodes = parse_nodes(NODES).unwrap();
         let h = host("master", Role::ControlPlane, &[("type", "mysql")], vec![]);
         let changes = diff(&h, &nodes[0]);
-        assert_eq!(changes.len(), 2);
+        assert_eq!(changes.len(), 3, "{changes:?}");
         assert_eq!(
             changes[0].script("master"),
             "kubectl --kubeconfig /etc/kubernetes/admin.conf label node master 'type=mysql' --overwrite"
@@ -620,8 +859,8 @@ mod tests {
         );
         let changes = diff(&h, &nodes[1]);
         assert_eq!(
-            changes,
-            vec![
+            changes[..2],
+            [
                 NodeChange::Label {
                     key: "type".into(),
                     value: "wordpress".into(),
@@ -649,11 +888,13 @@ mod tests {
             taints: vec![taint("k", None, "NoSchedule")],
             ..Node::expected_after_kubeadm(&host("n", Role::Worker, &[], vec![]))
         };
+        let node = with_annotations(&node, "", "k:NoSchedule");
         let h = host("n", Role::Worker, &[], vec![taint("k", None, "NoExecute")]);
         let changes = diff(&h, &node);
-        assert_eq!(changes.len(), 2);
+        assert_eq!(changes.len(), 3, "{changes:?}");
         assert!(matches!(changes[0], NodeChange::Taint { old: None, .. }));
         assert!(matches!(changes[1], NodeChange::Untaint { .. }));
+        assert!(matches!(changes[2], NodeChange::Annotate { .. }));
     }
 
     #[test]
@@ -666,14 +907,16 @@ mod tests {
             vec![taint("dedicated", Some("db"), "NoExecute")],
         );
         let changes = diff(&h, &nodes[0]);
-        assert_eq!(changes.len(), 4);
+        assert_eq!(changes.len(), 6, "{changes:?}");
         let cmd = changes_command("master", &changes);
         assert!(cmd.root);
         assert_eq!(
             cmd.script,
             "kubectl --kubeconfig /etc/kubernetes/admin.conf label node master 'tier=db' 'type=mysql' --overwrite \
              && kubectl --kubeconfig /etc/kubernetes/admin.conf taint node master 'dedicated=db:NoExecute' --overwrite \
-             && kubectl --kubeconfig /etc/kubernetes/admin.conf taint node master node-role.kubernetes.io/control-plane:NoSchedule-"
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf taint node master node-role.kubernetes.io/control-plane:NoSchedule- \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf annotate node master 'bootstrap.dev/managed-labels=tier,type' --overwrite \
+             && kubectl --kubeconfig /etc/kubernetes/admin.conf annotate node master 'bootstrap.dev/managed-taints=dedicated:NoExecute' --overwrite"
         );
     }
 
@@ -697,14 +940,14 @@ mod tests {
             vec![taint(CONTROL_PLANE_TAINT_KEY, None, "NoSchedule")],
         );
         let changes = diff(&cp, &Node::expected_after_kubeadm(&cp));
-        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes.len(), 3, "{changes:?}");
         let w = host(
             "w",
             Role::Worker,
             &[],
             vec![taint("x", Some("y"), "NoSchedule")],
         );
-        assert_eq!(diff(&w, &Node::expected_after_kubeadm(&w)).len(), 1);
+        assert_eq!(diff(&w, &Node::expected_after_kubeadm(&w)).len(), 2);
     }
 
     #[test]

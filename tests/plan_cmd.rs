@@ -396,12 +396,15 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     }
     assert!(changed_since(&tb, "node2", marks[1].1).is_empty());
     assert!(!changed_since(&tb, "node3", marks[2].1).is_empty());
-    // On the control plane: the join token, and kubectl label/taint on the planned nodes.
+    // On the control plane: the join token, and kubectl label/taint/annotate on the planned
+    // nodes.
     let mut touched = std::collections::BTreeSet::new();
     for argv in changed_since(&tb, "node1", marks[0].1) {
         let cmd = argv.join(" ");
         if argv[0] == "kubectl"
-            && (argv.contains(&"label".into()) || argv.contains(&"taint".into()))
+            && ["label", "taint", "annotate"]
+                .iter()
+                .any(|verb| argv.contains(&verb.to_string()))
         {
             let node = argv
                 .iter()

@@ -303,9 +303,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// The node as the tool leaves it: its managed-keys annotations list `labels`, `taints`.
+    fn managed(
+        labels: &[(&str, &str)],
+        taints: &[crate::inventory::Taint],
+    ) -> std::collections::BTreeMap<String, String> {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::cluster::managed_annotations(&labels, taints)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
     fn node(name: &str, labels: &[(&str, &str)], taints: Vec<Taint>, ready: bool) -> Node {
         Node {
             name: name.into(),
+            annotations: managed(labels, &taints),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -387,7 +403,8 @@ pub(crate) mod tests {
         assert!(p.init.is_empty());
         assert_eq!(p.join[0].0, "worker1");
         assert!(p.calico.is_some());
-        assert_eq!(p.nodes["master"].changes.len(), 2);
+        // The label, the control-plane taint, and both managed-keys annotations.
+        assert_eq!(p.nodes["master"].changes.len(), 4);
         assert!(!p.nodes["master"].new);
         assert_eq!(p.wait.as_deref(), Some("not Ready yet: master, worker1"));
     }

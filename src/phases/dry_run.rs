@@ -262,8 +262,15 @@ fn change_reason(c: &NodeChange) -> String {
         NodeChange::Taint { old: Some(_), .. } => {
             "the node's taint with this key and effect has another value".to_string()
         }
-        NodeChange::Untaint { .. } => {
-            "the node has this taint; the inventory does not declare it".to_string()
+        NodeChange::Untaint { taint } => format!(
+            "taint {}:{} was declared before and is not any more",
+            taint.key, taint.effect
+        ),
+        NodeChange::Unlabel { key, .. } => {
+            format!("label {key} was declared before and is not any more")
+        }
+        NodeChange::Annotate { .. } => {
+            "record on the node which labels and taints the tool manages".to_string()
         }
     }
 }
@@ -292,9 +299,25 @@ mod tests {
     use crate::phases::cluster_plan::{self, KubeadmState};
     use clap::Parser;
 
+    /// The node as the tool leaves it: its managed-keys annotations list `labels`, `taints`.
+    fn managed(
+        labels: &[(&str, &str)],
+        taints: &[crate::inventory::Taint],
+    ) -> std::collections::BTreeMap<String, String> {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::cluster::managed_annotations(&labels, taints)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
     fn node(name: &str, labels: &[(&str, &str)]) -> Node {
         Node {
             name: name.into(),
+            annotations: managed(labels, &[]),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
