@@ -5,7 +5,10 @@
 //! The plan only previewed these changes; here the node objects are read again (once for
 //! the whole phase) right before changing them, so that only the changes still needed
 //! run and a taint is removed only if it is really there (removing an absent taint exits
-//! non-zero, reference §7). Each node's changes go in one command.
+//! non-zero, reference §7). Each node's changes go in one command, ending with the
+//! annotations that record which labels and taints the tool manages (see
+//! [`crate::cluster`]), so a label or taint dropped from the inventory is removed on a
+//! later run while everyone else's stay.
 
 use std::sync::Arc;
 
