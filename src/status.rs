@@ -509,6 +509,51 @@ front-proxy-ca          Nov 22, 2036 19:06 UTC   9y              no
     }
 
     #[test]
+    fn render_marks_not_joined_and_unmanaged() {
+        let node = |name: &str, managed: bool, joined: bool| NodeStatus {
+            name: name.into(),
+            role: "worker".into(),
+            managed,
+            joined,
+            ready: joined,
+            version: if joined {
+                "v1.34.2".into()
+            } else {
+                String::new()
+            },
+            labels: BTreeMap::from([("type".to_string(), "web".to_string())]),
+            taints: vec!["dedicated=db:NoSchedule".into()],
+        };
+        let s = Status {
+            label_columns: vec!["type".into()],
+            nodes: vec![node("a", true, false), node("b", false, true)],
+            certificates: None,
+            drift: vec![Drift {
+                host: "a".into(),
+                in_sync: false,
+                differences: vec!["join: kubeadm join (x)".into(), "y".into()],
+            }],
+        };
+        let text = render(&s);
+        assert!(
+            text.starts_with("NAME   ROLE                 READY        VERSION"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a      worker               not joined   -         web    -\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "b      worker (unmanaged)   Ready        v1.34.2   web    dedicated=db:NoSchedule\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("certificates: none yet"), "{text}");
+        assert!(text.contains("  a: join: kubeadm join (x); y\n"), "{text}");
+    }
+
+    #[test]
     fn expiry_keys_sort_by_time() {
         assert!(expiry_key("Jan 02, 2028 00:00 UTC") > expiry_key("Dec 31, 2027 23:59 UTC"));
         assert_eq!(expiry_key(""), None);

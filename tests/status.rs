@@ -217,3 +217,46 @@ fn status_shows_nodes_certificates_and_drift() {
         "{diffs:?}"
     );
 }
+
+/// Before `up`: nothing joined, no certificates, every host drifts, still exit 0; an
+/// unreachable host is an error (exit 1) with `up`'s message, and no document.
+#[test]
+fn status_before_up_and_with_a_host_down() {
+    let tb = Testbed::builder().hosts(2).build().unwrap_or_else(|e| {
+        panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
+    });
+    let inv = inventory(&tb);
+    let run = bootstrap(&tb, &["status"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for name in ["node1", "node2"] {
+        let r = row(&run.stdout, name);
+        assert_eq!(r[2], "not joined", "{}", run.stdout);
+        let drift = drift_line(&run.stdout, name);
+        assert!(drift.contains("kubernetes-packages:"), "{drift}");
+    }
+    assert!(
+        run.stdout.contains("certificates: none yet"),
+        "{}",
+        run.stdout
+    );
+    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(doc["certificates"].is_null(), "{doc:#}");
+    assert_eq!(doc["nodes"][0]["joined"], false);
+    assert_eq!(doc["drift"][1]["in_sync"], false);
+
+    tb.stop("node2").unwrap();
+    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "no document on error: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("node2") && run.stderr.contains("cannot connect"),
+        "{}",
+        run.stderr
+    );
+}
