@@ -49,13 +49,7 @@ fn run(cli: Cli) -> miette::Result<bool> {
         Command::Reset(args) => bootstrap::reset::run(&args),
         Command::Kubeconfig(args) => runtime()?.block_on(bootstrap::kubeconfig::run(&args)),
         Command::Status(args) => runtime()?.block_on(bootstrap::status::run(&args)),
-        Command::Up(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
-            runtime.block_on(phases::up::run(&args))
-        }
+        Command::Up(args) => runtime()?.block_on(phases::up::run(&args)),
     }
 }
 
