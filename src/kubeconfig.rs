@@ -98,11 +98,8 @@ pub enum KubeconfigError {
 pub async fn run(args: &KubeconfigArgs) -> miette::Result<bool> {
     let inv = inventory::load(&args.inventory)?;
     let cp = inv.first_control_plane().clone();
-    let base = match &args.log_dir {
-        Some(d) => d.clone(),
-        None => RunLog::default_base().map_err(|e| KubeconfigError::RunLog(e.to_string()))?,
-    };
-    let log = RunLog::create(&base).map_err(|e| KubeconfigError::RunLog(e.to_string()))?;
+    let log = RunLog::open(args.log_dir.as_deref())
+        .map_err(|e| KubeconfigError::RunLog(e.to_string()))?;
     tracing::debug!("run log: {}", log.dir().display());
 
     let target = crate::phases::up::target(&cp);

@@ -137,11 +137,8 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
         .map(|h| h.name.clone())
         .expect("a validated inventory has a control plane");
     let progress = Progress::new();
-    let base = match &args.log_dir {
-        Some(d) => d.clone(),
-        None => RunLog::default_base().map_err(|e| ResetError::RunLog(e.to_string()))?,
-    };
-    let log = RunLog::create(&base).map_err(|e| ResetError::RunLog(e.to_string()))?;
+    let log =
+        RunLog::open(args.log_dir.as_deref()).map_err(|e| ResetError::RunLog(e.to_string()))?;
     progress.info(&format!("run log: {}", log.dir().display()));
     let parallelism = args.parallelism as usize;
 

@@ -57,6 +57,15 @@ impl RunLog {
             .ok_or(RunLogError::NoDefaultBase)
     }
 
+    /// The run log of one command: under `base_dir` when the user chose one
+    /// (`--log-dir`), else under [`RunLog::default_base`].
+    pub fn open(base_dir: Option<&Path>) -> Result<RunLog, RunLogError> {
+        match base_dir {
+            Some(base) => RunLog::create(base),
+            None => RunLog::create(&RunLog::default_base()?),
+        }
+    }
+
     /// Creates `<base_dir>/<timestamp>-<pid>/` (and `base_dir` if needed).
     pub fn create(base_dir: &Path) -> Result<RunLog, RunLogError> {
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");

@@ -88,11 +88,7 @@ fn stop_early(progress: &Progress, inv: &Inventory, failed: &BTreeMap<String, St
 /// The progress UI and this run's log directory (in `log_dir`, else the default).
 pub(crate) fn open_run(log_dir: Option<&std::path::Path>) -> Result<(Progress, RunLog), UpError> {
     let progress = Progress::new();
-    let base = match log_dir {
-        Some(d) => d.to_path_buf(),
-        None => RunLog::default_base().map_err(|e| UpError::RunLog(e.to_string()))?,
-    };
-    let log = RunLog::create(&base).map_err(|e| UpError::RunLog(e.to_string()))?;
+    let log = RunLog::open(log_dir).map_err(|e| UpError::RunLog(e.to_string()))?;
     progress.info(&format!("run log: {}", log.dir().display()));
     Ok((progress, log))
 }
