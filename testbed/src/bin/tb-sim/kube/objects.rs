@@ -442,12 +442,21 @@ pub fn age(obj: &Value, now: f64) -> String {
     }
 }
 
-/// Parses a Go duration ("30s", "5m", "1m30s", "1h", "300ms", or a bare number of
-/// seconds as kubectl accepts for some flags) into seconds.
+/// Parses a duration as kubectl's flags take it: a Go duration, or a bare number of
+/// seconds (which some kubectl flags accept).
 pub fn parse_duration(s: &str) -> Option<f64> {
+    match s.trim().parse::<f64>() {
+        Ok(n) => Some(n),
+        Err(_) => parse_go_duration(s),
+    }
+}
+
+/// Go's `time.ParseDuration` ("30s", "5m", "1m30s", "24h0m0s", "300ms"; a bare number only
+/// as "0") into seconds: what kubeadm's config fields and flags accept.
+pub fn parse_go_duration(s: &str) -> Option<f64> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return Some(n);
+    if s == "0" {
+        return Some(0.0);
     }
     let mut total = 0.0;
     let mut num = String::new();
@@ -823,6 +832,10 @@ mod tests {
         assert_eq!(parse_duration("10m"), Some(600.0));
         assert_eq!(parse_duration("300ms"), Some(0.3));
         assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("90"), Some(90.0));
+        assert_eq!(parse_go_duration("24h0m0s"), Some(86400.0));
+        assert_eq!(parse_go_duration("0"), Some(0.0));
+        assert_eq!(parse_go_duration("90"), None);
         assert_eq!(go_duration(60.0), "1m0s");
         assert_eq!(go_duration(5.0), "5s");
         assert_eq!(go_duration(3600.0), "1h0m0s");

@@ -709,37 +709,7 @@ pub fn valid_cidr(c: &str) -> bool {
 }
 
 /// Go duration strings ("24h0m0s", "30m", "1h30m", "0s", "2h") as seconds.
-pub fn parse_duration(s: &str) -> Option<f64> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(0.0);
-    }
-    let mut total = 0.0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push(chars.next()?);
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        any = true;
-    }
-    (any && num.is_empty()).then_some(total)
-}
+pub use crate::kube::objects::parse_go_duration as parse_duration;
 
 /// Formats seconds as Go prints a time.Duration ("24h0m0s", "4m0s", "1.5s").
 pub fn go_duration(secs: f64) -> String {
