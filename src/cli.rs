@@ -70,19 +70,8 @@ pub struct UpArgs {
     #[arg(long, default_value = "15m", value_parser = parse_duration, env = "BOOTSTRAP_TIMEOUT")]
     pub timeout: Duration,
 
-    /// How many hosts to work on at the same time.
-    #[arg(
-        long,
-        default_value_t = 64,
-        value_parser = clap::value_parser!(u32).range(1..),
-        env = "BOOTSTRAP_PARALLELISM"
-    )]
-    pub parallelism: u32,
-
-    /// Where to keep this run's logs (a new directory per run is made inside). Default:
-    /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
-    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: HostRunArgs,
 
     /// Change nothing: print what would be done and why, like `bootstrap plan`.
     #[arg(long, env = "BOOTSTRAP_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
@@ -108,18 +97,8 @@ pub struct PlanArgs {
     #[arg(env = "BOOTSTRAP_INVENTORY")]
     pub inventory: PathBuf,
 
-    /// How many hosts to work on at the same time.
-    #[arg(
-        long,
-        default_value_t = 64,
-        value_parser = clap::value_parser!(u32).range(1..),
-        env = "BOOTSTRAP_PARALLELISM"
-    )]
-    pub parallelism: u32,
-
-    /// Where to keep this run's logs (the fact gathering), as for `up`.
-    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: HostRunArgs,
 
     /// `text` (on stderr) or `json` (one document on stdout; the text stays on stderr).
     #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
@@ -173,6 +152,13 @@ pub struct ResetArgs {
     )]
     pub timeout: Duration,
 
+    #[command(flatten)]
+    pub run: HostRunArgs,
+}
+
+/// The options of every subcommand that works on the inventory's hosts.
+#[derive(Debug, Clone, Args)]
+pub struct HostRunArgs {
     /// How many hosts to work on at the same time.
     #[arg(
         long,
@@ -182,7 +168,8 @@ pub struct ResetArgs {
     )]
     pub parallelism: u32,
 
-    /// Where to keep this run's logs, as for `up`.
+    /// Where to keep this run's logs (a new directory per run is made inside). Default:
+    /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
     #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
 }
@@ -258,7 +245,7 @@ mod tests {
             panic!("not up")
         };
         assert_eq!(up.timeout, Duration::from_secs(900));
-        assert_eq!(up.parallelism, 64);
+        assert_eq!(up.run.parallelism, 64);
         let err = Cli::try_parse_from(["bootstrap", "up", "i", "--parallelism", "0"]);
         assert!(err.is_err());
         let cli = Cli::try_parse_from(["bootstrap", "-vv", "validate", "i"]).unwrap();

@@ -138,9 +138,9 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
         .expect("a validated inventory has a control plane");
     let progress = Progress::new();
     let log =
-        RunLog::open(args.log_dir.as_deref()).map_err(|e| ResetError::RunLog(e.to_string()))?;
+        RunLog::open(args.run.log_dir.as_deref()).map_err(|e| ResetError::RunLog(e.to_string()))?;
     progress.info(&format!("run log: {}", log.dir().display()));
-    let parallelism = args.parallelism as usize;
+    let parallelism = args.run.parallelism as usize;
 
     // 1. connect to the selected hosts and the first control plane (drains run there).
     let needed: Vec<&Host> = inv

@@ -38,18 +38,8 @@ pub struct StatusArgs {
     )]
     pub output: OutputFormat,
 
-    /// How many hosts to work on at the same time.
-    #[arg(
-        long,
-        default_value_t = 64,
-        value_parser = clap::value_parser!(u32).range(1..),
-        env = "BOOTSTRAP_PARALLELISM"
-    )]
-    pub parallelism: u32,
-
-    /// Where to keep this run's logs (the commands it read with), as for `up`.
-    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: crate::cli::HostRunArgs,
 }
 
 /// What `status` prints: `--output json` writes exactly this.
@@ -121,8 +111,9 @@ pub struct Drift {
 pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
     let inv = inventory::load(&args.inventory)?;
     up::check_supported(&inv)?;
-    let (progress, log) = up::open_run(args.log_dir.as_deref())?;
-    let Some(planned) = up::connect_and_plan(inv, &progress, &log, args.parallelism as usize).await
+    let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
+    let Some(planned) =
+        up::connect_and_plan(inv, &progress, &log, args.run.parallelism as usize).await
     else {
         return Ok(false);
     };

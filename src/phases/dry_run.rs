@@ -29,14 +29,12 @@ pub fn requested(command: &Command) -> Option<PlanArgs> {
     match command {
         Command::Plan(a) => Some(PlanArgs {
             inventory: a.inventory.clone(),
-            parallelism: a.parallelism,
-            log_dir: a.log_dir.clone(),
+            run: a.run.clone(),
             output: a.output,
         }),
         Command::Up(a) if a.dry_run => Some(PlanArgs {
             inventory: a.inventory.clone(),
-            parallelism: a.parallelism,
-            log_dir: a.log_dir.clone(),
+            run: a.run.clone(),
             output: a.output,
         }),
         _ => None,
@@ -113,8 +111,9 @@ pub struct ClusterStep {
 pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
     let inv = inventory::load(&args.inventory)?;
     up::check_supported(&inv)?;
-    let (progress, log) = up::open_run(args.log_dir.as_deref())?;
-    let Some(planned) = up::connect_and_plan(inv, &progress, &log, args.parallelism as usize).await
+    let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
+    let Some(planned) =
+        up::connect_and_plan(inv, &progress, &log, args.run.parallelism as usize).await
     else {
         return Ok(None);
     };
@@ -397,8 +396,8 @@ mod tests {
         let dry = requested(&dry.unwrap().command).unwrap();
         assert_eq!(plan.output, OutputFormat::Json);
         assert_eq!(
-            (plan.inventory, plan.parallelism, plan.output),
-            (dry.inventory, dry.parallelism, dry.output)
+            (plan.inventory, plan.run.parallelism, plan.output),
+            (dry.inventory, dry.run.parallelism, dry.output)
         );
         let up = Cli::try_parse_from(["bootstrap", "up", "i.yaml"]).unwrap();
         assert!(requested(&up.command).is_none());

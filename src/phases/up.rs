@@ -98,8 +98,8 @@ pub(crate) fn open_run(log_dir: Option<&std::path::Path>) -> Result<(Progress, R
 pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     let inv = inventory::load(&args.inventory)?;
     check_supported(&inv)?;
-    let (progress, log) = open_run(args.log_dir.as_deref())?;
-    let parallelism = args.parallelism as usize;
+    let (progress, log) = open_run(args.run.log_dir.as_deref())?;
+    let parallelism = args.run.parallelism as usize;
 
     let Some(planned) = connect_and_plan(inv, &progress, &log, parallelism).await else {
         return Ok(false);
