@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{kubectl_duration, ResetArgs};
 use crate::cluster::{self, Node};
-use crate::facts::{self, HostFacts};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::phases::{self, up::target, ClusterPlan, Ctx, Failure, HostFuture, Phase};
 use crate::plan::{self, HostPlan, PhasePlan};
@@ -171,7 +170,8 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
     let started = Instant::now();
     progress.phase_start("facts", conns.len());
     let mut facts_by_host = BTreeMap::new();
-    for (name, result) in gather_all(&progress, &conns, parallelism).await {
+    for (name, result) in crate::phases::up::gather_all(&progress, &log, &conns, parallelism).await
+    {
         progress.host_done(&name, result.is_ok());
         match result {
             Ok(f) => {
@@ -334,33 +334,6 @@ fn print_plan(
     if let Err(e) = log.note(&lines.join("\n")) {
         tracing::warn!("{e}");
     }
-}
-
-/// Gathers facts on every connected host, at most `parallelism` at once.
-async fn gather_all(
-    progress: &Progress,
-    conns: &BTreeMap<String, Arc<Connection>>,
-    parallelism: usize,
-) -> Vec<(String, Result<HostFacts, String>)> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (name, conn) in conns {
-        let (name, conn, permits) = (name.clone(), Arc::clone(conn), Arc::clone(&permits));
-        progress.step(&name, "gather facts");
-        tasks.spawn(async move {
-            let _p = permits.acquire_owned().await.expect("semaphore closed");
-            let r = facts::gather(&conn).await.map_err(|e| e.to_string());
-            (name, r)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(r) => out.push(r),
-            Err(e) => tracing::error!("facts task panicked: {e}"),
-        }
-    }
-    out
 }
 
 /// The node objects, from the first control plane (recorded in the run log).

@@ -323,7 +323,7 @@ pub(crate) fn print_plan(
 
 /// Gathers facts on every host, at most `parallelism` at once: one read-only command
 /// each, recorded in the run log.
-async fn gather_all(
+pub(crate) async fn gather_all(
     progress: &Progress,
     log: &RunLog,
     conns: &BTreeMap<String, Arc<Connection>>,
