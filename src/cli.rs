@@ -73,6 +73,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub run: HostRunArgs,
 
+    #[command(flatten)]
+    pub upgrade: UpgradeArgs,
+
     /// Change nothing: print what would be done and why, like `bootstrap plan`.
     #[arg(long, env = "BOOTSTRAP_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
@@ -99,6 +102,9 @@ pub struct PlanArgs {
 
     #[command(flatten)]
     pub run: HostRunArgs,
+
+    #[command(flatten)]
+    pub upgrade: UpgradeArgs,
 
     /// `text` (on stderr) or `json` (one document on stdout; the text stays on stderr).
     #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
@@ -174,6 +180,68 @@ pub struct HostRunArgs {
     pub log_dir: Option<PathBuf>,
 }
 
+/// How an upgrade rolls through the workers (`up`, and `plan` to show the batches).
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeArgs {
+    /// During an upgrade, how many workers may be drained at the same time: a number
+    /// or a percentage of the workers (rounded down, at least 1). Default: 1 or 10%,
+    /// whichever is larger.
+    #[arg(long, value_parser = parse_max_unavailable, env = "BOOTSTRAP_MAX_UNAVAILABLE")]
+    pub max_unavailable: Option<MaxUnavailable>,
+
+    /// During an upgrade, how long `kubectl drain` may take per node (evictions that a
+    /// PodDisruptionBudget blocks are retried until then; the node is then uncordoned
+    /// and reported, never forced).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, env = "BOOTSTRAP_DRAIN_TIMEOUT")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for UpgradeArgs {
+    fn default() -> UpgradeArgs {
+        UpgradeArgs {
+            max_unavailable: None,
+            drain_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `--max-unavailable`: a count or a percentage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxUnavailable {
+    Count(u32),
+    Percent(u32),
+}
+
+impl MaxUnavailable {
+    /// How many of `workers` may be unavailable at once; `None` = the default (1 or
+    /// 10%, whichever is larger). Always at least 1.
+    pub fn resolve(value: Option<MaxUnavailable>, workers: usize) -> usize {
+        let n = match value.unwrap_or(MaxUnavailable::Percent(10)) {
+            MaxUnavailable::Count(n) => n as usize,
+            MaxUnavailable::Percent(p) => workers * p as usize / 100,
+        };
+        n.max(1)
+    }
+}
+
+fn parse_max_unavailable(text: &str) -> Result<MaxUnavailable, String> {
+    let bad = || {
+        format!("invalid --max-unavailable `{text}`: use a number of workers (e.g. 2) or a percentage (e.g. 25%)")
+    };
+    let t = text.trim();
+    if let Some(p) = t.strip_suffix('%') {
+        match p.parse::<u32>() {
+            Ok(p) if (1..=100).contains(&p) => Ok(MaxUnavailable::Percent(p)),
+            _ => Err(bad()),
+        }
+    } else {
+        match t.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(MaxUnavailable::Count(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// Parses a duration the way kubectl writes them: a sequence of `<number><unit>` with
 /// units h, m, s (e.g. `15m`, `1h30m`, `90s`); a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -224,6 +292,20 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn max_unavailable() {
+        use MaxUnavailable::*;
+        assert_eq!(parse_max_unavailable("2"), Ok(Count(2)));
+        assert_eq!(parse_max_unavailable("25%"), Ok(Percent(25)));
+        for bad in ["0", "0%", "101%", "-1", "x", "1.5"] {
+            assert!(parse_max_unavailable(bad).is_err(), "{bad}");
+        }
+        assert_eq!(MaxUnavailable::resolve(None, 3), 1);
+        assert_eq!(MaxUnavailable::resolve(None, 35), 3);
+        assert_eq!(MaxUnavailable::resolve(Some(Percent(50)), 3), 1);
+        assert_eq!(MaxUnavailable::resolve(Some(Count(4)), 3), 4);
     }
 
     #[test]

@@ -30,11 +30,13 @@ pub fn requested(command: &Command) -> Option<PlanArgs> {
         Command::Plan(a) => Some(PlanArgs {
             inventory: a.inventory.clone(),
             run: a.run.clone(),
+            upgrade: a.upgrade.clone(),
             output: a.output,
         }),
         Command::Up(a) if a.dry_run => Some(PlanArgs {
             inventory: a.inventory.clone(),
             run: a.run.clone(),
+            upgrade: a.upgrade.clone(),
             output: a.output,
         }),
         _ => None,

@@ -18,6 +18,7 @@ pub mod join_token;
 pub mod labels;
 pub mod ready;
 pub mod up;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -64,6 +65,11 @@ pub const UP: &[Phase] = &[
         name: "init",
         hosts: init::hosts,
         run: init::run,
+    },
+    Phase {
+        name: "upgrade",
+        hosts: upgrade::hosts,
+        run: upgrade::run,
     },
     Phase {
         name: "join-token",
@@ -187,6 +193,8 @@ pub struct Ctx {
     pub parallelism: usize,
     /// How long to wait for Ready.
     pub timeout: Duration,
+    /// How upgrades roll through the workers (`--max-unavailable`, `--drain-timeout`).
+    pub upgrade: crate::cli::UpgradeArgs,
     /// Set by the join-token phase, used by the join phase. Secret.
     pub join: Mutex<Option<join_token::JoinCommand>>,
     /// The node objects read at the start of the labels phase, shared by its tasks.
@@ -237,10 +245,17 @@ impl Ctx {
             log,
             parallelism: parallelism.max(1),
             timeout,
+            upgrade: crate::cli::UpgradeArgs::default(),
             join: Mutex::new(None),
             nodes_now: tokio::sync::OnceCell::new(),
             outcomes: Mutex::new(outcomes),
         }
+    }
+
+    /// Sets how upgrades roll (`up`'s --max-unavailable and --drain-timeout).
+    pub fn with_upgrade(mut self, upgrade: crate::cli::UpgradeArgs) -> Ctx {
+        self.upgrade = upgrade;
+        self
     }
 
     pub fn host(&self, name: &str) -> &Host {

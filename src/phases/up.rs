@@ -123,17 +123,20 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     }
 
     // 5. apply.
-    let ctx = Arc::new(Ctx::new(
-        inv,
-        conns,
-        facts_by_host,
-        host_plans,
-        cluster_plan,
-        progress.clone(),
-        log,
-        parallelism,
-        args.timeout,
-    ));
+    let ctx = Arc::new(
+        Ctx::new(
+            inv,
+            conns,
+            facts_by_host,
+            host_plans,
+            cluster_plan,
+            progress.clone(),
+            log,
+            parallelism,
+            args.timeout,
+        )
+        .with_upgrade(args.upgrade.clone()),
+    );
     let ok = nothing || super::apply(&ctx, super::UP).await;
     progress.summary(&ctx.summary_rows());
     Ok(ok && !ctx.failed())
