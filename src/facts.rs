@@ -170,6 +170,18 @@ pub struct Kubernetes {
     pub root_kubeconfig_current: bool,
     /// `kubeadm version -o short`, e.g. "v1.34.2"; None when kubeadm is not installed.
     pub kubeadm_version: Option<String>,
+    /// The API server's version from the tag of its image in
+    /// /etc/kubernetes/manifests/kube-apiserver.yaml, without the "v" (e.g. "1.34.2"):
+    /// the cluster's version as `kubeadm init` / `upgrade apply` last set it. None when
+    /// there is no manifest or its image has no version tag.
+    #[serde(default)]
+    pub apiserver_version: Option<String>,
+}
+
+/// "registry.k8s.io/kube-apiserver:v1.34.2" -> "1.34.2" (a tag that is a version).
+fn image_version(image: &str) -> Option<String> {
+    let tag = image.rsplit_once(':')?.1.strip_prefix('v')?;
+    semver::Version::parse(tag).ok().map(|v| v.to_string())
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -366,6 +378,7 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                         .get("kubeadm_version")
                         .filter(|v| !v.is_empty())
                         .map(|v| v.to_string()),
+                    apiserver_version: kv.get("apiserver_image").and_then(|i| image_version(i)),
                 };
             }
             "file" => {
@@ -529,6 +542,18 @@ mod tests {
             let f = parse(&r).unwrap();
             assert_eq!(f.files["/etc/x"].as_deref(), Some(content), "{r:?}");
             assert_eq!(f.files["/etc/y"], None);
+        }
+    }
+
+    #[test]
+    fn apiserver_version_from_its_image() {
+        let r = report("@@kubernetes\napiserver_image=registry.k8s.io/kube-apiserver:v1.33.5");
+        assert_eq!(
+            parse(&r).unwrap().kubernetes.apiserver_version.as_deref(),
+            Some("1.33.5")
+        );
+        for image in ["", "registry:5000/kube-apiserver", "kube-apiserver:latest"] {
+            assert_eq!(image_version(image), None, "{image}");
         }
     }
 

@@ -69,6 +69,9 @@ echo "admin_conf=$(yn test -s /etc/kubernetes/admin.conf)"
 echo "kubelet_conf=$(yn test -s /etc/kubernetes/kubelet.conf)"
 echo "apiserver_manifest=$(yn test -s /etc/kubernetes/manifests/kube-apiserver.yaml)"
 echo "root_kubeconfig_current=$(yn cmp -s /etc/kubernetes/admin.conf /root/.kube/config)"
+# The control plane's version as kubeadm last wrote it (init or upgrade apply): the tag of
+# the API server's image in its static Pod manifest. Readable while the API server is down.
+echo "apiserver_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*//p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1)"
 if command -v kubeadm >/dev/null 2>&1; then
   echo "kubeadm_version=$(kubeadm version -o short 2>/dev/null)"
 fi
