@@ -16,6 +16,11 @@ pub const PLAYBOOKS: &[(&str, &str)] = &[
     ("join", include_str!("../playbooks/join.yaml")),
     ("calico", include_str!("../playbooks/calico.yaml")),
     ("reset", include_str!("../playbooks/reset.yaml")),
+    ("upgrade", include_str!("../playbooks/upgrade.yaml")),
+    (
+        "node-maintenance",
+        include_str!("../playbooks/node-maintenance.yaml"),
+    ),
 ];
 
 /// `(file name, source)` of every template playbooks and the fact gathering can use.
@@ -26,6 +31,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/containerd-config.sh"),
     ),
     ("dpkg-lock.sh", include_str!("../templates/dpkg-lock.sh")),
+    (
+        "package-revision.sh",
+        include_str!("../templates/package-revision.sh"),
+    ),
     (
         "modules-load-k8s.conf.j2",
         include_str!("../templates/modules-load-k8s.conf.j2"),

@@ -118,14 +118,10 @@ impl ClusterView {
         };
         ClusterView {
             name: c.name.clone(),
-            kubernetes_version: v.to_string(),
-            minor: format!("{}.{}", v.major, v.minor),
-            package_version_prefix: format!("{v}-"),
-            kubeadm_api: if (v.major, v.minor) >= (1, 31) {
-                "v1beta4"
-            } else {
-                "v1beta3"
-            },
+            kubernetes_version: String::new(),
+            minor: String::new(),
+            package_version_prefix: String::new(),
+            kubeadm_api: "",
             pod_subnet: c.pod_subnet.clone(),
             service_subnet: c.service_subnet.clone(),
             control_plane_endpoint: endpoint,
@@ -137,6 +133,31 @@ impl ClusterView {
                 manifest_file,
             },
         }
+        .at(&v.to_string())
+    }
+
+    /// The same cluster at another Kubernetes version: an upgrade's hop. `version` is
+    /// "1.34.2", or "1.33" for "the newest 1.33 patch the repository offers" (an
+    /// intermediate hop whose patch is only known once the repository is switched):
+    /// then `package_version_prefix` is "1.33." and matches every patch.
+    pub fn at(mut self, version: &str) -> ClusterView {
+        let mut parts = version.split('.');
+        let major: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let exact = parts.next().is_some();
+        self.kubernetes_version = version.to_string();
+        self.minor = format!("{major}.{minor}");
+        self.package_version_prefix = if exact {
+            format!("{version}-")
+        } else {
+            format!("{version}.")
+        };
+        self.kubeadm_api = if (major, minor) >= (1, 31) {
+            "v1beta4"
+        } else {
+            "v1beta3"
+        };
+        self
     }
 }
 
@@ -182,6 +203,8 @@ pub struct PlannedStep {
     pub reason: String,
     /// Its stdout holds secrets nobody knew in advance (see `output_secret`).
     pub output_secret: bool,
+    /// The node must be drained before this step (see `drain` in docs/playbooks.md).
+    pub drain: bool,
     /// Serialized with secrets redacted.
     #[serde(serialize_with = "serialize_command")]
     pub command: RemoteCommand,
@@ -206,17 +229,6 @@ pub struct HostPlan {
 pub enum PlanError {
     #[error("{host}: {reason}")]
     Refused { host: String, reason: String },
-    #[error("{host}: {package} {installed} is installed, but the inventory wants {wanted}")]
-    #[diagnostic(help(
-        "changing the Kubernetes version of an existing node (upgrade or downgrade) is not \
-         supported yet; set kubernetes_version to the installed version"
-    ))]
-    VersionChange {
-        host: String,
-        package: String,
-        installed: String,
-        wanted: String,
-    },
     #[error("{host}: containerd {containerd}: {message}")]
     Containerd {
         host: String,
@@ -241,19 +253,8 @@ pub fn plan_host(inv: &Inventory, host: &Host, facts: &HostFacts) -> Result<Host
     }
     let wanted = &inv.cluster.kubernetes_version;
     check_containerd(host, wanted, facts)?;
-    let prefix = format!("{wanted}-");
-    for p in ["kubelet", "kubeadm", "kubectl"] {
-        let pkg = &facts.packages.get(p).cloned().unwrap_or_default();
-        if pkg.installed && !pkg.version.starts_with(&prefix) {
-            return Err(PlanError::VersionChange {
-                host: host.name.clone(),
-                package: p.to_string(),
-                installed: pkg.version.clone(),
-                wanted: wanted.to_string(),
-            });
-        }
-    }
-    let mut vars = Vars::new(inv, host, Some(facts));
+    let mut vars =
+        Vars::new(inv, host, Some(facts)).with("upgrade_pending", upgrade_pending(inv, facts));
     let mut phases = Vec::new();
     for pb in playbook::catalog().playbooks() {
         if pb.scope != Scope::Host {
@@ -272,6 +273,20 @@ pub fn plan_host(inv: &Inventory, host: &Host, facts: &HostFacts) -> Result<Host
         host: host.name.clone(),
         phases,
     })
+}
+
+/// The host is a node (it has /etc/kubernetes/kubelet.conf) and some of kubelet, kubeadm
+/// and kubectl are installed at another version than the inventory's: the upgrade phase
+/// moves them (drained, one minor at a time), not the packages playbook.
+pub fn upgrade_pending(inv: &Inventory, facts: &HostFacts) -> bool {
+    let prefix = format!("{}-", inv.cluster.kubernetes_version);
+    facts.kubernetes.kubelet_conf
+        && ["kubelet", "kubeadm", "kubectl"].iter().any(|p| {
+            facts
+                .packages
+                .get(*p)
+                .is_some_and(|pkg| pkg.installed && !pkg.version.starts_with(&prefix))
+        })
 }
 
 /// Kubernetes 1.38+ needs containerd 2 (reference §2): refuse a host whose containerd
@@ -322,6 +337,7 @@ fn plan_into(playbook: &str, vars: &mut Vars) -> Result<Vec<PlannedStep>, Playbo
             description: catalog.describe(playbook, &step.name, &ctx)?,
             reason,
             output_secret: step.output_secret,
+            drain: step.drain,
             command: catalog.render(playbook, &step.name, &ctx)?,
         });
         vars.planned.push(step.name.clone());

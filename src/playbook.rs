@@ -83,6 +83,10 @@ pub struct Step {
     /// fresh join token): callers must not log it verbatim.
     #[serde(default)]
     pub output_secret: bool,
+    /// The step disrupts the node's workloads (it restarts or replaces the kubelet): the
+    /// node must be drained before it runs and uncordoned once it is Ready again.
+    #[serde(default)]
+    pub drain: bool,
 }
 
 fn default_root() -> bool {

@@ -112,8 +112,14 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
     let inv = inventory::load(&args.inventory)?;
     up::check_supported(&inv)?;
     let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
-    let Some(planned) =
-        up::connect_and_plan(inv, &progress, &log, args.run.parallelism as usize).await
+    let Some(planned) = up::connect_and_plan(
+        inv,
+        &progress,
+        &log,
+        args.run.parallelism as usize,
+        &crate::cli::UpgradeArgs::default(),
+    )
+    .await
     else {
         return Ok(false);
     };

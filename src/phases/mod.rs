@@ -19,6 +19,7 @@ pub mod labels;
 pub mod ready;
 pub mod up;
 pub mod upgrade;
+pub mod upgrade_plan;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cluster_plan::{self, ClusterView, KubeadmState};
+use super::upgrade_plan;
 use super::{host_steps, ClusterPlan, Ctx, Failure};
 use crate::cli::UpArgs;
+use crate::cli::{kubectl_duration, MaxUnavailable};
 use crate::cluster;
 use crate::facts::{self, HostFacts};
 use crate::inventory::{self, Host, Inventory, Role};
@@ -18,6 +20,10 @@ use crate::plan::{self, HostPlan};
 use crate::runlog::RunLog;
 use crate::ssh::{self, Connection, Target};
 use crate::ui::{HostResult, Progress};
+
+/// The wait timeout shown in a plan's upgrade commands (`up` renders its own --timeout
+/// when it runs them).
+const PLAN_WAIT: Duration = Duration::from_secs(900);
 
 /// How long each of TCP connect, SSH handshake and authentication may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -101,7 +107,8 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
     let (progress, log) = open_run(args.run.log_dir.as_deref())?;
     let parallelism = args.run.parallelism as usize;
 
-    let Some(planned) = connect_and_plan(inv, &progress, &log, parallelism).await else {
+    let Some(planned) = connect_and_plan(inv, &progress, &log, parallelism, &args.upgrade).await
+    else {
         return Ok(false);
     };
     let Planned {
@@ -163,6 +170,7 @@ pub(crate) async fn connect_and_plan(
     progress: &Progress,
     log: &RunLog,
     parallelism: usize,
+    upgrade: &crate::cli::UpgradeArgs,
 ) -> Option<Planned> {
     // 1. connect, every host at once (bounded).
     let started = Instant::now();
@@ -265,22 +273,39 @@ pub(crate) async fn connect_and_plan(
             Vec::new()
         }
     };
-    let cluster_plan = match cluster_plan::plan(&inv, &states, view.as_ref(), init_steps) {
-        Ok(p) => p,
-        Err(refusals) => {
-            for r in refusals {
-                let host = r.split(':').next().unwrap_or(&first_cp).to_string();
-                failed
-                    .entry(host)
-                    .and_modify(|m: &mut String| {
-                        m.push_str("; ");
-                        m.push_str(&r);
-                    })
-                    .or_insert(r);
+    let upgrade_plan = view.as_ref().map(|v| {
+        let workers = inv.hosts.iter().filter(|h| h.role == Role::Worker).count();
+        upgrade_plan::plan(
+            &inv,
+            &facts_by_host,
+            &v.nodes,
+            MaxUnavailable::resolve(upgrade.max_unavailable, workers),
+            &upgrade_plan::Timeouts {
+                drain: kubectl_duration(upgrade.drain_timeout),
+                wait: kubectl_duration(PLAN_WAIT),
+            },
+        )
+    });
+    let cluster_plan =
+        match cluster_plan::plan(&inv, &states, view.as_ref(), init_steps).and_then(|mut p| {
+            p.upgrade = upgrade_plan.transpose()?.flatten();
+            Ok(p)
+        }) {
+            Ok(p) => p,
+            Err(refusals) => {
+                for r in refusals {
+                    let host = r.split(':').next().unwrap_or(&first_cp).to_string();
+                    failed
+                        .entry(host)
+                        .and_modify(|m: &mut String| {
+                            m.push_str("; ");
+                            m.push_str(&r);
+                        })
+                        .or_insert(r);
+                }
+                ClusterPlan::default()
             }
-            ClusterPlan::default()
-        }
-    };
+        };
     if !failed.is_empty() {
         stop_early(progress, &inv, &failed);
         return None;

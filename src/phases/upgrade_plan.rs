@@ -1,0 +1,343 @@
+//! The upgrade part of the plan: which Kubernetes versions the cluster goes through (one
+//! minor at a time, reference §8) and, per hop, the steps each node needs.
+//!
+//! Pure, and shared by `plan` and the upgrade phase: `plan` calls [`node_steps`] with the
+//! facts gathered at the start, the phase calls it again per node with fresh facts right
+//! before it works on that node. So what `plan` shows is what `up` runs, and a run that
+//! was interrupted anywhere resumes at the first step still needed on each node: a node
+//! already at the target plans nothing and is not touched again.
+//!
+//! Hops: the cluster's version is the API server's (its static Pod manifest on the first
+//! control plane). A node left more than a minor behind by an interrupted run is first
+//! brought to the cluster's version; then each minor up to the inventory's, the
+//! intermediate ones at their newest patch, the last at the inventory's exact version.
+//! Downgrades, and nodes newer than the inventory, are refused before anything changes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use semver::Version;
+use serde::Serialize;
+
+use crate::cluster::Node;
+use crate::facts::HostFacts;
+use crate::inventory::{Host, Inventory, Role};
+use crate::plan::{self, PlannedStep, Vars};
+use crate::playbook::PlaybookError;
+
+/// The playbooks the upgrade uses (playbooks/*.yaml).
+pub const PACKAGES: &str = super::host_steps::PACKAGES;
+pub const UPGRADE: &str = "upgrade";
+pub const MAINTENANCE: &str = "node-maintenance";
+
+/// The annotation on a node the upgrade cordoned (value: the version it moves to).
+pub const UPGRADING_ANNOTATION: &str = "bootstrap.dev/upgrading";
+
+/// The versions the cluster goes through, and what each node needs in the first hop.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpgradePlan {
+    /// The API server's version now, e.g. "1.32.5".
+    pub from: String,
+    /// The inventory's version.
+    pub to: String,
+    /// In order. "1.33" = the newest 1.33 patch, resolved on the first control plane once
+    /// its repository points at 1.33.
+    pub hops: Vec<String>,
+    /// Per hop, per node (control planes first, then workers, inventory order): the
+    /// steps it needs. The first hop's are exact; later hops are planned from today's
+    /// facts, which are behind every later hop, so they show every step.
+    pub steps: Vec<Vec<NodeSteps>>,
+    /// How many workers are drained at the same time.
+    pub max_unavailable: usize,
+}
+
+/// One node's steps in one hop.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSteps {
+    pub host: String,
+    pub steps: Vec<PlannedStep>,
+}
+
+impl UpgradePlan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.iter().flatten().all(|n| n.steps.is_empty())
+    }
+}
+
+impl fmt::Display for UpgradePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hops: Vec<String> = self.hops.iter().map(|h| hop_name(h)).collect();
+        writeln!(
+            f,
+            "upgrade: {} -> {} via {} (control planes one at a time, then {} worker{} at a time)",
+            self.from,
+            self.to,
+            hops.join(" -> "),
+            self.max_unavailable,
+            if self.max_unavailable == 1 { "" } else { "s" }
+        )?;
+        for (hop, nodes) in self.hops.iter().zip(&self.steps) {
+            for n in nodes {
+                for s in &n.steps {
+                    writeln!(
+                        f,
+                        "upgrade {}: {}: {} ({})",
+                        hop_name(hop),
+                        n.host,
+                        s.description,
+                        s.reason
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// "1.33" -> "1.33 (newest patch)"; exact versions as they are.
+pub fn hop_name(hop: &str) -> String {
+    if hop.matches('.').count() == 1 {
+        format!("{hop} (newest patch)")
+    } else {
+        hop.to_string()
+    }
+}
+
+/// The timeouts rendered into the node-maintenance commands.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// kubectl durations, e.g. "300s".
+    pub drain: String,
+    pub wait: String,
+}
+
+/// A node's steps for one hop, in the order they run: the repository switched to the
+/// hop's minor (the kubernetes-packages playbook at the hop's version), then the upgrade
+/// playbook, with a drain before its first disruptive step and, after a drain (or on a
+/// node an interrupted run left cordoned), a wait for the new version and Ready and an
+/// uncordon. The node-maintenance steps run on the first control plane.
+/// Returns (repository steps, node steps): the phase re-gathers facts between the two.
+pub fn node_steps(
+    inv: &Inventory,
+    host: &Host,
+    facts: &HostFacts,
+    node: Option<&Node>,
+    hop: &str,
+    timeouts: &Timeouts,
+) -> Result<(Vec<PlannedStep>, Vec<PlannedStep>), PlaybookError> {
+    let mut vars = Vars::new(inv, host, Some(facts));
+    vars.cluster = vars.cluster.at(hop);
+    let repo = plan::plan_playbook(PACKAGES, &vars.clone().with("upgrade_pending", false))?;
+    let node_version = node
+        .map(|n| n.kubelet_version.clone())
+        .filter(|v| !v.is_empty());
+    let upgrade = plan::plan_playbook(UPGRADE, &vars.clone().with("node_version", node_version))?;
+    let cordoned_by_us = node.is_some_and(|n| n.annotations.contains_key(UPGRADING_ANNOTATION));
+    let drains = upgrade.iter().any(|s| s.drain);
+    if !drains && !cordoned_by_us {
+        return Ok((repo, upgrade));
+    }
+    let maintenance = vars
+        .with("node", &host.name)
+        .with("node_target", format!("v{hop}"))
+        .with("drain_timeout", &timeouts.drain)
+        .with("wait_timeout", &timeouts.wait);
+    let m = plan::plan_playbook(MAINTENANCE, &maintenance)?;
+    let pick = |name: &str| m.iter().find(|s| s.step == name).cloned();
+    let mut steps = Vec::new();
+    let mut drained = false;
+    for s in upgrade {
+        if s.drain && !drained {
+            steps.extend(pick("drain"));
+            drained = true;
+        }
+        steps.push(s);
+    }
+    if drained {
+        steps.extend(pick("wait-node"));
+    }
+    steps.extend(pick("uncordon"));
+    Ok((repo, steps))
+}
+
+/// The node-maintenance steps run on the first control plane, the rest on the node.
+pub fn runs_on_control_plane(step: &PlannedStep) -> bool {
+    step.playbook == MAINTENANCE
+}
+
+/// The hosts the upgrade works on, in order: control planes, then workers. Only nodes
+/// (hosts with /etc/kubernetes/kubelet.conf); the others join at the inventory's version.
+pub fn upgrade_hosts<'a>(inv: &'a Inventory, facts: &BTreeMap<String, HostFacts>) -> Vec<&'a Host> {
+    let node = |h: &&Host| {
+        facts
+            .get(&h.name)
+            .is_some_and(|f| f.kubernetes.kubelet_conf)
+    };
+    let cps = inv
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::ControlPlane)
+        .filter(node);
+    let workers = inv
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Worker)
+        .filter(node);
+    cps.chain(workers).collect()
+}
+
+/// The (major, minor) of a package version like "1.33.5-1.1" or a node's "v1.33.5".
+fn minor_of(version: &str) -> Option<(u64, u64)> {
+    let v = version.trim_start_matches('v');
+    let mut parts = v.split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The upstream version of a package version or a node's version: "1.33.5-1.1" and
+/// "v1.33.5" -> "1.33.5".
+fn upstream(version: &str) -> &str {
+    version
+        .trim_start_matches('v')
+        .split('-')
+        .next()
+        .unwrap_or("")
+}
+
+/// The versions one host is at: its three packages and what its node object reports.
+fn versions_of<'a>(facts: &'a HostFacts, node: Option<&'a Node>) -> Vec<(&'static str, &'a str)> {
+    let mut out: Vec<(&'static str, &str)> = ["kubelet", "kubeadm", "kubectl"]
+        .into_iter()
+        .filter_map(|p| {
+            facts
+                .packages
+                .get(p)
+                .filter(|pkg| pkg.installed)
+                .map(|pkg| (p, pkg.version.as_str()))
+        })
+        .collect();
+    if let Some(n) = node.filter(|n| !n.kubelet_version.is_empty()) {
+        out.push(("the node's kubelet", n.kubelet_version.as_str()));
+    }
+    out
+}
+
+/// Plans the upgrade, or says there is none (None: the cluster is not initialized, or
+/// every node is at the inventory's version and none is left cordoned by an upgrade).
+/// Errors are refusals, each starting with the host's name.
+pub fn plan(
+    inv: &Inventory,
+    facts: &BTreeMap<String, HostFacts>,
+    nodes: &[Node],
+    max_unavailable: usize,
+    timeouts: &Timeouts,
+) -> Result<Option<UpgradePlan>, Vec<String>> {
+    let Some(cp) = inv.hosts.iter().find(|h| h.role == Role::ControlPlane) else {
+        return Ok(None);
+    };
+    let Some(cluster) = facts
+        .get(&cp.name)
+        .and_then(|f| f.kubernetes.apiserver_version.as_deref())
+        .and_then(|v| Version::parse(v).ok())
+    else {
+        return Ok(None);
+    };
+    let target = &inv.cluster.kubernetes_version;
+    let node_of = |h: &Host| nodes.iter().find(|n| n.name == h.name);
+    let hosts = upgrade_hosts(inv, facts);
+
+    let mut refusals = Vec::new();
+    if cluster > *target {
+        refusals.push(format!(
+            "{}: the control plane runs Kubernetes {cluster} and the inventory says {target}: \
+             downgrades are not supported (kubeadm only upgrades); set kubernetes_version to {cluster} or newer",
+            cp.name
+        ));
+    }
+    let target_minor = (target.major, target.minor);
+    let mut behind = false;
+    let mut off_target = false;
+    for h in &hosts {
+        for (what, v) in versions_of(&facts[&h.name], node_of(h)) {
+            let Some(m) = minor_of(v) else { continue };
+            if m > target_minor {
+                refusals.push(format!(
+                    "{}: {what} is {v}, newer than the inventory's {target}: downgrades are not \
+                     supported; set kubernetes_version to the version the cluster runs",
+                    h.name
+                ));
+            }
+            behind |= m < (cluster.major, cluster.minor);
+            off_target |= upstream(v) != target.to_string();
+        }
+        off_target |= node_of(h).is_some_and(|n| n.annotations.contains_key(UPGRADING_ANNOTATION));
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    let mut hops = Vec::new();
+    if behind && (cluster.major, cluster.minor) < target_minor {
+        hops.push(cluster.to_string());
+    }
+    for minor in cluster.minor + 1..target.minor {
+        hops.push(format!("{}.{minor}", target.major));
+    }
+    if cluster != *target || off_target {
+        hops.push(target.to_string());
+    }
+    if hops.is_empty() {
+        return Ok(None);
+    }
+    let mut steps = Vec::new();
+    for hop in &hops {
+        let mut per_node = Vec::new();
+        for h in &hosts {
+            let (repo, rest) = node_steps(inv, h, &facts[&h.name], node_of(h), hop, timeouts)
+                .map_err(|e| vec![format!("{}: {e}", h.name)])?;
+            per_node.push(NodeSteps {
+                host: h.name.clone(),
+                steps: repo.into_iter().chain(rest).collect(),
+            });
+        }
+        steps.push(per_node);
+    }
+    Ok(Some(UpgradePlan {
+        from: cluster.to_string(),
+        to: target.to_string(),
+        hops,
+        steps,
+        max_unavailable,
+    }))
+}
+
+/// The newest patch of `minor` ("1.33") among apt's kubeadm versions ("1.33.7-1.1").
+pub fn newest_patch(minor: &str, kubeadm_versions: &[String]) -> Option<String> {
+    kubeadm_versions
+        .iter()
+        .filter_map(|v| v.split('-').next())
+        .filter_map(|v| Version::parse(v).ok())
+        .filter(|v| format!("{}.{}", v.major, v.minor) == minor)
+        .max()
+        .map(|v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minors_and_newest_patches() {
+        assert_eq!(minor_of("1.33.5-1.1"), Some((1, 33)));
+        assert_eq!(minor_of("v1.34.2"), Some((1, 34)));
+        assert_eq!(minor_of(""), None);
+        assert_eq!(upstream("1.34.2-1.1"), "1.34.2");
+        assert_eq!(upstream("v1.34.2"), "1.34.2");
+        let apt: Vec<String> = ["1.33.10-1.1", "1.33.9-1.1", "1.34.0-1.1"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(newest_patch("1.33", &apt).as_deref(), Some("1.33.10"));
+        assert_eq!(newest_patch("1.32", &apt), None);
+        assert_eq!(hop_name("1.33"), "1.33 (newest patch)");
+        assert_eq!(hop_name("1.34.2"), "1.34.2");
+    }
+}
