@@ -235,6 +235,7 @@ fn the_example_is_the_articles_cluster() {
                 ssh,
             },
         ],
+        manifests: vec![],
     };
     assert_eq!(inv, expected);
     assert_eq!(inv.first_control_plane().name, "master");

@@ -56,6 +56,7 @@ fn inventory(version: &str) -> Inventory {
             host("master1", "10.0.0.10", Role::ControlPlane),
             host("worker1", "10.0.0.11", Role::Worker),
         ],
+        manifests: vec![],
     }
 }
 

@@ -257,6 +257,8 @@ pub struct Inventory {
     pub cluster: Cluster,
     /// In file order. The first control plane is the one `kubeadm init` runs on.
     pub hosts: Vec<Host>,
+    /// `manifests:`: applied in this order once every node is Ready.
+    pub manifests: Vec<Manifest>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +281,16 @@ pub struct Calico {
     pub version: String,
     /// None: the upstream manifest of `version`. Some: a URL or a local file.
     pub manifest: Option<ManifestSource>,
+}
+
+/// One entry of `manifests:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// As written in the inventory (a path relative to it, or the URL): what the cluster's
+    /// record of applied manifests is keyed by, so it means the same wherever the
+    /// inventory is checked out.
+    pub name: String,
+    pub source: ManifestSource,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -13,9 +13,9 @@ use semver::Version;
 use super::rules::{self, Broken};
 use super::tree::{join, Reader, Spanned};
 use super::versions;
-use super::{paths, Calico, Cluster, Host, Inventory, ManifestSource, Role, Ssh, Taint};
+use super::{paths, Calico, Cluster, Host, Inventory, Manifest, ManifestSource, Role, Ssh, Taint};
 
-pub(crate) const TOP_KEYS: [&str; 3] = ["cluster", "ssh", "hosts"];
+pub(crate) const TOP_KEYS: [&str; 4] = ["cluster", "ssh", "hosts", "manifests"];
 pub(crate) const CLUSTER_KEYS: [&str; 7] = [
     "name",
     "kubernetesVersion",
@@ -50,6 +50,8 @@ pub(crate) struct Draft {
     pub hosts: Vec<HostDraft>,
     /// The `hosts` list, for problems about the hosts as a whole.
     pub hosts_at: Marker,
+    /// `manifests:`, in order.
+    pub manifests: Vec<Manifest>,
 }
 
 pub(crate) struct ClusterDraft {
@@ -148,11 +150,16 @@ pub(crate) fn read(r: &mut Reader, root: &MarkedYaml, ctx: &Context) -> Option<(
         .enumerate()
         .filter_map(|(i, node)| read_host(r, node, i, ctx))
         .collect();
+    let manifests = top
+        .get("manifests")
+        .map(|node| read_manifests(r, node, ctx))
+        .unwrap_or_default();
     Some((
         Draft {
             cluster,
             hosts,
             hosts_at: hosts_node.span.start,
+            manifests,
         },
         ssh,
     ))
@@ -296,40 +303,114 @@ fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calic
         }
     }
     if let Some(n) = f.get("manifest") {
-        let field = "cluster.calico.manifest";
-        match r.string(n, field, "a URL or a file path") {
-            Some(m) if m.value.contains("://") => match rules::url(&m.value) {
-                Ok(()) => calico.manifest = Some(ManifestSource::Url(m.value)),
-                Err(b) => {
-                    report(
-                        r,
-                        &m,
-                        field,
-                        b.help("give an http(s) URL or a local file path"),
-                    );
-                    ok = false;
-                }
-            },
-            Some(m) => match paths::resolve(&m.value, &ctx.base_dir, ctx.home.as_deref()) {
-                Ok(path) if path.is_file() => calico.manifest = Some(ManifestSource::File(path)),
-                Ok(path) => {
-                    r.error_at(
-                        &m,
-                        field,
-                        format!("the manifest file {} does not exist", path.display()),
-                        Some("relative paths are relative to the inventory's directory".into()),
-                    );
-                    ok = false;
-                }
-                Err(e) => {
-                    r.error_at(&m, field, e, None);
-                    ok = false;
-                }
-            },
+        match read_manifest_source(r, n, "cluster.calico.manifest", ctx) {
+            Some((_, source)) => calico.manifest = Some(source),
             None => ok = false,
         }
     }
     ok.then_some(calico)
+}
+
+/// A manifest: an http(s) URL as written, or a local file resolved against the
+/// inventory's directory, which must exist now (it is read when `up` runs). Returns the
+/// value as written with its position, and the source. Shared by
+/// `cluster.calico.manifest` and `manifests`.
+fn read_manifest_source(
+    r: &mut Reader,
+    node: &MarkedYaml,
+    field: &str,
+    ctx: &Context,
+) -> Option<(Spanned<String>, ManifestSource)> {
+    let m = r.string(node, field, "a URL or a file path")?;
+    if m.value.trim().is_empty() {
+        r.error_at(
+            &m,
+            field,
+            "the entry is empty".into(),
+            Some(
+                "give a file path (relative to the inventory's directory) or an https:// URL"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    if m.value.contains("://") {
+        return match rules::url(&m.value) {
+            Ok(()) => {
+                let source = ManifestSource::Url(m.value.clone());
+                Some((m, source))
+            }
+            Err(b) => {
+                report(
+                    r,
+                    &m,
+                    field,
+                    b.help("give an http(s) URL or a local file path"),
+                );
+                None
+            }
+        };
+    }
+    match paths::resolve(&m.value, &ctx.base_dir, ctx.home.as_deref()) {
+        Ok(path) if path.is_file() => Some((m, ManifestSource::File(path))),
+        Ok(path) => {
+            r.error_at(
+                &m,
+                field,
+                format!("the manifest file {} does not exist", path.display()),
+                Some("relative paths are relative to the inventory's directory".into()),
+            );
+            None
+        }
+        Err(e) => {
+            r.error_at(&m, field, e, None);
+            None
+        }
+    }
+}
+
+/// `manifests:`: files or https URLs applied in order once every node is Ready. Plain
+/// http is refused: the manifests are applied with the cluster's admin credentials, so
+/// whoever can change them in transit owns the cluster.
+fn read_manifests(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Vec<Manifest> {
+    let Some(items) = r.list(node, "manifests", "manifest files or https:// URLs") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Spanned<Manifest>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("manifests[{i}]");
+        let Some((written, source)) = read_manifest_source(r, item, &field, ctx) else {
+            continue;
+        };
+        if written.value.starts_with("http://") {
+            r.error_at(
+                &written,
+                &field,
+                format!("`{}` is a plain http:// URL", written.value),
+                Some(
+                    "manifests are applied with the cluster's admin credentials: use https://"
+                        .into(),
+                ),
+            );
+            continue;
+        }
+        if let Some(first) = out.iter().find(|m| m.value.source == source) {
+            r.error_at(
+                &written,
+                &field,
+                format!(
+                    "`{}` is already listed (line {}); each manifest is applied once",
+                    written.value,
+                    first.start.line()
+                ),
+                None,
+            );
+            continue;
+        }
+        let name = written.value.clone();
+        out.push(written.map(|_| Manifest { name, source }));
+    }
+    out.into_iter().map(|m| m.value).collect()
 }
 
 fn read_ssh(r: &mut Reader, node: &MarkedYaml, field: &str, ctx: &Context) -> SshDraft {
@@ -558,6 +639,7 @@ pub(crate) fn build(path: &Path, draft: Draft, ssh: &SshDraft, ctx: &Context) ->
         path: path.to_path_buf(),
         cluster,
         hosts,
+        manifests: draft.manifests,
     })
 }
 

@@ -297,6 +297,7 @@ pub(crate) mod tests {
                 host("master", Role::ControlPlane, &[("type", "mysql")], vec![]),
                 host("worker1", Role::Worker, &[("type", "wordpress")], vec![]),
             ],
+            manifests: vec![],
         }
     }
 
