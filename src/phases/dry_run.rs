@@ -220,6 +220,16 @@ fn cluster_steps(inv: &Inventory, plan: &ClusterPlan, host_work: bool) -> Vec<Cl
     for s in &plan.init {
         out.push(step("init", &cp, &s.step, &s.reason));
     }
+    if let Some(u) = &plan.upgrade {
+        for (hop, nodes) in u.hops.iter().zip(&u.steps) {
+            for n in nodes {
+                for s in &n.steps {
+                    let why = format!("to {}: {}", super::upgrade_plan::hop_name(hop), s.reason);
+                    out.push(step("upgrade", &n.host, &s.step, &why));
+                }
+            }
+        }
+    }
     if !plan.join.is_empty() {
         let names: Vec<&str> = plan.join.iter().map(|(h, _)| h.as_str()).collect();
         out.push(step(

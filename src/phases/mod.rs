@@ -16,6 +16,7 @@ pub mod init;
 pub mod join;
 pub mod join_token;
 pub mod labels;
+pub mod manifests;
 pub mod ready;
 pub mod up;
 pub mod upgrade;
@@ -38,11 +39,25 @@ pub use cluster_plan::ClusterPlan;
 /// The per-host work of a phase: Ok(true) if it changed something.
 pub type HostFuture = Pin<Box<dyn Future<Output = Result<bool, Failure>> + Send>>;
 
+/// A whole phase's work when its hosts must go in a particular order (the upgrade:
+/// control planes one at a time, then workers in batches): it reports every host's
+/// progress and outcome itself ([`Ctx::host_started`], [`Ctx::host_finished`]) and
+/// returns false if any host failed.
+pub type PhaseFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// How a phase runs its hosts.
+pub enum Work {
+    /// Every host at once (bounded by `--parallelism`).
+    PerHost(fn(Arc<Ctx>, String) -> HostFuture),
+    /// The phase orders its hosts itself.
+    Rollout(fn(Arc<Ctx>, Vec<String>) -> PhaseFuture),
+}
+
 /// One phase: its name, which hosts have work, and the work.
 pub struct Phase {
     pub name: &'static str,
     pub hosts: fn(&Ctx) -> Vec<String>,
-    pub run: fn(Arc<Ctx>, String) -> HostFuture,
+    pub run: Work,
 }
 
 /// The phases of `up`, in order.
@@ -50,68 +65,121 @@ pub const UP: &[Phase] = &[
     Phase {
         name: "prereqs",
         hosts: host_steps::prereqs_hosts,
-        run: host_steps::run_prereqs,
+        run: Work::PerHost(host_steps::run_prereqs),
     },
     Phase {
         name: "runtime",
         hosts: host_steps::runtime_hosts,
-        run: host_steps::run_runtime,
+        run: Work::PerHost(host_steps::run_runtime),
     },
     Phase {
         name: "packages",
         hosts: host_steps::packages_hosts,
-        run: host_steps::run_packages,
+        run: Work::PerHost(host_steps::run_packages),
     },
     Phase {
         name: "init",
         hosts: init::hosts,
-        run: init::run,
+        run: Work::PerHost(init::run),
     },
     Phase {
         name: "upgrade",
         hosts: upgrade::hosts,
-        run: upgrade::run,
+        run: Work::Rollout(upgrade::run),
     },
     Phase {
         name: "join-token",
         hosts: join_token::hosts,
-        run: join_token::run,
+        run: Work::PerHost(join_token::run),
     },
     Phase {
         name: "join",
         hosts: join::hosts,
-        run: join::run,
+        run: Work::PerHost(join::run),
     },
     Phase {
         name: "cni",
         hosts: cni::hosts,
-        run: cni::run,
+        run: Work::PerHost(cni::run),
     },
     Phase {
         name: "labels",
         hosts: labels::hosts,
-        run: labels::run,
+        run: Work::PerHost(labels::run),
     },
     Phase {
         name: "ready",
         hosts: ready::hosts,
-        run: ready::run,
+        run: Work::PerHost(ready::run),
+    },
+    Phase {
+        name: "manifests",
+        hosts: manifests::hosts,
+        run: Work::PerHost(manifests::run),
     },
 ];
 
-/// Why a host failed: the step and a message (already redacted).
+/// Why a host failed: the step and a message (already redacted), and what kind of
+/// failure it was, so `main` can tell a wait that ran out of `--timeout` (its own exit
+/// code) from a step that failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub step: String,
     pub message: String,
+    pub kind: FailureKind,
 }
+
+/// What kind of [`Failure`]: a CI job retries a timeout differently from a broken step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureKind {
+    /// A step failed (exit status, lost connection, unexpected output).
+    #[default]
+    Step,
+    /// A wait bounded by `--timeout` ran out before its condition held.
+    Timeout,
+}
+
+/// What kubectl prints when `wait` or `rollout status` runs out of `--timeout=`
+/// (`error: timed out waiting for the condition[ on nodes/NAME]`). kubeadm's own
+/// internal waits word theirs differently (`error execution phase ...`).
+const KUBECTL_TIMEOUT: &str = "error: timed out waiting for the condition";
 
 impl Failure {
     pub fn new(step: &str, message: impl Into<String>) -> Failure {
         Failure {
             step: step.to_string(),
             message: message.into(),
+            kind: FailureKind::Step,
         }
+    }
+
+    /// How a timeout's message starts, so the summary text (all a host's outcome keeps)
+    /// still says what kind of failure it was ([`Failure::kind_of`]).
+    pub const RAN_OUT: &'static str = "--timeout ran out";
+
+    /// A wait that ran out of `--timeout`: `--timeout ran out: <message>`.
+    pub fn timeout(step: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Timeout,
+            ..Failure::new(step, format!("{}: {}", Failure::RAN_OUT, message.into()))
+        }
+    }
+
+    /// The kind of failure a message (or a summary line made of one) describes: a
+    /// timeout says [`Failure::RAN_OUT`] or quotes kubectl running out of `--timeout=`.
+    pub fn kind_of(text: &str) -> FailureKind {
+        let kubectl = text
+            .lines()
+            .any(|l| l.trim_start().starts_with(KUBECTL_TIMEOUT));
+        if kubectl || text.contains(Failure::RAN_OUT) {
+            FailureKind::Timeout
+        } else {
+            FailureKind::Step
+        }
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        self.kind == FailureKind::Timeout
     }
 
     /// A command exited non-zero: the status and the last lines of its output (stderr,
@@ -124,15 +192,18 @@ impl Failure {
         };
         let lines: Vec<&str> = text.trim_end().lines().collect();
         let tail = lines[lines.len().saturating_sub(8)..].join("\n");
-        Failure::new(
-            step,
-            format!(
-                "exit status {}{}{}",
-                out.status,
-                if tail.is_empty() { "" } else { ":\n" },
-                redact(&tail, secrets)
-            ),
-        )
+        let message = format!(
+            "exit status {}{}{}",
+            out.status,
+            if tail.is_empty() { "" } else { ":\n" },
+            redact(&tail, secrets)
+        );
+        // kubectl wait / rollout status bounded by --timeout= (the playbooks' and the
+        // ready phase's waits) report running out of it in this one way.
+        Failure {
+            kind: Failure::kind_of(&tail),
+            ..Failure::new(step, message)
+        }
     }
 }
 
@@ -383,6 +454,40 @@ impl Ctx {
         };
     }
 
+    /// Reports a host's result in the current phase (progress line, summary); returns
+    /// whether it succeeded.
+    pub fn host_finished(
+        &self,
+        host: &str,
+        result: &Result<bool, Failure>,
+        elapsed: Duration,
+    ) -> bool {
+        match result {
+            Ok(changed) => {
+                self.progress.host_done(host, true);
+                let r = if *changed {
+                    HostResult::Changed
+                } else {
+                    HostResult::Unchanged
+                };
+                self.set(host, r, elapsed);
+                true
+            }
+            Err(f) => {
+                self.progress.host_done(host, false);
+                self.progress
+                    .info(&format!("{host}: {} failed: {}", f.step, f.message));
+                self.set(host, HostResult::Failed(f.to_string()), elapsed);
+                false
+            }
+        }
+    }
+
+    /// Marks a host that a phase did not get to (it stopped after another's failure).
+    pub fn host_skipped(&self, host: &str) {
+        self.set(host, HostResult::Skipped, Duration::ZERO);
+    }
+
     /// Marks hosts that failed before any phase (connect, facts, refusal).
     pub fn fail(&self, host: &str, failure: &Failure) {
         self.set(
@@ -428,8 +533,8 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// Runs one phase on its hosts in parallel and waits for all of them (the barrier).
-/// Returns false if any host failed.
+/// Runs one phase on its hosts and waits for all of them (the barrier). Returns false if
+/// any host failed.
 pub async fn run_phase(ctx: &Arc<Ctx>, phase: &Phase) -> bool {
     let hosts = (phase.hosts)(ctx);
     if hosts.is_empty() {
@@ -438,12 +543,26 @@ pub async fn run_phase(ctx: &Arc<Ctx>, phase: &Phase) -> bool {
     }
     let started = Instant::now();
     ctx.progress.phase_start(phase.name, hosts.len());
+    let ok = match phase.run {
+        Work::PerHost(run) => run_per_host(ctx, phase.name, run, hosts).await,
+        Work::Rollout(run) => run(Arc::clone(ctx), hosts).await,
+    };
+    ctx.progress.phase_done(phase.name, started.elapsed());
+    ok
+}
+
+/// Runs `run` on every host in parallel, at most `--parallelism` at once.
+async fn run_per_host(
+    ctx: &Arc<Ctx>,
+    phase: &str,
+    run: fn(Arc<Ctx>, String) -> HostFuture,
+    hosts: Vec<String>,
+) -> bool {
     let permits = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism));
     let mut tasks = tokio::task::JoinSet::new();
     for host in hosts {
         let ctx = Arc::clone(ctx);
         let permits = Arc::clone(&permits);
-        let run = phase.run;
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("semaphore closed");
             let t = Instant::now();
@@ -457,34 +576,14 @@ pub async fn run_phase(ctx: &Arc<Ctx>, phase: &Phase) -> bool {
             Ok(r) => r,
             Err(e) => {
                 // A panic in a host's task (a bug): report it, keep the others going.
-                ctx.progress.info(&format!(
-                    "{}: a host task failed unexpectedly: {e}",
-                    phase.name
-                ));
+                ctx.progress
+                    .info(&format!("{phase}: a host task failed unexpectedly: {e}"));
                 ok = false;
                 continue;
             }
         };
-        match result {
-            Ok(changed) => {
-                ctx.progress.host_done(&host, true);
-                let r = if changed {
-                    HostResult::Changed
-                } else {
-                    HostResult::Unchanged
-                };
-                ctx.set(&host, r, elapsed);
-            }
-            Err(f) => {
-                ok = false;
-                ctx.progress.host_done(&host, false);
-                ctx.progress
-                    .info(&format!("{host}: {} failed: {}", f.step, f.message));
-                ctx.set(&host, HostResult::Failed(f.to_string()), elapsed);
-            }
-        }
+        ok &= ctx.host_finished(&host, &result, elapsed);
     }
-    ctx.progress.phase_done(phase.name, started.elapsed());
     ok
 }
 
@@ -548,5 +647,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Failure::exit("x", &quiet, &[]).message, "exit status 1");
+        assert!(!f.is_timeout());
+    }
+
+    #[test]
+    fn kubectl_running_out_of_its_timeout_is_a_timeout() {
+        let waited = Output {
+            status: 1,
+            stdout: String::new(),
+            stderr: "error: timed out waiting for the condition on nodes/node2\n".into(),
+        };
+        assert!(Failure::exit("kubectl wait Ready", &waited, &[]).is_timeout());
+        // kubeadm's internal waits are step failures: --timeout did not bound them.
+        let kubeadm = Output {
+            status: 1,
+            stdout: String::new(),
+            stderr: "error execution phase kubelet-start: timed out waiting for the condition"
+                .into(),
+        };
+        assert!(!Failure::exit("kubeadm join", &kubeadm, &[]).is_timeout());
     }
 }

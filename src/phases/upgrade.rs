@@ -1,16 +1,270 @@
-//! The upgrade phase: moves an initialized cluster to the inventory's Kubernetes version
-//! the way kubeadm's upgrade guide does it (reference §8).
+//! Phase `upgrade`: moves the nodes to the inventory's Kubernetes version the way
+//! kubeadm's upgrade guide does (reference §8), hop by hop (one minor at a time).
+//!
+//! In each hop the control planes go first, one at a time (the first one runs `kubeadm
+//! upgrade apply`, which moves the cluster), then the workers, at most
+//! `--max-unavailable` drained at once; a new worker starts only when one finished, so
+//! the cap holds at every moment, not per batch. Each node's steps are planned again
+//! right before it is worked on, from fresh facts and its fresh node object
+//! ([`upgrade_plan::node_steps`]): a node an earlier, interrupted run already finished
+//! plans nothing and is not touched; a half-done one resumes at its first missing step.
+//!
+//! A failure stops the rollout: nodes already started finish, no new one starts, the
+//! later phases do not run. A drain that does not finish in `--drain-timeout` (a
+//! PodDisruptionBudget that allows no eviction, a pod that will not go) is never forced:
+//! the node is uncordoned again and reported. A failure after the drain leaves the node
+//! cordoned (its kubelet may be half-upgraded) and annotated, and the next `up` resumes
+//! it and uncordons it. No fixed sleeps: every wait is a `kubectl wait` on a condition.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Ctx, HostFuture};
+use super::upgrade_plan::{self, hop_name, Timeouts};
+use super::{Ctx, Failure, PhaseFuture};
+use crate::cli::kubectl_duration;
+use crate::cluster::{self, Node};
+use crate::facts::{self, HostFacts};
+use crate::inventory::Role;
+use crate::plan::PlannedStep;
 
-/// The hosts with upgrade work.
-pub fn hosts(_ctx: &Ctx) -> Vec<String> {
-    Vec::new()
+/// The nodes the upgrade works on (control planes first), when there is an upgrade.
+pub fn hosts(ctx: &Ctx) -> Vec<String> {
+    match &ctx.plan.upgrade {
+        Some(u) if !u.is_empty() => upgrade_plan::upgrade_hosts(&ctx.inv, &ctx.facts)
+            .into_iter()
+            .map(|h| h.name.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
-/// Upgrades one host.
-pub fn run(_ctx: Arc<Ctx>, _host: String) -> HostFuture {
-    Box::pin(async move { Ok(false) })
+pub fn run(ctx: Arc<Ctx>, hosts: Vec<String>) -> PhaseFuture {
+    Box::pin(rollout(ctx, hosts))
+}
+
+/// What happened to one node over all hops.
+#[derive(Default)]
+struct Tally {
+    changed: bool,
+    elapsed: Duration,
+    failed: bool,
+}
+
+async fn rollout(ctx: Arc<Ctx>, hosts: Vec<String>) -> bool {
+    let Some(plan) = ctx.plan.upgrade.clone() else {
+        return true;
+    };
+    let (cps, workers): (Vec<String>, Vec<String>) = hosts
+        .iter()
+        .cloned()
+        .partition(|h| ctx.host(h).role == Role::ControlPlane);
+    let mut tally: BTreeMap<String, Tally> = hosts
+        .iter()
+        .map(|h| (h.clone(), Tally::default()))
+        .collect();
+    let mut ok = true;
+    'hops: for hop in &plan.hops {
+        ctx.progress.info(&format!("upgrade: to {}", hop_name(hop)));
+        // The first control plane resolves an intermediate hop's patch ("1.33" ->
+        // "1.33.7"); the other nodes go to exactly that.
+        let mut version = hop.clone();
+        for cp in &cps {
+            let started = Instant::now();
+            let r = upgrade_node(&ctx, cp, &version).await;
+            let t = tally.get_mut(cp).expect("tallied");
+            t.elapsed += started.elapsed();
+            match r {
+                Ok((changed, resolved)) => {
+                    t.changed |= changed;
+                    version = resolved;
+                }
+                Err(f) => {
+                    t.failed = true;
+                    ctx.host_finished(cp, &Err(f), t.elapsed);
+                    ok = false;
+                    break 'hops;
+                }
+            }
+        }
+        if !upgrade_workers(&ctx, &workers, &version, plan.max_unavailable, &mut tally).await {
+            ok = false;
+            break;
+        }
+    }
+    for (host, t) in &tally {
+        if t.failed {
+            continue;
+        }
+        if ok || t.changed {
+            ctx.host_finished(host, &Ok(t.changed), t.elapsed);
+        } else {
+            ctx.host_skipped(host);
+        }
+    }
+    ok
+}
+
+/// One hop for the workers: at most `max_unavailable` at once; after a failure no new
+/// one starts. Returns false if any failed (reported already).
+async fn upgrade_workers(
+    ctx: &Arc<Ctx>,
+    workers: &[String],
+    version: &str,
+    max_unavailable: usize,
+    tally: &mut BTreeMap<String, Tally>,
+) -> bool {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_unavailable.max(1)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in workers {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("semaphore closed");
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (ctx, w, version, stop) = (
+            Arc::clone(ctx),
+            w.clone(),
+            version.to_string(),
+            Arc::clone(&stop),
+        );
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let r = upgrade_node(&ctx, &w, &version).await;
+            if r.is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            drop(slot);
+            (w, r, started.elapsed())
+        });
+    }
+    let mut ok = true;
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((w, r, elapsed)) = joined else {
+            ok = false; // a panic in a task (a bug); its host stays unreported
+            continue;
+        };
+        let t = tally.get_mut(&w).expect("tallied");
+        t.elapsed += elapsed;
+        match r {
+            Ok((changed, _)) => t.changed |= changed,
+            Err(f) => {
+                t.failed = true;
+                ctx.host_finished(&w, &Err(f), t.elapsed);
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// Moves one node to `hop` ("1.34.2", or "1.33" on the first control plane = the newest
+/// 1.33 patch). Ok((changed, the exact version)).
+async fn upgrade_node(ctx: &Ctx, host: &str, hop: &str) -> Result<(bool, String), Failure> {
+    let timeouts = Timeouts {
+        drain: kubectl_duration(ctx.upgrade.drain_timeout),
+        wait: kubectl_duration(ctx.timeout),
+    };
+    let h = ctx.host(host).clone();
+    let mut facts = gather(ctx, host).await?;
+    let node = read_node(ctx, host).await?;
+    let plan_err = |e: crate::playbook::PlaybookError| Failure::new("plan upgrade", e.to_string());
+    let (repo, _) = upgrade_plan::node_steps(&ctx.inv, &h, &facts, node.as_ref(), hop, &timeouts)
+        .map_err(plan_err)?;
+    let mut changed = false;
+    if !repo.is_empty() {
+        ctx.run_steps(host, &repo).await?;
+        changed = true;
+        facts = gather(ctx, host).await?;
+    }
+    let version = if hop.matches('.').count() == 1 {
+        upgrade_plan::newest_patch(hop, &facts.apt.kubeadm_versions).ok_or_else(|| {
+            Failure::new(
+                "pick the version",
+                format!(
+                    "the package repository offers no kubeadm {hop}.x (apt-cache madison kubeadm lists: {})",
+                    facts.apt.kubeadm_versions.join(", ")
+                ),
+            )
+        })?
+    } else {
+        hop.to_string()
+    };
+    let (_, steps) =
+        upgrade_plan::node_steps(&ctx.inv, &h, &facts, node.as_ref(), &version, &timeouts)
+            .map_err(plan_err)?;
+    if steps.is_empty() {
+        return Ok((changed, version));
+    }
+    ctx.progress.info(&format!(
+        "upgrade: {host}: to {version}: {} step(s)",
+        steps.len()
+    ));
+    for s in &steps {
+        if let Err(f) = run_step(ctx, host, s).await {
+            if s.step == "drain" {
+                return Err(undo_cordon(ctx, host, &steps, f).await);
+            }
+            return Err(f);
+        }
+    }
+    Ok((true, version))
+}
+
+/// Runs one planned step where it belongs (node-maintenance steps on the first control
+/// plane), reported as the node's.
+async fn run_step(ctx: &Ctx, host: &str, s: &PlannedStep) -> Result<(), Failure> {
+    let on = if upgrade_plan::runs_on_control_plane(s) {
+        ctx.first_cp.as_str()
+    } else {
+        host
+    };
+    let name = format!("{}: {}", s.step, s.description);
+    ctx.exec(on, host, &name, &s.command).await.map(|_| ())
+}
+
+/// A drain failed: uncordon the node again (never force an eviction) and say so.
+async fn undo_cordon(ctx: &Ctx, host: &str, steps: &[PlannedStep], drain: Failure) -> Failure {
+    let Some(uncordon) = steps.iter().find(|s| s.step == "uncordon") else {
+        return drain;
+    };
+    match run_step(ctx, host, uncordon).await {
+        Ok(()) => Failure::new(
+            &drain.step,
+            format!(
+                "{}\n{host} was not upgraded and is schedulable again (uncordoned); nothing was \
+                 forced. Fix what blocks the eviction (e.g. a PodDisruptionBudget) and run up again",
+                drain.message
+            ),
+        ),
+        Err(u) => Failure::new(
+            &drain.step,
+            format!(
+                "{}\nand uncordoning {host} again failed too, it is still cordoned: {}",
+                drain.message, u.message
+            ),
+        ),
+    }
+}
+
+/// This host's facts, now (logged like every command).
+async fn gather(ctx: &Ctx, host: &str) -> Result<HostFacts, Failure> {
+    let step = "gather facts";
+    let cmd = facts::command().map_err(|e| Failure::new(step, e.to_string()))?;
+    let out = ctx.exec(host, host, step, &cmd).await?;
+    facts::parse(&out.stdout).map_err(|e| Failure::new(step, e.to_string()))
+}
+
+/// The host's node object, now (None: not registered).
+async fn read_node(ctx: &Ctx, host: &str) -> Result<Option<Node>, Failure> {
+    let step = "kubectl get nodes";
+    let out = ctx
+        .exec(&ctx.first_cp, host, step, &cluster::get_nodes_command())
+        .await?;
+    let nodes = cluster::parse_nodes(&out.stdout).map_err(|e| Failure::new(step, e.to_string()))?;
+    Ok(nodes.into_iter().find(|n| n.name == host))
 }
