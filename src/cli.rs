@@ -80,16 +80,10 @@ pub struct UpArgs {
     #[arg(long, env = "BOOTSTRAP_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 
-    /// With --dry-run: `json` prints the plan as one JSON document on stdout. Not read
-    /// from BOOTSTRAP_OUTPUT (that is `plan`'s): it would make every plain `up` fail
-    /// for want of --dry-run.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "text",
-        requires = "dry_run",
-        env = "BOOTSTRAP_DRY_RUN_OUTPUT"
-    )]
+    /// `text` (progress and summary on stderr) or `json`: also one JSON document on
+    /// stdout at the end (hosts, steps, nodes, errors, exit code; docs/output.md). With
+    /// --dry-run, the plan's document, like `plan --output json`.
+    #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
     pub output: OutputFormat,
 }
 
@@ -157,6 +151,11 @@ pub struct ResetArgs {
         env = "BOOTSTRAP_DRAIN_TIMEOUT"
     )]
     pub timeout: Duration,
+
+    /// `text` (progress and summary on stderr) or `json`: also one JSON document on
+    /// stdout at the end (hosts, steps, errors, exit code; docs/output.md).
+    #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
+    pub output: OutputFormat,
 
     #[command(flatten)]
     pub run: HostRunArgs,

@@ -1,12 +1,14 @@
 pub mod cli;
 pub mod cluster;
 pub mod embedded;
+pub mod exit;
 pub mod facts;
 pub mod inventory;
 pub mod kubeconfig;
 pub mod phases;
 pub mod plan;
 pub mod playbook;
+pub mod report;
 pub mod reset;
 pub mod runlog;
 pub mod ssh;

@@ -2,11 +2,13 @@
 //!
 //! The pipeline, one module per stage of the library (src/lib.rs): inventory -> ssh ->
 //! facts -> plan -> phases -> ui. This file only parses the command line, sets up
-//! logging and maps outcomes to the exit status.
+//! logging and maps outcomes to the exit status (the table in src/exit.rs).
 
 use std::process::ExitCode;
 
-use bootstrap::cli::{Cli, Command};
+use bootstrap::cli::{Cli, Command, OutputFormat};
+use bootstrap::exit::{self, Outcome};
+use bootstrap::report::{self, Finished};
 use bootstrap::{inventory, phases};
 use clap::{CommandFactory, Parser};
 
@@ -17,18 +19,48 @@ fn main() -> ExitCode {
     if let Some(args) = phases::dry_run::requested(&cli.command) {
         return phases::dry_run::main(&args);
     }
-    match run(cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(report) => {
-            eprintln!("{report:?}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Up(args) => match runtime() {
+            Ok(rt) => finish("up", args.output, rt.block_on(phases::up::run(&args))),
+            Err(report) => fail(report),
+        },
+        Command::Reset(args) => finish("reset", args.output, bootstrap::reset::run(&args)),
+        command => match run(command) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(report) => fail(report),
+        },
     }
 }
 
-fn run(cli: Cli) -> miette::Result<bool> {
-    match cli.command {
+/// Prints an error that ended a command and maps it to its exit status.
+fn fail(report: miette::Report) -> ExitCode {
+    eprintln!("{report:?}");
+    exit::of_error(&report).exit_code()
+}
+
+/// Ends `up` or `reset`: the error (if one stopped it) on stderr, the JSON document on
+/// stdout when asked for, and the outcome's exit status.
+fn finish(command: &str, output: OutputFormat, finished: Finished) -> ExitCode {
+    let Finished {
+        outcome,
+        error,
+        doc,
+    } = finished;
+    if let Some(report) = error {
+        eprintln!("{report:?}");
+    }
+    if output == OutputFormat::Json {
+        if let Err(report) = report::print(command, outcome.code(), &doc) {
+            eprintln!("{report:?}");
+            return Outcome::Error.exit_code();
+        }
+    }
+    outcome.exit_code()
+}
+
+fn run(command: Command) -> miette::Result<bool> {
+    match command {
         Command::Validate { inventory } => {
             let inv = inventory::load(&inventory)?;
             println!(
@@ -45,11 +77,11 @@ fn run(cli: Cli) -> miette::Result<bool> {
             print_all(&script)
         }
         Command::Man { subcommand } => man(subcommand.as_deref()),
-        Command::Plan(_) => unreachable!("main() runs plan: it has its own exit codes"),
-        Command::Reset(args) => bootstrap::reset::run(&args),
+        Command::Plan(_) | Command::Up(_) | Command::Reset(_) => {
+            unreachable!("main() runs plan, up and reset: they have their own exit codes")
+        }
         Command::Kubeconfig(args) => runtime()?.block_on(bootstrap::kubeconfig::run(&args)),
         Command::Status(args) => runtime()?.block_on(bootstrap::status::run(&args)),
-        Command::Up(args) => runtime()?.block_on(phases::up::run(&args)),
     }
 }
 

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{kubectl_duration, ResetArgs};
 use crate::cluster::{self, Node};
+use crate::exit::{Interrupt, Outcome};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::phases::{self, up::target, ClusterPlan, Ctx, Failure, HostFuture, Phase};
 use crate::plan::{self, HostPlan, PhasePlan};
+use crate::report;
 use crate::runlog::RunLog;
 use crate::ssh::{self, Connection};
-use crate::exit::{Interrupt, Outcome};
-use crate::report;
 use crate::ui::{HostResult, Progress, SummaryRow};
 
 /// The playbook behind `reset`.
@@ -143,8 +143,8 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
         .find(|h| h.role == Role::ControlPlane)
         .map(|h| h.name.clone())
         .expect("a validated inventory has a control plane");
-    let mut interrupt = Interrupt::listen()
-        .map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
+    let mut interrupt =
+        Interrupt::listen().map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
     let progress = Progress::new();
     let log =
         RunLog::open(args.run.log_dir.as_deref()).map_err(|e| ResetError::RunLog(e.to_string()))?;
@@ -176,7 +176,7 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
     }
     progress.phase_done("connect", started.elapsed());
     if !failed.is_empty() {
-        return Ok(stop_early(doc, &progress, &log, &failed));
+        return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }
 
     // 2. facts.
@@ -197,7 +197,7 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
     }
     progress.phase_done("facts", started.elapsed());
     if !failed.is_empty() {
-        return Ok(stop_early(doc, &progress, &log, &failed));
+        return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }
 
     // 3. the node objects, if the cluster is up.
@@ -242,7 +242,7 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
         }
     }
     if !failed.is_empty() {
-        return Ok(stop_early(doc, &progress, &log, &failed));
+        return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }
     if host_plans.values().all(HostPlan::is_empty) {
         progress.info(&format!(
@@ -314,7 +314,10 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
     progress.summary(&rows);
     let outcome = doc.settle(&rows, &ctx.log.steps(), true);
     if outcome == Outcome::Success && !ok {
-        doc.fail(Outcome::Error, "a host task failed unexpectedly (see the messages above)");
+        doc.fail(
+            Outcome::Error,
+            "a host task failed unexpectedly (see the messages above)",
+        );
         return Ok(Outcome::Error);
     }
     Ok(outcome)
@@ -385,6 +388,7 @@ fn confirm(progress: &Progress, hosts: &[String]) -> Result<bool, ResetError> {
 /// (`connect: ...`, `facts: ...`, `plan: ...`), recorded in the document.
 fn stop_early(
     doc: &mut report::Run,
+    inv: &Inventory,
     progress: &Progress,
     log: &RunLog,
     failed: &BTreeMap<String, String>,
@@ -393,15 +397,11 @@ fn stop_early(
         progress.info(&format!("{host}: {why}"));
     }
     progress.info("nothing was changed");
-    let everyone: Vec<String> = doc.hosts.iter().map(|h| h.name.clone()).collect();
-    let rows = rows(
-        &Inventory::clone_names_only(&everyone),
-        &everyone,
-        |h| match failed.get(h) {
-            Some(why) => HostResult::Failed(why.clone()),
-            None => HostResult::Skipped,
-        },
-    );
+    let everyone: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+    let rows = rows(inv, &everyone, |h| match failed.get(h) {
+        Some(why) => HostResult::Failed(why.clone()),
+        None => HostResult::Skipped,
+    });
     doc.settle(&rows, &log.steps(), false)
 }
 

@@ -3,6 +3,9 @@
 //! terminal only shows step names). Secrets are redacted before anything is written.
 //!
 //! Layout: `<base>/<UTC timestamp>-<pid>/<host>.log` (+ `run.log` for run-wide notes).
+//! Every command that reaches a file also lands, as one [`StepRecord`], in an in-memory
+//! list the run's JSON document (`--output json`, src/report.rs) is built from: one
+//! place every command already passes, so the document cannot miss one.
 //! The base defaults to `$XDG_STATE_HOME/bootstrap/runs`, else
 //! `~/.local/state/bootstrap/runs`. Directories are 0700 and files 0600: even redacted,
 //! command output describes the cluster's internals.
@@ -11,7 +14,8 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::ssh::{redact, Output, RemoteCommand, SshError};
 
@@ -37,12 +41,38 @@ pub enum RunLogError {
 #[derive(Debug, Clone)]
 pub struct RunLog {
     dir: PathBuf,
+    steps: Steps,
 }
 
 /// Appends to one host's log file.
 #[derive(Debug, Clone)]
 pub struct HostLog {
     path: PathBuf,
+    host: String,
+    steps: Steps,
+}
+
+/// The commands recorded so far, shared by every clone of a [`RunLog`].
+#[derive(Debug, Clone)]
+struct Steps {
+    started: Instant,
+    list: Arc<Mutex<Vec<StepRecord>>>,
+}
+
+/// One recorded command, without its script or output (those are only in the files).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StepRecord {
+    /// The host the command ran on.
+    pub host: String,
+    pub step: String,
+    /// Seconds from the start of the run to the end of the command.
+    pub finished_at_seconds: f64,
+    pub duration_seconds: f64,
+    /// `ok` (exit 0), `failed` (another exit status; for probes that can be data) or
+    /// `error` (the command did not complete: connection lost, sudo refused...).
+    pub result: &'static str,
+    /// None when the command did not complete.
+    pub exit_status: Option<u32>,
 }
 
 impl RunLog {
@@ -78,7 +108,13 @@ impl RunLog {
                 path: dir.clone(),
                 source,
             })?;
-        Ok(RunLog { dir })
+        Ok(RunLog {
+            dir,
+            steps: Steps {
+                started: Instant::now(),
+                list: Arc::default(),
+            },
+        })
     }
 
     /// The run's directory, to tell the person where to look.
@@ -90,7 +126,18 @@ impl RunLog {
     pub fn host(&self, host: &str) -> HostLog {
         HostLog {
             path: self.dir.join(format!("{}.log", file_name(host))),
+            host: host.to_string(),
+            steps: self.steps.clone(),
         }
+    }
+
+    /// Every command recorded so far, in the order they finished.
+    pub fn steps(&self) -> Vec<StepRecord> {
+        self.steps
+            .list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A run-wide line in `<dir>/run.log` (e.g. the plan, the phase boundaries).
@@ -116,6 +163,8 @@ impl HostLog {
         output: &Output,
         elapsed: Duration,
     ) -> Result<(), RunLogError> {
+        let result = if output.success() { "ok" } else { "failed" };
+        self.remember(step, elapsed, result, Some(output.status));
         let mut entry = header(step, cmd, &format!("exit {}", output.status), elapsed);
         section(&mut entry, "stdout", &output.stdout);
         section(&mut entry, "stderr", &output.stderr);
@@ -145,10 +194,29 @@ impl HostLog {
         error: &dyn std::fmt::Display,
         elapsed: Duration,
     ) -> Result<(), RunLogError> {
+        self.remember(step, elapsed, "error", None);
         let mut entry = header(step, cmd, "error", elapsed);
         section(&mut entry, "error", &error.to_string());
         entry.push('\n');
         append(&self.path, &redact(&entry, &cmd.secrets))
+    }
+}
+
+impl HostLog {
+    fn remember(&self, step: &str, elapsed: Duration, result: &'static str, status: Option<u32>) {
+        let record = StepRecord {
+            host: self.host.clone(),
+            step: step.to_string(),
+            finished_at_seconds: self.steps.started.elapsed().as_secs_f64(),
+            duration_seconds: elapsed.as_secs_f64(),
+            result,
+            exit_status: status,
+        };
+        self.steps
+            .list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
     }
 }
 
@@ -270,6 +338,17 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let mode = std::fs::metadata(log.dir()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+        // Both commands are in the in-memory list, through any clone of the log.
+        let steps = log.clone().steps();
+        let results: Vec<_> = steps
+            .iter()
+            .map(|s| (s.host.as_str(), s.result, s.exit_status))
+            .collect();
+        assert_eq!(
+            results,
+            [("node-1", "failed", Some(1)), ("node-1", "error", None)]
+        );
+        assert_eq!(steps[0].duration_seconds, 1.5);
     }
 
     #[test]

@@ -143,8 +143,8 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
         drift: drift(&planned),
     };
     let text = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&status)
-            .map_err(|e| miette::miette!("cannot write the status as JSON: {e}"))?,
+        // The `bootstrap/status/v1` document; status exits 0 whenever it prints one.
+        OutputFormat::Json => crate::report::to_json("status", crate::exit::SUCCESS, &status)?,
         OutputFormat::Text => render(&status),
     };
     println!("{}", text.trim_end());

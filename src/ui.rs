@@ -26,6 +26,16 @@ pub enum HostResult {
 }
 
 impl HostResult {
+    /// The result as `--output json` names it: changed, unchanged, failed, skipped.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HostResult::Unchanged => "unchanged",
+            HostResult::Changed => "changed",
+            HostResult::Failed(_) => "failed",
+            HostResult::Skipped => "skipped",
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self {
             HostResult::Unchanged => "unchanged",
@@ -74,7 +84,13 @@ struct State {
     /// Run-wide secrets (e.g. the join token once created): a second line of defence
     /// behind callers redacting what they pass.
     secrets: Vec<String>,
+    /// The rows of the last summary printed, for the run's JSON document: a run that
+    /// stops before its phases only says why in its summary.
+    summary: Option<Vec<SummaryRow>>,
 }
+
+/// One row of the summary table: host, role, result, time spent.
+pub type SummaryRow = (String, String, HostResult, Duration);
 
 const TICK_CHARS: &str = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ";
 
@@ -162,7 +178,8 @@ impl Progress {
             .extend(secrets.into_iter().filter(|s| !s.is_empty()));
     }
 
-    fn clean(&self, text: &str) -> String {
+    /// `text` with every run-wide secret redacted: what any output of the run must be.
+    pub fn clean(&self, text: &str) -> String {
         let st = self.state();
         crate::ssh::redact(text, &st.secrets)
     }
@@ -288,6 +305,11 @@ impl Progress {
         }
     }
 
+    /// The rows of the last summary printed, if any.
+    pub fn last_summary(&self) -> Option<Vec<SummaryRow>> {
+        self.state().summary.clone()
+    }
+
     /// A line of information not tied to a host (e.g. "nothing to do").
     pub fn info(&self, msg: &str) {
         let msg = &self.clean(msg);
@@ -302,6 +324,7 @@ impl Progress {
 
     /// The final table: host, role, result, time.
     pub fn summary(&self, rows: &[(String, String, HostResult, Duration)]) {
+        self.state().summary = Some(rows.to_vec());
         let table = self.clean(&render_summary(rows));
         match &self.inner.out {
             Output::Terminal(multi) => multi.suspend(|| eprint!("{table}")),

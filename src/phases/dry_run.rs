@@ -17,12 +17,11 @@ use serde::Serialize;
 use super::cluster_plan::{ClusterPlan, ClusterView};
 use super::up::{self, Planned};
 use crate::cli::{Command, OutputFormat, PlanArgs};
+use crate::exit::Outcome;
 use crate::cluster::NodeChange;
 use crate::inventory::{self, Inventory};
 use crate::plan::HostPlan;
 
-/// The exit status when `up` would change something.
-pub const EXIT_CHANGES: u8 = 2;
 
 /// The plan arguments if the command is `plan` or `up --dry-run`.
 pub fn requested(command: &Command) -> Option<PlanArgs> {
@@ -56,12 +55,12 @@ pub fn main(args: &PlanArgs) -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok(Some(report)) if report.changes => ExitCode::from(EXIT_CHANGES),
-        Ok(Some(_)) => ExitCode::SUCCESS,
-        Ok(None) => ExitCode::FAILURE,
+        Ok(Some(report)) if report.changes => Outcome::ChangesPending.exit_code(),
+        Ok(Some(_)) => Outcome::Success.exit_code(),
+        Ok(None) => Outcome::Error.exit_code(),
         Err(report) => {
             eprintln!("{report:?}");
-            ExitCode::FAILURE
+            crate::exit::of_error(&report).exit_code()
         }
     }
 }
@@ -148,9 +147,13 @@ pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
         progress.info("nothing to do: every node is Ready with its labels and taints");
     }
     if args.output == OutputFormat::Json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| miette::miette!("cannot write the plan as JSON: {e}"))?;
-        println!("{json}");
+        // The `bootstrap/plan/v1` document, for `plan` and `up --dry-run` alike.
+        let code = if report.changes {
+            Outcome::ChangesPending
+        } else {
+            Outcome::Success
+        };
+        crate::report::print("plan", code.code(), &report)?;
     }
     Ok(Some(report))
 }
@@ -419,7 +422,8 @@ mod tests {
         );
         let up = Cli::try_parse_from(["bootstrap", "up", "i.yaml"]).unwrap();
         assert!(requested(&up.command).is_none());
-        // --output only means something with --dry-run.
-        assert!(Cli::try_parse_from(["bootstrap", "up", "i.yaml", "--output", "json"]).is_err());
+        // `up --output json` without --dry-run runs up (its own document, src/report.rs).
+        let up = Cli::try_parse_from(["bootstrap", "up", "i.yaml", "--output", "json"]).unwrap();
+        assert!(requested(&up.command).is_none());
     }
 }

@@ -6,7 +6,8 @@
 //! it only knows the nodes that exist and a node may flap right after it; so the node
 //! objects are then polled until everything holds or `--timeout` (counted from the start
 //! of this phase) runs out. Only readiness is waited for: a wrong version, label or taint
-//! will not fix itself and fails at once.
+//! will not fix itself and fails at once; running out of `--timeout` while only waiting
+//! is a timeout ([`Failure::timeout`], exit code 7), not a failed step.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,9 +58,17 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
                 return Ok(false);
             }
             let only_waiting = problems.iter().all(|p| p.waiting);
-            if !only_waiting || Instant::now() + POLL > deadline {
-                let text: Vec<String> = problems.into_iter().map(|p| p.text).collect();
-                return Err(Failure::new("verify nodes", text.join("; ")));
+            let text = || {
+                let text: Vec<String> = problems.iter().map(|p| p.text.clone()).collect();
+                text.join("; ")
+            };
+            if !only_waiting {
+                return Err(Failure::new("verify nodes", text()));
+            }
+            if Instant::now() + POLL > deadline {
+                // Only time could have fixed it, and --timeout is used up: a timeout
+                // (its own exit code), not a broken step.
+                return Err(Failure::timeout("verify nodes", text()));
             }
             tokio::time::sleep(POLL).await;
         }

@@ -14,12 +14,14 @@ use super::{host_steps, ClusterPlan, Ctx, Failure};
 use crate::cli::UpArgs;
 use crate::cli::{kubectl_duration, MaxUnavailable};
 use crate::cluster;
+use crate::exit::{Interrupt, Outcome};
 use crate::facts::{self, HostFacts};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::plan::{self, HostPlan};
+use crate::report;
 use crate::runlog::RunLog;
 use crate::ssh::{self, Connection, Target};
-use crate::ui::{HostResult, Progress};
+use crate::ui::{HostResult, Progress, SummaryRow};
 
 /// The wait timeout shown in a plan's upgrade commands (`up` renders its own --timeout
 /// when it runs them).
@@ -99,17 +101,38 @@ pub(crate) fn open_run(log_dir: Option<&std::path::Path>) -> Result<(Progress, R
     Ok((progress, log))
 }
 
-/// Runs `up`. Ok(true): every node is Ready with its labels and taints. Ok(false): some
-/// host failed (the summary says which, at which step). Err: nothing could start.
-pub async fn run(args: &UpArgs) -> miette::Result<bool> {
+/// Runs `up`: the outcome (exit status), and the JSON document's body whatever
+/// happened (`--output json`). Success: every node is Ready with its labels and taints.
+/// A failed host is named in the summary and the document, with the step. SIGINT or
+/// SIGTERM stops the run: no new phase or host starts, commands in flight are
+/// abandoned, the summary is printed, and the outcome is `interrupted`.
+pub async fn run(args: &UpArgs) -> report::Finished {
+    let started = Instant::now();
+    let mut doc = report::Run::new(&args.inventory);
+    let result = converge(args, &mut doc).await;
+    report::Finished::new(doc, result, started)
+}
+
+async fn converge(args: &UpArgs, doc: &mut report::Run) -> miette::Result<Outcome> {
     let inv = inventory::load(&args.inventory)?;
+    doc.set_inventory(&inv);
     check_supported(&inv)?;
+    let mut interrupt =
+        Interrupt::listen().map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
     let (progress, log) = open_run(args.run.log_dir.as_deref())?;
+    doc.run_log = Some(log.dir().display().to_string());
     let parallelism = args.run.parallelism as usize;
 
-    let Some(planned) = connect_and_plan(inv, &progress, &log, parallelism, &args.upgrade).await
-    else {
-        return Ok(false);
+    let prepared = tokio::select! {
+        p = connect_and_plan(inv.clone(), &progress, &log, parallelism, &args.upgrade) => p,
+        signal = interrupt.recv() => {
+            stop_early(&progress, &inv, &BTreeMap::new());
+            return Ok(interrupted(doc, &progress, &log, signal, &[]));
+        }
+    };
+    let Some(planned) = prepared else {
+        let rows = progress.last_summary().unwrap_or_default();
+        return Ok(doc.settle(&rows, &log.steps(), false));
     };
     let Planned {
         inv,
@@ -144,9 +167,75 @@ pub async fn run(args: &UpArgs) -> miette::Result<bool> {
         )
         .with_upgrade(args.upgrade.clone()),
     );
-    let ok = nothing || super::apply(&ctx, super::UP).await;
-    progress.summary(&ctx.summary_rows());
-    Ok(ok && !ctx.failed())
+    let ok = nothing
+        || tokio::select! {
+            ok = super::apply(&ctx, super::UP) => ok,
+            signal = interrupt.recv() => {
+                // Dropping the phase aborts its host tasks: nothing new starts.
+                let rows = unfinished_skipped(ctx.summary_rows());
+                progress.summary(&rows);
+                return Ok(interrupted(doc, &progress, &ctx.log, signal, &rows));
+            }
+        };
+    let rows = ctx.summary_rows();
+    progress.summary(&rows);
+    doc.set_nodes(&final_nodes(&ctx).await);
+    let outcome = doc.settle(&rows, &ctx.log.steps(), true);
+    if outcome == Outcome::Success && !ok {
+        // A phase failed without a host to blame (a host task panicked: a bug).
+        doc.fail(
+            Outcome::Error,
+            "a host task failed unexpectedly (see the messages above)",
+        );
+        return Ok(Outcome::Error);
+    }
+    Ok(outcome)
+}
+
+/// The summary rows of an interrupted run: a host still `unchanged` may have been in
+/// the middle of its work, so it is reported as not done (`skipped`).
+fn unfinished_skipped(rows: Vec<SummaryRow>) -> Vec<SummaryRow> {
+    rows.into_iter()
+        .map(|(h, role, result, t)| match result {
+            HostResult::Unchanged => (h, role, HostResult::Skipped, t),
+            r => (h, role, r, t),
+        })
+        .collect()
+}
+
+/// Records an interrupt by `signal` in the document (after the hosts from `rows`).
+fn interrupted(
+    doc: &mut report::Run,
+    progress: &Progress,
+    log: &RunLog,
+    signal: &str,
+    rows: &[SummaryRow],
+) -> Outcome {
+    let message = format!(
+        "interrupted by {signal}: no new work was started; commands that were running were \
+         abandoned (run `bootstrap up` again to finish)"
+    );
+    progress.info(&message);
+    doc.settle(rows, &log.steps(), true);
+    doc.fail(Outcome::Interrupted, &message);
+    Outcome::Interrupted
+}
+
+/// The node objects at the end of the run, for the document; none when there is no
+/// cluster (yet) or the control plane cannot tell.
+async fn final_nodes(ctx: &Ctx) -> Vec<cluster::Node> {
+    let cp = &ctx.first_cp;
+    if !ctx.conns.contains_key(cp) {
+        return Vec::new();
+    }
+    let step = "kubectl get nodes (for the report)";
+    match ctx
+        .exec_status(cp, cp, step, &cluster::get_nodes_command())
+        .await
+    {
+        Ok(out) if out.success() => cluster::parse_nodes(&out.stdout).unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// Everything `up` knows before it changes anything: the connections, every host's
@@ -286,7 +375,7 @@ pub(crate) async fn connect_and_plan(
             },
         )
     });
-    let cluster_plan =
+    let mut cluster_plan =
         match cluster_plan::plan(&inv, &states, view.as_ref(), init_steps).and_then(|mut p| {
             p.upgrade = upgrade_plan.transpose()?.flatten();
             Ok(p)
@@ -306,6 +395,8 @@ pub(crate) async fn connect_and_plan(
                 ClusterPlan::default()
             }
         };
+    let (cp_conn, initialized) = (&conns[&first_cp], view.is_some());
+    super::manifests::plan_into(&mut cluster_plan, &mut failed, &inv, initialized, cp_conn, log, &first_cp).await;
     if !failed.is_empty() {
         stop_early(progress, &inv, &failed);
         return None;
