@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{kubectl_duration, ResetArgs};
 use crate::cluster::{self, Node};
+use crate::exit::{Interrupt, Outcome};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::phases::{self, up::target, ClusterPlan, Ctx, Failure, HostFuture, Phase};
 use crate::plan::{self, HostPlan, PhasePlan};
+use crate::report;
 use crate::runlog::RunLog;
 use crate::ssh::{self, Connection};
-use crate::ui::Progress;
+use crate::ui::{HostResult, Progress, SummaryRow};
 
 /// The playbook behind `reset`.
 pub const PLAYBOOK: &str = "reset";
@@ -67,13 +69,18 @@ const RESET: &[Phase] = &[
     },
 ];
 
-/// Runs `reset` on its own async runtime. Ok(true): every selected host is reset.
-pub fn run(args: &ResetArgs) -> miette::Result<bool> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs `reset` on its own async runtime: the outcome (exit status) and the JSON
+/// document's body (`--output json`, docs/output.md). Success: every selected host is
+/// reset. SIGINT/SIGTERM stop it like `up`: no new host starts, the summary is printed.
+pub fn run(args: &ResetArgs) -> report::Finished {
+    let started = Instant::now();
+    let mut doc = report::Run::new(&args.inventory);
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| ResetError::Runtime(e.to_string()))?;
-    runtime.block_on(reset(args))
+        .map_err(|e| ResetError::Runtime(e.to_string()).into())
+        .and_then(|runtime| runtime.block_on(reset(args, &mut doc)));
+    report::Finished::new(doc, result, started)
 }
 
 /// Whether the user may be asked: Err says why not (then `--yes` is required).
@@ -120,8 +127,9 @@ pub fn select<'a>(inv: &'a Inventory, names: &[String]) -> Result<Vec<&'a Host>,
     Ok(workers.chain(cps).collect())
 }
 
-async fn reset(args: &ResetArgs) -> miette::Result<bool> {
+async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcome> {
     let inv = inventory::load(&args.inventory)?;
+    doc.set_inventory(&inv);
     let selected: Vec<String> = select(&inv, &args.hosts)?
         .into_iter()
         .map(|h| h.name.clone())
@@ -135,10 +143,13 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
         .find(|h| h.role == Role::ControlPlane)
         .map(|h| h.name.clone())
         .expect("a validated inventory has a control plane");
+    let mut interrupt =
+        Interrupt::listen().map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
     let progress = Progress::new();
     let log =
         RunLog::open(args.run.log_dir.as_deref()).map_err(|e| ResetError::RunLog(e.to_string()))?;
     progress.info(&format!("run log: {}", log.dir().display()));
+    doc.run_log = Some(log.dir().display().to_string());
     let parallelism = args.run.parallelism as usize;
 
     // 1. connect to the selected hosts and the first control plane (drains run there).
@@ -151,19 +162,21 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
     progress.phase_start("connect", needed.len());
     let targets: Vec<_> = needed.iter().map(|h| target(h)).collect();
     let mut conns = BTreeMap::new();
-    let mut failed = Vec::new();
+    let mut failed = BTreeMap::new();
     for (name, result) in ssh::connect_all(&targets, parallelism).await {
         progress.host_done(&name, result.is_ok());
         match result {
             Ok(c) => {
                 conns.insert(name, Arc::new(c));
             }
-            Err(e) => failed.push(format!("{name}: connect: {e}")),
+            Err(e) => {
+                failed.insert(name, format!("connect: {e}"));
+            }
         }
     }
     progress.phase_done("connect", started.elapsed());
     if !failed.is_empty() {
-        return stop_early(&progress, &failed);
+        return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }
 
     // 2. facts.
@@ -177,12 +190,14 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
             Ok(f) => {
                 facts_by_host.insert(name, f);
             }
-            Err(e) => failed.push(format!("{name}: facts: {e}")),
+            Err(e) => {
+                failed.insert(name, format!("facts: {e}"));
+            }
         }
     }
     progress.phase_done("facts", started.elapsed());
     if !failed.is_empty() {
-        return stop_early(&progress, &failed);
+        return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }
 
     // 3. the node objects, if the cluster is up.
@@ -221,18 +236,21 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
             Ok(steps) => {
                 host_plans.insert(name.clone(), split(name, steps));
             }
-            Err(e) => failed.push(format!("{name}: plan: {e}")),
+            Err(e) => {
+                failed.insert(name.clone(), format!("plan: {e}"));
+            }
         }
     }
     if !failed.is_empty() {
-        return stop_early(&progress, &failed);
+        return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }
     if host_plans.values().all(HostPlan::is_empty) {
         progress.info(&format!(
             "nothing to do: {} already reset",
             selected.join(", ")
         ));
-        return Ok(true);
+        let rows = rows(&inv, &selected, |_| HostResult::Unchanged);
+        return Ok(doc.settle(&rows, &log.steps(), false));
     }
     print_plan(&progress, &log, &selected, &host_plans);
     if selected.contains(&first_cp) && !nodes.is_empty() {
@@ -251,7 +269,8 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
     }
     if !args.yes && !confirm(&progress, &selected)? {
         progress.info("nothing was changed");
-        return Ok(false);
+        doc.fail(Outcome::Error, "not confirmed: nothing was changed");
+        return Ok(Outcome::Error);
     }
 
     // 5. apply.
@@ -266,9 +285,66 @@ async fn reset(args: &ResetArgs) -> miette::Result<bool> {
         parallelism,
         args.timeout,
     ));
-    let ok = phases::apply(&ctx, RESET).await;
-    progress.summary(&ctx.summary_rows());
-    Ok(ok && !ctx.failed())
+    let ok = tokio::select! {
+        ok = phases::apply(&ctx, RESET) => ok,
+        signal = interrupt.recv() => {
+            // Dropping the phase aborts its host tasks: nothing new starts.
+            let rows: Vec<SummaryRow> = ctx
+                .summary_rows()
+                .into_iter()
+                .map(|(h, role, r, t)| match r {
+                    HostResult::Unchanged if selected.contains(&h) => {
+                        (h, role, HostResult::Skipped, t)
+                    }
+                    r => (h, role, r, t),
+                })
+                .collect();
+            progress.summary(&rows);
+            let message = format!(
+                "interrupted by {signal}: no new work was started; commands that were running \
+                 were abandoned (run `bootstrap reset` again to finish)"
+            );
+            progress.info(&message);
+            doc.settle(&rows, &ctx.log.steps(), true);
+            doc.fail(Outcome::Interrupted, &message);
+            return Ok(Outcome::Interrupted);
+        }
+    };
+    let rows = ctx.summary_rows();
+    progress.summary(&rows);
+    let outcome = doc.settle(&rows, &ctx.log.steps(), true);
+    if outcome == Outcome::Success && !ok {
+        doc.fail(
+            Outcome::Error,
+            "a host task failed unexpectedly (see the messages above)",
+        );
+        return Ok(Outcome::Error);
+    }
+    Ok(outcome)
+}
+
+/// Summary rows for the selected hosts (`result` of each), the others unchanged.
+fn rows(
+    inv: &Inventory,
+    selected: &[String],
+    result: impl Fn(&str) -> HostResult,
+) -> Vec<SummaryRow> {
+    inv.hosts
+        .iter()
+        .map(|h| {
+            let r = if selected.contains(&h.name) {
+                result(&h.name)
+            } else {
+                HostResult::Unchanged
+            };
+            (
+                h.name.clone(),
+                phases::role_name(h.role).to_string(),
+                r,
+                Duration::ZERO,
+            )
+        })
+        .collect()
 }
 
 /// Splits a host's planned reset steps into the part run on the first control plane
@@ -308,12 +384,25 @@ fn confirm(progress: &Progress, hosts: &[String]) -> Result<bool, ResetError> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn stop_early(progress: &Progress, failed: &[String]) -> miette::Result<bool> {
-    for f in failed {
-        progress.info(f);
+/// Ends a run that failed before changing anything: each failed host with its reason
+/// (`connect: ...`, `facts: ...`, `plan: ...`), recorded in the document.
+fn stop_early(
+    doc: &mut report::Run,
+    inv: &Inventory,
+    progress: &Progress,
+    log: &RunLog,
+    failed: &BTreeMap<String, String>,
+) -> Outcome {
+    for (host, why) in failed {
+        progress.info(&format!("{host}: {why}"));
     }
     progress.info("nothing was changed");
-    Ok(false)
+    let everyone: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+    let rows = rows(inv, &everyone, |h| match failed.get(h) {
+        Some(why) => HostResult::Failed(why.clone()),
+        None => HostResult::Skipped,
+    });
+    doc.settle(&rows, &log.steps(), false)
 }
 
 fn print_plan(
