@@ -15,6 +15,7 @@ pub const PLAYBOOKS: &[(&str, &str)] = &[
     ("init", include_str!("../playbooks/init.yaml")),
     ("join", include_str!("../playbooks/join.yaml")),
     ("calico", include_str!("../playbooks/calico.yaml")),
+    ("manifests", include_str!("../playbooks/manifests.yaml")),
     ("reset", include_str!("../playbooks/reset.yaml")),
     ("upgrade", include_str!("../playbooks/upgrade.yaml")),
     (

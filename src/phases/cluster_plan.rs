@@ -61,6 +61,8 @@ pub struct ClusterPlan {
     pub nodes: BTreeMap<String, NodeWork>,
     /// Wait until every node is Ready.
     pub wait: Option<String>,
+    /// The inventory's manifests to apply, once every node is Ready.
+    pub manifests: super::manifests::ManifestPlan,
     /// Things worth saying that need no action (e.g. nodes not in the inventory).
     pub notes: Vec<String>,
     /// Move the cluster to the inventory's Kubernetes version (set by `up` from every
@@ -76,6 +78,7 @@ impl ClusterPlan {
             && self.calico.is_none()
             && self.nodes.is_empty()
             && self.wait.is_none()
+            && self.manifests.is_empty()
     }
 }
 
@@ -102,6 +105,7 @@ impl fmt::Display for ClusterPlan {
         if let Some(r) = &self.wait {
             writeln!(f, "ready: wait until every node is Ready ({r})")?;
         }
+        write!(f, "{}", self.manifests)?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! mirror URL (the control plane fetches it with `kubectl apply -f URL`), or a local
 //! file (read here and fed to `kubectl apply -f -` on stdin, for air-gapped hosts).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::{Ctx, Failure, HostFuture};
@@ -34,12 +35,7 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
             .with("calico_current", current)
             .with("wait_timeout", kubectl_duration(ctx.timeout));
         if let Some(ManifestSource::File(path)) = &ctx.inv.cluster.calico.manifest {
-            let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-                Failure::new(
-                    step,
-                    format!("cannot read the Calico manifest {}: {e}", path.display()),
-                )
-            })?;
+            let text = read_manifest(path, step, "the Calico manifest").await?;
             vars = vars.with("calico_manifest", text);
         }
         let steps =
@@ -47,4 +43,12 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
         ctx.run_steps(&host, &steps).await?;
         Ok(!steps.is_empty())
     })
+}
+
+/// A local manifest's text, for `kubectl apply -f -` on the control plane's stdin (the
+/// hosts need not see the machine `bootstrap` runs on). Shared with the `manifests` phase.
+pub(crate) async fn read_manifest(path: &Path, step: &str, what: &str) -> Result<String, Failure> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| Failure::new(step, format!("cannot read {what} {}: {e}", path.display())))
 }

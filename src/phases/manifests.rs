@@ -1,16 +1,426 @@
-//! Phase `manifests`: the inventory's `manifests:` applied in order once every node is
-//! Ready (playbooks/manifests.yaml).
+//! Phase `manifests`: the inventory's `manifests:` applied from the first control plane
+//! once every node is Ready, one at a time in the inventory's order, each waited on with
+//! `kubectl rollout status` before the next (playbooks/manifests.yaml).
+//!
+//! Knowing what is already applied: after a manifest is applied and rolled out, the
+//! cluster records its name (as written in the inventory) and the sha256 of its text in
+//! the ConfigMap `kube-system/bootstrap-manifests`. Planning reads every manifest (a
+//! local file here, a URL fetched read-only on the control plane with `curl -fsSL`),
+//! hashes it and compares: a manifest is applied again only when it is new to the
+//! cluster or its text changed, so a converged cluster plans nothing and a re-run
+//! re-applies only what changed. What was planned is what is applied: the text read
+//! while planning is the one fed to `kubectl apply -f -`.
+//!
+//! The workloads to wait for are the Deployments, DaemonSets and StatefulSets the
+//! manifest declares (read from its text, with their namespaces, which `kubectl apply
+//! -o name` would not tell).
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Ctx, HostFuture};
+use serde::{Deserialize, Serialize};
+
+use super::cluster_plan::ClusterView;
+use super::{cni, ClusterPlan, Ctx, Failure, HostFuture};
+use crate::cli::kubectl_duration;
+use crate::cluster::KUBECTL;
+use crate::inventory::{Inventory, Manifest, ManifestSource};
+use crate::plan::{self, Vars};
+use crate::runlog::RunLog;
+use crate::ssh::{Connection, Output, RemoteCommand};
 
 pub const PLAYBOOK: &str = "manifests";
 
-pub fn hosts(_ctx: &Ctx) -> Vec<String> {
-    Vec::new()
+/// The ConfigMap recording what was applied: `data.applied` holds one `DIGEST NAME` line
+/// per manifest, in the inventory's order.
+pub const RECORD_NAMESPACE: &str = "kube-system";
+pub const RECORD_NAME: &str = "bootstrap-manifests";
+
+/// The step name of planning failures (reading, fetching or parsing a manifest).
+const PLAN_STEP: &str = "manifests";
+
+/// A workload `kubectl rollout status` can wait for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workload {
+    /// `deployment`, `daemonset` or `statefulset`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
 }
 
-pub fn run(_ctx: Arc<Ctx>, _host: String) -> HostFuture {
-    Box::pin(async move { Ok(false) })
+/// What the cluster says was applied: (name, digest) per manifest, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    entries: Vec<(String, String)>,
+}
+
+impl Record {
+    /// Parses `data.applied`: `DIGEST NAME` per line (the name may contain spaces).
+    /// Lines that are not of that form are ignored: their manifests are applied again.
+    pub fn parse(text: &str) -> Record {
+        let entries = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(d, n)| d.starts_with("sha256:") && !n.is_empty())
+            .map(|(d, n)| (n.to_string(), d.to_string()))
+            .collect();
+        Record { entries }
+    }
+
+    /// The text of `data.applied`.
+    pub fn text(&self) -> String {
+        self.entries
+            .iter()
+            .map(|(n, d)| format!("{d} {n}\n"))
+            .collect()
+    }
+
+    /// The digest recorded for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// The record once `name` is applied at `digest`: the inventory's manifests in its
+    /// order, each with its new or previously recorded digest. Names the inventory no
+    /// longer lists are dropped (what they created stays in the cluster).
+    pub fn applied(&self, inv: &Inventory, name: &str, digest: &str) -> Record {
+        let entries = inv
+            .manifests
+            .iter()
+            .filter_map(|m| {
+                let d = if m.name == name {
+                    Some(digest)
+                } else {
+                    self.get(&m.name)
+                };
+                d.map(|d| (m.name.clone(), d.to_string()))
+            })
+            .collect();
+        Record { entries }
+    }
+}
+
+/// One manifest `up` will apply, with everything needed to do it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestWork {
+    /// As written in the inventory.
+    pub name: String,
+    /// `sha256:HEX` of `text`.
+    pub digest: String,
+    /// The digest the cluster's record holds for `name`, if any.
+    pub recorded: Option<String>,
+    /// Why it is applied (from the playbook).
+    pub reason: String,
+    pub workloads: Vec<Workload>,
+    /// The manifest itself.
+    pub text: String,
+}
+
+/// The manifests part of the cluster plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestPlan {
+    /// The manifests to apply, in the inventory's order.
+    pub apply: Vec<ManifestWork>,
+    /// The record as the cluster holds it (empty when there is none yet).
+    pub record: Record,
+}
+
+impl ManifestPlan {
+    pub fn is_empty(&self) -> bool {
+        self.apply.is_empty()
+    }
+}
+
+impl fmt::Display for ManifestPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.apply {
+            writeln!(f, "manifests: apply {} ({})", m.name, m.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// `sha256:HEX` of a manifest's text. sha2 comes through russh's ssh-key re-export: the
+/// same crate russh already builds for key exchange.
+pub fn digest(text: &str) -> String {
+    use russh::keys::ssh_key::sha2::{Digest, Sha256};
+    let hash = Sha256::digest(text.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The Deployments, DaemonSets and StatefulSets a manifest declares, in order (a
+/// `kind: List` is looked into). Objects without a namespace land in `default`, the
+/// admin kubeconfig's namespace. A DaemonSet or StatefulSet with the `OnDelete` update
+/// strategy is left out: kubectl has no rollout status for it.
+pub fn workloads(text: &str) -> Result<Vec<Workload>, String> {
+    let mut objects = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let v = serde_yaml::Value::deserialize(doc)
+            .map_err(|e| format!("document {} is not valid YAML: {e}", i + 1))?;
+        if v.get("kind").and_then(|k| k.as_str()) == Some("List") {
+            if let Some(items) = v.get("items").and_then(|i| i.as_sequence()) {
+                objects.extend(items.iter().cloned());
+            }
+        } else if !v.is_null() {
+            objects.push(v);
+        }
+    }
+    let text_at = |v: &serde_yaml::Value, path: &[&str]| -> Option<String> {
+        let mut v = v;
+        for key in path {
+            v = v.get(*key)?;
+        }
+        v.as_str().map(str::to_string)
+    };
+    let mut out = Vec::new();
+    for o in &objects {
+        let kind = text_at(o, &["kind"]).unwrap_or_default();
+        if !matches!(kind.as_str(), "Deployment" | "DaemonSet" | "StatefulSet") {
+            continue;
+        }
+        if kind != "Deployment"
+            && text_at(o, &["spec", "updateStrategy", "type"]).as_deref() == Some("OnDelete")
+        {
+            continue;
+        }
+        let Some(name) = text_at(o, &["metadata", "name"]) else {
+            return Err(format!("a {kind} has no metadata.name"));
+        };
+        out.push(Workload {
+            kind: kind.to_ascii_lowercase(),
+            namespace: text_at(o, &["metadata", "namespace"]).unwrap_or_else(|| "default".into()),
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// The playbook's inputs for one manifest: `record` is the record once it is applied,
+/// `timeout` what is left for its rollout waits.
+fn vars(inv: &Inventory, work: &ManifestWork, record: &Record, timeout: Duration) -> Vars {
+    #[derive(Serialize)]
+    struct ManifestVar<'a> {
+        name: &'a str,
+        digest: &'a str,
+        recorded: Option<&'a str>,
+        workloads: &'a [Workload],
+    }
+    #[derive(Serialize)]
+    struct RecordVar<'a> {
+        namespace: &'a str,
+        name: &'a str,
+        text: String,
+    }
+    Vars::new(inv, inv.first_control_plane(), None)
+        .with(
+            "manifest",
+            ManifestVar {
+                name: &work.name,
+                digest: &work.digest,
+                recorded: work.recorded.as_deref(),
+                workloads: &work.workloads,
+            },
+        )
+        .with("manifest_text", &work.text)
+        .with(
+            "record",
+            RecordVar {
+                namespace: RECORD_NAMESPACE,
+                name: RECORD_NAME,
+                text: record.text(),
+            },
+        )
+        .with("wait_timeout", kubectl_duration(timeout))
+}
+
+/// Whether a manifest with this text needs applying, given what the record holds for
+/// it: the playbook's `manifest-apply` step decides and says why. Pure.
+pub fn decide(
+    inv: &Inventory,
+    m: &Manifest,
+    text: String,
+    recorded: Option<&str>,
+) -> Result<Option<ManifestWork>, Failure> {
+    let workloads =
+        workloads(&text).map_err(|e| Failure::new(PLAN_STEP, format!("{}: {e}", m.name)))?;
+    let work = ManifestWork {
+        name: m.name.clone(),
+        digest: digest(&text),
+        recorded: recorded.map(str::to_string),
+        reason: String::new(),
+        workloads,
+        text,
+    };
+    let steps = plan::plan_playbook(
+        PLAYBOOK,
+        &vars(inv, &work, &Record::default(), Duration::ZERO),
+    )
+    .map_err(|e| Failure::new(PLAN_STEP, e.to_string()))?;
+    Ok(steps
+        .iter()
+        .find(|s| s.step == "manifest-apply")
+        .map(|s| ManifestWork {
+            reason: s.reason.clone(),
+            ..work
+        }))
+}
+
+/// Plans the manifests: reads the record (when the control plane is initialized), reads
+/// or fetches every manifest and decides. Changes nothing. `cp` is the first control
+/// plane, `conn` its connection.
+pub async fn plan(
+    inv: &Inventory,
+    initialized: bool,
+    conn: &Connection,
+    log: &RunLog,
+    cp: &str,
+) -> Result<ManifestPlan, Failure> {
+    if inv.manifests.is_empty() {
+        return Ok(ManifestPlan::default());
+    }
+    let run = |step: &'static str, cmd: RemoteCommand| async move {
+        let started = Instant::now();
+        let out = conn
+            .run(&cmd)
+            .await
+            .map_err(|e| Failure::new(step, e.to_string()))?;
+        let _ = log.host(cp).record(step, &cmd, &out, started.elapsed());
+        Ok::<Output, Failure>(out)
+    };
+    let record = if initialized {
+        let out = run(
+            "kubectl get configmap bootstrap-manifests",
+            record_command(),
+        )
+        .await?;
+        parse_record(&out).map_err(|e| Failure::new(PLAN_STEP, e))?
+    } else {
+        Record::default()
+    };
+    let mut apply = Vec::new();
+    for m in &inv.manifests {
+        let text = match &m.source {
+            ManifestSource::File(path) => {
+                cni::read_manifest(path, PLAN_STEP, &format!("the manifest {}", m.name)).await?
+            }
+            ManifestSource::Url(url) => {
+                let out = run("fetch manifest", fetch_command(url)).await?;
+                if !out.success() {
+                    let f = Failure::exit("fetch manifest", &out, &[]);
+                    return Err(Failure::new(
+                        PLAN_STEP,
+                        format!("cannot fetch the manifest {url}: {}", f.message),
+                    ));
+                }
+                out.stdout
+            }
+        };
+        if let Some(work) = decide(inv, m, text, record.get(&m.name))? {
+            apply.push(work);
+        }
+    }
+    Ok(ManifestPlan { apply, record })
+}
+
+/// `up`'s planning step for the manifests (see [`plan`]): the cluster plan with its
+/// `manifests` set, or why they could not be planned under the control plane's name in
+/// `failed`. `view`: the cluster as read (None: the control plane is not initialized).
+pub(crate) async fn plan_into(
+    mut cluster: ClusterPlan,
+    failed: &mut BTreeMap<String, String>,
+    inv: &Inventory,
+    view: Option<&ClusterView>,
+    conns: &BTreeMap<String, Arc<Connection>>,
+    log: &RunLog,
+) -> ClusterPlan {
+    let cp = &inv.first_control_plane().name;
+    let Some(conn) = conns.get(cp) else {
+        return cluster;
+    };
+    match plan(inv, view.is_some(), conn, log, cp).await {
+        Ok(m) => cluster.manifests = m,
+        Err(f) => {
+            failed
+                .entry(cp.to_string())
+                .and_modify(|m| {
+                    m.push_str("; ");
+                    m.push_str(&f.to_string());
+                })
+                .or_insert_with(|| f.to_string());
+        }
+    }
+    cluster
+}
+
+/// Reads the record. Read-only, like the other probes of the cluster (src/cluster.rs).
+pub fn record_command() -> RemoteCommand {
+    RemoteCommand {
+        script: format!("{KUBECTL} -n {RECORD_NAMESPACE} get configmap {RECORD_NAME} -o json"),
+        root: true,
+        ..Default::default()
+    }
+}
+
+/// The record from `kubectl get configmap -o json`; no ConfigMap is an empty record.
+pub fn parse_record(out: &Output) -> Result<Record, String> {
+    if !out.success() {
+        if out.stderr.contains("(NotFound)") {
+            return Ok(Record::default());
+        }
+        return Err(format!(
+            "cannot read the configmap {RECORD_NAMESPACE}/{RECORD_NAME}: {}",
+            out.stderr.trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| {
+        format!("cannot parse the configmap {RECORD_NAMESPACE}/{RECORD_NAME} as JSON: {e}")
+    })?;
+    Ok(Record::parse(v["data"]["applied"].as_str().unwrap_or("")))
+}
+
+/// Fetches a manifest on the control plane (it, not the machine `bootstrap` runs on,
+/// can reach the URL, as for `kubectl apply -f URL`). Read-only.
+pub fn fetch_command(url: &str) -> RemoteCommand {
+    let quoted = shlex::try_quote(url)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| url.to_string());
+    RemoteCommand {
+        script: format!("curl -fsSL {quoted}"),
+        root: false,
+        ..Default::default()
+    }
+}
+
+/// The first control plane applies, once there is something to apply.
+pub fn hosts(ctx: &Ctx) -> Vec<String> {
+    if ctx.plan.manifests.is_empty() {
+        Vec::new()
+    } else {
+        vec![ctx.first_cp.clone()]
+    }
+}
+
+/// Applies the planned manifests in order; each is recorded once its rollouts finished,
+/// so a failure leaves the ones before it recorded and the next run starts at it. Every
+/// rollout wait gets what is left of `--timeout` (counted from the start of the phase).
+pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
+    Box::pin(async move {
+        let deadline = Instant::now() + ctx.timeout;
+        let mut record = ctx.plan.manifests.record.clone();
+        for work in &ctx.plan.manifests.apply {
+            let next = record.applied(&ctx.inv, &work.name, &work.digest);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let steps = plan::plan_playbook(PLAYBOOK, &vars(&ctx.inv, work, &next, left))
+                .map_err(|e| Failure::new(PLAN_STEP, e.to_string()))?;
+            ctx.run_steps(&host, &steps).await?;
+            record = next;
+        }
+        Ok(!ctx.plan.manifests.apply.is_empty())
+    })
 }

@@ -375,7 +375,7 @@ pub(crate) async fn connect_and_plan(
             },
         )
     });
-    let mut cluster_plan =
+    let cluster_plan =
         match cluster_plan::plan(&inv, &states, view.as_ref(), init_steps).and_then(|mut p| {
             p.upgrade = upgrade_plan.transpose()?.flatten();
             Ok(p)
@@ -395,8 +395,9 @@ pub(crate) async fn connect_and_plan(
                 ClusterPlan::default()
             }
         };
-    let (cp_conn, initialized) = (&conns[&first_cp], view.is_some());
-    super::manifests::plan_into(&mut cluster_plan, &mut failed, &inv, initialized, cp_conn, log, &first_cp).await;
+    let cluster_plan =
+        super::manifests::plan_into(cluster_plan, &mut failed, &inv, view.as_ref(), &conns, log)
+            .await;
     if !failed.is_empty() {
         stop_early(progress, &inv, &failed);
         return None;
