@@ -266,6 +266,9 @@ fn cluster_steps(inv: &Inventory, plan: &ClusterPlan, host_work: bool) -> Vec<Cl
             .unwrap_or_else(|| "after the changes above".to_string());
         out.push(step("ready", &cp, "wait until every node is Ready", &why));
     }
+    for m in &plan.manifests.apply {
+        out.push(step("manifests", &cp, &format!("apply {}", m.name), &m.reason));
+    }
     out
 }
 
