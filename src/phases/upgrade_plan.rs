@@ -324,6 +324,236 @@ pub fn newest_patch(minor: &str, kubeadm_versions: &[String]) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::Package;
+    use crate::phases::cluster_plan::tests::inv;
+
+    /// A node's facts: the three packages at `version`, held, the repository at its
+    /// minor; the first control plane's API server at `apiserver`.
+    fn node_facts(version: &str, apiserver: Option<&str>) -> HostFacts {
+        let mut f = HostFacts::default();
+        for p in ["kubelet", "kubeadm", "kubectl"] {
+            f.packages.insert(
+                p.into(),
+                Package {
+                    installed: true,
+                    status: "hi".into(),
+                    version: format!("{version}-1.1"),
+                },
+            );
+            f.held.push(p.into());
+        }
+        for p in ["apt-transport-https", "ca-certificates", "curl", "gpg"] {
+            f.packages.insert(
+                p.into(),
+                Package {
+                    installed: true,
+                    status: "ii".into(),
+                    version: "1".into(),
+                },
+            );
+        }
+        let minor: Vec<&str> = version.split('.').take(2).collect();
+        f.apt.keyrings_dir = true;
+        f.apt.keyring = true;
+        f.apt.kubernetes_repo_minor = Some(minor.join("."));
+        f.apt.kubeadm_versions = vec![format!("{version}-1.1")];
+        f.kubernetes.kubelet_conf = true;
+        f.services.insert(
+            "kubelet".into(),
+            crate::facts::Service {
+                active: "active".into(),
+                enabled: "enabled".into(),
+            },
+        );
+        f.files.insert(
+            "/etc/apt/sources.list.d/kubernetes.list".into(),
+            Some(format!(
+                "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] \
+                 https://pkgs.k8s.io/core:/stable:/v{}/deb/ /\n",
+                minor.join(".")
+            )),
+        );
+        // What kubelet-defaults writes for the fixture inventory's hosts (all 10.0.0.1).
+        f.files.insert(
+            "/etc/default/kubelet".into(),
+            Some("KUBELET_EXTRA_ARGS=--node-ip=10.0.0.1\n".into()),
+        );
+        f.kubernetes.admin_conf = apiserver.is_some();
+        f.kubernetes.apiserver_manifest = apiserver.is_some();
+        f.kubernetes.apiserver_version = apiserver.map(str::to_string);
+        f
+    }
+
+    fn node_at(name: &str, version: &str) -> Node {
+        Node {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            taints: Vec::new(),
+            unschedulable: false,
+            kubelet_version: format!("v{version}"),
+            ready: true,
+        }
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            drain: "300s".into(),
+            wait: "900s".into(),
+        }
+    }
+
+    fn cluster_at(cp: &str, worker: &str) -> (BTreeMap<String, HostFacts>, Vec<Node>) {
+        let facts = [
+            ("master".to_string(), node_facts(cp, Some(cp))),
+            ("worker1".to_string(), node_facts(worker, None)),
+        ]
+        .into();
+        (
+            facts,
+            vec![node_at("master", cp), node_at("worker1", worker)],
+        )
+    }
+
+    fn step_names(n: &NodeSteps) -> Vec<&str> {
+        n.steps.iter().map(|s| s.step.as_str()).collect()
+    }
+
+    #[test]
+    fn a_converged_cluster_has_no_upgrade() {
+        let (facts, nodes) = cluster_at("1.34.2", "1.34.2");
+        assert!(plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn one_minor_follows_the_reference_order() {
+        let (facts, nodes) = cluster_at("1.33.5", "1.33.5");
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.hops, ["1.34.2"]);
+        let [cp, w] = &p.steps[0][..] else {
+            panic!("{p}")
+        };
+        assert_eq!(
+            step_names(cp),
+            [
+                "repo-key",
+                "sources-list",
+                "apt-update",
+                "upgrade-kubeadm",
+                "upgrade-plan",
+                "upgrade-apply",
+                "drain",
+                "upgrade-kubelet",
+                "restart-kubelet",
+                "wait-node",
+                "uncordon"
+            ]
+        );
+        assert_eq!(
+            step_names(w),
+            [
+                "repo-key",
+                "sources-list",
+                "apt-update",
+                "upgrade-kubeadm",
+                "upgrade-node",
+                "drain",
+                "upgrade-kubelet",
+                "restart-kubelet",
+                "wait-node",
+                "uncordon"
+            ]
+        );
+        let apply = &cp.steps[5].command.script;
+        assert_eq!(apply, "kubeadm upgrade apply -y v1.34.2");
+        let drain = &w.steps[5].command.script;
+        assert!(
+            drain.contains(
+                "drain worker1 --ignore-daemonsets --delete-emptydir-data --timeout=300s"
+            ),
+            "{drain}"
+        );
+        assert!(
+            p.to_string()
+                .starts_with("upgrade: 1.33.5 -> 1.34.2 via 1.34.2"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn several_minors_go_one_at_a_time() {
+        let (facts, nodes) = cluster_at("1.32.4", "1.32.4");
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.hops, ["1.33", "1.34.2"]);
+        assert!(
+            p.to_string().contains("via 1.33 (newest patch) -> 1.34.2"),
+            "{p}"
+        );
+        // A worker an interrupted run left at the previous minor catches up first.
+        let (facts, nodes) = cluster_at("1.33.5", "1.32.4");
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.hops, ["1.33.5", "1.34.2"]);
+        assert!(
+            p.steps[0][0].steps.is_empty(),
+            "the control plane is at 1.33.5"
+        );
+        assert!(step_names(&p.steps[0][1]).contains(&"upgrade-node"));
+    }
+
+    #[test]
+    fn downgrades_are_refused() {
+        let (facts, nodes) = cluster_at("1.35.1", "1.35.1");
+        let errs = plan(&inv(), &facts, &nodes, 1, &timeouts()).unwrap_err();
+        assert!(
+            errs[0].starts_with("master: the control plane runs Kubernetes 1.35.1"),
+            "{errs:?}"
+        );
+        let (facts, nodes) = cluster_at("1.34.2", "1.35.0");
+        let errs = plan(&inv(), &facts, &nodes, 1, &timeouts()).unwrap_err();
+        assert!(errs.iter().all(|e| e.starts_with("worker1: ")), "{errs:?}");
+    }
+
+    #[test]
+    fn patch_drift_and_a_node_left_cordoned_are_finished() {
+        // kubeadm upgraded by hand to another patch on the worker: only kubeadm goes back.
+        let (mut facts, nodes) = cluster_at("1.34.2", "1.34.2");
+        facts
+            .get_mut("worker1")
+            .unwrap()
+            .packages
+            .get_mut("kubeadm")
+            .unwrap()
+            .version = "1.34.3-1.1".into();
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.hops, ["1.34.2"]);
+        assert!(p.steps[0][0].steps.is_empty(), "{p}");
+        assert_eq!(step_names(&p.steps[0][1]), ["upgrade-kubeadm"]);
+        // Interrupted after the kubelet restart: the node is cordoned by us.
+        let (facts, mut nodes) = cluster_at("1.34.2", "1.34.2");
+        nodes[1].unschedulable = true;
+        nodes[1]
+            .annotations
+            .insert(UPGRADING_ANNOTATION.into(), "v1.34.2".into());
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        assert_eq!(step_names(&p.steps[0][1]), ["uncordon"]);
+        // Cordoned by somebody else: left alone.
+        nodes[1].annotations.clear();
+        assert!(plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .is_none());
+    }
 
     #[test]
     fn minors_and_newest_patches() {
