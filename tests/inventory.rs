@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bootstrap::inventory::{
-    self, Calico, Cluster, Host, Inventory, InventoryError, ManifestSource, Role, Ssh, Taint,
+    self, Calico, Cluster, Host, Inventory, InventoryError, Manifest, ManifestSource, Role, Ssh,
+    Taint,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -141,6 +142,14 @@ mistakes! {
         "3:15: cluster.calico.manifest: the manifest file tests/inventory/manifests/calico.yaml does not exist",
         "4:22: cluster.packageRepository: `ftp://mirror.example.com/k8s` is not an http:// or https:// URL",
     ];
+    manifests_bad: [
+        "4:5: manifests[0]: the manifest file tests/inventory/apps/missing.yaml does not exist",
+        "5:5: manifests[1]: `http://example.com/app.yaml` is a plain http:// URL",
+        "6:5: manifests[2]: the entry is empty",
+        "8:5: manifests[4]: `./calico-local.yaml` is already listed (line 7)",
+        "9:5: manifests[5]: expected a URL or a file path, found a mapping",
+    ];
+    manifests_not_a_list: ["3:12: manifests: expected a list of manifest files or https:// URLs, found a string"];
     many_mistakes: [
         "3:22: cluster.kubernetesVersion: Kubernetes 1.29 is not supported",
         "4:14: cluster.podSubnet: overlaps cluster.serviceSubnet 10.96.0.0/12 (the default)",
@@ -459,6 +468,38 @@ fn a_document_that_is_not_a_mapping() {
     let err = inventory::parse(Path::new("list.yaml"), "- a\n- b\n".into()).unwrap_err();
     assert_eq!(
         err.summary(),
-        "list.yaml:1:1: document: expected a mapping with the keys `cluster`, `ssh`, `hosts`, found a list"
+        "list.yaml:1:1: document: expected a mapping with the keys `cluster`, `ssh`, `hosts`, `manifests`, found a list"
     );
+}
+
+#[test]
+fn manifests_keep_their_order_and_written_names() {
+    let path = Path::new("examples/wordpress/inventory.yaml");
+    let inv = inventory::load(path).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    let dir = Path::new("examples/wordpress");
+    assert_eq!(
+        inv.manifests,
+        vec![
+            Manifest {
+                name: "mysql.yaml".into(),
+                source: ManifestSource::File(dir.join("mysql.yaml")),
+            },
+            Manifest {
+                name: "wordpress.yaml".into(),
+                source: ManifestSource::File(dir.join("wordpress.yaml")),
+            },
+        ]
+    );
+    let yaml = "hosts:\n  - {name: a, address: 10.0.0.1, role: control-plane}\n\
+                manifests: [\"https://example.com/v1/app.yaml\"]\n";
+    let inv = inventory::parse(Path::new("inv.yaml"), yaml.into()).unwrap();
+    assert_eq!(
+        inv.manifests[0].source,
+        ManifestSource::Url("https://example.com/v1/app.yaml".into())
+    );
+    // Without `manifests:` there are none.
+    assert!(inventory::load(&fixture("minimal"))
+        .unwrap()
+        .manifests
+        .is_empty());
 }

@@ -267,7 +267,12 @@ fn cluster_steps(inv: &Inventory, plan: &ClusterPlan, host_work: bool) -> Vec<Cl
         out.push(step("ready", &cp, "wait until every node is Ready", &why));
     }
     for m in &plan.manifests.apply {
-        out.push(step("manifests", &cp, &format!("apply {}", m.name), &m.reason));
+        out.push(step(
+            "manifests",
+            &cp,
+            &format!("apply {}", m.name),
+            &m.reason,
+        ));
     }
     out
 }
