@@ -5,76 +5,14 @@
 //! about a real outcome on the hosts: node objects read with kubectl on the control
 //! plane, files read from the hosts, the hosts' audit logs of every command that ran.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use support::*;
 use testbed::{HostEntry, Os, Testbed};
-
-const VERSION: &str = "1.34.2";
-const CALICO: &str = "v3.30.3";
-const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
-
-/// What the inventory declares for one host.
-#[derive(Clone)]
-struct Decl {
-    role: &'static str,
-    labels: &'static [(&'static str, &'static str)],
-    /// None: the role's default; Some(list): exactly these (`k=v:Effect`).
-    taints: Option<&'static [&'static str]>,
-}
-
-fn testbed(hosts: usize, user: &str) -> Testbed {
-    Testbed::builder()
-        .hosts(hosts)
-        .user(user)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
-}
-
-/// Writes an inventory for the testbed's hosts (in order) into the testbed's directory.
-fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
-    inventory_with(tb, decls, "null")
-}
-
-/// Like [`inventory`], with `calico.manifest` set to `manifest` (YAML).
-fn inventory_with(tb: &Testbed, decls: &[Decl], manifest: &str) -> PathBuf {
-    let hosts = tb.hosts();
-    assert_eq!(hosts.len(), decls.len());
-    let h0 = &hosts[0];
-    let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: {manifest}}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-    );
-    for (h, d) in hosts.iter().zip(decls) {
-        let labels: serde_json::Map<String, Value> = d
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
-            .collect();
-        y += &format!(
-            "  - name: {}\n    address: {}\n    role: {}\n    labels: {}\n",
-            h.name,
-            h.address,
-            d.role,
-            Value::Object(labels)
-        );
-        if let Some(t) = d.taints {
-            y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
-        }
-    }
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
-}
-
-fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
 
 struct Run {
     ok: bool,
@@ -105,16 +43,6 @@ fn bootstrap(args: &[&str], inv: &Path, log_dir: &Path) -> Run {
 
 fn up(tb: &Testbed, inv: &Path) -> Run {
     bootstrap(&["up"], inv, &tb.dir().join("runs"))
-}
-
-fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
-    let out = tb.exec(host, argv).unwrap();
-    assert!(
-        out.status.success(),
-        "{host}: {argv:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn read(tb: &Testbed, host: &str, path: &str) -> String {
@@ -262,26 +190,6 @@ fn assert_nothing_changed_since(tb: &Testbed, marks: &[(String, usize)]) {
     }
 }
 
-fn article_decls() -> Vec<Decl> {
-    vec![
-        Decl {
-            role: "control-plane",
-            labels: &[("type", "mysql")],
-            taints: Some(&[]),
-        },
-        Decl {
-            role: "worker",
-            labels: &[("type", "wordpress")],
-            taints: None,
-        },
-        Decl {
-            role: "worker",
-            labels: &[("type", "wordpress"), ("example.com/tier", "db")],
-            taints: Some(&["dedicated=db:NoSchedule"]),
-        },
-    ]
-}
-
 #[test]
 fn three_hosts_converge_and_a_second_run_changes_nothing() {
     let tb = testbed(3, "root");
@@ -376,59 +284,8 @@ fn the_article_workloads_land_where_the_labels_say() {
     let inv = inventory(&tb, &decls);
     let run = up(&tb, &inv);
     assert!(run.ok, "up failed:\n{}", run.stderr);
-    let kubectl = KUBECTL.join(" ");
-    for manifest in ["mysql.yaml", "wordpress.yaml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/wordpress")
-            .join(manifest);
-        let yaml = std::fs::read_to_string(&path).unwrap();
-        let script = format!("{kubectl} apply -f - <<'EOF'\n{yaml}\nEOF\n");
-        exec(&tb, "node1", &["sh", "-c", &script]);
-    }
-    exec(
-        &tb,
-        "node1",
-        &[
-            "sh",
-            "-c",
-            &format!("{kubectl} scale deployment wordpress --replicas=2"),
-        ],
-    );
-    for deploy in ["mysql", "wordpress"] {
-        exec(
-            &tb,
-            "node1",
-            &[
-                "sh",
-                "-c",
-                &format!("{kubectl} rollout status deployment/{deploy} --timeout=60s"),
-            ],
-        );
-    }
-    let pods: Value = serde_json::from_str(&exec(
-        &tb,
-        "node1",
-        &["sh", "-c", &format!("{kubectl} get pods -o json")],
-    ))
-    .unwrap();
-    let mut placed: Vec<(String, String, String)> = pods["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["metadata"]["labels"]["app"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-                p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
-                p["status"]["phase"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    placed.sort();
-    let running =
-        |app: &str, node: &str| (app.to_string(), node.to_string(), "Running".to_string());
+    deploy_wordpress(&tb, "node1");
+    let (placed, pods) = pod_placement(&tb, "node1");
     assert_eq!(
         placed,
         vec![

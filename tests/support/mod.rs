@@ -1,0 +1,259 @@
+//! Helpers the end-to-end tests share (`mod support;` in each test file): the testbed,
+//! inventories written for it, commands on its hosts, the article's workloads, and the
+//! JSON Schemas of docs/schema/ that `--output json` documents must follow.
+//!
+//! Each test binary compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use testbed::Testbed;
+
+pub const VERSION: &str = "1.34.2";
+pub const CALICO: &str = "v3.30.3";
+pub const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
+
+/// What the inventory declares for one host.
+#[derive(Clone)]
+pub struct Decl {
+    pub role: &'static str,
+    pub labels: &'static [(&'static str, &'static str)],
+    /// None: the role's default; Some(list): exactly these (`k=v:Effect`).
+    pub taints: Option<&'static [&'static str]>,
+}
+
+pub fn testbed(hosts: usize, user: &str) -> Testbed {
+    Testbed::builder()
+        .hosts(hosts)
+        .user(user)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
+}
+
+/// Writes an inventory for the testbed's hosts (in order) into the testbed's directory.
+pub fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    inventory_with(tb, decls, "null")
+}
+
+/// Like [`inventory`], with `calico.manifest` set to `manifest` (YAML).
+pub fn inventory_with(tb: &Testbed, decls: &[Decl], manifest: &str) -> PathBuf {
+    let hosts = tb.hosts();
+    assert_eq!(hosts.len(), decls.len());
+    let h0 = &hosts[0];
+    let mut y = format!(
+        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: {manifest}}}\n\
+         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
+        h0.user,
+        h0.port,
+        json(&h0.identity_file.display().to_string()),
+        json(&h0.known_hosts.display().to_string()),
+    );
+    for (h, d) in hosts.iter().zip(decls) {
+        let labels: serde_json::Map<String, Value> = d
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        y += &format!(
+            "  - name: {}\n    address: {}\n    role: {}\n    labels: {}\n",
+            h.name,
+            h.address,
+            d.role,
+            Value::Object(labels)
+        );
+        if let Some(t) = d.taints {
+            y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
+        }
+    }
+    let path = tb.dir().join("inventory.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+pub fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// The article's layout (inventory.example): the control plane labeled `type=mysql`
+/// without its taint, then workers labeled `type=wordpress`, the third also tainted.
+pub fn article_decls() -> Vec<Decl> {
+    vec![
+        Decl {
+            role: "control-plane",
+            labels: &[("type", "mysql")],
+            taints: Some(&[]),
+        },
+        Decl {
+            role: "worker",
+            labels: &[("type", "wordpress")],
+            taints: None,
+        },
+        Decl {
+            role: "worker",
+            labels: &[("type", "wordpress"), ("example.com/tier", "db")],
+            taints: Some(&["dedicated=db:NoSchedule"]),
+        },
+    ]
+}
+
+/// Runs `argv` on `host`; it must succeed. Its stdout.
+pub fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
+    let out = tb.exec(host, argv).unwrap();
+    assert!(
+        out.status.success(),
+        "{host}: {argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Applies examples/wordpress/ (MySQL, WordPress) through kubectl on `cp`, scales
+/// WordPress to 2 and waits for both rollouts.
+pub fn deploy_wordpress(tb: &Testbed, cp: &str) {
+    let kubectl = KUBECTL.join(" ");
+    for manifest in ["mysql.yaml", "wordpress.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/wordpress")
+            .join(manifest);
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        let script = format!("{kubectl} apply -f - <<'EOF'\n{yaml}\nEOF\n");
+        exec(tb, cp, &["sh", "-c", &script]);
+    }
+    let scale = format!("{kubectl} scale deployment wordpress --replicas=2");
+    exec(tb, cp, &["sh", "-c", &scale]);
+    for deploy in ["mysql", "wordpress"] {
+        let wait = format!("{kubectl} rollout status deployment/{deploy} --timeout=60s");
+        exec(tb, cp, &["sh", "-c", &wait]);
+    }
+}
+
+/// Every pod as (app label, node, phase), sorted; and the pod list for messages.
+pub fn pod_placement(tb: &Testbed, cp: &str) -> (Vec<(String, String, String)>, Value) {
+    let kubectl = KUBECTL.join(" ");
+    let pods: Value = serde_json::from_str(&exec(
+        tb,
+        cp,
+        &["sh", "-c", &format!("{kubectl} get pods -o json")],
+    ))
+    .unwrap();
+    let field = |p: &Value| p.as_str().unwrap_or("").to_string();
+    let mut placed: Vec<(String, String, String)> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                field(&p["metadata"]["labels"]["app"]),
+                field(&p["spec"]["nodeName"]),
+                field(&p["status"]["phase"]),
+            )
+        })
+        .collect();
+    placed.sort();
+    (placed, pods)
+}
+
+/// (app, node, "Running"): a pod as [`pod_placement`] lists it.
+pub fn running(app: &str, node: &str) -> (String, String, String) {
+    (app.to_string(), node.to_string(), "Running".to_string())
+}
+
+/// What a run of the built binary left: exit code, stdout, stderr.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// stdout as the JSON document it must be, checked against its schema.
+    pub fn document(&self) -> Value {
+        let doc: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        });
+        assert_valid(&doc);
+        doc
+    }
+}
+
+/// Runs `bootstrap ARGS` (CI=1, no KUBECONFIG from the caller) and waits for it.
+pub fn run_bootstrap(args: &[&str]) -> Ran {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .env("CI", "1")
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run bootstrap");
+    let ran = Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "--- bootstrap {args:?} exited {:?}; stderr:\n{}",
+        ran.code, ran.stderr
+    );
+    ran
+}
+
+/// Every file under `dir` (recursively) with its text.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+            out.push((p, text));
+        }
+    }
+    out
+}
+
+/// The base URI of docs/schema/'s `$id`s.
+const SCHEMA_BASE: &str = "https://bootstrap.example/schema/";
+
+/// Asserts that `doc` follows the JSON Schema its `schema` field names
+/// (`bootstrap/<command>/v1` -> docs/schema/<command>.json), every schema of
+/// docs/schema/ available to `$ref`s between them.
+pub fn assert_valid(doc: &Value) {
+    let name = doc["schema"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no `schema` field: {doc:#}"));
+    let command = name
+        .strip_prefix("bootstrap/")
+        .and_then(|n| n.strip_suffix("/v1"))
+        .unwrap_or_else(|| panic!("unknown schema {name}"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema");
+    let mut registry = jsonschema::Registry::new();
+    for f in ["up", "reset", "plan", "status"] {
+        let text = std::fs::read_to_string(dir.join(format!("{f}.json"))).unwrap();
+        let schema: Value = serde_json::from_str(&text).unwrap();
+        registry = registry
+            .add(format!("{SCHEMA_BASE}{f}.json"), schema)
+            .unwrap_or_else(|e| panic!("docs/schema/{f}.json: {e}"));
+    }
+    let registry = registry.prepare().expect("docs/schema/ resolves");
+    let root = serde_json::json!({ "$ref": format!("{SCHEMA_BASE}{command}.json") });
+    let validator = jsonschema::options()
+        .with_registry(&registry)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("docs/schema/{command}.json: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the {command} document does not follow docs/schema/{command}.json:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
+}
