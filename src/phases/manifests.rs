@@ -424,3 +424,170 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
         Ok(!ctx.plan.manifests.apply.is_empty())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phases::cluster_plan::tests::inv;
+
+    const APP: &str = "\
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: data}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: kube-system}
+spec: {updateStrategy: {type: OnDelete}}
+---
+apiVersion: v1
+kind: List
+items:
+  - {apiVersion: apps/v1, kind: DaemonSet, metadata: {name: logs}}
+";
+
+    fn with_manifests(names: &[&str]) -> Inventory {
+        let mut inv = inv();
+        inv.manifests = names
+            .iter()
+            .map(|n| Manifest {
+                name: n.to_string(),
+                source: ManifestSource::File(n.into()),
+            })
+            .collect();
+        inv
+    }
+
+    #[test]
+    fn digest_is_sha256sum() {
+        // `printf 'abc' | sha256sum`
+        assert_eq!(
+            digest("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn finds_the_workloads_with_their_namespaces() {
+        let w = |kind: &str, namespace: &str, name: &str| Workload {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        assert_eq!(
+            workloads(APP).unwrap(),
+            vec![
+                w("deployment", "default", "web"),
+                w("statefulset", "data", "db"),
+                w("daemonset", "default", "logs"),
+            ]
+        );
+        assert!(workloads("a: [b\n").unwrap_err().contains("document 1"));
+        assert!(workloads("kind: Deployment\nmetadata: {}\n")
+            .unwrap_err()
+            .contains("no metadata.name"));
+    }
+
+    #[test]
+    fn the_record_round_trips_and_follows_the_inventory() {
+        let r = Record::parse("sha256:aa a.yaml\nsha256:bb my dir/b.yaml\ngarbage\n");
+        assert_eq!(r.get("my dir/b.yaml"), Some("sha256:bb"));
+        assert_eq!(Record::parse(&r.text()), r);
+        let inv = with_manifests(&["c.yaml", "my dir/b.yaml"]);
+        // a.yaml left the inventory; c.yaml is applied now; the order is the inventory's.
+        assert_eq!(
+            r.applied(&inv, "c.yaml", "sha256:cc").text(),
+            "sha256:cc c.yaml\nsha256:bb my dir/b.yaml\n"
+        );
+    }
+
+    #[test]
+    fn applies_what_is_new_or_changed_and_says_why() {
+        let inv = with_manifests(&["app.yaml"]);
+        let m = &inv.manifests[0];
+        let new = decide(&inv, m, APP.into(), None).unwrap().unwrap();
+        assert_eq!(new.reason, "it was never applied to this cluster");
+        assert_eq!(new.workloads.len(), 3);
+        let same = digest(APP);
+        assert!(decide(&inv, m, APP.into(), Some(&same)).unwrap().is_none());
+        let changed = decide(&inv, m, APP.into(), Some("sha256:0123456789abcdef"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            changed.reason,
+            format!(
+                "its content changed since it was applied (sha256:0123456789ab…, now {}…)",
+                &same[..19]
+            )
+        );
+        let plan = ManifestPlan {
+            apply: vec![changed],
+            record: Record::default(),
+        };
+        assert!(plan
+            .to_string()
+            .starts_with("manifests: apply app.yaml (its content changed"));
+    }
+
+    #[test]
+    fn the_steps_apply_wait_and_record_in_order() {
+        let inv = with_manifests(&["app.yaml"]);
+        let work = decide(&inv, &inv.manifests[0], APP.into(), None)
+            .unwrap()
+            .unwrap();
+        let record = Record::default().applied(&inv, "app.yaml", &work.digest);
+        let steps = plan::plan_playbook(
+            PLAYBOOK,
+            &vars(&inv, &work, &record, Duration::from_secs(90)),
+        )
+        .unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(
+            names,
+            ["manifest-apply", "manifest-rollout", "manifest-record"]
+        );
+        assert_eq!(steps[0].command.stdin.as_deref(), Some(APP.as_bytes()));
+        let rollout = &steps[1].command.script;
+        assert!(rollout.contains("-n default rollout status deployment/web --timeout=90s"));
+        assert!(rollout.contains("-n data rollout status statefulset/db --timeout=90s"));
+        assert!(!rollout.contains("agent"), "{rollout}");
+        let cm = String::from_utf8(steps[2].command.stdin.clone().unwrap()).unwrap();
+        let cm: serde_yaml::Value = serde_yaml::from_str(&cm).unwrap();
+        assert_eq!(cm["metadata"]["name"].as_str(), Some(RECORD_NAME));
+        assert_eq!(
+            cm["data"]["applied"].as_str(),
+            Some(format!("{} app.yaml\n", work.digest).as_str())
+        );
+    }
+
+    #[test]
+    fn a_missing_record_is_empty_and_other_errors_say_so() {
+        let out = |status, stdout: &str, stderr: &str| Output {
+            status,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        let none = out(
+            1,
+            "",
+            "Error from server (NotFound): configmaps \"bootstrap-manifests\" not found\n",
+        );
+        assert_eq!(parse_record(&none).unwrap(), Record::default());
+        let found = out(0, r#"{"data": {"applied": "sha256:aa a.yaml\n"}}"#, "");
+        assert_eq!(
+            parse_record(&found).unwrap().get("a.yaml"),
+            Some("sha256:aa")
+        );
+        assert!(parse_record(&out(1, "", "Unable to connect to the server"))
+            .unwrap_err()
+            .contains("Unable to connect"));
+    }
+}
