@@ -78,6 +78,10 @@ pub mod ctl {
     pub const KERNEL: &str = "kernel.json";
     /// Directory for pid files and logs of the simulated daemons (`NAME.pid`, `NAME.log`).
     pub const UNITS: &str = "units";
+    /// Append-only JSON Lines record, kept by the API server of the cluster's first
+    /// control plane, of every request that changed a Node's spec; one
+    /// [`super::NodeSpecChange`] per line, in the order the server applied them.
+    pub const NODE_SPEC_LOG: &str = "node-spec.jsonl";
 }
 
 /// Per-host settings written by the manager and read by the stand-ins.
@@ -111,6 +115,43 @@ pub struct AuditRecord {
     pub changed: bool,
     /// For `cmd`: the exit status. None for `ssh`.
     pub exit: Option<i32>,
+}
+
+/// One request that changed a Node's `spec` (cordon, uncordon, taints), as the API
+/// server applied it: what an API server audit log at level Request would show for
+/// nodes, reduced to the outcome. Lets a test assert how many nodes were unschedulable
+/// at any moment ([`max_unschedulable`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeSpecChange {
+    /// Seconds since the Unix epoch, when the server applied the change.
+    pub ts: f64,
+    pub node: String,
+    /// Who asked: "kubernetes-admin", "system:node:NAME", ...
+    pub user: String,
+    /// "patch", "apply" or "delete".
+    pub verb: String,
+    /// `spec.unschedulable` afterwards (false when the node was deleted).
+    pub unschedulable: bool,
+    /// `spec.taints` afterwards, as `key[=value]:Effect`.
+    pub taints: Vec<String>,
+}
+
+/// The most nodes that were unschedulable (cordoned) at the same time over `changes`
+/// (in log order; nodes start schedulable), and the names at that moment.
+pub fn max_unschedulable(changes: &[NodeSpecChange]) -> (usize, Vec<String>) {
+    let mut now = std::collections::BTreeSet::new();
+    let mut worst: Vec<String> = Vec::new();
+    for c in changes {
+        if c.unschedulable {
+            now.insert(c.node.clone());
+        } else {
+            now.remove(&c.node);
+        }
+        if now.len() > worst.len() {
+            worst = now.iter().cloned().collect();
+        }
+    }
+    (worst.len(), worst)
 }
 
 /// Simulated kernel state of a host. Reset at every boot: swap from /etc/fstab, modules
@@ -235,4 +276,38 @@ pub struct Provision {
     pub host_key_pub: String,
     /// Whether `ubuntu`'s sudo asks for a password (so `sudo -n` fails).
     pub sudo_password: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(node: &str, unschedulable: bool) -> NodeSpecChange {
+        NodeSpecChange {
+            ts: 0.0,
+            node: node.into(),
+            user: "kubernetes-admin".into(),
+            verb: "patch".into(),
+            unschedulable,
+            taints: vec![],
+        }
+    }
+
+    #[test]
+    fn most_unschedulable_at_once() {
+        assert_eq!(max_unschedulable(&[]), (0, vec![]));
+        let rolling = [
+            change("w1", true),
+            change("w1", false),
+            change("w2", true),
+            change("w2", true),
+            change("w2", false),
+        ];
+        assert_eq!(max_unschedulable(&rolling), (1, vec!["w1".to_string()]));
+        let overlapping = [change("w1", true), change("w2", true), change("w1", false)];
+        assert_eq!(
+            max_unschedulable(&overlapping),
+            (2, vec!["w1".to_string(), "w2".to_string()])
+        );
+    }
 }

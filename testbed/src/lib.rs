@@ -26,7 +26,7 @@ mod testbed;
 
 pub use distro::Os;
 pub use error::{Error, Result};
-pub use layout::{AuditRecord, Fault};
+pub use layout::{max_unschedulable, AuditRecord, Fault, NodeSpecChange};
 pub use state::HostEntry;
 pub use testbed::{Builder, Testbed};
 

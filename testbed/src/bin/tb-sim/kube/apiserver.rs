@@ -86,6 +86,8 @@ struct Shared {
     writes: std::sync::atomic::AtomicU64,
     timing: Timing,
     path: std::path::PathBuf,
+    /// Where Node spec changes are recorded ([`NodeSpecWatch`]); None in unit tests.
+    node_spec_log: Option<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl Shared {
             writes: Default::default(),
             timing,
             path: path.to_path_buf(),
+            node_spec_log: None,
         }
     }
 
@@ -208,11 +211,13 @@ pub fn daemon(_args: &[String]) -> i32 {
         stamp(),
         info.version
     );
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         st,
         Timing::scaled(config.time_scale, &info.version),
         state_path,
-    ));
+    );
+    shared.node_spec_log = Some(common::ctl_path(testbed::layout::ctl::NODE_SPEC_LOG));
+    let shared = Arc::new(shared);
     // Writer.
     {
         let s = shared.clone();
@@ -321,6 +326,7 @@ fn handle(s: &Shared, req: Request) -> Response {
     let identity = identity.unwrap_or_default();
     let admin = !identity.starts_with("system:node:");
     let before = st.resource_version;
+    let node_spec = NodeSpecWatch::new(&st, &req.op);
     let resp = match req.op {
         Op::List { kind, namespace } => {
             let items: Vec<Value> = st
@@ -405,6 +411,9 @@ fn handle(s: &Shared, req: Request) -> Response {
         ),
         Op::Call { name, args } => call(&mut st, &identity, &name, &args, now),
     };
+    if let (Some(w), Some(log)) = (node_spec, &s.node_spec_log) {
+        w.record(&st, &identity, now, log);
+    }
     if st.resource_version != before {
         // Heartbeats leave the controllers to the timer (registration runs them itself).
         if resp.ok && !is_heartbeat {
@@ -426,6 +435,60 @@ fn handle(s: &Shared, req: Request) -> Response {
     // A heartbeat that only moved the heartbeat clock stays in memory (a lost timestamp
     // is harmless; the next write of the writer thread carries it).
     resp
+}
+
+/// A request that may change a Node's spec, and that spec before it: afterwards a change
+/// is appended to the node-spec log ([`testbed::layout::NodeSpecChange`]) while the
+/// state's lock is still held, so the log's order is the order of the changes.
+struct NodeSpecWatch {
+    node: String,
+    verb: &'static str,
+    spec: Value,
+}
+
+impl NodeSpecWatch {
+    fn new(st: &ClusterState, op: &Op) -> Option<NodeSpecWatch> {
+        let (node, verb) = match op {
+            Op::Patch { kind, name, .. } if kind == "Node" => (name.clone(), "patch"),
+            Op::Delete { kind, name, .. } if kind == "Node" => (name.clone(), "delete"),
+            Op::Apply { object } if objects::kind(object) == "Node" => {
+                (objects::name(object).to_string(), "apply")
+            }
+            _ => return None,
+        };
+        let spec = st.object("Node", &node).map(|n| n["spec"].clone())?;
+        Some(NodeSpecWatch { node, verb, spec })
+    }
+
+    fn record(self, st: &ClusterState, identity: &str, now: f64, log: &Path) {
+        let spec = st
+            .object("Node", &self.node)
+            .map(|n| n["spec"].clone())
+            .unwrap_or(Value::Null);
+        if spec == self.spec {
+            return;
+        }
+        let change = testbed::layout::NodeSpecChange {
+            ts: now,
+            node: self.node,
+            user: identity.to_string(),
+            verb: self.verb.into(),
+            unschedulable: spec["unschedulable"] == true,
+            taints: objects::taints(&json!({ "spec": spec }))
+                .iter()
+                .map(|t| t.to_spec_string())
+                .collect(),
+        };
+        let line = serde_json::to_string(&change).unwrap_or_default() + "\n";
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("E {} cannot append to the node-spec log: {e}", stamp());
+        }
+    }
 }
 
 fn namespace_exists(st: &ClusterState, ns: &str) -> bool {
@@ -1149,6 +1212,78 @@ mod tests {
         };
         assert!(handle(&s, request("adm", get)).ok);
         assert_eq!(s.writes.load(Ordering::SeqCst), writes);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn node_spec_changes_are_recorded_in_order() {
+        let dir = std::env::temp_dir().join(format!("tb-nodespec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let log = dir.join("node-spec.jsonl");
+        let mut st = cluster();
+        st.credentials
+            .insert("adm".into(), "kubernetes-admin".into());
+        for n in ["w1", "w2"] {
+            st.put(
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}, "spec": {}}),
+                0.0,
+            );
+        }
+        st.save(&path).unwrap();
+        let mut s = Shared::new(st, Timing::scaled(0.0, "v1.34.2"), &path);
+        s.node_spec_log = Some(log.clone());
+        let patch = |node: &str, patch: Value| Op::Patch {
+            kind: "Node".into(),
+            namespace: None,
+            name: node.into(),
+            patch,
+        };
+        let cordon = |node: &str, on: bool| patch(node, json!({"spec": {"unschedulable": on}}));
+        for op in [
+            cordon("w1", true),
+            cordon("w1", true), // no change: not recorded
+            patch("w2", json!({"metadata": {"labels": {"a": "b"}}})), // not the spec
+            cordon("w2", true),
+            cordon("w1", false),
+            patch(
+                "w2",
+                json!({"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}}),
+            ),
+            cordon("w2", false),
+        ] {
+            assert!(handle(&s, request("adm", op)).ok);
+        }
+        let changes: Vec<testbed::layout::NodeSpecChange> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seen: Vec<(&str, bool)> = changes
+            .iter()
+            .map(|c| (c.node.as_str(), c.unschedulable))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("w1", true),
+                ("w2", true),
+                ("w1", false),
+                ("w2", true),
+                ("w2", false)
+            ]
+        );
+        // The spec afterwards, with the node lifecycle controller's taints of that moment.
+        assert!(
+            changes[3].taints.contains(&"k:NoSchedule".to_string()),
+            "{:?}",
+            changes[3]
+        );
+        assert!(changes
+            .iter()
+            .all(|c| c.user == "kubernetes-admin" && c.verb == "patch"));
+        assert!(changes.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert_eq!(testbed::layout::max_unschedulable(&changes).0, 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -442,15 +442,6 @@ pub fn age(obj: &Value, now: f64) -> String {
     }
 }
 
-/// Parses a duration as kubectl's flags take it: a Go duration, or a bare number of
-/// seconds (which some kubectl flags accept).
-pub fn parse_duration(s: &str) -> Option<f64> {
-    match s.trim().parse::<f64>() {
-        Ok(n) => Some(n),
-        Err(_) => parse_go_duration(s),
-    }
-}
-
 /// Go's `time.ParseDuration` ("30s", "5m", "1m30s", "24h0m0s", "300ms"; a bare number only
 /// as "0") into seconds: what kubeadm's config fields and flags accept.
 pub fn parse_go_duration(s: &str) -> Option<f64> {
@@ -828,11 +819,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("1m30s"), Some(90.0));
-        assert_eq!(parse_duration("10m"), Some(600.0));
-        assert_eq!(parse_duration("300ms"), Some(0.3));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("90"), Some(90.0));
+        assert_eq!(parse_go_duration("1m30s"), Some(90.0));
+        assert_eq!(parse_go_duration("10m"), Some(600.0));
+        assert_eq!(parse_go_duration("300ms"), Some(0.3));
+        assert_eq!(parse_go_duration("x"), None);
         assert_eq!(parse_go_duration("24h0m0s"), Some(86400.0));
         assert_eq!(parse_go_duration("0"), Some(0.0));
         assert_eq!(parse_go_duration("90"), None);

@@ -160,6 +160,10 @@ pub fn label(k: &Kubectl, annotate: bool) -> Res {
             if annotate { "annotation" } else { "label" }
         ));
     }
+    let both = modified_and_removed(&specs);
+    if annotate && !both.is_empty() {
+        return fail(format!("error: can not both modify and remove the following annotation(s) in the same command: {}", both.join(", ")));
+    }
     let field = if annotate { "annotations" } else { "labels" };
     for o in objs {
         let current = o["metadata"][field]
@@ -168,11 +172,11 @@ pub fn label(k: &Kubectl, annotate: bool) -> Res {
             .unwrap_or_default();
         let edit = edit_map(&current, &specs, k.args.flag("overwrite"), annotate)
             .map_err(|e| Fail(e, 1))?;
-        for nf in &edit.not_found {
-            println!(
-                "{} \"{nf}\" not found.",
-                if annotate { "annotation" } else { "label" }
-            );
+        // label.go says so; annotate.go deletes from the map and says nothing.
+        if !annotate {
+            for nf in &edit.not_found {
+                println!("label \"{nf}\" not found.");
+            }
         }
         if !edit.patch.is_empty() {
             k.send(Op::Patch {
@@ -186,6 +190,20 @@ pub fn label(k: &Kubectl, annotate: bool) -> Res {
         println!("{}/{} {}", r.singular_ref(), objects::name(&o), edit.msg);
     }
     Ok(0)
+}
+
+/// The keys both set (`k=v`) and removed (`k-`) by the same specs: annotate.go's
+/// validateAnnotations refuses them.
+fn modified_and_removed(specs: &[String]) -> Vec<&str> {
+    let set: Vec<&str> = specs
+        .iter()
+        .filter_map(|s| s.split_once('=').map(|(k, _)| k))
+        .collect();
+    specs
+        .iter()
+        .filter_map(|s| s.strip_suffix('-'))
+        .filter(|k| set.contains(k))
+        .collect()
 }
 
 /// Parses taint specs into (to add, to remove), with kubectl's errors.
@@ -445,6 +463,38 @@ mod tests {
         let absent = edit_map(&cur, &specs(&["gpu-"]), false, false).unwrap();
         assert_eq!(absent.not_found, vec!["gpu"]);
         assert_eq!(absent.msg, "not labeled");
+    }
+
+    #[test]
+    fn annotate_semantics() {
+        let cur = m(json!({"bootstrap.dev/upgrading": "v1.34.2"}));
+        // Removing an absent annotation is a no-op patch, reported as "annotated".
+        let absent = edit_map(&cur, &specs(&["other-"]), false, true).unwrap();
+        assert!(absent.patch.is_empty());
+        assert_eq!(absent.msg, "annotated");
+        let rm = edit_map(&cur, &specs(&["bootstrap.dev/upgrading-"]), false, true).unwrap();
+        assert_eq!(rm.patch["bootstrap.dev/upgrading"], Value::Null);
+        // The same value again needs no --overwrite (kubectl >= 1.2x compares values).
+        assert!(edit_map(
+            &cur,
+            &specs(&["bootstrap.dev/upgrading=v1.34.2"]),
+            false,
+            true
+        )
+        .is_ok());
+        let e = edit_map(
+            &cur,
+            &specs(&["bootstrap.dev/upgrading=v1.35.0"]),
+            false,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(e, "error: --overwrite is false but found the following declared annotation(s): 'bootstrap.dev/upgrading' already has a value (v1.34.2)");
+        assert_eq!(
+            modified_and_removed(&specs(&["a=1", "a-", "b-"])),
+            vec!["a"]
+        );
+        assert!(modified_and_removed(&specs(&["a=1", "b-"])).is_empty());
     }
 
     #[test]

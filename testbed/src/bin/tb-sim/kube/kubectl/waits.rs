@@ -7,20 +7,56 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::edit::set_unschedulable;
+use super::jsonpath;
 use super::{fail, resource, targets, Fail, Kubectl, Res};
 use crate::kube::api::{ClientError, Op};
 use crate::kube::objects;
 use crate::kube::scheduler;
 
-fn timeout(k: &Kubectl, default: f64) -> Result<Option<f64>, Fail> {
+/// A `--timeout` flag's value in seconds (`default` when absent). kubectl declares it with
+/// pflag's DurationVar, so it takes exactly what Go's `time.ParseDuration` takes (a sign,
+/// units required except for "0"); anything else is pflag's error.
+fn flag_seconds(k: &Kubectl, default: f64) -> Result<f64, Fail> {
     match k.args.value("timeout") {
-        None => Ok((default > 0.0).then_some(default)),
-        Some(t) => match objects::parse_duration(&t) {
-            Some(0.0) => Ok(None),
-            Some(s) => Ok(Some(s)),
-            None => fail(format!("error: invalid argument \"{t}\" for \"--timeout\" flag: time: invalid duration \"{t}\"")),
-        },
+        None => Ok(default),
+        Some(t) => go_duration_arg(&t).map_err(|e| {
+            Fail(
+                format!("error: invalid argument \"{t}\" for \"--timeout\" flag: {e}"),
+                1,
+            )
+        }),
     }
+}
+
+/// Go's `time.ParseDuration`, with its error texts.
+pub fn go_duration_arg(s: &str) -> Result<f64, String> {
+    let (sign, body) = match s.strip_prefix('-') {
+        Some(b) => (-1.0, b),
+        None => (1.0, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if let Some(v) = objects::parse_go_duration(body).filter(|_| !body.trim().is_empty()) {
+        return Ok(sign * v);
+    }
+    let digits = body.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !body.is_empty() && digits.is_empty() {
+        return Err(format!("time: missing unit in duration \"{s}\""));
+    }
+    if digits.len() < body.len() {
+        let unit: String = digits
+            .chars()
+            .take_while(|c| !c.is_ascii_digit() && *c != '.')
+            .collect();
+        if !["h", "m", "s", "ms", "us", "µs", "ns"].contains(&unit.as_str()) {
+            return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\""));
+        }
+    }
+    Err(format!("time: invalid duration \"{s}\""))
+}
+
+/// `--timeout` of rollout status and drain: zero (the default) means no limit.
+fn timeout(k: &Kubectl) -> Result<Option<f64>, Fail> {
+    let s = flag_seconds(k, 0.0)?;
+    Ok((s > 0.0).then_some(s))
 }
 
 /// kubectl's rollout status message for a Deployment or DaemonSet: (text, done).
@@ -96,7 +132,7 @@ pub fn rollout(k: &Kubectl) -> Res {
         return fail("error: required resource not specified");
     };
     let ns = k.namespace();
-    let deadline = timeout(k, 0.0)?.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let deadline = timeout(k)?.map(|s| Instant::now() + Duration::from_secs_f64(s));
     let mut last = String::new();
     loop {
         let obj = k.get_object(&r, &ns, &name)?;
@@ -115,32 +151,150 @@ pub fn rollout(k: &Kubectl) -> Res {
     }
 }
 
-fn condition_met(obj: &Value, cond: &str, want: &str) -> bool {
-    obj["status"]["conditions"].as_array().is_some_and(|a| {
-        a.iter().any(|c| {
-            c["type"]
-                .as_str()
-                .is_some_and(|t| t.eq_ignore_ascii_case(cond))
-                && c["status"]
-                    .as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(want))
-        })
-    })
+/// What `kubectl wait --for=...` waits for (wait.go's `conditionFuncFor`).
+#[derive(Debug, PartialEq)]
+pub enum WaitFor {
+    Delete,
+    /// `condition=NAME[=VALUE]`; VALUE defaults to "true", compared case-insensitively.
+    Condition {
+        name: String,
+        status: String,
+    },
+    /// `jsonpath='{EXPR}'[=VALUE]` (kubectl >= 1.23): EXPR in its relaxed form; without a
+    /// VALUE any non-empty result will do (kubectl >= 1.31).
+    JsonPath {
+        expr: String,
+        value: Option<String>,
+    },
+}
+
+const JSONPATH_FORMAT: &str = "jsonpath wait format must be --for=jsonpath='{.status.readyReplicas}'=3 or --for=jsonpath='{.status.readyReplicas}'";
+
+/// Parses `--for` like kubectl, with its error texts (printed after `error: `).
+pub fn parse_for(s: &str) -> Result<WaitFor, String> {
+    if s.eq_ignore_ascii_case("delete") {
+        return Ok(WaitFor::Delete);
+    }
+    if let Some(c) = s.strip_prefix("condition=") {
+        let (name, status) = c.split_once('=').unwrap_or((c, "true"));
+        return Ok(WaitFor::Condition {
+            name: name.into(),
+            status: status.into(),
+        });
+    }
+    if let Some(j) = s.strip_prefix("jsonpath=") {
+        let parts = split_jsonpath_input(j);
+        if parts.len() > 2 {
+            return Err(JSONPATH_FORMAT.into());
+        }
+        let expr = relaxed_jsonpath(&parts[0])?;
+        let value = match parts.get(1) {
+            None => None,
+            Some(v) => {
+                let v = v.trim_matches(|c| c == '\'' || c == '"');
+                if v.is_empty() {
+                    return Err("jsonpath wait has to have a value after equal sign, like --for=jsonpath='{.status.readyReplicas}'=3".into());
+                }
+                Some(v.to_string())
+            }
+        };
+        if expr.is_empty() {
+            return Err("jsonpath expression cannot be empty".into());
+        }
+        return Ok(WaitFor::JsonPath { expr, value });
+    }
+    Err(format!("unrecognized condition: \"{s}\""))
+}
+
+/// Splits on single `=`; `==` (a filter's comparison) stays in its part.
+fn split_jsonpath_input(input: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut chars = input.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '=' {
+            cur.push(c);
+        } else if chars.peek() == Some(&'=') {
+            chars.next();
+            cur.push_str("==");
+        } else {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// kubectl's `RelaxedJSONPathExpression`: `{.a.b}`, `{a.b}`, `.a.b` and `a.b` all mean
+/// `.a.b` (returned without braces; empty stays empty).
+fn relaxed_jsonpath(e: &str) -> Result<String, String> {
+    if e.is_empty() {
+        return Ok(String::new());
+    }
+    let inner = match e.strip_prefix('{') {
+        Some(rest) => rest.strip_suffix('}'),
+        None => Some(e),
+    };
+    match inner {
+        Some(i) if !i.is_empty() && !i.contains(['{', '}']) && i != "." => {
+            Ok(format!(".{}", i.strip_prefix('.').unwrap_or(i)))
+        }
+        _ => Err("unexpected path string, expected a 'name1.name2' or '.name1.name2' or '{name1.name2}' or '{.name1.name2}'".into()),
+    }
+}
+
+/// Whether `obj` meets a condition or JSONPath wait now; Err ends the wait (kubectl's
+/// checkCondition errors).
+pub fn met(obj: &Value, for_: &WaitFor) -> Result<bool, String> {
+    match for_ {
+        WaitFor::Delete => Ok(false),
+        WaitFor::Condition { name, status } => {
+            Ok(obj["status"]["conditions"].as_array().is_some_and(|a| {
+                a.iter()
+                    .find(|c| {
+                        c["type"]
+                            .as_str()
+                            .is_some_and(|t| t.eq_ignore_ascii_case(name))
+                            && c["status"].is_string()
+                    })
+                    .is_some_and(|c| c["status"].as_str().unwrap().eq_ignore_ascii_case(status))
+            }))
+        }
+        WaitFor::JsonPath { expr, value } => {
+            let found = jsonpath::eval(expr, obj, obj)?;
+            let Some(first) = found.first() else {
+                return Ok(false);
+            };
+            if found.len() > 1 {
+                return Err("given jsonpath expression matches more than one value".into());
+            }
+            let Some(want) = value else {
+                return Ok(true);
+            };
+            let got = match first {
+                Value::Object(_) | Value::Array(_) => {
+                    return Err(
+                        "jsonpath leads to a nested object or list which is not supported".into(),
+                    )
+                }
+                Value::String(s) => s.clone(),
+                Value::Null => "<nil>".into(),
+                other => other.to_string(),
+            };
+            Ok(got.trim() == want.trim())
+        }
+    }
 }
 
 pub fn wait(k: &Kubectl) -> Res {
-    let Some(for_) = k.args.value("for") else {
-        return fail("error: --for must be specified");
+    let for_ = parse_for(&k.args.value("for").unwrap_or_default())
+        .map_err(|e| Fail(format!("error: {e}"), 1))?;
+    // Zero: look once; negative: a week.
+    let limit = match flag_seconds(k, 30.0)? {
+        s if s < 0.0 => 168.0 * 3600.0,
+        s => s,
     };
-    let (cond, want) = match for_.strip_prefix("condition=") {
-        Some(c) => match c.split_once('=') {
-            Some((c, v)) => (c.to_string(), v.to_string()),
-            None => (c.to_string(), "True".to_string()),
-        },
-        None if for_ == "delete" => ("".into(), "".into()),
-        None => return fail(format!("error: unrecognized condition: \"{for_}\"")),
-    };
-    let deadline_s = timeout(k, 30.0)?;
+    let once = limit == 0.0;
     let start = Instant::now();
     let ns = k.namespace();
     let t = targets(&k.args.pos[1..])?;
@@ -173,34 +327,35 @@ pub fn wait(k: &Kubectl) -> Res {
     if names.is_empty() {
         return fail("error: no matching resources found");
     }
+    let deleting = for_ == WaitFor::Delete;
     for (r, name) in names {
         loop {
-            let got = k.get_object(&r, &ns, &name);
-            let met = match &got {
-                Ok(o) if cond.is_empty() => {
-                    let _ = o;
-                    false
-                }
-                Ok(o) => condition_met(o, &cond, &want),
-                Err(ClientError::Server(b)) if b["code"] == 404 && cond.is_empty() => true,
+            let done = match k.get_object(&r, &ns, &name) {
+                Ok(o) => met(&o, &for_).map_err(|e| Fail(format!("error: {e}"), 1))?,
+                Err(ClientError::Server(b)) if b["code"] == 404 && deleting => true,
                 Err(ClientError::Server(b)) if b["code"] == 404 => {
                     return fail(format!(
                         "Error from server (NotFound): {} \"{name}\" not found",
                         r.plural_ref()
                     ));
                 }
-                Err(ClientError::Server(b)) => return fail(crate::kube::api::server_error_text(b)),
-                Err(ClientError::Unreachable(m)) => return fail(m.clone()),
-            };
-            if met {
-                if cond.is_empty() {
-                    println!("{}/{name} deleted", r.singular_ref());
-                } else {
-                    println!("{}/{name} condition met", r.singular_ref());
+                Err(ClientError::Server(b)) => {
+                    return fail(crate::kube::api::server_error_text(&b))
                 }
+                Err(ClientError::Unreachable(m)) => return fail(m),
+            };
+            if done {
+                let what = if deleting { "deleted" } else { "condition met" };
+                println!("{}/{name} {what}", r.singular_ref());
                 break;
             }
-            if deadline_s.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
+            if once && !deleting {
+                return fail(format!(
+                    "error: condition not met for {}/{name}",
+                    r.plural_ref()
+                ));
+            }
+            if start.elapsed().as_secs_f64() >= limit {
                 return fail(format!(
                     "error: timed out waiting for the condition on {}/{name}",
                     r.plural_ref()
@@ -341,43 +496,51 @@ pub fn drain(k: &mut Kubectl) -> Res {
     for n in &nodes {
         set_unschedulable(k, n, true)?;
     }
-    let global = timeout(k, 0.0)?;
-    let start = Instant::now();
+    let global = timeout(k)?;
     let retry = Duration::from_secs_f64((5.0 * k.time_scale).max(0.5));
-    let mut fatal: Option<String> = None;
+    // Like drain.go's RunDrain: every node is tried; the failed ones are listed at the
+    // end and their errors make the exit status.
+    let mut fatal: Vec<String> = vec![];
     let mut remaining: Vec<String> = vec![];
-    for (i, name) in names.iter().enumerate() {
-        if fatal.is_some() {
-            remaining.push(name.clone());
-            continue;
-        }
-        match drain_one(k, name, global, start, retry) {
+    for name in &names {
+        match drain_one(k, name, global, retry) {
             Ok(()) => println!("node/{name} drained"),
             Err(e) => {
                 eprintln!("error: unable to drain node \"{name}\" due to error: {e}, continuing command...");
-                fatal = Some(e);
+                fatal.push(e);
                 remaining.push(name.clone());
-                let _ = i;
             }
         }
     }
-    if let Some(e) = fatal {
-        eprintln!("There are pending nodes to be drained:");
-        for n in remaining {
-            eprintln!(" {n}");
-        }
-        return fail(format!("error: {e}"));
+    if fatal.is_empty() {
+        return Ok(0);
     }
-    Ok(0)
+    eprintln!("There are pending nodes to be drained:");
+    for n in remaining {
+        eprintln!(" {n}");
+    }
+    fail(format!("error: {}", aggregate(&fatal)))
 }
 
-fn drain_one(
-    k: &Kubectl,
-    node: &str,
-    global: Option<f64>,
-    start: Instant,
-    retry: Duration,
-) -> Result<(), String> {
+/// apimachinery's `utilerrors.NewAggregate(...).Error()`: one message as it is, several
+/// (deduplicated) as `[a, b]`.
+fn aggregate(errors: &[String]) -> String {
+    let mut seen: Vec<&str> = vec![];
+    for e in errors {
+        if !seen.contains(&e.as_str()) {
+            seen.push(e);
+        }
+    }
+    match seen.as_slice() {
+        [one] => one.to_string(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
+/// Evicts the node's pods like drain's `evictPods`: each pod is retried every 5 s while
+/// its PodDisruptionBudget refuses (printing `evicting pod` again on every attempt); the
+/// `--timeout` counts per node, from the first eviction.
+fn drain_one(k: &Kubectl, node: &str, global: Option<f64>, retry: Duration) -> Result<(), String> {
     let list = |k: &Kubectl| -> Result<DrainList, String> {
         let pods = node_pods(k, node).map_err(|f| f.0)?;
         Ok(pods_for_deletion(
@@ -389,17 +552,14 @@ fn drain_one(
     };
     let l = list(k)?;
     if !l.errors.is_empty() {
-        return Err(if l.errors.len() == 1 {
-            l.errors[0].clone()
-        } else {
-            format!("[{}]", l.errors.join(", "))
-        });
+        return Err(aggregate(&l.errors));
     }
     if !l.warnings.is_empty() {
         eprintln!("Warning: {}", l.warnings.join("; "));
     }
+    let start = Instant::now();
     let mut pending: Vec<Value> = l.pods;
-    let mut announced = std::collections::BTreeSet::new();
+    let mut errors: Vec<String> = vec![];
     while !pending.is_empty() {
         let mut next = vec![];
         for p in pending {
@@ -407,24 +567,13 @@ fn drain_one(
                 objects::namespace(&p).to_string(),
                 objects::name(&p).to_string(),
             );
-            if announced.insert(format!("{ns}/{name}")) {
-                println!("evicting pod {ns}/{name}");
-            }
-            if global.is_some_and(|g| start.elapsed().as_secs_f64() >= g) {
-                let g = objects::go_duration(global.unwrap());
-                let err = format!(
-                    "error when evicting pods/\"{name}\" -n \"{ns}\": global timeout reached: {g}"
-                );
-                let left = list(k).map(|l| l.pods).unwrap_or_default();
-                if !left.is_empty() {
-                    eprintln!(
-                        "There are pending pods in node \"{node}\" when an error occurred: {err}"
-                    );
-                    for lp in left {
-                        eprintln!("pod/{}", objects::name(&lp));
-                    }
-                }
-                return Err(err);
+            println!("evicting pod {ns}/{name}");
+            if let Some(g) = global.filter(|g| start.elapsed().as_secs_f64() >= *g) {
+                errors.push(format!(
+                    "error when evicting pods/\"{name}\" -n \"{ns}\": global timeout reached: {}",
+                    objects::go_duration(g)
+                ));
+                continue;
             }
             let r = k.send(Op::Call {
                 name: "evict".into(),
@@ -443,13 +592,11 @@ fn drain_one(
                     );
                     next.push(p);
                 }
-                Err(ClientError::Server(b)) => {
-                    return Err(format!(
-                        "error when evicting pods/\"{name}\" -n \"{ns}\": {}",
-                        b["message"].as_str().unwrap_or("")
-                    ));
-                }
-                Err(ClientError::Unreachable(m)) => return Err(m),
+                Err(ClientError::Server(b)) => errors.push(format!(
+                    "error when evicting pods/\"{name}\" -n \"{ns}\": {}",
+                    b["message"].as_str().unwrap_or("")
+                )),
+                Err(ClientError::Unreachable(m)) => errors.push(m),
             }
         }
         pending = next;
@@ -457,7 +604,18 @@ fn drain_one(
             std::thread::sleep(retry);
         }
     }
-    Ok(())
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let err = aggregate(&errors);
+    let left = list(k).map(|l| l.pods).unwrap_or_default();
+    if !left.is_empty() {
+        eprintln!("There are pending pods in node \"{node}\" when an error occurred: {err}");
+        for lp in left {
+            eprintln!("pod/{}", objects::name(&lp));
+        }
+    }
+    Err(err)
 }
 
 #[cfg(test)]
@@ -483,6 +641,137 @@ mod tests {
             "spec": {"updateStrategy": {"type": "RollingUpdate"}},
             "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 1}});
         assert_eq!(rollout_message(&ds).unwrap().0, "Waiting for daemon set \"calico-node\" rollout to finish: 1 of 3 updated pods are available...");
+    }
+
+    #[test]
+    fn wait_for_parses_like_kubectl() {
+        assert_eq!(parse_for("delete"), Ok(WaitFor::Delete));
+        assert_eq!(
+            parse_for("condition=Ready"),
+            Ok(WaitFor::Condition {
+                name: "Ready".into(),
+                status: "true".into()
+            })
+        );
+        // The shell took the quotes: --for=jsonpath='{.status.nodeInfo.kubeletVersion}'=v1.34.2
+        let j = |e: &str, v: Option<&str>| {
+            Ok(WaitFor::JsonPath {
+                expr: e.into(),
+                value: v.map(String::from),
+            })
+        };
+        assert_eq!(
+            parse_for("jsonpath={.status.nodeInfo.kubeletVersion}=v1.34.2"),
+            j(".status.nodeInfo.kubeletVersion", Some("v1.34.2"))
+        );
+        assert_eq!(
+            parse_for("jsonpath=.status.phase='Running'"),
+            j(".status.phase", Some("Running"))
+        );
+        assert_eq!(parse_for("jsonpath=status.phase"), j(".status.phase", None));
+        // `==` inside a filter is not the value separator.
+        assert_eq!(
+            parse_for("jsonpath={.status.conditions[?(@.type==\"Ready\")].status}=True"),
+            j(
+                ".status.conditions[?(@.type==\"Ready\")].status",
+                Some("True")
+            )
+        );
+        assert_eq!(
+            parse_for("jsonpath={.a}=1=2"),
+            Err(JSONPATH_FORMAT.to_string())
+        );
+        assert_eq!(
+            parse_for("jsonpath={.a}="),
+            Err("jsonpath wait has to have a value after equal sign, like --for=jsonpath='{.status.readyReplicas}'=3".into())
+        );
+        assert_eq!(
+            parse_for("jsonpath="),
+            Err("jsonpath expression cannot be empty".into())
+        );
+        assert!(parse_for("jsonpath={.a}}")
+            .unwrap_err()
+            .starts_with("unexpected path string"));
+        assert_eq!(
+            parse_for("ready"),
+            Err("unrecognized condition: \"ready\"".into())
+        );
+        assert_eq!(parse_for(""), Err("unrecognized condition: \"\"".into()));
+    }
+
+    #[test]
+    fn wait_conditions_and_jsonpath_values() {
+        let node = json!({"status": {"nodeInfo": {"kubeletVersion": "v1.33.5"},
+            "conditions": [{"type": "Ready", "status": "True"}], "capacity": {"pods": 110}},
+            "spec": {"unschedulable": true}});
+        let for_ = |s: &str| parse_for(s).unwrap();
+        assert_eq!(met(&node, &for_("condition=Ready")), Ok(true));
+        assert_eq!(met(&node, &for_("condition=ready=TRUE")), Ok(true));
+        assert_eq!(met(&node, &for_("condition=Ready=False")), Ok(false));
+        assert_eq!(met(&node, &for_("condition=MemoryPressure")), Ok(false));
+        let v = "jsonpath={.status.nodeInfo.kubeletVersion}=";
+        assert_eq!(met(&node, &for_(&format!("{v}v1.33.5"))), Ok(true));
+        // The version reported, not the package's: a node that was not restarted yet.
+        assert_eq!(met(&node, &for_(&format!("{v}v1.34.2"))), Ok(false));
+        assert_eq!(
+            met(&node, &for_("jsonpath={.spec.unschedulable}=true")),
+            Ok(true)
+        );
+        assert_eq!(
+            met(&node, &for_("jsonpath={.status.capacity.pods}=110")),
+            Ok(true)
+        );
+        // Missing: not met (yet), no error; present without a value: met.
+        assert_eq!(met(&node, &for_("jsonpath={.status.nope}=x")), Ok(false));
+        assert_eq!(
+            met(&node, &for_("jsonpath={.status.nodeInfo.kubeletVersion}")),
+            Ok(true)
+        );
+        assert_eq!(
+            met(&node, &for_("jsonpath={.status.nodeInfo}=x")),
+            Err("jsonpath leads to a nested object or list which is not supported".into())
+        );
+        assert_eq!(
+            met(&node, &for_("jsonpath={.status.conditions[*].type}=Ready")),
+            Ok(true)
+        );
+        let two = json!({"items": [1, 2]});
+        assert_eq!(
+            met(&two, &for_("jsonpath={.items[*]}=1")),
+            Err("given jsonpath expression matches more than one value".into())
+        );
+    }
+
+    #[test]
+    fn timeouts_are_go_durations() {
+        assert_eq!(go_duration_arg("300s"), Ok(300.0));
+        assert_eq!(go_duration_arg("5m"), Ok(300.0));
+        assert_eq!(go_duration_arg("0"), Ok(0.0));
+        assert_eq!(go_duration_arg("-1s"), Ok(-1.0));
+        assert_eq!(
+            go_duration_arg("300"),
+            Err("time: missing unit in duration \"300\"".into())
+        );
+        assert_eq!(
+            go_duration_arg("5x"),
+            Err("time: unknown unit \"x\" in duration \"5x\"".into())
+        );
+        assert_eq!(
+            go_duration_arg("abc"),
+            Err("time: invalid duration \"abc\"".into())
+        );
+        assert_eq!(
+            go_duration_arg(""),
+            Err("time: invalid duration \"\"".into())
+        );
+    }
+
+    #[test]
+    fn drain_errors_aggregate_like_apimachinery() {
+        let e = |s: &[&str]| aggregate(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(e(&["a"]), "a");
+        assert_eq!(e(&["a", "a"]), "a");
+        assert_eq!(e(&["a", "b"]), "[a, b]");
     }
 
     #[test]
