@@ -308,6 +308,9 @@ pub fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
+/// How ssh::SshError::Sudo words a login that cannot become root without a password.
+const SUDO_REFUSED: &str = "cannot run commands as root without a password";
+
 /// A summary row's failure text as (kind, step, message).
 ///
 /// The text is what the run printed: `connect: ...` (unreachable), `refused: ...` (the
@@ -326,6 +329,11 @@ fn classify(
         return (Outcome::Unreachable, "connect".into(), rest);
     }
     if let Some(rest) = split("refused: ") {
+        return (Outcome::Refused, "facts".into(), rest);
+    }
+    // The facts could not be gathered because sudo wants a password (ssh::SshError::Sudo):
+    // the host refuses to let the tool work, like an unsupported OS.
+    if let Some(rest) = split("facts: ").filter(|r| r.contains(SUDO_REFUSED)) {
         return (Outcome::Refused, "facts".into(), rest);
     }
     if let Some(rest) = split(&format!("{host}: ")) {
@@ -405,6 +413,9 @@ mod tests {
             (Outcome::Timeout, "kubectl wait Ready")
         );
         assert_eq!(c("facts: unparsable", false).0, Outcome::Error);
+        let sudo =
+            "facts: n2: user u cannot run commands as root without a password (sudo -n failed): x";
+        assert_eq!(c(sudo, false).0, Outcome::Refused);
     }
 
     #[test]

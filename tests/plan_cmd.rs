@@ -5,6 +5,8 @@
 //! runs: compared with up's run log (every step it ran, per host) and the hosts' audit
 //! logs (every command that changed something).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -95,16 +97,27 @@ fn plan_json(tb: &Testbed, inv: &Path) -> (Option<i32>, Value, String) {
     (run.code, doc, run.stderr)
 }
 
-/// The schema of docs/plan.md.
+/// The schema of docs/plan.md (and docs/output.md's envelope).
 fn assert_schema(doc: &Value) {
     let obj = doc.as_object().expect("an object");
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["changes", "cluster", "hosts", "unmanaged"],
+        [
+            "changes",
+            "cluster",
+            "command",
+            "exit_code",
+            "hosts",
+            "schema",
+            "unmanaged"
+        ],
         "{doc:#}"
     );
+    // The envelope every document shares, and docs/schema/plan.json.
+    assert_eq!(doc["schema"], "bootstrap/plan/v1");
+    support::assert_valid(doc);
     assert!(doc["changes"].is_boolean());
     for h in doc["hosts"].as_array().unwrap() {
         assert!(h["name"].is_string() && h["role"].is_string(), "{h:#}");
@@ -448,9 +461,10 @@ fn failure_lines(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs plan, up --dry-run and up; all exit 1 with the same per-host failure lines,
-/// which contain `texts`; nothing changes anywhere.
-fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str]) {
+/// Runs plan, up --dry-run and up; plan and up --dry-run exit 1, up exits `up_code`
+/// (docs/output.md: 4 unreachable, 5 refused), all with the same per-host failure
+/// lines, which contain `texts`; nothing changes anywhere.
+fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str], up_code: i32) {
     let marks = audit_marks(tb);
     let plan = bootstrap(tb, &["plan", "--output", "json"], inv);
     assert_eq!(plan.code, Some(1));
@@ -462,7 +476,7 @@ fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str]) {
     let dry = bootstrap(tb, &["up", "--dry-run"], inv);
     assert_eq!(dry.code, Some(1));
     let up = bootstrap(tb, &["up"], inv);
-    assert_eq!(up.code, Some(1));
+    assert_eq!(up.code, Some(up_code));
     for text in texts {
         assert!(plan.stderr.contains(text), "{text}: {}", plan.stderr);
     }
@@ -489,9 +503,9 @@ fn unreachable_and_non_ubuntu_hosts_are_errors_with_up_s_messages() {
         ],
     );
     tb.stop("node3").unwrap();
-    assert_refused_like_up(&tb, &inv, &["node3", "cannot connect"]);
+    assert_refused_like_up(&tb, &inv, &["node3", "cannot connect"], 4);
     tb.start("node3").unwrap();
-    assert_refused_like_up(&tb, &inv, &["node2", "Debian", "Ubuntu 22.04 and 24.04"]);
+    assert_refused_like_up(&tb, &inv, &["node2", "Debian", "Ubuntu 22.04 and 24.04"], 5);
 }
 
 #[test]
@@ -503,5 +517,5 @@ fn sudo_with_a_password_is_an_error_with_up_s_message() {
         .build()
         .expect("testbed");
     let inv = inventory(&tb, &[("node1", "control-plane", &[], None)]);
-    assert_refused_like_up(&tb, &inv, &["sudo", "a password is required"]);
+    assert_refused_like_up(&tb, &inv, &["sudo", "a password is required"], 5);
 }

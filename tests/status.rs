@@ -5,6 +5,8 @@
 //! `kubeadm certs check-expiration`, every host in sync; a label changed by hand shows
 //! as drift on that host; `--output json` has docs/status.md's fields; exit 0 all along.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -181,7 +183,20 @@ fn status_shows_nodes_certificates_and_drift() {
         .map(|k| k.as_str())
         .collect();
     keys.sort();
-    assert_eq!(keys, ["certificates", "drift", "label_columns", "nodes"]);
+    assert_eq!(
+        keys,
+        [
+            "certificates",
+            "command",
+            "drift",
+            "exit_code",
+            "label_columns",
+            "nodes",
+            "schema"
+        ]
+    );
+    assert_eq!(doc["schema"], "bootstrap/status/v1");
+    support::assert_valid(&doc);
     assert_eq!(doc["label_columns"], serde_json::json!(["type"]));
     let nodes = doc["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2, "{doc:#}");
