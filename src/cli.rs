@@ -80,9 +80,8 @@ pub struct UpArgs {
     #[arg(long, env = "BOOTSTRAP_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 
-    /// `text` (progress and summary on stderr) or `json`: also one JSON document on
-    /// stdout at the end (hosts, steps, nodes, errors, exit code; docs/output.md). With
-    /// --dry-run, the plan's document, like `plan --output json`.
+    /// `json`: also one JSON document on stdout at the end (docs/output.md; with
+    /// --dry-run, the plan's). The text stays on stderr.
     #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
     pub output: OutputFormat,
 }
@@ -152,8 +151,8 @@ pub struct ResetArgs {
     )]
     pub timeout: Duration,
 
-    /// `text` (progress and summary on stderr) or `json`: also one JSON document on
-    /// stdout at the end (hosts, steps, errors, exit code; docs/output.md).
+    /// `json`: also one JSON document on stdout at the end (docs/output.md). The text
+    /// stays on stderr.
     #[arg(long, value_enum, default_value = "text", env = "BOOTSTRAP_OUTPUT")]
     pub output: OutputFormat,
 
