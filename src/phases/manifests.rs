@@ -524,7 +524,7 @@ items:
         assert_eq!(
             changed.reason,
             format!(
-                "its content changed since it was applied (sha256:0123456789ab…, now {}…)",
+                "its content changed since it was applied: sha256:0123456789ab… then, {}… now",
                 &same[..19]
             )
         );

@@ -1,0 +1,306 @@
+//! End-to-end: the inventory's `manifests:` applied by `up` once every node is Ready.
+//!
+//! The WordPress example's manifests land where the nodes' labels say and their
+//! Deployments roll out; a second `up` applies nothing (the record in the ConfigMap
+//! kube-system/bootstrap-manifests matches every manifest's sha256) and `plan` exits 0;
+//! a changed manifest is planned (exit 2) and re-applied alone; a manifest whose pod can
+//! never be scheduled makes `up` fail once its rollout wait runs out of `--timeout`,
+//! naming the manifest and the host. Needs root and the testbed's stand-in binary (`cargo
+//! build -p testbed`), like tests/up.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use testbed::Testbed;
+
+const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+
+/// Copies the WordPress example's manifests next to a 2-host inventory (node1: the
+/// control plane labeled type=mysql without its taint, node2: a worker labeled
+/// type=wordpress) that lists `manifests` (YAML list items, as written).
+fn inventory(tb: &Testbed, manifests: &[&str]) -> PathBuf {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wordpress");
+    let dir = tb.dir().join("apps");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["mysql.yaml", "wordpress.yaml"] {
+        if !dir.join(f).exists() {
+            std::fs::copy(example.join(f), dir.join(f)).unwrap();
+        }
+    }
+    let hosts = tb.hosts();
+    let (h0, h1) = (&hosts[0], &hosts[1]);
+    let mut y = format!(
+        "cluster:\n  name: e2e\n  kubernetesVersion: 1.34.2\n\
+         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n\
+         \x20 - name: {}\n    address: {}\n    role: control-plane\n    labels: {{type: mysql}}\n    taints: []\n\
+         \x20 - name: {}\n    address: {}\n    role: worker\n    labels: {{type: wordpress}}\n\
+         manifests:\n",
+        h0.user,
+        h0.port,
+        json(&h0.identity_file.display().to_string()),
+        json(&h0.known_hosts.display().to_string()),
+        h0.name,
+        h0.address,
+        h1.name,
+        h1.address,
+    );
+    for m in manifests {
+        y += &format!("  - {m}\n");
+    }
+    let path = tb.dir().join("inventory.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`; returns
+/// (exit code, stderr).
+fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .arg(inv)
+        .arg("--log-dir")
+        .arg(tb.dir().join("runs"))
+        .env("CI", "1")
+        .output()
+        .expect("run bootstrap");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// `kubectl ARGS` on the control plane, which must succeed.
+fn kubectl(tb: &Testbed, args: &str) -> String {
+    let out = tb
+        .exec("node1", &["sh", "-c", &format!("{KUBECTL} {args}")])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (app label, node, phase) of every pod in the default namespace, sorted.
+fn pods(tb: &Testbed) -> Vec<(String, String, String)> {
+    let v: Value = serde_json::from_str(&kubectl(tb, "get pods -o json")).unwrap();
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let mut out: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                text(&p["metadata"]["labels"]["app"]),
+                text(&p["spec"]["nodeName"]),
+                text(&p["status"]["phase"]),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The record's lines: `sha256:HEX NAME`.
+fn record(tb: &Testbed) -> Vec<String> {
+    kubectl(
+        tb,
+        "-n kube-system get configmap bootstrap-manifests -o jsonpath={.data.applied}",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// `sha256sum` of a file, as the record writes it.
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    format!("sha256:{}", text.split_whitespace().next().unwrap())
+}
+
+/// The kubectl command lines node1 ran since audit record `mark` (the argv of every
+/// kubectl invocation, joined).
+fn kubectl_runs_since(tb: &Testbed, mark: usize) -> Vec<String> {
+    tb.audit("node1").unwrap()[mark..]
+        .iter()
+        .filter(|r| r.kind == "cmd" && r.argv.first().is_some_and(|a| a == "kubectl"))
+        .map(|r| r.argv.join(" "))
+        .collect()
+}
+
+#[test]
+fn manifests_are_applied_in_order_once_and_again_when_they_change() {
+    let tb = Testbed::builder()
+        .hosts(2)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"));
+    let apps = tb.dir().join("apps");
+    let inv = inventory(&tb, &["apps/mysql.yaml", "apps/wordpress.yaml"]);
+
+    // 1. up: the cluster, then the manifests in order, each rolled out.
+    let mark = tb.audit("node1").unwrap().len();
+    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(code, 0, "up failed:\n{stderr}");
+    let running = |app: &str, node: &str| (app.into(), node.into(), "Running".into());
+    assert_eq!(
+        pods(&tb),
+        vec![running("mysql", "node1"), running("wordpress", "node2")]
+    );
+    for d in ["mysql", "wordpress"] {
+        let v: Value =
+            serde_json::from_str(&kubectl(&tb, &format!("get deployment {d} -o json"))).unwrap();
+        assert_eq!(v["status"]["availableReplicas"], 1, "{d}: {v:#}");
+    }
+    let runs = kubectl_runs_since(&tb, mark);
+    let at = |needle: &str| {
+        runs.iter()
+            .position(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {runs:#?}"))
+    };
+    // MySQL is applied and rolled out before WordPress is applied; both after Ready.
+    assert!(at("wait --for=condition=Ready node --all") < at("apply -f -"));
+    assert!(at("rollout status deployment/mysql") < at("rollout status deployment/wordpress"));
+    let applies = runs.iter().filter(|r| r.contains(" apply -f -")).count();
+    assert_eq!(
+        applies, 4,
+        "two manifests and two record updates: {runs:#?}"
+    );
+    assert_eq!(
+        record(&tb),
+        vec![
+            format!("{} apps/mysql.yaml", sha256(&apps.join("mysql.yaml"))),
+            format!(
+                "{} apps/wordpress.yaml",
+                sha256(&apps.join("wordpress.yaml"))
+            ),
+        ]
+    );
+
+    // 2. A second up applies nothing and changes nothing; plan agrees.
+    let mark = tb.audit("node1").unwrap().len();
+    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = kubectl_runs_since(&tb, mark);
+    assert!(
+        !runs
+            .iter()
+            .any(|r| r.contains(" apply ") || r.contains("rollout")),
+        "{runs:#?}"
+    );
+    assert!(tb.audit("node1").unwrap()[mark..]
+        .iter()
+        .all(|r| !r.changed));
+    let (code, stderr) = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(code, 0, "{stderr}");
+
+    // 3. A changed manifest: plan lists it (exit 2), up applies it and only it.
+    let wp = apps.join("wordpress.yaml");
+    let text = std::fs::read_to_string(&wp).unwrap();
+    std::fs::write(&wp, text.replace("replicas: 1", "replicas: 2")).unwrap();
+    let (code, stderr) = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "manifests: apply apps/wordpress.yaml (its content changed since it was applied: sha256:"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("apply apps/mysql.yaml"), "{stderr}");
+    let (code, stdout) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .args(["plan", "--output", "json"])
+            .arg(&inv)
+            .arg("--log-dir")
+            .arg(tb.dir().join("runs"))
+            .env("CI", "1")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    assert_eq!(code, Some(2));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let steps: Vec<&Value> = doc["cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["phase"] == "manifests")
+        .collect();
+    assert_eq!(steps.len(), 1, "{doc:#}");
+    assert_eq!(steps[0]["step"], "apply apps/wordpress.yaml");
+    assert_eq!(steps[0]["host"], "node1");
+
+    let mark = tb.audit("node1").unwrap().len();
+    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = kubectl_runs_since(&tb, mark);
+    let rollouts: Vec<&String> = runs
+        .iter()
+        .filter(|r| r.contains("rollout status"))
+        .collect();
+    assert_eq!(rollouts.len(), 1, "{runs:#?}");
+    assert!(rollouts[0].contains("deployment/wordpress"), "{rollouts:?}");
+    assert_eq!(
+        pods(&tb),
+        vec![
+            running("mysql", "node1"),
+            running("wordpress", "node2"),
+            running("wordpress", "node2")
+        ]
+    );
+    assert_eq!(
+        record(&tb)[1],
+        format!("{} apps/wordpress.yaml", sha256(&wp))
+    );
+
+    // 4. A manifest whose pod fits no node: its rollout wait runs out of --timeout, up
+    // fails naming the manifest and the host, and the manifest stays unrecorded.
+    let stuck = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck}\nspec:\n  \
+                 selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    \
+                 spec:\n      nodeSelector: {type: nowhere}\n      containers: [{name: c, image: nginx:1.27}]\n";
+    std::fs::write(apps.join("stuck.yaml"), stuck).unwrap();
+    let inv = inventory(
+        &tb,
+        &["apps/mysql.yaml", "apps/wordpress.yaml", "apps/stuck.yaml"],
+    );
+    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "8s"], &inv);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("node1: manifest-rollout: wait for the rollout of stuck (apps/stuck.yaml)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: timed out waiting for the condition"),
+        "{stderr}"
+    );
+    assert_eq!(record(&tb).len(), 2, "stuck.yaml is not recorded");
+    let (code, stderr) = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("manifests: apply apps/stuck.yaml (it was never applied to this cluster)"),
+        "{stderr}"
+    );
+
+    // 5. A URL the control plane cannot fetch stops the plan before anything changes,
+    // with curl's own error, under the control plane's name.
+    let inv = inventory(&tb, &["https://manifests.example.invalid/v1/app.yaml"]);
+    let mark = tb.audit("node1").unwrap().len();
+    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("cannot fetch the manifest https://manifests.example.invalid/v1/app.yaml"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Could not resolve host"), "{stderr}");
+    assert!(tb.audit("node1").unwrap()[mark..]
+        .iter()
+        .all(|r| !r.changed));
+}
