@@ -5,7 +5,7 @@
 //! kube-system/bootstrap-manifests matches every manifest's sha256) and `plan` exits 0;
 //! a changed manifest is planned (exit 2) and re-applied alone; a manifest whose pod can
 //! never be scheduled makes `up` fail once its rollout wait runs out of `--timeout`,
-//! naming the manifest and the host. Needs root and the testbed's stand-in binary (`cargo
+//! naming the manifest and the host; `status` shows a changed manifest as drift. Needs root and the testbed's stand-in binary (`cargo
 //! build -p testbed`), like tests/up.rs.
 
 use std::path::{Path, PathBuf};
@@ -237,6 +237,30 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert_eq!(steps.len(), 1, "{doc:#}");
     assert_eq!(steps[0]["step"], "apply apps/wordpress.yaml");
     assert_eq!(steps[0]["host"], "node1");
+
+    // status reports it as the control plane's drift.
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["status", "--output", "json"])
+        .arg(&inv)
+        .arg("--log-dir")
+        .arg(tb.dir().join("runs"))
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node1 = status["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["host"] == "node1")
+        .unwrap();
+    assert_eq!(node1["in_sync"], false, "{status:#}");
+    let differences = node1["differences"].to_string();
+    assert!(
+        differences.contains("manifests: apply apps/wordpress.yaml (its content changed"),
+        "{differences}"
+    );
 
     let mark = tb.audit("node1").unwrap().len();
     let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
