@@ -5,20 +5,23 @@
 //! kube-system/bootstrap-manifests matches every manifest's sha256) and `plan` exits 0;
 //! a changed manifest is planned (exit 2) and re-applied alone; a manifest whose pod can
 //! never be scheduled makes `up` fail once its rollout wait runs out of `--timeout`,
-//! naming the manifest and the host; `status` shows a changed manifest as drift. Needs root and the testbed's stand-in binary (`cargo
-//! build -p testbed`), like tests/up.rs.
+//! naming the manifest and the host; `status` shows a changed manifest as drift. Needs
+//! root and the testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use support::{article_decls, pod_placement, run_bootstrap, running, Ran};
 use testbed::Testbed;
 
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 
-/// Copies the WordPress example's manifests next to a 2-host inventory (node1: the
-/// control plane labeled type=mysql without its taint, node2: a worker labeled
-/// type=wordpress) that lists `manifests` (YAML list items, as written).
+/// The article's 2-host inventory (node1: the control plane labeled type=mysql without
+/// its taint, node2: a worker labeled type=wordpress) listing `manifests` (as written),
+/// with the WordPress example's manifests copied next to it under apps/.
 fn inventory(tb: &Testbed, manifests: &[&str]) -> PathBuf {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wordpress");
     let dir = tb.dir().join("apps");
@@ -28,52 +31,21 @@ fn inventory(tb: &Testbed, manifests: &[&str]) -> PathBuf {
             std::fs::copy(example.join(f), dir.join(f)).unwrap();
         }
     }
-    let hosts = tb.hosts();
-    let (h0, h1) = (&hosts[0], &hosts[1]);
-    let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: 1.34.2\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n\
-         \x20 - name: {}\n    address: {}\n    role: control-plane\n    labels: {{type: mysql}}\n    taints: []\n\
-         \x20 - name: {}\n    address: {}\n    role: worker\n    labels: {{type: wordpress}}\n\
-         manifests:\n",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-        h0.name,
-        h0.address,
-        h1.name,
-        h1.address,
-    );
+    let path = support::inventory(tb, &article_decls()[..2]);
+    let mut y = std::fs::read_to_string(&path).unwrap() + "manifests:\n";
     for m in manifests {
         y += &format!("  - {m}\n");
     }
-    let path = tb.dir().join("inventory.yaml");
     std::fs::write(&path, y).unwrap();
     path
 }
 
-fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-/// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`; returns
-/// (exit code, stderr).
-fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .arg(inv)
-        .arg("--log-dir")
-        .arg(tb.dir().join("runs"))
-        .env("CI", "1")
-        .output()
-        .expect("run bootstrap");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
-        out.status
-    );
-    (out.status.code().unwrap_or(-1), stderr)
+/// `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`.
+fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> Ran {
+    let runs = tb.dir().join("runs");
+    let mut argv = args.to_vec();
+    argv.extend([inv.to_str().unwrap(), "--log-dir", runs.to_str().unwrap()]);
+    run_bootstrap(&argv)
 }
 
 /// `kubectl ARGS` on the control plane, which must succeed.
@@ -87,26 +59,6 @@ fn kubectl(tb: &Testbed, args: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// (app label, node, phase) of every pod in the default namespace, sorted.
-fn pods(tb: &Testbed) -> Vec<(String, String, String)> {
-    let v: Value = serde_json::from_str(&kubectl(tb, "get pods -o json")).unwrap();
-    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-    let mut out: Vec<_> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                text(&p["metadata"]["labels"]["app"]),
-                text(&p["spec"]["nodeName"]),
-                text(&p["status"]["phase"]),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// The record's lines: `sha256:HEX NAME`.
@@ -139,20 +91,16 @@ fn kubectl_runs_since(tb: &Testbed, mark: usize) -> Vec<String> {
 
 #[test]
 fn manifests_are_applied_in_order_once_and_again_when_they_change() {
-    let tb = Testbed::builder()
-        .hosts(2)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"));
+    let tb = support::testbed(2, "root");
     let apps = tb.dir().join("apps");
     let inv = inventory(&tb, &["apps/mysql.yaml", "apps/wordpress.yaml"]);
 
     // 1. up: the cluster, then the manifests in order, each rolled out.
     let mark = tb.audit("node1").unwrap().len();
-    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
-    assert_eq!(code, 0, "up failed:\n{stderr}");
-    let running = |app: &str, node: &str| (app.into(), node.into(), "Running".into());
+    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(run.code, Some(0), "up failed:\n{}", run.stderr);
     assert_eq!(
-        pods(&tb),
+        pod_placement(&tb, "node1").0,
         vec![running("mysql", "node1"), running("wordpress", "node2")]
     );
     for d in ["mysql", "wordpress"] {
@@ -187,8 +135,8 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
 
     // 2. A second up applies nothing and changes nothing; plan agrees.
     let mark = tb.audit("node1").unwrap().len();
-    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
-    assert_eq!(code, 0, "{stderr}");
+    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     let runs = kubectl_runs_since(&tb, mark);
     assert!(
         !runs
@@ -199,35 +147,29 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert!(tb.audit("node1").unwrap()[mark..]
         .iter()
         .all(|r| !r.changed));
-    let (code, stderr) = bootstrap(&tb, &["plan"], &inv);
-    assert_eq!(code, 0, "{stderr}");
+    let run = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
 
     // 3. A changed manifest: plan lists it (exit 2), up applies it and only it.
     let wp = apps.join("wordpress.yaml");
     let text = std::fs::read_to_string(&wp).unwrap();
     std::fs::write(&wp, text.replace("replicas: 1", "replicas: 2")).unwrap();
-    let (code, stderr) = bootstrap(&tb, &["plan"], &inv);
-    assert_eq!(code, 2, "{stderr}");
+    let run = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
-        stderr.contains(
+        run.stderr.contains(
             "manifests: apply apps/wordpress.yaml (its content changed since it was applied: sha256:"
         ),
-        "{stderr}"
+        "{}", run.stderr
     );
-    assert!(!stderr.contains("apply apps/mysql.yaml"), "{stderr}");
-    let (code, stdout) = {
-        let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .args(["plan", "--output", "json"])
-            .arg(&inv)
-            .arg("--log-dir")
-            .arg(tb.dir().join("runs"))
-            .env("CI", "1")
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8(out.stdout).unwrap())
-    };
-    assert_eq!(code, Some(2));
-    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        !run.stderr.contains("apply apps/mysql.yaml"),
+        "{}",
+        run.stderr
+    );
+    let run = bootstrap(&tb, &["plan", "--output", "json"], &inv);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let doc = run.document();
     let steps: Vec<&Value> = doc["cluster"]
         .as_array()
         .unwrap()
@@ -239,16 +181,9 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert_eq!(steps[0]["host"], "node1");
 
     // status reports it as the control plane's drift.
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["status", "--output", "json"])
-        .arg(&inv)
-        .arg("--log-dir")
-        .arg(tb.dir().join("runs"))
-        .env("CI", "1")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let status = run.document();
     let node1 = status["drift"]
         .as_array()
         .unwrap()
@@ -263,8 +198,8 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     );
 
     let mark = tb.audit("node1").unwrap().len();
-    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
-    assert_eq!(code, 0, "{stderr}");
+    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     let runs = kubectl_runs_since(&tb, mark);
     let rollouts: Vec<&String> = runs
         .iter()
@@ -273,7 +208,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert_eq!(rollouts.len(), 1, "{runs:#?}");
     assert!(rollouts[0].contains("deployment/wordpress"), "{rollouts:?}");
     assert_eq!(
-        pods(&tb),
+        pod_placement(&tb, "node1").0,
         vec![
             running("mysql", "node1"),
             running("wordpress", "node2"),
@@ -295,35 +230,47 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         &tb,
         &["apps/mysql.yaml", "apps/wordpress.yaml", "apps/stuck.yaml"],
     );
-    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "8s"], &inv);
-    assert_ne!(code, 0, "{stderr}");
+    let run = bootstrap(&tb, &["up", "--timeout", "8s"], &inv);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        stderr.contains("node1: manifest-rollout: wait for the rollout of stuck (apps/stuck.yaml)"),
-        "{stderr}"
+        run.stderr
+            .contains("node1: manifest-rollout: wait for the rollout of stuck (apps/stuck.yaml)"),
+        "{}",
+        run.stderr
     );
     assert!(
-        stderr.contains("error: timed out waiting for the condition"),
-        "{stderr}"
+        run.stderr
+            .contains("error: timed out waiting for the condition"),
+        "{}",
+        run.stderr
     );
     assert_eq!(record(&tb).len(), 2, "stuck.yaml is not recorded");
-    let (code, stderr) = bootstrap(&tb, &["plan"], &inv);
-    assert_eq!(code, 2, "{stderr}");
+    let run = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
-        stderr.contains("manifests: apply apps/stuck.yaml (it was never applied to this cluster)"),
-        "{stderr}"
+        run.stderr
+            .contains("manifests: apply apps/stuck.yaml (it was never applied to this cluster)"),
+        "{}",
+        run.stderr
     );
 
     // 5. A URL the control plane cannot fetch stops the plan before anything changes,
     // with curl's own error, under the control plane's name.
     let inv = inventory(&tb, &["https://manifests.example.invalid/v1/app.yaml"]);
     let mark = tb.audit("node1").unwrap().len();
-    let (code, stderr) = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
-    assert_ne!(code, 0, "{stderr}");
+    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        stderr.contains("cannot fetch the manifest https://manifests.example.invalid/v1/app.yaml"),
-        "{stderr}"
+        run.stderr
+            .contains("cannot fetch the manifest https://manifests.example.invalid/v1/app.yaml"),
+        "{}",
+        run.stderr
     );
-    assert!(stderr.contains("Could not resolve host"), "{stderr}");
+    assert!(
+        run.stderr.contains("Could not resolve host"),
+        "{}",
+        run.stderr
+    );
     assert!(tb.audit("node1").unwrap()[mark..]
         .iter()
         .all(|r| !r.changed));
