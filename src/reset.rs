@@ -293,7 +293,8 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
                 .summary_rows()
                 .into_iter()
                 .map(|(h, role, r, t)| match r {
-                    HostResult::Unchanged if selected.contains(&h) => {
+                    // A selected host that did not fail did not finish its reset.
+                    HostResult::Unchanged | HostResult::Changed if selected.contains(&h) => {
                         (h, role, HostResult::Skipped, t)
                     }
                     r => (h, role, r, t),

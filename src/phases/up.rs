@@ -172,7 +172,7 @@ async fn converge(args: &UpArgs, doc: &mut report::Run) -> miette::Result<Outcom
             ok = super::apply(&ctx, super::UP) => ok,
             signal = interrupt.recv() => {
                 // Dropping the phase aborts its host tasks: nothing new starts.
-                let rows = unfinished_skipped(ctx.summary_rows());
+                let rows = unfinished_skipped(&ctx, ctx.summary_rows());
                 progress.summary(&rows);
                 return Ok(interrupted(doc, &progress, &ctx.log, signal, &rows));
             }
@@ -192,12 +192,16 @@ async fn converge(args: &UpArgs, doc: &mut report::Run) -> miette::Result<Outcom
     Ok(outcome)
 }
 
-/// The summary rows of an interrupted run: a host still `unchanged` may have been in
-/// the middle of its work, so it is reported as not done (`skipped`).
-fn unfinished_skipped(rows: Vec<SummaryRow>) -> Vec<SummaryRow> {
+/// The summary rows of an interrupted run: every host that had work planned in any
+/// phase and did not fail did not finish it (`skipped`), whatever its finished phases
+/// changed.
+fn unfinished_skipped(ctx: &Ctx, rows: Vec<SummaryRow>) -> Vec<SummaryRow> {
+    let planned: std::collections::BTreeSet<String> =
+        super::UP.iter().flat_map(|p| (p.hosts)(ctx)).collect();
     rows.into_iter()
         .map(|(h, role, result, t)| match result {
-            HostResult::Unchanged => (h, role, HostResult::Skipped, t),
+            HostResult::Failed(m) => (h, role, HostResult::Failed(m), t),
+            _ if planned.contains(&h) => (h, role, HostResult::Skipped, t),
             r => (h, role, r, t),
         })
         .collect()

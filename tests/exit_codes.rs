@@ -1,0 +1,338 @@
+//! End-to-end: every exit status of docs/output.md's table except 0 and 2 (which every
+//! other test produces), each with the `--output json` document's error fields, on the
+//! testbed (the invalid inventory needs none).
+//!
+//! Needs root and the testbed's stand-in binary, like tests/up.rs.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+use testbed::{Os, Testbed};
+
+/// `up --output json` on `inv`, its run logs in the testbed's directory.
+fn up_json(tb: &Testbed, inv: &Path, timeout: &str) -> Ran {
+    let runs = tb.dir().join("runs");
+    run_bootstrap(&[
+        "up",
+        inv.to_str().unwrap(),
+        "--output",
+        "json",
+        "--timeout",
+        timeout,
+        "--log-dir",
+        runs.to_str().unwrap(),
+    ])
+}
+
+/// A control plane and `workers` workers, no labels.
+fn plain_decls(workers: usize) -> Vec<Decl> {
+    let mut decls = vec![Decl {
+        role: "control-plane",
+        labels: &[],
+        taints: None,
+    }];
+    for _ in 0..workers {
+        decls.push(Decl {
+            role: "worker",
+            labels: &[],
+            taints: None,
+        });
+    }
+    decls
+}
+
+/// The host entry named `name` in a run document.
+fn host<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {doc:#}"))
+}
+
+/// The exit status, the document's envelope and outcome agree.
+fn assert_outcome(ran: &Ran, code: i32, outcome: &str) -> Value {
+    assert_eq!(ran.code, Some(code), "stderr:\n{}", ran.stderr);
+    let doc = ran.document();
+    assert_eq!(doc["exit_code"], code, "{doc:#}");
+    assert_eq!(doc["outcome"], outcome, "{doc:#}");
+    assert_eq!(doc["error"]["kind"], outcome, "{doc:#}");
+    doc
+}
+
+/// No command on any host changed anything since the testbed was built.
+fn assert_nothing_changed(tb: &Testbed) {
+    for h in tb.hosts() {
+        let changed: Vec<_> = tb
+            .audit(&h.name)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.changed)
+            .collect();
+        assert!(changed.is_empty(), "{}: {changed:#?}", h.name);
+    }
+}
+
+#[test]
+fn an_invalid_inventory_exits_3_for_up_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &inv,
+        "cluster:\n  name: x\n  kubernetesVersion: 1.34.2\nhosts:\n  - name: a\n    address: 10.200.9.1\n    role: boss\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let (inv, runs) = (inv.to_str().unwrap(), runs.to_str().unwrap());
+    for args in [
+        vec!["up", inv, "--output", "json", "--log-dir", runs],
+        vec!["reset", inv, "--yes", "--output", "json", "--log-dir", runs],
+    ] {
+        let ran = run_bootstrap(&args);
+        let doc = assert_outcome(&ran, 3, "invalid-inventory");
+        assert_eq!(doc["command"], args[0]);
+        assert!(doc["error"]["host"].is_null() && doc["error"]["step"].is_null());
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(message.contains("inventory.yaml:7:"), "{message}");
+        assert!(message.contains("role"), "{message}");
+        assert!(doc["cluster"].is_null() && doc["hosts"] == serde_json::json!([]));
+        // The text is still on stderr, with the file position.
+        assert!(ran.stderr.contains("role"), "{}", ran.stderr);
+    }
+    assert!(!Path::new(runs).exists(), "nothing ran, so no run log");
+}
+
+#[test]
+fn an_unreachable_host_exits_4_naming_it() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    tb.stop("node2").unwrap();
+    let ran = up_json(&tb, &inv, "5m");
+    let doc = assert_outcome(&ran, 4, "unreachable");
+    assert_eq!(doc["error"]["host"], "node2");
+    assert_eq!(doc["error"]["step"], "connect");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cannot connect"), "{message}");
+    assert_eq!(host(&doc, "node2")["result"], "failed");
+    assert_eq!(host(&doc, "node2")["error"]["kind"], "unreachable");
+    assert_eq!(host(&doc, "node1")["result"], "skipped");
+    assert_eq!(doc["nodes"], serde_json::json!([]));
+    assert!(doc["kubeconfig"].is_null());
+    assert_nothing_changed(&tb);
+}
+
+#[test]
+fn a_refused_host_exits_5_naming_it() {
+    let tb = Testbed::builder()
+        .hosts(2)
+        .host_os("node2", Os::Debian12)
+        .build()
+        .expect("testbed (run as root)");
+    let inv = inventory(&tb, &plain_decls(1));
+    let ran = up_json(&tb, &inv, "5m");
+    let doc = assert_outcome(&ran, 5, "refused");
+    assert_eq!(doc["error"]["host"], "node2");
+    assert_eq!(doc["error"]["step"], "facts");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Debian"), "{message}");
+    assert!(message.contains("Ubuntu 22.04 and 24.04"), "{message}");
+    // Facts were gathered (one read-only command per host), then nothing else.
+    let steps = host(&doc, "node2")["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert_eq!(steps[0]["step"], "gather facts");
+    assert_eq!(host(&doc, "node1")["result"], "skipped");
+    assert_nothing_changed(&tb);
+}
+
+#[test]
+fn a_failed_step_exits_6_naming_the_host_and_step() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    let why = "error execution phase preflight: couldn't validate the identity of the API Server: connection refused";
+    tb.fault(
+        "node2",
+        testbed::Fault::KubeadmJoin {
+            message: why.into(),
+        },
+    )
+    .unwrap();
+    let ran = up_json(&tb, &inv, "5m");
+    let doc = assert_outcome(&ran, 6, "step-failed");
+    assert_eq!(doc["error"]["host"], "node2");
+    let step = doc["error"]["step"].as_str().unwrap();
+    assert!(step.starts_with("kubeadm-join"), "{step}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("couldn't validate the identity"),
+        "{message}"
+    );
+    assert!(message.starts_with("exit status "), "{message}");
+    let node2 = host(&doc, "node2");
+    assert_eq!(node2["result"], "failed");
+    assert_eq!(node2["error"]["step"], step);
+    // The failed command is the host's last step, with its exit status.
+    let last = node2["steps"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["step"], step);
+    assert_eq!(last["result"], "failed");
+    assert!(last["exit_status"].as_u64().unwrap() > 0);
+    // The control plane was initialized (its later phases, cni, labels and ready, did
+    // not run: skipped): its node is in the document, and a kubeconfig can be had.
+    assert_eq!(host(&doc, "node1")["result"], "skipped");
+    assert!(host(&doc, "node1")["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["step"].as_str().unwrap().starts_with("kubeadm-init")));
+    let names: Vec<&str> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["node1"]);
+    assert!(doc["kubeconfig"].is_string());
+}
+
+#[test]
+fn a_wait_that_runs_out_of_timeout_exits_7() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    let first = up_json(&tb, &inv, "5m");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let doc = first.document();
+    assert_eq!(doc["outcome"], "success");
+    assert!(doc["error"].is_null());
+    assert!(doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["ready"] == true));
+
+    // node2 loses its CNI configuration: its runtime's network is not ready, so the
+    // node goes NotReady and stays so (calico's install-cni only runs at pod start).
+    exec(
+        &tb,
+        "node2",
+        &["rm", "-f", "/etc/cni/net.d/10-calico.conflist"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut argv = KUBECTL.to_vec();
+        argv.extend([
+            "get",
+            "node",
+            "node2",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        if exec(&tb, "node1", &argv).trim() != "True" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node2 stayed Ready");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let ran = up_json(&tb, &inv, "1s");
+    let doc = assert_outcome(&ran, 7, "timeout");
+    assert_eq!(
+        doc["error"]["host"], "node1",
+        "the wait runs on the control plane"
+    );
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("node2"), "{message}");
+    assert!(
+        message.contains("timed out waiting for the condition")
+            || message.contains("--timeout ran out"),
+        "{message}"
+    );
+    let node2 = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "node2")
+        .unwrap();
+    assert_eq!(node2["ready"], false);
+}
+
+/// Reads `child`'s stderr until a line contains `marker` (keeping everything read).
+fn wait_for_line(stderr: &mut BufReader<std::process::ChildStderr>, marker: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "bootstrap ended before `{marker}`:\n{seen}");
+        seen += &line;
+        if line.contains(marker) {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn sigint_stops_up_with_a_summary_and_exit_130() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    // Package installs hang long enough to be interrupted in the middle of one.
+    for h in ["node1", "node2"] {
+        let slow = testbed::Fault::Slow {
+            command: "apt-get".into(),
+            seconds: 120.0,
+        };
+        tb.fault(h, slow).unwrap();
+    }
+    let runs: PathBuf = tb.dir().join("runs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["up", inv.to_str().unwrap(), "--output", "json", "--log-dir"])
+        .arg(&runs)
+        .env("CI", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bootstrap");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut text = wait_for_line(&mut stderr, "] start on 2 host(s)");
+    // A phase of host work is running (connect and facts are done): interrupt it.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    text += &rest;
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    eprintln!("--- interrupted up exited {status:?}; stderr:\n{text}");
+    let ran = Ran {
+        code: status.code(),
+        stdout,
+        stderr: text,
+    };
+    let doc = assert_outcome(&ran, 130, "interrupted");
+    assert!(doc["error"]["host"].is_null());
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("SIGINT"), "{message}");
+    // The summary was printed, the unfinished hosts skipped, no later phase started.
+    assert!(ran.stderr.contains("HOST"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("interrupted by SIGINT"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("[init] start"), "{}", ran.stderr);
+    for h in doc["hosts"].as_array().unwrap() {
+        assert_eq!(h["result"], "skipped", "{h:#}");
+    }
+}
