@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use super::cluster_plan::ClusterView;
 use super::{cni, ClusterPlan, Ctx, Failure, HostFuture};
-use crate::cli::kubectl_duration;
 use crate::cluster::KUBECTL;
 use crate::inventory::{Inventory, Manifest, ManifestSource};
 use crate::plan::{self, Vars};
@@ -236,7 +235,7 @@ fn vars(inv: &Inventory, work: &ManifestWork, record: &Record, timeout: Duration
                 text: record.text(),
             },
         )
-        .with("wait_timeout", kubectl_duration(timeout))
+        .with("wait_seconds", timeout.as_secs().max(1))
 }
 
 /// Whether a manifest with this text needs applying, given what the record holds for
@@ -407,8 +406,9 @@ pub fn hosts(ctx: &Ctx) -> Vec<String> {
 }
 
 /// Applies the planned manifests in order; each is recorded once its rollouts finished,
-/// so a failure leaves the ones before it recorded and the next run starts at it. Every
-/// rollout wait gets what is left of `--timeout` (counted from the start of the phase).
+/// so a failure leaves the ones before it recorded and the next run starts at it. The
+/// rollout waits share `--timeout`, counted from the start of the phase: each gets what
+/// is left of it.
 pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
     Box::pin(async move {
         let deadline = Instant::now() + ctx.timeout;
@@ -556,8 +556,17 @@ items:
         );
         assert_eq!(steps[0].command.stdin.as_deref(), Some(APP.as_bytes()));
         let rollout = &steps[1].command.script;
-        assert!(rollout.contains("-n default rollout status deployment/web --timeout=90s"));
-        assert!(rollout.contains("-n data rollout status statefulset/db --timeout=90s"));
+        assert!(
+            rollout.contains("deadline=$(( $(date +%s) + 90 ))"),
+            "{rollout}"
+        );
+        let waits: Vec<&str> = rollout.lines().filter(|l| l.contains("rollout")).collect();
+        assert_eq!(waits.len(), 3, "{rollout}");
+        assert!(
+            waits[0].ends_with("-n default rollout status deployment/web --timeout=\"${left}s\"")
+        );
+        assert!(waits[1].ends_with("-n data rollout status statefulset/db --timeout=\"${left}s\""));
+        assert!(waits[2].contains("-n default rollout status daemonset/logs "));
         assert!(!rollout.contains("agent"), "{rollout}");
         let cm = String::from_utf8(steps[2].command.stdin.clone().unwrap()).unwrap();
         let cm: serde_yaml::Value = serde_yaml::from_str(&cm).unwrap();
