@@ -143,6 +143,8 @@ pub enum FailureKind {
 /// (`error: timed out waiting for the condition[ on nodes/NAME]`). kubeadm's own
 /// internal waits word theirs differently (`error execution phase ...`).
 const KUBECTL_TIMEOUT: &str = "error: timed out waiting for the condition";
+/// What `kubectl drain --timeout=` says when it runs out (per pod it could not evict).
+const KUBECTL_DRAIN_TIMEOUT: &str = ": global timeout reached: ";
 
 impl Failure {
     pub fn new(step: &str, message: impl Into<String>) -> Failure {
@@ -166,11 +168,12 @@ impl Failure {
     }
 
     /// The kind of failure a message (or a summary line made of one) describes: a
-    /// timeout says [`Failure::RAN_OUT`] or quotes kubectl running out of `--timeout=`.
+    /// timeout says [`Failure::RAN_OUT`] or quotes kubectl running out of `--timeout=`
+    /// (`wait`, `rollout status`; `drain` says `global timeout reached`).
     pub fn kind_of(text: &str) -> FailureKind {
-        let kubectl = text
-            .lines()
-            .any(|l| l.trim_start().starts_with(KUBECTL_TIMEOUT));
+        let kubectl = text.lines().any(|l| {
+            l.trim_start().starts_with(KUBECTL_TIMEOUT) || l.contains(KUBECTL_DRAIN_TIMEOUT)
+        });
         if kubectl || text.contains(Failure::RAN_OUT) {
             FailureKind::Timeout
         } else {
@@ -666,5 +669,13 @@ mod tests {
                 .into(),
         };
         assert!(!Failure::exit("kubeadm join", &kubeadm, &[]).is_timeout());
+        let drain = Output {
+            status: 1,
+            stdout: String::new(),
+            stderr:
+                "error when evicting pods/\"web-1\" -n \"default\": global timeout reached: 5s\n"
+                    .into(),
+        };
+        assert!(Failure::exit("drain-node", &drain, &[]).is_timeout());
     }
 }
