@@ -2,9 +2,11 @@
 //! kubeadm's upgrade guide does (reference §8), hop by hop (one minor at a time).
 //!
 //! In each hop the control planes go first, one at a time (the first one runs `kubeadm
-//! upgrade apply`, which moves the cluster), then the workers, at most
-//! `--max-unavailable` drained at once; a new worker starts only when one finished, so
-//! the cap holds at every moment, not per batch. Each node's steps are planned again
+//! upgrade apply`, which moves the cluster), then the workers. A worker's steps up to its
+//! drain (repository, kubeadm, `kubeadm upgrade node`) disturb nothing, so all workers do
+//! them at once (bounded by `--parallelism`); from the drain to the uncordon at most
+//! `--max-unavailable` workers are out of service, and the next one is drained only when
+//! one is back, so the cap holds at every moment, not per batch. Each node's steps are planned again
 //! right before it is worked on, from fresh facts and its fresh node object
 //! ([`upgrade_plan::node_steps`]): a node an earlier, interrupted run already finished
 //! plans nothing and is not touched; a half-done one resumes at its first missing step.
@@ -106,8 +108,10 @@ async fn rollout(ctx: Arc<Ctx>, hosts: Vec<String>) -> bool {
     ok
 }
 
-/// One hop for the workers: at most `max_unavailable` at once; after a failure no new
-/// one starts. Returns false if any failed (reported already).
+/// One hop for the workers. Their steps up to the drain run on all of them at once
+/// (bounded by `--parallelism`); from the drain on at most `max_unavailable` at once,
+/// and after a failure no new drain starts. Returns false if any failed or was left out
+/// (reported already).
 async fn upgrade_workers(
     ctx: &Arc<Ctx>,
     workers: &[String],
@@ -116,43 +120,57 @@ async fn upgrade_workers(
     tally: &mut BTreeMap<String, Tally>,
 ) -> bool {
     let slots = Arc::new(tokio::sync::Semaphore::new(max_unavailable.max(1)));
+    let prepares = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
     for w in workers {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("semaphore closed");
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let (ctx, w, version, stop) = (
-            Arc::clone(ctx),
-            w.clone(),
-            version.to_string(),
-            Arc::clone(&stop),
-        );
+        let (ctx, w, version) = (Arc::clone(ctx), w.clone(), version.to_string());
+        let (slots, prepares, stop) =
+            (Arc::clone(&slots), Arc::clone(&prepares), Arc::clone(&stop));
         tasks.spawn(async move {
             let started = Instant::now();
-            let r = upgrade_node(&ctx, &w, &version).await;
-            if r.is_err() {
+            let permit = prepares.acquire_owned().await.expect("semaphore closed");
+            let prepared = prepare(&ctx, &w, &version).await;
+            drop(permit);
+            let outcome = match prepared {
+                Err(f) => Outcome::Failed(false, f),
+                Ok(work) if work.disruptive.is_empty() => Outcome::Done(work.changed),
+                Ok(work) => {
+                    // Out of service from here: wait for a slot; nothing new after a failure.
+                    let _slot = slots.acquire_owned().await.expect("semaphore closed");
+                    if stop.load(Ordering::SeqCst) {
+                        Outcome::LeftOut(work.changed)
+                    } else {
+                        let changed = work.changed;
+                        match finish(&ctx, &w, work).await {
+                            Ok((c, _)) => Outcome::Done(c),
+                            Err(f) => Outcome::Failed(changed, f),
+                        }
+                    }
+                }
+            };
+            if matches!(outcome, Outcome::Failed(..)) {
                 stop.store(true, Ordering::SeqCst);
             }
-            drop(slot);
-            (w, r, started.elapsed())
+            (w, outcome, started.elapsed())
         });
     }
     let mut ok = true;
     while let Some(joined) = tasks.join_next().await {
-        let Ok((w, r, elapsed)) = joined else {
+        let Ok((w, outcome, elapsed)) = joined else {
             ok = false; // a panic in a task (a bug); its host stays unreported
             continue;
         };
         let t = tally.get_mut(&w).expect("tallied");
         t.elapsed += elapsed;
-        match r {
-            Ok((changed, _)) => t.changed |= changed,
-            Err(f) => {
+        match outcome {
+            Outcome::Done(changed) => t.changed |= changed,
+            Outcome::LeftOut(changed) => {
+                t.changed |= changed;
+                ok = false;
+            }
+            Outcome::Failed(changed, f) => {
+                t.changed |= changed;
                 t.failed = true;
                 ctx.host_finished(&w, &Err(f), t.elapsed);
                 ok = false;
@@ -162,9 +180,33 @@ async fn upgrade_workers(
     ok
 }
 
+/// How one worker's hop ended (the bool: whether anything changed on it).
+enum Outcome {
+    Done(bool),
+    /// Prepared, but not drained: the upgrade stopped after another node failed.
+    LeftOut(bool),
+    Failed(bool, Failure),
+}
+
 /// Moves one node to `hop` ("1.34.2", or "1.33" on the first control plane = the newest
 /// 1.33 patch). Ok((changed, the exact version)).
 async fn upgrade_node(ctx: &Ctx, host: &str, hop: &str) -> Result<(bool, String), Failure> {
+    let work = prepare(ctx, host, hop).await?;
+    finish(ctx, host, work).await
+}
+
+/// A node's upgrade after [`prepare`]: what is left from its drain on.
+struct Prepared {
+    changed: bool,
+    /// The exact version it moves to.
+    version: String,
+    /// From the drain (or a leftover uncordon) to the end; empty if none is needed.
+    disruptive: Vec<PlannedStep>,
+}
+
+/// Runs the node's steps up to its drain: the repository, kubeadm, `kubeadm upgrade
+/// apply|node`. None of them disturbs the node's workloads.
+async fn prepare(ctx: &Ctx, host: &str, hop: &str) -> Result<Prepared, Failure> {
     let timeouts = Timeouts {
         drain: kubectl_duration(ctx.upgrade.drain_timeout),
         wait: kubectl_duration(ctx.timeout),
@@ -194,25 +236,42 @@ async fn upgrade_node(ctx: &Ctx, host: &str, hop: &str) -> Result<(bool, String)
     } else {
         hop.to_string()
     };
-    let (_, steps) =
+    let (_, mut steps) =
         upgrade_plan::node_steps(&ctx.inv, &h, &facts, node.as_ref(), &version, &timeouts)
             .map_err(plan_err)?;
-    if steps.is_empty() {
-        return Ok((changed, version));
+    if !steps.is_empty() {
+        ctx.progress.info(&format!(
+            "upgrade: {host}: to {version}: {} step(s)",
+            steps.len()
+        ));
     }
-    ctx.progress.info(&format!(
-        "upgrade: {host}: to {version}: {} step(s)",
-        steps.len()
-    ));
+    let first_disruptive = steps
+        .iter()
+        .position(upgrade_plan::runs_on_control_plane)
+        .unwrap_or(steps.len());
+    let disruptive = steps.split_off(first_disruptive);
     for s in &steps {
+        run_step(ctx, host, s).await?;
+    }
+    Ok(Prepared {
+        changed: changed || !steps.is_empty(),
+        version,
+        disruptive,
+    })
+}
+
+/// Runs the rest of a prepared node: drain, kubelet, restart, wait, uncordon.
+async fn finish(ctx: &Ctx, host: &str, work: Prepared) -> Result<(bool, String), Failure> {
+    let steps = &work.disruptive;
+    for s in steps {
         if let Err(f) = run_step(ctx, host, s).await {
             if s.step == "drain" {
-                return Err(undo_cordon(ctx, host, &steps, f).await);
+                return Err(undo_cordon(ctx, host, steps, f).await);
             }
             return Err(f);
         }
     }
-    Ok((true, version))
+    Ok((work.changed || !steps.is_empty(), work.version))
 }
 
 /// Runs one planned step where it belongs (node-maintenance steps on the first control
