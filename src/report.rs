@@ -325,15 +325,17 @@ fn classify(
     applied: bool,
 ) -> (Outcome, String, String) {
     let split = |prefix: &str| text.strip_prefix(prefix).map(str::to_string);
+    // Reached, but sudo wants a password (ssh::SshError::Sudo, found while connecting
+    // or gathering facts): the host refuses to let the tool work, like an unsupported OS.
+    for stage in ["connect", "facts"] {
+        if let Some(rest) = split(&format!("{stage}: ")).filter(|r| r.contains(SUDO_REFUSED)) {
+            return (Outcome::Refused, stage.into(), rest);
+        }
+    }
     if let Some(rest) = split("connect: ") {
         return (Outcome::Unreachable, "connect".into(), rest);
     }
     if let Some(rest) = split("refused: ") {
-        return (Outcome::Refused, "facts".into(), rest);
-    }
-    // The facts could not be gathered because sudo wants a password (ssh::SshError::Sudo):
-    // the host refuses to let the tool work, like an unsupported OS.
-    if let Some(rest) = split("facts: ").filter(|r| r.contains(SUDO_REFUSED)) {
         return (Outcome::Refused, "facts".into(), rest);
     }
     if let Some(rest) = split(&format!("{host}: ")) {
