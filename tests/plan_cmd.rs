@@ -519,3 +519,70 @@ fn sudo_with_a_password_is_an_error_with_up_s_message() {
     let inv = inventory(&tb, &[("node1", "control-plane", &[], None)]);
     assert_refused_like_up(&tb, &inv, &["sudo", "a password is required"], 5);
 }
+
+#[test]
+fn a_calico_version_change_is_planned_then_applied_server_side() {
+    let tb = Testbed::builder().hosts(2).build().unwrap();
+    let decls: &[Decl] = &[
+        ("node1", "control-plane", &[], None),
+        ("node2", "worker", &[], None),
+    ];
+    let inv = inventory(&tb, decls);
+    assert_eq!(bootstrap(&tb, &["up"], &inv).code, Some(0));
+    let newer = "v3.31.2";
+    let text = std::fs::read_to_string(&inv).unwrap().replace(CALICO, newer);
+    std::fs::write(&inv, text).unwrap();
+
+    let marks = audit_marks(&tb);
+    let (code, doc, _) = plan_json(&tb, &inv);
+    assert_eq!(code, Some(2));
+    assert_nothing_changed_since(&tb, &marks);
+    for host in ["node1", "node2"] {
+        assert!(host_steps(&doc, host).is_empty(), "{doc:#}");
+    }
+    let step = |p: &str, h: &str, s: &str| (p.to_string(), h.to_string(), s.to_string());
+    assert_eq!(
+        cluster_steps(&doc),
+        [
+            step("cni", "node1", "apply Calico"),
+            step("ready", "node1", "wait until every node is Ready")
+        ]
+    );
+
+    assert_eq!(bootstrap(&tb, &["up"], &inv).code, Some(0));
+    let url = format!(
+        "https://raw.githubusercontent.com/projectcalico/calico/{newer}/manifests/calico.yaml"
+    );
+    let applied: Vec<String> = changed_since(&tb, "node1", marks[0].1)
+        .iter()
+        .map(|argv| argv.join(" "))
+        .filter(|c| c.contains(" apply "))
+        .collect();
+    assert!(
+        applied
+            .iter()
+            .any(|c| c.ends_with(&format!("apply --server-side --force-conflicts -f {url}"))),
+        "{applied:#?}"
+    );
+    assert_eq!(changed_since(&tb, "node2", marks[1].1), Vec::<Vec<String>>::new());
+    let image = tb
+        .exec(
+            "node1",
+            &[
+                "kubectl",
+                "--kubeconfig",
+                "/etc/kubernetes/admin.conf",
+                "-n",
+                "kube-system",
+                "get",
+                "daemonset",
+                "calico-node",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+        )
+        .unwrap();
+    let image = String::from_utf8_lossy(&image.stdout).into_owned();
+    assert!(image.ends_with(&format!(":{newer}")), "{image}");
+    assert_eq!(plan_json(&tb, &inv).0, Some(0));
+}
