@@ -530,7 +530,9 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
     let inv = inventory(&tb, decls);
     assert_eq!(bootstrap(&tb, &["up"], &inv).code, Some(0));
     let newer = "v3.31.2";
-    let text = std::fs::read_to_string(&inv).unwrap().replace(CALICO, newer);
+    let text = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace(CALICO, newer);
     std::fs::write(&inv, text).unwrap();
 
     let marks = audit_marks(&tb);
@@ -564,7 +566,10 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
             .any(|c| c.ends_with(&format!("apply --server-side --force-conflicts -f {url}"))),
         "{applied:#?}"
     );
-    assert_eq!(changed_since(&tb, "node2", marks[1].1), Vec::<Vec<String>>::new());
+    assert_eq!(
+        changed_since(&tb, "node2", marks[1].1),
+        Vec::<Vec<String>>::new()
+    );
     let image = tb
         .exec(
             "node1",
