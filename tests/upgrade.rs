@@ -1,0 +1,1043 @@
+//! End-to-end: Kubernetes upgrades by `bootstrap up` (reference §8, docs/upgrades.md).
+//!
+//! Each test builds a cluster at an older version with `up`, raises (or lowers)
+//! `kubernetesVersion` in the inventory and runs `plan` / `up` again. What is asserted is
+//! what happened on the hosts: the stand-ins' audit logs (every command, in order, with
+//! its exit status), the API server's log of Node spec changes (how many nodes were
+//! cordoned at any moment), the node objects and the packages. Needs root and the
+//! testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Decl, Ran};
+use testbed::{AuditRecord, Fault, Testbed};
+
+/// A testbed, what its inventory declares per host (in host order) and where the
+/// inventory file is; the tests rewrite it with another version.
+struct Cluster {
+    tb: Testbed,
+    decls: Vec<Decl>,
+}
+
+/// How many audit records each host had: "since" a mark is what a later run did.
+type Marks = BTreeMap<String, usize>;
+
+impl Cluster {
+    fn new(decls: Vec<Decl>) -> Cluster {
+        let tb = support::testbed(decls.len(), "root");
+        Cluster { tb, decls }
+    }
+
+    /// Writes the inventory with `kubernetesVersion: version`.
+    fn inventory(&self, version: &str) -> PathBuf {
+        let path = support::inventory(&self.tb, &self.decls);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let from = format!("kubernetesVersion: {}\n", support::VERSION);
+        assert!(text.contains(&from), "{text}");
+        std::fs::write(
+            &path,
+            text.replace(&from, &format!("kubernetesVersion: {version}\n")),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `bootstrap CMD INVENTORY(version) --log-dir DIR/runs EXTRA...`.
+    fn bootstrap(&self, cmd: &str, version: &str, extra: &[&str]) -> Ran {
+        let inv = self.inventory(version);
+        let logs = self.tb.dir().join("runs");
+        let mut args = vec![
+            cmd,
+            inv.to_str().unwrap(),
+            "--log-dir",
+            logs.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        support::run_bootstrap(&args)
+    }
+
+    /// `up` that must succeed.
+    fn up_ok(&self, version: &str, extra: &[&str]) -> Ran {
+        let ran = self.bootstrap("up", version, extra);
+        assert_eq!(ran.code, Some(0), "up to {version} failed:\n{}", ran.stderr);
+        ran
+    }
+
+    fn first_cp(&self) -> String {
+        self.tb.hosts()[0].name.clone()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let argv: Vec<&str> = support::KUBECTL.iter().chain(args).copied().collect();
+        support::exec(&self.tb, &self.first_cp(), &argv)
+    }
+
+    /// `kubectl apply -f -` of `yaml` on the control plane.
+    fn apply(&self, yaml: &str) {
+        let script = format!(
+            "{} apply -f - <<'EOF'\n{yaml}\nEOF\n",
+            support::KUBECTL.join(" ")
+        );
+        support::exec(&self.tb, &self.first_cp(), &["sh", "-c", &script]);
+    }
+
+    /// Every node object, by name.
+    fn nodes(&self) -> BTreeMap<String, Value> {
+        let list: Value =
+            serde_json::from_str(&self.kubectl(&["get", "nodes", "-o", "json"])).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["metadata"]["name"].as_str().unwrap().to_string(),
+                    n.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn marks(&self) -> Marks {
+        self.tb
+            .hosts()
+            .iter()
+            .map(|h| (h.name.clone(), self.tb.audit(&h.name).unwrap().len()))
+            .collect()
+    }
+
+    /// What each host's audit log got since `marks`.
+    fn since(&self, marks: &Marks) -> BTreeMap<String, Vec<AuditRecord>> {
+        marks
+            .iter()
+            .map(|(h, m)| (h.clone(), self.tb.audit(h).unwrap().split_off(*m)))
+            .collect()
+    }
+
+    /// The version of a package on a host, e.g. "1.34.2-1.1", and whether it is held.
+    fn package(&self, host: &str, pkg: &str) -> (String, bool) {
+        let out = support::exec(
+            &self.tb,
+            host,
+            &["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", pkg],
+        );
+        let (status, version) = out.split_at(3);
+        (version.to_string(), status.starts_with('h'))
+    }
+
+    /// Asserts every host is a Ready node at `version` with kubelet, kubeadm and kubectl
+    /// at that version, held, uncordoned and not marked as being upgraded.
+    fn assert_all_at(&self, version: &str) {
+        let nodes = self.nodes();
+        for h in self.tb.hosts() {
+            let n = &nodes[&h.name];
+            assert_eq!(
+                n["status"]["nodeInfo"]["kubeletVersion"],
+                format!("v{version}"),
+                "{}",
+                h.name
+            );
+            assert!(
+                ready(n),
+                "{} not Ready: {:#}",
+                h.name,
+                n["status"]["conditions"]
+            );
+            assert_ne!(n["spec"]["unschedulable"], true, "{} left cordoned", h.name);
+            assert!(
+                n["metadata"]["annotations"].get(UPGRADING).is_none(),
+                "{} still annotated: {:#}",
+                h.name,
+                n["metadata"]["annotations"]
+            );
+            for pkg in ["kubelet", "kubeadm", "kubectl"] {
+                let (v, held) = self.package(&h.name, pkg);
+                assert!(
+                    v.starts_with(&format!("{version}-")),
+                    "{}: {pkg} {v}",
+                    h.name
+                );
+                assert!(held, "{}: {pkg} is not held", h.name);
+            }
+            let list = String::from_utf8(
+                self.tb
+                    .read_file(&h.name, "/etc/apt/sources.list.d/kubernetes.list")
+                    .unwrap(),
+            )
+            .unwrap();
+            let minor = version.rsplit_once('.').unwrap().0;
+            assert!(
+                list.contains(&format!("/v{minor}/deb/")),
+                "{}: {list}",
+                h.name
+            );
+        }
+    }
+}
+
+const UPGRADING: &str = "bootstrap.dev/upgrading";
+
+fn ready(node: &Value) -> bool {
+    node["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// A node's labels and the taints somebody declared (not the node lifecycle
+/// controller's `node.kubernetes.io/*`), to compare before and after an upgrade.
+fn identity(node: &Value) -> (Value, Vec<String>) {
+    let mut taints: Vec<String> = node["spec"]["taints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            let f = |k: &str| t[k].as_str().unwrap_or("").to_string();
+            format!("{}={}:{}", f("key"), f("value"), f("effect"))
+        })
+        .filter(|t| !t.starts_with("node.kubernetes.io/"))
+        .collect();
+    taints.sort();
+    (node["metadata"]["labels"].clone(), taints)
+}
+
+// ---------------------------------------------------------------------------------------
+// The audit log as one timeline
+// ---------------------------------------------------------------------------------------
+
+/// One stand-in invocation (a `cmd` record) on some host.
+#[derive(Debug, Clone)]
+struct Event {
+    host: String,
+    ts: f64,
+    argv: Vec<String>,
+    exit: Option<i32>,
+}
+
+impl Event {
+    fn is(&self, cmd: &str, words: &[&str]) -> bool {
+        self.argv.first().is_some_and(|c| c == cmd)
+            && words.iter().all(|w| self.argv.iter().any(|a| a == w))
+    }
+
+    /// An argument starts with `prefix` (e.g. "kubeadm=1.34.2-").
+    fn has_arg_prefix(&self, prefix: &str) -> bool {
+        self.argv.iter().any(|a| a.starts_with(prefix))
+    }
+
+    fn ok(&self) -> bool {
+        self.exit == Some(0)
+    }
+}
+
+/// Every command the stand-ins ran on any host since `marks`, in the order they ended.
+fn timeline(runs: &BTreeMap<String, Vec<AuditRecord>>) -> Vec<Event> {
+    let mut out: Vec<Event> = runs
+        .iter()
+        .flat_map(|(host, recs)| {
+            recs.iter().filter(|r| r.kind == "cmd").map(move |r| Event {
+                host: host.clone(),
+                ts: r.ts,
+                argv: r.argv.clone(),
+                exit: r.exit,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    out
+}
+
+/// A command of the upgrade procedure: a name for messages, the host it runs on and
+/// how to recognise it.
+struct Step {
+    what: String,
+    host: String,
+    matches: Box<dyn Fn(&Event) -> bool>,
+}
+
+fn step(what: impl Into<String>, host: &str, matches: impl Fn(&Event) -> bool + 'static) -> Step {
+    Step {
+        what: what.into(),
+        host: host.to_string(),
+        matches: Box::new(matches),
+    }
+}
+
+/// Asserts that `chain` happened in this order: each step succeeded (exit 0) on its host
+/// after the previous step's success. Returns the events that matched.
+fn assert_chain(events: &[Event], chain: &[Step]) -> Vec<Event> {
+    let mut from = 0;
+    let mut seen = Vec::new();
+    for s in chain {
+        let found = events[from..]
+            .iter()
+            .position(|e| e.host == s.host && e.ok() && (s.matches)(e));
+        let Some(i) = found else {
+            let after: Vec<String> = events[from..]
+                .iter()
+                .filter(|e| e.host == s.host)
+                .map(|e| format!("{:?} -> {:?}", e.argv, e.exit))
+                .collect();
+            let before: Vec<String> = seen
+                .iter()
+                .map(|e: &Event| format!("{:?}", e.argv))
+                .collect();
+            panic!(
+                "`{}` on {} not found in order.\nmatched so far: {before:#?}\n{} ran afterwards: {after:#?}",
+                s.what, s.host, s.host
+            );
+        };
+        seen.push(events[from + i].clone());
+        from += i + 1;
+    }
+    seen
+}
+
+/// Reference §8 for one node moving to `v` ("1.34.2"), as chains of steps that must
+/// each be in order (the steps of different chains may interleave as the reference
+/// allows, e.g. `apt-get update` before or after `apt-mark unhold`). `first`: the first
+/// control plane (plan + apply instead of `kubeadm upgrade node`).
+fn reference_chains(node: &str, cp: &str, first: bool, v: &str) -> Vec<Vec<Step>> {
+    let pkg = |p: &str| format!("{p}={v}-");
+    let (kubeadm, kubelet, kubectl) = (pkg("kubeadm"), pkg("kubelet"), pkg("kubectl"));
+    let target = format!("v{v}");
+    let n = node.to_string();
+    let install = |arg: &str| {
+        let arg = arg.to_string();
+        step(format!("apt-get install {arg}*"), node, move |e| {
+            e.is("apt-get", &["install"]) && e.has_arg_prefix(&arg)
+        })
+    };
+    let mark = |verb: &'static str, p: &'static str| {
+        step(format!("apt-mark {verb} {p}"), node, move |e| {
+            e.is("apt-mark", &[verb, p])
+        })
+    };
+    let kubeadm_upgrade = || -> Vec<Step> {
+        if first {
+            let t = target.clone();
+            vec![
+                step("kubeadm upgrade plan", node, |e| {
+                    e.is("kubeadm", &["upgrade", "plan"])
+                }),
+                step(format!("kubeadm upgrade apply {t}"), node, move |e| {
+                    e.is("kubeadm", &["upgrade", "apply", &t])
+                }),
+            ]
+        } else {
+            vec![step("kubeadm upgrade node", node, |e| {
+                e.is("kubeadm", &["upgrade", "node"])
+            })]
+        }
+    };
+    let on_cp = |verb: &'static str| {
+        let n = n.clone();
+        step(format!("kubectl {verb} {n} (on {cp})"), cp, move |e| {
+            e.is("kubectl", &[verb])
+                && e.argv
+                    .iter()
+                    .any(|a| a == &n || a.ends_with(&format!("/{n}")))
+        })
+    };
+    let mut main = vec![
+        step("apt-get update", node, |e| e.is("apt-get", &["update"])),
+        install(&kubeadm),
+    ];
+    main.extend(kubeadm_upgrade());
+    main.extend([
+        on_cp("drain"),
+        install(&kubelet),
+        step("systemctl daemon-reload", node, |e| {
+            e.is("systemctl", &["daemon-reload"])
+        }),
+        step("systemctl restart kubelet", node, |e| {
+            e.is("systemctl", &["restart", "kubelet"])
+        }),
+        on_cp("wait"),
+        on_cp("uncordon"),
+    ]);
+    let mut held_kubeadm = vec![
+        mark("unhold", "kubeadm"),
+        install(&kubeadm),
+        mark("hold", "kubeadm"),
+    ];
+    held_kubeadm.extend(kubeadm_upgrade());
+    vec![
+        main,
+        held_kubeadm,
+        vec![
+            on_cp("drain"),
+            mark("unhold", "kubelet"),
+            install(&kubelet),
+            mark("hold", "kubelet"),
+        ],
+        vec![
+            mark("unhold", "kubectl"),
+            install(&kubectl),
+            mark("hold", "kubectl"),
+        ],
+    ]
+}
+
+/// Asserts the reference order on every node of `order` (the first is the first control
+/// plane) for a move to `v`; returns, per node, when its kubelet restart happened.
+fn assert_reference_order(events: &[Event], order: &[String], v: &str) -> BTreeMap<String, f64> {
+    let cp = &order[0];
+    let mut restarts = BTreeMap::new();
+    for (i, node) in order.iter().enumerate() {
+        for chain in reference_chains(node, cp, i == 0, v) {
+            let seen = assert_chain(events, &chain);
+            if let Some(r) = seen
+                .iter()
+                .find(|e| e.is("systemctl", &["restart", "kubelet"]))
+            {
+                restarts.insert(node.clone(), r.ts);
+            }
+        }
+    }
+    restarts
+}
+
+/// The commands that change a node's Kubernetes software or its schedulability.
+fn is_mutating(e: &Event) -> bool {
+    (e.is("apt-get", &["install"]) || e.is("apt-get", &["upgrade"]))
+        || e.is("apt-mark", &["unhold"])
+        || e.is("kubeadm", &["upgrade", "apply"])
+        || e.is("kubeadm", &["upgrade", "node"])
+        || e.is("kubectl", &["drain"])
+        || e.is("kubectl", &["cordon"])
+        || e.is("kubectl", &["uncordon"])
+        || e.is("systemctl", &["restart"])
+}
+
+/// Whether `e` is about `node`: a kubectl command naming it (wherever it ran), or any
+/// other command on the host itself.
+fn touches(e: &Event, node: &str) -> bool {
+    if e.argv.first().is_some_and(|c| c == "kubectl") {
+        e.argv
+            .iter()
+            .any(|a| a == node || a.ends_with(&format!("/{node}")))
+    } else {
+        e.host == node
+    }
+}
+
+/// The mutating commands that touched `node`.
+fn touching(events: &[Event], node: &str) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| is_mutating(e) && touches(e, node))
+        .cloned()
+        .collect()
+}
+
+fn shown(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{}: {:?} -> {:?}", e.host, e.argv, e.exit))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenarios
+// ---------------------------------------------------------------------------------------
+
+/// The article's layout with one more worker: node1 the control plane (type=mysql, no
+/// taint), node2-node4 workers (type=wordpress; node4 also tainted dedicated=db).
+fn four_hosts() -> Vec<Decl> {
+    let mut d = support::article_decls();
+    d.insert(2, d[1].clone());
+    d
+}
+
+/// 1 control plane + 3 workers, 1.33.2 -> 1.34.2: `plan` lists exactly what `up` then
+/// runs; `up` follows the reference order on every node, with never more than one node
+/// cordoned at a time (the default --max-unavailable for 3 workers); afterwards every
+/// node is Ready at 1.34.2, labels and taints are as before and the workloads run where
+/// their nodeSelectors say.
+#[test]
+fn minor_upgrade_follows_the_reference_one_node_at_a_time() {
+    let c = Cluster::new(four_hosts());
+    c.up_ok("1.33.2", &[]);
+    support::deploy_wordpress(&c.tb, "node1");
+    let before: BTreeMap<String, (Value, Vec<String>)> = c
+        .nodes()
+        .iter()
+        .map(|(n, v)| (n.clone(), identity(v)))
+        .collect();
+
+    // plan: exit 2, the hop and every node's steps.
+    let marks = c.marks();
+    let plan = c.bootstrap("plan", "1.34.2", &["--output", "json"]);
+    assert_eq!(plan.code, Some(2), "plan:\n{}", plan.stderr);
+    let planned: BTreeSet<(String, String)> = plan.document()["cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["phase"] == "upgrade")
+        .map(|s| {
+            (
+                s["host"].as_str().unwrap().to_string(),
+                s["step"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for h in ["node1", "node2", "node3", "node4"] {
+        for s in [
+            "upgrade-kubeadm",
+            "drain",
+            "upgrade-kubelet",
+            "restart-kubelet",
+            "uncordon",
+        ] {
+            assert!(
+                planned.contains(&(h.into(), s.into())),
+                "{h} {s} not planned: {planned:#?}"
+            );
+        }
+    }
+    assert!(
+        planned.contains(&("node1".into(), "upgrade-apply".into())),
+        "{planned:#?}"
+    );
+    assert!(
+        !planned.contains(&("node2".into(), "upgrade-apply".into())),
+        "{planned:#?}"
+    );
+    let changed: Vec<_> = c
+        .since(&marks)
+        .into_values()
+        .flatten()
+        .filter(|r| r.changed)
+        .collect();
+    assert!(changed.is_empty(), "plan changed something: {changed:#?}");
+
+    let specs = c.tb.node_spec_changes("node1").unwrap().len();
+    let marks = c.marks();
+    c.up_ok("1.34.2", &[]);
+    let runs = c.since(&marks);
+    let events = timeline(&runs);
+    let order: Vec<String> = ["node1", "node2", "node3", "node4"]
+        .map(String::from)
+        .to_vec();
+    assert_reference_order(&events, &order, "1.34.2");
+    assert_plan_was_run(&planned, &events, "node1");
+
+    // Never more than one node unschedulable, and each of them was.
+    let cordons = c.tb.node_spec_changes("node1").unwrap().split_off(specs);
+    let (most, at) = testbed::max_unschedulable(&cordons);
+    assert_eq!(most, 1, "cordoned at once: {at:?}\n{cordons:#?}");
+    let cordoned: BTreeSet<&str> = cordons
+        .iter()
+        .filter(|c| c.unschedulable)
+        .map(|c| c.node.as_str())
+        .collect();
+    assert_eq!(cordoned.len(), 4, "{cordons:#?}");
+
+    c.assert_all_at("1.34.2");
+    let after: BTreeMap<String, (Value, Vec<String>)> = c
+        .nodes()
+        .iter()
+        .map(|(n, v)| (n.clone(), identity(v)))
+        .collect();
+    assert_eq!(before, after, "labels or taints changed");
+    let (placed, pods) = support::pod_placement(&c.tb, "node1");
+    let mysql: Vec<_> = placed.iter().filter(|p| p.0 == "mysql").collect();
+    assert_eq!(mysql, [&support::running("mysql", "node1")], "{pods:#}");
+    let wordpress: Vec<_> = placed.iter().filter(|p| p.0 == "wordpress").collect();
+    assert_eq!(wordpress.len(), 2, "{pods:#}");
+    for p in wordpress {
+        assert!(
+            p.2 == "Running" && ["node2", "node3"].contains(&p.1.as_str()),
+            "{p:?} (node4 is tainted): {pods:#}"
+        );
+    }
+
+    // Converged: plan has nothing to do.
+    let plan = c.bootstrap("plan", "1.34.2", &[]);
+    assert_eq!(
+        plan.code,
+        Some(0),
+        "plan after the upgrade:\n{}",
+        plan.stderr
+    );
+}
+
+/// Every upgrade step `plan` listed ran (its command is in the audit log of the host it
+/// runs on), and every command that changed a node's software or schedulability belongs
+/// to a planned step.
+fn assert_plan_was_run(planned: &BTreeSet<(String, String)>, events: &[Event], cp: &str) {
+    for (host, step) in planned {
+        assert!(
+            events.iter().any(|e| e.ok() && explains(step, host, cp, e)),
+            "planned `{step}` on {host} did not run; ran: {:#?}",
+            shown(events)
+        );
+    }
+    for e in events.iter().filter(|e| is_mutating(e)) {
+        assert!(
+            planned.iter().any(|(h, s)| explains(s, h, cp, e)),
+            "ran but not planned: {}: {:?}",
+            e.host,
+            e.argv
+        );
+    }
+}
+
+/// Whether the audit event `e` is (part of) the planned `step` for node `host`.
+fn explains(step: &str, host: &str, cp: &str, e: &Event) -> bool {
+    let on_node = e.host == host;
+    let pkg = |p: &str| e.has_arg_prefix(&format!("{p}=")) || e.argv.iter().any(|a| a == p);
+    let packages = e.is("apt-get", &["install"]) || e.is("apt-mark", &[]);
+    match step {
+        "upgrade-kubeadm" => on_node && packages && pkg("kubeadm"),
+        "upgrade-kubelet" => on_node && packages && (pkg("kubelet") || pkg("kubectl")),
+        "upgrade-kubectl" => on_node && packages && pkg("kubectl"),
+        "upgrade-plan" => on_node && e.is("kubeadm", &["upgrade", "plan"]),
+        "upgrade-apply" => on_node && e.is("kubeadm", &["upgrade", "apply"]),
+        "upgrade-node" => on_node && e.is("kubeadm", &["upgrade", "node"]),
+        "restart-kubelet" => on_node && e.is("systemctl", &[]),
+        // A drain that fails is undone with an uncordon: part of the drain step.
+        "drain" => {
+            e.host == cp
+                && touches(e, host)
+                && (e.is("kubectl", &["drain"]) || e.is("kubectl", &["annotate"]))
+        }
+        "wait-node" => e.host == cp && touches(e, host) && e.is("kubectl", &["wait"]),
+        "uncordon" => {
+            e.host == cp
+                && touches(e, host)
+                && (e.is("kubectl", &["uncordon"]) || e.is("kubectl", &["annotate"]))
+        }
+        "apt-update" => on_node && e.is("apt-get", &["update"]),
+        "repo-key" => on_node && (e.is("curl", &[]) || e.is("gpg", &[])),
+        // Steps without a stand-in command of their own (a file written by the shell):
+        // the node ran something.
+        _ => on_node && !is_mutating(e),
+    }
+}
+
+/// 1.32 -> 1.34 in one `up` goes through 1.33 (its newest patch) on every node; then a
+/// downgrade to 1.33 is refused by `plan` and `up` before anything changes.
+#[test]
+fn two_minors_go_through_the_middle_one_and_downgrades_are_refused() {
+    let c = Cluster::new(support::article_decls()[..2].to_vec());
+    c.up_ok("1.32.4", &[]);
+    let marks = c.marks();
+    let plan = c.bootstrap("plan", "1.34.2", &[]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("1.33"),
+        "the plan does not show the 1.33 hop:\n{}",
+        plan.stderr
+    );
+    c.up_ok("1.34.2", &[]);
+    let events = timeline(&c.since(&marks));
+    let order = ["node1", "node2"].map(String::from).to_vec();
+    // The middle hop at 1.33's newest patch in the repository (1.33.4), then 1.34.2.
+    let middle = assert_reference_order(&events, &order, "1.33.4");
+    let last = assert_reference_order(&events, &order, "1.34.2");
+    for n in &order {
+        assert!(middle[n] < last[n], "{n}: 1.34.2's restart before 1.33.4's");
+    }
+    let applies: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.is("kubeadm", &["upgrade", "apply"]) && e.ok())
+        .collect();
+    let targets: Vec<&str> = applies
+        .iter()
+        .filter_map(|e| {
+            e.argv
+                .iter()
+                .find(|a| a.starts_with("v1."))
+                .map(String::as_str)
+        })
+        .collect();
+    assert_eq!(targets, ["v1.33.4", "v1.34.2"], "{:#?}", shown(&events));
+    c.assert_all_at("1.34.2");
+
+    // Downgrade: refused (exit 5), by plan too, and not one command changed anything.
+    let marks = c.marks();
+    let plan = c.bootstrap("plan", "1.33.4", &[]);
+    assert_eq!(plan.code, Some(1), "plan of a downgrade:\n{}", plan.stderr);
+    assert!(plan.stderr.contains("downgrade"), "{}", plan.stderr);
+    let up = c.bootstrap("up", "1.33.4", &[]);
+    assert_eq!(up.code, Some(5), "up of a downgrade:\n{}", up.stderr);
+    assert!(up.stderr.contains("downgrade"), "{}", up.stderr);
+    let runs = c.since(&marks);
+    let changed: Vec<_> = runs.values().flatten().filter(|r| r.changed).collect();
+    assert!(
+        changed.is_empty(),
+        "a refused downgrade changed: {changed:#?}"
+    );
+    let mutating: Vec<Event> = timeline(&runs).into_iter().filter(is_mutating).collect();
+    assert!(mutating.is_empty(), "{:#?}", shown(&mutating));
+    c.assert_all_at("1.34.2");
+}
+
+/// `up` in the background, for tests that interfere with it.
+fn spawn_up(c: &Cluster, version: &str, extra: &[&str]) -> Child {
+    let inv = c.inventory(version);
+    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .arg("up")
+        .arg(&inv)
+        .arg("--log-dir")
+        .arg(c.tb.dir().join("runs"))
+        .args(extra)
+        .env("CI", "1")
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bootstrap")
+}
+
+/// Waits until `host`'s audit log (after `mark`) has an SSH command containing `text`.
+fn wait_for_ssh(c: &Cluster, host: &str, mark: usize, text: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let seen = c.tb.audit(host).unwrap()[mark..]
+            .iter()
+            .any(|r| r.kind == "ssh" && r.argv.iter().any(|a| a.contains(text)));
+        if seen {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output_now();
+            panic!("up ended ({status}) before {host} ran `{text}`:\n{out}");
+        }
+        assert!(Instant::now() < deadline, "{host} never ran `{text}`");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+trait Finished {
+    fn wait_with_output_now(&mut self) -> String;
+}
+
+impl Finished for Child {
+    /// The stderr of a finished child.
+    fn wait_with_output_now(&mut self) -> String {
+        use std::io::Read;
+        let mut err = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+/// The part of reference §8 from the drain on, for a node whose kubeadm is already at
+/// `v` (an earlier run prepared it).
+fn finish_chain(node: &str, cp: &str, v: &str) -> Vec<Step> {
+    let mut chains = reference_chains(node, cp, false, v);
+    let main = chains.swap_remove(0);
+    main.into_iter()
+        .skip_while(|s| !s.what.starts_with("kubectl drain"))
+        .collect()
+}
+
+/// After a run that stopped: who is finished (at `v`, Ready, schedulable), and who was
+/// never taken out of service in that run (kubelet still at `old`, never cordoned since
+/// `specs`). Every node must be one of the two, or `broken`.
+fn split_after_failure(
+    c: &Cluster,
+    specs: usize,
+    broken: &str,
+    v: &str,
+    old: &str,
+) -> (Vec<String>, Vec<String>) {
+    let cordons = c.tb.node_spec_changes("node1").unwrap().split_off(specs);
+    let cordoned: BTreeSet<&str> = cordons
+        .iter()
+        .filter(|c| c.unschedulable)
+        .map(|c| c.node.as_str())
+        .collect();
+    let (mut done, mut waiting) = (Vec::new(), Vec::new());
+    for (name, n) in c.nodes() {
+        if name == broken {
+            continue;
+        }
+        let kubelet = n["status"]["nodeInfo"]["kubeletVersion"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if kubelet == format!("v{v}") {
+            assert!(
+                ready(&n) && n["spec"]["unschedulable"] != true,
+                "{name}: {n:#}"
+            );
+            done.push(name);
+        } else {
+            assert_eq!(kubelet, format!("v{old}"), "{name} is half-done");
+            assert!(
+                !cordoned.contains(name.as_str()),
+                "{name} was drained and not finished: {cordons:#?}"
+            );
+            assert_ne!(n["spec"]["unschedulable"], true, "{name}");
+            waiting.push(name);
+        }
+    }
+    // Once `broken` was taken out of service no other node was: the rollout stopped.
+    let first = cordons
+        .iter()
+        .position(|c| c.node == broken && c.unschedulable);
+    let first = first.unwrap_or_else(|| panic!("{broken} was never cordoned: {cordons:#?}"));
+    let later: Vec<_> = cordons[first..]
+        .iter()
+        .filter(|c| c.node != broken && c.unschedulable)
+        .collect();
+    assert!(
+        later.is_empty(),
+        "drained after {broken} failed: {later:#?}"
+    );
+    assert!(testbed::max_unschedulable(&cordons).0 <= 1, "{cordons:#?}");
+    (done, waiting)
+}
+
+/// A worker powered off in the middle of its kubelet upgrade (drained, the package being
+/// unpacked): the run fails and no other worker is taken out of service. Once the host is
+/// back, the next `up` finishes the job: the nodes done before are not touched again, the
+/// broken one is repaired and uncordoned, the waiting ones are upgraded.
+#[test]
+fn an_interrupted_upgrade_resumes_without_redoing_finished_nodes() {
+    let c = Cluster::new(four_hosts());
+    c.up_ok("1.33.2", &[]);
+    // node3's apt-get takes 1.5 s longer (time to pull its plug while it unpacks the
+    // kubelet); node4's kubeadm 8 s, so it is drained after node3 (if at all).
+    let slow_apt = Fault::Slow {
+        command: "apt-get".into(),
+        seconds: 1.5,
+    };
+    let slow_kubeadm = Fault::Slow {
+        command: "kubeadm".into(),
+        seconds: 8.0,
+    };
+    c.tb.fault("node3", slow_apt.clone()).unwrap();
+    c.tb.fault("node4", slow_kubeadm.clone()).unwrap();
+    let specs = c.tb.node_spec_changes("node1").unwrap().len();
+    let mark = c.tb.audit("node3").unwrap().len();
+    let mut up = spawn_up(&c, "1.34.2", &[]);
+    wait_for_ssh(&c, "node3", mark, "kubelet=", &mut up);
+    std::thread::sleep(Duration::from_millis(700));
+    c.tb.stop("node3").unwrap();
+    let out = up.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "--- interrupted up exited {:?}:\n{stderr}",
+        out.status.code()
+    );
+    assert!(
+        !out.status.success() && out.status.code() != Some(2),
+        "{stderr}"
+    );
+    assert!(stderr.contains("node3"), "{stderr}");
+    let n3 = &c.nodes()["node3"];
+    assert_eq!(
+        n3["spec"]["unschedulable"], true,
+        "node3 is drained before its kubelet: {n3:#}"
+    );
+    assert!(
+        n3["metadata"]["annotations"].get(UPGRADING).is_some(),
+        "{n3:#}"
+    );
+    let (done, waiting) = split_after_failure(&c, specs, "node3", "1.34.2", "1.33.2");
+    assert!(
+        done.contains(&"node1".to_string()) && waiting.contains(&"node4".to_string()),
+        "done {done:?}, waiting {waiting:?}"
+    );
+
+    c.tb.clear_fault("node3", &slow_apt.file_name()).unwrap();
+    c.tb.clear_fault("node4", &slow_kubeadm.file_name())
+        .unwrap();
+    c.tb.start("node3").unwrap();
+    let marks = c.marks();
+    c.up_ok("1.34.2", &[]);
+    let events = timeline(&c.since(&marks));
+    for n in &done {
+        let touched = touching(&events, n);
+        assert!(
+            touched.is_empty(),
+            "{n} was finished and is touched again: {:#?}",
+            shown(&touched)
+        );
+    }
+    for n in waiting.iter().map(String::as_str).chain(["node3"]) {
+        let rest: Vec<Step> = finish_chain(n, "node1", "1.34.2")
+            .into_iter()
+            // node3 may need no new kubelet (dpkg finishes the unpacked one) and no
+            // restart (the boot started it): then only the uncordon is left.
+            .filter(|s| n != "node3" || s.what.starts_with("kubectl uncordon"))
+            .collect();
+        assert_chain(&events, &rest);
+    }
+    c.assert_all_at("1.34.2");
+}
+
+/// A PodDisruptionBudget that allows no eviction blocks node3's drain: `up` waits
+/// --drain-timeout, never forces, uncordons node3, reports it and exits 7 (a wait that
+/// ran out, docs/output.md), taking no other worker out of service. With the budget
+/// gone, the next `up` finishes.
+#[test]
+fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
+    let mut decls = support::article_decls()[..2].to_vec();
+    decls.push(Decl {
+        role: "worker",
+        labels: &[("type", "solo")],
+        taints: None,
+    });
+    decls.push(decls[1].clone());
+    let c = Cluster::new(decls);
+    c.up_ok("1.33.2", &[]);
+    // One replica pinned to node3, protected by a budget that allows no eviction.
+    c.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: solo, namespace: default}\n\
+         spec:\n  replicas: 1\n  selector: {matchLabels: {app: solo}}\n  template:\n\
+         \x20   metadata: {labels: {app: solo}}\n    spec:\n      nodeSelector: {type: solo}\n\
+         \x20     containers: [{name: nginx, image: nginx}]\n",
+    );
+    c.kubectl(&["rollout", "status", "deployment/solo", "--timeout=60s"]);
+    c.kubectl(&[
+        "create",
+        "pdb",
+        "solo",
+        "--selector=app=solo",
+        "--min-available=1",
+    ]);
+    // node2 and node4 get ready for their drain after node3 took the only slot.
+    let slow = Fault::Slow {
+        command: "kubeadm".into(),
+        seconds: 3.0,
+    };
+    for n in ["node2", "node4"] {
+        c.tb.fault(n, slow.clone()).unwrap();
+    }
+
+    let specs = c.tb.node_spec_changes("node1").unwrap().len();
+    let marks = c.marks();
+    let ran = c.bootstrap("up", "1.34.2", &["--drain-timeout", "10s"]);
+    assert_eq!(
+        ran.code,
+        Some(7),
+        "up with a blocked drain:\n{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("node3"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("disruption budget"),
+        "kubectl's reason is not reported:\n{}",
+        ran.stderr
+    );
+    let n3 = &c.nodes()["node3"];
+    assert_ne!(
+        n3["spec"]["unschedulable"], true,
+        "node3 left cordoned: {n3:#}"
+    );
+    assert!(
+        n3["metadata"]["annotations"].get(UPGRADING).is_none(),
+        "{n3:#}"
+    );
+    assert_eq!(n3["status"]["nodeInfo"]["kubeletVersion"], "v1.33.2");
+    let solo = c.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=solo",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName} {.items[*].status.phase}",
+    ]);
+    assert_eq!(solo, "node3 Running", "the protected pod was evicted");
+    let (done, waiting) = split_after_failure(&c, specs, "node3", "1.34.2", "1.33.2");
+    assert_eq!(
+        (done, waiting),
+        (
+            vec!["node1".to_string()],
+            vec!["node2".to_string(), "node4".to_string()]
+        )
+    );
+    let events = timeline(&c.since(&marks));
+    let forced: Vec<Event> = events
+        .iter()
+        .filter(|e| {
+            e.is("kubectl", &["drain"])
+                && e.argv
+                    .iter()
+                    .any(|a| a == "--force" || a.starts_with("--disable-eviction"))
+        })
+        .cloned()
+        .collect();
+    assert!(forced.is_empty(), "{:#?}", shown(&forced));
+
+    // The budget goes: the next run finishes, without touching node1 again.
+    c.kubectl(&["delete", "pdb", "solo"]);
+    for n in ["node2", "node4"] {
+        c.tb.clear_fault(n, &slow.file_name()).unwrap();
+    }
+    let marks = c.marks();
+    c.up_ok("1.34.2", &[]);
+    let touched = touching(&timeline(&c.since(&marks)), "node1");
+    assert!(touched.is_empty(), "{:#?}", shown(&touched));
+    c.assert_all_at("1.34.2");
+}
+
+/// Patch drift: kubeadm upgraded by hand on a worker (unhold, install the next patch) is
+/// reported by `plan` and put back by `up`, without draining the node (only the kubelet
+/// needs that).
+#[test]
+fn a_package_changed_by_hand_is_reported_and_put_back() {
+    let c = Cluster::new(support::article_decls()[..2].to_vec());
+    c.up_ok("1.34.2", &[]);
+    support::exec(
+        &c.tb,
+        "node2",
+        &["sh", "-c", "apt-mark unhold kubeadm && DEBIAN_FRONTEND=noninteractive apt-get install -y kubeadm=1.34.3-1.1"],
+    );
+    assert_eq!(
+        c.package("node2", "kubeadm"),
+        ("1.34.3-1.1".to_string(), false)
+    );
+    let plan = c.bootstrap("plan", "1.34.2", &["--output", "json"]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("1.34.3-1.1"),
+        "plan does not say which kubeadm is there:\n{}",
+        plan.stderr
+    );
+    let doc = plan.document();
+    let fix = doc["cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["host"] == "node2" && s["step"] == "upgrade-kubeadm");
+    assert!(fix, "no kubeadm step planned for node2: {doc:#}");
+    let specs = c.tb.node_spec_changes("node1").unwrap().len();
+    let marks = c.marks();
+    c.up_ok("1.34.2", &[]);
+    c.assert_all_at("1.34.2");
+    let events = timeline(&c.since(&marks));
+    let installs: Vec<Event> = events
+        .iter()
+        .filter(|e| e.is("apt-get", &["install"]))
+        .cloned()
+        .collect();
+    assert!(
+        !installs.is_empty()
+            && installs
+                .iter()
+                .all(|e| e.host == "node2" && e.has_arg_prefix("kubeadm=1.34.2-")),
+        "{:#?}",
+        shown(&installs)
+    );
+    let cordons = c.tb.node_spec_changes("node1").unwrap().split_off(specs);
+    assert!(
+        cordons.is_empty(),
+        "a kubeadm fix needs no drain: {cordons:#?}"
+    );
+}
