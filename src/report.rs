@@ -292,6 +292,26 @@ impl Run {
         }
     }
 
+    /// Ends a run whose phases ran: [`Run::settle`], and an error if a phase failed
+    /// (`phases_ok` false) without a host to blame (a host task panicked: a bug).
+    pub fn finish(
+        &mut self,
+        rows: &[SummaryRow],
+        steps: &[StepRecord],
+        phases_ok: bool,
+    ) -> Outcome {
+        let outcome = self.settle(rows, steps, true);
+        if outcome == Outcome::Success && !phases_ok {
+            let outcome = Outcome::Error;
+            self.fail(
+                outcome,
+                "a host task failed unexpectedly (see the messages above)",
+            );
+            return outcome;
+        }
+        outcome
+    }
+
     /// The node objects at the end, and where their kubeconfig goes.
     pub fn set_nodes(&mut self, nodes: &[Node]) {
         self.nodes = nodes.iter().map(NodeInfo::of).collect();

@@ -313,15 +313,7 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
     };
     let rows = ctx.summary_rows();
     progress.summary(&rows);
-    let outcome = doc.settle(&rows, &ctx.log.steps(), true);
-    if outcome == Outcome::Success && !ok {
-        doc.fail(
-            Outcome::Error,
-            "a host task failed unexpectedly (see the messages above)",
-        );
-        return Ok(Outcome::Error);
-    }
-    Ok(outcome)
+    Ok(doc.finish(&rows, &ctx.log.steps(), ok))
 }
 
 /// Summary rows for the selected hosts (`result` of each), the others unchanged.

@@ -214,17 +214,7 @@ fn the_ci_loop_twice_on_the_same_hosts_and_no_secret_in_any_output() {
         eprintln!("=== round {round}");
         up(&mut l, inv, runs, &decls);
         kubeconfig(&mut l, &tb, inv, runs);
-        deploy_wordpress(&tb, "node1");
-        let (placed, pods) = pod_placement(&tb, "node1");
-        assert_eq!(
-            placed,
-            vec![
-                running("mysql", "node1"),
-                running("wordpress", "node2"),
-                running("wordpress", "node2")
-            ],
-            "round {round}: {pods:#}"
-        );
+        assert_wordpress_where_the_labels_say(&tb, "node1");
         l.collect_secrets(&tb, "node1");
         reset(&mut l, &tb, inv, runs);
     }

@@ -284,17 +284,7 @@ fn the_article_workloads_land_where_the_labels_say() {
     let inv = inventory(&tb, &decls);
     let run = up(&tb, &inv);
     assert!(run.ok, "up failed:\n{}", run.stderr);
-    deploy_wordpress(&tb, "node1");
-    let (placed, pods) = pod_placement(&tb, "node1");
-    assert_eq!(
-        placed,
-        vec![
-            running("mysql", "node1"),
-            running("wordpress", "node2"),
-            running("wordpress", "node2")
-        ],
-        "{pods:#}"
-    );
+    assert_wordpress_where_the_labels_say(&tb, "node1");
 }
 
 #[test]

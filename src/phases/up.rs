@@ -180,16 +180,7 @@ async fn converge(args: &UpArgs, doc: &mut report::Run) -> miette::Result<Outcom
     let rows = ctx.summary_rows();
     progress.summary(&rows);
     doc.set_nodes(&final_nodes(&ctx).await);
-    let outcome = doc.settle(&rows, &ctx.log.steps(), true);
-    if outcome == Outcome::Success && !ok {
-        // A phase failed without a host to blame (a host task panicked: a bug).
-        doc.fail(
-            Outcome::Error,
-            "a host task failed unexpectedly (see the messages above)",
-        );
-        return Ok(Outcome::Error);
-    }
-    Ok(outcome)
+    Ok(doc.finish(&rows, &ctx.log.steps(), ok))
 }
 
 /// The summary rows of an interrupted run: every host that had work planned in any

@@ -128,6 +128,23 @@ pub fn deploy_wordpress(tb: &Testbed, cp: &str) {
     }
 }
 
+/// The article's outcome, through kubectl on `cp`: after [`deploy_wordpress`], MySQL
+/// runs on node1 (`type=mysql`, no control-plane taint) and both WordPress replicas on
+/// node2 (`type=wordpress`; a node3 is tainted `dedicated=db:NoSchedule`).
+pub fn assert_wordpress_where_the_labels_say(tb: &Testbed, cp: &str) {
+    deploy_wordpress(tb, cp);
+    let (placed, pods) = pod_placement(tb, cp);
+    assert_eq!(
+        placed,
+        vec![
+            running("mysql", "node1"),
+            running("wordpress", "node2"),
+            running("wordpress", "node2")
+        ],
+        "{pods:#}"
+    );
+}
+
 /// Every pod as (app label, node, phase), sorted; and the pod list for messages.
 pub fn pod_placement(tb: &Testbed, cp: &str) -> (Vec<(String, String, String)>, Value) {
     let kubectl = KUBECTL.join(" ");
