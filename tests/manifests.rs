@@ -5,7 +5,8 @@
 //! kube-system/bootstrap-manifests matches every manifest's sha256) and `plan` exits 0;
 //! a changed manifest is planned (exit 2) and re-applied alone; a manifest whose pod can
 //! never be scheduled makes `up` fail once its rollout wait runs out of `--timeout`,
-//! naming the manifest and the host; `status` shows a changed manifest as drift. Needs
+//! naming the manifest and the host; `status` shows a changed manifest as drift; an
+//! https URL is fetched by the control plane and recorded under the URL. Needs
 //! root and the testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
 
 mod support;
@@ -99,6 +100,10 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     let mark = tb.audit("node1").unwrap().len();
     let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
     assert_eq!(run.code, Some(0), "up failed:\n{}", run.stderr);
+    for m in ["apps/mysql.yaml", "apps/wordpress.yaml"] {
+        let planned = format!("manifests: apply {m} (it was never applied to this cluster)");
+        assert!(run.stderr.contains(&planned), "{}", run.stderr);
+    }
     assert_eq!(
         pod_placement(&tb, "node1").0,
         vec![running("mysql", "node1"), running("wordpress", "node2")]
@@ -274,4 +279,40 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert!(tb.audit("node1").unwrap()[mark..]
         .iter()
         .all(|r| !r.changed));
+
+    // 6. A URL the control plane can fetch (the Calico release manifest the testbed
+    // serves): fetched while planning, applied once, its workloads waited on in their
+    // own namespace, recorded under the URL; the next plan has nothing to do.
+    let url =
+        "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml";
+    let inv = inventory(&tb, &["apps/mysql.yaml", "apps/wordpress.yaml", url]);
+    let mark = tb.audit("node1").unwrap().len();
+    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let audit = tb.audit("node1").unwrap();
+    assert!(
+        audit[mark..]
+            .iter()
+            .any(|r| r.kind == "cmd" && r.argv == ["curl", "-fsSL", url]),
+        "the control plane fetched {url}"
+    );
+    let runs = kubectl_runs_since(&tb, mark);
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("-n kube-system rollout status daemonset/calico-node")),
+        "{runs:#?}"
+    );
+    assert_eq!(
+        runs.iter().filter(|r| r.contains(" apply -f -")).count(),
+        2,
+        "the URL's manifest and the record, nothing else: {runs:#?}"
+    );
+    let lines = record(&tb);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[2].starts_with("sha256:") && lines[2].ends_with(&format!(" {url}")),
+        "{lines:?}"
+    );
+    let run = bootstrap(&tb, &["plan"], &inv);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
