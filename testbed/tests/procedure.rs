@@ -460,3 +460,111 @@ EOF"
         .collect();
     assert!(!kubeadm.is_empty() && kubeadm.iter().all(|r| r.user == "root"));
 }
+
+/// §8 by hand on a control plane, 1.34.2 -> 1.35.1, with the mistakes the order of the
+/// reference prevents, each failing with the real text: a held package, a version the
+/// configured repository does not have, a node waited for before its kubelet restarted.
+/// Then the node-maintenance commands a tool uses around it (annotate, drain with a
+/// timeout, `wait --for=jsonpath`, uncordon, the annotation removed).
+#[test]
+fn upgrade_by_hand_in_the_reference_order() {
+    let tb = testbed(1, "root");
+    let h = "node1";
+    control_plane(&tb, h, true);
+    let specs = tb.node_spec_changes(h).unwrap().len();
+    let k = |c: &str| ssh(&tb, h, "root", c);
+    let version_wait =
+        "kubectl wait --for=jsonpath='{.status.nodeInfo.kubeletVersion}'=v1.35.1 node/node1";
+
+    // Still the 1.34 repository: 1.35.1 is not there.
+    ssh_ok(&tb, h, "root", "apt-mark unhold kubeadm").expect(
+        "unhold",
+        0,
+        &["Canceled hold on kubeadm."],
+    );
+    k("apt-get install -y kubeadm=1.35.1-1.1").expect(
+        "a version of another minor's repository",
+        100,
+        &["E: Version '1.35.1-1.1' for 'kubeadm' was not found"],
+    );
+    ssh_ok(&tb, h, "root", "apt-mark hold kubeadm").expect("hold", 0, &["kubeadm set on hold."]);
+    steps(&tb, h, "root", &k8s_repository("1.35"));
+    k("apt-get install -y kubeadm=1.35.1-1.1").expect(
+        "a held kubeadm",
+        100,
+        &["E: Held packages were changed and -y was used without --allow-change-held-packages."],
+    );
+    steps(
+        &tb,
+        h,
+        "root",
+        &[
+            "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.35.1-1.1 && apt-mark hold kubeadm",
+            "kubeadm upgrade plan v1.35.1",
+        ],
+    );
+    k("kubeadm upgrade apply -y v1.35.1").expect(
+        "upgrade apply",
+        0,
+        &["[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.1\". Enjoy!"],
+    );
+    k("kubectl annotate node node1 example.com/upgrading=v1.35.1 --overwrite").expect(
+        "annotate",
+        0,
+        &["node/node1 annotated"],
+    );
+    k("kubectl drain node1 --ignore-daemonsets --delete-emptydir-data --timeout=30s").expect(
+        "drain",
+        0,
+        &["node/node1 cordoned", "node/node1 drained"],
+    );
+    // The kubelet package is new but the running kubelet is not: the node says 1.34.2.
+    steps(
+        &tb,
+        h,
+        "root",
+        &["apt-mark unhold kubelet kubectl && apt-get install -y kubelet=1.35.1-1.1 kubectl=1.35.1-1.1 && apt-mark hold kubelet kubectl"],
+    );
+    k(&format!("{version_wait} --timeout=2s")).expect(
+        "the version before the kubelet's restart",
+        1,
+        &["error: timed out waiting for the condition on nodes/node1"],
+    );
+    k(&format!("{version_wait} --timeout=300")).expect(
+        "a timeout without a unit",
+        1,
+        &["error: invalid argument \"300\" for \"--timeout\" flag: time: missing unit in duration \"300\""],
+    );
+    k("systemctl restart kubelet").expect(
+        "restart before daemon-reload",
+        0,
+        &["Run 'systemctl daemon-reload' to reload units."],
+    );
+    steps(
+        &tb,
+        h,
+        "root",
+        &["systemctl daemon-reload && systemctl restart kubelet"],
+    );
+    k(&format!("{version_wait} --timeout=60s")).expect(
+        "the version after the restart",
+        0,
+        &["node/node1 condition met"],
+    );
+    k("kubectl wait --for=condition=Ready node/node1 --timeout=60s").expect(
+        "Ready",
+        0,
+        &["node/node1 condition met"],
+    );
+    k("kubectl uncordon node1").expect("uncordon", 0, &["node/node1 uncordoned"]);
+    // Removing the annotation twice: kubectl annotate never says "not found".
+    for _ in 0..2 {
+        let out = k("kubectl annotate node node1 example.com/upgrading-");
+        out.expect("remove the annotation", 0, &["node/node1 annotated"]);
+        assert!(!out.all().contains("not found"), "{out:?}");
+    }
+    let changes = tb.node_spec_changes(h).unwrap().split_off(specs);
+    let cordons: Vec<bool> = changes.iter().map(|c| c.unschedulable).collect();
+    assert_eq!(cordons, [true, false], "{changes:#?}");
+    assert_eq!(testbed::max_unschedulable(&changes).0, 1);
+}

@@ -1215,6 +1215,45 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// An upgraded kubelet's heartbeat: the node object shows the new version only when
+    /// the server accepts it; a kubelet newer than the API server (by minor) is refused,
+    /// so `kubectl wait --for=jsonpath='{.status.nodeInfo.kubeletVersion}'=...` on it never
+    /// succeeds.
+    #[test]
+    fn kubelet_version_skew_on_heartbeats() {
+        let mut st = cluster();
+        st.credentials.insert("n1".into(), "system:node:n1".into());
+        let beat = |st: &mut ClusterState, v: &str, register: bool| {
+            let node = json!({"metadata": {"name": "n1"}, "spec": {},
+                "status": {"nodeInfo": {"kubeletVersion": v}},
+                "testbed": {"register": register}});
+            heartbeat(
+                st,
+                "system:node:n1",
+                node,
+                1.0,
+                &Timing::scaled(0.0, "v1.34.2"),
+            )
+        };
+        let reported = |st: &ClusterState| {
+            st.object("Node", "n1").unwrap()["status"]["nodeInfo"]["kubeletVersion"].clone()
+        };
+        let r = beat(&mut st, "v1.35.0", true);
+        assert_eq!(r.body["code"], 403, "{:?}", r.body);
+        assert_eq!(r.body["message"], "nodes \"n1\" is forbidden: kubelet version v1.35.0 is not supported with API server version v1.34.2 (the kubelet must not be newer than the API server, nor more than 3 minor versions older)");
+        assert!(st.object("Node", "n1").is_none(), "registered anyway");
+        assert!(beat(&mut st, "v1.33.5", true).ok);
+        assert_eq!(reported(&st), "v1.33.5");
+        // Restarted after its package went to 1.35: refused, the node keeps showing 1.33.
+        assert!(!beat(&mut st, "v1.35.0", false).ok);
+        assert_eq!(reported(&st), "v1.33.5");
+        // A newer patch of the server's minor, and three minors older, are fine.
+        assert!(beat(&mut st, "v1.34.4", false).ok);
+        assert_eq!(reported(&st), "v1.34.4");
+        assert!(beat(&mut st, "v1.31.0", false).ok);
+        assert!(!beat(&mut st, "v1.30.14", false).ok);
+    }
+
     #[test]
     fn node_spec_changes_are_recorded_in_order() {
         let dir = std::env::temp_dir().join(format!("tb-nodespec-{}", std::process::id()));
