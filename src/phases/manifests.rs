@@ -105,7 +105,7 @@ impl Record {
 }
 
 /// One manifest `up` will apply, with everything needed to do it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ManifestWork {
     /// As written in the inventory.
     pub name: String,
@@ -118,6 +118,20 @@ pub struct ManifestWork {
     pub workloads: Vec<Workload>,
     /// The manifest itself.
     pub text: String,
+}
+
+/// Without the text: a manifest may hold Secrets, and plans are debug-printed.
+impl fmt::Debug for ManifestWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManifestWork")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .field("recorded", &self.recorded)
+            .field("reason", &self.reason)
+            .field("workloads", &self.workloads)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .finish()
+    }
 }
 
 /// The manifests part of the cluster plan.
