@@ -312,6 +312,17 @@ impl Run {
         outcome
     }
 
+    /// Passes every message through `clean` (the progress output's run-wide redaction,
+    /// [`crate::ui::Progress::clean`]): the document shows no more than the terminal.
+    pub fn redact(&mut self, clean: impl Fn(&str) -> String) {
+        if let Some(e) = &mut self.error {
+            e.message = clean(&e.message);
+        }
+        for e in self.hosts.iter_mut().filter_map(|h| h.error.as_mut()) {
+            e.message = clean(&e.message);
+        }
+    }
+
     /// The node objects at the end, and where their kubeconfig goes.
     pub fn set_nodes(&mut self, nodes: &[Node]) {
         self.nodes = nodes.iter().map(NodeInfo::of).collect();
@@ -435,6 +446,10 @@ mod tests {
             (Outcome::Timeout, "kubectl wait Ready")
         );
         assert_eq!(c("facts: unparsable", false).0, Outcome::Error);
+        let mut run = Run::new(Path::new("i.yaml"));
+        run.fail(Outcome::Error, "token abc.def");
+        run.redact(|t| t.replace("abc.def", "<redacted>"));
+        assert_eq!(run.error.unwrap().message, "token <redacted>");
         let sudo =
             "facts: n2: user u cannot run commands as root without a password (sudo -n failed): x";
         assert_eq!(c(sudo, false).0, Outcome::Refused);

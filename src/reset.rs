@@ -75,11 +75,15 @@ const RESET: &[Phase] = &[
 pub fn run(args: &ResetArgs) -> report::Finished {
     let started = Instant::now();
     let mut doc = report::Run::new(&args.inventory);
+    let mut shown = None;
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| ResetError::Runtime(e.to_string()).into())
-        .and_then(|runtime| runtime.block_on(reset(args, &mut doc)));
+        .and_then(|runtime| runtime.block_on(reset(args, &mut doc, &mut shown)));
+    if let Some(progress) = shown {
+        doc.redact(|text| progress.clean(text));
+    }
     report::Finished::new(doc, result, started)
 }
 
@@ -127,7 +131,13 @@ pub fn select<'a>(inv: &'a Inventory, names: &[String]) -> Result<Vec<&'a Host>,
     Ok(workers.chain(cps).collect())
 }
 
-async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcome> {
+/// `reset` itself; `shown` gets the progress output once there is one (its run-wide
+/// redaction applies to the document too).
+async fn reset(
+    args: &ResetArgs,
+    doc: &mut report::Run,
+    shown: &mut Option<Progress>,
+) -> miette::Result<Outcome> {
     let inv = inventory::load(&args.inventory)?;
     doc.set_inventory(&inv);
     let selected: Vec<String> = select(&inv, &args.hosts)?
@@ -146,6 +156,7 @@ async fn reset(args: &ResetArgs, doc: &mut report::Run) -> miette::Result<Outcom
     let mut interrupt =
         Interrupt::listen().map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
     let progress = Progress::new();
+    *shown = Some(progress.clone());
     let log =
         RunLog::open(args.run.log_dir.as_deref()).map_err(|e| ResetError::RunLog(e.to_string()))?;
     progress.info(&format!("run log: {}", log.dir().display()));

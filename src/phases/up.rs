@@ -109,17 +109,28 @@ pub(crate) fn open_run(log_dir: Option<&std::path::Path>) -> Result<(Progress, R
 pub async fn run(args: &UpArgs) -> report::Finished {
     let started = Instant::now();
     let mut doc = report::Run::new(&args.inventory);
-    let result = converge(args, &mut doc).await;
+    let mut shown = None;
+    let result = converge(args, &mut doc, &mut shown).await;
+    if let Some(progress) = shown {
+        doc.redact(|text| progress.clean(text));
+    }
     report::Finished::new(doc, result, started)
 }
 
-async fn converge(args: &UpArgs, doc: &mut report::Run) -> miette::Result<Outcome> {
+/// `up` itself; `shown` gets the progress output once there is one, whose run-wide
+/// redaction the document then goes through too.
+async fn converge(
+    args: &UpArgs,
+    doc: &mut report::Run,
+    shown: &mut Option<Progress>,
+) -> miette::Result<Outcome> {
     let inv = inventory::load(&args.inventory)?;
     doc.set_inventory(&inv);
     check_supported(&inv)?;
     let mut interrupt =
         Interrupt::listen().map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
     let (progress, log) = open_run(args.run.log_dir.as_deref())?;
+    *shown = Some(progress.clone());
     doc.run_log = Some(log.dir().display().to_string());
     let parallelism = args.run.parallelism as usize;
 
