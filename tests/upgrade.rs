@@ -1041,3 +1041,53 @@ fn a_package_changed_by_hand_is_reported_and_put_back() {
         "a kubeadm fix needs no drain: {cordons:#?}"
     );
 }
+
+/// The order checker itself, on a made-up audit timeline: the reference order for a
+/// worker passes; the same commands with the drain before `kubeadm upgrade node`, or the
+/// kubelet restarted before its package was installed, do not.
+#[test]
+fn the_order_checker_catches_misordered_steps() {
+    let ev = |host: &str, argv: &str| Event {
+        host: host.into(),
+        ts: 0.0,
+        argv: argv.split(' ').map(String::from).collect(),
+        exit: Some(0),
+    };
+    let good = vec![
+        ev("w", "apt-get update"),
+        ev("w", "apt-mark unhold kubeadm"),
+        ev("w", "apt-get install -y kubeadm=1.34.2-1.1"),
+        ev("w", "apt-mark hold kubeadm"),
+        ev("w", "kubeadm upgrade node"),
+        ev("cp", "kubectl drain w --ignore-daemonsets"),
+        ev("w", "apt-mark unhold kubelet kubectl"),
+        ev(
+            "w",
+            "apt-get install -y kubelet=1.34.2-1.1 kubectl=1.34.2-1.1",
+        ),
+        ev("w", "apt-mark hold kubelet kubectl"),
+        ev("w", "systemctl daemon-reload"),
+        ev("w", "systemctl restart kubelet"),
+        ev("cp", "kubectl wait --for=condition=Ready node/w"),
+        ev("cp", "kubectl uncordon w"),
+    ];
+    let check = |events: Vec<Event>| {
+        std::panic::catch_unwind(move || {
+            for chain in reference_chains("w", "cp", false, "1.34.2") {
+                assert_chain(&events, &chain);
+            }
+        })
+        .is_ok()
+    };
+    assert!(check(good.clone()));
+    let mut early_drain = good.clone();
+    let drain = early_drain.remove(5);
+    early_drain.insert(4, drain);
+    assert!(!check(early_drain));
+    let mut early_restart = good.clone();
+    early_restart.swap(7, 10);
+    assert!(!check(early_restart));
+    let mut failed = good;
+    failed[4].exit = Some(1);
+    assert!(!check(failed));
+}
