@@ -256,7 +256,11 @@ impl Run {
             host.steps = steps
                 .iter()
                 .filter(|s| s.host == host.name)
-                .cloned()
+                .map(|s| StepRecord {
+                    finished_at_seconds: millis(s.finished_at_seconds),
+                    duration_seconds: millis(s.duration_seconds),
+                    ..s.clone()
+                })
                 .collect();
             let Some((_, _, result, elapsed)) = rows.iter().find(|r| r.0 == host.name) else {
                 continue;
@@ -336,7 +340,11 @@ impl Run {
 
 /// Seconds, rounded to the millisecond: durations are for people and dashboards.
 pub fn secs(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
+    millis(d.as_secs_f64())
+}
+
+fn millis(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
 }
 
 /// How ssh::SshError::Sudo words a login that cannot become root without a password.
