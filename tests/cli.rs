@@ -132,16 +132,33 @@ fn every_option_has_an_environment_variable() {
     for sub in SUBCOMMANDS {
         let (out, stdout, stderr) = run(&mut bootstrap(&[sub, "--help"]));
         assert!(out.status.success(), "{sub}: {stderr}");
-        let mut seen = 0;
-        for line in stdout.lines() {
+        // An argument's entry is its line plus, when clap puts help text on the lines
+        // below (it does for every argument once one help text is long), those lines.
+        let lines: Vec<&str> = stdout.lines().collect();
+        let is_arg = |line: &str| {
             let entry = line.trim_start();
-            let is_arg =
-                line.starts_with("  ") && (entry.starts_with('-') || entry.starts_with('<'));
-            if !is_arg || entry.starts_with("-h, --help") || entry.starts_with("-V, --version") {
+            line.starts_with("  ")
+                && !line.starts_with("          ")
+                && (entry.starts_with('-') || entry.starts_with('<'))
+        };
+        let mut seen = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let entry = line.trim_start();
+            if !is_arg(line)
+                || entry.starts_with("-h, --help")
+                || entry.starts_with("-V, --version")
+            {
                 continue;
             }
+            let block: Vec<&str> = lines[i..]
+                .iter()
+                .take_while(|l| !l.trim().is_empty())
+                .enumerate()
+                .take_while(|(j, l)| *j == 0 || !is_arg(l))
+                .map(|(_, l)| *l)
+                .collect();
             assert!(
-                line.contains("[env: BOOTSTRAP_"),
+                block.join(" ").contains("[env: BOOTSTRAP_"),
                 "{sub}: no variable for `{line}`"
             );
             seen += 1;
