@@ -183,7 +183,7 @@ fn fresh_host_commands_are_the_reference_commands() {
     );
     let pk = cmd("kube-packages").script;
     assert!(
-        pk.contains("bootstrap_package_revision kubeadm 1.34.2\n")
+        pk.contains("v=$(bootstrap_package_revision kubeadm 1.34.2)\n")
             && pk.contains("apt-cache madison \"$1\""),
         "{pk}"
     );
