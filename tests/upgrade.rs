@@ -303,7 +303,10 @@ fn assert_chain(events: &[Event], chain: &[Step]) -> Vec<Event> {
 /// Reference §8 for one node moving to `v` ("1.34.2"), as chains of steps that must
 /// each be in order (the steps of different chains may interleave as the reference
 /// allows, e.g. `apt-get update` before or after `apt-mark unhold`). `first`: the first
-/// control plane (plan + apply instead of `kubeadm upgrade node`).
+/// control plane (plan + apply instead of `kubeadm upgrade node`). The `apt-get update`
+/// is required: every caller moves to a version the node's package lists do not have yet
+/// (another minor's repository, or a patch released after the last update); to a version
+/// already in the lists `up` rightly skips it, and this is not the check for that.
 fn reference_chains(node: &str, cp: &str, first: bool, v: &str) -> Vec<Vec<Step>> {
     let pkg = |p: &str| format!("{p}={v}-");
     let (kubeadm, kubelet, kubectl) = (pkg("kubeadm"), pkg("kubelet"), pkg("kubectl"));
@@ -568,6 +571,35 @@ fn minor_upgrade_follows_the_reference_one_node_at_a_time() {
         "plan after the upgrade:\n{}",
         plan.stderr
     );
+}
+
+/// A patch released after the cluster was built (pkgs.k8s.io grows: the hosts' package
+/// lists end at 1.34.3 until an `apt-get update`): `up` to 1.34.4 takes the reference
+/// path, `apt-get update` included, with two workers at a time at most.
+#[test]
+fn a_new_patch_release_is_fetched_and_rolled_out_two_workers_at_a_time() {
+    let c = Cluster::new(support::article_decls());
+    c.tb.publish_kubernetes(34, Some(3)).unwrap();
+    c.up_ok("1.34.3", &[]);
+    c.tb.publish_kubernetes(34, None).unwrap();
+    let madison = support::exec(&c.tb, "node2", &["apt-cache", "madison", "kubeadm"]);
+    assert!(
+        !madison.contains("1.34.4"),
+        "the lists are from before 1.34.4: {madison}"
+    );
+
+    let plan = c.bootstrap("plan", "1.34.4", &[]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    let specs = c.tb.node_spec_changes("node1").unwrap().len();
+    let marks = c.marks();
+    c.up_ok("1.34.4", &["--max-unavailable", "2"]);
+    let events = timeline(&c.since(&marks));
+    let order = ["node1", "node2", "node3"].map(String::from).to_vec();
+    assert_reference_order(&events, &order, "1.34.4");
+    let cordons = c.tb.node_spec_changes("node1").unwrap().split_off(specs);
+    let (most, at) = testbed::max_unschedulable(&cordons);
+    assert!(most <= 2, "cordoned at once: {at:?}\n{cordons:#?}");
+    c.assert_all_at("1.34.4");
 }
 
 /// Every upgrade step `plan` listed ran (its command is in the audit log of the host it

@@ -78,6 +78,11 @@ pub mod ctl {
     pub const KERNEL: &str = "kernel.json";
     /// Directory for pid files and logs of the simulated daemons (`NAME.pid`, `NAME.log`).
     pub const UNITS: &str = "units";
+    /// How far pkgs.k8s.io has published each minor: a JSON map from the minor ("34")
+    /// to its newest published patch (3 = 1.34.0 to 1.34.3). A minor not in the map has
+    /// every patch of the stand-ins' catalog. Written by the manager on every host (the
+    /// repository is the same for all), read by apt-get update and curl.
+    pub const K8S_PUBLISHED: &str = "k8s-published.json";
     /// Append-only JSON Lines record, kept by the API server of the cluster's first
     /// control plane, of every request that changed a Node's spec; one
     /// [`super::NodeSpecChange`] per line, in the order the server applied them.

@@ -563,6 +563,27 @@ impl Testbed {
         Ok(docs.len())
     }
 
+    /// Makes pkgs.k8s.io offer `minor` only up to patch `newest` (None: every patch the
+    /// stand-ins know), for every host: the repository as it was on some earlier day.
+    /// Hosts see the change at their next `apt-get update`, like a real release.
+    pub fn publish_kubernetes(&self, minor: u32, newest: Option<u32>) -> Result<()> {
+        for h in self.hosts() {
+            let path = HostPaths::new(&self.dir, &h.name)
+                .ctl()
+                .join(layout::ctl::K8S_PUBLISHED);
+            let mut map: std::collections::BTreeMap<String, u32> = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            match newest {
+                Some(p) => map.insert(minor.to_string(), p),
+                None => map.remove(&minor.to_string()),
+            };
+            state::write_json(&path, &map)?;
+        }
+        Ok(())
+    }
+
     /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
     /// Removing an absent fault is fine.
     pub fn clear_fault(&self, host: &str, file_name: &str) -> Result<()> {

@@ -359,12 +359,24 @@ pub fn distro_archive(os: &str) -> (&'static str, &'static [&'static str]) {
     }
 }
 
-/// Newest patch of a minor, if pkgs.k8s.io has that minor.
+/// Newest patch of a minor, if pkgs.k8s.io has that minor: the table's, or fewer while
+/// the testbed says the later ones are not published yet ([`published`]).
 pub fn newest_patch(minor: u32) -> Option<u32> {
-    K8S_NEWEST_PATCH
+    let newest = K8S_NEWEST_PATCH
         .iter()
         .find(|(m, _)| *m == minor)
-        .map(|(_, p)| *p)
+        .map(|(_, p)| *p)?;
+    Some(published(minor).map_or(newest, |p| p.min(newest)))
+}
+
+/// How far the testbed let pkgs.k8s.io publish `minor` (`ctl/k8s-published.json`,
+/// written by `Testbed::publish_kubernetes`): a repository grows while a cluster lives,
+/// so a host sees a new patch only after an `apt-get update` made after its release.
+fn published(minor: u32) -> Option<u32> {
+    let path = crate::common::ctl_path(testbed::layout::ctl::K8S_PUBLISHED);
+    let text = std::fs::read_to_string(path).ok()?;
+    let map: std::collections::BTreeMap<String, u32> = serde_json::from_str(&text).ok()?;
+    map.get(&minor.to_string()).copied()
 }
 
 /// The packages of the pkgs.k8s.io repository `v1.<minor>`.
