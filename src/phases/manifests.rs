@@ -161,7 +161,7 @@ impl fmt::Display for ManifestPlan {
 /// `sha256:HEX` of a manifest's text. sha2 comes through russh's ssh-key re-export: the
 /// same crate russh already builds for key exchange.
 pub fn digest(text: &str) -> String {
-    use russh::keys::ssh_key::sha2::{Digest, Sha256};
+    use sha2::{Digest, Sha256};
     let hash = Sha256::digest(text.as_bytes());
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
