@@ -168,22 +168,18 @@ pub fn runs_on_control_plane(step: &PlannedStep) -> bool {
 /// The hosts the upgrade works on, in order: control planes, then workers. Only nodes
 /// (hosts with /etc/kubernetes/kubelet.conf); the others join at the inventory's version.
 pub fn upgrade_hosts<'a>(inv: &'a Inventory, facts: &BTreeMap<String, HostFacts>) -> Vec<&'a Host> {
-    let node = |h: &&Host| {
-        facts
-            .get(&h.name)
-            .is_some_and(|f| f.kubernetes.kubelet_conf)
-    };
-    let cps = inv
+    let mut hosts: Vec<&Host> = inv
         .hosts
         .iter()
-        .filter(|h| h.role == Role::ControlPlane)
-        .filter(node);
-    let workers = inv
-        .hosts
-        .iter()
-        .filter(|h| h.role == Role::Worker)
-        .filter(node);
-    cps.chain(workers).collect()
+        .filter(|h| {
+            facts
+                .get(&h.name)
+                .is_some_and(|f| f.kubernetes.kubelet_conf)
+        })
+        .collect();
+    // Stable: inventory order within each role.
+    hosts.sort_by_key(|h| h.role != Role::ControlPlane);
+    hosts
 }
 
 /// The (major, minor) of a package version like "1.33.5-1.1" or a node's "v1.33.5".
