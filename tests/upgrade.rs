@@ -149,13 +149,7 @@ impl Cluster {
                 h.name,
                 n["status"]["conditions"]
             );
-            assert_ne!(n["spec"]["unschedulable"], true, "{} left cordoned", h.name);
-            assert!(
-                n["metadata"]["annotations"].get(UPGRADING).is_none(),
-                "{} still annotated: {:#}",
-                h.name,
-                n["metadata"]["annotations"]
-            );
+            assert_eq!(out_of_service(n), (false, false), "{}: {n:#}", h.name);
             for pkg in ["kubelet", "kubeadm", "kubectl"] {
                 let (v, held) = self.package(&h.name, pkg);
                 assert!(
@@ -182,6 +176,14 @@ impl Cluster {
 }
 
 const UPGRADING: &str = "bootstrap.dev/upgrading";
+
+/// (cordoned, annotated as being upgraded by the tool).
+fn out_of_service(node: &Value) -> (bool, bool) {
+    (
+        node["spec"]["unschedulable"] == true,
+        node["metadata"]["annotations"].get(UPGRADING).is_some(),
+    )
+}
 
 fn ready(node: &Value) -> bool {
     node["status"]["conditions"].as_array().is_some_and(|c| {
@@ -871,15 +873,8 @@ fn an_interrupted_upgrade_resumes_without_redoing_finished_nodes() {
         "{stderr}"
     );
     assert!(stderr.contains("node3"), "{stderr}");
-    let n3 = &c.nodes()["node3"];
-    assert_eq!(
-        n3["spec"]["unschedulable"], true,
-        "node3 is drained before its kubelet: {n3:#}"
-    );
-    assert!(
-        n3["metadata"]["annotations"].get(UPGRADING).is_some(),
-        "{n3:#}"
-    );
+    // Drained before its kubelet, and marked as the upgrade's.
+    assert_eq!(out_of_service(&c.nodes()["node3"]), (true, true));
     let (done, waiting) = split_after_failure(&c, specs, "node3", "1.34.2", "1.33.2");
     assert!(
         done.contains(&"node1".to_string()) && waiting.contains(&"node4".to_string()),
@@ -968,13 +963,10 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
         ran.stderr
     );
     let n3 = &c.nodes()["node3"];
-    assert_ne!(
-        n3["spec"]["unschedulable"], true,
+    assert_eq!(
+        out_of_service(n3),
+        (false, false),
         "node3 left cordoned: {n3:#}"
-    );
-    assert!(
-        n3["metadata"]["annotations"].get(UPGRADING).is_none(),
-        "{n3:#}"
     );
     assert_eq!(n3["status"]["nodeInfo"]["kubeletVersion"], "v1.33.2");
     let solo = c.kubectl(&[
