@@ -276,16 +276,17 @@ pub fn plan_host(inv: &Inventory, host: &Host, facts: &HostFacts) -> Result<Host
 }
 
 /// The host is a node (it has /etc/kubernetes/kubelet.conf) and some of kubelet, kubeadm
-/// and kubectl are installed at another version than the inventory's: the upgrade phase
-/// moves them (drained, one minor at a time), not the packages playbook.
+/// and kubectl are not installed at the inventory's version (another version, or missing,
+/// e.g. after an upgrade interrupted while apt unpacked it): the upgrade phase puts them
+/// in place (drained, one minor at a time), not the packages playbook.
 pub fn upgrade_pending(inv: &Inventory, facts: &HostFacts) -> bool {
     let prefix = format!("{}-", inv.cluster.kubernetes_version);
     facts.kubernetes.kubelet_conf
         && ["kubelet", "kubeadm", "kubectl"].iter().any(|p| {
-            facts
+            !facts
                 .packages
                 .get(*p)
-                .is_some_and(|pkg| pkg.installed && !pkg.version.starts_with(&prefix))
+                .is_some_and(|pkg| pkg.installed && pkg.version.starts_with(&prefix))
         })
 }
 

@@ -389,14 +389,20 @@ pub(crate) async fn connect_and_plan(
             Ok(p) => p,
             Err(refusals) => {
                 for r in refusals {
-                    let host = r.split(':').next().unwrap_or(&first_cp).to_string();
+                    // "HOST: why": the summary names the host itself.
+                    let (host, why) = match r.split_once(": ") {
+                        Some((h, why)) if inv.hosts.iter().any(|x| x.name == h) => {
+                            (h.to_string(), why.to_string())
+                        }
+                        _ => (first_cp.clone(), r.clone()),
+                    };
                     failed
                         .entry(host)
                         .and_modify(|m: &mut String| {
                             m.push_str("; ");
-                            m.push_str(&r);
+                            m.push_str(&why);
                         })
-                        .or_insert(r);
+                        .or_insert(why);
                 }
                 ClusterPlan::default()
             }

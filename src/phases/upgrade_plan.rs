@@ -67,15 +67,26 @@ impl UpgradePlan {
 impl fmt::Display for UpgradePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hops: Vec<String> = self.hops.iter().map(|h| hop_name(h)).collect();
-        writeln!(
-            f,
-            "upgrade: {} -> {} via {} (control planes one at a time, then {} worker{} at a time)",
-            self.from,
-            self.to,
-            hops.join(" -> "),
+        let workers = format!(
+            "control planes one at a time, then {} worker{} at a time",
             self.max_unavailable,
             if self.max_unavailable == 1 { "" } else { "s" }
-        )?;
+        );
+        if self.from == self.to {
+            writeln!(
+                f,
+                "upgrade: the cluster runs {}; bring the nodes that are not there in line ({workers})",
+                self.to
+            )?;
+        } else {
+            writeln!(
+                f,
+                "upgrade: {} -> {} via {} ({workers})",
+                self.from,
+                self.to,
+                hops.join(" -> ")
+            )?;
+        }
         for (hop, nodes) in self.hops.iter().zip(&self.steps) {
             for n in nodes {
                 for s in &n.steps {
@@ -266,6 +277,13 @@ pub fn plan(
             off_target |= upstream(v) != target.to_string();
         }
         off_target |= node_of(h).is_some_and(|n| n.annotations.contains_key(UPGRADING_ANNOTATION));
+        // A package missing on a node (an upgrade interrupted while apt unpacked it).
+        off_target |= ["kubelet", "kubeadm", "kubectl"].iter().any(|p| {
+            !facts[&h.name]
+                .packages
+                .get(*p)
+                .is_some_and(|pkg| pkg.installed)
+        });
     }
     if !refusals.is_empty() {
         return Err(refusals);
