@@ -949,7 +949,11 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
 
     let specs = c.tb.node_spec_changes("node1").unwrap().len();
     let marks = c.marks();
-    let ran = c.bootstrap("up", "1.34.2", &["--drain-timeout", "10s"]);
+    let ran = c.bootstrap(
+        "up",
+        "1.34.2",
+        &["--drain-timeout", "10s", "--output", "json"],
+    );
     assert_eq!(
         ran.code,
         Some(7),
@@ -961,6 +965,16 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
         ran.stderr.contains("disruption budget"),
         "kubectl's reason is not reported:\n{}",
         ran.stderr
+    );
+    let doc = ran.document();
+    assert_eq!(doc["outcome"], "timeout", "{doc:#}");
+    assert_eq!(doc["error"]["host"], "node3", "{doc:#}");
+    assert!(
+        doc["error"]["step"]
+            .as_str()
+            .unwrap_or("")
+            .contains("drain"),
+        "{doc:#}"
     );
     let n3 = &c.nodes()["node3"];
     assert_eq!(
