@@ -374,6 +374,9 @@ fn classify(
     if let Some(rest) = split("connect: ") {
         return (Outcome::Unreachable, "connect".into(), rest);
     }
+    if let Some(rest) = split(crate::phases::up::PLAN_REFUSED) {
+        return (Outcome::Refused, "plan".into(), rest);
+    }
     if let Some(rest) = split("refused: ") {
         return (Outcome::Refused, "facts".into(), rest);
     }

@@ -23,6 +23,10 @@ use crate::runlog::RunLog;
 use crate::ssh::{self, Connection, Target};
 use crate::ui::{HostResult, Progress, SummaryRow};
 
+/// How a host's failure message starts when the plan refused it (a downgrade, a host of
+/// another cluster, ...): the report classifies it as `refused`.
+pub const PLAN_REFUSED: &str = "refused by the plan: ";
+
 /// The wait timeout shown in a plan's upgrade commands (`up` renders its own --timeout
 /// when it runs them).
 const PLAN_WAIT: Duration = Duration::from_secs(900);
@@ -392,9 +396,9 @@ pub(crate) async fn connect_and_plan(
                     // "HOST: why": the summary names the host itself.
                     let (host, why) = match r.split_once(": ") {
                         Some((h, why)) if inv.hosts.iter().any(|x| x.name == h) => {
-                            (h.to_string(), why.to_string())
+                            (h.to_string(), format!("{PLAN_REFUSED}{why}"))
                         }
-                        _ => (first_cp.clone(), r.clone()),
+                        _ => (first_cp.clone(), format!("{PLAN_REFUSED}{r}")),
                     };
                     failed
                         .entry(host)

@@ -264,17 +264,22 @@ pub fn plan(
     let mut behind = false;
     let mut off_target = false;
     for h in &hosts {
+        let mut newer = Vec::new();
         for (what, v) in versions_of(&facts[&h.name], node_of(h)) {
             let Some(m) = minor_of(v) else { continue };
             if m > target_minor {
-                refusals.push(format!(
-                    "{}: {what} is {v}, newer than the inventory's {target}: downgrades are not \
-                     supported; set kubernetes_version to the version the cluster runs",
-                    h.name
-                ));
+                newer.push(format!("{what} {v}"));
             }
             behind |= m < (cluster.major, cluster.minor);
             off_target |= upstream(v) != target.to_string();
+        }
+        if !newer.is_empty() && !(h.name == cp.name && cluster > *target) {
+            refusals.push(format!(
+                "{}: {} newer than the inventory's {target}: downgrades are not supported; \
+                 set kubernetes_version to the version the cluster runs",
+                h.name,
+                newer.join(", ") + if newer.len() == 1 { " is" } else { " are" }
+            ));
         }
         off_target |= node_of(h).is_some_and(|n| n.annotations.contains_key(UPGRADING_ANNOTATION));
         // A package missing on a node (an upgrade interrupted while apt unpacked it).
