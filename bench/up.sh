@@ -10,13 +10,8 @@
 set -euo pipefail
 hosts=${1:-3}
 scale=${2:-1}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --workspace --quiet --manifest-path "$root/Cargo.toml"
-bin=$root/target/release
-dir=$(mktemp -d /tmp/bootstrap-bench.XXXXXX)
-trap '"$bin/testbed" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-
-"$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" >/dev/null
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 # The article's layout: the first host is the control plane (type=mysql, no taint), the
 # others workers (type=wordpress).
 jq -r --arg d "$dir" '
