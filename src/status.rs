@@ -221,11 +221,14 @@ fn drift(p: &Planned) -> Vec<Drift> {
                 .iter()
                 .map(|s| format!("{}: {} ({})", s.phase, s.description, s.reason))
                 .collect();
+            let mut upgrade_said = false;
             for s in report.cluster.iter().filter(|s| s.host == h.name) {
                 // A token and the final wait follow from other steps; a wait on its own
-                // (a node not Ready) is drift of its own.
+                // (a node not Ready) is drift of its own. An upgrade is said once per
+                // host, by its first step (its reason names the version that differs).
                 let consequence = s.phase == "join-token"
-                    || (s.phase == "ready" && p.cluster_plan.wait.is_none());
+                    || (s.phase == "ready" && p.cluster_plan.wait.is_none())
+                    || (s.phase == "upgrade" && std::mem::replace(&mut upgrade_said, true));
                 if !consequence {
                     differences.push(format!("{}: {} ({})", s.phase, s.step, s.reason));
                 }
