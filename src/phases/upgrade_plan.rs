@@ -273,7 +273,9 @@ pub fn plan(
             behind |= m < (cluster.major, cluster.minor);
             off_target |= upstream(v) != target.to_string();
         }
-        if !newer.is_empty() && !(h.name == cp.name && cluster > *target) {
+        // The first control plane's API server newer than the inventory was said above.
+        let said = h.name == cp.name && cluster > *target;
+        if !newer.is_empty() && !said {
             refusals.push(format!(
                 "{}: {} newer than the inventory's {target}: downgrades are not supported; \
                  set kubernetes_version to the version the cluster runs",
