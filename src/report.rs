@@ -316,6 +316,32 @@ impl Run {
         outcome
     }
 
+    /// Records that `command` was interrupted by `signal` (after the hosts from `rows`
+    /// and the commands in `steps`), and says so on `progress`.
+    pub fn interrupted(
+        &mut self,
+        command: &str,
+        progress: &crate::ui::Progress,
+        signal: &str,
+        abandoned: bool,
+        rows: &[SummaryRow],
+        steps: &[StepRecord],
+    ) -> Outcome {
+        let running = if abandoned {
+            "were abandoned"
+        } else {
+            "finished"
+        };
+        let message = format!(
+            "interrupted by {signal}: no new work was started; commands that were running \
+             {running} (run `bootstrap {command}` again to finish)"
+        );
+        progress.info(&message);
+        self.settle(rows, steps, true);
+        self.fail(Outcome::Interrupted, &message);
+        Outcome::Interrupted
+    }
+
     /// Passes every message through `clean` (the progress output's run-wide redaction,
     /// [`crate::ui::Progress::clean`]): the document shows no more than the terminal.
     pub fn redact(&mut self, clean: impl Fn(&str) -> String) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{kubectl_duration, ResetArgs};
 use crate::cluster::{self, Node};
-use crate::exit::{Interrupt, Outcome};
+use crate::exit::{self, Applied, Interrupt, Outcome};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::phases::{self, up::target, ClusterPlan, Ctx, Failure, HostFuture, Phase};
 use crate::plan::{self, HostPlan, PhasePlan};
@@ -296,35 +296,18 @@ async fn reset(
         parallelism,
         args.timeout,
     ));
-    let ok = tokio::select! {
-        ok = phases::apply(&ctx, RESET) => ok,
-        signal = interrupt.recv() => {
-            // Dropping the phase aborts its host tasks: nothing new starts.
-            let rows: Vec<SummaryRow> = ctx
-                .summary_rows()
-                .into_iter()
-                .map(|(h, role, r, t)| match r {
-                    // A selected host that did not fail did not finish its reset.
-                    HostResult::Unchanged | HostResult::Changed if selected.contains(&h) => {
-                        (h, role, HostResult::Skipped, t)
-                    }
-                    r => (h, role, r, t),
-                })
-                .collect();
-            progress.summary(&rows);
-            let message = format!(
-                "interrupted by {signal}: no new work was started; commands that were running \
-                 were abandoned (run `bootstrap reset` again to finish)"
-            );
-            progress.info(&message);
-            doc.settle(&rows, &ctx.log.steps(), true);
-            doc.fail(Outcome::Interrupted, &message);
-            return Ok(Outcome::Interrupted);
-        }
-    };
-    let rows = ctx.summary_rows();
+    let applied = exit::apply_until_interrupted(&ctx, RESET, &mut interrupt).await;
+    let rows = applied.rows(&ctx, RESET);
     progress.summary(&rows);
-    Ok(doc.finish(&rows, &ctx.log.steps(), ok))
+    let steps = ctx.log.steps();
+    if let Applied::Interrupted {
+        signal, abandoned, ..
+    } = applied
+    {
+        return Ok(doc.interrupted("reset", &progress, signal, abandoned, &rows, &steps));
+    }
+    let phases_ok = !matches!(applied, Applied::Failed { .. });
+    Ok(doc.finish(&rows, &steps, phases_ok))
 }
 
 /// Summary rows for the selected hosts (`result` of each), the others unchanged.

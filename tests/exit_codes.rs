@@ -275,15 +275,25 @@ fn wait_for_line(stderr: &mut BufReader<std::process::ChildStderr>, marker: &str
     }
 }
 
-#[test]
-fn sigint_stops_up_with_a_summary_and_exit_130() {
+/// Sends `signal` (a `kill` name) to `pid`.
+fn kill(signal: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// `up --output json` on two hosts whose apt-get takes `apt_seconds` longer per run,
+/// sent SIGINT while the runtime phase (apt-get) runs; with `then_term`, SIGTERM once
+/// it said it lets the running commands finish. What it printed and its exit status.
+fn interrupted_up(apt_seconds: f64, then_term: bool) -> (Testbed, Ran) {
     let tb = testbed(2, "root");
     let inv = inventory(&tb, &plain_decls(1));
-    // Package installs hang long enough to be interrupted in the middle of one.
     for h in ["node1", "node2"] {
         let slow = testbed::Fault::Slow {
             command: "apt-get".into(),
-            seconds: 120.0,
+            seconds: apt_seconds,
         };
         tb.fault(h, slow).unwrap();
     }
@@ -297,22 +307,16 @@ fn sigint_stops_up_with_a_summary_and_exit_130() {
         .spawn()
         .expect("run bootstrap");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut text = wait_for_line(&mut stderr, "] start on 2 host(s)");
-    // A phase of host work is running (connect and facts are done): interrupt it.
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = child.id().to_string();
-    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(kill.success());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    text += &rest;
+    let mut text = wait_for_line(&mut stderr, "[runtime] node2: ");
+    kill("INT", child.id());
+    if then_term {
+        text += &wait_for_line(&mut stderr, "send it again to abandon");
+        kill("TERM", child.id());
+    }
+    stderr.read_to_string(&mut text).unwrap();
     let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    out.read_to_string(&mut stdout).unwrap();
     let status = child.wait().unwrap();
     eprintln!("--- interrupted up exited {status:?}; stderr:\n{text}");
     let ran = Ran {
@@ -320,19 +324,57 @@ fn sigint_stops_up_with_a_summary_and_exit_130() {
         stdout,
         stderr: text,
     };
+    (tb, ran)
+}
+
+/// The steps of `host` in the document that ended `ok`.
+fn ok_steps(doc: &Value, host_name: &str) -> Vec<String> {
+    host(doc, host_name)["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["result"] == "ok")
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The first SIGINT lets the running phase's commands finish and starts nothing else;
+/// the summary is printed, every host (each had work left) is skipped, exit 130.
+#[test]
+fn sigint_lets_the_running_phase_finish_then_exits_130() {
+    let (_tb, ran) = interrupted_up(2.0, false);
     let doc = assert_outcome(&ran, 130, "interrupted");
     assert!(doc["error"]["host"].is_null());
     let message = doc["error"]["message"].as_str().unwrap();
     assert!(message.contains("SIGINT"), "{message}");
-    // The summary was printed, the unfinished hosts skipped, no later phase started.
-    assert!(ran.stderr.contains("HOST"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("interrupted by SIGINT"),
-        "{}",
-        ran.stderr
-    );
-    assert!(!ran.stderr.contains("[init] start"), "{}", ran.stderr);
-    for h in doc["hosts"].as_array().unwrap() {
-        assert_eq!(h["result"], "skipped", "{h:#}");
+    assert!(message.contains("running finished"), "{message}");
+    assert!(ran.stderr.contains("HOST"), "no summary:\n{}", ran.stderr);
+    assert!(!ran.stderr.contains("[packages] start"), "{}", ran.stderr);
+    for h in ["node1", "node2"] {
+        assert_eq!(host(&doc, h)["result"], "skipped");
+        // The runtime phase ran to its end: containerd restarted with its new config.
+        let done = ok_steps(&doc, h);
+        assert!(
+            done.iter().any(|s| s.starts_with("containerd-restart")),
+            "{h}: {done:#?}"
+        );
+    }
+}
+
+/// A second signal (GitHub's SIGTERM after SIGINT) abandons the running commands.
+#[test]
+fn a_second_signal_abandons_the_running_commands() {
+    let (_tb, ran) = interrupted_up(120.0, true);
+    let doc = assert_outcome(&ran, 130, "interrupted");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("were abandoned"), "{message}");
+    assert!(!ran.stderr.contains("[packages] start"), "{}", ran.stderr);
+    for h in ["node1", "node2"] {
+        assert_eq!(host(&doc, h)["result"], "skipped");
+        let done = ok_steps(&doc, h);
+        assert!(
+            !done.iter().any(|s| s.starts_with("docker-io")),
+            "{h}: {done:#?}"
+        );
     }
 }

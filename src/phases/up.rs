@@ -14,14 +14,14 @@ use super::{host_steps, ClusterPlan, Ctx, Failure};
 use crate::cli::UpArgs;
 use crate::cli::{kubectl_duration, MaxUnavailable};
 use crate::cluster;
-use crate::exit::{Interrupt, Outcome};
+use crate::exit::{self, Applied, Interrupt, Outcome};
 use crate::facts::{self, HostFacts};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::plan::{self, HostPlan};
 use crate::report;
 use crate::runlog::RunLog;
 use crate::ssh::{self, Connection, Target};
-use crate::ui::{HostResult, Progress, SummaryRow};
+use crate::ui::{HostResult, Progress};
 
 /// How a host's failure message starts when the plan refused it (a downgrade, a host of
 /// another cluster, ...): the report classifies it as `refused`.
@@ -142,7 +142,7 @@ async fn converge(
         p = connect_and_plan(inv.clone(), &progress, &log, parallelism, &args.upgrade) => p,
         signal = interrupt.recv() => {
             stop_early(&progress, &inv, &BTreeMap::new());
-            return Ok(interrupted(doc, &progress, &log, signal, &[]));
+            return Ok(doc.interrupted("up", &progress, signal, true, &[], &log.steps()));
         }
     };
     let Some(planned) = prepared else {
@@ -182,53 +182,23 @@ async fn converge(
         )
         .with_upgrade(args.upgrade.clone()),
     );
-    let ok = nothing
-        || tokio::select! {
-            ok = super::apply(&ctx, super::UP) => ok,
-            signal = interrupt.recv() => {
-                // Dropping the phase aborts its host tasks: nothing new starts.
-                let rows = unfinished_skipped(&ctx, ctx.summary_rows());
-                progress.summary(&rows);
-                return Ok(interrupted(doc, &progress, &ctx.log, signal, &rows));
-            }
-        };
-    let rows = ctx.summary_rows();
+    let applied = if nothing {
+        Applied::Done
+    } else {
+        exit::apply_until_interrupted(&ctx, super::UP, &mut interrupt).await
+    };
+    let rows = applied.rows(&ctx, super::UP);
     progress.summary(&rows);
+    if let Applied::Interrupted {
+        signal, abandoned, ..
+    } = applied
+    {
+        let steps = ctx.log.steps();
+        return Ok(doc.interrupted("up", &progress, signal, abandoned, &rows, &steps));
+    }
     doc.set_nodes(&final_nodes(&ctx).await);
-    Ok(doc.finish(&rows, &ctx.log.steps(), ok))
-}
-
-/// The summary rows of an interrupted run: every host that had work planned in any
-/// phase and did not fail did not finish it (`skipped`), whatever its finished phases
-/// changed.
-fn unfinished_skipped(ctx: &Ctx, rows: Vec<SummaryRow>) -> Vec<SummaryRow> {
-    let planned: std::collections::BTreeSet<String> =
-        super::UP.iter().flat_map(|p| (p.hosts)(ctx)).collect();
-    rows.into_iter()
-        .map(|(h, role, result, t)| match result {
-            HostResult::Failed(m) => (h, role, HostResult::Failed(m), t),
-            _ if planned.contains(&h) => (h, role, HostResult::Skipped, t),
-            r => (h, role, r, t),
-        })
-        .collect()
-}
-
-/// Records an interrupt by `signal` in the document (after the hosts from `rows`).
-fn interrupted(
-    doc: &mut report::Run,
-    progress: &Progress,
-    log: &RunLog,
-    signal: &str,
-    rows: &[SummaryRow],
-) -> Outcome {
-    let message = format!(
-        "interrupted by {signal}: no new work was started; commands that were running were \
-         abandoned (run `bootstrap up` again to finish)"
-    );
-    progress.info(&message);
-    doc.settle(rows, &log.steps(), true);
-    doc.fail(Outcome::Interrupted, &message);
-    Outcome::Interrupted
+    let phases_ok = !matches!(applied, Applied::Failed { .. });
+    Ok(doc.finish(&rows, &ctx.log.steps(), phases_ok))
 }
 
 /// The node objects at the end of the run, for the document; none when there is no
