@@ -5,26 +5,17 @@
 //! about real outcomes: files on the hosts, the kubelet unit, apt's holds, node objects
 //! read with kubectl on the control plane, and the hosts' audit logs.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use support::{exec, CALICO, KUBECTL, VERSION};
 use testbed::Testbed;
 
-const VERSION: &str = "1.34.2";
-const CALICO: &str = "v3.30.3";
-const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
-
 fn testbed(hosts: usize) -> Testbed {
-    testbed_as(hosts, "root")
-}
-
-fn testbed_as(hosts: usize, user: &str) -> Testbed {
-    Testbed::builder()
-        .hosts(hosts)
-        .user(user)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
+    support::testbed(hosts, "root")
 }
 
 /// An inventory of the testbed's hosts: the first a control plane, the others workers.
@@ -91,16 +82,6 @@ fn reset(tb: &Testbed, inv: &Path, args: &[&str], ci: bool) -> Run {
     let mut all = vec!["reset"];
     all.extend(args);
     bootstrap(&all, inv, &tb.dir().join("runs"), ci)
-}
-
-fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
-    let out = tb.exec(host, argv).unwrap();
-    assert!(
-        out.status.success(),
-        "{host}: {argv:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn exists(tb: &Testbed, host: &str, path: &str) -> bool {
@@ -334,7 +315,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
 
 #[test]
 fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
-    let tb = testbed_as(2, "ubuntu");
+    let tb = support::testbed(2, "ubuntu");
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
     assert!(first.ok, "up failed:\n{}", first.stderr);
