@@ -56,10 +56,18 @@ pub fn to_json<T: Serialize>(command: &str, exit_code: u8, body: &T) -> miette::
         .map_err(|e| miette::miette!("cannot write the {command} document as JSON: {e}"))
 }
 
-/// Prints the document on stdout, one line at the end of the run.
+/// Prints the document on stdout at the end of the run. A reader that went away
+/// (`| head`) is not an error: the exit status still tells the outcome.
 pub fn print<T: Serialize>(command: &str, exit_code: u8, body: &T) -> miette::Result<()> {
-    println!("{}", to_json(command, exit_code, body)?);
-    Ok(())
+    use std::io::Write;
+    let text = to_json(command, exit_code, body)? + "\n";
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(miette::miette!(
+            "cannot write the {command} document to standard output: {e}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// How `up` and `reset` end: the outcome (the exit status), the error that stopped the
