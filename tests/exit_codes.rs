@@ -284,30 +284,20 @@ fn kill(signal: &str, pid: u32) {
     assert!(sent.success());
 }
 
-/// `up --output json` on two hosts whose apt-get takes `apt_seconds` longer per run,
-/// sent SIGINT while the runtime phase (apt-get) runs; with `then_term`, SIGTERM once
-/// it said it lets the running commands finish. What it printed and its exit status.
-fn interrupted_up(apt_seconds: f64, then_term: bool) -> (Testbed, Ran) {
-    let tb = testbed(2, "root");
-    let inv = inventory(&tb, &plain_decls(1));
-    for h in ["node1", "node2"] {
-        let slow = testbed::Fault::Slow {
-            command: "apt-get".into(),
-            seconds: apt_seconds,
-        };
-        tb.fault(h, slow).unwrap();
-    }
-    let runs: PathBuf = tb.dir().join("runs");
+/// Runs `bootstrap ARGS --output json`, sends it SIGINT once a stderr line contains
+/// `marker`, and with `then_term` SIGTERM once it said it lets the running commands
+/// finish. What it printed and its exit status.
+fn interrupted(args: &[&str], marker: &str, then_term: bool) -> Ran {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["up", inv.to_str().unwrap(), "--output", "json", "--log-dir"])
-        .arg(&runs)
+        .args(args)
+        .args(["--output", "json"])
         .env("CI", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run bootstrap");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut text = wait_for_line(&mut stderr, "[runtime] node2: ");
+    let mut text = wait_for_line(&mut stderr, marker);
     kill("INT", child.id());
     if then_term {
         text += &wait_for_line(&mut stderr, "send it again to abandon");
@@ -318,12 +308,39 @@ fn interrupted_up(apt_seconds: f64, then_term: bool) -> (Testbed, Ran) {
     let mut out = child.stdout.take().unwrap();
     out.read_to_string(&mut stdout).unwrap();
     let status = child.wait().unwrap();
-    eprintln!("--- interrupted up exited {status:?}; stderr:\n{text}");
-    let ran = Ran {
+    eprintln!("--- interrupted {args:?} exited {status:?}; stderr:\n{text}");
+    Ran {
         code: status.code(),
         stdout,
         stderr: text,
-    };
+    }
+}
+
+/// Makes every run of `command` on `hosts` take `seconds` longer.
+fn slow(tb: &Testbed, hosts: &[&str], command: &str, seconds: f64) {
+    for h in hosts {
+        let fault = testbed::Fault::Slow {
+            command: command.into(),
+            seconds,
+        };
+        tb.fault(h, fault).unwrap();
+    }
+}
+
+/// `up` on two hosts whose apt-get takes `apt_seconds` longer per run, interrupted while
+/// the runtime phase (apt-get) runs.
+fn interrupted_up(apt_seconds: f64, then_term: bool) -> (Testbed, Ran) {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    slow(&tb, &["node1", "node2"], "apt-get", apt_seconds);
+    let runs: PathBuf = tb.dir().join("runs");
+    let args = [
+        "up",
+        inv.to_str().unwrap(),
+        "--log-dir",
+        runs.to_str().unwrap(),
+    ];
+    let ran = interrupted(&args, "[runtime] node2: ", then_term);
     (tb, ran)
 }
 
@@ -377,4 +394,40 @@ fn a_second_signal_abandons_the_running_commands() {
             "{h}: {done:#?}"
         );
     }
+}
+
+/// `reset` interrupted while it resets the worker: the worker's reset finishes, the
+/// control plane's does not start; exit 130 and the document says so.
+#[test]
+fn sigint_stops_reset_between_workers_and_control_planes() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    assert_eq!(up_json(&tb, &inv, "5m").code, Some(0));
+    slow(&tb, &["node2"], "kubeadm", 2.0);
+    let runs: PathBuf = tb.dir().join("runs");
+    let args = [
+        "reset",
+        inv.to_str().unwrap(),
+        "--yes",
+        "--log-dir",
+        runs.to_str().unwrap(),
+    ];
+    let ran = interrupted(&args, "[reset-workers] node2: ", false);
+    let doc = assert_outcome(&ran, 130, "interrupted");
+    assert_eq!(doc["schema"], "bootstrap/reset/v1");
+    assert!(
+        !ran.stderr.contains("[reset-control-planes] start"),
+        "{}",
+        ran.stderr
+    );
+    let joined = |h: &str| {
+        tb.exec(h, &["test", "-e", "/etc/kubernetes/kubelet.conf"])
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!joined("node2"), "node2's reset was let finish");
+    assert!(joined("node1"), "node1's reset was not started");
+    assert_eq!(host(&doc, "node1")["result"], "skipped");
+    assert_eq!(host(&doc, "node2")["result"], "changed");
 }
