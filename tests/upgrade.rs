@@ -851,17 +851,18 @@ fn interrupted_upgrade() -> (Cluster, Vec<String>, Vec<String>) {
     let c = Cluster::new(four_hosts());
     c.up_ok("1.33.2", &[]);
     // node3's apt-get takes 1.5 s longer (time to pull its plug while it unpacks the
-    // kubelet); node4's kubeadm 8 s, so it is drained after node3 (if at all).
+    // kubelet); node4's 4 s: its repository switch and kubeadm upgrade, which come before
+    // its drain, keep it waiting until after node3's.
     let slow_apt = Fault::Slow {
         command: "apt-get".into(),
         seconds: 1.5,
     };
-    let slow_kubeadm = Fault::Slow {
-        command: "kubeadm".into(),
-        seconds: 8.0,
+    let slower_apt = Fault::Slow {
+        command: "apt-get".into(),
+        seconds: 4.0,
     };
     c.tb.fault("node3", slow_apt.clone()).unwrap();
-    c.tb.fault("node4", slow_kubeadm.clone()).unwrap();
+    c.tb.fault("node4", slower_apt).unwrap();
     let specs = c.tb.node_spec_changes("node1").unwrap().len();
     let mark = c.tb.audit("node3").unwrap().len();
     let mut up = spawn_up(&c, "1.34.2", &[]);
@@ -887,8 +888,7 @@ fn interrupted_upgrade() -> (Cluster, Vec<String>, Vec<String>) {
         "done {done:?}, waiting {waiting:?}"
     );
     c.tb.clear_fault("node3", &slow_apt.file_name()).unwrap();
-    c.tb.clear_fault("node4", &slow_kubeadm.file_name())
-        .unwrap();
+    c.tb.clear_fault("node4", &slow_apt.file_name()).unwrap();
     c.tb.start("node3").unwrap();
     (c, done, waiting)
 }
