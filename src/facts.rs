@@ -176,6 +176,10 @@ pub struct Kubernetes {
     /// there is no manifest or its image has no version tag.
     #[serde(default)]
     pub apiserver_version: Option<String>,
+    /// The version of the kube-proxy DaemonSet's image ("1.34.2"), which `kubeadm upgrade
+    /// apply` updates last: None when there is no admin.conf, no answer or no DaemonSet.
+    #[serde(default)]
+    pub kube_proxy_version: Option<String>,
 }
 
 /// "registry.k8s.io/kube-apiserver:v1.34.2" -> "1.34.2" (a tag that is a version).
@@ -379,6 +383,7 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                         .filter(|v| !v.is_empty())
                         .map(|v| v.to_string()),
                     apiserver_version: kv.get("apiserver_image").and_then(|i| image_version(i)),
+                    kube_proxy_version: kv.get("kube_proxy_image").and_then(|i| image_version(i)),
                 };
             }
             "file" => {

@@ -205,6 +205,8 @@ pub struct PlannedStep {
     pub output_secret: bool,
     /// The node must be drained before this step (see `drain` in docs/playbooks.md).
     pub drain: bool,
+    /// Part of the node's upgrade window (see `window` in docs/playbooks.md).
+    pub window: bool,
     /// Serialized with secrets redacted.
     #[serde(serialize_with = "serialize_command")]
     pub command: RemoteCommand,
@@ -339,6 +341,7 @@ fn plan_into(playbook: &str, vars: &mut Vars) -> Result<Vec<PlannedStep>, Playbo
             reason,
             output_secret: step.output_secret,
             drain: step.drain,
+            window: step.window,
             command: catalog.render(playbook, &step.name, &ctx)?,
         });
         vars.planned.push(step.name.clone());

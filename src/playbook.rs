@@ -87,6 +87,10 @@ pub struct Step {
     /// node must be drained before it runs and uncordoned once it is Ready again.
     #[serde(default)]
     pub drain: bool,
+    /// The step belongs to the node's upgrade window: from the first such step (or its
+    /// drain) on, a node's steps run while it counts against `--max-unavailable`.
+    #[serde(default)]
+    pub window: bool,
 }
 
 fn default_root() -> bool {

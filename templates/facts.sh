@@ -72,6 +72,11 @@ echo "root_kubeconfig_current=$(yn cmp -s /etc/kubernetes/admin.conf /root/.kube
 # The control plane's version as kubeadm last wrote it (init or upgrade apply): the tag of
 # the API server's image in its static Pod manifest. Readable while the API server is down.
 echo "apiserver_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*//p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1)"
+# `kubeadm upgrade apply` rewrites the static Pod manifests first and the kube-proxy
+# add-on last: its image tells whether the last apply finished (the API server answers).
+if [ -s /etc/kubernetes/admin.conf ] && command -v kubectl >/dev/null 2>&1; then
+  echo "kube_proxy_image=$(kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=10s -n kube-system get daemonset kube-proxy -o 'jsonpath={.spec.template.spec.containers[0].image}' 2>/dev/null)"
+fi
 if command -v kubeadm >/dev/null 2>&1; then
   echo "kubeadm_version=$(kubeadm version -o short 2>/dev/null)"
 fi

@@ -2,11 +2,12 @@
 //! kubeadm's upgrade guide does (reference §8), hop by hop (one minor at a time).
 //!
 //! In each hop the control planes go first, one at a time (the first one runs `kubeadm
-//! upgrade apply`, which moves the cluster), then the workers. A worker's steps up to its
-//! drain (repository, kubeadm, `kubeadm upgrade node`) disturb nothing, so all workers do
-//! them at once (bounded by `--parallelism`); from the drain to the uncordon at most
-//! `--max-unavailable` workers are out of service, and the next one is drained only when
-//! one is back, so the cap holds at every moment, not per batch. Each node's steps are planned again
+//! upgrade apply`, which moves the cluster), then the workers. A worker's steps before its
+//! upgrade window (repository, kubeadm package) disturb nothing, so all workers do them
+//! at once (bounded by `--parallelism`); from `kubeadm upgrade node` through the drain to
+//! the uncordon at most `--max-unavailable` workers are in their window, and the next one
+//! starts only when one is back, so the cap holds at every moment, not per batch. Each
+//! node's steps are planned again
 //! right before it is worked on, from fresh facts and its fresh node object
 //! ([`upgrade_plan::node_steps`]): a node an earlier, interrupted run already finished
 //! plans nothing and is not touched; a half-done one resumes at its first missing step.
@@ -108,10 +109,10 @@ async fn rollout(ctx: Arc<Ctx>, hosts: Vec<String>) -> bool {
     ok
 }
 
-/// One hop for the workers. Their steps up to the drain run on all of them at once
-/// (bounded by `--parallelism`); from the drain on at most `max_unavailable` at once,
-/// and after a failure no new drain starts. Returns false if any failed or was left out
-/// (reported already).
+/// One hop for the workers. Their steps before the upgrade window run on all of them at
+/// once (bounded by `--parallelism`); the windows are entered in inventory order, at most
+/// `max_unavailable` at once, and after a failure no new one starts. Returns false if any
+/// failed or was left out (reported already).
 async fn upgrade_workers(
     ctx: &Arc<Ctx>,
     workers: &[String],
@@ -122,22 +123,32 @@ async fn upgrade_workers(
     let slots = Arc::new(tokio::sync::Semaphore::new(max_unavailable.max(1)));
     let prepares = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism));
     let stop = Arc::new(AtomicBool::new(false));
+    let turns = Turns::new(workers.len());
     let mut tasks = tokio::task::JoinSet::new();
-    for w in workers {
+    for (i, w) in workers.iter().enumerate() {
         let (ctx, w, version) = (Arc::clone(ctx), w.clone(), version.to_string());
         let (slots, prepares, stop) =
             (Arc::clone(&slots), Arc::clone(&prepares), Arc::clone(&stop));
+        let turns = Arc::clone(&turns);
         tasks.spawn(async move {
             let started = Instant::now();
+            // Passed on every path (also early returns): later workers wait for it.
+            let pass = Pass(Arc::clone(&turns), i);
             let permit = prepares.acquire_owned().await.expect("semaphore closed");
+            if stop.load(Ordering::SeqCst) {
+                return (w, Outcome::LeftOut(false), started.elapsed());
+            }
             let prepared = prepare(&ctx, &w, &version).await;
             drop(permit);
             let outcome = match prepared {
                 Err(f) => Outcome::Failed(false, f),
-                Ok(work) if work.disruptive.is_empty() => Outcome::Done(work.changed),
+                Ok(work) if work.window.is_empty() => Outcome::Done(work.changed),
                 Ok(work) => {
-                    // Out of service from here: wait for a slot; nothing new after a failure.
+                    // Out of service from here: in inventory order, wait for a slot;
+                    // nothing new after a failure.
+                    turns.wait(i).await;
                     let _slot = slots.acquire_owned().await.expect("semaphore closed");
+                    drop(pass);
                     if stop.load(Ordering::SeqCst) {
                         Outcome::LeftOut(work.changed)
                     } else {
@@ -180,6 +191,46 @@ async fn upgrade_workers(
     ok
 }
 
+/// Lets workers enter their upgrade windows in inventory order, whatever order their
+/// preparations finish in: worker i waits until every worker before it took its slot or
+/// needs none (failed, nothing to do, left out).
+struct Turns {
+    passed: std::sync::Mutex<Vec<bool>>,
+    /// How many workers from the first on have passed.
+    next: tokio::sync::watch::Sender<usize>,
+}
+
+impl Turns {
+    fn new(workers: usize) -> Arc<Turns> {
+        Arc::new(Turns {
+            passed: std::sync::Mutex::new(vec![false; workers]),
+            next: tokio::sync::watch::channel(0).0,
+        })
+    }
+
+    async fn wait(&self, i: usize) {
+        let mut next = self.next.subscribe();
+        // The sender lives in self, so the channel cannot close while we wait.
+        let _ = next.wait_for(|n| *n >= i).await;
+    }
+
+    fn pass(&self, i: usize) {
+        let mut passed = self.passed.lock().unwrap_or_else(|e| e.into_inner());
+        passed[i] = true;
+        let next = passed.iter().take_while(|p| **p).count();
+        self.next.send_replace(next);
+    }
+}
+
+/// Worker i's turn, passed when dropped.
+struct Pass(Arc<Turns>, usize);
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        self.0.pass(self.1);
+    }
+}
+
 /// How one worker's hop ended (the bool: whether anything changed on it).
 enum Outcome {
     Done(bool),
@@ -195,17 +246,19 @@ async fn upgrade_node(ctx: &Ctx, host: &str, hop: &str) -> Result<(bool, String)
     finish(ctx, host, work).await
 }
 
-/// A node's upgrade after [`prepare`]: what is left from its drain on.
+/// A node's upgrade after [`prepare`]: what is left from its upgrade window on.
 struct Prepared {
     changed: bool,
     /// The exact version it moves to.
     version: String,
-    /// From the drain (or a leftover uncordon) to the end; empty if none is needed.
-    disruptive: Vec<PlannedStep>,
+    /// From the window's first step (`kubeadm upgrade node`, or the drain, or a leftover
+    /// wait and uncordon) to the end; empty if none is needed.
+    window: Vec<PlannedStep>,
 }
 
-/// Runs the node's steps up to its drain: the repository, kubeadm, `kubeadm upgrade
-/// apply|node`. None of them disturbs the node's workloads.
+/// Runs the node's steps before its upgrade window: the repository and the kubeadm
+/// package (and on the first control plane `kubeadm upgrade plan|apply`). None of them
+/// disturbs the node's workloads.
 async fn prepare(ctx: &Ctx, host: &str, hop: &str) -> Result<Prepared, Failure> {
     let timeouts = Timeouts {
         drain: kubectl_duration(ctx.upgrade.drain_timeout),
@@ -245,24 +298,20 @@ async fn prepare(ctx: &Ctx, host: &str, hop: &str) -> Result<Prepared, Failure> 
             steps.len()
         ));
     }
-    let first_disruptive = steps
-        .iter()
-        .position(upgrade_plan::runs_on_control_plane)
-        .unwrap_or(steps.len());
-    let disruptive = steps.split_off(first_disruptive);
+    let window = steps.split_off(upgrade_plan::window_start(&steps));
     for s in &steps {
         run_step(ctx, host, s).await?;
     }
     Ok(Prepared {
         changed: changed || !steps.is_empty(),
         version,
-        disruptive,
+        window,
     })
 }
 
 /// Runs the rest of a prepared node: drain, kubelet, restart, wait, uncordon.
 async fn finish(ctx: &Ctx, host: &str, work: Prepared) -> Result<(bool, String), Failure> {
-    let steps = &work.disruptive;
+    let steps = &work.window;
     for s in steps {
         if let Err(f) = run_step(ctx, host, s).await {
             if s.step == "drain" {
@@ -326,4 +375,31 @@ async fn read_node(ctx: &Ctx, host: &str) -> Result<Option<Node>, Failure> {
         .await?;
     let nodes = cluster::parse_nodes(&out.stdout).map_err(|e| Failure::new(step, e.to_string()))?;
     Ok(nodes.into_iter().find(|n| n.name == host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn turns_follow_the_inventory_order_whatever_finishes_first() {
+        let turns = Turns::new(3);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        // Worker 2 is ready first, worker 0 last; worker 1 needs no window.
+        for (i, delay, window) in [(0, 30, true), (1, 10, false), (2, 0, true)] {
+            let (turns, order) = (Arc::clone(&turns), Arc::clone(&order));
+            tasks.spawn(async move {
+                let pass = Pass(Arc::clone(&turns), i);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if window {
+                    turns.wait(i).await;
+                    order.lock().unwrap().push(i);
+                }
+                drop(pass);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        assert_eq!(*order.lock().unwrap(), [0, 2]);
+    }
 }

@@ -142,8 +142,16 @@ pub fn node_steps(
     let node_version = node
         .map(|n| n.kubelet_version.clone())
         .filter(|v| !v.is_empty());
-    let upgrade = plan::plan_playbook(UPGRADE, &vars.clone().with("node_version", node_version))?;
+    let upgrade = plan::plan_playbook(
+        UPGRADE,
+        &vars.clone().with("node_version", node_version).with(
+            "control_plane_version",
+            control_plane_version(facts).map(|v| v.to_string()),
+        ),
+    )?;
     let cordoned_by_us = node.is_some_and(|n| n.annotations.contains_key(UPGRADING_ANNOTATION));
+    // Somebody else's cordon: drained like any node, but left cordoned afterwards.
+    let keep_cordoned = !cordoned_by_us && node.is_some_and(|n| n.unschedulable);
     let drains = upgrade.iter().any(|s| s.drain);
     if !drains && !cordoned_by_us {
         return Ok((repo, upgrade));
@@ -152,7 +160,8 @@ pub fn node_steps(
         .with("node", &host.name)
         .with("node_target", format!("v{hop}"))
         .with("drain_timeout", &timeouts.drain)
-        .with("wait_timeout", &timeouts.wait);
+        .with("wait_timeout", &timeouts.wait)
+        .with("keep_cordoned", keep_cordoned);
     let m = plan::plan_playbook(MAINTENANCE, &maintenance)?;
     let pick = |name: &str| m.iter().find(|s| s.step == name).cloned();
     let mut steps = Vec::new();
@@ -164,11 +173,35 @@ pub fn node_steps(
         }
         steps.push(s);
     }
-    if drained {
-        steps.extend(pick("wait-node"));
+    // Back in service only at the new version and Ready (also when an interrupted run
+    // left the node cordoned: its kubelet may still be starting).
+    steps.extend(pick("wait-node"));
+    if !keep_cordoned {
+        steps.extend(pick("uncordon"));
     }
-    steps.extend(pick("uncordon"));
     Ok((repo, steps))
+}
+
+/// Where a node's upgrade window starts: its first step that counts against
+/// `--max-unavailable` (a `window` step, or the drain and what follows it). The steps
+/// before it disturb nothing and run on all workers at once.
+pub fn window_start(steps: &[PlannedStep]) -> usize {
+    steps
+        .iter()
+        .position(|s| s.window || runs_on_control_plane(s))
+        .unwrap_or(steps.len())
+}
+
+/// The control plane's version as far as `kubeadm upgrade apply` got: the older of the
+/// API server's (its manifest, written first) and kube-proxy's (the add-on, updated
+/// last). None when the host has no API server manifest.
+pub fn control_plane_version(facts: &HostFacts) -> Option<Version> {
+    let parse = |v: &Option<String>| v.as_deref().and_then(|v| Version::parse(v).ok());
+    let apiserver = parse(&facts.kubernetes.apiserver_version)?;
+    Some(match parse(&facts.kubernetes.kube_proxy_version) {
+        Some(proxy) if proxy < apiserver => proxy,
+        _ => apiserver,
+    })
 }
 
 /// The node-maintenance steps run on the first control plane, the rest on the node.
@@ -241,11 +274,7 @@ pub fn plan(
     let Some(cp) = inv.hosts.iter().find(|h| h.role == Role::ControlPlane) else {
         return Ok(None);
     };
-    let Some(cluster) = facts
-        .get(&cp.name)
-        .and_then(|f| f.kubernetes.apiserver_version.as_deref())
-        .and_then(|v| Version::parse(v).ok())
-    else {
+    let Some(cluster) = facts.get(&cp.name).and_then(control_plane_version) else {
         return Ok(None);
     };
     let target = &inv.cluster.kubernetes_version;
@@ -269,6 +298,13 @@ pub fn plan(
             let Some(m) = minor_of(v) else { continue };
             if m > target_minor {
                 newer.push(format!("{what} {v}"));
+            } else if what.contains("kubelet") && m > (cluster.major, cluster.minor) {
+                refusals.push(format!(
+                    "{}: {what} {v} is newer than the control plane's {cluster}: a kubelet must \
+                     never be newer than the API server (version skew policy); put it back to \
+                     {}.{} by hand first",
+                    h.name, cluster.major, cluster.minor
+                ));
             }
             behind |= m < (cluster.major, cluster.minor);
             off_target |= upstream(v) != target.to_string();
@@ -291,6 +327,23 @@ pub fn plan(
                 .get(*p)
                 .is_some_and(|pkg| pkg.installed)
         });
+    }
+    // Nodes the inventory does not manage are never upgraded; kubeadm refuses to move the
+    // control plane more than 3 minors ahead of any kubelet.
+    for n in nodes
+        .iter()
+        .filter(|n| !inv.hosts.iter().any(|h| h.name == n.name))
+    {
+        if let Some((major, minor)) = minor_of(&n.kubelet_version) {
+            if major == target.major && minor + 3 < target.minor {
+                refusals.push(format!(
+                    "{}: node {} (not in the inventory) runs kubelet {}, more than 3 minors \
+                     behind {target}: kubeadm would refuse the upgrade; upgrade or remove that \
+                     node first",
+                    cp.name, n.name, n.kubelet_version
+                ));
+            }
+        }
     }
     if !refusals.is_empty() {
         return Err(refusals);
@@ -530,6 +583,56 @@ mod tests {
     }
 
     #[test]
+    fn someone_else_s_cordon_is_kept_and_an_unfinished_apply_is_run_again() {
+        let (mut facts, mut nodes) = cluster_at("1.33.5", "1.33.5");
+        nodes[1].unschedulable = true;
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        let w = &p.steps[0][1];
+        assert!(!step_names(w).contains(&"uncordon"), "{p}");
+        let drain = &w
+            .steps
+            .iter()
+            .find(|s| s.step == "drain")
+            .unwrap()
+            .command
+            .script;
+        assert!(!drain.contains("annotate"), "{drain}");
+        // Workers: repository and kubeadm before the window, `kubeadm upgrade node` opens it.
+        assert_eq!(step_names(w)[window_start(&w.steps)], "upgrade-node");
+
+        // The API server is at 1.34.2 but kube-proxy is not: apply did not finish.
+        let cp = facts.get_mut("master").unwrap();
+        cp.kubernetes.apiserver_version = Some("1.34.2".into());
+        cp.kubernetes.kube_proxy_version = Some("1.33.5".into());
+        let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.from, "1.33.5");
+        assert!(step_names(&p.steps[0][0]).contains(&"upgrade-apply"), "{p}");
+    }
+
+    #[test]
+    fn skew_violations_are_refused() {
+        // A kubelet newer than the API server (put there by hand).
+        let (facts, nodes) = cluster_at("1.32.4", "1.33.1");
+        let errs = plan(&inv(), &facts, &nodes, 1, &timeouts()).unwrap_err();
+        assert!(
+            errs[0].contains("newer than the control plane's 1.32.4"),
+            "{errs:?}"
+        );
+        // A node outside the inventory too old for the target.
+        let (facts, mut nodes) = cluster_at("1.33.5", "1.33.5");
+        nodes.push(node_at("old", "1.30.4"));
+        let errs = plan(&inv(), &facts, &nodes, 1, &timeouts()).unwrap_err();
+        assert!(
+            errs[0].contains("node old (not in the inventory)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn downgrades_are_refused() {
         let (facts, nodes) = cluster_at("1.35.1", "1.35.1");
         let errs = plan(&inv(), &facts, &nodes, 1, &timeouts()).unwrap_err();
@@ -568,7 +671,7 @@ mod tests {
         let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
             .unwrap()
             .unwrap();
-        assert_eq!(step_names(&p.steps[0][1]), ["uncordon"]);
+        assert_eq!(step_names(&p.steps[0][1]), ["wait-node", "uncordon"]);
         // Cordoned by somebody else: left alone.
         nodes[1].annotations.clear();
         assert!(plan(&inv(), &facts, &nodes, 1, &timeouts())
