@@ -117,14 +117,18 @@ fn the_environment_names_the_inventory() {
     assert!(stdout.starts_with("inventory.example: OK"), "{stdout}");
 }
 
-/// `plan`'s BOOTSTRAP_OUTPUT must not leak into `up`, whose --output needs --dry-run.
+/// BOOTSTRAP_OUTPUT=json is `up`'s too (no --dry-run needed): even a run that cannot read
+/// its inventory prints its one JSON document, and the message stays on stderr.
 #[test]
-fn plan_output_variable_leaves_up_alone() {
-    let (out, _, stderr) =
+fn the_output_variable_makes_up_print_json() {
+    let (out, stdout, stderr) =
         run(bootstrap(&["up", "/nonexistent/inventory.yaml"]).env("BOOTSTRAP_OUTPUT", "json"));
     assert!(!stderr.contains("--dry-run"), "{stderr}");
     assert!(stderr.contains("cannot read the inventory"), "{stderr}");
     assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(doc["schema"], "bootstrap/up/v1");
+    assert_eq!(doc["exit_code"], 1);
 }
 
 #[test]
