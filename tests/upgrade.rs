@@ -925,7 +925,6 @@ fn an_interrupted_upgrade_resumes_without_redoing_finished_nodes() {
 
 /// After the same interruption, `plan` lists exactly what the resuming `up` runs.
 #[test]
-#[ignore = "product: plan after an interrupted upgrade lists steps up does not run (T-findings.md 3)"]
 fn plan_of_an_interrupted_upgrade_is_what_up_resumes() {
     let (c, _, _) = interrupted_upgrade();
     let plan = c.bootstrap("plan", "1.34.2", &["--output", "json"]);
@@ -967,14 +966,13 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
         "--selector=app=solo",
         "--min-available=1",
     ]);
-    // node2 and node4 get ready for their drain after node3 took the only slot.
+    // node4's repository switch and kubeadm (before its drain in the reference order)
+    // take 3 s longer each: it is still waiting when node3's drain gives up.
     let slow = Fault::Slow {
-        command: "kubeadm".into(),
+        command: "apt-get".into(),
         seconds: 3.0,
     };
-    for n in ["node2", "node4"] {
-        c.tb.fault(n, slow.clone()).unwrap();
-    }
+    c.tb.fault("node4", slow.clone()).unwrap();
 
     let specs = c.tb.node_spec_changes("node1").unwrap().len();
     let marks = c.marks();
@@ -1022,12 +1020,9 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
     ]);
     assert_eq!(solo, "node3 Running", "the protected pod was evicted");
     let (done, waiting) = split_after_failure(&c, specs, "node3", "1.34.2", "1.33.2");
-    assert_eq!(
-        (done, waiting),
-        (
-            vec!["node1".to_string()],
-            vec!["node2".to_string(), "node4".to_string()]
-        )
+    assert!(
+        done.contains(&"node1".to_string()) && waiting.contains(&"node4".to_string()),
+        "done {done:?}, waiting {waiting:?}"
     );
     let events = timeline(&c.since(&marks));
     let forced: Vec<Event> = events
@@ -1042,15 +1037,16 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
         .collect();
     assert!(forced.is_empty(), "{:#?}", shown(&forced));
 
-    // The budget goes: the next run finishes, without touching node1 again.
+    // The budget goes: the next run finishes, without touching the finished nodes.
     c.kubectl(&["delete", "pdb", "solo"]);
-    for n in ["node2", "node4"] {
-        c.tb.clear_fault(n, &slow.file_name()).unwrap();
-    }
+    c.tb.clear_fault("node4", &slow.file_name()).unwrap();
     let marks = c.marks();
     c.up_ok("1.34.2", &[]);
-    let touched = touching(&timeline(&c.since(&marks)), "node1");
-    assert!(touched.is_empty(), "{:#?}", shown(&touched));
+    let events = timeline(&c.since(&marks));
+    for n in &done {
+        let touched = touching(&events, n);
+        assert!(touched.is_empty(), "{n}: {:#?}", shown(&touched));
+    }
     c.assert_all_at("1.34.2");
 }
 
