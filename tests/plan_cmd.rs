@@ -8,7 +8,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use testbed::{Os, Testbed};
@@ -60,32 +59,13 @@ fn json(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`.
-fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .arg(inv)
-        .arg("--log-dir")
-        .arg(tb.dir().join("runs"))
-        .env("CI", "1")
-        .output()
-        .expect("run bootstrap");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{}",
-        run.code, run.stderr
-    );
-    run
+fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> support::Ran {
+    let inv = inv.display().to_string();
+    let runs = tb.dir().join("runs").display().to_string();
+    let mut all = args.to_vec();
+    all.extend([inv.as_str(), "--log-dir", runs.as_str()]);
+    support::run_bootstrap(&all)
 }
 
 /// `plan --output json`: the exit code and the parsed, schema-checked document.
