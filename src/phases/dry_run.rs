@@ -17,11 +17,10 @@ use serde::Serialize;
 use super::cluster_plan::{ClusterPlan, ClusterView};
 use super::up::{self, Planned};
 use crate::cli::{Command, OutputFormat, PlanArgs};
-use crate::exit::Outcome;
 use crate::cluster::NodeChange;
+use crate::exit::Outcome;
 use crate::inventory::{self, Inventory};
 use crate::plan::HostPlan;
-
 
 /// The plan arguments if the command is `plan` or `up --dry-run`.
 pub fn requested(command: &Command) -> Option<PlanArgs> {
