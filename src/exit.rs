@@ -231,7 +231,9 @@ impl Applied {
         ctx.summary_rows()
             .into_iter()
             .map(|(host, role, result, t)| match result {
-                HostResult::Failed(_) => (host, role, result, t),
+                // A host that changed stays `changed` (the outcome says the run did not
+                // finish); only one that changed nothing and still had work is skipped.
+                HostResult::Failed(_) | HostResult::Changed => (host, role, result, t),
                 _ if skipped.contains(&host) => (host, role, HostResult::Skipped, t),
                 _ => (host, role, result, t),
             })

@@ -446,13 +446,13 @@ impl Ctx {
             elapsed: Duration::ZERO,
         });
         entry.elapsed += elapsed;
-        // Failed and Skipped stick; Changed beats Unchanged.
+        // Failed sticks; then Changed (something on the host changed, even if later
+        // work was not reached), then Skipped (work pending, nothing changed), Unchanged.
         entry.result = match (&entry.result, result) {
             (HostResult::Failed(m), _) => HostResult::Failed(m.clone()),
             (_, HostResult::Failed(m)) => HostResult::Failed(m),
-            (HostResult::Skipped, _) => HostResult::Skipped,
-            (_, HostResult::Skipped) => HostResult::Skipped,
-            (HostResult::Changed, _) => HostResult::Changed,
+            (HostResult::Changed, _) | (_, HostResult::Changed) => HostResult::Changed,
+            (HostResult::Skipped, _) | (_, HostResult::Skipped) => HostResult::Skipped,
             (_, r) => r,
         };
     }
