@@ -146,7 +146,9 @@ pub fn node_steps(
         UPGRADE,
         &vars.clone().with("node_version", node_version).with(
             "control_plane_version",
-            control_plane_version(facts).map(|v| v.to_string()),
+            control_plane_version(facts)
+                .map(|v| v.to_string())
+                .or_else(|| facts.kubernetes.apiserver_version.clone()),
         ),
     )?;
     let cordoned_by_us = node.is_some_and(|n| n.annotations.contains_key(UPGRADING_ANNOTATION));
@@ -363,10 +365,17 @@ pub fn plan(
         return Ok(None);
     }
     let mut steps = Vec::new();
-    for hop in &hops {
+    for (i, hop) in hops.iter().enumerate() {
         let mut per_node = Vec::new();
         for h in &hosts {
-            let (repo, rest) = node_steps(inv, h, &facts[&h.name], node_of(h), hop, timeouts)
+            // Later hops start where the one before left the node: plan them from the
+            // facts it will have then, so their reasons name the right versions.
+            let (f, n) = match i.checked_sub(1).map(|p| &hops[p]) {
+                None => (facts[&h.name].clone(), node_of(h).cloned()),
+                Some(prev) => predicted(inv, h, &facts[&h.name], node_of(h), prev)
+                    .map_err(|e| vec![format!("{}: {e}", h.name)])?,
+            };
+            let (repo, rest) = node_steps(inv, h, &f, n.as_ref(), hop, timeouts)
                 .map_err(|e| vec![format!("{}: {e}", h.name)])?;
             per_node.push(NodeSteps {
                 host: h.name.clone(),
@@ -382,6 +391,45 @@ pub fn plan(
         steps,
         max_unavailable,
     }))
+}
+
+/// A node's facts and node object as a finished hop to `hop` leaves them (packages,
+/// repository, control-plane and kubelet versions at `hop`), for planning the next hop.
+/// `hop` may be a minor ("1.33"): then the versions read "1.33.x".
+fn predicted(
+    inv: &Inventory,
+    host: &Host,
+    facts: &HostFacts,
+    node: Option<&Node>,
+    hop: &str,
+) -> Result<(HostFacts, Option<Node>), PlaybookError> {
+    let version = if hop.matches('.').count() == 1 {
+        format!("{hop}.x")
+    } else {
+        hop.to_string()
+    };
+    let mut f = facts.clone();
+    for p in ["kubelet", "kubeadm", "kubectl"] {
+        if let Some(pkg) = f.packages.get_mut(p) {
+            pkg.version = version.clone();
+        }
+    }
+    let mut vars = Vars::new(inv, host, Some(facts));
+    vars.cluster = vars.cluster.at(hop);
+    f.apt.kubernetes_repo_minor = Some(vars.cluster.minor.clone());
+    f.apt.kubeadm_versions = vec![version.clone()];
+    let list = crate::playbook::render_template("kubernetes.list.j2", &vars)?;
+    f.files
+        .insert("/etc/apt/sources.list.d/kubernetes.list".into(), Some(list));
+    if f.kubernetes.apiserver_version.is_some() {
+        f.kubernetes.apiserver_version = Some(version.clone());
+        f.kubernetes.kube_proxy_version = Some(version.clone());
+    }
+    let node = node.cloned().map(|mut n| {
+        n.kubelet_version = format!("v{version}");
+        n
+    });
+    Ok((f, node))
 }
 
 /// The newest patch of `minor` ("1.33") among apt's kubeadm versions ("1.33.7-1.1").
@@ -569,6 +617,19 @@ mod tests {
             p.to_string().contains("via 1.33 (newest patch) -> 1.34.2"),
             "{p}"
         );
+        // The second hop is planned from where the first leaves the nodes.
+        let text = p.to_string();
+        assert!(
+            text.contains(
+                "upgrade 1.34.2: master: kubeadm upgrade apply v1.34.2 (the control plane runs 1.33.x,"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("the repository changes from v1.33 to v1.34"),
+            "{text}"
+        );
+        assert!(!text.contains("from v1.32 to v1.34"), "{text}");
         // A worker an interrupted run left at the previous minor catches up first.
         let (facts, nodes) = cluster_at("1.33.5", "1.32.4");
         let p = plan(&inv(), &facts, &nodes, 1, &timeouts())
