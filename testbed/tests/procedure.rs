@@ -338,6 +338,61 @@ fn three_hosts_by_hand_then_the_article_scenario() {
         "{}",
         svc.stdout
     );
+
+    // Drain waits for the evicted pods to be gone (drain.go's waitForDelete) before it
+    // prints `pod/P evicted`; nothing is left Terminating on the node.
+    let on_node2 = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["spec"]["nodeName"] == "node2")
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .expect("a wordpress pod on node2");
+    ssh(
+        &tb,
+        cp,
+        "root",
+        "kubectl drain node2 --ignore-daemonsets --delete-emptydir-data --timeout=60s",
+    )
+    .expect(
+        "drain node2",
+        0,
+        &[
+            &format!("evicting pod default/{on_node2}"),
+            &format!("pod/{on_node2} evicted"),
+            "node/node2 drained",
+        ],
+    );
+    let left = ssh_ok(
+        &tb,
+        cp,
+        "root",
+        "kubectl get pods -o jsonpath='{.items[*].spec.nodeName}'",
+    );
+    assert!(!left.stdout.contains("node2"), "{}", left.stdout);
+    ssh_ok(&tb, cp, "root", "kubectl uncordon node2");
+
+    // A node whose kubelet is gone never confirms the termination: the evicted pods stay
+    // Terminating and drain's --timeout ends the wait with kubectl's error.
+    ssh_ok(&tb, "node3", "root", "systemctl stop kubelet");
+    ssh(
+        &tb,
+        cp,
+        "root",
+        "kubectl wait --for=condition=Ready=Unknown node/node3 --timeout=60s && \
+         kubectl drain node3 --ignore-daemonsets --delete-emptydir-data --timeout=1s",
+    )
+    .expect(
+        "drain of a node whose kubelet is stopped",
+        1,
+        &[
+            "node/node3 condition met",
+            "evicting pod default/wordpress-",
+            "error when waiting for pod \"wordpress-",
+            "\" in namespace \"default\" to terminate: global timeout reached: 1s",
+            "There are pending nodes to be drained:",
+        ],
+    );
 }
 
 /// The same procedure as the `ubuntu` user, every privileged step through sudo (as the

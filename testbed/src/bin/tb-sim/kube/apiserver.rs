@@ -409,7 +409,7 @@ fn handle(s: &Shared, req: Request) -> Response {
             certificate_key.as_deref(),
             now,
         ),
-        Op::Call { name, args } => call(&mut st, &identity, &name, &args, now),
+        Op::Call { name, args } => call(&mut st, &identity, &name, &args, now, &s.timing),
     };
     if let (Some(w), Some(log)) = (node_spec, &s.node_spec_log) {
         w.record(&st, &identity, now, log);
@@ -901,7 +901,14 @@ pub fn version_info(v: &str) -> Value {
         "goVersion": "go1.24.9", "compiler": "gc", "platform": "linux/amd64"})
 }
 
-fn call(st: &mut ClusterState, identity: &str, name: &str, args: &Value, now: f64) -> Response {
+fn call(
+    st: &mut ClusterState,
+    identity: &str,
+    name: &str,
+    args: &Value,
+    now: f64,
+    timing: &Timing,
+) -> Response {
     let admin = !identity.starts_with("system:node:");
     match name {
         "version" => ok(version_info(&st.version)),
@@ -909,7 +916,7 @@ fn call(st: &mut ClusterState, identity: &str, name: &str, args: &Value, now: f6
         "evict" if admin => {
             let ns = args["namespace"].as_str().unwrap_or("default");
             let pod = args["name"].as_str().unwrap_or("");
-            match scheduler::evict(st, ns, pod, now) {
+            match scheduler::evict(st, ns, pod, now, timing) {
                 Ok(()) => ok(json!({})),
                 Err((code, reason, msg)) => err(code, &reason, msg),
             }

@@ -18,6 +18,10 @@ pub struct Timing {
     pub heartbeat_grace: f64,
     /// How long a node stays not Ready before its pods are evicted (real: 300 s).
     pub eviction_delay: f64,
+    /// The host's time scale, for the pods' own `terminationGracePeriodSeconds`: a pod
+    /// deleted gracefully is gone `grace x time_scale` seconds later (no floor, as a
+    /// container that exits at once on SIGTERM can be gone at once too).
+    pub time_scale: f64,
 }
 
 /// The floor of the scaled node grace period. With time_scale 0 a real-time grace would
@@ -42,6 +46,7 @@ impl Timing {
         Timing {
             heartbeat_grace: (grace_period(version) * time_scale).max(MIN_GRACE),
             eviction_delay: (300.0 * time_scale).max(5.0),
+            time_scale,
         }
     }
 }
@@ -57,6 +62,7 @@ pub fn reconcile(st: &mut ClusterState, now: f64, t: &Timing) -> bool {
     detect_cni(st);
     node_lifecycle(st, now, t);
     drop_orphan_pods(st, now, t);
+    finish_terminations(st, now, t);
     deployments(st, now);
     replicasets(st, now);
     daemonsets(st, now);
@@ -314,6 +320,66 @@ fn drop_orphan_pods(st: &mut ClusterState, now: f64, t: &Timing) {
     }
 }
 
+/// Whether a pod was deleted gracefully and is still shutting down (`Terminating`).
+pub fn terminating(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_string()
+}
+
+/// A graceful delete, as the API server does it for a bound pod: the pod gets a
+/// `deletionTimestamp` (now + its `terminationGracePeriodSeconds`, 30 by default) and
+/// stays, `Terminating`, until its kubelet has stopped it ([`finish_terminations`]).
+/// A pod that is not bound to a node, or has a grace period of 0, goes at once (the pod
+/// strategy's `CheckGracefulDelete`). Deleting an already terminating pod again changes
+/// nothing.
+pub fn delete_pod_gracefully(st: &mut ClusterState, key: &str, now: f64, t: &Timing) {
+    let Some(pod) = st.object("Pod", key) else {
+        return;
+    };
+    if terminating(pod) {
+        return;
+    }
+    let grace = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(30)
+        .max(0);
+    let terminal = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    if grace == 0 || terminal || !pod["spec"]["nodeName"].is_string() {
+        st.remove("Pod", key);
+        return;
+    }
+    let mut pod = pod.clone();
+    // Whole seconds like metav1.Time, rounded up so the pod never goes early.
+    let deadline = (now + grace as f64 * t.time_scale).ceil();
+    pod["metadata"]["deletionTimestamp"] = json!(objects::rfc3339(deadline));
+    pod["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    st.put(pod, now);
+}
+
+/// Removes terminating pods whose grace period is over, as their kubelet does once the
+/// containers are stopped. A node whose kubelet stopped posting status (`Unknown`)
+/// stops nothing: its pods stay `Terminating` (what `kubectl drain
+/// --skip-wait-for-delete-timeout` exists for).
+fn finish_terminations(st: &mut ClusterState, now: f64, t: &Timing) {
+    let done = st.keys_where("Pod", |pod| {
+        let Some(deadline) = pod["metadata"]["deletionTimestamp"]
+            .as_str()
+            .and_then(objects::parse_rfc3339)
+        else {
+            return false;
+        };
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        now >= deadline
+            && st.object("Node", node).is_some()
+            && node_ready(st, node, now, t).0 != "Unknown"
+    });
+    for k in done {
+        st.remove("Pod", &k);
+    }
+}
+
 pub fn owner_kind(obj: &Value) -> Option<&str> {
     owner(obj).and_then(|o| o["kind"].as_str())
 }
@@ -457,7 +523,13 @@ fn replicasets(st: &mut ClusterState, now: f64) {
     }
     for rs in sets {
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-        let mut pods: Vec<Value> = owned_by(st, "Pod", &rs).into_iter().cloned().collect();
+        // Terminating pods are not active (controller.FilterActivePods): their
+        // replacements start at once.
+        let mut pods: Vec<Value> = owned_by(st, "Pod", &rs)
+            .into_iter()
+            .filter(|p| !terminating(p))
+            .cloned()
+            .collect();
         let hash = rs["metadata"]["labels"]["pod-template-hash"]
             .as_str()
             .unwrap_or("")
@@ -816,7 +888,10 @@ fn workload_status(st: &mut ClusterState, now: f64) {
         .cloned()
         .collect::<Vec<_>>()
     {
-        let pods = owned_by(st, "Pod", &rs);
+        let pods: Vec<&Value> = owned_by(st, "Pod", &rs)
+            .into_iter()
+            .filter(|p| !terminating(p))
+            .collect();
         let ready = pods.iter().filter(|p| pod_ready(p)).count();
         rs["status"] = json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(),
             "readyReplicas": ready, "availableReplicas": ready,
@@ -837,7 +912,10 @@ fn workload_status(st: &mut ClusterState, now: f64) {
         let mut ready = 0;
         let mut updated_ready = 0;
         for rs in owned_by(st, "ReplicaSet", &dep) {
-            for p in owned_by(st, "Pod", rs) {
+            for p in owned_by(st, "Pod", rs)
+                .into_iter()
+                .filter(|p| !terminating(p))
+            {
                 total += 1;
                 let r = pod_ready(p);
                 ready += r as i64;
@@ -979,7 +1057,11 @@ pub fn pdb_numbers(st: &ClusterState, pdb: &Value) -> (i64, i64, i64, i64) {
             _ => expected += 1,
         }
     }
-    let healthy = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+    // The disruption controller's countHealthyPods: terminating pods are not healthy.
+    let healthy = pods
+        .iter()
+        .filter(|p| pod_ready(p) && !terminating(p))
+        .count() as i64;
     let desired = if !pdb["spec"]["minAvailable"].is_null() {
         scaled(&pdb["spec"]["minAvailable"], expected).unwrap_or(0)
     } else if !pdb["spec"]["maxUnavailable"].is_null() {
@@ -1006,42 +1088,70 @@ fn pdb_status(st: &mut ClusterState, now: f64) {
     }
 }
 
-/// The eviction subresource: refuses when a PDB covering the pod allows no disruption.
+/// The eviction subresource (the pod registry's `EvictionREST.Create`): a pod that is
+/// Pending, Succeeded, Failed or already terminating is deleted without looking at
+/// PodDisruptionBudgets (`canIgnorePDB`); otherwise a covering PDB must allow a
+/// disruption, except for an unready pod when the PDB says `unhealthyPodEvictionPolicy:
+/// AlwaysAllow`, or (unset / `IfHealthyBudget`, the default) when the application is
+/// not disrupted now (`currentHealthy >= desiredHealthy && desiredHealthy > 0`). The
+/// delete is graceful: the pod stays `Terminating` for its grace period.
 pub fn evict(
     st: &mut ClusterState,
     namespace: &str,
     name: &str,
     now: f64,
+    t: &Timing,
 ) -> Result<(), (u16, String, String)> {
     let key = objects::key(Some(namespace), name);
     let Some(pod) = st.object("Pod", &key).cloned() else {
         return Err((404, "NotFound".into(), format!("pods \"{name}\" not found")));
     };
-    let labels = objects::labels(&pod);
-    let pdbs: Vec<Value> = st
+    let can_ignore_pdb = terminating(&pod)
+        || matches!(
+            pod["status"]["phase"].as_str(),
+            Some("Pending" | "Succeeded" | "Failed")
+        );
+    if !can_ignore_pdb {
+        check_disruption_budget(st, &pod)?;
+    }
+    delete_pod_gracefully(st, &key, now, t);
+    Ok(())
+}
+
+/// The PDB part of an eviction: `Err` with the API server's status when the pod may not go.
+fn check_disruption_budget(st: &ClusterState, pod: &Value) -> Result<(), (u16, String, String)> {
+    let labels = objects::labels(pod);
+    let namespace = objects::namespace(pod);
+    let pdbs: Vec<&Value> = st
         .list("PodDisruptionBudget")
         .into_iter()
         .filter(|p| objects::namespace(p) == namespace)
         .filter(|p| objects::label_selector_matches(&p["spec"]["selector"], &labels))
-        .cloned()
         .collect();
     if pdbs.len() > 1 {
         return Err((500, "InternalError".into(),
             "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into()));
     }
-    if let Some(pdb) = pdbs.first() {
-        let (_, _, _, allowed) = pdb_numbers(st, pdb);
-        // An unready pod may always be evicted (it doesn't count as healthy).
-        if allowed < 1 && pod_ready(&pod) {
-            return Err((
-                429,
-                "TooManyRequests".into(),
-                "Cannot evict pod as it would violate the pod's disruption budget.".into(),
-            ));
+    let Some(pdb) = pdbs.first() else {
+        return Ok(());
+    };
+    let (_, healthy, desired, allowed) = pdb_numbers(st, pdb);
+    if !pod_ready(pod) {
+        if pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow" {
+            return Ok(());
+        }
+        // Unset and IfHealthyBudget: only while the application is not disrupted.
+        if healthy >= desired && desired > 0 {
+            return Ok(());
         }
     }
-    st.remove("Pod", &key);
-    let _ = now;
+    if allowed < 1 {
+        return Err((
+            429,
+            "TooManyRequests".into(),
+            "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -1091,6 +1201,7 @@ mod tests {
     const T: Timing = Timing {
         heartbeat_grace: 3.0,
         eviction_delay: 5.0,
+        time_scale: 0.0,
     };
 
     #[test]
@@ -1185,7 +1296,7 @@ mod tests {
         let pdb = st.object("PodDisruptionBudget", "default/wp").unwrap();
         assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
         let p = objects::name(pods_of(&st, "wp-")[0]).to_string();
-        let e = evict(&mut st, "default", &p, now).unwrap_err();
+        let e = evict(&mut st, "default", &p, now, &T).unwrap_err();
         assert_eq!(e.0, 429);
         assert_eq!(
             e.2,
@@ -1198,7 +1309,7 @@ mod tests {
             .clone();
         pdb["spec"] = json!({"maxUnavailable": 1, "selector": {"matchLabels": {"app": "wp"}}});
         st.put(pdb, now);
-        assert!(evict(&mut st, "default", &p, now).is_ok());
+        assert!(evict(&mut st, "default", &p, now, &T).is_ok());
         // Cordon w1: the replacement goes to w2 only if w1 is unschedulable.
         let mut w1 = st.object("Node", "w1").unwrap().clone();
         w1["spec"]["unschedulable"] = json!(true);
@@ -1209,6 +1320,134 @@ mod tests {
             .iter()
             .any(|t| t.key == UNSCHEDULABLE_TAINT));
         assert_eq!(pods_of(&st, "wp-").len(), 2);
+    }
+
+    fn set_ready(st: &mut ClusterState, name: &str, ready: bool, now: f64) {
+        let mut p = st
+            .object("Pod", &format!("default/{name}"))
+            .unwrap()
+            .clone();
+        let s = if ready { "True" } else { "False" };
+        p["status"]["conditions"] = json!([{"type": "Ready", "status": s}]);
+        st.put(p, now);
+    }
+
+    #[test]
+    fn unready_pods_are_evicted_only_from_a_healthy_budget_unless_always_allow() {
+        let mut st = ClusterState::default();
+        let now = 1000.0;
+        node(&mut st, "w1", json!({}), json!(null), now);
+        calico(&mut st, now);
+        deploy(&mut st, "wp", 3, json!({}), now);
+        let pdb = |min: i64, policy: Option<&str>| {
+            let mut p = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "wp", "namespace": "default"},
+                "spec": {"minAvailable": min, "selector": {"matchLabels": {"app": "wp"}}}});
+            if let Some(policy) = policy {
+                p["spec"]["unhealthyPodEvictionPolicy"] = json!(policy);
+            }
+            p
+        };
+        st.put(pdb(2, None), now);
+        reconcile(&mut st, now, &T);
+        let names: Vec<String> = pods_of(&st, "wp-")
+            .iter()
+            .map(|p| objects::name(p).to_string())
+            .collect();
+        set_ready(&mut st, &names[0], false, now);
+        // 2 healthy of 2 desired: the app is not disrupted, the unready pod may go
+        // although no disruption is allowed.
+        assert_eq!(pdb_numbers(&st, &pdb(2, None)).3, 0);
+        assert!(check_disruption_budget(
+            &st,
+            st.object("Pod", &format!("default/{}", names[0])).unwrap()
+        )
+        .is_ok());
+        // 2 healthy of 3 desired: IfHealthyBudget (the default) refuses ...
+        for policy in [None, Some("IfHealthyBudget")] {
+            st.put(pdb(3, policy), now);
+            let e = evict(&mut st, "default", &names[0], now, &T).unwrap_err();
+            assert_eq!((e.0, e.1.as_str()), (429, "TooManyRequests"));
+        }
+        // ... AlwaysAllow lets it go; a ready pod still may not.
+        st.put(pdb(3, Some("AlwaysAllow")), now);
+        assert_eq!(
+            evict(&mut st, "default", &names[1], now, &T).unwrap_err().0,
+            429
+        );
+        assert!(evict(&mut st, "default", &names[0], now, &T).is_ok());
+        // A Pending pod skips the budget (canIgnorePDB).
+        let mut p = st
+            .object("Pod", &format!("default/{}", names[2]))
+            .unwrap()
+            .clone();
+        p["status"]["phase"] = json!("Pending");
+        st.put(p, now);
+        st.put(pdb(3, None), now);
+        assert!(evict(&mut st, "default", &names[2], now, &T).is_ok());
+    }
+
+    #[test]
+    fn evicted_pods_terminate_for_their_grace_period_on_a_live_kubelet() {
+        let mut st = ClusterState::default();
+        let now = 1000.0;
+        node(&mut st, "w1", json!({}), json!(null), now);
+        node(&mut st, "w2", json!({}), json!(null), now);
+        calico(&mut st, now);
+        deploy(&mut st, "web", 2, json!({}), now);
+        reconcile(&mut st, now, &T);
+        let slow = Timing {
+            time_scale: 0.5,
+            ..T
+        };
+        let on = |st: &ClusterState, n: &str| -> String {
+            objects::name(
+                pods_of(st, "web-")
+                    .into_iter()
+                    .find(|p| p["spec"]["nodeName"] == n)
+                    .unwrap(),
+            )
+            .to_string()
+        };
+        let (p1, p2) = (on(&st, "w1"), on(&st, "w2"));
+        evict(&mut st, "default", &p1, now, &slow).unwrap();
+        let pod = st.object("Pod", &format!("default/{p1}")).unwrap();
+        assert!(terminating(pod));
+        assert_eq!(
+            pod["metadata"]["deletionTimestamp"],
+            objects::rfc3339(1015.0)
+        );
+        assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
+        // Evicting it again changes nothing; its replacement starts at once.
+        evict(&mut st, "default", &p1, now + 1.0, &slow).unwrap();
+        assert_eq!(
+            st.object("Pod", &format!("default/{p1}")).unwrap()["metadata"]["deletionTimestamp"],
+            objects::rfc3339(1015.0)
+        );
+        reconcile(&mut st, now + 1.0, &slow);
+        assert_eq!(pods_of(&st, "web-").len(), 3);
+        assert_eq!(
+            st.object("Deployment", "default/web").unwrap()["status"]["replicas"],
+            2
+        );
+        for dt in [5.0, 10.0, 14.0] {
+            st.heartbeats.insert("w1".into(), now + dt);
+            st.heartbeats.insert("w2".into(), now + dt);
+            reconcile(&mut st, now + dt, &slow);
+        }
+        assert!(st.object("Pod", &format!("default/{p1}")).is_some());
+        st.heartbeats.insert("w1".into(), now + 15.0);
+        st.heartbeats.insert("w2".into(), now + 15.0);
+        reconcile(&mut st, now + 15.0, &slow);
+        assert!(st.object("Pod", &format!("default/{p1}")).is_none());
+        // On a node whose kubelet stopped posting status the pod stays Terminating.
+        evict(&mut st, "default", &p2, now + 15.0, &T).unwrap();
+        reconcile(&mut st, now + 30.0, &T);
+        let n2 = st.object("Node", "w2").unwrap();
+        assert_eq!(ready_condition(n2)["status"], "Unknown");
+        assert!(terminating(
+            st.object("Pod", &format!("default/{p2}")).unwrap()
+        ));
     }
 
     #[test]

@@ -537,9 +537,21 @@ fn aggregate(errors: &[String]) -> String {
     }
 }
 
+/// One pod of drain's `evictPods`, which runs a goroutine per pod: evicting (retried
+/// while its PodDisruptionBudget refuses), then waiting for it to be gone.
+struct Evicting {
+    pod: Value,
+    /// When this pod's next eviction attempt or deletion check is due.
+    due: Instant,
+    /// Evicted: `waitForDelete` polls until the pod (this uid) no longer exists.
+    evicted: bool,
+}
+
 /// Evicts the node's pods like drain's `evictPods`: each pod is retried every 5 s while
-/// its PodDisruptionBudget refuses (printing `evicting pod` again on every attempt); the
-/// `--timeout` counts per node, from the first eviction.
+/// its PodDisruptionBudget refuses (printing `evicting pod` again on every attempt), then
+/// `waitForDelete` polls every second until the pod is gone (its grace period; for ever
+/// on a node whose kubelet is down) and only then prints `pod/<name> evicted`. The
+/// `--timeout` counts per node, from the first eviction, over both waits.
 fn drain_one(k: &Kubectl, node: &str, global: Option<f64>, retry: Duration) -> Result<(), String> {
     let list = |k: &Kubectl| -> Result<DrainList, String> {
         let pods = node_pods(k, node).map_err(|f| f.0)?;
@@ -558,50 +570,102 @@ fn drain_one(k: &Kubectl, node: &str, global: Option<f64>, retry: Duration) -> R
         eprintln!("Warning: {}", l.warnings.join("; "));
     }
     let start = Instant::now();
-    let mut pending: Vec<Value> = l.pods;
+    let expired = || global.filter(|g| start.elapsed().as_secs_f64() >= *g);
+    let poll = Duration::from_secs_f64((1.0 * k.time_scale).max(0.2));
+    let pods_resource = resource("pods").map_err(|f| f.0)?;
+    let mut pending: Vec<Evicting> = l
+        .pods
+        .into_iter()
+        .map(|pod| Evicting {
+            pod,
+            due: start,
+            evicted: false,
+        })
+        .collect();
     let mut errors: Vec<String> = vec![];
     while !pending.is_empty() {
         let mut next = vec![];
-        for p in pending {
-            let (ns, name) = (
-                objects::namespace(&p).to_string(),
-                objects::name(&p).to_string(),
-            );
-            println!("evicting pod {ns}/{name}");
-            if let Some(g) = global.filter(|g| start.elapsed().as_secs_f64() >= *g) {
-                errors.push(format!(
-                    "error when evicting pods/\"{name}\" -n \"{ns}\": global timeout reached: {}",
-                    objects::go_duration(g)
-                ));
+        for mut e in pending {
+            if e.due > Instant::now() {
+                next.push(e);
                 continue;
             }
-            let r = k.send(Op::Call {
-                name: "evict".into(),
-                args: json!({"namespace": ns, "name": name}),
-            });
-            match r {
-                Ok(_) => {
-                    k.changed.set(true);
-                    println!("pod/{name} evicted");
+            let (ns, name) = (
+                objects::namespace(&e.pod).to_string(),
+                objects::name(&e.pod).to_string(),
+            );
+            if !e.evicted {
+                println!("evicting pod {ns}/{name}");
+                if let Some(g) = expired() {
+                    errors.push(format!(
+                        "error when evicting pods/\"{name}\" -n \"{ns}\": global timeout reached: {}",
+                        objects::go_duration(g)
+                    ));
+                    continue;
                 }
-                Err(ClientError::Server(b)) if b["code"] == 404 => {}
-                Err(ClientError::Server(b)) if b["code"] == 429 => {
-                    eprintln!(
-                        "error when evicting pods/\"{name}\" -n \"{ns}\" (will retry after 5s): {}",
-                        b["message"].as_str().unwrap_or("")
-                    );
-                    next.push(p);
+                let r = k.send(Op::Call {
+                    name: "evict".into(),
+                    args: json!({"namespace": ns, "name": name}),
+                });
+                match r {
+                    Ok(_) => {
+                        k.changed.set(true);
+                        e.evicted = true;
+                    }
+                    Err(ClientError::Server(b)) if b["code"] == 404 => continue,
+                    Err(ClientError::Server(b)) if b["code"] == 429 => {
+                        eprintln!(
+                            "error when evicting pods/\"{name}\" -n \"{ns}\" (will retry after 5s): {}",
+                            b["message"].as_str().unwrap_or("")
+                        );
+                        e.due = Instant::now() + retry;
+                        next.push(e);
+                        continue;
+                    }
+                    Err(ClientError::Server(b)) => {
+                        errors.push(format!(
+                            "error when evicting pods/\"{name}\" -n \"{ns}\": {}",
+                            b["message"].as_str().unwrap_or("")
+                        ));
+                        continue;
+                    }
+                    Err(ClientError::Unreachable(m)) => {
+                        errors.push(m);
+                        continue;
+                    }
                 }
-                Err(ClientError::Server(b)) => errors.push(format!(
-                    "error when evicting pods/\"{name}\" -n \"{ns}\": {}",
-                    b["message"].as_str().unwrap_or("")
-                )),
-                Err(ClientError::Unreachable(m)) => errors.push(m),
+            }
+            // waitForDelete (PollImmediate): gone, or replaced by a pod of the same name.
+            let waiting = |why: String| {
+                format!("error when waiting for pod \"{name}\" in namespace \"{ns}\" to terminate: {why}")
+            };
+            match k.get_object(&pods_resource, &ns, &name) {
+                Err(ClientError::Server(b)) if b["code"] == 404 => println!("pod/{name} evicted"),
+                Ok(p) if p["metadata"]["uid"] != e.pod["metadata"]["uid"] => {
+                    println!("pod/{name} evicted")
+                }
+                Ok(_) => match expired() {
+                    Some(g) => errors.push(waiting(format!(
+                        "global timeout reached: {}",
+                        objects::go_duration(g)
+                    ))),
+                    None => {
+                        e.due = Instant::now() + poll;
+                        next.push(e);
+                    }
+                },
+                Err(err) => {
+                    println!("pod/{name} eviction failed");
+                    errors.push(waiting(match err {
+                        ClientError::Server(b) => b["message"].as_str().unwrap_or("").to_string(),
+                        ClientError::Unreachable(m) => m,
+                    }));
+                }
             }
         }
         pending = next;
-        if !pending.is_empty() {
-            std::thread::sleep(retry);
+        if let Some(due) = pending.iter().map(|e| e.due).min() {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
     }
     if errors.is_empty() {
