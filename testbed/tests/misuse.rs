@@ -553,6 +553,38 @@ EOF",
         &["Specified version to upgrade to \"v1.35.0\" is higher than the kubeadm version \"v1.34.2\". Upgrade kubeadm first using the tool you used to install kubeadm"],
     );
 
+    // 4b. `upgrade plan` runs the cluster health checks too (enforceRequirements) and
+    // fails with them, wrapped in `[upgrade/health] FATAL`; they can be ignored by name.
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "mv /etc/kubernetes/manifests/kube-scheduler.yaml /root/",
+    );
+    k("kubeadm upgrade plan v1.34.2").expect(
+        "plan with a static Pod manifest missing",
+        1,
+        &[
+            "[upgrade] Running cluster health checks",
+            "[upgrade/health] FATAL: [preflight] Some fatal errors occurred:\n\t[ERROR StaticPodManifest]: The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk.",
+            "Manifest files not found: [/etc/kubernetes/manifests/kube-scheduler.yaml]",
+        ],
+    );
+    k("kubeadm upgrade plan v1.34.2 --ignore-preflight-errors=StaticPodManifest").expect(
+        "plan with the check ignored",
+        0,
+        &[
+            "\t[WARNING StaticPodManifest]: ",
+            "Awesome, you're up-to-date! Enjoy!",
+        ],
+    );
+    ssh_ok(
+        &tb,
+        H,
+        "root",
+        "mv /root/kube-scheduler.yaml /etc/kubernetes/manifests/",
+    );
+
     // 5. Skipping a minor: kubeadm 1.36 from the 1.36 repository, cluster at 1.34.
     for step in k8s_repository("1.36") {
         ssh_ok(&tb, H, "root", &step);

@@ -143,6 +143,50 @@ fn ready(n: &Value) -> bool {
         .unwrap_or(false)
 }
 
+/// `upgrade.CheckClusterHealth` (health.go), shared by `plan` and `apply`: prints its
+/// line and the warnings of ignored checks, and returns the fatal report, if any.
+/// ControlPlaneNodesReady and StaticPodManifest are modelled; CreateJob is not.
+fn cluster_health(c: &Cluster, ignore: &std::collections::BTreeSet<String>) -> Option<String> {
+    println!("[upgrade] Running cluster health checks");
+    let not_ready: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| is_cp(n) && !ready(n))
+        .map(name_of)
+        .collect();
+    let missing: Vec<String> = preflight::STATIC_PODS
+        .iter()
+        .map(|p| format!("{MANIFESTS}/{p}.yaml"))
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    let mut health = vec![];
+    if !not_ready.is_empty() {
+        health.push(preflight::Outcome {
+            name: "ControlPlaneNodesReady".into(),
+            warnings: vec![],
+            errors: vec![format!(
+                "there are NotReady control-planes in the cluster: [{}]",
+                not_ready.join(" ")
+            )],
+        });
+    }
+    if !missing.is_empty() {
+        health.push(preflight::Outcome {
+            name: "StaticPodManifest".into(),
+            warnings: vec![],
+            errors: vec![format!(
+                "The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk. This probably means you're running 'kubeadm upgrade' on a remote machine, which is not supported for a Static Pod-hosted cluster. Manifest files not found: [{}]",
+                missing.join(" ")
+            )],
+        });
+    }
+    let (w, e) = preflight::report(&health, ignore);
+    for w in w {
+        eprintln!("{w}");
+    }
+    e
+}
+
 fn print_config_notice(prefix: &str) {
     println!("[{prefix}] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...");
     println!("[{prefix}] Use 'kubeadm init phase upload-config kubeadm --config your-config-file' to re-upload it.");
@@ -151,6 +195,10 @@ fn print_config_notice(prefix: &str) {
 fn plan(ctx: &mut Ctx, f: &Flags) -> i32 {
     let _ = ctx;
     let kubeadm = version::kubeadm_version();
+    let ignore = match preflight::parse_ignore(&f.all("ignore-preflight-errors")) {
+        Ok(i) => i,
+        Err(e) => return die(&e),
+    };
     if !common::is_root() {
         return phase_error("preflight", "[preflight] Some fatal errors occurred:\n\t[ERROR IsPrivilegedUser]: user is not running as root\n[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`");
     }
@@ -160,7 +208,10 @@ fn plan(ctx: &mut Ctx, f: &Flags) -> i32 {
         Ok(c) => c,
         Err(e) => return die(&e),
     };
-    println!("[upgrade] Running cluster health checks");
+    // enforceRequirements (common.go) wraps the health report: plan has no phases.
+    if let Some(e) = cluster_health(&c, &ignore) {
+        return die(&health_fatal(&e));
+    }
     println!("[upgrade] Fetching available versions to upgrade to");
     println!("[upgrade/versions] Cluster version: {}", c.version);
     println!("[upgrade/versions] kubeadm version: {kubeadm}");
@@ -293,6 +344,17 @@ fn plan(ctx: &mut Ctx, f: &Flags) -> i32 {
     println!("_____________________________________________________________________");
     println!();
     0
+}
+
+/// `errors.Wrap(err, "[upgrade/health] FATAL")` around the checks' report; from 1.36 the
+/// report itself goes to stderr first and the error is short (see `preflight_failed`).
+fn health_fatal(report: &str) -> String {
+    if version::kubeadm_version().minor >= 36 {
+        eprintln!("{report}");
+        "[upgrade/health] FATAL: preflight checks failed".into()
+    } else {
+        format!("[upgrade/health] FATAL: {report}")
+    }
 }
 
 fn confirm(question: &str) -> bool {
@@ -457,44 +519,7 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
         Err(e) => return die(&e),
     };
     println!("[upgrade/preflight] Running preflight checks");
-    println!("[upgrade] Running cluster health checks");
-    let not_ready: Vec<String> = c
-        .nodes
-        .iter()
-        .filter(|n| is_cp(n) && !ready(n))
-        .map(name_of)
-        .collect();
-    let missing: Vec<String> = preflight::STATIC_PODS
-        .iter()
-        .map(|p| format!("{MANIFESTS}/{p}.yaml"))
-        .filter(|p| !Path::new(p).exists())
-        .collect();
-    let mut health = vec![];
-    if !not_ready.is_empty() {
-        health.push(preflight::Outcome {
-            name: "ControlPlaneNodesReady".into(),
-            warnings: vec![],
-            errors: vec![format!(
-                "there are NotReady control-planes in the cluster: [{}]",
-                not_ready.join(" ")
-            )],
-        });
-    }
-    if !missing.is_empty() {
-        health.push(preflight::Outcome {
-            name: "StaticPodManifest".into(),
-            warnings: vec![],
-            errors: vec![format!(
-                "The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk. This probably means you're running 'kubeadm upgrade' on a remote machine, which is not supported for a Static Pod-hosted cluster. Manifest files not found: [{}]",
-                missing.join(" ")
-            )],
-        });
-    }
-    let (w, e) = preflight::report(&health, &ignore);
-    for w in w {
-        eprintln!("{w}");
-    }
-    if let Some(e) = e {
+    if let Some(e) = cluster_health(&c, &ignore) {
         return super::preflight_failed(&e);
     }
     println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
