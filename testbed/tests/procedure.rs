@@ -623,3 +623,79 @@ fn upgrade_by_hand_in_the_reference_order() {
     assert_eq!(cordons, [true, false], "{changes:#?}");
     assert_eq!(testbed::max_unschedulable(&changes).0, 1);
 }
+
+/// Two control planes upgraded by hand (kubeadm >= 1.28): `upgrade apply` on the first
+/// leaves CoreDNS and kube-proxy alone while another kube-apiserver runs the old image,
+/// and the last control plane's `upgrade node` upgrades them (phases/upgrade/addons.go).
+#[test]
+fn ha_addons_move_with_the_last_control_plane() {
+    let tb = testbed(2, "root");
+    control_plane(&tb, "node1", true);
+    node_ready(&tb, "node2");
+    let upload = ssh_ok(
+        &tb,
+        "node1",
+        "root",
+        "kubeadm init phase upload-certs --upload-certs",
+    );
+    let key = upload
+        .stdout
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let join = join_command(&tb, "node1");
+    let addr2 = address(&tb, "node2");
+    steps(
+        &tb,
+        "node2",
+        "root",
+        &[format!(
+            "{join} --control-plane --certificate-key {key} --apiserver-advertise-address {addr2}"
+        )],
+    );
+    ssh_ok(
+        &tb,
+        "node1",
+        "root",
+        "kubectl wait --for=condition=Ready node --all --timeout=2m",
+    );
+    let proxy_image = |h: &str| {
+        ssh_ok(
+            &tb,
+            h,
+            "root",
+            "kubectl -n kube-system get ds kube-proxy -o jsonpath='{.spec.template.spec.containers[0].image}'",
+        )
+        .stdout
+    };
+    for h in ["node1", "node2"] {
+        let mut s = k8s_repository("1.35");
+        s.push(
+            "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.35.1-1.1 && apt-mark hold kubeadm"
+                .into(),
+        );
+        steps(&tb, h, "root", &s);
+    }
+    ssh(&tb, "node1", "root", "kubeadm upgrade apply -y v1.35.1").expect(
+        "apply on the first control plane",
+        0,
+        &[
+            "[upgrade/addon] Skipping upgrade of addons because control plane instances [node2] have not been upgraded",
+            "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.1\". Enjoy!",
+        ],
+    );
+    assert_eq!(proxy_image("node1"), "registry.k8s.io/kube-proxy:v1.34.2");
+    ssh(&tb, "node2", "root", "kubeadm upgrade node").expect(
+        "upgrade node on the last control plane",
+        0,
+        &[
+            "[addons] Applied essential addon: CoreDNS",
+            "[addons] Applied essential addon: kube-proxy",
+            "[upgrade] The configuration for this node was successfully updated!",
+        ],
+    );
+    assert_eq!(proxy_image("node1"), "registry.k8s.io/kube-proxy:v1.35.1");
+}

@@ -594,37 +594,9 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
     println!("[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials");
     println!("[bootstrap-token] Configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token");
     println!("[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node client certificates in the cluster");
-    let repo = c.cluster_config["imageRepository"]
-        .as_str()
-        .unwrap_or(version::REGISTRY)
-        .to_string();
-    let imgs = version::images_for(target);
-    if let Ok(ds) = c.client.get("DaemonSet", Some("kube-system"), "kube-proxy") {
-        let mut ctrs = ds["spec"]["template"]["spec"]["containers"].clone();
-        if let Some(first) = ctrs.get_mut(0) {
-            first["image"] = json!(format!("{repo}/kube-proxy:{target}"));
-        }
-        let _ = c.client.patch(
-            "DaemonSet",
-            Some("kube-system"),
-            "kube-proxy",
-            json!({"spec": {"template": {"spec": {"containers": ctrs}}}}),
-        );
+    if let Err(e) = upgrade_addons(&c, target, true) {
+        return e;
     }
-    if let Ok(d) = c.client.get("Deployment", Some("kube-system"), "coredns") {
-        let mut ctrs = d["spec"]["template"]["spec"]["containers"].clone();
-        if let Some(first) = ctrs.get_mut(0) {
-            first["image"] = json!(format!("{repo}/coredns/coredns:{}", imgs.coredns));
-        }
-        let _ = c.client.patch(
-            "Deployment",
-            Some("kube-system"),
-            "coredns",
-            json!({"spec": {"template": {"spec": {"containers": ctrs}}}}),
-        );
-    }
-    println!("[addons] Applied essential addon: CoreDNS");
-    println!("[addons] Applied essential addon: kube-proxy");
     ctx.changed();
     ctx.take_time(10.0);
     println!();
@@ -653,6 +625,151 @@ fn policy_error(skew: &version::Skew, force: bool) -> Option<String> {
         return None;
     }
     Some(format!("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n{}\n\nCan be bypassed if you pass the --force flag", list(&skew.skippable)))
+}
+
+/// The addon phase that `apply` and `node` share (phases/upgrade/addons.go): on a
+/// control plane, CoreDNS and kube-proxy move to `target` only once every control
+/// plane's kube-apiserver runs this node's image (kubeadm >= 1.28, kubernetes#116570), so
+/// in HA the last control plane's `upgrade node` is the one that upgrades them. Each of
+/// the two sub-phases checks and reports on its own. `Ok`: whether an image changed;
+/// `Err`: the exit status.
+fn upgrade_addons(c: &Cluster, target: KVer, is_cp: bool) -> Result<bool, i32> {
+    let mut changed = false;
+    let repo = c.cluster_config["imageRepository"]
+        .as_str()
+        .unwrap_or(version::REGISTRY)
+        .to_string();
+    for (phase, kind, name, image) in [
+        (
+            "coredns",
+            "Deployment",
+            "coredns",
+            format!(
+                "{repo}/coredns/coredns:{}",
+                version::images_for(target).coredns
+            ),
+        ),
+        (
+            "kube-proxy",
+            "DaemonSet",
+            "kube-proxy",
+            format!("{repo}/kube-proxy:{target}"),
+        ),
+    ] {
+        if !is_cp {
+            println!("[upgrade/addon] Skipping the addon/{phase} phase. Not a control plane node.");
+            continue;
+        }
+        let behind = unupgraded_control_planes(&c.client).map_err(|e| {
+            phase_error(
+                &format!("addon/{phase}"),
+                &format!("failed to determine whether all the control plane instances have been upgraded: {e}"),
+            )
+        })?;
+        if !behind.is_empty() {
+            println!(
+                "[upgrade/addon] Skipping upgrade of addons because control plane instances [{}] have not been upgraded",
+                behind.join(" ")
+            );
+            continue;
+        }
+        if let Ok(obj) = c.client.get(kind, Some("kube-system"), name) {
+            let mut ctrs = obj["spec"]["template"]["spec"]["containers"].clone();
+            if let Some(first) = ctrs.get_mut(0) {
+                changed |= first["image"] != image.as_str();
+                first["image"] = json!(image);
+            }
+            let _ = c.client.patch(
+                kind,
+                Some("kube-system"),
+                name,
+                json!({"spec": {"template": {"spec": {"containers": ctrs}}}}),
+            );
+        }
+        let shown = if phase == "coredns" {
+            "CoreDNS"
+        } else {
+            "kube-proxy"
+        };
+        println!("[addons] Applied essential addon: {shown}");
+    }
+    Ok(changed)
+}
+
+/// `upgrade.UnupgradedControlPlaneInstances`: the nodes whose kube-apiserver mirror pod
+/// runs another image than this node's (sorted, as `sets.List`). This node is the one
+/// of kubelet.conf's credential. Its mirror pod follows the manifest kubeadm just wrote
+/// within a kubelet heartbeat; real kubeadm has waited for the static Pod hash by then,
+/// so this waits (briefly) for it too.
+fn unupgraded_control_planes(admin: &Client) -> Result<Vec<String>, String> {
+    let me = Client::from_kubeconfig(files::KUBELET_CONF)
+        .ok()
+        .and_then(|k| {
+            k.call(Op::Call {
+                name: "whoami".into(),
+                args: json!({}),
+            })
+            .ok()
+        })
+        .and_then(|v| {
+            v["identity"]
+                .as_str()
+                .and_then(|i| i.strip_prefix("system:node:"))
+                .map(String::from)
+        })
+        .unwrap_or_else(|| common::hostname().to_lowercase());
+    let written = std::fs::read_to_string(format!("{MANIFESTS}/kube-apiserver.yaml"))
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<Value>(&t).ok())
+        .and_then(|d| {
+            d["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(String::from)
+        });
+    let images = || -> Result<std::collections::BTreeMap<String, String>, String> {
+        let pods = admin.list("Pod", Some("kube-system")).map_err(|e| {
+            format!(
+                "failed to list kube-apiserver Pod from cluster: {}",
+                e.text()
+            )
+        })?;
+        Ok(pods
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["component"] == "kube-apiserver")
+            .filter_map(|p| {
+                let c = p["spec"]["containers"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == "kube-apiserver")?;
+                Some((
+                    p["spec"]["nodeName"].as_str()?.to_string(),
+                    c["image"].as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    };
+    let mut map = images()?;
+    if written.is_some() {
+        let _ = poll(Duration::from_secs(10), || {
+            map = images().ok()?;
+            (map.get(&me) == written.as_ref()).then_some(())
+        });
+    }
+    if map.is_empty() {
+        return Err(
+            "cannot find kube-apiserver Pod by label selector: component=kube-apiserver".into(),
+        );
+    }
+    let Some(mine) = map.get(&me).cloned() else {
+        return Err(format!(
+            "cannot find kube-apiserver image for current control plane instance {me}"
+        ));
+    };
+    Ok(map
+        .into_iter()
+        .filter(|(_, image)| *image != mine)
+        .map(|(node, _)| node)
+        .collect())
 }
 
 fn fetch_kubelet_config(c: &Client) -> Option<String> {
@@ -734,9 +851,10 @@ fn node(ctx: &mut Ctx, f: &Flags) -> i32 {
         }
     }
     println!("[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!");
-    if !is_cp {
-        println!("[upgrade/addon] Skipping the addon/coredns phase. Not a control plane node.");
-        println!("[upgrade/addon] Skipping the addon/kube-proxy phase. Not a control plane node.");
+    match upgrade_addons(&c, target, is_cp) {
+        Ok(true) => ctx.changed(),
+        Ok(false) => {}
+        Err(e) => return e,
     }
     ctx.take_time(if is_cp { 20.0 } else { 10.0 });
     println!("[upgrade] The configuration for this node was successfully updated!");
