@@ -526,7 +526,9 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
     println!("[upgrade/versions] Cluster version: {}", c.version);
     println!("[upgrade/versions] kubeadm version: {kubeadm}");
     let mut skew = version::check_upgrade(kubeadm, c.version, target);
-    let too_old: Vec<String> = c
+    // policy.go's detectTooOldKubelets: each version once (a map of versions), and a
+    // skippable error (`--force` passes it).
+    let too_old: std::collections::BTreeSet<String> = c
         .nodes
         .iter()
         .filter_map(kubelet_of)
@@ -534,7 +536,8 @@ fn apply(ctx: &mut Ctx, f: &Flags) -> i32 {
         .map(|k| k.to_string())
         .collect();
     if !too_old.is_empty() {
-        skew.mandatory.push(format!(
+        let too_old: Vec<String> = too_old.into_iter().collect();
+        skew.skippable.push(format!(
             "There are kubelets in this cluster that are too old that have these versions [{}]",
             too_old.join(" ")
         ));
