@@ -30,23 +30,6 @@ fn up_json(tb: &Testbed, inv: &Path, timeout: &str) -> Ran {
     ])
 }
 
-/// A control plane and `workers` workers, no labels.
-fn plain_decls(workers: usize) -> Vec<Decl> {
-    let mut decls = vec![Decl {
-        role: "control-plane",
-        labels: &[],
-        taints: None,
-    }];
-    for _ in 0..workers {
-        decls.push(Decl {
-            role: "worker",
-            labels: &[],
-            taints: None,
-        });
-    }
-    decls
-}
-
 /// The host entry named `name` in a run document.
 fn host<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["hosts"]

@@ -4,6 +4,8 @@
 //! proven by using it: kubectl inside a testbed host (this machine has none) lists the
 //! nodes through it.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,43 +13,13 @@ use std::process::Command;
 use serde_yaml::Value;
 use testbed::Testbed;
 
-const VERSION: &str = "1.34.2";
-const CALICO: &str = "v3.30.3";
+use support::testbed;
 
-fn testbed(hosts: usize, user: &str) -> Testbed {
-    Testbed::builder()
-        .hosts(hosts)
-        .user(user)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
-}
-
-/// An inventory for the testbed: the first host the control plane, the rest workers.
+/// An inventory for the testbed (cluster `e2e-kc`, which names the kubeconfig's context):
+/// the first host the control plane, the rest workers.
 fn inventory(tb: &Testbed) -> PathBuf {
-    let hosts = tb.hosts();
-    let h0 = &hosts[0];
-    let mut y = format!(
-        "cluster:\n  name: e2e-kc\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: null}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-    );
-    for (i, h) in hosts.iter().enumerate() {
-        let role = if i == 0 { "control-plane" } else { "worker" };
-        y += &format!(
-            "  - name: {}\n    address: {}\n    role: {role}\n",
-            h.name, h.address
-        );
-    }
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
-}
-
-fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
+    let decls = support::plain_decls(tb.hosts().len() - 1);
+    support::write_inventory(tb, "e2e-kc", &decls, "null")
 }
 
 struct Run {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{exec, CALICO, KUBECTL, VERSION};
+use support::{exec, KUBECTL};
 use testbed::Testbed;
 
 fn testbed(hosts: usize) -> Testbed {
@@ -20,27 +20,7 @@ fn testbed(hosts: usize) -> Testbed {
 
 /// An inventory of the testbed's hosts: the first a control plane, the others workers.
 fn inventory(tb: &Testbed) -> PathBuf {
-    let hosts = tb.hosts();
-    let h0 = &hosts[0];
-    let json = |s: &str| serde_json::to_string(s).unwrap();
-    let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-    );
-    for (i, h) in hosts.iter().enumerate() {
-        let role = if i == 0 { "control-plane" } else { "worker" };
-        y += &format!(
-            "  - name: {}\n    address: {}\n    role: {role}\n",
-            h.name, h.address
-        );
-    }
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
+    support::inventory(tb, &support::plain_decls(tb.hosts().len() - 1))
 }
 
 struct Run {

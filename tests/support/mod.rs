@@ -38,11 +38,29 @@ pub fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
 
 /// Like [`inventory`], with `calico.manifest` set to `manifest` (YAML).
 pub fn inventory_with(tb: &Testbed, decls: &[Decl], manifest: &str) -> PathBuf {
+    write_inventory(tb, "e2e", decls, manifest)
+}
+
+/// A control plane and `workers` workers, no labels, default taints.
+pub fn plain_decls(workers: usize) -> Vec<Decl> {
+    let plain = |role| Decl {
+        role,
+        labels: &[],
+        taints: None,
+    };
+    std::iter::once(plain("control-plane"))
+        .chain((0..workers).map(|_| plain("worker")))
+        .collect()
+}
+
+/// Writes the inventory of cluster `name` for the testbed's hosts (in order, one `decls`
+/// entry each) into the testbed's directory.
+pub fn write_inventory(tb: &Testbed, name: &str, decls: &[Decl], manifest: &str) -> PathBuf {
     let hosts = tb.hosts();
     assert_eq!(hosts.len(), decls.len());
     let h0 = &hosts[0];
     let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: {manifest}}}\n\
+        "cluster:\n  name: {name}\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: {manifest}}}\n\
          ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
         h0.user,
         h0.port,
