@@ -306,7 +306,7 @@ pub(crate) mod tests {
     }
 
     /// The node as the tool leaves it: its managed-keys annotations list `labels`, `taints`.
-    fn managed(
+    pub(crate) fn managed(
         labels: &[(&str, &str)],
         taints: &[crate::inventory::Taint],
     ) -> std::collections::BTreeMap<String, String> {

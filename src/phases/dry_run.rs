@@ -323,23 +323,9 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::cluster::Node;
+    use crate::phases::cluster_plan::tests::managed;
     use crate::phases::cluster_plan::{self, KubeadmState};
     use clap::Parser;
-
-    /// The node as the tool leaves it: its managed-keys annotations list `labels`, `taints`.
-    fn managed(
-        labels: &[(&str, &str)],
-        taints: &[crate::inventory::Taint],
-    ) -> std::collections::BTreeMap<String, String> {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        crate::cluster::managed_annotations(&labels, taints)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
-    }
 
     fn node(name: &str, labels: &[(&str, &str)]) -> Node {
         Node {

@@ -126,21 +126,7 @@ pub fn problems(inv: &crate::inventory::Inventory, nodes: &[cluster::Node]) -> V
 mod tests {
     use super::*;
     use crate::cluster::Node;
-
-    /// The node as the tool leaves it: its managed-keys annotations list `labels`, `taints`.
-    fn managed(
-        labels: &[(&str, &str)],
-        taints: &[crate::inventory::Taint],
-    ) -> std::collections::BTreeMap<String, String> {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        crate::cluster::managed_annotations(&labels, taints)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
-    }
+    use crate::phases::cluster_plan::tests::managed;
 
     fn node(name: &str, labels: &[(&str, &str)], ready: bool, version: &str) -> Node {
         Node {
