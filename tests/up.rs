@@ -341,21 +341,19 @@ fn refuses_a_host_that_is_not_ubuntu_and_changes_nothing() {
         .os(Os::Debian12)
         .build()
         .expect("testbed");
-    let decls = vec![Decl {
-        role: "control-plane",
-        labels: &[],
-        taints: None,
-    }];
-    let inv = inventory(&tb, &decls);
-    let run = up(&tb, &inv);
+    assert_refused_before_any_change(&tb, &["Debian", "Ubuntu 22.04 and 24.04"]);
+}
+
+/// `up` on the testbed's one host as a control plane fails, saying every one of `texts`,
+/// and changes nothing.
+fn assert_refused_before_any_change(tb: &Testbed, texts: &[&str]) {
+    let inv = inventory(tb, &plain_decls(0));
+    let run = up(tb, &inv);
     assert!(!run.ok);
-    assert!(run.stderr.contains("Debian"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("Ubuntu 22.04 and 24.04"),
-        "{}",
-        run.stderr
-    );
-    assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
+    for text in texts {
+        assert!(run.stderr.contains(text), "{}", run.stderr);
+    }
+    assert_nothing_changed_since(tb, &[("node1".to_string(), 0)]);
 }
 
 #[test]
@@ -446,19 +444,7 @@ fn a_failed_join_stops_later_phases_and_a_rerun_recovers() {
 #[test]
 fn an_unreachable_host_stops_the_run_before_any_change() {
     let tb = testbed(2, "root");
-    let decls = vec![
-        Decl {
-            role: "control-plane",
-            labels: &[],
-            taints: None,
-        },
-        Decl {
-            role: "worker",
-            labels: &[],
-            taints: None,
-        },
-    ];
-    let inv = inventory(&tb, &decls);
+    let inv = inventory(&tb, &plain_decls(1));
     tb.stop("node2").unwrap();
     let run = up(&tb, &inv);
     assert!(!run.ok);
@@ -505,21 +491,7 @@ fn a_user_whose_sudo_wants_a_password_is_refused_before_any_change() {
         .sudo_password(true)
         .build()
         .expect("testbed");
-    let decls = vec![Decl {
-        role: "control-plane",
-        labels: &[],
-        taints: None,
-    }];
-    let inv = inventory(&tb, &decls);
-    let run = up(&tb, &inv);
-    assert!(!run.ok);
-    assert!(run.stderr.contains("sudo"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("a password is required"),
-        "{}",
-        run.stderr
-    );
-    assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
+    assert_refused_before_any_change(&tb, &["sudo", "a password is required"]);
 }
 
 #[test]
