@@ -10,12 +10,15 @@
 # or guesses (fuser/lsof only see who has the file open, and `flock` is not the fcntl
 # lock dpkg takes). A failed attempt changed nothing: dpkg takes the lock before anything
 # else. Any other failure is reported at once.
+#
+# Safe under `set -e` (the steps that include it use it): a failing command is tested in
+# an `if`, where errexit does not apply, so a held lock is retried instead of ending the
+# shell at `_bs_out=$(...)`.
 bootstrap_dpkg_wait() {
   _bs_start=$(date +%s)
   _bs_noted=-1
   while :; do
-    _bs_out=$("$@" 2>&1)
-    _bs_rc=$?
+    if _bs_out=$("$@" 2>&1); then _bs_rc=0; else _bs_rc=$?; fi
     case "$_bs_rc:$_bs_out" in
       0:*)
         [ -z "$_bs_out" ] || printf '%s\n' "$_bs_out"

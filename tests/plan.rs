@@ -867,6 +867,62 @@ fn converge_on(os: testbed::Os, prefix: &str) {
     );
 }
 
+/// The upgrade steps run under `set -e`: while unattended-upgrades holds dpkg's lock,
+/// `apt-mark unhold` fails at first and must be retried (templates/dpkg-lock.sh), not end
+/// the step (issue 11 item 6: `_bs_out=$(cmd)` under errexit exited the shell).
+#[test]
+fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .name_prefix("f1errx")
+        .build()
+        .expect("testbed");
+    let entry = tb.hosts()[0].clone();
+    let name = entry.name.as_str();
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = entry.name.clone();
+    inv.hosts[0].address = entry.address.clone();
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    tb_apply(&tb, name, &plan);
+
+    // The patch upgrade's first step, with the lock held when it starts.
+    let inv = inventory("1.34.4");
+    let host = Host {
+        name: entry.name.clone(),
+        address: entry.address.clone(),
+        ..inv.hosts[0].clone()
+    };
+    let vars = Vars::new(&inv, &host, Some(&tb_facts(&tb, name)))
+        .with("node_version", "v1.34.2")
+        .with("control_plane_version", "1.34.2");
+    let steps = plan_playbook("upgrade", &vars).unwrap();
+    let kubeadm: Vec<_> = steps
+        .iter()
+        .filter(|s| s.step == "upgrade-kubeadm")
+        .collect();
+    assert_eq!(kubeadm.len(), 1, "{steps:#?}");
+    assert!(kubeadm[0].command.script.starts_with("set -e\n"));
+    hold_dpkg_lock(&tb, name, 3.0);
+    let outputs = tb_apply_steps(&tb, name, kubeadm.into_iter());
+    assert!(
+        outputs[0].contains("waiting for dpkg's lock"),
+        "{outputs:?}"
+    );
+    let out = tb
+        .exec(
+            name,
+            &[
+                "dpkg-query",
+                "-W",
+                "-f=${db:Status-Abbrev}${Version}",
+                "kubeadm",
+            ],
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi 1.34.4-1.1");
+}
+
 /// Plays unattended-upgrades on a fresh host: dpkg's lock is held for `secs` seconds.
 fn hold_dpkg_lock(tb: &testbed::Testbed, host: &str, secs: f64) {
     let now = std::time::SystemTime::now()
