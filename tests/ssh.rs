@@ -510,6 +510,35 @@ async fn wrong_key_is_an_auth_error_naming_host_user_and_what_was_tried() {
     assert!(msg.contains("SSH_AUTH_SOCK"), "{msg}");
 }
 
+/// OpenSSH ignores a private key its owner lets others read; bootstrap refuses it with
+/// the same words and the chmod that fixes it, although the server would accept it.
+#[tokio::test]
+async fn a_private_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let sshd = Sshd::start();
+    let key = sshd.path("id_ed25519");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Connection::connect_with_agent(&sshd.target("root", "id_ed25519"), None)
+        .await
+        .err()
+        .expect("must be refused");
+    let msg = err.to_string();
+    assert!(matches!(err, SshError::Auth { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "Permissions 0644 for '{}' are too open",
+            key.display()
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("chmod 600 {}", key.display())),
+        "{msg}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sshd.connect_root().await;
+}
+
 #[tokio::test]
 async fn encrypted_key_asks_for_ssh_agent() {
     let sshd = Sshd::start();

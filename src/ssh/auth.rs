@@ -5,7 +5,8 @@
 //! the person can tell a wrong key from a missing agent from a server that refuses
 //! public keys.
 
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh::client::{AuthResult, Handle, Handler};
@@ -14,6 +15,36 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 
 use super::known_hosts::describe;
+
+/// The ssh-agent socket named by `SSH_AUTH_SOCK` (`value`): an empty value means no
+/// agent, as for OpenSSH's `ssh-add` ("Could not open a connection to your
+/// authentication agent"), rather than a socket at the empty path.
+pub fn agent_socket_from(value: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    value.filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// Refuses a private key that its owner lets group or others read, as `ssh` does
+/// (sshkey_perm_ok in OpenSSH's authfile.c: only files owned by the user running it are
+/// checked). A key others can read may already be copied; using it silently would hide
+/// that. The message is OpenSSH's, plus the command that fixes it.
+pub fn check_key_permissions(path: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        // Missing or unreadable: loading it says why, with the rest of what was tried.
+        return Ok(());
+    };
+    let uid = rustix::process::getuid().as_raw();
+    let mode = meta.mode() & 0o777;
+    if meta.uid() == uid && mode & 0o077 != 0 {
+        let p = path.display().to_string();
+        return Err(format!(
+            "UNPROTECTED PRIVATE KEY FILE! Permissions {mode:04o} for '{p}' are too open. \
+             It is required that your private key files are NOT accessible by others. \
+             This private key will be ignored. Fix: chmod 600 {q}",
+            q = shlex::try_quote(&p).map_or_else(|_| p.clone(), |q| q.into_owned())
+        ));
+    }
+    Ok(())
+}
 
 /// Authenticates `user` on `handle` with the identity file, then the agent listening on
 /// `agent_socket` (normally `$SSH_AUTH_SOCK`); on failure, the reason (what was tried).
@@ -165,5 +196,46 @@ fn methods(set: &russh::MethodSet) -> String {
         "nothing more".to_string()
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn empty_ssh_auth_sock_is_no_agent() {
+        assert_eq!(agent_socket_from(Some("".into())), None);
+        assert_eq!(agent_socket_from(None), None);
+        assert_eq!(
+            agent_socket_from(Some("/run/a.sock".into())),
+            Some(PathBuf::from("/run/a.sock"))
+        );
+    }
+
+    #[test]
+    fn a_key_group_or_others_can_read_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id key");
+        std::fs::write(&key, "not parsed").unwrap();
+        for (mode, ok) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false)] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            let result = check_key_permissions(&key);
+            assert_eq!(result.is_ok(), ok, "{mode:o}: {result:?}");
+            if let Err(msg) = result {
+                assert!(
+                    msg.contains(&format!(
+                        "Permissions 0{mode:o} for '{}' are too open",
+                        key.display()
+                    )),
+                    "{msg}"
+                );
+                assert!(
+                    msg.contains(&format!("chmod 600 '{}'", key.display())),
+                    "{msg}"
+                );
+            }
+        }
     }
 }

@@ -120,7 +120,8 @@ pub const DEFAULT_CONNECT_PARALLELISM: usize = 64;
 /// silent server is declared lost.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// The ssh-agent socket; `None`: no agent. Default: `$SSH_AUTH_SOCK`.
+    /// The ssh-agent socket; `None`: no agent. Default: `$SSH_AUTH_SOCK` (unset or empty:
+    /// none).
     pub agent_socket: Option<std::path::PathBuf>,
     /// A keepalive request after this long without a word from the server...
     pub keepalive_interval: Duration,
@@ -133,7 +134,7 @@ pub struct ConnectOptions {
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
-            agent_socket: std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from),
+            agent_socket: auth::agent_socket_from(std::env::var_os("SSH_AUTH_SOCK")),
             keepalive_interval: Duration::from_secs(15),
             keepalive_max: 4,
         }
@@ -213,6 +214,13 @@ impl Connection {
             port: target.port,
             reason,
         };
+        if let Some(key) = &target.identity_file {
+            auth::check_key_permissions(key).map_err(|reason| SshError::Auth {
+                host: host.clone(),
+                user: target.user.clone(),
+                reason,
+            })?;
+        }
         let known = KnownHosts::load(&target.known_hosts_file, &target.address, target.port)
             .map_err(|r| SshError::HostKey {
                 host: host.clone(),
