@@ -117,10 +117,11 @@ impl Outcome {
 pub fn of_error(report: &miette::Report) -> Outcome {
     use crate::inventory::InventoryError;
     // A file that cannot be read is an I/O error like any other (exit 1); an inventory
-    // that was read and is invalid has its own code.
+    // that was read and is invalid, or a path that is no inventory (a FIFO, a huge file),
+    // has its own code.
     let invalid = matches!(
         report.downcast_ref::<InventoryError>(),
-        Some(InventoryError::Invalid { .. })
+        Some(InventoryError::Invalid { .. } | InventoryError::NotAnInventory { .. })
     );
     if invalid
         || matches!(

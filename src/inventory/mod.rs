@@ -8,6 +8,7 @@
 mod checks;
 mod error;
 mod paths;
+mod read;
 mod rules;
 mod schema;
 mod tree;
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
-pub use error::{InventoryError, Problem};
+pub use error::{InventoryError, Problem, MAX_SHOWN_PROBLEMS};
+pub use read::MAX_INVENTORY_BYTES;
 // Part of the API for the stages after the inventory; unused until they use it.
 #[allow(unused_imports)]
 pub use schema::{
@@ -33,11 +35,8 @@ pub use schema::{
 /// field. Paths inside the inventory (identity files, a local Calico manifest) are resolved
 /// relative to the inventory's directory, `~` to `$HOME`.
 pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, text)
+    let bytes = read::read(path)?;
+    parse(path, read::text(path, bytes)?)
 }
 
 /// Parses and validates inventory text as if it had been read from `path` (which names it
@@ -58,13 +57,7 @@ pub fn parse(path: &Path, text: String) -> Result<Inventory, InventoryError> {
 fn parse_in(path: &Path, text: String, ctx: &schema::Context) -> Result<Inventory, InventoryError> {
     let src = error::Source::new(path.display().to_string(), text);
     let mut r = tree::Reader::new(src.clone());
-    let invalid = |mut problems: Vec<Problem>| {
-        problems.sort_by_key(|p| (p.line, p.column));
-        InventoryError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        }
-    };
+    let invalid = |problems: Vec<Problem>| InventoryError::invalid(path, problems);
 
     let docs = match MarkedYaml::load_from_str(src.text()) {
         Ok(docs) => docs,
