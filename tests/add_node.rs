@@ -5,32 +5,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use testbed::{AuditRecord, Testbed};
 
-/// Writes the inventory of the testbed's first `n` hosts (support::inventory's format).
-fn inventory_of_first(tb: &Testbed, decls: &[support::Decl], n: usize) -> PathBuf {
-    let path = support::inventory(tb, decls);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let cut = match tb.hosts().get(n) {
-        Some(h) => text
-            .find(&format!("  - name: {}\n", h.name))
-            .expect("the host's entry"),
-        None => text.len(),
-    };
-    std::fs::write(&path, &text[..cut]).unwrap();
-    path
-}
-
 fn up(tb: &Testbed, inv: &std::path::Path) {
-    let logs = tb.dir().join("runs");
-    let ran = support::run_bootstrap(&[
-        "up",
-        inv.to_str().unwrap(),
-        "--log-dir",
-        logs.to_str().unwrap(),
-    ]);
+    let ran = support::run_on(tb, &["up"], inv, &[]);
     assert_eq!(ran.code, Some(0), "up failed:\n{}", ran.stderr);
 }
 
@@ -47,7 +25,7 @@ fn changed_since(tb: &Testbed, host: &str, mark: usize) -> Vec<AuditRecord> {
 fn adding_a_worker_touches_no_other_worker() {
     let tb = support::testbed(3, "root");
     let decls = support::article_decls();
-    up(&tb, &inventory_of_first(&tb, &decls, 2));
+    up(&tb, &support::inventory(&tb, &decls[..2]));
     let untouched = tb.audit("node3").unwrap();
     assert!(
         untouched.iter().all(|r| r.kind == "ssh" || !r.changed),
@@ -58,7 +36,7 @@ fn adding_a_worker_touches_no_other_worker() {
         .iter()
         .map(|h| tb.audit(h).unwrap().len())
         .collect();
-    up(&tb, &inventory_of_first(&tb, &decls, 3));
+    up(&tb, &support::inventory(&tb, &decls));
 
     // The other worker: nothing changed, and it was only read.
     let node2 = changed_since(&tb, "node2", marks[1]);

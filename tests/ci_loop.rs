@@ -26,7 +26,7 @@ struct Loop {
 impl Loop {
     /// Runs `bootstrap ARGS`, keeping its stdout and stderr for the secrets check.
     fn run(&mut self, args: &[&str]) -> Ran {
-        let ran = run_bootstrap(args);
+        let ran = run_bootstrap(args, &[]);
         let what = args.join(" ");
         self.outputs
             .push((format!("stdout of {what}"), ran.stdout.clone()));

@@ -4,36 +4,30 @@
 //! These run the built binary without root and without hosts: every case fails or
 //! finishes before anything connects.
 
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use support::{run_bootstrap, Env, Ran};
 
 /// The subcommands whose options must all read a `BOOTSTRAP_*` variable.
 // `kubeconfig` is left out until its -o/--merge read one too (src/kubeconfig.rs).
 const SUBCOMMANDS: [&str; 6] = ["up", "plan", "validate", "reset", "kubeconfig", "status"];
 
-/// The binary with a clean slate: no `BOOTSTRAP_*` or `CI` from the environment that
-/// runs the tests, stdin not a terminal.
-fn bootstrap(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("BOOTSTRAP_") || key == "CI" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(args).stdin(Stdio::null());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().expect("the bootstrap binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out, stdout, stderr)
+/// `bootstrap ARGS` from support's clean slate without CI (these tests check what CI
+/// changes), plus `env`.
+fn run(args: &[&str], env: Env) -> Ran {
+    let mut all = vec![("CI", None)];
+    all.extend(env);
+    run_bootstrap(args, &all)
 }
 
 #[test]
 fn bash_completions_name_the_command_and_its_subcommands() {
-    let (out, stdout, stderr) = run(&mut bootstrap(&["completions", "bash"]));
-    assert!(out.status.success(), "{stderr}");
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run(&["completions", "bash"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("complete -F _bootstrap"), "{stdout}");
     for sub in SUBCOMMANDS
         .iter()
@@ -46,19 +40,27 @@ fn bash_completions_name_the_command_and_its_subcommands() {
 #[test]
 fn every_shell_gets_completions() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let (out, stdout, stderr) = run(&mut bootstrap(&["completions", shell]));
-        assert!(out.status.success(), "{shell}: {stderr}");
+        let Ran {
+            code,
+            stdout,
+            stderr,
+        } = run(&["completions", shell], &[]);
+        assert_eq!(code, Some(0), "{shell}: {stderr}");
         assert!(stdout.contains("bootstrap"), "{shell}: {stdout}");
     }
-    let (out, _, stderr) = run(&mut bootstrap(&["completions", "tcsh"]));
-    assert_eq!(out.status.code(), Some(2));
+    let Ran { code, stderr, .. } = run(&["completions", "tcsh"], &[]);
+    assert_eq!(code, Some(2));
     assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
 }
 
 #[test]
 fn man_page_is_roff_and_lists_the_subcommands() {
-    let (out, stdout, stderr) = run(&mut bootstrap(&["man"]));
-    assert!(out.status.success(), "{stderr}");
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run(&["man"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
     // clap_mangen puts two string definitions (`.ie`/`.el`) before the title.
     let title = stdout
         .lines()
@@ -79,13 +81,21 @@ fn man_page_is_roff_and_lists_the_subcommands() {
 
 #[test]
 fn man_page_of_a_subcommand() {
-    let (out, stdout, stderr) = run(&mut bootstrap(&["man", "up"]));
-    assert!(out.status.success(), "{stderr}");
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run(&["man", "up"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains(".TH bootstrap-up 1"), "{stdout}");
     assert!(stdout.contains("BOOTSTRAP_TIMEOUT"), "{stdout}");
 
-    let (out, stdout, stderr) = run(&mut bootstrap(&["man", "nope"]));
-    assert!(!out.status.success());
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run(&["man", "nope"], &[]);
+    assert_ne!(code, Some(0));
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
         stderr.contains("`nope` is not a bootstrap subcommand"),
@@ -96,24 +106,34 @@ fn man_page_of_a_subcommand() {
 
 #[test]
 fn the_environment_sets_a_flag() {
-    let (out, _, stderr) =
-        run(bootstrap(&["up", "inventory.example"]).env("BOOTSTRAP_TIMEOUT", "abc"));
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let Ran { code, stderr, .. } = run(
+        &["up", "inventory.example"],
+        &[("BOOTSTRAP_TIMEOUT", Some("abc"))],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("invalid duration `abc`"), "{stderr}");
     assert!(stderr.contains("--timeout"), "{stderr}");
 
     // The command line wins over the environment.
-    let (out, _, stderr) =
-        run(bootstrap(&["up", "i.yaml", "--parallelism", "0"]).env("BOOTSTRAP_PARALLELISM", "8"));
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let Ran { code, stderr, .. } = run(
+        &["up", "i.yaml", "--parallelism", "0"],
+        &[("BOOTSTRAP_PARALLELISM", Some("8"))],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("'0'"), "{stderr}");
 }
 
 #[test]
 fn the_environment_names_the_inventory() {
-    let (out, stdout, stderr) =
-        run(bootstrap(&["validate"]).env("BOOTSTRAP_INVENTORY", "inventory.example"));
-    assert!(out.status.success(), "{stderr}");
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run(
+        &["validate"],
+        &[("BOOTSTRAP_INVENTORY", Some("inventory.example"))],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.starts_with("inventory.example: OK"), "{stdout}");
 }
 
@@ -121,11 +141,17 @@ fn the_environment_names_the_inventory() {
 /// its inventory prints its one JSON document, and the message stays on stderr.
 #[test]
 fn the_output_variable_makes_up_print_json() {
-    let (out, stdout, stderr) =
-        run(bootstrap(&["up", "/nonexistent/inventory.yaml"]).env("BOOTSTRAP_OUTPUT", "json"));
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run(
+        &["up", "/nonexistent/inventory.yaml"],
+        &[("BOOTSTRAP_OUTPUT", Some("json"))],
+    );
     assert!(!stderr.contains("--dry-run"), "{stderr}");
     assert!(stderr.contains("cannot read the inventory"), "{stderr}");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, Some(1));
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert_eq!(doc["schema"], "bootstrap/up/v1");
     assert_eq!(doc["exit_code"], 1);
@@ -134,8 +160,12 @@ fn the_output_variable_makes_up_print_json() {
 #[test]
 fn every_option_has_an_environment_variable() {
     for sub in SUBCOMMANDS {
-        let (out, stdout, stderr) = run(&mut bootstrap(&[sub, "--help"]));
-        assert!(out.status.success(), "{sub}: {stderr}");
+        let Ran {
+            code,
+            stdout,
+            stderr,
+        } = run(&[sub, "--help"], &[]);
+        assert_eq!(code, Some(0), "{sub}: {stderr}");
         // An argument's entry is its line plus, when clap puts help text on the lines
         // below (it does for every argument once one help text is long), those lines.
         let lines: Vec<&str> = stdout.lines().collect();
@@ -174,15 +204,15 @@ fn every_option_has_an_environment_variable() {
 #[test]
 fn reset_does_not_wait_for_an_answer_nobody_can_give() {
     // stdin is /dev/null here: not a terminal.
-    let (out, _, stderr) = run(&mut bootstrap(&["reset", "inventory.example"]));
-    assert!(!out.status.success());
+    let Ran { code, stderr, .. } = run(&["reset", "inventory.example"], &[]);
+    assert_ne!(code, Some(0));
     assert!(
         stderr.contains("refusing to reset without confirmation"),
         "{stderr}"
     );
     assert!(stderr.contains("not a terminal"), "{stderr}");
 
-    let (out, _, stderr) = run(bootstrap(&["reset", "inventory.example"]).env("CI", "true"));
-    assert!(!out.status.success());
+    let Ran { code, stderr, .. } = run(&["reset", "inventory.example"], &[("CI", Some("true"))]);
+    assert_ne!(code, Some(0));
     assert!(stderr.contains("CI is set"), "{stderr}");
 }

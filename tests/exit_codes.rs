@@ -17,17 +17,12 @@ use testbed::{Os, Testbed};
 
 /// `up --output json` on `inv`, its run logs in the testbed's directory.
 fn up_json(tb: &Testbed, inv: &Path, timeout: &str) -> Ran {
-    let runs = tb.dir().join("runs");
-    run_bootstrap(&[
-        "up",
-        inv.to_str().unwrap(),
-        "--output",
-        "json",
-        "--timeout",
-        timeout,
-        "--log-dir",
-        runs.to_str().unwrap(),
-    ])
+    run_on(
+        tb,
+        &["up", "--output", "json", "--timeout", timeout],
+        inv,
+        &[],
+    )
 }
 
 /// The host entry named `name` in a run document.
@@ -78,7 +73,7 @@ fn an_invalid_inventory_exits_3_for_up_and_reset() {
         vec!["up", inv, "--output", "json", "--log-dir", runs],
         vec!["reset", inv, "--yes", "--output", "json", "--log-dir", runs],
     ] {
-        let ran = run_bootstrap(&args);
+        let ran = run_bootstrap(&args, &[]);
         let doc = assert_outcome(&ran, 3, "invalid-inventory");
         assert_eq!(doc["command"], args[0]);
         assert!(doc["error"]["host"].is_null() && doc["error"]["step"].is_null());
@@ -271,10 +266,8 @@ fn kill(signal: &str, pid: u32) {
 /// `marker`, and with `then_term` SIGTERM once it said it lets the running commands
 /// finish. What it printed and its exit status.
 fn interrupted(args: &[&str], marker: &str, then_term: bool) -> Ran {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
+    let mut child = bootstrap_command(args, &[])
         .args(["--output", "json"])
-        .env("CI", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -8,44 +8,21 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_yaml::Value;
 use testbed::Testbed;
 
-use support::testbed;
+use support::{run_on, testbed, Inventory};
 
 /// An inventory for the testbed (cluster `e2e-kc`, which names the kubeconfig's context):
 /// the first host the control plane, the rest workers.
 fn inventory(tb: &Testbed) -> PathBuf {
     let decls = support::plain_decls(tb.hosts().len() - 1);
-    support::write_inventory(tb, "e2e-kc", &decls, "null")
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the built binary with `envs` set (and KUBECONFIG unset unless given).
-fn bootstrap(args: &[&str], envs: &[(&str, &Path)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    cmd.args(args).env("CI", "1").env_remove("KUBECONFIG");
-    for (k, v) in envs {
-        cmd.env(k, v);
+    Inventory {
+        name: "e2e-kc",
+        ..Inventory::new(&decls)
     }
-    let out = cmd.output().expect("run bootstrap");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
-        out.status
-    );
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    }
+    .write(tb)
 }
 
 fn s(p: &Path) -> &str {
@@ -54,19 +31,10 @@ fn s(p: &Path) -> &str {
 
 /// Every file under `dir`, concatenated.
 fn all_text(dir: &Path) -> String {
-    let mut text = String::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return text;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            text += &all_text(&p);
-        } else {
-            text += &String::from_utf8_lossy(&std::fs::read(&p).unwrap());
-        }
-    }
-    text
+    support::files_under(dir)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
 }
 
 #[test]
@@ -77,20 +45,14 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     let (cp, worker) = (&hosts[0], &hosts[1]);
     let inv = inventory(&tb);
     let runs = tb.dir().join("runs");
-    let up = bootstrap(
-        &["up", s(&inv), "--log-dir", s(&runs), "--timeout", "5m"],
-        &[],
-    );
-    assert!(up.ok, "up failed");
+    let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    assert!(up.ok(), "up failed");
 
     // -o FILE: 0600, the endpoint, named after the cluster.
     let file = tb.dir().join("out").join("kc");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    let run = bootstrap(
-        &["kubeconfig", s(&inv), "-o", s(&file), "--log-dir", s(&runs)],
-        &[],
-    );
-    assert!(run.ok);
+    let run = run_on(&tb, &["kubeconfig", "-o", s(&file)], &inv, &[]);
+    assert!(run.ok());
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -113,8 +75,8 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     assert!(key.len() > 20);
 
     // Without -o: the same kubeconfig on stdout, nothing else there.
-    let run = bootstrap(&["kubeconfig", s(&inv), "--log-dir", s(&runs)], &[]);
-    assert!(run.ok);
+    let run = run_on(&tb, &["kubeconfig"], &inv, &[]);
+    assert!(run.ok());
     let printed: Value = serde_yaml::from_str(&run.stdout).unwrap();
     assert_eq!(printed, kc);
 
@@ -145,11 +107,13 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     let config = home.join(".kube/config");
     std::fs::write(&config, other).unwrap();
     for _ in 0..2 {
-        let run = bootstrap(
-            &["kubeconfig", s(&inv), "--merge", "--log-dir", s(&runs)],
-            &[("HOME", &home)],
+        let run = run_on(
+            &tb,
+            &["kubeconfig", "--merge"],
+            &inv,
+            &[("HOME", Some(s(&home)))],
         );
-        assert!(run.ok);
+        assert!(run.ok());
         assert!(run.stdout.is_empty(), "{}", run.stdout);
     }
     let merged: Value = serde_yaml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
@@ -175,19 +139,21 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     let first = tb.dir().join("kc-first");
     let second = tb.dir().join("kc-second");
     let list = std::env::join_paths([&first, &second]).unwrap();
-    let run = bootstrap(
-        &["kubeconfig", s(&inv), "--merge", "--log-dir", s(&runs)],
-        &[("KUBECONFIG", Path::new(&list)), ("HOME", &home)],
+    let run = run_on(
+        &tb,
+        &["kubeconfig", "--merge"],
+        &inv,
+        &[("KUBECONFIG", list.to_str()), ("HOME", Some(s(&home)))],
     );
-    assert!(run.ok);
+    assert!(run.ok());
     let written: Value = serde_yaml::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
     assert_eq!(written["current-context"], "e2e-kc");
     assert_eq!(written["users"], kc["users"]);
     assert!(!second.exists());
 
     // Even the most verbose logging keeps the key out of stderr.
-    let run = bootstrap(&["-vv", "kubeconfig", s(&inv), "--log-dir", s(&runs)], &[]);
-    assert!(run.ok);
+    let run = run_on(&tb, &["-vv", "kubeconfig"], &inv, &[]);
+    assert!(run.ok());
     assert!(
         !run.stderr.contains(&key),
         "client-key-data on stderr with -vv"
@@ -208,13 +174,9 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
 fn kubeconfig_before_up_says_so() {
     let tb = testbed(1, "root");
     let inv = inventory(&tb);
-    let runs = tb.dir().join("runs");
     let out = tb.dir().join("kc");
-    let run = bootstrap(
-        &["kubeconfig", s(&inv), "-o", s(&out), "--log-dir", s(&runs)],
-        &[],
-    );
-    assert!(!run.ok);
+    let run = run_on(&tb, &["kubeconfig", "-o", s(&out)], &inv, &[]);
+    assert!(!run.ok());
     let host = &tb.hosts()[0];
     assert!(run.stderr.contains("not initialised"), "{}", run.stderr);
     assert!(run.stderr.contains(&host.name), "{}", run.stderr);

@@ -5,60 +5,27 @@
 //! `bootstrap.dev/managed-labels` / `bootstrap.dev/managed-taints` annotations. Needs
 //! root and the testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
+use support::{Decl, Inventory};
 use testbed::Testbed;
 
 const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
 
-/// Writes a 2-host inventory: node1 a control plane with no labels and no taints, node2 a
-/// worker with `worker` (YAML for its labels and taints, indented 4).
-fn inventory(tb: &Testbed, worker: &str) -> PathBuf {
-    let hosts = tb.hosts();
-    let (h0, h1) = (&hosts[0], &hosts[1]);
-    let y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: 1.34.2\n  calico: {{version: v3.30.3}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n\
-         \x20 - name: {}\n    address: {}\n    role: control-plane\n    taints: []\n\
-         \x20 - name: {}\n    address: {}\n    role: worker\n{worker}",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-        h0.name,
-        h0.address,
-        h1.name,
-        h1.address,
-    );
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
+/// Writes a 2-host inventory: node1 a control plane with no labels and no taints, node2
+/// the `worker`.
+fn inventory(tb: &Testbed, worker: Decl) -> PathBuf {
+    Inventory::new(&[Decl::new("control-plane", &[], Some(&[])), worker]).write(tb)
 }
 
-fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-/// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`; returns
-/// (success, stderr).
+/// `bootstrap ARGS INVENTORY`: whether it succeeded (0, or 2 for a plan with changes
+/// pending) and its stderr.
 fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .arg(inv)
-        .arg("--log-dir")
-        .arg(tb.dir().join("runs"))
-        .env("CI", "1")
-        .output()
-        .expect("run bootstrap");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
-        out.status
-    );
-    // 0, or 2 for a plan with changes pending; every other code is a failure.
-    (matches!(out.status.code(), Some(0) | Some(2)), stderr)
+    let ran = support::run_on(tb, args, inv, &[]);
+    (matches!(ran.code, Some(0) | Some(2)), ran.stderr)
 }
 
 fn kubectl(tb: &Testbed, args: &[&str]) -> String {
@@ -96,16 +63,14 @@ fn taints(n: &Value) -> Vec<String> {
 
 #[test]
 fn removed_labels_and_taints_go_and_others_stay() {
-    let tb = Testbed::builder()
-        .hosts(2)
-        .user("root")
-        .build()
-        .unwrap_or_else(|e| {
-            panic!("cannot build the testbed (run as root; `cargo build -p testbed`): {e}")
-        });
+    let tb = support::testbed(2, "root");
     let inv = inventory(
         &tb,
-        "    labels: {type: mysql, tier: a}\n    taints: [\"dedicated=db:NoSchedule\"]\n",
+        Decl::new(
+            "worker",
+            &[("type", "mysql"), ("tier", "a")],
+            Some(&["dedicated=db:NoSchedule"]),
+        ),
     );
     let (ok, err) = bootstrap(&tb, &["up"], &inv);
     assert!(ok, "first up failed:\n{err}");
@@ -126,7 +91,7 @@ fn removed_labels_and_taints_go_and_others_stay() {
     kubectl(&tb, &["taint", "node", "node2", "extra=x:NoExecute"]);
 
     // `tier` and the taint leave the inventory: plan says what goes and why.
-    let inv = inventory(&tb, "    labels: {type: mysql}\n    taints: []\n");
+    let inv = inventory(&tb, Decl::new("worker", &[("type", "mysql")], Some(&[])));
     let (ok, plan) = bootstrap(&tb, &["plan"], &inv);
     assert!(ok, "plan failed:\n{plan}");
     assert!(

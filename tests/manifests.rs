@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{article_decls, pod_placement, run_bootstrap, running, Ran};
+use support::{article_decls, pod_placement, run_on, running, Inventory};
 use testbed::Testbed;
 
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
@@ -32,21 +32,11 @@ fn inventory(tb: &Testbed, manifests: &[&str]) -> PathBuf {
             std::fs::copy(example.join(f), dir.join(f)).unwrap();
         }
     }
-    let path = support::inventory(tb, &article_decls()[..2]);
-    let mut y = std::fs::read_to_string(&path).unwrap() + "manifests:\n";
-    for m in manifests {
-        y += &format!("  - {m}\n");
+    Inventory {
+        manifests,
+        ..Inventory::new(&article_decls()[..2])
     }
-    std::fs::write(&path, y).unwrap();
-    path
-}
-
-/// `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`.
-fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> Ran {
-    let runs = tb.dir().join("runs");
-    let mut argv = args.to_vec();
-    argv.extend([inv.to_str().unwrap(), "--log-dir", runs.to_str().unwrap()]);
-    run_bootstrap(&argv)
+    .write(tb)
 }
 
 /// `kubectl ARGS` on the control plane, which must succeed.
@@ -98,7 +88,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
 
     // 1. up: the cluster, then the manifests in order, each rolled out.
     let mark = tb.audit("node1").unwrap().len();
-    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(run.code, Some(0), "up failed:\n{}", run.stderr);
     for m in ["apps/mysql.yaml", "apps/wordpress.yaml"] {
         let planned = format!("manifests: apply {m} (it was never applied to this cluster)");
@@ -140,7 +130,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
 
     // 2. A second up applies nothing and changes nothing; plan agrees.
     let mark = tb.audit("node1").unwrap().len();
-    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let runs = kubectl_runs_since(&tb, mark);
     assert!(
@@ -152,14 +142,14 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert!(tb.audit("node1").unwrap()[mark..]
         .iter()
         .all(|r| !r.changed));
-    let run = bootstrap(&tb, &["plan"], &inv);
+    let run = run_on(&tb, &["plan"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 
     // 3. A changed manifest: plan lists it (exit 2), up applies it and only it.
     let wp = apps.join("wordpress.yaml");
     let text = std::fs::read_to_string(&wp).unwrap();
     std::fs::write(&wp, text.replace("replicas: 1", "replicas: 2")).unwrap();
-    let run = bootstrap(&tb, &["plan"], &inv);
+    let run = run_on(&tb, &["plan"], &inv, &[]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr.contains(
@@ -172,7 +162,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         "{}",
         run.stderr
     );
-    let run = bootstrap(&tb, &["plan", "--output", "json"], &inv);
+    let run = run_on(&tb, &["plan", "--output", "json"], &inv, &[]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     let doc = run.document();
     let steps: Vec<&Value> = doc["cluster"]
@@ -186,7 +176,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert_eq!(steps[0]["host"], "node1");
 
     // status reports it as the control plane's drift.
-    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    let run = run_on(&tb, &["status", "--output", "json"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let status = run.document();
     let node1 = status["drift"]
@@ -203,7 +193,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     );
 
     let mark = tb.audit("node1").unwrap().len();
-    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let runs = kubectl_runs_since(&tb, mark);
     let rollouts: Vec<&String> = runs
@@ -235,7 +225,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         &tb,
         &["apps/mysql.yaml", "apps/wordpress.yaml", "apps/stuck.yaml"],
     );
-    let run = bootstrap(&tb, &["up", "--timeout", "8s"], &inv);
+    let run = run_on(&tb, &["up", "--timeout", "8s"], &inv, &[]);
     assert_ne!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stderr
@@ -250,7 +240,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         run.stderr
     );
     assert_eq!(record(&tb).len(), 2, "stuck.yaml is not recorded");
-    let run = bootstrap(&tb, &["plan"], &inv);
+    let run = run_on(&tb, &["plan"], &inv, &[]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr
@@ -263,7 +253,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     // with curl's own error, under the control plane's name.
     let inv = inventory(&tb, &["https://manifests.example.invalid/v1/app.yaml"]);
     let mark = tb.audit("node1").unwrap().len();
-    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_ne!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stderr
@@ -287,7 +277,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml";
     let inv = inventory(&tb, &["apps/mysql.yaml", "apps/wordpress.yaml", url]);
     let mark = tb.audit("node1").unwrap().len();
-    let run = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let audit = tb.audit("node1").unwrap();
     assert!(
@@ -313,6 +303,6 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         lines[2].starts_with("sha256:") && lines[2].ends_with(&format!(" {url}")),
         "{lines:?}"
     );
-    let run = bootstrap(&tb, &["plan"], &inv);
+    let run = run_on(&tb, &["plan"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 }

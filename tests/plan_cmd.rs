@@ -10,67 +10,12 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use support::{inventory, run_on, Decl, Inventory};
 use testbed::{Os, Testbed};
-
-const VERSION: &str = "1.34.2";
-const CALICO: &str = "v3.30.3";
-
-/// One inventory host: (testbed host name, role, labels, taints or None for the default).
-type Decl<'a> = (
-    &'a str,
-    &'a str,
-    &'a [(&'a str, &'a str)],
-    Option<&'a [&'a str]>,
-);
-
-/// Writes an inventory listing `decls` (a subset of the testbed's hosts, in that order).
-fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
-    let h0 = &tb.hosts()[0];
-    let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-    );
-    for (name, role, labels, taints) in decls {
-        let h = tb.host(name).unwrap();
-        let labels: serde_json::Map<String, Value> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
-            .collect();
-        y += &format!(
-            "  - name: {}\n    address: {}\n    role: {role}\n    labels: {}\n",
-            h.name,
-            h.address,
-            Value::Object(labels)
-        );
-        if let Some(t) = taints {
-            y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
-        }
-    }
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
-}
-
-fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-/// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`.
-fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> support::Ran {
-    let inv = inv.display().to_string();
-    let runs = tb.dir().join("runs").display().to_string();
-    let mut all = args.to_vec();
-    all.extend([inv.as_str(), "--log-dir", runs.as_str()]);
-    support::run_bootstrap(&all)
-}
 
 /// `plan --output json`: the exit code and the parsed, schema-checked document.
 fn plan_json(tb: &Testbed, inv: &Path) -> (Option<i32>, Value, String) {
-    let run = bootstrap(tb, &["plan", "--output", "json"], inv);
+    let run = run_on(tb, &["plan", "--output", "json"], inv, &[]);
     let doc: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("plan's stdout is not JSON ({e}):\n{}", run.stdout));
     assert_schema(&doc);
@@ -220,9 +165,9 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     let tb = Testbed::builder().hosts(3).build().unwrap_or_else(|e| {
         panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
     });
-    let two: Vec<Decl> = vec![
-        ("node1", "control-plane", &[("type", "mysql")], Some(&[])),
-        ("node2", "worker", &[("type", "wordpress")], None),
+    let two = [
+        Decl::new("control-plane", &[("type", "mysql")], Some(&[])),
+        Decl::new("worker", &[("type", "wordpress")], None),
     ];
     let inv = inventory(&tb, &two);
 
@@ -271,11 +216,11 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     let fresh_node2 = names(&host_steps(&doc, "node2"));
 
     // `up --dry-run` is the same code path: same exit code, same document.
-    let dry = bootstrap(&tb, &["up", "--dry-run", "--output", "json"], &inv);
+    let dry = run_on(&tb, &["up", "--dry-run", "--output", "json"], &inv, &[]);
     assert_eq!(dry.code, Some(2));
     assert_eq!(serde_json::from_str::<Value>(&dry.stdout).unwrap(), doc);
     // Text only: nothing on stdout, the plan on stderr.
-    let text = bootstrap(&tb, &["plan"], &inv);
+    let text = run_on(&tb, &["plan"], &inv, &[]);
     assert_eq!(text.code, Some(2));
     assert!(text.stdout.is_empty(), "{}", text.stdout);
     assert!(
@@ -286,7 +231,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     assert_nothing_changed_since(&tb, &marks);
 
     // up runs exactly the planned host steps.
-    let up = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
     let run = newest_run(&tb);
     for host in ["node1", "node2"] {
@@ -308,20 +253,19 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     for host in ["node1", "node2"] {
         assert!(host_steps(&doc, host).is_empty(), "{doc:#}");
     }
-    let dry = bootstrap(&tb, &["up", "--dry-run"], &inv);
+    let dry = run_on(&tb, &["up", "--dry-run"], &inv, &[]);
     assert_eq!(dry.code, Some(0));
     assert_nothing_changed_since(&tb, &marks);
 
     // The inventory changes: a label value, a taint added, a new worker.
-    let three: Vec<Decl> = vec![
-        (
-            "node1",
+    let three = [
+        Decl::new(
             "control-plane",
             &[("type", "mysql")],
             Some(&["dedicated=db:NoSchedule"]),
         ),
-        ("node2", "worker", &[("type", "blog")], None),
-        ("node3", "worker", &[("type", "wordpress")], None),
+        Decl::new("worker", &[("type", "blog")], None),
+        Decl::new("worker", &[("type", "wordpress")], None),
     ];
     let inv = inventory(&tb, &three);
     let (code, doc, stderr) = plan_json(&tb, &inv);
@@ -373,7 +317,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
 
     // ... and up does exactly that.
     let marks = audit_marks(&tb);
-    let up = bootstrap(&tb, &["up", "--timeout", "5m"], &inv);
+    let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
     let run = newest_run(&tb);
     assert_eq!(
@@ -446,16 +390,16 @@ fn failure_lines(stderr: &str) -> Vec<String> {
 /// lines, which contain `texts`; nothing changes anywhere.
 fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str], up_code: i32) {
     let marks = audit_marks(tb);
-    let plan = bootstrap(tb, &["plan", "--output", "json"], inv);
+    let plan = run_on(tb, &["plan", "--output", "json"], inv, &[]);
     assert_eq!(plan.code, Some(1));
     assert!(
         plan.stdout.is_empty(),
         "no document on error: {}",
         plan.stdout
     );
-    let dry = bootstrap(tb, &["up", "--dry-run"], inv);
+    let dry = run_on(tb, &["up", "--dry-run"], inv, &[]);
     assert_eq!(dry.code, Some(1));
-    let up = bootstrap(tb, &["up"], inv);
+    let up = run_on(tb, &["up"], inv, &[]);
     assert_eq!(up.code, Some(up_code));
     for text in texts {
         assert!(plan.stderr.contains(text), "{text}: {}", plan.stderr);
@@ -477,9 +421,9 @@ fn unreachable_and_non_ubuntu_hosts_are_errors_with_up_s_messages() {
     let inv = inventory(
         &tb,
         &[
-            ("node1", "control-plane", &[], None),
-            ("node2", "worker", &[], None),
-            ("node3", "worker", &[], None),
+            Decl::new("control-plane", &[], None),
+            Decl::new("worker", &[], None),
+            Decl::new("worker", &[], None),
         ],
     );
     tb.stop("node3").unwrap();
@@ -496,7 +440,7 @@ fn sudo_with_a_password_is_an_error_with_up_s_message() {
         .sudo_password(true)
         .build()
         .expect("testbed");
-    let inv = inventory(&tb, &[("node1", "control-plane", &[], None)]);
+    let inv = inventory(&tb, &[Decl::new("control-plane", &[], None)]);
     assert_refused_like_up(&tb, &inv, &["sudo", "a password is required"], 5);
 }
 
@@ -504,16 +448,17 @@ fn sudo_with_a_password_is_an_error_with_up_s_message() {
 fn a_calico_version_change_is_planned_then_applied_server_side() {
     let tb = Testbed::builder().hosts(2).build().unwrap();
     let decls: &[Decl] = &[
-        ("node1", "control-plane", &[], None),
-        ("node2", "worker", &[], None),
+        Decl::new("control-plane", &[], None),
+        Decl::new("worker", &[], None),
     ];
     let inv = inventory(&tb, decls);
-    assert_eq!(bootstrap(&tb, &["up"], &inv).code, Some(0));
+    assert_eq!(run_on(&tb, &["up"], &inv, &[]).code, Some(0));
     let newer = "v3.31.2";
-    let text = std::fs::read_to_string(&inv)
-        .unwrap()
-        .replace(CALICO, newer);
-    std::fs::write(&inv, text).unwrap();
+    let inv = Inventory {
+        calico: newer,
+        ..Inventory::new(decls)
+    }
+    .write(&tb);
 
     let marks = audit_marks(&tb);
     let (code, doc, _) = plan_json(&tb, &inv);
@@ -531,7 +476,7 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
         ]
     );
 
-    assert_eq!(bootstrap(&tb, &["up"], &inv).code, Some(0));
+    assert_eq!(run_on(&tb, &["up"], &inv, &[]).code, Some(0));
     let url = format!(
         "https://raw.githubusercontent.com/projectcalico/calico/{newer}/manifests/calico.yaml"
     );

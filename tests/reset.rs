@@ -8,10 +8,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-use support::{exec, KUBECTL};
+use support::{exec, run_on, Ran, KUBECTL};
 use testbed::Testbed;
 
 fn testbed(hosts: usize) -> Testbed {
@@ -23,45 +22,17 @@ fn inventory(tb: &Testbed) -> PathBuf {
     support::inventory(tb, &support::plain_decls(tb.hosts().len() - 1))
 }
 
-struct Run {
-    ok: bool,
-    stderr: String,
+/// `bootstrap up INVENTORY --log-dir <testbed>/runs --timeout 5m`.
+fn up(tb: &Testbed, inv: &Path) -> Ran {
+    run_on(tb, &["up", "--timeout", "5m"], inv, &[])
 }
 
-/// Runs the built `bootstrap` binary with stdin not a terminal; `ci` sets CI=1.
-fn bootstrap(args: &[&str], inv: &Path, log_dir: &Path, ci: bool) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    cmd.args(args)
-        .arg(inv)
-        .arg("--log-dir")
-        .arg(log_dir)
-        .args(["--timeout", "5m"])
-        .stdin(std::process::Stdio::null());
-    if ci {
-        cmd.env("CI", "1");
-    } else {
-        cmd.env_remove("CI");
-    }
-    let out = cmd.output().expect("run bootstrap");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
-        out.status
-    );
-    Run {
-        ok: out.status.success(),
-        stderr,
-    }
-}
-
-fn up(tb: &Testbed, inv: &Path) -> Run {
-    bootstrap(&["up"], inv, &tb.dir().join("runs"), true)
-}
-
-fn reset(tb: &Testbed, inv: &Path, args: &[&str], ci: bool) -> Run {
-    let mut all = vec!["reset"];
+/// `bootstrap reset ARGS...` like [`up`]; `ci` false runs it without CI set.
+fn reset(tb: &Testbed, inv: &Path, args: &[&str], ci: bool) -> Ran {
+    let mut all = vec!["reset", "--timeout", "5m"];
     all.extend(args);
-    bootstrap(&all, inv, &tb.dir().join("runs"), ci)
+    let env: support::Env = if ci { &[] } else { &[("CI", None)] };
+    run_on(tb, &all, inv, env)
 }
 
 fn exists(tb: &Testbed, host: &str, path: &str) -> bool {
@@ -167,7 +138,7 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     let tb = testbed(2);
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
-    assert!(first.ok, "up failed:\n{}", first.stderr);
+    assert!(first.ok(), "up failed:\n{}", first.stderr);
     assert_all_ready(&tb);
 
     // Nobody can answer: without --yes it refuses, whether stdin is no terminal or CI
@@ -175,7 +146,7 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     let marks = audit_marks(&tb);
     for ci in [false, true] {
         let refused = reset(&tb, &inv, &[], ci);
-        assert!(!refused.ok, "reset without --yes succeeded");
+        assert!(!refused.ok(), "reset without --yes succeeded");
         assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     }
     assert_nothing_changed_since(&tb, &marks, "a refused reset");
@@ -185,7 +156,7 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
         assert_cni_config(&tb, &h.name);
     }
     let done = reset(&tb, &inv, &["--yes"], true);
-    assert!(done.ok, "reset failed:\n{}", done.stderr);
+    assert!(done.ok(), "reset failed:\n{}", done.stderr);
     for h in tb.hosts() {
         assert_host_reset(&tb, &h.name);
     }
@@ -203,12 +174,12 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
 
     let marks = audit_marks(&tb);
     let again = reset(&tb, &inv, &["--yes"], true);
-    assert!(again.ok, "second reset failed:\n{}", again.stderr);
+    assert!(again.ok(), "second reset failed:\n{}", again.stderr);
     assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
     assert_nothing_changed_since(&tb, &marks, "a second reset");
 
     let second = up(&tb, &inv);
-    assert!(second.ok, "up after reset failed:\n{}", second.stderr);
+    assert!(second.ok(), "up after reset failed:\n{}", second.stderr);
     assert_all_ready(&tb);
 }
 
@@ -217,14 +188,14 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     let tb = testbed(2);
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
-    assert!(first.ok, "up failed:\n{}", first.stderr);
+    assert!(first.ok(), "up failed:\n{}", first.stderr);
     assert_all_ready(&tb);
 
     assert_cni_config(&tb, "node1");
     assert_cni_config(&tb, "node2");
     let done = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
     assert!(exists(&tb, "node1", "/etc/cni/net.d"), "node1 was touched");
-    assert!(done.ok, "reset --host node2 failed:\n{}", done.stderr);
+    assert!(done.ok(), "reset --host node2 failed:\n{}", done.stderr);
     assert_host_reset(&tb, "node2");
     // The control plane is up, untouched, and no longer has a node2.
     assert!(exists(&tb, "node1", "/etc/kubernetes/admin.conf"));
@@ -236,7 +207,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     // --purge on the already reset worker removes just the packages.
     let marks = audit_marks(&tb);
     let purged = reset(&tb, &inv, &["--host", "node2", "--yes", "--purge"], true);
-    assert!(purged.ok, "reset --purge failed:\n{}", purged.stderr);
+    assert!(purged.ok(), "reset --purge failed:\n{}", purged.stderr);
     assert!(
         purged.stderr.contains("purge-packages"),
         "{}",
@@ -257,7 +228,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     // up brings the worker back.
     let again = up(&tb, &inv);
     assert!(
-        again.ok,
+        again.ok(),
         "up after resetting a worker failed:\n{}",
         again.stderr
     );
@@ -282,7 +253,11 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     );
     assert_cni_config(&tb, "node2");
     let finished = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
-    assert!(finished.ok, "finishing reset failed:\n{}", finished.stderr);
+    assert!(
+        finished.ok(),
+        "finishing reset failed:\n{}",
+        finished.stderr
+    );
     assert!(
         !finished.stderr.contains("kubeadm-reset"),
         "{}",
@@ -298,7 +273,7 @@ fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
     let tb = support::testbed(2, "ubuntu");
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
-    assert!(first.ok, "up failed:\n{}", first.stderr);
+    assert!(first.ok(), "up failed:\n{}", first.stderr);
     // The login user copied admin.conf as kubeadm init's output suggests.
     exec(
         &tb,
@@ -311,13 +286,13 @@ fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
         ],
     );
     let done = reset(&tb, &inv, &["--yes"], true);
-    assert!(done.ok, "reset failed:\n{}", done.stderr);
+    assert!(done.ok(), "reset failed:\n{}", done.stderr);
     for h in tb.hosts() {
         assert_host_reset(&tb, &h.name);
     }
     assert!(!exists(&tb, "node1", "/home/ubuntu/.kube/config"));
     let again = up(&tb, &inv);
-    assert!(again.ok, "up after reset failed:\n{}", again.stderr);
+    assert!(again.ok(), "up after reset failed:\n{}", again.stderr);
     assert_all_ready(&tb);
 }
 

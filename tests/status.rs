@@ -7,71 +7,18 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::Value;
+use support::{run_on, VERSION};
 use testbed::Testbed;
 
-const VERSION: &str = "1.34.2";
-const CALICO: &str = "v3.30.3";
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 
 /// Writes the inventory: node1 control plane (type=mysql, untainted), node2 worker
 /// (type=wordpress).
 fn inventory(tb: &Testbed) -> PathBuf {
-    let h0 = &tb.hosts()[0];
-    let q = |s: &Path| serde_json::to_string(&s.display().to_string()).unwrap();
-    let mut y = format!(
-        "cluster:\n  name: e2e\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
-        h0.user,
-        h0.port,
-        q(&h0.identity_file),
-        q(&h0.known_hosts),
-    );
-    for (name, role, kind, taints) in [
-        ("node1", "control-plane", "mysql", "\n    taints: []"),
-        ("node2", "worker", "wordpress", ""),
-    ] {
-        let h = tb.host(name).unwrap();
-        y += &format!(
-            "  - name: {name}\n    address: {}\n    role: {role}\n    labels: {{type: {kind}}}{taints}\n",
-            h.address
-        );
-    }
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the built binary: `bootstrap ARGS INVENTORY --log-dir <testbed>/runs`.
-fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .arg(inv)
-        .arg("--log-dir")
-        .arg(tb.dir().join("runs"))
-        .env("CI", "1")
-        .env_remove("BOOTSTRAP_STATUS_OUTPUT")
-        .output()
-        .expect("run bootstrap");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stdout:\n{}\nstderr:\n{}",
-        run.code, run.stdout, run.stderr
-    );
-    run
+    support::inventory(tb, &support::article_decls()[..2])
 }
 
 /// The table row of `name` in status's text, split on runs of 2+ spaces.
@@ -106,11 +53,11 @@ fn status_shows_nodes_certificates_and_drift() {
         panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
     });
     let inv = inventory(&tb);
-    let up = bootstrap(&tb, &["up"], &inv);
+    let up = run_on(&tb, &["up"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed:\n{}", up.stderr);
 
     // After up: both Ready, the version, the type column, certificates, in sync.
-    let run = bootstrap(&tb, &["status"], &inv);
+    let run = run_on(&tb, &["status"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let header = row(&run.stdout, "NAME");
     assert_eq!(
@@ -164,7 +111,7 @@ fn status_shows_nodes_certificates_and_drift() {
         )
         .unwrap();
     assert!(out.status.success(), "kubectl label: {out:?}");
-    let run = bootstrap(&tb, &["status"], &inv);
+    let run = run_on(&tb, &["status"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(row(&run.stdout, "node2")[4], "other", "{}", run.stdout);
     let drift = drift_line(&run.stdout, "node2");
@@ -172,7 +119,7 @@ fn status_shows_nodes_certificates_and_drift() {
     assert_eq!(drift_line(&run.stdout, "node1"), "in sync");
 
     // JSON: the documented fields.
-    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    let run = run_on(&tb, &["status", "--output", "json"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout));
@@ -241,7 +188,7 @@ fn status_before_up_and_with_a_host_down() {
         panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
     });
     let inv = inventory(&tb);
-    let run = bootstrap(&tb, &["status"], &inv);
+    let run = run_on(&tb, &["status"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     for name in ["node1", "node2"] {
         let r = row(&run.stdout, name);
@@ -254,7 +201,7 @@ fn status_before_up_and_with_a_host_down() {
         "{}",
         run.stdout
     );
-    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    let run = run_on(&tb, &["status", "--output", "json"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     assert!(doc["certificates"].is_null(), "{doc:#}");
@@ -262,7 +209,7 @@ fn status_before_up_and_with_a_host_down() {
     assert_eq!(doc["drift"][1]["in_sync"], false);
 
     tb.stop("node2").unwrap();
-    let run = bootstrap(&tb, &["status", "--output", "json"], &inv);
+    let run = run_on(&tb, &["status", "--output", "json"], &inv, &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(
         run.stdout.is_empty(),

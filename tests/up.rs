@@ -8,41 +8,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 use support::*;
 use testbed::{HostEntry, Os, Testbed};
 
-struct Run {
-    ok: bool,
-    stderr: String,
-}
-
-/// Runs the built `bootstrap` binary.
-fn bootstrap(args: &[&str], inv: &Path, log_dir: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .arg(inv)
-        .arg("--log-dir")
-        .arg(log_dir)
-        .args(["--timeout", "5m"])
-        .env("CI", "1")
-        .output()
-        .expect("run bootstrap");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{stderr}",
-        out.status
-    );
-    Run {
-        ok: out.status.success(),
-        stderr,
-    }
-}
-
-fn up(tb: &Testbed, inv: &Path) -> Run {
-    bootstrap(&["up"], inv, &tb.dir().join("runs"))
+/// `bootstrap up INVENTORY --log-dir <testbed>/runs --timeout 5m`.
+fn up(tb: &Testbed, inv: &Path) -> Ran {
+    run_on(tb, &["up", "--timeout", "5m"], inv, &[])
 }
 
 fn read(tb: &Testbed, host: &str, path: &str) -> String {
@@ -196,7 +169,7 @@ fn three_hosts_converge_and_a_second_run_changes_nothing() {
     let decls = article_decls();
     let inv = inventory(&tb, &decls);
     let first = up(&tb, &inv);
-    assert!(first.ok, "first up failed:\n{}", first.stderr);
+    assert!(first.ok(), "first up failed:\n{}", first.stderr);
     let hosts = tb.hosts();
     assert_cluster(&tb, &hosts, &decls);
     for h in &hosts {
@@ -207,7 +180,7 @@ fn three_hosts_converge_and_a_second_run_changes_nothing() {
 
     let marks = audit_marks(&tb);
     let second = up(&tb, &inv);
-    assert!(second.ok, "second up failed:\n{}", second.stderr);
+    assert!(second.ok(), "second up failed:\n{}", second.stderr);
     assert!(second.stderr.contains("nothing to do"), "{}", second.stderr);
     assert_nothing_changed_since(&tb, &marks);
     assert_cluster(&tb, &hosts, &decls);
@@ -222,7 +195,7 @@ fn three_hosts_converge_and_a_second_run_changes_nothing() {
     exec(&tb, "node1", &argv);
     let marks = audit_marks(&tb);
     let third = up(&tb, &inv);
-    assert!(third.ok, "third up failed:\n{}", third.stderr);
+    assert!(third.ok(), "third up failed:\n{}", third.stderr);
     assert!(
         third
             .stderr
@@ -283,7 +256,7 @@ fn the_article_workloads_land_where_the_labels_say() {
     let decls = article_decls()[..2].to_vec();
     let inv = inventory(&tb, &decls);
     let run = up(&tb, &inv);
-    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
     assert_wordpress_where_the_labels_say(&tb, "node1");
 }
 
@@ -297,7 +270,7 @@ fn single_node_cluster_runs_pods_on_its_control_plane() {
     }];
     let inv = inventory(&tb, &decls);
     let run = up(&tb, &inv);
-    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
     assert_cluster(&tb, &tb.hosts(), &decls);
     assert_host_files(&tb, "node1");
 }
@@ -319,7 +292,7 @@ fn non_root_user_through_sudo() {
     ];
     let inv = inventory(&tb, &decls);
     let run = up(&tb, &inv);
-    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
     let hosts = tb.hosts();
     assert_cluster(&tb, &hosts, &decls);
     for h in &hosts {
@@ -349,7 +322,7 @@ fn refuses_a_host_that_is_not_ubuntu_and_changes_nothing() {
 fn assert_refused_before_any_change(tb: &Testbed, texts: &[&str]) {
     let inv = inventory(tb, &plain_decls(0));
     let run = up(tb, &inv);
-    assert!(!run.ok);
+    assert!(!run.ok());
     for text in texts {
         assert!(run.stderr.contains(text), "{}", run.stderr);
     }
@@ -365,18 +338,9 @@ fn validate_reports_ok() {
         "cluster: {name: demo}\nhosts:\n  - {name: master, address: 10.0.0.10, role: control-plane}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .arg("validate")
-        .arg(&inv)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("OK"), "{stdout}");
+    let run = run_bootstrap(&["validate", inv.to_str().unwrap()], &[]);
+    assert!(run.ok(), "{}", run.stderr);
+    assert!(run.stdout.contains("OK"), "{}", run.stdout);
 }
 
 #[test]
@@ -388,8 +352,17 @@ fn refuses_more_than_one_control_plane_before_connecting() {
         "cluster: {name: demo}\nhosts:\n  - {name: a, address: 10.0.0.10, role: control-plane}\n  - {name: b, address: 10.0.0.11, role: control-plane}\n",
     )
     .unwrap();
-    let run = bootstrap(&["up"], &inv, &dir.path().join("runs"));
-    assert!(!run.ok);
+    let runs = dir.path().join("runs");
+    let run = run_bootstrap(
+        &[
+            "up",
+            inv.to_str().unwrap(),
+            "--log-dir",
+            runs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.ok());
     assert!(
         run.stderr
             .contains("up supports one control plane; HA is not implemented yet"),
@@ -412,7 +385,7 @@ fn a_failed_join_stops_later_phases_and_a_rerun_recovers() {
     )
     .unwrap();
     let first = up(&tb, &inv);
-    assert!(!first.ok, "up succeeded despite the failed join");
+    assert!(!first.ok(), "up succeeded despite the failed join");
     // The summary names the host and the step; the other worker still joined.
     let row = first
         .stderr
@@ -437,7 +410,11 @@ fn a_failed_join_stops_later_phases_and_a_rerun_recovers() {
     assert!(!first.stderr.contains("[cni] start"), "{}", first.stderr);
 
     let second = up(&tb, &inv);
-    assert!(second.ok, "the re-run did not recover:\n{}", second.stderr);
+    assert!(
+        second.ok(),
+        "the re-run did not recover:\n{}",
+        second.stderr
+    );
     assert_cluster(&tb, &tb.hosts(), &decls);
 }
 
@@ -447,7 +424,7 @@ fn an_unreachable_host_stops_the_run_before_any_change() {
     let inv = inventory(&tb, &plain_decls(1));
     tb.stop("node2").unwrap();
     let run = up(&tb, &inv);
-    assert!(!run.ok);
+    assert!(!run.ok());
     assert!(run.stderr.contains("node2"), "{}", run.stderr);
     assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
     assert_nothing_changed_since(&tb, &[("node1".to_string(), 0)]);
@@ -468,9 +445,13 @@ fn air_gapped_calico_from_a_local_manifest_file() {
         labels: &[],
         taints: Some(&[]),
     }];
-    let inv = inventory_with(&tb, &decls, "calico-local.yaml");
+    let inv = Inventory {
+        calico_manifest: "calico-local.yaml",
+        ..Inventory::new(&decls)
+    }
+    .write(&tb);
     let run = up(&tb, &inv);
-    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
     assert_cluster(&tb, &tb.hosts(), &decls);
     // Applied from stdin, not fetched by the host.
     let audit = tb.audit("node1").unwrap();
@@ -503,13 +484,13 @@ fn host_drift_is_fixed_by_exactly_the_fixing_steps() {
         taints: Some(&[]),
     }];
     let inv = inventory(&tb, &decls);
-    assert!(up(&tb, &inv).ok);
+    assert!(up(&tb, &inv).ok());
     // Swap back on (by hand, not through fstab) and a package unheld.
     exec(&tb, "node1", &["swapon", "/swap.img"]);
     exec(&tb, "node1", &["apt-mark", "unhold", "kubeadm"]);
     let marks = audit_marks(&tb);
     let run = up(&tb, &inv);
-    assert!(run.ok, "up failed:\n{}", run.stderr);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
     assert_host_files(&tb, "node1");
     assert_cluster(&tb, &tb.hosts(), &decls);
     let changed: Vec<String> = tb.audit("node1").unwrap()[marks[0].1..]
@@ -549,7 +530,7 @@ fn a_rebooted_cluster_needs_nothing() {
         },
     ];
     let inv = inventory(&tb, &decls);
-    assert!(up(&tb, &inv).ok);
+    assert!(up(&tb, &inv).ok());
     // Kernel state (swap, modules, sysctls) is rebuilt from the files `up` wrote.
     for h in ["node2", "node1"] {
         tb.stop(h).unwrap();
@@ -557,7 +538,7 @@ fn a_rebooted_cluster_needs_nothing() {
     }
     let marks = audit_marks(&tb);
     let run = up(&tb, &inv);
-    assert!(run.ok, "up after reboot failed:\n{}", run.stderr);
+    assert!(run.ok(), "up after reboot failed:\n{}", run.stderr);
     assert_nothing_changed_since(&tb, &marks);
     assert_cluster(&tb, &tb.hosts(), &decls);
 }

@@ -11,11 +11,11 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Decl, Ran};
+use support::{Decl, Inventory, Ran};
 use testbed::{AuditRecord, Fault, Testbed};
 
 /// A testbed, what its inventory declares per host (in host order) and where the
@@ -36,30 +36,18 @@ impl Cluster {
 
     /// Writes the inventory with `kubernetesVersion: version`.
     fn inventory(&self, version: &str) -> PathBuf {
-        let path = support::inventory(&self.tb, &self.decls);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let from = format!("kubernetesVersion: {}\n", support::VERSION);
-        assert!(text.contains(&from), "{text}");
-        std::fs::write(
-            &path,
-            text.replace(&from, &format!("kubernetesVersion: {version}\n")),
-        )
-        .unwrap();
-        path
+        Inventory {
+            version,
+            ..Inventory::new(&self.decls)
+        }
+        .write(&self.tb)
     }
 
-    /// `bootstrap CMD INVENTORY(version) --log-dir DIR/runs EXTRA...`.
+    /// `bootstrap CMD EXTRA... INVENTORY(version) --log-dir DIR/runs`.
     fn bootstrap(&self, cmd: &str, version: &str, extra: &[&str]) -> Ran {
         let inv = self.inventory(version);
-        let logs = self.tb.dir().join("runs");
-        let mut args = vec![
-            cmd,
-            inv.to_str().unwrap(),
-            "--log-dir",
-            logs.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        support::run_bootstrap(&args)
+        let args: Vec<&str> = std::iter::once(cmd).chain(extra.iter().copied()).collect();
+        support::run_on(&self.tb, &args, &inv, &[])
     }
 
     /// `up` that must succeed.
@@ -727,14 +715,15 @@ fn two_minors_go_through_the_middle_one_and_downgrades_are_refused() {
 /// `up` in the background, for tests that interfere with it.
 fn spawn_up(c: &Cluster, version: &str, extra: &[&str]) -> Child {
     let inv = c.inventory(version);
-    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .arg("up")
-        .arg(&inv)
-        .arg("--log-dir")
-        .arg(c.tb.dir().join("runs"))
+    let runs = c.tb.dir().join("runs");
+    let args = [
+        "up",
+        inv.to_str().unwrap(),
+        "--log-dir",
+        runs.to_str().unwrap(),
+    ];
+    support::bootstrap_command(&args, &[])
         .args(extra)
-        .env("CI", "1")
-        .env_remove("KUBECONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use testbed::Testbed;
@@ -23,6 +24,21 @@ pub struct Decl {
     pub taints: Option<&'static [&'static str]>,
 }
 
+impl Decl {
+    /// `role` with `labels` and `taints` (None: the role's default).
+    pub const fn new(
+        role: &'static str,
+        labels: &'static [(&'static str, &'static str)],
+        taints: Option<&'static [&'static str]>,
+    ) -> Decl {
+        Decl {
+            role,
+            labels,
+            taints,
+        }
+    }
+}
+
 pub fn testbed(hosts: usize, user: &str) -> Testbed {
     Testbed::builder()
         .hosts(hosts)
@@ -31,62 +47,94 @@ pub fn testbed(hosts: usize, user: &str) -> Testbed {
         .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
 }
 
-/// Writes an inventory for the testbed's hosts (in order) into the testbed's directory.
-pub fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
-    inventory_with(tb, decls, "null")
+/// An inventory for a testbed's hosts, written by [`Inventory::write`]: the first
+/// `decls.len()` hosts of the testbed, in order, one `decls` entry each.
+pub struct Inventory<'a> {
+    /// `cluster.name`.
+    pub name: &'a str,
+    /// `cluster.kubernetesVersion`.
+    pub version: &'a str,
+    /// `cluster.calico.version`.
+    pub calico: &'a str,
+    /// `cluster.calico.manifest`, as YAML (`null`: the release's URL).
+    pub calico_manifest: &'a str,
+    /// `manifests:`, as written (paths relative to the inventory, or URLs).
+    pub manifests: &'a [&'a str],
+    pub decls: &'a [Decl],
 }
 
-/// Like [`inventory`], with `calico.manifest` set to `manifest` (YAML).
-pub fn inventory_with(tb: &Testbed, decls: &[Decl], manifest: &str) -> PathBuf {
-    write_inventory(tb, "e2e", decls, manifest)
+impl<'a> Inventory<'a> {
+    /// Cluster `e2e` at [`VERSION`] with Calico [`CALICO`] from its release URL.
+    pub fn new(decls: &'a [Decl]) -> Inventory<'a> {
+        Inventory {
+            name: "e2e",
+            version: VERSION,
+            calico: CALICO,
+            calico_manifest: "null",
+            manifests: &[],
+            decls,
+        }
+    }
+
+    /// Writes it as `inventory.yaml` into the testbed's directory (replacing the last).
+    pub fn write(&self, tb: &Testbed) -> PathBuf {
+        let hosts = tb.hosts();
+        assert!(
+            self.decls.len() <= hosts.len(),
+            "more declarations than hosts"
+        );
+        let h0 = &hosts[0];
+        let mut y = format!(
+            "cluster:\n  name: {}\n  kubernetesVersion: {}\n  calico: {{version: {}, manifest: {}}}\n\
+             ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
+            self.name,
+            self.version,
+            self.calico,
+            self.calico_manifest,
+            h0.user,
+            h0.port,
+            json(&h0.identity_file.display().to_string()),
+            json(&h0.known_hosts.display().to_string()),
+        );
+        for (h, d) in hosts.iter().zip(self.decls) {
+            let labels: serde_json::Map<String, Value> = d
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect();
+            y += &format!(
+                "  - name: {}\n    address: {}\n    role: {}\n    labels: {}\n",
+                h.name,
+                h.address,
+                d.role,
+                Value::Object(labels)
+            );
+            if let Some(t) = d.taints {
+                y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
+            }
+        }
+        if !self.manifests.is_empty() {
+            y += "manifests:\n";
+            for m in self.manifests {
+                y += &format!("  - {m}\n");
+            }
+        }
+        let path = tb.dir().join("inventory.yaml");
+        std::fs::write(&path, y).unwrap();
+        path
+    }
+}
+
+/// [`Inventory::new`]`(decls)` written for `tb`.
+pub fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    Inventory::new(decls).write(tb)
 }
 
 /// A control plane and `workers` workers, no labels, default taints.
 pub fn plain_decls(workers: usize) -> Vec<Decl> {
-    let plain = |role| Decl {
-        role,
-        labels: &[],
-        taints: None,
-    };
-    std::iter::once(plain("control-plane"))
-        .chain((0..workers).map(|_| plain("worker")))
+    std::iter::once(Decl::new("control-plane", &[], None))
+        .chain((0..workers).map(|_| Decl::new("worker", &[], None)))
         .collect()
-}
-
-/// Writes the inventory of cluster `name` for the testbed's hosts (in order, one `decls`
-/// entry each) into the testbed's directory.
-pub fn write_inventory(tb: &Testbed, name: &str, decls: &[Decl], manifest: &str) -> PathBuf {
-    let hosts = tb.hosts();
-    assert_eq!(hosts.len(), decls.len());
-    let h0 = &hosts[0];
-    let mut y = format!(
-        "cluster:\n  name: {name}\n  kubernetesVersion: {VERSION}\n  calico: {{version: {CALICO}, manifest: {manifest}}}\n\
-         ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
-        h0.user,
-        h0.port,
-        json(&h0.identity_file.display().to_string()),
-        json(&h0.known_hosts.display().to_string()),
-    );
-    for (h, d) in hosts.iter().zip(decls) {
-        let labels: serde_json::Map<String, Value> = d
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
-            .collect();
-        y += &format!(
-            "  - name: {}\n    address: {}\n    role: {}\n    labels: {}\n",
-            h.name,
-            h.address,
-            d.role,
-            Value::Object(labels)
-        );
-        if let Some(t) = d.taints {
-            y += &format!("    taints: {}\n", serde_json::to_string(t).unwrap());
-        }
-    }
-    let path = tb.dir().join("inventory.yaml");
-    std::fs::write(&path, y).unwrap();
-    path
 }
 
 pub fn json(s: &str) -> String {
@@ -202,6 +250,11 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// Exit code 0.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
     /// stdout as the JSON document it must be, checked against its schema.
     pub fn document(&self) -> Value {
         let doc: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
@@ -215,12 +268,35 @@ impl Ran {
     }
 }
 
-/// Runs `bootstrap ARGS` (CI=1, no KUBECONFIG from the caller) and waits for it.
-pub fn run_bootstrap(args: &[&str]) -> Ran {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .env("CI", "1")
-        .env_remove("KUBECONFIG")
+/// Variables of one `bootstrap` run on top of [`bootstrap_command`]'s clean slate:
+/// `(NAME, Some(value))` sets one, `(NAME, None)` removes one.
+pub type Env<'a> = &'a [(&'a str, Option<&'a str>)];
+
+/// `bootstrap ARGS` ready to run from a clean slate: none of the caller's `BOOTSTRAP_*`,
+/// `CI` or `KUBECONFIG`, then CI=1 (no test answers a prompt), then `env`; stdin is
+/// /dev/null, not a terminal. For tests that spawn it; others use [`run_bootstrap`].
+pub fn bootstrap_command(args: &[&str], env: Env) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("BOOTSTRAP_") || k == "CI" || k == "KUBECONFIG" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("CI", "1");
+    for (key, value) in env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.args(args).stdin(Stdio::null());
+    cmd
+}
+
+/// Runs [`bootstrap_command`]`(args, env)` and waits for it; prints what it said.
+pub fn run_bootstrap(args: &[&str], env: Env) -> Ran {
+    let out = bootstrap_command(args, env)
         .output()
         .expect("run bootstrap");
     let ran = Ran {
@@ -229,10 +305,18 @@ pub fn run_bootstrap(args: &[&str]) -> Ran {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     eprintln!(
-        "--- bootstrap {args:?} exited {:?}; stderr:\n{}",
-        ran.code, ran.stderr
+        "--- bootstrap {args:?} {env:?} exited {:?}; stdout:\n{}\nstderr:\n{}",
+        ran.code, ran.stdout, ran.stderr
     );
     ran
+}
+
+/// `bootstrap ARGS INVENTORY --log-dir <testbed>/runs` through [`run_bootstrap`].
+pub fn run_on(tb: &Testbed, args: &[&str], inv: &Path, env: Env) -> Ran {
+    let runs = tb.dir().join("runs");
+    let mut argv = args.to_vec();
+    argv.extend([inv.to_str().unwrap(), "--log-dir", runs.to_str().unwrap()]);
+    run_bootstrap(&argv, env)
 }
 
 /// Every file under `dir` (recursively) with its text.
