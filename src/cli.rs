@@ -176,7 +176,22 @@ pub struct HostRunArgs {
     /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
     #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
+
+    /// How long each connection attempt may take, for each of its TCP connect, SSH
+    /// handshake and authentication (e.g. 10s).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "BOOTSTRAP_CONNECT_TIMEOUT")]
+    pub connect_timeout: Duration,
+
+    /// How long to wait for hosts that do not accept SSH yet (machines still booting):
+    /// such a host is tried again with backoff until this much time has passed since the
+    /// run started connecting (e.g. 3m). Default: one attempt. A wrong host key or a
+    /// refused login is never waited for.
+    #[arg(long, default_value = "0", value_parser = parse_duration, env = "BOOTSTRAP_WAIT_FOR_SSH")]
+    pub wait_for_ssh: Duration,
 }
+
+/// `--connect-timeout`'s default, also used where there is no such option (kubeconfig).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How an upgrade rolls through the workers (`up`, and `plan` to show the batches).
 #[derive(Debug, Clone, Args)]

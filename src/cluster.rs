@@ -630,6 +630,7 @@ mod tests {
                 port: 22,
                 identity_file: None,
                 known_hosts_file: "/dev/null".into(),
+                host_key_policy: Default::default(),
             },
         }
     }

@@ -102,7 +102,7 @@ pub async fn run(args: &KubeconfigArgs) -> miette::Result<bool> {
         .map_err(|e| KubeconfigError::RunLog(e.to_string()))?;
     tracing::debug!("run log: {}", log.dir().display());
 
-    let target = crate::phases::up::target(&cp);
+    let target = crate::phases::up::target(&cp, crate::cli::DEFAULT_CONNECT_TIMEOUT);
     let (_, conn) = ssh::connect_all(std::slice::from_ref(&target), 1)
         .await
         .into_iter()

@@ -19,11 +19,11 @@ use crate::cli::{kubectl_duration, ResetArgs};
 use crate::cluster::{self, Node};
 use crate::exit::{self, Applied, Interrupt, Outcome};
 use crate::inventory::{self, Host, Inventory, Role};
-use crate::phases::{self, up::target, ClusterPlan, Ctx, Failure, HostFuture, Phase};
+use crate::phases::{self, up::connect_hosts, ClusterPlan, Ctx, Failure, HostFuture, Phase};
 use crate::plan::{self, HostPlan, PhasePlan};
 use crate::report;
 use crate::runlog::RunLog;
-use crate::ssh::{self, Connection};
+use crate::ssh::Connection;
 use crate::ui::{HostResult, Progress, SummaryRow};
 
 /// The playbook behind `reset`.
@@ -169,23 +169,7 @@ async fn reset(
         .iter()
         .filter(|h| h.name == first_cp || selected.contains(&h.name))
         .collect();
-    let started = Instant::now();
-    progress.phase_start("connect", needed.len());
-    let targets: Vec<_> = needed.iter().map(|h| target(h)).collect();
-    let mut conns = BTreeMap::new();
-    let mut failed = BTreeMap::new();
-    for (name, result) in ssh::connect_all(&targets, parallelism).await {
-        progress.host_done(&name, result.is_ok());
-        match result {
-            Ok(c) => {
-                conns.insert(name, Arc::new(c));
-            }
-            Err(e) => {
-                failed.insert(name, format!("connect: {e}"));
-            }
-        }
-    }
-    progress.phase_done("connect", started.elapsed());
+    let (conns, mut failed) = connect_hosts(&needed, &progress, &args.run).await;
     if !failed.is_empty() {
         return Ok(stop_early(doc, &inv, &progress, &log, &failed));
     }

@@ -116,7 +116,7 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
         inv,
         &progress,
         &log,
-        args.run.parallelism as usize,
+        &args.run,
         &crate::cli::UpgradeArgs::default(),
     )
     .await

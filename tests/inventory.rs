@@ -13,6 +13,7 @@ use bootstrap::inventory::{
     self, Calico, Cluster, Host, Inventory, InventoryError, Manifest, ManifestSource, Role, Ssh,
     Taint,
 };
+use bootstrap::ssh::HostKeyPolicy;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new("tests/inventory").join(format!("{name}.yaml"))
@@ -135,8 +136,9 @@ mistakes! {
     bad_ssh: [
         "2:9: ssh.user: the SSH user is empty",
         "3:9: ssh.port: `70000` is not a port number",
-        "8:17: hosts[0].ssh.port: `0` is not a port number",
-        "8:34: hosts[0].ssh.identityFile: `~alice/.ssh/id_ed25519`: only `~` and `~/...`",
+        "4:18: ssh.hostKeyPolicy: unknown host key policy `accept_new`; it is `strict` (an unknown host key stops the run) or `accept-new` (it is recorded)",
+        "9:17: hosts[0].ssh.port: `0` is not a port number",
+        "9:34: hosts[0].ssh.identityFile: `~alice/.ssh/id_ed25519`: only `~` and `~/...`",
     ];
     manifest_missing: [
         "3:15: cluster.calico.manifest: the manifest file tests/inventory/manifests/calico.yaml does not exist",
@@ -211,6 +213,7 @@ fn the_example_is_the_articles_cluster() {
         port: 22,
         identity_file: Some(home().join(".ssh/id_ed25519")),
         known_hosts_file: home().join(".ssh/known_hosts"),
+        host_key_policy: Default::default(),
     };
     let expected = Inventory {
         path: path.to_path_buf(),
@@ -291,6 +294,7 @@ fn omitted_keys_take_the_defaults() {
             port: 22,
             identity_file: None,
             known_hosts_file: home().join(".ssh/known_hosts"),
+            host_key_policy: Default::default(),
         }
     );
 }
@@ -337,6 +341,7 @@ fn per_host_ssh_overrides_and_paths() {
             port: 2222,
             identity_file: Some(dir.join("keys/id_ed25519")),
             known_hosts_file: PathBuf::from("/etc/ssh/ssh_known_hosts"),
+            host_key_policy: Default::default(),
         }
     );
     let worker = &inv.hosts[1];
@@ -360,6 +365,7 @@ fn per_host_ssh_overrides_and_paths() {
             port: 22,
             identity_file: None,
             known_hosts_file: PathBuf::from("/etc/ssh/ssh_known_hosts"),
+            host_key_policy: Default::default(),
         }
     );
 }
@@ -403,6 +409,25 @@ fn taints_print_in_kubectl_syntax() {
     );
 }
 
+/// `hostKeyPolicy` is `strict` unless written; a host's own setting wins.
+#[test]
+fn host_key_policy_defaults_to_strict_and_hosts_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &path,
+        "cluster: {kubernetesVersion: v1.34.2}\n\
+         ssh: {hostKeyPolicy: accept-new, knownHostsFile: kh}\n\
+         hosts:\n\
+         \x20 - {name: a, address: 10.0.0.1, role: control-plane}\n\
+         \x20 - {name: b, address: 10.0.0.2, role: worker, ssh: {hostKeyPolicy: strict}}\n",
+    )
+    .unwrap();
+    let inv = inventory::load(&path).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    let policies: Vec<_> = inv.hosts.iter().map(|h| h.ssh.host_key_policy).collect();
+    assert_eq!(policies, [HostKeyPolicy::AcceptNew, HostKeyPolicy::Strict]);
+}
+
 #[test]
 fn docs_describe_every_key() {
     let docs = std::fs::read_to_string("docs/inventory.md").expect("docs/inventory.md exists");
@@ -422,6 +447,7 @@ fn docs_describe_every_key() {
         "port",
         "identityFile",
         "knownHostsFile",
+        "hostKeyPolicy",
         "hosts",
         "address",
         "role",

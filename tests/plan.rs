@@ -33,6 +33,7 @@ fn host(name: &str, address: &str, role: Role) -> Host {
             port: 22,
             identity_file: None,
             known_hosts_file: PathBuf::from("/dev/null"),
+            host_key_policy: Default::default(),
         },
     }
 }
@@ -1110,6 +1111,7 @@ async fn facts_over_ssh_in_one_round_trip() {
         user: e.user.clone(),
         identity_file: Some(e.identity_file.clone()),
         known_hosts_file: e.known_hosts.clone(),
+        host_key_policy: Default::default(),
         connect_timeout: std::time::Duration::from_secs(10),
     };
     let conn = Connection::connect_with_agent(&target, None).await.unwrap();

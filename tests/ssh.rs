@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use bootstrap::ssh::{ConnectOptions, Connection, RemoteCommand, SshError, Target};
+use bootstrap::ssh::{ConnectOptions, Connection, HostKeyPolicy, RemoteCommand, SshError, Target};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -157,8 +157,30 @@ impl Sshd {
             user: user.to_string(),
             identity_file: Some(self.path(identity)),
             known_hosts_file: kh,
+            host_key_policy: Default::default(),
             connect_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Stops sshd now and starts it again with the same configuration (port, host key)
+    /// after `delay`, like a machine whose sshd comes up late. The returned guard kills
+    /// the late sshd when dropped.
+    fn restart_after(&mut self, delay: Duration) -> LateSshd {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let config = self.path("sshd_config");
+        let log = self.path("sshd.log");
+        LateSshd(Some(std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap()
+        })))
     }
 
     async fn connect_root(&self) -> Connection {
@@ -172,6 +194,18 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An sshd started late by `Sshd::restart_after`; killed on drop.
+struct LateSshd(Option<std::thread::JoinHandle<Child>>);
+
+impl Drop for LateSshd {
+    fn drop(&mut self) {
+        if let Some(Ok(mut child)) = self.0.take().map(|t| t.join()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -539,6 +573,128 @@ async fn a_private_key_others_can_read_is_refused() {
     sshd.connect_root().await;
 }
 
+/// hostKeyPolicy accept-new: hosts connecting at once to a host nobody recorded yet
+/// (known_hosts missing) record its key exactly once, and say so with the fingerprint;
+/// the next connection checks strictly against what was recorded.
+#[tokio::test]
+async fn accept_new_records_an_unknown_key_once_then_strict_accepts_it() {
+    let sshd = Sshd::start();
+    let kh = sshd.path("new/known_hosts");
+    std::fs::create_dir(sshd.path("new")).unwrap();
+    let mut target = sshd.target("root", "id_ed25519");
+    target.known_hosts_file = kh.clone();
+    target.host_key_policy = HostKeyPolicy::AcceptNew;
+    let targets = vec![target.clone(); 6];
+    let options = ConnectOptions {
+        agent_socket: None,
+        ..Default::default()
+    };
+    let mut added = Vec::new();
+    for (_, conn) in bootstrap::ssh::connect_all_with(&targets, 6, &options).await {
+        let conn = conn.unwrap_or_else(|e| panic!("{e}"));
+        added.extend(conn.host_key_added.clone());
+    }
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert!(added[0].contains(&sshd.host_fingerprint()), "{}", added[0]);
+    assert!(added[0].contains(&kh.display().to_string()), "{}", added[0]);
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        format!("[127.0.0.1]:{} {}\n", sshd.port, sshd.host_key_line())
+    );
+    // OpenSSH itself accepts what was recorded.
+    let status = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .arg("-i")
+        .arg(sshd.path("id_ed25519"))
+        .args(["-p", &sshd.port.to_string(), "root@127.0.0.1", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    target.host_key_policy = HostKeyPolicy::Strict;
+    let conn = Connection::connect_with(&target, &options).await.unwrap();
+    assert_eq!(conn.host_key_added, None);
+}
+
+/// A changed key is refused under accept-new as under strict, and nothing is written.
+#[tokio::test]
+async fn accept_new_still_refuses_a_changed_key() {
+    let sshd = Sshd::start();
+    keygen(&sshd.path("other_host"), "ed25519");
+    let other = std::fs::read_to_string(sshd.path("other_host.pub")).unwrap();
+    let recorded = format!("[127.0.0.1]:{} {other}", sshd.port);
+    let mut target = sshd.target("root", "id_ed25519");
+    target.known_hosts_file = sshd.known_hosts(&recorded);
+    for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+        target.host_key_policy = policy;
+        let err = Connection::connect_with_agent(&target, None)
+            .await
+            .err()
+            .expect("a changed key must be refused");
+        let msg = err.to_string();
+        assert!(matches!(err, SshError::HostKey { .. }), "{msg}");
+        assert!(msg.contains("HAS CHANGED"), "{policy:?}: {msg}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&target.known_hosts_file).unwrap(),
+        recorded
+    );
+}
+
+/// A host whose sshd comes up late: without --wait-for-ssh the connection fails at
+/// once; with it, the host is tried again until it answers, and a progress line names
+/// it meanwhile.
+#[tokio::test]
+async fn a_host_whose_sshd_starts_late_is_waited_for() {
+    let mut sshd = Sshd::start();
+    let target = sshd.target("root", "id_ed25519");
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = lines.clone();
+    let options = ConnectOptions {
+        agent_socket: None,
+        wait_for_ssh: Duration::from_secs(60),
+        notify: Some(Arc::new(move |line| seen.lock().unwrap().push(line))),
+        ..Default::default()
+    };
+    let no_wait = ConnectOptions {
+        wait_for_ssh: Duration::ZERO,
+        ..options.clone()
+    };
+
+    let _late = sshd.restart_after(Duration::from_secs(7));
+    let started = Instant::now();
+    let (_, result) = bootstrap::ssh::connect_all_with(std::slice::from_ref(&target), 1, &no_wait)
+        .await
+        .remove(0);
+    assert!(
+        matches!(result, Err(SshError::Connect { .. })),
+        "{:?}",
+        result.err()
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let (_, result) = bootstrap::ssh::connect_all_with(&[target], 1, &options)
+        .await
+        .remove(0);
+    let conn = result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(started.elapsed() >= Duration::from_secs(7));
+    assert_eq!(conn.run(&script("echo up")).await.unwrap().stdout, "up\n");
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("waiting for SSH on 1 host (node-1)")
+                && l.contains("Connection refused")),
+        "{lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn encrypted_key_asks_for_ssh_agent() {
     let sshd = Sshd::start();
@@ -696,6 +852,7 @@ async fn frozen_server_is_detected_by_keepalive() {
         agent_socket: None,
         keepalive_interval: Duration::from_secs(1),
         keepalive_max: 2,
+        ..Default::default()
     };
     let conn = Connection::connect_with(&sshd.target("root", "id_ed25519"), &options)
         .await
@@ -875,6 +1032,7 @@ async fn testbed_hosts() {
             user: h["user"].as_str().unwrap().to_string(),
             identity_file: Some(PathBuf::from(h["identity_file"].as_str().unwrap())),
             known_hosts_file: PathBuf::from(h["known_hosts"].as_str().unwrap()),
+            host_key_policy: Default::default(),
             connect_timeout: Duration::from_secs(10),
         })
         .collect();

@@ -329,6 +329,8 @@ pub struct Ssh {
     pub identity_file: Option<PathBuf>,
     /// `~` already expanded.
     pub known_hosts_file: PathBuf,
+    /// `strict` unless the inventory says `accept-new`.
+    pub host_key_policy: crate::ssh::HostKeyPolicy,
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use semver::Version;
 use super::rules::{self, Broken};
 use super::tree::{join, Reader, Spanned};
 use super::versions;
+use crate::ssh::HostKeyPolicy;
+
 use super::{paths, Calico, Cluster, Host, Inventory, Manifest, ManifestSource, Role, Ssh, Taint};
 
 pub(crate) const TOP_KEYS: [&str; 4] = ["cluster", "ssh", "hosts", "manifests"];
@@ -26,7 +28,13 @@ pub(crate) const CLUSTER_KEYS: [&str; 7] = [
     "packageRepository",
 ];
 pub(crate) const CALICO_KEYS: [&str; 2] = ["version", "manifest"];
-pub(crate) const SSH_KEYS: [&str; 4] = ["user", "port", "identityFile", "knownHostsFile"];
+pub(crate) const SSH_KEYS: [&str; 5] = [
+    "user",
+    "port",
+    "identityFile",
+    "knownHostsFile",
+    "hostKeyPolicy",
+];
 pub(crate) const HOST_KEYS: [&str; 6] = ["name", "address", "role", "labels", "taints", "ssh"];
 
 /// kubeadm's default cluster name.
@@ -88,6 +96,7 @@ pub(crate) struct SshDraft {
     /// Some(None): written as null, i.e. use ssh-agent.
     pub identity_file: Option<Option<PathBuf>>,
     pub known_hosts_file: Option<PathBuf>,
+    pub host_key_policy: Option<HostKeyPolicy>,
 }
 
 impl SshDraft {
@@ -115,6 +124,10 @@ impl SshDraft {
                     paths::resolve(DEFAULT_KNOWN_HOSTS, &ctx.base_dir, ctx.home.as_deref())
                         .unwrap_or_default()
                 }),
+            host_key_policy: self
+                .host_key_policy
+                .or(defaults.host_key_policy)
+                .unwrap_or_default(),
         }
     }
 }
@@ -437,6 +450,30 @@ fn read_ssh(r: &mut Reader, node: &MarkedYaml, field: &str, ctx: &Context) -> Ss
     }
     if let Some(n) = f.get("port") {
         draft.port = r.port(n, &join(field, "port")).map(|p| p.value);
+    }
+    if let Some(n) = f.get("hostKeyPolicy") {
+        let field = join(field, "hostKeyPolicy");
+        let names = [
+            HostKeyPolicy::Strict.name(),
+            HostKeyPolicy::AcceptNew.name(),
+        ];
+        if let Some(p) = r.string(n, &field, "`strict` or `accept-new`") {
+            draft.host_key_policy = HostKeyPolicy::parse(&p.value);
+            if draft.host_key_policy.is_none() {
+                let help =
+                    super::tree::suggest(&p.value, &names).map(|s| format!("did you mean `{s}`?"));
+                r.error_at(
+                    &p,
+                    &field,
+                    format!(
+                        "unknown host key policy `{}`; it is `strict` (an unknown host key \
+                         stops the run) or `accept-new` (it is recorded)",
+                        p.value
+                    ),
+                    help,
+                );
+            }
+        }
     }
     if f.has("identityFile") {
         draft.identity_file = Some(None);

@@ -281,6 +281,7 @@ pub(crate) mod tests {
                 port: 22,
                 identity_file: None,
                 known_hosts_file: "/dev/null".into(),
+                host_key_policy: Default::default(),
             },
         };
         Inventory {

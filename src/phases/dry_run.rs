@@ -112,14 +112,7 @@ pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
     let inv = inventory::load(&args.inventory)?;
     up::check_supported(&inv)?;
     let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
-    let Some(planned) = up::connect_and_plan(
-        inv,
-        &progress,
-        &log,
-        args.run.parallelism as usize,
-        &args.upgrade,
-    )
-    .await
+    let Some(planned) = up::connect_and_plan(inv, &progress, &log, &args.run, &args.upgrade).await
     else {
         return Ok(None);
     };

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use super::cluster_plan::{self, ClusterView, KubeadmState};
 use super::upgrade_plan;
 use super::{host_steps, ClusterPlan, Ctx, Failure};
-use crate::cli::UpArgs;
 use crate::cli::{kubectl_duration, MaxUnavailable};
+use crate::cli::{HostRunArgs, UpArgs};
 use crate::cluster;
 use crate::exit::{self, Applied, Interrupt, Outcome};
 use crate::facts::{self, HostFacts};
@@ -31,9 +31,6 @@ pub const PLAN_REFUSED: &str = "refused by the plan: ";
 /// when it runs them).
 const PLAN_WAIT: Duration = Duration::from_secs(900);
 
-/// How long each of TCP connect, SSH handshake and authentication may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// Why `up` stopped before applying anything.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum UpError {
@@ -44,8 +41,9 @@ pub enum UpError {
     RunLog(String),
 }
 
-/// The SSH target of an inventory host.
-pub fn target(host: &Host) -> Target {
+/// The SSH target of an inventory host; `connect_timeout` bounds each of one attempt's
+/// TCP connect, SSH handshake and authentication.
+pub fn target(host: &Host, connect_timeout: Duration) -> Target {
     Target {
         host: host.name.clone(),
         address: host.address.clone(),
@@ -53,7 +51,8 @@ pub fn target(host: &Host) -> Target {
         user: host.ssh.user.clone(),
         identity_file: host.ssh.identity_file.clone(),
         known_hosts_file: host.ssh.known_hosts_file.clone(),
-        connect_timeout: CONNECT_TIMEOUT,
+        host_key_policy: host.ssh.host_key_policy,
+        connect_timeout,
     }
 }
 
@@ -139,7 +138,7 @@ async fn converge(
     let parallelism = args.run.parallelism as usize;
 
     let prepared = tokio::select! {
-        p = connect_and_plan(inv.clone(), &progress, &log, parallelism, &args.upgrade) => p,
+        p = connect_and_plan(inv.clone(), &progress, &log, &args.run, &args.upgrade) => p,
         signal = interrupt.recv() => {
             stop_early(&progress, &inv, &BTreeMap::new());
             return Ok(doc.interrupted("up", &progress, signal, true, &[], &log.steps()));
@@ -238,28 +237,13 @@ pub(crate) async fn connect_and_plan(
     inv: Inventory,
     progress: &Progress,
     log: &RunLog,
-    parallelism: usize,
+    run: &HostRunArgs,
     upgrade: &crate::cli::UpgradeArgs,
 ) -> Option<Planned> {
+    let parallelism = run.parallelism as usize;
     // 1. connect, every host at once (bounded).
-    let started = Instant::now();
-    progress.phase_start("connect", inv.hosts.len());
-    let targets: Vec<Target> = inv.hosts.iter().map(target).collect();
-    let mut conns = BTreeMap::new();
-    let mut failed = BTreeMap::new();
-    for (name, result) in ssh::connect_all(&targets, parallelism).await {
-        match result {
-            Ok(c) => {
-                progress.host_done(&name, true);
-                conns.insert(name, Arc::new(c));
-            }
-            Err(e) => {
-                progress.host_done(&name, false);
-                failed.insert(name, format!("connect: {e}"));
-            }
-        }
-    }
-    progress.phase_done("connect", started.elapsed());
+    let hosts: Vec<&Host> = inv.hosts.iter().collect();
+    let (conns, mut failed) = connect_hosts(&hosts, progress, run).await;
     if !failed.is_empty() {
         stop_early(progress, &inv, &failed);
         return None;
@@ -425,6 +409,48 @@ pub(crate) fn print_plan(
     if let Err(e) = log.note(&lines.join("\n")) {
         tracing::warn!("{e}");
     }
+}
+
+/// The connect phase of `up`, `plan`, `status` and `reset`: connects to `hosts` (at
+/// most `--parallelism` at once, waiting up to `--wait-for-ssh` for hosts still booting)
+/// and returns the connections and, per host that failed, why. Keys recorded under
+/// accept-new are announced with their fingerprints.
+pub(crate) async fn connect_hosts(
+    hosts: &[&Host],
+    progress: &Progress,
+    run: &HostRunArgs,
+) -> (BTreeMap<String, Arc<Connection>>, BTreeMap<String, String>) {
+    let started = Instant::now();
+    progress.phase_start("connect", hosts.len());
+    let targets: Vec<Target> = hosts
+        .iter()
+        .map(|h| target(h, run.connect_timeout))
+        .collect();
+    let shown = progress.clone();
+    let options = ssh::ConnectOptions {
+        wait_for_ssh: run.wait_for_ssh,
+        notify: Some(Arc::new(move |line: String| shown.info(&line))),
+        ..Default::default()
+    };
+    let mut conns = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    for (name, result) in ssh::connect_all_with(&targets, run.parallelism as usize, &options).await
+    {
+        progress.host_done(&name, result.is_ok());
+        match result {
+            Ok(c) => {
+                if let Some(added) = &c.host_key_added {
+                    progress.info(added);
+                }
+                conns.insert(name, Arc::new(c));
+            }
+            Err(e) => {
+                failed.insert(name, format!("connect: {e}"));
+            }
+        }
+    }
+    progress.phase_done("connect", started.elapsed());
+    (conns, failed)
 }
 
 /// Gathers facts on every host, at most `parallelism` at once: one read-only command

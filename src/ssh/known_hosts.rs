@@ -4,15 +4,44 @@
 //! `@cert-authority`), wildcards or negated patterns, splits only on single spaces and
 //! miscounts lines after comments, so a changed-key message could point at the wrong
 //! line. This module implements the format as `sshd(8)` documents it ("SSH_KNOWN_HOSTS
-//! FILE FORMAT") and as `ssh` applies it with `StrictHostKeyChecking yes`: it never adds
-//! keys, and every verdict names the file, the line and the SHA256 fingerprint the way
-//! `ssh-keygen -l` prints them, so the person can verify the key out of band.
+//! FILE FORMAT") and as `ssh` applies it with `StrictHostKeyChecking yes` (or
+//! `accept-new`, which appends an unknown host's key under a lock: [`append`]). Every
+//! verdict names the file, the line and the SHA256 fingerprint the way `ssh-keygen -l`
+//! prints them, so the person can verify the key out of band.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+
+/// What to do with a host whose key the known_hosts file does not record, as OpenSSH's
+/// `StrictHostKeyChecking`. A changed or revoked key is refused under every policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// `yes`: refuse it; the person records the key after verifying it.
+    #[default]
+    Strict,
+    /// `accept-new`: trust it on first use and append it to the file, for machines
+    /// created moments ago whose keys nobody could have recorded yet.
+    AcceptNew,
+}
+
+impl HostKeyPolicy {
+    /// The inventory's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostKeyPolicy::Strict => "strict",
+            HostKeyPolicy::AcceptNew => "accept-new",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HostKeyPolicy> {
+        [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
 
 /// The known_hosts lines relevant to one host, read once per connection.
 #[derive(Debug, Clone)]
@@ -183,12 +212,29 @@ pub fn lookup_name(address: &str, port: u16) -> String {
 }
 
 impl KnownHosts {
-    /// Reads `path` and keeps the entries for `address`:`port`.
-    pub fn load(path: &Path, address: &str, port: u16) -> Result<KnownHosts, Rejection> {
-        let text = std::fs::read_to_string(path).map_err(|e| Rejection::Unreadable {
-            file: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    /// Reads `path` and keeps the entries for `address`:`port`. Under `accept-new` a
+    /// missing file is an empty one (the first key added creates it, as `ssh` does).
+    pub fn load(
+        path: &Path,
+        address: &str,
+        port: u16,
+        policy: HostKeyPolicy,
+    ) -> Result<KnownHosts, Rejection> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && policy == HostKeyPolicy::AcceptNew =>
+            {
+                String::new()
+            }
+            Err(e) => {
+                return Err(Rejection::Unreadable {
+                    file: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+            }
+        };
         Ok(KnownHosts::parse(&text, path, address, port))
     }
 
@@ -297,6 +343,69 @@ impl KnownHosts {
         first.extend(rest);
         first
     }
+}
+
+/// Appends `key` for `address`:`port` to the known_hosts file `path` (created if
+/// missing), for `accept-new`. Holds an exclusive `flock` on the file while it re-reads
+/// and writes, so hosts connecting at once, and other bootstrap runs, each see the
+/// others' lines: a key already recorded meanwhile is not added twice, and a different
+/// key recorded meanwhile is refused as changed. Blocking: call from a blocking thread.
+pub fn append(
+    path: &Path,
+    address: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<Appended, Rejection> {
+    use std::io::{Read, Seek, Write};
+    let unreadable = |e: std::io::Error| Rejection::Unreadable {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(unreadable)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| unreadable(e.into()))?;
+    let mut text = String::new();
+    file.seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut text))
+        .map_err(unreadable)?;
+    match KnownHosts::parse(&text, path, address, port).verify(key) {
+        Ok(()) => return Ok(Appended::AlreadyThere),
+        Err(Rejection::Unknown { .. }) => {}
+        Err(other) => return Err(other),
+    }
+    let separator = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let blob = key.to_bytes().map_err(|e| Rejection::Unreadable {
+        file: path.to_path_buf(),
+        reason: format!("cannot encode the host key: {e}"),
+    })?;
+    let line = format!(
+        "{separator}{} {} {}\n",
+        lookup_name(address, port),
+        key.algorithm().as_str(),
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    );
+    file.write_all(line.as_bytes()).map_err(unreadable)?;
+    let line_number = text.lines().count() + 1;
+    Ok(Appended::Added { line: line_number })
+    // The lock is released when `file` closes.
+}
+
+/// What [`append`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The key is now recorded at this line.
+    Added { line: usize },
+    /// Another connection or run recorded the same key first.
+    AlreadyThere,
 }
 
 /// Whether a known_hosts host field matches `lookup` (already lowercased): a hashed
@@ -444,6 +553,39 @@ mod tests {
         assert_eq!(kh.entries.len(), 1);
         let order = kh.preferred_algorithms(&russh::Preferred::DEFAULT.key);
         assert!(matches!(order[0], Algorithm::Rsa { .. }));
+    }
+
+    #[test]
+    fn append_records_once_and_refuses_a_different_key_recorded_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub_known_hosts");
+        std::fs::write(&path, "# no newline at the end").unwrap();
+        assert_eq!(
+            append(&path, "10.0.0.1", 2222, &key(ED_A)),
+            Ok(Appended::Added { line: 2 })
+        );
+        assert_eq!(
+            append(&path, "10.0.0.1", 2222, &key(ED_A)),
+            Ok(Appended::AlreadyThere)
+        );
+        assert!(matches!(
+            append(&path, "10.0.0.1", 2222, &key(ED_B)),
+            Err(Rejection::Changed { line: 2, .. })
+        ));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("# no newline at the end\n[10.0.0.1]:2222 ssh-ed25519 {ED_A}\n")
+        );
+        let kh = KnownHosts::load(&path, "10.0.0.1", 2222, HostKeyPolicy::Strict).unwrap();
+        assert_eq!(kh.verify(&key(ED_A)), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_file_is_empty_only_under_accept_new() {
+        let missing = Path::new("/nonexistent/known_hosts");
+        assert!(KnownHosts::load(missing, "h", 22, HostKeyPolicy::Strict).is_err());
+        assert!(KnownHosts::load(missing, "h", 22, HostKeyPolicy::AcceptNew).is_ok());
     }
 
     #[test]

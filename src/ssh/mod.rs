@@ -1,6 +1,7 @@
 //! SSH to the hosts: one russh connection per host for the whole run, host keys checked
-//! strictly against known_hosts, commands run on channels of that connection, non-root
-//! users through `sudo -n`.
+//! against known_hosts (strictly, or OpenSSH's accept-new), commands run on channels of
+//! that connection, non-root users through `sudo -n`. Hosts that are still booting are
+//! waited for when asked (`ConnectOptions::wait_for_ssh`).
 //!
 //! Submodules: `known_hosts` (strict host key checking), `auth` (identity file, then
 //! ssh-agent), `command` (the quoted exec string and sudo refusals), `redact` (secrets out
@@ -18,7 +19,9 @@ pub mod auth;
 pub mod command;
 pub mod known_hosts;
 pub mod redact;
+mod wait;
 
+pub use known_hosts::HostKeyPolicy;
 use known_hosts::{KnownHosts, Rejection};
 
 /// Where and how to connect to one host.
@@ -31,6 +34,9 @@ pub struct Target {
     pub user: String,
     pub identity_file: Option<std::path::PathBuf>,
     pub known_hosts_file: std::path::PathBuf,
+    /// What to do with a host the known_hosts file does not know yet.
+    pub host_key_policy: HostKeyPolicy,
+    /// Bounds each of one attempt's TCP connect, SSH handshake and authentication.
     pub connect_timeout: Duration,
 }
 
@@ -116,9 +122,13 @@ pub const MAX_CHANNELS: usize = 8;
 /// does not exhaust file descriptors or trip sshd's `MaxStartups` behind a NAT.
 pub const DEFAULT_CONNECT_PARALLELISM: usize = 64;
 
-/// Connection settings that are not per host: where ssh-agent listens and how quickly a
-/// silent server is declared lost.
-#[derive(Debug, Clone)]
+/// Called with a line for humans while `connect_all_with` waits for hosts (which ones,
+/// for how long yet, the last error).
+pub type Notify = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Connection settings that are not per host: where ssh-agent listens, how quickly a
+/// silent server is declared lost, how long to wait for hosts that are still booting.
+#[derive(Clone)]
 pub struct ConnectOptions {
     /// The ssh-agent socket; `None`: no agent. Default: `$SSH_AUTH_SOCK` (unset or empty:
     /// none).
@@ -129,6 +139,13 @@ pub struct ConnectOptions {
     /// (about a minute), like `ServerAliveInterval 15` / `ServerAliveCountMax 4`: a frozen
     /// or powered-off host fails its commands instead of hanging the run.
     pub keepalive_max: usize,
+    /// `connect_all_with` retries a host that does not answer (TCP refused or silent, no
+    /// SSH handshake: a machine still booting) with backoff until this much time has
+    /// passed since the run started connecting. Zero: one attempt. Host key and
+    /// authentication failures are never retried: waiting does not fix them.
+    pub wait_for_ssh: Duration,
+    /// Where progress lines about the wait go (None: nowhere).
+    pub notify: Option<Notify>,
 }
 
 impl Default for ConnectOptions {
@@ -137,6 +154,8 @@ impl Default for ConnectOptions {
             agent_socket: auth::agent_socket_from(std::env::var_os("SSH_AUTH_SOCK")),
             keepalive_interval: Duration::from_secs(15),
             keepalive_max: 4,
+            wait_for_ssh: Duration::ZERO,
+            notify: None,
         }
     }
 }
@@ -144,6 +163,9 @@ impl Default for ConnectOptions {
 /// An open connection to one host.
 pub struct Connection {
     pub target: Target,
+    /// Under accept-new, what was recorded about this host's key (for the person to
+    /// read: the fingerprint and where it was written). None: the key was known.
+    pub host_key_added: Option<String>,
     handle: russh::client::Handle<Client>,
     channels: Arc<Semaphore>,
 }
@@ -152,7 +174,11 @@ pub struct Connection {
 /// keeps the detailed rejection for the error message (russh only reports "unknown key").
 struct Client {
     known: KnownHosts,
+    policy: HostKeyPolicy,
     rejection: Arc<Mutex<Option<Rejection>>>,
+    /// Under accept-new, the unknown key the server presented; recorded only once the
+    /// handshake proved the server holds its private half.
+    new_key: Arc<Mutex<Option<russh::keys::PublicKey>>>,
 }
 
 impl russh::client::Handler for Client {
@@ -170,6 +196,10 @@ impl russh::client::Handler for Client {
         };
         match self.known.verify(key) {
             Ok(()) => Ok(true),
+            Err(Rejection::Unknown { .. }) if self.policy == HostKeyPolicy::AcceptNew => {
+                *self.new_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.clone());
+                Ok(true)
+            }
             Err(rejection) => {
                 *self.rejection.lock().unwrap_or_else(|e| e.into_inner()) = Some(rejection);
                 Ok(false)
@@ -183,8 +213,9 @@ impl Connection {
     ///
     /// The host key must already be in `target.known_hosts_file` under the address (as
     /// `[address]:port` when the port is not 22), exactly as `ssh -o
-    /// StrictHostKeyChecking=yes -p PORT user@address` would require. `connect_timeout`
-    /// bounds each of: the TCP connect, the SSH handshake, authentication.
+    /// StrictHostKeyChecking=yes -p PORT user@address` would require; under accept-new
+    /// an unknown host's key is appended to it. `connect_timeout` bounds each of: the
+    /// TCP connect, the SSH handshake, authentication.
     pub async fn connect(target: &Target) -> Result<Connection, SshError> {
         Connection::connect_with(target, &ConnectOptions::default()).await
     }
@@ -221,11 +252,16 @@ impl Connection {
                 reason,
             })?;
         }
-        let known = KnownHosts::load(&target.known_hosts_file, &target.address, target.port)
-            .map_err(|r| SshError::HostKey {
-                host: host.clone(),
-                reason: r.to_string(),
-            })?;
+        let known = KnownHosts::load(
+            &target.known_hosts_file,
+            &target.address,
+            target.port,
+            target.host_key_policy,
+        )
+        .map_err(|r| SshError::HostKey {
+            host: host.clone(),
+            reason: r.to_string(),
+        })?;
 
         let mut preferred = russh::Preferred::default();
         preferred.key = Cow::Owned(known.preferred_algorithms(&preferred.key));
@@ -243,9 +279,12 @@ impl Connection {
             .map_err(connect_err)?;
 
         let rejection = Arc::new(Mutex::new(None));
+        let new_key = Arc::new(Mutex::new(None));
         let client = Client {
             known,
+            policy: target.host_key_policy,
             rejection: rejection.clone(),
+            new_key: new_key.clone(),
         };
         let handshake =
             tokio::time::timeout(limit, russh::client::connect_stream(config, stream, client))
@@ -267,6 +306,11 @@ impl Connection {
                 return Err(connect_err(format!("SSH handshake failed: {e}")));
             }
             Ok(Ok(handle)) => handle,
+        };
+        let new_key = new_key.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let host_key_added = match new_key {
+            None => None,
+            Some(key) => record_new_key(target, key).await?,
         };
 
         let auth_err = |reason: String| SshError::Auth {
@@ -297,6 +341,7 @@ impl Connection {
 
         Ok(Connection {
             target: target.clone(),
+            host_key_added,
             handle,
             channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
         })
@@ -503,26 +548,38 @@ pub async fn connect_all_with(
         parallelism
     };
     let gate = Arc::new(Semaphore::new(parallelism));
+    let waiting = wait::Waiting::new(options.wait_for_ssh);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().cloned().enumerate() {
         let gate = gate.clone();
         let options = options.clone();
+        let waiting = waiting.clone();
         tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let result = async {
-                let conn = Connection::connect_with(&target, &options).await?;
-                conn.check_sudo().await?;
-                Ok(conn)
-            }
-            .await;
+            let result = waiting
+                .retry(&target.host, || async {
+                    // The permit is held per attempt: hosts waited for do not keep
+                    // the others from connecting.
+                    let _permit = gate.acquire().await;
+                    let conn = Connection::connect_with(&target, &options).await?;
+                    conn.check_sudo().await?;
+                    Ok(conn)
+                })
+                .await;
             (index, result)
         });
     }
     let mut results: Vec<Option<Result<Connection, SshError>>> =
         targets.iter().map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, result)) = joined {
-            results[index] = Some(result);
+    let report = waiting.report_until_done(options.notify.clone());
+    tokio::pin!(report);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok((index, result))) => results[index] = Some(result),
+                Some(Err(_)) => {}
+                None => break,
+            },
+            _ = &mut report => {}
         }
     }
     targets
@@ -540,6 +597,42 @@ pub async fn connect_all_with(
             (t.host.clone(), r)
         })
         .collect()
+}
+
+/// Appends the key the server proved it holds to the known_hosts file (accept-new) and
+/// says so the way `ssh` does, with the fingerprint.
+async fn record_new_key(
+    target: &Target,
+    key: russh::keys::PublicKey,
+) -> Result<Option<String>, SshError> {
+    let (path, address, port) = (
+        target.known_hosts_file.clone(),
+        target.address.clone(),
+        target.port,
+    );
+    let desc = known_hosts::describe(&key);
+    let appended =
+        tokio::task::spawn_blocking(move || known_hosts::append(&path, &address, port, &key))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Rejection::Unreadable {
+                    file: target.known_hosts_file.clone(),
+                    reason: format!("the task writing it failed: {e}"),
+                })
+            })
+            .map_err(|r| SshError::HostKey {
+                host: target.host.clone(),
+                reason: r.to_string(),
+            })?;
+    Ok(match appended {
+        known_hosts::Appended::Added { line } => Some(format!(
+            "{}: permanently added {} ({desc}) to {}:{line} (hostKeyPolicy: accept-new)",
+            target.host,
+            known_hosts::lookup_name(&target.address, target.port),
+            target.known_hosts_file.display()
+        )),
+        known_hosts::Appended::AlreadyThere => None,
+    })
 }
 
 /// TCP connect to every address the name resolves to, in turn, each within `limit`.

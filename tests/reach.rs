@@ -1,0 +1,147 @@
+//! Reaching hosts the way operators do (issue 13), end to end on the testbed's real
+//! OpenSSH: `hostKeyPolicy: accept-new` on fresh hosts, and `--wait-for-ssh` for a host
+//! that is still booting.
+//!
+//! Needs root and the testbed's stand-in binary, like tests/up.rs.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::*;
+use testbed::Testbed;
+
+/// `plan` on `inv` with `extra` options, its run logs in the testbed's directory.
+fn plan(tb: &Testbed, inv: &Path, extra: &[&str]) -> Ran {
+    bootstrap(tb, "plan", inv, extra)
+}
+
+/// `up`, for the runs that stop at the connect phase: `plan` exits 1 on any error, `up`
+/// tells an unreachable host (4) from the rest.
+fn up(tb: &Testbed, inv: &Path, extra: &[&str]) -> Ran {
+    bootstrap(tb, "up", inv, extra)
+}
+
+fn bootstrap(tb: &Testbed, command: &str, inv: &Path, extra: &[&str]) -> Ran {
+    let runs = tb.dir().join("runs");
+    let mut args = vec![
+        command,
+        inv.to_str().unwrap(),
+        "--log-dir",
+        runs.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_bootstrap(&args)
+}
+
+/// The testbed's inventory with its `ssh:` defaults extended by `lines` (YAML, indented
+/// two spaces) and `knownHostsFile` pointing at `known_hosts`, written as `name`.
+fn inventory_ssh(tb: &Testbed, name: &str, known_hosts: &Path, lines: &str) -> PathBuf {
+    let text = std::fs::read_to_string(inventory(tb, &plain_decls(1))).unwrap();
+    let path = tb.dir().join(name);
+    let pinned = json(&tb.known_hosts().display().to_string());
+    assert!(text.contains(&pinned), "{text}");
+    let text = text.replace(
+        &format!("  knownHostsFile: {pinned}\n"),
+        &format!(
+            "  knownHostsFile: {}\n{lines}",
+            json(&known_hosts.display().to_string())
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Fresh hosts nobody recorded: accept-new records each key once (the very lines the
+/// testbed pinned, printed with their fingerprints), the next run under strict trusts
+/// them, and a key that then changes is refused under both policies, the file untouched.
+#[test]
+fn accept_new_records_fresh_hosts_then_strict_trusts_them_and_a_changed_key_is_refused() {
+    let tb = testbed(2, "root");
+    let kh = tb.dir().join("fresh/known_hosts");
+    std::fs::create_dir(tb.dir().join("fresh")).unwrap();
+    let accept = inventory_ssh(&tb, "accept.yaml", &kh, "  hostKeyPolicy: accept-new\n");
+
+    let ran = plan(&tb, &accept, &[]);
+    assert_eq!(ran.code, Some(2), "changes pending on fresh hosts");
+    assert_eq!(ran.stderr.matches("permanently added").count(), 2);
+    let recorded = std::fs::read_to_string(&kh).unwrap();
+    let pinned = std::fs::read_to_string(tb.known_hosts()).unwrap();
+    assert_eq!(sorted_lines(&recorded), sorted_lines(&pinned));
+
+    let ran = plan(&tb, &accept, &[]);
+    assert_eq!(ran.code, Some(2));
+    assert!(!ran.stderr.contains("permanently added"), "{}", ran.stderr);
+
+    let strict = inventory_ssh(&tb, "strict.yaml", &kh, "  hostKeyPolicy: strict\n");
+    let ran = plan(&tb, &strict, &[]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+
+    tb.replace_host_key("node2").unwrap();
+    for inv in [&strict, &accept] {
+        let ran = up(&tb, inv, &[]);
+        assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+        assert!(ran.stderr.contains("HAS CHANGED"), "{}", ran.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), recorded);
+}
+
+/// A host powered off whose sshd comes up a few seconds later: without --wait-for-ssh
+/// the run stops at once (exit 4, nothing waited for); with it, the host is tried again,
+/// named while awaited, and the run goes on.
+#[test]
+fn a_booting_host_is_waited_for_under_wait_for_ssh() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    tb.stop("node2").unwrap();
+
+    let ran = up(&tb, &inv, &["--connect-timeout", "2s"]);
+    assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+    assert!(ran.stderr.contains("cannot connect"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("waiting for SSH"), "{}", ran.stderr);
+
+    let ran = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(8));
+            tb.start("node2").unwrap();
+        });
+        plan(
+            &tb,
+            &inv,
+            &["--connect-timeout", "2s", "--wait-for-ssh", "1m"],
+        )
+    });
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("waiting for SSH on 1 host (node2)"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// A host that never comes back is exit 4 with its last error, once the wait is over.
+#[test]
+fn a_host_that_never_answers_is_exit_4_after_the_wait() {
+    let tb = testbed(2, "root");
+    let inv = inventory(&tb, &plain_decls(1));
+    tb.stop("node2").unwrap();
+    let ran = up(
+        &tb,
+        &inv,
+        &["--connect-timeout", "1s", "--wait-for-ssh", "4s"],
+    );
+    assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("still not accepting SSH after waiting 4s (--wait-for-ssh)"),
+        "{}",
+        ran.stderr
+    );
+}
