@@ -32,7 +32,7 @@ fn bootstrap(tb: &Testbed, command: &str, inv: &Path, extra: &[&str]) -> Ran {
         runs.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    run_bootstrap(&args)
+    run_bootstrap(&args, &[])
 }
 
 /// The testbed's inventory with its `ssh:` defaults extended by `lines` (YAML, indented
