@@ -7,3 +7,15 @@ bin=$root/target/release
 dir=$(mktemp -d /tmp/bootstrap-bench.XXXXXX)
 trap '"$bin/testbed" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 "$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" >/dev/null
+# Writes $dir/inventory.yaml in the article's layout: the first host is the control plane
+# (type=mysql, no taint), the others workers (type=wordpress).
+write_article_inventory() {
+  jq -r --arg d "$dir" '
+    "cluster: {name: bench}",
+    "ssh: {user: root, identityFile: \($d)/id_ed25519, knownHostsFile: \($d)/known_hosts}",
+    "hosts:",
+    (to_entries[] | if .key == 0
+      then "  - {name: \(.value.name), address: \(.value.address), role: control-plane, labels: {type: mysql}, taints: []}"
+      else "  - {name: \(.value.name), address: \(.value.address), role: worker, labels: {type: wordpress}}" end)
+  ' "$dir/hosts.json" >"$dir/inventory.yaml"
+}

@@ -12,16 +12,7 @@ hosts=${1:-3}
 scale=${2:-1}
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
-# The article's layout: the first host is the control plane (type=mysql, no taint), the
-# others workers (type=wordpress).
-jq -r --arg d "$dir" '
-  "cluster: {name: bench}",
-  "ssh: {user: root, identityFile: \($d)/id_ed25519, knownHostsFile: \($d)/known_hosts}",
-  "hosts:",
-  (to_entries[] | if .key == 0
-    then "  - {name: \(.value.name), address: \(.value.address), role: control-plane, labels: {type: mysql}, taints: []}"
-    else "  - {name: \(.value.name), address: \(.value.address), role: worker, labels: {type: wordpress}}" end)
-' "$dir/hosts.json" >"$dir/inventory.yaml"
+write_article_inventory
 
 for run in first converged; do
   /usr/bin/time -f "%e %M" -o "$dir/time" \
