@@ -94,6 +94,39 @@ fn make_upper(upper: &Path, target: &str) -> Result<()> {
     std::os::unix::fs::chown(upper, Some(uid), Some(gid)).map_err(|e| Error::io("chown", upper, e))
 }
 
+/// Makes `path` (inside an overlay dir) an empty directory that hides the machine's
+/// one: an opaque directory in the upper layer, as overlayfs itself makes them.
+fn opaque_dir(paths: &HostPaths, path: &str) -> Result<()> {
+    let target = layout::OVERLAY_DIRS
+        .iter()
+        .filter(|t| Path::new(path).starts_with(t))
+        .max_by_key(|t| t.len())
+        .ok_or_else(|| Error::Invalid(format!("{path} is in no overlay")))?;
+    let rel = Path::new(path)
+        .strip_prefix(target)
+        .unwrap_or(Path::new(""));
+    let dir = paths.upper(target).join(rel);
+    mkdir(&dir, 0o755)?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    let rc = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            "make opaque",
+            &dir,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// Everything of a host that lives in the testbed directory, before its first boot.
 pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()> {
     let paths = HostPaths::new(dir, &host.name);
@@ -101,6 +134,11 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
     for t in layout::OVERLAY_DIRS {
         make_upper(&paths.upper(t), t)?;
         mkdir(&paths.work(t), 0o755)?;
+    }
+    if state.real_packages {
+        for d in layout::REAL_PACKAGES_EMPTY_DIRS {
+            opaque_dir(&paths, d)?;
+        }
     }
     let ctl = paths.ctl();
     mkdir(&ctl, 0o755)?;
@@ -112,6 +150,7 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
         os: state.os_of(host).as_str().to_string(),
         time_scale: state.time_scale,
         peers: state.hosts.iter().map(|h| h.address.clone()).collect(),
+        real_packages: state.real_packages,
     };
     crate::state::write_json(&ctl.join(layout::ctl::HOST_CONFIG), &config)?;
     // Every user of the host appends to the audit log (stand-ins run as whoever calls).

@@ -21,7 +21,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Directories given a private copy-on-write overlay in every host.
+/// Directories given a private copy-on-write overlay in every host: every place a
+/// package may write (the real dpkg installs systemd units into /usr/lib, /lib being a
+/// link to it), so no host ever writes into the machine's own directories.
 pub const OVERLAY_DIRS: &[&str] = &[
     "/etc",
     "/var",
@@ -29,6 +31,9 @@ pub const OVERLAY_DIRS: &[&str] = &[
     "/usr/local",
     "/usr/bin",
     "/usr/sbin",
+    "/usr/lib",
+    "/usr/libexec",
+    "/usr/share",
     "/root",
     "/home",
     "/run",
@@ -66,6 +71,35 @@ pub const BASE_STANDINS: &[&str] = &[
     "journalctl",
 ];
 
+/// The [`BASE_STANDINS`] that a host with the real package tools does not get (its
+/// PATH finds the machine's programs instead).
+pub const PACKAGE_STANDINS: &[&str] = &[
+    "apt-get",
+    "apt-mark",
+    "apt-cache",
+    "apt",
+    "dpkg-query",
+    "dpkg",
+    "curl",
+    "gpg",
+];
+
+/// Directories a host with the real package tools starts with empty (the machine's
+/// Debian package database and apt keys hidden): made opaque in the upper layer before
+/// the first boot, which costs nothing, where deleting thousands of entries through the
+/// overlay would cost a whiteout each.
+pub const REAL_PACKAGES_EMPTY_DIRS: &[&str] = &[
+    "/var/lib/dpkg/info",
+    "/var/lib/dpkg/triggers",
+    "/var/lib/dpkg/updates",
+    "/var/cache/apt",
+    "/usr/share/keyrings",
+    "/etc/apt/trusted.gpg.d",
+    "/etc/apt/keyrings",
+    "/etc/apt/auth.conf.d",
+    "/etc/apt/preferences.d",
+];
+
 /// Files inside [`CTL_DIR`] (relative names). The outside path is `DIR/hosts/NAME/ctl/X`.
 pub mod ctl {
     /// [`super::HostConfig`] as JSON, written by the manager at host creation.
@@ -101,6 +135,10 @@ pub struct HostConfig {
     /// Addresses of all hosts of this testbed, so stand-ins can tell "our network" from
     /// "the internet" (which is unreachable).
     pub peers: Vec<String>,
+    /// The host runs the machine's real apt, dpkg, curl and gpg against the testbed's
+    /// repositories (no stand-ins for them); the dpkg database is the real one.
+    #[serde(default)]
+    pub real_packages: bool,
 }
 
 /// One line of the audit log.
@@ -281,6 +319,21 @@ pub struct Provision {
     pub host_key_pub: String,
     /// Whether `ubuntu`'s sudo asks for a password (so `sudo -n` fails).
     pub sudo_password: bool,
+    /// Set when the host runs the real package tools: where its internet is.
+    #[serde(default)]
+    pub repo: Option<RepoProvision>,
+}
+
+/// What a host needs to use the testbed's repositories: the server's address (the real
+/// host names resolve to it in /etc/hosts), the CA that signed its certificate (added to
+/// the host's trusted certificates) and the Ubuntu archive's signing key (the keyring the
+/// distro's sources name), base64 of the binary keyring.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepoProvision {
+    pub address: String,
+    pub hosts: Vec<String>,
+    pub ca_pem: String,
+    pub archive_keyring_b64: String,
 }
 
 #[cfg(test)]

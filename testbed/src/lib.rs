@@ -21,6 +21,7 @@ pub mod layout;
 mod net;
 mod procs;
 mod registry;
+pub mod repo;
 pub mod state;
 mod testbed;
 

@@ -48,6 +48,14 @@ pub struct TestbedState {
     pub sudo_password: bool,
     pub time_scale: f64,
     pub hosts: Vec<HostState>,
+    /// Hosts run the machine's real apt, dpkg, curl and gpg against the testbed's
+    /// repositories, served by the process `repo_pid` from the cache `repo_cache`.
+    #[serde(default)]
+    pub real_packages: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_cache: Option<PathBuf>,
 }
 
 pub const STATE_FILE: &str = "testbed.json";

@@ -15,6 +15,7 @@ use crate::layout::{self, AuditRecord, Fault, HostPaths, NodeSpecChange, Provisi
 use crate::net;
 use crate::procs;
 use crate::registry;
+use crate::repo;
 use crate::state::{self, HostEntry, HostState, TestbedState};
 
 /// How many hosts are brought up (and torn down) at once, unless `TESTBED_PARALLEL` says
@@ -41,6 +42,7 @@ pub struct Builder {
     name_prefix: String,
     dir: Option<PathBuf>,
     host_os: HashMap<String, Os>,
+    real_packages: bool,
 }
 
 impl Default for Builder {
@@ -57,6 +59,7 @@ impl Default for Builder {
             name_prefix: "node".into(),
             dir: None,
             host_os: HashMap::new(),
+            real_packages: std::env::var("TESTBED_REAL_PACKAGES").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -89,6 +92,13 @@ impl Builder {
     /// Multiplier for stand-ins' realistic durations (default: env TESTBED_TIME_SCALE or 0).
     pub fn time_scale(mut self, f: f64) -> Self {
         self.time_scale = f;
+        self
+    }
+    /// Hosts run the machine's real apt, apt-get, apt-cache, apt-mark, dpkg, dpkg-query,
+    /// curl and gpg instead of the stand-ins, against repositories the testbed serves
+    /// under the real host names (default: env TESTBED_REAL_PACKAGES=1, else off).
+    pub fn real_packages(mut self, yes: bool) -> Self {
+        self.real_packages = yes;
         self
     }
     /// Hosts are named PREFIX1..PREFIXN (default "node").
@@ -205,6 +215,9 @@ impl Builder {
             sudo_password: self.sudo_password,
             time_scale: self.time_scale,
             hosts,
+            real_packages: self.real_packages,
+            repo_pid: None,
+            repo_cache: None,
         };
         st.save(&dir)?;
         // From here on, dropping `tb` (also on error) tears down whatever exists.
@@ -214,6 +227,14 @@ impl Builder {
             teardown_on_drop: true,
             owned_dir,
         };
+        if self.real_packages {
+            let cache = repo::cache(&sim)?;
+            let pid = repo::start(&copy, &cache, &tb.dir, &net::gateway(subnet))?;
+            let mut st = tb.state();
+            st.repo_pid = Some(pid);
+            st.repo_cache = Some(cache);
+            st.save(&tb.dir)?;
+        }
         tb.create_hosts(&client_pub)?;
         Ok(tb)
     }
@@ -407,7 +428,12 @@ impl Testbed {
         let t_key = t.elapsed();
         net::create_host(st.subnet, h.index, &h.name)?;
         let t_net = t.elapsed();
+        let repo = match &st.repo_cache {
+            Some(cache) => Some(repo::provision(cache, &net::gateway(st.subnet))?),
+            None => None,
+        };
         let provision = Provision {
+            repo,
             os: st.os_of(h).as_str().to_string(),
             address: h.address.clone(),
             authorized_key: client_pub.to_string(),
@@ -567,10 +593,14 @@ impl Testbed {
     /// stand-ins know), for every host: the repository as it was on some earlier day.
     /// Hosts see the change at their next `apt-get update`, like a real release.
     pub fn publish_kubernetes(&self, minor: u32, newest: Option<u32>) -> Result<()> {
-        for h in self.hosts() {
-            let path = HostPaths::new(&self.dir, &h.name)
+        let hosts = self.hosts();
+        let ctls = hosts.iter().map(|h| {
+            HostPaths::new(&self.dir, &h.name)
                 .ctl()
-                .join(layout::ctl::K8S_PUBLISHED);
+                .join(layout::ctl::K8S_PUBLISHED)
+        });
+        // The stand-ins read each host's copy, the repository server the testbed's.
+        for path in ctls.chain([self.dir.join(repo::K8S_PUBLISHED)]) {
             let mut map: std::collections::BTreeMap<String, u32> = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
@@ -582,6 +612,25 @@ impl Testbed {
             state::write_json(&path, &map)?;
         }
         Ok(())
+    }
+
+    /// Makes the repository server misbehave for one of its host names (e.g.
+    /// "pkgs.k8s.io"), on a testbed built with `real_packages`; `on: false` ends it.
+    /// `bad-signature`: InRelease no longer matches its signature.
+    pub fn repo_fault(&self, kind: &str, host: &str, on: bool) -> Result<()> {
+        let dir = self.dir.join("repo-faults");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let path = dir.join(kind);
+        let mut hosts: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.trim() != host)
+            .map(str::to_string)
+            .collect();
+        if on {
+            hosts.push(host.to_string());
+        }
+        std::fs::write(&path, hosts.join("\n") + "\n").map_err(|e| Error::io("write", &path, e))
     }
 
     /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
@@ -723,6 +772,9 @@ impl Testbed {
             }
         });
         let mut errors = errors.into_inner().unwrap();
+        if let Some(pid) = st.repo_pid {
+            repo::stop(pid);
+        }
         if let Err(e) = net::delete_bridge(st.subnet) {
             errors.push(e.to_string());
         }
@@ -739,6 +791,9 @@ impl Testbed {
                 state::CLIENT_KEY,
                 "id_ed25519.pub",
                 state::STATE_FILE,
+                repo::K8S_PUBLISHED,
+                "repo-serve.log",
+                "repo-faults",
             ]
             .iter()
             .map(|f| self.dir.join(f))

@@ -50,6 +50,10 @@ enum Cmd {
         /// Give one host another release: NAME=OS (repeatable), e.g. node3=debian-12.
         #[arg(long, value_parser = parse_host_os)]
         host_os: Vec<(String, Os)>,
+        /// Hosts run the machine's real apt, dpkg, curl and gpg against the testbed's
+        /// repositories (archive.ubuntu.com, pkgs.k8s.io ... served on the bridge).
+        #[arg(long, env = "TESTBED_REAL_PACKAGES")]
+        real_packages: bool,
     },
     /// Remove every host, the bridge and the testbed's files in DIR.
     Down {
@@ -168,6 +172,7 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
             time_scale,
             name_prefix,
             host_os,
+            real_packages,
         } => {
             let start = Instant::now();
             let mut builder = Testbed::builder();
@@ -185,6 +190,7 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 .os(os)
                 .time_scale(time_scale)
                 .name_prefix(&name_prefix)
+                .real_packages(real_packages)
                 .build()?;
             eprintln!(
                 "testbed: {hosts} host(s) up in {:.1}s; hosts: {}",

@@ -30,6 +30,7 @@ impl Ctx {
                 os: "ubuntu-24.04".into(),
                 time_scale: 0.0,
                 peers: vec![],
+                real_packages: false,
             });
         Ctx {
             name: name.to_string(),
@@ -192,11 +193,68 @@ pub struct PkgState {
     pub hold: bool,
 }
 
+/// The packages dpkg knows: the real database (`/var/lib/dpkg/status`) on a host with
+/// the real package tools, else the stand-ins' own.
 pub fn dpkg_db() -> BTreeMap<String, PkgState> {
+    if Ctx::load("dpkg").config.real_packages {
+        return std::fs::read_to_string(REAL_DPKG_STATUS)
+            .map(|s| parse_dpkg_status(&s))
+            .unwrap_or_default();
+    }
     std::fs::read_to_string(DPKG_DB)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default()
+}
+
+/// dpkg's own database.
+pub const REAL_DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+/// Reads dpkg's status file into the stand-ins' view: `Status: WANT ok STATE` becomes
+/// the two-letter abbreviation dpkg-query prints (`ii`, `iU`, `iF`, `rc` ...), a `hold`
+/// selection the hold flag. Packages dpkg only remembers as not installed are left out.
+pub fn parse_dpkg_status(text: &str) -> BTreeMap<String, PkgState> {
+    let mut db = BTreeMap::new();
+    for stanza in text.split("\n\n") {
+        let (mut name, mut version, mut status) = (None, String::new(), None);
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("Version: ") {
+                version = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("Status: ") {
+                status = Some(v.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+            }
+        }
+        let (Some(name), Some(st)) = (name, status) else {
+            continue;
+        };
+        let (want, state) = (st[0].as_str(), st.get(2).map_or("", String::as_str));
+        let s = match state {
+            "installed" => 'i',
+            "unpacked" => 'U',
+            "half-configured" => 'F',
+            "half-installed" => 'H',
+            "config-files" => 'c',
+            "triggers-awaited" => 'W',
+            "triggers-pending" => 't',
+            _ => continue,
+        };
+        let w = match want {
+            "deinstall" => 'r',
+            "purge" => 'p',
+            _ => 'i',
+        };
+        db.insert(
+            name,
+            PkgState {
+                version,
+                status: format!("{w}{s}"),
+                hold: want == "hold",
+            },
+        );
+    }
+    db
 }
 
 pub fn save_dpkg_db(db: &BTreeMap<String, PkgState>) -> std::io::Result<()> {
@@ -259,4 +317,32 @@ pub fn containerd_runtime() -> Option<ContainerdRuntime> {
     std::fs::read_to_string(CONTAINERD_RUNTIME)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_as_dpkg_query_abbreviates_it() {
+        let db = parse_dpkg_status(
+            "Package: kubeadm\nStatus: hold ok installed\nVersion: 1.34.2-1.1\n\n\
+             Package: containerd\nStatus: install ok unpacked\nVersion: 1.7.24\n\n\
+             Package: docker.io\nStatus: deinstall ok config-files\nVersion: 24.0.7\n\n\
+             Package: runc\nStatus: purge ok not-installed\n\n",
+        );
+        let abbrev: Vec<(&str, &str, bool)> = db
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.status.as_str(), p.hold))
+            .collect();
+        assert_eq!(
+            abbrev,
+            [
+                ("containerd", "iU", false),
+                ("docker.io", "rc", false),
+                ("kubeadm", "ii", true)
+            ]
+        );
+        assert_eq!(db["kubeadm"].version, "1.34.2-1.1");
+    }
 }

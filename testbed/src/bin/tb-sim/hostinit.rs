@@ -227,7 +227,11 @@ fn every_boot() -> io::Result<()> {
     mkdir("/run/sshd", 0o755)?;
     mkdir("/run/lock", 0o1777)?;
     mkdir(layout::STANDIN_DIR, 0o755)?;
+    let real = common::Ctx::load("init").config.real_packages;
     for name in layout::BASE_STANDINS {
+        if real && layout::PACKAGE_STANDINS.contains(name) {
+            continue;
+        }
         let link = Path::new(layout::STANDIN_DIR).join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             symlink(layout::SIM_BIN, &link).map_err(|e| ctx(&link.to_string_lossy(), e))?;
@@ -268,8 +272,93 @@ fn provision(p: &Provision, hostname: &str) -> io::Result<()> {
         &format!("PATH=\"{}\"\n", distro::ENVIRONMENT_PATH),
         0o644,
     )?;
+    if let Some(repo) = &p.repo {
+        real_packages(repo, &p.os)?;
+    }
     users(p)?;
     ssh(p)?;
+    Ok(())
+}
+
+/// A host with the real package tools: the testbed's server under the real host names,
+/// its CA trusted like one `update-ca-certificates` added, the archive's key where
+/// Ubuntu's sources expect it, apt's configuration and dpkg's database as on a fresh
+/// server of the release (the machine's Debian database and apt settings hidden): dpkg
+/// knows only the release's base packages (`catalog::BASE_PACKAGES`, at the archive's
+/// versions, so nothing is upgraded over the machine's programs), apt's lists are empty.
+fn real_packages(repo: &layout::RepoProvision, os: &str) -> io::Result<()> {
+    use base64::Engine;
+    let hosts = std::fs::read_to_string("/etc/hosts")?;
+    write(
+        "/etc/hosts",
+        &format!("{hosts}{} {}\n", repo.address, repo.hosts.join(" ")),
+        0o644,
+    )?;
+    // The resolver is the server's address too: it answers no DNS, so lookups that miss
+    // /etc/hosts (apt's SRV records) fail at once instead of timing out.
+    remove("/etc/resolv.conf")?;
+    write(
+        "/etc/resolv.conf",
+        &format!(
+            "nameserver {}\noptions edns0 trust-ad\nsearch .\n",
+            repo.address
+        ),
+        0o644,
+    )?;
+    write(
+        "/usr/local/share/ca-certificates/testbed-ca.crt",
+        &repo.ca_pem,
+        0o644,
+    )?;
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    let mut certs = std::fs::read_to_string(bundle).unwrap_or_default();
+    certs.push_str(&repo.ca_pem);
+    write(bundle, &certs, 0o644)?;
+
+    let keyring = base64::engine::general_purpose::STANDARD
+        .decode(&repo.archive_keyring_b64)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    // The manager made layout::REAL_PACKAGES_EMPTY_DIRS empty (keyrings, dpkg's info).
+    remove("/etc/apt/trusted.gpg")?;
+    std::fs::write("/usr/share/keyrings/ubuntu-archive-keyring.gpg", &keyring)?;
+    std::fs::write(
+        "/etc/apt/trusted.gpg.d/ubuntu-keyring-2018-archive.gpg",
+        &keyring,
+    )?;
+    for e in std::fs::read_dir("/etc/apt/apt.conf.d")?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != "01autoremove" && name != "70debconf" {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+
+    // dpkg's database of a fresh server.
+    let distro = crate::pkg::catalog::distro(os);
+    let mut status = String::new();
+    for name in crate::pkg::catalog::BASE_PACKAGES {
+        let Some(p) = distro.iter().find(|p| p.name == *name) else {
+            continue;
+        };
+        status.push_str(&format!(
+            "Package: {name}\nStatus: install ok installed\nPriority: important\nSection: admin\nInstalled-Size: 1\nMaintainer: Ubuntu Developers <ubuntu-devel-discuss@lists.ubuntu.com>\nArchitecture: amd64\nVersion: {}\nDescription: {name}\n\n",
+            p.version
+        ));
+        write(&format!("/var/lib/dpkg/info/{name}.list"), "", 0o644)?;
+    }
+    write("/var/lib/dpkg/status", &status, 0o644)?;
+    for f in ["available", "diversions", "statoverride"] {
+        write(&format!("/var/lib/dpkg/{f}"), "", 0o644)?;
+    }
+    for f in [
+        "status-old",
+        "available-old",
+        "diversions-old",
+        "statoverride-old",
+    ] {
+        remove(&format!("/var/lib/dpkg/{f}"))?;
+    }
+    remove("/var/lib/apt/extended_states")?;
+    mkdir("/var/cache/apt/archives/partial", 0o755)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod hostinit;
 mod kube;
 mod os;
 mod pkg;
+mod repo;
 
 use common::Ctx;
 
@@ -59,6 +60,9 @@ fn main() {
         "init" => hostinit::init(rest),
         "audit-shell" => hostinit::audit_shell(rest),
         "boot" => os::boot(rest),
+        "repo-build" => repo::build::main(rest),
+        "repo-serve" => repo::serve::main(rest),
+        "package-hook" => repo::package_hook(rest),
         "daemon" => match rest.first().and_then(|u| daemon(u)) {
             Some(d) => d(&rest[1..]),
             None => {

@@ -102,6 +102,11 @@ pub fn reloads_systemd(pkg: &str) -> bool {
     )
 }
 
+/// Packages whose maintainer scripts act on systemd units (enable, start, purge).
+pub fn has_maintainer_scripts(pkg: &str) -> bool {
+    matches!(pkg, "containerd" | "docker.io" | "kubelet")
+}
+
 struct Row(
     &'static str,
     &'static str,
@@ -381,9 +386,15 @@ fn published(minor: u32) -> Option<u32> {
 
 /// The packages of the pkgs.k8s.io repository `v1.<minor>`.
 pub fn k8s_repo(minor: u32) -> Vec<Package> {
-    let Some(newest) = newest_patch(minor) else {
-        return vec![];
-    };
+    match newest_patch(minor) {
+        Some(newest) => k8s_repo_upto(minor, newest),
+        None => vec![],
+    }
+}
+
+/// The packages of the pkgs.k8s.io repository `v1.<minor>` on the day `1.<minor>.<newest>`
+/// was its newest release.
+pub fn k8s_repo_upto(minor: u32, newest: u32) -> Vec<Package> {
     let comp = String::new();
     let mut out = Vec::new();
     for p in 0..=newest {

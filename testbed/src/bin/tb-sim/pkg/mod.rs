@@ -39,7 +39,9 @@ pub fn seed_base_system(os: &str) {
             }
         }
     }
-    if !std::path::Path::new(common::DPKG_DB).exists() {
+    // With the real package tools, provisioning wrote dpkg's own database.
+    let real = crate::common::Ctx::load("boot").config.real_packages;
+    if !real && !std::path::Path::new(common::DPKG_DB).exists() {
         seed_dpkg_db(os);
     }
     // The base packages' commands are on PATH, as on the real server (ethtool is not on

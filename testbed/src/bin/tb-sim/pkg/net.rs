@@ -173,7 +173,7 @@ pub fn dearmor(input: &[u8]) -> Option<Vec<u8>> {
     (!bin.is_empty()).then_some(bin)
 }
 
-fn calico_manifest(version: &str) -> String {
+pub fn calico_manifest(version: &str) -> String {
     format!(
         r#"---
 # Source: calico/templates/calico-kube-controllers.yaml

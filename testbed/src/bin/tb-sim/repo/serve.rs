@@ -1,0 +1,255 @@
+//! `tb-sim repo-serve --root CACHE --state DIR --listen IP`: the testbed's internet.
+//!
+//! Runs in the root namespace for the lifetime of a testbed, listening on the bridge
+//! address (port 80 for the Ubuntu archive, which apt reaches over plain HTTP as on
+//! Ubuntu, and 443 with the testbed CA's certificate for every name), and answers for
+//! the host names the hosts resolve to it (their /etc/hosts): archive.ubuntu.com and
+//! security.ubuntu.com (`/ubuntu/...`), pkgs.k8s.io (`/core:/stable:/v1.N/deb/...`) and
+//! raw.githubusercontent.com (`/projectcalico/calico/vX.Y.Z/manifests/calico.yaml`), from
+//! the files `tb-sim repo-build` made. What pkgs.k8s.io has published is read from
+//! `DIR/k8s-published.json` at every request (`Testbed::publish_kubernetes`).
+//!
+//! HTTP/1.1 with keep-alive and pipelining (apt sends several requests on one
+//! connection), GET and HEAD, `Content-Length` always; anything else is 404 (GitHub's
+//! raw host answers `404: Not Found`), an unknown pkgs.k8s.io minor 403 as the real one.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn main(args: &[String]) -> i32 {
+    let mut root = None;
+    let mut state = None;
+    let mut listen = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--root" => root = it.next().map(PathBuf::from),
+            "--state" => state = it.next().map(PathBuf::from),
+            "--listen" => listen = it.next().cloned(),
+            _ => {}
+        }
+    }
+    let (Some(root), Some(state), Some(listen)) = (root, state, listen) else {
+        eprintln!("usage: tb-sim repo-serve --root CACHE --state DIR --listen IP");
+        return 2;
+    };
+    match serve(root, state, &listen) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("tb-sim repo-serve: {e}");
+            1
+        }
+    }
+}
+
+struct Site {
+    root: PathBuf,
+    state: PathBuf,
+}
+
+fn serve(root: PathBuf, state: PathBuf, listen: &str) -> Result<(), String> {
+    let tls = Arc::new(tls_config(&root.join("keys"))?);
+    let http = TcpListener::bind((listen, 80)).map_err(|e| format!("bind {listen}:80: {e}"))?;
+    let https = TcpListener::bind((listen, 443)).map_err(|e| format!("bind {listen}:443: {e}"))?;
+    let site = Arc::new(Site { root, state });
+    let s2 = site.clone();
+    std::thread::spawn(move || accept(http, move |tcp| handle(tcp, &s2)));
+    accept(https, move |tcp| {
+        let Ok(conn) = rustls::ServerConnection::new(tls.clone()) else {
+            return;
+        };
+        handle(rustls::StreamOwned::new(conn, tcp), &site);
+    });
+    Ok(())
+}
+
+fn accept(listener: TcpListener, f: impl Fn(TcpStream) + Send + Sync + Clone + 'static) {
+    for tcp in listener.incoming().flatten() {
+        let f = f.clone();
+        std::thread::spawn(move || f(tcp));
+    }
+}
+
+fn tls_config(keys: &Path) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(keys.join("server.crt"))
+        .map_err(|e| format!("server.crt: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("server.crt: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(keys.join("server.key"))
+        .map_err(|e| format!("server.key: {e}"))?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())
+}
+
+/// One connection: requests in order until the client closes or asks to.
+fn handle<S: Read + Write>(stream: S, site: &Site) {
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("/").to_string();
+        let mut host = String::new();
+        let mut close = false;
+        loop {
+            let mut h = String::new();
+            match r.read_line(&mut h) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "host" => host = v.trim().split(':').next().unwrap_or("").to_string(),
+                    "connection" => close = v.trim().eq_ignore_ascii_case("close"),
+                    _ => {}
+                }
+            }
+        }
+        let (status, body) = site.answer(&host, &percent_decode(&target));
+        let reason = match status {
+            200 => "OK",
+            403 => "Forbidden",
+            _ => "Not Found",
+        };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        let w = r.get_mut();
+        let ok = w.write_all(head.as_bytes()).is_ok()
+            && (method == "HEAD" || w.write_all(&body).is_ok())
+            && w.flush().is_ok();
+        if !ok || close {
+            return;
+        }
+    }
+}
+
+impl Site {
+    /// Status and body for `host` + `path`.
+    fn answer(&self, host: &str, path: &str) -> (u16, Vec<u8>) {
+        let path = path.split('?').next().unwrap_or("");
+        if path.split('/').any(|c| c == "..") {
+            return not_found();
+        }
+        let file = match host {
+            "archive.ubuntu.com" | "security.ubuntu.com" => path
+                .strip_prefix("/ubuntu/")
+                .map(|p| self.root.join("ubuntu").join(p)),
+            "pkgs.k8s.io" => match self.k8s(path) {
+                Ok(f) => f,
+                Err(status) => return (status, b"Forbidden".to_vec()),
+            },
+            "raw.githubusercontent.com" => path
+                .strip_prefix("/projectcalico/calico/")
+                .and_then(|p| p.strip_suffix("/manifests/calico.yaml"))
+                .map(|v| self.root.join("calico").join(v).join("calico.yaml")),
+            _ => None,
+        };
+        match file.and_then(|f| std::fs::read(f).ok()) {
+            Some(body) if path.ends_with("/InRelease") && self.fault("bad-signature", host) => {
+                (200, tamper(body))
+            }
+            Some(body) => (200, body),
+            None => not_found(),
+        }
+    }
+
+    /// The file for a pkgs.k8s.io path, or the status of a minor that does not exist.
+    fn k8s(&self, path: &str) -> Result<Option<PathBuf>, u16> {
+        let Some(rest) = path.strip_prefix("/core:/stable:/v1.") else {
+            return Ok(None);
+        };
+        let Some((minor, rest)) = rest.split_once("/deb/") else {
+            return Ok(None);
+        };
+        let repo = self.root.join("k8s").join(format!("v1.{minor}"));
+        if minor.parse::<u32>().is_err() || !repo.is_dir() {
+            return Err(403);
+        }
+        let newest = (0..)
+            .take_while(|n| repo.join(format!("n{n}")).is_dir())
+            .last()
+            .unwrap_or(0);
+        let published = std::fs::read_to_string(self.state.join("k8s-published.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<std::collections::BTreeMap<String, u32>>(&t).ok())
+            .and_then(|m| m.get(minor).copied())
+            .map_or(newest, |p| p.min(newest));
+        Ok(Some(match rest {
+            "Release.key" => self.root.join("k8s").join("Release.key"),
+            "InRelease" | "Release" | "Release.gpg" | "Packages" => {
+                repo.join(format!("n{published}")).join(rest)
+            }
+            // A package file exists once its patch is published.
+            _ => {
+                let patch = rest
+                    .split('_')
+                    .nth(1)
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|v| v.rsplit('.').next())
+                    .and_then(|p| p.parse::<u32>().ok());
+                let is_patch_release = ["amd64/kubeadm_", "amd64/kubelet_", "amd64/kubectl_"]
+                    .iter()
+                    .any(|p| rest.starts_with(p));
+                if is_patch_release && patch.is_some_and(|p| p > published) {
+                    return Ok(None);
+                }
+                repo.join(rest)
+            }
+        }))
+    }
+}
+
+impl Site {
+    /// Whether the testbed injected fault `kind` for `host`: `DIR/repo-faults/KIND`
+    /// holds the host names it applies to, one per line (`Testbed::repo_fault`).
+    fn fault(&self, kind: &str, host: &str) -> bool {
+        std::fs::read_to_string(self.state.join("repo-faults").join(kind))
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == host))
+    }
+}
+
+/// An InRelease whose signed text was changed after signing (a Label nobody signed).
+fn tamper(body: Vec<u8>) -> Vec<u8> {
+    String::from_utf8_lossy(&body)
+        .replacen("Label: ", "Label: tampered ", 1)
+        .into_bytes()
+}
+
+fn not_found() -> (u16, Vec<u8>) {
+    (404, b"404: Not Found".to_vec())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,138 @@
+//! The testbed's package repositories, for hosts with the real apt/dpkg/curl/gpg
+//! (`Builder::real_packages`): built once per stand-in binary into a cache shared by
+//! every testbed on the machine, and served by one `tb-sim repo-serve` per testbed on
+//! its bridge address. See `tb-sim`'s `repo` module for what the files are.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::layout::RepoProvision;
+
+/// Host names the hosts resolve to the testbed's server (as in the certificate).
+pub const HOSTS: &[&str] = &[
+    "archive.ubuntu.com",
+    "security.ubuntu.com",
+    "pkgs.k8s.io",
+    "raw.githubusercontent.com",
+];
+
+/// Where pkgs.k8s.io's publishing state lives in the testbed directory.
+pub const K8S_PUBLISHED: &str = "k8s-published.json";
+
+/// The built repositories for `sim` (keyed by the binary's size and modification time,
+/// since the catalog is compiled into it; hashing a debug build's 100+ MB would cost
+/// seconds per testbed): `$TMPDIR/testbed-repo/KEY`, built on first use. Concurrent
+/// builders each build into their own directory and the first rename wins.
+pub fn cache(sim: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(sim).map_err(|e| Error::io("stat", sim, e))?;
+    let id = format!(
+        "{}:{}:{}:{}",
+        sim.display(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    );
+    let key = format!("{:x}", Sha256::digest(id.as_bytes()));
+    let base = std::env::temp_dir().join("testbed-repo");
+    let dir = base.join(&key[..16]);
+    if dir.join("done").exists() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&base).map_err(|e| Error::io("create", &base, e))?;
+    let tmp = base.join(format!("{}.{}.tmp", &key[..16], std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out = Command::new(sim)
+        .arg("repo-build")
+        .arg(&tmp)
+        .output()
+        .map_err(|e| Error::io("run", sim, e))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(Error::Invalid(format!(
+            "building the testbed's package repositories failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    std::fs::write(tmp.join("done"), "").map_err(|e| Error::io("write", &tmp, e))?;
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Someone else finished first.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(dir)
+}
+
+/// Starts the server for a testbed on `address` (its bridge) and waits until it accepts
+/// connections; returns its pid. It runs until killed (`stop`).
+pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str) -> Result<i32> {
+    let log = dir.join("repo-serve.log");
+    let logf = std::fs::File::create(&log).map_err(|e| Error::io("create", &log, e))?;
+    let mut cmd = Command::new(sim);
+    cmd.arg("repo-serve")
+        .arg("--root")
+        .arg(cache)
+        .arg("--state")
+        .arg(dir)
+        .args(["--listen", address])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(logf);
+    // Its own session: not killed with the terminal of `testbed up`.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::io("start", sim, e))?;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if std::net::TcpStream::connect((address, 443)).is_ok() {
+            return Ok(child.id() as i32);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Invalid(format!(
+                "the repository server exited ({status}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default().trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(child.id() as i32);
+    Err(Error::Invalid(format!(
+        "the repository server did not listen on {address}:443 within 10 s"
+    )))
+}
+
+/// Stops a server started by [`start`].
+pub fn stop(pid: i32) {
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    // Reap it if it is our child (`testbed up` exits before; init reaps it then).
+    unsafe {
+        libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+    }
+}
+
+/// What each host is given at its first boot.
+pub fn provision(cache: &Path, address: &str) -> Result<RepoProvision> {
+    let keys = cache.join("keys");
+    let read = |f: &str| {
+        let p = keys.join(f);
+        std::fs::read(&p).map_err(|e| Error::io("read", &p, e))
+    };
+    Ok(RepoProvision {
+        address: address.to_string(),
+        hosts: HOSTS.iter().map(|h| h.to_string()).collect(),
+        ca_pem: String::from_utf8_lossy(&read("ca.crt")?).into_owned(),
+        archive_keyring_b64: base64::engine::general_purpose::STANDARD
+            .encode(read("archive-keyring.gpg")?),
+    })
+}
