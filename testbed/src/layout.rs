@@ -48,16 +48,9 @@ pub const SIM_BIN: &str = "/usr/local/lib/testbed/tb-sim";
 /// Directory of always-present stand-in symlinks, first on PATH.
 pub const STANDIN_DIR: &str = "/usr/local/sbin";
 
-/// Commands a fresh Ubuntu server has, shadowed by a stand-in in [`STANDIN_DIR`].
+/// Commands a fresh Ubuntu server has, shadowed by a stand-in in [`STANDIN_DIR`]: these
+/// and, unless the host runs the real package tools, [`PACKAGE_STANDINS`].
 pub const BASE_STANDINS: &[&str] = &[
-    "apt-get",
-    "apt-mark",
-    "apt-cache",
-    "apt",
-    "dpkg-query",
-    "dpkg",
-    "curl",
-    "gpg",
     "swapoff",
     "swapon",
     "modprobe",
@@ -71,8 +64,8 @@ pub const BASE_STANDINS: &[&str] = &[
     "journalctl",
 ];
 
-/// The [`BASE_STANDINS`] that a host with the real package tools does not get (its
-/// PATH finds the machine's programs instead).
+/// The package tools' stand-ins, linked in [`STANDIN_DIR`] unless the host runs the
+/// machine's real apt, dpkg, curl and gpg (`HostConfig::real_packages`).
 pub const PACKAGE_STANDINS: &[&str] = &[
     "apt-get",
     "apt-mark",

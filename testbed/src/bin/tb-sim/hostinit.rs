@@ -228,10 +228,8 @@ fn every_boot() -> io::Result<()> {
     mkdir("/run/lock", 0o1777)?;
     mkdir(layout::STANDIN_DIR, 0o755)?;
     let real = common::Ctx::load("init").config.real_packages;
-    for name in layout::BASE_STANDINS {
-        if real && layout::PACKAGE_STANDINS.contains(name) {
-            continue;
-        }
+    let packages: &[&str] = if real { &[] } else { layout::PACKAGE_STANDINS };
+    for name in layout::BASE_STANDINS.iter().chain(packages) {
         let link = Path::new(layout::STANDIN_DIR).join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             symlink(layout::SIM_BIN, &link).map_err(|e| ctx(&link.to_string_lossy(), e))?;
