@@ -12,9 +12,7 @@
 //! the command, not its output), files are created 0600 before a byte is written, and
 //! every credential value is registered as a secret for whatever text could quote it.
 
-use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,6 +20,7 @@ use clap::Args;
 use serde_yaml::{Mapping, Value};
 
 use crate::inventory;
+use crate::private_file;
 use crate::runlog::RunLog;
 use crate::ssh::{self, Output, RemoteCommand};
 
@@ -92,6 +91,8 @@ pub enum KubeconfigError {
     NoDefaultPath,
     #[error("cannot create the run log: {0}")]
     RunLog(String),
+    #[error(transparent)]
+    Lock(private_file::LockError),
 }
 
 /// Runs `kubeconfig`. Ok(true) once the kubeconfig was written; errors say why not.
@@ -363,8 +364,10 @@ pub fn merge(existing: Value, new: &Value) -> Result<Value, String> {
     Ok(Value::Mapping(root))
 }
 
-/// Merges `doc` into the kubeconfig at `path` (created if missing).
+/// Merges `doc` into the kubeconfig at `path` (created if missing), holding kubectl's
+/// lock on it from the read to the write.
 fn merge_into(path: &Path, doc: &Value) -> Result<(), KubeconfigError> {
+    let _lock = private_file::Lock::acquire(path).map_err(KubeconfigError::Lock)?;
     let existing = match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Value::Null,
         Ok(text) => serde_yaml::from_str(&text).map_err(|e| KubeconfigError::Existing {
@@ -401,50 +404,12 @@ pub fn default_merge_path() -> Option<PathBuf> {
     nonempty("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, created 0600
-/// (before a byte is in it) and renamed over `path`: the credentials are never readable
-/// by others, not even for a moment, and a reader never sees half a file. An existing
-/// file's owner is kept. `make_dir`: create a missing parent directory (0700).
+/// [`private_file::write`], its error naming `path`.
 fn write_private(path: &Path, bytes: &[u8], make_dir: bool) -> Result<(), KubeconfigError> {
-    let fail = |source| KubeconfigError::Write {
+    private_file::write(path, bytes, make_dir).map_err(|source| KubeconfigError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if make_dir && !dir.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(fail)?;
-    }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "kubeconfig".into());
-    let tmp = dir.join(format!(".{file_name}.bootstrap-{}.tmp", std::process::id()));
-    let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        if let Some((uid, gid)) = owner {
-            // Only root can give a file away; anyone else already owns what they replace.
-            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(fail)
+    })
 }
 
 fn to_yaml(doc: &Value) -> String {
@@ -571,22 +536,30 @@ users:
     }
 
     #[test]
-    fn private_files_are_0600_and_replace_the_old_one() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kc");
-        std::fs::write(&path, "old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, b"new", false).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let nested = dir.path().join("a/b/config");
-        write_private(&nested, b"x", true).unwrap();
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            2,
-            "no temp file left"
-        );
+    fn concurrent_merges_keep_every_context() {
+        // Four merges at once (a CI matrix) into one file, ten times.
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("config");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let merges: Vec<_> = (0..4)
+                .map(|i| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let doc = for_cluster(ADMIN, &format!("c{i}"), "https://a:6443").unwrap();
+                        barrier.wait();
+                        merge_into(&path, &doc).unwrap();
+                    })
+                })
+                .collect();
+            for m in merges {
+                m.join().unwrap();
+            }
+            let merged: Value =
+                serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let contexts = merged["contexts"].as_sequence().unwrap().len();
+            assert_eq!(contexts, 4, "round {round}: {merged:?}");
+            assert!(!dir.path().join("config.lock").exists());
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod kubeconfig;
 pub mod phases;
 pub mod plan;
 pub mod playbook;
+pub mod private_file;
 pub mod report;
 pub mod reset;
 pub mod runlog;

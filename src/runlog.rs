@@ -9,12 +9,23 @@
 //! The base defaults to `$XDG_STATE_HOME/bootstrap/runs`, else
 //! `~/.local/state/bootstrap/runs`. Directories are 0700 and files 0600: even redacted,
 //! command output describes the cluster's internals.
+//!
+//! The base may be shared (a world-writable `--log-dir`) and the run directory's name is
+//! predictable, so another user could plant it, or symlinks in it, in advance: the run
+//! directory is always created new (an existing one is never used), checked to be ours,
+//! and kept open; every file is created through that descriptor with
+//! `O_CREAT|O_EXCL|O_NOFOLLOW`, so neither a planted file nor a later rename of the
+//! directory can redirect root's writes.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::collections::HashSet;
+use std::fs::{DirBuilder, File};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use rustix::fs::{Mode, OFlags};
 use std::time::{Duration, Instant};
 
 use crate::ssh::{redact, Output, RemoteCommand, SshError};
@@ -32,15 +43,25 @@ pub enum RunLogError {
         source: std::io::Error,
     },
     #[error(
+        "cannot create a new run log directory in {}: {} and the {} names after it exist \
+         (someone else may be creating them in a shared directory)",
+        base.display(), first.display(), ATTEMPTS - 1
+    )]
+    Taken { base: PathBuf, first: PathBuf },
+    #[error(
         "no place for run logs: neither XDG_STATE_HOME nor HOME is set (pass a log directory)"
     )]
     NoDefaultBase,
 }
 
+/// Names tried for a new run directory (`<stamp>-<pid>`, then `-1`, `-2`, ...).
+const ATTEMPTS: usize = 10;
+
 /// One run's log directory.
 #[derive(Debug, Clone)]
 pub struct RunLog {
     dir: PathBuf,
+    files: Files,
     steps: Steps,
 }
 
@@ -48,8 +69,18 @@ pub struct RunLog {
 #[derive(Debug, Clone)]
 pub struct HostLog {
     path: PathBuf,
+    /// The file's name in the run directory.
+    name: String,
+    files: Files,
     host: String,
     steps: Steps,
+}
+
+/// The open run directory and the files this run created in it.
+#[derive(Debug, Clone)]
+struct Files {
+    dir: Arc<OwnedFd>,
+    created: Arc<Mutex<HashSet<String>>>,
 }
 
 /// The commands recorded so far, shared by every clone of a [`RunLog`].
@@ -96,20 +127,49 @@ impl RunLog {
         }
     }
 
-    /// Creates `<base_dir>/<timestamp>-<pid>/` (and `base_dir` if needed).
+    /// Creates a new `<base_dir>/<timestamp>-<pid>/` (`-1`, `-2`, ... appended while the
+    /// name exists), and `base_dir` if needed.
     pub fn create(base_dir: &Path) -> Result<RunLog, RunLogError> {
-        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");
-        let dir = base_dir.join(format!("{stamp}-{}", std::process::id()));
+        let create_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RunLogError::CreateDir { path, source }
+        };
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir)
-            .map_err(|source| RunLogError::CreateDir {
-                path: dir.clone(),
-                source,
-            })?;
+            .create(base_dir)
+            .map_err(create_err(base_dir))?;
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");
+        let first = base_dir.join(format!("{stamp}-{}", std::process::id()));
+        let mut made = None;
+        for attempt in 0..ATTEMPTS {
+            let dir = match attempt {
+                0 => first.clone(),
+                n => PathBuf::from(format!("{}-{n}", first.display())),
+            };
+            // Not recursive: fails with EEXIST instead of using what is there.
+            match DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {
+                    made = Some(dir);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(create_err(&dir)(e)),
+            }
+        }
+        let Some(dir) = made else {
+            return Err(RunLogError::Taken {
+                base: base_dir.to_path_buf(),
+                first,
+            });
+        };
+        let fd = open_own_dir(&dir).map_err(create_err(&dir))?;
         Ok(RunLog {
             dir,
+            files: Files {
+                dir: Arc::new(fd),
+                created: Arc::default(),
+            },
             steps: Steps {
                 started: Instant::now(),
                 list: Arc::default(),
@@ -124,8 +184,11 @@ impl RunLog {
 
     /// The log of one host (`<dir>/<host>.log`).
     pub fn host(&self, host: &str) -> HostLog {
+        let name = format!("{}.log", file_name(host));
         HostLog {
-            path: self.dir.join(format!("{}.log", file_name(host))),
+            path: self.dir.join(&name),
+            name,
+            files: self.files.clone(),
             host: host.to_string(),
             steps: self.steps.clone(),
         }
@@ -142,10 +205,8 @@ impl RunLog {
 
     /// A run-wide line in `<dir>/run.log` (e.g. the plan, the phase boundaries).
     pub fn note(&self, text: &str) -> Result<(), RunLogError> {
-        append(
-            &self.dir.join("run.log"),
-            &format!("{} {text}\n", timestamp()),
-        )
+        self.files
+            .append(&self.dir, "run.log", &format!("{} {text}\n", timestamp()))
     }
 }
 
@@ -169,7 +230,8 @@ impl HostLog {
         section(&mut entry, "stdout", &output.stdout);
         section(&mut entry, "stderr", &output.stderr);
         entry.push('\n');
-        append(&self.path, &redact(&entry, &cmd.secrets))
+        self.files
+            .append(&self.path, &self.name, &redact(&entry, &cmd.secrets))
     }
 
     /// Appends whatever `Connection::run` returned: output or error.
@@ -198,7 +260,8 @@ impl HostLog {
         let mut entry = header(step, cmd, "error", elapsed);
         section(&mut entry, "error", &error.to_string());
         entry.push('\n');
-        append(&self.path, &redact(&entry, &cmd.secrets))
+        self.files
+            .append(&self.path, &self.name, &redact(&entry, &cmd.secrets))
     }
 }
 
@@ -248,20 +311,48 @@ fn timestamp() -> String {
         .to_string()
 }
 
-/// One `write` of the whole entry with O_APPEND, so entries of concurrent commands on
-/// the same host do not interleave.
-fn append(path: &Path, text: &str) -> Result<(), RunLogError> {
-    let err = |source| RunLogError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)
+/// Opens the directory just made and checks it is the one we made: a directory (not a
+/// symlink put in its place), ours, 0700.
+fn open_own_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if stat.st_uid != rustix::process::geteuid().as_raw() {
+        return Err(std::io::Error::other(
+            "the new directory belongs to another user (replaced after it was created)",
+        ));
+    }
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    Ok(fd)
+}
+
+impl Files {
+    /// One `write` of the whole entry with O_APPEND, so entries of concurrent commands on
+    /// the same host do not interleave. The first write of a run creates the file
+    /// (O_EXCL), later ones append to it; none follows a symlink.
+    fn append(&self, path: &Path, name: &str, text: &str) -> Result<(), RunLogError> {
+        let err = |source: std::io::Error| RunLogError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = {
+            let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+            let flags = if created.contains(name) {
+                flags
+            } else {
+                flags | OFlags::CREATE | OFlags::EXCL
+            };
+            let fd = rustix::fs::openat(&*self.dir, name, flags, Mode::from_raw_mode(0o600))
+                .map_err(|e| err(e.into()))?;
+            created.insert(name.to_string());
+            fd
+        };
+        File::from(fd).write_all(text.as_bytes()).map_err(err)
+    }
 }
 
 /// A host name safe as a file name: node names are DNS labels already, but the log must
@@ -365,5 +456,86 @@ mod tests {
         log.note("phase prepare started").unwrap();
         let text = std::fs::read_to_string(log.dir().join("run.log")).unwrap();
         assert!(text.ends_with(" phase prepare started\n"));
+    }
+
+    fn command() -> (RemoteCommand, Output) {
+        let cmd = RemoteCommand {
+            script: "true".into(),
+            stdin: None,
+            root: true,
+            secrets: Vec::new(),
+        };
+        let out = Output {
+            status: 0,
+            stdout: "written\n".into(),
+            stderr: String::new(),
+        };
+        (cmd, out)
+    }
+
+    #[test]
+    fn an_existing_run_directory_is_never_used() {
+        // Another user plants the predictable names (this second and the next) in a
+        // shared --log-dir, each with a symlink where a host log will go.
+        let base = tempfile::tempdir().unwrap();
+        let victim = base.path().join("victim");
+        std::fs::write(&victim, "").unwrap();
+        let now = chrono::Utc::now();
+        let mut planted = Vec::new();
+        for t in [now, now + chrono::Duration::seconds(1)] {
+            let stamp = t.format("%Y-%m-%dT%H-%M-%SZ");
+            let dir = base.path().join(format!("{stamp}-{}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            std::os::unix::fs::symlink(&victim, dir.join("node-1.log")).unwrap();
+            std::os::unix::fs::symlink(&victim, dir.join("run.log")).unwrap();
+            planted.push(dir);
+        }
+        let log = RunLog::create(base.path()).unwrap();
+        assert!(
+            !planted.contains(&log.dir().to_path_buf()),
+            "{:?}",
+            log.dir()
+        );
+        assert!(log.dir().starts_with(base.path()));
+        let (cmd, out) = command();
+        log.host("node-1")
+            .record("step", &cmd, &out, Duration::ZERO)
+            .unwrap();
+        log.note("note").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "");
+        let mode = std::fs::metadata(log.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_run_directory_swapped_for_a_symlink_is_not_followed() {
+        let base = tempfile::tempdir().unwrap();
+        let log = RunLog::create(base.path()).unwrap();
+        let (cmd, out) = command();
+        let host = log.host("node-1");
+        host.record("first", &cmd, &out, Duration::ZERO).unwrap();
+        // The directory is renamed and a symlink to elsewhere takes its place.
+        let moved = base.path().join("moved");
+        let elsewhere = base.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::rename(log.dir(), &moved).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, log.dir()).unwrap();
+        host.record("second", &cmd, &out, Duration::ZERO).unwrap();
+        log.note("note").unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        let text = std::fs::read_to_string(moved.join("node-1.log")).unwrap();
+        assert!(text.contains("second"), "{text}");
+        assert!(moved.join("run.log").exists());
+    }
+
+    #[test]
+    fn a_file_planted_before_the_first_write_is_refused() {
+        // Can only happen through the directory's owner (us), but O_EXCL says so.
+        let base = tempfile::tempdir().unwrap();
+        let log = RunLog::create(base.path()).unwrap();
+        std::fs::write(log.dir().join("node-1.log"), "planted").unwrap();
+        let (cmd, out) = command();
+        let err = log.host("node-1").record("s", &cmd, &out, Duration::ZERO);
+        assert!(matches!(err, Err(RunLogError::Write { .. })), "{err:?}");
     }
 }

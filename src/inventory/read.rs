@@ -31,7 +31,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, InventoryError> {
     // O_NONBLOCK: opening a FIFO would otherwise wait for a writer before fstat can tell.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
