@@ -106,6 +106,8 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     let other = "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://192.0.2.1:6443\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: someone\ncurrent-context: other\nusers:\n- name: someone\n  user:\n    token: abc\npreferences: {}\n";
     let config = home.join(".kube/config");
     std::fs::write(&config, other).unwrap();
+    // The file's mode is kept, as kubectl (which writes in place) keeps it.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
     for _ in 0..2 {
         let run = run_on(
             &tb,
@@ -132,7 +134,7 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     assert_eq!(merged["users"][0]["user"]["token"], "abc");
     assert_eq!(merged["contexts"][1], kc["contexts"][0]);
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    assert_eq!(mode, 0o640);
 
     // --merge without -o writes the first path of $KUBECONFIG (a new file: the
     // context becomes current there).
