@@ -631,6 +631,7 @@ mod tests {
                 identity_file: None,
                 known_hosts_file: "/dev/null".into(),
                 host_key_policy: Default::default(),
+                proxy_jump: Vec::new(),
             },
         }
     }

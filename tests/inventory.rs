@@ -214,6 +214,7 @@ fn the_example_is_the_articles_cluster() {
         identity_file: Some(home().join(".ssh/id_ed25519")),
         known_hosts_file: home().join(".ssh/known_hosts"),
         host_key_policy: Default::default(),
+        proxy_jump: Vec::new(),
     };
     let expected = Inventory {
         path: path.to_path_buf(),
@@ -295,6 +296,7 @@ fn omitted_keys_take_the_defaults() {
             identity_file: None,
             known_hosts_file: home().join(".ssh/known_hosts"),
             host_key_policy: Default::default(),
+            proxy_jump: Vec::new(),
         }
     );
 }
@@ -342,6 +344,7 @@ fn per_host_ssh_overrides_and_paths() {
             identity_file: Some(dir.join("keys/id_ed25519")),
             known_hosts_file: PathBuf::from("/etc/ssh/ssh_known_hosts"),
             host_key_policy: Default::default(),
+            proxy_jump: Vec::new(),
         }
     );
     let worker = &inv.hosts[1];
@@ -366,6 +369,7 @@ fn per_host_ssh_overrides_and_paths() {
             identity_file: None,
             known_hosts_file: PathBuf::from("/etc/ssh/ssh_known_hosts"),
             host_key_policy: Default::default(),
+            proxy_jump: Vec::new(),
         }
     );
 }
@@ -428,6 +432,45 @@ fn host_key_policy_defaults_to_strict_and_hosts_override_it() {
     assert_eq!(policies, [HostKeyPolicy::AcceptNew, HostKeyPolicy::Strict]);
 }
 
+/// `proxyJump` in OpenSSH's syntax; a host's `none` reaches it directly; a malformed
+/// chain is refused at its position.
+#[test]
+fn proxy_jump_chains_and_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let write = |jump: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "cluster: {{kubernetesVersion: v1.34.2}}\n\
+                 ssh: {{proxyJump: \"{jump}\", knownHostsFile: kh}}\n\
+                 hosts:\n\
+                 \x20 - {{name: a, address: 10.0.0.1, role: control-plane}}\n\
+                 \x20 - {{name: b, address: 10.0.0.2, role: worker, ssh: {{proxyJump: none}}}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("ops@bastion:2222,10.0.0.5");
+    let inv = inventory::load(&path).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    let chain: Vec<String> = inv.hosts[0]
+        .ssh
+        .proxy_jump
+        .iter()
+        .map(|j| j.to_string())
+        .collect();
+    assert_eq!(chain, ["ops@bastion:2222", "10.0.0.5"]);
+    assert!(inv.hosts[1].ssh.proxy_jump.is_empty());
+
+    write("bastion:99999");
+    let msg = inventory::load(&path).unwrap_err().render_plain();
+    assert!(msg.contains(":2:"), "{msg}");
+    assert!(
+        msg.contains("ssh.proxyJump: `bastion:99999` is not a jump host"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn docs_describe_every_key() {
     let docs = std::fs::read_to_string("docs/inventory.md").expect("docs/inventory.md exists");
@@ -448,6 +491,7 @@ fn docs_describe_every_key() {
         "identityFile",
         "knownHostsFile",
         "hostKeyPolicy",
+        "proxyJump",
         "hosts",
         "address",
         "role",

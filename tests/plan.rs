@@ -34,6 +34,7 @@ fn host(name: &str, address: &str, role: Role) -> Host {
             identity_file: None,
             known_hosts_file: PathBuf::from("/dev/null"),
             host_key_policy: Default::default(),
+            proxy_jump: Vec::new(),
         },
     }
 }
@@ -1112,6 +1113,7 @@ async fn facts_over_ssh_in_one_round_trip() {
         identity_file: Some(e.identity_file.clone()),
         known_hosts_file: e.known_hosts.clone(),
         host_key_policy: Default::default(),
+        jumps: Vec::new(),
         connect_timeout: std::time::Duration::from_secs(10),
     };
     let conn = Connection::connect_with_agent(&target, None).await.unwrap();

@@ -145,3 +145,49 @@ fn a_host_that_never_answers_is_exit_4_after_the_wait() {
         ran.stderr
     );
 }
+
+/// ProxyJump on the testbed: three hosts in a private network (they do not answer this
+/// machine) converge through a fourth host as the bastion, the plan made over one
+/// bastion connection for the whole run (its sshd logs one login).
+#[test]
+fn hosts_behind_a_bastion_are_reached_through_one_bastion_connection() {
+    let tb = testbed(4, "root");
+    let bastion = tb.hosts()[3].clone();
+    for h in ["node1", "node2", "node3"] {
+        tb.behind_bastion(h).unwrap();
+    }
+    let direct = inventory(&tb, &plain_decls(2));
+    let ran = up(&tb, &direct, &["--connect-timeout", "2s"]);
+    assert_eq!(ran.code, Some(4), "not reachable directly: {}", ran.stderr);
+
+    let text = std::fs::read_to_string(&direct).unwrap();
+    let jumped = tb.dir().join("jumped.yaml");
+    std::fs::write(
+        &jumped,
+        text.replace(
+            "ssh:\n",
+            &format!("ssh:\n  proxyJump: root@{}\n", bastion.address),
+        ),
+    )
+    .unwrap();
+    let logins = || {
+        tb.console_log(&bastion.name)
+            .unwrap()
+            .matches("Accepted publickey")
+            .count()
+    };
+    let before = logins();
+    let ran = up(&tb, &jumped, &[]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(logins() - before, 1, "one bastion connection for the run");
+    let again = plan(&tb, &jumped, &[]);
+    assert_eq!(again.code, Some(0), "converged: {}", again.stderr);
+    assert_eq!(logins() - before, 2);
+
+    // The bastion down: every host fails as unreachable via it.
+    tb.stop(&bastion.name).unwrap();
+    let ran = up(&tb, &jumped, &["--connect-timeout", "2s"]);
+    assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+    let via = format!("via bastion root@{}: cannot connect", bastion.address);
+    assert_eq!(ran.stderr.matches(&via).count(), 3, "{}", ran.stderr);
+}

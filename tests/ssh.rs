@@ -36,7 +36,7 @@ impl Sshd {
         Sshd::start_with("")
     }
 
-    /// Starts sshd with extra `sshd_config` lines.
+    /// Starts sshd with extra `sshd_config` lines (they win over the defaults).
     fn start_with(extra_config: &str) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
@@ -59,12 +59,13 @@ impl Sshd {
 
         for _attempt in 0..5 {
             let port = free_port();
+            // sshd takes the first value of each keyword: the extra lines win.
             let config = format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\n\
+                "{extra_config}\nPort {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\n\
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                 StrictModes no\nUsePAM no\nLogLevel ERROR\n{extra_config}\n",
+                 StrictModes no\nUsePAM no\nLogLevel ERROR\n",
                 d = d.display()
             );
             std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -158,6 +159,7 @@ impl Sshd {
             identity_file: Some(self.path(identity)),
             known_hosts_file: kh,
             host_key_policy: Default::default(),
+            jumps: Vec::new(),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -695,6 +697,86 @@ async fn a_host_whose_sshd_starts_late_is_waited_for() {
     );
 }
 
+/// ProxyJump: six hosts behind a bastion ride direct-tcpip channels of ONE bastion
+/// connection (its log shows one login), each host still checked and logged into end to
+/// end; the bastion only forwards where its PermitOpen allows, so the sessions really go
+/// through it. A bastion that does not answer is reported as the bastion's failure.
+#[tokio::test]
+async fn hosts_behind_a_bastion_share_one_bastion_connection() {
+    let inner = Sshd::start();
+    let bastion = Sshd::start_with(&format!(
+        "LogLevel INFO\nAllowTcpForwarding yes\nPermitOpen 127.0.0.1:{}\n",
+        inner.port
+    ));
+    let mut target = inner.target("root", "id_ed25519");
+    std::fs::write(
+        &target.known_hosts_file,
+        format!(
+            "[127.0.0.1]:{} {}\n[127.0.0.1]:{} {}\n",
+            inner.port,
+            inner.host_key_line(),
+            bastion.port,
+            bastion.host_key_line()
+        ),
+    )
+    .unwrap();
+    // Jump hosts log in with the target's key: authorize only that one on the bastion.
+    std::fs::copy(
+        inner.path("id_ed25519.pub"),
+        bastion.path("authorized_keys"),
+    )
+    .unwrap();
+    target.jumps =
+        bootstrap::ssh::jump::parse_chain(&format!("root@127.0.0.1:{}", bastion.port)).unwrap();
+    let targets: Vec<Target> = (1..=6)
+        .map(|i| Target {
+            host: format!("node-{i}"),
+            ..target.clone()
+        })
+        .collect();
+    let options = ConnectOptions {
+        agent_socket: None,
+        ..Default::default()
+    };
+    let conns = bootstrap::ssh::connect_all_with(&targets, 6, &options).await;
+    for (name, conn) in &conns {
+        let conn = conn.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(conn.run(&script("echo in")).await.unwrap().stdout, "in\n");
+    }
+    let log = std::fs::read_to_string(bastion.path("sshd.log")).unwrap();
+    assert_eq!(log.matches("Accepted publickey").count(), 1, "{log}");
+    drop(conns);
+
+    // Somewhere the bastion may not forward to: the target's own failure, through it.
+    let mut elsewhere = target.clone();
+    elsewhere.port = free_port();
+    let err = Connection::connect_with(&elsewhere, &options)
+        .await
+        .err()
+        .expect("PermitOpen refuses it");
+    let msg = err.to_string();
+    assert!(matches!(err, SshError::Connect { .. }), "{msg}");
+    assert!(msg.contains("could not open a connection"), "{msg}");
+
+    // A bastion that does not answer: every host says via which bastion.
+    let mut dead = target.clone();
+    let dead_port = free_port();
+    dead.jumps[0].port = dead_port;
+    let err = Connection::connect_with(&dead, &options)
+        .await
+        .err()
+        .expect("no bastion there");
+    let msg = err.to_string();
+    assert!(matches!(err, SshError::Jump { .. }), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "node-1: via bastion root@127.0.0.1:{dead_port}: cannot connect"
+        )),
+        "{msg}"
+    );
+    assert!(err.waiting_helps());
+}
+
 #[tokio::test]
 async fn encrypted_key_asks_for_ssh_agent() {
     let sshd = Sshd::start();
@@ -1033,6 +1115,7 @@ async fn testbed_hosts() {
             identity_file: Some(PathBuf::from(h["identity_file"].as_str().unwrap())),
             known_hosts_file: PathBuf::from(h["known_hosts"].as_str().unwrap()),
             host_key_policy: Default::default(),
+            jumps: Vec::new(),
             connect_timeout: Duration::from_secs(10),
         })
         .collect();

@@ -331,6 +331,8 @@ pub struct Ssh {
     pub known_hosts_file: PathBuf,
     /// `strict` unless the inventory says `accept-new`.
     pub host_key_policy: crate::ssh::HostKeyPolicy,
+    /// The jump hosts to reach this host through, first hop first (empty: directly).
+    pub proxy_jump: Vec<crate::ssh::Jump>,
 }
 
 #[cfg(test)]

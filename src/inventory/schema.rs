@@ -13,7 +13,7 @@ use semver::Version;
 use super::rules::{self, Broken};
 use super::tree::{join, Reader, Spanned};
 use super::versions;
-use crate::ssh::HostKeyPolicy;
+use crate::ssh::{HostKeyPolicy, Jump};
 
 use super::{paths, Calico, Cluster, Host, Inventory, Manifest, ManifestSource, Role, Ssh, Taint};
 
@@ -28,12 +28,13 @@ pub(crate) const CLUSTER_KEYS: [&str; 7] = [
     "packageRepository",
 ];
 pub(crate) const CALICO_KEYS: [&str; 2] = ["version", "manifest"];
-pub(crate) const SSH_KEYS: [&str; 5] = [
+pub(crate) const SSH_KEYS: [&str; 6] = [
     "user",
     "port",
     "identityFile",
     "knownHostsFile",
     "hostKeyPolicy",
+    "proxyJump",
 ];
 pub(crate) const HOST_KEYS: [&str; 6] = ["name", "address", "role", "labels", "taints", "ssh"];
 
@@ -97,6 +98,8 @@ pub(crate) struct SshDraft {
     pub identity_file: Option<Option<PathBuf>>,
     pub known_hosts_file: Option<PathBuf>,
     pub host_key_policy: Option<HostKeyPolicy>,
+    /// Some(empty): written as `none`.
+    pub proxy_jump: Option<Vec<Jump>>,
 }
 
 impl SshDraft {
@@ -127,6 +130,11 @@ impl SshDraft {
             host_key_policy: self
                 .host_key_policy
                 .or(defaults.host_key_policy)
+                .unwrap_or_default(),
+            proxy_jump: self
+                .proxy_jump
+                .clone()
+                .or_else(|| defaults.proxy_jump.clone())
                 .unwrap_or_default(),
         }
     }
@@ -472,6 +480,24 @@ fn read_ssh(r: &mut Reader, node: &MarkedYaml, field: &str, ctx: &Context) -> Ss
                     ),
                     help,
                 );
+            }
+        }
+    }
+    if let Some(n) = f.get("proxyJump") {
+        let field = join(field, "proxyJump");
+        if let Some(p) = r.string(
+            n,
+            &field,
+            "jump hosts: `[user@]host[:port]`, comma-separated",
+        ) {
+            match crate::ssh::jump::parse_chain(&p.value) {
+                Ok(chain) => draft.proxy_jump = Some(chain),
+                Err(e) => r.error_at(
+                    &p,
+                    &field,
+                    e,
+                    Some("as OpenSSH's ProxyJump: `bastion`, `admin@10.0.0.5:2222`, `a,b` (through a, then b), or `none`".into()),
+                ),
             }
         }
     }

@@ -52,6 +52,7 @@ pub fn target(host: &Host, connect_timeout: Duration) -> Target {
         identity_file: host.ssh.identity_file.clone(),
         known_hosts_file: host.ssh.known_hosts_file.clone(),
         host_key_policy: host.ssh.host_key_policy,
+        jumps: host.ssh.proxy_jump.clone(),
         connect_timeout,
     }
 }

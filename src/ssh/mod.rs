@@ -1,7 +1,8 @@
 //! SSH to the hosts: one russh connection per host for the whole run, host keys checked
 //! against known_hosts (strictly, or OpenSSH's accept-new), commands run on channels of
 //! that connection, non-root users through `sudo -n`. Hosts that are still booting are
-//! waited for when asked (`ConnectOptions::wait_for_ssh`).
+//! waited for when asked (`ConnectOptions::wait_for_ssh`); hosts behind bastions are
+//! reached through one connection per jump host (`jump`).
 //!
 //! Submodules: `known_hosts` (strict host key checking), `auth` (identity file, then
 //! ssh-agent), `command` (the quoted exec string and sudo refusals), `redact` (secrets out
@@ -17,10 +18,12 @@ pub use redact::redact;
 
 pub mod auth;
 pub mod command;
+pub mod jump;
 pub mod known_hosts;
 pub mod redact;
 mod wait;
 
+pub use jump::Jump;
 pub use known_hosts::HostKeyPolicy;
 use known_hosts::{KnownHosts, Rejection};
 
@@ -36,6 +39,10 @@ pub struct Target {
     pub known_hosts_file: std::path::PathBuf,
     /// What to do with a host the known_hosts file does not know yet.
     pub host_key_policy: HostKeyPolicy,
+    /// The `ProxyJump` chain to reach it through, first hop first (empty: directly).
+    /// Each jump host is checked against the same known_hosts file and policy and logs in
+    /// with the same key, as its spec's user (default: this target's).
+    pub jumps: Vec<Jump>,
     /// Bounds each of one attempt's TCP connect, SSH handshake and authentication.
     pub connect_timeout: Duration,
 }
@@ -69,7 +76,7 @@ impl Output {
     }
 }
 
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum SshError {
     #[error("{host}: cannot connect to {address}:{port}: {reason}")]
     Connect {
@@ -97,6 +104,15 @@ pub enum SshError {
     /// The command could not be sent at all (e.g. a NUL byte in the script).
     #[error("{host}: cannot run command: {reason}")]
     Command { host: String, reason: String },
+    /// A jump host on the way to the host failed (not the host itself).
+    #[error("{host}: via bastion {via}: {reason}")]
+    Jump {
+        host: String,
+        via: String,
+        reason: String,
+        /// The jump host did not answer (waiting may help), as `Connect`.
+        unanswered: bool,
+    },
 }
 
 impl SshError {
@@ -108,8 +124,46 @@ impl SshError {
             | SshError::Auth { host, .. }
             | SshError::Sudo { host, .. }
             | SshError::Lost { host, .. }
-            | SshError::Command { host, .. } => host,
+            | SshError::Command { host, .. }
+            | SshError::Jump { host, .. } => host,
         }
+    }
+
+    /// The message without the leading `host: `.
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(&format!("{}: ", self.host())) {
+            Some(rest) => rest.to_string(),
+            None => text,
+        }
+    }
+
+    /// Whether the host (or a jump host on the way) did not answer at all: refused or
+    /// silent TCP, no SSH handshake. A booting machine looks like this; trying again
+    /// later may work. A wrong host key or a refused login are answers.
+    pub fn waiting_helps(&self) -> bool {
+        matches!(
+            self,
+            SshError::Connect { .. }
+                | SshError::Jump {
+                    unanswered: true,
+                    ..
+                }
+        )
+    }
+
+    /// The same error with `note` appended to its reason.
+    pub(crate) fn noted(mut self, note: &str) -> SshError {
+        match &mut self {
+            SshError::Connect { reason, .. }
+            | SshError::HostKey { reason, .. }
+            | SshError::Auth { reason, .. }
+            | SshError::Sudo { reason, .. }
+            | SshError::Lost { reason, .. }
+            | SshError::Command { reason, .. }
+            | SshError::Jump { reason, .. } => reason.push_str(note),
+        }
+        self
     }
 }
 
@@ -163,6 +217,8 @@ impl Default for ConnectOptions {
 /// An open connection to one host.
 pub struct Connection {
     pub target: Target,
+    /// The jump host this connection rides on, kept open while this one is.
+    _via: Option<Arc<Connection>>,
     /// Under accept-new, what was recorded about this host's key (for the person to
     /// read: the fingerprint and where it was written). None: the key was known.
     pub host_key_added: Option<String>,
@@ -238,6 +294,16 @@ impl Connection {
         target: &Target,
         options: &ConnectOptions,
     ) -> Result<Connection, SshError> {
+        jump::Pool::default().connect(target, options).await
+    }
+
+    /// Connects to `target` over TCP, or through a `direct-tcpip` channel of the jump
+    /// host connection `via`.
+    pub(crate) async fn connect_over(
+        target: &Target,
+        options: &ConnectOptions,
+        via: Option<Arc<Connection>>,
+    ) -> Result<Connection, SshError> {
         let host = target.host.clone();
         let connect_err = |reason: String| SshError::Connect {
             host: host.clone(),
@@ -274,9 +340,18 @@ impl Connection {
         });
 
         let limit = target.connect_timeout;
-        let stream = tcp_connect(&target.address, target.port, limit)
-            .await
-            .map_err(connect_err)?;
+        let stream: Box<dyn Transport> = match &via {
+            None => Box::new(
+                tcp_connect(&target.address, target.port, limit)
+                    .await
+                    .map_err(connect_err)?,
+            ),
+            Some(jump) => Box::new(
+                jump.forward(&target.address, target.port, limit)
+                    .await
+                    .map_err(connect_err)?,
+            ),
+        };
 
         let rejection = Arc::new(Mutex::new(None));
         let new_key = Arc::new(Mutex::new(None));
@@ -341,6 +416,7 @@ impl Connection {
 
         Ok(Connection {
             target: target.clone(),
+            _via: via,
             host_key_added,
             handle,
             channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
@@ -511,6 +587,34 @@ impl Connection {
         }
     }
 
+    /// A `direct-tcpip` channel from this (jump) host to `address`:`port`, as a byte
+    /// stream another SSH session can run over. The jump host resolves the name.
+    async fn forward(
+        &self,
+        address: &str,
+        port: u16,
+        limit: Duration,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, String> {
+        let opened = tokio::time::timeout(
+            limit,
+            self.handle
+                .channel_open_direct_tcpip(address, port.into(), "127.0.0.1", 0),
+        )
+        .await;
+        match opened {
+            Ok(Ok(channel)) => Ok(channel.into_stream()),
+            Ok(Err(e)) => Err(format!(
+                "bastion {} could not open a connection to it: {e}",
+                self.target.host
+            )),
+            Err(_) => Err(format!(
+                "bastion {} did not open a connection to it within {}",
+                self.target.host,
+                secs(limit)
+            )),
+        }
+    }
+
     /// Whether the connection is gone (server closed it, keepalive timed out).
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
@@ -549,18 +653,20 @@ pub async fn connect_all_with(
     };
     let gate = Arc::new(Semaphore::new(parallelism));
     let waiting = wait::Waiting::new(options.wait_for_ssh);
+    let jumps = jump::Pool::default();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().cloned().enumerate() {
         let gate = gate.clone();
         let options = options.clone();
         let waiting = waiting.clone();
+        let jumps = jumps.clone();
         tasks.spawn(async move {
             let result = waiting
                 .retry(&target.host, || async {
                     // The permit is held per attempt: hosts waited for do not keep
                     // the others from connecting.
                     let _permit = gate.acquire().await;
-                    let conn = Connection::connect_with(&target, &options).await?;
+                    let conn = jumps.connect(&target, &options).await?;
                     conn.check_sudo().await?;
                     Ok(conn)
                 })
@@ -634,6 +740,10 @@ async fn record_new_key(
         known_hosts::Appended::AlreadyThere => None,
     })
 }
+
+/// What an SSH session runs over: a TCP connection, or a channel of a jump host's.
+trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
 /// TCP connect to every address the name resolves to, in turn, each within `limit`.
 async fn tcp_connect(

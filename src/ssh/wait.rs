@@ -54,26 +54,15 @@ impl Waiting {
             let result = attempt().await;
             let left = self.limit.saturating_sub(self.started.elapsed());
             match result {
-                Err(SshError::Connect {
-                    host: h,
-                    address,
-                    port,
-                    reason,
-                }) if !self.limit.is_zero() => {
+                Err(e) if e.waiting_helps() && !self.limit.is_zero() => {
                     if left.is_zero() {
                         self.awaited().remove(host);
-                        return Err(SshError::Connect {
-                            host: h,
-                            address,
-                            port,
-                            reason: format!(
-                                "{reason} (still not accepting SSH after waiting {} \
-                                 (--wait-for-ssh))",
-                                secs(self.limit)
-                            ),
-                        });
+                        return Err(e.noted(&format!(
+                            " (still not accepting SSH after waiting {} (--wait-for-ssh))",
+                            secs(self.limit)
+                        )));
                     }
-                    self.awaited().insert(host.to_string(), reason);
+                    self.awaited().insert(host.to_string(), e.detail());
                     tokio::time::sleep(delay.min(left)).await;
                     delay = (delay * 2).min(MAX_DELAY);
                 }

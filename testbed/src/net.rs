@@ -141,6 +141,18 @@ pub fn create_host(x: u8, index: usize, host: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes the host answer only the other hosts of its network, not the machine (the
+/// bridge's address), or undoes it: a blackhole route to the machine in the host's
+/// namespace, so the machine's packets get no reply at all and its connections time out,
+/// as across a firewall that drops. The hosts still reach each other on the bridge.
+pub fn isolate_from_machine(x: u8, host: &str, isolated: bool) -> Result<()> {
+    let verb = if isolated { "add" } else { "del" };
+    cmd::ip_batch(
+        Some(&netns_name(x, host)),
+        &[format!("route {verb} blackhole {}/32", gateway(x))],
+    )
+}
+
 /// Takes a host's cable out (`false`) or plugs it back in (`true`).
 pub fn set_link(x: u8, index: usize, up: bool) -> Result<()> {
     let veth = veth_name(x, index);

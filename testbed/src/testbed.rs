@@ -674,6 +674,24 @@ impl Testbed {
         st.save(&self.dir)
     }
 
+    /// The host's console: what its PID 1 and sshd (`-e`, LogLevel INFO) wrote to stderr,
+    /// e.g. one `Accepted publickey for USER from ADDRESS` line per SSH login.
+    pub fn console_log(&self, host: &str) -> Result<String> {
+        self.host_state(host)?;
+        let path = HostPaths::new(&self.dir, host).root.join("init.log");
+        std::fs::read_to_string(&path).map_err(|e| Error::io("read", path, e))
+    }
+
+    /// Puts the host in a private network behind a bastion: from now on it answers the
+    /// other hosts of the testbed but not this machine (its packets are dropped, a connect
+    /// times out), so a tool reaches it only through another host, as operators reach
+    /// private subnets through a jump host. Survives `stop`/`start`.
+    pub fn behind_bastion(&self, host: &str) -> Result<()> {
+        let st = self.state();
+        st.host(host)?;
+        net::isolate_from_machine(st.subnet, host, true)
+    }
+
     /// Stops (SIGSTOP) every process of the host: connections hang, nothing answers.
     pub fn freeze(&self, host: &str) -> Result<()> {
         self.signal_all(host, libc::SIGSTOP)
