@@ -141,16 +141,47 @@ pub fn create_host(x: u8, index: usize, host: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes the host answer only the other hosts of its network, not the machine (the
-/// bridge's address), or undoes it: a blackhole route to the machine in the host's
-/// namespace, so the machine's packets get no reply at all and its connections time out,
-/// as across a firewall that drops. The hosts still reach each other on the bridge.
-pub fn isolate_from_machine(x: u8, host: &str, isolated: bool) -> Result<()> {
-    let verb = if isolated { "add" } else { "del" };
-    cmd::ip_batch(
-        Some(&netns_name(x, host)),
-        &[format!("route {verb} blackhole {}/32", gateway(x))],
-    )
+/// Makes the host refuse connections from the machine (the bridge's address) while the
+/// other hosts of its network still reach it: an nftables rule in the host's namespace
+/// drops every TCP SYN from the machine, so its connects time out as across a firewall
+/// that drops. Connections the host opens to the machine (the package mirror of
+/// `real_packages`) still work, as a private subnet's outbound NAT would allow.
+pub fn isolate_from_machine(x: u8, host: &str) -> Result<()> {
+    let rules = format!(
+        "table inet testbed_bastion {{\n\
+         \x20 chain input {{\n\
+         \x20   type filter hook input priority 0; policy accept;\n\
+         \x20   ip saddr {} tcp flags & (syn | ack) == syn drop\n\
+         \x20 }}\n\
+         }}\n",
+        gateway(x)
+    );
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &netns_name(x, host), "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| crate::error::Error::io("run", "ip netns exec ... nft", e))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(rules.as_bytes())
+            .map_err(|e| crate::error::Error::io("write to", "nft", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| crate::error::Error::io("wait for", "nft", e))?;
+    if !out.status.success() {
+        return Err(crate::error::Error::host(
+            host,
+            format!(
+                "nft refused the bastion rule: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Takes a host's cable out (`false`) or plugs it back in (`true`).

@@ -682,14 +682,16 @@ impl Testbed {
         std::fs::read_to_string(&path).map_err(|e| Error::io("read", path, e))
     }
 
-    /// Puts the host in a private network behind a bastion: from now on it answers the
-    /// other hosts of the testbed but not this machine (its packets are dropped, a connect
-    /// times out), so a tool reaches it only through another host, as operators reach
-    /// private subnets through a jump host. Survives `stop`/`start`.
+    /// Puts the host in a private network behind a bastion: from now on it accepts
+    /// connections from the other hosts of the testbed but not from this machine (a
+    /// connect times out), so a tool reaches it only through another host, as operators
+    /// reach private subnets through a jump host. Its own connections out (the package
+    /// mirror) still work. Survives `stop`/`start` (the namespace keeps the rule). Needs
+    /// `nft`.
     pub fn behind_bastion(&self, host: &str) -> Result<()> {
         let st = self.state();
         st.host(host)?;
-        net::isolate_from_machine(st.subnet, host, true)
+        net::isolate_from_machine(st.subnet, host)
     }
 
     /// Stops (SIGSTOP) every process of the host: connections hang, nothing answers.
