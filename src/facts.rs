@@ -168,6 +168,18 @@ pub struct Kubernetes {
     pub apiserver_manifest: bool,
     /// /root/.kube/config is a copy of admin.conf.
     pub root_kubeconfig_current: bool,
+    /// /root/.kube/config exists.
+    #[serde(default)]
+    pub root_kubeconfig: bool,
+    /// The login user (the one sudo was called by, or root).
+    #[serde(default)]
+    pub login_user: String,
+    /// The login user's ~/.kube/config exists.
+    #[serde(default)]
+    pub login_kubeconfig: bool,
+    /// The login user's ~/.kube/config is a copy of admin.conf.
+    #[serde(default)]
+    pub login_kubeconfig_current: bool,
     /// `kubeadm version -o short`, e.g. "v1.34.2"; None when kubeadm is not installed.
     pub kubeadm_version: Option<String>,
     /// The API server's version from the tag of its image in
@@ -378,6 +390,10 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                     kubelet_conf: yes("kubelet_conf"),
                     apiserver_manifest: yes("apiserver_manifest"),
                     root_kubeconfig_current: yes("root_kubeconfig_current"),
+                    root_kubeconfig: yes("root_kubeconfig"),
+                    login_user: kv.get("login_user").unwrap_or(&"").to_string(),
+                    login_kubeconfig: yes("login_kubeconfig"),
+                    login_kubeconfig_current: yes("login_kubeconfig_current"),
                     kubeadm_version: kv
                         .get("kubeadm_version")
                         .filter(|v| !v.is_empty())

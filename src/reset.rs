@@ -248,6 +248,9 @@ async fn reset(
         return Ok(doc.settle(&rows, &log.steps(), false));
     }
     print_plan(&progress, &log, &selected, &host_plans);
+    for line in kept_kubeconfigs(&facts_by_host, &host_plans) {
+        progress.info(&line);
+    }
     if selected.contains(&first_cp) && !nodes.is_empty() {
         let left: Vec<&str> = nodes
             .iter()
@@ -337,6 +340,34 @@ fn split(host: &str, steps: Vec<plan::PlannedStep>) -> HostPlan {
             },
         ],
     }
+}
+/// The kubeconfigs a host's reset leaves because they are not copies of its admin.conf
+/// (someone's own: another cluster, other credentials), one line per file, so the person
+/// knows they were kept on purpose (playbooks/reset.yaml removes only the copies).
+fn kept_kubeconfigs(
+    facts: &BTreeMap<String, crate::facts::HostFacts>,
+    plans: &BTreeMap<String, HostPlan>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for host in plans.iter().filter(|(_, p)| !p.is_empty()).map(|(h, _)| h) {
+        let Some(k) = facts.get(host).map(|f| &f.kubernetes) else {
+            continue;
+        };
+        let mut kept = Vec::new();
+        if k.root_kubeconfig && !k.root_kubeconfig_current {
+            kept.push("/root/.kube/config".to_string());
+        }
+        if k.login_user != "root" && k.login_kubeconfig && !k.login_kubeconfig_current {
+            kept.push(format!("{}'s ~/.kube/config", k.login_user));
+        }
+        for file in kept {
+            lines.push(format!(
+                "{host}: {file} is not a copy of this cluster's admin.conf: left in place \
+                 (remove it yourself if it is stale)"
+            ));
+        }
+    }
+    lines
 }
 
 /// Asks on the terminal; anything but y/yes is no.

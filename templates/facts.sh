@@ -69,6 +69,16 @@ echo "admin_conf=$(yn test -s /etc/kubernetes/admin.conf)"
 echo "kubelet_conf=$(yn test -s /etc/kubernetes/kubelet.conf)"
 echo "apiserver_manifest=$(yn test -s /etc/kubernetes/manifests/kube-apiserver.yaml)"
 echo "root_kubeconfig_current=$(yn cmp -s /etc/kubernetes/admin.conf /root/.kube/config)"
+echo "root_kubeconfig=$(yn test -e /root/.kube/config)"
+# The login user's kubeconfig (under sudo, the user who called it): reset removes it only
+# when it is a copy of admin.conf (kubeadm init's instructions make one), else reports it.
+login_user=${SUDO_USER:-$(id -un 2>/dev/null)}
+login_home=$(getent passwd "$login_user" 2>/dev/null | cut -d: -f6)
+echo "login_user=$login_user"
+if [ -n "$login_home" ]; then
+  echo "login_kubeconfig=$(yn test -e "$login_home/.kube/config")"
+  echo "login_kubeconfig_current=$(yn cmp -s /etc/kubernetes/admin.conf "$login_home/.kube/config")"
+fi
 # The control plane's version as kubeadm last wrote it (init or upgrade apply): the tag of
 # the API server's image in its static Pod manifest. Readable while the API server is down.
 echo "apiserver_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*//p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1)"

@@ -296,6 +296,131 @@ fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
     assert_all_ready(&tb);
 }
 
+/// `iptables -t TABLE -S` on `host`, one rule per line.
+fn iptables_rules(tb: &Testbed, host: &str, table: &str) -> Vec<String> {
+    exec(tb, host, &["iptables", "-t", table, "-S"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies() {
+    let tb = support::testbed(2, "ubuntu");
+    let inv = inventory(&tb);
+    let first = up(&tb, &inv);
+    assert!(first.ok(), "up failed:\n{}", first.stderr);
+    // The host's own firewall, and what kube-proxy and Calico add, with the comments
+    // they put on their jumps.
+    let host_rules: &[&[&str]] = &[
+        &["-N", "HOST-FW"],
+        &[
+            "-A", "HOST-FW", "-p", "tcp", "--dport", "22", "-j", "ACCEPT",
+        ],
+        &["-A", "INPUT", "-j", "HOST-FW"],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "eth0",
+            "-j",
+            "MASQUERADE",
+        ],
+    ];
+    let kubernetes_rules: &[&[&str]] = &[
+        &["-t", "nat", "-N", "KUBE-SERVICES"],
+        &["-t", "nat", "-A", "KUBE-SERVICES", "-j", "RETURN"],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "comment",
+            "--comment",
+            "kubernetes service portals",
+            "-j",
+            "KUBE-SERVICES",
+        ],
+        &["-N", "KUBE-FIREWALL"],
+        &["-A", "INPUT", "-j", "KUBE-FIREWALL"],
+        &["-N", "cali-INPUT"],
+        &["-A", "cali-INPUT", "-j", "ACCEPT"],
+        &[
+            "-A",
+            "INPUT",
+            "-m",
+            "comment",
+            "--comment",
+            "cali:Cz_u1IQiXIMmKD4c",
+            "-j",
+            "cali-INPUT",
+        ],
+        &["-t", "raw", "-N", "cali-PREROUTING"],
+        &["-t", "raw", "-A", "PREROUTING", "-j", "cali-PREROUTING"],
+    ];
+    let before: Vec<(String, Vec<String>)> = {
+        for rule in host_rules {
+            let mut argv = vec!["iptables"];
+            argv.extend_from_slice(rule);
+            exec(&tb, "node2", &argv);
+        }
+        ["filter", "nat", "raw"]
+            .iter()
+            .map(|t| (t.to_string(), iptables_rules(&tb, "node2", t)))
+            .collect()
+    };
+    for rule in kubernetes_rules {
+        let mut argv = vec!["iptables"];
+        argv.extend_from_slice(rule);
+        exec(&tb, "node2", &argv);
+    }
+    // Someone's own kubeconfigs (another cluster): not copies of admin.conf.
+    exec(
+        &tb,
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /home/ubuntu/.kube && echo 'current-context: other' > /home/ubuntu/.kube/config \
+             && chown -R ubuntu: /home/ubuntu/.kube",
+        ],
+    );
+    exec(
+        &tb,
+        "node2",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /root/.kube && echo 'current-context: mine' > /root/.kube/config",
+        ],
+    );
+
+    let done = reset(&tb, &inv, &["--yes"], true);
+    assert!(done.ok(), "reset failed:\n{}", done.stderr);
+    for (table, rules) in &before {
+        assert_eq!(&iptables_rules(&tb, "node2", table), rules, "table {table}");
+    }
+    assert_eq!(
+        exec(&tb, "node1", &["cat", "/home/ubuntu/.kube/config"]),
+        "current-context: other\n"
+    );
+    assert_eq!(
+        exec(&tb, "node2", &["cat", "/root/.kube/config"]),
+        "current-context: mine\n"
+    );
+    for said in [
+        "node1: ubuntu's ~/.kube/config is not a copy of this cluster's admin.conf: left in place",
+        "node2: /root/.kube/config is not a copy of this cluster's admin.conf: left in place",
+    ] {
+        assert!(done.stderr.contains(said), "{}", done.stderr);
+    }
+    // node1's root kubeconfig was up's copy of admin.conf: gone.
+    assert!(!exists(&tb, "node1", "/root/.kube/config"));
+}
+
 // The plan alone, from fact reports as an Ubuntu host prints them (no testbed).
 
 const CONVERGED: &str = include_str!("fixtures/facts/converged-master1.txt");
@@ -331,8 +456,7 @@ fn a_converged_control_plane_plans_the_whole_teardown() {
             "kubeadm-reset",
             "cni-config",
             "root-kubeconfig-remove",
-            "user-kubeconfig-remove",
-            "iptables-flush",
+            "iptables-chains",
             "kubeadm-config-remove",
             "unhold",
         ]
