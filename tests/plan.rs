@@ -3,6 +3,8 @@
 //! drift exactly the step that fixes it. Also: the kubeadm configuration per API version,
 //! secrets, and quoting.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -760,18 +762,15 @@ fn converge_on(os: testbed::Os, prefix: &str) {
         again.is_empty(),
         "not converged:\n{again}\nfacts: {second:#?}"
     );
-    let before = tb.audit(name).unwrap().len();
+    let before = support::snapshot::host(&tb, name);
     let t0 = std::time::Instant::now();
     assert_eq!(second, tb_facts(&tb, name));
     eprintln!("{name}: facts of a converged host in {:?}", t0.elapsed());
-    let changed: Vec<_> = tb.audit(name).unwrap()[before..]
-        .iter()
-        .filter(|r| r.changed)
-        .map(|r| r.argv.join(" "))
-        .collect();
+    let changed = support::snapshot::host(&tb, name).changes(&before);
     assert!(
         changed.is_empty(),
-        "fact gathering changed the host: {changed:?}"
+        "fact gathering changed the host:\n{}",
+        changed.join("\n")
     );
 
     let drift = "swapon /swap.img && apt-mark unhold kubelet \
@@ -804,6 +803,13 @@ fn converge_on(os: testbed::Os, prefix: &str) {
     );
     let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert!(again.is_empty(), "not converged after drift:\n{again}");
+    // The fixes put back exactly what the drift changed.
+    let changed = support::snapshot::host(&tb, name).changes(&before);
+    assert!(
+        changed.is_empty(),
+        "fixing the drift left the host different:\n{}",
+        changed.join("\n")
+    );
 
     // A run that died after writing containerd's config but before restarting it: the
     // file is current, the daemon still runs the old one. The next run restarts it.

@@ -5,6 +5,8 @@
 //! Each test binary compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+pub mod snapshot;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

@@ -215,6 +215,32 @@ const CLUSTER_SCOPED: &[&str] = &[
     "TigeraStatus",
 ];
 
+/// Every built-in resource the API server serves, with its short names, in the order of
+/// `kubectl api-resources` (apiresources.go's sortableResource: by group, the core group
+/// first, then by name).
+pub fn known_resources() -> Vec<(Resource, Vec<&'static str>)> {
+    let mut all: Vec<(Resource, Vec<&'static str>)> = KNOWN
+        .iter()
+        .map(|(kind, group, version, plural, namespaced, aliases)| {
+            let short = aliases
+                .iter()
+                .copied()
+                .filter(|a| *a != kind.to_lowercase())
+                .collect();
+            let r = Resource {
+                kind: kind.to_string(),
+                group: group.to_string(),
+                version: version.to_string(),
+                plural: plural.to_string(),
+                namespaced: *namespaced,
+            };
+            (r, short)
+        })
+        .collect();
+    all.sort_by(|a, b| (&a.0.group, &a.0.plural).cmp(&(&b.0.group, &b.0.plural)));
+    all
+}
+
 /// The resource a kubectl argument names ("nodes", "deploy", "deployment.apps", ...).
 pub fn resource_by_name(name: &str) -> Option<Resource> {
     let n = name.to_lowercase();
@@ -797,6 +823,21 @@ pub fn image_tag(image: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_resources_in_kubectl_s_order_with_short_names() {
+        let all = known_resources();
+        let names: Vec<String> = all.iter().map(|(r, _)| r.plural_ref()).collect();
+        let core_end = names.iter().position(|n| n.contains('.')).unwrap();
+        assert!(
+            names[..core_end].windows(2).all(|w| w[0] < w[1]),
+            "{names:?}"
+        );
+        assert_eq!(names[0], "configmaps");
+        assert!(names.contains(&"deployments.apps".to_string()));
+        let (_, short) = all.iter().find(|(r, _)| r.plural == "nodes").unwrap();
+        assert_eq!(short, &["no"]);
+    }
 
     #[test]
     fn time_roundtrip() {

@@ -739,6 +739,9 @@ const ROOT_VERBS: &[&str] = &[
 pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
     let mut now = false;
     let mut quiet = false;
+    let (mut legend, mut plain, mut all) = (true, false, false);
+    // `--type=service,socket`: the unit types the list verbs show (all when empty).
+    let mut types: Vec<String> = Vec::new();
     let mut rest: Vec<&str> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -748,8 +751,13 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
             "-p" | "--property" => {
                 it.next();
             }
-            "--no-pager" | "--no-block" | "--system" | "-l" | "--full" | "--no-legend"
-            | "--value" | "--plain" => {}
+            "--no-pager" | "--no-block" | "--system" | "-l" | "--full" | "--value" => {}
+            "--no-legend" => legend = false,
+            "--plain" => plain = true,
+            "-a" | "--all" => all = true,
+            s if s.starts_with("--type=") => {
+                types = s["--type=".len()..].split(',').map(String::from).collect();
+            }
             s if s.starts_with("--property=") => {}
             s if s.starts_with('-') => {
                 eprintln!("systemctl: unrecognized option '{s}'");
@@ -759,14 +767,16 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
         }
     }
     let Some((&verb, units)) = rest.split_first() else {
-        // Bare `systemctl` lists units; not modeled beyond an empty list.
-        println!("0 loaded units listed.");
-        return 0;
+        // Bare `systemctl` is `systemctl list-units`.
+        return list_units(legend, plain, all, &types);
     };
     if ROOT_VERBS.contains(&verb) && !common::is_root() {
         return denied(verb, units);
     }
-    let needs_unit = !matches!(verb, "daemon-reload" | "list-units" | "is-system-running");
+    let needs_unit = !matches!(
+        verb,
+        "daemon-reload" | "list-units" | "list-unit-files" | "is-system-running"
+    );
     if needs_unit && units.is_empty() {
         eprintln!("Too few arguments.");
         return 1;
@@ -1013,6 +1023,8 @@ pub fn systemctl(ctx: &mut Ctx, args: &[String]) -> i32 {
         }
         "status" => status(units),
         "show" => show(args, units),
+        "list-unit-files" => list_unit_files(legend, &types),
+        "list-units" => list_units(legend, plain, all, &types),
         "is-system-running" => {
             println!("running");
             0
@@ -1071,13 +1083,7 @@ fn show(args: &[String], units: &[&str]) -> i32 {
         let def = find(u);
         let b = base(&full).to_string();
         let active = def.map(active_state).unwrap_or(Active::Inactive);
-        let sub = match active {
-            Active::Active => "running",
-            Active::Activating if common::unit_pid(&b).is_none() => "auto-restart",
-            Active::Activating => "start",
-            Active::Failed => "failed",
-            Active::Inactive => "dead",
-        };
+        let sub = sub_state(&b, active);
         let all: Vec<(&str, String)> = vec![
             ("Id", full.clone()),
             (
@@ -1121,6 +1127,124 @@ fn show(args: &[String], units: &[&str]) -> i32 {
                 println!("{k}={v}");
             }
         }
+    }
+    0
+}
+
+/// systemd's SubState of a service in `active` state (`b`: its base name).
+fn sub_state(b: &str, active: Active) -> &'static str {
+    match active {
+        Active::Active => "running",
+        Active::Activating if common::unit_pid(b).is_none() => "auto-restart",
+        Active::Activating => "start",
+        Active::Failed => "failed",
+        Active::Inactive => "dead",
+    }
+}
+
+/// The units systemd knows here: those whose package is unpacked, masked ones too, of
+/// `types` (`service`, `socket`; every type when empty), sorted by name.
+fn known_units(types: &[String]) -> Vec<&'static UnitDef> {
+    let mut units: Vec<&UnitDef> = UNITS
+        .iter()
+        .filter(|d| find(d.name).is_some() || is_masked(d.name))
+        .filter(|d| types.is_empty() || types.iter().any(|t| d.name.ends_with(&format!(".{t}"))))
+        .collect();
+    units.sort_by_key(|d| d.name);
+    units
+}
+
+/// Rows padded to their columns' widths (systemctl's table), trailing blanks trimmed.
+fn columns(rows: &[Vec<String>], indent: &str) -> String {
+    let mut width = vec![0; rows.iter().map(Vec::len).max().unwrap_or(0)];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = width[i]))
+            .collect();
+        out += &format!("{indent}{}\n", line.join(" ").trim_end());
+    }
+    out
+}
+
+/// `systemctl list-unit-files [--no-legend]` (systemctl-list-unit-files.c): UNIT FILE,
+/// STATE, PRESET (Ubuntu's and Debian's preset enables everything), then
+/// `N unit files listed.`; sorted by name.
+fn list_unit_files(legend: bool, types: &[String]) -> i32 {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    if legend {
+        rows.push(vec!["UNIT FILE".into(), "STATE".into(), "PRESET".into()]);
+    }
+    let units = known_units(types);
+    for d in &units {
+        let state = if is_masked(d.name) {
+            "masked"
+        } else if is_enabled(d) {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        rows.push(vec![d.name.into(), state.into(), "enabled".into()]);
+    }
+    print!("{}", columns(&rows, ""));
+    if legend {
+        println!("\n{} unit files listed.", units.len());
+    }
+    0
+}
+
+/// `systemctl list-units [--all] [--plain] [--no-legend]` (systemctl-list-units.c):
+/// UNIT, LOAD, ACTIVE, SUB, DESCRIPTION of the loaded units that are active, or of all
+/// loaded ones with `--all`; a column for the failed-unit marker unless `--plain`.
+fn list_units(legend: bool, plain: bool, all: bool, types: &[String]) -> i32 {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    if legend {
+        rows.push(
+            ["UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"]
+                .map(String::from)
+                .to_vec(),
+        );
+    }
+    let mut listed = 0;
+    for d in known_units(types) {
+        let (load, active) = if is_masked(d.name) {
+            ("masked", Active::Inactive)
+        } else {
+            ("loaded", active_state(d))
+        };
+        if !all && active == Active::Inactive {
+            continue;
+        }
+        let sub = sub_state(base(d.name), active);
+        rows.push(vec![
+            d.name.into(),
+            load.into(),
+            active.as_str().into(),
+            sub.into(),
+            d.description.into(),
+        ]);
+        listed += 1;
+    }
+    print!("{}", columns(&rows, if plain { "" } else { "  " }));
+    if legend {
+        println!(
+            "\nLegend: LOAD   → Reflects whether the unit definition was properly loaded.\n        \
+             ACTIVE → The high-level unit activation state, i.e. generalization of SUB.\n        \
+             SUB    → The low-level unit activation state, values depend on unit type.\n\n\
+             {listed} loaded units listed.{}",
+            if all {
+                ""
+            } else {
+                " Pass --all to see loaded but inactive units, too."
+            }
+        );
     }
     0
 }

@@ -33,6 +33,7 @@ const VALUE_FLAGS: &[(&str, Option<char>)] = &[
     ("sort-by", None),
     ("min-available", None),
     ("max-unavailable", None),
+    ("verbs", None),
 ];
 
 /// Flags without a value (`--flag` or `--flag=true|false`).

@@ -124,3 +124,70 @@ pub fn cluster_info(k: &Kubectl) -> Res {
     println!("\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.");
     Ok(0)
 }
+
+/// `kubectl api-resources [-o name|wide] [--verbs=V,...]` (apiresources.go): the
+/// built-in resources the stand-in API server serves, every one with all the standard
+/// verbs. Resources of CustomResourceDefinitions are not listed: the stand-in stores
+/// CRDs but serves no objects of their kinds.
+pub fn api_resources(k: &Kubectl) -> Res {
+    // Discovery asks the server first, so an unreachable one fails like kubectl.
+    k.send(Op::Call {
+        name: "version".into(),
+        args: json!({}),
+    })?;
+    const VERBS: &[&str] = &[
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
+    let verbs = k.args.values("verbs");
+    let wanted = verbs.iter().flat_map(|v| v.split(','));
+    let serves_all = wanted.into_iter().all(|v| VERBS.contains(&v));
+    let resources = if serves_all {
+        objects::known_resources()
+    } else {
+        vec![]
+    };
+    let output = k.args.value("output").unwrap_or_default();
+    match output.as_str() {
+        "name" => {
+            for (r, _) in &resources {
+                println!("{}", r.plural_ref());
+            }
+        }
+        "" | "wide" => {
+            let mut rows = vec![["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+                .map(String::from)
+                .to_vec()];
+            if output == "wide" {
+                rows[0].push("VERBS".into());
+            }
+            for (r, short) in &resources {
+                let api_version = if r.group.is_empty() {
+                    r.version.clone()
+                } else {
+                    format!("{}/{}", r.group, r.version)
+                };
+                let mut row = vec![
+                    r.plural.clone(),
+                    short.join(","),
+                    api_version,
+                    r.namespaced.to_string(),
+                    r.kind.clone(),
+                ];
+                if output == "wide" {
+                    row.push(format!("[{}]", VERBS.join(" ")));
+                }
+                rows.push(row);
+            }
+            print!("{}", super::get::tabulate(&rows));
+        }
+        other => return fail(format!("error: --output {other} is not available")),
+    }
+    Ok(0)
+}

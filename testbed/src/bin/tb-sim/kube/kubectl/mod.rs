@@ -180,6 +180,7 @@ pub fn standin(ctx: &mut Ctx, argv: &[String]) -> i32 {
         "drain" => waits::drain(&mut k),
         "version" => info::version(&k),
         "cluster-info" => info::cluster_info(&k),
+        "api-resources" => info::api_resources(&k),
         "" => {
             println!("kubectl controls the Kubernetes cluster manager.\n\n Find more information at: https://kubernetes.io/docs/reference/kubectl/");
             Ok(0)
