@@ -16,6 +16,7 @@ pub mod cmd;
 pub mod distro;
 mod error;
 mod host;
+pub mod k8s;
 pub mod keys;
 pub mod layout;
 mod net;
@@ -27,6 +28,7 @@ mod testbed;
 
 pub use distro::Os;
 pub use error::{Error, Result};
+pub use k8s::{real_release, RealRelease};
 pub use layout::{max_unschedulable, AuditRecord, Fault, NodeSpecChange};
 pub use state::HostEntry;
 pub use testbed::{Builder, Testbed};

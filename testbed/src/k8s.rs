@@ -1,0 +1,96 @@
+//! The real Kubernetes programs of a release (kubeadm, kubectl, kube-apiserver,
+//! kube-controller-manager, kube-scheduler and the etcd kubeadm pins), built from source
+//! by `testbed/k8s/build.sh` and cached per release (see testbed/k8s/README.md).
+//!
+//! Tests that need them call [`real_release`], the one place that knows where they live:
+//! it runs the build script, which reuses the cached binaries when they report the right
+//! version and builds them otherwise (minutes when Go's caches are cold), so a test never
+//! runs a stale or half-built program.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// The release the tests use unless they name another (testbed/k8s/<release>/ exists for
+/// each one that can be built).
+pub const DEFAULT_RELEASE: &str = "v1.35.4";
+
+/// The build script, in the source tree this crate was compiled from.
+const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/build.sh");
+
+/// The built programs of one release.
+#[derive(Debug, Clone)]
+pub struct RealRelease {
+    release: String,
+    dir: PathBuf,
+}
+
+impl RealRelease {
+    /// e.g. "v1.35.4".
+    pub fn release(&self) -> &str {
+        &self.release
+    }
+
+    /// The cache directory holding the binaries.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of one program: "kubeadm", "kubectl", "kube-apiserver",
+    /// "kube-controller-manager", "kube-scheduler" or "etcd".
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A command running one program.
+    pub fn command(&self, name: &str) -> Command {
+        Command::new(self.bin(name))
+    }
+}
+
+/// The real programs of `release` (e.g. "v1.35.4"), built or reused by
+/// testbed/k8s/build.sh. Runs the script once per release and process; later calls return
+/// the same directory. `TESTBED_K8S_CACHE`, `GOMODCACHE` and `GOCACHE` move the caches.
+pub fn real_release(release: &str) -> Result<RealRelease> {
+    static DONE: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    // Held while building, so concurrent tests of one binary wait for one build (the
+    // script's own lock covers other processes).
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let done = done.get_or_insert_with(HashMap::new);
+    if let Some(dir) = done.get(release) {
+        return Ok(RealRelease {
+            release: release.to_string(),
+            dir: dir.clone(),
+        });
+    }
+    let command = format!("{BUILD_SCRIPT} build {release}");
+    let out = Command::new("bash")
+        .args([BUILD_SCRIPT, "build", release])
+        .output()
+        .map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !dir.join("kubeadm").is_file() {
+        return Err(Error::Invalid(format!(
+            "`{command}` printed {}, which holds no kubeadm",
+            dir.display()
+        )));
+    }
+    done.insert(release.to_string(), dir.clone());
+    Ok(RealRelease {
+        release: release.to_string(),
+        dir,
+    })
+}
