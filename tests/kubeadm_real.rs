@@ -1,0 +1,112 @@
+//! The kubeadm configuration `bootstrap` writes (templates/kubeadm-init.yaml.j2, rendered
+//! for an inventory) judged by the REAL kubeadm of a release: `kubeadm config validate`
+//! runs kubeadm's own defaulting and validation (the same as `kubeadm init --config`
+//! does before touching the host), so a field kubeadm does not know, a value it refuses or
+//! an API version it dropped fails here rather than on a customer's first control plane.
+//!
+//! kubeadm is built from source by the testbed (`testbed::real_release`; the first run
+//! builds it, see testbed/k8s/README.md). `cargo test --test kubeadm_real`.
+
+use std::path::Path;
+use std::process::Output;
+
+use bootstrap::inventory::{self, Inventory};
+use bootstrap::plan::Vars;
+use bootstrap::playbook;
+use testbed::k8s::{real_release, DEFAULT_RELEASE};
+
+/// The configuration `bootstrap up` writes to /etc/kubeadm/kubeadm.yaml on the first
+/// control plane of `inv`, with the cluster at the built release.
+fn rendered(inv: &Inventory) -> String {
+    let mut vars = Vars::new(inv, inv.first_control_plane(), None);
+    vars.cluster = vars.cluster.at(DEFAULT_RELEASE.trim_start_matches('v'));
+    playbook::render_template("kubeadm-init.yaml.j2", &vars).unwrap()
+}
+
+/// `kubeadm config validate --config FILE` of the built release on `config`.
+fn kubeadm_validate(config: &str) -> Output {
+    let k8s = real_release(DEFAULT_RELEASE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kubeadm.yaml");
+    std::fs::write(&file, config).unwrap();
+    k8s.command("kubeadm")
+        .args(["config", "validate", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap()
+}
+
+fn load(path: &str) -> Inventory {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    inventory::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn real_kubeadm_accepts_the_configuration_of_each_example_inventory() {
+    for path in ["inventory.example", "examples/wordpress/inventory.yaml"] {
+        let config = rendered(&load(path));
+        let out = kubeadm_validate(&config);
+        assert!(
+            out.status.success(),
+            "{path}: real kubeadm {DEFAULT_RELEASE} refused the rendered configuration: {}\n{}{}\n--- config:\n{config}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains("ok"),
+            "{path}: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// A control plane with the default taint and a worker's taints and labels exercise the
+/// template's other branches (taints listed, values, effects).
+#[test]
+fn real_kubeadm_accepts_taints_and_an_explicit_endpoint() {
+    let mut inv = load("inventory.example");
+    inv.hosts[0].taints = inventory::default_taints(inventory::Role::ControlPlane);
+    inv.hosts[0].taints.push(inventory::Taint {
+        key: "example.com/dedicated".into(),
+        value: Some("db".into()),
+        effect: "NoExecute".into(),
+    });
+    inv.cluster.control_plane_endpoint = Some("10.0.0.10:6443".into());
+    let config = rendered(&inv);
+    let out = kubeadm_validate(&config);
+    assert!(
+        out.status.success(),
+        "{}{}\n--- config:\n{config}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// kubeadm gives each node a /24 of the pod network (IPv4 node-cidr-mask-size default,
+/// kadm/apis/kubeadm/validation ValidatePodSubnetNodeMask): a /25 cannot hold one node's
+/// range, and kubeadm says so. `bootstrap validate` must refuse such an inventory first.
+#[test]
+fn real_kubeadm_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
+    let mut inv = load("inventory.example");
+    inv.cluster.pod_subnet = "10.244.0.0/25".into();
+    let config = rendered(&inv);
+    assert!(config.contains("podSubnet: \"10.244.0.0/25\""), "{config}");
+    let out = kubeadm_validate(&config);
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "real kubeadm accepted podSubnet 10.244.0.0/25: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        stderr.contains(
+            "networking.podSubnet: Invalid value: \"10.244.0.0/25\": the size of pod subnet with mask 25 is smaller than the size of node subnet with mask 24"
+        ),
+        "{stderr}"
+    );
+}
