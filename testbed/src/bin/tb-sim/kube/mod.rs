@@ -9,6 +9,7 @@ pub mod objects;
 pub mod pki;
 pub mod scheduler;
 pub mod state;
+pub mod staticpods;
 
 use crate::{Daemon, Standin};
 
@@ -25,6 +26,7 @@ pub fn daemon(unit: &str) -> Option<Daemon> {
     match unit {
         "kube-apiserver" => Some(apiserver::daemon),
         "kubelet" => Some(kubelet::daemon),
+        "static-pods" => Some(staticpods::daemon),
         _ => None,
     }
 }

@@ -1,0 +1,375 @@
+//! `tb-sim daemon static-pods --images DIR`: the first piece of the kubelet stand-in for
+//! the REAL control plane (issue 9, testbed/STANDINS-kubelet-real.md). It does what the
+//! kubelet's file source (pkg/kubelet/config/file.go) plus the container runtime do for
+//! the static pods kubeadm writes, with host processes instead of containers:
+//!
+//! - every `*.yaml` in /etc/kubernetes/manifests is a Pod; each of its containers runs as
+//!   a process of the host (kubeadm's control-plane pods are `hostNetwork: true` and mount
+//!   only hostPath volumes at the same paths, so the host's own view is the pod's);
+//! - the program for a container is the binary its image stands for, looked up in
+//!   DIR/images.txt (`IMAGE BINARY` lines written by testbed/k8s/build.sh from the real
+//!   `kubeadm config images list`): an image not listed cannot run, as an image that
+//!   cannot be pulled (ErrImagePull);
+//! - argv is the container's `command` + `args` (Kubernetes: command replaces the image's
+//!   ENTRYPOINT, args its CMD), with `command[0]` resolved to that binary; `env` is set;
+//! - a manifest that changes restarts its pod, a removed one stops it (SIGTERM, then
+//!   SIGKILL after the pod's terminationGracePeriodSeconds, default 30), and a process that
+//!   exits is restarted (restartPolicy Always) after the kubelet's crash-loop back-off
+//!   (10 s doubling to 300 s; pkg/kubelet/kubelet.go MaxContainerBackOff);
+//! - output goes to /var/log/pods/kube-system_POD/CONTAINER/0.log (the kubelet's path
+//!   layout, pkg/kubelet/kuberuntime/helpers.go BuildContainerLogsDirectory, without the
+//!   UID).
+//!
+//! Not yet modelled (next steps in STANDINS-kubelet-real.md): mirror pods, probes, the
+//! Node and its Lease, healthz on 10248, the TLS bootstrap.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::kubelet::MANIFESTS;
+
+static TERM: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERM.store(true, Ordering::SeqCst);
+}
+
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// One container of a static pod, ready to start.
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    pod: String,
+    container: String,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    grace: Duration,
+}
+
+/// A running (or backing-off) container process.
+struct Running {
+    spec: Spec,
+    child: Option<Child>,
+    restarts: u32,
+    next_start: Instant,
+}
+
+/// `IMAGE BINARY` lines -> image -> absolute binary path.
+fn load_images(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
+    let file = dir.join("images.txt");
+    let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), dir.join(w.next()?)))
+        })
+        .collect())
+}
+
+/// The containers of one manifest, or why it cannot run.
+fn specs(text: &str, images: &BTreeMap<String, PathBuf>) -> Result<Vec<Spec>, String> {
+    let pod: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    if pod["kind"] != "Pod" {
+        return Err(format!("kind is {}, not Pod", pod["kind"]));
+    }
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .ok_or("metadata.name is missing")?
+        .to_string();
+    if pod["spec"]["hostNetwork"] != true {
+        return Err(format!(
+            "{name}: only hostNetwork pods can run as host processes"
+        ));
+    }
+    let grace = Duration::from_secs(
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap_or(30),
+    );
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let cname = c["name"].as_str().unwrap_or("").to_string();
+        let image = c["image"].as_str().unwrap_or("");
+        let binary = images.get(image).ok_or_else(|| {
+            format!("{name}/{cname}: Failed to pull image \"{image}\": not in the testbed's image cache")
+        })?;
+        let command = strings(&c["command"]);
+        let Some(first) = command.first() else {
+            return Err(format!(
+                "{name}/{cname}: no command (the testbed runs the manifest's command, the images' entrypoints are unknown)"
+            ));
+        };
+        let wanted = binary.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if Path::new(first).file_name().and_then(|n| n.to_str()) != Some(wanted) {
+            return Err(format!(
+                "{name}/{cname}: command {first:?} is not the program of image {image} ({wanted})"
+            ));
+        }
+        let mut argv = vec![binary.display().to_string()];
+        argv.extend(command.into_iter().skip(1));
+        argv.extend(strings(&c["args"]));
+        let env = c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?.into(), e["value"].as_str()?.into())))
+            .collect();
+        out.push(Spec {
+            pod: name.clone(),
+            container: cname,
+            argv,
+            env,
+            grace,
+        });
+    }
+    Ok(out)
+}
+
+fn stamp() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", t.as_secs(), t.subsec_millis())
+}
+
+fn start(spec: &Spec) -> Result<Child, String> {
+    let dir = PathBuf::from(format!(
+        "/var/log/pods/kube-system_{}/{}",
+        spec.pod, spec.container
+    ));
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("0.log"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .envs(spec.env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    cmd.spawn().map_err(|e| format!("{}: {e}", spec.argv[0]))
+}
+
+fn stop(mut child: Child, grace: Duration) {
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The daemon's loop: reconcile the running processes with the manifests every second.
+pub fn daemon(args: &[String]) -> i32 {
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+    }
+    let dir = match args {
+        [flag, dir] if flag == "--images" => PathBuf::from(dir),
+        _ => {
+            eprintln!("usage: tb-sim daemon static-pods --images DIR");
+            return 2;
+        }
+    };
+    let images = match load_images(&dir) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("E {} static-pods: {e}", stamp());
+            return 1;
+        }
+    };
+    // Keyed by manifest file and container name.
+    let mut running: BTreeMap<(String, String), Running> = BTreeMap::new();
+    let mut refused: BTreeMap<String, String> = BTreeMap::new();
+    while !TERM.load(Ordering::SeqCst) {
+        let mut wanted: BTreeMap<(String, String), Spec> = BTreeMap::new();
+        let mut files: Vec<PathBuf> = fs::read_dir(MANIFESTS)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let key = file.display().to_string();
+            let Ok(text) = fs::read_to_string(&file) else {
+                continue;
+            };
+            match specs(&text, &images) {
+                Ok(list) => {
+                    refused.remove(&key);
+                    for s in list {
+                        wanted.insert((key.clone(), s.container.clone()), s);
+                    }
+                }
+                Err(e) => {
+                    if refused.get(&key) != Some(&e) {
+                        eprintln!("E {} static-pods: {key}: {e}", stamp());
+                        refused.insert(key, e);
+                    }
+                }
+            }
+        }
+        // Stop what is gone or changed.
+        let keys: Vec<_> = running.keys().cloned().collect();
+        for k in keys {
+            if wanted.get(&k) != running.get(&k).map(|r| &r.spec) {
+                let r = running.remove(&k).expect("listed");
+                eprintln!(
+                    "I {} static-pods: stopping {}/{}",
+                    stamp(),
+                    r.spec.pod,
+                    r.spec.container
+                );
+                if let Some(child) = r.child {
+                    stop(child, r.spec.grace);
+                }
+            }
+        }
+        // Start what is new; restart what exited, after the back-off.
+        for (k, spec) in wanted {
+            let r = running.entry(k).or_insert_with(|| Running {
+                spec,
+                child: None,
+                restarts: 0,
+                next_start: Instant::now(),
+            });
+            if let Some(child) = &mut r.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let backoff = BACKOFF_START
+                        .saturating_mul(1 << r.restarts.min(5))
+                        .min(BACKOFF_MAX);
+                    eprintln!(
+                        "I {} static-pods: {}/{} exited ({status}); restarting in {}s",
+                        stamp(),
+                        r.spec.pod,
+                        r.spec.container,
+                        backoff.as_secs()
+                    );
+                    r.child = None;
+                    r.restarts += 1;
+                    r.next_start = Instant::now() + backoff;
+                }
+            }
+            if r.child.is_none() && Instant::now() >= r.next_start {
+                match start(&r.spec) {
+                    Ok(child) => {
+                        eprintln!(
+                            "I {} static-pods: started {}/{} (pid {})",
+                            stamp(),
+                            r.spec.pod,
+                            r.spec.container,
+                            child.id()
+                        );
+                        r.child = Some(child);
+                    }
+                    Err(e) => {
+                        eprintln!("E {} static-pods: {e}", stamp());
+                        r.restarts += 1;
+                        r.next_start = Instant::now() + BACKOFF_START;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (_, r) in running {
+        if let Some(child) = r.child {
+            stop(child, r.spec.grace);
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images() -> BTreeMap<String, PathBuf> {
+        [(
+            "registry.k8s.io/kube-scheduler:v1.35.4".to_string(),
+            PathBuf::from("/cache/kube-scheduler"),
+        )]
+        .into()
+    }
+
+    const SCHEDULER: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-scheduler
+  namespace: kube-system
+spec:
+  hostNetwork: true
+  containers:
+  - name: kube-scheduler
+    image: registry.k8s.io/kube-scheduler:v1.35.4
+    command:
+    - kube-scheduler
+    - --kubeconfig=/etc/kubernetes/scheduler.conf
+    args: [--v=2]
+    env: [{name: A, value: b}]
+";
+
+    #[test]
+    fn a_manifest_becomes_the_image_binary_with_command_and_args() {
+        let s = specs(SCHEDULER, &images()).unwrap();
+        assert_eq!(
+            s,
+            vec![Spec {
+                pod: "kube-scheduler".into(),
+                container: "kube-scheduler".into(),
+                argv: vec![
+                    "/cache/kube-scheduler".into(),
+                    "--kubeconfig=/etc/kubernetes/scheduler.conf".into(),
+                    "--v=2".into()
+                ],
+                env: vec![("A".into(), "b".into())],
+                grace: Duration::from_secs(30),
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_images_other_programs_and_pod_networks_are_refused() {
+        let other = SCHEDULER.replace("kube-scheduler:v1.35.4", "kube-scheduler:v1.36.3");
+        assert!(specs(&other, &images())
+            .unwrap_err()
+            .contains("Failed to pull image \"registry.k8s.io/kube-scheduler:v1.36.3\""));
+        let wrong = SCHEDULER.replace("    - kube-scheduler\n", "    - sh\n");
+        assert!(specs(&wrong, &images())
+            .unwrap_err()
+            .contains("is not the program of image"));
+        let podnet = SCHEDULER.replace("hostNetwork: true", "hostNetwork: false");
+        assert!(specs(&podnet, &images())
+            .unwrap_err()
+            .contains("hostNetwork"));
+    }
+}
