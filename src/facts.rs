@@ -116,6 +116,10 @@ pub struct Apt {
     pub keyrings_dir: bool,
     /// /etc/apt/keyrings/kubernetes-apt-keyring.gpg exists and is not empty.
     pub keyring: bool,
+    /// That keyring is readable by everyone: apt verifies signatures as its `_apt`
+    /// user and ignores a keyring it cannot read (the repository then counts as
+    /// unsigned), e.g. one written under umask 077.
+    pub keyring_readable: bool,
     /// The minor (e.g. "1.34") of the pkgs.k8s.io repository in
     /// /etc/apt/sources.list.d/kubernetes.list, if any.
     pub kubernetes_repo_minor: Option<String>,
@@ -367,6 +371,7 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                     .unwrap_or(0);
                 f.apt.keyrings_dir = kv.get("keyrings_dir") == Some(&"yes");
                 f.apt.keyring = kv.get("keyring") == Some(&"yes");
+                f.apt.keyring_readable = kv.get("keyring_readable") == Some(&"yes");
                 f.apt.containerd_candidate = kv
                     .get("containerd_candidate")
                     .filter(|v| !v.is_empty() && **v != "(none)")

@@ -37,6 +37,8 @@ for f in /var/lib/apt/lists/*_Packages*; do [ -e "$f" ] && n=$((n + 1)); done
 echo "package_lists=$n"
 echo "keyrings_dir=$(yn test -d /etc/apt/keyrings)"
 echo "keyring=$(yn test -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg)"
+# apt reads keyrings as its unprivileged _apt user: the file must be readable by others.
+echo "keyring_readable=$(yn test -n "$(find /etc/apt/keyrings/kubernetes-apt-keyring.gpg -perm -0004 2>/dev/null)")"
 echo "containerd_candidate=$(apt-cache policy containerd 2>/dev/null | sed -n 's/^ *Candidate: *//p')"
 echo "@@services"
 for u in containerd docker kubelet; do

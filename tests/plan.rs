@@ -931,6 +931,65 @@ fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi 1.34.4-1.1");
 }
 
+/// With the real apt (which reads keyrings as its `_apt` user), every step run under
+/// umask 077 (a hardened root shell): the repository key must still be readable, or apt
+/// ignores it and refuses pkgs.k8s.io as unsigned. A key that lost its read bits is
+/// planned again.
+#[test]
+fn the_repository_key_is_readable_by_apt_under_umask_077() {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .name_prefix("f1umask")
+        .real_packages(true)
+        .build()
+        .expect("testbed");
+    let entry = tb.hosts()[0].clone();
+    let name = entry.name.as_str();
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = entry.name.clone();
+    inv.hosts[0].address = entry.address.clone();
+    let under_umask = |plan: &HostPlan| {
+        for step in plan.steps() {
+            let script = format!("umask 077\n{}", step.command.script);
+            let out = tb
+                .exec_with_input(name, &["sh", "-c", &script], step.command.stdin.as_deref())
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "step {} failed under umask 077:\n{}{}",
+                step.step,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    const KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+    let mode = || {
+        let out = tb.exec(name, &["stat", "-c", "%a", KEYRING]).unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    under_umask(&plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap());
+    assert_eq!(mode(), "644");
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(again.is_empty(), "not converged:\n{again}");
+
+    let out = tb.exec(name, &["chmod", "600", KEYRING]).unwrap();
+    assert!(out.status.success());
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(step_names(&plan), ["repo-key", "apt-update"], "{plan}");
+    let key = plan.steps().next().unwrap();
+    assert!(
+        key.reason.contains("not readable by apt's _apt user"),
+        "{}",
+        key.reason
+    );
+    under_umask(&plan);
+    assert_eq!(mode(), "644");
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(again.is_empty(), "not converged:\n{again}");
+}
+
 /// Plays unattended-upgrades on a fresh host: dpkg's lock is held for `secs` seconds.
 fn hold_dpkg_lock(tb: &testbed::Testbed, host: &str, secs: f64) {
     let now = std::time::SystemTime::now()

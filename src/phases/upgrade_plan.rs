@@ -477,6 +477,7 @@ mod tests {
         let minor: Vec<&str> = version.split('.').take(2).collect();
         f.apt.keyrings_dir = true;
         f.apt.keyring = true;
+        f.apt.keyring_readable = true;
         f.apt.kubernetes_repo_minor = Some(minor.join("."));
         f.apt.kubeadm_versions = vec![format!("{version}-1.1")];
         f.kubernetes.kubelet_conf = true;
