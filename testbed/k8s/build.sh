@@ -38,7 +38,6 @@ go_root="$(dirname "$root")/go"
 export GOMODCACHE="${GOMODCACHE:-$go_root/mod}"
 export GOCACHE="${GOCACHE:-$go_root/build}"
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 
 kube_cmds=(kubeadm kubectl kube-apiserver kube-controller-manager kube-scheduler)
 
@@ -76,7 +75,7 @@ cmd_init() {
   mkdir -p "$dir"
   local kmod
   kmod="$(go mod download -json "k8s.io/kubernetes@$rel" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
-  [ -n "$kmod" ] || die "k8s.io/kubernetes@$rel is not served by $GOPROXY"
+  [ -n "$kmod" ] || die "k8s.io/kubernetes@$rel is not served by the Go module proxy (go env GOPROXY)"
   # The staging modules: k8s.io/X => ./staging/src/k8s.io/X in the release's go.mod.
   staging="$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$kmod")"
   local gover
