@@ -1,9 +1,9 @@
-//! The REAL control plane inside a testbed host (issue 9, first piece): the real kubeadm
+//! The REAL control plane inside a testbed host (issue 9, first pieces): the real kubeadm
 //! writes certificates, kubeconfigs and the static pod manifests of etcd, kube-apiserver,
-//! kube-controller-manager and kube-scheduler (`kubeadm init phase ...`), the kubelet
-//! stand-in's static-pod runner (`tb-sim daemon static-pods`) runs them as processes of
-//! the host with the binaries testbed/k8s/build.sh built for their images, and the real
-//! kubectl with kubeadm's admin.conf talks to the real API server.
+//! kube-controller-manager and kube-scheduler, the kubelet stand-in (`tb-sim daemon
+//! real-kubelet`) runs them as processes of the host with the binaries
+//! testbed/k8s/build.sh built for their images, serves healthz and registers the Node, and
+//! the real kubectl with kubeadm's admin.conf talks to the real API server.
 //!
 //! Needs root and the built release (`testbed::k8s::real_release`; the first run builds
 //! it). `cargo test -p testbed --test real_control_plane`.
@@ -16,8 +16,11 @@ use common::*;
 use serde_json::Value;
 use testbed::k8s::{real_release, DEFAULT_RELEASE};
 
-#[test]
-fn kubeadm_phases_and_static_pods_serve_the_real_api() {
+const CONFIG: &str = "/etc/kubeadm/kubeadm.yaml";
+const ADMIN: &str = "--kubeconfig /etc/kubernetes/admin.conf";
+
+/// The built release, checked to be visible to the hosts.
+fn release() -> testbed::k8s::RealRelease {
     let k8s = real_release(DEFAULT_RELEASE).unwrap();
     // The hosts see the cache through their /var overlay; a cache elsewhere is invisible.
     assert!(
@@ -25,10 +28,12 @@ fn kubeadm_phases_and_static_pods_serve_the_real_api() {
         "TESTBED_K8S_CACHE must be under /var or /usr for hosts to see it: {}",
         k8s.dir().display()
     );
-    let tb = testbed(1, "root");
-    let addr = address(&tb, "node1");
-    let kubeadm = k8s.bin("kubeadm").display().to_string();
-    let kubectl = k8s.bin("kubectl").display().to_string();
+    k8s
+}
+
+/// Writes kubeadm's configuration for a single control plane on node1 to [`CONFIG`].
+fn write_config(tb: &testbed::Testbed) {
+    let addr = address(tb, "node1");
     let config = format!(
         "apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
@@ -48,10 +53,42 @@ networking:
 "
     );
     exec_ok(
-        &tb,
+        tb,
         "node1",
-        &format!("mkdir -p /etc/kubeadm && cat > /etc/kubeadm/kubeadm.yaml <<'EOF'\n{config}EOF"),
+        &format!("mkdir -p /etc/kubeadm && cat > {CONFIG} <<'EOF'\n{config}EOF"),
     );
+}
+
+/// Starts the kubelet stand-in on node1, detached; its log is /var/log/real-kubelet.log.
+fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
+    exec_ok(
+        tb,
+        "node1",
+        &format!(
+            "setsid /usr/local/lib/testbed/tb-sim daemon real-kubelet --images {} \
+             >/var/log/real-kubelet.log 2>&1 </dev/null &",
+            k8s.dir().display()
+        ),
+    );
+}
+
+/// The kubelet stand-in's log and the tail of each component's.
+fn logs(tb: &testbed::Testbed) -> String {
+    exec(
+        tb,
+        "node1",
+        "cat /var/log/real-kubelet.log; tail -n 20 /var/log/pods/*/*/0.log",
+    )
+    .all()
+}
+
+#[test]
+fn kubeadm_phases_and_static_pods_serve_the_real_api() {
+    let k8s = release();
+    let tb = testbed(1, "root");
+    write_config(&tb);
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    let kubectl = k8s.bin("kubectl").display().to_string();
     for phase in [
         "certs all",
         "kubeconfig all",
@@ -61,7 +98,7 @@ networking:
         exec_ok(
             &tb,
             "node1",
-            &format!("{kubeadm} init phase {phase} --config /etc/kubeadm/kubeadm.yaml"),
+            &format!("{kubeadm} init phase {phase} --config {CONFIG}"),
         )
         .expect(phase, 0, &[]);
     }
@@ -76,36 +113,22 @@ networking:
         ]
     );
 
-    exec_ok(
-        &tb,
-        "node1",
-        &format!(
-            "setsid /usr/local/lib/testbed/tb-sim daemon static-pods --images {} \
-             >/var/log/static-pods.log 2>&1 </dev/null &",
-            k8s.dir().display()
-        ),
-    );
+    start_kubelet(&tb, &k8s);
 
     // The API server answers once etcd is up and its post-start hooks ran: minutes on a
     // loaded 2-core machine, seconds on an idle one.
-    let admin = "--kubeconfig /etc/kubernetes/admin.conf";
     let started = Instant::now();
     let version = loop {
         let out = exec(
             &tb,
             "node1",
-            &format!("{kubectl} {admin} get --raw /version"),
+            &format!("{kubectl} {ADMIN} get --raw /version"),
         );
         if out.code == 0 {
             break out.stdout;
         }
         if started.elapsed() > Duration::from_secs(300) {
-            let log = exec(
-                &tb,
-                "node1",
-                "cat /var/log/static-pods.log; tail -n 20 /var/log/pods/*/*/0.log",
-            );
-            panic!("no API after 300 s: {}\n{}", out.all(), log.all());
+            panic!("no API after 300 s: {}\n{}", out.all(), logs(&tb));
         }
         std::thread::sleep(Duration::from_secs(2));
     };
@@ -118,7 +141,7 @@ networking:
     let out = exec_ok(
         &tb,
         "node1",
-        &format!("{kubectl} {admin} api-resources -o name"),
+        &format!("{kubectl} {ADMIN} api-resources -o name"),
     );
     let names: Vec<&str> = out.stdout.lines().collect();
     for r in [
@@ -148,7 +171,7 @@ networking:
     let out = exec(
         &tb,
         "node1",
-        &format!("{kubectl} {admin} get configmaps -n kube-system"),
+        &format!("{kubectl} {ADMIN} get configmaps -n kube-system"),
     );
     out.expect(
         "before upload-config",
@@ -158,12 +181,12 @@ networking:
     exec_ok(
         &tb,
         "node1",
-        &format!("{kubeadm} init phase upload-config all --config /etc/kubeadm/kubeadm.yaml"),
+        &format!("{kubeadm} init phase upload-config all --config {CONFIG}"),
     );
     let out = exec_ok(
         &tb,
         "node1",
-        &format!("{kubectl} {admin} get configmap -n kube-system kubeadm-config -o jsonpath='{{.data.ClusterConfiguration}}'"),
+        &format!("{kubectl} {ADMIN} get configmap -n kube-system kubeadm-config -o jsonpath='{{.data.ClusterConfiguration}}'"),
     );
     assert!(
         out.stdout
@@ -177,7 +200,7 @@ networking:
         &tb,
         "node1",
         &format!(
-            "{kubectl} {admin} apply -f - <<'EOF'
+            "{kubectl} {ADMIN} apply -f - <<'EOF'
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -190,5 +213,94 @@ EOF"
         "ConfigMap Bad_Name",
         1,
         &["The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""],
+    );
+}
+
+/// The whole real `kubeadm init`, but for the phases that need a real host's kubelet
+/// package and container runtime (preflight: CRI and images; kubelet-start: systemctl):
+/// waits for the stand-in's healthz and the components' health endpoints, uploads the
+/// configuration, marks the registered Node as control plane, creates the bootstrap
+/// token and cluster-info, installs the CoreDNS and kube-proxy add-ons.
+#[test]
+fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
+    let k8s = release();
+    let tb = testbed(1, "root");
+    write_config(&tb);
+    start_kubelet(&tb, &k8s);
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    let started = Instant::now();
+    let out = exec(
+        &tb,
+        "node1",
+        &format!("{kubeadm} init --config {CONFIG} --skip-phases=preflight,kubelet-start --skip-token-print"),
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "kubeadm init failed:\n{}\n--- logs\n{}",
+        out.all(),
+        logs(&tb)
+    );
+    eprintln!("kubeadm init took {:?}", started.elapsed());
+    for text in [
+        "[wait-control-plane] Waiting for the kubelet to boot up the control plane",
+        "[kubelet-check] The kubelet is healthy",
+        "[control-plane-check] kube-apiserver is healthy",
+        "[mark-control-plane] Marking the node node1 as control-plane",
+        "[addons] Applied essential addon: CoreDNS",
+        "[addons] Applied essential addon: kube-proxy",
+        "Your Kubernetes control-plane has initialized successfully!",
+    ] {
+        assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
+    }
+
+    // The Node the stand-in registered, as kubeadm's mark-control-plane left it.
+    let out = exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} get node node1 -o json"),
+    );
+    let node: Value = serde_json::from_str(&out.stdout).unwrap();
+    let labels = &node["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/hostname"], "node1", "{node}");
+    assert_eq!(
+        labels["node-role.kubernetes.io/control-plane"], "",
+        "{node}"
+    );
+    assert_eq!(
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"], "",
+        "{node}"
+    );
+    // The real node lifecycle controller also taints it node.kubernetes.io/not-ready
+    // (the stand-in reports no status yet), at its own pace: only kubeadm's taint is
+    // certain here.
+    let taints = node["spec"]["taints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        taints.contains(&serde_json::json!(
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+        )),
+        "{node}"
+    );
+
+    // The add-ons are real API objects now (no kubelet runs their pods yet).
+    let out = exec_ok(
+        &tb,
+        "node1",
+        &format!(
+            "{kubectl} {ADMIN} get -n kube-system deployment/coredns daemonset/kube-proxy -o name"
+        ),
+    );
+    assert_eq!(
+        out.stdout,
+        "deployment.apps/coredns\ndaemonset.apps/kube-proxy\n"
+    );
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} get -n kube-public configmap cluster-info"),
     );
 }

@@ -7,6 +7,7 @@ pub mod kubectl;
 pub mod kubelet;
 pub mod objects;
 pub mod pki;
+pub mod realnode;
 pub mod scheduler;
 pub mod state;
 pub mod staticpods;
@@ -26,7 +27,7 @@ pub fn daemon(unit: &str) -> Option<Daemon> {
     match unit {
         "kube-apiserver" => Some(apiserver::daemon),
         "kubelet" => Some(kubelet::daemon),
-        "static-pods" => Some(staticpods::daemon),
+        "real-kubelet" => Some(staticpods::daemon),
         _ => None,
     }
 }

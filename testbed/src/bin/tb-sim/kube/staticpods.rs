@@ -1,7 +1,8 @@
-//! `tb-sim daemon static-pods --images DIR`: the first piece of the kubelet stand-in for
-//! the REAL control plane (issue 9, testbed/STANDINS-kubelet-real.md). It does what the
-//! kubelet's file source (pkg/kubelet/config/file.go) plus the container runtime do for
-//! the static pods kubeadm writes, with host processes instead of containers:
+//! `tb-sim daemon real-kubelet --images DIR`: the first pieces of the kubelet stand-in for
+//! the REAL control plane (issue 9, testbed/STANDINS-kubelet-real.md): healthz and Node
+//! registration (realnode.rs), and here what the kubelet's file source
+//! (pkg/kubelet/config/file.go) plus the container runtime do for the static pods kubeadm
+//! writes, with host processes instead of containers:
 //!
 //! - every `*.yaml` in /etc/kubernetes/manifests is a Pod; each of its containers runs as
 //!   a process of the host (kubeadm's control-plane pods are `hostNetwork: true` and mount
@@ -20,8 +21,8 @@
 //!   layout, pkg/kubelet/kuberuntime/helpers.go BuildContainerLogsDirectory, without the
 //!   UID).
 //!
-//! Not yet modelled (next steps in STANDINS-kubelet-real.md): mirror pods, probes, the
-//! Node and its Lease, healthz on 10248, the TLS bootstrap.
+//! Not yet modelled (next steps in STANDINS-kubelet-real.md): mirror pods, probes, node
+//! status and the Lease, the TLS bootstrap.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::kubelet::MANIFESTS;
+use super::realnode;
 
 static TERM: AtomicBool = AtomicBool::new(false);
 
@@ -194,17 +196,24 @@ pub fn daemon(args: &[String]) -> i32 {
     let dir = match args {
         [flag, dir] if flag == "--images" => PathBuf::from(dir),
         _ => {
-            eprintln!("usage: tb-sim daemon static-pods --images DIR");
+            eprintln!("usage: tb-sim daemon real-kubelet --images DIR");
             return 2;
         }
     };
     let images = match load_images(&dir) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("E {} static-pods: {e}", stamp());
+            eprintln!("E {} real-kubelet: {e}", stamp());
             return 1;
         }
     };
+    if let Err(e) = realnode::serve_healthz() {
+        eprintln!("E {} real-kubelet: {e}", stamp());
+        return 1;
+    }
+    realnode::register_in_background(dir.join("kubectl"), |msg| {
+        eprintln!("I {} real-kubelet: {msg}", stamp())
+    });
     // Keyed by manifest file and container name.
     let mut running: BTreeMap<(String, String), Running> = BTreeMap::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
@@ -232,7 +241,7 @@ pub fn daemon(args: &[String]) -> i32 {
                 }
                 Err(e) => {
                     if refused.get(&key) != Some(&e) {
-                        eprintln!("E {} static-pods: {key}: {e}", stamp());
+                        eprintln!("E {} real-kubelet: {key}: {e}", stamp());
                         refused.insert(key, e);
                     }
                 }
@@ -244,7 +253,7 @@ pub fn daemon(args: &[String]) -> i32 {
             if wanted.get(&k) != running.get(&k).map(|r| &r.spec) {
                 let r = running.remove(&k).expect("listed");
                 eprintln!(
-                    "I {} static-pods: stopping {}/{}",
+                    "I {} real-kubelet: stopping {}/{}",
                     stamp(),
                     r.spec.pod,
                     r.spec.container
@@ -268,7 +277,7 @@ pub fn daemon(args: &[String]) -> i32 {
                         .saturating_mul(1 << r.restarts.min(5))
                         .min(BACKOFF_MAX);
                     eprintln!(
-                        "I {} static-pods: {}/{} exited ({status}); restarting in {}s",
+                        "I {} real-kubelet: {}/{} exited ({status}); restarting in {}s",
                         stamp(),
                         r.spec.pod,
                         r.spec.container,
@@ -283,7 +292,7 @@ pub fn daemon(args: &[String]) -> i32 {
                 match start(&r.spec) {
                     Ok(child) => {
                         eprintln!(
-                            "I {} static-pods: started {}/{} (pid {})",
+                            "I {} real-kubelet: started {}/{} (pid {})",
                             stamp(),
                             r.spec.pod,
                             r.spec.container,
@@ -292,7 +301,7 @@ pub fn daemon(args: &[String]) -> i32 {
                         r.child = Some(child);
                     }
                     Err(e) => {
-                        eprintln!("E {} static-pods: {e}", stamp());
+                        eprintln!("E {} real-kubelet: {e}", stamp());
                         r.restarts += 1;
                         r.next_start = Instant::now() + BACKOFF_START;
                     }
