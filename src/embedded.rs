@@ -56,4 +56,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "kubeadm-init.yaml.j2",
         include_str!("../templates/kubeadm-init.yaml.j2"),
     ),
+    (
+        "kubeadm-join.yaml.j2",
+        include_str!("../templates/kubeadm-join.yaml.j2"),
+    ),
 ];

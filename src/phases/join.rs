@@ -1,6 +1,7 @@
 //! Phase `join`: every host without `/etc/kubernetes/kubelet.conf` runs `kubeadm join`
 //! with the fresh join command of phase `join-token` (playbooks/join.yaml). The join
-//! material only exists at run time, so the step is rendered here, not in the plan; it is
+//! material only exists at run time, so the step is rendered here, not in the plan; it
+//! travels as a JoinConfiguration on the command's stdin (never on a command line) and is
 //! a secret of the RemoteCommand (never logged, never shown).
 
 use std::sync::Arc;
@@ -53,4 +54,62 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
         ctx.run_steps(&host, &steps).await?;
         Ok(!steps.is_empty())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+    const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn join_step(version: &str) -> crate::plan::PlannedStep {
+        let yaml = format!(
+            "cluster: {{kubernetesVersion: {version}}}\nssh: {{knownHostsFile: /dev/null}}\nhosts:\n\
+             - {{name: cp, address: 10.0.0.10, role: control-plane}}\n\
+             - {{name: w1, address: 10.0.0.11, role: worker}}\n"
+        );
+        let inv = crate::inventory::parse(Path::new("inv.yaml"), yaml).unwrap();
+        let facts = crate::facts::HostFacts::default();
+        let vars = Vars::new(&inv, &inv.hosts[1], Some(&facts)).with(
+            "join",
+            JoinVars {
+                endpoint: "10.0.0.10:6443",
+                token: TOKEN,
+                ca_cert_hash: HASH,
+            },
+        );
+        let mut steps = plan::plan_playbook(PLAYBOOK, &vars).unwrap();
+        assert_eq!(steps.len(), 1);
+        steps.remove(0)
+    }
+
+    #[test]
+    fn the_token_is_on_stdin_as_a_join_configuration_not_on_the_command_line() {
+        for (version, api) in [("1.34.2", "v1beta4"), ("1.30.14", "v1beta3")] {
+            let step = join_step(version);
+            let script = &step.command.script;
+            assert!(!script.contains("abcdef"), "{script}");
+            assert!(
+                script.contains("kubeadm join --config \"$config\""),
+                "{script}"
+            );
+            let stdin = String::from_utf8(step.command.stdin.clone().unwrap()).unwrap();
+            let cfg: serde_yaml::Value = serde_yaml::from_str(&stdin).unwrap();
+            assert_eq!(cfg["apiVersion"], format!("kubeadm.k8s.io/{api}"));
+            assert_eq!(cfg["kind"], "JoinConfiguration");
+            let bt = &cfg["discovery"]["bootstrapToken"];
+            assert_eq!(bt["token"], TOKEN);
+            assert_eq!(bt["apiServerEndpoint"], "10.0.0.10:6443");
+            assert_eq!(bt["caCertHashes"][0], HASH);
+            assert_eq!(cfg["nodeRegistration"]["name"], "w1");
+            assert_eq!(
+                cfg["nodeRegistration"]["criSocket"],
+                "unix:///var/run/containerd/containerd.sock"
+            );
+            assert!(cfg.get("controlPlane").is_none(), "{stdin}");
+            assert!(step.command.secrets.iter().any(|s| s == TOKEN));
+        }
+    }
 }

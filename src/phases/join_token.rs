@@ -141,6 +141,32 @@ pub fn command() -> RemoteCommand {
     }
 }
 
+/// `kubeadm token delete ID` on the first control plane once the join phase is over
+/// (whatever its outcome): the token was for this run only. Only the ID, which is not
+/// secret (it names the token's Secret, `bootstrap-token-ID`), is on the command line.
+/// A failure is only a warning: the token expires on its own after [`TTL`].
+pub async fn delete(ctx: &Ctx) {
+    let Some(join) = ctx.join.lock().unwrap().clone() else {
+        return;
+    };
+    let Some((id, _)) = join.token.split_once('.') else {
+        return;
+    };
+    let cmd = RemoteCommand {
+        script: format!("kubeadm token delete {id}"),
+        root: true,
+        ..Default::default()
+    };
+    let cp = ctx.first_cp.clone();
+    if let Err(f) = ctx.exec(&cp, &cp, "kubeadm token delete", &cmd).await {
+        ctx.progress.info(&format!(
+            "{cp}: could not delete this run's join token ({}); it expires on its own \
+             {TTL} after it was made",
+            f.message
+        ));
+    }
+}
+
 /// Only the first control plane, and only when some host joins in this run.
 pub fn hosts(ctx: &Ctx) -> Vec<String> {
     if ctx.plan.join.is_empty() {

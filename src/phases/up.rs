@@ -187,6 +187,9 @@ async fn converge(
     } else {
         exit::apply_until_interrupted(&ctx, super::UP, &mut interrupt).await
     };
+    if !matches!(applied, Applied::Interrupted { .. }) {
+        super::join_token::delete(&ctx).await;
+    }
     let rows = applied.rows(&ctx, super::UP);
     progress.summary(&rows);
     if let Applied::Interrupted {
