@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::phases::MaxUnavailable;
+
 /// Turn a YAML inventory of Ubuntu hosts into a kubeadm Kubernetes cluster over SSH.
 #[derive(Debug, Parser)]
 #[command(name = "bootstrap", version, propagate_version = true)]
@@ -35,10 +37,10 @@ pub enum Command {
     Reset(ResetArgs),
     /// Write the cluster's admin kubeconfig: to stdout, to -o FILE (0600), or --merge'd
     /// into ~/.kube/config.
-    Kubeconfig(crate::kubeconfig::KubeconfigArgs),
+    Kubeconfig(KubeconfigArgs),
     /// Show the nodes, the certificate expiry and drift from the inventory, changing
     /// nothing. Exit 0 whenever everything could be read, 1 on errors.
-    Status(crate::status::StatusArgs),
+    Status(StatusArgs),
     /// Check an inventory file without connecting to any host.
     Validate {
         /// The inventory file (YAML).
@@ -109,6 +111,49 @@ pub struct PlanArgs {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+/// `bootstrap kubeconfig`: the cluster's admin kubeconfig.
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The inventory file (YAML).
+    #[arg(env = "BOOTSTRAP_INVENTORY")]
+    pub inventory: PathBuf,
+
+    /// Write the kubeconfig to FILE (mode 0600) instead of stdout. With --merge: merge
+    /// into FILE instead of ~/.kube/config.
+    #[arg(short, long, value_name = "FILE", env = "BOOTSTRAP_KUBECONFIG_OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Add (or replace) this cluster's cluster, user and context in ~/.kube/config (or
+    /// the first path of $KUBECONFIG), leaving every other entry as it is.
+    #[arg(long, env = "BOOTSTRAP_MERGE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub merge: bool,
+
+    /// Where to keep this run's logs (a new directory per run is made inside). Default:
+    /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
+    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// `bootstrap status`: nodes, certificate expiry and drift from the inventory.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The inventory file (YAML).
+    #[arg(env = "BOOTSTRAP_INVENTORY")]
+    pub inventory: PathBuf,
+
+    /// `text` (tables on stdout) or `json` (one document on stdout, see docs/status.md).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        env = "BOOTSTRAP_STATUS_OUTPUT"
+    )]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub run: HostRunArgs,
 }
 
 /// `bootstrap reset`: drain, delete the Node, `kubeadm reset` and clean up (src/reset.rs).
@@ -190,8 +235,7 @@ pub struct HostRunArgs {
     pub wait_for_ssh: Duration,
 }
 
-/// `--connect-timeout`'s default, also used where there is no such option (kubeconfig).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::ssh::DEFAULT_CONNECT_TIMEOUT;
 
 /// How an upgrade rolls through the workers (`up`, and `plan` to show the batches).
 #[derive(Debug, Clone, Args)]
@@ -207,34 +251,6 @@ pub struct UpgradeArgs {
     /// and reported, never forced).
     #[arg(long, default_value = "5m", value_parser = parse_duration, env = "BOOTSTRAP_DRAIN_TIMEOUT")]
     pub drain_timeout: Duration,
-}
-
-impl Default for UpgradeArgs {
-    fn default() -> UpgradeArgs {
-        UpgradeArgs {
-            max_unavailable: None,
-            drain_timeout: Duration::from_secs(300),
-        }
-    }
-}
-
-/// `--max-unavailable`: a count or a percentage.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MaxUnavailable {
-    Count(u32),
-    Percent(u32),
-}
-
-impl MaxUnavailable {
-    /// How many of `workers` may be unavailable at once; `None` = the default (1 or
-    /// 10%, whichever is larger). Always at least 1.
-    pub fn resolve(value: Option<MaxUnavailable>, workers: usize) -> usize {
-        let n = match value.unwrap_or(MaxUnavailable::Percent(10)) {
-            MaxUnavailable::Count(n) => n as usize,
-            MaxUnavailable::Percent(p) => workers * p as usize / 100,
-        };
-        n.max(1)
-    }
 }
 
 fn parse_max_unavailable(text: &str) -> Result<MaxUnavailable, String> {
@@ -292,14 +308,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-/// Formats a duration for kubectl's `--timeout=` (whole seconds, at least 1s).
-pub fn kubectl_duration(d: Duration) -> String {
-    format!("{}s", d.as_secs().max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::kubectl_duration;
     use clap::CommandFactory;
 
     #[test]

@@ -592,6 +592,11 @@ fn image_tag(image: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Formats a duration for kubectl's `--timeout=` (whole seconds, at least 1s).
+pub fn kubectl_duration(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Args;
 use serde_yaml::{Mapping, Value};
 
 use crate::inventory;
@@ -40,25 +39,16 @@ const CREDENTIAL_FIELDS: &[&str] = &[
     "password",
 ];
 
-#[derive(Debug, Args)]
-pub struct KubeconfigArgs {
-    /// The inventory file (YAML).
-    #[arg(env = "BOOTSTRAP_INVENTORY")]
+/// What `kubeconfig` is asked to do (from `bootstrap kubeconfig`'s arguments).
+#[derive(Debug, Clone)]
+pub struct KubeconfigOptions {
+    /// The inventory file.
     pub inventory: PathBuf,
-
-    /// Write the kubeconfig to FILE (mode 0600) instead of stdout. With --merge: merge
-    /// into FILE instead of ~/.kube/config.
-    #[arg(short, long, value_name = "FILE", env = "BOOTSTRAP_KUBECONFIG_OUTPUT")]
+    /// Write to this file (mode 0600) instead of stdout; with `merge`, merge into it.
     pub output: Option<PathBuf>,
-
-    /// Add (or replace) this cluster's cluster, user and context in ~/.kube/config (or
-    /// the first path of $KUBECONFIG), leaving every other entry as it is.
-    #[arg(long, env = "BOOTSTRAP_MERGE", value_parser = clap::builder::BoolishValueParser::new())]
+    /// Merge into the user's kubeconfig instead of writing a whole file.
     pub merge: bool,
-
-    /// Where to keep this run's logs (a new directory per run is made inside). Default:
-    /// $XDG_STATE_HOME/bootstrap/runs or ~/.local/state/bootstrap/runs.
-    #[arg(long, env = "BOOTSTRAP_LOG_DIR")]
+    /// Where to keep this run's logs (None: the default state directory).
     pub log_dir: Option<PathBuf>,
 }
 
@@ -96,14 +86,14 @@ pub enum KubeconfigError {
 }
 
 /// Runs `kubeconfig`. Ok(true) once the kubeconfig was written; errors say why not.
-pub async fn run(args: &KubeconfigArgs) -> miette::Result<bool> {
+pub async fn run(args: &KubeconfigOptions) -> miette::Result<bool> {
     let inv = inventory::load(&args.inventory)?;
     let cp = inv.first_control_plane().clone();
     let log = RunLog::open(args.log_dir.as_deref())
         .map_err(|e| KubeconfigError::RunLog(e.to_string()))?;
     tracing::debug!("run log: {}", log.dir().display());
 
-    let target = crate::phases::up::target(&cp, crate::cli::DEFAULT_CONNECT_TIMEOUT);
+    let target = inventory::target(&cp, ssh::DEFAULT_CONNECT_TIMEOUT);
     let (_, conn) = ssh::connect_all(std::slice::from_ref(&target), 1)
         .await
         .into_iter()

@@ -1,8 +1,10 @@
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod embedded;
 pub mod exit;
 pub mod facts;
+pub mod failure;
 pub mod inventory;
 pub mod kubeconfig;
 pub mod phases;
@@ -13,6 +15,5 @@ pub mod report;
 pub mod reset;
 pub mod runlog;
 pub mod ssh;
-pub mod status;
 pub mod ui;
 pub mod versions;

@@ -18,8 +18,9 @@ use serde::Serialize;
 
 use crate::cluster::{self, Node};
 use crate::exit::Outcome;
+use crate::failure::{Failure, FailureKind, PLAN_REFUSED};
+use crate::inventory::role_name;
 use crate::inventory::Inventory;
-use crate::phases::{role_name, Failure, FailureKind};
 use crate::runlog::StepRecord;
 use crate::ui::{HostResult, SummaryRow};
 
@@ -81,7 +82,7 @@ pub struct Finished {
 
 impl Finished {
     /// Finishes `doc` with `result`: an outcome, or an error mapped by
-    /// [`crate::exit::of_error`] and recorded as the run's error.
+    /// [`crate::failure::of_error`] and recorded as the run's error.
     pub fn new(
         mut doc: Run,
         result: miette::Result<Outcome>,
@@ -95,7 +96,7 @@ impl Finished {
                 doc,
             },
             Err(report) => {
-                let outcome = crate::exit::of_error(&report);
+                let outcome = crate::failure::of_error(&report);
                 doc.fail(outcome, &one_line(&report));
                 Finished {
                     outcome,
@@ -408,7 +409,7 @@ fn classify(
     if let Some(rest) = split("connect: ") {
         return (Outcome::Unreachable, "connect".into(), rest);
     }
-    if let Some(rest) = split(crate::phases::up::PLAN_REFUSED) {
+    if let Some(rest) = split(PLAN_REFUSED) {
         return (Outcome::Refused, "plan".into(), rest);
     }
     if let Some(rest) = split("refused: ") {

@@ -15,11 +15,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{kubectl_duration, ResetArgs};
-use crate::cluster::{self, Node};
-use crate::exit::{self, Applied, Interrupt, Outcome};
+use crate::cluster::{self, kubectl_duration, Node};
+use crate::exit::Outcome;
 use crate::inventory::{self, Host, Inventory, Role};
-use crate::phases::{self, up::connect_hosts, ClusterPlan, Ctx, Failure, HostFuture, Phase};
+use crate::phases::interrupt::{self, Applied, Interrupt};
+use crate::phases::{
+    self, up::connect_hosts, ClusterPlan, Ctx, Failure, HostFuture, Phase, RunOptions,
+};
 use crate::plan::{self, HostPlan, PhasePlan};
 use crate::report;
 use crate::runlog::RunLog;
@@ -69,10 +71,26 @@ const RESET: &[Phase] = &[
     },
 ];
 
+/// What `reset` is asked to do (from `bootstrap reset`'s arguments).
+#[derive(Debug, Clone)]
+pub struct ResetOptions {
+    /// The inventory file.
+    pub inventory: std::path::PathBuf,
+    /// Reset only these hosts (empty: every host, workers first).
+    pub hosts: Vec<String>,
+    /// Do not ask for confirmation.
+    pub yes: bool,
+    /// Also remove the kubelet, kubeadm and kubectl packages.
+    pub purge: bool,
+    /// How long a node's drain may take.
+    pub timeout: Duration,
+    pub run: RunOptions,
+}
+
 /// Runs `reset` on its own async runtime: the outcome (exit status) and the JSON
 /// document's body (`--output json`, docs/output.md). Success: every selected host is
 /// reset. SIGINT/SIGTERM stop it like `up`: no new host starts, the summary is printed.
-pub fn run(args: &ResetArgs) -> report::Finished {
+pub fn run(args: &ResetOptions) -> report::Finished {
     let started = Instant::now();
     let mut doc = report::Run::new(&args.inventory);
     let mut shown = None;
@@ -134,7 +152,7 @@ pub fn select<'a>(inv: &'a Inventory, names: &[String]) -> Result<Vec<&'a Host>,
 /// `reset` itself; `shown` gets the progress output once there is one (its run-wide
 /// redaction applies to the document too).
 async fn reset(
-    args: &ResetArgs,
+    args: &ResetOptions,
     doc: &mut report::Run,
     shown: &mut Option<Progress>,
 ) -> miette::Result<Outcome> {
@@ -283,7 +301,7 @@ async fn reset(
         parallelism,
         args.timeout,
     ));
-    let applied = exit::apply_until_interrupted(&ctx, RESET, &mut interrupt).await;
+    let applied = interrupt::apply_until_interrupted(&ctx, RESET, &mut interrupt).await;
     let rows = applied.rows(&ctx, RESET);
     progress.summary(&rows);
     let steps = ctx.log.steps();

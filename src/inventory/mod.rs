@@ -335,6 +335,30 @@ pub struct Ssh {
     pub proxy_jump: Vec<crate::ssh::Jump>,
 }
 
+/// The SSH target of an inventory host; `connect_timeout` bounds each of one attempt's
+/// TCP connect, SSH handshake and authentication.
+pub fn target(host: &Host, connect_timeout: std::time::Duration) -> crate::ssh::Target {
+    crate::ssh::Target {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        port: host.ssh.port,
+        user: host.ssh.user.clone(),
+        identity_file: host.ssh.identity_file.clone(),
+        known_hosts_file: host.ssh.known_hosts_file.clone(),
+        host_key_policy: host.ssh.host_key_policy,
+        jumps: host.ssh.proxy_jump.clone(),
+        connect_timeout,
+    }
+}
+
+/// How the summary, the plan and the JSON documents name a role.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::ControlPlane => "control-plane",
+        Role::Worker => "worker",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

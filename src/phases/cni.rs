@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Ctx, Failure, HostFuture};
-use crate::cli::kubectl_duration;
+use crate::cluster::kubectl_duration;
 use crate::cluster::CalicoState;
 use crate::inventory::ManifestSource;
 use crate::plan::{self, Vars};

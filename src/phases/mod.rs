@@ -10,13 +10,14 @@
 
 pub mod cluster_plan;
 pub mod cni;
-pub mod dry_run;
 pub mod host_steps;
 pub mod init;
+pub mod interrupt;
 pub mod join;
 pub mod join_token;
 pub mod labels;
 pub mod manifests;
+pub mod options;
 pub mod ready;
 pub mod up;
 pub mod upgrade;
@@ -34,7 +35,10 @@ use crate::runlog::RunLog;
 use crate::ssh::{Connection, Output, RemoteCommand};
 use crate::ui::{HostResult, Progress};
 
+pub use crate::failure::{Failure, FailureKind};
+pub use crate::inventory::role_name;
 pub use cluster_plan::ClusterPlan;
+pub use options::{MaxUnavailable, RunOptions, UpgradeOptions};
 
 /// The per-host work of a phase: Ok(true) if it changed something.
 pub type HostFuture = Pin<Box<dyn Future<Output = Result<bool, Failure>> + Send>>;
@@ -119,103 +123,6 @@ pub const UP: &[Phase] = &[
     },
 ];
 
-/// Why a host failed: the step and a message (already redacted), and what kind of
-/// failure it was, so `main` can tell a wait that ran out of `--timeout` (its own exit
-/// code) from a step that failed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub step: String,
-    pub message: String,
-    pub kind: FailureKind,
-}
-
-/// What kind of [`Failure`]: a CI job retries a timeout differently from a broken step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FailureKind {
-    /// A step failed (exit status, lost connection, unexpected output).
-    #[default]
-    Step,
-    /// A wait bounded by `--timeout` ran out before its condition held.
-    Timeout,
-}
-
-/// What kubectl prints when `wait` or `rollout status` runs out of `--timeout=`
-/// (`error: timed out waiting for the condition[ on nodes/NAME]`). kubeadm's own
-/// internal waits word theirs differently (`error execution phase ...`).
-const KUBECTL_TIMEOUT: &str = "error: timed out waiting for the condition";
-/// What `kubectl drain --timeout=` says when it runs out (per pod it could not evict).
-const KUBECTL_DRAIN_TIMEOUT: &str = ": global timeout reached: ";
-
-impl Failure {
-    pub fn new(step: &str, message: impl Into<String>) -> Failure {
-        Failure {
-            step: step.to_string(),
-            message: message.into(),
-            kind: FailureKind::Step,
-        }
-    }
-
-    /// How a timeout's message starts, so the summary text (all a host's outcome keeps)
-    /// still says what kind of failure it was ([`Failure::kind_of`]).
-    pub const RAN_OUT: &'static str = "--timeout ran out";
-
-    /// A wait that ran out of `--timeout`: `--timeout ran out: <message>`.
-    pub fn timeout(step: &str, message: impl Into<String>) -> Failure {
-        Failure {
-            kind: FailureKind::Timeout,
-            ..Failure::new(step, format!("{}: {}", Failure::RAN_OUT, message.into()))
-        }
-    }
-
-    /// The kind of failure a message (or a summary line made of one) describes: a
-    /// timeout says [`Failure::RAN_OUT`] or quotes kubectl running out of `--timeout=`
-    /// (`wait`, `rollout status`; `drain` says `global timeout reached`).
-    pub fn kind_of(text: &str) -> FailureKind {
-        let kubectl = text.lines().any(|l| {
-            l.trim_start().starts_with(KUBECTL_TIMEOUT) || l.contains(KUBECTL_DRAIN_TIMEOUT)
-        });
-        if kubectl || text.contains(Failure::RAN_OUT) {
-            FailureKind::Timeout
-        } else {
-            FailureKind::Step
-        }
-    }
-
-    pub fn is_timeout(&self) -> bool {
-        self.kind == FailureKind::Timeout
-    }
-
-    /// A command exited non-zero: the status and the last lines of its output (stderr,
-    /// or stdout when stderr is empty), with `secrets` redacted.
-    pub fn exit(step: &str, out: &Output, secrets: &[String]) -> Failure {
-        let text = if out.stderr.trim().is_empty() {
-            &out.stdout
-        } else {
-            &out.stderr
-        };
-        let lines: Vec<&str> = text.trim_end().lines().collect();
-        let tail = lines[lines.len().saturating_sub(8)..].join("\n");
-        let message = format!(
-            "exit status {}{}{}",
-            out.status,
-            if tail.is_empty() { "" } else { ":\n" },
-            redact(&tail, secrets)
-        );
-        // kubectl wait / rollout status bounded by --timeout= (the playbooks' and the
-        // ready phase's waits) report running out of it in this one way.
-        Failure {
-            kind: Failure::kind_of(&tail),
-            ..Failure::new(step, message)
-        }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.step, self.message)
-    }
-}
-
 /// Replaces every secret with `<redacted>` (the ssh module's redaction).
 pub fn redact(text: &str, secrets: &[String]) -> String {
     crate::ssh::redact(text, secrets)
@@ -269,7 +176,7 @@ pub struct Ctx {
     /// How long to wait for Ready.
     pub timeout: Duration,
     /// How upgrades roll through the workers (`--max-unavailable`, `--drain-timeout`).
-    pub upgrade: crate::cli::UpgradeArgs,
+    pub upgrade: UpgradeOptions,
     /// Set by the join-token phase, used by the join phase. Secret.
     pub join: Mutex<Option<join_token::JoinCommand>>,
     /// The node objects read at the start of the labels phase, shared by its tasks.
@@ -320,7 +227,7 @@ impl Ctx {
             log,
             parallelism: parallelism.max(1),
             timeout,
-            upgrade: crate::cli::UpgradeArgs::default(),
+            upgrade: UpgradeOptions::default(),
             join: Mutex::new(None),
             nodes_now: tokio::sync::OnceCell::new(),
             outcomes: Mutex::new(outcomes),
@@ -328,7 +235,7 @@ impl Ctx {
     }
 
     /// Sets how upgrades roll (`up`'s --max-unavailable and --drain-timeout).
-    pub fn with_upgrade(mut self, upgrade: crate::cli::UpgradeArgs) -> Ctx {
+    pub fn with_upgrade(mut self, upgrade: UpgradeOptions) -> Ctx {
         self.upgrade = upgrade;
         self
     }
@@ -526,13 +433,6 @@ impl Ctx {
                 )
             })
             .collect()
-    }
-}
-
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::ControlPlane => "control-plane",
-        Role::Worker => "worker",
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Ctx, Failure, HostFuture};
-use crate::cli::kubectl_duration;
+use crate::cluster::kubectl_duration;
 use crate::cluster::{self, KUBECTL};
 use crate::ssh::RemoteCommand;
 

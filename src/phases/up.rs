@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cluster_plan::{self, ClusterView, KubeadmState};
+use super::interrupt::{self, Applied, Interrupt};
 use super::upgrade_plan;
 use super::{host_steps, ClusterPlan, Ctx, Failure};
-use crate::cli::{kubectl_duration, MaxUnavailable};
-use crate::cli::{HostRunArgs, UpArgs};
-use crate::cluster;
-use crate::exit::{self, Applied, Interrupt, Outcome};
+use super::{MaxUnavailable, RunOptions, UpgradeOptions};
+use crate::cluster::{self, kubectl_duration};
+use crate::exit::Outcome;
 use crate::facts::{self, HostFacts};
 use crate::inventory::{self, Host, Inventory, Role};
 use crate::plan::{self, HostPlan};
@@ -23,39 +23,12 @@ use crate::runlog::RunLog;
 use crate::ssh::{self, Connection, Target};
 use crate::ui::{HostResult, Progress};
 
-/// How a host's failure message starts when the plan refused it (a downgrade, a host of
-/// another cluster, ...): the report classifies it as `refused`.
-pub const PLAN_REFUSED: &str = "refused by the plan: ";
+pub use crate::failure::{UpError, PLAN_REFUSED};
+pub use crate::inventory::target;
 
 /// The wait timeout shown in a plan's upgrade commands (`up` renders its own --timeout
 /// when it runs them).
 const PLAN_WAIT: Duration = Duration::from_secs(900);
-
-/// Why `up` stopped before applying anything.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum UpError {
-    #[error("up supports one control plane; HA is not implemented yet (the inventory has {count}: {names})")]
-    #[diagnostic(help("keep one host with `role: control-plane`; the others can be workers"))]
-    MultipleControlPlanes { count: usize, names: String },
-    #[error("cannot create the run log: {0}")]
-    RunLog(String),
-}
-
-/// The SSH target of an inventory host; `connect_timeout` bounds each of one attempt's
-/// TCP connect, SSH handshake and authentication.
-pub fn target(host: &Host, connect_timeout: Duration) -> Target {
-    Target {
-        host: host.name.clone(),
-        address: host.address.clone(),
-        port: host.ssh.port,
-        user: host.ssh.user.clone(),
-        identity_file: host.ssh.identity_file.clone(),
-        known_hosts_file: host.ssh.known_hosts_file.clone(),
-        host_key_policy: host.ssh.host_key_policy,
-        jumps: host.ssh.proxy_jump.clone(),
-        connect_timeout,
-    }
-}
 
 /// Refuses inventories `up` cannot handle yet.
 pub fn check_supported(inv: &Inventory) -> Result<(), UpError> {
@@ -105,12 +78,23 @@ pub(crate) fn open_run(log_dir: Option<&std::path::Path>) -> Result<(Progress, R
     Ok((progress, log))
 }
 
+/// What `up` is asked to do (from `bootstrap up`'s arguments).
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The inventory file.
+    pub inventory: std::path::PathBuf,
+    /// How long to wait for the nodes to become Ready.
+    pub timeout: Duration,
+    pub run: RunOptions,
+    pub upgrade: UpgradeOptions,
+}
+
 /// Runs `up`: the outcome (exit status), and the JSON document's body whatever
 /// happened (`--output json`). Success: every node is Ready with its labels and taints.
 /// A failed host is named in the summary and the document, with the step. SIGINT or
 /// SIGTERM stops the run: no new phase or host starts, commands in flight are
 /// abandoned, the summary is printed, and the outcome is `interrupted`.
-pub async fn run(args: &UpArgs) -> report::Finished {
+pub async fn run(args: &UpOptions) -> report::Finished {
     let started = Instant::now();
     let mut doc = report::Run::new(&args.inventory);
     let mut shown = None;
@@ -124,7 +108,7 @@ pub async fn run(args: &UpArgs) -> report::Finished {
 /// `up` itself; `shown` gets the progress output once there is one, whose run-wide
 /// redaction the document then goes through too.
 async fn converge(
-    args: &UpArgs,
+    args: &UpOptions,
     doc: &mut report::Run,
     shown: &mut Option<Progress>,
 ) -> miette::Result<Outcome> {
@@ -185,7 +169,7 @@ async fn converge(
     let applied = if nothing {
         Applied::Done
     } else {
-        exit::apply_until_interrupted(&ctx, super::UP, &mut interrupt).await
+        interrupt::apply_until_interrupted(&ctx, super::UP, &mut interrupt).await
     };
     if !matches!(applied, Applied::Interrupted { .. }) {
         super::join_token::delete(&ctx).await;
@@ -241,8 +225,8 @@ pub(crate) async fn connect_and_plan(
     inv: Inventory,
     progress: &Progress,
     log: &RunLog,
-    run: &HostRunArgs,
-    upgrade: &crate::cli::UpgradeArgs,
+    run: &RunOptions,
+    upgrade: &UpgradeOptions,
 ) -> Option<Planned> {
     let parallelism = run.parallelism as usize;
     // 1. connect, every host at once (bounded).
@@ -422,7 +406,7 @@ pub(crate) fn print_plan(
 pub(crate) async fn connect_hosts(
     hosts: &[&Host],
     progress: &Progress,
-    run: &HostRunArgs,
+    run: &RunOptions,
 ) -> (BTreeMap<String, Arc<Connection>>, BTreeMap<String, String>) {
     let started = Instant::now();
     progress.phase_start("connect", hosts.len());

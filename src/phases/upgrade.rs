@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::upgrade_plan::{self, hop_name, Timeouts};
 use super::{Ctx, Failure, PhaseFuture};
-use crate::cli::kubectl_duration;
+use crate::cluster::kubectl_duration;
 use crate::cluster::{self, Node};
 use crate::facts::{self, HostFacts};
 use crate::inventory::Role;

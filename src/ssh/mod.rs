@@ -47,6 +47,9 @@ pub struct Target {
     pub connect_timeout: Duration,
 }
 
+/// `--connect-timeout`'s default, also used where there is no such option (kubeconfig).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One command to run on a host.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteCommand {

@@ -14,12 +14,12 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::cluster_plan::{ClusterPlan, ClusterView};
-use super::up::{self, Planned};
 use crate::cli::{Command, OutputFormat, PlanArgs};
 use crate::cluster::NodeChange;
 use crate::exit::Outcome;
 use crate::inventory::{self, Inventory};
+use crate::phases::cluster_plan::{ClusterPlan, ClusterView};
+use crate::phases::up::{self, Planned};
 use crate::plan::HostPlan;
 
 /// The plan arguments if the command is `plan` or `up --dry-run`.
@@ -59,7 +59,7 @@ pub fn main(args: &PlanArgs) -> ExitCode {
         Ok(None) => Outcome::Error.exit_code(),
         Err(report) => {
             eprintln!("{report:?}");
-            crate::exit::of_error(&report).exit_code()
+            crate::failure::of_error(&report).exit_code()
         }
     }
 }
@@ -112,7 +112,14 @@ pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
     let inv = inventory::load(&args.inventory)?;
     up::check_supported(&inv)?;
     let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
-    let Some(planned) = up::connect_and_plan(inv, &progress, &log, &args.run, &args.upgrade).await
+    let Some(planned) = up::connect_and_plan(
+        inv,
+        &progress,
+        &log,
+        &(&args.run).into(),
+        &(&args.upgrade).into(),
+    )
+    .await
     else {
         return Ok(None);
     };
@@ -164,7 +171,7 @@ pub(crate) fn report(p: &Planned) -> Report {
         .iter()
         .map(|h| HostReport {
             name: h.name.clone(),
-            role: super::role_name(h.role).to_string(),
+            role: crate::phases::role_name(h.role).to_string(),
             steps: p
                 .host_plans
                 .get(&h.name)
@@ -196,7 +203,7 @@ fn host_steps(plan: &HostPlan) -> Vec<StepReport> {
         .collect()
 }
 
-/// The cluster-level steps in the order of `up`'s phases ([`super::UP`]); `host_work`:
+/// The cluster-level steps in the order of `up`'s phases ([`crate::phases::UP`]); `host_work`:
 /// some host has host-level steps (then `up` also waits for Ready at the end).
 fn cluster_steps(inv: &Inventory, plan: &ClusterPlan, host_work: bool) -> Vec<ClusterStep> {
     let cp = inv
@@ -219,7 +226,11 @@ fn cluster_steps(inv: &Inventory, plan: &ClusterPlan, host_work: bool) -> Vec<Cl
         for (hop, nodes) in u.hops.iter().zip(&u.steps) {
             for n in nodes {
                 for s in &n.steps {
-                    let why = format!("to {}: {}", super::upgrade_plan::hop_name(hop), s.reason);
+                    let why = format!(
+                        "to {}: {}",
+                        crate::phases::upgrade_plan::hop_name(hop),
+                        s.reason
+                    );
                     out.push(step("upgrade", &n.host, &s.step, &why));
                 }
             }

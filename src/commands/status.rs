@@ -1,46 +1,25 @@
 //! `bootstrap status`: the cluster at a glance, read-only.
 //!
 //! It connects and plans exactly like `up` ([`up::connect_and_plan`]), so the drift it
-//! reports is the work `up` would do, with `plan`'s reasons ([`dry_run::report`]). On
+//! reports is the work `up` would do, with `plan`'s reasons ([`plan::report`]). On
 //! top it shows the node table (`kubectl get nodes -L <every label key the inventory
 //! declares>`) and the control plane's certificate expiry (`kubeadm certs
 //! check-expiration`). Exit 0 whenever everything could be read: status informs, it
 //! does not judge; 1 on errors, with `up`'s messages. `--output json`: docs/status.md.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Args;
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
+use super::plan;
+use crate::cli::{OutputFormat, StatusArgs};
 use crate::cluster::{self, Node};
 use crate::inventory::{self, Inventory, Role};
-use crate::phases::dry_run;
 use crate::phases::up::{self, Planned};
+use crate::phases::UpgradeOptions;
 use crate::runlog::RunLog;
 use crate::ssh::{Connection, RemoteCommand};
-
-/// `bootstrap status`: nodes, certificate expiry and drift from the inventory.
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The inventory file (YAML).
-    #[arg(env = "BOOTSTRAP_INVENTORY")]
-    pub inventory: PathBuf,
-
-    /// `text` (tables on stdout) or `json` (one document on stdout, see docs/status.md).
-    #[arg(
-        long,
-        value_enum,
-        default_value = "text",
-        env = "BOOTSTRAP_STATUS_OUTPUT"
-    )]
-    pub output: OutputFormat,
-
-    #[command(flatten)]
-    pub run: crate::cli::HostRunArgs,
-}
 
 /// What `status` prints: `--output json` writes exactly this.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -106,6 +85,10 @@ pub struct Drift {
     pub differences: Vec<String>,
 }
 
+pub fn main(args: &StatusArgs) -> std::process::ExitCode {
+    super::done(super::runtime().and_then(|rt| rt.block_on(run(args))))
+}
+
 /// Runs `status`. Ok(true): printed; Ok(false): a host could not be read (the summary
 /// on stderr says which and why, as for `up`).
 pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
@@ -116,8 +99,8 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
         inv,
         &progress,
         &log,
-        &args.run,
-        &crate::cli::UpgradeArgs::default(),
+        &(&args.run).into(),
+        &UpgradeOptions::default(),
     )
     .await
     else {
@@ -211,7 +194,7 @@ fn nodes(p: &Planned) -> Vec<NodeStatus> {
 
 /// One entry per inventory host: `up`'s pending steps that concern it, with reasons.
 fn drift(p: &Planned) -> Vec<Drift> {
-    let report = dry_run::report(p);
+    let report = plan::report(p);
     report
         .hosts
         .iter()
