@@ -1095,7 +1095,8 @@ async fn measure_reuse_vs_reconnect() {
 }
 
 /// Against a running testbed (`testbed up --dir DIR`): connects to every host of
-/// `DIR/hosts.json` with `connect_all`, checks sudo, runs a root command on each.
+/// `DIR/hosts.json` with `connect_all` and runs a root command on each; fails on an empty
+/// list and on any host it cannot reach.
 /// Run with `BOOTSTRAP_TESTBED_DIR=DIR cargo test -p bootstrap --test ssh -- --ignored
 /// testbed_hosts`; without the variable it fails rather than passing vacuously.
 #[tokio::test]
@@ -1119,6 +1120,7 @@ async fn testbed_hosts() {
             connect_timeout: Duration::from_secs(10),
         })
         .collect();
+    assert!(!targets.is_empty(), "{dir}/hosts.json lists no host");
     let started = Instant::now();
     let results = bootstrap::ssh::connect_all(&targets, 0).await;
     println!(
@@ -1126,9 +1128,11 @@ async fn testbed_hosts() {
         results.len(),
         started.elapsed()
     );
+    assert_eq!(results.len(), targets.len(), "one result per host");
+    let mut unreachable = Vec::new();
     for (host, result) in results {
         match result {
-            Err(e) => println!("{host}: {e}"),
+            Err(e) => unreachable.push(format!("{host}: {e}")),
             Ok(conn) => {
                 let out = conn
                     .run(&RemoteCommand {
@@ -1143,4 +1147,11 @@ async fn testbed_hosts() {
             }
         }
     }
+    assert!(
+        unreachable.is_empty(),
+        "{} of {} hosts unreachable:\n{}",
+        unreachable.len(),
+        targets.len(),
+        unreachable.join("\n")
+    );
 }
