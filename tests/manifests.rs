@@ -1,11 +1,12 @@
 //! End-to-end: the inventory's `manifests:` applied by `up` once every node is Ready.
 //!
 //! The WordPress example's manifests land where the nodes' labels say and their
-//! Deployments roll out; a second `up` applies nothing (the record in the ConfigMap
+//! Deployments roll out; a second `up` changes nothing (the record in the ConfigMap
 //! kube-system/bootstrap-manifests matches every manifest's sha256) and `plan` exits 0;
 //! a changed manifest is planned (exit 2) and re-applied alone; a manifest whose pod can
 //! never be scheduled makes `up` fail once its rollout wait runs out of `--timeout`,
-//! naming the manifest and the host; `status` shows a changed manifest as drift; an
+//! naming the manifest and the host; one the API server rejects makes it exit 6 with the
+//! server's message and stays unrecorded; `status` shows a changed manifest as drift; an
 //! https URL is fetched by the control plane and recorded under the URL. Needs
 //! root and the testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use support::snapshot::{assert_converged_up, assert_unchanged, Snapshot};
 use support::{article_decls, pod_placement, run_on, running, Inventory};
 use testbed::Testbed;
 
@@ -130,8 +132,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
 
     // 2. A second up applies nothing and changes nothing; plan agrees.
     let mark = tb.audit("node1").unwrap().len();
-    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_converged_up(&tb, &inv, "a second up");
     let runs = kubectl_runs_since(&tb, mark);
     assert!(
         !runs
@@ -139,11 +140,6 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
             .any(|r| r.contains(" apply ") || r.contains("rollout")),
         "{runs:#?}"
     );
-    assert!(tb.audit("node1").unwrap()[mark..]
-        .iter()
-        .all(|r| !r.changed));
-    let run = run_on(&tb, &["plan"], &inv, &[]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
 
     // 3. A changed manifest: plan lists it (exit 2), up applies it and only it.
     let wp = apps.join("wordpress.yaml");
@@ -249,10 +245,30 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         run.stderr
     );
 
-    // 5. A URL the control plane cannot fetch stops the plan before anything changes,
+    // 5. A manifest the API server rejects (its namespace does not exist): up exits 6
+    // with the server's message, under the control plane's name, and records nothing.
+    let lost = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nowhere}\n\
+                data: {a: b}\n";
+    std::fs::write(apps.join("lost.yaml"), lost).unwrap();
+    let inv = inventory(
+        &tb,
+        &["apps/mysql.yaml", "apps/wordpress.yaml", "apps/lost.yaml"],
+    );
+    let recorded = record(&tb);
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    assert_eq!(run.code, Some(6), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("node1: manifest-apply")
+            && run.stderr.contains("namespaces \"nowhere\" not found"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(record(&tb), recorded, "lost.yaml is not recorded");
+
+    // 6. A URL the control plane cannot fetch stops the plan before anything changes,
     // with curl's own error, under the control plane's name.
     let inv = inventory(&tb, &["https://manifests.example.invalid/v1/app.yaml"]);
-    let mark = tb.audit("node1").unwrap().len();
+    let before = Snapshot::of(&tb, "node1");
     let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_ne!(run.code, Some(0), "{}", run.stderr);
     assert!(
@@ -266,11 +282,14 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
         "{}",
         run.stderr
     );
-    assert!(tb.audit("node1").unwrap()[mark..]
-        .iter()
-        .all(|r| !r.changed));
+    assert_unchanged(
+        &tb,
+        "node1",
+        &before,
+        "an up whose manifest cannot be fetched",
+    );
 
-    // 6. A URL the control plane can fetch (the Calico release manifest the testbed
+    // 7. A URL the control plane can fetch (the Calico release manifest the testbed
     // serves): fetched while planning, applied once, its workloads waited on in their
     // own namespace, recorded under the URL; the next plan has nothing to do.
     let url =
