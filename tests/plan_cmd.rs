@@ -1,15 +1,16 @@
 //! End-to-end: `bootstrap plan` (and `up --dry-run`) against the testbed.
 //!
-//! The plan must change nothing (no audit record with changed=true), exit 2 exactly when
-//! `up` has work and 0 when it has none, and list the steps the following `up` really
-//! runs: compared with up's run log (every step it ran, per host) and the hosts' audit
-//! logs (every command that changed something).
+//! The plan must change nothing (the hosts and the API observed before and after,
+//! tests/support/snapshot.rs), exit 2 exactly when `up` has work and 0 when it has none,
+//! and list the steps the following `up` really runs: compared with up's run log (every
+//! step it ran, per host) and with what up changed on the hosts and in the API.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use support::snapshot::{assert_unchanged, Snapshot};
 use support::{inventory, run_on, Decl, Inventory};
 use testbed::{Os, Testbed};
 
@@ -101,27 +102,13 @@ fn cluster_steps(doc: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn audit_marks(tb: &Testbed) -> Vec<(String, usize)> {
-    tb.hosts()
-        .iter()
-        .map(|h| (h.name.clone(), tb.audit(&h.name).unwrap().len()))
-        .collect()
-}
-
-/// The argv of every command on `host` since `mark` that changed something.
-fn changed_since(tb: &Testbed, host: &str, mark: usize) -> Vec<Vec<String>> {
+/// The argv of every command run on `host` after its first `mark` audit records.
+fn commands_since(tb: &Testbed, host: &str, mark: usize) -> Vec<Vec<String>> {
     tb.audit(host).unwrap()[mark..]
         .iter()
-        .filter(|r| r.changed)
+        .filter(|r| r.kind == "cmd")
         .map(|r| r.argv.clone())
         .collect()
-}
-
-fn assert_nothing_changed_since(tb: &Testbed, marks: &[(String, usize)]) {
-    for (host, mark) in marks {
-        let changed = changed_since(tb, host, *mark);
-        assert!(changed.is_empty(), "{host}: changed by plan: {changed:#?}");
-    }
 }
 
 /// The newest run directory under <testbed>/runs.
@@ -172,11 +159,11 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     let inv = inventory(&tb, &two);
 
     // Fresh hosts: everything is pending, nothing changes.
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     let (code, doc, stderr) = plan_json(&tb, &inv);
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(doc["changes"], true);
-    assert_nothing_changed_since(&tb, &marks);
+    assert_unchanged(&tb, "node1", &before, "plan");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert!(stderr.contains("because"), "no reasons in:\n{stderr}");
     for host in ["node1", "node2"] {
@@ -228,7 +215,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
         "{}",
         text.stderr
     );
-    assert_nothing_changed_since(&tb, &marks);
+    assert_unchanged(&tb, "node1", &before, "plan");
 
     // up runs exactly the planned host steps.
     let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
@@ -244,7 +231,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     }
 
     // Converged: nothing to do, exit 0.
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     let (code, doc, stderr) = plan_json(&tb, &inv);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("nothing to do"), "{stderr}");
@@ -255,7 +242,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     }
     let dry = run_on(&tb, &["up", "--dry-run"], &inv, &[]);
     assert_eq!(dry.code, Some(0));
-    assert_nothing_changed_since(&tb, &marks);
+    assert_unchanged(&tb, "node1", &before, "plan");
 
     // The inventory changes: a label value, a taint added, a new worker.
     let three = [
@@ -270,7 +257,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     let inv = inventory(&tb, &three);
     let (code, doc, stderr) = plan_json(&tb, &inv);
     assert_eq!(code, Some(2), "{stderr}");
-    assert_nothing_changed_since(&tb, &marks);
+    assert_unchanged(&tb, "node1", &before, "plan");
     assert!(host_steps(&doc, "node1").is_empty(), "{doc:#}");
     assert!(host_steps(&doc, "node2").is_empty(), "{doc:#}");
     let node3 = names(&host_steps(&doc, "node3"));
@@ -316,7 +303,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
         .collect();
 
     // ... and up does exactly that.
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
     let run = newest_run(&tb);
@@ -331,29 +318,35 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
             "{host} ran host steps the plan did not list"
         );
     }
-    assert!(changed_since(&tb, "node2", marks[1].1).is_empty());
-    assert!(!changed_since(&tb, "node3", marks[2].1).is_empty());
-    // On the control plane: the join token, and kubectl label/taint/annotate on the planned
-    // nodes.
+    let after = Snapshot::of(&tb, "node1");
+    for host in ["node1", "node2"] {
+        let changed = after.of_host(host).changes(&before.of_host(host));
+        assert!(changed.is_empty(), "{host}: {changed:#?}");
+    }
+    assert!(!after
+        .of_host("node3")
+        .changes(&before.of_host("node3"))
+        .is_empty());
+    // In the cluster: the planned nodes' labels, taints and the annotations that record
+    // them, new objects (node3 and its pods, the join token and the bootstrap signer's
+    // signature of cluster-info for it); nothing else.
     let mut touched = std::collections::BTreeSet::new();
-    for argv in changed_since(&tb, "node1", marks[0].1) {
-        let cmd = argv.join(" ");
-        if argv[0] == "kubectl"
-            && ["label", "taint", "annotate"]
-                .iter()
-                .any(|verb| argv.contains(&verb.to_string()))
-        {
-            let node = argv
-                .iter()
-                .skip_while(|a| *a != "node")
-                .nth(1)
-                .unwrap_or_else(|| panic!("no node in {cmd}"));
-            touched.insert(node.clone());
-        } else {
-            assert!(
-                argv[0] == "kubeadm" && argv.contains(&"token".into()),
-                "node1: a change the plan did not list: {cmd}"
-            );
+    for line in after.of_host("cluster").changes(&before.of_host("cluster")) {
+        let node = line
+            .strip_prefix("~ cluster v1 Node /")
+            .or_else(|| line.strip_prefix("+ cluster v1 Node /"))
+            .and_then(|rest| rest.split(['.', ':']).next());
+        match node {
+            Some(n) => {
+                touched.insert(n.to_string());
+            }
+            None => assert!(
+                line.starts_with('+')
+                    || line.starts_with(
+                        "~ cluster v1 ConfigMap kube-public/cluster-info.data.jws-kubeconfig-"
+                    ),
+                "a change the plan did not list: {line}"
+            ),
         }
     }
     let touched: std::collections::BTreeSet<&str> = touched.iter().map(String::as_str).collect();
@@ -364,7 +357,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
 
     // A host removed from the inventory is left alone and reported as unmanaged.
     let inv = inventory(&tb, &three[..2]);
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     let (code, doc, stderr) = plan_json(&tb, &inv);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(doc["unmanaged"], serde_json::json!(["node3"]));
@@ -372,7 +365,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
         stderr.contains("node node3 is in the cluster but not in the inventory"),
         "{stderr}"
     );
-    assert_nothing_changed_since(&tb, &marks);
+    assert_unchanged(&tb, "node1", &before, "plan");
 }
 
 /// The per-host lines of the summary (`nodeN: ...`), which name every failed host and why.
@@ -389,7 +382,7 @@ fn failure_lines(stderr: &str) -> Vec<String> {
 /// (docs/output.md: 4 unreachable, 5 refused), all with the same per-host failure
 /// lines, which contain `texts`; nothing changes anywhere.
 fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str], up_code: i32) {
-    let marks = audit_marks(tb);
+    let before = Snapshot::of(tb, "node1");
     let plan = run_on(tb, &["plan", "--output", "json"], inv, &[]);
     assert_eq!(plan.code, Some(1));
     assert!(
@@ -408,7 +401,7 @@ fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str], up_code: i32
     assert!(!lines.is_empty(), "{}", up.stderr);
     assert_eq!(failure_lines(&plan.stderr), lines);
     assert_eq!(failure_lines(&dry.stderr), lines);
-    assert_nothing_changed_since(tb, &marks);
+    assert_unchanged(tb, "node1", &before, "plan, up --dry-run and a refused up");
 }
 
 #[test]
@@ -460,10 +453,11 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
     }
     .write(&tb);
 
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
+    let mark = tb.audit("node1").unwrap().len();
     let (code, doc, _) = plan_json(&tb, &inv);
     assert_eq!(code, Some(2));
-    assert_nothing_changed_since(&tb, &marks);
+    assert_unchanged(&tb, "node1", &before, "plan");
     for host in ["node1", "node2"] {
         assert!(host_steps(&doc, host).is_empty(), "{doc:#}");
     }
@@ -480,7 +474,7 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
     let url = format!(
         "https://raw.githubusercontent.com/projectcalico/calico/{newer}/manifests/calico.yaml"
     );
-    let applied: Vec<String> = changed_since(&tb, "node1", marks[0].1)
+    let applied: Vec<String> = commands_since(&tb, "node1", mark)
         .iter()
         .map(|argv| argv.join(" "))
         .filter(|c| c.contains(" apply "))
@@ -491,9 +485,10 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
             .any(|c| c.ends_with(&format!("apply --server-side --force-conflicts -f {url}"))),
         "{applied:#?}"
     );
+    let node2 = Snapshot::of(&tb, "node1").of_host("node2");
     assert_eq!(
-        changed_since(&tb, "node2", marks[1].1),
-        Vec::<Vec<String>>::new()
+        node2.changes(&before.of_host("node2")),
+        Vec::<String>::new()
     );
     let image = tb
         .exec(

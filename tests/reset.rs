@@ -10,6 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use support::snapshot::{assert_unchanged, Snapshot};
 use support::{exec, run_on, Ran, KUBECTL};
 use testbed::Testbed;
 
@@ -111,28 +112,6 @@ fn assert_cni_config(tb: &Testbed, host: &str) {
     }
 }
 
-/// Number of audit records per host, to look only at what a later run did.
-fn audit_marks(tb: &Testbed) -> Vec<(String, usize)> {
-    tb.hosts()
-        .iter()
-        .map(|h| (h.name.clone(), tb.audit(&h.name).unwrap().len()))
-        .collect()
-}
-
-fn assert_nothing_changed_since(tb: &Testbed, marks: &[(String, usize)], what: &str) {
-    for (host, mark) in marks {
-        let changed: Vec<_> = tb.audit(host).unwrap()[*mark..]
-            .iter()
-            .filter(|r| r.changed)
-            .cloned()
-            .collect();
-        assert!(
-            changed.is_empty(),
-            "{host}: changed by {what}: {changed:#?}"
-        );
-    }
-}
-
 #[test]
 fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     let tb = testbed(2);
@@ -143,13 +122,13 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
 
     // Nobody can answer: without --yes it refuses, whether stdin is no terminal or CI
     // is set, and touches nothing (not even a connection's worth of change).
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     for ci in [false, true] {
         let refused = reset(&tb, &inv, &[], ci);
         assert!(!refused.ok(), "reset without --yes succeeded");
         assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     }
-    assert_nothing_changed_since(&tb, &marks, "a refused reset");
+    assert_unchanged(&tb, "node1", &before, "a refused reset");
     assert_all_ready(&tb);
 
     for h in tb.hosts() {
@@ -172,11 +151,11 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     };
     assert!(reset_at("node2") < reset_at("node1"), "workers first");
 
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     let again = reset(&tb, &inv, &["--yes"], true);
     assert!(again.ok(), "second reset failed:\n{}", again.stderr);
     assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
-    assert_nothing_changed_since(&tb, &marks, "a second reset");
+    assert_unchanged(&tb, "node1", &before, "a second reset");
 
     let second = up(&tb, &inv);
     assert!(second.ok(), "up after reset failed:\n{}", second.stderr);
@@ -205,7 +184,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     assert_eq!(held.lines().count(), 3, "node1 still holds: {held}");
 
     // --purge on the already reset worker removes just the packages.
-    let marks = audit_marks(&tb);
+    let before = Snapshot::of(&tb, "node1");
     let purged = reset(&tb, &inv, &["--host", "node2", "--yes", "--purge"], true);
     assert!(purged.ok(), "reset --purge failed:\n{}", purged.stderr);
     assert!(
@@ -223,7 +202,12 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
             "node2: {pkg} still installed: {status}"
         );
     }
-    assert_nothing_changed_since(&tb, &marks[..1], "resetting node2");
+    let node1 = Snapshot::of(&tb, "node1").of_host("node1");
+    let changed = node1.changes(&before.of_host("node1"));
+    assert!(
+        changed.is_empty(),
+        "resetting node2 changed node1: {changed:#?}"
+    );
 
     // up brings the worker back.
     let again = up(&tb, &inv);
