@@ -1,5 +1,11 @@
 # bootstrap_dpkg_wait CMD...: runs CMD and, while it fails because another process holds
-# dpkg's lock, runs it again, for up to 600 s.
+# dpkg's lock or apt's lists lock, runs it again, for up to 600 s ($BOOTSTRAP_LOCK_WAIT
+# seconds when set in the host's environment).
+#
+# `apt-get update` takes /var/lib/apt/lists/lock without waiting, whatever
+# DPkg::Lock::Timeout says (that covers dpkg's frontend lock only): on a cloud VM's first
+# boot apt-daily holds it and update fails at once ("E: Could not get lock
+# /var/lib/apt/lists/lock. It is held by process N (apt-get)", exit 100).
 #
 # apt-get waits for the lock itself (-o DPkg::Lock::Timeout=600), but dpkg has no such
 # option and neither does apt-mark: `apt-mark hold` pipes into `dpkg --set-selections`,
@@ -24,21 +30,26 @@ bootstrap_dpkg_wait() {
         [ -z "$_bs_out" ] || printf '%s\n' "$_bs_out"
         return 0
         ;;
-      *"locked by another process"*) ;;
+      *"locked by another process"* | *"Could not get lock"*) ;;
       *)
         printf '%s\n' "$_bs_out" >&2
         return "$_bs_rc"
         ;;
     esac
     _bs_waited=$(($(date +%s) - _bs_start))
-    if [ "$_bs_waited" -ge 600 ]; then
+    _bs_held=$(printf '%s\n' "$_bs_out" | grep -m1 -e 'locked by another process' -e 'Could not get lock') || :
+    case $_bs_held in
+      */var/lib/apt/lists/*) _bs_what="apt's lists lock" ;;
+      *) _bs_what="dpkg's lock" ;;
+    esac
+    if [ "$_bs_waited" -ge "${BOOTSTRAP_LOCK_WAIT:-600}" ]; then
       printf '%s\n' "$_bs_out" >&2
-      echo "gave up: another process held dpkg's lock for ${_bs_waited}s" >&2
+      echo "gave up: another process held $_bs_what for ${_bs_waited}s" >&2
       return "$_bs_rc"
     fi
     if [ $((_bs_waited / 30)) -ne "$_bs_noted" ]; then
       _bs_noted=$((_bs_waited / 30))
-      echo "waiting for dpkg's lock (${_bs_waited}s): $(printf '%s\n' "$_bs_out" | grep -m1 'locked by another process')" >&2
+      echo "waiting for $_bs_what (${_bs_waited}s): $_bs_held" >&2
     fi
     sleep 2
   done

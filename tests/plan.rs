@@ -990,6 +990,66 @@ fn the_repository_key_is_readable_by_apt_under_umask_077() {
     assert!(again.is_empty(), "not converged:\n{again}");
 }
 
+/// With the real apt: apt-daily holds apt's lists lock on a fresh host. The first step
+/// that needs the lists (apt-lists) waits for it; held longer than the wait, the step
+/// fails with apt's own error (the wait shortened through BOOTSTRAP_LOCK_WAIT).
+#[test]
+fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .name_prefix("f1daily")
+        .real_packages(true)
+        .build()
+        .expect("testbed");
+    let entry = tb.hosts()[0].clone();
+    let name = entry.name.as_str();
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = entry.name.clone();
+    inv.hosts[0].address = entry.address.clone();
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    let lists: Vec<_> = plan.steps().filter(|s| s.step == "apt-lists").collect();
+    assert_eq!(lists.len(), 1, "{plan}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+
+    tb.fault(
+        name,
+        testbed::Fault::AptDaily {
+            until: now() + 60.0,
+        },
+    )
+    .unwrap();
+    let script = format!("BOOTSTRAP_LOCK_WAIT=3\n{}", lists[0].command.script);
+    let out = tb.exec(name, &["sh", "-c", &script]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(100), "{err}");
+    assert!(
+        err.contains("E: Could not get lock /var/lib/apt/lists/lock. It is held by process ")
+            && err.contains("(apt-get)\nE: Unable to lock directory /var/lib/apt/lists/\n")
+            && err.contains("gave up: another process held apt's lists lock for "),
+        "{err}"
+    );
+    tb.exec(name, &["pkill", "-x", "apt-get"]).unwrap();
+
+    tb.fault(name, testbed::Fault::AptDaily { until: now() + 3.0 })
+        .unwrap();
+    let outputs = tb_apply_steps(&tb, name, lists.into_iter());
+    assert!(
+        outputs[0].contains("waiting for apt's lists lock (")
+            && outputs[0].contains(
+                "s): E: Could not get lock /var/lib/apt/lists/lock. It is held by process "
+            ),
+        "{outputs:?}"
+    );
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(again.steps().all(|s| s.step != "apt-lists"), "{again}");
+}
+
 /// Plays unattended-upgrades on a fresh host: dpkg's lock is held for `secs` seconds.
 fn hold_dpkg_lock(tb: &testbed::Testbed, host: &str, secs: f64) {
     let now = std::time::SystemTime::now()

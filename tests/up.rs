@@ -512,3 +512,37 @@ fn a_rebooted_cluster_needs_nothing() {
     assert_converged_up(&tb, &inv, "up after a reboot");
     assert_cluster(&tb, &tb.hosts(), &decls);
 }
+
+/// A cloud VM's first minutes, with the real apt: apt-daily's `apt-get update` holds
+/// apt's lists lock (and dpkg's frontend lock) for 30 s when `up` starts. apt-get
+/// update does not wait for that lock (DPkg::Lock::Timeout covers dpkg's only) and fails
+/// at once, so `bootstrap` retries it (templates/dpkg-lock.sh) and the run succeeds.
+#[test]
+fn up_waits_while_apt_daily_holds_the_lists_lock() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .name_prefix("aptdaily")
+        .real_packages(true)
+        .build()
+        .expect("testbed");
+    let decls = plain_decls(0);
+    let inv = inventory(&tb, &decls);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    tb.fault("aptdaily1", testbed::Fault::AptDaily { until: now + 30.0 })
+        .unwrap();
+    let run = up(&tb, &inv);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+    let logs = files_under(&tb.dir().join("runs"));
+    assert!(
+        logs.iter()
+            .any(|(_, t)| t.contains("waiting for apt's lists lock (")
+                && t.contains(
+                    "s): E: Could not get lock /var/lib/apt/lists/lock. It is held by process "
+                )),
+        "no wait for the lists lock in the run logs"
+    );
+}

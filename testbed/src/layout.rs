@@ -207,8 +207,14 @@ pub struct KernelState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
-    /// The dpkg frontend lock is held until this time (seconds since epoch).
+    /// The dpkg frontend lock is held until this time (seconds since epoch), as
+    /// unattended-upgrades does on a fresh host. With the real package tools a process
+    /// `unattended-upgr` holds dpkg's frontend and database locks.
     DpkgLock { until: f64 },
+    /// apt-daily's `apt-get update` holds apt's lists lock and dpkg's frontend lock until
+    /// this time (a cloud VM's first minutes). Only on hosts with the real package tools
+    /// (a process `apt-get` holds the locks).
+    AptDaily { until: f64 },
     /// The next `remaining` apt-get downloads fail (network error).
     AptDownload { remaining: u32 },
     /// The next `kubeadm init` fails with this message.
@@ -224,6 +230,7 @@ impl Fault {
     pub fn file_name(&self) -> String {
         let kind = match self {
             Fault::DpkgLock { .. } => "dpkg-lock".to_string(),
+            Fault::AptDaily { .. } => "apt-daily".to_string(),
             Fault::AptDownload { .. } => "apt-download".to_string(),
             Fault::KubeadmInit { .. } => "kubeadm-init".to_string(),
             Fault::KubeadmJoin { .. } => "kubeadm-join".to_string(),

@@ -539,9 +539,49 @@ impl Testbed {
         }
     }
 
-    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`).
+    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`). On a host with
+    /// the real package tools the lock faults are real: a process holds the locks.
     pub fn fault(&self, host: &str, fault: Fault) -> Result<()> {
         self.host_state(host)?;
+        let locks: Option<(&str, f64, &[&str])> = match &fault {
+            Fault::DpkgLock { until } => Some((
+                "unattended-upgr",
+                *until,
+                &["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"],
+            )),
+            Fault::AptDaily { until } => Some((
+                "apt-get",
+                *until,
+                &["/var/lib/apt/lists/lock", "/var/lib/dpkg/lock-frontend"],
+            )),
+            _ => None,
+        };
+        match locks {
+            Some((name, until, paths)) if self.state().real_packages => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                let secs = format!("{:.3}", (until - now).max(0.0));
+                let mut argv = vec![layout::SIM_BIN, "hold-locks", name, &secs];
+                argv.extend_from_slice(paths);
+                let out = self.exec(host, &argv)?;
+                if !out.status.success() {
+                    return Err(Error::Invalid(format!(
+                        "{host}: could not hold {}: {}",
+                        paths.join(", "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                return Ok(());
+            }
+            Some(_) if matches!(fault, Fault::AptDaily { .. }) => {
+                return Err(Error::Invalid(
+                    "the apt-daily fault needs a testbed with real_packages".into(),
+                ));
+            }
+            _ => {}
+        }
         let path = HostPaths::new(&self.dir, host)
             .ctl()
             .join(layout::ctl::FAULTS)

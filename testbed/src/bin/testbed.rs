@@ -126,6 +126,9 @@ enum Cmd {
 enum FaultCmd {
     /// Hold the dpkg frontend lock for SECONDS (like unattended-upgrades at first boot).
     DpkgLock { seconds: f64 },
+    /// apt-daily holds apt's lists lock and dpkg's frontend lock for SECONDS (needs
+    /// --real-packages).
+    AptDaily { seconds: f64 },
     /// Make the next COUNT apt-get downloads fail.
     AptDownload { count: u32 },
     /// Make the next `kubeadm init` fail with MESSAGE.
@@ -245,6 +248,9 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 FaultCmd::DpkgLock { seconds } => Fault::DpkgLock {
+                    until: now() + seconds,
+                },
+                FaultCmd::AptDaily { seconds } => Fault::AptDaily {
                     until: now() + seconds,
                 },
                 FaultCmd::AptDownload { count } => Fault::AptDownload { remaining: count },

@@ -63,6 +63,7 @@ fn main() {
         "repo-build" => repo::build::main(rest),
         "repo-serve" => repo::serve::main(rest),
         "package-hook" => repo::package_hook(rest),
+        "hold-locks" => pkg::lock::hold_locks(rest),
         "daemon" => match rest.first().and_then(|u| daemon(u)) {
             Some(d) => d(&rest[1..]),
             None => {

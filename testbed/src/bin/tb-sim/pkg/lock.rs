@@ -169,6 +169,77 @@ pub fn dpkg_locks(os: &str) -> Result<(Guard, Guard), String> {
     Ok((frontend, db))
 }
 
+/// `tb-sim hold-locks NAME SECONDS PATH...`: a process named NAME (its `comm`, which apt
+/// and dpkg print as the holder) takes real fcntl write locks on every PATH, as
+/// apt-daily (`apt-get update`: the lists and dpkg frontend locks) or unattended-upgrades
+/// (dpkg's frontend and database locks) do, and keeps them for SECONDS. Returns once the
+/// locks are held; the holder lives on in the background (the host's PID 1 reaps it).
+/// For hosts with the real package tools, where no stand-in can pretend.
+pub fn hold_locks(args: &[String]) -> i32 {
+    let (Some(name), Some(secs), paths) = (
+        args.first(),
+        args.get(1).and_then(|s| s.parse::<f64>().ok()),
+        args.get(2..).unwrap_or_default(),
+    ) else {
+        eprintln!("usage: tb-sim hold-locks NAME SECONDS PATH...");
+        return 2;
+    };
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        eprintln!(
+            "tb-sim hold-locks: pipe: {}",
+            std::io::Error::last_os_error()
+        );
+        return 1;
+    }
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!(
+                "tb-sim hold-locks: fork: {}",
+                std::io::Error::last_os_error()
+            );
+            1
+        }
+        0 => {
+            unsafe {
+                libc::close(fds[0]);
+                libc::setsid();
+            }
+            let cname = std::ffi::CString::new(name.as_str()).unwrap_or_default();
+            unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr()) };
+            let mut guards = Vec::new();
+            for p in paths {
+                match try_lock(p) {
+                    Ok(Ok(g)) => guards.push(g),
+                    _ => std::process::exit(1),
+                }
+            }
+            unsafe {
+                libc::write(fds[1], b"k".as_ptr().cast(), 1);
+                libc::close(fds[1]);
+                // Nothing of the caller's session may wait for us (exec, SSH).
+                libc::close(0);
+                libc::close(1);
+                libc::close(2);
+            }
+            std::thread::sleep(Duration::from_secs_f64(secs.max(0.0)));
+            drop(guards);
+            std::process::exit(0);
+        }
+        _ => {
+            unsafe { libc::close(fds[1]) };
+            let mut b = [0u8; 1];
+            let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+            if n == 1 {
+                0
+            } else {
+                eprintln!("tb-sim hold-locks: could not take {}", paths.join(", "));
+                1
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
