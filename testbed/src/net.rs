@@ -249,5 +249,63 @@ pub fn remove_by_subnet(x: u8) {
             let _ = cmd::ip(&["netns", "del", &name]);
         }
     }
+    let _ = delete_public_addresses(x);
     let _ = delete_bridge(x);
+}
+
+/// A host's public address 10.201.X.(10+index): an address the host does not own, which
+/// the root namespace translates (DNAT) to the host's own, as a cloud's public IP or a
+/// NAT port forward does. Only with `Builder::public_addresses`.
+pub fn public_address(x: u8, index: usize) -> String {
+    format!("10.201.{x}.{}", HOST_OFFSET as usize + index)
+}
+
+/// The nftables table holding a testbed's DNAT rules (root namespace).
+fn nat_table(x: u8) -> String {
+    format!("testbed_tb{x}")
+}
+
+/// Makes every `(public, private)` pair reachable from the root namespace: a route for
+/// 10.201.X.0/24 via the bridge (so the connection's source is the bridge's address, which
+/// the hosts route back to) and an nftables `output` DNAT rule per host. The hosts never
+/// see the public address: as behind a cloud's NAT, it is on none of their interfaces.
+pub fn create_public_addresses(x: u8, pairs: &[(String, String)]) -> Result<()> {
+    cmd::ip(&[
+        "route",
+        "add",
+        &format!("10.201.{x}.0/24"),
+        "dev",
+        &bridge_name(x),
+        "src",
+        &gateway(x),
+    ])?;
+    let table = nat_table(x);
+    let mut script = format!(
+        "table ip {table} {{\n  chain output {{\n    type nat hook output priority -100; policy accept;\n"
+    );
+    for (public, private) in pairs {
+        script += &format!("    ip daddr {public} dnat to {private}\n");
+    }
+    script += "  }\n}\n";
+    cmd::run_with_input(
+        std::process::Command::new("nft").args(["-f", "-"]),
+        Some(script.as_bytes()),
+    )
+    .map(|_| ())
+}
+
+/// Removes the DNAT table of subnet X, if any (its route goes with the bridge).
+pub fn delete_public_addresses(x: u8) -> Result<()> {
+    if !Path::new("/usr/sbin/nft").exists() {
+        return Ok(());
+    }
+    let table = nat_table(x);
+    let listed = cmd::output(
+        std::process::Command::new("nft").args(["list", "table", "ip", &table]),
+        None,
+    )?;
+    if !listed.status.success() {
+        return Ok(()); // no such table
+    }
+    cmd::run(std::process::Command::new("nft").args(["delete", "table", "ip", &table])).map(|_| ())
 }

@@ -19,6 +19,14 @@ pub struct HostEntry {
     pub user: String,
     pub identity_file: PathBuf,
     pub known_hosts: PathBuf,
+    /// With `Builder::public_addresses`: an address the host does not own that reaches it
+    /// through the root namespace's DNAT (as a cloud's public IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_address: Option<String>,
+    /// With `Builder::public_addresses`: `NAME.tbX.test`, resolving to the public address
+    /// in `DIR/etc-hosts` (see `Testbed::etc_hosts`); known_hosts has it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
 }
 
 /// One host in `DIR/testbed.json`.
@@ -56,12 +64,18 @@ pub struct TestbedState {
     pub repo_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_cache: Option<PathBuf>,
+    /// Every host also has a public address (DNAT) and a DNS name.
+    #[serde(default)]
+    pub public_addresses: bool,
 }
 
 pub const STATE_FILE: &str = "testbed.json";
 pub const HOSTS_FILE: &str = "hosts.json";
 pub const CLIENT_KEY: &str = "id_ed25519";
 pub const KNOWN_HOSTS: &str = "known_hosts";
+/// With public addresses: an /etc/hosts naming every host (`NAME.tbX.test` -> its public
+/// address), for a tool run in a mount namespace that binds it over /etc/hosts.
+pub const ETC_HOSTS: &str = "etc-hosts";
 
 impl TestbedState {
     pub fn load(dir: &Path) -> Result<TestbedState> {

@@ -43,6 +43,7 @@ pub struct Builder {
     dir: Option<PathBuf>,
     host_os: HashMap<String, Os>,
     real_packages: bool,
+    public_addresses: bool,
 }
 
 impl Default for Builder {
@@ -60,6 +61,7 @@ impl Default for Builder {
             dir: None,
             host_os: HashMap::new(),
             real_packages: std::env::var("TESTBED_REAL_PACKAGES").is_ok_and(|v| v == "1"),
+            public_addresses: false,
         }
     }
 }
@@ -113,8 +115,21 @@ impl Builder {
         self
     }
 
+    /// Give every host a public address it does not own (10.201.X.(10+i), translated by
+    /// DNAT in the root namespace, as a cloud VM's public IP) and a DNS name
+    /// `NAME.tbX.test` resolving to it in `DIR/etc-hosts`. Needs `nft` (nftables).
+    pub fn public_addresses(mut self, yes: bool) -> Self {
+        self.public_addresses = yes;
+        self
+    }
+
     pub fn build(self) -> Result<Testbed> {
         preflight()?;
+        if self.public_addresses && !Path::new("/usr/sbin/nft").exists() {
+            return Err(Error::Invalid(
+                "/usr/sbin/nft not found: public addresses are translated by nftables (apt-get install nftables)".into(),
+            ));
+        }
         if self.hosts == 0 || self.hosts > net::MAX_HOSTS {
             return Err(Error::Invalid(format!(
                 "--hosts must be between 1 and {} (one /24 per testbed), not {}",
@@ -218,6 +233,7 @@ impl Builder {
             real_packages: self.real_packages,
             repo_pid: None,
             repo_cache: None,
+            public_addresses: self.public_addresses,
         };
         st.save(&dir)?;
         // From here on, dropping `tb` (also on error) tears down whatever exists.
@@ -360,6 +376,12 @@ impl Testbed {
                 user: st.user.clone(),
                 identity_file: self.identity_file(),
                 known_hosts: self.known_hosts(),
+                public_address: st
+                    .public_addresses
+                    .then(|| net::public_address(st.subnet, h.index)),
+                dns_name: st
+                    .public_addresses
+                    .then(|| format!("{}.tb{}.test", h.name, st.subnet)),
             })
             .collect()
     }
@@ -395,6 +417,14 @@ impl Testbed {
                         h.init_pid = Some(pid);
                         known.push_str(&keys::known_hosts_line(&h.address, &host_pub));
                         known.push('\n');
+                        if st.public_addresses {
+                            let public = net::public_address(st.subnet, h.index);
+                            let name = format!("{}.tb{}.test", h.name, st.subnet);
+                            for a in [public, name] {
+                                known.push_str(&keys::known_hosts_line(&a, &host_pub));
+                                known.push('\n');
+                            }
+                        }
                     }
                     Some(Err(e)) => {
                         first_err.get_or_insert(e);
@@ -409,7 +439,39 @@ impl Testbed {
         }
         let kh = self.known_hosts();
         std::fs::write(&kh, known).map_err(|e| Error::io("write", &kh, e))?;
+        if st.public_addresses {
+            self.create_public_addresses(&st)?;
+        }
         state::write_json(&self.hosts_json(), &self.hosts())
+    }
+
+    /// The DNAT rules and `DIR/etc-hosts` of `Builder::public_addresses`.
+    fn create_public_addresses(&self, st: &TestbedState) -> Result<()> {
+        let pairs: Vec<(String, String)> = st
+            .hosts
+            .iter()
+            .map(|h| (net::public_address(st.subnet, h.index), h.address.clone()))
+            .collect();
+        net::create_public_addresses(st.subnet, &pairs)?;
+        let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        if !hosts.is_empty() && !hosts.ends_with('\n') {
+            hosts.push('\n');
+        }
+        for e in self.hosts() {
+            if let (Some(a), Some(n)) = (e.public_address, e.dns_name) {
+                hosts += &format!("{a} {n}\n");
+            }
+        }
+        let path = self.etc_hosts();
+        std::fs::write(&path, hosts).map_err(|e| Error::io("write", &path, e))
+    }
+
+    /// With `Builder::public_addresses`: the machine's /etc/hosts plus every host's
+    /// `NAME.tbX.test`. A tool resolves those names when run in a private mount namespace
+    /// with this file bound over /etc/hosts (`unshare -m`, `mount --bind`), leaving the
+    /// machine's own /etc/hosts alone.
+    pub fn etc_hosts(&self) -> PathBuf {
+        self.dir.join(state::ETC_HOSTS)
     }
 
     fn create_host(
@@ -835,6 +897,11 @@ impl Testbed {
         if let Some(pid) = st.repo_pid {
             repo::stop(pid);
         }
+        if st.public_addresses {
+            if let Err(e) = net::delete_public_addresses(st.subnet) {
+                errors.push(e.to_string());
+            }
+        }
         if let Err(e) = net::delete_bridge(st.subnet) {
             errors.push(e.to_string());
         }
@@ -848,6 +915,7 @@ impl Testbed {
                 SIM_COPY,
                 state::HOSTS_FILE,
                 state::KNOWN_HOSTS,
+                state::ETC_HOSTS,
                 state::CLIENT_KEY,
                 "id_ed25519.pub",
                 state::STATE_FILE,

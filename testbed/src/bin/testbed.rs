@@ -54,6 +54,10 @@ enum Cmd {
         /// repositories (archive.ubuntu.com, pkgs.k8s.io ... served on the bridge).
         #[arg(long, env = "TESTBED_REAL_PACKAGES")]
         real_packages: bool,
+        /// Also reach every host through a public address it does not own (DNAT, as a
+        /// cloud VM) and a name NAME.tbX.test listed in DIR/etc-hosts.
+        #[arg(long)]
+        public_addresses: bool,
     },
     /// Remove every host, the bridge and the testbed's files in DIR.
     Down {
@@ -176,6 +180,7 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
             name_prefix,
             host_os,
             real_packages,
+            public_addresses,
         } => {
             let start = Instant::now();
             let mut builder = Testbed::builder();
@@ -194,6 +199,7 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 .time_scale(time_scale)
                 .name_prefix(&name_prefix)
                 .real_packages(real_packages)
+                .public_addresses(public_addresses)
                 .build()?;
             eprintln!(
                 "testbed: {hosts} host(s) up in {:.1}s; hosts: {}",

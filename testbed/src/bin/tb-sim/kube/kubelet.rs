@@ -480,7 +480,7 @@ fn os_image() -> String {
 /// them alone once registered.
 pub fn node_object(
     name: &str,
-    ip: &str,
+    ip: Option<&str>,
     version: &str,
     runtime: &str,
     labels: &str,
@@ -506,7 +506,10 @@ pub fn node_object(
         "metadata": {"name": name, "labels": l},
         "spec": spec,
         "status": {
-            "addresses": [{"address": ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "addresses": match ip {
+                Some(ip) => json!([{"address": ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}]),
+                None => json!([]),
+            },
             "capacity": cap, "allocatable": cap,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"architecture": "amd64", "bootID": objects::uuid(),
@@ -646,6 +649,78 @@ fn running_calico_pods(client: &ClientConfig, node: &str) -> Vec<String> {
 }
 
 /// Binds the kubelet's ports: 10250 (API) and 127.0.0.1:10248 (healthz, answered).
+/// `--node-ip` split as nodeutil.ParseNodeIPArgument does: the first IP that parses,
+/// and the entries that do not (ignored by the kubelet).
+fn parse_node_ip(flag: &str) -> (Option<std::net::IpAddr>, Vec<String>) {
+    let mut ip = None;
+    let mut unparsed = Vec::new();
+    for part in flag.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<std::net::IpAddr>() {
+            Ok(a) if ip.is_none() => ip = Some(a),
+            Ok(_) => {}
+            Err(_) => unparsed.push(part.to_string()),
+        }
+    }
+    (ip, unparsed)
+}
+
+/// The kubelet's validateNodeIP, message for message.
+fn validate_node_ip(ip: std::net::IpAddr, local: &[std::net::IpAddr]) -> Result<(), String> {
+    let link_local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if ip.is_loopback() {
+        return Err("nodeIP can't be loopback address".into());
+    }
+    if ip.is_multicast() {
+        return Err("nodeIP can't be a multicast address".into());
+    }
+    if link_local {
+        return Err("nodeIP can't be a link-local unicast address".into());
+    }
+    if ip.is_unspecified() {
+        return Err("nodeIP can't be an all zeros address".into());
+    }
+    if local.contains(&ip) {
+        return Ok(());
+    }
+    Err(format!(
+        "node IP: \"{ip}\" not found in the host's network interfaces"
+    ))
+}
+
+/// The addresses on the host's interfaces (Go's net.InterfaceAddrs), from getifaddrs(3).
+fn local_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+                libc::AF_INET => {
+                    let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                    out.push(std::net::IpAddr::from(
+                        u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                    ));
+                }
+                libc::AF_INET6 => {
+                    let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                    out.push(std::net::IpAddr::from(sin6.sin6_addr.s6_addr));
+                }
+                _ => {}
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
 fn listen_ports() -> Option<(TcpListener, TcpListener)> {
     let api = TcpListener::bind("0.0.0.0:10250").ok()?;
     let health = TcpListener::bind("127.0.0.1:10248").ok()?;
@@ -726,7 +801,32 @@ pub fn daemon(_args: &[String]) -> i32 {
         .map(String::from)
         .unwrap_or_else(common::hostname)
         .to_lowercase();
-    let ip = flag(&flags, "node-ip").unwrap_or(&host.address).to_string();
+    // --node-ip as the kubelet reads it (nodeutil.ParseNodeIPArgument): what does not parse
+    // as an IP is ignored, with a log line, and the default applies (the address of the
+    // interface holding the default route, here the host's address).
+    let (node_ip, unparsed) = parse_node_ip(flag(&flags, "node-ip").unwrap_or(""));
+    if !unparsed.is_empty() {
+        log(
+            'I',
+            &format!(
+                "\"Could not parse some node IP(s), ignoring them\" IPs=[{}]",
+                unparsed.join(" ")
+            ),
+        );
+    }
+    // The NodeAddress status setter refuses an IP the host does not have: the Node then
+    // registers without addresses and every status update logs it (nodestatus/setters.go,
+    // validateNodeIP in kubelet_node_status.go).
+    let ip = match node_ip {
+        None => Some(host.address.clone()),
+        Some(ip) => match validate_node_ip(ip, &local_addresses()) {
+            Ok(()) => Some(ip.to_string()),
+            Err(e) => {
+                log('E', &format!("\"Failed to set some node status fields\" err=\"failed to validate nodeIP: {}\" node=\"{}\"", e.replace('"', "\\\""), common::hostname().to_lowercase()));
+                None
+            }
+        },
+    };
     let labels = node_labels(&flags);
     let taints =
         parse_taints(flag(&flags, "register-with-taints").unwrap_or("")).unwrap_or_default();
@@ -744,7 +844,14 @@ pub fn daemon(_args: &[String]) -> i32 {
         }
         Err(api::KubeconfigError::Missing) => return 1,
     };
-    let node_template = node_object(&name, &ip, &version, &runtime_version, &labels, &taints);
+    let node_template = node_object(
+        &name,
+        ip.as_deref(),
+        &version,
+        &runtime_version,
+        &labels,
+        &taints,
+    );
     let mut registered = false;
     let mut last_beat = Instant::now() - Duration::from_secs(3600);
     let mut last_err = String::new();
@@ -838,6 +945,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn node_ip_as_the_kubelet_reads_and_validates_it() {
+        let (ip, bad) = parse_node_ip("node1.example.com");
+        assert_eq!((ip, bad), (None, vec!["node1.example.com".to_string()]));
+        let (ip, _) = parse_node_ip("10.0.0.5");
+        let local: Vec<std::net::IpAddr> = vec!["10.0.0.5".parse().unwrap()];
+        assert_eq!(validate_node_ip(ip.unwrap(), &local), Ok(()));
+        assert_eq!(
+            validate_node_ip("203.0.113.7".parse().unwrap(), &local).unwrap_err(),
+            "node IP: \"203.0.113.7\" not found in the host's network interfaces"
+        );
+        assert!(validate_node_ip("127.0.0.1".parse().unwrap(), &local)
+            .unwrap_err()
+            .contains("loopback"));
+        assert!(local_addresses().iter().any(|a| a.is_loopback()));
+        assert_eq!(
+            node_object("w1", None, "v1.34.2", "1.7.28", "", &[])["status"]["addresses"],
+            json!([])
+        );
+    }
+
+    #[test]
     fn node_labels_policy() {
         assert_eq!(
             forbidden_node_labels(
@@ -866,10 +994,10 @@ mod tests {
                 json!({"key": "gpu", "effect": "PreferNoSchedule"})
             ]
         );
-        let n = node_object("w1", "10.200.9.9", "v1.34.2", "1.7.28", "a=1", &t);
+        let n = node_object("w1", Some("10.200.9.9"), "v1.34.2", "1.7.28", "a=1", &t);
         assert_eq!(n["spec"]["taints"][0]["key"], "dedicated");
         // Without a taint flag the Node has none.
-        assert!(node_object("w1", "ip", "v", "r", "", &[])["spec"]["taints"].is_null());
+        assert!(node_object("w1", Some("ip"), "v", "r", "", &[])["spec"]["taints"].is_null());
     }
 
     #[test]
@@ -933,7 +1061,14 @@ mod tests {
 
     #[test]
     fn node_shape() {
-        let n = node_object("w1", "10.200.1.3", "v1.34.2", "1.7.28", "type=web", &[]);
+        let n = node_object(
+            "w1",
+            Some("10.200.1.3"),
+            "v1.34.2",
+            "1.7.28",
+            "type=web",
+            &[],
+        );
         assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], "w1");
         assert_eq!(n["metadata"]["labels"]["type"], "web");
         assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.34.2");
