@@ -624,6 +624,8 @@ mod tests {
         Host {
             name: name.into(),
             address: "10.0.0.1".into(),
+            internal_address: None,
+            node_address: None,
             role,
             labels: labels
                 .iter()

@@ -56,6 +56,12 @@ pub const SUPPORTED_UBUNTU: &[&str] = &["22.04", "24.04"];
 pub struct HostFacts {
     pub os: Os,
     pub hostname: String,
+    /// The host's addresses and default routes.
+    #[serde(default)]
+    pub network: Network,
+    /// CPUs and memory, as kubeadm's preflight counts them.
+    #[serde(default)]
+    pub resources: Resources,
     pub swap: Swap,
     /// Loaded kernel modules (`lsmod`).
     pub modules: Vec<String>,
@@ -86,6 +92,55 @@ pub struct Os {
     pub codename: String,
     /// e.g. "Ubuntu 24.04.3 LTS".
     pub pretty_name: String,
+}
+
+/// The host's network as `ip` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Every address on an interface (`ip -o addr show`), loopback included.
+    pub addresses: Vec<InterfaceAddress>,
+    /// The interface of the default route (IPv4 first, the lowest metric), if any.
+    pub default_interface: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceAddress {
+    /// e.g. "eth0".
+    pub interface: String,
+    pub ip: std::net::IpAddr,
+    /// The prefix length of the interface's network.
+    pub prefix: u8,
+}
+
+impl Network {
+    /// The interface holding `ip`, if the host has it.
+    pub fn interface_of(&self, ip: std::net::IpAddr) -> Option<&str> {
+        self.addresses
+            .iter()
+            .find(|a| a.ip == ip)
+            .map(|a| a.interface.as_str())
+    }
+
+    /// The first global (not loopback, not link-local) IPv4 address of `interface`.
+    pub fn ipv4_of(&self, interface: &str) -> Option<std::net::IpAddr> {
+        self.addresses
+            .iter()
+            .filter(|a| a.interface == interface)
+            .map(|a| a.ip)
+            .find(|ip| match ip {
+                std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+                std::net::IpAddr::V6(_) => false,
+            })
+    }
+}
+
+/// CPUs and memory as kubeadm's preflight NumCPU and Mem checks count them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// `nproc` (Go's runtime.NumCPU); None when unknown.
+    pub cpus: Option<u32>,
+    /// MemTotal of /proc/meminfo in KiB (the total RAM sysinfo(2) reports); None when unknown.
+    pub memory_kib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -331,6 +386,14 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
         match name {
             "os-release" => f.os = parse_os_release(body),
             "hostname" => f.hostname = nonempty(body).next().unwrap_or("").to_string(),
+            "network" => f.network = parse_network(body),
+            "resources" => {
+                let kv = pairs(body);
+                f.resources = Resources {
+                    cpus: kv.get("cpus").and_then(|v| v.parse().ok()),
+                    memory_kib: kv.get("mem_kib").and_then(|v| v.parse().ok()),
+                };
+            }
             "swapon" => {
                 f.swap.active = nonempty(body)
                     .filter_map(|l| l.split_whitespace().next())
@@ -425,6 +488,54 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
         .and_then(|c| c.as_deref())
         .and_then(repo_minor);
     Ok(f)
+}
+
+/// `addr=eth0 10.0.0.5/24` and `route4=default via 10.0.0.1 dev eth0 metric 100` lines.
+fn parse_network(body: &[&str]) -> Network {
+    let mut net = Network::default();
+    // (family rank, metric, interface): IPv4 before IPv6, then the lowest metric.
+    let mut best: Option<(u8, u64, String)> = None;
+    for line in body {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match key {
+            "addr" => {
+                let mut words = value.split_whitespace();
+                let (Some(interface), Some(cidr)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let (ip, prefix) = cidr.split_once('/').unwrap_or((cidr, ""));
+                if let Ok(ip) = ip.parse() {
+                    net.addresses.push(InterfaceAddress {
+                        // `ip` writes VLANs and veths as `eth0@if7`.
+                        interface: interface.split('@').next().unwrap_or(interface).to_string(),
+                        ip,
+                        prefix: prefix.parse().unwrap_or(0),
+                    });
+                }
+            }
+            "route4" | "route6" => {
+                let words: Vec<&str> = value.split_whitespace().collect();
+                let after = |w: &str| {
+                    words
+                        .iter()
+                        .position(|x| *x == w)
+                        .and_then(|i| words.get(i + 1))
+                };
+                let Some(dev) = after("dev") else { continue };
+                let metric = after("metric").and_then(|m| m.parse().ok()).unwrap_or(0);
+                let rank = u8::from(key == "route6");
+                let candidate = (rank, metric, dev.to_string());
+                if best.as_ref().is_none_or(|b| candidate < *b) {
+                    best = Some(candidate);
+                }
+            }
+            _ => {}
+        }
+    }
+    net.default_interface = best.map(|(_, _, dev)| dev);
+    net
 }
 
 fn parse_os_release(body: &[&str]) -> Os {
@@ -587,6 +698,35 @@ mod tests {
     fn truncated_reports_are_refused() {
         assert!(parse("").is_err());
         assert!(parse(&format!("{HEADER}\n@@hostname\nx\n")).is_err());
+    }
+
+    #[test]
+    fn network_and_resources() {
+        let r = report(
+            "@@network\naddr=lo 127.0.0.1/8\naddr=eth0 203.0.113.9/24\naddr=eth0 fe80::1/64\n\
+             addr=ens4@if3 10.0.0.5/16\n\
+             route4=default via 10.0.0.1 dev ens4 metric 50\n\
+             route4=default via 203.0.113.1 dev eth0 metric 100\n\
+             route6=default via fe80::1 dev eth0 metric 1\n\
+             @@resources\ncpus=2\nmem_kib=4010236",
+        );
+        let f = parse(&r).unwrap();
+        assert_eq!(f.network.default_interface.as_deref(), Some("ens4"));
+        assert_eq!(
+            f.network.interface_of("10.0.0.5".parse().unwrap()),
+            Some("ens4")
+        );
+        assert_eq!(
+            f.network.interface_of("198.51.100.1".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            f.network.ipv4_of("eth0"),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(f.network.ipv4_of("lo"), None);
+        assert_eq!(f.resources.cpus, Some(2));
+        assert_eq!(f.resources.memory_kib, Some(4010236));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod facts;
 pub mod failure;
 pub mod inventory;
 pub mod kubeconfig;
+pub mod node_address;
 pub mod phases;
 pub mod plan;
 pub mod playbook;

@@ -23,7 +23,10 @@ use crate::versions;
 #[derive(Debug, Clone, Serialize)]
 pub struct HostView {
     pub name: String,
+    /// The SSH address, as written in the inventory.
     pub address: String,
+    /// The node IP (`--node-ip`, the advertise address): see [`crate::node_address`].
+    pub node_ip: String,
     /// "control-plane" or "worker".
     pub role: &'static str,
     pub labels: BTreeMap<String, String>,
@@ -51,8 +54,12 @@ pub struct ClusterView {
     pub kubeadm_api: &'static str,
     pub pod_subnet: String,
     pub service_subnet: String,
-    /// Resolved: the inventory's, or the first control plane's address:6443.
+    /// Resolved: the inventory's, or the first control plane's node IP:6443.
     pub control_plane_endpoint: String,
+    /// Extra names for the API server's certificate: the first control plane's SSH
+    /// address when it is not its node IP (a public IP or DNS name), so a kubeconfig
+    /// pointing there (`bootstrap kubeconfig`) verifies.
+    pub api_server_cert_sans: Vec<String>,
     /// The name of the host `kubeadm init` runs on.
     pub first_control_plane: String,
     pub package_repository: String,
@@ -74,6 +81,7 @@ impl HostView {
         HostView {
             name: host.name.clone(),
             address: host.address.clone(),
+            node_ip: host.node_ip(),
             role: match host.role {
                 Role::ControlPlane => "control-plane",
                 Role::Worker => "worker",
@@ -97,14 +105,18 @@ impl ClusterView {
         let c = &inv.cluster;
         let v = &c.kubernetes_version;
         let first_cp = inv.hosts.iter().find(|h| h.role == Role::ControlPlane);
-        let endpoint = c
-            .control_plane_endpoint
-            .clone()
-            .unwrap_or_else(|| match first_cp {
-                Some(h) if h.address.contains(':') => format!("[{}]:6443", h.address),
-                Some(h) => format!("{}:6443", h.address),
-                None => String::new(),
-            });
+        let endpoint =
+            c.control_plane_endpoint
+                .clone()
+                .unwrap_or_else(|| match first_cp.map(Host::node_ip) {
+                    Some(ip) if ip.contains(':') => format!("[{ip}]:6443"),
+                    Some(ip) => format!("{ip}:6443"),
+                    None => String::new(),
+                });
+        let api_server_cert_sans = first_cp
+            .filter(|h| h.node_ip() != h.address)
+            .map(|h| vec![h.address.clone()])
+            .unwrap_or_default();
         let (manifest_url, manifest_file) = match &c.calico.manifest {
             None => (
                 Some(format!(
@@ -125,6 +137,7 @@ impl ClusterView {
             pod_subnet: c.pod_subnet.clone(),
             service_subnet: c.service_subnet.clone(),
             control_plane_endpoint: endpoint,
+            api_server_cert_sans,
             first_control_plane: first_cp.map(|h| h.name.clone()).unwrap_or_default(),
             package_repository: c.package_repository.trim_end_matches('/').to_string(),
             calico: CalicoView {

@@ -13,6 +13,17 @@ echo "@@os-release"
 cat /etc/os-release 2>/dev/null
 echo "@@hostname"
 hostname 2>/dev/null
+echo "@@network"
+# Every address on the host's interfaces and the default routes: the node IP must be one
+# of them (the kubelet's --node-ip, etcd's and the API server's bind address).
+ip -o addr show 2>/dev/null | awk '{ print "addr=" $2 " " $4 }'
+ip -o route show default 2>/dev/null | sed 's/^/route4=/'
+ip -o -6 route show default 2>/dev/null | sed 's/^/route6=/'
+echo "@@resources"
+# kubeadm's preflight NumCPU (Go's runtime.NumCPU: the CPUs this process may run on, as
+# nproc counts them) and Mem (total RAM) checks.
+echo "cpus=$(nproc 2>/dev/null)"
+sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB$/mem_kib=\1/p' /proc/meminfo 2>/dev/null
 echo "@@swapon"
 swapon --show --noheadings 2>/dev/null
 echo "@@lsmod"

@@ -234,6 +234,8 @@ fn the_example_is_the_articles_cluster() {
             Host {
                 name: "master".into(),
                 address: "10.0.0.10".into(),
+                internal_address: None,
+                node_address: None,
                 role: Role::ControlPlane,
                 labels: labels(&[("type", "mysql")]),
                 taints: vec![],
@@ -242,6 +244,8 @@ fn the_example_is_the_articles_cluster() {
             Host {
                 name: "worker1".into(),
                 address: "10.0.0.11".into(),
+                internal_address: None,
+                node_address: None,
                 role: Role::Worker,
                 labels: labels(&[("type", "wordpress")]),
                 taints: vec![],

@@ -20,6 +20,8 @@ fn host(name: &str, address: &str, role: Role) -> Host {
     Host {
         name: name.to_string(),
         address: address.to_string(),
+        internal_address: None,
+        node_address: None,
         role,
         labels: BTreeMap::new(),
         taints: match role {

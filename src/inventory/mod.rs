@@ -202,6 +202,16 @@ impl Host {
     pub fn is_control_plane(&self) -> bool {
         self.role == Role::ControlPlane
     }
+
+    /// The node IP (kubelet `--node-ip`, the API server's advertise address): the one
+    /// chosen from the host's facts, else `internalAddress`, else the SSH address.
+    pub fn node_ip(&self) -> String {
+        match (&self.node_address, self.internal_address) {
+            (Some(n), _) => n.ip.to_string(),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => self.address.clone(),
+        }
+    }
 }
 
 impl Role {
@@ -303,7 +313,13 @@ pub enum Role {
 pub struct Host {
     /// The node name.
     pub name: String,
+    /// Where to reach the host over SSH: an IP or a host name, as written.
     pub address: String,
+    /// `internalAddress`: the node IP the inventory asks for.
+    pub internal_address: Option<std::net::IpAddr>,
+    /// The node IP chosen from the host's facts ([`crate::node_address`]); None until
+    /// facts are gathered.
+    pub node_address: Option<crate::node_address::NodeAddress>,
     pub role: Role,
     pub labels: BTreeMap<String, String>,
     /// Resolved: when the inventory omits `taints`, a control plane gets

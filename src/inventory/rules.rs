@@ -351,10 +351,57 @@ fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// An IP that can be a host's: not unspecified, loopback, multicast or an IPv4-mapped
+/// IPv6 address (write the IPv4 address itself). The kubelet refuses the same as a node IP
+/// (validateNodeIP), and none of them reaches a particular remote host.
+pub(crate) fn host_ip(ip: IpAddr) -> Rule<()> {
+    let what = if ip.is_unspecified() {
+        "the unspecified address (any address of this machine)"
+    } else if ip.is_loopback() {
+        "a loopback address (this machine itself)"
+    } else if ip.is_multicast() {
+        "a multicast address"
+    } else if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(
+                Broken::new(format!("`{ip}` is an IPv4-mapped IPv6 address"))
+                    .help(format!("write the IPv4 address itself: `{v4}`")),
+            );
+        }
+        return Ok(());
+    } else {
+        return Ok(());
+    };
+    Err(Broken::new(format!(
+        "`{ip}` is {what}, not the address of a host"
+    )))
+}
+
+/// `internalAddress`: an IP address (the node IP), as `host_ip`, and not link-local (the
+/// kubelet refuses one: "nodeIP can't be a link-local unicast address").
+pub(crate) fn internal_address(s: &str) -> Rule<IpAddr> {
+    let ip: IpAddr = s.parse().map_err(|_| {
+        Broken::new(format!("`{s}` is not an IP address")).help(
+            "the node IP must be an address on one of the host's interfaces, e.g. `10.0.0.10`",
+        )
+    })?;
+    host_ip(ip)?;
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if link_local {
+        return Err(Broken::new(format!(
+            "`{ip}` is a link-local address: the kubelet refuses it as a node IP"
+        )));
+    }
+    Ok(ip)
+}
+
 /// A host's address: an IP address or a host name.
 pub(crate) fn address(s: &str) -> Rule<()> {
-    if s.parse::<IpAddr>().is_ok() {
-        return Ok(());
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return host_ip(ip);
     }
     if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
         return Err(Broken::new(format!("`{s}` is not a valid IPv4 address")));
@@ -528,6 +575,17 @@ mod tests {
         assert!(address("node-1.example.com").is_ok());
         assert!(address("10.0.0.300").is_err());
         assert!(address("10.0.0.1:22").unwrap_err().help.is_some());
+        for odd in ["0.0.0.0", "::", "127.0.0.1", "::1", "224.0.0.1", "ff02::1"] {
+            assert!(address(odd).is_err(), "{odd}");
+        }
+        assert_eq!(
+            address("::ffff:10.0.0.1").unwrap_err().help.as_deref(),
+            Some("write the IPv4 address itself: `10.0.0.1`")
+        );
+        assert!(internal_address("10.0.0.5").is_ok());
+        assert!(internal_address("node1").is_err());
+        assert!(internal_address("169.254.1.1").is_err());
+        assert!(internal_address("127.0.0.1").is_err());
         assert_eq!(
             endpoint("10.0.0.10:6443").unwrap(),
             ("10.0.0.10".into(), 6443)

@@ -36,7 +36,15 @@ pub(crate) const SSH_KEYS: [&str; 6] = [
     "hostKeyPolicy",
     "proxyJump",
 ];
-pub(crate) const HOST_KEYS: [&str; 6] = ["name", "address", "role", "labels", "taints", "ssh"];
+pub(crate) const HOST_KEYS: [&str; 7] = [
+    "name",
+    "address",
+    "internalAddress",
+    "role",
+    "labels",
+    "taints",
+    "ssh",
+];
 
 /// kubeadm's default cluster name.
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
@@ -82,6 +90,8 @@ pub(crate) struct HostDraft {
     pub index: usize,
     pub name: Option<Spanned<String>>,
     pub address: Option<Spanned<String>>,
+    /// `internalAddress`: the node IP, when the SSH address is not one of the host's own.
+    pub internal_address: Option<Spanned<std::net::IpAddr>>,
     pub role: Option<Role>,
     pub labels: BTreeMap<String, String>,
     /// None: not written, the role's default applies.
@@ -529,6 +539,7 @@ fn read_host(r: &mut Reader, node: &MarkedYaml, index: usize, ctx: &Context) -> 
         index,
         name: None,
         address: None,
+        internal_address: None,
         role: None,
         labels: BTreeMap::new(),
         taints: None,
@@ -548,6 +559,15 @@ fn read_host(r: &mut Reader, node: &MarkedYaml, index: usize, ctx: &Context) -> 
         if let Some(a) = r.string(n, &field, "an IP address or host name") {
             match rules::address(&a.value) {
                 Ok(()) => host.address = Some(a),
+                Err(b) => report(r, &a, &field, b),
+            }
+        }
+    }
+    if let Some(n) = f.get("internalAddress") {
+        let field = join(&field, "internalAddress");
+        if let Some(a) = r.string(n, &field, "an IP address of the host") {
+            match rules::internal_address(&a.value) {
+                Ok(ip) => host.internal_address = Some(a.map(|_| ip)),
                 Err(b) => report(r, &a, &field, b),
             }
         }
@@ -691,6 +711,8 @@ pub(crate) fn build(path: &Path, draft: Draft, ssh: &SshDraft, ctx: &Context) ->
             Some(Host {
                 name: h.name?.value,
                 address: h.address?.value,
+                internal_address: h.internal_address.map(|a| a.value),
+                node_address: None,
                 role,
                 labels: h.labels,
                 taints,

@@ -270,6 +270,8 @@ pub(crate) mod tests {
         let host = |name: &str, role, labels: &[(&str, &str)], taints| Host {
             name: name.into(),
             address: "10.0.0.1".into(),
+            internal_address: None,
+            node_address: None,
             role,
             labels: labels
                 .iter()

@@ -222,7 +222,7 @@ pub(crate) struct Planned {
 /// connected, was refused or could not be planned; the summary saying which and why was
 /// already printed.
 pub(crate) async fn connect_and_plan(
-    inv: Inventory,
+    mut inv: Inventory,
     progress: &Progress,
     log: &RunLog,
     run: &RunOptions,
@@ -260,6 +260,9 @@ pub(crate) async fn connect_and_plan(
         }
     }
     progress.phase_done("facts", started.elapsed());
+    if failed.is_empty() {
+        failed = choose_node_addresses(&mut inv, &facts_by_host);
+    }
     if !failed.is_empty() {
         stop_early(progress, &inv, &failed);
         return None;
@@ -370,6 +373,27 @@ pub(crate) async fn connect_and_plan(
     })
 }
 
+/// Sets every host's node IP from its facts ([`crate::node_address::choose`]). Returns
+/// the hosts refused because none can be chosen.
+fn choose_node_addresses(
+    inv: &mut Inventory,
+    facts_by_host: &BTreeMap<String, HostFacts>,
+) -> BTreeMap<String, String> {
+    let mut failed = BTreeMap::new();
+    for host in &mut inv.hosts {
+        let Some(facts) = facts_by_host.get(&host.name) else {
+            continue;
+        };
+        match crate::node_address::choose(host, &facts.network) {
+            Ok(n) => host.node_address = Some(n),
+            Err(why) => {
+                failed.insert(host.name.clone(), format!("refused: {why}"));
+            }
+        }
+    }
+    failed
+}
+
 /// Prints the plan: per host its steps with reasons, then the cluster-level steps.
 /// Also written to the run log's run.log.
 pub(crate) fn print_plan(
@@ -380,6 +404,14 @@ pub(crate) fn print_plan(
     cluster_plan: &ClusterPlan,
 ) {
     let mut lines = vec!["plan:".to_string()];
+    for host in &inv.hosts {
+        if let Some(n) = host.node_address.as_ref().filter(|n| n.differs) {
+            lines.push(format!(
+                "  {}: node IP {} (on {}): {}",
+                host.name, n.ip, n.interface, n.reason
+            ));
+        }
+    }
     for host in &inv.hosts {
         let p = &host_plans[&host.name];
         if !p.is_empty() {

@@ -298,16 +298,23 @@ pub fn bootstrap_command(args: &[&str], env: Env) -> Command {
 
 /// Runs [`bootstrap_command`]`(args, env)` and waits for it; prints what it said.
 pub fn run_bootstrap(args: &[&str], env: Env) -> Ran {
-    let out = bootstrap_command(args, env)
-        .output()
-        .expect("run bootstrap");
+    run_command(
+        bootstrap_command(args, env),
+        &format!("bootstrap {args:?} {env:?}"),
+    )
+}
+
+/// Runs `cmd` (e.g. [`bootstrap_command`] behind a wrapper) and waits for it; prints
+/// what it said under `label`.
+pub fn run_command(mut cmd: Command, label: &str) -> Ran {
+    let out = cmd.output().expect("run bootstrap");
     let ran = Ran {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     eprintln!(
-        "--- bootstrap {args:?} {env:?} exited {:?}; stdout:\n{}\nstderr:\n{}",
+        "--- {label} exited {:?}; stdout:\n{}\nstderr:\n{}",
         ran.code, ran.stdout, ran.stderr
     );
     ran

@@ -1,0 +1,181 @@
+//! The node IP: the address the kubelet registers (`--node-ip`), the API server
+//! advertises and etcd binds. It must be on one of the host's interfaces: the kubelet
+//! refuses another ("node IP: ... not found in the host's network interfaces"), etcd
+//! cannot bind it (so `kubeadm init` times out) and kubeadm refuses a host name as
+//! advertise address. The SSH address often is none of these (a cloud VM's public IP,
+//! a NAT port forward, a DNS name), so the node IP is chosen from the host's facts.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::facts::Network;
+use crate::inventory::Host;
+
+/// The chosen node IP and why it was chosen (shown by `bootstrap plan`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeAddress {
+    pub ip: IpAddr,
+    /// The interface holding it, e.g. "eth0".
+    pub interface: String,
+    /// Why this address, in a sentence.
+    pub reason: String,
+    /// It differs from the SSH address (`address`).
+    pub differs: bool,
+}
+
+/// Chooses the node IP of `host` from its network facts, in order: `internalAddress`
+/// (which must be on an interface), the SSH address when it is on an interface, the IPv4
+/// address of the interface holding the default route (the kubelet's own default).
+pub fn choose(host: &Host, net: &Network) -> Result<NodeAddress, String> {
+    let found = |ip: IpAddr, reason: String| {
+        net.interface_of(ip).map(|interface| NodeAddress {
+            ip,
+            interface: interface.to_string(),
+            reason,
+            differs: ip.to_string() != host.address,
+        })
+    };
+    if let Some(ip) = host.internal_address {
+        return found(ip, "internalAddress in the inventory".into()).ok_or_else(|| {
+            format!(
+                "internalAddress {ip} is on none of the host's interfaces (it has {})",
+                own_addresses(net)
+            )
+        });
+    }
+    let ssh_ip = host.address.parse::<IpAddr>().ok();
+    if let Some(n) = ssh_ip.and_then(|ip| found(ip, "the SSH address".into())) {
+        return Ok(n);
+    }
+    let not_own = match ssh_ip {
+        Some(ip) => format!(
+            "the SSH address {ip} is on none of the host's interfaces (a public or NAT address)"
+        ),
+        None => format!("the SSH address {} is a host name", host.address),
+    };
+    let default = net
+        .default_interface
+        .as_deref()
+        .and_then(|dev| Some((dev, net.ipv4_of(dev)?)));
+    match default {
+        Some((dev, ip)) => Ok(NodeAddress {
+            ip,
+            interface: dev.to_string(),
+            reason: format!(
+                "{not_own}; {ip} is on {dev}, the interface of the default route \
+                 (set internalAddress to choose another)"
+            ),
+            differs: true,
+        }),
+        None => Err(format!(
+            "{not_own}, and the host has no default route with an IPv4 address to take the \
+             node IP from (it has {}): set internalAddress in the inventory",
+            own_addresses(net)
+        )),
+    }
+}
+
+/// The host's addresses other than loopback, for messages.
+fn own_addresses(net: &Network) -> String {
+    let list: Vec<String> = net
+        .addresses
+        .iter()
+        .filter(|a| !a.ip.is_loopback())
+        .map(|a| format!("{} on {}", a.ip, a.interface))
+        .collect();
+    if list.is_empty() {
+        "no address but loopback".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::InterfaceAddress;
+    use crate::inventory::{Role, Ssh};
+
+    fn host(address: &str, internal: Option<&str>) -> Host {
+        Host {
+            name: "n1".into(),
+            address: address.into(),
+            internal_address: internal.map(|i| i.parse().unwrap()),
+            node_address: None,
+            role: Role::Worker,
+            labels: Default::default(),
+            taints: vec![],
+            ssh: Ssh {
+                user: "root".into(),
+                port: 22,
+                identity_file: None,
+                known_hosts_file: "/kh".into(),
+                host_key_policy: Default::default(),
+            },
+        }
+    }
+
+    fn net(default: Option<&str>) -> Network {
+        let a = |interface: &str, ip: &str| InterfaceAddress {
+            interface: interface.into(),
+            ip: ip.parse().unwrap(),
+            prefix: 24,
+        };
+        Network {
+            addresses: vec![
+                a("lo", "127.0.0.1"),
+                a("eth0", "10.0.2.15"),
+                a("eth1", "192.168.56.10"),
+            ],
+            default_interface: default.map(String::from),
+        }
+    }
+
+    #[test]
+    fn the_ssh_address_when_the_host_has_it() {
+        let n = choose(&host("192.168.56.10", None), &net(Some("eth0"))).unwrap();
+        assert_eq!(
+            (n.ip.to_string(), n.interface.as_str()),
+            ("192.168.56.10".into(), "eth1")
+        );
+        assert!(!n.differs);
+    }
+
+    #[test]
+    fn a_public_address_or_host_name_takes_the_default_route_s_interface() {
+        let n = choose(&host("203.0.113.7", None), &net(Some("eth0"))).unwrap();
+        assert_eq!(n.ip.to_string(), "10.0.2.15");
+        assert!(n.differs);
+        assert!(
+            n.reason
+                .contains("203.0.113.7 is on none of the host's interfaces"),
+            "{}",
+            n.reason
+        );
+        assert!(
+            n.reason
+                .contains("eth0, the interface of the default route"),
+            "{}",
+            n.reason
+        );
+        let n = choose(&host("node1.example.com", None), &net(Some("eth0"))).unwrap();
+        assert!(n
+            .reason
+            .starts_with("the SSH address node1.example.com is a host name"));
+        let e = choose(&host("node1.example.com", None), &net(None)).unwrap_err();
+        assert!(e.contains("set internalAddress"), "{e}");
+    }
+
+    #[test]
+    fn internal_address_wins_and_must_be_on_the_host() {
+        let n = choose(
+            &host("203.0.113.7", Some("192.168.56.10")),
+            &net(Some("eth0")),
+        )
+        .unwrap();
+        assert_eq!(n.interface, "eth1");
+        let e = choose(&host("203.0.113.7", Some("10.9.9.9")), &net(Some("eth0"))).unwrap_err();
+        assert!(e.contains("10.9.9.9 is on none of the host's interfaces (it has 10.0.2.15 on eth0, 192.168.56.10 on eth1)"), "{e}");
+    }
+}

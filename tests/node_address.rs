@@ -1,0 +1,147 @@
+//! End-to-end: hosts reached through an address they do not own. The testbed's public
+//! addresses are DNAT'ed in the root namespace (as a cloud VM's public IP) and its
+//! `NAME.tbX.test` names resolve to them (testbed/README.md, "Public addresses"); the
+//! node IP must still be the host's own address, or the API server cannot bind, kubeadm
+//! refuses a host name as advertise address and the kubelet drops its addresses.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+use testbed::Testbed;
+
+/// Runs `bootstrap ARGS` in a private mount namespace whose /etc/hosts is the testbed's,
+/// so the hosts' DNS names resolve (the machine's own /etc/hosts is not touched).
+fn bootstrap(tb: &Testbed, args: &[&str]) -> Ran {
+    let inner = bootstrap_command(args, &[]);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+        .arg(tb.etc_hosts())
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(std::process::Stdio::null());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    run_command(cmd, &format!("bootstrap {args:?} (testbed's /etc/hosts)"))
+}
+
+/// The inventory of `plain_decls(1)` with the control plane written by its public
+/// address and the worker by its DNS name.
+fn inventory_by_public_names(tb: &Testbed) -> std::path::PathBuf {
+    let inv = inventory(tb, &plain_decls(1));
+    let hosts = tb.hosts();
+    let mut text = std::fs::read_to_string(&inv).unwrap();
+    text = text.replace(
+        &format!("address: {}\n", hosts[0].address),
+        &format!("address: {}\n", hosts[0].public_address.as_ref().unwrap()),
+    );
+    text = text.replace(
+        &format!("address: {}\n", hosts[1].address),
+        &format!("address: {}\n", hosts[1].dns_name.as_ref().unwrap()),
+    );
+    std::fs::write(&inv, text).unwrap();
+    inv
+}
+
+fn internal_ips(tb: &Testbed, cp: &str) -> Vec<(String, Value)> {
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["get", "nodes", "-o", "json"]);
+    let v: Value = serde_json::from_str(&exec(tb, cp, &argv)).unwrap();
+    let mut out: Vec<(String, Value)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                n["status"]["addresses"].clone(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
+    let tb = Testbed::builder()
+        .hosts(2)
+        .public_addresses(true)
+        .build()
+        .expect("testbed with public addresses (root, nft)");
+    let hosts = tb.hosts();
+    let (cp, worker) = (&hosts[0], &hosts[1]);
+    let inv = inventory_by_public_names(&tb);
+    let inv_arg = inv.to_str().unwrap();
+    let runs = tb.dir().join("runs");
+    let log_dir = ["--log-dir", runs.to_str().unwrap()];
+
+    // plan names the node IP it will use and why, before any change.
+    let plan = bootstrap(&tb, &[&["plan", inv_arg][..], &log_dir].concat());
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    let public = cp.public_address.as_deref().unwrap();
+    let expected_cp = format!(
+        "{}: node IP {} (on eth0): the SSH address {public} is on none of the host's \
+         interfaces (a public or NAT address); {} is on eth0, the interface of the default route",
+        cp.name, cp.address, cp.address
+    );
+    assert!(plan.stderr.contains(&expected_cp), "{}", plan.stderr);
+    let expected_worker = format!(
+        "{}: node IP {} (on eth0): the SSH address {} is a host name",
+        worker.name,
+        worker.address,
+        worker.dns_name.as_deref().unwrap()
+    );
+    assert!(plan.stderr.contains(&expected_worker), "{}", plan.stderr);
+
+    let up = bootstrap(
+        &tb,
+        &[&["up", inv_arg, "--timeout", "5m"][..], &log_dir].concat(),
+    );
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+
+    // The kubelets registered the hosts' own addresses.
+    for (name, addresses) in internal_ips(&tb, &cp.name) {
+        let own = &hosts.iter().find(|h| h.name == name).unwrap().address;
+        assert_eq!(
+            addresses[0],
+            serde_json::json!({"address": own, "type": "InternalIP"}),
+            "{name}"
+        );
+    }
+    let kubelet =
+        String::from_utf8(tb.read_file(&worker.name, "/etc/default/kubelet").unwrap()).unwrap();
+    assert_eq!(
+        kubelet.trim(),
+        format!("KUBELET_EXTRA_ARGS=--node-ip={}", worker.address)
+    );
+    // The API server's certificate also names the public address, for kubeconfigs that
+    // point there (kubeadm keeps the ClusterConfiguration in kubeadm-config).
+    let mut argv = KUBECTL.to_vec();
+    argv.extend([
+        "-n",
+        "kube-system",
+        "get",
+        "configmap",
+        "kubeadm-config",
+        "-o",
+        "jsonpath={.data.ClusterConfiguration}",
+    ]);
+    let config = exec(&tb, &cp.name, &argv);
+    assert!(config.contains(&format!("- {public}")), "{config}");
+    assert!(
+        config.contains(&format!("controlPlaneEndpoint: {}:6443", cp.address)),
+        "{config}"
+    );
+
+    // A re-run changes nothing.
+    let again = bootstrap(&tb, &[&["plan", inv_arg][..], &log_dir].concat());
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+}
