@@ -95,25 +95,19 @@ fn own_addresses(net: &Network) -> String {
 mod tests {
     use super::*;
     use crate::facts::InterfaceAddress;
-    use crate::inventory::{Role, Ssh};
 
+    /// A host as the inventory reader makes it (so new inventory fields need no change here).
     fn host(address: &str, internal: Option<&str>) -> Host {
-        Host {
-            name: "n1".into(),
-            address: address.into(),
-            internal_address: internal.map(|i| i.parse().unwrap()),
-            node_address: None,
-            role: Role::Worker,
-            labels: Default::default(),
-            taints: vec![],
-            ssh: Ssh {
-                user: "root".into(),
-                port: 22,
-                identity_file: None,
-                known_hosts_file: "/kh".into(),
-                host_key_policy: Default::default(),
-            },
-        }
+        let internal = internal
+            .map(|i| format!(", internalAddress: {i}"))
+            .unwrap_or_default();
+        let text = format!(
+            "cluster: {{podSubnet: 10.244.0.0/16}}\nssh: {{knownHostsFile: /kh}}\nhosts:\n  - {{name: n1, address: {address}, role: control-plane{internal}}}\n"
+        );
+        crate::inventory::parse(std::path::Path::new("/inv.yaml"), text)
+            .unwrap()
+            .hosts
+            .remove(0)
     }
 
     fn net(default: Option<&str>) -> Network {
