@@ -286,6 +286,70 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         "{node}"
     );
 
+    // The stand-in's status: NotReady with the kubelet's CNI message until a network
+    // configuration exists; then Ready, and the real node lifecycle controller lifts its
+    // not-ready taint. The Lease is renewed.
+    let ready = |tb: &testbed::Testbed| -> Value {
+        let out = exec_ok(
+            tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get node node1 -o json"),
+        );
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let condition = |node: &Value| -> Value {
+        node["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let wait = |what: &str, ok: &dyn Fn(&Value) -> bool| {
+        let started = Instant::now();
+        loop {
+            let node = ready(&tb);
+            if ok(&node) {
+                return node;
+            }
+            if started.elapsed() > Duration::from_secs(90) {
+                panic!("{what}: not after 90 s: {node}\n{}", logs(&tb));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    let node = wait("NotReady", &|n| condition(n)["status"] == "False");
+    assert_eq!(condition(&node)["reason"], "KubeletNotReady", "{node}");
+    assert!(
+        condition(&node)["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cni plugin not initialized"),
+        "{node}"
+    );
+    let addresses = node["status"]["addresses"].to_string();
+    assert!(addresses.contains(&address(&tb, "node1")), "{addresses}");
+    exec_ok(
+        &tb,
+        "node1",
+        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
+    );
+    let started = Instant::now();
+    wait("Ready without the not-ready taint", &|n| {
+        condition(n)["status"] == "True"
+            && !n["spec"]["taints"]
+                .to_string()
+                .contains("node.kubernetes.io/not-ready")
+    });
+    eprintln!(
+        "Ready and untainted {:?} after the CNI config",
+        started.elapsed()
+    );
+    let out = exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} get lease -n kube-node-lease node1 -o jsonpath='{{.spec.holderIdentity}} {{.metadata.ownerReferences[0].kind}}'"),
+    );
+    assert_eq!(out.stdout, "node1 Node");
+
     // The add-ons are real API objects now (no kubelet runs their pods yet).
     let out = exec_ok(
         &tb,

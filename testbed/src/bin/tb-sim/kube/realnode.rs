@@ -14,8 +14,18 @@
 //!   volumes.kubernetes.io/controller-managed-attach-detach=true. kubeadm's
 //!   mark-control-plane polls for the hostname label before patching the Node.
 //!
-//! Not yet: node status (conditions, addresses, capacity), the Lease, --node-ip,
-//! --register-with-taints, --hostname-override from kubeadm-flags.env.
+//! - status and Lease: right after registration and then every 10 s (the kubelet's
+//!   nodeStatusUpdateFrequency and lease renew interval), the Node's status is written
+//!   (nodes/status) and `kube-node-lease/<node>` created or renewed (holder = node, 40 s,
+//!   owned by the Node; pkg/kubelet/nodelease), all through the raw API (`kubectl
+//!   get|create|replace --raw`) so no client-side step asks for more than a kubelet may. Ready is False with
+//!   the kubelet's CNI message until /etc/cni/net.d holds a network configuration
+//!   (libcni: *.conf, *.conflist, *.json), then True (KubeletReady). Addresses: InternalIP
+//!   (the host's global IPv4 address) and Hostname; capacity from the machine (CPUs,
+//!   MemTotal, the kubelet's default maxPods 110); nodeInfo from the host.
+//!
+//! Not yet: --node-ip, --register-with-taints, --hostname-override from kubeadm-flags.env,
+//! the container runtime's version in nodeInfo (there is no runtime yet).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -26,6 +36,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::kubelet::KUBELET_CONF;
+use super::objects::rfc3339;
+use super::scheduler::CNI_NOT_READY;
+use crate::common;
 
 pub const HEALTHZ: &str = "127.0.0.1:10248";
 
@@ -89,50 +102,236 @@ pub fn hostname() -> String {
         .to_lowercase()
 }
 
-/// Registers the Node once kubelet.conf exists: retries every 2 s in a thread (the real
-/// kubelet retries registration with back-off until it succeeds).
-pub fn register_in_background(kubectl: PathBuf, log: fn(&str)) {
+/// Registers the Node once kubelet.conf exists (retrying every 2 s, as the kubelet retries
+/// until it succeeds), then reports its status and renews its Lease every 10 s, in a
+/// thread.
+pub fn run_in_background(kubectl: PathBuf, release: String, log: fn(&str)) {
     std::thread::spawn(move || {
         let name = hostname();
         let node = initial_node(&name, &name).to_string();
         let mut last = String::new();
+        let mut report = |what: &str, r: Result<String, String>| match r {
+            Ok(_) => last.clear(),
+            Err(e) if e != last => {
+                log(&format!("{what}: {e}"));
+                last = e;
+            }
+            Err(_) => {}
+        };
         loop {
             if Path::new(KUBELET_CONF).exists() {
-                match create(&kubectl, &node) {
-                    Ok(()) => {
+                match kubectl_run(
+                    &kubectl,
+                    &["create", "--raw", "/api/v1/nodes", "-f", "-"],
+                    &node,
+                ) {
+                    Ok(_) => {
                         log(&format!("Successfully registered node {name}"));
-                        return;
+                        break;
                     }
                     Err(e) if e.contains("AlreadyExists") || e.contains("already exists") => {
                         log(&format!("node {name} was previously registered"));
-                        return;
+                        break;
                     }
-                    Err(e) if e != last => {
-                        log(&format!("Unable to register node with API server: {e}"));
-                        last = e;
-                    }
-                    Err(_) => {}
+                    Err(e) => report("Unable to register node with API server", Err(e)),
                 }
             }
             std::thread::sleep(Duration::from_secs(2));
         }
+        loop {
+            report(
+                "Error updating node status",
+                update_status(&kubectl, &name, &release),
+            );
+            report("failed to update lease", renew_lease(&kubectl, &name));
+            std::thread::sleep(Duration::from_secs(10));
+        }
     });
 }
 
-fn create(kubectl: &Path, node: &str) -> Result<(), String> {
+/// GET the Node, PUT it back to nodes/status with the current status. The kubelet PATCHes
+/// nodes/status; kubectl's `patch` would GET nodes/status first, which the Node authorizer
+/// does not allow a kubelet, so this goes through the raw API (`--raw`) instead.
+fn update_status(kubectl: &Path, name: &str, release: &str) -> Result<String, String> {
+    let path = format!("/api/v1/nodes/{name}");
+    let text = kubectl_run(kubectl, &["get", "--raw", &path], "")?;
+    let mut node: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    node["status"] = node_status(release);
+    let status = format!("{path}/status");
+    kubectl_run(
+        kubectl,
+        &["replace", "--raw", &status, "-f", "-"],
+        &node.to_string(),
+    )
+}
+
+/// Creates `kube-node-lease/<node>` or renews it (GET, then PUT with its resourceVersion),
+/// as pkg/kubelet/nodelease's controller does.
+fn renew_lease(kubectl: &Path, name: &str) -> Result<String, String> {
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+    let path = format!("{leases}/{name}");
+    match kubectl_run(kubectl, &["get", "--raw", &path], "") {
+        Ok(text) => {
+            let mut current: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            current["spec"]["renewTime"] = json!(micro_time());
+            current["spec"]["holderIdentity"] = json!(name);
+            kubectl_run(
+                kubectl,
+                &["replace", "--raw", &path, "-f", "-"],
+                &current.to_string(),
+            )
+        }
+        Err(e) if e.contains("NotFound") || e.contains("not found") => {
+            let uid = kubectl_run(
+                kubectl,
+                &["get", "--raw", &format!("/api/v1/nodes/{name}")],
+                "",
+            )
+            .and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())
+            })?["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            kubectl_run(
+                kubectl,
+                &["create", "--raw", leases, "-f", "-"],
+                &lease(name, &uid).to_string(),
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the container runtime would find a network configuration (libcni ConfFiles).
+fn cni_configured() -> bool {
+    std::fs::read_dir("/etc/cni/net.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            p.extension()
+                .is_some_and(|x| x == "conf" || x == "conflist" || x == "json")
+        })
+}
+
+/// The host's global IPv4 address (`ip -4 -o addr show scope global`).
+fn internal_ip() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
+    Some(cidr.split('/').next()?.to_string())
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The Node's status as the kubelet's setters write it (pkg/kubelet/nodestatus).
+pub fn node_status(release: &str) -> serde_json::Value {
+    let now = rfc3339(common::now());
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": kind, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
+    let ready = if cni_configured() {
+        condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        )
+    } else {
+        condition("Ready", "False", "KubeletNotReady", CNI_NOT_READY)
+    };
+    let memory_kib = read_trimmed("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next().map(String::from))
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let capacity =
+        json!({"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "110"});
+    let os_image = read_trimmed("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_default();
+    let mut addresses = Vec::new();
+    if let Some(ip) = internal_ip() {
+        addresses.push(json!({"type": "InternalIP", "address": ip}));
+    }
+    addresses.push(json!({"type": "Hostname", "address": hostname()}));
+    json!({
+        "conditions": [
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ready,
+        ],
+        "addresses": addresses,
+        "capacity": capacity,
+        "allocatable": capacity,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": read_trimmed("/etc/machine-id"),
+            "bootID": read_trimmed("/proc/sys/kernel/random/boot_id"),
+            "kernelVersion": read_trimmed("/proc/sys/kernel/osrelease"),
+            "osImage": os_image,
+            "operatingSystem": "linux",
+            "architecture": go_arch(),
+            "kubeletVersion": release,
+        },
+    })
+}
+
+/// A MicroTime for now (the API's `2006-01-02T15:04:05.000000Z07:00`).
+fn micro_time() -> String {
+    rfc3339(common::now()).replace('Z', ".000000Z")
+}
+
+/// `kube-node-lease/<node>` (pkg/kubelet/nodelease: 40 s, owned by the Node).
+fn lease(name: &str, uid: &str) -> serde_json::Value {
+    let now = micro_time();
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": "kube-node-lease",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}],
+        },
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now},
+    })
+}
+
+/// Runs the built kubectl with kubelet.conf, `stdin` as input; stdout or stderr.
+fn kubectl_run(kubectl: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
     let mut child = Command::new(kubectl)
-        .args(["--kubeconfig", KUBELET_CONF, "create", "-f", "-"])
+        .args(["--kubeconfig", KUBELET_CONF])
+        .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{}: {e}", kubectl.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(node.as_bytes());
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }

@@ -211,7 +211,12 @@ pub fn daemon(args: &[String]) -> i32 {
         eprintln!("E {} real-kubelet: {e}", stamp());
         return 1;
     }
-    realnode::register_in_background(dir.join("kubectl"), |msg| {
+    // The release the images directory holds stands for the kubelet package's version.
+    let release = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    realnode::run_in_background(dir.join("kubectl"), release, |msg| {
         eprintln!("I {} real-kubelet: {msg}", stamp())
     });
     // Keyed by manifest file and container name.
