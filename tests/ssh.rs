@@ -777,6 +777,65 @@ async fn hosts_behind_a_bastion_share_one_bastion_connection() {
     assert!(err.waiting_helps());
 }
 
+/// Hosts behind the same bastion share its connection only when they would log in to it
+/// the same way: a host whose knownHostsFile does not vouch for the bastion is refused
+/// by its own file, even after another host (whose file does) connected through it first.
+#[tokio::test]
+async fn a_bastion_connection_is_shared_only_by_hosts_with_the_same_settings_for_it() {
+    let inner = Sshd::start();
+    let bastion = Sshd::start_with(&format!(
+        "AllowTcpForwarding yes\nPermitOpen 127.0.0.1:{}\n",
+        inner.port
+    ));
+    std::fs::copy(
+        inner.path("id_ed25519.pub"),
+        bastion.path("authorized_keys"),
+    )
+    .unwrap();
+    let mut trusting = inner.target("root", "id_ed25519");
+    std::fs::write(
+        &trusting.known_hosts_file,
+        format!(
+            "[127.0.0.1]:{} {}\n[127.0.0.1]:{} {}\n",
+            inner.port,
+            inner.host_key_line(),
+            bastion.port,
+            bastion.host_key_line()
+        ),
+    )
+    .unwrap();
+    trusting.jumps =
+        bootstrap::ssh::jump::parse_chain(&format!("root@127.0.0.1:{}", bastion.port)).unwrap();
+    // Knows the target's key but not the bastion's, and is strict.
+    let own_file = inner.path("other_known_hosts");
+    std::fs::write(
+        &own_file,
+        format!("[127.0.0.1]:{} {}\n", inner.port, inner.host_key_line()),
+    )
+    .unwrap();
+    let careful = Target {
+        host: "node-2".to_string(),
+        known_hosts_file: own_file.clone(),
+        ..trusting.clone()
+    };
+    let options = ConnectOptions {
+        agent_socket: None,
+        ..Default::default()
+    };
+    // Parallelism 1: node-1 opens the bastion connection before node-2 asks for it.
+    let conns = bootstrap::ssh::connect_all_with(&[trusting, careful], 1, &options).await;
+    assert!(conns[0].1.is_ok(), "{:?}", conns[0].1.as_ref().err());
+    let err = conns[1]
+        .1
+        .as_ref()
+        .err()
+        .expect("node-2's file does not know the bastion");
+    let msg = err.to_string();
+    assert!(matches!(err, SshError::Jump { .. }), "{msg}");
+    assert!(msg.contains("no host key for"), "{msg}");
+    assert!(msg.contains(&own_file.display().to_string()), "{msg}");
+}
+
 #[tokio::test]
 async fn encrypted_key_asks_for_ssh_agent() {
     let sshd = Sshd::start();

@@ -98,10 +98,42 @@ fn parse_hop(hop: &str) -> Result<Jump, String> {
 }
 
 /// The connections to jump hosts of one run, by chain (a chain's prefixes are chains too,
-/// so two chains through the same first bastion share its connection).
+/// so two chains through the same first bastion share its connection) and by how the
+/// target logs in to them: hosts whose settings differ (user, key, known_hosts file, host
+/// key policy; per-host `ssh:` overrides) do not share a connection, or a bastion checked
+/// against one host's known_hosts file would serve a host whose file does not vouch for
+/// it.
 #[derive(Default, Clone)]
 pub(crate) struct Pool {
-    slots: Arc<Mutex<HashMap<Vec<Jump>, SharedSlot>>>,
+    slots: Arc<Mutex<HashMap<SlotKey, SharedSlot>>>,
+}
+
+/// What makes two jump host connections the same one: the hops with their users filled
+/// in (a hop without `user@` logs in as the target's user) and the login settings the
+/// jump hosts take from the target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SlotKey {
+    chain: Vec<Jump>,
+    identity_file: Option<std::path::PathBuf>,
+    known_hosts_file: std::path::PathBuf,
+    policy: super::HostKeyPolicy,
+}
+
+impl SlotKey {
+    fn new(chain: &[Jump], target: &Target) -> SlotKey {
+        SlotKey {
+            chain: chain
+                .iter()
+                .map(|j| Jump {
+                    user: Some(j.user.clone().unwrap_or_else(|| target.user.clone())),
+                    ..j.clone()
+                })
+                .collect(),
+            identity_file: target.identity_file.clone(),
+            known_hosts_file: target.known_hosts_file.clone(),
+            policy: target.host_key_policy,
+        }
+    }
 }
 
 /// One chain's slot; its lock is held while connecting to that hop.
@@ -148,7 +180,10 @@ impl Pool {
         let asked = Instant::now();
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(chain.to_vec()).or_default().clone()
+            slots
+                .entry(SlotKey::new(chain, target))
+                .or_default()
+                .clone()
         };
         // Held while connecting: the other targets behind this hop wait for this one
         // connection instead of each opening their own.

@@ -17,7 +17,7 @@ use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
 
 /// What to do with a host whose key the known_hosts file does not record, as OpenSSH's
 /// `StrictHostKeyChecking`. A changed or revoked key is refused under every policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum HostKeyPolicy {
     /// `yes`: refuse it; the person records the key after verifying it.
     #[default]
