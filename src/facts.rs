@@ -171,6 +171,9 @@ pub struct Apt {
     pub keyrings_dir: bool,
     /// /etc/apt/keyrings/kubernetes-apt-keyring.gpg exists and is not empty.
     pub keyring: bool,
+    /// Other apt source files naming pkgs.k8s.io than /etc/apt/sources.list.d/kubernetes.list,
+    /// by path, with their content.
+    pub other_kubernetes_sources: BTreeMap<String, String>,
     /// That keyring is readable by everyone: apt verifies signatures as its `_apt`
     /// user and ignores a keyring it cannot read (the repository then counts as
     /// unsigned), e.g. one written under umask 077.
@@ -473,6 +476,11 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
             "file" => {
                 f.files.insert(arg.to_string(), Some(file_content(body)));
             }
+            "apt-source" => {
+                f.apt
+                    .other_kubernetes_sources
+                    .insert(arg.to_string(), file_content(body));
+            }
             "absent" => {
                 f.files.insert(arg.to_string(), None);
             }
@@ -653,8 +661,87 @@ impl HostFacts {
                 SUPPORTED_UBUNTU.join(" and ")
             ));
         }
+        self.other_kubernetes_source()
+    }
+
+    /// A pkgs.k8s.io source in another file than bootstrap's, with another keyring than
+    /// bootstrap's (or none): apt refuses every command once both exist for one
+    /// repository ("E: Conflicting values set for option Signed-By ..."), so the run
+    /// would stop halfway; refused before any change instead, naming the file.
+    fn other_kubernetes_source(&self) -> Option<String> {
+        for (path, content) in &self.apt.other_kubernetes_sources {
+            for (line, signed_by) in kubernetes_sources(path, content) {
+                if signed_by.as_deref() == Some(KUBERNETES_KEYRING) {
+                    continue;
+                }
+                let keyring = match &signed_by {
+                    Some(k) => format!("signed-by {k}"),
+                    None => "no signed-by (apt's global keyrings)".to_string(),
+                };
+                return Some(format!(
+                    "{path}:{line} is a pkgs.k8s.io source with {keyring}, not \
+                     {KUBERNETES_KEYRING}: apt would stop every command with \"Conflicting \
+                     values set for option Signed-By\" once bootstrap adds \
+                     /etc/apt/sources.list.d/kubernetes.list; remove that source (and its \
+                     keyring) or let bootstrap's file replace it"
+                ));
+            }
+        }
         None
     }
+}
+
+/// The keyring bootstrap's kubernetes.list names.
+pub const KUBERNETES_KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+
+/// The pkgs.k8s.io entries of an apt sources file (one-line `.list` or deb822
+/// `.sources`): the line where each starts and its Signed-By.
+fn kubernetes_sources(path: &str, content: &str) -> Vec<(usize, Option<String>)> {
+    let mut out = Vec::new();
+    if path.ends_with(".sources") {
+        // deb822: stanzas separated by blank lines; fields URIs and Signed-By.
+        let (mut start, mut uris, mut signed, mut enabled) = (0, String::new(), None, true);
+        let lines: Vec<&str> = content.lines().chain([""]).collect();
+        for (i, l) in lines.iter().enumerate() {
+            if l.trim().is_empty() {
+                if enabled && uris.contains("pkgs.k8s.io") {
+                    out.push((start, signed.take()));
+                }
+                (start, uris, signed, enabled) = (0, String::new(), None, true);
+                continue;
+            }
+            if start == 0 {
+                start = i + 1;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "uris" => uris = v.to_string(),
+                    "signed-by" => signed = Some(v.trim().to_string()),
+                    "enabled" => enabled = v.trim() != "no",
+                    _ => {}
+                }
+            }
+        }
+        return out;
+    }
+    for (i, l) in content.lines().enumerate() {
+        let l = l.trim();
+        if !(l.starts_with("deb ") || l.starts_with("deb\t") || l.starts_with("deb-src"))
+            || !l.contains("pkgs.k8s.io")
+        {
+            continue;
+        }
+        let signed = l
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .and_then(|(opts, _)| {
+                opts.split_whitespace()
+                    .find_map(|o| o.strip_prefix("signed-by="))
+                    .map(str::to_string)
+            });
+        out.push((i + 1, signed));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -782,6 +869,41 @@ mod tests {
         assert_eq!(c2.version.as_deref(), Some("2.1.4"));
         assert_eq!(c2.cni_bin_dirs, vec!["/opt/cni/bin"]);
         assert!(!c2.started_before_config);
+    }
+
+    #[test]
+    fn another_kubernetes_source_with_another_keyring_is_refused() {
+        let mut f = parse(&report(
+            "@@os-release\nID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04.3 LTS\"",
+        ))
+        .unwrap();
+        let list = "# k8s\ndeb [arch=amd64 signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /\n";
+        f.apt
+            .other_kubernetes_sources
+            .insert("/etc/apt/sources.list.d/k8s.list".into(), list.into());
+        let r = f.refusal().unwrap();
+        assert!(
+            r.starts_with("/etc/apt/sources.list.d/k8s.list:2 is a pkgs.k8s.io source with signed-by /usr/share/keyrings/kubernetes-archive-keyring.gpg, not /etc/apt/keyrings/kubernetes-apt-keyring.gpg"),
+            "{r}"
+        );
+        // The same keyring as bootstrap's: a duplicate apt tolerates, not refused.
+        let same = format!(
+            "deb [signed-by={KUBERNETES_KEYRING}] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n"
+        );
+        f.apt
+            .other_kubernetes_sources
+            .insert("/etc/apt/sources.list.d/k8s.list".into(), same);
+        assert_eq!(f.refusal(), None);
+        // deb822, without Signed-By.
+        f.apt.other_kubernetes_sources.insert(
+            "/etc/apt/sources.list.d/kubernetes.sources".into(),
+            "Types: deb\nURIs: https://pkgs.k8s.io/core:/stable:/v1.34/deb/\nSuites: /\n".into(),
+        );
+        let r = f.refusal().unwrap();
+        assert!(
+            r.starts_with("/etc/apt/sources.list.d/kubernetes.sources:1 is a pkgs.k8s.io source with no signed-by"),
+            "{r}"
+        );
     }
 
     #[test]

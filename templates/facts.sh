@@ -103,6 +103,15 @@ fi
 if command -v kubeadm >/dev/null 2>&1; then
   echo "kubeadm_version=$(kubeadm version -o short 2>/dev/null)"
 fi
+# Other apt sources of pkgs.k8s.io than bootstrap's own kubernetes.list (another keyring
+# there makes every apt command fail: "Conflicting values set for option Signed-By").
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  [ "$f" != /etc/apt/sources.list.d/kubernetes.list ] && [ -f "$f" ] || continue
+  grep -q 'pkgs\.k8s\.io' "$f" 2>/dev/null || continue
+  echo "@@apt-source $f"
+  sed 's/^/|/' "$f"
+  printf '\n@@eof\n'
+done
 {% for path in files %}
 if [ -f {{ path | quote }} ]; then
   echo "@@file "{{ path | quote }}

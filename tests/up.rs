@@ -298,6 +298,35 @@ fn refuses_a_host_that_is_not_ubuntu_and_changes_nothing() {
     assert_refused_before_any_change(&tb, &["Debian", "Ubuntu 22.04 and 24.04"]);
 }
 
+/// A host that already has a pkgs.k8s.io source of its own, with another keyring (an
+/// older install guide's): with the real apt, bootstrap's kubernetes.list next to it
+/// would make every apt command fail ("Conflicting values set for option Signed-By").
+/// `plan` and `up` refuse the host before any change, naming the file and line.
+#[test]
+fn another_kubernetes_source_with_another_keyring_is_refused_before_any_change() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .real_packages(true)
+        .build()
+        .expect("testbed");
+    let list = "deb [signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n";
+    let out = tb
+        .exec_with_input(
+            "node1",
+            &["sh", "-c", "cat > /etc/apt/sources.list.d/k8s.list"],
+            Some(list.as_bytes()),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    let named = "/etc/apt/sources.list.d/k8s.list:1 is a pkgs.k8s.io source with signed-by /usr/share/keyrings/kubernetes-archive-keyring.gpg";
+    let inv = inventory(&tb, &plain_decls(0));
+    let plan = run_on(&tb, &["plan"], &inv, &[]);
+    // plan: exit 1 for a host it cannot plan (docs/output.md); up: 5, refused.
+    assert_eq!(plan.code, Some(1), "{}", plan.stderr);
+    assert!(plan.stderr.contains(named), "{}", plan.stderr);
+    assert_refused_before_any_change(&tb, &[named, "Conflicting values set for option Signed-By"]);
+}
+
 /// `up` on the testbed's one host as a control plane fails, saying every one of `texts`,
 /// and changes nothing.
 fn assert_refused_before_any_change(tb: &Testbed, texts: &[&str]) {
