@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::snapshot::{assert_unchanged, Snapshot};
 use support::*;
 use testbed::{Os, Testbed};
 
@@ -43,19 +44,6 @@ fn assert_outcome(ran: &Ran, code: i32, outcome: &str) -> Value {
     assert_eq!(doc["outcome"], outcome, "{doc:#}");
     assert_eq!(doc["error"]["kind"], outcome, "{doc:#}");
     doc
-}
-
-/// No command on any host changed anything since the testbed was built.
-fn assert_nothing_changed(tb: &Testbed) {
-    for h in tb.hosts() {
-        let changed: Vec<_> = tb
-            .audit(&h.name)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.changed)
-            .collect();
-        assert!(changed.is_empty(), "{}: {changed:#?}", h.name);
-    }
 }
 
 #[test]
@@ -92,6 +80,7 @@ fn an_unreachable_host_exits_4_naming_it() {
     let tb = testbed(2, "root");
     let inv = inventory(&tb, &plain_decls(1));
     tb.stop("node2").unwrap();
+    let fresh = Snapshot::of(&tb, "node1");
     let ran = up_json(&tb, &inv, "5m");
     let doc = assert_outcome(&ran, 4, "unreachable");
     assert_eq!(doc["error"]["host"], "node2");
@@ -103,7 +92,7 @@ fn an_unreachable_host_exits_4_naming_it() {
     assert_eq!(host(&doc, "node1")["result"], "skipped");
     assert_eq!(doc["nodes"], serde_json::json!([]));
     assert!(doc["kubeconfig"].is_null());
-    assert_nothing_changed(&tb);
+    assert_unchanged(&tb, "node1", &fresh, "a refused up");
 }
 
 #[test]
@@ -114,6 +103,7 @@ fn a_refused_host_exits_5_naming_it() {
         .build()
         .expect("testbed (run as root)");
     let inv = inventory(&tb, &plain_decls(1));
+    let fresh = Snapshot::of(&tb, "node1");
     let ran = up_json(&tb, &inv, "5m");
     let doc = assert_outcome(&ran, 5, "refused");
     assert_eq!(doc["error"]["host"], "node2");
@@ -126,7 +116,7 @@ fn a_refused_host_exits_5_naming_it() {
     assert_eq!(steps.len(), 1, "{steps:#?}");
     assert_eq!(steps[0]["step"], "gather facts");
     assert_eq!(host(&doc, "node1")["result"], "skipped");
-    assert_nothing_changed(&tb);
+    assert_unchanged(&tb, "node1", &fresh, "a refused up");
 }
 
 #[test]
