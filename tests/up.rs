@@ -452,28 +452,44 @@ fn air_gapped_calico_from_a_local_manifest_file() {
     let manifest = exec(&tb, "node1", &["curl", "-fsSL", &url]);
     assert!(manifest.contains("calico-node"), "{manifest}");
     std::fs::write(tb.dir().join("calico-local.yaml"), &manifest).unwrap();
-    let decls = vec![Decl {
-        role: "control-plane",
-        labels: &[],
-        taints: Some(&[]),
-    }];
+    let decls = vec![Decl::new("control-plane", &[], Some(&[]))];
     let inv = Inventory {
         calico_manifest: "calico-local.yaml",
         ..Inventory::new(&decls)
     }
     .write(&tb);
+    // The site's image carries the packages (installed while it was built, online):
+    // here a first up installs them and `reset` (without --purge) keeps them.
+    assert!(up(&tb, &inv).ok());
+    let reset = run_on(&tb, &["reset", "--yes"], &inv, &[]);
+    assert!(reset.ok(), "reset failed:\n{}", reset.stderr);
+    // From now on no public name resolves on the host, and each attempt is recorded.
+    tb.air_gap("node1").unwrap();
+    let mark = tb.audit("node1").unwrap().len();
     let run = up(&tb, &inv);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
+    assert_eq!(
+        tb.public_lookups("node1").unwrap(),
+        Vec::<String>::new(),
+        "the air-gapped host looked up public names"
+    );
     assert_cluster(&tb, &tb.hosts(), &decls);
     // Applied from stdin, not fetched by the host.
-    let audit = tb.audit("node1").unwrap();
-    let applies: Vec<_> = audit
+    let applies: Vec<_> = tb.audit("node1").unwrap()[mark..]
         .iter()
         .filter(|r| r.kind == "cmd" && r.argv.first().is_some_and(|a| a == "kubectl"))
         .filter(|r| r.argv.iter().any(|a| a == "apply"))
+        .cloned()
         .collect();
     assert_eq!(applies.len(), 1, "{applies:#?}");
     assert!(applies[0].argv.iter().any(|a| a == "-"), "{applies:#?}");
+    // The check itself: a public name is refused and recorded.
+    let out = tb.exec("node1", &["curl", "-fsSL", &url]).unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        tb.public_lookups("node1").unwrap(),
+        ["raw.githubusercontent.com"]
+    );
 }
 
 #[test]

@@ -114,6 +114,12 @@ pub mod ctl {
     /// control plane, of every request that changed a Node's spec; one
     /// [`super::NodeSpecChange`] per line, in the order the server applied them.
     pub const NODE_SPEC_LOG: &str = "node-spec.jsonl";
+    /// Present when the host is air-gapped (`Testbed::air_gap`): no public name resolves
+    /// for the stand-ins (curl, apt); the testbed's peers and `mirrors` still do.
+    pub const AIR_GAPPED: &str = "air-gapped";
+    /// Every public name a stand-in tried to resolve on an air-gapped host, one a line,
+    /// appended (mode 0666: stand-ins run as any user).
+    pub const PUBLIC_LOOKUPS: &str = "public-lookups";
 }
 
 /// Per-host settings written by the manager and read by the stand-ins.

@@ -1,6 +1,7 @@
 //! [`Testbed`]: a set of simulated hosts, created by [`Builder`], torn down on drop.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -737,6 +738,32 @@ impl Testbed {
 
     /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
     /// Removing an absent fault is fine.
+    /// Air-gaps `host`: from now on no public name resolves for it (pkgs.k8s.io,
+    /// raw.githubusercontent.com, the distro archive; the testbed's peers and mirrors
+    /// still do), and every attempt is kept for [`Testbed::public_lookups`].
+    pub fn air_gap(&self, host: &str) -> Result<()> {
+        self.host_state(host)?;
+        let ctl = HostPaths::new(&self.dir, host).ctl();
+        let lookups = ctl.join(layout::ctl::PUBLIC_LOOKUPS);
+        std::fs::write(&lookups, "").map_err(|e| Error::io("write", &lookups, e))?;
+        std::fs::set_permissions(&lookups, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| Error::io("chmod", &lookups, e))?;
+        let flag = ctl.join(layout::ctl::AIR_GAPPED);
+        std::fs::write(&flag, "").map_err(|e| Error::io("write", &flag, e))
+    }
+
+    /// The public names `host` tried to resolve since [`Testbed::air_gap`], in order.
+    pub fn public_lookups(&self, host: &str) -> Result<Vec<String>> {
+        let path = HostPaths::new(&self.dir, host)
+            .ctl()
+            .join(layout::ctl::PUBLIC_LOOKUPS);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text.lines().map(String::from).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
     pub fn clear_fault(&self, host: &str, file_name: &str) -> Result<()> {
         self.host_state(host)?;
         let path = HostPaths::new(&self.dir, host)

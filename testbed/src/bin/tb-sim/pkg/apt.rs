@@ -293,7 +293,11 @@ fn update(ctx: &mut Ctx, o: &Opts) -> i32 {
                 .unwrap_or_default(),
             _ => src.host(),
         };
-        let reachable = src.kind == Kind::Distro || net::host_known(&host);
+        let reachable = if src.kind == Kind::Distro {
+            net::public_resolves(&host)
+        } else {
+            net::host_known(&host)
+        };
         if !reachable || download_fault(&host).is_some() {
             println!("Ign:{n} {label} InRelease");
             println!("Err:{n} {label} InRelease");
@@ -875,7 +879,9 @@ fn execute(
         let origin = origin.trim_end_matches(" amd64");
         let uri = origin.split_whitespace().next().unwrap_or("");
         let file = format!("{}_{}_amd64.deb", c.name, c.to.replace(':', "%3a"));
-        if let Some(h) = download_fault(&host) {
+        let air_gapped =
+            (!net::is_local(&host) && !net::public_resolves(&host)).then(|| host.clone());
+        if let Some(h) = air_gapped.or_else(|| download_fault(&host)) {
             println!("Err:{} {origin} amd64 {} amd64 {}", n + 1, c.name, c.to);
             println!("  Temporary failure resolving '{h}'");
             let url = match origin.split_whitespace().nth(1) {

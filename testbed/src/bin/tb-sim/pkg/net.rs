@@ -9,6 +9,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::common::{self, Ctx};
+use testbed::layout;
 
 use super::catalog;
 
@@ -41,14 +42,35 @@ pub fn split_url(url: &str) -> Option<(String, String)> {
 /// Whether `host` answers in the testbed (pkgs.k8s.io, GitHub's raw host, peers,
 /// configured mirrors); anything else fails to resolve.
 pub fn host_known(host: &str) -> bool {
-    if host == "pkgs.k8s.io" || host == "raw.githubusercontent.com" {
+    if is_local(host) {
         return true;
     }
+    public_resolves(host) && (host == "pkgs.k8s.io" || host == "raw.githubusercontent.com")
+}
+
+/// A testbed peer or a configured mirror: on the testbed's own network.
+pub fn is_local(host: &str) -> bool {
     let cfg = Ctx::load("curl").config;
     cfg.peers.iter().any(|p| p == host)
         || mirrors()
             .iter()
             .any(|m| split_url(m).is_some_and(|(h, _)| h == host))
+}
+
+/// Whether a public name can resolve at all: not on an air-gapped host, where every
+/// attempt is appended to ctl `public-lookups` for the test to see.
+pub fn public_resolves(host: &str) -> bool {
+    if !common::ctl_path(layout::ctl::AIR_GAPPED).exists() {
+        return true;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(common::ctl_path(layout::ctl::PUBLIC_LOOKUPS))
+    {
+        let _ = writeln!(f, "{host}");
+    }
+    false
 }
 
 /// If `url` names a pkgs.k8s.io repository (or a mirror of one), its minor and base.
