@@ -344,6 +344,39 @@ fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies
         ],
         &["-t", "raw", "-N", "cali-PREROUTING"],
         &["-t", "raw", "-A", "PREROUTING", "-j", "cali-PREROUTING"],
+        // Felix also appends rules that jump nowhere to the built-in FORWARD chain, marked
+        // only by its rule-hash comment `cali:...` (felix/iptables/table.go
+        // hashCommentRegexp; a real node's `iptables -S FORWARD` shows these two).
+        &[
+            "-A",
+            "FORWARD",
+            "-m",
+            "comment",
+            "--comment",
+            "cali:S93hcgKJrXEqnTfs",
+            "-m",
+            "comment",
+            "--comment",
+            "Policy explicitly accepted packet.",
+            "-m",
+            "mark",
+            "--mark",
+            "0x10000/0x10000",
+            "-j",
+            "ACCEPT",
+        ],
+        &[
+            "-A",
+            "FORWARD",
+            "-m",
+            "comment",
+            "--comment",
+            "cali:mp77cMpurHhyjLrM",
+            "-j",
+            "MARK",
+            "--set-xmark",
+            "0x10000/0x10000",
+        ],
     ];
     let before: Vec<(String, Vec<String>)> = {
         for rule in host_rules {
