@@ -110,9 +110,6 @@ pub const PLAN_REFUSED: &str = "refused by the plan: ";
 /// Why `up` stopped before applying anything.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum UpError {
-    #[error("up supports one control plane; HA is not implemented yet (the inventory has {count}: {names})")]
-    #[diagnostic(help("keep one host with `role: control-plane`; the others can be workers"))]
-    MultipleControlPlanes { count: usize, names: String },
     #[error("cannot create the run log: {0}")]
     RunLog(String),
 }
@@ -127,12 +124,7 @@ pub fn of_error(report: &miette::Report) -> Outcome {
         report.downcast_ref::<InventoryError>(),
         Some(InventoryError::Invalid { .. } | InventoryError::NotAnInventory { .. })
     );
-    if invalid
-        || matches!(
-            report.downcast_ref::<UpError>(),
-            Some(UpError::MultipleControlPlanes { .. })
-        )
-    {
+    if invalid {
         Outcome::InvalidInventory
     } else {
         Outcome::Error

@@ -76,6 +76,29 @@ pub fn choose(host: &Host, net: &Network) -> Result<NodeAddress, String> {
     }
 }
 
+/// The first of the host's addresses (not loopback) that lies inside the pod or the
+/// service subnet, as a reason to refuse the host: the cluster would route that address
+/// into the pod/service network (and Calico's pool would hand it out).
+pub fn subnet_conflict(net: &Network, pod_subnet: &str, service_subnet: &str) -> Option<String> {
+    let subnets = [("podSubnet", pod_subnet), ("serviceSubnet", service_subnet)];
+    net.addresses
+        .iter()
+        .filter(|a| !a.ip.is_loopback())
+        .find_map(|a| {
+            subnets.iter().find_map(|(key, subnet)| {
+                let parsed: ipnet::IpNet = subnet.parse().ok()?;
+                parsed.contains(&a.ip).then(|| {
+                    format!(
+                        "its address {} (on {}) is inside cluster.{key} {subnet}: the cluster \
+                         would route it into the pod/service network; choose a {key} that \
+                         holds none of the hosts' addresses",
+                        a.ip, a.interface
+                    )
+                })
+            })
+        })
+}
+
 /// The host's addresses other than loopback, for messages.
 fn own_addresses(net: &Network) -> String {
     let list: Vec<String> = net
@@ -159,6 +182,24 @@ mod tests {
             .starts_with("the SSH address node1.example.com is a host name"));
         let e = choose(&host("node1.example.com", None), &net(None)).unwrap_err();
         assert!(e.contains("set internalAddress"), "{e}");
+    }
+
+    #[test]
+    fn an_interface_address_inside_a_subnet_is_a_conflict() {
+        let n = net(Some("eth0"));
+        assert_eq!(subnet_conflict(&n, "10.244.0.0/16", "10.96.0.0/12"), None);
+        let e = subnet_conflict(&n, "192.168.0.0/16", "10.96.0.0/12").unwrap();
+        assert!(
+            e.starts_with(
+                "its address 192.168.56.10 (on eth1) is inside cluster.podSubnet 192.168.0.0/16"
+            ),
+            "{e}"
+        );
+        let e = subnet_conflict(&n, "10.244.0.0/16", "10.0.0.0/12").unwrap();
+        assert!(
+            e.contains("10.0.2.15 (on eth0) is inside cluster.serviceSubnet"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -150,7 +150,26 @@ mistakes! {
         "6:5: manifests[2]: the entry is empty",
         "8:5: manifests[4]: `./calico-local.yaml` is already listed (line 7)",
         "9:5: manifests[5]: expected a URL or a file path, found a mapping",
+        "10:5: manifests[6]: `../inventory/calico-local.yaml` is already listed (line 7)",
     ];
+    subnet_sizes: [
+        "4:14: cluster.podSubnet: `10.244.0.0/25`: the size of pod subnet with mask 25 is smaller than the size of node subnet with mask 24 (kubeadm)",
+            "5:18: cluster.serviceSubnet: `10.96.0.0/29`: subnet is too small",
+    ];
+    ipv6: [
+        "4:14: cluster.podSubnet: `fd00:10:244::/56` is an IPv6 subnet",
+        "5:25: cluster.controlPlaneEndpoint: fd00::10 is an IPv6 address",
+        "7:29: hosts[0].address: fd00::10 is an IPv6 address, and without internalAddress it would be the node IP",
+        "9:58: hosts[2].internalAddress: fd00::12 is an IPv6 address",
+    ];
+    odd_addresses: [
+        "3:29: hosts[0].address: `0.0.0.0` is the unspecified address",
+        "4:25: hosts[1].address: `127.0.0.1` is a loopback address",
+        "5:25: hosts[2].address: `224.0.0.1` is a multicast address",
+        "6:25: hosts[3].address: `::ffff:10.0.0.13` is an IPv4-mapped IPv6 address",
+        "7:53: hosts[4].internalAddress: `169.254.0.14` is a link-local address",
+    ];
+    two_control_planes: ["4:43: hosts[1].role: a second control plane: bootstrap sets up one control plane (hosts[0] `cp1`); HA is not implemented yet"];
     manifests_not_a_list: ["3:12: manifests: expected a list of manifest files or https:// URLs, found a string"];
     many_mistakes: [
         "3:22: cluster.kubernetesVersion: Kubernetes 1.29 is not supported",
@@ -316,9 +335,12 @@ fn per_host_ssh_overrides_and_paths() {
     );
     assert_eq!(
         inv.cluster.control_plane_endpoint.as_deref(),
-        Some("[fd00::10]:6443")
+        Some("k8s.example.com:6443")
     );
-    assert_eq!(inv.api_endpoint(), "[fd00::10]:6443");
+    assert_eq!(inv.api_endpoint(), "k8s.example.com:6443");
+    // SSH over IPv6, the node on IPv4.
+    assert_eq!(inv.hosts[0].address, "fd00::10");
+    assert_eq!(inv.hosts[0].node_ip(), "10.0.0.10");
     assert_eq!(
         inv.cluster.calico.manifest,
         Some(ManifestSource::File(dir.join("calico-local.yaml")))
@@ -379,18 +401,18 @@ fn per_host_ssh_overrides_and_paths() {
 }
 
 #[test]
-fn several_control_planes_are_accepted_by_the_schema() {
+fn control_planes_and_workers_in_file_order() {
     let text = "\
 hosts:
+  - {name: w0, address: 10.0.0.4, role: worker}
   - {name: cp1, address: 10.0.0.1, role: control-plane}
   - {name: w1, address: 10.0.0.2, role: worker}
-  - {name: cp2, address: 10.0.0.3, role: control-plane}
 ";
-    let inv = inventory::parse(Path::new("ha.yaml"), text.into()).unwrap();
+    let inv = inventory::parse(Path::new("roles.yaml"), text.into()).unwrap();
     let names: Vec<&str> = inv.control_planes().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["cp1", "cp2"]);
+    assert_eq!(names, ["cp1"]);
     assert_eq!(inv.first_control_plane().name, "cp1");
-    assert_eq!(inv.workers().count(), 1);
+    assert_eq!(inv.workers().count(), 2);
     assert!(inv.host("w1").is_some_and(|h| !h.is_control_plane()));
 }
 

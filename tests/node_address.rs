@@ -145,3 +145,49 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
     let again = bootstrap(&tb, &[&["plan", inv_arg][..], &log_dir].concat());
     assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
+
+#[test]
+fn a_subnet_holding_an_address_the_host_has_is_refused_before_any_change() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .public_addresses(true)
+        .build()
+        .expect("testbed with public addresses (root, nft)");
+    let host = &tb.hosts()[0];
+    // The inventory only knows the public address (outside 10.200.0.0/16); the host's own
+    // address, from its facts, is inside the pod subnet.
+    let inv = inventory(&tb, &plain_decls(0));
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        &format!("address: {}\n", host.address),
+        &format!("address: {}\n", host.public_address.as_ref().unwrap()),
+    );
+    let text = text.replace("cluster:\n", "cluster:\n  podSubnet: 10.200.0.0/16\n");
+    std::fs::write(&inv, text).unwrap();
+    let runs = tb.dir().join("runs");
+    let args = [
+        "plan",
+        inv.to_str().unwrap(),
+        "--log-dir",
+        runs.to_str().unwrap(),
+    ];
+    // plan's error exit is 1 (docs/plan.md); up's for a refused host 5.
+    let plan = bootstrap(&tb, &args);
+    assert_eq!(plan.code, Some(1), "{}", plan.stderr);
+    let why = format!(
+        "its address {} (on eth0) is inside cluster.podSubnet 10.200.0.0/16",
+        host.address
+    );
+    assert!(plan.stderr.contains(&why), "{}", plan.stderr);
+    let up = bootstrap(&tb, &[&["up"][..], &args[1..]].concat());
+    assert_eq!(up.code, Some(5), "{}", up.stderr);
+    let changed: Vec<_> = tb
+        .audit(&host.name)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.changed)
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "nothing changed on the host: {changed:?}"
+    );
+}

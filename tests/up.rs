@@ -373,13 +373,14 @@ fn refuses_more_than_one_control_plane_before_connecting() {
         ],
         &[],
     );
-    assert!(!run.ok());
-    assert!(
-        run.stderr
-            .contains("up supports one control plane; HA is not implemented yet"),
-        "{}",
-        run.stderr
-    );
+    // Refused as an invalid inventory, naming the line, by up and validate alike
+    // (validate used to accept it).
+    let second = "inv.yaml:4:41: hosts[1].role: a second control plane";
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(run.stderr.contains(second), "{}", run.stderr);
+    let validate = run_bootstrap(&["validate", inv.to_str().unwrap()], &[]);
+    assert_eq!(validate.code, Some(3), "{}", validate.stderr);
+    assert!(validate.stderr.contains(second), "{}", validate.stderr);
 }
 
 #[test]

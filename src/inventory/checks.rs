@@ -14,6 +14,7 @@ pub(crate) fn check(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context
     duplicate_names(r, draft);
     duplicate_addresses(r, draft, ssh, ctx);
     control_plane(r, draft);
+    ipv4_only(r, draft);
     subnets(r, draft);
     home_for_defaults(r, draft, ssh, ctx);
 }
@@ -87,6 +88,30 @@ fn control_plane(r: &mut Reader, draft: &Draft) {
     if draft.hosts.is_empty() {
         return; // already reported as an empty list
     }
+    // `up` sets up one control plane (kubeadm init); joining more needs HA work (a load
+    // balanced endpoint, certificate upload) it does not do yet. Refused here so that
+    // `validate` and `plan` say so too, with the line.
+    let mut planes = draft
+        .hosts
+        .iter()
+        .filter(|h| h.role == Some(Role::ControlPlane));
+    if let Some(first) = planes.next() {
+        let first_name = first.name.as_ref().map(|n| n.value.as_str()).unwrap_or("?");
+        for extra in planes {
+            if let Some(at) = &extra.role_at {
+                r.error_at(
+                    at,
+                    &format!("hosts[{}].role", extra.index),
+                    format!(
+                        "a second control plane: bootstrap sets up one control plane \
+                         (hosts[{}] `{first_name}`); HA is not implemented yet",
+                        first.index
+                    ),
+                    Some("make this host a worker: `role: worker`".into()),
+                );
+            }
+        }
+    }
     let unknown_role = draft.hosts.iter().any(|h| h.role.is_none());
     let any = draft
         .hosts
@@ -101,6 +126,52 @@ fn control_plane(r: &mut Reader, draft: &Draft) {
             "no host has `role: control-plane`; `kubeadm init` needs one".into(),
             Some("make the first host the control plane: `role: control-plane`".into()),
         ));
+    }
+}
+
+/// IPv6 is refused (rules::IPV4_ONLY): as node IP (`internalAddress`, or an `address`
+/// without one), as the endpoint. An IPv6 `address` with an IPv4 `internalAddress` is
+/// only where SSH connects, which is fine.
+fn ipv4_only(r: &mut Reader, draft: &Draft) {
+    for host in &draft.hosts {
+        if let Some(internal) = host.internal_address.as_ref().filter(|a| a.value.is_ipv6()) {
+            r.error_at(
+                internal,
+                &format!("hosts[{}].internalAddress", host.index),
+                format!("{} is an IPv6 address", internal.value),
+                Some(super::rules::IPV4_ONLY.into()),
+            );
+            continue;
+        }
+        let Some(address) = &host.address else {
+            continue;
+        };
+        let v6 = address.value.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6());
+        if v6 && host.internal_address.is_none() {
+            r.error_at(
+                address,
+                &format!("hosts[{}].address", host.index),
+                format!(
+                    "{} is an IPv6 address, and without internalAddress it would be the node IP",
+                    address.value
+                ),
+                Some(format!(
+                    "{}; set `internalAddress` to the host's IPv4 address to reach it over IPv6 \
+                     SSH",
+                    super::rules::IPV4_ONLY
+                )),
+            );
+        }
+    }
+    if let Some(host) = &draft.cluster.endpoint_host {
+        if host.value.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()) {
+            r.error_at(
+                host,
+                "cluster.controlPlaneEndpoint",
+                format!("{} is an IPv6 address", host.value),
+                Some(super::rules::IPV4_ONLY.into()),
+            );
+        }
     }
 }
 

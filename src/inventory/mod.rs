@@ -151,8 +151,8 @@ fn syntax_problem(src: &error::Source, e: &saphyr::ScanError) -> Problem {
 }
 
 impl Inventory {
-    /// The control-plane hosts, in file order. The schema accepts several; `up` refuses
-    /// more than one until HA is implemented.
+    /// The control-plane hosts, in file order: one, as validation refuses a second until
+    /// HA is implemented.
     pub fn control_planes(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.role == Role::ControlPlane)
     }

@@ -479,6 +479,81 @@ pub(crate) fn subnet(s: &str) -> Rule<IpNet> {
     Ok(net)
 }
 
+/// Why the cluster is IPv4 only, for every IPv6 refusal.
+pub(crate) const IPV4_ONLY: &str = "bootstrap sets up IPv4 clusters only (IPv6 and dual-stack \
+     are a later feature: kubeadm's preflight needs net.ipv6.conf.default.forwarding=1, the API \
+     server refuses a service family other than its address's, and Calico's manifest ships \
+     FELIX_IPV6SUPPORT=false)";
+
+fn ipv4_only(net: IpNet) -> Rule<()> {
+    match net {
+        IpNet::V4(_) => Ok(()),
+        IpNet::V6(_) => Err(Broken::new(format!("`{net}` is an IPv6 subnet")).help(IPV4_ONLY)),
+    }
+}
+
+/// The node mask kube-controller-manager carves out of the pod subnet for each node
+/// (--node-cidr-mask-size-ipv4, kubeadm's default).
+pub(crate) const NODE_MASK_IPV4: u8 = 24;
+/// kubeadm's PodSubnetNodeMaskMaxDiff: the node mask may be at most this many bits longer.
+pub(crate) const POD_SUBNET_NODE_MASK_MAX_DIFF: u8 = 16;
+/// kubeadm's MaximumBitsForServiceSubnet (the API server's limit too).
+pub(crate) const MAX_BITS_FOR_SERVICE_SUBNET: u8 = 20;
+/// kubeadm's MinimumAddressesInServiceSubnet.
+pub(crate) const MIN_ADDRESSES_IN_SERVICE_SUBNET: u32 = 10;
+
+/// `podSubnet` as kubeadm's ValidatePodSubnetNodeMask checks it (its messages): room for
+/// at least one node's /24, and at most 16 bits more than that.
+pub(crate) fn pod_subnet(net: IpNet) -> Rule<()> {
+    ipv4_only(net)?;
+    let (mask, node) = (net.prefix_len(), NODE_MASK_IPV4);
+    if mask > node {
+        return Err(Broken::new(format!(
+            "`{net}`: the size of pod subnet with mask {mask} is smaller than the size of node \
+             subnet with mask {node} (kubeadm)"
+        ))
+        .help(format!(
+            "each node gets a /{node} of the pod subnet: use a /{node} or larger, e.g. \
+             `192.168.0.0/16`"
+        )));
+    }
+    if node - mask > POD_SUBNET_NODE_MASK_MAX_DIFF {
+        return Err(Broken::new(format!(
+            "`{net}`: pod subnet mask ({mask}) and node-mask ({node}) difference is greater \
+             than {POD_SUBNET_NODE_MASK_MAX_DIFF} (kubeadm)"
+        ))
+        .help(format!(
+            "use a /{} or smaller, e.g. `10.244.0.0/16`",
+            node - POD_SUBNET_NODE_MASK_MAX_DIFF
+        )));
+    }
+    Ok(())
+}
+
+/// `serviceSubnet` as kubeadm's ValidateServiceSubnetSize and ValidateIPNetFromString check
+/// it (their messages): at most 20 bits of addresses, at least 10 addresses.
+pub(crate) fn service_subnet(net: IpNet) -> Rule<()> {
+    ipv4_only(net)?;
+    let bits = net.max_prefix_len();
+    let host_bits = bits - net.prefix_len();
+    if host_bits > MAX_BITS_FOR_SERVICE_SUBNET {
+        return Err(Broken::new(format!(
+            "`{net}`: specified service subnet is too large; for {bits}-bit addresses, the mask \
+             must be >= {} (kubeadm and the API server)",
+            bits - MAX_BITS_FOR_SERVICE_SUBNET
+        ))
+        .help("the default `10.96.0.0/12` is the largest allowed"));
+    }
+    if 2u32.pow(u32::from(host_bits)) < MIN_ADDRESSES_IN_SERVICE_SUBNET {
+        return Err(Broken::new(format!(
+            "`{net}`: subnet is too small (kubeadm wants at least \
+             {MIN_ADDRESSES_IN_SERVICE_SUBNET} addresses for services)"
+        ))
+        .help("use a /28 or larger; the default is `10.96.0.0/12`"));
+    }
+    Ok(())
+}
+
 /// A URL the hosts can fetch: `http://` or `https://` with a host.
 pub(crate) fn url(s: &str) -> Rule<()> {
     let rest = s
@@ -610,6 +685,42 @@ mod tests {
         assert!(url("https://pkgs.k8s.io/core:/stable:").is_ok());
         assert!(url("ftp://x/y").is_err());
         assert!(url("https://").is_err());
+    }
+
+    #[test]
+    fn subnet_sizes_as_kubeadm_checks_them() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(pod_subnet(net("192.168.0.0/16")).is_ok());
+        assert!(pod_subnet(net("10.0.0.0/8")).is_ok());
+        assert!(pod_subnet(net("10.244.0.0/24")).is_ok());
+        for small in ["10.244.0.0/25", "10.244.0.1/32"] {
+            let e = pod_subnet(net(small)).unwrap_err();
+            assert!(
+                e.message
+                    .contains("is smaller than the size of node subnet with mask 24"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(pod_subnet(net("10.0.0.0/7"))
+            .unwrap_err()
+            .message
+            .contains("pod subnet mask (7) and node-mask (24) difference is greater than 16"));
+        assert!(service_subnet(net("10.96.0.0/12")).is_ok());
+        assert!(service_subnet(net("10.96.0.0/28")).is_ok());
+        assert!(service_subnet(net("10.96.0.0/11"))
+            .unwrap_err()
+            .message
+            .contains(
+            "specified service subnet is too large; for 32-bit addresses, the mask must be >= 12"
+        ));
+        assert!(service_subnet(net("10.96.0.0/29"))
+            .unwrap_err()
+            .message
+            .contains("subnet is too small"));
+        for v6 in ["fd00:10:244::/56", "fd00:10:96::/112"] {
+            assert!(pod_subnet(net(v6)).is_err() && service_subnet(net(v6)).is_err());
+        }
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub(crate) struct HostDraft {
     /// `internalAddress`: the node IP, when the SSH address is not one of the host's own.
     pub internal_address: Option<Spanned<std::net::IpAddr>>,
     pub role: Option<Role>,
+    /// Where `role` was written (for the one-control-plane check).
+    pub role_at: Option<Spanned<()>>,
     pub labels: BTreeMap<String, String>,
     /// None: not written, the role's default applies.
     pub taints: Option<Vec<Spanned<Taint>>>,
@@ -250,32 +252,18 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
         let field = format!("cluster.{key}");
         *net = None;
         if let Some(s) = r.string(n, &field, "a subnet like 10.96.0.0/12") {
-            match rules::subnet(&s.value) {
+            let sized = if key == "podSubnet" {
+                rules::pod_subnet
+            } else {
+                rules::service_subnet
+            };
+            match rules::subnet(&s.value).and_then(|parsed| sized(parsed).map(|()| parsed)) {
                 Ok(parsed) => {
                     *net = Some(parsed);
                     *at = Some(s.map(|_| ()));
                 }
                 Err(b) => report(r, &s, &field, b),
             }
-        }
-    }
-    if let (Some(net), Some(at)) = (draft.service_subnet, &draft.service_subnet_at) {
-        // kube-apiserver: "specified --service-cluster-ip-range is too large".
-        let (max_bits, min_prefix) = match net {
-            IpNet::V4(_) => (32, 12),
-            IpNet::V6(_) => (128, 108),
-        };
-        if net.prefix_len() < min_prefix {
-            r.error_at(
-                at,
-                "cluster.serviceSubnet",
-                format!(
-                    "`{net}` is too large for the API server: the prefix of a {max_bits}-bit \
-                     service subnet must be at least /{min_prefix}"
-                ),
-                None,
-            );
-            draft.service_subnet = None;
         }
     }
     if let Some(n) = f.get("controlPlaneEndpoint") {
@@ -425,7 +413,7 @@ fn read_manifests(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Vec<Manif
             );
             continue;
         }
-        if let Some(first) = out.iter().find(|m| m.value.source == source) {
+        if let Some(first) = out.iter().find(|m| same_source(&m.value.source, &source)) {
             r.error_at(
                 &written,
                 &field,
@@ -442,6 +430,21 @@ fn read_manifests(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Vec<Manif
         out.push(written.map(|_| Manifest { name, source }));
     }
     out.into_iter().map(|m| m.value).collect()
+}
+
+/// Whether two manifest sources are the same: URLs as written, files after resolving
+/// `.`, `..` and symbolic links (`/etc/x` and `/etc/../etc/x` are one file, applied once).
+fn same_source(a: &ManifestSource, b: &ManifestSource) -> bool {
+    match (a, b) {
+        (ManifestSource::File(a), ManifestSource::File(b)) => {
+            a == b
+                || matches!(
+                    (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                    (Ok(x), Ok(y)) if x == y
+                )
+        }
+        _ => a == b,
+    }
 }
 
 fn read_ssh(r: &mut Reader, node: &MarkedYaml, field: &str, ctx: &Context) -> SshDraft {
@@ -541,6 +544,7 @@ fn read_host(r: &mut Reader, node: &MarkedYaml, index: usize, ctx: &Context) -> 
         address: None,
         internal_address: None,
         role: None,
+        role_at: None,
         labels: BTreeMap::new(),
         taints: None,
         ssh: SshDraft::default(),
@@ -576,6 +580,7 @@ fn read_host(r: &mut Reader, node: &MarkedYaml, index: usize, ctx: &Context) -> 
         let field = join(&field, "role");
         if let Some(role) = r.string(n, &field, "`control-plane` or `worker`") {
             host.role = read_role(r, &role, &field);
+            host.role_at = Some(role.map(|_| ()));
         }
     }
     if let Some(n) = f.get("labels") {

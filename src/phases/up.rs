@@ -30,23 +30,6 @@ pub use crate::inventory::target;
 /// when it runs them).
 const PLAN_WAIT: Duration = Duration::from_secs(900);
 
-/// Refuses inventories `up` cannot handle yet.
-pub fn check_supported(inv: &Inventory) -> Result<(), UpError> {
-    let cps: Vec<&str> = inv
-        .hosts
-        .iter()
-        .filter(|h| h.role == Role::ControlPlane)
-        .map(|h| h.name.as_str())
-        .collect();
-    if cps.len() > 1 {
-        return Err(UpError::MultipleControlPlanes {
-            count: cps.len(),
-            names: cps.join(", "),
-        });
-    }
-    Ok(())
-}
-
 /// Prints the summary for a run that stopped before the phases: `failed` hosts with
 /// their reason (the summary lists each in full), every other host skipped.
 fn stop_early(progress: &Progress, inv: &Inventory, failed: &BTreeMap<String, String>) {
@@ -114,7 +97,6 @@ async fn converge(
 ) -> miette::Result<Outcome> {
     let inv = inventory::load(&args.inventory)?;
     doc.set_inventory(&inv);
-    check_supported(&inv)?;
     let mut interrupt =
         Interrupt::listen().map_err(|e| miette::miette!("cannot catch SIGINT and SIGTERM: {e}"))?;
     let (progress, log) = open_run(args.run.log_dir.as_deref())?;
@@ -374,7 +356,8 @@ pub(crate) async fn connect_and_plan(
 }
 
 /// Sets every host's node IP from its facts ([`crate::node_address::choose`]). Returns
-/// the hosts refused because none can be chosen.
+/// the hosts refused because none can be chosen, or because one of their addresses lies
+/// inside the pod or service subnet.
 fn choose_node_addresses(
     inv: &mut Inventory,
     facts_by_host: &BTreeMap<String, HostFacts>,
@@ -384,9 +367,14 @@ fn choose_node_addresses(
         let Some(facts) = facts_by_host.get(&host.name) else {
             continue;
         };
-        match crate::node_address::choose(host, &facts.network) {
-            Ok(n) => host.node_address = Some(n),
-            Err(why) => {
+        let conflict = crate::node_address::subnet_conflict(
+            &facts.network,
+            &inv.cluster.pod_subnet,
+            &inv.cluster.service_subnet,
+        );
+        match (crate::node_address::choose(host, &facts.network), conflict) {
+            (Ok(n), None) => host.node_address = Some(n),
+            (Err(why), _) | (Ok(_), Some(why)) => {
                 failed.insert(host.name.clone(), format!("refused: {why}"));
             }
         }
