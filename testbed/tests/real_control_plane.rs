@@ -72,6 +72,30 @@ fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
     );
 }
 
+/// A mirror pod: name, `kubernetes.io/config.hash`, phase.
+type Mirror = (String, String, String);
+
+/// Calls `fetch` every second until `ok` holds for its value (which it returns); panics
+/// with the last value and the logs after 90 s.
+fn poll<T: std::fmt::Debug>(
+    tb: &testbed::Testbed,
+    what: &str,
+    fetch: impl Fn() -> T,
+    ok: &dyn Fn(&T) -> bool,
+) -> T {
+    let started = Instant::now();
+    loop {
+        let value = fetch();
+        if ok(&value) {
+            return value;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            panic!("{what}: not after 90 s: {value:?}\n{}", logs(tb));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// The kubelet stand-in's log and the tail of each component's.
 fn logs(tb: &testbed::Testbed) -> String {
     exec(
@@ -303,19 +327,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
             .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
             .unwrap_or(Value::Null)
     };
-    let wait = |what: &str, ok: &dyn Fn(&Value) -> bool| {
-        let started = Instant::now();
-        loop {
-            let node = ready(&tb);
-            if ok(&node) {
-                return node;
-            }
-            if started.elapsed() > Duration::from_secs(90) {
-                panic!("{what}: not after 90 s: {node}\n{}", logs(&tb));
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    };
+    let wait = |what: &str, ok: &dyn Fn(&Value) -> bool| poll(&tb, what, || ready(&tb), ok);
     let node = wait("NotReady", &|n| condition(n)["status"] == "False");
     assert_eq!(condition(&node)["reason"], "KubeletNotReady", "{node}");
     assert!(
@@ -349,6 +361,72 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         &format!("{kubectl} {ADMIN} get lease -n kube-node-lease node1 -o jsonpath='{{.spec.holderIdentity}} {{.metadata.ownerReferences[0].kind}}'"),
     );
     assert_eq!(out.stdout, "node1 Node");
+
+    // Mirror pods: the control plane as `kubectl get pods -n kube-system` shows it. (The
+    // real scheduler also binds CoreDNS and kube-proxy here once the Node is Ready; they
+    // stay Pending: running bound pods is a next step.)
+    let mirrors = |tb: &testbed::Testbed| -> Vec<Mirror> {
+        let out = exec_ok(
+            tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get pods -n kube-system --field-selector spec.nodeName=node1 -o json"),
+        );
+        let list: Value = serde_json::from_str(&out.stdout).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null())
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap().to_string(),
+                    p["metadata"]["annotations"]["kubernetes.io/config.hash"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    p["status"]["phase"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let wait_mirrors =
+        |what: &str, ok: &dyn Fn(&Vec<Mirror>) -> bool| poll(&tb, what, || mirrors(&tb), ok);
+    let before = wait_mirrors("four Running mirror pods", &|m| {
+        m.len() == 4 && m.iter().all(|(_, _, phase)| phase == "Running")
+    });
+    let names: Vec<&str> = before.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "etcd-node1",
+            "kube-apiserver-node1",
+            "kube-controller-manager-node1",
+            "kube-scheduler-node1"
+        ]
+    );
+    // A changed manifest restarts the process and changes the mirror pod's config.hash
+    // (what `kubeadm upgrade apply` waits for).
+    let hash_of =
+        |m: &[Mirror], name: &str| m.iter().find(|(n, _, _)| n == name).unwrap().1.clone();
+    let pid = exec_ok(&tb, "node1", "cat /run/real-kubelet/kube-scheduler.pid").stdout;
+    exec_ok(
+        &tb,
+        "node1",
+        "sed -i 's/^    - --leader-elect=true$/    - --leader-elect=true\\n    - --v=2/' /etc/kubernetes/manifests/kube-scheduler.yaml && grep -q -- '--v=2' /etc/kubernetes/manifests/kube-scheduler.yaml",
+    );
+    let old_hash = hash_of(&before, "kube-scheduler-node1");
+    wait_mirrors("the scheduler's new hash, Running", &|m| {
+        m.iter().any(|(n, h, phase)| {
+            n == "kube-scheduler-node1" && *h != old_hash && phase == "Running"
+        })
+    });
+    let new_pid = exec_ok(&tb, "node1", "cat /run/real-kubelet/kube-scheduler.pid").stdout;
+    assert_ne!(pid, new_pid, "the scheduler was not restarted");
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("grep -q -- --v=2 /proc/{}/cmdline", new_pid.trim()),
+    );
 
     // The add-ons are real API objects now (no kubelet runs their pods yet).
     let out = exec_ok(

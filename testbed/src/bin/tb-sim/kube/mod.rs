@@ -5,6 +5,7 @@ pub mod apiserver;
 pub mod kubeadm;
 pub mod kubectl;
 pub mod kubelet;
+pub mod mirror;
 pub mod objects;
 pub mod pki;
 pub mod realnode;

@@ -24,18 +24,22 @@
 //!   (the host's global IPv4 address) and Hostname; capacity from the machine (CPUs,
 //!   MemTotal, the kubelet's default maxPods 110); nodeInfo from the host.
 //!
+//! - mirror pods (mirror.rs), synced in the same 10 s loop.
+//!
 //! Not yet: --node-ip, --register-with-taints, --hostname-override from kubeadm-flags.env,
 //! the container runtime's version in nodeInfo (there is no runtime yet).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::kubelet::KUBELET_CONF;
+use super::kubelet::{KUBELET_CONF, MANIFESTS};
+use super::mirror;
 use super::objects::rfc3339;
 use super::scheduler::CNI_NOT_READY;
 use crate::common;
@@ -144,6 +148,7 @@ pub fn run_in_background(kubectl: PathBuf, release: String, log: fn(&str)) {
                 update_status(&kubectl, &name, &release),
             );
             report("failed to update lease", renew_lease(&kubectl, &name));
+            report("failed to sync mirror pods", sync_mirrors(&kubectl, &name));
             std::thread::sleep(Duration::from_secs(10));
         }
     });
@@ -163,6 +168,66 @@ fn update_status(kubectl: &Path, name: &str, release: &str) -> Result<String, St
         &["replace", "--raw", &status, "-f", "-"],
         &node.to_string(),
     )
+}
+
+/// Makes the mirror pods match the manifests (mirror.rs): deletes those whose manifest is
+/// gone or changed, creates the missing ones, writes each one's status.
+fn sync_mirrors(kubectl: &Path, node: &str) -> Result<String, String> {
+    let get = |path: &str| -> Result<Value, String> {
+        let text = kubectl_run(kubectl, &["get", "--raw", path], "")?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    let node_uid = get(&format!("/api/v1/nodes/{node}"))?["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let pods = "/api/v1/namespaces/kube-system/pods";
+    let list = get(&format!("{pods}?fieldSelector=spec.nodeName%3D{node}"))?;
+    let wanted = mirror::manifests(MANIFESTS);
+    let suffix = format!("-{node}");
+    let mut current = BTreeMap::new();
+    for pod in list["items"].as_array().into_iter().flatten() {
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let Some(hash) = pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].as_str()
+        else {
+            continue;
+        };
+        let static_name = name.strip_suffix(&suffix).unwrap_or_default();
+        let terminating = !pod["metadata"]["deletionTimestamp"].is_null();
+        if !terminating && wanted.get(static_name).map(|(_, h)| h.as_str()) == Some(hash) {
+            current.insert(static_name.to_string(), pod.clone());
+        } else {
+            // The kubelet deletes a mirror pod with grace period 0 (mirror_client.go
+            // DeleteMirrorPod); a graceful delete would wait for a kubelet confirmation.
+            let path = format!("{pods}/{name}?gracePeriodSeconds=0");
+            kubectl_run(kubectl, &["delete", "--raw", &path], "")?;
+        }
+    }
+    let now = rfc3339(common::now());
+    let ip = internal_ip().unwrap_or_default();
+    for (static_name, (pod, hash)) in &wanted {
+        let mut object = match current.remove(static_name) {
+            Some(object) => object,
+            None => {
+                let m = mirror::mirror_pod(pod, hash, node, &node_uid, &now);
+                let text = kubectl_run(
+                    kubectl,
+                    &["create", "--raw", pods, "-f", "-"],
+                    &m.to_string(),
+                )?;
+                serde_json::from_str(&text).map_err(|e| e.to_string())?
+            }
+        };
+        let running = mirror::running(static_name);
+        object["status"] = mirror::pod_status(pod, running, &ip, &now);
+        let path = format!("{pods}/{static_name}{suffix}/status");
+        kubectl_run(
+            kubectl,
+            &["replace", "--raw", &path, "-f", "-"],
+            &object.to_string(),
+        )?;
+    }
+    Ok(String::new())
 }
 
 /// Creates `kube-node-lease/<node>` or renews it (GET, then PUT with its resourceVersion),

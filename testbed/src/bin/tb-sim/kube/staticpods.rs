@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::kubelet::MANIFESTS;
+use super::mirror;
 use super::realnode;
 
 static TERM: AtomicBool = AtomicBool::new(false);
@@ -302,6 +303,11 @@ pub fn daemon(args: &[String]) -> i32 {
                             r.spec.pod,
                             r.spec.container,
                             child.id()
+                        );
+                        let _ = fs::create_dir_all(mirror::PIDS);
+                        let _ = fs::write(
+                            Path::new(mirror::PIDS).join(format!("{}.pid", r.spec.pod)),
+                            child.id().to_string(),
                         );
                         r.child = Some(child);
                     }

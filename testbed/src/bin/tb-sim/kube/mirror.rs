@@ -1,0 +1,157 @@
+//! Mirror pods of the kubelet stand-in for the REAL control plane (issue 9,
+//! testbed/STANDINS-kubelet-real.md; reference real-control-plane.md §4): for each static
+//! pod in /etc/kubernetes/manifests, the API object `kube-system/<pod>-<node>` that the
+//! kubelet creates so the cluster can see it (pkg/kubelet/pod/mirror_client.go,
+//! pkg/kubelet/config/common.go):
+//!
+//! - annotations `kubernetes.io/config.hash` (a hash of the manifest: it changes when the
+//!   manifest changes, which is what `kubeadm upgrade`'s WaitForStaticPodHashChange looks
+//!   for; the kubelet hashes the decoded pod, so the value differs from a real kubelet's),
+//!   `kubernetes.io/config.mirror` (the same hash), `kubernetes.io/config.source: file`,
+//!   `kubernetes.io/config.seen`;
+//! - `spec.nodeName` = the node and an ownerReference to the Node (NodeRestriction admits
+//!   a node's mirror pods only so);
+//! - a mirror pod whose hash is not the manifest's is deleted (grace period 0, as
+//!   DeleteMirrorPod does) and created again, one whose manifest is gone is deleted;
+//! - status: Running and Ready while the pod's process runs (staticpods.rs writes
+//!   /run/real-kubelet/POD.pid), hostIP = podIP = the node's address (hostNetwork).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Where staticpods.rs records the process of each running static pod.
+pub const PIDS: &str = "/run/real-kubelet";
+
+/// The manifests' pods by name, with their hash.
+pub fn manifests(dir: &str) -> BTreeMap<String, (Value, String)> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(pod) = serde_yaml::from_str::<Value>(&text) else {
+            continue;
+        };
+        if let Some(name) = pod["metadata"]["name"].as_str() {
+            let hash = hex(&Sha256::digest(text.as_bytes())[..16]);
+            out.insert(name.to_string(), (pod, hash));
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The mirror pod of static pod `pod` (from its manifest) on node `node`.
+pub fn mirror_pod(pod: &Value, hash: &str, node: &str, node_uid: &str, seen: &str) -> Value {
+    let mut m = pod.clone();
+    let name = format!("{}-{node}", pod["metadata"]["name"].as_str().unwrap_or(""));
+    m["metadata"]["name"] = json!(name);
+    m["metadata"]["namespace"] = json!("kube-system");
+    if let Some(meta) = m["metadata"].as_object_mut() {
+        meta.remove("creationTimestamp");
+    }
+    let annotations = &mut m["metadata"]["annotations"];
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations["kubernetes.io/config.hash"] = json!(hash);
+    annotations["kubernetes.io/config.mirror"] = json!(hash);
+    annotations["kubernetes.io/config.source"] = json!("file");
+    annotations["kubernetes.io/config.seen"] = json!(seen);
+    m["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid, "controller": true
+    }]);
+    m["spec"]["nodeName"] = json!(node);
+    if let Some(obj) = m.as_object_mut() {
+        obj.remove("status");
+    }
+    m
+}
+
+/// Whether the static pod's process is alive (its pid file names a live process).
+pub fn running(pod: &str) -> bool {
+    let pid = std::fs::read_to_string(Path::new(PIDS).join(format!("{pod}.pid")))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok());
+    pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0)
+}
+
+/// The mirror pod's status (kwok's model of a running pod, reference §7).
+pub fn pod_status(pod: &Value, running: bool, ip: &str, now: &str) -> Value {
+    let ready = if running { "True" } else { "False" };
+    let condition = |kind: &str, status: &str| json!({"type": kind, "status": status, "lastTransitionTime": now});
+    let containers: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let state = if running {
+                json!({"running": {"startedAt": now}})
+            } else {
+                json!({"waiting": {"reason": "CrashLoopBackOff"}})
+            };
+            json!({"name": c["name"], "image": c["image"], "imageID": "",
+                   "ready": running, "started": running, "restartCount": 0, "state": state})
+        })
+        .collect();
+    json!({
+        "phase": if running { "Running" } else { "Pending" },
+        "conditions": [
+            condition("PodReadyToStartContainers", "True"),
+            condition("Initialized", "True"),
+            condition("Ready", ready),
+            condition("ContainersReady", ready),
+            condition("PodScheduled", "True"),
+        ],
+        "hostIP": ip, "hostIPs": [{"ip": ip}],
+        "podIP": ip, "podIPs": [{"ip": ip}],
+        "startTime": now,
+        "containerStatuses": containers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_pod_is_named_after_the_node_annotated_and_owned_by_it() {
+        let pod: Value = serde_yaml::from_str(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-scheduler\n  namespace: kube-system\n  creationTimestamp: null\n  labels: {component: kube-scheduler}\nspec:\n  hostNetwork: true\n  containers: [{name: kube-scheduler, image: i}]\nstatus: {}\n",
+        )
+        .unwrap();
+        let m = mirror_pod(&pod, "abc", "node1", "u-1", "2026-01-01T00:00:00Z");
+        assert_eq!(m["metadata"]["name"], "kube-scheduler-node1");
+        assert_eq!(
+            m["metadata"]["annotations"]["kubernetes.io/config.mirror"],
+            "abc"
+        );
+        assert_eq!(
+            m["metadata"]["annotations"]["kubernetes.io/config.hash"],
+            "abc"
+        );
+        assert_eq!(
+            m["metadata"]["annotations"]["kubernetes.io/config.source"],
+            "file"
+        );
+        assert_eq!(m["metadata"]["labels"]["component"], "kube-scheduler");
+        assert_eq!(m["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(m["spec"]["nodeName"], "node1");
+        assert!(m.get("status").is_none());
+        assert!(m["metadata"].get("creationTimestamp").is_none());
+        let s = pod_status(&pod, true, "10.0.0.1", "t");
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["containerStatuses"][0]["ready"], true);
+        assert_eq!(pod_status(&pod, false, "10.0.0.1", "t")["phase"], "Pending");
+    }
+}
