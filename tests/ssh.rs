@@ -38,6 +38,12 @@ impl Sshd {
 
     /// Starts sshd with extra `sshd_config` lines (they win over the defaults).
     fn start_with(extra_config: &str) -> Sshd {
+        Sshd::start_setup(extra_config, |_| {})
+    }
+
+    /// `start_with`, `setup` called with the directory once the keys are made and before
+    /// sshd starts (e.g. to sign its host key); `$DIR` in the extra lines is that directory.
+    fn start_setup(extra_config: &str, setup: impl FnOnce(&Path)) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: these tests need the OpenSSH server \
@@ -54,6 +60,8 @@ impl Sshd {
             authorized.push_str(&std::fs::read_to_string(d.join(format!("{k}.pub"))).unwrap());
         }
         std::fs::write(d.join("authorized_keys"), authorized).unwrap();
+        setup(d);
+        let extra_config = extra_config.replace("$DIR", &d.display().to_string());
         // sshd refuses to start without its privilege separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
 
@@ -834,6 +842,117 @@ async fn a_bastion_connection_is_shared_only_by_hosts_with_the_same_settings_for
     assert!(matches!(err, SshError::Jump { .. }), "{msg}");
     assert!(msg.contains("no host key for"), "{msg}");
     assert!(msg.contains(&own_file.display().to_string()), "{msg}");
+
+/// `ssh-keygen -s CA -I ID FLAGS KEY.pub`: writes KEY-cert.pub.
+fn sign(ca: &Path, key_pub: &Path, flags: &[&str]) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(ca)
+        .args(["-I", "bootstrap-test"])
+        .args(flags)
+        .arg(key_pub)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ssh-keygen -s {flags:?}");
+}
+
+/// User certificates: no plain key authorized, sshd trusts the CA (TrustedUserCAKeys);
+/// the identity file's `-cert.pub` logs in. Expired or for another user: refused, and
+/// the message says which certificate was tried.
+#[tokio::test]
+async fn a_user_certificate_logs_in_where_no_plain_key_is_authorized() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("user_ca");
+    keygen(&ca, "ed25519");
+    let sshd = Sshd::start_with(&format!(
+        "TrustedUserCAKeys {}.pub\nAuthorizedKeysFile none\n",
+        ca.display()
+    ));
+    let target = sshd.target("root", "id_ed25519");
+    let err = Connection::connect_with_agent(&target, None)
+        .await
+        .err()
+        .expect("no plain key is authorized");
+    assert!(matches!(err, SshError::Auth { .. }), "{err}");
+
+    let public = sshd.path("id_ed25519.pub");
+    for (flags, ok) in [
+        (["-n", "root", "-V", "-5m:+1h"], true),
+        (["-n", "root", "-V", "20200101:20200102"], false),
+        (["-n", "alice", "-V", "-5m:+1h"], false),
+    ] {
+        sign(&ca, &public, &flags);
+        let result = Connection::connect_with_agent(&target, None).await;
+        match (result, ok) {
+            (Ok(conn), true) => {
+                assert_eq!(conn.run(&script("whoami")).await.unwrap().stdout, "root\n")
+            }
+            (Err(e), false) => {
+                let msg = e.to_string();
+                assert!(matches!(e, SshError::Auth { .. }), "{msg}");
+                assert!(msg.contains("id_ed25519-cert.pub"), "{msg}");
+                assert!(msg.contains("\"bootstrap-test\""), "{msg}");
+                assert!(msg.contains("rejected by the server"), "{msg}");
+            }
+            (Ok(_), false) => panic!("{flags:?} must be refused"),
+            (Err(e), true) => panic!("{flags:?}: {e}"),
+        }
+    }
+}
+
+/// Host certificates: known_hosts has only a @cert-authority line (no host key line); a
+/// certificate signed by that CA for this address is trusted; expired, for another
+/// principal, or with its CA @revoked, it is refused saying why.
+#[tokio::test]
+async fn a_host_certificate_is_trusted_through_cert_authority_only() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("host_ca");
+    keygen(&ca, "ed25519");
+    let ca_line = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let ca_line = ca_line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (flags, revoke_ca, expected) in [
+        (["-n", "127.0.0.1", "-V", "-5m:+1h"], false, None),
+        (["-n", "127.0.0.1", "-V", "-5m:+1h"], true, Some("@revoked")),
+        (
+            ["-n", "127.0.0.1", "-V", "20200101:20200102"],
+            false,
+            Some("EXPIRED at 2020-01-02"),
+        ),
+        (
+            ["-n", "node1.example", "-V", "-5m:+1h"],
+            false,
+            Some("valid for node1.example but not for 127.0.0.1"),
+        ),
+    ] {
+        let sshd = Sshd::start_setup("HostCertificate $DIR/host_ed25519-cert.pub\n", |d| {
+            let mut hflags = vec!["-h"];
+            hflags.extend_from_slice(&flags);
+            sign(&ca, &d.join("host_ed25519.pub"), &hflags);
+        });
+        let mut target = sshd.target("root", "id_ed25519");
+        let mut kh = format!("@cert-authority [127.0.0.1]:{} {ca_line}\n", sshd.port);
+        if revoke_ca {
+            kh.push_str(&format!("@revoked * {ca_line}\n"));
+        }
+        target.known_hosts_file = sshd.known_hosts(&kh);
+        let result = Connection::connect_with_agent(&target, None).await;
+        match (result, expected) {
+            (Ok(conn), None) => {
+                assert_eq!(conn.run(&script("echo ok")).await.unwrap().stdout, "ok\n")
+            }
+            (Err(e), Some(words)) => {
+                let msg = e.to_string();
+                assert!(matches!(e, SshError::HostKey { .. }), "{msg}");
+                assert!(msg.contains(words), "{flags:?}: {msg}");
+            }
+            (Ok(_), Some(words)) => panic!("{flags:?} must be refused ({words})"),
+            (Err(e), None) => panic!("{flags:?}: {e}"),
+        }
+    }
 }
 
 #[tokio::test]

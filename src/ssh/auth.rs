@@ -1,4 +1,5 @@
-//! Public key authentication: the inventory's identity file, then ssh-agent.
+//! Public key authentication: the inventory's identity file (its `-cert.pub` user
+//! certificate first, as ssh), then ssh-agent (its certificates, then its keys).
 //!
 //! bootstrap never prompts (it runs unattended across many hosts), so a passphrase
 //! protected key is only usable through ssh-agent. Every failure lists what was tried so
@@ -61,9 +62,31 @@ pub async fn authenticate<H: Handler>(
     if let Some(path) = identity_file {
         match russh::keys::load_secret_key(path, None) {
             Ok(key) => {
+                let key = Arc::new(key);
+                // As ssh: the certificate next to the key (`<key>-cert.pub`) first.
+                match read_certificate(path) {
+                    None => {}
+                    Some(Err(reason)) => tried.push(reason),
+                    Some(Ok((cert_path, cert))) => {
+                        let desc = describe_certificate(&cert);
+                        match handle
+                            .authenticate_openssh_cert(user, key.clone(), cert)
+                            .await
+                        {
+                            Ok(AuthResult::Success) => return Ok(()),
+                            Ok(AuthResult::Failure { .. }) => tried.push(format!(
+                                "certificate {} ({desc}): rejected by the server (expired, \
+                                 not for user {user}, or its CA is not in the server's \
+                                 TrustedUserCAKeys)",
+                                cert_path.display()
+                            )),
+                            Err(e) => return Err(format!("while authenticating: {e}")),
+                        }
+                    }
+                }
                 let desc = describe(key.public_key());
                 let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
-                let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+                let key = PrivateKeyWithHashAlg::new(key, hash);
                 match handle.authenticate_publickey(user, key).await {
                     Ok(AuthResult::Success) => return Ok(()),
                     Ok(AuthResult::Failure {
@@ -141,18 +164,32 @@ async fn agent_auth<H: Handler>(
         .request_identities()
         .await
         .map_err(|e| format!("cannot list keys: {e}"))?;
-    let mut keys: Vec<PublicKey> = identities
-        .into_iter()
-        .filter_map(|id| match id {
-            AgentIdentity::PublicKey { key, .. } => Some(key),
-            AgentIdentity::Certificate { .. } => None,
-        })
-        .collect();
-    if keys.is_empty() {
+    if identities.is_empty() {
         return Err("holds no keys".to_string());
+    }
+    let mut keys = Vec::new();
+    let mut certificates = Vec::new();
+    for id in identities {
+        match id {
+            AgentIdentity::PublicKey { key, .. } => keys.push(key),
+            AgentIdentity::Certificate { certificate, .. } => certificates.push(certificate),
+        }
     }
     if let Some(p) = preferred {
         keys.sort_by_key(|k| k.key_data() != p.key_data());
+        certificates.sort_by_key(|c| c.public_key() != p.key_data());
+    }
+    // Certificates the agent holds, as ssh offers them: each signed by the agent.
+    for cert in certificates {
+        let hash = rsa_hash(handle, cert.algorithm().is_rsa()).await?;
+        match handle
+            .authenticate_certificate_with(user, cert, hash, agent)
+            .await
+        {
+            Ok(AuthResult::Success) => return Ok(true),
+            Ok(AuthResult::Failure { .. }) => continue,
+            Err(e) => return Err(format!("signing failed: {e}")),
+        }
     }
     for key in keys {
         let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
@@ -181,6 +218,37 @@ async fn rsa_hash<H: Handler>(
         .await
         .map(|h| h.flatten())
         .map_err(|e| format!("while negotiating the RSA signature hash: {e}"))
+}
+
+/// `<identity>-cert.pub`, OpenSSH's place for the certificate of an identity file:
+/// None when there is none, else the certificate or why it cannot be used.
+fn read_certificate(
+    identity: &Path,
+) -> Option<Result<(PathBuf, russh::keys::Certificate), String>> {
+    let mut path = identity.as_os_str().to_owned();
+    path.push("-cert.pub");
+    let path = PathBuf::from(path);
+    if !path.exists() {
+        return None;
+    }
+    Some(
+        russh::keys::Certificate::read_file(&path)
+            .map(|c| (path.clone(), c))
+            .map_err(|e| format!("certificate {}: cannot be read: {e}", path.display())),
+    )
+}
+
+/// `certificate "KEY ID" for PRINCIPALS`, what ssh -v says of a certificate.
+fn describe_certificate(cert: &russh::keys::Certificate) -> String {
+    format!(
+        "\"{}\" for {}",
+        cert.key_id(),
+        if cert.valid_principals().is_empty() {
+            "any user".to_string()
+        } else {
+            cert.valid_principals().join(", ")
+        }
+    )
 }
 
 /// `<identity>.pub`, if present: lets us pick the matching agent key first.

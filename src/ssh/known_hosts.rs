@@ -5,7 +5,8 @@
 //! miscounts lines after comments, so a changed-key message could point at the wrong
 //! line. This module implements the format as `sshd(8)` documents it ("SSH_KNOWN_HOSTS
 //! FILE FORMAT") and as `ssh` applies it with `StrictHostKeyChecking yes` (or
-//! `accept-new`, which appends an unknown host's key under a lock: [`append`]). Every
+//! `accept-new`, which appends an unknown host's key under a lock: [`append`]), host
+//! certificates included ([`KnownHosts::verify_certificate`]). Every
 //! verdict names the file, the line and the SHA256 fingerprint the way `ssh-keygen -l`
 //! prints them, so the person can verify the key out of band.
 
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};
-use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+use russh::keys::ssh_key::{certificate::CertType, Algorithm, Certificate, HashAlg, PublicKey};
 
 /// What to do with a host whose key the known_hosts file does not record, as OpenSSH's
 /// `StrictHostKeyChecking`. A changed or revoked key is refused under every policy.
@@ -49,6 +50,8 @@ pub struct KnownHosts {
     path: PathBuf,
     /// The name entries are matched against: `addr` for port 22, `[addr]:port` otherwise.
     lookup: String,
+    /// The address, lowercased: the principal a host certificate must name.
+    address: String,
     /// Entries whose host patterns match `lookup`, in file order.
     entries: Vec<Entry>,
 }
@@ -95,6 +98,13 @@ pub enum Rejection {
         file: PathBuf,
         line: usize,
     },
+    /// The server presented a host certificate that the `@cert-authority` lines do not
+    /// make valid for this host (and its plain key is not recorded either).
+    Certificate {
+        lookup: String,
+        file: PathBuf,
+        reason: String,
+    },
     /// The file itself could not be read.
     Unreadable { file: PathBuf, reason: String },
 }
@@ -127,8 +137,8 @@ impl std::fmt::Display for Rejection {
                 if *ca_only {
                     write!(
                         f,
-                        " (the file has only @cert-authority entries for this host; host \
-                         certificates are not supported, record the host key itself)"
+                        " (the file has only @cert-authority entries for this host, but the \
+                         server presented a plain key, not a certificate signed by that CA)"
                     )?;
                 }
                 Ok(())
@@ -160,6 +170,17 @@ impl std::fmt::Display for Rejection {
                 "the host key {offered} offered by {lookup} is marked @revoked at {file}:{line}",
                 file = file.display()
             ),
+            Rejection::Certificate {
+                lookup,
+                file,
+                reason,
+            } => write!(
+                f,
+                "the host certificate of {lookup} is not trusted: {reason} (checked against the \
+                 @cert-authority lines of {}; the key inside the certificate is not recorded \
+                 there either)",
+                file.display()
+            ),
             Rejection::Unreadable { file, reason } => write!(
                 f,
                 "cannot read known_hosts file {}: {reason}; bootstrap checks host keys \
@@ -168,6 +189,21 @@ impl std::fmt::Display for Rejection {
             ),
         }
     }
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC time (`forever` for the largest value, as
+/// ssh-keygen -L prints it).
+fn utc(secs: u64) -> String {
+    if secs == u64::MAX {
+        return "forever".to_string();
+    }
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || secs.to_string(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 /// `s` quoted for pasting into a shell, when it needs it.
@@ -278,8 +314,95 @@ impl KnownHosts {
         KnownHosts {
             path: path.to_path_buf(),
             lookup,
+            address: address.to_ascii_lowercase(),
             entries,
         }
+    }
+
+    /// Whether a `@cert-authority` line covers this host: then the server is asked for a
+    /// host certificate first.
+    pub fn has_cert_authority(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.marker == Marker::CertAuthority)
+    }
+
+    /// Accepts a host certificate as `ssh` does (sshconnect.c check_host_cert,
+    /// sshkey_cert_check_host): a host certificate, neither it nor its CA `@revoked`,
+    /// signed by a CA that a `@cert-authority` line for this host names, within its
+    /// validity at `now` (seconds since the epoch), naming this host among its principals
+    /// (no principals: any host), without critical options (none is defined for hosts).
+    pub fn verify_certificate(&self, cert: &Certificate, now: u64) -> Result<(), Rejection> {
+        let reject = |reason: String| Rejection::Certificate {
+            lookup: self.lookup.clone(),
+            file: self.path.clone(),
+            reason,
+        };
+        let ca = PublicKey::from(cert.signature_key().clone());
+        let key = PublicKey::from(cert.public_key().clone());
+        let ca_desc = format!("CA {}", describe(&ca));
+        if let Some(e) = self.entries.iter().find(|e| {
+            e.marker == Marker::Revoked
+                && (e.key.key_data() == cert.public_key()
+                    || e.key.key_data() == cert.signature_key())
+        }) {
+            return Err(Rejection::Revoked {
+                lookup: self.lookup.clone(),
+                offered: if e.key.key_data() == cert.public_key() {
+                    format!("certificate key {}", describe(&key))
+                } else {
+                    ca_desc
+                },
+                file: self.path.clone(),
+                line: e.line,
+            });
+        }
+        if cert.cert_type() != CertType::Host {
+            return Err(reject(format!(
+                "it is a user certificate (key ID \"{}\"), not a host certificate",
+                cert.key_id()
+            )));
+        }
+        if !self
+            .entries
+            .iter()
+            .any(|e| e.marker == Marker::CertAuthority && e.key.key_data() == cert.signature_key())
+        {
+            return Err(reject(format!(
+                "it is signed by {ca_desc}, which no @cert-authority line for {} names",
+                self.lookup
+            )));
+        }
+        if now < cert.valid_after() {
+            return Err(reject(format!(
+                "it is not valid before {} (now {})",
+                utc(cert.valid_after()),
+                utc(now)
+            )));
+        }
+        if now >= cert.valid_before() {
+            return Err(reject(format!(
+                "it EXPIRED at {} (now {}); the host needs a new certificate",
+                utc(cert.valid_before()),
+                utc(now)
+            )));
+        }
+        cert.validate_at(now, [&ca.fingerprint(HashAlg::Sha256)])
+            .map_err(|e| reject(format!("its signature by {ca_desc} does not verify: {e}")))?;
+        let principals = cert.valid_principals();
+        if !principals.is_empty() && !principals.contains(&self.address) {
+            return Err(reject(format!(
+                "it is valid for {} but not for {} (the inventory's address)",
+                principals.join(", "),
+                self.address
+            )));
+        }
+        if let Some((name, _)) = cert.critical_options().iter().next() {
+            return Err(reject(format!(
+                "it has the unknown critical option `{name}`"
+            )));
+        }
+        Ok(())
     }
 
     /// Accepts `offered` only if an unrevoked entry records exactly it.

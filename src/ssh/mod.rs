@@ -247,19 +247,35 @@ impl russh::client::Handler for Client {
         &mut self,
         key: &russh::keys::PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = match key {
-            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key,
-            // Host certificates are never requested (Preferred::host_key_certificates is
-            // empty), so a certificate here is unexpected: refuse it.
-            russh::keys::PublicKeyOrCertificate::Certificate(_) => return Ok(false),
+        let (key, certificate_rejection) = match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => (key.clone(), None),
+            russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match self.known.verify_certificate(cert, now) {
+                    Ok(()) => return Ok(true),
+                    // As ssh: a certificate that does not verify is retried as the plain
+                    // key inside it, which known_hosts may record.
+                    Err(r) => (
+                        russh::keys::PublicKey::from(cert.public_key().clone()),
+                        Some(r),
+                    ),
+                }
+            }
         };
-        match self.known.verify(key) {
+        match self.known.verify(&key) {
             Ok(()) => Ok(true),
             Err(Rejection::Unknown { .. }) if self.policy == HostKeyPolicy::AcceptNew => {
-                *self.new_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.clone());
+                *self.new_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
                 Ok(true)
             }
             Err(rejection) => {
+                // An unknown plain key says less than why the certificate failed.
+                let rejection = match (rejection, certificate_rejection) {
+                    (Rejection::Unknown { .. }, Some(cert)) => cert,
+                    (plain, _) => plain,
+                };
                 *self.rejection.lock().unwrap_or_else(|e| e.into_inner()) = Some(rejection);
                 Ok(false)
             }
@@ -334,6 +350,11 @@ impl Connection {
 
         let mut preferred = russh::Preferred::default();
         preferred.key = Cow::Owned(known.preferred_algorithms(&preferred.key));
+        if known.has_cert_authority() {
+            // Ask for a host certificate first, as ssh does when known_hosts has a
+            // @cert-authority line for the host.
+            preferred.host_key_certificates = preferred.key.clone();
+        }
         let config = Arc::new(russh::client::Config {
             preferred,
             keepalive_interval: Some(options.keepalive_interval),
