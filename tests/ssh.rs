@@ -207,6 +207,47 @@ impl Drop for Sshd {
     }
 }
 
+/// A real ssh-agent (`ssh-agent -D`) holding one key (and its `-cert.pub` when there is
+/// one, as ssh-add loads it); killed on drop.
+struct Agent(Child);
+
+impl Agent {
+    /// Starts it on a socket in `sshd`'s directory and adds `key`; the socket's path.
+    fn start(sshd: &Sshd, key: &Path) -> (PathBuf, Agent) {
+        let sock = sshd.path("agent.sock");
+        let mut agent = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client) is needed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            assert!(agent.try_wait().unwrap().is_none(), "ssh-agent exited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let agent = Agent(agent);
+        let status = Command::new("ssh-add")
+            .arg("-q")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &sock)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (sock, agent)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An sshd started late by `Sshd::restart_after`; killed on drop.
 struct LateSshd(Option<std::thread::JoinHandle<Child>>);
 
@@ -842,6 +883,7 @@ async fn a_bastion_connection_is_shared_only_by_hosts_with_the_same_settings_for
     assert!(matches!(err, SshError::Jump { .. }), "{msg}");
     assert!(msg.contains("no host key for"), "{msg}");
     assert!(msg.contains(&own_file.display().to_string()), "{msg}");
+}
 
 /// `ssh-keygen -s CA -I ID FLAGS KEY.pub`: writes KEY-cert.pub.
 fn sign(ca: &Path, key_pub: &Path, flags: &[&str]) {
@@ -898,6 +940,16 @@ async fn a_user_certificate_logs_in_where_no_plain_key_is_authorized() {
             (Err(e), true) => panic!("{flags:?}: {e}"),
         }
     }
+    // The same certificate held by ssh-agent (ssh-add loads KEY-cert.pub with KEY), the
+    // identity file not given.
+    sign(&ca, &public, &["-n", "root", "-V", "-5m:+1h"]);
+    let (sock, _agent) = Agent::start(&sshd, &sshd.path("id_ed25519"));
+    let mut target = target.clone();
+    target.identity_file = None;
+    let conn = Connection::connect_with_agent(&target, Some(&sock))
+        .await
+        .unwrap_or_else(|e| panic!("agent certificate: {e}"));
+    assert_eq!(conn.run(&script("whoami")).await.unwrap().stdout, "root\n");
 }
 
 /// Host certificates: known_hosts has only a @cert-authority line (no host key line); a
@@ -980,38 +1032,7 @@ async fn encrypted_key_asks_for_ssh_agent() {
 async fn ssh_agent_authenticates() {
     let sshd = Sshd::start();
     sshd.add_rsa_key();
-    let sock = sshd.path("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ssh-agent (openssh-client) is needed");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "ssh-agent did not start");
-            assert!(agent.try_wait().unwrap().is_none(), "ssh-agent exited");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Kill(agent)
-    };
-    let status = Command::new("ssh-add")
-        .arg("-q")
-        .arg(sshd.path("id_rsa"))
-        .env("SSH_AUTH_SOCK", &sock)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (sock, _agent) = Agent::start(&sshd, &sshd.path("id_rsa"));
     let mut target = sshd.target("root", "id_ed25519");
     target.identity_file = None;
     let conn = Connection::connect_with_agent(&target, Some(&sock))

@@ -182,27 +182,32 @@ async fn agent_auth<H: Handler>(
     // Certificates the agent holds, as ssh offers them: each signed by the agent.
     for cert in certificates {
         let hash = rsa_hash(handle, cert.algorithm().is_rsa()).await?;
-        match handle
+        let result = handle
             .authenticate_certificate_with(user, cert, hash, agent)
-            .await
-        {
-            Ok(AuthResult::Success) => return Ok(true),
-            Ok(AuthResult::Failure { .. }) => continue,
-            Err(e) => return Err(format!("signing failed: {e}")),
+            .await;
+        if accepted(result)? {
+            return Ok(true);
         }
     }
     for key in keys {
         let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
-        match handle
+        let result = handle
             .authenticate_publickey_with(user, key, hash, agent)
-            .await
-        {
-            Ok(AuthResult::Success) => return Ok(true),
-            Ok(AuthResult::Failure { .. }) => continue,
-            Err(e) => return Err(format!("signing failed: {e}")),
+            .await;
+        if accepted(result)? {
+            return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Whether the server accepted an agent-signed attempt; Err when the agent failed.
+fn accepted<E: std::fmt::Display>(result: Result<AuthResult, E>) -> Result<bool, String> {
+    match result {
+        Ok(AuthResult::Success) => Ok(true),
+        Ok(AuthResult::Failure { .. }) => Ok(false),
+        Err(e) => Err(format!("signing failed: {e}")),
+    }
 }
 
 /// For RSA keys, the best signature hash the server announced (rsa-sha2-512/256).
