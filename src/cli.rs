@@ -126,7 +126,8 @@ pub struct KubeconfigArgs {
     pub output: Option<PathBuf>,
 
     /// Add (or replace) this cluster's cluster, user and context in ~/.kube/config (or
-    /// the first path of $KUBECONFIG), leaving every other entry as it is.
+    /// kubectl's file in $KUBECONFIG: its first existing one, else its last), leaving every
+    /// other entry as it is.
     #[arg(long, env = "BOOTSTRAP_MERGE", value_parser = clap::builder::BoolishValueParser::new())]
     pub merge: bool,
 

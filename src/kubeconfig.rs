@@ -382,16 +382,29 @@ fn merge_into(path: &Path, doc: &Value) -> Result<(), KubeconfigError> {
     write_private(path, to_yaml(&merged).as_bytes(), true)
 }
 
-/// Where `--merge` writes without -o: the first path of $KUBECONFIG, else
-/// ~/.kube/config (kubectl's rules for where it writes).
+/// Where `--merge` writes without -o: where `kubectl config` writes new entries.
 pub fn default_merge_path() -> Option<PathBuf> {
-    let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
-    if let Some(list) = nonempty("KUBECONFIG") {
-        if let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty()) {
-            return Some(first);
+    merge_path_for(std::env::var_os("KUBECONFIG"), std::env::var_os("HOME"))
+}
+
+/// client-go's `PathOptions.GetDefaultFilename` (tools/clientcmd/config.go), the file
+/// `kubectl config set-*` writes new entries to: of the files $KUBECONFIG lists, the first
+/// that exists, else the LAST one; without $KUBECONFIG, ~/.kube/config. (The first listed
+/// file is only where kubectl writes when it is the one that exists.)
+fn merge_path_for(
+    kubeconfig: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    if let Some(list) = kubeconfig.filter(|v| !v.is_empty()) {
+        let files: Vec<PathBuf> = std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        if let Some(found) = files.iter().find(|p| p.exists()).or(files.last()) {
+            return Some(found.clone());
         }
     }
-    nonempty("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+    home.filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".kube").join("config"))
 }
 
 /// [`private_file::write`], its error naming `path`.
@@ -428,6 +441,30 @@ fn set(entry: &mut Value, key: &str, value: impl Into<Value>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merge_path_is_kubectls_default_file() {
+        use super::merge_path_for;
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        let list = |paths: &[&std::path::Path]| Some(std::env::join_paths(paths).unwrap());
+        // None exists: the last one, as kubectl.
+        assert_eq!(merge_path_for(list(&[&a, &b, &c]), None), Some(c.clone()));
+        // The first that exists.
+        std::fs::write(&b, "").unwrap();
+        assert_eq!(merge_path_for(list(&[&a, &b, &c]), None), Some(b.clone()));
+        assert_eq!(merge_path_for(list(&[&a]), None), Some(a.clone()));
+        // No (or an empty) $KUBECONFIG: ~/.kube/config.
+        assert_eq!(
+            merge_path_for(Some("".into()), Some("/home/u".into())),
+            Some(std::path::PathBuf::from("/home/u/.kube/config"))
+        );
+        assert_eq!(merge_path_for(None, None), None);
+    }
+
     use super::*;
 
     const ADMIN: &str = "apiVersion: v1

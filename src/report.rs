@@ -133,8 +133,8 @@ pub struct Run {
     /// The node objects at the end of the run (empty when there is no cluster or it
     /// could not be read).
     pub nodes: Vec<NodeInfo>,
-    /// Where `bootstrap kubeconfig --merge` puts this cluster's context ($KUBECONFIG's
-    /// first path, else ~/.kube/config); None when no cluster exists at the end.
+    /// Where `bootstrap kubeconfig --merge` puts this cluster's context (kubectl's file in
+    /// $KUBECONFIG, else ~/.kube/config); None when no cluster exists at the end.
     pub kubeconfig: Option<String>,
     /// This run's log directory (None if it could not be created).
     pub run_log: Option<String>,

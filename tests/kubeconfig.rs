@@ -136,8 +136,9 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
 
-    // --merge without -o writes the first path of $KUBECONFIG (a new file: the
-    // context becomes current there).
+    // --merge without -o writes where kubectl would in $KUBECONFIG's list: none exists,
+    // so the LAST one (client-go GetDefaultFilename), a new file where the context
+    // becomes current.
     let first = tb.dir().join("kc-first");
     let second = tb.dir().join("kc-second");
     let list = std::env::join_paths([&first, &second]).unwrap();
@@ -148,10 +149,10 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
         &[("KUBECONFIG", list.to_str()), ("HOME", Some(s(&home)))],
     );
     assert!(run.ok());
-    let written: Value = serde_yaml::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    let written: Value = serde_yaml::from_str(&std::fs::read_to_string(&second).unwrap()).unwrap();
     assert_eq!(written["current-context"], "e2e-kc");
     assert_eq!(written["users"], kc["users"]);
-    assert!(!second.exists());
+    assert!(!first.exists());
 
     // Even the most verbose logging keeps the key out of stderr.
     let run = run_on(&tb, &["-vv", "kubeconfig"], &inv, &[]);
