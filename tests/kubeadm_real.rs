@@ -41,7 +41,7 @@ fn load(path: &str) -> Inventory {
     inventory::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn text(bytes: &[u8]) -> String {
+fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -54,13 +54,13 @@ fn real_kubeadm_accepts_the_configuration_of_each_example_inventory() {
             out.status.success(),
             "{path}: real kubeadm {DEFAULT_RELEASE} refused the rendered configuration: {}\n{}{}\n--- config:\n{config}",
             out.status,
-            text(&out.stdout),
-            text(&out.stderr)
+            text_of(&out.stdout),
+            text_of(&out.stderr)
         );
         assert!(
-            text(&out.stdout).contains("ok"),
+            text_of(&out.stdout).contains("ok"),
             "{path}: {}",
-            text(&out.stdout)
+            text_of(&out.stdout)
         );
     }
 }
@@ -82,8 +82,8 @@ fn real_kubeadm_accepts_taints_and_an_explicit_endpoint() {
     assert!(
         out.status.success(),
         "{}{}\n--- config:\n{config}",
-        text(&out.stdout),
-        text(&out.stderr)
+        text_of(&out.stdout),
+        text_of(&out.stderr)
     );
 }
 
@@ -97,11 +97,11 @@ fn real_kubeadm_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
     let config = rendered(&inv);
     assert!(config.contains("podSubnet: \"10.244.0.0/25\""), "{config}");
     let out = kubeadm_validate(&config);
-    let stderr = text(&out.stderr);
+    let stderr = text_of(&out.stderr);
     assert!(
         !out.status.success(),
         "real kubeadm accepted podSubnet 10.244.0.0/25: {}",
-        text(&out.stdout)
+        text_of(&out.stdout)
     );
     assert!(
         stderr.contains(
@@ -109,4 +109,61 @@ fn real_kubeadm_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
         ),
         "{stderr}"
     );
+}
+
+/// `bootstrap validate` and the real kubeadm agree on which pod and service subnets a
+/// cluster may have (kubeadm's ValidatePodSubnetNodeMask and ValidateServiceSubnetSize),
+/// so an inventory `bootstrap` accepts is never refused by `kubeadm init` on the first
+/// control plane, and one it refuses would be refused there too. Where kubeadm refuses,
+/// `bootstrap` names the same field.
+#[test]
+fn bootstrap_validate_and_real_kubeadm_agree_on_subnet_sizes() {
+    // Neither subnet overlaps the other or the host, so only the sizes decide.
+    let cases = [
+        ("10.244.0.0/25", "10.96.0.0/12"),
+        ("192.168.0.0/24", "10.96.0.0/12"),
+        ("10.0.0.0/8", "172.20.0.0/16"),
+        ("8.0.0.0/6", "172.20.0.0/16"),
+        ("192.168.0.0/16", "10.0.0.0/8"),
+        ("192.168.0.0/16", "10.96.0.0/12"),
+        ("192.168.0.0/16", "10.96.0.0/28"),
+        ("192.168.0.0/16", "10.96.0.0/29"),
+    ];
+    let base = load("inventory.example");
+    for (pod, service) in cases {
+        let text = format!(
+            "cluster:\n  kubernetesVersion: {}\n  podSubnet: {pod}\n  serviceSubnet: {service}\n\
+             hosts:\n  - {{name: master, address: 172.31.0.10, role: control-plane}}\n",
+            DEFAULT_RELEASE.trim_start_matches('v')
+        );
+        let ours = inventory::parse(Path::new("subnets.yaml"), text.clone());
+        let mut inv = base.clone();
+        inv.cluster.pod_subnet = pod.into();
+        inv.cluster.service_subnet = service.into();
+        let out = kubeadm_validate(&rendered(&inv));
+        let theirs = text_of(&out.stderr);
+        match (&ours, out.status.success()) {
+            (Ok(_), true) => {}
+            (Err(e), false) => {
+                let fields: Vec<&str> = e.problems().iter().map(|p| p.field.as_str()).collect();
+                let field = if theirs.contains("networking.podSubnet") {
+                    "cluster.podSubnet"
+                } else {
+                    "cluster.serviceSubnet"
+                };
+                assert_eq!(
+                    fields,
+                    [field],
+                    "{pod} {service}: kubeadm said {theirs}\nbootstrap: {e:?}"
+                );
+            }
+            (Ok(_), false) => panic!(
+                "{pod} {service}: bootstrap accepts what real kubeadm refuses: {theirs}\n{text}"
+            ),
+            (Err(e), true) => panic!(
+                "{pod} {service}: bootstrap refuses what real kubeadm accepts: {:?}",
+                e.problems().iter().map(|p| &p.message).collect::<Vec<_>>()
+            ),
+        }
+    }
 }
