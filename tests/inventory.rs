@@ -46,11 +46,17 @@ fn assert_mistake(name: &str, expected: &[&str]) {
         );
     }
     let rendered = err.render_plain();
-    // The fancy form has the location, the source line and the field label too.
+    // The fancy form has the location, the source line and the field label too (the
+    // snippet is left out where the line holds a credential).
     for p in err.problems() {
-        assert!(rendered.contains(&format!("[{}:{}:{}]", p.file, p.line, p.column)));
+        let at = format!("{}:{}:{}", p.file, p.line, p.column);
+        assert!(rendered.contains(&format!("[{at}]")) || rendered.contains(&format!("{at}: ")));
         assert!(rendered.contains(&p.field));
     }
+    assert!(
+        !rendered.contains("hunter2"),
+        "a credential in:\n{rendered}"
+    );
     insta::with_settings!({
         snapshot_path => "inventory/snapshots",
         prepend_module_to_snapshot => false,
@@ -142,7 +148,12 @@ mistakes! {
     ];
     manifest_missing: [
         "3:15: cluster.calico.manifest: the manifest file tests/inventory/manifests/calico.yaml does not exist",
-        "4:22: cluster.packageRepository: `ftp://mirror.example.com/k8s` is not an http:// or https:// URL",
+        "4:22: cluster.packageRepository: `ftp://mirror.example.com/k8s` is not an https:// URL",
+    ];
+    insecure_urls: [
+        "3:22: cluster.packageRepository: `http://mirror.example.com/k8s` is a plain http:// URL",
+        "5:15: cluster.calico.manifest: `https://<redacted>@example.com/calico.yaml` has a user name or password",
+        "9:5: manifests[0]: `https://example.com/app.yaml?ref=v1&token=<redacted>` has a credential in its query (`token=`)",
     ];
     manifests_bad: [
         "4:5: manifests[0]: the manifest file tests/inventory/apps/missing.yaml does not exist",

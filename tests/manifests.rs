@@ -112,9 +112,17 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
             .unwrap_or_else(|| panic!("no `{needle}` in {runs:#?}"))
     };
     // MySQL is applied and rolled out before WordPress is applied; both after Ready.
-    assert!(at("wait --for=condition=Ready node --all") < at("apply -f -"));
+    // (Calico's manifest is applied from stdin too, before the nodes are Ready.)
+    let ready = at("wait --for=condition=Ready node --all");
+    let calico = at("apply -f -");
+    assert!(calico < ready, "{runs:#?}");
+    let after_ready = &runs[ready..];
+    assert!(after_ready.iter().any(|r| r.contains(" apply -f -")));
     assert!(at("rollout status deployment/mysql") < at("rollout status deployment/wordpress"));
-    let applies = runs.iter().filter(|r| r.contains(" apply -f -")).count();
+    let applies = after_ready
+        .iter()
+        .filter(|r| r.contains(" apply -f -"))
+        .count();
     assert_eq!(
         applies, 4,
         "two manifests and two record updates: {runs:#?}"
@@ -300,10 +308,18 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let audit = tb.audit("node1").unwrap();
     assert!(
-        audit[mark..]
-            .iter()
-            .any(|r| r.kind == "cmd" && r.argv == ["curl", "-fsSL", url]),
-        "the control plane fetched {url}"
+        audit[mark..].iter().any(|r| r.kind == "cmd"
+            && r.argv
+                == [
+                    "curl",
+                    "--proto",
+                    "=https",
+                    "--proto-redir",
+                    "=https",
+                    "-fsSL",
+                    url
+                ]),
+        "the control plane fetched {url}, https only"
     );
     let runs = kubectl_runs_since(&tb, mark);
     assert!(

@@ -179,7 +179,7 @@ fn fresh_host_commands_are_the_reference_commands() {
     );
     let key = cmd("repo-key").script;
     assert!(
-        key.contains("curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key"),
+        key.contains("curl --proto =https --proto-redir =https -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key"),
         "{key}"
     );
     assert!(key.contains("gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg"));
@@ -471,13 +471,13 @@ fn hostile_values_stay_data() {
         docs[0]["nodeRegistration"]["taints"][0]["value"],
         "a\nkind: Evil"
     );
-    // Shell: the node name is one word of the join command.
+    // The join configuration (YAML on stdin): the node name comes back exactly.
     h.role = Role::Worker;
     let vars = Vars::new(&inv, &h, Some(&facts::parse(FRESH).unwrap())).with("join", join());
     let cmd = playbook::render_step("join", "kubeadm-join", &vars).unwrap();
-    let words = shlex::split(&cmd.script).unwrap();
-    let i = words.iter().position(|w| w == "--node-name").unwrap();
-    assert_eq!(words[i + 1], "x'; reboot; echo '");
+    let cfg: serde_yaml::Value = serde_yaml::from_slice(cmd.stdin.as_deref().unwrap()).unwrap();
+    assert_eq!(cfg["nodeRegistration"]["name"], "x'; reboot; echo '");
+    assert!(!cmd.script.contains("reboot"), "{}", cmd.script);
     // A repository URL with a quote can't escape the curl argument either.
     let mut inv2 = inventory("1.34.2");
     inv2.cluster.package_repository = "https://mirror.example/k8s'$(reboot)".into();
@@ -494,6 +494,10 @@ fn hostile_values_stay_data() {
         shlex::split(inner).unwrap(),
         [
             "curl",
+            "--proto",
+            "=https",
+            "--proto-redir",
+            "=https",
             "-fsSL",
             "https://mirror.example/k8s'$(reboot)/v1.34/deb/Release.key"
         ]
@@ -516,18 +520,34 @@ fn join_is_secret_and_complete() {
     let steps = plan_playbook("join", &vars).unwrap();
     assert_eq!(steps.len(), 1);
     let cmd = &steps[0].command;
-    assert_eq!(
-        cmd.script,
-        "kubeadm join 10.0.0.10:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --node-name worker1 --cri-socket unix:///var/run/containerd/containerd.sock"
-    );
-    assert_eq!(cmd.secrets, ["abcdef.0123456789abcdef"]);
+    // The token is on stdin only, as a JoinConfiguration (never on a command line).
     assert!(
-        cmd.stdin.is_none(),
-        "nothing secret is written to disk or stdin"
+        cmd.script.contains("kubeadm join --config \"$config\""),
+        "{}",
+        cmd.script
+    );
+    assert!(!cmd.script.contains("abcdef"), "{}", cmd.script);
+    assert_eq!(cmd.secrets, ["abcdef.0123456789abcdef"]);
+    let config = |cmd: &bootstrap::ssh::RemoteCommand| -> serde_yaml::Value {
+        serde_yaml::from_slice(cmd.stdin.as_deref().expect("the configuration on stdin")).unwrap()
+    };
+    let cfg = config(cmd);
+    assert_eq!(cfg["apiVersion"], "kubeadm.k8s.io/v1beta4");
+    assert_eq!(cfg["kind"], "JoinConfiguration");
+    let bt = &cfg["discovery"]["bootstrapToken"];
+    assert_eq!(bt["apiServerEndpoint"], "10.0.0.10:6443");
+    assert_eq!(bt["token"], "abcdef.0123456789abcdef");
+    assert_eq!(
+        bt["caCertHashes"][0],
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(cfg["nodeRegistration"]["name"], "worker1");
+    assert_eq!(
+        cfg["nodeRegistration"]["criSocket"],
+        "unix:///var/run/containerd/containerd.sock"
     );
     let json = serde_json::to_string(&steps).unwrap();
     assert!(!json.contains("abcdef.0123456789abcdef"), "{json}");
-    assert!(json.contains("--token <redacted>"), "{json}");
 
     // A control plane needs the certificate key, which is secret too.
     let cp = Vars::new(&inv, &inv.hosts[0], Some(&fresh)).with("join", join());
@@ -539,10 +559,13 @@ fn join_is_secret_and_complete() {
     j["certificate_key"] = "f".repeat(64).into();
     let cp = cp.with("join", j);
     let cmd = &plan_playbook("join", &cp).unwrap()[0].command;
-    assert!(cmd.script.ends_with(&format!(
-        " --control-plane --certificate-key {} --apiserver-advertise-address 10.0.0.10",
-        "f".repeat(64)
-    )));
+    let cfg = config(cmd);
+    assert_eq!(cfg["controlPlane"]["certificateKey"], "f".repeat(64));
+    assert_eq!(
+        cfg["controlPlane"]["localAPIEndpoint"]["advertiseAddress"],
+        "10.0.0.10"
+    );
+    assert!(!cmd.script.contains(&"f".repeat(64)));
     assert_eq!(cmd.secrets.len(), 2);
 
     // Already joined: nothing.
@@ -607,9 +630,11 @@ fn calico_apply_url_upgrade_and_local_file() {
         fresh[2].command.script,
         "kubectl --kubeconfig /etc/kubernetes/admin.conf wait --for=condition=Ready node --all --timeout=900s"
     );
+    // Fetched https only (also after redirects) and applied from stdin, never
+    // `kubectl apply -f URL` (which follows an https -> http redirect).
     assert_eq!(
         fresh[0].command.script,
-        "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"
+        "set -e\nmanifest=$(curl --proto =https --proto-redir =https -fsSL https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml)\nprintf '%s\\n' \"$manifest\" | kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -"
     );
     assert_eq!(fresh[0].reason, "Calico is not installed");
     assert!(fresh[0].command.stdin.is_none());
@@ -619,7 +644,7 @@ fn calico_apply_url_upgrade_and_local_file() {
     assert!(up[0]
         .command
         .script
-        .contains(" apply --server-side --force-conflicts -f https://"));
+        .contains(" apply --server-side --force-conflicts -f -"));
     inv.cluster.calico.manifest = Some(ManifestSource::File("/srv/calico.yaml".into()));
     let local = Vars::new(&inv, &inv.hosts[0], Some(&f))
         .with("calico_current", None::<String>)

@@ -2,6 +2,7 @@
 //! the joining host only on `kubeadm join`'s stdin (a JoinConfiguration in a root-only
 //! file in /run, removed after), so no process's argv on that host, and no command line
 //! in its audit log, holds it; and the run deletes its token once the join is over.
+//! And what gets root or admin is fetched over https only (item 2).
 //!
 //! Needs root and the testbed's stand-in binary, like tests/up.rs.
 
@@ -131,6 +132,51 @@ fn the_join_token_is_on_no_command_line_and_deleted_after_the_join() {
             "a token on node1's command line: {line}"
         );
     }
+}
+
+#[test]
+fn every_download_is_https_only_and_calico_is_applied_from_stdin() {
+    let tb = support::testbed(1, "root");
+    let inv = support::inventory(&tb, &plain_decls(0));
+    let ran = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    assert!(ran.ok(), "up failed:\n{}", ran.stderr);
+    let audit = tb.audit("node1").unwrap();
+    let curls: Vec<&Vec<String>> = audit
+        .iter()
+        .filter(|r| r.kind == "cmd" && r.argv.first().is_some_and(|a| a == "curl"))
+        .map(|r| &r.argv)
+        .collect();
+    // The repository's signing key and the Calico manifest.
+    assert!(curls.len() >= 2, "{curls:?}");
+    for argv in &curls {
+        let line = argv.join(" ");
+        assert!(
+            line.contains("--proto =https --proto-redir =https"),
+            "curl may leave https: {line}"
+        );
+    }
+    for r in audit.iter().filter(|r| r.kind == "cmd") {
+        let line = r.argv.join(" ");
+        assert!(
+            !(line.starts_with("kubectl") && line.contains("-f https://")),
+            "kubectl fetched a URL itself: {line}"
+        );
+    }
+    let pods = exec(
+        &tb,
+        "node1",
+        &[
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "-n",
+            "kube-system",
+            "get",
+            "ds",
+            "calico-node",
+        ],
+    );
+    assert!(pods.contains("calico-node"), "{pods}");
 }
 
 #[test]

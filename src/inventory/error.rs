@@ -295,6 +295,24 @@ impl Source {
         above && below
     }
 
+    /// A problem at `start` shown without a snippet: the line holds a secret.
+    pub(crate) fn problem_without_snippet(
+        &self,
+        start: &Marker,
+        field: &str,
+        message: String,
+        help: Option<String>,
+    ) -> Problem {
+        Problem::without_snippet(
+            &self.file,
+            start.line(),
+            start.col() + 1,
+            field,
+            message,
+            help,
+        )
+    }
+
     /// A problem located at `start..end`.
     pub(crate) fn problem(
         &self,

@@ -18,6 +18,9 @@ use super::Taint;
 pub(crate) struct Broken {
     pub message: String,
     pub help: Option<String>,
+    /// The written value holds a secret: the problem is shown without the source snippet
+    /// (the message itself shows the value redacted).
+    pub secret: bool,
 }
 
 impl Broken {
@@ -25,12 +28,26 @@ impl Broken {
         Broken {
             message: message.into(),
             help: None,
+            secret: false,
         }
+    }
+
+    fn secret(mut self) -> Self {
+        self.secret = true;
+        self
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// `help` unless the rule already said how to fix it.
+    pub(crate) fn or_help(self, help: impl Into<String>) -> Self {
+        match self.help {
+            Some(_) => self,
+            None => self.help(help),
+        }
     }
 }
 
@@ -554,20 +571,120 @@ pub(crate) fn service_subnet(net: IpNet) -> Rule<()> {
     Ok(())
 }
 
-/// A URL the hosts can fetch: `http://` or `https://` with a host.
+/// A URL whose content gets root or the cluster's admin (the package repository and its
+/// signing key, the Calico manifest, `manifests:`): `https://` with a host, nothing a
+/// shell or YAML would mangle, and no credentials. Plain http would let anyone on the
+/// network path change what is installed; credentials in the URL would be stored in the
+/// cluster's record of applied manifests, the run logs and curl's command line.
 pub(crate) fn url(s: &str) -> Rule<()> {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .ok_or_else(|| Broken::new(format!("`{s}` is not an http:// or https:// URL")))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let Some(rest) = s.strip_prefix("https://") else {
+        if s.starts_with("http://") {
+            return Err(Broken::new(format!("`{s}` is a plain http:// URL")).help(
+                "what it serves gets root on the nodes or is applied with the cluster's admin \
+                 credentials, so anyone on the network path could change it: use https://",
+            ));
+        }
+        return Err(Broken::new(format!("`{s}` is not an https:// URL")));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if host.is_empty()
         || s.chars()
-            .any(|c| c.is_whitespace() || c == '\'' || c == '"')
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\'' || c == '"')
     {
-        return Err(Broken::new(format!("`{s}` is not a valid URL")));
+        return Err(Broken::new(format!(
+            "`{}` is not a valid URL",
+            without_credentials(s)
+        )));
     }
-    Ok(())
+    let what = if authority.contains('@') {
+        Some("a user name or password (`user:password@`)".to_string())
+    } else {
+        secret_query_parameter(s).map(|name| format!("a credential in its query (`{name}=`)"))
+    };
+    match what {
+        None => Ok(()),
+        Some(what) => Err(Broken::new(format!(
+            "`{}` has {what}",
+            without_credentials(s)
+        ))
+        .help(
+            "a credential in a URL ends up in the cluster's record of applied manifests, the \
+             run logs and curl's command line: download the file with your credentials and \
+             give its path instead (a local manifest is read here and applied from stdin); \
+             for cluster.packageRepository use a mirror that needs none in its URL",
+        )
+        .secret()),
+    }
+}
+
+/// Query parameters that carry a credential (API tokens, signed-URL signatures).
+const SECRET_PARAMETERS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "key",
+    "apikey",
+    "api_key",
+    "auth",
+    "signature",
+    "sig",
+    "credential",
+    "access_token",
+    "private_token",
+    "session",
+];
+
+/// The name of the first query parameter of `url` that carries a credential.
+fn secret_query_parameter(url: &str) -> Option<&str> {
+    let query = url.split_once('?')?.1.split('#').next().unwrap_or("");
+    query
+        .split('&')
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .find(|name| {
+            let n = name.to_ascii_lowercase();
+            SECRET_PARAMETERS
+                .iter()
+                .any(|s| n == *s || n.ends_with(&format!("-{s}")) || n.ends_with(&format!("_{s}")))
+        })
+}
+
+/// `url` as it may be shown: user information and the values of credential parameters
+/// replaced by `<redacted>`.
+pub(crate) fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("<redacted>@{host}"),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_string(),
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, format!("#{f}")),
+                None => (query, String::new()),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((name, _)) if secret_query_parameter(&format!("?{name}")).is_some() => {
+                        format!("{name}=<redacted>")
+                    }
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{path}?{}{fragment}", params.join("&"))
+        }
+    };
+    if scheme.is_empty() {
+        format!("{authority}{tail}")
+    } else {
+        format!("{scheme}://{authority}{tail}")
+    }
 }
 
 #[cfg(test)]
@@ -685,6 +802,40 @@ mod tests {
         assert!(url("https://pkgs.k8s.io/core:/stable:").is_ok());
         assert!(url("ftp://x/y").is_err());
         assert!(url("https://").is_err());
+        assert!(url("http://pkgs.k8s.io/core:/stable:").is_err());
+        assert!(url("ftp://example.com/x").is_err());
+        assert!(url("https://example.com/x.yaml?ref=main").is_ok());
+        for (bad, shown) in [
+            (
+                "https://u:pw@example.com/x.yaml",
+                "https://<redacted>@example.com/x.yaml",
+            ),
+            (
+                "https://u@example.com/x.yaml",
+                "https://<redacted>@example.com/x.yaml",
+            ),
+            (
+                "https://example.com/x.yaml?ref=main&token=s3cr3t",
+                "https://example.com/x.yaml?ref=main&token=<redacted>",
+            ),
+            (
+                "https://b.s3.amazonaws.com/x?X-Amz-Signature=abc#f",
+                "https://b.s3.amazonaws.com/x?X-Amz-Signature=<redacted>#f",
+            ),
+            (
+                "https://gitlab.example/x?private_token=abc",
+                "https://gitlab.example/x?private_token=<redacted>",
+            ),
+        ] {
+            let e = url(bad).unwrap_err();
+            assert!(e.message.contains(shown), "{}", e.message);
+            assert!(
+                !e.message.contains("pw@") && !e.message.contains("s3cr3t"),
+                "{}",
+                e.message
+            );
+            assert!(e.help.unwrap().contains("give its path instead"));
+        }
     }
 
     #[test]

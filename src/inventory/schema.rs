@@ -153,7 +153,14 @@ impl SshDraft {
 }
 
 fn report(r: &mut Reader, at: &Spanned<String>, field: &str, broken: Broken) {
-    r.error_at(at, field, broken.message, broken.help);
+    if broken.secret {
+        let problem = r
+            .src
+            .problem_without_snippet(&at.start, field, broken.message, broken.help);
+        r.problems.push(problem);
+    } else {
+        r.error_at(at, field, broken.message, broken.help);
+    }
 }
 
 /// Reads the whole document. Returns the drafts of what could be read, plus the
@@ -290,7 +297,7 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
                     r,
                     &u,
                     field,
-                    b.help(format!(
+                    b.or_help(format!(
                         "the base of a pkgs.k8s.io mirror, like `{}`",
                         versions::DEFAULT_PACKAGE_REPOSITORY
                     )),
@@ -330,7 +337,7 @@ fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calic
     ok.then_some(calico)
 }
 
-/// A manifest: an http(s) URL as written, or a local file resolved against the
+/// A manifest: an https URL as written, or a local file resolved against the
 /// inventory's directory, which must exist now (it is read when `up` runs). Returns the
 /// value as written with its position, and the source. Shared by
 /// `cluster.calico.manifest` and `manifests`.
@@ -364,7 +371,7 @@ fn read_manifest_source(
                     r,
                     &m,
                     field,
-                    b.help("give an http(s) URL or a local file path"),
+                    b.or_help("give an https:// URL or a local file path"),
                 );
                 None
             }
@@ -389,8 +396,8 @@ fn read_manifest_source(
 }
 
 /// `manifests:`: files or https URLs applied in order once every node is Ready. Plain
-/// http is refused: the manifests are applied with the cluster's admin credentials, so
-/// whoever can change them in transit owns the cluster.
+/// http is refused ([`rules::url`]): the manifests are applied with the cluster's admin
+/// credentials, so whoever can change them in transit owns the cluster.
 fn read_manifests(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Vec<Manifest> {
     let Some(items) = r.list(node, "manifests", "manifest files or https:// URLs") else {
         return Vec::new();
@@ -401,18 +408,6 @@ fn read_manifests(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Vec<Manif
         let Some((written, source)) = read_manifest_source(r, item, &field, ctx) else {
             continue;
         };
-        if written.value.starts_with("http://") {
-            r.error_at(
-                &written,
-                &field,
-                format!("`{}` is a plain http:// URL", written.value),
-                Some(
-                    "manifests are applied with the cluster's admin credentials: use https://"
-                        .into(),
-                ),
-            );
-            continue;
-        }
         if let Some(first) = out.iter().find(|m| same_source(&m.value.source, &source)) {
             r.error_at(
                 &written,

@@ -1,8 +1,10 @@
 //! Phase `cni`: Calico from the pinned manifest (playbooks/calico.yaml), applied from the
 //! first control plane when the cluster has no calico-node DaemonSet or runs another
-//! version. The manifest comes from the inventory: the upstream URL of the version, a
-//! mirror URL (the control plane fetches it with `kubectl apply -f URL`), or a local
-//! file (read here and fed to `kubectl apply -f -` on stdin, for air-gapped hosts).
+//! version. The manifest comes from the inventory: the upstream URL of the version or a
+//! mirror URL (the control plane fetches it with curl, https only also after redirects,
+//! and feeds it to `kubectl apply -f -`: `kubectl apply -f URL` follows an https -> http
+//! redirect), or a local file (read here and fed to `kubectl apply -f -` on stdin, for
+//! air-gapped hosts).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,4 +53,44 @@ pub(crate) async fn read_manifest(path: &Path, step: &str, what: &str) -> Result
     tokio::fs::read_to_string(path)
         .await
         .map_err(|e| Failure::new(step, format!("cannot read {what} {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply_script(calico: &str, current: Option<&str>) -> String {
+        let yaml = format!(
+            "cluster: {{calico: {calico}}}\nssh: {{knownHostsFile: /dev/null}}\nhosts:\n\
+             - {{name: cp, address: 10.0.0.10, role: control-plane}}\n"
+        );
+        let inv = crate::inventory::parse(Path::new("inv.yaml"), yaml).unwrap();
+        let mut vars = Vars::new(&inv, &inv.hosts[0], None)
+            .with("calico_current", current)
+            .with("wait_timeout", "900s");
+        if calico.contains("manifest") && !calico.contains("https") {
+            vars = vars.with("calico_manifest", "kind: List\n");
+        }
+        let steps = plan::plan_playbook(PLAYBOOK, &vars).unwrap();
+        steps[0].command.script.clone()
+    }
+
+    #[test]
+    fn a_manifest_url_is_fetched_https_only_and_applied_from_stdin() {
+        let script = apply_script("{version: v3.30.3}", None);
+        assert!(!script.contains("apply -f https"), "{script}");
+        assert!(
+            script.contains("curl --proto =https --proto-redir =https -fsSL https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"),
+            "{script}"
+        );
+        assert!(
+            script.contains("| kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -"),
+            "{script}"
+        );
+        let upgrade = apply_script("{version: v3.30.3}", Some("v3.29.0"));
+        assert!(
+            upgrade.contains("apply --server-side --force-conflicts -f -"),
+            "{upgrade}"
+        );
+    }
 }

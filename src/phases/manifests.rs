@@ -397,6 +397,10 @@ pub fn parse_record(out: &Output) -> Result<Record, String> {
     Ok(Record::parse(v["data"]["applied"].as_str().unwrap_or("")))
 }
 
+/// curl's options that keep a fetch on https, also after a redirect (curl follows an
+/// https -> http redirect otherwise): what is fetched is applied with admin credentials.
+pub const HTTPS_ONLY: &str = "--proto =https --proto-redir =https";
+
 /// Fetches a manifest on the control plane (it, not the machine `bootstrap` runs on,
 /// can reach the URL, as for `kubectl apply -f URL`). Read-only.
 pub fn fetch_command(url: &str) -> RemoteCommand {
@@ -404,7 +408,7 @@ pub fn fetch_command(url: &str) -> RemoteCommand {
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| url.to_string());
     RemoteCommand {
-        script: format!("curl -fsSL {quoted}"),
+        script: format!("curl {HTTPS_ONLY} -fsSL {quoted}"),
         root: false,
         ..Default::default()
     }

@@ -457,8 +457,46 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, (i32, String)> {
 
 const NOT_FOUND_PAGE: &str = "404: Not Found";
 
-/// `curl [-fsSL] [-o FILE] URL`.
+/// The protocols curl is built with on Ubuntu (the ones `--proto` can name).
+const CURL_PROTOCOLS: &[&str] = &[
+    "dict", "file", "ftp", "ftps", "gopher", "gophers", "http", "https", "imap", "imaps", "ldap",
+    "ldaps", "mqtt", "pop3", "pop3s", "rtmp", "rtsp", "scp", "sftp", "smb", "smbs", "smtp",
+    "smtps", "telnet", "tftp",
+];
+
+/// `--proto LIST` applied to `current`, as curl's docs say: comma-separated protocols,
+/// each optionally prefixed `+` (add, the default), `-` (remove) or `=` (exactly these,
+/// from then on); `all` names every protocol.
+fn allowed_protocols(current: &[String], list: &str) -> Vec<String> {
+    let mut allowed: Vec<String> = current.to_vec();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (op, name) = match item.chars().next() {
+            Some(c @ ('+' | '-' | '=')) => (c, &item[1..]),
+            _ => ('+', item),
+        };
+        let names: Vec<String> = if name == "all" {
+            CURL_PROTOCOLS.iter().map(|p| p.to_string()).collect()
+        } else {
+            vec![name.to_ascii_lowercase()]
+        };
+        match op {
+            '=' => allowed = names,
+            '-' => allowed.retain(|p| !names.contains(p)),
+            _ => {
+                for n in names {
+                    if !allowed.contains(&n) {
+                        allowed.push(n);
+                    }
+                }
+            }
+        }
+    }
+    allowed
+}
+
+/// `curl [-fsSL] [--proto LIST] [--proto-redir LIST] [-o FILE] URL`.
 pub fn curl(ctx: &mut Ctx, args: &[String]) -> i32 {
+    let mut protocols: Vec<String> = CURL_PROTOCOLS.iter().map(|p| p.to_string()).collect();
     let mut fail = false;
     let mut silent = false;
     let mut show_error = false;
@@ -476,6 +514,12 @@ pub fn curl(ctx: &mut Ctx, args: &[String]) -> i32 {
                 i += 1;
                 output = args.get(i).cloned();
             }
+            "--proto" => {
+                i += 1;
+                protocols = allowed_protocols(&protocols, args.get(i).map_or("", |a| a.as_str()));
+            }
+            // Redirects are not modeled (no URL here redirects): the value is taken.
+            "--proto-redir" => i += 1,
             "--retry" | "--connect-timeout" | "--max-time" | "-m" | "--header" | "-H"
             | "--retry-delay" | "--retry-max-time" | "-A" | "--user-agent" | "-w"
             | "--write-out" => {
@@ -517,6 +561,20 @@ pub fn curl(ctx: &mut Ctx, args: &[String]) -> i32 {
         eprintln!("curl: no URL specified!\ncurl: try 'curl --help' or 'curl --manual' for more information");
         return 2;
     };
+    let scheme = url
+        .split_once("://")
+        .map_or("http", |(s, _)| s)
+        .to_ascii_lowercase();
+    if !protocols.contains(&scheme) {
+        // lib/url.c findprotocol(): the wording changed in curl 7.86.
+        let why = if ctx.config.os == "ubuntu-22.04" {
+            "not supported or disabled in libcurl"
+        } else {
+            "disabled"
+        };
+        report(&format!("curl: (1) Protocol \"{scheme}\" {why}"));
+        return 1;
+    }
     ctx.take_time(0.3);
     let body = match fetch_url(url) {
         Ok(b) => b,
@@ -670,6 +728,16 @@ pub fn os_err(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proto_lists_follow_curls_manual() {
+        let all: Vec<String> = CURL_PROTOCOLS.iter().map(|p| p.to_string()).collect();
+        assert_eq!(allowed_protocols(&all, "=https"), ["https"]);
+        assert_eq!(allowed_protocols(&all, "=http,https"), ["http", "https"]);
+        let no_ftp = allowed_protocols(&all, "-ftp");
+        assert!(!no_ftp.contains(&"ftp".to_string()) && no_ftp.contains(&"http".to_string()));
+        assert_eq!(allowed_protocols(&all, "-all,+https"), ["https"]);
+    }
 
     #[test]
     fn armor_round_trip_is_a_keyring() {
