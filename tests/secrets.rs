@@ -162,20 +162,9 @@ fn every_download_is_https_only_and_calico_is_applied_from_stdin() {
             "kubectl fetched a URL itself: {line}"
         );
     }
-    let pods = exec(
-        &tb,
-        "node1",
-        &[
-            "kubectl",
-            "--kubeconfig",
-            "/etc/kubernetes/admin.conf",
-            "-n",
-            "kube-system",
-            "get",
-            "ds",
-            "calico-node",
-        ],
-    );
+    let mut get_calico = support::KUBECTL.to_vec();
+    get_calico.extend(["-n", "kube-system", "get", "ds", "calico-node"]);
+    let pods = exec(&tb, "node1", &get_calico);
     assert!(pods.contains("calico-node"), "{pods}");
 }
 
