@@ -640,7 +640,41 @@ fn repo_minor(list: &str) -> Option<String> {
         })
 }
 
+/// kubeadm's constants.ControlPlaneNumCPU and ControlPlaneMem (MB): its preflight's
+/// NumCPU and Mem checks refuse a smaller control plane.
+pub const CONTROL_PLANE_NUM_CPU: u32 = 2;
+pub const CONTROL_PLANE_MEM_MB: u64 = 1700;
+
 impl HostFacts {
+    /// Why kubeadm's preflight would refuse this host as a control plane (NumCPU, Mem),
+    /// in kubeadm's words; None when it has enough, or the facts do not say.
+    pub fn control_plane_shortfall(&self) -> Option<String> {
+        let mut short = Vec::new();
+        if let Some(cpus) = self.resources.cpus.filter(|n| *n < CONTROL_PLANE_NUM_CPU) {
+            short.push(format!(
+                "the number of available CPUs {cpus} is less than the required \
+                 {CONTROL_PLANE_NUM_CPU}"
+            ));
+        }
+        // kubeadm: sysinfo's total RAM / 1024 / 1024.
+        if let Some(mb) = self
+            .resources
+            .memory_kib
+            .map(|kib| kib / 1024)
+            .filter(|mb| *mb < CONTROL_PLANE_MEM_MB)
+        {
+            short.push(format!(
+                "the system RAM ({mb} MB) is less than the minimum {CONTROL_PLANE_MEM_MB} MB"
+            ));
+        }
+        (!short.is_empty()).then(|| {
+            format!(
+                "kubeadm's preflight refuses it as a control plane: {} (checks NumCPU, Mem)",
+                short.join("; ")
+            )
+        })
+    }
+
     /// Why this host can't be used, if it can't: only Ubuntu 22.04 and 24.04 are supported.
     pub fn refusal(&self) -> Option<String> {
         let what = if self.os.pretty_name.is_empty() {
@@ -814,6 +848,27 @@ mod tests {
         assert_eq!(f.network.ipv4_of("lo"), None);
         assert_eq!(f.resources.cpus, Some(2));
         assert_eq!(f.resources.memory_kib, Some(4010236));
+    }
+
+    #[test]
+    fn a_small_control_plane_falls_short_in_kubeadm_s_words() {
+        let mut f = HostFacts::default();
+        assert_eq!(f.control_plane_shortfall(), None);
+        f.resources = Resources {
+            cpus: Some(2),
+            memory_kib: Some(1700 * 1024),
+        };
+        assert_eq!(f.control_plane_shortfall(), None);
+        f.resources = Resources {
+            cpus: Some(1),
+            memory_kib: Some(1006380),
+        };
+        assert_eq!(
+            f.control_plane_shortfall().unwrap(),
+            "kubeadm's preflight refuses it as a control plane: the number of available CPUs \
+             1 is less than the required 2; the system RAM (982 MB) is less than the minimum \
+             1700 MB (checks NumCPU, Mem)"
+        );
     }
 
     #[test]

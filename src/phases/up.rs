@@ -356,8 +356,9 @@ pub(crate) async fn connect_and_plan(
 }
 
 /// Sets every host's node IP from its facts ([`crate::node_address::choose`]). Returns
-/// the hosts refused because none can be chosen, or because one of their addresses lies
-/// inside the pod or service subnet.
+/// the hosts refused because none can be chosen, because one of their addresses lies
+/// inside the pod or service subnet, or (control planes) because kubeadm's preflight would
+/// find too few CPUs or too little memory.
 fn choose_node_addresses(
     inv: &mut Inventory,
     facts_by_host: &BTreeMap<String, HostFacts>,
@@ -372,7 +373,14 @@ fn choose_node_addresses(
             &inv.cluster.pod_subnet,
             &inv.cluster.service_subnet,
         );
-        match (crate::node_address::choose(host, &facts.network), conflict) {
+        let small = host
+            .is_control_plane()
+            .then(|| facts.control_plane_shortfall())
+            .flatten();
+        match (
+            crate::node_address::choose(host, &facts.network),
+            conflict.or(small),
+        ) {
             (Ok(n), None) => host.node_address = Some(n),
             (Err(why), _) | (Ok(_), Some(why)) => {
                 failed.insert(host.name.clone(), format!("refused: {why}"));

@@ -185,6 +185,7 @@ pub fn boot(dir: &Path, host: &HostState, provision: Option<Provision>) -> Resul
         overlays: overlays(dir, &host.name),
         ctl: ctl.clone(),
         provision,
+        resources: host.resources,
     };
     let spec_path = paths.root.join("init.json");
     crate::state::write_json(&spec_path, &spec)?;

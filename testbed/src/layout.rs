@@ -308,6 +308,19 @@ pub struct InitSpec {
     pub ctl: PathBuf,
     /// Set only for the first boot: what turns a copy of this machine into a fresh server.
     pub provision: Option<Provision>,
+    /// A smaller machine than this one, applied at every boot.
+    #[serde(default)]
+    pub resources: Option<Resources>,
+}
+
+/// The CPUs and memory a host has when it is to look smaller than the machine: its PID 1
+/// narrows its CPU affinity (inherited by every process, so `nproc` and Go's
+/// runtime.NumCPU count these) and binds a /proc/meminfo with this MemTotal over the real
+/// one. sysinfo(2) still reports the machine's memory; the stand-ins read /proc/meminfo.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    pub cpus: Option<usize>,
+    pub memory_mib: Option<u64>,
 }
 
 /// The first-boot setup of a host, done by `tb-sim init` inside the host's namespaces so

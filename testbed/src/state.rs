@@ -43,6 +43,9 @@ pub struct HostState {
     /// The host's release when it differs from the testbed's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<Os>,
+    /// A smaller machine than this one (`Builder::host_resources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::layout::Resources>,
 }
 
 /// `DIR/testbed.json`.

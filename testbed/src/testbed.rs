@@ -43,6 +43,7 @@ pub struct Builder {
     name_prefix: String,
     dir: Option<PathBuf>,
     host_os: HashMap<String, Os>,
+    host_resources: HashMap<String, layout::Resources>,
     real_packages: bool,
     public_addresses: bool,
 }
@@ -61,6 +62,7 @@ impl Default for Builder {
             name_prefix: "node".into(),
             dir: None,
             host_os: HashMap::new(),
+            host_resources: HashMap::new(),
             real_packages: std::env::var("TESTBED_REAL_PACKAGES").is_ok_and(|v| v == "1"),
             public_addresses: false,
         }
@@ -85,6 +87,18 @@ impl Builder {
     /// cluster, which the tool must refuse).
     pub fn host_os(mut self, host: &str, os: Os) -> Self {
         self.host_os.insert(host.to_string(), os);
+        self
+    }
+    /// One host is a smaller machine: `cpus` CPUs (its processes' affinity) and
+    /// `memory_mib` MiB of MemTotal in its /proc/meminfo (None: the machine's).
+    pub fn host_resources(
+        mut self,
+        host: &str,
+        cpus: Option<usize>,
+        memory_mib: Option<u64>,
+    ) -> Self {
+        self.host_resources
+            .insert(host.to_string(), layout::Resources { cpus, memory_mib });
         self
     }
     /// Make ubuntu's sudo ask for a password ("ubuntu"), so `sudo -n` fails.
@@ -218,6 +232,7 @@ impl Builder {
                     veth: net::veth_name(subnet, i),
                     index: i,
                     os: self.host_os.get(&name).copied(),
+                    resources: self.host_resources.get(&name).copied(),
                     name,
                     init_pid: None,
                 }

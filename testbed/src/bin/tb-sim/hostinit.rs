@@ -178,6 +178,9 @@ fn pid1(spec: &InitSpec) -> io::Result<Never> {
         None,
     )
     .map_err(|e| ctx("mounting /proc", e))?;
+    if let Some(r) = &spec.resources {
+        shrink(r).map_err(|e| ctx("applying the host's CPUs and memory", e))?;
+    }
     let t0 = std::time::Instant::now();
     if let Some(p) = &spec.provision {
         provision(p, &spec.hostname).map_err(|e| ctx("first-boot provisioning", e))?;
@@ -210,6 +213,54 @@ fn pid1(spec: &InitSpec) -> io::Result<Never> {
             sshd = start_sshd().ok();
         }
     }
+}
+
+/// Makes this host look like a smaller machine (layout::Resources): the first `cpus` CPUs
+/// of PID 1's affinity, inherited by everything it starts, and a /proc/meminfo whose
+/// MemTotal (and MemFree, MemAvailable, capped) is `memory_mib`.
+fn shrink(r: &layout::Resources) -> io::Result<()> {
+    if let Some(n) = r.cpus {
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        check(unsafe {
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        })?;
+        let mut narrowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|i| unsafe { libc::CPU_ISSET(*i, &set) })
+            .take(n.max(1))
+            .for_each(|i| unsafe { libc::CPU_SET(i, &mut narrowed) });
+        check(unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &narrowed)
+        })?;
+    }
+    if let Some(mib) = r.memory_mib {
+        let kib = mib * 1024;
+        let real = std::fs::read_to_string("/proc/meminfo")?;
+        let fake: String = real
+            .lines()
+            .map(|l| {
+                let Some((key, value)) = l.split_once(':') else {
+                    return format!("{l}\n");
+                };
+                let v: u64 = value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                match key {
+                    "MemTotal" => format!("{key}:{:>16} kB\n", kib),
+                    "MemFree" | "MemAvailable" => format!("{key}:{:>16} kB\n", v.min(kib)),
+                    _ => format!("{l}\n"),
+                }
+            })
+            .collect();
+        let path = "/run/testbed-meminfo";
+        write(path, &fake, 0o444)?;
+        mount(Some(path), "/proc/meminfo", None, libc::MS_BIND, None)
+            .map_err(|e| ctx("binding /proc/meminfo", e))?;
+    }
+    Ok(())
 }
 
 fn start_sshd() -> io::Result<i32> {

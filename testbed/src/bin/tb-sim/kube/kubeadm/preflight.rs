@@ -18,6 +18,35 @@ pub const STATIC_PODS: &[&str] = &[
     "etcd",
 ];
 
+/// kubeadm's constants.ControlPlaneNumCPU and ControlPlaneMem (MB).
+pub const CONTROL_PLANE_NUM_CPU: usize = 2;
+pub const CONTROL_PLANE_MEM_MB: u64 = 1700;
+
+/// The CPUs in this process's affinity mask (what Go's runtime.NumCPU counts).
+fn affinity_cpus() -> usize {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return 1;
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|i| unsafe { libc::CPU_ISSET(*i, &set) })
+        .count()
+}
+
+/// MemTotal of /proc/meminfo in MB (KiB / 1024).
+fn memory_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| kib / 1024)
+        .unwrap_or(0)
+}
+
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -61,6 +90,11 @@ pub enum Cri {
 /// The host facts preflight looks at.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
+    /// Go's runtime.NumCPU: the CPUs this process may run on (its affinity mask).
+    pub cpus: usize,
+    /// Total RAM in MB as kubeadm's MemCheck computes it (bytes / 1024 / 1024), here from
+    /// /proc/meminfo's MemTotal, which is the sysinfo(2) total kubeadm reads.
+    pub memory_mb: u64,
     pub swap_on: bool,
     /// Content of /proc/sys/net/ipv4/ip_forward (None: file missing).
     pub ip_forward: Option<String>,
@@ -270,6 +304,29 @@ pub fn init_checks(
     secondary: bool,
 ) -> Vec<Outcome> {
     let mut out = vec![
+        // RunInitNodeChecks: NumCPUCheck{ControlPlaneNumCPU}, MemCheck{ControlPlaneMem}.
+        if f.cpus < CONTROL_PLANE_NUM_CPU {
+            Outcome::err(
+                "NumCPU",
+                format!(
+                    "the number of available CPUs {} is less than the required {CONTROL_PLANE_NUM_CPU}",
+                    f.cpus
+                ),
+            )
+        } else {
+            Outcome::ok("NumCPU")
+        },
+        if f.memory_mb < CONTROL_PLANE_MEM_MB {
+            Outcome::err(
+                "Mem",
+                format!(
+                    "the system RAM ({} MB) is less than the minimum {CONTROL_PLANE_MEM_MB} MB",
+                    f.memory_mb
+                ),
+            )
+        } else {
+            Outcome::ok("Mem")
+        },
         match version::kubernetes_version_warning(kubeadm, k8s) {
             Some(w) => Outcome::warn("KubernetesVersion", w),
             None => Outcome::ok("KubernetesVersion"),
@@ -461,6 +518,8 @@ pub fn gather(
     let kernel = crate::common::kernel();
     let unit_installed = crate::common::installed_version("kubelet").is_some();
     HostFacts {
+        cpus: affinity_cpus(),
+        memory_mb: memory_mb(),
         swap_on: !kernel.swaps.is_empty(),
         ip_forward: Some(
             kernel
@@ -521,6 +580,8 @@ mod tests {
 
     fn healthy() -> HostFacts {
         HostFacts {
+            cpus: 2,
+            memory_mb: 3916,
             ip_forward: Some("1".into()),
             cri: Some(Cri::Ok),
             kubelet: KVer::parse("1.34.2"),
@@ -570,6 +631,27 @@ mod tests {
         assert!(e.contains("\t[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty\n"));
         assert!(e.contains("\t[ERROR Port-10250]: Port 10250 is in use\n"));
         assert!(e.ends_with("you can make a check non-fatal with `--ignore-preflight-errors=...`"));
+    }
+
+    #[test]
+    fn a_small_control_plane_fails_num_cpu_and_mem() {
+        let f = HostFacts {
+            cpus: 1,
+            memory_mb: 982,
+            ..healthy()
+        };
+        let e = init(&f).1.unwrap();
+        assert!(
+            e.contains(
+                "\t[ERROR NumCPU]: the number of available CPUs 1 is less than the required 2\n"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("\t[ERROR Mem]: the system RAM (982 MB) is less than the minimum 1700 MB\n"),
+            "{e}"
+        );
+        assert!(affinity_cpus() >= 1 && memory_mb() > 0);
     }
 
     #[test]

@@ -1,20 +1,27 @@
-//! End-to-end: hosts reached through an address they do not own. The testbed's public
-//! addresses are DNAT'ed in the root namespace (as a cloud VM's public IP) and its
-//! `NAME.tbX.test` names resolve to them (testbed/README.md, "Public addresses"); the
-//! node IP must still be the host's own address, or the API server cannot bind, kubeadm
-//! refuses a host name as advertise address and the kubelet drops its addresses.
+//! End-to-end: what the hosts' facts decide before any change. Hosts reached through an
+//! address they do not own (the testbed's public addresses, DNAT'ed in the root namespace
+//! as a cloud VM's public IP, and their `NAME.tbX.test` names; testbed/README.md) still
+//! get their own address as node IP, or the API server cannot bind, kubeadm refuses a
+//! host name as advertise address and the kubelet drops its addresses. A subnet holding a
+//! host's address, and a control plane smaller than kubeadm's preflight allows, are
+//! refused before anything changes.
 
 mod support;
 
 use std::process::Command;
 
 use serde_json::Value;
+use support::snapshot::{assert_unchanged, Snapshot};
 use support::*;
 use testbed::Testbed;
 
 /// Runs `bootstrap ARGS` in a private mount namespace whose /etc/hosts is the testbed's,
 /// so the hosts' DNS names resolve (the machine's own /etc/hosts is not touched).
+/// Without public addresses (no such file), plainly.
 fn bootstrap(tb: &Testbed, args: &[&str]) -> Ran {
+    if !tb.etc_hosts().exists() {
+        return run_bootstrap(args, &[]);
+    }
     let inner = bootstrap_command(args, &[]);
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
@@ -163,31 +170,45 @@ fn a_subnet_holding_an_address_the_host_has_is_refused_before_any_change() {
     );
     let text = text.replace("cluster:\n", "cluster:\n  podSubnet: 10.200.0.0/16\n");
     std::fs::write(&inv, text).unwrap();
-    let runs = tb.dir().join("runs");
-    let args = [
-        "plan",
-        inv.to_str().unwrap(),
-        "--log-dir",
-        runs.to_str().unwrap(),
-    ];
-    // plan's error exit is 1 (docs/plan.md); up's for a refused host 5.
-    let plan = bootstrap(&tb, &args);
-    assert_eq!(plan.code, Some(1), "{}", plan.stderr);
     let why = format!(
         "its address {} (on eth0) is inside cluster.podSubnet 10.200.0.0/16",
         host.address
     );
-    assert!(plan.stderr.contains(&why), "{}", plan.stderr);
-    let up = bootstrap(&tb, &[&["up"][..], &args[1..]].concat());
-    assert_eq!(up.code, Some(5), "{}", up.stderr);
-    let changed: Vec<_> = tb
-        .audit(&host.name)
+    assert_refused_before_any_change(&tb, &inv, &why);
+}
+
+#[test]
+fn a_control_plane_below_kubeadm_s_cpu_and_memory_minimum_is_refused_before_any_change() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .host_resources("node1", Some(1), Some(982))
+        .build()
+        .expect("testbed");
+    // The testbed's small machine, as the host's own tools see it over SSH.
+    let out = tb
+        .ssh("node1", "root")
         .unwrap()
-        .into_iter()
-        .filter(|r| r.changed)
-        .collect();
-    assert!(
-        changed.is_empty(),
-        "nothing changed on the host: {changed:?}"
-    );
+        .arg("nproc; head -n 1 /proc/meminfo")
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(seen, "1\nMemTotal:         1005568 kB\n", "{out:?}");
+    let inv = inventory(&tb, &plain_decls(0));
+    let why = "the number of available CPUs 1 is less than the required 2; the system RAM \
+               (982 MB) is less than the minimum 1700 MB";
+    assert_refused_before_any_change(&tb, &inv, why);
+}
+
+/// `plan` fails (exit 1, docs/plan.md) and `up` refuses node1 (exit 5), both saying `why`,
+/// and node1 is as it was.
+fn assert_refused_before_any_change(tb: &Testbed, inv: &std::path::Path, why: &str) {
+    let runs = tb.dir().join("runs");
+    let rest = [inv.to_str().unwrap(), "--log-dir", runs.to_str().unwrap()];
+    let before = Snapshot::of(tb, "node1");
+    for (command, code) in [("plan", 1), ("up", 5)] {
+        let ran = bootstrap(tb, &[&[command][..], &rest].concat());
+        assert_eq!(ran.code, Some(code), "{command}: {}", ran.stderr);
+        assert!(ran.stderr.contains(why), "{command}: {}", ran.stderr);
+    }
+    assert_unchanged(tb, "node1", &before, "a refused plan and up");
 }
