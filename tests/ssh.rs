@@ -966,23 +966,42 @@ async fn a_host_certificate_is_trusted_through_cert_authority_only() {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    for (flags, revoke_ca, expected) in [
-        (["-n", "127.0.0.1", "-V", "-5m:+1h"], false, None),
-        (["-n", "127.0.0.1", "-V", "-5m:+1h"], true, Some("@revoked")),
+    let cases: [(&[&str], bool, Option<&str>); 7] = [
+        (&["-n", "127.0.0.1", "-V", "-5m:+1h"], false, None),
         (
-            ["-n", "127.0.0.1", "-V", "20200101:20200102"],
+            &["-n", "127.0.0.1", "-V", "-5m:+1h"],
+            true,
+            Some("@revoked"),
+        ),
+        (
+            &["-n", "127.0.0.1", "-V", "20200101:20200102"],
             false,
             Some("EXPIRED at 2020-01-02"),
         ),
         (
-            ["-n", "node1.example", "-V", "-5m:+1h"],
+            &["-n", "node1.example", "-V", "-5m:+1h"],
             false,
             Some("valid for node1.example but not for 127.0.0.1"),
         ),
-    ] {
+        // Host principals are patterns (sshkey_cert_check_host: wildcard_pattern 1).
+        (
+            &["-n", "node1.example,127.0.0.*", "-V", "-5m:+1h"],
+            false,
+            None,
+        ),
+        (
+            &["-n", "127.0.1.*", "-V", "-5m:+1h"],
+            false,
+            Some("valid for 127.0.1.* but not for 127.0.0.1"),
+        ),
+        // No principals: OpenSSH refuses it (it would vouch for every host the CA
+        // covers; CVE-2024-7594, openssh-portable 5166b6cbf).
+        (&["-V", "-5m:+1h"], false, Some("lists no principals")),
+    ];
+    for (flags, revoke_ca, expected) in cases {
         let sshd = Sshd::start_setup("HostCertificate $DIR/host_ed25519-cert.pub\n", |d| {
             let mut hflags = vec!["-h"];
-            hflags.extend_from_slice(&flags);
+            hflags.extend_from_slice(flags);
             sign(&ca, &d.join("host_ed25519.pub"), &hflags);
         });
         let mut target = sshd.target("root", "id_ed25519");

@@ -331,7 +331,7 @@ impl KnownHosts {
     /// sshkey_cert_check_host): a host certificate, neither it nor its CA `@revoked`,
     /// signed by a CA that a `@cert-authority` line for this host names, within its
     /// validity at `now` (seconds since the epoch), naming this host among its principals
-    /// (no principals: any host), without critical options (none is defined for hosts).
+    /// (at least one; patterns allowed), without critical options (none is defined for hosts).
     pub fn verify_certificate(&self, cert: &Certificate, now: u64) -> Result<(), Rejection> {
         let reject = |reason: String| Rejection::Certificate {
             lookup: self.lookup.clone(),
@@ -389,8 +389,23 @@ impl KnownHosts {
         }
         cert.validate_at(now, [&ca.fingerprint(HashAlg::Sha256)])
             .map_err(|e| reject(format!("its signature by {ca_desc} does not verify: {e}")))?;
+        // OpenSSH (sshkey_cert_check_host, since openssh-portable 5166b6cbf) refuses a
+        // certificate without principals, which used to mean "any host": a CA that
+        // signed one by mistake vouched for every host it covers (CVE-2024-7594). Host
+        // principals are patterns (`*.example.com`), matched as match_pattern does.
         let principals = cert.valid_principals();
-        if !principals.is_empty() && !principals.contains(&self.address) {
+        if principals.is_empty() {
+            return Err(reject(
+                "it lists no principals (OpenSSH refuses such certificates: one would \
+                 vouch for every host its CA covers); the host needs a certificate naming \
+                 it (ssh-keygen -s CA -h -n NAME)"
+                    .to_string(),
+            ));
+        }
+        if !principals
+            .iter()
+            .any(|p| glob(p.as_bytes(), self.address.as_bytes()))
+        {
             return Err(reject(format!(
                 "it is valid for {} but not for {} (the inventory's address)",
                 principals.join(", "),
