@@ -592,3 +592,44 @@ fn up_waits_while_apt_daily_holds_the_lists_lock() {
         "no wait for the lists lock in the run logs"
     );
 }
+
+/// With the real apt: a host whose lists were fetched before Ubuntu published a newer
+/// docker.io (the old .deb gone from the archive, a 404 for stale lists). `up` refreshes
+/// the lists before its first install, so it installs the newer docker.io instead of
+/// failing on the vanished one.
+#[test]
+fn stale_lists_are_refreshed_before_the_first_install() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .name_prefix("stale")
+        .real_packages(true)
+        .build()
+        .expect("testbed");
+    exec(&tb, "stale1", &["apt-get", "update"]);
+    tb.publish_ubuntu_update().unwrap();
+    // apt's own failure with the old lists: the version they name has left the archive.
+    let out = tb
+        .exec(
+            "stale1",
+            &["apt-get", "install", "-y", "--download-only", "docker.io"],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(100), "{err}");
+    assert!(
+        err.contains("docker.io_24.0.7-0ubuntu4.1_amd64.deb  404  Not Found"),
+        "{err}"
+    );
+    let decls = plain_decls(0);
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    assert_eq!(
+        exec(
+            &tb,
+            "stale1",
+            &["dpkg-query", "-W", "-f=${Version}", "docker.io"]
+        ),
+        "27.5.1-0ubuntu3~24.04.2"
+    );
+}

@@ -732,6 +732,15 @@ impl Testbed {
         Ok(())
     }
 
+    /// Publishes a stable update of the Ubuntu archive (testbeds with `real_packages`):
+    /// a newer docker.io in -updates, the older .deb removed from the pool, as an SRU
+    /// does. Hosts whose lists are older still see the old version and get a 404 for it
+    /// until they run `apt-get update`.
+    pub fn publish_ubuntu_update(&self) -> Result<()> {
+        let path = self.dir.join("ubuntu-updated");
+        std::fs::write(&path, "").map_err(|e| Error::io("write", &path, e))
+    }
+
     /// Makes the repository server misbehave for one of its host names (e.g.
     /// "pkgs.k8s.io"), on a testbed built with `real_packages`; `on: false` ends it.
     /// `bad-signature`: InRelease no longer matches its signature.
@@ -963,6 +972,7 @@ impl Testbed {
                 state::STATE_FILE,
                 repo::K8S_PUBLISHED,
                 "repo-serve.log",
+                "ubuntu-updated",
                 "repo-faults",
             ]
             .iter()

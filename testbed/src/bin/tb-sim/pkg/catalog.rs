@@ -322,6 +322,25 @@ pub const BASE_PACKAGES: &[&str] = &[
     "mount",
 ];
 
+/// The distro archive of `os` after a later stable update (`Testbed::publish_ubuntu_update`):
+/// a newer docker.io in -updates, the older one gone from the archive, as Ubuntu's SRU
+/// publishing replaces a package. Only with the real package tools.
+pub fn distro_updated(os: &str) -> Vec<Package> {
+    let newer = match os {
+        "ubuntu-22.04" => "27.5.1-0ubuntu3~22.04.2",
+        _ => "27.5.1-0ubuntu3~24.04.2",
+    };
+    distro(os)
+        .into_iter()
+        .map(|mut p| {
+            if p.name == "docker.io" {
+                p.version = newer.into();
+            }
+            p
+        })
+        .collect()
+}
+
 /// The distro archive's packages for `os`.
 pub fn distro(os: &str) -> Vec<Package> {
     distro_rows(os)

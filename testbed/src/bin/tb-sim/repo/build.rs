@@ -81,14 +81,24 @@ fn build(out: &Path) -> Res<()> {
     mkdir(&work)?;
     // The archive: one pool shared by the releases (same name and version = same file).
     let ubuntu = out.join("ubuntu");
-    let releases: Vec<_> = RELEASES.iter().map(|r| (r, catalog::distro(r.0))).collect();
+    // Each release's archive as published first (`dists/`) and after a stable update
+    // (`dists-updated/`, see `catalog::distro_updated`); one pool for all.
+    let releases: Vec<_> = RELEASES
+        .iter()
+        .flat_map(|r| {
+            [
+                (r, "dists", catalog::distro(r.0)),
+                (r, "dists-updated", catalog::distro_updated(r.0)),
+            ]
+        })
+        .collect();
     let k8s_repos: Vec<_> = catalog::K8S_NEWEST_PATCH
         .iter()
         .map(|(m, n)| (*m, *n, catalog::k8s_repo_upto(*m, *n)))
         .collect();
     // Every .deb first, in parallel (dpkg-deb mostly waits for its tar and gzip).
     let mut jobs: Vec<(catalog::Package, PathBuf)> = Vec::new();
-    for (_, pkgs) in &releases {
+    for (_, _, pkgs) in &releases {
         for p in pkgs {
             jobs.push((p.clone(), ubuntu.join(pool_file(p))));
         }
@@ -102,8 +112,7 @@ fn build(out: &Path) -> Res<()> {
     jobs.sort_by(|a, b| a.1.cmp(&b.1));
     jobs.dedup_by(|a, b| a.1 == b.1);
     build_debs(&work, &jobs)?;
-    for ((os, codename, version), pkgs) in &releases {
-        let _ = os;
+    for ((_, codename, version), dists, pkgs) in &releases {
         let mut debs = Vec::new();
         for p in pkgs {
             let file = pool_file(p);
@@ -112,7 +121,7 @@ fn build(out: &Path) -> Res<()> {
         }
         for suffix in ["", "-updates", "-backports", "-security"] {
             let suite = format!("{codename}{suffix}");
-            let dir = ubuntu.join("dists").join(&suite);
+            let dir = ubuntu.join(dists).join(&suite);
             let mut files = Vec::new();
             for comp in COMPONENTS {
                 let idx: Vec<_> = debs
@@ -144,6 +153,17 @@ fn build(out: &Path) -> Res<()> {
             gpg.sign_release(&archive_fpr, &dir, &release)?;
         }
     }
+    // What the stable update replaced leaves the pool (a 404 for hosts with older lists).
+    let mut replaced = String::new();
+    for (os, _, _) in RELEASES {
+        let updated = catalog::distro_updated(os);
+        for p in catalog::distro(os).iter().filter(|p| !updated.contains(p)) {
+            let file = pool_file(p);
+            replaced.push_str(file.rsplit('/').next().unwrap_or(&file));
+            replaced.push('\n');
+        }
+    }
+    write(&ubuntu.join("replaced-by-update"), replaced.as_bytes())?;
     // pkgs.k8s.io, one flat repository per minor.
     std::fs::copy(
         keys.join("k8s-Release.key"),

@@ -148,9 +148,13 @@ impl Site {
             return not_found();
         }
         let file = match host {
-            "archive.ubuntu.com" | "security.ubuntu.com" => path
-                .strip_prefix("/ubuntu/")
-                .map(|p| self.root.join("ubuntu").join(p)),
+            "archive.ubuntu.com" | "security.ubuntu.com" => match path.strip_prefix("/ubuntu/") {
+                Some(p) => match self.ubuntu(p) {
+                    Some(f) => Some(f),
+                    None => return not_found(),
+                },
+                None => None,
+            },
             "pkgs.k8s.io" => match self.k8s(path) {
                 Ok(f) => f,
                 Err(status) => return (status, b"Forbidden".to_vec()),
@@ -168,6 +172,27 @@ impl Site {
             Some(body) => (200, body),
             None => not_found(),
         }
+    }
+
+    /// The file for an Ubuntu archive path: the indexes as published now (after
+    /// `Testbed::publish_ubuntu_update`, `DIR/ubuntu-updated` exists: the updated
+    /// ones), and the pool without the versions that update replaced.
+    fn ubuntu(&self, path: &str) -> Option<PathBuf> {
+        let updated = self.state.join("ubuntu-updated").exists();
+        let archive = self.root.join("ubuntu");
+        if let Some(rest) = path.strip_prefix("dists/") {
+            let dists = if updated { "dists-updated" } else { "dists" };
+            return Some(archive.join(dists).join(rest));
+        }
+        if updated {
+            let name = path.rsplit('/').next().unwrap_or("");
+            if let Ok(gone) = std::fs::read_to_string(archive.join("replaced-by-update")) {
+                if gone.lines().any(|l| l == name) {
+                    return None;
+                }
+            }
+        }
+        Some(archive.join(path))
     }
 
     /// The file for a pkgs.k8s.io path, or the status of a minor that does not exist.
