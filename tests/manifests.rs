@@ -7,8 +7,9 @@
 //! never be scheduled makes `up` fail once its rollout wait runs out of `--timeout`,
 //! naming the manifest and the host; one the API server rejects makes it exit 6 with the
 //! server's message and stays unrecorded; `status` shows a changed manifest as drift; an
-//! https URL is fetched by the control plane and recorded under the URL. Needs
-//! root and the testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
+//! https URL is fetched by the control plane and recorded under the URL; a StatefulSet
+//! rolls out. Needs root and the testbed's stand-in binary (`cargo build -p testbed`),
+//! like tests/up.rs.
 
 mod support;
 
@@ -331,4 +332,34 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     );
     let run = run_on(&tb, &["plan"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    // 8. A StatefulSet (and its headless Service): up waits for its rollout, its pods
+    // db-0 and db-1 run, it is recorded, and the next up changes nothing.
+    let db = "apiVersion: v1\nkind: Service\nmetadata: {name: db}\n\
+              spec: {clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}\n---\n\
+              apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  \
+              serviceName: db\n  replicas: 2\n  selector: {matchLabels: {app: db}}\n  \
+              template:\n    metadata: {labels: {app: db}}\n    \
+              spec: {containers: [{name: db, image: postgres:16}]}\n";
+    std::fs::write(apps.join("db.yaml"), db).unwrap();
+    let inv = inventory(
+        &tb,
+        &[
+            "apps/mysql.yaml",
+            "apps/wordpress.yaml",
+            url,
+            "apps/db.yaml",
+        ],
+    );
+    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines = record(&tb);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[3].ends_with(" apps/db.yaml"), "{lines:?}");
+    let pods = kubectl(
+        &tb,
+        "get pods -l app=db -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase}{\"\\n\"}{end}'",
+    );
+    assert_eq!(pods, "db-0 Running\ndb-1 Running\n");
+    assert_converged_up(&tb, &inv, "up after the StatefulSet");
 }

@@ -66,6 +66,7 @@ pub fn reconcile(st: &mut ClusterState, now: f64, t: &Timing) -> bool {
     deployments(st, now);
     replicasets(st, now);
     daemonsets(st, now);
+    statefulsets(st, now);
     schedule(st, now);
     pod_status(st, now, t);
     workload_status(st, now);
@@ -555,6 +556,86 @@ fn replicasets(st: &mut ClusterState, now: f64) {
     }
 }
 
+/// StatefulSets (stateful_set_control.go): pods `NAME-0` .. `NAME-(replicas-1)` with their
+/// stable names (hostname, the governing Service as subdomain) and the controller's
+/// labels. `OrderedReady` (the default) creates an ordinal only once every lower one is
+/// Running and Ready; `Parallel` creates them all at once. Surplus ordinals go, highest
+/// first. Pods of a changed template are not replaced (no rolling update), and
+/// volumeClaimTemplates get no PersistentVolumeClaims.
+fn statefulsets(st: &mut ClusterState, now: f64) {
+    let sets: Vec<Value> = st.list("StatefulSet").into_iter().cloned().collect();
+    // Pods whose StatefulSet is gone are garbage-collected.
+    let uids: std::collections::HashSet<&Value> =
+        sets.iter().map(|s| &s["metadata"]["uid"]).collect();
+    let orphans = st.keys_where("Pod", |pod| {
+        owner(pod)
+            .filter(|o| o["kind"] == "StatefulSet")
+            .is_some_and(|o| !uids.contains(&o["uid"]))
+    });
+    for k in orphans {
+        st.remove("Pod", &k);
+    }
+    for sts in sets {
+        let want = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+        let name = objects::name(&sts).to_string();
+        let revision = statefulset_revision(&sts);
+        let parallel = sts["spec"]["podManagementPolicy"] == "Parallel";
+        let pods: Vec<Value> = owned_by(st, "Pod", &sts)
+            .into_iter()
+            .filter(|p| !terminating(p))
+            .cloned()
+            .collect();
+        for i in 0..want {
+            let pod_name = format!("{name}-{i}");
+            match pods.iter().find(|p| objects::name(p) == pod_name) {
+                Some(p) if parallel || pod_ready(p) => continue,
+                Some(_) => break,
+                None => {
+                    let index = i.to_string();
+                    let mut pod = new_pod(
+                        &sts,
+                        pod_name.clone(),
+                        &[
+                            ("controller-revision-hash", &revision),
+                            ("statefulset.kubernetes.io/pod-name", &pod_name),
+                            ("apps.kubernetes.io/pod-index", &index),
+                        ],
+                        now,
+                    );
+                    if let Some(md) = pod["metadata"].as_object_mut() {
+                        md.remove("generateName");
+                    }
+                    pod["spec"]["hostname"] = json!(pod_name);
+                    if let Some(svc) = sts["spec"]["serviceName"].as_str() {
+                        pod["spec"]["subdomain"] = json!(svc);
+                    }
+                    st.put(pod, now);
+                    if !parallel {
+                        break;
+                    }
+                }
+            }
+        }
+        let ordinal = |p: &Value| {
+            objects::name(p)
+                .strip_prefix(&format!("{name}-"))
+                .and_then(|o| o.parse::<usize>().ok())
+        };
+        for p in pods.iter().filter(|p| ordinal(p).is_none_or(|o| o >= want)) {
+            st.remove("Pod", &objects::key_of(p));
+        }
+    }
+}
+
+/// The StatefulSet's revision name (its ControllerRevision's): `NAME-HASH`.
+fn statefulset_revision(sts: &Value) -> String {
+    format!(
+        "{}-{}",
+        objects::name(sts),
+        objects::template_hash(&sts["spec"]["template"])
+    )
+}
+
 /// The tolerations every DaemonSet pod gets in addition to its own.
 fn daemonset_tolerations() -> Vec<Value> {
     vec![
@@ -993,6 +1074,41 @@ fn workload_status(st: &mut ClusterState, now: f64) {
         }
         ds["status"] = status;
         st.put(ds, now);
+    }
+    for mut sts in st
+        .list("StatefulSet")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        let revision = statefulset_revision(&sts);
+        let pods: Vec<&Value> = owned_by(st, "Pod", &sts)
+            .into_iter()
+            .filter(|p| !terminating(p))
+            .collect();
+        let ready = pods.iter().filter(|p| pod_ready(p)).count();
+        let current = pods
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str())
+            .count();
+        let gen = sts["metadata"]["generation"].as_i64().unwrap_or(1);
+        let mut status = json!({"observedGeneration": gen, "replicas": pods.len(),
+            "readyReplicas": ready, "availableReplicas": ready, "currentReplicas": current,
+            "updatedReplicas": current, "currentRevision": revision,
+            "updateRevision": revision, "collisionCount": 0});
+        // omitempty, as the API serves them; `replicas` is always there.
+        for k in [
+            "readyReplicas",
+            "availableReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+        ] {
+            if status[k] == 0 {
+                status.as_object_mut().unwrap().remove(k);
+            }
+        }
+        sts["status"] = status;
+        st.put(sts, now);
     }
 }
 

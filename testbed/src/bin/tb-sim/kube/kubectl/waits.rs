@@ -116,6 +116,44 @@ pub fn rollout_message(obj: &Value) -> Result<(String, bool), String> {
                 true,
             ))
         }
+        "StatefulSet" => {
+            // rollout_status.go's StatefulSetStatusViewer, on the object as the API server
+            // defaults it: updateStrategy RollingUpdate with partition 0.
+            let strategy = &obj["spec"]["updateStrategy"];
+            let ty = strategy["type"].as_str().unwrap_or("RollingUpdate");
+            if ty != "RollingUpdate" {
+                return Err(
+                    "rollout status is only available for RollingUpdate strategy type".into(),
+                );
+            }
+            if observed <= 0 || gen > observed {
+                return Ok((
+                    "Waiting for statefulset spec update to be observed...".into(),
+                    false,
+                ));
+            }
+            let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+            if n("readyReplicas") < want {
+                return Ok((
+                    format!(
+                        "Waiting for {} pods to be ready...",
+                        want - n("readyReplicas")
+                    ),
+                    false,
+                ));
+            }
+            let partition = strategy["rollingUpdate"]["partition"].as_i64().unwrap_or(0);
+            if n("updatedReplicas") < want - partition {
+                return Ok((format!("Waiting for partitioned roll out to finish: {} out of {} new pods have been updated...", n("updatedReplicas"), want - partition), false));
+            }
+            Ok((
+                format!(
+                    "partitioned roll out complete: {} new pods have been updated...",
+                    n("updatedReplicas")
+                ),
+                true,
+            ))
+        }
         other => Err(format!("no status viewer has been implemented for {other}")),
     }
 }
