@@ -7,22 +7,10 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
-
 use crate::facts::Network;
 use crate::inventory::Host;
 
-/// The chosen node IP and why it was chosen (shown by `bootstrap plan`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeAddress {
-    pub ip: IpAddr,
-    /// The interface holding it, e.g. "eth0".
-    pub interface: String,
-    /// Why this address, in a sentence.
-    pub reason: String,
-    /// It differs from the SSH address (`address`).
-    pub differs: bool,
-}
+pub use crate::inventory::NodeAddress;
 
 /// Chooses the node IP of `host` from its network facts, in order: `internalAddress`
 /// (which must be on an interface), the SSH address when it is on an interface, the IPv4

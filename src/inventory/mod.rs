@@ -319,7 +319,7 @@ pub struct Host {
     pub internal_address: Option<std::net::IpAddr>,
     /// The node IP chosen from the host's facts ([`crate::node_address`]); None until
     /// facts are gathered.
-    pub node_address: Option<crate::node_address::NodeAddress>,
+    pub node_address: Option<NodeAddress>,
     pub role: Role,
     pub labels: BTreeMap<String, String>,
     /// Resolved: when the inventory omits `taints`, a control plane gets
@@ -349,6 +349,19 @@ pub struct Ssh {
     pub host_key_policy: crate::ssh::HostKeyPolicy,
     /// The jump hosts to reach this host through, first hop first (empty: directly).
     pub proxy_jump: Vec<crate::ssh::Jump>,
+}
+
+/// The chosen node IP and why it was chosen (shown by `bootstrap plan`); chosen by
+/// [`crate::node_address::choose`], kept on the [`Host`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeAddress {
+    pub ip: std::net::IpAddr,
+    /// The interface holding it, e.g. "eth0".
+    pub interface: String,
+    /// Why this address, in a sentence.
+    pub reason: String,
+    /// It differs from the SSH address (`address`).
+    pub differs: bool,
 }
 
 /// The SSH target of an inventory host; `connect_timeout` bounds each of one attempt's
