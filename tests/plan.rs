@@ -966,6 +966,39 @@ fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi 1.34.4-1.1");
 }
 
+/// `sysctl --system` fails (procps: exit 255, `cannot stat /proc/sys/...`) when any key of
+/// any sysctl file is missing, here an NFS tuning file whose module is not loaded: the
+/// prerequisites must apply only the tool's own file and succeed.
+#[test]
+fn sysctl_apply_is_not_failed_by_another_file_s_missing_key() {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .name_prefix("f1sysc")
+        .build()
+        .expect("testbed");
+    let entry = tb.hosts()[0].clone();
+    let name = entry.name.as_str();
+    let other = "printf 'sunrpc.tcp_slot_table_entries = 128\\n' > /etc/sysctl.d/60-nfs.conf \
+                 && ! sysctl --system >/dev/null 2>&1";
+    let out = tb.exec(name, &["sh", "-c", other]).unwrap();
+    assert!(
+        out.status.success(),
+        "sysctl --system must fail here: {out:?}"
+    );
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = entry.name.clone();
+    inv.hosts[0].address = entry.address.clone();
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    let prereqs = plan.phase("prereqs");
+    assert!(prereqs.iter().any(|s| s.step == "sysctl-apply"), "{plan}");
+    tb_apply_steps(&tb, name, prereqs.iter());
+    let facts = tb_facts(&tb, name);
+    for k in bootstrap::facts::SYSCTLS {
+        assert_eq!(facts.sysctl[*k], "1", "{k}");
+    }
+}
+
 /// With the real apt (which reads keyrings as its `_apt` user), every step run under
 /// umask 077 (a hardened root shell): the repository key must still be readable, or apt
 /// ignores it and refuses pkgs.k8s.io as unsigned. A key that lost its read bits is
