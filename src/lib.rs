@@ -5,6 +5,8 @@ pub mod embedded;
 pub mod exit;
 pub mod facts;
 pub mod failure;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod inventory;
 pub mod kubeconfig;
 pub mod node_address;

@@ -35,7 +35,12 @@ pub use schema::{
 /// field. Paths inside the inventory (identity files, a local Calico manifest) are resolved
 /// relative to the inventory's directory, `~` to `$HOME`.
 pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-    let bytes = read::read(path)?;
+    parse_bytes(path, read::read(path)?)
+}
+
+/// [`parse`] for the bytes of a file: text that is not UTF-8 (or holds a NUL byte) is an
+/// invalid inventory located at the first bad byte, as [`load`] reports it.
+pub fn parse_bytes(path: &Path, bytes: Vec<u8>) -> Result<Inventory, InventoryError> {
     parse(path, read::text(path, bytes)?)
 }
 
