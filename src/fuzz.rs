@@ -9,8 +9,11 @@ use crate::kubeconfig;
 use crate::phases::join_token;
 use crate::ssh::known_hosts::KnownHosts;
 
+/// A target's body: arbitrary bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name: what fuzz/fuzz_targets/NAME.rs runs and fuzz/corpus/NAME holds.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("inventory", inventory),
     ("known_hosts", known_hosts),
     ("facts", facts),
