@@ -148,6 +148,26 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
         "{config}"
     );
 
+    // calico-node takes its address from the Node's InternalIP (the node IP above), not
+    // the first interface it finds: the DaemonSet as the API server holds it.
+    let mut argv = KUBECTL.to_vec();
+    argv.extend([
+        "-n",
+        "kube-system",
+        "get",
+        "daemonset",
+        "calico-node",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env}",
+    ]);
+    let env: Value = serde_json::from_str(&exec(&tb, &cp.name, &argv)).unwrap();
+    assert!(
+        env.as_array().unwrap().contains(
+            &serde_json::json!({"name": "IP_AUTODETECTION_METHOD", "value": "kubernetes-internal-ip"})
+        ),
+        "{env}"
+    );
+
     // A re-run changes nothing.
     let again = bootstrap(&tb, &[&["plan", inv_arg][..], &log_dir].concat());
     assert_eq!(again.code, Some(0), "{}", again.stderr);

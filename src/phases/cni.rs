@@ -75,6 +75,65 @@ mod tests {
         steps[0].command.script.clone()
     }
 
+    /// Runs the apply step for a local manifest `text` with a `kubectl` that keeps what
+    /// it is given: (exit status, what kubectl got, stderr).
+    fn apply_local(text: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let got = dir.path().join("applied");
+        let kubectl = dir.path().join("kubectl");
+        std::fs::write(&kubectl, format!("#!/bin/sh\ncat > '{}'\n", got.display())).unwrap();
+        std::fs::set_permissions(
+            &kubectl,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let script = apply_script("{version: v3.30.3, manifest: Cargo.toml}", None);
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            std::fs::read_to_string(&got).unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn calico_node_takes_the_kubelet_s_node_ip() {
+        let env = "      containers:\n        - name: calico-node\n          env:\n            \
+                   - name: IP\n              value: \"autodetect\"\n            \
+                   - name: CALICO_IPV4POOL_IPIP\n              value: \"Always\"\n";
+        let (ok, applied, err) = apply_local(env);
+        assert!(ok, "{err}");
+        assert_eq!(
+            applied,
+            env.replace(
+                "value: \"autodetect\"\n",
+                "value: \"autodetect\"\n            - name: IP_AUTODETECTION_METHOD\n              \
+                 value: \"kubernetes-internal-ip\"\n"
+            )
+        );
+        // A manifest that chose a method keeps it.
+        let own = format!("{env}            - name: IP_AUTODETECTION_METHOD\n              value: \"interface=eth1\"\n");
+        assert_eq!(apply_local(&own).1, own);
+        // One without calico-node's IP env is not silently applied unchanged.
+        let (ok, applied, err) = apply_local("kind: List\n");
+        assert!(!ok && applied.is_empty(), "{applied}");
+        assert!(err.contains("no calico-node env IP=autodetect"), "{err}");
+    }
+
     #[test]
     fn a_manifest_url_is_fetched_https_only_and_applied_from_stdin() {
         let script = apply_script("{version: v3.30.3}", None);
