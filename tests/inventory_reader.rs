@@ -3,21 +3,12 @@
 //! what could fool a terminal, and locates bytes that are not text. No root, no network:
 //! every case stops at the inventory (exit 3) before any host is contacted.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn bootstrap(args: &[&str]) -> (Option<i32>, String, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .env_remove("BOOTSTRAP_OUTPUT")
-        .output()
-        .expect("run bootstrap");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{run_bootstrap, Ran};
 
 fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     let path = dir.join(name);
@@ -28,7 +19,7 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
 /// `validate PATH`: exit 3 and stderr (which must not be a panic), miette's line wrapping
 /// undone so messages can be searched whole.
 fn invalid(path: &Path) -> String {
-    let (code, _, stderr) = bootstrap(&["validate", path.to_str().unwrap()]);
+    let Ran { code, stderr, .. } = run_bootstrap(&["validate", path.to_str().unwrap()], &[]);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(code, Some(3), "{stderr}");
     stderr
@@ -83,7 +74,11 @@ fn a_problem_past_column_65535_is_shown_in_its_one_line_form() {
     );
 
     // With --output json the document is still printed, exit 3.
-    let (code, stdout, stderr) = bootstrap(&["up", path.to_str().unwrap(), "--output", "json"]);
+    let Ran {
+        code,
+        stdout,
+        stderr,
+    } = run_bootstrap(&["up", path.to_str().unwrap(), "--output", "json"], &[]);
     assert_eq!(code, Some(3), "{stderr}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert_eq!(doc["outcome"], "invalid-inventory", "{doc:#}");
@@ -134,7 +129,8 @@ fn at_most_fifty_problems_are_rendered_then_counted() {
     assert_eq!(stderr.matches("unknown key `x`").count(), 50, "{stderr}");
     assert!(stderr.contains("... and 150 more"), "{stderr}");
     // The JSON document's error lists as many.
-    let (_, stdout, _) = bootstrap(&["up", path.to_str().unwrap(), "--output", "json"]);
+    let Ran { stdout, .. } =
+        run_bootstrap(&["up", path.to_str().unwrap(), "--output", "json"], &[]);
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let message = doc["error"]["message"].as_str().unwrap();
     assert_eq!(message.matches("unknown key `x`").count(), 50, "{message}");
