@@ -5,7 +5,11 @@
 # `apt-get update` takes /var/lib/apt/lists/lock without waiting, whatever
 # DPkg::Lock::Timeout says (that covers dpkg's frontend lock only): on a cloud VM's first
 # boot apt-daily holds it and update fails at once ("E: Could not get lock
-# /var/lib/apt/lists/lock. It is held by process N (apt-get)", exit 100).
+# /var/lib/apt/lists/lock. It is held by process N (apt-get)", exit 100). Likewise
+# `apt-get install`/`purge` take /var/cache/apt/archives/lock without waiting
+# (apt-private/private-install.cc: "Unable to lock the download directory"), which
+# apt-daily's download phase (unattended-upgrade --download-only) holds: the steps that
+# install or remove packages go through this wrapper too.
 #
 # apt-get waits for the lock itself (-o DPkg::Lock::Timeout=600), but dpkg has no such
 # option and neither does apt-mark: `apt-mark hold` pipes into `dpkg --set-selections`,
@@ -40,6 +44,7 @@ bootstrap_dpkg_wait() {
     _bs_held=$(printf '%s\n' "$_bs_out" | grep -m1 -e 'locked by another process' -e 'Could not get lock') || :
     case $_bs_held in
       */var/lib/apt/lists/*) _bs_what="apt's lists lock" ;;
+      */var/cache/apt/archives/*) _bs_what="apt's archives lock" ;;
       *) _bs_what="dpkg's lock" ;;
     esac
     if [ "$_bs_waited" -ge "${BOOTSTRAP_LOCK_WAIT:-600}" ]; then

@@ -178,9 +178,12 @@ fn fresh_host_commands_are_the_reference_commands() {
         String::from_utf8(sysctl.stdin.unwrap()).unwrap(),
         "net.bridge.bridge-nf-call-iptables  = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward                 = 1\n"
     );
-    assert_eq!(
-        cmd("docker-io").script,
-        "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y docker.io"
+    let docker = cmd("docker-io").script;
+    assert!(
+        docker.trim_end().ends_with(
+            "export DEBIAN_FRONTEND=noninteractive\nbootstrap_dpkg_wait apt-get -o DPkg::Lock::Timeout=600 install -y docker.io"
+        ),
+        "{docker}"
     );
     let key = cmd("repo-key").script;
     assert!(
@@ -1115,6 +1118,54 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
         "{outputs:?}"
     );
     assert!(tb_facts(&tb, name).apt.package_lists > 0);
+}
+
+/// apt-daily's download phase (unattended-upgrade --download-only) holds apt's archives
+/// lock, /var/cache/apt/archives/lock, which `apt-get install` takes without waiting
+/// whatever DPkg::Lock::Timeout says (apt-private/private-install.cc: "Unable to lock the
+/// download directory", exit 100): the install steps wait for it as for the lists lock.
+#[test]
+fn the_docker_install_waits_while_apt_daily_downloads() {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .name_prefix("f1arch")
+        .real_packages(true)
+        .build()
+        .expect("testbed");
+    let entry = tb.hosts()[0].clone();
+    let name = entry.name.as_str();
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = entry.name.clone();
+    inv.hosts[0].address = entry.address.clone();
+    let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    let steps: Vec<_> = plan.steps().collect();
+    let at = steps
+        .iter()
+        .position(|s| s.step == "docker-io")
+        .unwrap_or_else(|| panic!("{plan}"));
+    tb_apply_steps(&tb, name, steps[..at].iter().copied());
+    let held = tb
+        .exec(
+            name,
+            &[
+                testbed::layout::SIM_BIN,
+                "hold-locks",
+                "unattended-upgr",
+                "4",
+                "/var/cache/apt/archives/lock",
+            ],
+        )
+        .unwrap();
+    assert!(held.status.success(), "{held:?}");
+    let outputs = tb_apply_steps(&tb, name, steps[at..=at].iter().copied());
+    assert!(
+        outputs[0].contains("waiting for apt's archives lock (")
+            && outputs[0].contains("Could not get lock /var/cache/apt/archives/lock"),
+        "{outputs:?}"
+    );
+    let again = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert!(again.steps().all(|s| s.step != "docker-io"), "{again}");
 }
 
 /// Plays unattended-upgrades on a fresh host: dpkg's lock is held for `secs` seconds.
