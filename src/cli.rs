@@ -31,7 +31,7 @@ pub enum Command {
     /// Bring the cluster to what the inventory declares; re-running changes nothing.
     Up(UpArgs),
     /// Show what `up` would do and why, changing nothing. Exit 0: nothing to do, 2: changes
-    /// pending, 1: error (same as `up --dry-run`).
+    /// pending, 4/5: a host unreachable/refused, 1: error (same as `up --dry-run`).
     Plan(PlanArgs),
     /// Take hosts out of the cluster and undo kubeadm init/join on them (asks first).
     Reset(ResetArgs),
@@ -39,7 +39,8 @@ pub enum Command {
     /// into ~/.kube/config.
     Kubeconfig(KubeconfigArgs),
     /// Show the nodes, the certificate expiry and drift from the inventory, changing
-    /// nothing. Exit 0 whenever everything could be read, 1 on errors.
+    /// nothing. Exit 0 whenever everything could be read, 4/5 for a host unreachable/refused,
+    /// 1 on other errors.
     Status(StatusArgs),
     /// Check an inventory file without connecting to any host.
     Validate {

@@ -4,11 +4,13 @@
 //! importing each other.
 
 use crate::exit::Outcome;
-use crate::ssh::{redact, Output};
+use crate::ssh::{redact, Output, SshError};
 
 /// Why a host failed: the step and a message (already redacted), and what kind of
-/// failure it was, so `main` can tell a wait that ran out of `--timeout` (its own exit
-/// code) from a step that failed.
+/// failure it was. It travels as this value from where it happens (connect, facts,
+/// plan, a phase) through the summary row ([`crate::ui::HostResult::Failed`], keyed by
+/// the host) to the report, whose exit status and JSON `kind` come from [`Failure::kind`]
+/// alone, never from the message's text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub step: String,
@@ -16,14 +18,39 @@ pub struct Failure {
     pub kind: FailureKind,
 }
 
-/// What kind of [`Failure`]: a CI job retries a timeout differently from a broken step.
+/// What kind of [`Failure`]: each has its own exit status ([`FailureKind::outcome`]), so
+/// a CI job can retry an unreachable host or a timeout differently from a broken step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailureKind {
+    /// The host could not be connected to (TCP, SSH handshake, host key, login).
+    Unreachable,
+    /// The host was reached and refused before anything changed (OS, sudo that wants a
+    /// password, a plan `up` will not carry out).
+    Refused,
     /// A step failed (exit status, lost connection, unexpected output).
     #[default]
     Step,
     /// A wait bounded by `--timeout` ran out before its condition held.
     Timeout,
+    /// A signal stopped the run.
+    Interrupted,
+    /// Anything else: preparing the run failed (facts unreadable, a plan that cannot be
+    /// rendered), a bug.
+    Error,
+}
+
+impl FailureKind {
+    /// The outcome (exit status, JSON `kind`) of a run that failed this way.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            FailureKind::Unreachable => Outcome::Unreachable,
+            FailureKind::Refused => Outcome::Refused,
+            FailureKind::Step => Outcome::StepFailed,
+            FailureKind::Timeout => Outcome::Timeout,
+            FailureKind::Interrupted => Outcome::Interrupted,
+            FailureKind::Error => Outcome::Error,
+        }
+    }
 }
 
 /// What kubectl prints when `wait` or `rollout status` runs out of `--timeout=`
@@ -39,6 +66,44 @@ impl Failure {
             step: step.to_string(),
             message: message.into(),
             kind: FailureKind::Step,
+        }
+    }
+
+    /// The host refused at `step` (`connect`, `facts`, `plan`) before anything changed.
+    pub fn refused(step: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Refused,
+            ..Failure::new(step, message)
+        }
+    }
+
+    /// Preparing the run failed at `step` (neither the host's refusal nor a step of
+    /// the phases).
+    pub fn error(step: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Error,
+            ..Failure::new(step, message)
+        }
+    }
+
+    /// Connecting failed: the host is unreachable, unless it was reached and its sudo
+    /// wants a password (refused).
+    pub fn connect(e: &SshError) -> Failure {
+        match e {
+            SshError::Sudo { .. } => Failure::refused("connect", e.to_string()),
+            _ => Failure {
+                kind: FailureKind::Unreachable,
+                ..Failure::new("connect", e.to_string())
+            },
+        }
+    }
+
+    /// Gathering facts failed on an SSH error: a sudo that wants a password refuses the
+    /// host; anything else is an error.
+    pub fn facts(e: &SshError) -> Failure {
+        match e {
+            SshError::Sudo { .. } => Failure::refused("facts", e.to_string()),
+            _ => Failure::error("facts", e.to_string()),
         }
     }
 
@@ -97,15 +162,15 @@ impl Failure {
     }
 }
 
+/// `step: message` (a refusal says so: `step: refused: message`), as the summary shows it.
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.step, self.message)
+        match self.kind {
+            FailureKind::Refused => write!(f, "{}: refused: {}", self.step, self.message),
+            _ => write!(f, "{}: {}", self.step, self.message),
+        }
     }
 }
-
-/// How a host's failure message starts when the plan refused it (a downgrade, a host of
-/// another cluster, ...): the report classifies it as `refused`.
-pub const PLAN_REFUSED: &str = "refused by the plan: ";
 
 /// Why `up` stopped before applying anything.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::cluster::{self, Node};
 use crate::exit::Outcome;
-use crate::failure::{Failure, FailureKind, PLAN_REFUSED};
+use crate::failure::{Failure, FailureKind};
 use crate::inventory::role_name;
 use crate::inventory::Inventory;
 use crate::runlog::StepRecord;
@@ -276,10 +276,10 @@ impl Run {
             };
             host.result = result.name();
             host.duration_seconds = secs(*elapsed);
-            let HostResult::Failed(text) = result else {
+            let HostResult::Failed(failure) = result else {
                 continue;
             };
-            let (kind, step, message) = classify(&host.name, text, &host.steps, applied);
+            let (kind, step, message) = classify(failure, applied);
             host.error = Some(HostError {
                 kind: kind.name(),
                 step: step.clone(),
@@ -382,123 +382,124 @@ fn millis(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
 }
 
-/// How ssh::SshError::Sudo words a login that cannot become root without a password.
-const SUDO_REFUSED: &str = "cannot run commands as root without a password";
-
-/// A summary row's failure text as (kind, step, message).
-///
-/// The text is what the run printed: `connect: ...` (unreachable), `refused: ...` (the
-/// facts refused the host), `<host>: ...` (a cluster-level refusal from the plan),
-/// `facts: ...` / `plan: ...` (could not prepare), or a [`Failure`]'s `step: message`
-/// once the phases ran. Step names themselves contain `: ` (`swap-off: turn swap off`),
-/// so the step is the longest recorded command name the text starts with.
-fn classify(
-    host: &str,
-    text: &str,
-    steps: &[StepRecord],
-    applied: bool,
-) -> (Outcome, String, String) {
-    let split = |prefix: &str| text.strip_prefix(prefix).map(str::to_string);
-    // Reached, but sudo wants a password (ssh::SshError::Sudo, found while connecting
-    // or gathering facts): the host refuses to let the tool work, like an unsupported OS.
-    for stage in ["connect", "facts"] {
-        if let Some(rest) = split(&format!("{stage}: ")).filter(|r| r.contains(SUDO_REFUSED)) {
-            return (Outcome::Refused, stage.into(), rest);
-        }
-    }
-    if let Some(rest) = split("connect: ") {
-        return (Outcome::Unreachable, "connect".into(), rest);
-    }
-    if let Some(rest) = split(PLAN_REFUSED) {
-        return (Outcome::Refused, "plan".into(), rest);
-    }
-    if let Some(rest) = split("refused: ") {
-        return (Outcome::Refused, "facts".into(), rest);
-    }
-    if let Some(rest) = split(&format!("{host}: ")) {
-        return (Outcome::Refused, "plan".into(), rest);
-    }
-    let recorded = steps
+/// The outcome of a run that stopped before its phases (connect, facts, plan) after
+/// `progress` printed the summary of why: the earliest kind among its failed hosts
+/// (`plan`, `status` and `up --dry-run` exit with it, like `up`).
+pub fn stopped(progress: &crate::ui::Progress) -> Outcome {
+    progress
+        .last_summary()
+        .unwrap_or_default()
         .iter()
-        .map(|s| s.step.as_str())
-        .filter(|s| text.starts_with(&format!("{s}: ")))
-        .max_by_key(|s| s.len());
-    let (step, message) = match recorded {
-        Some(s) => (s.to_string(), text[s.len() + 2..].to_string()),
-        None => match text.split_once(": ") {
-            Some((s, m)) => (s.to_string(), m.to_string()),
-            None => (String::new(), text.to_string()),
-        },
+        .filter_map(|(_, _, result, _)| match result {
+            HostResult::Failed(f) => Some(classify(f, false).0),
+            _ => None,
+        })
+        .min_by_key(|o| o.rank())
+        .unwrap_or(Outcome::Error)
+}
+
+/// A host's failure as (kind, step, message), from its kind: a step that failed while
+/// the run was still preparing (`applied` false: reading the cluster, planning the
+/// manifests) changed nothing, so it is an error, not a failed step.
+fn classify(failure: &Failure, applied: bool) -> (Outcome, String, String) {
+    let kind = match failure.kind {
+        FailureKind::Step if !applied => Outcome::Error,
+        kind => kind.outcome(),
     };
-    let kind = if Failure::kind_of(&message) == FailureKind::Timeout {
-        Outcome::Timeout
-    } else if applied {
-        Outcome::StepFailed
-    } else {
-        Outcome::Error
-    };
-    (kind, step, message)
+    (kind, failure.step.clone(), failure.message.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn step(host: &str, name: &str) -> StepRecord {
-        StepRecord {
-            host: host.into(),
-            step: name.into(),
-            finished_at_seconds: 1.0,
-            duration_seconds: 0.5,
-            result: "failed",
-            exit_status: Some(1),
-        }
-    }
-
     #[test]
-    fn failures_are_classified_from_what_the_summary_says() {
-        let steps = [step("n2", "swap-off: turn swap off")];
-        let c = |text: &str, applied| classify("n2", text, &steps, applied);
+    fn failures_are_reported_by_their_kind_not_their_text() {
+        use crate::ssh::SshError;
+        let connect = SshError::Connect {
+            host: "n2".into(),
+            address: "10.200.0.9".into(),
+            port: 22,
+            reason: "connection refused".into(),
+        };
+        let sudo = SshError::Sudo {
+            host: "n2".into(),
+            user: "u".into(),
+            reason: "a password is required".into(),
+        };
         assert_eq!(
-            c("connect: n2 (10.200.0.9:22): cannot connect", false),
-            (
-                Outcome::Unreachable,
-                "connect".into(),
-                "n2 (10.200.0.9:22): cannot connect".into()
-            )
+            classify(&Failure::connect(&connect), false),
+            (Outcome::Unreachable, "connect".into(), connect.to_string())
         );
         assert_eq!(
-            c("refused: this host runs Debian", false).0,
+            classify(&Failure::connect(&sudo), false).0,
             Outcome::Refused
         );
+        assert_eq!(classify(&Failure::facts(&sudo), false).0, Outcome::Refused);
+        let other = Failure::refused("plan", "a node of some other cluster");
+        assert_eq!(classify(&other, false).0, Outcome::Refused);
         assert_eq!(
-            c("n2: a node of some other cluster", false).0,
-            Outcome::Refused
+            other.to_string(),
+            "plan: refused: a node of some other cluster"
         );
+        let step = Failure::new("swap-off: turn swap off", "exit status 1:\nno");
         assert_eq!(
-            c("swap-off: turn swap off: exit status 1:\nno", true),
+            classify(&step, true),
             (
                 Outcome::StepFailed,
                 "swap-off: turn swap off".into(),
                 "exit status 1:\nno".into()
             )
         );
-        let t = c(
-            "kubectl wait Ready: exit status 1:\nerror: timed out waiting for the condition on nodes/n2",
-            true,
-        );
+        // The same kind of failure while still preparing (reading the cluster) is an
+        // error: no step of the phases ran.
+        assert_eq!(classify(&step, false).0, Outcome::Error);
+        let wait = Failure::timeout("kubectl wait Ready", "nodes/n2 not Ready");
+        assert_eq!(classify(&wait, true).0, Outcome::Timeout);
         assert_eq!(
-            (t.0, t.1.as_str()),
-            (Outcome::Timeout, "kubectl wait Ready")
+            classify(&Failure::error("facts", "unparsable"), false).0,
+            Outcome::Error
         );
-        assert_eq!(c("facts: unparsable", false).0, Outcome::Error);
+        // A message that reads like another kind is only a message.
+        let lookalike = Failure::new("join", "connect: refused: x");
+        assert_eq!(classify(&lookalike, true).0, Outcome::StepFailed);
         let mut run = Run::new(Path::new("i.yaml"));
         run.fail(Outcome::Error, "token abc.def");
         run.redact(|t| t.replace("abc.def", "<redacted>"));
         assert_eq!(run.error.unwrap().message, "token <redacted>");
-        let sudo =
-            "facts: n2: user u cannot run commands as root without a password (sudo -n failed): x";
-        assert_eq!(c(sudo, false).0, Outcome::Refused);
+    }
+
+    #[test]
+    fn the_run_reports_the_earliest_kind_of_failure() {
+        let mut run = Run::new(Path::new("i.yaml"));
+        run.hosts = ["n1", "n2", "n3"]
+            .map(|n| HostRun {
+                name: n.into(),
+                address: String::new(),
+                role: "worker".into(),
+                result: "skipped",
+                duration_seconds: 0.0,
+                error: None,
+                steps: Vec::new(),
+            })
+            .to_vec();
+        let row = |h: &str, f: Failure| {
+            (
+                h.to_string(),
+                "worker".to_string(),
+                HostResult::Failed(f),
+                Duration::ZERO,
+            )
+        };
+        let rows = [
+            row("n1", Failure::refused("facts", "this host runs Debian 12")),
+            row("n2", Failure::error("facts", "unparsable")),
+            row("n3", Failure::refused("facts", "this host runs Debian 12")),
+        ];
+        assert_eq!(run.settle(&rows, &[], false), Outcome::Refused);
+        let error = run.error.unwrap();
+        assert_eq!((error.kind, error.host.as_deref()), ("refused", Some("n1")));
+        assert_eq!(run.hosts[1].error.as_ref().unwrap().kind, "error");
     }
 
     #[test]

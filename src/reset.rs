@@ -204,7 +204,7 @@ async fn reset(
                 facts_by_host.insert(name, f);
             }
             Err(e) => {
-                failed.insert(name, format!("facts: {e}"));
+                failed.insert(name, e);
             }
         }
     }
@@ -250,7 +250,7 @@ async fn reset(
                 host_plans.insert(name.clone(), split(name, steps));
             }
             Err(e) => {
-                failed.insert(name.clone(), format!("plan: {e}"));
+                failed.insert(name.clone(), Failure::error("plan", e.to_string()));
             }
         }
     }
@@ -411,7 +411,7 @@ fn stop_early(
     inv: &Inventory,
     progress: &Progress,
     log: &RunLog,
-    failed: &BTreeMap<String, String>,
+    failed: &BTreeMap<String, Failure>,
 ) -> Outcome {
     for (host, why) in failed {
         progress.info(&format!("{host}: {why}"));

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::failure::Failure;
+
 /// The outcome of one host in a run, for the summary table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostResult {
@@ -19,8 +21,8 @@ pub enum HostResult {
     Unchanged,
     /// Steps ran and succeeded.
     Changed,
-    /// A step failed; the message names the step.
-    Failed(String),
+    /// The host failed: why, as a value (the report takes its kind from it).
+    Failed(Failure),
     /// Not reached because an earlier phase failed.
     Skipped,
 }
@@ -409,10 +411,10 @@ pub fn render_summary(rows: &[(String, String, HostResult, Duration)]) -> String
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (host, _, result, _) in rows {
         *counts.entry(result.label()).or_default() += 1;
-        if let HostResult::Failed(msg) = result {
+        if let HostResult::Failed(failure) = result {
             failures.push_str(&format!(
                 "\n{host}: {}\n",
-                msg.trim_end().replace('\n', "\n    ")
+                failure.to_string().trim_end().replace('\n', "\n    ")
             ));
         }
     }
@@ -500,7 +502,10 @@ mod tests {
             (
                 "worker-long-name".to_string(),
                 "worker".to_string(),
-                HostResult::Failed("step join: kubeadm join exited 1\nsecond line".to_string()),
+                HostResult::Failed(Failure::new(
+                    "step join",
+                    "kubeadm join exited 1\nsecond line",
+                )),
                 Duration::from_millis(4_200),
             ),
             (
@@ -584,7 +589,10 @@ mod tests {
         p.summary(&[(
             "n1".to_string(),
             "worker".to_string(),
-            HostResult::Failed("token abcdef.0123456789abcdef expired".to_string()),
+            HostResult::Failed(Failure::new(
+                "join",
+                "token abcdef.0123456789abcdef expired",
+            )),
             Duration::ZERO,
         )]);
         let text = buf.text();

@@ -92,7 +92,18 @@ fn an_unreachable_host_exits_4_naming_it() {
     assert_eq!(host(&doc, "node1")["result"], "skipped");
     assert_eq!(doc["nodes"], serde_json::json!([]));
     assert!(doc["kubeconfig"].is_null());
+    assert_read_only_commands_exit(&tb, &inv, 4, "node2");
     assert_unchanged(&tb, "node1", &fresh, "a refused up");
+}
+
+/// `plan`, `up --dry-run` and `status` stop where `up` would and exit with `up`'s code
+/// (docs/output.md), naming the host on stderr.
+fn assert_read_only_commands_exit(tb: &Testbed, inv: &Path, code: i32, host: &str) {
+    for args in [&["plan"][..], &["up", "--dry-run"], &["status"]] {
+        let ran = run_on(tb, args, inv, &[]);
+        assert_eq!(ran.code, Some(code), "{args:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains(host), "{args:?}: {}", ran.stderr);
+    }
 }
 
 #[test]
@@ -116,6 +127,7 @@ fn a_refused_host_exits_5_naming_it() {
     assert_eq!(steps.len(), 1, "{steps:#?}");
     assert_eq!(steps[0]["step"], "gather facts");
     assert_eq!(host(&doc, "node1")["result"], "skipped");
+    assert_read_only_commands_exit(&tb, &inv, 5, "node2");
     assert_unchanged(&tb, "node1", &fresh, "a refused up");
 }
 

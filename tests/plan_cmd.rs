@@ -378,20 +378,20 @@ fn failure_lines(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs plan, up --dry-run and up; plan and up --dry-run exit 1, up exits `up_code`
-/// (docs/output.md: 4 unreachable, 5 refused), all with the same per-host failure
-/// lines, which contain `texts`; nothing changes anywhere.
+/// Runs plan, up --dry-run and up; all exit `up_code` (docs/output.md: 4 unreachable,
+/// 5 refused) with the same per-host failure lines, which contain `texts`; nothing
+/// changes anywhere.
 fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str], up_code: i32) {
     let before = Snapshot::of(tb, "node1");
     let plan = run_on(tb, &["plan", "--output", "json"], inv, &[]);
-    assert_eq!(plan.code, Some(1));
+    assert_eq!(plan.code, Some(up_code));
     assert!(
         plan.stdout.is_empty(),
         "no document on error: {}",
         plan.stdout
     );
     let dry = run_on(tb, &["up", "--dry-run"], inv, &[]);
-    assert_eq!(dry.code, Some(1));
+    assert_eq!(dry.code, Some(up_code));
     let up = run_on(tb, &["up"], inv, &[]);
     assert_eq!(up.code, Some(up_code));
     for text in texts {

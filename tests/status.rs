@@ -210,7 +210,7 @@ fn status_before_up_and_with_a_host_down() {
 
     tb.stop("node2").unwrap();
     let run = run_on(&tb, &["status", "--output", "json"], &inv, &[]);
-    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.code, Some(4), "unreachable, as for up: {}", run.stderr);
     assert!(
         run.stdout.is_empty(),
         "no document on error: {}",

@@ -3,8 +3,9 @@
 //! is printed instead of applied.
 //!
 //! The exit status follows terraform's `-detailed-exitcode`, so scripts and CI can ask
-//! "is the cluster what the inventory says?": 0 nothing to do, 2 changes pending, 1 an
-//! error (including every refusal `up` would make, with the same message). The text goes
+//! "is the cluster what the inventory says?": 0 nothing to do, 2 changes pending; a host
+//! unreachable or refused exits 4 or 5 as `up` would, with the same message; 1 any other
+//! error. The text goes
 //! to stderr like `up`'s progress; `--output json` adds one JSON document on stdout
 //! (schema in docs/plan.md).
 
@@ -54,9 +55,9 @@ pub fn main(args: &PlanArgs) -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok(Some(report)) if report.changes => Outcome::ChangesPending.exit_code(),
-        Ok(Some(_)) => Outcome::Success.exit_code(),
-        Ok(None) => Outcome::Error.exit_code(),
+        Ok(Ok(report)) if report.changes => Outcome::ChangesPending.exit_code(),
+        Ok(Ok(_)) => Outcome::Success.exit_code(),
+        Ok(Err(stopped)) => stopped.exit_code(),
         Err(report) => {
             eprintln!("{report:?}");
             crate::failure::of_error(&report).exit_code()
@@ -106,9 +107,9 @@ pub struct ClusterStep {
     pub reason: String,
 }
 
-/// Connects, gathers facts, plans and prints. Ok(None): stopped before planning (a host
+/// Connects, gathers facts, plans and prints. Ok(Err(outcome)): stopped before planning (a host
 /// unreachable or refused; the summary said why).
-pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
+pub async fn run(args: &PlanArgs) -> miette::Result<Result<Report, Outcome>> {
     let inv = inventory::load(&args.inventory)?;
     let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
     let Some(planned) = up::connect_and_plan(
@@ -120,7 +121,7 @@ pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
     )
     .await
     else {
-        return Ok(None);
+        return Ok(Err(crate::report::stopped(&progress)));
     };
     let report = report(&planned);
     for note in &planned.cluster_plan.notes {
@@ -153,7 +154,7 @@ pub async fn run(args: &PlanArgs) -> miette::Result<Option<Report>> {
         };
         crate::report::print("plan", code.code(), &report)?;
     }
-    Ok(Some(report))
+    Ok(Ok(report))
 }
 
 fn display(p: &Path) -> String {

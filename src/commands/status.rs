@@ -5,7 +5,8 @@
 //! top it shows the node table (`kubectl get nodes -L <every label key the inventory
 //! declares>`) and the control plane's certificate expiry (`kubeadm certs
 //! check-expiration`). Exit 0 whenever everything could be read: status informs, it
-//! does not judge; 1 on errors, with `up`'s messages. `--output json`: docs/status.md.
+//! does not judge; 4 or 5 for a host unreachable or refused, 1 on other errors, with
+//! `up`'s messages. `--output json`: docs/status.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use super::plan;
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::cluster::{self, Node};
+use crate::exit::Outcome;
 use crate::inventory::{self, Inventory, Role};
 use crate::phases::up::{self, Planned};
 use crate::phases::UpgradeOptions;
@@ -86,12 +88,15 @@ pub struct Drift {
 }
 
 pub fn main(args: &StatusArgs) -> std::process::ExitCode {
-    super::done(super::runtime().and_then(|rt| rt.block_on(run(args))))
+    match super::runtime().and_then(|rt| rt.block_on(run(args))) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(report) => super::fail(report),
+    }
 }
 
-/// Runs `status`. Ok(true): printed; Ok(false): a host could not be read (the summary
+/// Runs `status`. Success: printed; otherwise a host could not be read (the summary
 /// on stderr says which and why, as for `up`).
-pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
+pub async fn run(args: &StatusArgs) -> miette::Result<Outcome> {
     let inv = inventory::load(&args.inventory)?;
     let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
     let Some(planned) = up::connect_and_plan(
@@ -103,7 +108,7 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
     )
     .await
     else {
-        return Ok(false);
+        return Ok(crate::report::stopped(&progress));
     };
     let certificates = match planned.view {
         None => None,
@@ -113,7 +118,7 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
                 Ok(c) => Some(c),
                 Err(e) => {
                     progress.info(&format!("{cp}: {e}"));
-                    return Ok(false);
+                    return Ok(Outcome::Error);
                 }
             }
         }
@@ -130,7 +135,7 @@ pub async fn run(args: &StatusArgs) -> miette::Result<bool> {
         OutputFormat::Text => render(&status),
     };
     println!("{}", text.trim_end());
-    Ok(true)
+    Ok(Outcome::Success)
 }
 
 fn first_control_plane(inv: &Inventory) -> String {

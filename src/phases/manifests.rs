@@ -346,7 +346,7 @@ pub async fn plan(
 /// `failed`. `view`: the cluster as read (None: the control plane is not initialized).
 pub(crate) async fn plan_into(
     mut cluster: ClusterPlan,
-    failed: &mut BTreeMap<String, String>,
+    failed: &mut BTreeMap<String, Failure>,
     inv: &Inventory,
     view: Option<&ClusterView>,
     conns: &BTreeMap<String, Arc<Connection>>,
@@ -362,10 +362,10 @@ pub(crate) async fn plan_into(
             failed
                 .entry(cp.to_string())
                 .and_modify(|m| {
-                    m.push_str("; ");
-                    m.push_str(&f.to_string());
+                    m.message.push_str("; ");
+                    m.message.push_str(&f.to_string());
                 })
-                .or_insert_with(|| f.to_string());
+                .or_insert(f);
         }
     }
     cluster

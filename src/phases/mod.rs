@@ -387,7 +387,7 @@ impl Ctx {
                 self.progress.host_done(host, false);
                 self.progress
                     .info(&format!("{host}: {} failed: {}", f.step, f.message));
-                self.set(host, HostResult::Failed(f.to_string()), elapsed);
+                self.set(host, HostResult::Failed(f.clone()), elapsed);
                 false
             }
         }
@@ -400,11 +400,7 @@ impl Ctx {
 
     /// Marks hosts that failed before any phase (connect, facts, refusal).
     pub fn fail(&self, host: &str, failure: &Failure) {
-        self.set(
-            host,
-            HostResult::Failed(failure.to_string()),
-            Duration::ZERO,
-        );
+        self.set(host, HostResult::Failed(failure.clone()), Duration::ZERO);
     }
 
     /// Whether any host failed.

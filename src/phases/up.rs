@@ -23,7 +23,7 @@ use crate::runlog::RunLog;
 use crate::ssh::{self, Connection, Target};
 use crate::ui::{HostResult, Progress};
 
-pub use crate::failure::{UpError, PLAN_REFUSED};
+pub use crate::failure::UpError;
 pub use crate::inventory::target;
 
 /// The wait timeout shown in a plan's upgrade commands (`up` renders its own --timeout
@@ -32,7 +32,7 @@ const PLAN_WAIT: Duration = Duration::from_secs(900);
 
 /// Prints the summary for a run that stopped before the phases: `failed` hosts with
 /// their reason (the summary lists each in full), every other host skipped.
-fn stop_early(progress: &Progress, inv: &Inventory, failed: &BTreeMap<String, String>) {
+fn stop_early(progress: &Progress, inv: &Inventory, failed: &BTreeMap<String, Failure>) {
     let rows: Vec<_> = inv
         .hosts
         .iter()
@@ -229,15 +229,15 @@ pub(crate) async fn connect_and_plan(
             Ok(f) => {
                 if let Some(why) = f.refusal() {
                     progress.host_done(&name, false);
-                    failed.insert(name.clone(), format!("refused: {why}"));
+                    failed.insert(name.clone(), Failure::refused("facts", why));
                 } else {
                     progress.host_done(&name, true);
                 }
                 facts_by_host.insert(name, f);
             }
-            Err(e) => {
+            Err(f) => {
                 progress.host_done(&name, false);
-                failed.insert(name, format!("facts: {e}"));
+                failed.insert(name, f);
             }
         }
     }
@@ -265,7 +265,7 @@ pub(crate) async fn connect_and_plan(
         match read_cluster(log, &conns[&first_cp], &first_cp).await {
             Ok(v) => Some(v),
             Err(f) => {
-                failed.insert(first_cp.clone(), f.to_string());
+                failed.insert(first_cp.clone(), f);
                 stop_early(progress, &inv, &failed);
                 return None;
             }
@@ -282,7 +282,7 @@ pub(crate) async fn connect_and_plan(
                 host_plans.insert(host.name.clone(), p);
             }
             Err(e) => {
-                failed.insert(host.name.clone(), format!("plan: {e}"));
+                failed.insert(host.name.clone(), Failure::error("plan", e.to_string()));
             }
         }
     }
@@ -295,7 +295,7 @@ pub(crate) async fn connect_and_plan(
     let init_steps = match plan::plan_playbook(super::init::PLAYBOOK, &init_vars) {
         Ok(steps) => steps,
         Err(e) => {
-            failed.insert(first_cp.clone(), format!("plan: {e}"));
+            failed.insert(first_cp.clone(), Failure::error("plan", e.to_string()));
             Vec::new()
         }
     };
@@ -323,17 +323,17 @@ pub(crate) async fn connect_and_plan(
                     // "HOST: why": the summary names the host itself.
                     let (host, why) = match r.split_once(": ") {
                         Some((h, why)) if inv.hosts.iter().any(|x| x.name == h) => {
-                            (h.to_string(), format!("{PLAN_REFUSED}{why}"))
+                            (h.to_string(), why.to_string())
                         }
-                        _ => (first_cp.clone(), format!("{PLAN_REFUSED}{r}")),
+                        _ => (first_cp.clone(), r.clone()),
                     };
                     failed
                         .entry(host)
-                        .and_modify(|m: &mut String| {
-                            m.push_str("; ");
-                            m.push_str(&why);
+                        .and_modify(|f: &mut Failure| {
+                            f.message.push_str("; ");
+                            f.message.push_str(&why);
                         })
-                        .or_insert(why);
+                        .or_insert_with(|| Failure::refused("plan", why));
                 }
                 ClusterPlan::default()
             }
@@ -362,7 +362,7 @@ pub(crate) async fn connect_and_plan(
 fn choose_node_addresses(
     inv: &mut Inventory,
     facts_by_host: &BTreeMap<String, HostFacts>,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<String, Failure> {
     let mut failed = BTreeMap::new();
     for host in &mut inv.hosts {
         let Some(facts) = facts_by_host.get(&host.name) else {
@@ -383,7 +383,7 @@ fn choose_node_addresses(
         ) {
             (Ok(n), None) => host.node_address = Some(n),
             (Err(why), _) | (Ok(_), Some(why)) => {
-                failed.insert(host.name.clone(), format!("refused: {why}"));
+                failed.insert(host.name.clone(), Failure::refused("facts", why));
             }
         }
     }
@@ -435,7 +435,7 @@ pub(crate) async fn connect_hosts(
     hosts: &[&Host],
     progress: &Progress,
     run: &RunOptions,
-) -> (BTreeMap<String, Arc<Connection>>, BTreeMap<String, String>) {
+) -> (BTreeMap<String, Arc<Connection>>, BTreeMap<String, Failure>) {
     let started = Instant::now();
     progress.phase_start("connect", hosts.len());
     let targets: Vec<Target> = hosts
@@ -461,7 +461,7 @@ pub(crate) async fn connect_hosts(
                 conns.insert(name, Arc::new(c));
             }
             Err(e) => {
-                failed.insert(name, format!("connect: {e}"));
+                failed.insert(name, Failure::connect(&e));
             }
         }
     }
@@ -476,14 +476,14 @@ pub(crate) async fn gather_all(
     log: &RunLog,
     conns: &BTreeMap<String, Arc<Connection>>,
     parallelism: usize,
-) -> Vec<(String, Result<HostFacts, String>)> {
+) -> Vec<(String, Result<HostFacts, Failure>)> {
     let cmd = match facts::command() {
         Ok(c) => Arc::new(c),
         Err(e) => {
             let msg = format!("cannot render the fact-gathering script (a bug): {e}");
             return conns
                 .keys()
-                .map(|h| (h.clone(), Err(msg.clone())))
+                .map(|h| (h.clone(), Err(Failure::error("facts", msg.clone()))))
                 .collect();
         }
     };
@@ -502,14 +502,18 @@ pub(crate) async fn gather_all(
                     let _ = log
                         .host(&name)
                         .record_error(step, &cmd, &e, started.elapsed());
-                    Err(e.to_string())
+                    Err(Failure::facts(&e))
                 }
                 Ok(out) => {
                     let _ = log.host(&name).record(step, &cmd, &out, started.elapsed());
                     if out.success() {
-                        facts::parse(&out.stdout).map_err(|e| e.to_string())
+                        facts::parse(&out.stdout)
+                            .map_err(|e| Failure::error("facts", e.to_string()))
                     } else {
-                        Err(Failure::exit(step, &out, &[]).message)
+                        Err(Failure::error(
+                            "facts",
+                            Failure::exit(step, &out, &[]).message,
+                        ))
                     }
                 }
             };
