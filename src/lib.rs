@@ -1,3 +1,8 @@
+//! The `bootstrap` library: the pipeline inventory -> ssh -> facts -> plan -> phases ->
+//! ui/report, and the commands layer (`cli`, `commands`) that src/main.rs dispatches to.
+//! Imports go one way, from the commands down the pipeline (docs/architecture.md;
+//! tests/architecture.rs fails on a cycle), so each module can be read and tested alone.
+
 pub mod cli;
 pub mod cluster;
 pub mod commands;
