@@ -40,7 +40,8 @@ impl std::fmt::Display for Jump {
 /// `ssh://[user@]host[:port]` (ssh_config(5)), an IPv6 address in brackets. `none` is no
 /// jump host (an empty chain), as in ssh_config.
 pub fn parse_chain(text: &str) -> Result<Vec<Jump>, String> {
-    if text.trim() == "none" {
+    // ssh_config's parse_jump compares with strcasecmp.
+    if text.trim().eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
     text.split(',').map(|hop| parse_hop(hop.trim())).collect()
@@ -245,6 +246,7 @@ mod tests {
             ]
         );
         assert_eq!(parse_chain("none").unwrap(), []);
+        assert_eq!(parse_chain("None").unwrap(), []);
         for bad in [
             "", "a@", "@b", "h:0", "h:99999", "h:x", "[fd00::1", "a,,b", "h o",
         ] {

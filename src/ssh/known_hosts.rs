@@ -183,8 +183,8 @@ impl std::fmt::Display for Rejection {
             ),
             Rejection::Unreadable { file, reason } => write!(
                 f,
-                "cannot read known_hosts file {}: {reason}; bootstrap checks host keys \
-                 strictly and never creates or adds to this file",
+                "cannot use known_hosts file {}: {reason} (bootstrap checks every host key \
+                 against it; only hostKeyPolicy accept-new creates it or adds to it)",
                 file.display()
             ),
         }
@@ -717,6 +717,23 @@ mod tests {
         );
         let kh = KnownHosts::load(&path, "10.0.0.1", 2222, HostKeyPolicy::Strict).unwrap();
         assert_eq!(kh.verify(&key(ED_A)), Ok(()));
+    }
+
+    #[test]
+    fn a_file_accept_new_cannot_write_is_not_called_unread_or_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: neither readable nor appendable.
+        let msg = append(dir.path(), "10.0.0.1", 22, &key(ED_A))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "cannot use known_hosts file {}",
+                dir.path().display()
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains("never creates"), "{msg}");
     }
 
     #[test]
