@@ -347,6 +347,11 @@ pub fn plan(
             }
         }
     }
+    if cluster != *target {
+        if let Some(why) = create_job_blocked(nodes) {
+            refusals.push(format!("{}: {why}", cp.name));
+        }
+    }
     if !refusals.is_empty() {
         return Err(refusals);
     }
@@ -391,6 +396,41 @@ pub fn plan(
         steps,
         max_unavailable,
     }))
+}
+
+/// Why `kubeadm upgrade apply` would fail its CreateJob preflight check, if it would: the
+/// check runs a Job whose pause pod tolerates only the control-plane taint
+/// (`node-role.kubernetes.io/control-plane:NoSchedule`) and fails after 15 s when no node
+/// can run it: every node cordoned or carrying another NoSchedule/NoExecute taint.
+fn create_job_blocked(nodes: &[Node]) -> Option<String> {
+    let tolerated = |t: &crate::inventory::Taint| {
+        t.effect == "PreferNoSchedule"
+            || (t.key == crate::inventory::CONTROL_PLANE_TAINT && t.effect == "NoSchedule")
+    };
+    let mut why = Vec::new();
+    for n in nodes {
+        let blocking: Vec<String> = n
+            .taints
+            .iter()
+            .filter(|t| !tolerated(t))
+            .map(ToString::to_string)
+            .collect();
+        match (n.unschedulable, blocking.is_empty()) {
+            (false, true) => return None,
+            (true, _) => why.push(format!("{} (cordoned)", n.name)),
+            (false, false) => why.push(format!("{} ({})", n.name, blocking.join(", "))),
+        }
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "kubeadm upgrade apply would fail its CreateJob preflight check: its pod tolerates \
+             only {}:NoSchedule and no node can run it ({}); leave one node without such \
+             taints for the upgrade (remove a taint from the inventory and run up, or \
+             `kubectl uncordon`), then put it back after the upgrade",
+            crate::inventory::CONTROL_PLANE_TAINT,
+            why.join(", ")
+        )
+    })
 }
 
 /// A node's facts and node object as a finished hop to `hop` leaves them (packages,
@@ -517,6 +557,34 @@ mod tests {
             kubelet_version: format!("v{version}"),
             ready: true,
         }
+    }
+
+    #[test]
+    fn create_job_needs_one_node_without_other_no_schedule_taints() {
+        let taint = |k: &str, e: &str| crate::inventory::Taint {
+            key: k.into(),
+            value: None,
+            effect: e.into(),
+        };
+        let mut cp = node_at("cp", "1.33.5");
+        cp.taints = vec![taint(crate::inventory::CONTROL_PLANE_TAINT, "NoSchedule")];
+        let mut w = node_at("w1", "1.33.5");
+        w.taints = vec![taint("dedicated", "NoSchedule")];
+        // The control plane with only its own taint can run the pod.
+        assert_eq!(create_job_blocked(&[cp.clone(), w.clone()]), None);
+        let mut soft = w.clone();
+        soft.taints = vec![taint("spot", "PreferNoSchedule")];
+        cp.taints.push(taint("gpu", "NoExecute"));
+        assert_eq!(create_job_blocked(&[cp.clone(), soft]), None);
+        let mut cordoned = node_at("w2", "1.33.5");
+        cordoned.unschedulable = true;
+        let why = create_job_blocked(&[cp, w, cordoned]).unwrap();
+        assert!(
+            why.contains(
+                "no node can run it (cp (gpu:NoExecute), w1 (dedicated:NoSchedule), w2 (cordoned))"
+            ),
+            "{why}"
+        );
     }
 
     fn timeouts() -> Timeouts {
