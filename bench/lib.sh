@@ -2,8 +2,14 @@
 # testbed of $hosts hosts at time scale $scale in a temporary directory ($dir) that is
 # torn down on exit, and sets $bin.
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --workspace --quiet --manifest-path "$root/Cargo.toml"
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+# BENCH_PROFILE=debug measures the debug build instead (say so next to the figures).
+profile=${BENCH_PROFILE:-release}
+if [ "$profile" = release ]; then
+  cargo build --release --workspace --quiet --manifest-path "$root/Cargo.toml"
+else
+  cargo build --workspace --quiet --manifest-path "$root/Cargo.toml"
+fi
+bin=${CARGO_TARGET_DIR:-$root/target}/$( [ "$profile" = release ] && echo release || echo debug)
 dir=$(mktemp -d /tmp/bootstrap-bench.XXXXXX)
 trap '"$bin/testbed" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 "$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" >/dev/null

@@ -6,7 +6,10 @@
 # With TIME_SCALE 1 every stand-in takes its documented real-world duration (apt-get
 # install docker.io ~25 s, kubeadm init ~60 s, join ~15 s ...), so the first run's wall
 # time can be compared with the critical path of the procedure; with 0 it measures the
-# tool's own overhead. Prints one line per run: hosts, scale, run, wall seconds, peak RSS.
+# tool's own overhead. Prints one line per run: hosts, scale, run, wall seconds, peak RSS,
+# and the package phases' times (runtime: docker.io; packages: kubelet, kubeadm, kubectl).
+# TESTBED_REAL_PACKAGES=1: the hosts run the real apt/dpkg against the testbed's
+# repositories (testbed/README.md) instead of the package stand-ins.
 set -euo pipefail
 hosts=${1:-3}
 scale=${2:-1}
@@ -19,5 +22,6 @@ for run in first converged; do
     env CI=1 "$bin/bootstrap" up "$dir/inventory.yaml" --log-dir "$dir/logs" >/dev/null 2>"$dir/$run.log" \
     || { echo "bootstrap up failed ($run run):"; tail -20 "$dir/$run.log"; exit 1; }
   read -r wall rss <"$dir/time"
-  printf 'hosts=%s scale=%s run=%s wall=%ss peak_rss=%sKiB\n' "$hosts" "$scale" "$run" "$wall" "$rss"
+  phases=$(sed -n 's/.*\[\(runtime\|packages\)\] done in \([^:]*\):.*/\1=\2/p' "$dir/$run.log" | tr '\n' ' ')
+  printf 'hosts=%s scale=%s run=%s wall=%ss peak_rss=%sKiB %s\n' "$hosts" "$scale" "$run" "$wall" "$rss" "$phases"
 done

@@ -52,7 +52,8 @@ enum Cmd {
         host_os: Vec<(String, Os)>,
         /// Hosts run the machine's real apt, dpkg, curl and gpg against the testbed's
         /// repositories (archive.ubuntu.com, pkgs.k8s.io ... served on the bridge).
-        #[arg(long, env = "TESTBED_REAL_PACKAGES")]
+        #[arg(long, env = "TESTBED_REAL_PACKAGES", action = clap::ArgAction::SetTrue,
+              value_parser = clap::builder::BoolishValueParser::new())]
         real_packages: bool,
         /// Also reach every host through a public address it does not own (DNAT, as a
         /// cloud VM) and a name NAME.tbX.test listed in DIR/etc-hosts.
