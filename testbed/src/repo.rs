@@ -26,10 +26,13 @@ pub const K8S_PUBLISHED: &str = "k8s-published.json";
 
 /// The built repositories for `sim` (keyed by the binary's size and modification time,
 /// since the catalog is compiled into it; hashing a debug build's 100+ MB would cost
-/// seconds per testbed): `$TMPDIR/testbed-repo/KEY`, built on first use. Concurrent
-/// builders each build into their own directory and the first rename wins.
+/// seconds per testbed): `$TMPDIR/testbed-repo/KEY`, built on first use. One builder at a
+/// time per key (an flock on `KEY.lock`, so parallel tests of one process or of several
+/// wait for the first build instead of each making their own), into a directory of its
+/// own that is renamed into place when complete.
 pub fn cache(sim: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
     let m = std::fs::metadata(sim).map_err(|e| Error::io("stat", sim, e))?;
     let id = format!(
         "{}:{}:{}:{}",
@@ -45,6 +48,19 @@ pub fn cache(sim: &Path) -> Result<PathBuf> {
         return Ok(dir);
     }
     std::fs::create_dir_all(&base).map_err(|e| Error::io("create", &base, e))?;
+    let lock_path = base.join(format!("{}.lock", &key[..16]));
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io("create", &lock_path, e))?;
+    // Released when `lock` is dropped (closed), also when a build fails.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(Error::io(
+            "lock",
+            &lock_path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if dir.join("done").exists() {
+        return Ok(dir);
+    }
     let tmp = base.join(format!("{}.{}.tmp", &key[..16], std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let out = Command::new(sim)
@@ -60,10 +76,8 @@ pub fn cache(sim: &Path) -> Result<PathBuf> {
         )));
     }
     std::fs::write(tmp.join("done"), "").map_err(|e| Error::io("write", &tmp, e))?;
-    if std::fs::rename(&tmp, &dir).is_err() {
-        // Someone else finished first.
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
+    std::fs::rename(&tmp, &dir).map_err(|e| Error::io("rename", &tmp, e))?;
+    drop(lock);
     Ok(dir)
 }
 
