@@ -130,11 +130,20 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 
 /// Bootstrap tokens (`[a-z0-9]{6}.[a-z0-9]{16}`, reference §4) found in `text`. Output
 /// can reveal secrets nobody knew in advance: `kubeadm init` prints the token it creates
-/// and a join line with it; `kubeadm token create` prints a new one.
+/// and a join line with it; `kubeadm token create` prints a new one. A token may stand
+/// at the end of a sentence or inside a dotted word (`token abcdef.0123456789abcdef.`),
+/// so every pair of neighbouring dot-separated parts is tried, not only whole words:
+/// redacting a little more than a token is harmless, missing one is not.
 pub fn bootstrap_tokens(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.'))
-        .filter(|w| join_token::is_token(w))
-        .map(str::to_string)
+        .flat_map(|word| {
+            let parts: Vec<&str> = word.split('.').collect();
+            parts
+                .windows(2)
+                .map(|pair| format!("{}.{}", pair[0], pair[1]))
+                .filter(|t| join_token::is_token(t))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -526,6 +535,16 @@ mod tests {
         assert!(cmd.secrets.contains(&"rocz0rbpcd2sx9wo".to_string()));
         assert_eq!(cmd.secrets.len(), 4, "{:?}", cmd.secrets);
         assert!(!redact(&out.stdout, &cmd.secrets).contains("rocz0rbpcd2sx9wo"));
+    }
+
+    #[test]
+    fn finds_tokens_followed_by_a_dot_or_inside_dotted_words() {
+        let text = "created token abcdef.0123456789abcdef. Then x.ghijkl.0123456789ghijkl.y";
+        assert_eq!(
+            bootstrap_tokens(text),
+            ["abcdef.0123456789abcdef", "ghijkl.0123456789ghijkl"]
+        );
+        assert!(bootstrap_tokens("abcdef.0123456789abcdefg abcdef.012345678").is_empty());
     }
 
     #[test]
