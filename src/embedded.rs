@@ -61,3 +61,47 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/kubeadm-join.yaml.j2"),
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock wrapper retries a held lock whatever the host's locale: apt and dpkg
+    /// translate "Could not get lock", so the command must run in the C locale.
+    #[test]
+    fn the_lock_wrapper_retries_in_any_locale() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = TEMPLATES
+            .iter()
+            .find(|(name, _)| *name == "dpkg-lock.sh")
+            .unwrap()
+            .1;
+        // Fails once with the lock message (in German unless LC_ALL=C), then succeeds.
+        let fake = dir.path().join("fake-apt");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\n\
+             [ -e \"$0.done\" ] && { echo installed; exit 0; }\n\
+             touch \"$0.done\"\n\
+             if [ \"$LC_ALL\" = C ]; then echo 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (apt-get)' >&2;\n\
+             else echo 'E: Sperre /var/lib/dpkg/lock-frontend konnte nicht erlangt werden.' >&2; fi\n\
+             exit 100\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\"",))
+            .arg(&fake)
+            .env("LC_ALL", "de_DE.UTF-8")
+            .env("LANG", "de_DE.UTF-8")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
+    }
+}

@@ -21,6 +21,10 @@
 # lock dpkg takes). A failed attempt changed nothing: dpkg takes the lock before anything
 # else. Any other failure is reported at once.
 #
+# The command runs with LC_ALL=C: apt and dpkg translate their lock messages, and the
+# retry decision below reads the English ones (as Ansible's apt module runs apt in the C
+# locale for the same reason).
+#
 # Safe under `set -e` (the steps that include it use it): a failing command is tested in
 # an `if`, where errexit does not apply, so a held lock is retried instead of ending the
 # shell at `_bs_out=$(...)`.
@@ -28,7 +32,7 @@ bootstrap_dpkg_wait() {
   _bs_start=$(date +%s)
   _bs_noted=-1
   while :; do
-    if _bs_out=$("$@" 2>&1); then _bs_rc=0; else _bs_rc=$?; fi
+    if _bs_out=$(LC_ALL=C "$@" 2>&1); then _bs_rc=0; else _bs_rc=$?; fi
     case "$_bs_rc:$_bs_out" in
       0:*)
         [ -z "$_bs_out" ] || printf '%s\n' "$_bs_out"
