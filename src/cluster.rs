@@ -600,7 +600,6 @@ pub fn kubectl_duration(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::Ssh;
 
     const NODES: &str = r#"{
       "apiVersion": "v1", "kind": "List",
@@ -621,26 +620,7 @@ mod tests {
       ]}"#;
 
     fn host(name: &str, role: Role, labels: &[(&str, &str)], taints: Vec<Taint>) -> Host {
-        Host {
-            name: name.into(),
-            address: "10.0.0.1".into(),
-            internal_address: None,
-            node_address: None,
-            role,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            taints,
-            ssh: Ssh {
-                user: "root".into(),
-                port: 22,
-                identity_file: None,
-                known_hosts_file: "/dev/null".into(),
-                host_key_policy: Default::default(),
-                proxy_jump: Vec::new(),
-            },
-        }
+        crate::inventory::test_host(name, role, labels, taints)
     }
 
     fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {

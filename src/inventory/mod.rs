@@ -393,6 +393,37 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// A host as unit tests of later stages need one: root over SSH on port 22, address
+/// 10.0.0.1, no known_hosts check. One constructor, so a new `Host` field is added once.
+#[cfg(test)]
+pub(crate) fn test_host(
+    name: &str,
+    role: Role,
+    labels: &[(&str, &str)],
+    taints: Vec<Taint>,
+) -> Host {
+    Host {
+        name: name.into(),
+        address: "10.0.0.1".into(),
+        internal_address: None,
+        node_address: None,
+        role,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        taints,
+        ssh: Ssh {
+            user: "root".into(),
+            port: 22,
+            identity_file: None,
+            known_hosts_file: "/dev/null".into(),
+            host_key_policy: Default::default(),
+            proxy_jump: Vec::new(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -263,30 +263,11 @@ pub fn plan(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::inventory::{Calico, Cluster, Ssh, Taint};
+    use crate::inventory::{Calico, Cluster, Taint};
 
     /// The article's two hosts, for tests of other phases too.
     pub(crate) fn inv() -> Inventory {
-        let host = |name: &str, role, labels: &[(&str, &str)], taints| Host {
-            name: name.into(),
-            address: "10.0.0.1".into(),
-            internal_address: None,
-            node_address: None,
-            role,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            taints,
-            ssh: Ssh {
-                user: "root".into(),
-                port: 22,
-                identity_file: None,
-                known_hosts_file: "/dev/null".into(),
-                host_key_policy: Default::default(),
-                proxy_jump: Vec::new(),
-            },
-        };
+        let host = crate::inventory::test_host;
         Inventory {
             path: "inv.yaml".into(),
             cluster: Cluster {
