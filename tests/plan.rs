@@ -43,6 +43,15 @@ fn host(name: &str, address: &str, role: Role) -> Host {
     }
 }
 
+/// The 1.34.2 inventory cut down to one testbed host, as the single-host tests use it.
+fn inventory_for(host: &testbed::HostEntry) -> Inventory {
+    let mut inv = inventory("1.34.2");
+    inv.hosts.truncate(1);
+    inv.hosts[0].name = host.name.clone();
+    inv.hosts[0].address = host.address.clone();
+    inv
+}
+
 fn inventory(version: &str) -> Inventory {
     Inventory {
         path: PathBuf::from("cluster.yaml"),
@@ -785,10 +794,7 @@ fn converge_on(os: testbed::Os, prefix: &str) {
         .expect("testbed (needs root, sshd, `cargo build -p testbed`)");
     let entry = tb.hosts()[0].clone();
     let name = entry.name.as_str();
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = entry.name.clone();
-    inv.hosts[0].address = entry.address.clone();
+    let inv = inventory_for(&entry);
 
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     // A fresh testbed host is a fresh cloud image (the FRESH fixture, whose host had
@@ -933,10 +939,7 @@ fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
         .expect("testbed");
     let entry = tb.hosts()[0].clone();
     let name = entry.name.as_str();
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = entry.name.clone();
-    inv.hosts[0].address = entry.address.clone();
+    let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     tb_apply(&tb, name, &plan);
 
@@ -996,10 +999,7 @@ fn sysctl_apply_is_not_failed_by_another_file_s_missing_key() {
         out.status.success(),
         "sysctl --system must fail here: {out:?}"
     );
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = entry.name.clone();
-    inv.hosts[0].address = entry.address.clone();
+    let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     let prereqs = plan.phase("prereqs");
     assert!(prereqs.iter().any(|s| s.step == "sysctl-apply"), "{plan}");
@@ -1024,10 +1024,7 @@ fn the_repository_key_is_readable_by_apt_under_umask_077() {
         .expect("testbed");
     let entry = tb.hosts()[0].clone();
     let name = entry.name.as_str();
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = entry.name.clone();
-    inv.hosts[0].address = entry.address.clone();
+    let inv = inventory_for(&entry);
     let under_umask = |plan: &HostPlan| {
         for step in plan.steps() {
             let script = format!("umask 077\n{}", step.command.script);
@@ -1082,10 +1079,7 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
         .expect("testbed");
     let entry = tb.hosts()[0].clone();
     let name = entry.name.as_str();
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = entry.name.clone();
-    inv.hosts[0].address = entry.address.clone();
+    let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     let lists: Vec<_> = plan.steps().filter(|s| s.step == "apt-lists").collect();
     assert_eq!(lists.len(), 1, "{plan}");
@@ -1142,10 +1136,7 @@ fn the_docker_install_waits_while_apt_daily_downloads() {
         .expect("testbed");
     let entry = tb.hosts()[0].clone();
     let name = entry.name.as_str();
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = entry.name.clone();
-    inv.hosts[0].address = entry.address.clone();
+    let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     let steps: Vec<_> = plan.steps().collect();
     let at = steps
@@ -1383,10 +1374,7 @@ async fn facts_over_ssh_in_one_round_trip() {
     assert_eq!(f.os.version_id, "24.04");
     assert!(f.refusal().is_none());
 
-    let mut inv = inventory("1.34.2");
-    inv.hosts.truncate(1);
-    inv.hosts[0].name = e.name.clone();
-    inv.hosts[0].address = e.address.clone();
+    let inv = inventory_for(&e);
     let plan = plan_host(&inv, &inv.hosts[0], &f).unwrap();
     let step = plan.steps().find(|s| s.step == "sysctl-file").unwrap();
     let out = conn.run(&step.command).await.unwrap();
