@@ -1107,7 +1107,20 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
             && err.contains("gave up: another process held apt's lists lock for "),
         "{err}"
     );
-    tb.exec(name, &["pkill", "-x", "apt-get"]).unwrap();
+    // apt-daily ends; its locks are free only once the process is gone, not when the
+    // signal is sent, so wait for that before the next holder takes them.
+    let out = tb
+        .exec(
+            name,
+            &[
+                "sh",
+                "-c",
+                "pkill -x apt-get; i=0; while pgrep -x apt-get >/dev/null && [ $i -lt 100 ]; \
+                 do sleep 0.05; i=$((i+1)); done; ! pgrep -x apt-get",
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success(), "apt-daily did not end: {out:?}");
 
     tb.fault(name, testbed::Fault::AptDaily { until: now() + 3.0 })
         .unwrap();
