@@ -335,28 +335,25 @@ async fn run_step(ctx: &Ctx, host: &str, s: &PlannedStep) -> Result<(), Failure>
     ctx.exec(on, host, &name, &s.command).await.map(|_| ())
 }
 
-/// A drain failed: uncordon the node again (never force an eviction) and say so.
+/// A drain failed: uncordon the node again (never force an eviction) and say so. The
+/// failure keeps the drain's kind: a drain that ran out of its --timeout is a timeout
+/// (exit 7) whether or not the uncordon worked.
 async fn undo_cordon(ctx: &Ctx, host: &str, steps: &[PlannedStep], drain: Failure) -> Failure {
     let Some(uncordon) = steps.iter().find(|s| s.step == "uncordon") else {
         return drain;
     };
-    match run_step(ctx, host, uncordon).await {
-        Ok(()) => Failure::new(
-            &drain.step,
-            format!(
-                "{}\n{host} was not upgraded and is schedulable again (uncordoned); nothing was \
-                 forced. Fix what blocks the eviction (e.g. a PodDisruptionBudget) and run up again",
-                drain.message
-            ),
+    let message = match run_step(ctx, host, uncordon).await {
+        Ok(()) => format!(
+            "{}\n{host} was not upgraded and is schedulable again (uncordoned); nothing was \
+             forced. Fix what blocks the eviction (e.g. a PodDisruptionBudget) and run up again",
+            drain.message
         ),
-        Err(u) => Failure::new(
-            &drain.step,
-            format!(
-                "{}\nand uncordoning {host} again failed too, it is still cordoned: {}",
-                drain.message, u.message
-            ),
+        Err(u) => format!(
+            "{}\nand uncordoning {host} again failed too, it is still cordoned: {}",
+            drain.message, u.message
         ),
-    }
+    };
+    Failure { message, ..drain }
 }
 
 /// This host's facts, now (logged like every command).
