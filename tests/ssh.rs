@@ -746,17 +746,19 @@ async fn a_host_whose_sshd_starts_late_is_waited_for() {
     );
 }
 
-/// ProxyJump: six hosts behind a bastion ride direct-tcpip channels of ONE bastion
-/// connection (its log shows one login), each host still checked and logged into end to
-/// end; the bastion only forwards where its PermitOpen allows, so the sessions really go
-/// through it. A bastion that does not answer is reported as the bastion's failure.
-#[tokio::test]
-async fn hosts_behind_a_bastion_share_one_bastion_connection() {
-    let inner = Sshd::start();
+/// A bastion sshd (with `extra` config) that forwards only to `inner`, and a target for
+/// `inner` that jumps through it: its known_hosts vouches for both, and the bastion
+/// authorizes the target's key (jump hosts log in with the target's key).
+fn behind_a_bastion(inner: &Sshd, extra: &str) -> (Sshd, Target) {
     let bastion = Sshd::start_with(&format!(
-        "LogLevel INFO\nAllowTcpForwarding yes\nPermitOpen 127.0.0.1:{}\n",
+        "{extra}AllowTcpForwarding yes\nPermitOpen 127.0.0.1:{}\n",
         inner.port
     ));
+    std::fs::copy(
+        inner.path("id_ed25519.pub"),
+        bastion.path("authorized_keys"),
+    )
+    .unwrap();
     let mut target = inner.target("root", "id_ed25519");
     std::fs::write(
         &target.known_hosts_file,
@@ -769,14 +771,19 @@ async fn hosts_behind_a_bastion_share_one_bastion_connection() {
         ),
     )
     .unwrap();
-    // Jump hosts log in with the target's key: authorize only that one on the bastion.
-    std::fs::copy(
-        inner.path("id_ed25519.pub"),
-        bastion.path("authorized_keys"),
-    )
-    .unwrap();
     target.jumps =
         bootstrap::ssh::jump::parse_chain(&format!("root@127.0.0.1:{}", bastion.port)).unwrap();
+    (bastion, target)
+}
+
+/// ProxyJump: six hosts behind a bastion ride direct-tcpip channels of ONE bastion
+/// connection (its log shows one login), each host still checked and logged into end to
+/// end; the bastion only forwards where its PermitOpen allows, so the sessions really go
+/// through it. A bastion that does not answer is reported as the bastion's failure.
+#[tokio::test]
+async fn hosts_behind_a_bastion_share_one_bastion_connection() {
+    let inner = Sshd::start();
+    let (bastion, target) = behind_a_bastion(&inner, "LogLevel INFO\n");
     let targets: Vec<Target> = (1..=6)
         .map(|i| Target {
             host: format!("node-{i}"),
@@ -832,29 +839,7 @@ async fn hosts_behind_a_bastion_share_one_bastion_connection() {
 #[tokio::test]
 async fn a_bastion_connection_is_shared_only_by_hosts_with_the_same_settings_for_it() {
     let inner = Sshd::start();
-    let bastion = Sshd::start_with(&format!(
-        "AllowTcpForwarding yes\nPermitOpen 127.0.0.1:{}\n",
-        inner.port
-    ));
-    std::fs::copy(
-        inner.path("id_ed25519.pub"),
-        bastion.path("authorized_keys"),
-    )
-    .unwrap();
-    let mut trusting = inner.target("root", "id_ed25519");
-    std::fs::write(
-        &trusting.known_hosts_file,
-        format!(
-            "[127.0.0.1]:{} {}\n[127.0.0.1]:{} {}\n",
-            inner.port,
-            inner.host_key_line(),
-            bastion.port,
-            bastion.host_key_line()
-        ),
-    )
-    .unwrap();
-    trusting.jumps =
-        bootstrap::ssh::jump::parse_chain(&format!("root@127.0.0.1:{}", bastion.port)).unwrap();
+    let (_bastion, trusting) = behind_a_bastion(&inner, "");
     // Knows the target's key but not the bastion's, and is strict.
     let own_file = inner.path("other_known_hosts");
     std::fs::write(
