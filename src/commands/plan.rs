@@ -327,23 +327,11 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::cluster::Node;
-    use crate::phases::cluster_plan::tests::managed;
     use crate::phases::cluster_plan::{self, KubeadmState};
     use clap::Parser;
 
     fn node(name: &str, labels: &[(&str, &str)]) -> Node {
-        Node {
-            name: name.into(),
-            annotations: managed(labels, &[]),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            taints: vec![],
-            unschedulable: false,
-            kubelet_version: "v1.34.2".into(),
-            ready: true,
-        }
+        cluster_plan::tests::node(name, labels, vec![], true)
     }
 
     const JOINED_CP: KubeadmState = KubeadmState {

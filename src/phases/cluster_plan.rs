@@ -305,7 +305,14 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn node(name: &str, labels: &[(&str, &str)], taints: Vec<Taint>, ready: bool) -> Node {
+    /// A node as `kubectl get nodes` shows it after a converged run (kubelet v1.34.2,
+    /// bootstrap's managed-key annotations), for tests of other phases and commands too.
+    pub(crate) fn node(
+        name: &str,
+        labels: &[(&str, &str)],
+        taints: Vec<Taint>,
+        ready: bool,
+    ) -> Node {
         Node {
             name: name.into(),
             annotations: managed(labels, &taints),
