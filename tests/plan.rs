@@ -43,6 +43,19 @@ fn host(name: &str, address: &str, role: Role) -> Host {
     }
 }
 
+/// A one-host testbed named `prefix`N (with the real apt/dpkg when `real_packages`) and
+/// its host.
+fn one_host(prefix: &str, real_packages: bool) -> (testbed::Testbed, testbed::HostEntry) {
+    let tb = testbed::Testbed::builder()
+        .hosts(1)
+        .name_prefix(prefix)
+        .real_packages(real_packages)
+        .build()
+        .expect("testbed");
+    let entry = tb.hosts()[0].clone();
+    (tb, entry)
+}
+
 /// The 1.34.2 inventory cut down to one testbed host, as the single-host tests use it.
 fn inventory_for(host: &testbed::HostEntry) -> Inventory {
     let mut inv = inventory("1.34.2");
@@ -932,12 +945,7 @@ fn converge_on(os: testbed::Os, prefix: &str) {
 /// the step (issue 11 item 6: `_bs_out=$(cmd)` under errexit exited the shell).
 #[test]
 fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
-    let tb = testbed::Testbed::builder()
-        .hosts(1)
-        .name_prefix("f1errx")
-        .build()
-        .expect("testbed");
-    let entry = tb.hosts()[0].clone();
+    let (tb, entry) = one_host("f1errx", false);
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
@@ -985,12 +993,7 @@ fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
 /// prerequisites must apply only the tool's own file and succeed.
 #[test]
 fn sysctl_apply_is_not_failed_by_another_file_s_missing_key() {
-    let tb = testbed::Testbed::builder()
-        .hosts(1)
-        .name_prefix("f1sysc")
-        .build()
-        .expect("testbed");
-    let entry = tb.hosts()[0].clone();
+    let (tb, entry) = one_host("f1sysc", false);
     let name = entry.name.as_str();
     let other = "printf 'sunrpc.tcp_slot_table_entries = 128\\n' > /etc/sysctl.d/60-nfs.conf \
                  && ! sysctl --system >/dev/null 2>&1";
@@ -1016,13 +1019,7 @@ fn sysctl_apply_is_not_failed_by_another_file_s_missing_key() {
 /// planned again.
 #[test]
 fn the_repository_key_is_readable_by_apt_under_umask_077() {
-    let tb = testbed::Testbed::builder()
-        .hosts(1)
-        .name_prefix("f1umask")
-        .real_packages(true)
-        .build()
-        .expect("testbed");
-    let entry = tb.hosts()[0].clone();
+    let (tb, entry) = one_host("f1umask", true);
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let under_umask = |plan: &HostPlan| {
@@ -1071,13 +1068,7 @@ fn the_repository_key_is_readable_by_apt_under_umask_077() {
 /// fails with apt's own error (the wait shortened through BOOTSTRAP_LOCK_WAIT).
 #[test]
 fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
-    let tb = testbed::Testbed::builder()
-        .hosts(1)
-        .name_prefix("f1daily")
-        .real_packages(true)
-        .build()
-        .expect("testbed");
-    let entry = tb.hosts()[0].clone();
+    let (tb, entry) = one_host("f1daily", true);
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
@@ -1141,13 +1132,7 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
 /// download directory", exit 100): the install steps wait for it as for the lists lock.
 #[test]
 fn the_docker_install_waits_while_apt_daily_downloads() {
-    let tb = testbed::Testbed::builder()
-        .hosts(1)
-        .name_prefix("f1arch")
-        .real_packages(true)
-        .build()
-        .expect("testbed");
-    let entry = tb.hosts()[0].clone();
+    let (tb, entry) = one_host("f1arch", true);
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
