@@ -398,15 +398,38 @@ pub fn plan(
     }))
 }
 
-/// Why `kubeadm upgrade apply` would fail its CreateJob preflight check, if it would: the
-/// check runs a Job whose pause pod tolerates only the control-plane taint
-/// (`node-role.kubernetes.io/control-plane:NoSchedule`) and fails after 15 s when no node
-/// can run it: every node cordoned or carrying another NoSchedule/NoExecute taint.
+/// Why `kubeadm upgrade apply` would fail its CreateJob preflight check, if it would.
+///
+/// As kubeadm v1.35.4 cmd/kubeadm/app/phases/upgrade/health.go `createJob` does it:
+/// - lines 106-137: it lists nodes with `spec.unschedulable=false`; when there is none
+///   (every node cordoned) it only warns and skips the check, so that passes;
+/// - lines 163-168: the Job's pause pod tolerates `node-role.kubernetes.io/control-plane`
+///   with effect NoSchedule and no operator (= Equal, empty value: staging
+///   k8s.io/api core/v1/toleration.go ToleratesTaint), so only that taint without a value;
+///   the DefaultTolerationSeconds admission plugin adds `node.kubernetes.io/not-ready` and
+///   `node.kubernetes.io/unreachable` NoExecute tolerations
+///   (plugin/pkg/admission/defaulttolerationseconds/admission.go lines 99-110);
+///   PreferNoSchedule never keeps a pod off a node;
+/// - lines 109, 197-214: the Job must complete within 15 s, else the check fails.
+///
+/// So it fails when at least one node is schedulable and every schedulable node carries
+/// another NoSchedule/NoExecute taint.
 fn create_job_blocked(nodes: &[Node]) -> Option<String> {
     let tolerated = |t: &crate::inventory::Taint| {
         t.effect == "PreferNoSchedule"
-            || (t.key == crate::inventory::CONTROL_PLANE_TAINT && t.effect == "NoSchedule")
+            || (t.key == crate::inventory::CONTROL_PLANE_TAINT
+                && t.effect == "NoSchedule"
+                && t.value.as_deref().unwrap_or("").is_empty())
+            || (t.effect == "NoExecute"
+                && [
+                    "node.kubernetes.io/not-ready",
+                    "node.kubernetes.io/unreachable",
+                ]
+                .contains(&t.key.as_str()))
     };
+    if nodes.iter().all(|n| n.unschedulable) {
+        return None;
+    }
     let mut why = Vec::new();
     for n in nodes {
         let blocking: Vec<String> = n
@@ -578,13 +601,28 @@ mod tests {
         assert_eq!(create_job_blocked(&[cp.clone(), soft]), None);
         let mut cordoned = node_at("w2", "1.33.5");
         cordoned.unschedulable = true;
-        let why = create_job_blocked(&[cp, w, cordoned]).unwrap();
+        let why = create_job_blocked(&[cp.clone(), w.clone(), cordoned.clone()]).unwrap();
         assert!(
             why.contains(
                 "no node can run it (cp (gpu:NoExecute), w1 (dedicated:NoSchedule), w2 (cordoned))"
             ),
             "{why}"
         );
+        // Every node cordoned: kubeadm finds no schedulable node and skips the check.
+        let mut cp_cordoned = cp.clone();
+        cp_cordoned.unschedulable = true;
+        assert_eq!(create_job_blocked(&[cp_cordoned, cordoned.clone()]), None);
+        // The control-plane taint with a value is not tolerated (Equal, empty value).
+        let mut cp_valued = node_at("cp", "1.33.5");
+        cp_valued.taints = vec![crate::inventory::Taint {
+            value: Some("yes".into()),
+            ..taint(crate::inventory::CONTROL_PLANE_TAINT, "NoSchedule")
+        }];
+        assert!(create_job_blocked(&[cp_valued, w.clone()]).is_some());
+        // A not-ready node's NoExecute taint is tolerated (DefaultTolerationSeconds).
+        let mut not_ready = node_at("w3", "1.33.5");
+        not_ready.taints = vec![taint("node.kubernetes.io/not-ready", "NoExecute")];
+        assert_eq!(create_job_blocked(&[not_ready, w, cordoned]), None);
     }
 
     fn timeouts() -> Timeouts {
