@@ -165,7 +165,7 @@ mistakes! {
     ];
     subnet_sizes: [
         "4:14: cluster.podSubnet: `10.244.0.0/25`: the size of pod subnet with mask 25 is smaller than the size of node subnet with mask 24 (kubeadm)",
-            "5:18: cluster.serviceSubnet: `10.96.0.0/29`: subnet is too small",
+            "5:18: cluster.serviceSubnet: `10.96.0.0/29`: subnet with 8 address(es) is too small, the minimum is 10 (kubeadm)",
     ];
     ipv6: [
         "4:14: cluster.podSubnet: `fd00:10:244::/56` is an IPv6 subnet",

@@ -111,11 +111,30 @@ fn real_kubeadm_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
     );
 }
 
+/// The reasons in kubeadm's validation error, e.g. `[networking.serviceSubnet: Invalid
+/// value: "10.96.0.0/29": subnet with 8 address(es) is too small, the minimum is 10,
+/// networking.podSubnet: ...]` -> `subnet with 8 ... is 10`, ...
+fn kubeadm_reasons(stderr: &str) -> Vec<&str> {
+    let error = stderr
+        .lines()
+        .find(|l| l.contains("Invalid value: "))
+        .unwrap_or("");
+    let error = error.trim_end().trim_end_matches(']');
+    error
+        .split("Invalid value: ")
+        .skip(1)
+        .map(|e| {
+            let reason = e.split_once("\": ").map_or(e, |(_, r)| r);
+            reason.split(", networking.").next().unwrap_or(reason)
+        })
+        .collect()
+}
+
 /// `bootstrap validate` and the real kubeadm agree on which pod and service subnets a
 /// cluster may have (kubeadm's ValidatePodSubnetNodeMask and ValidateServiceSubnetSize),
 /// so an inventory `bootstrap` accepts is never refused by `kubeadm init` on the first
 /// control plane, and one it refuses would be refused there too. Where kubeadm refuses,
-/// `bootstrap` names the same field.
+/// `bootstrap` names the same field and gives kubeadm's reason in its words.
 #[test]
 fn bootstrap_validate_and_real_kubeadm_agree_on_subnet_sizes() {
     // Neither subnet overlaps the other or the host, so only the sizes decide.
@@ -156,6 +175,14 @@ fn bootstrap_validate_and_real_kubeadm_agree_on_subnet_sizes() {
                     [field],
                     "{pod} {service}: kubeadm said {theirs}\nbootstrap: {e:?}"
                 );
+                // And in kubeadm's words, since bootstrap's message says "(kubeadm)".
+                let message = &e.problems()[0].message;
+                for reason in kubeadm_reasons(&theirs) {
+                    assert!(
+                        message.contains(reason),
+                        "{pod} {service}: kubeadm said `{reason}`, bootstrap `{message}`"
+                    );
+                }
             }
             (Ok(_), false) => panic!(
                 "{pod} {service}: bootstrap accepts what real kubeadm refuses: {theirs}\n{text}"

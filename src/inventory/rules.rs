@@ -517,7 +517,7 @@ pub(crate) const POD_SUBNET_NODE_MASK_MAX_DIFF: u8 = 16;
 /// kubeadm's MaximumBitsForServiceSubnet (the API server's limit too).
 pub(crate) const MAX_BITS_FOR_SERVICE_SUBNET: u8 = 20;
 /// kubeadm's MinimumAddressesInServiceSubnet.
-pub(crate) const MIN_ADDRESSES_IN_SERVICE_SUBNET: u32 = 10;
+pub(crate) const MIN_ADDRESSES_IN_SERVICE_SUBNET: u64 = 10;
 
 /// `podSubnet` as kubeadm's ValidatePodSubnetNodeMask checks it (its messages): room for
 /// at least one node's /24, and at most 16 bits more than that.
@@ -561,10 +561,11 @@ pub(crate) fn service_subnet(net: IpNet) -> Rule<()> {
         ))
         .help("the default `10.96.0.0/12` is the largest allowed"));
     }
-    if 2u32.pow(u32::from(host_bits)) < MIN_ADDRESSES_IN_SERVICE_SUBNET {
+    let addresses = 1u64 << host_bits;
+    if addresses < MIN_ADDRESSES_IN_SERVICE_SUBNET {
         return Err(Broken::new(format!(
-            "`{net}`: subnet is too small (kubeadm wants at least \
-             {MIN_ADDRESSES_IN_SERVICE_SUBNET} addresses for services)"
+            "`{net}`: subnet with {addresses} address(es) is too small, the minimum is \
+             {MIN_ADDRESSES_IN_SERVICE_SUBNET} (kubeadm)"
         ))
         .help("use a /28 or larger; the default is `10.96.0.0/12`"));
     }
@@ -868,7 +869,7 @@ mod tests {
         assert!(service_subnet(net("10.96.0.0/29"))
             .unwrap_err()
             .message
-            .contains("subnet is too small"));
+            .contains("subnet with 8 address(es) is too small, the minimum is 10"));
         for v6 in ["fd00:10:244::/56", "fd00:10:96::/112"] {
             assert!(pod_subnet(net(v6)).is_err() && service_subnet(net(v6)).is_err());
         }
