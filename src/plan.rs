@@ -74,6 +74,8 @@ pub struct CalicoView {
     pub manifest_url: Option<String>,
     /// The local manifest file, whose text the phases pass as `calico_manifest`.
     pub manifest_file: Option<String>,
+    /// `ipip` or `vxlan`; None keeps the manifest's own.
+    pub encapsulation: Option<&'static str>,
 }
 
 impl HostView {
@@ -144,6 +146,7 @@ impl ClusterView {
                 version: c.calico.version.clone(),
                 manifest_url,
                 manifest_file,
+                encapsulation: c.calico.encapsulation.map(|e| e.name()),
             },
         }
         .at(&v.to_string())

@@ -76,6 +76,17 @@ fn internal_ips(tb: &Testbed, cp: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// `kubectl -n kube-system get KIND NAME -o jsonpath={PATH}` on `host`, as the API server
+/// holds the object.
+fn kube_system_get(tb: &Testbed, host: &str, object: &str, path: &str) -> String {
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["-n", "kube-system", "get"]);
+    argv.extend(object.split(' '));
+    let jsonpath = format!("jsonpath={{{path}}}");
+    argv.extend(["-o", &jsonpath]);
+    exec(tb, host, &argv)
+}
+
 #[test]
 fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
     let tb = Testbed::builder()
@@ -86,6 +97,13 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
     let hosts = tb.hosts();
     let (cp, worker) = (&hosts[0], &hosts[1]);
     let inv = inventory_by_public_names(&tb);
+    // VXLAN, as on a cloud whose security groups drop IP protocol 4.
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        text.replace("manifest: null}", "manifest: null, encapsulation: vxlan}"),
+    )
+    .unwrap();
     let inv_arg = inv.to_str().unwrap();
     let runs = tb.dir().join("runs");
     let log_dir = ["--log-dir", runs.to_str().unwrap()];
@@ -131,17 +149,12 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
     );
     // The API server's certificate also names the public address, for kubeconfigs that
     // point there (kubeadm keeps the ClusterConfiguration in kubeadm-config).
-    let mut argv = KUBECTL.to_vec();
-    argv.extend([
-        "-n",
-        "kube-system",
-        "get",
-        "configmap",
-        "kubeadm-config",
-        "-o",
-        "jsonpath={.data.ClusterConfiguration}",
-    ]);
-    let config = exec(&tb, &cp.name, &argv);
+    let config = kube_system_get(
+        &tb,
+        &cp.name,
+        "configmap kubeadm-config",
+        ".data.ClusterConfiguration",
+    );
     assert!(config.contains(&format!("- {public}")), "{config}");
     assert!(
         config.contains(&format!("controlPlaneEndpoint: {}:6443", cp.address)),
@@ -150,23 +163,39 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
 
     // calico-node takes its address from the Node's InternalIP (the node IP above), not
     // the first interface it finds: the DaemonSet as the API server holds it.
-    let mut argv = KUBECTL.to_vec();
-    argv.extend([
-        "-n",
-        "kube-system",
-        "get",
-        "daemonset",
-        "calico-node",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].env}",
-    ]);
-    let env: Value = serde_json::from_str(&exec(&tb, &cp.name, &argv)).unwrap();
+    let env = kube_system_get(
+        &tb,
+        &cp.name,
+        "daemonset calico-node",
+        ".spec.template.spec.containers[0].env",
+    );
+    let env: Value = serde_json::from_str(&env).unwrap();
     assert!(
         env.as_array().unwrap().contains(
             &serde_json::json!({"name": "IP_AUTODETECTION_METHOD", "value": "kubernetes-internal-ip"})
         ),
         "{env}"
     );
+    // calico.encapsulation: vxlan: the default pool is created with VXLAN, not IP-in-IP,
+    // and BGP is off (calico-config's calico_backend).
+    for (name, value) in [
+        ("CALICO_IPV4POOL_IPIP", "Never"),
+        ("CALICO_IPV4POOL_VXLAN", "Always"),
+    ] {
+        assert!(
+            env.as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"name": name, "value": value})),
+            "{name}={value} in {env}"
+        );
+    }
+    let backend = kube_system_get(
+        &tb,
+        &cp.name,
+        "configmap calico-config",
+        ".data.calico_backend",
+    );
+    assert_eq!(backend.trim(), "vxlan");
 
     // A re-run changes nothing.
     let again = bootstrap(&tb, &[&["plan", inv_arg][..], &log_dir].concat());

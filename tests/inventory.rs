@@ -126,6 +126,7 @@ mistakes! {
     version_too_new: ["2:22: cluster.kubernetesVersion: Kubernetes 1.38 drops support for containerd 1.x"];
     version_not_exact: ["2:22: cluster.kubernetesVersion: `1.30` is not an exact Kubernetes version"];
     calico_version: ["2:21: cluster.calico.version: `3.30.3` is not a Calico release tag"];
+    calico_encapsulation: ["2:45: cluster.calico.encapsulation: unknown encapsulation `vxlnn`; it is `ipip` (IP-in-IP, IP protocol 4, with BGP on TCP 179) or `vxlan` (UDP 4789)"];
     subnets: [
         "3:18: cluster.serviceSubnet: overlaps cluster.podSubnet 10.0.0.0/8",
         "6:14: hosts[0].address: 10.0.0.10 is inside cluster.podSubnet 10.0.0.0/8",
@@ -257,6 +258,7 @@ fn the_example_is_the_articles_cluster() {
             calico: Calico {
                 version: "v3.30.3".into(),
                 manifest: None,
+                encapsulation: None,
             },
             package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
         },
@@ -308,6 +310,7 @@ fn omitted_keys_take_the_defaults() {
     assert_eq!(inv.cluster.pod_subnet, "192.168.0.0/16");
     assert_eq!(inv.cluster.service_subnet, "10.96.0.0/12");
     assert_eq!(inv.cluster.calico.version, "v3.30.3");
+    assert_eq!(inv.cluster.calico.encapsulation, None);
     assert_eq!(
         inv.cluster.package_repository,
         "https://pkgs.k8s.io/core:/stable:"
@@ -521,6 +524,7 @@ fn docs_describe_every_key() {
         "calico",
         "version",
         "manifest",
+        "encapsulation",
         "packageRepository",
         "ssh",
         "user",
@@ -531,6 +535,7 @@ fn docs_describe_every_key() {
         "proxyJump",
         "hosts",
         "address",
+        "internalAddress",
         "role",
         "labels",
         "taints",
@@ -568,6 +573,22 @@ hosts:
         inv.hosts[1].ssh.identity_file.as_deref(),
         Some(Path::new("/tmp/tb/id_ed25519"))
     );
+}
+
+#[test]
+fn calico_encapsulation_is_ipip_or_vxlan() {
+    use bootstrap::inventory::Encapsulation;
+    for (written, want) in [
+        ("ipip", Encapsulation::Ipip),
+        ("vxlan", Encapsulation::Vxlan),
+    ] {
+        let text = format!(
+            "cluster: {{calico: {{encapsulation: {written}}}}}\n\
+             hosts: [{{name: cp, address: 10.0.0.10, role: control-plane}}]\n"
+        );
+        let inv = inventory::parse(Path::new("inv.yaml"), text).unwrap();
+        assert_eq!(inv.cluster.calico.encapsulation, Some(want));
+    }
 }
 
 #[test]

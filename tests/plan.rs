@@ -77,6 +77,7 @@ fn inventory(version: &str) -> Inventory {
             calico: Calico {
                 version: "v3.30.3".into(),
                 manifest: None,
+                encapsulation: None,
             },
             package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
         },

@@ -289,6 +289,37 @@ pub struct Calico {
     pub version: String,
     /// None: the upstream manifest of `version`. Some: a URL or a local file.
     pub manifest: Option<ManifestSource>,
+    /// `calico.encapsulation`; None keeps the manifest's own (IP-in-IP in the published
+    /// calico.yaml).
+    pub encapsulation: Option<Encapsulation>,
+}
+
+/// How pod traffic between nodes is wrapped, as Calico's default IPv4 pool is created
+/// (calico-node's `CALICO_IPV4POOL_IPIP` / `CALICO_IPV4POOL_VXLAN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encapsulation {
+    /// IP-in-IP (IP protocol 4) with BGP (TCP 179) between the nodes: the published
+    /// calico.yaml's setting.
+    Ipip,
+    /// VXLAN (UDP 4789), BGP off: for networks that drop IP protocol 4 (Azure, many
+    /// cloud security groups).
+    Vxlan,
+}
+
+impl Encapsulation {
+    pub const ALL: [Encapsulation; 2] = [Encapsulation::Ipip, Encapsulation::Vxlan];
+
+    /// The inventory's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encapsulation::Ipip => "ipip",
+            Encapsulation::Vxlan => "vxlan",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Encapsulation> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
 }
 
 /// One entry of `manifests:`.

@@ -15,7 +15,10 @@ use super::tree::{join, Reader, Spanned};
 use super::versions;
 use crate::ssh::{HostKeyPolicy, Jump};
 
-use super::{paths, Calico, Cluster, Host, Inventory, Manifest, ManifestSource, Role, Ssh, Taint};
+use super::{
+    paths, Calico, Cluster, Encapsulation, Host, Inventory, Manifest, ManifestSource, Role, Ssh,
+    Taint,
+};
 
 pub(crate) const TOP_KEYS: [&str; 4] = ["cluster", "ssh", "hosts", "manifests"];
 pub(crate) const CLUSTER_KEYS: [&str; 7] = [
@@ -27,7 +30,7 @@ pub(crate) const CLUSTER_KEYS: [&str; 7] = [
     "calico",
     "packageRepository",
 ];
-pub(crate) const CALICO_KEYS: [&str; 2] = ["version", "manifest"];
+pub(crate) const CALICO_KEYS: [&str; 3] = ["version", "manifest", "encapsulation"];
 pub(crate) const SSH_KEYS: [&str; 6] = [
     "user",
     "port",
@@ -218,6 +221,7 @@ fn read_cluster_defaults() -> ClusterDraft {
         calico: Some(Calico {
             version: versions::DEFAULT_CALICO.to_string(),
             manifest: None,
+            encapsulation: None,
         }),
         package_repository: versions::DEFAULT_PACKAGE_REPOSITORY.to_string(),
     }
@@ -314,6 +318,7 @@ fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calic
     let mut calico = Calico {
         version: versions::DEFAULT_CALICO.to_string(),
         manifest: None,
+        encapsulation: None,
     };
     if let Some(n) = f.get("version") {
         let field = "cluster.calico.version";
@@ -331,6 +336,31 @@ fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calic
     if let Some(n) = f.get("manifest") {
         match read_manifest_source(r, n, "cluster.calico.manifest", ctx) {
             Some((_, source)) => calico.manifest = Some(source),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("encapsulation") {
+        let field = "cluster.calico.encapsulation";
+        match r.string(n, field, "`ipip` or `vxlan`") {
+            Some(e) => {
+                calico.encapsulation = Encapsulation::parse(&e.value);
+                if calico.encapsulation.is_none() {
+                    let names = Encapsulation::ALL.map(Encapsulation::name);
+                    let help = super::tree::suggest(&e.value, &names)
+                        .map(|s| format!("did you mean `{s}`?"));
+                    r.error_at(
+                        &e,
+                        field,
+                        format!(
+                            "unknown encapsulation `{}`; it is `ipip` (IP-in-IP, IP protocol 4, \
+                             with BGP on TCP 179) or `vxlan` (UDP 4789)",
+                            e.value
+                        ),
+                        help,
+                    );
+                    ok = false;
+                }
+            }
             None => ok = false,
         }
     }

@@ -279,6 +279,7 @@ pub(crate) mod tests {
                 calico: Calico {
                     version: "v3.30.3".into(),
                     manifest: None,
+                    encapsulation: None,
                 },
                 package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
             },

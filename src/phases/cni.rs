@@ -78,6 +78,11 @@ mod tests {
     /// Runs the apply step for a local manifest `text` with a `kubectl` that keeps what
     /// it is given: (exit status, what kubectl got, stderr).
     fn apply_local(text: &str) -> (bool, String, String) {
+        apply_local_with("", text)
+    }
+
+    /// As [`apply_local`], with more `cluster.calico` keys (`, encapsulation: vxlan`).
+    fn apply_local_with(calico_keys: &str, text: &str) -> (bool, String, String) {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let got = dir.path().join("applied");
@@ -88,7 +93,10 @@ mod tests {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        let script = apply_script("{version: v3.30.3, manifest: Cargo.toml}", None);
+        let script = apply_script(
+            &format!("{{version: v3.30.3, manifest: Cargo.toml{calico_keys}}}"),
+            None,
+        );
         let mut child = std::process::Command::new("sh")
             .args(["-c", &script])
             .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
@@ -132,6 +140,57 @@ mod tests {
         let (ok, applied, err) = apply_local("kind: List\n");
         assert!(!ok && applied.is_empty(), "{applied}");
         assert!(err.contains("no calico-node env IP=autodetect"), "{err}");
+    }
+
+    /// calico.yaml v3.30's parts that the encapsulation changes, as published.
+    const ENCAP_PARTS: &str = "data:\n  calico_backend: \"bird\"\n---\n          env:\n            \
+        - name: IP\n              value: \"autodetect\"\n            \
+        # Enable IPIP\n            - name: CALICO_IPV4POOL_IPIP\n              value: \"Always\"\n            \
+        - name: CALICO_IPV4POOL_VXLAN\n              value: \"Never\"\n            \
+        - name: CALICO_IPV6POOL_VXLAN\n              value: \"Never\"\n          \
+        livenessProbe:\n            exec:\n              command:\n                \
+        - /bin/calico-node\n                - -felix-live\n                - -bird-live\n          \
+        readinessProbe:\n            exec:\n              command:\n                \
+        - /bin/calico-node\n                - -felix-ready\n                - -bird-ready\n";
+
+    #[test]
+    fn encapsulation_sets_the_default_pool_as_calico_documents() {
+        let method =
+            "value: \"autodetect\"\n            - name: IP_AUTODETECTION_METHOD\n              \
+                      value: \"kubernetes-internal-ip\"\n";
+        let published = ENCAP_PARTS.replace("value: \"autodetect\"\n", method);
+        // No option: the manifest's own (IP-in-IP in the published one); ipip says so.
+        assert_eq!(apply_local(ENCAP_PARTS).1, published);
+        let (ok, ipip, err) = apply_local_with(", encapsulation: ipip", ENCAP_PARTS);
+        assert!(ok, "{err}");
+        assert_eq!(ipip, published);
+        // vxlan: the IPv4 pool VXLAN, not IP-in-IP, and BGP (BIRD) off with its probes.
+        let (ok, vxlan, err) = apply_local_with(", encapsulation: vxlan", ENCAP_PARTS);
+        assert!(ok, "{err}");
+        let expected = published
+            .replace("calico_backend: \"bird\"", "calico_backend: \"vxlan\"")
+            .replace(
+                "CALICO_IPV4POOL_IPIP\n              value: \"Always\"",
+                "CALICO_IPV4POOL_IPIP\n              value: \"Never\"",
+            )
+            .replace(
+                "CALICO_IPV4POOL_VXLAN\n              value: \"Never\"",
+                "CALICO_IPV4POOL_VXLAN\n              value: \"Always\"",
+            )
+            .replace("                - -bird-live\n", "")
+            .replace("                - -bird-ready\n", "");
+        assert_eq!(vxlan, expected);
+        // A manifest without the pool's env is not applied with IP-in-IP unnoticed.
+        let old = ENCAP_PARTS.replace(
+            "            - name: CALICO_IPV4POOL_VXLAN\n              value: \"Never\"\n",
+            "",
+        );
+        let (ok, applied, err) = apply_local_with(", encapsulation: vxlan", &old);
+        assert!(!ok && applied.is_empty(), "{applied}");
+        assert!(
+            err.contains("no calico-node env CALICO_IPV4POOL_IPIP and CALICO_IPV4POOL_VXLAN"),
+            "{err}"
+        );
     }
 
     #[test]
