@@ -104,4 +104,53 @@ mod tests {
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
     }
+
+    /// apt-get that waited for dpkg's frontend lock (DPkg::Lock::Timeout) prints "Waiting
+    /// for cache lock: Could not get lock ..." as progress; when it then fails for another
+    /// reason, that failure is reported at once with apt's own words, not retried for
+    /// 600 s as a held lock (nor announced as "waiting for dpkg's lock").
+    #[test]
+    fn a_failure_after_waiting_for_the_lock_is_not_a_held_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = TEMPLATES
+            .iter()
+            .find(|(name, _)| *name == "dpkg-lock.sh")
+            .unwrap()
+            .1;
+        // What real apt-get (quiet without a terminal) prints in that case, run counted.
+        let fake = dir.path().join("fake-apt");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\n\
+             echo run >> \"$0.runs\"\n\
+             echo 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (unattended-upgr)...'\n\
+             echo \"E: Version '1.35.4-1.1' for 'kubeadm' was not found\" >&2\n\
+             exit 100\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        let out = std::process::Command::new("timeout")
+            .args(["20", "sh", "-c"])
+            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\"",))
+            .arg(&fake)
+            .env("BOOTSTRAP_LOCK_WAIT", "10")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(100), "{out:?}");
+        assert!(
+            stderr.contains("E: Version '1.35.4-1.1' for 'kubeadm' was not found"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("waiting for") && !stderr.contains("gave up"),
+            "{stderr}"
+        );
+        let runs = std::fs::read_to_string(dir.path().join("fake-apt.runs")).unwrap();
+        assert_eq!(runs.lines().count(), 1, "retried: {stderr}");
+    }
 }

@@ -21,6 +21,14 @@
 # lock dpkg takes). A failed attempt changed nothing: dpkg takes the lock before anything
 # else. Any other failure is reported at once.
 #
+# A held lock is recognised by the ERROR lines only: apt's "E: Could not get lock FILE"
+# (apt-pkg/contrib/fileutl.cc GetLock, printed with "E: " by DumpErrors) and dpkg's "...
+# locked by another process". While apt-get waits for dpkg's frontend lock
+# (DPkg::Lock::Timeout) it prints "Waiting for cache lock: Could not get lock ..." as
+# progress (apt-pkg/deb/debsystem.cc GetLockMaybeWait; shown once, since apt is quiet
+# without a terminal): an install that waited, got the lock and then failed for another
+# reason is reported with its own error, not retried as a held lock.
+#
 # The command runs with LC_ALL=C: apt and dpkg translate their lock messages, and the
 # retry decision below reads the English ones (as Ansible's apt module runs apt in the C
 # locale for the same reason).
@@ -38,14 +46,14 @@ bootstrap_dpkg_wait() {
         [ -z "$_bs_out" ] || printf '%s\n' "$_bs_out"
         return 0
         ;;
-      *"locked by another process"* | *"Could not get lock"*) ;;
+      *"locked by another process"* | *"E: Could not get lock"*) ;;
       *)
         printf '%s\n' "$_bs_out" >&2
         return "$_bs_rc"
         ;;
     esac
     _bs_waited=$(($(date +%s) - _bs_start))
-    _bs_held=$(printf '%s\n' "$_bs_out" | grep -m1 -e 'locked by another process' -e 'Could not get lock') || :
+    _bs_held=$(printf '%s\n' "$_bs_out" | grep -m1 -e 'locked by another process' -e '^E: Could not get lock') || :
     case $_bs_held in
       */var/lib/apt/lists/*) _bs_what="apt's lists lock" ;;
       */var/cache/apt/archives/*) _bs_what="apt's archives lock" ;;
