@@ -55,20 +55,30 @@ impl RealRelease {
 /// testbed/k8s/build.sh. Runs the script once per release and process; later calls return
 /// the same directory. `TESTBED_K8S_CACHE`, `GOMODCACHE` and `GOCACHE` move the caches.
 pub fn real_release(release: &str) -> Result<RealRelease> {
-    static DONE: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let dir = cached_build(BUILD_SCRIPT, release, "kubeadm")?;
+    Ok(RealRelease {
+        release: release.to_string(),
+        dir,
+    })
+}
+
+/// Runs `SCRIPT build VERSION` (testbed/k8s/build.sh, testbed/containerd/build.sh) once
+/// per script, version and process, and returns the cache directory it prints, checked to
+/// hold `expect`. The scripts reuse what is cached and build what is not (minutes when
+/// Go's caches are cold), so a test never runs a stale or half-built program.
+pub(crate) fn cached_build(script: &str, version: &str, expect: &str) -> Result<PathBuf> {
+    static DONE: Mutex<Option<HashMap<(String, String), PathBuf>>> = Mutex::new(None);
     // Held while building, so concurrent tests of one binary wait for one build (the
     // script's own lock covers other processes).
     let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
     let done = done.get_or_insert_with(HashMap::new);
-    if let Some(dir) = done.get(release) {
-        return Ok(RealRelease {
-            release: release.to_string(),
-            dir: dir.clone(),
-        });
+    let key = (script.to_string(), version.to_string());
+    if let Some(dir) = done.get(&key) {
+        return Ok(dir.clone());
     }
-    let command = format!("{BUILD_SCRIPT} build {release}");
+    let command = format!("{script} build {version}");
     let out = Command::new("bash")
-        .args([BUILD_SCRIPT, "build", release])
+        .args([script, "build", version])
         .output()
         .map_err(|source| Error::Spawn {
             command: command.clone(),
@@ -82,15 +92,12 @@ pub fn real_release(release: &str) -> Result<RealRelease> {
         });
     }
     let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if !dir.join("kubeadm").is_file() {
+    if !dir.join(expect).is_file() {
         return Err(Error::Invalid(format!(
-            "`{command}` printed {}, which holds no kubeadm",
+            "`{command}` printed {}, which holds no {expect}",
             dir.display()
         )));
     }
-    done.insert(release.to_string(), dir.clone());
-    Ok(RealRelease {
-        release: release.to_string(),
-        dir,
-    })
+    done.insert(key, dir.clone());
+    Ok(dir)
 }

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod cmd;
+pub mod containerd;
 pub mod distro;
 mod error;
 mod host;

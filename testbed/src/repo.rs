@@ -30,16 +30,21 @@ pub const K8S_PUBLISHED: &str = "k8s-published.json";
 /// time per key (an flock on `KEY.lock`, so parallel tests of one process or of several
 /// wait for the first build instead of each making their own), into a directory of its
 /// own that is renamed into place when complete.
+///
+/// The `containerd` package of [`crate::containerd::VERSION`] carries the real containerd,
+/// built first (minutes once per machine, see testbed/containerd/README.md).
 pub fn cache(sim: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::io::AsRawFd;
+    let containerd = crate::containerd::real_containerd()?;
     let m = std::fs::metadata(sim).map_err(|e| Error::io("stat", sim, e))?;
     let id = format!(
-        "{}:{}:{}:{}",
+        "{}:{}:{}:{}:{}",
         sim.display(),
         m.len(),
         m.mtime(),
-        m.mtime_nsec()
+        m.mtime_nsec(),
+        containerd.display()
     );
     let key = format!("{:x}", Sha256::digest(id.as_bytes()));
     let base = std::env::temp_dir().join("testbed-repo");
@@ -66,6 +71,8 @@ pub fn cache(sim: &Path) -> Result<PathBuf> {
     let out = Command::new(sim)
         .arg("repo-build")
         .arg(&tmp)
+        .arg("--containerd")
+        .arg(&containerd)
         .output()
         .map_err(|e| Error::io("run", sim, e))?;
     if !out.status.success() {

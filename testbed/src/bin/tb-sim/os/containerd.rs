@@ -335,6 +335,9 @@ fn serve(sock: &Path, cleanup: &[&str], stop_msg: &str) -> i32 {
 /// `tb-sim daemon containerd`.
 pub fn containerd_daemon(_args: &[String]) -> i32 {
     install_term_handler();
+    if let Some(bin) = super::containerd_real::real_binary() {
+        return super::containerd_real::run(&bin, &STOP, |s| set_state("containerd", s));
+    }
     let file = match read_config() {
         Ok(f) => f,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! iptables, and the containerd and docker daemons and CLIs; and what a boot does.
 
 pub mod containerd;
+mod containerd_real;
 pub mod ethtool;
 pub mod kernel;
 pub mod net;

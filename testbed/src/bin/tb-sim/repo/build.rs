@@ -48,11 +48,15 @@ const COMPONENTS: &[&str] = &["main", "restricted", "universe", "multiverse"];
 type Res<T> = Result<T, String>;
 
 pub fn main(args: &[String]) -> i32 {
-    let Some(out) = args.first() else {
-        eprintln!("usage: tb-sim repo-build OUT");
-        return 2;
+    let (out, containerd) = match args {
+        [out] => (out, None),
+        [out, flag, dir] if flag == "--containerd" => (out, Some(Path::new(dir))),
+        _ => {
+            eprintln!("usage: tb-sim repo-build OUT [--containerd DIR]");
+            return 2;
+        }
     };
-    match build(Path::new(out)) {
+    match build(Path::new(out), containerd) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("tb-sim repo-build: {e}");
@@ -61,7 +65,9 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-fn build(out: &Path) -> Res<()> {
+/// `containerd`: the directory of the real containerd (`testbed::containerd`), which the
+/// package of that upstream version carries instead of the stand-in.
+fn build(out: &Path, containerd: Option<&Path>) -> Res<()> {
     mkdir(out)?;
     let keys = out.join("keys");
     mkdir(&keys)?;
@@ -111,7 +117,7 @@ fn build(out: &Path) -> Res<()> {
     }
     jobs.sort_by(|a, b| a.1.cmp(&b.1));
     jobs.dedup_by(|a, b| a.1 == b.1);
-    build_debs(&work, &jobs)?;
+    build_debs(&work, &jobs, containerd)?;
     for ((_, codename, version), dists, pkgs) in &releases {
         let mut debs = Vec::new();
         for p in pkgs {
@@ -231,7 +237,11 @@ fn k8s_file(p: &catalog::Package) -> String {
 }
 
 /// Builds the .debs on a few threads.
-fn build_debs(work: &Path, jobs: &[(catalog::Package, PathBuf)]) -> Res<()> {
+fn build_debs(
+    work: &Path,
+    jobs: &[(catalog::Package, PathBuf)],
+    containerd: Option<&Path>,
+) -> Res<()> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -239,7 +249,7 @@ fn build_debs(work: &Path, jobs: &[(catalog::Package, PathBuf)]) -> Res<()> {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some((p, path)) = jobs.get(i) else { break };
-                if let Err(e) = deb(&work.join(i.to_string()), p, path) {
+                if let Err(e) = deb(&work.join(i.to_string()), p, path, containerd) {
                     errors.lock().unwrap().push(e);
                 }
             });
@@ -319,8 +329,22 @@ fn is_k8s(pkg: &str) -> bool {
     )
 }
 
+/// What a package's command is: a link to the real program where the testbed has it
+/// (the real containerd of its version), else to the stand-in binary.
+fn command_target(p: &catalog::Package, cmd: &str, containerd: Option<&Path>) -> PathBuf {
+    match containerd {
+        Some(dir)
+            if p.name == "containerd"
+                && containerd::upstream(&p.version) == testbed::containerd::VERSION =>
+        {
+            dir.join(cmd)
+        }
+        _ => PathBuf::from(layout::SIM_BIN),
+    }
+}
+
 /// Builds one .deb with dpkg-deb.
-fn deb(work: &Path, p: &catalog::Package, out: &Path) -> Res<()> {
+fn deb(work: &Path, p: &catalog::Package, out: &Path, containerd: Option<&Path>) -> Res<()> {
     let root = work.join(format!("{}_{}", p.name, p.version));
     let _ = std::fs::remove_dir_all(&root);
     let debian = root.join("DEBIAN");
@@ -331,7 +355,8 @@ fn deb(work: &Path, p: &catalog::Package, out: &Path) -> Res<()> {
             .join(catalog::command_dir(c).trim_start_matches('/'))
             .join(c);
         mkdir(link.parent().unwrap())?;
-        symlink(layout::SIM_BIN, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+        symlink(command_target(p, c, containerd), &link)
+            .map_err(|e| format!("{}: {e}", link.display()))?;
     }
     for f in catalog::extra_files(&p.name) {
         let link = root.join(f.trim_start_matches('/'));

@@ -1,0 +1,104 @@
+//! containerd.service when the installed `containerd` package carries the REAL containerd
+//! (the testbed's Ubuntu 24.04 archive, see testbed/containerd/README.md): systemd's part
+//! of `Type=notify` for the real daemon, nothing else.
+//!
+//! The packaged unit runs `/usr/bin/containerd` with `Type=notify`
+//! (containerd.service upstream); containerd reports `READY=1` on `$NOTIFY_SOCKET` once it
+//! serves its socket (cmd/containerd/command/notify_linux.go, go-systemd's SdNotify).
+//! This runner gives it that socket, marks the unit running when READY=1 arrives, passes
+//! SIGTERM on (`systemctl stop`), and exits as containerd exits, so a config containerd
+//! refuses (invalid TOML) fails `systemctl restart containerd` with containerd's own error
+//! in `journalctl -u containerd`.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::containerd::{parse_toml, runtime_facts, upstream};
+use crate::common;
+
+/// Where the package puts the daemon.
+const BIN: &str = "/usr/bin/containerd";
+
+/// The real containerd, if the installed package's `/usr/bin/containerd` is not the
+/// stand-in binary.
+pub fn real_binary() -> Option<PathBuf> {
+    let bin = std::fs::canonicalize(BIN).ok()?;
+    let sim = std::fs::canonicalize(testbed::layout::SIM_BIN).ok();
+    (Some(&bin) != sim.as_ref()).then_some(bin)
+}
+
+/// Runs the real daemon until it exits or the unit is stopped; returns its exit code.
+pub fn run(bin: &Path, stop: &std::sync::atomic::AtomicBool, set_state: fn(&str)) -> i32 {
+    use std::sync::atomic::Ordering;
+    let notify = PathBuf::from(format!("/run/containerd-notify.{}", std::process::id()));
+    let _ = std::fs::remove_file(&notify);
+    let sock = match UnixDatagram::bind(&notify) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "containerd.service: notify socket {}: {e}",
+                notify.display()
+            );
+            return 1;
+        }
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut child = match Command::new(BIN)
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("containerd.service: {}: {e}", bin.display());
+            let _ = std::fs::remove_file(&notify);
+            return 203; // systemd's EXIT_EXEC
+        }
+    };
+    let mut buf = [0u8; 4096];
+    let mut signalled = false;
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            use std::os::unix::process::ExitStatusExt;
+            break status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        }
+        if stop.load(Ordering::SeqCst) && !signalled {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            signalled = true;
+        }
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]);
+            if msg.lines().any(|l| l == "READY=1") {
+                publish_facts();
+                set_state("running");
+            }
+        }
+    };
+    let _ = std::fs::remove_file(&notify);
+    let _ = std::fs::remove_file(common::CONTAINERD_RUNTIME);
+    code
+}
+
+/// Publishes what the running daemon uses (its `config dump`) for the kube stand-ins, as
+/// the stand-in daemon does.
+fn publish_facts() {
+    let Ok(out) = Command::new(BIN).args(["config", "dump"]).output() else {
+        return;
+    };
+    let Ok(flat) = parse_toml(&String::from_utf8_lossy(&out.stdout)) else {
+        return;
+    };
+    let version = common::installed_version("containerd")
+        .map(|v| upstream(&v))
+        .unwrap_or_default();
+    let _ = common::write_atomic(
+        Path::new(common::CONTAINERD_RUNTIME),
+        serde_json::to_string_pretty(&runtime_facts(&flat, &version))
+            .unwrap()
+            .as_bytes(),
+    );
+}

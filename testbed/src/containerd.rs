@@ -1,0 +1,122 @@
+//! The real containerd the testbed's `containerd` package carries (issue 9 item 4), built
+//! from source by `testbed/containerd/build.sh` and cached per version (see
+//! testbed/containerd/README.md), and the container images hosts are preloaded with.
+//!
+//! There is no registry in the testbed: a host has exactly the images a test imports with
+//! the real `ctr -n k8s.io images import` (as kind and air-gapped installs preload them),
+//! and the CRI's PullImage of anything else fails as on a site without registry access.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The upstream version of the `containerd` package in the testbed's Ubuntu 24.04 archive
+/// (1.7.24-0ubuntu1~24.04.2): the one built and shipped as the real program. Other
+/// releases' containerd packages keep the stand-in.
+pub const VERSION: &str = "1.7.24";
+
+/// The build script, in the source tree this crate was compiled from.
+const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/containerd/build.sh");
+
+/// The directory holding the real `containerd`, `ctr` and `containerd-shim-runc-v2` of
+/// [`VERSION`], built or reused by testbed/containerd/build.sh (under /var, so hosts see
+/// it through their /var overlay). `TESTBED_CONTAINERD_CACHE`, `GOMODCACHE` and `GOCACHE`
+/// move the caches.
+pub fn real_containerd() -> Result<PathBuf> {
+    crate::k8s::cached_build(BUILD_SCRIPT, VERSION, "containerd")
+}
+
+/// Writes an OCI image layout archive (`oci-layout`, `index.json`, `blobs/sha256/*`, as
+/// `ctr images import` reads it) holding one tiny linux/amd64 image per reference in
+/// `images` (e.g. "registry.k8s.io/pause:3.10.1"), each named by the
+/// `io.containerd.image.name` annotation containerd's importer uses. Each image has one
+/// empty layer and a config naming the image (so their digests differ); that is enough
+/// for the CRI's ImageStatus, and nothing in the testbed runs them.
+pub fn write_image_archive(images: &[&str], out: &Path) -> Result<()> {
+    let dir = out.with_extension("layout");
+    let _ = std::fs::remove_dir_all(&dir);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
+    let blob = |data: &[u8]| -> Result<(String, usize)> {
+        let digest = format!("{:x}", Sha256::digest(data));
+        let path = blobs.join(&digest);
+        std::fs::write(&path, data).map_err(|e| Error::io("write", &path, e))?;
+        Ok((format!("sha256:{digest}"), data.len()))
+    };
+    // An empty tar archive: two zero blocks (POSIX end-of-archive).
+    let (layer, layer_size) = blob(&[0u8; 1024])?;
+    let mut manifests = Vec::new();
+    for image in images {
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+        let config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"testbed.image": image}},
+            "rootfs": {"type": "layers", "diff_ids": [layer]},
+        });
+        let (config, config_size) = blob(config.to_string().as_bytes())?;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config, "size": config_size,
+            },
+            "layers": [{
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": layer, "size": layer_size,
+            }],
+        });
+        let (manifest, manifest_size) = blob(manifest.to_string().as_bytes())?;
+        manifests.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest,
+            "size": manifest_size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+            "annotations": {
+                "io.containerd.image.name": image,
+                "org.opencontainers.image.ref.name": tag,
+            },
+        }));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    for (name, text) in [
+        (
+            "oci-layout",
+            r#"{"imageLayoutVersion":"1.0.0"}"#.to_string(),
+        ),
+        ("index.json", index.to_string()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    let command = format!("tar -C {} -cf {} .", dir.display(), out.display());
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()
+        .map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        return Err(Error::Command {
+            command,
+            status: status.to_string(),
+            stderr: String::new(),
+        });
+    }
+    Ok(())
+}
