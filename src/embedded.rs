@@ -60,6 +60,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "kubeadm-join.yaml.j2",
         include_str!("../templates/kubeadm-join.yaml.j2"),
     ),
+    (
+        "kubeadm-taints.yaml.j2",
+        include_str!("../templates/kubeadm-taints.yaml.j2"),
+    ),
 ];
 
 #[cfg(test)]

@@ -41,6 +41,17 @@ fn load(path: &str) -> Inventory {
     inventory::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Fails unless the real kubeadm's `config validate` accepts `config`.
+fn assert_valid(config: &str) {
+    let out = kubeadm_validate(config);
+    assert!(
+        out.status.success(),
+        "{}{}\n--- config:\n{config}",
+        text_of(&out.stdout),
+        text_of(&out.stderr)
+    );
+}
+
 fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -78,13 +89,48 @@ fn real_kubeadm_accepts_taints_and_an_explicit_endpoint() {
     });
     inv.cluster.control_plane_endpoint = Some("10.0.0.10:6443".into());
     let config = rendered(&inv);
-    let out = kubeadm_validate(&config);
-    assert!(
-        out.status.success(),
-        "{}{}\n--- config:\n{config}",
-        text_of(&out.stdout),
-        text_of(&out.stderr)
-    );
+    assert_valid(&config);
+}
+
+/// The JoinConfiguration `bootstrap up` gives `kubeadm join` on stdin, for a worker without
+/// and with taints (one with a value), passes the real kubeadm's validation.
+#[test]
+fn real_kubeadm_accepts_the_join_configuration() {
+    let mut inv = load("inventory.example");
+    let w = inv
+        .hosts
+        .iter()
+        .position(|h| h.role == inventory::Role::Worker)
+        .unwrap();
+    for taints in [
+        vec![],
+        vec![
+            inventory::Taint {
+                key: "example.com/dedicated".into(),
+                value: Some("gpu".into()),
+                effect: "NoSchedule".into(),
+            },
+            inventory::Taint {
+                key: "spot".into(),
+                value: None,
+                effect: "NoExecute".into(),
+            },
+        ],
+    ] {
+        inv.hosts[w].taints = taints;
+        let mut vars = Vars::new(&inv, &inv.hosts[w], None);
+        vars.cluster = vars.cluster.at(DEFAULT_RELEASE.trim_start_matches('v'));
+        let vars = vars.with(
+            "join",
+            serde_json::json!({
+                "endpoint": "10.0.0.10:6443",
+                "token": "abcdef.0123456789abcdef",
+                "ca_cert_hash": format!("sha256:{}", "0123456789abcdef".repeat(4)),
+            }),
+        );
+        let config = playbook::render_template("kubeadm-join.yaml.j2", &vars).unwrap();
+        assert_valid(&config);
+    }
 }
 
 /// kubeadm gives each node a /24 of the pod network (IPv4 node-cidr-mask-size default,

@@ -64,11 +64,12 @@ mod tests {
     const TOKEN: &str = "abcdef.0123456789abcdef";
     const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn join_step(version: &str) -> crate::plan::PlannedStep {
+    /// The join step of worker w1; `w1_keys` adds to its inventory entry.
+    fn join_step(version: &str, w1_keys: &str) -> crate::plan::PlannedStep {
         let yaml = format!(
             "cluster: {{kubernetesVersion: {version}}}\nssh: {{knownHostsFile: /dev/null}}\nhosts:\n\
              - {{name: cp, address: 10.0.0.10, role: control-plane}}\n\
-             - {{name: w1, address: 10.0.0.11, role: worker}}\n"
+             - {{name: w1, address: 10.0.0.11, role: worker{w1_keys}}}\n"
         );
         let inv = crate::inventory::parse(Path::new("inv.yaml"), yaml).unwrap();
         let facts = crate::facts::HostFacts::default();
@@ -88,7 +89,7 @@ mod tests {
     #[test]
     fn the_token_is_on_stdin_as_a_join_configuration_not_on_the_command_line() {
         for (version, api) in [("1.34.2", "v1beta4"), ("1.30.14", "v1beta3")] {
-            let step = join_step(version);
+            let step = join_step(version, "");
             let script = &step.command.script;
             assert!(!script.contains("abcdef"), "{script}");
             assert!(
@@ -109,7 +110,30 @@ mod tests {
                 "unix:///var/run/containerd/containerd.sock"
             );
             assert!(cfg.get("controlPlane").is_none(), "{stdin}");
+            assert_eq!(
+                cfg["nodeRegistration"]["taints"],
+                serde_yaml::Value::Sequence(vec![])
+            );
             assert!(step.command.secrets.iter().any(|s| s == TOKEN));
         }
+    }
+
+    /// A worker registers with its inventory taints (kubeadm's nodeRegistration.taints ->
+    /// the kubelet's --register-with-taints), so nothing is scheduled onto it between the
+    /// join and the labels phase: the Node becomes Ready in the cni phase, when pending
+    /// pods such as CoreDNS are placed.
+    #[test]
+    fn a_worker_joins_with_its_taints() {
+        let step = join_step(
+            "1.34.2",
+            ", taints: [\"dedicated=gpu:NoSchedule\", \"spot:NoExecute\"]",
+        );
+        let stdin = String::from_utf8(step.command.stdin.clone().unwrap()).unwrap();
+        let cfg: serde_yaml::Value = serde_yaml::from_str(&stdin).unwrap();
+        let taints: serde_yaml::Value = serde_yaml::from_str(
+            "[{key: dedicated, value: gpu, effect: NoSchedule}, {key: spot, effect: NoExecute}]",
+        )
+        .unwrap();
+        assert_eq!(cfg["nodeRegistration"]["taints"], taints, "{stdin}");
     }
 }
