@@ -36,6 +36,7 @@ pub const PACKAGES: &[&str] = &[
     "ca-certificates",
     "curl",
     "gpg",
+    "conntrack",
 ];
 
 /// Sysctls the playbooks ask about (the same list is in templates/facts.sh).

@@ -33,7 +33,7 @@ for k in net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables 
   v=$(sysctl -n "$k" 2>/dev/null) && printf '%s=%s\n' "$k" "$v"
 done
 echo "@@packages"
-for p in docker.io containerd kubelet kubeadm kubectl apt-transport-https ca-certificates curl gpg; do
+for p in docker.io containerd kubelet kubeadm kubectl apt-transport-https ca-certificates curl gpg conntrack; do
   printf '%s=%s\n' "$p" "$(dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$p" 2>/dev/null)"
 done
 echo "@@dpkg-interrupted"

@@ -150,7 +150,10 @@ fn fresh_host_needs_the_whole_sequence_in_order() {
         reason("sysctl-file"),
         "/etc/sysctl.d/k8s.conf does not exist"
     );
-    assert_eq!(reason("apt-prereqs"), "apt-transport-https not installed");
+    assert_eq!(
+        reason("apt-prereqs"),
+        "apt-transport-https, conntrack not installed"
+    );
     assert_eq!(
         reason("docker-io"),
         "docker.io and containerd not installed"

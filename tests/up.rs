@@ -256,6 +256,46 @@ fn single_node_cluster_runs_pods_on_its_control_plane() {
     assert_host_files(&tb, "node1");
 }
 
+/// kubeadm below 1.32 requires the conntrack binary in its preflight, and pkgs.k8s.io's
+/// kubelet no longer depends on it from 1.35: bootstrap installs it with the
+/// prerequisites, so it is there on a release whose kubelet does not pull it in.
+#[test]
+fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it() {
+    let tb = testbed(1, "root");
+    let decls = vec![Decl::new("control-plane", &[], Some(&[]))];
+    let inv = Inventory {
+        version: "1.35.4",
+        ..Inventory::new(&decls)
+    }
+    .write(&tb);
+    let run = up(&tb, &inv);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    // The release under test: its kubelet does not depend on conntrack.
+    let depends = exec(
+        &tb,
+        "node1",
+        &["dpkg-query", "-W", "-f=${Depends}", "kubelet"],
+    );
+    assert!(!depends.contains("conntrack"), "kubelet Depends: {depends}");
+    let path = exec(&tb, "node1", &["sh", "-c", "command -v conntrack"]);
+    assert_eq!(path.trim(), "/usr/sbin/conntrack");
+    let status = exec(
+        &tb,
+        "node1",
+        &["dpkg-query", "-W", "-f=${Status}", "conntrack"],
+    );
+    assert_eq!(status, "install ok installed");
+    // Installed by the prerequisites' apt-get install, as the audit log shows.
+    let audit = tb.audit("node1").unwrap();
+    assert!(
+        audit.iter().any(|r| r.kind == "ssh"
+            && r.argv.iter().any(|a| a.contains("apt-get")
+                && a.contains("install -y")
+                && a.contains("curl gpg conntrack"))),
+        "no apt-get install of conntrack in the audit log"
+    );
+}
+
 #[test]
 fn non_root_user_through_sudo() {
     let tb = testbed(2, "ubuntu");

@@ -527,7 +527,13 @@ mod tests {
             );
             f.held.push(p.into());
         }
-        for p in ["apt-transport-https", "ca-certificates", "curl", "gpg"] {
+        for p in [
+            "apt-transport-https",
+            "ca-certificates",
+            "curl",
+            "gpg",
+            "conntrack",
+        ] {
             f.packages.insert(
                 p.into(),
                 Package {
