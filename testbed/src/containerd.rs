@@ -13,6 +13,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::layout::{self, HostPaths};
+use crate::Testbed;
 
 /// The upstream version of the `containerd` package in the testbed's Ubuntu 24.04 archive
 /// (1.7.24-0ubuntu1~24.04.2): the one built and shipped as the real program. Other
@@ -119,4 +121,31 @@ pub fn write_image_archive(images: &[&str], out: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+impl Testbed {
+    /// Gives `host` exactly these container images in containerd's `k8s.io` namespace (the
+    /// CRI's), as a machine image made for an offline site would carry them: the archive
+    /// goes to the host's control directory ([`layout::ctl::IMAGES`]) and the real
+    /// `ctr -n k8s.io images import` loads it when the real containerd starts, or now if
+    /// it runs. Images an earlier call imported stay. Hosts without it have no images, and
+    /// no registry answers (PullImage fails as on an air-gapped site).
+    pub fn preload_images(&self, host: &str, images: &[&str]) -> Result<()> {
+        self.host_state(host)?;
+        let archive = HostPaths::new(self.dir(), host)
+            .ctl()
+            .join(layout::ctl::IMAGES);
+        write_image_archive(images, &archive)?;
+        let out = self.exec(host, &[layout::SIM_BIN, "preload-images"])?;
+        if !out.status.success() {
+            return Err(Error::host(
+                host,
+                format!(
+                    "importing the preloaded images failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -120,6 +120,10 @@ pub mod ctl {
     /// Every public name a stand-in tried to resolve on an air-gapped host, one a line,
     /// appended (mode 0666: stand-ins run as any user).
     pub const PUBLIC_LOOKUPS: &str = "public-lookups";
+    /// The container images the host's machine image carries (`Testbed::preload_images`):
+    /// an OCI archive the real containerd imports into its `k8s.io` namespace when it
+    /// starts (once per archive), as `ctr -n k8s.io images import` does.
+    pub const IMAGES: &str = "images.tar";
 }
 
 /// Per-host settings written by the manager and read by the stand-ins.

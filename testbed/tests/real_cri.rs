@@ -3,8 +3,7 @@
 //! source (testbed/containerd/build.sh), which the systemd stand-in runs inside the host
 //! when containerd.service starts. Real kubeadm talks CRI to it; images are preloaded with
 //! the real `ctr -n k8s.io images import` of archives the testbed makes
-//! (`testbed::containerd::write_image_archive`), and there is no registry, as on an
-//! air-gapped site.
+//! (`Testbed::preload_images`), and there is no registry, as on an air-gapped site.
 //!
 //! Needs root, the built release (`testbed::k8s::real_release`) and the built containerd
 //! (`testbed::containerd::real_containerd`); the first run builds them.
@@ -18,53 +17,46 @@ use testbed::k8s::{real_release, DEFAULT_RELEASE};
 const SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
 const CONFIG: &str = "/etc/kubeadm/kubeadm.yaml";
 
-/// A one-host testbed with real packages, `containerd` installed from the archive by the
-/// real apt and running.
-fn host_with_containerd(prefix: &str) -> (testbed::Testbed, String) {
+/// A one-host testbed with real packages (containerd not installed yet).
+fn real_packages_host(prefix: &str) -> (testbed::Testbed, String) {
     let tb = testbed::Testbed::builder()
         .hosts(1)
         .name_prefix(prefix)
         .real_packages(true)
         .build()
         .expect("testbed");
-    let host = format!("{prefix}1");
+    (tb, format!("{prefix}1"))
+}
+
+/// Installs `containerd` from the archive with the real apt; its postinst starts it.
+fn install_containerd(tb: &testbed::Testbed, host: &str) {
     exec_ok(
-        &tb,
-        &host,
+        tb,
+        host,
         "apt-get update -q >/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd >/dev/null
 systemctl is-active containerd",
     );
-    (tb, host)
 }
 
-/// Imports `images` into containerd's `k8s.io` namespace (the CRI's) with the real ctr.
-fn preload(tb: &testbed::Testbed, host: &str, images: &[&str]) {
-    let archive = tb.dir().join("images.tar");
-    testbed::containerd::write_image_archive(images, &archive).unwrap();
-    let data = std::fs::read(&archive).unwrap();
-    let out = tb
-        .exec_with_input(
-            host,
-            &[
-                "sh",
-                "-c",
-                "cat > /root/images.tar && ctr -n k8s.io images import /root/images.tar",
-            ],
-            Some(&data),
-        )
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ctr import: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The images in containerd's `k8s.io` namespace, by name, sorted (without the
+/// `sha256:ID` references the CRI plugin adds for each image it has seen).
+fn cri_images(tb: &testbed::Testbed, host: &str) -> Vec<String> {
+    let out = exec_ok(tb, host, "ctr -n k8s.io images ls -q");
+    let mut images: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("sha256:"))
+        .map(String::from)
+        .collect();
+    images.sort();
+    images
 }
 
 #[test]
 fn the_package_runs_the_real_containerd_and_its_config_parser() {
-    let (tb, h) = host_with_containerd("cri");
+    let (tb, h) = real_packages_host("cri");
+    install_containerd(&tb, &h);
     // The package's programs are the real ones, of the package's version.
     let out = exec_ok(
         &tb,
@@ -91,6 +83,8 @@ sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.to
 systemctl restart containerd
 containerd config dump | grep -q 'SystemdCgroup = true'",
     );
+    // No machine image preload: the CRI has no images.
+    assert_eq!(cri_images(&tb, &h), Vec::<String>::new());
     // Invalid TOML: the real parser refuses it, and so does the daemon at restart.
     exec_ok(
         &tb,
@@ -129,7 +123,7 @@ fn kubeadm_preflight_checks_images_through_the_real_cri() {
     let k8s = real_release(DEFAULT_RELEASE).unwrap();
     let kubeadm = k8s.bin("kubeadm");
     let kubeadm = kubeadm.display();
-    let (tb, h) = host_with_containerd("cripre");
+    let (tb, h) = real_packages_host("cripre");
     exec_ok(
         &tb,
         &h,
@@ -163,18 +157,16 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
          --ignore-preflight-errors=SystemVerification,KubeletVersion"
     );
 
-    // An air-gapped site where one image was not brought along: kubeadm's ImageStatus
-    // finds it missing, its PullImage fails (no registry), and preflight names it.
+    // An air-gapped site where one image was not brought along: the machine image carries
+    // the others, imported when containerd first starts (at its install); kubeadm's
+    // ImageStatus finds coredns missing, its PullImage fails (no registry), and
+    // preflight names it.
     let present: Vec<&str> = images.iter().copied().filter(|i| *i != coredns).collect();
-    preload(&tb, &h, &present);
-    let out = exec_ok(&tb, &h, "ctr -n k8s.io images ls -q");
-    for image in &present {
-        assert!(
-            out.stdout.lines().any(|l| l == *image),
-            "{image}: {}",
-            out.stdout
-        );
-    }
+    tb.preload_images(&h, &present).unwrap();
+    install_containerd(&tb, &h);
+    let mut want: Vec<String> = present.iter().map(|i| i.to_string()).collect();
+    want.sort();
+    assert_eq!(cri_images(&tb, &h), want);
     let out = exec(&tb, &h, &preflight);
     eprintln!("preflight without {coredns}:\n{}", out.all());
     assert_eq!(out.code, 1, "{}", out.all());
@@ -193,8 +185,10 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
         );
     }
 
-    // With every image preloaded, the CRI checks and the image check pass.
-    preload(&tb, &h, &[coredns]);
+    // With every image there (imported into the running containerd), the CRI checks and
+    // the image check pass.
+    tb.preload_images(&h, &[coredns]).unwrap();
+    assert_eq!(cri_images(&tb, &h).len(), 7);
     let out = exec(&tb, &h, &preflight);
     eprintln!("preflight with every image:\n{}", out.all());
     assert_eq!(out.code, 0, "{}", out.all());

@@ -64,6 +64,7 @@ fn main() {
         "repo-serve" => repo::serve::main(rest),
         "package-hook" => repo::package_hook(rest),
         "hold-locks" => pkg::lock::hold_locks(rest),
+        "preload-images" => os::preload_images(rest),
         "daemon" => match rest.first().and_then(|u| daemon(u)) {
             Some(d) => d(&rest[1..]),
             None => {

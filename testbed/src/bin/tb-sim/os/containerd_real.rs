@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use testbed::layout;
+
 use super::containerd::{parse_toml, runtime_facts, upstream};
 use crate::common;
 
@@ -73,6 +75,9 @@ pub fn run(bin: &Path, stop: &std::sync::atomic::AtomicBool, set_state: fn(&str)
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]);
             if msg.lines().any(|l| l == "READY=1") {
+                if let Err(e) = import_preloaded() {
+                    eprintln!("containerd.service: preloading images: {e}");
+                }
                 publish_facts();
                 set_state("running");
             }
@@ -81,6 +86,49 @@ pub fn run(bin: &Path, stop: &std::sync::atomic::AtomicBool, set_state: fn(&str)
     let _ = std::fs::remove_file(&notify);
     let _ = std::fs::remove_file(common::CONTAINERD_RUNTIME);
     code
+}
+
+/// Where the daemon's state records which preload archive it imported (its SHA-256).
+const PRELOADED: &str = "/var/lib/containerd/testbed-preloaded.sha256";
+
+/// Imports the host's preload archive ([`layout::ctl::IMAGES`]) with the real
+/// `ctr -n k8s.io images import`, unless this archive was imported before: the images a
+/// machine image carries are there once, and a test that removes one keeps it removed.
+fn import_preloaded() -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    let archive = common::ctl_path(layout::ctl::IMAGES);
+    let Ok(data) = std::fs::read(&archive) else {
+        return Ok(());
+    };
+    let sum = format!("{:x}\n", Sha256::digest(&data));
+    if std::fs::read_to_string(PRELOADED).ok().as_deref() == Some(sum.as_str()) {
+        return Ok(());
+    }
+    let out = Command::new("/usr/bin/ctr")
+        .args(["-n", "k8s.io", "images", "import"])
+        .arg(&archive)
+        .output()
+        .map_err(|e| format!("ctr: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    std::fs::write(PRELOADED, sum).map_err(|e| format!("{PRELOADED}: {e}"))
+}
+
+/// `tb-sim preload-images`: imports a new preload archive now if the real containerd
+/// runs (the manager's `Testbed::preload_images`); otherwise containerd.service does at
+/// its next start.
+pub fn preload_images(_args: &[String]) -> i32 {
+    if real_binary().is_none() || !Path::new("/run/containerd/containerd.sock").exists() {
+        return 0;
+    }
+    match import_preloaded() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("tb-sim preload-images: {e}");
+            1
+        }
+    }
 }
 
 /// Publishes what the running daemon uses (its `config dump`) for the kube stand-ins, as

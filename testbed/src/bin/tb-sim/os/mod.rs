@@ -3,6 +3,7 @@
 
 pub mod containerd;
 mod containerd_real;
+pub use containerd_real::preload_images;
 pub mod ethtool;
 pub mod kernel;
 pub mod net;
