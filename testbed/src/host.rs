@@ -151,6 +151,7 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
         time_scale: state.time_scale,
         peers: state.hosts.iter().map(|h| h.address.clone()).collect(),
         real_packages: state.real_packages,
+        real_kubernetes: state.real_kubernetes.clone(),
     };
     crate::state::write_json(&ctl.join(layout::ctl::HOST_CONFIG), &config)?;
     // Every user of the host appends to the audit log (stand-ins run as whoever calls).

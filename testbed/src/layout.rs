@@ -142,6 +142,12 @@ pub struct HostConfig {
     /// repositories (no stand-ins for them); the dpkg database is the real one.
     #[serde(default)]
     pub real_packages: bool,
+    /// The kubelet unit runs the kubelet stand-in for the REAL control plane
+    /// (STANDINS-kubelet-real.md) with the programs of the installed kubelet package's
+    /// release from this directory (testbed/k8s/build.sh's cache, one subdirectory per
+    /// release); None: the simulated kubelet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_kubernetes: Option<std::path::PathBuf>,
 }
 
 /// One line of the audit log.

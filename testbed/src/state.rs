@@ -63,6 +63,10 @@ pub struct TestbedState {
     /// repositories, served by the process `repo_pid` from the cache `repo_cache`.
     #[serde(default)]
     pub real_packages: bool,
+    /// The kubelet units run the real-control-plane kubelet stand-in with the releases
+    /// in this directory (`Builder::real_kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_kubernetes: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,6 +45,7 @@ pub struct Builder {
     host_os: HashMap<String, Os>,
     host_resources: HashMap<String, layout::Resources>,
     real_packages: bool,
+    real_kubernetes: Option<PathBuf>,
     public_addresses: bool,
 }
 
@@ -64,6 +65,7 @@ impl Default for Builder {
             host_os: HashMap::new(),
             host_resources: HashMap::new(),
             real_packages: std::env::var("TESTBED_REAL_PACKAGES").is_ok_and(|v| v == "1"),
+            real_kubernetes: None,
             public_addresses: false,
         }
     }
@@ -116,6 +118,15 @@ impl Builder {
     /// under the real host names (default: env TESTBED_REAL_PACKAGES=1, else off).
     pub fn real_packages(mut self, yes: bool) -> Self {
         self.real_packages = yes;
+        self
+    }
+    /// The `kubelet` unit of every host runs the kubelet stand-in for the REAL control
+    /// plane (testbed/STANDINS-kubelet-real.md) with the programs of the installed kubelet
+    /// package's release taken from `releases` (the parent of
+    /// [`crate::k8s::RealRelease::dir`]; it must be under /var or /usr, which the hosts
+    /// see). Default: the simulated kubelet.
+    pub fn real_kubernetes(mut self, releases: impl Into<PathBuf>) -> Self {
+        self.real_kubernetes = Some(releases.into());
         self
     }
     /// Hosts are named PREFIX1..PREFIXN (default "node").
@@ -247,6 +258,7 @@ impl Builder {
             time_scale: self.time_scale,
             hosts,
             real_packages: self.real_packages,
+            real_kubernetes: self.real_kubernetes.clone(),
             repo_pid: None,
             repo_cache: None,
             public_addresses: self.public_addresses,

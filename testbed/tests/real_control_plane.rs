@@ -43,6 +43,8 @@ localAPIEndpoint:
 nodeRegistration:
   name: node1
   criSocket: unix:///var/run/containerd/containerd.sock
+  kubeletExtraArgs:
+  - {{name: node-ip, value: {addr}}}
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
@@ -50,6 +52,10 @@ kubernetesVersion: {DEFAULT_RELEASE}
 networking:
   podSubnet: 192.168.0.0/16
   serviceSubnet: 10.96.0.0/12
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
 "
     );
     exec_ok(
@@ -70,6 +76,46 @@ fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
             k8s.dir().display()
         ),
     );
+}
+
+/// The preflight errors `kubeadm init` and `kubeadm join` are told to pass over, nothing
+/// else:
+/// - while the hosts have no container runtime (the `cri` work puts a real containerd
+///   into hosts; until then): `CRI` and `ContainerRuntimeVersion` (the runtime's
+///   Version/Status over /var/run/containerd/containerd.sock) and `ImagePull`
+///   (ImageStatus/PullImage of the images kubeadm lists);
+/// - `SystemVerification`, because this machine boots cgroup v1 and the hosts share its
+///   cgroup hierarchy: kubeadm 1.35 refuses cgroup v1 unless told to skip the check and
+///   the KubeletConfiguration sets `failCgroupV1: false` ([`write_config`] does; the
+///   kubelet stand-in refuses to start otherwise, as the real one). Ubuntu 22.04 and
+///   24.04 boot cgroup v2, where neither is needed.
+const NO_CRI_YET: &str =
+    "--ignore-preflight-errors=CRI,ContainerRuntimeVersion,ImagePull,SystemVerification";
+
+/// A testbed whose kubelet units run the kubelet stand-in for the real control plane.
+fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::Testbed {
+    let releases = k8s.dir().parent().unwrap();
+    testbed::Testbed::builder()
+        .hosts(hosts)
+        .real_kubernetes(releases)
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"))
+}
+
+/// The reference procedure's §1 and the kubelet package of the release (pkgs.k8s.io
+/// `v1.N`), held and enabled as §3 does; kubeadm and kubectl are the built ones.
+fn install_kubelet(tb: &testbed::Testbed, host: &str) {
+    let version = DEFAULT_RELEASE.trim_start_matches('v');
+    let minor = version.rsplit_once('.').unwrap().0;
+    let mut steps: Vec<String> = PREREQUISITES.iter().map(|s| s.to_string()).collect();
+    steps.push("apt-get update".into());
+    steps.extend(k8s_repository(minor));
+    steps.push(format!("apt-get install -y kubelet={version}-1.1"));
+    steps.push("apt-mark hold kubelet".into());
+    steps.push("systemctl enable --now kubelet".into());
+    for step in steps {
+        exec_ok(tb, host, &step);
+    }
 }
 
 /// A mirror pod: name, `kubernetes.io/config.hash`, phase.
@@ -96,12 +142,13 @@ fn poll<T: std::fmt::Debug>(
     }
 }
 
-/// The kubelet stand-in's log and the tail of each component's.
+/// The kubelet stand-in's log (started by hand or by the unit) and the tail of each
+/// component's.
 fn logs(tb: &testbed::Testbed) -> String {
     exec(
         tb,
         "node1",
-        "cat /var/log/real-kubelet.log; tail -n 20 /var/log/pods/*/*/0.log",
+        "cat /var/log/real-kubelet.log /usr/local/lib/testbed/units/kubelet.log 2>/dev/null; tail -n 20 /var/log/pods/*/*/0.log",
     )
     .all()
 }
@@ -240,24 +287,25 @@ EOF"
     );
 }
 
-/// The whole real `kubeadm init`, but for the phases that need a real host's kubelet
-/// package and container runtime (preflight: CRI and images; kubelet-start: systemctl):
-/// waits for the stand-in's healthz and the components' health endpoints, uploads the
-/// configuration, marks the registered Node as control plane, creates the bootstrap
-/// token and cluster-info, installs the CoreDNS and kube-proxy add-ons.
+/// The whole real `kubeadm init` on a host with the kubelet package, preflight checks
+/// included but the container runtime's ([`NO_CRI_YET`]): kubelet-start restarts the
+/// `kubelet` unit, which runs the stand-in with kubeadm's config.yaml and flags; kubeadm
+/// waits for its healthz and the components' health endpoints, uploads the configuration,
+/// marks the registered Node as control plane, creates the bootstrap token and
+/// cluster-info, installs the CoreDNS and kube-proxy add-ons.
 #[test]
 fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     let k8s = release();
-    let tb = testbed(1, "root");
+    let tb = real_testbed(1, &k8s);
     write_config(&tb);
-    start_kubelet(&tb, &k8s);
+    install_kubelet(&tb, "node1");
     let kubeadm = k8s.bin("kubeadm").display().to_string();
     let kubectl = k8s.bin("kubectl").display().to_string();
     let started = Instant::now();
     let out = exec(
         &tb,
         "node1",
-        &format!("{kubeadm} init --config {CONFIG} --skip-phases=preflight,kubelet-start --skip-token-print"),
+        &format!("{kubeadm} init --config {CONFIG} {NO_CRI_YET} --skip-token-print"),
     );
     assert_eq!(
         out.code,
@@ -268,6 +316,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     );
     eprintln!("kubeadm init took {:?}", started.elapsed());
     for text in [
+        "[kubelet-start] Starting the kubelet",
         "[wait-control-plane] Waiting for the kubelet to boot up the control plane",
         "[kubelet-check] The kubelet is healthy",
         "[control-plane-check] kube-apiserver is healthy",
@@ -278,6 +327,17 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     ] {
         assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
     }
+
+    // The stand-in runs as the kubelet unit kubeadm restarted, answering as the package.
+    let out = exec_ok(
+        &tb,
+        "node1",
+        "systemctl is-active kubelet; kubelet --version",
+    );
+    assert_eq!(
+        out.stdout,
+        format!("active\nKubernetes {DEFAULT_RELEASE}\n")
+    );
 
     // The Node the stand-in registered, as kubeadm's mark-control-plane left it.
     let out = exec_ok(

@@ -26,6 +26,8 @@ use super::scheduler::CNI_NOT_READY;
 use crate::common::{self, Ctx};
 
 pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+/// The unit's `--bootstrap-kubeconfig` (kubeadm's 10-kubeadm.conf drop-in).
+pub const BOOTSTRAP_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 pub const CONFIG_YAML: &str = "/var/lib/kubelet/config.yaml";
 pub const FLAGS_ENV: &str = "/var/lib/kubelet/kubeadm-flags.env";
 pub const DEFAULTS_ENV: &str = "/etc/default/kubelet";
@@ -78,7 +80,7 @@ fn log(level: char, msg: &str) {
     );
 }
 
-fn set_state(s: &str) {
+pub fn set_state(s: &str) {
     let _ = common::write_atomic(
         &common::ctl_path(testbed::layout::ctl::UNITS).join("kubelet.state"),
         s.as_bytes(),
@@ -135,7 +137,7 @@ pub fn parse_flags(texts: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// `--node-labels` is a map flag: repeated flags add up (a later value for the same
 /// key wins).
-fn node_labels(flags: &[(String, String)]) -> String {
+pub fn node_labels(flags: &[(String, String)]) -> String {
     flags
         .iter()
         .filter(|(k, _)| k == "node-labels")
@@ -241,7 +243,7 @@ fn label_value_error(v: &str) -> Option<String> {
     Some("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into())
 }
 
-fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn flag<'a>(flags: &'a [(String, String)], name: &str) -> Option<&'a str> {
     flags
         .iter()
         .rev()
@@ -286,7 +288,10 @@ pub fn forbidden_node_labels(labels: &str) -> Vec<String> {
 
 /// Why the kubelet can't start now (the message it logs before exiting), if any.
 /// In the kubelet's order: flag parsing, flag validation, then the host checks.
-fn start_check(config: &Value, flags: &[(String, String)]) -> Option<String> {
+/// `real`: the stand-in for the REAL control plane, which is its own container runtime
+/// (STANDINS-kubelet-real.md) and runs a 1.35+ release, so it checks cgroup v1 as that
+/// kubelet validates its configuration instead of the runtime.
+fn start_check(config: &Value, flags: &[(String, String)], real: bool) -> Option<String> {
     if let Some(t) = flag(flags, "register-with-taints") {
         if let Err(e) = parse_taints(t) {
             return Some(format!("failed to parse kubelet flag: invalid argument \"{t}\" for \"--register-with-taints\" flag: {e}"));
@@ -302,7 +307,28 @@ fn start_check(config: &Value, flags: &[(String, String)]) -> Option<String> {
     if !common::kernel().swaps.is_empty() && config["failSwapOn"] != false {
         return Some("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false".into());
     }
+    if real {
+        return cgroup_v1_refused(config, cgroup2_unified());
+    }
     runtime_problem().map(|p| format!("failed to run Kubelet: validate service connection: {p}"))
+}
+
+/// Whether /sys/fs/cgroup is the cgroup v2 hierarchy (libcontainer
+/// cgroups.IsCgroup2UnifiedMode: statfs magic CGROUP2_SUPER_MAGIC).
+fn cgroup2_unified() -> bool {
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let path = c"/sys/fs/cgroup";
+    unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type == 0x6367_7270 }
+}
+
+/// The 1.35 kubelet's configuration check on a cgroup v1 host (KubeletConfiguration
+/// failCgroupV1, default true: pkg/kubelet/apis/config/validation/validation_linux.go
+/// validateKubeletOSConfiguration, wrapped by cmd/kubelet/app/server.go; the real message
+/// ends with `, path: ` and the whole configuration, left out here).
+fn cgroup_v1_refused(config: &Value, cgroup2: bool) -> Option<String> {
+    (!cgroup2 && config["failCgroupV1"] != false).then(|| {
+        "failed to validate kubelet configuration, error: kubelet is configured to not run on a host using cgroup v1. cgroup v1 support is unsupported and will be removed in a future release".to_string()
+    })
 }
 
 /// What is wrong with the CRI endpoint, in the CRI client's words.
@@ -651,7 +677,7 @@ fn running_calico_pods(client: &ClientConfig, node: &str) -> Vec<String> {
 /// Binds the kubelet's ports: 10250 (API) and 127.0.0.1:10248 (healthz, answered).
 /// `--node-ip` split as nodeutil.ParseNodeIPArgument does: the first IP that parses,
 /// and the entries that do not (ignored by the kubelet).
-fn parse_node_ip(flag: &str) -> (Option<std::net::IpAddr>, Vec<String>) {
+pub fn parse_node_ip(flag: &str) -> (Option<std::net::IpAddr>, Vec<String>) {
     let mut ip = None;
     let mut unparsed = Vec::new();
     for part in flag.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -665,7 +691,7 @@ fn parse_node_ip(flag: &str) -> (Option<std::net::IpAddr>, Vec<String>) {
 }
 
 /// The kubelet's validateNodeIP, message for message.
-fn validate_node_ip(ip: std::net::IpAddr, local: &[std::net::IpAddr]) -> Result<(), String> {
+pub fn validate_node_ip(ip: std::net::IpAddr, local: &[std::net::IpAddr]) -> Result<(), String> {
     let link_local = match ip {
         std::net::IpAddr::V4(v4) => v4.is_link_local(),
         std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
@@ -691,7 +717,7 @@ fn validate_node_ip(ip: std::net::IpAddr, local: &[std::net::IpAddr]) -> Result<
 }
 
 /// The addresses on the host's interfaces (Go's net.InterfaceAddrs), from getifaddrs(3).
-fn local_addresses() -> Vec<std::net::IpAddr> {
+pub fn local_addresses() -> Vec<std::net::IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -743,6 +769,7 @@ pub fn daemon(_args: &[String]) -> i32 {
         libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
     }
     let host = Ctx::load("kubelet").config;
+    let real = host.real_kubernetes.clone();
     let Some(version) = kubelet_version() else {
         log('E', "kubelet package is not installed");
         return 1;
@@ -773,18 +800,28 @@ pub fn daemon(_args: &[String]) -> i32 {
                 e.to_string()
             };
             say(format!("failed to load kubelet config file, path: {CONFIG_YAML}, error: failed to load Kubelet config file {CONFIG_YAML}, error failed to read kubelet config file \"{CONFIG_YAML}\", error: open {CONFIG_YAML}: {why}"));
-        } else if !Path::new(KUBELET_CONF).exists() {
-            say(format!("failed to run Kubelet: unable to load bootstrap kubeconfig: stat /etc/kubernetes/bootstrap-kubelet.conf: no such file or directory; kubeconfig {KUBELET_CONF} is missing"));
+        } else if !(Path::new(KUBELET_CONF).exists()
+            || real.is_some() && Path::new(BOOTSTRAP_CONF).exists())
+        {
+            say(format!("failed to run Kubelet: unable to load bootstrap kubeconfig: stat {BOOTSTRAP_CONF}: no such file or directory; kubeconfig {KUBELET_CONF} is missing"));
         } else {
             let config: Value = serde_yaml::from_str(&text.unwrap()).unwrap_or(Value::Null);
             let flags = read_flags();
-            match start_check(&config, &flags) {
+            match start_check(&config, &flags, real.is_some()) {
                 Some(m) => say(m),
                 None => break (config, flags),
             }
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    if let Some(releases) = real {
+        set_state("running");
+        log(
+            'I',
+            &format!("\"Kubelet version\" kubeletVersion=\"{version}\""),
+        );
+        return super::staticpods::run(&releases.join(&version), &version, &config, &flags);
+    }
     let ports = listen_ports();
     if ports.is_none() {
         log('E', "\"command failed\" err=\"failed to run Kubelet: listen tcp 0.0.0.0:10250: bind: address already in use\"");
@@ -1015,9 +1052,21 @@ mod tests {
             .starts_with("invalid taint spec: -bad:NoSchedule, name part must consist of"));
         let flags = vec![("register-with-taints".to_string(), "k:Never".to_string())];
         assert_eq!(
-            start_check(&json!({"failSwapOn": false}), &flags).unwrap(),
+            start_check(&json!({"failSwapOn": false}), &flags, false).unwrap(),
             "failed to parse kubelet flag: invalid argument \"k:Never\" for \"--register-with-taints\" flag: invalid taint effect: Never, unsupported taint effect"
         );
+    }
+
+    #[test]
+    fn a_1_35_kubelet_refuses_cgroup_v1_unless_told_not_to_fail() {
+        assert!(cgroup_v1_refused(&json!({}), false)
+            .unwrap()
+            .contains("kubelet is configured to not run on a host using cgroup v1"));
+        assert_eq!(
+            cgroup_v1_refused(&json!({"failCgroupV1": false}), false),
+            None
+        );
+        assert_eq!(cgroup_v1_refused(&json!({}), true), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod realnode;
 pub mod scheduler;
 pub mod state;
 pub mod staticpods;
+pub mod tlsboot;
 
 use crate::{Daemon, Standin};
 

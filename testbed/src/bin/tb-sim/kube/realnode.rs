@@ -26,8 +26,19 @@
 //!
 //! - mirror pods (mirror.rs), synced in the same 10 s loop.
 //!
-//! Not yet: --node-ip, --register-with-taints, --hostname-override from kubeadm-flags.env,
-//! the container runtime's version in nodeInfo (there is no runtime yet).
+//! - the node from kubeadm's flags (kubeadm-flags.env, /etc/default/kubelet; later flags
+//!   win as with pflag): the name from `--hostname-override` (lowercased, also the
+//!   hostname label and address: pkg/util/node GetHostname), `--node-labels`,
+//!   `--register-with-taints` in the registered Node's spec (initialNode), InternalIP from
+//!   `--node-ip` (nodeutil.ParseNodeIPArgument), which every status update validates
+//!   against the host's interfaces (kubelet_node_status.go validateNodeIP): on failure the
+//!   NodeAddress setter errs, the kubelet logs `Failed to set some node status fields`
+//!   and the addresses stay as they were (nodestatus/setters.go NodeAddress,
+//!   kubelet_node_status.go setNodeStatus).
+//! - the client: before registering, the TLS bootstrap (tlsboot.rs) when kubelet.conf
+//!   holds no valid certificate.
+//!
+//! Not yet: the container runtime's version in nodeInfo (there is no runtime yet).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -38,18 +49,60 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::kubelet::{KUBELET_CONF, MANIFESTS};
+use super::kubelet::{self, KUBELET_CONF, MANIFESTS};
 use super::mirror;
 use super::objects::rfc3339;
 use super::scheduler::CNI_NOT_READY;
 use crate::common;
 
-pub const HEALTHZ: &str = "127.0.0.1:10248";
+/// What the kubelet's flags and configuration say about its Node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The node name (`--hostname-override` or the host name, lowercased).
+    pub name: String,
+    /// `--node-ip`'s first address, if one parses.
+    pub node_ip: Option<std::net::IpAddr>,
+    /// `--node-labels`, `k=v,...`.
+    pub labels: String,
+    /// `--register-with-taints`, as Node spec.taints entries.
+    pub taints: Vec<Value>,
+    /// The kubelet's release (the package's version), e.g. v1.35.4.
+    pub release: String,
+    /// KubeletConfiguration `rotateCertificates` (kubeadm sets true).
+    pub rotate: bool,
+    /// `healthzBindAddress:healthzPort` (defaults 127.0.0.1:10248), None for port 0.
+    pub healthz: Option<String>,
+}
 
-/// Serves the kubelet's healthz endpoint until the process exits.
-pub fn serve_healthz() -> Result<(), String> {
+impl Options {
+    /// From config.yaml (`config`, Null when absent) and the unit's flags. The flags were
+    /// checked before (kubelet.rs start_check), so a taint that does not parse is none.
+    pub fn new(release: &str, config: &Value, flags: &[(String, String)]) -> Options {
+        let name = kubelet::flag(flags, "hostname-override")
+            .map(str::to_lowercase)
+            .unwrap_or_else(hostname);
+        let (node_ip, _) = kubelet::parse_node_ip(kubelet::flag(flags, "node-ip").unwrap_or(""));
+        let port = config["healthzPort"].as_u64().unwrap_or(10248);
+        let address = config["healthzBindAddress"].as_str().unwrap_or("127.0.0.1");
+        Options {
+            name,
+            node_ip,
+            labels: kubelet::node_labels(flags),
+            taints: kubelet::parse_taints(
+                kubelet::flag(flags, "register-with-taints").unwrap_or(""),
+            )
+            .unwrap_or_default(),
+            release: release.to_string(),
+            rotate: config["rotateCertificates"].as_bool().unwrap_or(false),
+            healthz: (port != 0).then(|| format!("{address}:{port}")),
+        }
+    }
+}
+
+/// Serves the kubelet's healthz endpoint at `address` until the process exits.
+pub fn serve_healthz(address: &str) -> Result<(), String> {
     let listener =
-        TcpListener::bind(HEALTHZ).map_err(|e| format!("listen tcp {HEALTHZ}: bind: {e}"))?;
+        TcpListener::bind(address).map_err(|e| format!("listen tcp {address}: bind: {e}"))?;
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
             let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
@@ -68,9 +121,10 @@ pub fn serve_healthz() -> Result<(), String> {
     Ok(())
 }
 
-/// The Node the kubelet registers (kubelet_node_status.go `initialNode`).
-pub fn initial_node(name: &str, hostname: &str) -> serde_json::Value {
-    json!({
+/// The Node the kubelet registers (kubelet_node_status.go `initialNode`): `--node-labels`
+/// added to the labels, `--register-with-taints` as spec.taints.
+pub fn initial_node(name: &str, hostname: &str, labels: &str, taints: &[Value]) -> Value {
+    let mut node = json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
@@ -86,7 +140,15 @@ pub fn initial_node(name: &str, hostname: &str) -> serde_json::Value {
                 "volumes.kubernetes.io/controller-managed-attach-detach": "true",
             },
         },
-    })
+    });
+    for kv in labels.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        node["metadata"]["labels"][k] = json!(v);
+    }
+    if !taints.is_empty() {
+        node["spec"] = json!({ "taints": taints });
+    }
+    node
 }
 
 /// Go's name of this machine's architecture (runtime.GOARCH), which the labels carry.
@@ -106,13 +168,22 @@ pub fn hostname() -> String {
         .to_lowercase()
 }
 
-/// Registers the Node once kubelet.conf exists (retrying every 2 s, as the kubelet retries
-/// until it succeeds), then reports its status and renews its Lease every 10 s, in a
-/// thread.
-pub fn run_in_background(kubectl: PathBuf, release: String, log: fn(&str)) {
+/// In a thread: the TLS bootstrap if kubelet.conf needs one (tlsboot.rs, retried every
+/// 10 s on failure), then registers the Node (retrying every 2 s, as the kubelet retries
+/// until it succeeds), then reports its status and renews its Lease every 10 s.
+pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
     std::thread::spawn(move || {
-        let name = hostname();
-        let node = initial_node(&name, &name).to_string();
+        let name = opts.name.clone();
+        let node = initial_node(&name, &name, &opts.labels, &opts.taints).to_string();
+        let mut said = String::new();
+        while let Err(e) = super::tlsboot::ensure_client(&kubectl, &name, opts.rotate, &|m| log(m))
+        {
+            if e != said {
+                log(&format!("failed to run Kubelet: {e}"));
+                said = e;
+            }
+            std::thread::sleep(Duration::from_secs(10));
+        }
         let mut last = String::new();
         let mut report = |what: &str, r: Result<String, String>| match r {
             Ok(_) => last.clear(),
@@ -143,12 +214,9 @@ pub fn run_in_background(kubectl: PathBuf, release: String, log: fn(&str)) {
             std::thread::sleep(Duration::from_secs(2));
         }
         loop {
-            report(
-                "Error updating node status",
-                update_status(&kubectl, &name, &release),
-            );
+            report("Error updating node status", update_status(&kubectl, &opts));
             report("failed to update lease", renew_lease(&kubectl, &name));
-            report("failed to sync mirror pods", sync_mirrors(&kubectl, &name));
+            report("failed to sync mirror pods", sync_mirrors(&kubectl, &opts));
             std::thread::sleep(Duration::from_secs(10));
         }
     });
@@ -156,23 +224,57 @@ pub fn run_in_background(kubectl: PathBuf, release: String, log: fn(&str)) {
 
 /// GET the Node, PUT it back to nodes/status with the current status. The kubelet PATCHes
 /// nodes/status; kubectl's `patch` would GET nodes/status first, which the Node authorizer
-/// does not allow a kubelet, so this goes through the raw API (`--raw`) instead.
-fn update_status(kubectl: &Path, name: &str, release: &str) -> Result<String, String> {
-    let path = format!("/api/v1/nodes/{name}");
+/// does not allow a kubelet, so this goes through the raw API (`--raw`) instead. A node IP
+/// that fails validation leaves the addresses as they were and is reported after the
+/// update, as the kubelet logs it.
+fn update_status(kubectl: &Path, opts: &Options) -> Result<String, String> {
+    let path = format!("/api/v1/nodes/{}", opts.name);
     let text = kubectl_run(kubectl, &["get", "--raw", &path], "")?;
     let mut node: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    node["status"] = node_status(release);
+    let addresses = node_addresses(opts);
+    let previous = node["status"]["addresses"].clone();
+    node["status"] = node_status(&opts.release);
+    node["status"]["addresses"] = match &addresses {
+        Ok(list) => json!(list),
+        Err(_) if previous.is_null() => json!([]),
+        Err(_) => previous,
+    };
     let status = format!("{path}/status");
     kubectl_run(
         kubectl,
         &["replace", "--raw", &status, "-f", "-"],
         &node.to_string(),
-    )
+    )?;
+    addresses.map(|_| String::new()).map_err(|e| {
+        format!(
+            "Failed to set some node status fields: err=\"failed to validate nodeIP: {e}\" node=\"{}\"",
+            opts.name
+        )
+    })
+}
+
+/// The NodeAddress setter (nodestatus/setters.go): `--node-ip` if it validates, else the
+/// host's global IPv4 address; then the Hostname address.
+fn node_addresses(opts: &Options) -> Result<Vec<Value>, String> {
+    let ip = match opts.node_ip {
+        Some(ip) => {
+            kubelet::validate_node_ip(ip, &kubelet::local_addresses())?;
+            Some(ip.to_string())
+        }
+        None => internal_ip(),
+    };
+    let mut out: Vec<Value> = ip
+        .map(|ip| json!({"type": "InternalIP", "address": ip}))
+        .into_iter()
+        .collect();
+    out.push(json!({"type": "Hostname", "address": opts.name}));
+    Ok(out)
 }
 
 /// Makes the mirror pods match the manifests (mirror.rs): deletes those whose manifest is
 /// gone or changed, creates the missing ones, writes each one's status.
-fn sync_mirrors(kubectl: &Path, node: &str) -> Result<String, String> {
+fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
+    let node = opts.name.as_str();
     let get = |path: &str| -> Result<Value, String> {
         let text = kubectl_run(kubectl, &["get", "--raw", path], "")?;
         serde_json::from_str(&text).map_err(|e| e.to_string())
@@ -204,7 +306,11 @@ fn sync_mirrors(kubectl: &Path, node: &str) -> Result<String, String> {
         }
     }
     let now = rfc3339(common::now());
-    let ip = internal_ip().unwrap_or_default();
+    let ip = opts
+        .node_ip
+        .map(|ip| ip.to_string())
+        .or_else(internal_ip)
+        .unwrap_or_default();
     for (static_name, (pod, hash)) in &wanted {
         let mut object = match current.remove(static_name) {
             Some(object) => object,
@@ -333,11 +439,6 @@ pub fn node_status(release: &str) -> serde_json::Value {
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|v| v.trim_matches('"').to_string())
         .unwrap_or_default();
-    let mut addresses = Vec::new();
-    if let Some(ip) = internal_ip() {
-        addresses.push(json!({"type": "InternalIP", "address": ip}));
-    }
-    addresses.push(json!({"type": "Hostname", "address": hostname()}));
     json!({
         "conditions": [
             condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
@@ -345,7 +446,6 @@ pub fn node_status(release: &str) -> serde_json::Value {
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             ready,
         ],
-        "addresses": addresses,
         "capacity": capacity,
         "allocatable": capacity,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
@@ -383,8 +483,18 @@ fn lease(name: &str, uid: &str) -> serde_json::Value {
 
 /// Runs the built kubectl with kubelet.conf, `stdin` as input; stdout or stderr.
 fn kubectl_run(kubectl: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
+    kubectl_as(kubectl, KUBELET_CONF, args, stdin)
+}
+
+/// Runs the built kubectl with `kubeconfig`, `stdin` as input; stdout or stderr.
+pub fn kubectl_as(
+    kubectl: &Path,
+    kubeconfig: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Result<String, String> {
     let mut child = Command::new(kubectl)
-        .args(["--kubeconfig", KUBELET_CONF])
+        .args(["--kubeconfig", kubeconfig])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -408,7 +518,7 @@ mod tests {
 
     #[test]
     fn the_initial_node_carries_the_kubelets_labels_and_annotation() {
-        let node = initial_node("node1", "node1");
+        let node = initial_node("node1", "node1", "", &[]);
         assert_eq!(node["metadata"]["name"], "node1");
         let labels = &node["metadata"]["labels"];
         assert_eq!(labels["kubernetes.io/hostname"], "node1");
@@ -428,5 +538,36 @@ mod tests {
             node.get("spec").is_none(),
             "no taints unless --register-with-taints"
         );
+        let taint = json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"});
+        let node = initial_node("w1", "w1", "tier=db", std::slice::from_ref(&taint));
+        assert_eq!(node["spec"]["taints"], json!([taint]));
+        assert_eq!(node["metadata"]["labels"]["tier"], "db");
+    }
+
+    #[test]
+    fn options_come_from_kubeadm_s_flags_and_config() {
+        let flags = kubelet::parse_flags(&[(
+            "KUBELET_KUBEADM_ARGS=\"--hostname-override=Worker-1 --node-ip=10.200.1.12 --register-with-taints=dedicated=db:NoSchedule\"",
+            "KUBELET_KUBEADM_ARGS",
+        )]);
+        let config = json!({"rotateCertificates": true, "healthzPort": 10249});
+        let o = Options::new("v1.35.4", &config, &flags);
+        assert_eq!(o.name, "worker-1");
+        assert_eq!(o.node_ip, Some("10.200.1.12".parse().unwrap()));
+        assert_eq!(o.taints[0]["key"], "dedicated");
+        assert!(o.rotate);
+        assert_eq!(o.healthz.as_deref(), Some("127.0.0.1:10249"));
+        // An address on none of the host's interfaces: the setter's error, no addresses.
+        let o = Options {
+            node_ip: Some("203.0.113.7".parse().unwrap()),
+            ..o
+        };
+        assert_eq!(
+            node_addresses(&o).unwrap_err(),
+            "node IP: \"203.0.113.7\" not found in the host's network interfaces"
+        );
+        let none = Options::new("v1.35.4", &Value::Null, &[]);
+        assert_eq!(none.healthz.as_deref(), Some("127.0.0.1:10248"));
+        assert!(!none.rotate);
     }
 }

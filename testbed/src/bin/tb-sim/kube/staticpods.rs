@@ -188,12 +188,9 @@ fn stop(mut child: Child, grace: Duration) {
     let _ = child.wait();
 }
 
-/// The daemon's loop: reconcile the running processes with the manifests every second.
+/// `tb-sim daemon real-kubelet --images DIR`: the stand-in started by hand (DIR's name
+/// is the release), with the unit's configuration files if they exist.
 pub fn daemon(args: &[String]) -> i32 {
-    unsafe {
-        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
-    }
     let dir = match args {
         [flag, dir] if flag == "--images" => PathBuf::from(dir),
         _ => {
@@ -201,23 +198,40 @@ pub fn daemon(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let images = match load_images(&dir) {
+    let release = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let config = fs::read_to_string(super::kubelet::CONFIG_YAML)
+        .ok()
+        .and_then(|t| serde_yaml::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    run(&dir, &release, &config, &super::kubelet::read_flags())
+}
+
+/// The stand-in proper, from the `kubelet` unit (kubelet.rs) or [`daemon`]: the programs
+/// of `release` from `dir`, the kubelet's configuration (config.yaml as JSON) and flags.
+/// Reconciles the running processes with the manifests every second.
+pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]) -> i32 {
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+    }
+    let images = match load_images(dir) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("E {} real-kubelet: {e}", stamp());
             return 1;
         }
     };
-    if let Err(e) = realnode::serve_healthz() {
-        eprintln!("E {} real-kubelet: {e}", stamp());
-        return 1;
+    let opts = realnode::Options::new(release, config, flags);
+    if let Some(address) = &opts.healthz {
+        if let Err(e) = realnode::serve_healthz(address) {
+            eprintln!("E {} real-kubelet: {e}", stamp());
+            return 1;
+        }
     }
-    // The release the images directory holds stands for the kubelet package's version.
-    let release = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    realnode::run_in_background(dir.join("kubectl"), release, |msg| {
+    realnode::run_in_background(dir.join("kubectl"), opts, |msg| {
         eprintln!("I {} real-kubelet: {msg}", stamp())
     });
     // Keyed by manifest file and container name.

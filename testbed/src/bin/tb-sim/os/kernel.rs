@@ -581,7 +581,23 @@ fn apply_line(k: &mut KernelState, line: &str) -> Option<Result<String, String>>
         )));
     }
     k.sysctls.insert(key.clone(), norm_value(value));
+    set_netns_sysctl(&key, value);
     Some(Ok(format!("{key} = {value}")))
+}
+
+/// Writes a per-network-namespace key (net.ipv4.*, net.ipv6.*) to the host's real
+/// /proc/sys too, as the real sysctl does: each host has its own network namespace, and
+/// the real programs (kubeadm's preflight reads /proc/sys/net/ipv4/ip_forward) read the
+/// kernel, not the simulation. Only inside a testbed host (its control directory
+/// exists), never in the machine's own namespace (unit tests).
+fn set_netns_sysctl(key: &str, value: &str) {
+    let in_host = common::ctl_path(testbed::layout::ctl::HOST_CONFIG).exists();
+    if in_host && (key.starts_with("net.ipv4.") || key.starts_with("net.ipv6.")) {
+        let path = proc_path(key);
+        if Path::new(&path).exists() {
+            let _ = std::fs::write(path, format!("{value}\n"));
+        }
+    }
 }
 
 /// `sysctl --system`: every sysctl.d file in procps' order, then /etc/sysctl.conf.

@@ -1,0 +1,423 @@
+//! The kubelet's TLS bootstrap, for the kubelet stand-in of the REAL control plane
+//! (testbed/STANDINS-kubelet-real.md; reference real-control-plane.md §3): what `kubeadm
+//! join` waits for in `[kubelet-start] Waiting for the kubelet to perform the TLS
+//! Bootstrap` (cmd/kubeadm/app/cmd/phases/join/kubelet.go waitForTLSBootstrappedClient:
+//! /etc/kubernetes/kubelet.conf and the certificate and key it names load).
+//!
+//! Followed source (k8s.io/kubernetes v1.35.4 and k8s.io/client-go v0.35.4):
+//! - the unit's flags (10-kubeadm.conf): `--bootstrap-kubeconfig=` [`BOOTSTRAP_CONF`],
+//!   `--kubeconfig=` [`KUBELET_CONF`], cert dir /var/lib/kubelet/pki (the default);
+//! - kubeadm's config.yaml sets `rotateCertificates: true`, so the kubelet takes the
+//!   client-rotation path (cmd/kubelet/app/server.go buildKubeletClientConfig): when
+//!   kubelet.conf is missing or holds no valid certificate (bootstrap.go
+//!   isClientConfigStillValid), `LoadClientConfig` writes kubelet.conf at once, pointing
+//!   at `kubelet-client-current.pem` in the cert dir (writeKubeconfigFromBootstrapping:
+//!   cluster `default-cluster` with the bootstrap kubeconfig's server and CA, user
+//!   `default-auth`, context `default-context`, namespace default), then the certificate
+//!   manager (client-go util/certificate/certificate_manager.go rotateCerts/generateCSR)
+//!   makes a new ECDSA P-256 key and a CSR with subject O=system:nodes,
+//!   CN=system:node:NODE (pkg/kubelet/certificate/kubelet.go
+//!   NewKubeletClientCertificateManager), POSTs it with the bootstrap credentials as
+//!   `generateName: csr-` (csr.RequestCertificateWithContext with an empty name), signer
+//!   `kubernetes.io/kube-apiserver-client-kubelet`, usages `digital signature`, `client
+//!   auth` (DefaultKubeletClientGetUsages: no key encipherment for a non-RSA key), and
+//!   waits for the certificate (csr.WaitForCertificate: Denied or Failed ends the wait);
+//! - with `rotateCertificates: false` the older path (bootstrap.go LoadClientCert) names
+//!   the CSR `node-csr-<digest>` (digestedName: SHA-512/256 over the base64url public key,
+//!   CN, O and usages, each followed by `|`) and writes kubelet.conf only after the
+//!   certificate;
+//! - the store (certificate_store.go Update): `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem`,
+//!   mode 0600, the certificate(s) then the key, and the symlink
+//!   `kubelet-client-current.pem` to its absolute path.
+//!
+//! The key and the CSR are made by the host's `openssl` (EC key in SEC1 "EC PRIVATE KEY"
+//! PEM, as keyutil.MarshalPrivateKeyToPEM writes it); the API calls go through the built
+//! kubectl with the bootstrap kubeconfig, so the REAL API server authenticates the
+//! bootstrap token and the REAL kube-controller-manager approves (csrapproving, with
+//! kubeadm's `kubeadm:node-autoapprove-bootstrap` binding) and signs (csrsigning) it.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha512_256};
+
+use super::kubelet::{BOOTSTRAP_CONF, KUBELET_CONF};
+use super::objects::rfc3339;
+use crate::common;
+
+/// The kubelet's default `--cert-dir`.
+pub const CERT_DIR: &str = "/var/lib/kubelet/pki";
+/// The store's symlink to the newest pair (certificate_store.go `currentPair`).
+pub const CURRENT_PEM: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+const SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+const USAGES: [&str; 2] = ["digital signature", "client auth"];
+const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+
+/// Makes sure kubelet.conf holds a valid client certificate, bootstrapping one with
+/// [`BOOTSTRAP_CONF`] when it does not. Returns when it does (or with why it cannot).
+pub fn ensure_client(
+    kubectl: &Path,
+    node: &str,
+    rotate: bool,
+    log: &dyn Fn(&str),
+) -> Result<(), String> {
+    if client_config_still_valid(Path::new(KUBELET_CONF)) {
+        return Ok(());
+    }
+    let bootstrap = read_kubeconfig(Path::new(BOOTSTRAP_CONF))
+        .map_err(|e| format!("unable to load bootstrap kubeconfig: {e}"))?;
+    if rotate {
+        // LoadClientConfig: kubelet.conf first, the certificate in the background.
+        write_kubeconfig(&bootstrap)?;
+        log("Client rotation is on, will bootstrap in background");
+    }
+    let key = run(
+        "openssl",
+        &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+        b"",
+    )?;
+    let subject = format!("/O=system:nodes/CN=system:node:{node}");
+    let csr = run(
+        "openssl",
+        &["req", "-new", "-key", "/dev/stdin", "-subj", &subject],
+        &key,
+    )?;
+    let name = if rotate {
+        json!({"generateName": "csr-"})
+    } else {
+        let der = run("openssl", &["pkey", "-pubout", "-outform", "DER"], &key)?;
+        json!({"name": digested_name(&der, node)})
+    };
+    let object = json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": name,
+        "spec": {
+            "request": STANDARD.encode(&csr),
+            "signerName": SIGNER,
+            "usages": USAGES,
+        },
+    });
+    let created = kubectl_json(
+        kubectl,
+        &["create", "--raw", CSRS, "-f", "-"],
+        &object.to_string(),
+    )
+    .map_err(|e| format!("cannot create certificate signing request: {e}"))?;
+    let csr_name = created["metadata"]["name"].as_str().unwrap_or_default();
+    let uid = created["metadata"]["uid"].clone();
+    log(&format!(
+        "Waiting for client certificate to be issued (certificate signing request {csr_name})"
+    ));
+    let cert = wait_for_certificate(kubectl, csr_name, &uid)?;
+    store_update(&cert, &key)?;
+    if !rotate {
+        write_kubeconfig(&bootstrap)?;
+    }
+    log(&format!(
+        "Certificate signing request {csr_name} is issued: {CURRENT_PEM}"
+    ));
+    Ok(())
+}
+
+/// csr.WaitForCertificate: the certificate once the CSR of that uid is approved and
+/// issued; Denied or Failed end the wait with the kubelet's message. Up to an hour
+/// (certificateWaitTimeout), polled every second.
+fn wait_for_certificate(kubectl: &Path, name: &str, uid: &Value) -> Result<Vec<u8>, String> {
+    let started = Instant::now();
+    let path = format!("{CSRS}/{name}");
+    while started.elapsed() < Duration::from_secs(3600) {
+        if let Ok(csr) = kubectl_json(kubectl, &["get", "--raw", &path], "") {
+            if csr["metadata"]["uid"] != *uid {
+                return Err(format!(
+                    "certificate signing request {name} changed UIDs, expected {uid}"
+                ));
+            }
+            for c in csr["status"]["conditions"].as_array().into_iter().flatten() {
+                let (kind, reason, message) = (&c["type"], &c["reason"], &c["message"]);
+                if kind == "Denied" {
+                    return Err(format!(
+                        "certificate signing request is denied, reason: {}, message: {}",
+                        reason.as_str().unwrap_or(""),
+                        message.as_str().unwrap_or("")
+                    ));
+                }
+                if kind == "Failed" {
+                    return Err(format!(
+                        "certificate signing request failed, reason: {}, message: {}",
+                        reason.as_str().unwrap_or(""),
+                        message.as_str().unwrap_or("")
+                    ));
+                }
+            }
+            let approved = csr["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Approved"));
+            if let Some(cert) = csr["status"]["certificate"].as_str() {
+                if approved && !cert.is_empty() {
+                    return STANDARD.decode(cert).map_err(|e| e.to_string());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Err("timed out waiting for the condition".into())
+}
+
+/// bootstrap.go digestedName for an ECDSA key: `node-csr-` + base64url(SHA-512/256).
+pub fn digested_name(public_key_der: &[u8], node: &str) -> String {
+    let mut hash = Sha512_256::new();
+    let cn = format!("system:node:{node}");
+    let parts: Vec<&[u8]> = vec![public_key_der, cn.as_bytes(), b"system:nodes"]
+        .into_iter()
+        .chain(USAGES.iter().map(|u| u.as_bytes()))
+        .collect();
+    for part in parts {
+        hash.update(URL_SAFE_NO_PAD.encode(part).as_bytes());
+        hash.update(b"|");
+    }
+    format!("node-csr-{}", URL_SAFE_NO_PAD.encode(hash.finalize()))
+}
+
+/// certificate_store.go Update: the pair file, then the `current` symlink swapped in.
+fn store_update(cert: &[u8], key: &[u8]) -> Result<PathBuf, String> {
+    let dir = Path::new(CERT_DIR);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("could not create directory {dir:?} to store certificates: {e}"))?;
+    let t = rfc3339(common::now());
+    // "2006-01-02-15-04-05"
+    let ts = t.trim_end_matches('Z').replace(['T', ':'], "-");
+    let path = dir.join(format!("kubelet-client-{ts}.pem"));
+    let mut data = cert.to_vec();
+    if !data.ends_with(b"\n") {
+        data.push(b'\n');
+    }
+    data.extend_from_slice(key);
+    std::fs::write(&path, &data).map_err(|e| format!("could not open {path:?}: {e}"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    let current = Path::new(CURRENT_PEM);
+    if let Ok(meta) = std::fs::symlink_metadata(current) {
+        if !meta.file_type().is_symlink() {
+            return Err(format!(
+                "expected {current:?} to be a symlink but it is a file"
+            ));
+        }
+    }
+    let updating = dir.join("kubelet-client-updated.pem");
+    let _ = std::fs::remove_file(&updating);
+    std::os::unix::fs::symlink(&path, &updating).map_err(|e| e.to_string())?;
+    std::fs::rename(&updating, current).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// The cluster a kubeconfig's current context names: (server, CA data base64).
+#[derive(Debug, PartialEq)]
+pub struct Cluster {
+    pub server: String,
+    pub ca_data: String,
+}
+
+/// Reads the current context's cluster from a kubeconfig (clientcmd's loading rules for
+/// an explicit path).
+pub fn read_kubeconfig(path: &Path) -> Result<Cluster, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!("stat {}: no such file or directory", path.display())
+        } else {
+            format!("{}: {e}", path.display())
+        }
+    })?;
+    parse_kubeconfig(&text).ok_or_else(|| format!("{}: no usable cluster", path.display()))
+}
+
+fn parse_kubeconfig(text: &str) -> Option<Cluster> {
+    let doc: Value = serde_yaml::from_str(text).ok()?;
+    let named = |list: &str, name: &Value| -> Option<Value> {
+        doc[list]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == *name)
+            .cloned()
+    };
+    let context = named("contexts", &doc["current-context"])?;
+    let cluster = named("clusters", &context["context"]["cluster"])?;
+    Some(Cluster {
+        server: cluster["cluster"]["server"].as_str()?.to_string(),
+        ca_data: cluster["cluster"]["certificate-authority-data"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// writeKubeconfigFromBootstrapping, in clientcmd.WriteToFile's layout and mode (0600).
+fn write_kubeconfig(cluster: &Cluster) -> Result<(), String> {
+    let text = kubeconfig_text(cluster);
+    let path = Path::new(KUBELET_CONF);
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())
+}
+
+fn kubeconfig_text(cluster: &Cluster) -> String {
+    format!(
+        "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: {ca}
+    server: {server}
+  name: default-cluster
+contexts:
+- context:
+    cluster: default-cluster
+    namespace: default
+    user: default-auth
+  name: default-context
+current-context: default-context
+kind: Config
+preferences: {{}}
+users:
+- name: default-auth
+  user:
+    client-certificate: {CURRENT_PEM}
+    client-key: {CURRENT_PEM}
+",
+        ca = cluster.ca_data,
+        server = cluster.server
+    )
+}
+
+/// bootstrap.go isClientConfigStillValid: the kubeconfig exists, names a client
+/// certificate that loads, and no certificate in it has expired.
+fn client_config_still_valid(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(doc) = serde_yaml::from_str::<Value>(&text) else {
+        return false;
+    };
+    let Some(user) = doc["users"].as_array().and_then(|u| u.first()) else {
+        return false;
+    };
+    let cert = match (
+        user["user"]["client-certificate-data"].as_str(),
+        user["user"]["client-certificate"].as_str(),
+    ) {
+        (Some(data), _) => STANDARD.decode(data).ok(),
+        (None, Some(file)) => std::fs::read(file).ok(),
+        _ => None,
+    };
+    match cert {
+        Some(pem) if !pem.is_empty() => {
+            run("openssl", &["x509", "-noout", "-checkend", "0"], &pem).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// Runs a program with `input` on stdin; its stdout, or its stderr as the error.
+fn run(program: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The built kubectl with the bootstrap kubeconfig; the JSON it printed.
+fn kubectl_json(kubectl: &Path, args: &[&str], stdin: &str) -> Result<Value, String> {
+    let out = super::realnode::kubectl_as(kubectl, BOOTSTRAP_CONF, args, stdin)?;
+    serde_json::from_str(&out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_kubeconfig_s_cluster_becomes_kubelet_conf_s() {
+        let bootstrap = "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://10.200.1.11:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    user: tls-bootstrap-token-user
+  name: tls-bootstrap-token-user@kubernetes
+current-context: tls-bootstrap-token-user@kubernetes
+kind: Config
+users:
+- name: tls-bootstrap-token-user
+  user:
+    token: abcdef.0123456789abcdef
+";
+        let cluster = parse_kubeconfig(bootstrap).unwrap();
+        assert_eq!(
+            cluster,
+            Cluster {
+                server: "https://10.200.1.11:6443".into(),
+                ca_data: "Q0E=".into()
+            }
+        );
+        let conf: Value = serde_yaml::from_str(&kubeconfig_text(&cluster)).unwrap();
+        assert_eq!(conf["users"][0]["name"], "default-auth");
+        assert_eq!(conf["users"][0]["user"]["client-certificate"], CURRENT_PEM);
+        assert_eq!(conf["users"][0]["user"]["client-key"], CURRENT_PEM);
+        assert_eq!(conf["clusters"][0]["cluster"]["server"], cluster.server);
+        assert_eq!(conf["current-context"], "default-context");
+        assert!(!kubeconfig_text(&cluster).contains("token"));
+    }
+
+    #[test]
+    fn the_node_csr_name_is_the_kubelet_s_digest() {
+        // The digest covers key, CN, O and usages: any change gives another name.
+        let a = digested_name(b"key", "node2");
+        assert!(a.starts_with("node-csr-"), "{a}");
+        assert_eq!(a.len(), "node-csr-".len() + 43, "{a}");
+        assert_ne!(a, digested_name(b"key", "node3"));
+        assert_ne!(a, digested_name(b"kez", "node2"));
+        assert_eq!(a, digested_name(b"key", "node2"));
+    }
+
+    #[test]
+    fn a_missing_or_certless_kubeconfig_is_not_valid() {
+        assert!(!client_config_still_valid(Path::new(
+            "/nonexistent/kubelet.conf"
+        )));
+        let dir = std::env::temp_dir().join(format!("tb-tlsboot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("kubelet.conf");
+        std::fs::write(
+            &conf,
+            "users:\n- name: default-auth\n  user:\n    client-certificate: /nonexistent.pem\n",
+        )
+        .unwrap();
+        assert!(!client_config_still_valid(&conf));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
