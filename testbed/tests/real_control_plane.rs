@@ -506,3 +506,184 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         &format!("{kubectl} {ADMIN} get -n kube-public configmap cluster-info"),
     );
 }
+
+/// The real `kubeadm join` of a second host, with the join line the real `kubeadm token
+/// create --print-join-command` prints on the first: the kubelet stand-in (started by
+/// join's kubelet-start) performs the TLS bootstrap with bootstrap-kubelet.conf; the REAL
+/// kube-controller-manager approves and signs its CSR; it writes the client certificate
+/// and kubelet.conf as the kubelet does, and registers its Node with the flags of
+/// /etc/default/kubelet, which becomes Ready after a CNI config.
+#[test]
+fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
+    let k8s = release();
+    let tb = real_testbed(2, &k8s);
+    write_config(&tb);
+    install_kubelet(&tb, "node1");
+    install_kubelet(&tb, "node2");
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    let out = exec(
+        &tb,
+        "node1",
+        &format!("{kubeadm} init --config {CONFIG} {NO_CRI_YET} --skip-token-print"),
+    );
+    assert_eq!(out.code, 0, "kubeadm init:\n{}\n{}", out.all(), logs(&tb));
+    let line = exec_ok(
+        &tb,
+        "node1",
+        &format!(
+            "{kubeadm} token create --print-join-command --kubeconfig /etc/kubernetes/admin.conf"
+        ),
+    )
+    .stdout;
+    let line = line.trim();
+    assert!(line.starts_with("kubeadm join "), "{line}");
+    let token_id = flag_value(line, "--token")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // What a person adds for a worker: its taint and label, through the kubelet's own
+    // defaults file (KUBELET_EXTRA_ARGS).
+    exec_ok(
+        &tb,
+        "node2",
+        "echo 'KUBELET_EXTRA_ARGS=--register-with-taints=dedicated=db:NoSchedule --node-labels=tier=db' > /etc/default/kubelet",
+    );
+    let started = Instant::now();
+    let join = line.replacen("kubeadm", &kubeadm, 1);
+    let out = exec(&tb, "node2", &format!("{join} {NO_CRI_YET}"));
+    let took = started.elapsed();
+    let node2_log = || exec(&tb, "node2", "cat /usr/local/lib/testbed/units/kubelet.log").all();
+    assert_eq!(
+        out.code,
+        0,
+        "kubeadm join:\n{}\n--- node2 kubelet\n{}\n--- node1\n{}",
+        out.all(),
+        node2_log(),
+        logs(&tb)
+    );
+    eprintln!("kubeadm join took {took:?}");
+    for text in [
+        "[kubelet-start] Starting the kubelet",
+        "[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap",
+        "This node has joined the cluster",
+    ] {
+        assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
+    }
+
+    // The kubelet's files: the pair in the store, the symlink, kubelet.conf pointing at it;
+    // kubeadm removed the bootstrap credentials.
+    let out = exec_ok(
+        &tb,
+        "node2",
+        "readlink /var/lib/kubelet/pki/kubelet-client-current.pem; \
+         stat -c %a \"$(readlink /var/lib/kubelet/pki/kubelet-client-current.pem)\"; \
+         openssl x509 -in /var/lib/kubelet/pki/kubelet-client-current.pem -noout -subject -issuer -ext extendedKeyUsage; \
+         openssl pkey -in /var/lib/kubelet/pki/kubelet-client-current.pem -noout -text | head -1; \
+         grep -E 'client-(certificate|key):|server:' /etc/kubernetes/kubelet.conf; \
+         test ! -e /etc/kubernetes/bootstrap-kubelet.conf && echo no-bootstrap-conf",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("/var/lib/kubelet/pki/kubelet-client-2") && lines[0].ends_with(".pem"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines[1], "600", "{}", out.stdout);
+    for text in [
+        "subject=O = system:nodes, CN = system:node:node2",
+        "issuer=CN = kubernetes",
+        "TLS Web Client Authentication",
+        "Private-Key: (256 bit",
+        "client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem",
+        "client-key: /var/lib/kubelet/pki/kubelet-client-current.pem",
+        &format!("server: https://{}:6443", address(&tb, "node1")),
+        "no-bootstrap-conf",
+    ] {
+        assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
+    }
+
+    // The CSR as the real API server and controller-manager left it.
+    let out = exec_ok(&tb, "node1", &format!("{kubectl} {ADMIN} get csr -o json"));
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    let csr = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["spec"]["username"] == format!("system:bootstrap:{token_id}"))
+        .unwrap_or_else(|| panic!("no CSR of the bootstrap token:\n{}", out.stdout));
+    assert!(
+        csr["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("csr-"),
+        "{csr}"
+    );
+    assert_eq!(
+        csr["spec"]["signerName"],
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    );
+    assert_eq!(
+        csr["spec"]["usages"],
+        serde_json::json!(["digital signature", "client auth"])
+    );
+    let approved = csr["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Approved")
+        .unwrap_or_else(|| panic!("not approved: {csr}"));
+    assert_eq!(approved["reason"], "AutoApproved", "{csr}");
+
+    // The Node, registered with the worker's flags; Ready after a CNI config.
+    let get_node2 = || -> Value {
+        let out = exec(
+            &tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get node node2 -o json"),
+        );
+        serde_json::from_str(&out.stdout).unwrap_or(Value::Null)
+    };
+    let ready = |n: &Value| {
+        n["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let node = poll(&tb, "node2 registered, NotReady", get_node2, &|n| {
+        ready(n)["status"] == "False"
+    });
+    assert_eq!(node["metadata"]["labels"]["tier"], "db", "{node}");
+    assert!(
+        node["spec"]["taints"].as_array().unwrap().contains(
+            &serde_json::json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"})
+        ),
+        "{node}"
+    );
+    let addresses = node["status"]["addresses"].to_string();
+    assert!(addresses.contains(&address(&tb, "node2")), "{addresses}");
+    exec_ok(
+        &tb,
+        "node2",
+        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
+    );
+    poll(&tb, "node2 Ready", get_node2, &|n| {
+        ready(n)["status"] == "True"
+    });
+
+    // A --node-ip on none of the host's interfaces: the kubelet's own complaint on every
+    // status update, and the Node keeps the address it had.
+    exec_ok(
+        &tb,
+        "node2",
+        "echo 'KUBELET_EXTRA_ARGS=--node-ip=10.9.9.9' > /etc/default/kubelet && systemctl restart kubelet",
+    );
+    let wanted = "failed to validate nodeIP: node IP: \\\"10.9.9.9\\\" not found in the host's network interfaces";
+    poll(&tb, "the kubelet's node IP complaint", node2_log, &|log| {
+        log.contains(wanted)
+    });
+    let addresses = get_node2()["status"]["addresses"].to_string();
+    assert!(addresses.contains(&address(&tb, "node2")), "{addresses}");
+}

@@ -214,7 +214,12 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
             std::thread::sleep(Duration::from_secs(2));
         }
         loop {
-            report("Error updating node status", update_status(&kubectl, &opts));
+            match update_status(&kubectl, &opts) {
+                // Logged on every update, as setNodeStatus does.
+                Ok(Some(setter_error)) => log(&setter_error),
+                Ok(None) => report("", Ok(String::new())),
+                Err(e) => report("Error updating node status", Err(e)),
+            }
             report("failed to update lease", renew_lease(&kubectl, &name));
             report("failed to sync mirror pods", sync_mirrors(&kubectl, &opts));
             std::thread::sleep(Duration::from_secs(10));
@@ -226,8 +231,8 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
 /// nodes/status; kubectl's `patch` would GET nodes/status first, which the Node authorizer
 /// does not allow a kubelet, so this goes through the raw API (`--raw`) instead. A node IP
 /// that fails validation leaves the addresses as they were and is reported after the
-/// update, as the kubelet logs it.
-fn update_status(kubectl: &Path, opts: &Options) -> Result<String, String> {
+/// update, as the kubelet logs it (the Ok value: the log line).
+fn update_status(kubectl: &Path, opts: &Options) -> Result<Option<String>, String> {
     let path = format!("/api/v1/nodes/{}", opts.name);
     let text = kubectl_run(kubectl, &["get", "--raw", &path], "")?;
     let mut node: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
@@ -245,12 +250,13 @@ fn update_status(kubectl: &Path, opts: &Options) -> Result<String, String> {
         &["replace", "--raw", &status, "-f", "-"],
         &node.to_string(),
     )?;
-    addresses.map(|_| String::new()).map_err(|e| {
+    Ok(addresses.err().map(|e| {
         format!(
-            "Failed to set some node status fields: err=\"failed to validate nodeIP: {e}\" node=\"{}\"",
+            "\"Failed to set some node status fields\" err=\"failed to validate nodeIP: {}\" node=\"{}\"",
+            e.replace('"', "\\\""),
             opts.name
         )
-    })
+    }))
 }
 
 /// The NodeAddress setter (nodestatus/setters.go): `--node-ip` if it validates, else the
