@@ -118,6 +118,32 @@ fn install_kubelet(tb: &testbed::Testbed, host: &str) {
     }
 }
 
+/// Panics unless `text` contains each of `wanted`.
+#[track_caller]
+fn assert_contains(text: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(text.contains(w), "lacks {w:?}:\n{text}");
+    }
+}
+
+/// A network configuration in /etc/cni/net.d, as a CNI plugin's installer leaves it
+/// (what the container runtime, and so the kubelet, waits for to report Ready).
+fn write_cni_config(tb: &testbed::Testbed, host: &str) {
+    exec_ok(
+        tb,
+        host,
+        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
+    );
+}
+
+/// A Node's Ready condition (Null before the kubelet reported one).
+fn ready_condition(node: &Value) -> Value {
+    node["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or(Value::Null)
+}
+
 /// A mirror pod: name, `kubernetes.io/config.hash`, phase.
 type Mirror = (String, String, String);
 
@@ -315,18 +341,19 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         logs(&tb)
     );
     eprintln!("kubeadm init took {:?}", started.elapsed());
-    for text in [
-        "[kubelet-start] Starting the kubelet",
-        "[wait-control-plane] Waiting for the kubelet to boot up the control plane",
-        "[kubelet-check] The kubelet is healthy",
-        "[control-plane-check] kube-apiserver is healthy",
-        "[mark-control-plane] Marking the node node1 as control-plane",
-        "[addons] Applied essential addon: CoreDNS",
-        "[addons] Applied essential addon: kube-proxy",
-        "Your Kubernetes control-plane has initialized successfully!",
-    ] {
-        assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
-    }
+    assert_contains(
+        &out.stdout,
+        &[
+            "[kubelet-start] Starting the kubelet",
+            "[wait-control-plane] Waiting for the kubelet to boot up the control plane",
+            "[kubelet-check] The kubelet is healthy",
+            "[control-plane-check] kube-apiserver is healthy",
+            "[mark-control-plane] Marking the node node1 as control-plane",
+            "[addons] Applied essential addon: CoreDNS",
+            "[addons] Applied essential addon: kube-proxy",
+            "Your Kubernetes control-plane has initialized successfully!",
+        ],
+    );
 
     // The stand-in runs as the kubelet unit kubeadm restarted, answering as the package.
     let out = exec_ok(
@@ -381,12 +408,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         );
         serde_json::from_str(&out.stdout).unwrap()
     };
-    let condition = |node: &Value| -> Value {
-        node["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
-            .unwrap_or(Value::Null)
-    };
+    let condition = ready_condition;
     let wait = |what: &str, ok: &dyn Fn(&Value) -> bool| poll(&tb, what, || ready(&tb), ok);
     let node = wait("NotReady", &|n| condition(n)["status"] == "False");
     assert_eq!(condition(&node)["reason"], "KubeletNotReady", "{node}");
@@ -399,11 +421,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     );
     let addresses = node["status"]["addresses"].to_string();
     assert!(addresses.contains(&address(&tb, "node1")), "{addresses}");
-    exec_ok(
-        &tb,
-        "node1",
-        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
-    );
+    write_cni_config(&tb, "node1");
     let started = Instant::now();
     wait("Ready without the not-ready taint", &|n| {
         condition(n)["status"] == "True"
@@ -565,13 +583,14 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
         logs(&tb)
     );
     eprintln!("kubeadm join took {took:?}");
-    for text in [
-        "[kubelet-start] Starting the kubelet",
-        "[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap",
-        "This node has joined the cluster",
-    ] {
-        assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
-    }
+    assert_contains(
+        &out.stdout,
+        &[
+            "[kubelet-start] Starting the kubelet",
+            "[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap",
+            "This node has joined the cluster",
+        ],
+    );
 
     // The kubelet's files: the pair in the store, the symlink, kubelet.conf pointing at it;
     // kubeadm removed the bootstrap credentials.
@@ -592,18 +611,19 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
         out.stdout
     );
     assert_eq!(lines[1], "600", "{}", out.stdout);
-    for text in [
-        "subject=O = system:nodes, CN = system:node:node2",
-        "issuer=CN = kubernetes",
-        "TLS Web Client Authentication",
-        "Private-Key: (256 bit",
-        "client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem",
-        "client-key: /var/lib/kubelet/pki/kubelet-client-current.pem",
-        &format!("server: https://{}:6443", address(&tb, "node1")),
-        "no-bootstrap-conf",
-    ] {
-        assert!(out.stdout.contains(text), "lacks {text:?}:\n{}", out.stdout);
-    }
+    assert_contains(
+        &out.stdout,
+        &[
+            "subject=O = system:nodes, CN = system:node:node2",
+            "issuer=CN = kubernetes",
+            "TLS Web Client Authentication",
+            "Private-Key: (256 bit",
+            "client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem",
+            "client-key: /var/lib/kubelet/pki/kubelet-client-current.pem",
+            &format!("server: https://{}:6443", address(&tb, "node1")),
+            "no-bootstrap-conf",
+        ],
+    );
 
     // The CSR as the real API server and controller-manager left it.
     let out = exec_ok(&tb, "node1", &format!("{kubectl} {ADMIN} get csr -o json"));
@@ -646,12 +666,7 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
         );
         serde_json::from_str(&out.stdout).unwrap_or(Value::Null)
     };
-    let ready = |n: &Value| {
-        n["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
-            .unwrap_or(Value::Null)
-    };
+    let ready = ready_condition;
     let node = poll(&tb, "node2 registered, NotReady", get_node2, &|n| {
         ready(n)["status"] == "False"
     });
@@ -664,11 +679,7 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
     );
     let addresses = node["status"]["addresses"].to_string();
     assert!(addresses.contains(&address(&tb, "node2")), "{addresses}");
-    exec_ok(
-        &tb,
-        "node2",
-        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
-    );
+    write_cni_config(&tb, "node2");
     poll(&tb, "node2 Ready", get_node2, &|n| {
         ready(n)["status"] == "True"
     });
