@@ -168,6 +168,46 @@ fn fresh_host_needs_the_whole_sequence_in_order() {
     assert!(shown.starts_with(&head), "{shown}");
 }
 
+/// Every playbook line that installs or configures packages keeps a changed conffile
+/// without asking (dpkg's prompt has no terminal here: "end of file on stdin at
+/// conffile prompt"), and every apt/dpkg run sets needrestart to list mode (Ubuntu's
+/// needrestart hook otherwise restarts services, or asks, in the middle of a run).
+#[test]
+fn every_package_install_keeps_conffiles_and_defers_needrestart() {
+    let mut installs = 0;
+    for entry in std::fs::read_dir("playbooks").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            let at = format!("{}:{}", path.display(), i + 1);
+            if line.contains("apt-get") && line.contains(" install ") {
+                installs += 1;
+                assert!(
+                    line.contains("-o Dpkg::Options::=--force-confold install"),
+                    "{at}: {line}"
+                );
+            }
+            if line.contains("dpkg --") && line.contains("--configure") {
+                assert!(
+                    line.contains("dpkg --force-confold --configure -a"),
+                    "{at}: {line}"
+                );
+            }
+            if line.contains("DEBIAN_FRONTEND=noninteractive") {
+                assert!(
+                    line.contains("DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l"),
+                    "{at}: {line}"
+                );
+            }
+        }
+    }
+    // apt-prereqs, docker-io, kube-packages (2), upgrade's kubeadm, kubelet, kubectl.
+    assert_eq!(installs, 7);
+}
+
 #[test]
 fn every_rendered_script_is_valid_sh() {
     for step in plan_of(FRESH).steps() {
@@ -207,7 +247,7 @@ fn fresh_host_commands_are_the_reference_commands() {
     let docker = cmd("docker-io").script;
     assert!(
         docker.trim_end().ends_with(
-            "export DEBIAN_FRONTEND=noninteractive\nbootstrap_dpkg_wait apt-get -o DPkg::Lock::Timeout=600 install -y docker.io"
+            "export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l\nbootstrap_dpkg_wait apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold install -y docker.io"
         ),
         "{docker}"
     );
@@ -290,7 +330,7 @@ fn the_package_step_picks_the_revision_from_apt_cache_madison() {
     assert!(st.success());
     assert_eq!(
         std::fs::read_to_string(&log).unwrap().trim(),
-        "-o DPkg::Lock::Timeout=600 install -y kubelet=1.34.2-1.3 kubeadm=1.34.2-1.3 kubectl=1.34.2-1.3"
+        "-o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold install -y kubelet=1.34.2-1.3 kubeadm=1.34.2-1.3 kubectl=1.34.2-1.3"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

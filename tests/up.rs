@@ -296,6 +296,39 @@ fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it() {
     );
 }
 
+/// Every package installation `up` runs keeps changed conffiles without asking and
+/// leaves restarts to needrestart's list mode, as the hosts' audit log shows.
+#[test]
+fn package_installs_keep_conffiles_and_defer_needrestart() {
+    let tb = testbed(1, "root");
+    let decls = vec![Decl::new("control-plane", &[], Some(&[]))];
+    let inv = inventory(&tb, &decls);
+    let run = up(&tb, &inv);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    let installs: Vec<String> = tb
+        .audit("node1")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "ssh")
+        .flat_map(|r| r.argv)
+        .filter(|a| a.contains("bootstrap_dpkg_wait apt-get") && a.contains(" install -y"))
+        .collect();
+    // apt-prereqs, docker-io, kube-packages.
+    assert_eq!(installs.len(), 3, "{installs:#?}");
+    for script in &installs {
+        assert!(
+            script.contains("export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains(
+                "apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold install -y"
+            ),
+            "{script}"
+        );
+    }
+}
+
 #[test]
 fn non_root_user_through_sudo() {
     let tb = testbed(2, "ubuntu");

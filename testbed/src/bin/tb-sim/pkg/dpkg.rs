@@ -213,7 +213,15 @@ fn query(mode: char, fmt: &str, pkgs: &[String], prog: &str) -> i32 {
 
 /// `dpkg --configure -a | -l | -s | --print-architecture | --get-selections`.
 pub fn dpkg(ctx: &mut Ctx, args: &[String]) -> i32 {
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    // `--force-THINGS` options (dpkg(1); e.g. --force-confold: keep a modified conffile
+    // without asking) go anywhere before the action. The stand-in never asks about a
+    // conffile (it always keeps an existing one, as --force-confold does), so they
+    // change nothing here.
+    let a: Vec<&str> = args
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| !s.starts_with("--force-"))
+        .collect();
     match a.as_slice() {
         ["--print-architecture"] => {
             println!("amd64");
