@@ -205,13 +205,30 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(out.stderr.contains("failed to pull image"), "{}", out.all());
 
-    // reset lists the runtime's pod sandboxes (none) through the same socket.
-    let out = exec(
-        &tb,
-        &h,
-        &format!("{kubeadm} reset -f --cri-socket {SOCKET} 2>&1"),
-    );
+    // reset lists the runtime's pod sandboxes (none) through the same socket
+    // (cleanupnode.go: ListKubeContainers, then stop and remove each); with containerd
+    // stopped the same call fails, which shows it is asked.
+    let reset = format!("{kubeadm} reset -f --v=1 --cri-socket {SOCKET} 2>&1");
+    let out = exec(&tb, &h, &reset);
     eprintln!("reset:\n{}", out.all());
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(!out.all().contains("error"), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("[reset] Removing Kubernetes-managed containers"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        !out.stdout.contains("Failed to remove containers"),
+        "{}",
+        out.all()
+    );
+    let out = exec(&tb, &h, &format!("systemctl stop containerd; {reset}"));
+    assert!(
+        out.stdout.contains(
+            "[reset] Failed to remove containers: failed to create new CRI runtime service"
+        ),
+        "{}",
+        out.all()
+    );
 }
