@@ -696,7 +696,29 @@ impl HostFacts {
                 SUPPORTED_UBUNTU.join(" and ")
             ));
         }
-        self.other_kubernetes_source()
+        self.old_containerd()
+            .or_else(|| self.other_kubernetes_source())
+    }
+
+    /// An installed containerd (`containerd --version`) older than
+    /// [`CONTAINERD_MIN`](crate::versions::CONTAINERD_MIN): the kubelet would run on a
+    /// runtime its release is not supported with, so the host is refused before any
+    /// change, with the version found.
+    fn old_containerd(&self) -> Option<String> {
+        let found = self.containerd.version.as_deref()?;
+        let mut parts = found.split('.').map(|p| p.parse::<u64>());
+        let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+            return None;
+        };
+        let (min_major, min_minor) = crate::versions::CONTAINERD_MIN;
+        ((major, minor) < (min_major, min_minor)).then(|| {
+            format!(
+                "containerd {found} is installed (`containerd --version`); the Kubernetes \
+                 releases bootstrap offers need containerd {min_major}.{min_minor} or newer \
+                 (containerd's RELEASES.md supports {major}.{minor} with Kubernetes 1.29 at \
+                 most): remove or upgrade it (Ubuntu's docker.io brings containerd 1.7)"
+            )
+        })
     }
 
     /// A pkgs.k8s.io source in another file than bootstrap's, with another keyring than
@@ -960,6 +982,29 @@ mod tests {
             r.starts_with("/etc/apt/sources.list.d/kubernetes.sources:1 is a pkgs.k8s.io source with no signed-by"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn a_containerd_older_than_1_7_is_refused_with_its_version() {
+        let mut f = HostFacts {
+            os: Os {
+                id: "ubuntu".into(),
+                version_id: "22.04".into(),
+                ..Os::default()
+            },
+            ..HostFacts::default()
+        };
+        f.containerd.version = Some("1.6.28".into());
+        let r = f.refusal().unwrap();
+        assert!(
+            r.starts_with("containerd 1.6.28 is installed (`containerd --version`)")
+                && r.contains("containerd 1.7 or newer"),
+            "{r}"
+        );
+        for ok in ["1.7.12", "1.7.24", "2.1.4"] {
+            f.containerd.version = Some(ok.into());
+            assert_eq!(f.refusal(), None, "{ok}");
+        }
     }
 
     #[test]

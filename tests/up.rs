@@ -400,6 +400,40 @@ fn another_kubernetes_source_with_another_keyring_is_refused_before_any_change()
     assert_refused_before_any_change(&tb, &[named, "Conflicting values set for option Signed-By"]);
 }
 
+/// A containerd 1.6 installed by hand (a release binary in /usr/local/bin, first on
+/// sudo's secure_path, as containerd's getting-started guide installs it): the offered
+/// Kubernetes releases need 1.7, so plan and up refuse the host before any change,
+/// naming the host and the version found.
+#[test]
+fn a_containerd_older_than_1_7_is_refused_before_any_change() {
+    let tb = testbed(1, "root");
+    // What containerd 1.6.28 prints for --version (cmd/containerd/command/main.go:
+    // app name, package, version, revision); nothing else of it is needed before the
+    // refusal.
+    let old = "#!/bin/sh\n[ \"$1\" = --version ] || exit 1\n\
+               echo 'containerd github.com/containerd/containerd v1.6.28 ae07eda36dd25f8a1b98dfbf587313b99c0190bb'\n";
+    let out = tb
+        .exec_with_input(
+            "node1",
+            &[
+                "sh",
+                "-c",
+                "install -m 0755 /dev/stdin /usr/local/bin/containerd",
+            ],
+            Some(old.as_bytes()),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    let named = "containerd 1.6.28 is installed (`containerd --version`); the Kubernetes \
+                 releases bootstrap offers need containerd 1.7 or newer";
+    let inv = inventory(&tb, &plain_decls(0));
+    let plan = run_on(&tb, &["plan"], &inv, &[]);
+    assert_eq!(plan.code, Some(5), "{}", plan.stderr);
+    assert!(plan.stderr.contains("node1"), "{}", plan.stderr);
+    assert!(plan.stderr.contains(named), "{}", plan.stderr);
+    assert_refused_before_any_change(&tb, &[named]);
+}
+
 /// `up` on the testbed's one host as a control plane fails, saying every one of `texts`,
 /// and changes nothing.
 fn assert_refused_before_any_change(tb: &Testbed, texts: &[&str]) {

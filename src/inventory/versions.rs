@@ -24,6 +24,11 @@ pub const SUPPORTED: std::ops::RangeInclusive<(u64, u64)> = SUPPORTED_MIN..=SUPP
 /// depends on.
 pub const CONTAINERD_1X_DROPPED: (u64, u64) = (1, 38);
 
+/// The oldest containerd the offered Kubernetes releases (1.30 to 1.37) run on:
+/// containerd's RELEASES.md ("Kubernetes Support") lists 1.6 for Kubernetes up to 1.29
+/// only, and 1.6 is end of life. A host with an older one is refused before any change.
+pub const CONTAINERD_MIN: (u64, u64) = (1, 7);
+
 /// Why 1.38 and later are refused.
 pub const CONTAINERD_1X_MESSAGE: &str = "Kubernetes 1.38 drops support for containerd 1.x \
 (kubernetes/enhancements#6087), and Ubuntu's docker.io package brings containerd 1.7; \
