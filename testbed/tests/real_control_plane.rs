@@ -79,36 +79,48 @@ fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
 }
 
 /// The preflight errors `kubeadm init` and `kubeadm join` are told to pass over, nothing
-/// else:
-/// - while the hosts have no container runtime (the `cri` work puts a real containerd
-///   into hosts; until then): `CRI` and `ContainerRuntimeVersion` (the runtime's
-///   Version/Status over /var/run/containerd/containerd.sock) and `ImagePull`
-///   (ImageStatus/PullImage of the images kubeadm lists);
-/// - `SystemVerification`, because this machine boots cgroup v1 and the hosts share its
-///   cgroup hierarchy: kubeadm 1.35 refuses cgroup v1 unless told to skip the check and
-///   the KubeletConfiguration sets `failCgroupV1: false` ([`write_config`] does; the
-///   kubelet stand-in refuses to start otherwise, as the real one). Ubuntu 22.04 and
-///   24.04 boot cgroup v2, where neither is needed.
-const NO_CRI_YET: &str =
-    "--ignore-preflight-errors=CRI,ContainerRuntimeVersion,ImagePull,SystemVerification";
+/// else: `SystemVerification`, because this machine boots cgroup v1 and the hosts share
+/// its cgroup hierarchy: kubeadm 1.35 refuses cgroup v1 unless told to skip the check and
+/// the KubeletConfiguration sets `failCgroupV1: false` ([`write_config`] does; the kubelet
+/// stand-in refuses to start otherwise, as the real one). Ubuntu 22.04 and 24.04 boot
+/// cgroup v2, where neither is needed. The CRI checks (`CRI`, `ImagePull`) run against the
+/// real containerd of the hosts' containerd package, with kubeadm's images preloaded.
+const IGNORED: &str = "--ignore-preflight-errors=SystemVerification";
 
-/// A testbed whose kubelet units run the kubelet stand-in for the real control plane.
+/// A testbed whose kubelet units run the kubelet stand-in for the real control plane,
+/// with the real apt and packages (so the real containerd), and the images the release's
+/// kubeadm lists preloaded on every host (no registry in the testbed).
 fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::Testbed {
     let releases = k8s.dir().parent().unwrap();
-    testbed::Testbed::builder()
+    let tb = testbed::Testbed::builder()
         .hosts(hosts)
+        .real_packages(true)
         .real_kubernetes(releases)
         .build()
-        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"))
+        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"));
+    let list = k8s
+        .command("kubeadm")
+        .args(["config", "images", "list", "--kubernetes-version"])
+        .arg(k8s.release())
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let list = String::from_utf8(list.stdout).unwrap();
+    let images: Vec<&str> = list.lines().collect();
+    for host in tb.hosts() {
+        tb.preload_images(&host.name, &images).unwrap();
+    }
+    tb
 }
 
-/// The reference procedure's §1 and the kubelet package of the release (pkgs.k8s.io
-/// `v1.N`), held and enabled as §3 does; kubeadm and kubectl are the built ones.
+/// The reference procedure's §1, §2 (docker.io and with it the real containerd,
+/// SystemdCgroup = true) and the kubelet package of the release (pkgs.k8s.io `v1.N`), held
+/// and enabled as §3 does; kubeadm and kubectl are the built ones.
 fn install_kubelet(tb: &testbed::Testbed, host: &str) {
     let version = DEFAULT_RELEASE.trim_start_matches('v');
     let minor = version.rsplit_once('.').unwrap().0;
     let mut steps: Vec<String> = PREREQUISITES.iter().map(|s| s.to_string()).collect();
-    steps.push("apt-get update".into());
+    steps.extend(RUNTIME.iter().map(|s| s.to_string()));
     steps.extend(k8s_repository(minor));
     steps.push(format!("apt-get install -y kubelet={version}-1.1"));
     steps.push("apt-mark hold kubelet".into());
@@ -314,7 +326,7 @@ EOF"
 }
 
 /// The whole real `kubeadm init` on a host with the kubelet package, preflight checks
-/// included but the container runtime's ([`NO_CRI_YET`]): kubelet-start restarts the
+/// included (but [`IGNORED`], cgroup v1): kubelet-start restarts the
 /// `kubelet` unit, which runs the stand-in with kubeadm's config.yaml and flags; kubeadm
 /// waits for its healthz and the components' health endpoints, uploads the configuration,
 /// marks the registered Node as control plane, creates the bootstrap token and
@@ -331,7 +343,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     let out = exec(
         &tb,
         "node1",
-        &format!("{kubeadm} init --config {CONFIG} {NO_CRI_YET} --skip-token-print"),
+        &format!("{kubeadm} init --config {CONFIG} {IGNORED} --skip-token-print"),
     );
     assert_eq!(
         out.code,
@@ -340,10 +352,13 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         out.all(),
         logs(&tb)
     );
+    assert!(!out.all().contains("[ERROR"), "{}", out.all());
     eprintln!("kubeadm init took {:?}", started.elapsed());
     assert_contains(
         &out.stdout,
         &[
+            // The image check ran against the real containerd (ImageStatus found each).
+            "[preflight] Pulling images required for setting up a Kubernetes cluster",
             "[kubelet-start] Starting the kubelet",
             "[wait-control-plane] Waiting for the kubelet to boot up the control plane",
             "[kubelet-check] The kubelet is healthy",
@@ -543,7 +558,7 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
     let out = exec(
         &tb,
         "node1",
-        &format!("{kubeadm} init --config {CONFIG} {NO_CRI_YET} --skip-token-print"),
+        &format!("{kubeadm} init --config {CONFIG} {IGNORED} --skip-token-print"),
     );
     assert_eq!(out.code, 0, "kubeadm init:\n{}\n{}", out.all(), logs(&tb));
     let line = exec_ok(
@@ -571,7 +586,7 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
     );
     let started = Instant::now();
     let join = line.replacen("kubeadm", &kubeadm, 1);
-    let out = exec(&tb, "node2", &format!("{join} {NO_CRI_YET}"));
+    let out = exec(&tb, "node2", &format!("{join} {IGNORED}"));
     let took = started.elapsed();
     let node2_log = || exec(&tb, "node2", "cat /usr/local/lib/testbed/units/kubelet.log").all();
     assert_eq!(
