@@ -455,9 +455,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     );
     assert_eq!(out.stdout, "node1 Node");
 
-    // Mirror pods: the control plane as `kubectl get pods -n kube-system` shows it. (The
-    // real scheduler also binds CoreDNS and kube-proxy here once the Node is Ready; they
-    // stay Pending: running bound pods is a next step.)
+    // Mirror pods: the control plane as `kubectl get pods -n kube-system` shows it.
     let mirrors = |tb: &testbed::Testbed| -> Vec<Mirror> {
         let out = exec_ok(
             tb,
@@ -521,23 +519,98 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         &format!("grep -q -- --v=2 /proc/{}/cmdline", new_pid.trim()),
     );
 
-    // The add-ons are real API objects now (no kubelet runs their pods yet).
-    let out = exec_ok(
-        &tb,
-        "node1",
-        &format!(
-            "{kubectl} {ADMIN} get -n kube-system deployment/coredns daemonset/kube-proxy -o name"
-        ),
-    );
-    assert_eq!(
-        out.stdout,
-        "deployment.apps/coredns\ndaemonset.apps/kube-proxy\n"
-    );
     exec_ok(
         &tb,
         "node1",
         &format!("{kubectl} {ADMIN} get -n kube-public configmap cluster-info"),
     );
+
+    // The add-ons' pods, bound by the real scheduler once the Node is Ready, are run by
+    // the stand-in as kwok runs them: Running and Ready, kube-proxy on the host's network,
+    // CoreDNS with addresses of the Node's podCIDR; the real Deployment controller counts
+    // them available.
+    let pods = |tb: &testbed::Testbed| -> Vec<(String, String, String, String)> {
+        let out = exec_ok(
+            tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get pods -n kube-system -l 'k8s-app in (kube-dns,kube-proxy)' -o json"),
+        );
+        let list: Value = serde_json::from_str(&out.stdout).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                (
+                    s(&p["metadata"]["name"]),
+                    s(&p["status"]["podIP"]),
+                    ready_condition(p)["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    s(&p["metadata"]["deletionTimestamp"]),
+                )
+            })
+            .collect()
+    };
+    let all_ready = |p: &Vec<(String, String, String, String)>| {
+        p.len() == 3
+            && p.iter()
+                .all(|(_, _, ready, gone)| ready == "True" && gone.is_empty())
+    };
+    let running = poll(
+        &tb,
+        "CoreDNS (2) and kube-proxy Ready",
+        || pods(&tb),
+        &all_ready,
+    );
+    let pod_cidr = exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} get node node1 -o jsonpath='{{.spec.podCIDR}}'"),
+    )
+    .stdout;
+    assert_eq!(pod_cidr, "192.168.0.0/24");
+    let node_ip = address(&tb, "node1");
+    for (name, ip, _, _) in &running {
+        if name.starts_with("kube-proxy-") {
+            assert_eq!(*ip, node_ip, "{running:?}");
+        } else {
+            assert!(ip.starts_with("192.168.0."), "{running:?}");
+        }
+    }
+    exec_ok(
+        &tb,
+        "node1",
+        &format!(
+            "{kubectl} {ADMIN} rollout status -n kube-system deployment/coredns --timeout=60s"
+        ),
+    );
+    // A graceful delete (CoreDNS's 30 s grace period) ends once the kubelet confirms it:
+    // without that confirmation the pod would stay Terminating and kubectl would time out.
+    let victim = running
+        .iter()
+        .find(|(n, _, _, _)| n.starts_with("coredns-"))
+        .unwrap()
+        .0
+        .clone();
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} delete pod -n kube-system {victim} --timeout=60s"),
+    );
+    // (The stand-in logs a pass's work after the pass.)
+    let confirmed =
+        format!("Pod kube-system/{victim} deleted (terminated, confirmed with grace period 0)");
+    poll(
+        &tb,
+        "the kubelet's confirmation in its log",
+        || exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout,
+        &|log: &String| log.contains(&confirmed),
+    );
+    let after = poll(&tb, "a new CoreDNS pod Ready", || pods(&tb), &all_ready);
+    assert!(after.iter().all(|(n, _, _, _)| *n != victim), "{after:?}");
 }
 
 /// The real `kubeadm join` of a second host, with the join line the real `kubeadm token
@@ -698,6 +771,24 @@ fn real_kubeadm_join_bootstraps_the_kubelet_and_registers_the_node() {
     poll(&tb, "node2 Ready", get_node2, &|n| {
         ready(n)["status"] == "True"
     });
+    // The kube-proxy pod the DaemonSet controller made for node2, reported Running by
+    // node2's stand-in with its bootstrapped identity (NodeRestriction lets a node write
+    // only its own pods' status), on the host's network.
+    let kube_proxy = || {
+        exec_ok(
+            &tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get pods -n kube-system -l k8s-app=kube-proxy --field-selector spec.nodeName=node2 -o jsonpath='{{.items[*].status.phase}} {{.items[*].status.podIP}}'"),
+        )
+        .stdout
+    };
+    let node2_ip = address(&tb, "node2");
+    poll(
+        &tb,
+        "node2's kube-proxy Running",
+        kube_proxy,
+        &|s: &String| *s == format!("Running {node2_ip}"),
+    );
 
     // A --node-ip on none of the host's interfaces: the kubelet's own complaint on every
     // status update, and the Node keeps the address it had.

@@ -87,7 +87,7 @@ pub fn running(pod: &str) -> bool {
 }
 
 /// The mirror pod's status (kwok's model of a running pod, reference §7).
-pub fn pod_status(pod: &Value, running: bool, ip: &str, now: &str) -> Value {
+pub fn pod_status(pod: &Value, running: bool, host_ip: &str, pod_ip: &str, now: &str) -> Value {
     let ready = if running { "True" } else { "False" };
     let condition = |kind: &str, status: &str| json!({"type": kind, "status": status, "lastTransitionTime": now});
     let containers: Vec<Value> = pod["spec"]["containers"]
@@ -104,6 +104,18 @@ pub fn pod_status(pod: &Value, running: bool, ip: &str, now: &str) -> Value {
                    "ready": running, "started": running, "restartCount": 0, "state": state})
         })
         .collect();
+    // Init containers ran to completion before the containers started.
+    let init_containers: Vec<Value> = pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "",
+                   "ready": true, "started": false, "restartCount": 0,
+                   "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                            "startedAt": now, "finishedAt": now}}})
+        })
+        .collect();
     json!({
         "phase": if running { "Running" } else { "Pending" },
         "conditions": [
@@ -113,10 +125,11 @@ pub fn pod_status(pod: &Value, running: bool, ip: &str, now: &str) -> Value {
             condition("ContainersReady", ready),
             condition("PodScheduled", "True"),
         ],
-        "hostIP": ip, "hostIPs": [{"ip": ip}],
-        "podIP": ip, "podIPs": [{"ip": ip}],
+        "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
         "startTime": now,
         "containerStatuses": containers,
+        "initContainerStatuses": init_containers,
     })
 }
 
@@ -149,9 +162,12 @@ mod tests {
         assert_eq!(m["spec"]["nodeName"], "node1");
         assert!(m.get("status").is_none());
         assert!(m["metadata"].get("creationTimestamp").is_none());
-        let s = pod_status(&pod, true, "10.0.0.1", "t");
+        let s = pod_status(&pod, true, "10.0.0.1", "10.0.0.1", "t");
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["ready"], true);
-        assert_eq!(pod_status(&pod, false, "10.0.0.1", "t")["phase"], "Pending");
+        assert_eq!(
+            pod_status(&pod, false, "10.0.0.1", "10.0.0.1", "t")["phase"],
+            "Pending"
+        );
     }
 }

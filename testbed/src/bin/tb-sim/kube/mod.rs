@@ -8,6 +8,7 @@ pub mod kubelet;
 pub mod mirror;
 pub mod objects;
 pub mod pki;
+pub mod podsync;
 pub mod realnode;
 pub mod scheduler;
 pub mod state;

@@ -213,6 +213,24 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
             }
             std::thread::sleep(Duration::from_secs(2));
         }
+        {
+            // The pods the scheduler binds here (podsync.rs), on their own 2 s beat.
+            let (kubectl, opts) = (kubectl.clone(), opts.clone());
+            std::thread::spawn(move || {
+                let mut said = String::new();
+                loop {
+                    match super::podsync::sync(&kubectl, &opts) {
+                        Ok(lines) => lines.iter().for_each(|l| log(l)),
+                        Err(e) if e != said => {
+                            log(&format!("failed to sync pods: {e}"));
+                            said = e;
+                        }
+                        Err(_) => {}
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            });
+        }
         loop {
             match update_status(&kubectl, &opts) {
                 // Logged on every update, as setNodeStatus does.
@@ -331,7 +349,7 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
             }
         };
         let running = mirror::running(static_name);
-        object["status"] = mirror::pod_status(pod, running, &ip, &now);
+        object["status"] = mirror::pod_status(pod, running, &ip, &ip, &now);
         let path = format!("{pods}/{static_name}{suffix}/status");
         kubectl_run(
             kubectl,
@@ -395,7 +413,7 @@ fn cni_configured() -> bool {
 }
 
 /// The host's global IPv4 address (`ip -4 -o addr show scope global`).
-fn internal_ip() -> Option<String> {
+pub fn internal_ip() -> Option<String> {
     let out = Command::new("ip")
         .args(["-4", "-o", "addr", "show", "scope", "global"])
         .output()
@@ -488,7 +506,7 @@ fn lease(name: &str, uid: &str) -> serde_json::Value {
 }
 
 /// Runs the built kubectl with kubelet.conf, `stdin` as input; stdout or stderr.
-fn kubectl_run(kubectl: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
+pub fn kubectl_run(kubectl: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
     kubectl_as(kubectl, KUBELET_CONF, args, stdin)
 }
 

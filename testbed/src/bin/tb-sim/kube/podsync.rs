@@ -1,0 +1,166 @@
+//! Pods the REAL scheduler binds to the node, for the kubelet stand-in of the REAL
+//! control plane (testbed/STANDINS-kubelet-real.md; reference real-control-plane.md §6,
+//! §7): the stand-in runs no containers for them; it reports them as kwok does
+//! (kustomize/stage pod-ready, pod-delete) within the kubelet's rules:
+//!
+//! - every 2 s it lists the pods bound to it (`spec.nodeName=NODE`, as the kubelet's API
+//!   source watches them: pkg/kubelet/config/apiserver.go), skipping its mirror pods;
+//! - a pod not Running yet is started: a pod on the pod network only once the runtime's
+//!   network is ready (a CNI configuration exists: the kubelet refuses to create a
+//!   sandbox while NetworkReady=false, pkg/kubelet/kubelet.go syncPod `network is not
+//!   ready`), a hostNetwork pod at once; then the status the kubelet's status manager
+//!   PUTs to pods/status (pkg/kubelet/status/status_manager.go; kwok's pod-ready stage):
+//!   phase Running, conditions PodReadyToStartContainers, Initialized, Ready,
+//!   ContainersReady, PodScheduled True, each container running and ready, each init
+//!   container terminated Completed, startTime, hostIP = the node's address, podIP = the
+//!   node's address for hostNetwork pods, else the first free address of the Node's
+//!   spec.podCIDR (kwok's IP pool; a CNI plugin's IPAM would choose its own);
+//! - a pod with a deletionTimestamp has no containers to stop, so the kubelet's
+//!   confirmation follows at once: DELETE with gracePeriodSeconds 0 and the pod's UID as
+//!   precondition (status_manager.go syncPod, canBeDeleted; kwok's pod-delete stage).
+//!   Until then the API server keeps the pod Terminating, which is what a graceful
+//!   delete waits for.
+//!
+//! Pretend: readiness and liveness probes are not run (the pod is Ready at once, as kwok
+//! makes it), and nothing the images would do on the host happens.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::kubelet::{cni_configured, CNI_CONF_DIR};
+use super::mirror;
+use super::objects::rfc3339;
+use super::realnode::{internal_ip, kubectl_run, Options};
+use crate::common;
+
+/// One pass: start what is bound and not running, confirm what is being deleted.
+/// Returns the log lines of what it did.
+pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
+    let node = &opts.name;
+    let text = kubectl_run(
+        kubectl,
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"),
+        ],
+        "",
+    )?;
+    let list: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let pods: Vec<&Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null())
+        .collect();
+    let host_ip = opts
+        .node_ip
+        .map(|ip| ip.to_string())
+        .or_else(internal_ip)
+        .unwrap_or_default();
+    let mut used: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+        .collect();
+    let mut pod_cidr: Option<String> = None;
+    let mut done = Vec::new();
+    for pod in pods {
+        let meta = &pod["metadata"];
+        let (ns, name) = (
+            meta["namespace"].as_str().unwrap_or_default(),
+            meta["name"].as_str().unwrap_or_default(),
+        );
+        let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
+        if !meta["deletionTimestamp"].is_null() {
+            let options = json!({"apiVersion": "v1", "kind": "DeleteOptions",
+                "gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}});
+            kubectl_run(
+                kubectl,
+                &["delete", "--raw", &path, "-f", "-"],
+                &options.to_string(),
+            )?;
+            done.push(format!(
+                "Pod {ns}/{name} deleted (terminated, confirmed with grace period 0)"
+            ));
+            continue;
+        }
+        if pod["status"]["phase"] == "Running" {
+            continue;
+        }
+        let host_network = pod["spec"]["hostNetwork"] == true;
+        if !host_network && !cni_configured(Path::new(CNI_CONF_DIR)) {
+            continue;
+        }
+        let pod_ip = if host_network {
+            host_ip.clone()
+        } else {
+            if pod_cidr.is_none() {
+                let text = kubectl_run(
+                    kubectl,
+                    &["get", "--raw", &format!("/api/v1/nodes/{node}")],
+                    "",
+                )?;
+                let n: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                pod_cidr = n["spec"]["podCIDR"].as_str().map(String::from);
+            }
+            let Some(ip) = pod_cidr.as_deref().and_then(|c| free_ip(c, &used)) else {
+                continue;
+            };
+            used.insert(ip.clone());
+            ip
+        };
+        let now = rfc3339(common::now());
+        let mut object = (*pod).clone();
+        object["status"] = mirror::pod_status(pod, true, &host_ip, &pod_ip, &now);
+        kubectl_run(
+            kubectl,
+            &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
+            &object.to_string(),
+        )?;
+        done.push(format!("Pod {ns}/{name} Running (podIP {pod_ip})"));
+    }
+    Ok(done)
+}
+
+/// The first address of an IPv4 `cidr` after the network address and the first host
+/// (kept for the node's own bridge, as host-local IPAM does) that is not in `used`.
+pub fn free_ip(cidr: &str, used: &BTreeSet<String>) -> Option<String> {
+    let (base, bits) = cidr.split_once('/')?;
+    let base: Ipv4Addr = base.parse().ok()?;
+    let bits: u32 = bits.parse().ok()?;
+    let size = 1u64 << (32 - bits.min(32));
+    let start = u32::from(base);
+    (2..size.saturating_sub(1))
+        .map(|i| Ipv4Addr::from(start.wrapping_add(i as u32)).to_string())
+        .find(|ip| !used.contains(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_ips_come_from_the_node_s_pod_cidr_and_are_not_reused() {
+        let mut used = BTreeSet::new();
+        assert_eq!(
+            free_ip("192.168.1.0/24", &used).as_deref(),
+            Some("192.168.1.2")
+        );
+        used.insert("192.168.1.2".to_string());
+        assert_eq!(
+            free_ip("192.168.1.0/24", &used).as_deref(),
+            Some("192.168.1.3")
+        );
+        // A /30 has one usable address after the gateway's; then none.
+        assert_eq!(
+            free_ip("10.0.0.0/30", &BTreeSet::new()).as_deref(),
+            Some("10.0.0.2")
+        );
+        let full: BTreeSet<String> = ["10.0.0.2".to_string()].into();
+        assert_eq!(free_ip("10.0.0.0/30", &full), None);
+        assert_eq!(free_ip("fd00::/64", &BTreeSet::new()), None);
+    }
+}
