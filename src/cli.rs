@@ -225,9 +225,10 @@ pub struct HostRunArgs {
     pub log_dir: Option<PathBuf>,
 
     /// How long each connection attempt may take, for each of its TCP connect, SSH
-    /// handshake and authentication (e.g. 10s).
-    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "BOOTSTRAP_CONNECT_TIMEOUT")]
-    pub connect_timeout: Duration,
+    /// handshake and authentication (e.g. 10s). Default: ssh_config's ConnectTimeout for
+    /// the host, else 30s.
+    #[arg(long, value_parser = parse_duration, env = "BOOTSTRAP_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<Duration>,
 
     /// How long to wait for hosts that do not accept SSH yet (machines still booting):
     /// such a host is tried again with backoff until this much time has passed since the

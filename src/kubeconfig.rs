@@ -93,7 +93,7 @@ pub async fn run(args: &KubeconfigOptions) -> miette::Result<bool> {
         .map_err(|e| KubeconfigError::RunLog(e.to_string()))?;
     tracing::debug!("run log: {}", log.dir().display());
 
-    let target = inventory::target(&cp, ssh::DEFAULT_CONNECT_TIMEOUT);
+    let target = inventory::target(&cp, None);
     let (_, conn) = ssh::connect_all(std::slice::from_ref(&target), 1)
         .await
         .into_iter()

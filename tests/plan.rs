@@ -37,8 +37,7 @@ fn host(name: &str, address: &str, role: Role) -> Host {
             port: 22,
             identity_file: None,
             known_hosts_file: PathBuf::from("/dev/null"),
-            host_key_policy: Default::default(),
-            proxy_jump: Vec::new(),
+            ..Default::default()
         },
     }
 }
@@ -1399,6 +1398,9 @@ async fn facts_over_ssh_in_one_round_trip() {
         host_key_policy: Default::default(),
         jumps: Vec::new(),
         connect_timeout: std::time::Duration::from_secs(10),
+        identities_only: false,
+        certificate_file: None,
+        server_alive_interval: None,
     };
     let conn = Connection::connect_with_agent(&target, None).await.unwrap();
     let before = tb.audit(&e.name).unwrap();

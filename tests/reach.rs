@@ -24,6 +24,10 @@ fn up(tb: &Testbed, inv: &Path, extra: &[&str]) -> Ran {
 }
 
 fn bootstrap(tb: &Testbed, command: &str, inv: &Path, extra: &[&str]) -> Ran {
+    bootstrap_env(tb, command, inv, extra, &[])
+}
+
+fn bootstrap_env(tb: &Testbed, command: &str, inv: &Path, extra: &[&str], env: Env) -> Ran {
     let runs = tb.dir().join("runs");
     let mut args = vec![
         command,
@@ -32,7 +36,7 @@ fn bootstrap(tb: &Testbed, command: &str, inv: &Path, extra: &[&str]) -> Ran {
         runs.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    run_bootstrap(&args, &[])
+    run_bootstrap(&args, env)
 }
 
 /// The testbed's inventory with its `ssh:` defaults extended by `lines` (YAML, indented
@@ -146,11 +150,32 @@ fn a_host_that_never_answers_is_exit_4_after_the_wait() {
     );
 }
 
+/// Where a test writes the bastion.
+#[derive(PartialEq)]
+enum JumpIn {
+    /// `ssh.proxyJump` in the inventory.
+    Inventory,
+    /// Only `~/.ssh/config` (HOME pointed at the testbed), which bootstrap reads by
+    /// default as ssh does.
+    SshConfig,
+}
+
 /// ProxyJump on the testbed: three hosts in a private network (they do not answer this
 /// machine) converge through a fourth host as the bastion, the plan made over one
 /// bastion connection for the whole run (its sshd logs one login).
 #[test]
 fn hosts_behind_a_bastion_are_reached_through_one_bastion_connection() {
+    converge_behind_a_bastion(JumpIn::Inventory);
+}
+
+/// The same with the bastion written only in ssh_config (`Host` patterns, `ProxyJump`),
+/// as operators keep it; `plan -v` says the setting came from that file and line.
+#[test]
+fn a_bastion_written_only_in_ssh_config_is_used_like_proxy_jump() {
+    converge_behind_a_bastion(JumpIn::SshConfig);
+}
+
+fn converge_behind_a_bastion(jump_in: JumpIn) {
     let tb = testbed(4, "root");
     let bastion = tb.hosts()[3].clone();
     for h in ["node1", "node2", "node3"] {
@@ -160,16 +185,60 @@ fn hosts_behind_a_bastion_are_reached_through_one_bastion_connection() {
     let ran = up(&tb, &direct, &["--connect-timeout", "2s"]);
     assert_eq!(ran.code, Some(4), "not reachable directly: {}", ran.stderr);
 
-    let text = std::fs::read_to_string(&direct).unwrap();
-    let jumped = tb.dir().join("jumped.yaml");
-    std::fs::write(
-        &jumped,
-        text.replace(
-            "ssh:\n",
-            &format!("ssh:\n  proxyJump: root@{}\n", bastion.address),
-        ),
-    )
-    .unwrap();
+    let home = tb.dir().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let home_env = home.to_str().unwrap().to_string();
+    let env: &[(&str, Option<&str>)] = &[("HOME", Some(&home_env))];
+    let jumped = match jump_in {
+        JumpIn::Inventory => {
+            let text = std::fs::read_to_string(&direct).unwrap();
+            let jumped = tb.dir().join("jumped.yaml");
+            std::fs::write(
+                &jumped,
+                text.replace(
+                    "ssh:\n",
+                    &format!("ssh:\n  proxyJump: root@{}\n", bastion.address),
+                ),
+            )
+            .unwrap();
+            jumped
+        }
+        JumpIn::SshConfig => {
+            let private: Vec<String> = tb.hosts()[..3].iter().map(|h| h.address.clone()).collect();
+            std::fs::write(
+                home.join(".ssh/config"),
+                format!(
+                    "# the private network, through the bastion\n\
+                     Host {}\n  ProxyJump root@{}\n\
+                     Host *\n  ConnectTimeout 20\n",
+                    private.join(" "),
+                    bastion.address
+                ),
+            )
+            .unwrap();
+            let verbose = bootstrap_env(&tb, "plan", &direct, &["-v"], env);
+            let origin = format!(
+                "ssh proxyJump root@{} (ssh_config {}:3)",
+                bastion.address,
+                home.join(".ssh/config").display()
+            );
+            assert_eq!(
+                verbose.stderr.matches(&origin).count(),
+                3,
+                "{}",
+                verbose.stderr
+            );
+            assert!(
+                verbose.stderr.contains(&format!(
+                    "ssh connectTimeout 20s (ssh_config {}:5)",
+                    home.join(".ssh/config").display()
+                )),
+                "{}",
+                verbose.stderr
+            );
+            direct.clone()
+        }
+    };
     let logins = || {
         tb.console_log(&bastion.name)
             .unwrap()
@@ -177,12 +246,21 @@ fn hosts_behind_a_bastion_are_reached_through_one_bastion_connection() {
             .count()
     };
     let before = logins();
-    let ran = up(&tb, &jumped, &[]);
+    let ran = bootstrap_env(&tb, "up", &jumped, &[], env);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     assert_eq!(logins() - before, 1, "one bastion connection for the run");
-    let again = plan(&tb, &jumped, &[]);
+    let again = bootstrap_env(&tb, "plan", &jumped, &[], env);
     assert_eq!(again.code, Some(0), "converged: {}", again.stderr);
     assert_eq!(logins() - before, 2);
+    if jump_in == JumpIn::SshConfig {
+        // `ssh.config: false`: the file is ignored, the hosts are out of reach again.
+        let ignoring = tb.dir().join("ignoring.yaml");
+        let text = std::fs::read_to_string(&direct).unwrap();
+        std::fs::write(&ignoring, text.replace("ssh:\n", "ssh:\n  config: false\n")).unwrap();
+        let ran = bootstrap_env(&tb, "up", &ignoring, &["--connect-timeout", "2s"], env);
+        assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+        return;
+    }
 
     // The bastion down: every host fails as unreachable via it.
     tb.stop(&bastion.name).unwrap();

@@ -169,6 +169,9 @@ impl Sshd {
             host_key_policy: Default::default(),
             jumps: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            identities_only: false,
+            certificate_file: None,
+            server_alive_interval: None,
         }
     }
 
@@ -1321,6 +1324,9 @@ async fn testbed_hosts() {
             host_key_policy: Default::default(),
             jumps: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            identities_only: false,
+            certificate_file: None,
+            server_alive_interval: None,
         })
         .collect();
     assert!(!targets.is_empty(), "{dir}/hosts.json lists no host");

@@ -112,6 +112,15 @@ pub struct ClusterStep {
 pub async fn run(args: &PlanArgs) -> miette::Result<Result<Report, Outcome>> {
     let inv = inventory::load(&args.inventory)?;
     let (progress, log) = up::open_run(args.run.log_dir.as_deref())?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        // `plan -v`: where each host's SSH settings came from (inventory line,
+        // ssh_config file:line, or the default).
+        for host in &inv.hosts {
+            for origin in &host.ssh.origins {
+                progress.info(&format!("{}: ssh {origin}", host.name));
+            }
+        }
+    }
     let Some(planned) = up::connect_and_plan(
         inv,
         &progress,

@@ -6,13 +6,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::schema::{Context, Draft, SshDraft, DEFAULT_KNOWN_HOSTS};
+use super::schema::{Context, Draft, SshDraft, DEFAULT_KNOWN_HOSTS, DEFAULT_SSH_PORT};
 use super::tree::Reader;
 use super::Role;
 
 pub(crate) fn check(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context) {
     duplicate_names(r, draft);
-    duplicate_addresses(r, draft, ssh, ctx);
+    duplicate_addresses(r, draft, ssh);
     control_plane(r, draft);
     ipv4_only(r, draft);
     subnets(r, draft);
@@ -57,13 +57,13 @@ fn duplicate_names(r: &mut Reader, draft: &Draft) {
 }
 
 /// The same machine written twice (same address and SSH port) would be set up twice.
-fn duplicate_addresses(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context) {
+fn duplicate_addresses(r: &mut Reader, draft: &Draft, ssh: &SshDraft) {
     let mut seen: HashMap<(String, u16), (usize, usize)> = HashMap::new();
     for host in &draft.hosts {
         let Some(address) = &host.address else {
             continue;
         };
-        let port = host.ssh.merged(ssh, ctx).port;
+        let port = host.ssh.port.or(ssh.port).unwrap_or(DEFAULT_SSH_PORT);
         let canonical = match address.value.parse::<IpAddr>() {
             Ok(ip) => ip.to_string(),
             Err(_) => address.value.to_ascii_lowercase(),

@@ -11,6 +11,7 @@ mod paths;
 mod read;
 mod rules;
 mod schema;
+pub mod ssh_settings;
 mod tree;
 pub mod versions;
 
@@ -94,8 +95,12 @@ fn parse_in(path: &Path, text: String, ctx: &schema::Context) -> Result<Inventor
     if !r.problems.is_empty() {
         return Err(invalid(r.problems));
     }
-    let (draft, ssh) = read.expect("no problems means the document was read");
-    Ok(schema::build(path, draft, &ssh, ctx).expect("no problems means every value is present"))
+    let (draft, defaults) = read.expect("no problems means the document was read");
+    let ssh = ssh_settings::resolve(&mut r, &draft, &defaults, ctx);
+    if !r.problems.is_empty() {
+        return Err(invalid(r.problems));
+    }
+    Ok(schema::build(path, draft, ssh).expect("no problems means every value is present"))
 }
 
 /// A YAML syntax error, made as specific as the parser's message allows.
@@ -372,8 +377,9 @@ pub struct Taint {
     pub effect: String,
 }
 
-/// SSH settings of one host, defaults already merged.
-#[derive(Debug, Clone, PartialEq)]
+/// SSH settings of one host: the host's own `ssh:`, then the inventory's `ssh:`, then
+/// the ssh_config file, then the defaults ([`ssh_settings`]).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ssh {
     pub user: String,
     pub port: u16,
@@ -381,10 +387,24 @@ pub struct Ssh {
     pub identity_file: Option<PathBuf>,
     /// `~` already expanded.
     pub known_hosts_file: PathBuf,
-    /// `strict` unless the inventory says `accept-new`.
+    /// `strict` unless the inventory (or ssh_config) says `accept-new`.
     pub host_key_policy: crate::ssh::HostKeyPolicy,
     /// The jump hosts to reach this host through, first hop first (empty: directly).
     pub proxy_jump: Vec<crate::ssh::Jump>,
+    /// ssh_config's `HostName`: where to connect; the inventory's `address` is then the
+    /// name ssh_config knows the host by. None: the address.
+    pub host_name: Option<String>,
+    /// ssh_config's `IdentitiesOnly`: offer only the identity file's key, not every key
+    /// the agent holds.
+    pub identities_only: bool,
+    /// ssh_config's `CertificateFile` (else `<identityFile>-cert.pub` is tried).
+    pub certificate_file: Option<PathBuf>,
+    /// ssh_config's `ConnectTimeout` (`--connect-timeout` wins).
+    pub connect_timeout: Option<std::time::Duration>,
+    /// ssh_config's `ServerAliveInterval` (zero: no keepalives).
+    pub server_alive_interval: Option<std::time::Duration>,
+    /// Where each setting came from, for `bootstrap plan -v`.
+    pub origins: Vec<ssh_settings::Origin>,
 }
 
 /// The chosen node IP and why it was chosen (shown by `bootstrap plan`); chosen by
@@ -400,19 +420,29 @@ pub struct NodeAddress {
     pub differs: bool,
 }
 
-/// The SSH target of an inventory host; `connect_timeout` bounds each of one attempt's
-/// TCP connect, SSH handshake and authentication.
-pub fn target(host: &Host, connect_timeout: std::time::Duration) -> crate::ssh::Target {
+/// The SSH target of an inventory host; `connect_timeout` (`--connect-timeout`; None:
+/// ssh_config's `ConnectTimeout`, else 30 s) bounds each of one attempt's TCP connect, SSH
+/// handshake and authentication.
+pub fn target(host: &Host, connect_timeout: Option<std::time::Duration>) -> crate::ssh::Target {
     crate::ssh::Target {
         host: host.name.clone(),
-        address: host.address.clone(),
+        address: host
+            .ssh
+            .host_name
+            .clone()
+            .unwrap_or_else(|| host.address.clone()),
         port: host.ssh.port,
         user: host.ssh.user.clone(),
         identity_file: host.ssh.identity_file.clone(),
         known_hosts_file: host.ssh.known_hosts_file.clone(),
         host_key_policy: host.ssh.host_key_policy,
         jumps: host.ssh.proxy_jump.clone(),
-        connect_timeout,
+        connect_timeout: connect_timeout
+            .or(host.ssh.connect_timeout)
+            .unwrap_or(crate::ssh::DEFAULT_CONNECT_TIMEOUT),
+        identities_only: host.ssh.identities_only,
+        certificate_file: host.ssh.certificate_file.clone(),
+        server_alive_interval: host.ssh.server_alive_interval,
     }
 }
 
@@ -449,8 +479,7 @@ pub(crate) fn test_host(
             port: 22,
             identity_file: None,
             known_hosts_file: "/dev/null".into(),
-            host_key_policy: Default::default(),
-            proxy_jump: Vec::new(),
+            ..Default::default()
         },
     }
 }

@@ -31,7 +31,8 @@ pub(crate) const CLUSTER_KEYS: [&str; 7] = [
     "packageRepository",
 ];
 pub(crate) const CALICO_KEYS: [&str; 3] = ["version", "manifest", "encapsulation"];
-pub(crate) const SSH_KEYS: [&str; 6] = [
+pub(crate) const SSH_KEYS: [&str; 7] = [
+    "config",
     "user",
     "port",
     "identityFile",
@@ -115,44 +116,13 @@ pub(crate) struct SshDraft {
     pub host_key_policy: Option<HostKeyPolicy>,
     /// Some(empty): written as `none`.
     pub proxy_jump: Option<Vec<Jump>>,
-}
-
-impl SshDraft {
-    /// This level's settings, falling back to `defaults`, then to the built-in defaults.
-    pub fn merged(&self, defaults: &SshDraft, ctx: &Context) -> Ssh {
-        Ssh {
-            user: self
-                .user
-                .clone()
-                .or_else(|| defaults.user.clone())
-                .unwrap_or_else(|| DEFAULT_SSH_USER.to_string()),
-            port: self.port.or(defaults.port).unwrap_or(DEFAULT_SSH_PORT),
-            identity_file: self
-                .identity_file
-                .clone()
-                .or_else(|| defaults.identity_file.clone())
-                .flatten(),
-            known_hosts_file: self
-                .known_hosts_file
-                .clone()
-                .or_else(|| defaults.known_hosts_file.clone())
-                .unwrap_or_else(|| {
-                    // Without HOME, `checks` reports the missing default before an
-                    // inventory is ever built; the placeholder is never used.
-                    paths::resolve(DEFAULT_KNOWN_HOSTS, &ctx.base_dir, ctx.home.as_deref())
-                        .unwrap_or_default()
-                }),
-            host_key_policy: self
-                .host_key_policy
-                .or(defaults.host_key_policy)
-                .unwrap_or_default(),
-            proxy_jump: self
-                .proxy_jump
-                .clone()
-                .or_else(|| defaults.proxy_jump.clone())
-                .unwrap_or_default(),
-        }
-    }
+    /// The ssh_config file: Some(None) when written as `false` (none read).
+    pub config: Option<Option<PathBuf>>,
+    /// Where `config` was written, for a file that cannot be read.
+    pub config_at: Option<Spanned<()>>,
+    /// The line each key was written on, by its name (`user`, `port`, ...), for
+    /// `bootstrap plan -v`'s origins.
+    pub lines: BTreeMap<&'static str, usize>,
 }
 
 fn report(r: &mut Reader, at: &Spanned<String>, field: &str, broken: Broken) {
@@ -477,6 +447,25 @@ fn read_ssh(r: &mut Reader, node: &MarkedYaml, field: &str, ctx: &Context) -> Ss
     let Some(f) = r.fields(node, field, &SSH_KEYS) else {
         return draft;
     };
+    for key in SSH_KEYS {
+        if let Some(n) = f.get(key) {
+            draft.lines.insert(key, n.span.start.line());
+        }
+    }
+    if let Some(n) = f.get("config") {
+        let field = join(field, "config");
+        if let Some(p) = r.string(n, &field, "an ssh_config file, or false") {
+            if p.value == "false" {
+                draft.config = Some(None);
+            } else {
+                match paths::resolve(&p.value, &ctx.base_dir, ctx.home.as_deref()) {
+                    Ok(path) => draft.config = Some(Some(path)),
+                    Err(e) => r.error_at(&p, &field, e, None),
+                }
+            }
+            draft.config_at = Some(p.map(|_| ()));
+        }
+    }
     if let Some(n) = f.get("user") {
         let field = join(field, "user");
         if let Some(u) = r.string(n, &field, "a user name") {
@@ -718,7 +707,7 @@ fn read_taints(r: &mut Reader, node: &MarkedYaml, field: &str) -> Option<Vec<Spa
 
 /// The resolved inventory; only called when reading and checking found no problem, so
 /// every required value is present.
-pub(crate) fn build(path: &Path, draft: Draft, ssh: &SshDraft, ctx: &Context) -> Option<Inventory> {
+pub(crate) fn build(path: &Path, draft: Draft, ssh: Vec<Option<Ssh>>) -> Option<Inventory> {
     let c = draft.cluster;
     let cluster = Cluster {
         name: c.name,
@@ -732,7 +721,8 @@ pub(crate) fn build(path: &Path, draft: Draft, ssh: &SshDraft, ctx: &Context) ->
     let hosts = draft
         .hosts
         .into_iter()
-        .map(|h| {
+        .zip(ssh)
+        .map(|(h, ssh)| {
             let role = h.role?;
             let taints = match h.taints {
                 Some(list) => list.into_iter().map(|t| t.value).collect(),
@@ -746,7 +736,7 @@ pub(crate) fn build(path: &Path, draft: Draft, ssh: &SshDraft, ctx: &Context) ->
                 role,
                 labels: h.labels,
                 taints,
-                ssh: h.ssh.merged(ssh, ctx),
+                ssh: ssh?,
             })
         })
         .collect::<Option<Vec<_>>>()?;

@@ -11,8 +11,9 @@ pub struct RunOptions {
     pub parallelism: u32,
     /// Where to keep this run's logs (None: the default state directory).
     pub log_dir: Option<PathBuf>,
-    /// How long each connection attempt may take (TCP, handshake, authentication each).
-    pub connect_timeout: Duration,
+    /// How long each connection attempt may take (TCP, handshake, authentication each);
+    /// None: each host's ssh_config `ConnectTimeout`, else 30 s.
+    pub connect_timeout: Option<Duration>,
     /// How long to keep retrying hosts that do not accept SSH yet (zero: one attempt).
     pub wait_for_ssh: Duration,
 }

@@ -47,14 +47,26 @@ pub fn check_key_permissions(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What to log in with besides the agent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity<'a> {
+    /// The private key file.
+    pub file: Option<&'a Path>,
+    /// Its certificate (ssh_config's `CertificateFile`); None: `<file>-cert.pub`.
+    pub certificate: Option<&'a Path>,
+    /// `IdentitiesOnly`: of the agent's keys, offer only the identity file's.
+    pub only: bool,
+}
+
 /// Authenticates `user` on `handle` with the identity file, then the agent listening on
 /// `agent_socket` (normally `$SSH_AUTH_SOCK`); on failure, the reason (what was tried).
 pub async fn authenticate<H: Handler>(
     handle: &mut Handle<H>,
     user: &str,
-    identity_file: Option<&Path>,
+    identity: Identity<'_>,
     agent_socket: Option<&Path>,
 ) -> Result<(), String> {
+    let identity_file = identity.file;
     let mut tried: Vec<String> = Vec::new();
     let mut encrypted: Option<&Path> = None;
     let mut preferred_public: Option<PublicKey> = None;
@@ -63,8 +75,11 @@ pub async fn authenticate<H: Handler>(
         match russh::keys::load_secret_key(path, None) {
             Ok(key) => {
                 let key = Arc::new(key);
-                // As ssh: the certificate next to the key (`<key>-cert.pub`) first.
-                match read_certificate(path) {
+                if identity.only {
+                    preferred_public = Some(key.public_key().clone());
+                }
+                // As ssh: the certificate (`<key>-cert.pub` unless named) first.
+                match read_certificate(path, identity.certificate) {
                     None => {}
                     Some(Err(reason)) => tried.push(reason),
                     Some(Ok((cert_path, cert))) => {
@@ -118,7 +133,8 @@ pub async fn authenticate<H: Handler>(
                 Path::new(&sock).display()
             )),
             Ok(mut agent) => {
-                match agent_auth(handle, user, &mut agent, preferred_public.as_ref()).await {
+                let only = identity.only.then_some(preferred_public.as_ref());
+                match agent_auth(handle, user, &mut agent, preferred_public.as_ref(), only).await {
                     Ok(true) => return Ok(()),
                     Ok(false) if preferred_public.is_some() => tried.push(format!(
                         "ssh-agent at {}: does not hold the key of the encrypted identity file, \
@@ -152,13 +168,15 @@ pub async fn authenticate<H: Handler>(
     Err(reason)
 }
 
-/// Tries the agent's keys, the identity file's own key first when known. Ok(false) when
-/// none was accepted.
+/// Tries the agent's keys, the identity file's own key first when known. With `only`
+/// (`IdentitiesOnly`), just that key and certificates of it: Some(None) is "no identity
+/// file key known", so no agent key at all. Ok(false) when none was accepted.
 async fn agent_auth<H: Handler>(
     handle: &mut Handle<H>,
     user: &str,
     agent: &mut AgentClient<tokio::net::UnixStream>,
     preferred: Option<&PublicKey>,
+    only: Option<Option<&PublicKey>>,
 ) -> Result<bool, String> {
     let identities = agent
         .request_identities()
@@ -174,6 +192,10 @@ async fn agent_auth<H: Handler>(
             AgentIdentity::PublicKey { key, .. } => keys.push(key),
             AgentIdentity::Certificate { certificate, .. } => certificates.push(certificate),
         }
+    }
+    if let Some(only) = only {
+        keys.retain(|k| only.is_some_and(|p| k.key_data() == p.key_data()));
+        certificates.retain(|c| only.is_some_and(|p| c.public_key() == p.key_data()));
     }
     if let Some(p) = preferred {
         keys.sort_by_key(|k| k.key_data() != p.key_data());
@@ -225,17 +247,25 @@ async fn rsa_hash<H: Handler>(
         .map_err(|e| format!("while negotiating the RSA signature hash: {e}"))
 }
 
-/// `<identity>-cert.pub`, OpenSSH's place for the certificate of an identity file:
-/// None when there is none, else the certificate or why it cannot be used.
+/// The certificate of an identity file: `named` (CertificateFile, which must exist), else
+/// `<identity>-cert.pub`, OpenSSH's place for it: None when there is none, else the
+/// certificate or why it cannot be used.
 fn read_certificate(
     identity: &Path,
+    named: Option<&Path>,
 ) -> Option<Result<(PathBuf, russh::keys::Certificate), String>> {
-    let mut path = identity.as_os_str().to_owned();
-    path.push("-cert.pub");
-    let path = PathBuf::from(path);
-    if !path.exists() {
-        return None;
-    }
+    let path = match named {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let mut path = identity.as_os_str().to_owned();
+            path.push("-cert.pub");
+            let path = PathBuf::from(path);
+            if !path.exists() {
+                return None;
+            }
+            path
+        }
+    };
     Some(
         russh::keys::Certificate::read_file(&path)
             .map(|c| (path.clone(), c))

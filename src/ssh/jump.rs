@@ -116,6 +116,8 @@ pub(crate) struct Pool {
 struct SlotKey {
     chain: Vec<Jump>,
     identity_file: Option<std::path::PathBuf>,
+    certificate_file: Option<std::path::PathBuf>,
+    identities_only: bool,
     known_hosts_file: std::path::PathBuf,
     policy: super::HostKeyPolicy,
 }
@@ -131,6 +133,8 @@ impl SlotKey {
                 })
                 .collect(),
             identity_file: target.identity_file.clone(),
+            certificate_file: target.certificate_file.clone(),
+            identities_only: target.identities_only,
             known_hosts_file: target.known_hosts_file.clone(),
             policy: target.host_key_policy,
         }

@@ -584,7 +584,7 @@ fn hashed_match(salt_and_hash: &str, lookup: &str) -> bool {
 }
 
 /// `*` and `?` glob matching, as OpenSSH's `match_pattern`.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative, backtracking only to the last `*`: O(pattern x text). The recursive form
     // was exponential in the number of `*`s (cargo fuzz: a 127-byte line took > 10 s).
     let (mut p, mut t) = (0, 0);

@@ -18,6 +18,7 @@ pub use redact::redact;
 
 pub mod auth;
 pub mod command;
+pub mod config;
 pub mod jump;
 pub mod known_hosts;
 pub mod redact;
@@ -45,6 +46,16 @@ pub struct Target {
     pub jumps: Vec<Jump>,
     /// Bounds each of one attempt's TCP connect, SSH handshake and authentication.
     pub connect_timeout: Duration,
+    /// Offer the server only the identity file's key (and its certificate), never the
+    /// agent's other keys (ssh_config's `IdentitiesOnly`): servers cut a client off at
+    /// their `MaxAuthTries`, which an agent full of keys reaches before the right one.
+    pub identities_only: bool,
+    /// The certificate to log in with (ssh_config's `CertificateFile`); None:
+    /// `<identity_file>-cert.pub` if there is one.
+    pub certificate_file: Option<std::path::PathBuf>,
+    /// Keepalive interval for this host (ssh_config's `ServerAliveInterval`; zero: none);
+    /// None: `ConnectOptions::keepalive_interval`.
+    pub server_alive_interval: Option<Duration>,
 }
 
 /// `--connect-timeout`'s default, also used where there is no such option (kubeconfig).
@@ -357,7 +368,11 @@ impl Connection {
         }
         let config = Arc::new(russh::client::Config {
             preferred,
-            keepalive_interval: Some(options.keepalive_interval),
+            keepalive_interval: match target.server_alive_interval {
+                None => Some(options.keepalive_interval),
+                Some(Duration::ZERO) => None,
+                Some(interval) => Some(interval),
+            },
             keepalive_max: options.keepalive_max,
             nodelay: true,
             ..Default::default()
@@ -422,7 +437,11 @@ impl Connection {
             auth::authenticate(
                 &mut handle,
                 &target.user,
-                target.identity_file.as_deref(),
+                auth::Identity {
+                    file: target.identity_file.as_deref(),
+                    certificate: target.certificate_file.as_deref(),
+                    only: target.identities_only,
+                },
                 options.agent_socket.as_deref(),
             ),
         )
