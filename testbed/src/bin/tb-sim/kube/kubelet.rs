@@ -308,7 +308,8 @@ fn start_check(config: &Value, flags: &[(String, String)], real: bool) -> Option
         return Some("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false".into());
     }
     if real {
-        return cgroup_v1_refused(config, cgroup2_unified());
+        return cgroup_v1_refused(config, cgroup2_unified())
+            .or_else(|| cri_unreachable(config, flags));
     }
     runtime_problem().map(|p| format!("failed to run Kubelet: validate service connection: {p}"))
 }
@@ -329,6 +330,26 @@ fn cgroup_v1_refused(config: &Value, cgroup2: bool) -> Option<String> {
     (!cgroup2 && config["failCgroupV1"] != false).then(|| {
         "failed to validate kubelet configuration, error: kubelet is configured to not run on a host using cgroup v1. cgroup v1 support is unsupported and will be removed in a future release".to_string()
     })
+}
+
+/// The REAL runtime's socket cannot be dialled: the kubelet's start-up check of its CRI
+/// endpoint (cmd/kubelet/app/server.go -> cri-client remote_runtime.go validateServiceConnection,
+/// a Version call; here a connect) with the gRPC dial error's words. The endpoint:
+/// `--container-runtime-endpoint`, else config.yaml's `containerRuntimeEndpoint` (kubeadm
+/// merges /var/lib/kubelet/instance-config.yaml into it), else the kubelet's default
+/// (pkg/kubelet/apis/config/v1beta1/defaults.go).
+fn cri_unreachable(config: &Value, flags: &[(String, String)]) -> Option<String> {
+    let endpoint = flag(flags, "container-runtime-endpoint")
+        .or(config["containerRuntimeEndpoint"].as_str())
+        .unwrap_or("unix:///run/containerd/containerd.sock");
+    let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
+    let why = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        Err(e) => e.to_string(),
+    };
+    Some(format!("failed to run Kubelet: validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {path}: connect: {why}\""))
 }
 
 /// What is wrong with the CRI endpoint, in the CRI client's words.
@@ -1067,6 +1088,25 @@ mod tests {
             None
         );
         assert_eq!(cgroup_v1_refused(&json!({}), true), None);
+    }
+
+    #[test]
+    fn the_real_kubelet_needs_its_runtime_s_socket() {
+        let config = json!({"containerRuntimeEndpoint": "unix:///nonexistent/containerd.sock"});
+        assert_eq!(
+            cri_unreachable(&config, &[]).unwrap(),
+            "failed to run Kubelet: validate service connection: validate CRI v1 runtime API for endpoint \"unix:///nonexistent/containerd.sock\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix /nonexistent/containerd.sock: connect: no such file or directory\""
+        );
+        let dir = std::env::temp_dir().join(format!("tb-cri-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("c.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let flags = vec![(
+            "container-runtime-endpoint".to_string(),
+            format!("unix://{}", sock.display()),
+        )];
+        assert_eq!(cri_unreachable(&config, &flags), None, "the flag wins");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
