@@ -149,3 +149,50 @@ impl Testbed {
         Ok(())
     }
 }
+
+/// With real packages and real Kubernetes (`Builder::real_kubernetes`), every host starts
+/// with the images the real kubeadm of each built release in `releases` lists
+/// (`kubeadm config images list --kubernetes-version vX.Y.Z`): the testbed has no
+/// registry, so these stand in for what kubeadm's preflight would pull. A test that
+/// models an air-gapped site gives a host fewer with [`Testbed::preload_images`] before
+/// containerd first starts.
+pub(crate) fn preload_release_images(tb: &Testbed, releases: &Path) -> Result<()> {
+    let mut images = std::collections::BTreeSet::new();
+    let entries = std::fs::read_dir(releases).map_err(|e| Error::io("read", releases, e))?;
+    for entry in entries.flatten() {
+        let kubeadm = entry.path().join("kubeadm");
+        let release = entry.file_name().to_string_lossy().into_owned();
+        if !release.starts_with('v') || !kubeadm.is_file() {
+            continue;
+        }
+        let command = format!(
+            "{} config images list --kubernetes-version {release}",
+            kubeadm.display()
+        );
+        let out = Command::new(&kubeadm)
+            .args(["config", "images", "list", "--kubernetes-version", &release])
+            .output()
+            .map_err(|source| Error::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                command,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        images.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty()),
+        );
+    }
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    for host in tb.hosts() {
+        tb.preload_images(&host.name, &images)?;
+    }
+    Ok(())
+}

@@ -124,7 +124,9 @@ impl Builder {
     /// plane (testbed/STANDINS-kubelet-real.md) with the programs of the installed kubelet
     /// package's release taken from `releases` (the parent of
     /// [`crate::k8s::RealRelease::dir`]; it must be under /var or /usr, which the hosts
-    /// see). Default: the simulated kubelet.
+    /// see). Default: the simulated kubelet. With [`Builder::real_packages`], every host's
+    /// real containerd also starts with the images the releases' kubeadm lists (there is
+    /// no registry; see testbed/containerd/README.md).
     pub fn real_kubernetes(mut self, releases: impl Into<PathBuf>) -> Self {
         self.real_kubernetes = Some(releases.into());
         self
@@ -280,6 +282,9 @@ impl Builder {
             st.save(&tb.dir)?;
         }
         tb.create_hosts(&client_pub)?;
+        if let (true, Some(releases)) = (self.real_packages, &self.real_kubernetes) {
+            crate::containerd::preload_release_images(&tb, releases)?;
+        }
         Ok(tb)
     }
 }

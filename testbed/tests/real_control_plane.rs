@@ -88,29 +88,16 @@ fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
 const IGNORED: &str = "--ignore-preflight-errors=SystemVerification";
 
 /// A testbed whose kubelet units run the kubelet stand-in for the real control plane,
-/// with the real apt and packages (so the real containerd), and the images the release's
-/// kubeadm lists preloaded on every host (no registry in the testbed).
+/// with the real apt and packages, so the real containerd, which has the images the
+/// release's kubeadm lists (`Builder::real_kubernetes` preloads them: no registry here).
 fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::Testbed {
     let releases = k8s.dir().parent().unwrap();
-    let tb = testbed::Testbed::builder()
+    testbed::Testbed::builder()
         .hosts(hosts)
         .real_packages(true)
         .real_kubernetes(releases)
         .build()
-        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"));
-    let list = k8s
-        .command("kubeadm")
-        .args(["config", "images", "list", "--kubernetes-version"])
-        .arg(k8s.release())
-        .output()
-        .unwrap();
-    assert!(list.status.success(), "{list:?}");
-    let list = String::from_utf8(list.stdout).unwrap();
-    let images: Vec<&str> = list.lines().collect();
-    for host in tb.hosts() {
-        tb.preload_images(&host.name, &images).unwrap();
-    }
-    tb
+        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"))
 }
 
 /// The reference procedure's §1, §2 (docker.io and with it the real containerd,
