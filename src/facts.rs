@@ -142,6 +142,11 @@ pub struct Resources {
     pub cpus: Option<u32>,
     /// MemTotal of /proc/meminfo in KiB (the total RAM sysinfo(2) reports); None when unknown.
     pub memory_kib: Option<u64>,
+    /// The file system type of /sys/fs/cgroup (`stat -f`): `cgroup2fs` on a host booted
+    /// with the unified cgroup v2 hierarchy (Ubuntu's default since 21.10), `tmpfs` under
+    /// cgroup v1; None when unknown.
+    #[serde(default)]
+    pub cgroup_fs: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -396,6 +401,10 @@ pub fn parse(report: &str) -> Result<HostFacts, FactsError> {
                 f.resources = Resources {
                     cpus: kv.get("cpus").and_then(|v| v.parse().ok()),
                     memory_kib: kv.get("mem_kib").and_then(|v| v.parse().ok()),
+                    cgroup_fs: kv
+                        .get("cgroup_fs")
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.to_string()),
                 };
             }
             "swapon" => {
@@ -676,6 +685,25 @@ impl HostFacts {
         })
     }
 
+    /// Why a kubelet of Kubernetes `version` cannot run on this host, if it cannot: from
+    /// 1.35 the kubelet refuses a host booted with cgroup v1 (KubeletConfiguration
+    /// failCgroupV1 defaults to true, KEP-5573), and kubeadm's preflight says so first
+    /// (system-validators CgroupsValidator, an error for kubelet >= 1.35.0-0). None on
+    /// cgroup v2, before 1.35, or when the facts do not say.
+    pub fn cgroup_v1_refusal(&self, version: &semver::Version) -> Option<String> {
+        let fs = self.resources.cgroup_fs.as_deref()?;
+        (fs != "cgroup2fs" && (version.major, version.minor) >= (1, 35)).then(|| {
+            format!(
+                "it runs cgroup v1 (/sys/fs/cgroup is {fs}, not cgroup2fs) and the kubelet of \
+                 Kubernetes {version} refuses that (failCgroupV1; kubeadm's preflight: \
+                 \"cgroups v1 support is deprecated and will be removed in a future release. \
+                 Please migrate to cgroups v2\"): boot it with cgroup v2, Ubuntu's default \
+                 (drop systemd.unified_cgroup_hierarchy=0 from the kernel command line), or \
+                 use Kubernetes 1.34"
+            )
+        })
+    }
+
     /// Why this host can't be used, if it can't: only Ubuntu 22.04 and 24.04 are supported.
     pub fn refusal(&self) -> Option<String> {
         let what = if self.os.pretty_name.is_empty() {
@@ -852,7 +880,7 @@ mod tests {
              route4=default via 10.0.0.1 dev ens4 metric 50\n\
              route4=default via 203.0.113.1 dev eth0 metric 100\n\
              route6=default via fe80::1 dev eth0 metric 1\n\
-             @@resources\ncpus=2\nmem_kib=4010236",
+             @@resources\ncpus=2\nmem_kib=4010236\ncgroup_fs=cgroup2fs",
         );
         let f = parse(&r).unwrap();
         assert_eq!(f.network.default_interface.as_deref(), Some("ens4"));
@@ -871,6 +899,23 @@ mod tests {
         assert_eq!(f.network.ipv4_of("lo"), None);
         assert_eq!(f.resources.cpus, Some(2));
         assert_eq!(f.resources.memory_kib, Some(4010236));
+        assert_eq!(f.resources.cgroup_fs.as_deref(), Some("cgroup2fs"));
+    }
+
+    #[test]
+    fn a_cgroup_v1_host_cannot_run_a_1_35_kubelet() {
+        let v = |s: &str| semver::Version::parse(s).unwrap();
+        let mut f = HostFacts::default();
+        assert_eq!(f.cgroup_v1_refusal(&v("1.35.4")), None);
+        f.resources.cgroup_fs = Some("cgroup2fs".into());
+        assert_eq!(f.cgroup_v1_refusal(&v("1.35.4")), None);
+        f.resources.cgroup_fs = Some("tmpfs".into());
+        assert_eq!(f.cgroup_v1_refusal(&v("1.34.2")), None);
+        let why = f.cgroup_v1_refusal(&v("1.35.0")).unwrap();
+        assert!(
+            why.starts_with("it runs cgroup v1 (/sys/fs/cgroup is tmpfs, not cgroup2fs)"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -880,11 +925,13 @@ mod tests {
         f.resources = Resources {
             cpus: Some(2),
             memory_kib: Some(1700 * 1024),
+            ..Resources::default()
         };
         assert_eq!(f.control_plane_shortfall(), None);
         f.resources = Resources {
             cpus: Some(1),
             memory_kib: Some(1006380),
+            ..Resources::default()
         };
         assert_eq!(
             f.control_plane_shortfall().unwrap(),

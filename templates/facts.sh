@@ -24,6 +24,9 @@ echo "@@resources"
 # nproc counts them) and Mem (total RAM) checks.
 echo "cpus=$(nproc 2>/dev/null)"
 sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB$/mem_kib=\1/p' /proc/meminfo 2>/dev/null
+# cgroup v2 or v1: the kubelet (libcontainer IsCgroup2UnifiedMode) asks statfs of
+# /sys/fs/cgroup, and from 1.35 refuses v1.
+echo "cgroup_fs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
 echo "@@swapon"
 swapon --show --noheadings 2>/dev/null
 echo "@@lsmod"

@@ -296,6 +296,44 @@ fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it() {
     );
 }
 
+/// From 1.35 the kubelet refuses a host booted with cgroup v1 (failCgroupV1), and kubeadm's
+/// preflight says so after the packages are in: such a host is refused before any change,
+/// for 1.35 and newer only. (Testbed hosts boot with cgroup v2, as Ubuntu does.)
+#[test]
+fn a_cgroup_v1_host_is_refused_before_any_change_from_1_35() {
+    let tb = testbed(1, "root");
+    // As if booted with systemd.unified_cgroup_hierarchy=0: v1 hierarchies on a tmpfs.
+    exec(
+        &tb,
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /sys/fs/cgroup && mkdir /sys/fs/cgroup/memory",
+        ],
+    );
+    let decls = plain_decls(0);
+    let at = |version| {
+        Inventory {
+            version,
+            ..Inventory::new(&decls)
+        }
+        .write(&tb)
+    };
+    let named = "it runs cgroup v1 (/sys/fs/cgroup is tmpfs, not cgroup2fs)";
+    let plan = run_on(&tb, &["plan"], &at("1.34.2"), &[]);
+    // Changes pending, nothing refused: 1.34's kubelet still runs on cgroup v1.
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    let plan = run_on(&tb, &["plan"], &at("1.35.4"), &[]);
+    assert_eq!(plan.code, Some(5), "{}", plan.stderr);
+    assert!(plan.stderr.contains(named), "{}", plan.stderr);
+    let before = Snapshot::of(&tb, "node1");
+    let run = up(&tb, &at("1.35.4"));
+    assert!(!run.ok());
+    assert!(run.stderr.contains(named), "{}", run.stderr);
+    assert_unchanged(&tb, "node1", &before, "a refused up");
+}
+
 /// Every package installation `up` runs keeps changed conffiles without asking and
 /// leaves restarts to needrestart's list mode, as the hosts' audit log shows.
 #[test]

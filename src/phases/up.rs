@@ -357,8 +357,9 @@ pub(crate) async fn connect_and_plan(
 
 /// Sets every host's node IP from its facts ([`crate::node_address::choose`]). Returns
 /// the hosts refused because none can be chosen, because one of their addresses lies
-/// inside the pod or service subnet, or (control planes) because kubeadm's preflight would
-/// find too few CPUs or too little memory.
+/// inside the pod or service subnet, because (control planes) kubeadm's preflight would
+/// find too few CPUs or too little memory, or because the host runs cgroup v1, which the
+/// inventory's kubelet refuses.
 fn choose_node_addresses(
     inv: &mut Inventory,
     facts_by_host: &BTreeMap<String, HostFacts>,
@@ -377,9 +378,11 @@ fn choose_node_addresses(
             .is_control_plane()
             .then(|| facts.control_plane_shortfall())
             .flatten();
+        // Every host ends up running the inventory's kubelet (joined, or upgraded to it).
+        let cgroup_v1 = facts.cgroup_v1_refusal(&inv.cluster.kubernetes_version);
         match (
             crate::node_address::choose(host, &facts.network),
-            conflict.or(small),
+            conflict.or(small).or(cgroup_v1),
         ) {
             (Ok(n), None) => host.node_address = Some(n),
             (Err(why), _) | (Ok(_), Some(why)) => {

@@ -178,6 +178,7 @@ fn pid1(spec: &InitSpec) -> io::Result<Never> {
         None,
     )
     .map_err(|e| ctx("mounting /proc", e))?;
+    unified_cgroups().map_err(|e| ctx("mounting cgroup2 on /sys/fs/cgroup", e))?;
     if let Some(r) = &spec.resources {
         shrink(r).map_err(|e| ctx("applying the host's CPUs and memory", e))?;
     }
@@ -213,6 +214,22 @@ fn pid1(spec: &InitSpec) -> io::Result<Never> {
             sshd = start_sshd().ok();
         }
     }
+}
+
+/// Ubuntu 22.04 and 24.04 boot with the unified cgroup v2 hierarchy (systemd's default
+/// since 21.10), and the kubelet of Kubernetes 1.35+ refuses cgroup v1. This machine may
+/// boot hybrid (a tmpfs of v1 hierarchies on /sys/fs/cgroup): the host then gets the real
+/// cgroup2 file system mounted there in its own mount namespace, so statfs and
+/// /proc/mounts show what its servers show (the controllers are the ones the machine has
+/// not bound to v1 hierarchies). A test makes a cgroup v1 host by mounting a tmpfs there.
+fn unified_cgroups() -> io::Result<()> {
+    let path = CString::new("/sys/fs/cgroup")?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::statfs(path.as_ptr(), &mut st) })?;
+    if st.f_type == libc::CGROUP2_SUPER_MAGIC {
+        return Ok(());
+    }
+    mount(Some("cgroup2"), "/sys/fs/cgroup", Some("cgroup2"), 0, None)
 }
 
 /// Makes this host look like a smaller machine (layout::Resources): the first `cpus` CPUs
