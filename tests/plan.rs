@@ -125,6 +125,7 @@ fn fresh_host_needs_the_whole_sequence_in_order() {
             "apt-update",
             "kube-packages",
             "hold",
+            "containerd-sandbox-image",
             "kubelet-defaults",
             "kubelet-enable",
         ]
@@ -366,13 +367,13 @@ fn each_drift_plans_exactly_its_fix() {
             "config_current=yes\n",
             "config_current=no\n",
             &["containerd-config", "containerd-restart"],
-            "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = true)",
+            "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true and kubeadm's pause image (config dump: SystemdCgroup = true)",
         ),
         (
             "config_current=yes\nstarted_before_config=no\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=true",
             "config_current=no\nstarted_before_config=no\ndump.disabled_plugins=[]\ndump.bin_dir=\"/opt/cni/bin\"\ndump.SystemdCgroup=false",
             &["containerd-config", "containerd-restart"],
-            "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true (config dump: SystemdCgroup = false)",
+            "/etc/containerd/config.toml is not containerd's default with SystemdCgroup = true and kubeadm's pause image (config dump: SystemdCgroup = false)",
         ),
         (
             "started_before_config=no",

@@ -256,20 +256,27 @@ fn single_node_cluster_runs_pods_on_its_control_plane() {
     assert_host_files(&tb, "node1");
 }
 
-/// kubeadm below 1.32 requires the conntrack binary in its preflight, and pkgs.k8s.io's
-/// kubelet no longer depends on it from 1.35: bootstrap installs it with the
-/// prerequisites, so it is there on a release whose kubelet does not pull it in.
-#[test]
-fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it() {
+/// A one-host testbed after a successful `up` of an untainted control plane at
+/// Kubernetes `version`, and its inventory.
+fn one_control_plane_up(version: &str) -> (Testbed, std::path::PathBuf) {
     let tb = testbed(1, "root");
     let decls = vec![Decl::new("control-plane", &[], Some(&[]))];
     let inv = Inventory {
-        version: "1.35.4",
+        version,
         ..Inventory::new(&decls)
     }
     .write(&tb);
     let run = up(&tb, &inv);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
+    (tb, inv)
+}
+
+/// kubeadm below 1.32 requires the conntrack binary in its preflight, and pkgs.k8s.io's
+/// kubelet no longer depends on it from 1.35: bootstrap installs it with the
+/// prerequisites, so it is there on a release whose kubelet does not pull it in.
+#[test]
+fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it() {
+    let (tb, _) = one_control_plane_up("1.35.4");
     // The release under test: its kubelet does not depend on conntrack.
     let depends = exec(
         &tb,
@@ -338,11 +345,7 @@ fn a_cgroup_v1_host_is_refused_before_any_change_from_1_35() {
 /// leaves restarts to needrestart's list mode, as the hosts' audit log shows.
 #[test]
 fn package_installs_keep_conffiles_and_defer_needrestart() {
-    let tb = testbed(1, "root");
-    let decls = vec![Decl::new("control-plane", &[], Some(&[]))];
-    let inv = inventory(&tb, &decls);
-    let run = up(&tb, &inv);
-    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    let (tb, _) = one_control_plane_up(VERSION);
     let installs: Vec<String> = tb
         .audit("node1")
         .unwrap()
@@ -365,6 +368,49 @@ fn package_installs_keep_conffiles_and_defer_needrestart() {
             "{script}"
         );
     }
+}
+
+/// containerd's sandbox (pause) image is the one the cluster's kubeadm uses, read from
+/// `kubeadm config images list` on the host (not a tag bootstrap carries), so kubeadm's
+/// preflight does not warn and the node keeps one pause image; the next run changes
+/// nothing.
+#[test]
+fn containerd_sandbox_image_is_kubeadm_s_pause_image() {
+    let (tb, inv) = one_control_plane_up(VERSION);
+    let images = exec(
+        &tb,
+        "node1",
+        &[
+            "kubeadm",
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            &format!("v{VERSION}"),
+        ],
+    );
+    let pause = images
+        .lines()
+        .find(|l| l.contains("/pause:"))
+        .unwrap_or_else(|| panic!("no pause image in:\n{images}"));
+    let config = read(&tb, "node1", "/etc/containerd/config.toml");
+    let sandbox: Vec<&str> = config
+        .lines()
+        .filter(|l| l.trim_start().starts_with("sandbox_image = "))
+        .collect();
+    assert_eq!(
+        sandbox,
+        [format!("    sandbox_image = \"{pause}\"")],
+        "{config}"
+    );
+    // The running containerd has it too (it reads the file only when it starts).
+    let dump = exec(&tb, "node1", &["containerd", "config", "dump"]);
+    assert!(
+        dump.contains(&format!("sandbox_image = \"{pause}\"")),
+        "{dump}"
+    );
+    let again = run_on(&tb, &["plan"], &inv, &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
 
 #[test]

@@ -683,6 +683,7 @@ mod tests {
                 "upgrade-apply",
                 "drain",
                 "upgrade-kubelet",
+                "upgrade-sandbox-image",
                 "restart-kubelet",
                 "wait-node",
                 "uncordon"
@@ -698,6 +699,7 @@ mod tests {
                 "upgrade-node",
                 "drain",
                 "upgrade-kubelet",
+                "upgrade-sandbox-image",
                 "restart-kubelet",
                 "wait-node",
                 "uncordon"

@@ -719,7 +719,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         println!("[preflight] This might take a minute or two, depending on the speed of your internet connection");
         println!("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'");
         if let Some(r) = common::containerd_runtime() {
-            let want = version::pause_image(plan.version, &plan.cfg.cluster.image_repository);
+            let want = version::pause_image(&plan.cfg.cluster.image_repository);
             if r.sandbox_image != want && !r.sandbox_image.is_empty() {
                 eprintln!("{}", config::klog('W', "checks.go:846", &format!("detected that the sandbox image \"{}\" of the container runtime is inconsistent with that used by kubeadm. It is recommended to use \"{want}\" as the CRI sandbox image.", r.sandbox_image)));
             }
@@ -778,7 +778,7 @@ fn execute(ctx: &mut Ctx, f: &Flags, plan: &Plan) -> Result<(), i32> {
     })?;
     ctx.changed();
     manifests_phase(ctx, &cp, true).map_err(|e| fail("control-plane", e))?;
-    let pause = version::pause_image(plan.version, &plan.cfg.cluster.image_repository);
+    let pause = version::pause_image(&plan.cfg.cluster.image_repository);
     kubelet_files(
         ctx,
         &plan.socket,

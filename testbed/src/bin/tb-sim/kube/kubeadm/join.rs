@@ -327,7 +327,7 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         .kubelet_config
         .clone()
         .unwrap_or_else(|| files::to_yaml(&files::kubelet_config(None, &cluster)));
-    let pause = version::pause_image(cluster_version, &cluster.image_repository);
+    let pause = version::pause_image(&cluster.image_repository);
     // Workers register their taints through the kubelet (kubeadm's
     // registerTaintsUsingFlags); control planes get them in mark-control-plane.
     let mut extra = cfg.node.kubelet_extra_args.clone();

@@ -232,13 +232,16 @@ pub fn image_list(v: KVer, repo: &str) -> Vec<String> {
         format!("{repo}/kube-scheduler:{v}"),
         format!("{repo}/kube-proxy:{v}"),
         format!("{repo}/coredns/coredns:{}", i.coredns),
-        format!("{repo}/pause:{}", i.pause),
+        pause_image(repo),
         format!("{repo}/etcd:{}", i.etcd),
     ]
 }
 
-pub fn pause_image(v: KVer, repo: &str) -> String {
-    format!("{repo}/pause:{}", images_for(v).pause)
+/// kubeadm's pause image: a constant of the kubeadm binary, whatever
+/// --kubernetes-version says (cmd/kubeadm/app/images/images.go GetPauseImage uses
+/// constants.PauseVersion), so the installed kubeadm's minor picks the tag.
+pub fn pause_image(repo: &str) -> String {
+    format!("{repo}/pause:{}", images_for(kubeadm_version()).pause)
 }
 
 #[cfg(test)]
