@@ -176,6 +176,35 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
         let name = opts.name.clone();
         let node = initial_node(&name, &name, &opts.labels, &opts.taints).to_string();
         let mut said = String::new();
+        // kubeadm init's kubelet.conf carries the node's pair: into the store, then a new
+        // certificate in the background (tlsboot.rs store_embedded_pair).
+        match super::tlsboot::store_embedded_pair(opts.rotate) {
+            Ok(true) => {
+                let (kubectl, name) = (kubectl.clone(), name.clone());
+                std::thread::spawn(move || {
+                    let mut said = String::new();
+                    loop {
+                        match super::tlsboot::request_certificate(
+                            &kubectl,
+                            KUBELET_CONF,
+                            &name,
+                            true,
+                            &|m| log(m),
+                        ) {
+                            Ok(()) => break,
+                            Err(e) if e != said => {
+                                log(&format!("Failed while requesting a signed certificate from the control plane: {e}"));
+                                said = e;
+                            }
+                            Err(_) => {}
+                        }
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                });
+            }
+            Ok(false) => {}
+            Err(e) => log(&format!("Unable to store the bootstrap certificate: {e}")),
+        }
         while let Err(e) = super::tlsboot::ensure_client(&kubectl, &name, opts.rotate, &|m| log(m))
         {
             if e != said {

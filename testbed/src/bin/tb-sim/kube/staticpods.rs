@@ -17,6 +17,9 @@
 //!   SIGKILL after the pod's terminationGracePeriodSeconds, default 30), and a process that
 //!   exits is restarted (restartPolicy Always) after the kubelet's crash-loop back-off
 //!   (10 s doubling to 300 s; pkg/kubelet/kubelet.go MaxContainerBackOff);
+//! - the processes outlive the stand-in (the runtime keeps containers when the kubelet
+//!   stops); the next start finds each one by /run/real-kubelet/POD.pid and its argv in
+//!   /proc/PID/cmdline and keeps it instead of starting another;
 //! - output goes to /var/log/pods/kube-system_POD/CONTAINER/0.log (the kubelet's path
 //!   layout, pkg/kubelet/kuberuntime/helpers.go BuildContainerLogsDirectory, without the
 //!   UID).
@@ -59,9 +62,55 @@ struct Spec {
 /// A running (or backing-off) container process.
 struct Running {
     spec: Spec,
-    child: Option<Child>,
+    child: Option<Proc>,
     restarts: u32,
     next_start: Instant,
+}
+
+/// A container's process: started by this kubelet, or adopted from an earlier one (the
+/// kubelet stopping leaves the containers running, as containerd keeps them; the next
+/// kubelet finds them again).
+enum Proc {
+    Child(Child),
+    Adopted(i32),
+}
+
+impl Proc {
+    fn id(&self) -> i32 {
+        match self {
+            Proc::Child(c) => c.id() as i32,
+            Proc::Adopted(pid) => *pid,
+        }
+    }
+
+    /// How it ended, once it has.
+    fn exited(&mut self) -> Option<String> {
+        match self {
+            Proc::Child(c) => c.try_wait().ok().flatten().map(|s| s.to_string()),
+            Proc::Adopted(pid) => (!alive(*pid)).then(|| "exited".to_string()),
+        }
+    }
+}
+
+/// Whether `pid` is a live process (the host's PID 1 reaps adopted orphans).
+fn alive(pid: i32) -> bool {
+    let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+    matches!(state, Some(Some(c)) if c != 'Z' && c != 'X')
+}
+
+/// The process a previous kubelet started for `spec`, if it still runs that argv
+/// (`/run/real-kubelet/POD.pid` and /proc/PID/cmdline).
+fn adoptable(spec: &Spec) -> Option<i32> {
+    let file = Path::new(mirror::PIDS).join(format!("{}.pid", spec.pod));
+    let pid: i32 = fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let wanted: Vec<u8> = spec
+        .argv
+        .iter()
+        .flat_map(|a| a.bytes().chain(std::iter::once(0)))
+        .collect();
+    (alive(pid) && cmdline == wanted).then_some(pid)
 }
 
 /// `IMAGE BINARY` lines -> image -> absolute binary path.
@@ -173,19 +222,24 @@ fn start(spec: &Spec) -> Result<Child, String> {
     cmd.spawn().map_err(|e| format!("{}: {e}", spec.argv[0]))
 }
 
-fn stop(mut child: Child, grace: Duration) {
+fn stop(mut proc: Proc, grace: Duration) {
+    let pid = proc.id();
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        libc::kill(pid, libc::SIGTERM);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+        if proc.exited().is_some() {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    if let Proc::Child(mut c) = proc {
+        let _ = c.wait();
+    }
 }
 
 /// `tb-sim daemon real-kubelet --images DIR`: the stand-in started by hand (DIR's name
@@ -285,14 +339,25 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
         }
         // Start what is new; restart what exited, after the back-off.
         for (k, spec) in wanted {
-            let r = running.entry(k).or_insert_with(|| Running {
-                spec,
-                child: None,
-                restarts: 0,
-                next_start: Instant::now(),
+            let r = running.entry(k).or_insert_with(|| {
+                let child = adoptable(&spec).map(|pid| {
+                    eprintln!(
+                        "I {} real-kubelet: found {}/{} running (pid {pid})",
+                        stamp(),
+                        spec.pod,
+                        spec.container
+                    );
+                    Proc::Adopted(pid)
+                });
+                Running {
+                    spec,
+                    child,
+                    restarts: 0,
+                    next_start: Instant::now(),
+                }
             });
             if let Some(child) = &mut r.child {
-                if let Ok(Some(status)) = child.try_wait() {
+                if let Some(status) = child.exited() {
                     let backoff = BACKOFF_START
                         .saturating_mul(1 << r.restarts.min(5))
                         .min(BACKOFF_MAX);
@@ -323,7 +388,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                             Path::new(mirror::PIDS).join(format!("{}.pid", r.spec.pod)),
                             child.id().to_string(),
                         );
-                        r.child = Some(child);
+                        r.child = Some(Proc::Child(child));
                     }
                     Err(e) => {
                         eprintln!("E {} real-kubelet: {e}", stamp());
@@ -335,11 +400,8 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    for (_, r) in running {
-        if let Some(child) = r.child {
-            stop(child, r.spec.grace);
-        }
-    }
+    // The containers outlive the kubelet (the runtime keeps them); the next one adopts
+    // them.
     0
 }
 

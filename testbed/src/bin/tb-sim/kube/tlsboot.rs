@@ -77,6 +77,53 @@ pub fn ensure_client(
         write_kubeconfig(&bootstrap)?;
         log("Client rotation is on, will bootstrap in background");
     }
+    request_certificate(kubectl, BOOTSTRAP_CONF, node, rotate, log)?;
+    if !rotate {
+        write_kubeconfig(&bootstrap)?;
+    }
+    Ok(())
+}
+
+/// The certificate manager's start on a node whose kubelet.conf carries its own pair
+/// (kubeadm init writes kubelet.conf with embedded client-certificate-data and
+/// client-key-data): with rotation on and no pair in the store yet, the pair goes into
+/// the store and the manager asks for a new certificate at once (client-go
+/// certificate_manager.go getCurrentCertificateOrBootstrap: shouldRotate). Returns
+/// whether it did, so the caller rotates. This is what kubeadm's kubelet-finalize phase
+/// looks for (kubelet-client-current.pem) before it repoints kubelet.conf at it and
+/// restarts the kubelet (cmd/kubeadm/app/cmd/phases/init/kubeletfinalize.go).
+pub fn store_embedded_pair(rotate: bool) -> Result<bool, String> {
+    if !rotate || Path::new(CURRENT_PEM).exists() {
+        return Ok(false);
+    }
+    let text = match std::fs::read_to_string(KUBELET_CONF) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.to_string()),
+    };
+    let doc: Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    let user = &doc["users"][0]["user"];
+    let (Some(cert), Some(key)) = (
+        user["client-certificate-data"].as_str(),
+        user["client-key-data"].as_str(),
+    ) else {
+        return Ok(false);
+    };
+    let decode = |d: &str| STANDARD.decode(d).map_err(|e| e.to_string());
+    store_update(&decode(cert)?, &decode(key)?)?;
+    Ok(true)
+}
+
+/// The certificate manager's rotateCerts: a new key and CSR (`csr-*` when `rotate`, else
+/// the `node-csr-*` digest name), created with `kubeconfig`'s credentials, waited for,
+/// stored.
+pub fn request_certificate(
+    kubectl: &Path,
+    kubeconfig: &str,
+    node: &str,
+    rotate: bool,
+    log: &dyn Fn(&str),
+) -> Result<(), String> {
     let key = run(
         "openssl",
         &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
@@ -106,6 +153,7 @@ pub fn ensure_client(
     });
     let created = kubectl_json(
         kubectl,
+        kubeconfig,
         &["create", "--raw", CSRS, "-f", "-"],
         &object.to_string(),
     )
@@ -115,11 +163,8 @@ pub fn ensure_client(
     log(&format!(
         "Waiting for client certificate to be issued (certificate signing request {csr_name})"
     ));
-    let cert = wait_for_certificate(kubectl, csr_name, &uid)?;
+    let cert = wait_for_certificate(kubectl, kubeconfig, csr_name, &uid)?;
     store_update(&cert, &key)?;
-    if !rotate {
-        write_kubeconfig(&bootstrap)?;
-    }
     log(&format!(
         "Certificate signing request {csr_name} is issued: {CURRENT_PEM}"
     ));
@@ -129,11 +174,16 @@ pub fn ensure_client(
 /// csr.WaitForCertificate: the certificate once the CSR of that uid is approved and
 /// issued; Denied or Failed end the wait with the kubelet's message. Up to an hour
 /// (certificateWaitTimeout), polled every second.
-fn wait_for_certificate(kubectl: &Path, name: &str, uid: &Value) -> Result<Vec<u8>, String> {
+fn wait_for_certificate(
+    kubectl: &Path,
+    kubeconfig: &str,
+    name: &str,
+    uid: &Value,
+) -> Result<Vec<u8>, String> {
     let started = Instant::now();
     let path = format!("{CSRS}/{name}");
     while started.elapsed() < Duration::from_secs(3600) {
-        if let Ok(csr) = kubectl_json(kubectl, &["get", "--raw", &path], "") {
+        if let Ok(csr) = kubectl_json(kubectl, kubeconfig, &["get", "--raw", &path], "") {
             if csr["metadata"]["uid"] != *uid {
                 return Err(format!(
                     "certificate signing request {name} changed UIDs, expected {uid}"
@@ -346,9 +396,14 @@ fn run(program: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The built kubectl with the bootstrap kubeconfig; the JSON it printed.
-fn kubectl_json(kubectl: &Path, args: &[&str], stdin: &str) -> Result<Value, String> {
-    let out = super::realnode::kubectl_as(kubectl, BOOTSTRAP_CONF, args, stdin)?;
+/// The built kubectl with `kubeconfig`; the JSON it printed.
+fn kubectl_json(
+    kubectl: &Path,
+    kubeconfig: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Result<Value, String> {
+    let out = super::realnode::kubectl_as(kubectl, kubeconfig, args, stdin)?;
     serde_json::from_str(&out).map_err(|e| e.to_string())
 }
 
