@@ -242,6 +242,32 @@ impl Agent {
         assert!(status.success());
         (sock, agent)
     }
+
+    /// Adds `key` to the agent listening on `sock` (after the ones it holds: ssh-agent
+    /// lists keys in the order they were added).
+    fn add(sock: &Path, key: &Path) {
+        let status = Command::new("ssh-add")
+            .arg("-q")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", sock)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// An agent holding `unknown` keys the server does not authorize, then `last`: a
+/// developer's agent full of keys for other places.
+fn crowded_agent(sshd: &Sshd, unknown: usize, last: &Path) -> (PathBuf, Agent) {
+    let (sock, agent) = Agent::start(sshd, &sshd.path("id_other"));
+    for i in 1..unknown {
+        let key = sshd.path(&format!("id_unknown{i}"));
+        keygen(&key, "ed25519");
+        Agent::add(&sock, &key);
+    }
+    Agent::add(&sock, last);
+    (sock, agent)
 }
 
 impl Drop for Agent {
@@ -779,6 +805,99 @@ fn behind_a_bastion(inner: &Sshd, extra: &str) -> (Sshd, Target) {
     (bastion, target)
 }
 
+/// IdentitiesOnly (ssh_config): a server with a low MaxAuthTries cuts a client that
+/// offers the agent's keys in turn before the right one; with `IdentitiesOnly` and the
+/// identity file naming the key (here its public half, the private key only in the
+/// agent, as with hardware keys), only that key is offered and the login works.
+#[tokio::test]
+async fn identities_only_offers_only_the_identity_files_key_under_max_auth_tries() {
+    let sshd = Sshd::start_with("MaxAuthTries 2\nLogLevel VERBOSE\n");
+    let (sock, agent) = crowded_agent(&sshd, 3, &sshd.path("id_ed25519"));
+    let mut target = sshd.target("root", "id_ed25519.pub");
+    target.identities_only = true;
+    let conn = Connection::connect_with_agent(&target, Some(&sock))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(conn.run(&script("echo in")).await.unwrap().stdout, "in\n");
+    drop(conn);
+    let log = std::fs::read_to_string(sshd.path("sshd.log")).unwrap();
+    assert!(!log.contains("Failed publickey"), "{log}");
+
+    // The same agent without IdentitiesOnly and without an identity file: its keys in
+    // turn, and sshd cuts the client off before the right one.
+    target.identity_file = None;
+    target.identities_only = false;
+    let err = Connection::connect_with_agent(&target, Some(&sock))
+        .await
+        .err()
+        .expect("cut off at MaxAuthTries");
+    assert!(matches!(err, SshError::Auth { .. }), "{err}");
+    let log = std::fs::read_to_string(sshd.path("sshd.log")).unwrap();
+    assert!(
+        log.contains("maximum authentication attempts exceeded"),
+        "{log}"
+    );
+
+    // IdentitiesOnly with an identity file the agent does not hold: not even the
+    // agent's one authorized key is offered (it would log in).
+    drop(agent);
+    std::fs::remove_file(&sock).unwrap();
+    let (sock, _agent) = Agent::start(&sshd, &sshd.path("id_ed25519"));
+    keygen(&sshd.path("id_stranger"), "ed25519");
+    std::fs::remove_file(sshd.path("id_stranger")).unwrap();
+    let mut other = sshd.target("root", "id_stranger.pub");
+    let conn = Connection::connect_with_agent(&other, Some(&sock)).await;
+    assert!(
+        conn.is_ok(),
+        "without IdentitiesOnly the agent's key logs in"
+    );
+    other.identities_only = true;
+    let msg = Connection::connect_with_agent(&other, Some(&sock))
+        .await
+        .err()
+        .expect("only id_stranger may be offered")
+        .to_string();
+    assert!(msg.contains("IdentitiesOnly"), "{msg}");
+}
+
+/// A jump host logs in with its own key (ssh_config's block for it gives the jump hop
+/// an identity file), not the target's, and is not offered the agent's other keys.
+#[tokio::test]
+async fn a_jump_host_logs_in_with_its_own_key() {
+    let inner = Sshd::start();
+    let (bastion, mut target) = behind_a_bastion(&inner, "MaxAuthTries 2\nLogLevel VERBOSE\n");
+    // The bastion authorizes only id_ecdsa; the target (inner) logs in with id_ed25519.
+    std::fs::copy(inner.path("id_ecdsa.pub"), bastion.path("authorized_keys")).unwrap();
+    let (sock, _agent) = crowded_agent(&inner, 3, &inner.path("id_ed25519"));
+    let options = ConnectOptions {
+        agent_socket: Some(sock),
+        ..Default::default()
+    };
+    let err = bootstrap::ssh::connect_all_with(std::slice::from_ref(&target), 1, &options)
+        .await
+        .remove(0)
+        .1
+        .err()
+        .expect("the bastion refuses the target's key");
+    assert!(
+        err.to_string().contains("via bastion root@127.0.0.1:")
+            && err.to_string().contains("authentication as root failed"),
+        "{err}"
+    );
+
+    target.jumps[0].identity_file = Some(inner.path("id_ecdsa"));
+    target.jumps[0].identities_only = Some(true);
+    let conns = bootstrap::ssh::connect_all_with(std::slice::from_ref(&target), 1, &options).await;
+    let conn = conns[0].1.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(conn.run(&script("echo in")).await.unwrap().stdout, "in\n");
+    let log = std::fs::read_to_string(bastion.path("sshd.log")).unwrap();
+    assert!(
+        log.contains("Accepted publickey for root from 127.0.0.1"),
+        "{log}"
+    );
+    assert!(log.contains("ECDSA"), "{log}");
+}
+
 /// ProxyJump: six hosts behind a bastion ride direct-tcpip channels of ONE bastion
 /// connection (its log shows one login), each host still checked and logged into end to
 /// end; the bastion only forwards where its PermitOpen allows, so the sessions really go
@@ -820,7 +939,7 @@ async fn hosts_behind_a_bastion_share_one_bastion_connection() {
     // A bastion that does not answer: every host says via which bastion.
     let mut dead = target.clone();
     let dead_port = free_port();
-    dead.jumps[0].port = dead_port;
+    dead.jumps[0].port = Some(dead_port);
     let err = Connection::connect_with(&dead, &options)
         .await
         .err()

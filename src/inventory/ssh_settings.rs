@@ -88,7 +88,13 @@ pub(crate) fn resolve(
                     tracing::warn!("ssh_config: {w}");
                 }
             }
-            match merge(&host.ssh, defaults, found, ctx) {
+            let merged = merge(&host.ssh, defaults, found, ctx).and_then(|mut ssh| {
+                if let Some(config) = config {
+                    ssh.proxy_jump = jump_hosts(config, ssh.proxy_jump)?;
+                }
+                Ok(ssh)
+            });
+            match merged {
                 Ok(ssh) => Some(ssh),
                 Err(problems) => {
                     for (message, help) in problems {
@@ -155,6 +161,34 @@ fn draft_start(host: &HostDraft) -> saphyr::Marker {
 
 /// Problems: (message, help).
 type Problems = Vec<(String, String)>;
+
+/// The jump hosts with what ssh_config's blocks for them say (`User`, `Port`, `HostName`,
+/// `IdentityFile`, `IdentitiesOnly`), as ssh reads its config again for each jump host;
+/// what the `ProxyJump` spec wrote (`user@`, `:port`) wins.
+fn jump_hosts(
+    config: &SshConfig,
+    chain: Vec<crate::ssh::Jump>,
+) -> Result<Vec<crate::ssh::Jump>, Problems> {
+    chain
+        .into_iter()
+        .map(|mut hop| {
+            let found = config
+                .resolve(&hop.host, hop.user.as_deref())
+                .map_err(|e| {
+                    vec![(
+                        format!("ssh_config, for the jump host {hop}: {e}"),
+                        "fix the file, or ignore it with `ssh.config: false`".to_string(),
+                    )]
+                })?;
+            hop.user = hop.user.or(found.user.map(|v| v.value));
+            hop.port = hop.port.or(found.port.map(|v| v.value));
+            hop.host_name = found.host_name.map(|v| v.value);
+            hop.identity_file = found.identity_files.into_iter().next().map(|v| v.value);
+            hop.identities_only = found.identities_only.map(|v| v.value);
+            Ok(hop)
+        })
+        .collect()
+}
 
 /// One host's settings from its draft, the inventory's defaults and what ssh_config said.
 fn merge(
@@ -501,7 +535,8 @@ Host *
             Source::SshConfig(format!("{file}:5"))
         );
         assert_eq!(a.host_key_policy, crate::ssh::HostKeyPolicy::AcceptNew);
-        assert_eq!(a.proxy_jump, crate::ssh::jump::parse_chain("gw").unwrap());
+        // The jump host `gw` gets `Host *`'s User, as ssh would log in to it.
+        assert_eq!(a.proxy_jump[0].to_string(), "other@gw");
         assert_eq!(
             origin(a, "proxyJump").to_string(),
             format!("proxyJump gw (ssh_config {file}:7)")
@@ -522,6 +557,34 @@ Host *
         assert_eq!(origin(b, "port").from, Source::Default);
         assert!(b.proxy_jump.is_empty());
         assert_eq!(b.identity_file, None);
+    }
+
+    #[test]
+    fn a_jump_host_takes_its_own_block_of_ssh_config() {
+        let config = "Host gw\n  HostName 10.9.9.9\n  User jumper\n  Port 2201\n  \
+                      IdentityFile ~/.ssh/gw\n  IdentitiesOnly yes\n\
+                      Host web*\n  ProxyJump gw,ops@gw2:2222\n\
+                      Host *\n  User fallback\n  Port 2299\n";
+        let hosts =
+            "ssh: {user: admin}\nhosts:\n  - {name: a, address: web1, role: control-plane}\n";
+        let (home, inv) = with_config(config, hosts);
+        let inv = inv.unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        let chain = &inv.hosts[0].ssh.proxy_jump;
+        assert_eq!(chain[0].to_string(), "jumper@gw:2201");
+        assert_eq!(chain[0].host_name.as_deref(), Some("10.9.9.9"));
+        assert_eq!(chain[0].identity_file, Some(home.path().join(".ssh/gw")));
+        assert_eq!(chain[0].identities_only, Some(true));
+        // What the spec wrote wins over the jump host's block.
+        assert_eq!(chain[1].to_string(), "ops@gw2:2222");
+        assert_eq!(
+            (chain[1].identity_file.as_ref(), chain[1].identities_only),
+            (None, None)
+        );
+        // The target's own user and port: the inventory's and `Host *`'s.
+        assert_eq!(
+            (inv.hosts[0].ssh.user.as_str(), inv.hosts[0].ssh.port),
+            ("admin", 2299)
+        );
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub fn check_key_permissions(path: &Path) -> Result<(), String> {
     };
     let uid = rustix::process::getuid().as_raw();
     let mode = meta.mode() & 0o777;
-    if meta.uid() == uid && mode & 0o077 != 0 {
+    // A public key (the agent holds its private half) is not secret.
+    if meta.uid() == uid && mode & 0o077 != 0 && russh::keys::load_public_key(path).is_err() {
         let p = path.display().to_string();
         return Err(format!(
             "UNPROTECTED PRIVATE KEY FILE! Permissions {mode:04o} for '{p}' are too open. \
@@ -118,10 +119,15 @@ pub async fn authenticate<H: Handler>(
                 encrypted = Some(path);
                 preferred_public = read_public_key(path);
             }
-            Err(e) => tried.push(format!(
-                "identity file {}: cannot be loaded: {e}",
-                path.display()
-            )),
+            // As ssh: an IdentityFile may be the public half of a key the agent holds
+            // (hardware and password-manager agents): that agent key is offered first.
+            Err(e) => match russh::keys::load_public_key(path) {
+                Ok(public) => preferred_public = Some(public),
+                Err(_) => tried.push(format!(
+                    "identity file {}: cannot be loaded: {e}",
+                    path.display()
+                )),
+            },
         }
     }
 
@@ -136,8 +142,13 @@ pub async fn authenticate<H: Handler>(
                 let only = identity.only.then_some(preferred_public.as_ref());
                 match agent_auth(handle, user, &mut agent, preferred_public.as_ref(), only).await {
                     Ok(true) => return Ok(()),
+                    Ok(false) if identity.only => tried.push(format!(
+                        "ssh-agent at {}: IdentitiesOnly: only the identity file's key may be \
+                         offered, and the agent does not hold it (or the server rejected it)",
+                        Path::new(&sock).display()
+                    )),
                     Ok(false) if preferred_public.is_some() => tried.push(format!(
-                        "ssh-agent at {}: does not hold the key of the encrypted identity file, \
+                        "ssh-agent at {}: does not hold the key of the identity file, \
                          or the server rejected every agent key",
                         Path::new(&sock).display()
                     )),

@@ -12,13 +12,28 @@ use tokio::time::Instant;
 
 use super::{ConnectOptions, Connection, SshError, Target};
 
-/// One hop of a `ProxyJump` chain: `[user@]host[:port]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One hop of a `ProxyJump` chain: `[user@]host[:port]`, and what ssh_config's block for
+/// that host adds (as ssh, which connects to a jump host like to any host named `host`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Jump {
-    /// None: the target's user.
+    /// None: ssh_config's `User` for the jump host, else the target's user.
     pub user: Option<String>,
     pub host: String,
-    pub port: u16,
+    /// None: not written (ssh_config's `Port` for it, else 22).
+    pub port: Option<u16>,
+    /// ssh_config's `HostName` for the jump host: where to connect.
+    pub host_name: Option<String>,
+    /// ssh_config's `IdentityFile` for the jump host; None: the target's.
+    pub identity_file: Option<std::path::PathBuf>,
+    /// ssh_config's `IdentitiesOnly` for the jump host; None: the target's.
+    pub identities_only: Option<bool>,
+}
+
+impl Jump {
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(22)
+    }
 }
 
 impl std::fmt::Display for Jump {
@@ -29,9 +44,9 @@ impl std::fmt::Display for Jump {
             write!(f, "{u}@")?;
         }
         match (self.port, self.host.contains(':')) {
-            (22, _) => write!(f, "{}", self.host),
-            (p, true) => write!(f, "[{}]:{p}", self.host),
-            (p, false) => write!(f, "{}:{p}", self.host),
+            (None, _) => write!(f, "{}", self.host),
+            (Some(p), true) => write!(f, "[{}]:{p}", self.host),
+            (Some(p), false) => write!(f, "{}:{p}", self.host),
         }
     }
 }
@@ -78,12 +93,13 @@ fn parse_hop(hop: &str) -> Result<Jump, String> {
         return Err(bad("the host name has a character host names do not"));
     }
     let port = match port {
-        None => 22,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad(&format!("`{p}` is not a port number (1-65535)")))?,
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(&format!("`{p}` is not a port number (1-65535)")))?,
+        ),
     };
     if user
         .as_deref()
@@ -95,6 +111,7 @@ fn parse_hop(hop: &str) -> Result<Jump, String> {
         user,
         host: host.to_string(),
         port,
+        ..Jump::default()
     })
 }
 
@@ -204,11 +221,18 @@ impl Pool {
             [] => None,
             before => Some(Box::pin(self.via(before, target, options)).await?),
         };
+        // The jump host's own settings (its spec, its ssh_config block), else the
+        // target's: its key, known_hosts file and host key policy.
         let jump_target = Target {
             host: hop.to_string(),
-            address: hop.host.clone(),
-            port: hop.port,
+            address: hop.host_name.clone().unwrap_or_else(|| hop.host.clone()),
+            port: hop.port(),
             user: hop.user.clone().unwrap_or_else(|| target.user.clone()),
+            identity_file: hop
+                .identity_file
+                .clone()
+                .or_else(|| target.identity_file.clone()),
+            identities_only: hop.identities_only.unwrap_or(target.identities_only),
             jumps: chain[..chain.len() - 1].to_vec(),
             ..target.clone()
         };
@@ -230,23 +254,27 @@ impl Pool {
 mod tests {
     use super::*;
 
-    fn hop(user: Option<&str>, host: &str, port: u16) -> Jump {
+    fn hop(user: Option<&str>, host: &str, port: Option<u16>) -> Jump {
         Jump {
             user: user.map(Into::into),
             host: host.into(),
             port,
+            ..Jump::default()
         }
     }
 
     #[test]
     fn chains_in_openssh_syntax() {
-        assert_eq!(parse_chain("bastion").unwrap(), [hop(None, "bastion", 22)]);
+        assert_eq!(
+            parse_chain("bastion").unwrap(),
+            [hop(None, "bastion", None)]
+        );
         assert_eq!(
             parse_chain("admin@10.0.0.5:2222, ssh://ops@[fd00::1]:22,[fd00::2]").unwrap(),
             [
-                hop(Some("admin"), "10.0.0.5", 2222),
-                hop(Some("ops"), "fd00::1", 22),
-                hop(None, "fd00::2", 22)
+                hop(Some("admin"), "10.0.0.5", Some(2222)),
+                hop(Some("ops"), "fd00::1", Some(22)),
+                hop(None, "fd00::2", None)
             ]
         );
         assert_eq!(parse_chain("none").unwrap(), []);

@@ -42,7 +42,8 @@ pub struct Target {
     pub host_key_policy: HostKeyPolicy,
     /// The `ProxyJump` chain to reach it through, first hop first (empty: directly).
     /// Each jump host is checked against the same known_hosts file and policy and logs in
-    /// with the same key, as its spec's user (default: this target's).
+    /// as its hop says (user, key, IdentitiesOnly from its spec or ssh_config block),
+    /// else as this target does.
     pub jumps: Vec<Jump>,
     /// Bounds each of one attempt's TCP connect, SSH handshake and authentication.
     pub connect_timeout: Duration,
