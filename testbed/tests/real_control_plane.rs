@@ -465,6 +465,13 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     );
     let addresses = node["status"]["addresses"].to_string();
     assert!(addresses.contains(&address(&tb, "node1")), "{addresses}");
+    // The host's real containerd, as the kubelet reports it.
+    assert!(
+        node["status"]["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("containerd://") && v.contains("1.7.24")),
+        "{node}"
+    );
     write_cni_config(&tb, "node1");
     let started = Instant::now();
     wait("Ready without the not-ready taint", &|n| {

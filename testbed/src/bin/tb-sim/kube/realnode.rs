@@ -72,6 +72,9 @@ pub struct Options {
     pub rotate: bool,
     /// `healthzBindAddress:healthzPort` (defaults 127.0.0.1:10248), None for port 0.
     pub healthz: Option<String>,
+    /// The container runtime's `NAME://VERSION` (nodeInfo containerRuntimeVersion), asked
+    /// once at start ([`runtime_version`]).
+    pub runtime: Option<String>,
 }
 
 impl Options {
@@ -95,8 +98,25 @@ impl Options {
             release: release.to_string(),
             rotate: config["rotateCertificates"].as_bool().unwrap_or(false),
             healthz: (port != 0).then(|| format!("{address}:{port}")),
+            runtime: None,
         }
     }
+}
+
+/// The runtime's version as the kubelet reports it: `containerd://` + the version the
+/// runtime's Version call answers (containerd pkg/cri/server/version.go RuntimeVersion =
+/// version.Version; pkg/kubelet/nodestatus/setters.go VersionInfo formats
+/// `NAME://VERSION`), read from the same variable through the real `ctr version`
+/// (`Server: Version:`). None when no containerd answers.
+pub fn runtime_version() -> Option<String> {
+    let out = Command::new("ctr").arg("version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let server = text.split("Server:").nth(1)?;
+    let version = server
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Version:"))?
+        .trim();
+    (out.status.success() && !version.is_empty()).then(|| format!("containerd://{version}"))
 }
 
 /// Serves the kubelet's healthz endpoint at `address` until the process exits.
@@ -286,6 +306,9 @@ fn update_status(kubectl: &Path, opts: &Options) -> Result<Option<String>, Strin
     let addresses = node_addresses(opts);
     let previous = node["status"]["addresses"].clone();
     node["status"] = node_status(&opts.release);
+    if let Some(runtime) = &opts.runtime {
+        node["status"]["nodeInfo"]["containerRuntimeVersion"] = json!(runtime);
+    }
     node["status"]["addresses"] = match &addresses {
         Ok(list) => json!(list),
         Err(_) if previous.is_null() => json!([]),

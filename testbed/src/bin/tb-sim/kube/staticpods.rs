@@ -278,7 +278,10 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
             return 1;
         }
     };
-    let opts = realnode::Options::new(release, config, flags);
+    let opts = realnode::Options {
+        runtime: realnode::runtime_version(),
+        ..realnode::Options::new(release, config, flags)
+    };
     if let Some(address) = &opts.healthz {
         if let Err(e) = realnode::serve_healthz(address) {
             eprintln!("E {} real-kubelet: {e}", stamp());
