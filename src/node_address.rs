@@ -21,7 +21,7 @@ pub fn choose(host: &Host, net: &Network) -> Result<NodeAddress, String> {
             ip,
             interface: interface.to_string(),
             reason,
-            differs: ip.to_string() != host.address,
+            differs: ip.to_string() != host.ssh_address(),
         })
     };
     if let Some(ip) = host.internal_address {
@@ -32,7 +32,7 @@ pub fn choose(host: &Host, net: &Network) -> Result<NodeAddress, String> {
             )
         });
     }
-    let ssh_ip = host.address.parse::<IpAddr>().ok();
+    let ssh_ip = host.ssh_address().parse::<IpAddr>().ok();
     if let Some(n) = ssh_ip.and_then(|ip| found(ip, "the SSH address".into())) {
         return Ok(n);
     }
@@ -40,7 +40,7 @@ pub fn choose(host: &Host, net: &Network) -> Result<NodeAddress, String> {
         Some(ip) => format!(
             "the SSH address {ip} is on none of the host's interfaces (a public or NAT address)"
         ),
-        None => format!("the SSH address {} is a host name", host.address),
+        None => format!("the SSH address {} is a host name", host.ssh_address()),
     };
     let default = net
         .default_interface
@@ -144,6 +144,21 @@ mod tests {
             (n.ip.to_string(), n.interface.as_str()),
             ("192.168.56.10".into(), "eth1")
         );
+        assert!(!n.differs);
+    }
+
+    /// `address` an ssh_config alias (`Host cp1` / `HostName 192.168.56.10`): the SSH
+    /// address is the HostName, as for `ssh cp1`, not the alias.
+    #[test]
+    fn behind_an_ssh_config_alias_the_ssh_address_is_the_host_name() {
+        let mut h = host("cp1", None);
+        h.ssh.host_name = Some("192.168.56.10".into());
+        let n = choose(&h, &net(Some("eth0"))).unwrap();
+        assert_eq!(
+            (n.ip.to_string(), n.interface.as_str()),
+            ("192.168.56.10".into(), "eth1")
+        );
+        assert_eq!(n.reason, "the SSH address");
         assert!(!n.differs);
     }
 

@@ -116,8 +116,8 @@ impl ClusterView {
                     None => String::new(),
                 });
         let api_server_cert_sans = first_cp
-            .filter(|h| h.node_ip() != h.address)
-            .map(|h| vec![h.address.clone()])
+            .filter(|h| h.node_ip() != h.ssh_address())
+            .map(|h| vec![h.ssh_address().to_string()])
             .unwrap_or_default();
         let (manifest_url, manifest_file) = match &c.calico.manifest {
             None => (

@@ -184,12 +184,12 @@ impl Inventory {
     }
 
     /// `host:port` of the API server: `controlPlaneEndpoint`, or the first control plane's
-    /// address on 6443 (IPv6 in brackets).
+    /// SSH address ([`Host::ssh_address`]) on 6443 (IPv6 in brackets).
     pub fn api_endpoint(&self) -> String {
         match &self.cluster.control_plane_endpoint {
             Some(e) => e.clone(),
             None => {
-                let address = &self.first_control_plane().address;
+                let address = self.first_control_plane().ssh_address();
                 if address.contains(':') {
                     format!("[{address}]:6443")
                 } else {
@@ -219,8 +219,16 @@ impl Host {
         match (&self.node_address, self.internal_address) {
             (Some(n), _) => n.ip.to_string(),
             (None, Some(ip)) => ip.to_string(),
-            (None, None) => self.address.clone(),
+            (None, None) => self.ssh_address().to_string(),
         }
+    }
+
+    /// Where SSH connects: ssh_config's `HostName` when it gives one for `address` (which
+    /// is then only the name ssh_config knows the host by, as for `ssh ALIAS`), else the
+    /// address. The host's real address: what its node IP is compared with, what the API
+    /// server's certificate names and what a kubeconfig points at.
+    pub fn ssh_address(&self) -> &str {
+        self.ssh.host_name.as_deref().unwrap_or(&self.address)
     }
 }
 
@@ -426,11 +434,7 @@ pub struct NodeAddress {
 pub fn target(host: &Host, connect_timeout: Option<std::time::Duration>) -> crate::ssh::Target {
     crate::ssh::Target {
         host: host.name.clone(),
-        address: host
-            .ssh
-            .host_name
-            .clone()
-            .unwrap_or_else(|| host.address.clone()),
+        address: host.ssh_address().to_string(),
         port: host.ssh.port,
         user: host.ssh.user.clone(),
         identity_file: host.ssh.identity_file.clone(),
@@ -509,5 +513,20 @@ mod tests {
         let given = format!("ssh: {{knownHostsFile: kh}}\n{hosts}");
         let inv = parse_without_home(&given).unwrap();
         assert_eq!(inv.hosts[0].ssh.known_hosts_file, PathBuf::from("/srv/kh"));
+    }
+
+    /// `address: cp1` with ssh_config's `HostName 203.0.113.10` for it: the kubeconfig's
+    /// server and the API server certificate's extra name are the HostName (cp1 is only
+    /// ssh_config's alias, which nothing else resolves).
+    #[test]
+    fn an_ssh_config_alias_is_not_the_api_endpoint() {
+        let text = "ssh: {knownHostsFile: kh, config: false}\nhosts:\n  \
+                    - {name: cp, address: cp1, role: control-plane, internalAddress: 10.0.0.5}\n";
+        let mut inv = parse_without_home(text).unwrap_or_else(|e| panic!("{}", e.summary()));
+        inv.hosts[0].ssh.host_name = Some("203.0.113.10".into());
+        assert_eq!(inv.api_endpoint(), "203.0.113.10:6443");
+        let view = crate::plan::ClusterView::new(&inv);
+        assert_eq!(view.api_server_cert_sans, ["203.0.113.10"]);
+        assert_eq!(target(&inv.hosts[0], None).address, "203.0.113.10");
     }
 }
