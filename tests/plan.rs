@@ -1402,6 +1402,7 @@ async fn facts_over_ssh_in_one_round_trip() {
         identities_only: false,
         certificate_file: None,
         server_alive_interval: None,
+        hash_known_hosts: false,
     };
     let conn = Connection::connect_with_agent(&target, None).await.unwrap();
     let before = tb.audit(&e.name).unwrap();

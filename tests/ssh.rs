@@ -172,6 +172,7 @@ impl Sshd {
             identities_only: false,
             certificate_file: None,
             server_alive_interval: None,
+            hash_known_hosts: false,
         }
     }
 
@@ -491,11 +492,10 @@ async fn twenty_concurrent_commands_on_one_connection() {
 async fn unknown_host_key_is_refused_with_fingerprint_and_file() {
     let sshd = Sshd::start();
     let mut target = sshd.target("root", "id_ed25519");
-    // Known for another port only, and for the bare address (which means port 22).
+    // Known for another port only.
     target.known_hosts_file = sshd.known_hosts(&format!(
-        "[127.0.0.1]:{} {}\n127.0.0.1 {}\n",
+        "[127.0.0.1]:{} {}\n",
         sshd.port + 1,
-        sshd.host_key_line(),
         sshd.host_key_line(),
     ));
     let err = Connection::connect_with_agent(&target, None)
@@ -512,7 +512,37 @@ async fn unknown_host_key_is_refused_with_fingerprint_and_file() {
     assert!(msg.contains("node-1"), "{msg}");
     // Never auto-added.
     let after = std::fs::read_to_string(&target.known_hosts_file).unwrap();
-    assert_eq!(after.lines().count(), 2);
+    assert_eq!(after.lines().count(), 1);
+
+    // Recorded under the bare address: OpenSSH, finding nothing under [addr]:port,
+    // looks again without the port and trusts it ("checking without port identifier");
+    // so does bootstrap.
+    std::fs::write(
+        &target.known_hosts_file,
+        format!("{after}127.0.0.1 {}\n", sshd.host_key_line()),
+    )
+    .unwrap();
+    let status = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            target.known_hosts_file.display()
+        ))
+        .arg("-i")
+        .arg(sshd.path("id_ed25519"))
+        .args(["-p", &sshd.port.to_string(), "root@127.0.0.1", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "OpenSSH trusts the bare-address line");
+    Connection::connect_with_agent(&target, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test]
@@ -700,6 +730,36 @@ async fn accept_new_records_an_unknown_key_once_then_strict_accepts_it() {
     target.host_key_policy = HostKeyPolicy::Strict;
     let conn = Connection::connect_with(&target, &options).await.unwrap();
     assert_eq!(conn.host_key_added, None);
+}
+
+/// HashKnownHosts (ssh_config): accept-new records the host hashed, and OpenSSH's own
+/// `ssh-keygen -F` finds it under `[127.0.0.1]:PORT`.
+#[tokio::test]
+async fn accept_new_with_hash_known_hosts_records_a_line_ssh_keygen_finds() {
+    let sshd = Sshd::start();
+    let mut target = sshd.target("root", "id_ed25519");
+    target.known_hosts_file = sshd.path("hashed_known_hosts");
+    target.host_key_policy = HostKeyPolicy::AcceptNew;
+    target.hash_known_hosts = true;
+    let conn = Connection::connect_with_agent(&target, None).await.unwrap();
+    assert!(conn.host_key_added.is_some());
+    let text = std::fs::read_to_string(&target.known_hosts_file).unwrap();
+    assert!(
+        text.starts_with("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let found = Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(format!("[127.0.0.1]:{}", sshd.port))
+        .arg("-f")
+        .arg(&target.known_hosts_file)
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "ssh-keygen -F did not find it: {text}"
+    );
+    assert!(String::from_utf8_lossy(&found.stdout).contains(&sshd.host_key_line()));
 }
 
 /// A changed key is refused under accept-new as under strict, and nothing is written.
@@ -1446,6 +1506,7 @@ async fn testbed_hosts() {
             identities_only: false,
             certificate_file: None,
             server_alive_interval: None,
+            hash_known_hosts: false,
         })
         .collect();
     assert!(!targets.is_empty(), "{dir}/hosts.json lists no host");

@@ -411,6 +411,8 @@ pub struct Ssh {
     pub connect_timeout: Option<std::time::Duration>,
     /// ssh_config's `ServerAliveInterval` (zero: no keepalives).
     pub server_alive_interval: Option<std::time::Duration>,
+    /// ssh_config's `HashKnownHosts`: accept-new records the host name hashed.
+    pub hash_known_hosts: bool,
     /// Where each setting came from, for `bootstrap plan -v`.
     pub origins: Vec<ssh_settings::Origin>,
 }
@@ -447,6 +449,7 @@ pub fn target(host: &Host, connect_timeout: Option<std::time::Duration>) -> crat
         identities_only: host.ssh.identities_only,
         certificate_file: host.ssh.certificate_file.clone(),
         server_alive_interval: host.ssh.server_alive_interval,
+        hash_known_hosts: host.ssh.hash_known_hosts,
     }
 }
 

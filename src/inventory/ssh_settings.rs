@@ -418,6 +418,11 @@ fn merge(
             "30s (--connect-timeout wins)",
         ),
         from_config(
+            "hashKnownHosts",
+            found.hash_known_hosts.as_ref().map(shown),
+            "no",
+        ),
+        from_config(
             "serverAliveInterval",
             found
                 .server_alive_interval
@@ -444,6 +449,7 @@ fn merge(
         certificate_file: found.certificate_files.into_iter().next().map(|v| v.value),
         connect_timeout: found.connect_timeout.map(|v| v.value),
         server_alive_interval: found.server_alive_interval.map(|v| v.value),
+        hash_known_hosts: found.hash_known_hosts.is_some_and(|v| v.value),
         origins,
     })
 }

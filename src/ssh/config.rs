@@ -84,6 +84,7 @@ pub struct HostConfig {
     pub strict_host_key_checking: Option<Value<Strictness>>,
     pub connect_timeout: Option<Value<Duration>>,
     pub server_alive_interval: Option<Value<Duration>>,
+    /// Record new host keys with the name hashed (under accept-new).
     pub hash_known_hosts: Option<Value<bool>>,
     /// Settings that apply but bootstrap cannot honour (`file:line: why`); the caller
     /// decides whether they matter (an inventory setting may make them moot).

@@ -54,6 +54,10 @@ pub struct KnownHosts {
     address: String,
     /// Entries whose host patterns match `lookup`, in file order.
     entries: Vec<Entry>,
+    /// For a port other than 22, the entries for the bare address: ssh trusts a key
+    /// recorded there when `[addr]:port` knows none (sshconnect.c check_host_key,
+    /// "checking without port identifier").
+    without_port: Option<Box<KnownHosts>>,
 }
 
 #[derive(Debug, Clone)]
@@ -316,15 +320,26 @@ impl KnownHosts {
             lookup,
             address: address.to_ascii_lowercase(),
             entries,
+            without_port: (port != 22)
+                .then(|| Box::new(KnownHosts::parse(text, path, address, 22))),
         }
+    }
+
+    /// This lookup's `@cert-authority` lines, without the port-less fallback.
+    fn has_own_cert_authority(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.marker == Marker::CertAuthority)
     }
 
     /// Whether a `@cert-authority` line covers this host: then the server is asked for a
     /// host certificate first.
     pub fn has_cert_authority(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.marker == Marker::CertAuthority)
+        self.has_own_cert_authority()
+            || self
+                .without_port
+                .as_ref()
+                .is_some_and(|b| b.has_own_cert_authority())
     }
 
     /// Accepts a host certificate as `ssh` does (sshconnect.c check_host_cert,
@@ -333,6 +348,17 @@ impl KnownHosts {
     /// validity at `now` (seconds since the epoch), naming this host among its principals
     /// (at least one; patterns allowed), without critical options (none is defined for hosts).
     pub fn verify_certificate(&self, cert: &Certificate, now: u64) -> Result<(), Rejection> {
+        let found = self.verify_own_certificate(cert, now);
+        match &self.without_port {
+            // No CA for `[addr]:port` (ssh's HOST_NEW): the bare address's CA lines.
+            Some(bare) if found.is_err() && !self.has_own_cert_authority() => {
+                bare.verify_own_certificate(cert, now).or(found)
+            }
+            _ => found,
+        }
+    }
+
+    fn verify_own_certificate(&self, cert: &Certificate, now: u64) -> Result<(), Rejection> {
         let reject = |reason: String| Rejection::Certificate {
             lookup: self.lookup.clone(),
             file: self.path.clone(),
@@ -420,8 +446,20 @@ impl KnownHosts {
         Ok(())
     }
 
-    /// Accepts `offered` only if an unrevoked entry records exactly it.
+    /// Accepts `offered` only if an unrevoked entry records exactly it (for a port other
+    /// than 22, under `[addr]:port`, else, when that knows no key of this type, under
+    /// the bare address, as ssh does).
     pub fn verify(&self, offered: &PublicKey) -> Result<(), Rejection> {
+        let found = self.verify_own(offered);
+        match (&found, &self.without_port) {
+            (Err(Rejection::Unknown { .. }), Some(bare)) if bare.verify_own(offered).is_ok() => {
+                Ok(())
+            }
+            _ => found,
+        }
+    }
+
+    fn verify_own(&self, offered: &PublicKey) -> Result<(), Rejection> {
         let offered_desc = describe(offered);
         if let Some(e) = self
             .entries
@@ -484,7 +522,8 @@ impl KnownHosts {
 }
 
 /// Appends `key` for `address`:`port` to the known_hosts file `path` (created if
-/// missing), for `accept-new`. Holds an exclusive `flock` on the file while it re-reads
+/// missing), for `accept-new`; with `hash` (ssh_config's `HashKnownHosts`) the name is
+/// written hashed (`|1|salt|hash`, as ssh's hostfile.c host_hash). Holds an exclusive `flock` on the file while it re-reads
 /// and writes, so hosts connecting at once, and other bootstrap runs, each see the
 /// others' lines: a key already recorded meanwhile is not added twice, and a different
 /// key recorded meanwhile is refused as changed. Blocking: call from a blocking thread.
@@ -493,6 +532,7 @@ pub fn append(
     address: &str,
     port: u16,
     key: &PublicKey,
+    hash: bool,
 ) -> Result<Appended, Rejection> {
     use std::io::{Read, Seek, Write};
     let unreadable = |e: std::io::Error| Rejection::Unreadable {
@@ -525,9 +565,15 @@ pub fn append(
         file: path.to_path_buf(),
         reason: format!("cannot encode the host key: {e}"),
     })?;
+    let name = lookup_name(address, port);
+    let name = if hash {
+        hashed_name(&name).map_err(unreadable)?
+    } else {
+        name
+    };
     let line = format!(
         "{separator}{} {} {}\n",
-        lookup_name(address, port),
+        name,
         key.algorithm().as_str(),
         base64::engine::general_purpose::STANDARD.encode(blob)
     );
@@ -565,6 +611,24 @@ fn hosts_match(field: &str, lookup: &str) -> bool {
         }
     }
     matched
+}
+
+/// `|1|salt|hash` for `name`: a fresh 20-byte salt, HMAC-SHA1 keyed by it over the name.
+fn hashed_name(name: &str) -> Result<String, std::io::Error> {
+    let mut salt = [0u8; 20];
+    let mut filled = 0;
+    while filled < salt.len() {
+        filled +=
+            rustix::rand::getrandom(&mut salt[filled..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&salt).expect("HMAC takes any key");
+    mac.update(name.as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(format!(
+        "|1|{}|{}",
+        b64.encode(salt),
+        b64.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// `salt|hash`, both base64: HMAC-SHA1 keyed by the salt over the host name.
@@ -625,6 +689,50 @@ mod tests {
 
     fn check(text: &str, address: &str, port: u16, offered: &str) -> Result<(), Rejection> {
         KnownHosts::parse(text, Path::new("/kh"), address, port).verify(&key(offered))
+    }
+
+    #[test]
+    fn a_bare_address_entry_vouches_for_other_ports_unless_the_port_form_says_otherwise() {
+        // sshconnect.c check_host_key: HOST_NEW under [addr]:port is looked up again
+        // without the port; a key found there is trusted.
+        let bare = format!("10.0.0.1 ssh-ed25519 {ED_A}\n");
+        assert_eq!(check(&bare, "10.0.0.1", 2222, ED_A), Ok(()));
+        // A different key under the bare name makes the port form no less new.
+        assert!(matches!(
+            check(&bare, "10.0.0.1", 2222, ED_B),
+            Err(Rejection::Unknown { .. })
+        ));
+        // What the port form records wins: a different key there is a changed key.
+        let both = format!("[10.0.0.1]:2222 ssh-ed25519 {ED_B}\n{bare}");
+        assert!(matches!(
+            check(&both, "10.0.0.1", 2222, ED_A),
+            Err(Rejection::Changed { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn accept_new_with_hash_known_hosts_writes_the_name_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        assert_eq!(
+            append(&path, "10.0.0.1", 2222, &key(ED_A), true),
+            Ok(Appended::Added { line: 1 })
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("|1|") && !text.contains("10.0.0.1"),
+            "{text}"
+        );
+        assert_eq!(check(&text, "10.0.0.1", 2222, ED_A), Ok(()));
+        assert!(matches!(
+            check(&text, "10.0.0.1", 22, ED_A),
+            Err(Rejection::Unknown { .. })
+        ));
+        // Recorded once, however often it is asked.
+        assert_eq!(
+            append(&path, "10.0.0.1", 2222, &key(ED_A), true),
+            Ok(Appended::AlreadyThere)
+        );
     }
 
     #[test]
@@ -718,15 +826,15 @@ mod tests {
         let path = dir.path().join("sub_known_hosts");
         std::fs::write(&path, "# no newline at the end").unwrap();
         assert_eq!(
-            append(&path, "10.0.0.1", 2222, &key(ED_A)),
+            append(&path, "10.0.0.1", 2222, &key(ED_A), false),
             Ok(Appended::Added { line: 2 })
         );
         assert_eq!(
-            append(&path, "10.0.0.1", 2222, &key(ED_A)),
+            append(&path, "10.0.0.1", 2222, &key(ED_A), false),
             Ok(Appended::AlreadyThere)
         );
         assert!(matches!(
-            append(&path, "10.0.0.1", 2222, &key(ED_B)),
+            append(&path, "10.0.0.1", 2222, &key(ED_B), false),
             Err(Rejection::Changed { line: 2, .. })
         ));
         let text = std::fs::read_to_string(&path).unwrap();
@@ -742,7 +850,7 @@ mod tests {
     fn a_file_accept_new_cannot_write_is_not_called_unread_or_strict() {
         let dir = tempfile::tempdir().unwrap();
         // A directory where the file should be: neither readable nor appendable.
-        let msg = append(dir.path(), "10.0.0.1", 22, &key(ED_A))
+        let msg = append(dir.path(), "10.0.0.1", 22, &key(ED_A), false)
             .unwrap_err()
             .to_string();
         assert!(

@@ -57,6 +57,9 @@ pub struct Target {
     /// Keepalive interval for this host (ssh_config's `ServerAliveInterval`; zero: none);
     /// None: `ConnectOptions::keepalive_interval`.
     pub server_alive_interval: Option<Duration>,
+    /// Under accept-new, record the key with the host name hashed (ssh_config's
+    /// `HashKnownHosts`).
+    pub hash_known_hosts: bool,
 }
 
 /// `--connect-timeout`'s default, also used where there is no such option (kubeconfig).
@@ -755,14 +758,15 @@ async fn record_new_key(
     target: &Target,
     key: russh::keys::PublicKey,
 ) -> Result<Option<String>, SshError> {
-    let (path, address, port) = (
+    let (path, address, port, hash) = (
         target.known_hosts_file.clone(),
         target.address.clone(),
         target.port,
+        target.hash_known_hosts,
     );
     let desc = known_hosts::describe(&key);
     let appended =
-        tokio::task::spawn_blocking(move || known_hosts::append(&path, &address, port, &key))
+        tokio::task::spawn_blocking(move || known_hosts::append(&path, &address, port, &key, hash))
             .await
             .unwrap_or_else(|e| {
                 Err(Rejection::Unreadable {
