@@ -100,26 +100,16 @@ pub fn write_image_archive(images: &[&str], out: &Path) -> Result<()> {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
     }
-    let command = format!("tar -C {} -cf {} .", dir.display(), out.display());
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .arg("-cf")
-        .arg(out)
-        .arg(".")
-        .status()
-        .map_err(|source| Error::Spawn {
-            command: command.clone(),
-            source,
-        })?;
+    let tar = crate::cmd::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(out)
+            .arg("."),
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    if !status.success() {
-        return Err(Error::Command {
-            command,
-            status: status.to_string(),
-            stderr: String::new(),
-        });
-    }
+    tar?;
     Ok(())
 }
 
@@ -165,27 +155,15 @@ pub(crate) fn preload_release_images(tb: &Testbed, releases: &Path) -> Result<()
         if !release.starts_with('v') || !kubeadm.is_file() {
             continue;
         }
-        let command = format!(
-            "{} config images list --kubernetes-version {release}",
-            kubeadm.display()
-        );
-        let out = Command::new(&kubeadm)
-            .args(["config", "images", "list", "--kubernetes-version", &release])
-            .output()
-            .map_err(|source| Error::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(Error::Command {
-                command,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        let out = crate::cmd::run(Command::new(&kubeadm).args([
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            &release,
+        ]))?;
         images.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
+            out.lines()
                 .map(|l| l.trim().to_string())
                 .filter(|l| !l.is_empty()),
         );

@@ -76,25 +76,11 @@ pub(crate) fn cached_build(script: &str, version: &str, expect: &str) -> Result<
     if let Some(dir) = done.get(&key) {
         return Ok(dir.clone());
     }
-    let command = format!("{script} build {version}");
-    let out = Command::new("bash")
-        .args([script, "build", version])
-        .output()
-        .map_err(|source| Error::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(Error::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let stdout = crate::cmd::run(Command::new("bash").args([script, "build", version]))?;
+    let dir = PathBuf::from(stdout.trim());
     if !dir.join(expect).is_file() {
         return Err(Error::Invalid(format!(
-            "`{command}` printed {}, which holds no {expect}",
+            "`{script} build {version}` printed {}, which holds no {expect}",
             dir.display()
         )));
     }
