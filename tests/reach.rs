@@ -97,9 +97,9 @@ fn accept_new_records_fresh_hosts_then_strict_trusts_them_and_a_changed_key_is_r
     assert_eq!(std::fs::read_to_string(&kh).unwrap(), recorded);
 }
 
-/// A host powered off whose sshd comes up a few seconds later: without --wait-for-ssh
-/// the run stops at once (exit 4, nothing waited for); with it, the host is tried again,
-/// named while awaited, and the run goes on.
+/// A host powered off whose sshd comes up 20 s later (issue 13's case): without
+/// --wait-for-ssh the run stops at once (exit 4, nothing waited for); under
+/// `--wait-for-ssh 1m` the host is tried again, named while awaited, and the run goes on.
 #[test]
 fn a_booting_host_is_waited_for_under_wait_for_ssh() {
     let tb = testbed(2, "root");
@@ -111,9 +111,10 @@ fn a_booting_host_is_waited_for_under_wait_for_ssh() {
     assert!(ran.stderr.contains("cannot connect"), "{}", ran.stderr);
     assert!(!ran.stderr.contains("waiting for SSH"), "{}", ran.stderr);
 
+    let started = std::time::Instant::now();
     let ran = std::thread::scope(|s| {
         s.spawn(|| {
-            std::thread::sleep(Duration::from_secs(8));
+            std::thread::sleep(Duration::from_secs(20));
             tb.start("node2").unwrap();
         });
         plan(
@@ -123,6 +124,7 @@ fn a_booting_host_is_waited_for_under_wait_for_ssh() {
         )
     });
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(20));
     assert!(
         ran.stderr.contains("waiting for SSH on 1 host (node2)"),
         "{}",

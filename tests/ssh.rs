@@ -346,6 +346,26 @@ fn keygen(path: &Path, kind: &str) {
     assert!(status.success(), "ssh-keygen -t {kind} failed");
 }
 
+/// Whether OpenSSH's own `ssh`, checking strictly against `known_hosts`, logs in to
+/// `sshd` (with its authorized id_ed25519).
+fn openssh_trusts(sshd: &Sshd, known_hosts: &Path) -> bool {
+    Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg("-i")
+        .arg(sshd.path("id_ed25519"))
+        .args(["-p", &sshd.port.to_string(), "root@127.0.0.1", "true"])
+        .status()
+        .unwrap()
+        .success()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -522,24 +542,10 @@ async fn unknown_host_key_is_refused_with_fingerprint_and_file() {
         format!("{after}127.0.0.1 {}\n", sshd.host_key_line()),
     )
     .unwrap();
-    let status = Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-        ])
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            target.known_hosts_file.display()
-        ))
-        .arg("-i")
-        .arg(sshd.path("id_ed25519"))
-        .args(["-p", &sshd.port.to_string(), "root@127.0.0.1", "true"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "OpenSSH trusts the bare-address line");
+    assert!(
+        openssh_trusts(&sshd, &target.known_hosts_file),
+        "OpenSSH trusts the bare-address line"
+    );
     Connection::connect_with_agent(&target, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -712,21 +718,7 @@ async fn accept_new_records_an_unknown_key_once_then_strict_accepts_it() {
         format!("[127.0.0.1]:{} {}\n", sshd.port, sshd.host_key_line())
     );
     // OpenSSH itself accepts what was recorded.
-    let status = Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-        ])
-        .arg(format!("UserKnownHostsFile={}", kh.display()))
-        .arg("-i")
-        .arg(sshd.path("id_ed25519"))
-        .args(["-p", &sshd.port.to_string(), "root@127.0.0.1", "true"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(openssh_trusts(&sshd, &kh));
     target.host_key_policy = HostKeyPolicy::Strict;
     let conn = Connection::connect_with(&target, &options).await.unwrap();
     assert_eq!(conn.host_key_added, None);
