@@ -638,3 +638,22 @@ fn manifests_keep_their_order_and_written_names() {
         .manifests
         .is_empty());
 }
+
+/// `address: cp1` with ssh_config's `HostName 203.0.113.10` for it: the kubeconfig's
+/// server, the API server certificate's extra name and the SSH target are the HostName
+/// (cp1 is only ssh_config's alias, which nothing else resolves).
+#[test]
+fn an_ssh_config_alias_is_not_the_api_endpoint() {
+    let text = "ssh: {knownHostsFile: /kh, config: false}\nhosts:\n  \
+                - {name: cp, address: cp1, role: control-plane, internalAddress: 10.0.0.5}\n";
+    let mut inv = bootstrap::inventory::parse(Path::new("/inv.yaml"), text.to_string())
+        .unwrap_or_else(|e| panic!("{}", e.summary()));
+    inv.hosts[0].ssh.host_name = Some("203.0.113.10".into());
+    assert_eq!(inv.api_endpoint(), "203.0.113.10:6443");
+    let view = bootstrap::plan::ClusterView::new(&inv);
+    assert_eq!(view.api_server_cert_sans, ["203.0.113.10"]);
+    assert_eq!(
+        bootstrap::inventory::target(&inv.hosts[0], None).address,
+        "203.0.113.10"
+    );
+}
