@@ -487,7 +487,10 @@ fn static_pods() -> Vec<(String, String, String)> {
     out
 }
 
-/// Keeps the API server process in line with its manifest.
+/// Keeps the API server process in line with its manifest. `blocked` (no CRI, or a
+/// cgroup driver mismatch) keeps a new one from starting but does not stop a running
+/// one: containers outlive a containerd restart (their shims stay, containerd.service
+/// has KillMode=process) and the kubelet kills nothing it cannot reach.
 fn sync_apiserver(pods: &[(String, String, String)], blocked: bool) {
     let want = pods.iter().find(|(c, _, _)| c == "kube-apiserver");
     let running = common::unit_pid("kube-apiserver");
@@ -495,14 +498,15 @@ fn sync_apiserver(pods: &[(String, String, String)], blocked: bool) {
         .unwrap_or_default();
     match (want, running) {
         (None, Some(_)) => stop_static_pods(),
-        (Some(_), Some(_)) if blocked => stop_static_pods(),
         (Some((_, _, h)), Some(_)) if *h != current => {
             log(
                 'I',
                 "\"Static pod manifest changed, restarting\" pod=\"kube-system/kube-apiserver\"",
             );
             stop_static_pods();
-            start_apiserver(h);
+            if !blocked {
+                start_apiserver(h);
+            }
         }
         (Some((_, _, h)), None) if !blocked => start_apiserver(h),
         _ => {}
