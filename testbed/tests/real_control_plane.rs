@@ -554,6 +554,29 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         "node1",
         &format!("grep -q -- --v=2 /proc/{}/cmdline", new_pid.trim()),
     );
+    // A manifest changed while the kubelet is stopped: the next one stops the process
+    // that no manifest wants as it runs, then starts the new one (no second scheduler
+    // fighting for the first one's port).
+    exec_ok(
+        &tb,
+        "node1",
+        "systemctl stop kubelet && sed -i 's/--v=2/--v=3/' /etc/kubernetes/manifests/kube-scheduler.yaml && systemctl start kubelet",
+    );
+    let old = new_pid.trim().to_string();
+    let scheduler = || {
+        exec(
+            &tb,
+            "node1",
+            &format!("p=$(cat /run/real-kubelet/kube-scheduler.pid); test ! -e /proc/{old} && grep -q -- --v=3 /proc/$p/cmdline && echo $p"),
+        )
+        .stdout
+    };
+    poll(
+        &tb,
+        "the old scheduler stopped, the new one running",
+        scheduler,
+        &|p: &String| !p.trim().is_empty(),
+    );
 
     exec_ok(
         &tb,

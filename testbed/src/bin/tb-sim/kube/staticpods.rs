@@ -113,6 +113,21 @@ fn adoptable(spec: &Spec) -> Option<i32> {
     (alive(pid) && cmdline == wanted).then_some(pid)
 }
 
+/// The live processes the pid files of /run/real-kubelet name: (pod, pid).
+fn recorded_processes() -> Vec<(String, i32)> {
+    fs::read_dir(mirror::PIDS)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pod = name.strip_suffix(".pid")?.to_string();
+            let pid: i32 = fs::read_to_string(e.path()).ok()?.trim().parse().ok()?;
+            alive(pid).then_some((pod, pid))
+        })
+        .collect()
+}
+
 /// `IMAGE BINARY` lines -> image -> absolute binary path.
 fn load_images(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
     let file = dir.join("images.txt");
@@ -294,6 +309,8 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     // Keyed by manifest file and container name.
     let mut running: BTreeMap<(String, String), Running> = BTreeMap::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
+    // What an earlier kubelet left running, for the first pass to adopt or stop.
+    let mut leftovers = Some(recorded_processes());
     while !TERM.load(Ordering::SeqCst) {
         let mut wanted: BTreeMap<(String, String), Spec> = BTreeMap::new();
         let mut files: Vec<PathBuf> = fs::read_dir(MANIFESTS)
@@ -338,6 +355,21 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 if let Some(child) = r.child {
                     stop(child, r.spec.grace);
                 }
+            }
+        }
+        // At start, stop the processes an earlier kubelet left that no manifest wants as
+        // they run (manifest removed or changed meanwhile), before starting their
+        // successors: the kubelet kills running pods that are not desired
+        // (pkg/kubelet/kubelet_pods.go HandlePodCleanups).
+        if let Some(recorded) = leftovers.take() {
+            let keep: Vec<i32> = wanted.values().filter_map(adoptable).collect();
+            for (pod, pid) in recorded.into_iter().filter(|(_, p)| !keep.contains(p)) {
+                eprintln!(
+                    "I {} real-kubelet: stopping {pod} (pid {pid}): not wanted as it runs",
+                    stamp()
+                );
+                stop(Proc::Adopted(pid), Duration::from_secs(30));
+                let _ = fs::remove_file(Path::new(mirror::PIDS).join(format!("{pod}.pid")));
             }
         }
         // Start what is new; restart what exited, after the back-off.
