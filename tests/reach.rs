@@ -152,6 +152,36 @@ fn a_host_that_never_answers_is_exit_4_after_the_wait() {
     );
 }
 
+/// The testbed with an SSH certificate authority (`Builder::certificates`): hosts known
+/// only through one `@cert-authority` line, logged into by user certificate alone (the
+/// plain key removed from authorized_keys); each real sshd logs the certificate login.
+#[test]
+fn hosts_of_a_certificate_authority_are_reached_by_certificates_alone() {
+    let tb = Testbed::builder()
+        .hosts(2)
+        .certificates(true)
+        .build()
+        .expect("testbed");
+    for h in tb.hosts() {
+        let out = tb
+            .exec(&h.name, &["rm", "/root/.ssh/authorized_keys"])
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let ca_only = tb.dir().join("known_hosts_ca");
+    let inv = inventory_ssh(&tb, "ca.yaml", &ca_only, "");
+    let ran = plan(&tb, &inv, &[]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    for h in tb.hosts() {
+        let log = tb.console_log(&h.name).unwrap();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("Accepted publickey for root") && l.contains("ED25519-CERT")),
+            "{log}"
+        );
+    }
+}
+
 /// Where a test writes the bastion.
 #[derive(PartialEq)]
 enum JumpIn {

@@ -47,6 +47,7 @@ pub struct Builder {
     real_packages: bool,
     real_kubernetes: Option<PathBuf>,
     public_addresses: bool,
+    certificates: bool,
 }
 
 impl Default for Builder {
@@ -67,6 +68,7 @@ impl Default for Builder {
             real_packages: std::env::var("TESTBED_REAL_PACKAGES").is_ok_and(|v| v == "1"),
             real_kubernetes: None,
             public_addresses: false,
+            certificates: false,
         }
     }
 }
@@ -148,6 +150,13 @@ impl Builder {
     /// `NAME.tbX.test` resolving to it in `DIR/etc-hosts`. Needs `nft` (nftables).
     pub fn public_addresses(mut self, yes: bool) -> Self {
         self.public_addresses = yes;
+        self
+    }
+
+    /// An SSH certificate authority for the fleet ([`Testbed::use_certificates`]): every
+    /// host presents a host certificate and accepts user certificates of the CA.
+    pub fn certificates(mut self, yes: bool) -> Self {
+        self.certificates = yes;
         self
     }
 
@@ -282,6 +291,9 @@ impl Builder {
             st.save(&tb.dir)?;
         }
         tb.create_hosts(&client_pub)?;
+        if self.certificates {
+            tb.use_certificates()?;
+        }
         if let (true, Some(releases)) = (self.real_packages, &self.real_kubernetes) {
             crate::containerd::preload_release_images(&tb, releases)?;
         }
@@ -926,6 +938,92 @@ impl Testbed {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sets up an SSH certificate authority as fleets with one do, with the machine's real
+    /// `ssh-keygen` and each host's real sshd: a host CA signs every host key for the
+    /// host's address (`ssh-keygen -h -n ADDRESS`), written as
+    /// `/etc/ssh/ssh_host_ed25519_key-cert.pub` and served (`HostCertificate`); a user CA
+    /// signs the testbed's client key for `root` and `ubuntu` (`DIR/id_ed25519-cert.pub`),
+    /// which every sshd accepts (`TrustedUserCAKeys /etc/ssh/user_ca.pub`).
+    /// `DIR/known_hosts_ca` trusts the hosts through one `@cert-authority` line.
+    pub fn use_certificates(&self) -> Result<()> {
+        let host_ca = self.dir.join("host_ca");
+        let user_ca = self.dir.join("user_ca");
+        let host_ca_pub = keys::generate(&host_ca, "testbed host CA")?;
+        let user_ca_pub = keys::generate(&user_ca, "testbed user CA")?;
+        let client = self.identity_file();
+        crate::cmd::run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-s"])
+                .arg(&user_ca)
+                .args(["-I", "testbed", "-n", "root,ubuntu"])
+                .arg(keys::pub_path(&client)),
+        )?;
+        let st = self.state().clone();
+        for h in &st.hosts {
+            let key = HostPaths::new(&self.dir, &h.name)
+                .root
+                .join("ssh_host_ed25519_key");
+            crate::cmd::run(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-s"])
+                    .arg(&host_ca)
+                    .args(["-h", "-I", &h.name, "-n", &h.address])
+                    .arg(keys::pub_path(&key)),
+            )?;
+            let cert_path = {
+                let mut s = key.as_os_str().to_owned();
+                s.push("-cert.pub");
+                PathBuf::from(s)
+            };
+            let cert = std::fs::read(&cert_path).map_err(|e| Error::io("read", &cert_path, e))?;
+            let config = host::inside(&self.dir, h, "/etc/ssh/sshd_config")?;
+            let mut text =
+                std::fs::read_to_string(&config).map_err(|e| Error::io("read", &config, e))?;
+            text.push_str(
+                "HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub\n\
+                 TrustedUserCAKeys /etc/ssh/user_ca.pub\n",
+            );
+            for (path, data) in [
+                ("/etc/ssh/ssh_host_ed25519_key-cert.pub", cert),
+                (
+                    "/etc/ssh/user_ca.pub",
+                    format!("{user_ca_pub}\n").into_bytes(),
+                ),
+                ("/etc/ssh/sshd_config", text.into_bytes()),
+            ] {
+                let p = host::inside(&self.dir, h, path)?;
+                std::fs::write(&p, data).map_err(|e| Error::io("write (in the host)", path, e))?;
+            }
+            // sshd re-executes itself on SIGHUP and rereads its configuration.
+            let sshd = host::sshd_pid(&self.dir, h)?;
+            unsafe { libc::kill(sshd, libc::SIGHUP) };
+            let start = Instant::now();
+            loop {
+                let out = crate::cmd::output(
+                    Command::new("ssh-keyscan").args(["-c", "-T", "2", &h.address]),
+                    None,
+                )?;
+                if String::from_utf8_lossy(&out.stdout).contains("-cert-v01@openssh.com") {
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(15) {
+                    return Err(Error::host(
+                        &h.name,
+                        "sshd did not serve its host certificate within 15s",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let kh = self.dir.join("known_hosts_ca");
+        let pattern = format!(
+            "{}.*",
+            st.hosts[0].address.rsplit_once('.').map_or("", |p| p.0)
+        );
+        std::fs::write(&kh, format!("@cert-authority {pattern} {host_ca_pub}\n"))
+            .map_err(|e| Error::io("write", &kh, e))
     }
 
     /// Tears everything down: processes, namespaces (and with them mounts and veths), the
