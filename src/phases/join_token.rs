@@ -141,8 +141,9 @@ pub fn command() -> RemoteCommand {
     }
 }
 
-/// `kubeadm token delete ID` on the first control plane once the join phase is over
-/// (whatever its outcome): the token was for this run only. Only the ID, which is not
+/// `kubeadm token delete ID` on the first control plane when the run's phases are over
+/// (whatever their outcome; `up` calls it after the last phase, not right after the join
+/// phase): the token was for this run only. Only the ID, which is not
 /// secret (it names the token's Secret, `bootstrap-token-ID`), is on the command line.
 /// A failure is only a warning: the token expires on its own after [`TTL`].
 pub async fn delete(ctx: &Ctx) {
