@@ -148,13 +148,8 @@ impl Testbed {
 /// containerd first starts.
 pub(crate) fn preload_release_images(tb: &Testbed, releases: &Path) -> Result<()> {
     let mut images = std::collections::BTreeSet::new();
-    let entries = std::fs::read_dir(releases).map_err(|e| Error::io("read", releases, e))?;
-    for entry in entries.flatten() {
-        let kubeadm = entry.path().join("kubeadm");
-        let release = entry.file_name().to_string_lossy().into_owned();
-        if !release.starts_with('v') || !kubeadm.is_file() {
-            continue;
-        }
+    for release in crate::k8s::built_releases(releases)? {
+        let kubeadm = releases.join(&release).join("kubeadm");
         let out = crate::cmd::run(Command::new(&kubeadm).args([
             "config",
             "images",

@@ -87,3 +87,17 @@ pub(crate) fn cached_build(script: &str, version: &str, expect: &str) -> Result<
     done.insert(key, dir.clone());
     Ok(dir)
 }
+
+/// The releases built in `releases` (the parent of [`RealRelease::dir`]): the names of its
+/// `vX.Y.Z` directories that hold a kubeadm, sorted. They decide which packages carry the
+/// real programs and which images every host starts with.
+pub(crate) fn built_releases(releases: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(releases).map_err(|e| Error::io("read", releases, e))?;
+    let mut built: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|r| r.starts_with('v') && releases.join(r).join("kubeadm").is_file())
+        .collect();
+    built.sort();
+    Ok(built)
+}

@@ -32,13 +32,16 @@ pub const K8S_PUBLISHED: &str = "k8s-published.json";
 /// own that is renamed into place when complete.
 ///
 /// The `containerd` package of [`crate::containerd::VERSION`] carries the real containerd,
-/// built first (minutes once per machine, see testbed/containerd/README.md).
-pub fn cache(sim: &Path) -> Result<PathBuf> {
+/// built first (minutes once per machine, see testbed/containerd/README.md). With
+/// `k8s` (`Builder::real_kubernetes`: the directory of the built releases), the kubeadm
+/// and kubectl packages of each release built there carry its real programs; the
+/// others keep the stand-in.
+pub fn cache(sim: &Path, k8s: Option<&Path>) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::io::AsRawFd;
     let containerd = crate::containerd::real_containerd()?;
     let m = std::fs::metadata(sim).map_err(|e| Error::io("stat", sim, e))?;
-    let id = format!(
+    let mut id = format!(
         "{}:{}:{}:{}:{}",
         sim.display(),
         m.len(),
@@ -46,6 +49,13 @@ pub fn cache(sim: &Path) -> Result<PathBuf> {
         m.mtime_nsec(),
         containerd.display()
     );
+    // Which releases are built decides what the packages carry.
+    if let Some(k8s) = k8s {
+        id.push_str(&format!(":{}", k8s.display()));
+        for release in crate::k8s::built_releases(k8s)? {
+            id.push_str(&format!(":{release}"));
+        }
+    }
     let key = format!("{:x}", Sha256::digest(id.as_bytes()));
     let base = std::env::temp_dir().join("testbed-repo");
     let dir = base.join(&key[..16]);
@@ -73,6 +83,11 @@ pub fn cache(sim: &Path) -> Result<PathBuf> {
         .arg(&tmp)
         .arg("--containerd")
         .arg(&containerd)
+        .args(
+            k8s.map(|k8s| [Path::new("--k8s"), k8s])
+                .into_iter()
+                .flatten(),
+        )
         .output()
         .map_err(|e| Error::io("run", sim, e))?;
     if !out.status.success() {

@@ -283,7 +283,7 @@ impl Builder {
             owned_dir,
         };
         if self.real_packages {
-            let cache = repo::cache(&sim)?;
+            let cache = repo::cache(&sim, self.real_kubernetes.as_deref())?;
             let pid = repo::start(&copy, &cache, &tb.dir, &net::gateway(subnet))?;
             let mut st = tb.state();
             st.repo_pid = Some(pid);

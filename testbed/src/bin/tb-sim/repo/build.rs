@@ -1,6 +1,7 @@
-//! `tb-sim repo-build OUT`: the testbed's package repositories as files, built once per
-//! catalog (the host manager caches OUT by the stand-in binary's hash, see
-//! `testbed::repo`), so a testbed of any size only starts a server over them.
+//! `tb-sim repo-build OUT [--containerd DIR] [--k8s DIR]`: the testbed's package
+//! repositories as files, built once per catalog (the host manager caches OUT by the
+//! stand-in binary's hash, see `testbed::repo`), so a testbed of any size only starts a
+//! server over them.
 //!
 //! - `ubuntu/`: an archive shaped like archive.ubuntu.com/ubuntu (and security.ubuntu.com):
 //!   `dists/SUITE/{InRelease,Release,Release.gpg}` and `dists/SUITE/COMPONENT/binary-amd64/
@@ -17,7 +18,8 @@
 //! Keys and certificates are generated here (never kept in the repository).
 //! Each .deb is built by dpkg-deb from the catalog: real name, version, Depends,
 //! Recommends, conffiles and maintainer scripts shaped like the package's; its payload is
-//! what the testbed has for the program (links to the stand-in binary).
+//! what the testbed has for the program: links to the real program where one is built
+//! (`command_target`), else to the stand-in binary.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -48,15 +50,26 @@ const COMPONENTS: &[&str] = &["main", "restricted", "universe", "multiverse"];
 type Res<T> = Result<T, String>;
 
 pub fn main(args: &[String]) -> i32 {
-    let (out, containerd) = match args {
-        [out] => (out, None),
-        [out, flag, dir] if flag == "--containerd" => (out, Some(Path::new(dir))),
-        _ => {
-            eprintln!("usage: tb-sim repo-build OUT [--containerd DIR]");
-            return 2;
-        }
+    let usage = || {
+        eprintln!("usage: tb-sim repo-build OUT [--containerd DIR] [--k8s DIR]");
+        2
     };
-    match build(Path::new(out), containerd) {
+    let Some((out, mut flags)) = args.split_first() else {
+        return usage();
+    };
+    let mut real = Real::default();
+    while let [flag, dir, rest @ ..] = flags {
+        match flag.as_str() {
+            "--containerd" => real.containerd = Some(Path::new(dir)),
+            "--k8s" => real.k8s = Some(Path::new(dir)),
+            _ => return usage(),
+        }
+        flags = rest;
+    }
+    if !flags.is_empty() {
+        return usage();
+    }
+    match build(Path::new(out), &real) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("tb-sim repo-build: {e}");
@@ -65,9 +78,19 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-/// `containerd`: the directory of the real containerd (`testbed::containerd`), which the
-/// package of that upstream version carries instead of the stand-in.
-fn build(out: &Path, containerd: Option<&Path>) -> Res<()> {
+/// The real programs the packages carry instead of the stand-in, where the testbed has
+/// them built.
+#[derive(Default)]
+struct Real<'a> {
+    /// The directory of the real containerd (`testbed::containerd`), which the package of
+    /// that upstream version carries.
+    containerd: Option<&'a Path>,
+    /// The directory of the built Kubernetes releases (`testbed::k8s`, one `vX.Y.Z/` each):
+    /// the kubeadm and kubectl packages of a built release carry its real programs.
+    k8s: Option<&'a Path>,
+}
+
+fn build(out: &Path, real: &Real) -> Res<()> {
     mkdir(out)?;
     let keys = out.join("keys");
     mkdir(&keys)?;
@@ -117,7 +140,7 @@ fn build(out: &Path, containerd: Option<&Path>) -> Res<()> {
     }
     jobs.sort_by(|a, b| a.1.cmp(&b.1));
     jobs.dedup_by(|a, b| a.1 == b.1);
-    build_debs(&work, &jobs, containerd)?;
+    build_debs(&work, &jobs, real)?;
     for ((_, codename, version), dists, pkgs) in &releases {
         let mut debs = Vec::new();
         for p in pkgs {
@@ -237,11 +260,7 @@ fn k8s_file(p: &catalog::Package) -> String {
 }
 
 /// Builds the .debs on a few threads.
-fn build_debs(
-    work: &Path,
-    jobs: &[(catalog::Package, PathBuf)],
-    containerd: Option<&Path>,
-) -> Res<()> {
+fn build_debs(work: &Path, jobs: &[(catalog::Package, PathBuf)], real: &Real) -> Res<()> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -249,7 +268,7 @@ fn build_debs(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some((p, path)) = jobs.get(i) else { break };
-                if let Err(e) = deb(&work.join(i.to_string()), p, path, containerd) {
+                if let Err(e) = deb(&work.join(i.to_string()), p, path, real) {
                     errors.lock().unwrap().push(e);
                 }
             });
@@ -330,21 +349,26 @@ fn is_k8s(pkg: &str) -> bool {
 }
 
 /// What a package's command is: a link to the real program where the testbed has it
-/// (the real containerd of its version), else to the stand-in binary.
-fn command_target(p: &catalog::Package, cmd: &str, containerd: Option<&Path>) -> PathBuf {
-    match containerd {
-        Some(dir)
-            if p.name == "containerd"
-                && containerd::upstream(&p.version) == testbed::containerd::VERSION =>
-        {
-            dir.join(cmd)
+/// (the real containerd of its version; kubeadm and kubectl of a built release, e.g.
+/// 1.35.4-1.1 -> `K8S/v1.35.4/kubeadm`), else to the stand-in binary. The kubelet
+/// package keeps the stand-in: the real kubelet needs containers.
+fn command_target(p: &catalog::Package, cmd: &str, real: &Real) -> PathBuf {
+    let upstream = containerd::upstream(&p.version);
+    let dir = match p.name.as_str() {
+        "containerd" if upstream == testbed::containerd::VERSION => {
+            real.containerd.map(Path::to_path_buf)
         }
+        "kubeadm" | "kubectl" => real.k8s.map(|k8s| k8s.join(format!("v{upstream}"))),
+        _ => None,
+    };
+    match dir.map(|d| d.join(cmd)) {
+        Some(program) if program.is_file() => program,
         _ => PathBuf::from(layout::SIM_BIN),
     }
 }
 
 /// Builds one .deb with dpkg-deb.
-fn deb(work: &Path, p: &catalog::Package, out: &Path, containerd: Option<&Path>) -> Res<()> {
+fn deb(work: &Path, p: &catalog::Package, out: &Path, real: &Real) -> Res<()> {
     let root = work.join(format!("{}_{}", p.name, p.version));
     let _ = std::fs::remove_dir_all(&root);
     let debian = root.join("DEBIAN");
@@ -355,7 +379,7 @@ fn deb(work: &Path, p: &catalog::Package, out: &Path, containerd: Option<&Path>)
             .join(catalog::command_dir(c).trim_start_matches('/'))
             .join(c);
         mkdir(link.parent().unwrap())?;
-        symlink(command_target(p, c, containerd), &link)
+        symlink(command_target(p, c, real), &link)
             .map_err(|e| format!("{}: {e}", link.display()))?;
     }
     for f in catalog::extra_files(&p.name) {
