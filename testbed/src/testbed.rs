@@ -65,7 +65,7 @@ impl Default for Builder {
             dir: None,
             host_os: HashMap::new(),
             host_resources: HashMap::new(),
-            real_packages: std::env::var("TESTBED_REAL_PACKAGES").is_ok_and(|v| v == "1"),
+            real_packages: std::env::var("TESTBED_REAL_PACKAGES").map_or(true, |v| v != "0"),
             real_kubernetes: None,
             public_addresses: false,
             certificates: false,
@@ -117,7 +117,7 @@ impl Builder {
     }
     /// Hosts run the machine's real apt, apt-get, apt-cache, apt-mark, dpkg, dpkg-query,
     /// curl and gpg instead of the stand-ins, against repositories the testbed serves
-    /// under the real host names (default: env TESTBED_REAL_PACKAGES=1, else off).
+    /// under the real host names (default: on; env TESTBED_REAL_PACKAGES=0 turns it off).
     pub fn real_packages(mut self, yes: bool) -> Self {
         self.real_packages = yes;
         self

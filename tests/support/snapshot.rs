@@ -40,7 +40,8 @@ use sha2::{Digest, Sha256};
 use testbed::Testbed;
 
 /// Paths in a host's layers that running daemons (and sudo) write on their own, whatever
-/// a tool does: (path, who writes it). Everything else a run changes is a change. Each entry hides
+/// a tool does, and apt's and dpkg's caches and backups that any query or change
+/// rewrites: (path, who writes it). Everything else a run changes is a change. Each entry hides
 /// what a tool might do wrongly there, so an entry is here only because a converged
 /// re-run showed it changing (checked by emptying this list; tests/up.rs
 /// three_hosts_converge_and_a_second_run_changes_nothing and a_rebooted_cluster_needs_nothing
@@ -57,6 +58,18 @@ pub const DAEMON_PATHS: &[(&str, &str)] = &[
     (
         "/run/sudo",
         "sudo: its time stamp records (sudoers(5) timestamp_type), rewritten at every authentication",
+    ),
+    (
+        "/var/cache/apt/pkgcache.bin",
+        "apt's binary cache of the lists and dpkg's status, rebuilt by any apt query (apt-cache(8), Dir::Cache::pkgcache): facts read holds and versions with apt-mark and apt-cache",
+    ),
+    (
+        "/var/cache/apt/srcpkgcache.bin",
+        "apt's source cache, rebuilt with pkgcache.bin (Dir::Cache::srcpkgcache)",
+    ),
+    (
+        "/var/lib/dpkg/status-old",
+        "dpkg's copy of the status file before its latest change (dpkg(1), FILES): the state itself is compared as the package list",
     ),
     (
         "/var/log",
@@ -257,15 +270,17 @@ pub fn host(tb: &Testbed, name: &str) -> Snapshot {
     );
     for l in list.lines() {
         if let Some((pkg, rest)) = l.split_once(' ') {
-            // The abbreviation's first letter is the selection (h: hold), which
-            // `apt-mark showhold` reports below; the rest is what is installed.
+            // The abbreviation's first letter is the selection (h: hold, what
+            // `apt-mark showhold` lists; asked of dpkg, since any apt command rebuilds
+            // /var/cache/apt/pkgcache.bin and the snapshot would change the host);
+            // the rest is what is installed.
             let (version, abbrev) = rest.split_once(' ').unwrap_or((rest, ""));
             let state = abbrev.get(1..).unwrap_or("").trim();
             put(format!("package {pkg}"), format!("{version} {state}"));
+            if abbrev.starts_with('h') {
+                put(format!("hold {pkg}"), "held".into());
+            }
         }
-    }
-    for pkg in run(tb, name, "apt-mark showhold").lines() {
-        put(format!("hold {pkg}"), "held".into());
     }
     s
 }

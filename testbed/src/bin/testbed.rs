@@ -51,8 +51,10 @@ enum Cmd {
         #[arg(long, value_parser = parse_host_os)]
         host_os: Vec<(String, Os)>,
         /// Hosts run the machine's real apt, dpkg, curl and gpg against the testbed's
-        /// repositories (archive.ubuntu.com, pkgs.k8s.io ... served on the bridge).
-        #[arg(long, env = "TESTBED_REAL_PACKAGES", action = clap::ArgAction::SetTrue,
+        /// repositories (archive.ubuntu.com, pkgs.k8s.io ... served on the bridge); the
+        /// default. `--real-packages false` (or TESTBED_REAL_PACKAGES=0): the stand-ins.
+        #[arg(long, env = "TESTBED_REAL_PACKAGES", default_value_t = true,
+              action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
               value_parser = clap::builder::BoolishValueParser::new())]
         real_packages: bool,
         /// Also reach every host through a public address it does not own (DNAT, as a
