@@ -950,21 +950,15 @@ fn converge_on(os: testbed::Os, prefix: &str) {
         "not converged after the restart:\n{again}"
     );
 
-    // An interrupted dpkg (the testbed keeps dpkg's status as JSON): apt refuses to work
-    // until `dpkg --configure -a` ran, so that comes first.
-    let db_path = "/var/lib/dpkg/testbed-status.json";
-    let mut db: serde_json::Value =
-        serde_json::from_slice(&tb.read_file(name, db_path).unwrap()).unwrap();
-    db["containerd"]["status"] = "iF".into();
-    let write = format!("cat > {db_path}");
-    let out = tb
-        .exec_with_input(
-            name,
-            &["sh", "-c", &write],
-            Some(&serde_json::to_vec(&db).unwrap()),
-        )
-        .unwrap();
+    // An interrupted dpkg: containerd's configuration did not finish (dpkg's database says
+    // half-configured, as after a power loss in its postinst). apt refuses to work until
+    // `dpkg --configure -a` ran, so that comes first.
+    let interrupt = "sed -i '/^Package: containerd$/,/^$/ \
+        s/^Status: install ok installed$/Status: install ok half-configured/' \
+        /var/lib/dpkg/status && dpkg-query -W -f='${db:Status-Abbrev}' containerd";
+    let out = tb.exec(name, &["sh", "-c", interrupt]).unwrap();
     assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "iF");
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     assert_eq!(
         step_names(&plan)[..3],

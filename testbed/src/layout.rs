@@ -49,7 +49,7 @@ pub const SIM_BIN: &str = "/usr/local/lib/testbed/tb-sim";
 pub const STANDIN_DIR: &str = "/usr/local/sbin";
 
 /// Commands a fresh Ubuntu server has, shadowed by a stand-in in [`STANDIN_DIR`]: these
-/// and, unless the host runs the real package tools, [`PACKAGE_STANDINS`].
+/// and [`PACKAGE_STANDINS`].
 pub const BASE_STANDINS: &[&str] = &[
     "swapoff",
     "swapon",
@@ -64,8 +64,9 @@ pub const BASE_STANDINS: &[&str] = &[
     "journalctl",
 ];
 
-/// The package tools' stand-ins, linked in [`STANDIN_DIR`] unless the host runs the
-/// machine's real apt, dpkg, curl and gpg (`HostConfig::real_packages`).
+/// The package tools, linked in [`STANDIN_DIR`]: on a host with the machine's real apt,
+/// dpkg, curl and gpg (`HostConfig::real_packages`) the link runs the real program and
+/// records it in the audit log (tb-sim's `audited`), else the stand-in.
 pub const PACKAGE_STANDINS: &[&str] = &[
     "apt-get",
     "apt-mark",

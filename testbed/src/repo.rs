@@ -21,6 +21,9 @@ pub const HOSTS: &[&str] = &[
     "raw.githubusercontent.com",
 ];
 
+/// Where the server keeps the names air-gapped hosts looked up (`ADDRESS` files).
+pub const PUBLIC_LOOKUPS: &str = "public-lookups";
+
 /// Where pkgs.k8s.io's publishing state lives in the testbed directory.
 pub const K8S_PUBLISHED: &str = "k8s-published.json";
 
@@ -105,7 +108,7 @@ pub fn cache(sim: &Path, k8s: Option<&Path>) -> Result<PathBuf> {
 
 /// Starts the server for a testbed on `address` (its bridge) and waits until it accepts
 /// connections; returns its pid. It runs until killed (`stop`).
-pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str) -> Result<i32> {
+pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str, time_scale: f64) -> Result<i32> {
     let log = dir.join("repo-serve.log");
     let logf = std::fs::File::create(&log).map_err(|e| Error::io("create", &log, e))?;
     let mut cmd = Command::new(sim);
@@ -115,6 +118,7 @@ pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str) -> Result<i32>
         .arg("--state")
         .arg(dir)
         .args(["--listen", address])
+        .args(["--time-scale", &time_scale.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(logf);

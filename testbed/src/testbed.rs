@@ -284,7 +284,13 @@ impl Builder {
         };
         if self.real_packages {
             let cache = repo::cache(&sim, self.real_kubernetes.as_deref())?;
-            let pid = repo::start(&copy, &cache, &tb.dir, &net::gateway(subnet))?;
+            let pid = repo::start(
+                &copy,
+                &cache,
+                &tb.dir,
+                &net::gateway(subnet),
+                self.time_scale,
+            )?;
             let mut st = tb.state();
             st.repo_pid = Some(pid);
             st.repo_cache = Some(cache);
@@ -400,6 +406,11 @@ impl Testbed {
     /// What the manager records about a host: index, netns, veth, PID 1.
     pub fn host_state(&self, name: &str) -> Result<HostState> {
         self.state().host(name).cloned()
+    }
+
+    /// The host's address on the bridge.
+    fn host_address(&self, name: &str) -> Result<String> {
+        Ok(self.host_state(name)?.address)
     }
 
     /// Whether the host is powered on (its PID 1 is alive).
@@ -670,7 +681,26 @@ impl Testbed {
                     .unwrap_or_default()
                     .as_secs_f64();
                 let secs = format!("{:.3}", (until - now).max(0.0));
-                let mut argv = vec![layout::SIM_BIN, "hold-locks", name, &secs];
+                // The holder lets go early when `clear_fault` removes the fault's file.
+                let file = HostPaths::new(&self.dir, host)
+                    .ctl()
+                    .join(layout::ctl::FAULTS)
+                    .join(fault.file_name());
+                state::write_json(&file, &fault)?;
+                let inside = format!(
+                    "{}/{}/{}",
+                    layout::CTL_DIR,
+                    layout::ctl::FAULTS,
+                    fault.file_name()
+                );
+                let mut argv = vec![
+                    layout::SIM_BIN,
+                    "hold-locks",
+                    "--while",
+                    &inside,
+                    name,
+                    &secs,
+                ];
                 argv.extend_from_slice(paths);
                 let out = self.exec(host, &argv)?;
                 if !out.status.success() {
@@ -794,8 +824,39 @@ impl Testbed {
     /// Air-gaps `host`: from now on no public name resolves for it (pkgs.k8s.io,
     /// raw.githubusercontent.com, the distro archive; the testbed's peers and mirrors
     /// still do), and every attempt is kept for [`Testbed::public_lookups`].
+    /// With the real package tools the host's /etc/hosts loses the line that resolves
+    /// the public names to the repository server, so they go to the name server
+    /// (`tb-sim repo-serve`), which answers NXDOMAIN and keeps each query.
     pub fn air_gap(&self, host: &str) -> Result<()> {
         self.host_state(host)?;
+        if self.state().real_packages {
+            let address = self.host_address(host)?;
+            let dir = self.dir.join(repo::PUBLIC_LOOKUPS);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+            let log = dir.join(address);
+            std::fs::write(&log, "").map_err(|e| Error::io("write", &log, e))?;
+            let hosts = String::from_utf8_lossy(&self.read_file(host, "/etc/hosts")?).into_owned();
+            let kept: String = hosts
+                .lines()
+                .filter(|l| l.split_whitespace().skip(1).ne(repo::HOSTS.iter().copied()))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let out = self.exec_with_input(
+                host,
+                &["sh", "-c", "cat > /etc/hosts"],
+                Some(kept.as_bytes()),
+            )?;
+            if !out.status.success() {
+                return Err(Error::Host {
+                    host: host.to_string(),
+                    message: format!(
+                        "rewriting /etc/hosts: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                });
+            }
+            return Ok(());
+        }
         let ctl = HostPaths::new(&self.dir, host).ctl();
         let lookups = ctl.join(layout::ctl::PUBLIC_LOOKUPS);
         std::fs::write(&lookups, "").map_err(|e| Error::io("write", &lookups, e))?;
@@ -806,12 +867,28 @@ impl Testbed {
     }
 
     /// The public names `host` tried to resolve since [`Testbed::air_gap`], in order.
+    /// (With the real package tools: each name once, though the resolver asks for A and
+    /// AAAA records and retries.)
     pub fn public_lookups(&self, host: &str) -> Result<Vec<String>> {
-        let path = HostPaths::new(&self.dir, host)
-            .ctl()
-            .join(layout::ctl::PUBLIC_LOOKUPS);
+        let path = if self.state().real_packages {
+            self.dir
+                .join(repo::PUBLIC_LOOKUPS)
+                .join(self.host_address(host)?)
+        } else {
+            HostPaths::new(&self.dir, host)
+                .ctl()
+                .join(layout::ctl::PUBLIC_LOOKUPS)
+        };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text.lines().map(String::from).collect()),
+            Ok(text) => {
+                let mut names: Vec<String> = Vec::new();
+                for l in text.lines() {
+                    if !names.iter().any(|n| n == l) {
+                        names.push(l.to_string());
+                    }
+                }
+                Ok(names)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(Error::io("read", path, e)),
         }

@@ -295,9 +295,8 @@ fn every_boot() -> io::Result<()> {
     mkdir("/run/sshd", 0o755)?;
     mkdir("/run/lock", 0o1777)?;
     mkdir(layout::STANDIN_DIR, 0o755)?;
-    let real = common::Ctx::load("init").config.real_packages;
-    let packages: &[&str] = if real { &[] } else { layout::PACKAGE_STANDINS };
-    for name in layout::BASE_STANDINS.iter().chain(packages) {
+    // The package programs: the stand-ins, or with the real ones their audited runner.
+    for name in layout::BASE_STANDINS.iter().chain(layout::PACKAGE_STANDINS) {
         let link = Path::new(layout::STANDIN_DIR).join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             symlink(layout::SIM_BIN, &link).map_err(|e| ctx(&link.to_string_lossy(), e))?;

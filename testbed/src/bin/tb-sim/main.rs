@@ -9,6 +9,7 @@
 //! Every stand-in invocation is recorded in the host's audit log when it exits, with
 //! whether it changed state.
 
+mod audited;
 mod common;
 mod hostinit;
 mod kube;
@@ -24,8 +25,15 @@ pub type Standin = fn(&mut Ctx, &[String]) -> i32;
 pub type Daemon = fn(&[String]) -> i32;
 
 fn lookup(name: &str) -> Option<Standin> {
+    let packages = || {
+        if Ctx::load(name).config.real_packages {
+            audited::lookup(name)
+        } else {
+            pkg::lookup(name)
+        }
+    };
     os::lookup(name)
-        .or_else(|| pkg::lookup(name))
+        .or_else(packages)
         .or_else(|| kube::lookup(name))
 }
 

@@ -176,12 +176,17 @@ pub fn dpkg_locks(os: &str) -> Result<(Guard, Guard), String> {
 /// locks are held; the holder lives on in the background (the host's PID 1 reaps it).
 /// For hosts with the real package tools, where no stand-in can pretend.
 pub fn hold_locks(args: &[String]) -> i32 {
+    // `--while FILE`: let go early once FILE is gone (`Testbed::clear_fault`).
+    let (until_gone, args) = match args {
+        [flag, file, rest @ ..] if flag == "--while" => (Some(file.clone()), rest),
+        _ => (None, args),
+    };
     let (Some(name), Some(secs), paths) = (
         args.first(),
         args.get(1).and_then(|s| s.parse::<f64>().ok()),
         args.get(2..).unwrap_or_default(),
     ) else {
-        eprintln!("usage: tb-sim hold-locks NAME SECONDS PATH...");
+        eprintln!("usage: tb-sim hold-locks [--while FILE] NAME SECONDS PATH...");
         return 2;
     };
     let mut fds = [0; 2];
@@ -222,7 +227,14 @@ pub fn hold_locks(args: &[String]) -> i32 {
                 libc::close(1);
                 libc::close(2);
             }
-            std::thread::sleep(Duration::from_secs_f64(secs.max(0.0)));
+            let end = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+            while Instant::now() < end
+                && until_gone
+                    .as_ref()
+                    .is_none_or(|f| std::path::Path::new(f).exists())
+            {
+                std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+            }
             drop(guards);
             std::process::exit(0);
         }

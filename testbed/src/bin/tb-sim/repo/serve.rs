@@ -22,20 +22,22 @@ pub fn main(args: &[String]) -> i32 {
     let mut root = None;
     let mut state = None;
     let mut listen = None;
+    let mut time_scale = 0.0;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--root" => root = it.next().map(PathBuf::from),
             "--state" => state = it.next().map(PathBuf::from),
             "--listen" => listen = it.next().cloned(),
+            "--time-scale" => time_scale = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0),
             _ => {}
         }
     }
     let (Some(root), Some(state), Some(listen)) = (root, state, listen) else {
-        eprintln!("usage: tb-sim repo-serve --root CACHE --state DIR --listen IP");
+        eprintln!("usage: tb-sim repo-serve --root CACHE --state DIR --listen IP [--time-scale F]");
         return 2;
     };
-    match serve(root, state, &listen) {
+    match serve(root, state, &listen, time_scale) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("tb-sim repo-serve: {e}");
@@ -47,13 +49,25 @@ pub fn main(args: &[String]) -> i32 {
 struct Site {
     root: PathBuf,
     state: PathBuf,
+    /// The testbed's time scale: a package's download takes its realistic install
+    /// duration (`catalog::install_seconds`) times this, the time model of hosts whose
+    /// programs are real (a slow mirror standing for download and unpack time).
+    time_scale: f64,
 }
 
-fn serve(root: PathBuf, state: PathBuf, listen: &str) -> Result<(), String> {
+fn serve(root: PathBuf, state: PathBuf, listen: &str, time_scale: f64) -> Result<(), String> {
     let tls = Arc::new(tls_config(&root.join("keys"))?);
     let http = TcpListener::bind((listen, 80)).map_err(|e| format!("bind {listen}:80: {e}"))?;
     let https = TcpListener::bind((listen, 443)).map_err(|e| format!("bind {listen}:443: {e}"))?;
-    let site = Arc::new(Site { root, state });
+    let dns = std::net::UdpSocket::bind((listen, 53))
+        .map_err(|e| format!("bind {listen}:53/udp: {e}"))?;
+    let lookups = state.join(PUBLIC_LOOKUPS);
+    std::thread::spawn(move || resolver(dns, &lookups));
+    let site = Arc::new(Site {
+        root,
+        state,
+        time_scale,
+    });
     let s2 = site.clone();
     std::thread::spawn(move || accept(http, move |tcp| handle(tcp, &s2)));
     accept(https, move |tcp| {
@@ -63,6 +77,59 @@ fn serve(root: PathBuf, state: PathBuf, listen: &str) -> Result<(), String> {
         handle(rustls::StreamOwned::new(conn, tcp), &site);
     });
     Ok(())
+}
+
+/// Where queries from air-gapped hosts are kept: `DIR/public-lookups/ADDRESS`, one name a
+/// line; the file exists from `Testbed::air_gap` on.
+const PUBLIC_LOOKUPS: &str = "public-lookups";
+
+/// The hosts' name server (their resolv.conf names the bridge address): every name the
+/// testbed serves is in their /etc/hosts, so whatever reaches DNS is a public name the
+/// testbed does not have, answered NXDOMAIN at once (curl: "Could not resolve host", apt:
+/// "Temporary failure resolving"; apt's SRV lookups end there too). From an air-gapped
+/// host (its /etc/hosts no longer names the server) each query is recorded.
+fn resolver(socket: std::net::UdpSocket, lookups: &Path) {
+    let mut buf = [0u8; 512];
+    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+        let Some((name, question_end)) = question(&buf[..n]) else {
+            continue;
+        };
+        let log = lookups.join(from.ip().to_string());
+        if log.exists() {
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                let _ = writeln!(f, "{name}");
+            }
+        }
+        // RFC 1035 4.1.1: the query's ID and question, QR set, RD copied, RA, RCODE 3.
+        let mut reply = buf[..question_end].to_vec();
+        reply[2] = 0x80 | (buf[2] & 0x79);
+        reply[3] = 0x80 | 3;
+        reply[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        let _ = socket.send_to(&reply, from);
+    }
+}
+
+/// The name of a query's first question and where the question ends (RFC 1035 4.1.2).
+fn question(msg: &[u8]) -> Option<(String, usize)> {
+    if msg.len() < 12 || msg[2] & 0x80 != 0 || u16::from_be_bytes([msg[4], msg[5]]) == 0 {
+        return None;
+    }
+    let mut labels = Vec::new();
+    let mut i = 12;
+    loop {
+        let len = *msg.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(msg.get(i..i + len)?).to_ascii_lowercase());
+        i += len;
+    }
+    // QTYPE and QCLASS.
+    (i + 4 <= msg.len()).then(|| (labels.join("."), i + 4))
 }
 
 fn accept(listener: TcpListener, f: impl Fn(TcpStream) + Send + Sync + Clone + 'static) {
@@ -165,6 +232,12 @@ impl Site {
                 .map(|v| self.root.join("calico").join(v).join("calico.yaml")),
             _ => None,
         };
+        if self.time_scale > 0.0 && path.ends_with(".deb") {
+            let name = path.rsplit('/').next().unwrap_or("");
+            let pkg = name.split('_').next().unwrap_or("");
+            let secs = crate::pkg::catalog::install_seconds(pkg) * self.time_scale;
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        }
         match file.and_then(|f| std::fs::read(f).ok()) {
             Some(body) if path.ends_with("/InRelease") && self.fault("bad-signature", host) => {
                 (200, tamper(body))
