@@ -3,13 +3,12 @@
 #
 #   sudo bench/up.sh [HOSTS] [TIME_SCALE]      (defaults: 3 hosts, time scale 1)
 #
-# With TIME_SCALE 1 every stand-in takes its documented real-world duration (apt-get
-# install docker.io ~25 s, kubeadm init ~60 s, join ~15 s ...), so the first run's wall
-# time can be compared with the critical path of the procedure; with 0 it measures the
-# tool's own overhead. Prints one line per run: hosts, scale, run, wall seconds, peak RSS,
+# With TIME_SCALE 1 every stand-in takes its documented real-world duration (kubeadm init
+# ~60 s, join ~15 s ...) and the testbed's repository sends each package after its install
+# duration (docker.io 18 s ...), so the first run's wall time can be compared with the
+# critical path of the procedure; with 0 it measures the tool's own overhead (and the real
+# apt's and dpkg's). Prints one line per run: hosts, scale, run, wall seconds, peak RSS,
 # and the package phases' times (runtime: docker.io; packages: kubelet, kubeadm, kubectl).
-# TESTBED_REAL_PACKAGES=1: the hosts run the real apt/dpkg against the testbed's
-# repositories (testbed/README.md) instead of the package stand-ins.
 set -euo pipefail
 hosts=${1:-3}
 scale=${2:-1}

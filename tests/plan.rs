@@ -42,13 +42,11 @@ fn host(name: &str, address: &str, role: Role) -> Host {
     }
 }
 
-/// A one-host testbed named `prefix`N (with the real apt/dpkg when `real_packages`) and
-/// its host.
-fn one_host(prefix: &str, real_packages: bool) -> (testbed::Testbed, testbed::HostEntry) {
+/// A one-host testbed named `prefix`N and its host.
+fn one_host(prefix: &str) -> (testbed::Testbed, testbed::HostEntry) {
     let tb = testbed::Testbed::builder()
         .hosts(1)
         .name_prefix(prefix)
-        .real_packages(real_packages)
         .build()
         .expect("testbed");
     let entry = tb.hosts()[0].clone();
@@ -983,7 +981,7 @@ fn converge_on(os: testbed::Os, prefix: &str) {
 /// the step (issue 11 item 6: `_bs_out=$(cmd)` under errexit exited the shell).
 #[test]
 fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
-    let (tb, entry) = one_host("f1errx", false);
+    let (tb, entry) = one_host("f1errx");
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
@@ -1031,7 +1029,7 @@ fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
 /// prerequisites must apply only the tool's own file and succeed.
 #[test]
 fn sysctl_apply_is_not_failed_by_another_file_s_missing_key() {
-    let (tb, entry) = one_host("f1sysc", false);
+    let (tb, entry) = one_host("f1sysc");
     let name = entry.name.as_str();
     let other = "printf 'sunrpc.tcp_slot_table_entries = 128\\n' > /etc/sysctl.d/60-nfs.conf \
                  && ! sysctl --system >/dev/null 2>&1";
@@ -1057,7 +1055,7 @@ fn sysctl_apply_is_not_failed_by_another_file_s_missing_key() {
 /// planned again.
 #[test]
 fn the_repository_key_is_readable_by_apt_under_umask_077() {
-    let (tb, entry) = one_host("f1umask", true);
+    let (tb, entry) = one_host("f1umask");
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let under_umask = |plan: &HostPlan| {
@@ -1106,7 +1104,7 @@ fn the_repository_key_is_readable_by_apt_under_umask_077() {
 /// fails with apt's own error (the wait shortened through BOOTSTRAP_LOCK_WAIT).
 #[test]
 fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
-    let (tb, entry) = one_host("f1daily", true);
+    let (tb, entry) = one_host("f1daily");
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
@@ -1170,7 +1168,7 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
 /// download directory", exit 100): the install steps wait for it as for the lists lock.
 #[test]
 fn the_docker_install_waits_while_apt_daily_downloads() {
-    let (tb, entry) = one_host("f1arch", true);
+    let (tb, entry) = one_host("f1arch");
     let name = entry.name.as_str();
     let inv = inventory_for(&entry);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();

@@ -461,11 +461,7 @@ fn refuses_a_host_that_is_not_ubuntu_and_changes_nothing() {
 /// `plan` and `up` refuse the host before any change, naming the file and line.
 #[test]
 fn another_kubernetes_source_with_another_keyring_is_refused_before_any_change() {
-    let tb = Testbed::builder()
-        .hosts(1)
-        .real_packages(true)
-        .build()
-        .expect("testbed");
+    let tb = Testbed::builder().hosts(1).build().expect("testbed");
     let list = "deb [signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n";
     let out = tb
         .exec_with_input(
@@ -759,7 +755,6 @@ fn up_waits_while_apt_daily_holds_the_lists_lock() {
     let tb = Testbed::builder()
         .hosts(1)
         .name_prefix("aptdaily")
-        .real_packages(true)
         .build()
         .expect("testbed");
     let decls = plain_decls(0);
@@ -793,7 +788,6 @@ fn stale_lists_are_refreshed_before_the_first_install() {
     let tb = Testbed::builder()
         .hosts(1)
         .name_prefix("stale")
-        .real_packages(true)
         .build()
         .expect("testbed");
     exec(&tb, "stale1", &["apt-get", "update"]);

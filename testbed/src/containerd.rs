@@ -140,7 +140,7 @@ impl Testbed {
     }
 }
 
-/// With real packages and real Kubernetes (`Builder::real_kubernetes`), every host starts
+/// With real Kubernetes (`Builder::real_kubernetes`), every host starts
 /// with the images the real kubeadm of each built release in `releases` lists
 /// (`kubeadm config images list --kubernetes-version vX.Y.Z`): the testbed has no
 /// registry, so these stand in for what kubeadm's preflight would pull. A test that

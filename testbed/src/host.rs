@@ -135,10 +135,8 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
         make_upper(&paths.upper(t), t)?;
         mkdir(&paths.work(t), 0o755)?;
     }
-    if state.real_packages {
-        for d in layout::REAL_PACKAGES_EMPTY_DIRS {
-            opaque_dir(&paths, d)?;
-        }
+    for d in layout::FRESH_PACKAGE_DIRS {
+        opaque_dir(&paths, d)?;
     }
     let ctl = paths.ctl();
     mkdir(&ctl, 0o755)?;
@@ -150,7 +148,6 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
         os: state.os_of(host).as_str().to_string(),
         time_scale: state.time_scale,
         peers: state.hosts.iter().map(|h| h.address.clone()).collect(),
-        real_packages: state.real_packages,
         real_kubernetes: state.real_kubernetes.clone(),
     };
     crate::state::write_json(&ctl.join(layout::ctl::HOST_CONFIG), &config)?;

@@ -64,10 +64,9 @@ pub const BASE_STANDINS: &[&str] = &[
     "journalctl",
 ];
 
-/// The package tools, linked in [`STANDIN_DIR`]: on a host with the machine's real apt,
-/// dpkg, curl and gpg (`HostConfig::real_packages`) the link runs the real program and
-/// records it in the audit log (tb-sim's `audited`), else the stand-in.
-pub const PACKAGE_STANDINS: &[&str] = &[
+/// The machine's real package programs, linked in [`STANDIN_DIR`] to tb-sim, which runs
+/// the real program and records it in the audit log (tb-sim's `audited`).
+pub const PACKAGE_PROGRAMS: &[&str] = &[
     "apt-get",
     "apt-mark",
     "apt-cache",
@@ -78,11 +77,11 @@ pub const PACKAGE_STANDINS: &[&str] = &[
     "gpg",
 ];
 
-/// Directories a host with the real package tools starts with empty (the machine's
-/// Debian package database and apt keys hidden): made opaque in the upper layer before
+/// Directories a host starts with empty (the machine's Debian package database and apt
+/// keys hidden): made opaque in the upper layer before
 /// the first boot, which costs nothing, where deleting thousands of entries through the
 /// overlay would cost a whiteout each.
-pub const REAL_PACKAGES_EMPTY_DIRS: &[&str] = &[
+pub const FRESH_PACKAGE_DIRS: &[&str] = &[
     "/var/lib/dpkg/info",
     "/var/lib/dpkg/triggers",
     "/var/lib/dpkg/updates",
@@ -106,21 +105,10 @@ pub mod ctl {
     pub const KERNEL: &str = "kernel.json";
     /// Directory for pid files and logs of the simulated daemons (`NAME.pid`, `NAME.log`).
     pub const UNITS: &str = "units";
-    /// How far pkgs.k8s.io has published each minor: a JSON map from the minor ("34")
-    /// to its newest published patch (3 = 1.34.0 to 1.34.3). A minor not in the map has
-    /// every patch of the stand-ins' catalog. Written by the manager on every host (the
-    /// repository is the same for all), read by apt-get update and curl.
-    pub const K8S_PUBLISHED: &str = "k8s-published.json";
     /// Append-only JSON Lines record, kept by the API server of the cluster's first
     /// control plane, of every request that changed a Node's spec; one
     /// [`super::NodeSpecChange`] per line, in the order the server applied them.
     pub const NODE_SPEC_LOG: &str = "node-spec.jsonl";
-    /// Present when the host is air-gapped (`Testbed::air_gap`): no public name resolves
-    /// for the stand-ins (curl, apt); the testbed's peers and `mirrors` still do.
-    pub const AIR_GAPPED: &str = "air-gapped";
-    /// Every public name a stand-in tried to resolve on an air-gapped host, one a line,
-    /// appended (mode 0666: stand-ins run as any user).
-    pub const PUBLIC_LOOKUPS: &str = "public-lookups";
     /// The container images the host's machine image carries (`Testbed::preload_images`):
     /// an OCI archive the real containerd imports into its `k8s.io` namespace when it
     /// starts (once per archive), as `ctr -n k8s.io images import` does.
@@ -139,10 +127,6 @@ pub struct HostConfig {
     /// Addresses of all hosts of this testbed, so stand-ins can tell "our network" from
     /// "the internet" (which is unreachable).
     pub peers: Vec<String>,
-    /// The host runs the machine's real apt, dpkg, curl and gpg against the testbed's
-    /// repositories (no stand-ins for them); the dpkg database is the real one.
-    #[serde(default)]
-    pub real_packages: bool,
     /// The kubelet unit runs the kubelet stand-in for the REAL control plane
     /// (STANDINS-kubelet-real.md) with the programs of the installed kubelet package's
     /// release from this directory (testbed/k8s/build.sh's cache, one subdirectory per
@@ -225,15 +209,12 @@ pub struct KernelState {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
     /// The dpkg frontend lock is held until this time (seconds since epoch), as
-    /// unattended-upgrades does on a fresh host. With the real package tools a process
-    /// `unattended-upgr` holds dpkg's frontend and database locks.
+    /// unattended-upgrades does on a fresh host: a process `unattended-upgr` holds dpkg's
+    /// frontend and database locks.
     DpkgLock { until: f64 },
     /// apt-daily's `apt-get update` holds apt's lists lock and dpkg's frontend lock until
-    /// this time (a cloud VM's first minutes). Only on hosts with the real package tools
-    /// (a process `apt-get` holds the locks).
+    /// this time (a cloud VM's first minutes): a process `apt-get` holds the locks.
     AptDaily { until: f64 },
-    /// The next `remaining` apt-get downloads fail (network error).
-    AptDownload { remaining: u32 },
     /// The next `kubeadm init` fails with this message.
     KubeadmInit { message: String },
     /// The next `kubeadm join` fails with this message.
@@ -248,7 +229,6 @@ impl Fault {
         let kind = match self {
             Fault::DpkgLock { .. } => "dpkg-lock".to_string(),
             Fault::AptDaily { .. } => "apt-daily".to_string(),
-            Fault::AptDownload { .. } => "apt-download".to_string(),
             Fault::KubeadmInit { .. } => "kubeadm-init".to_string(),
             Fault::KubeadmJoin { .. } => "kubeadm-join".to_string(),
             Fault::Slow { command, .. } => format!("slow-{command}"),
@@ -349,7 +329,7 @@ pub struct Provision {
     pub host_key_pub: String,
     /// Whether `ubuntu`'s sudo asks for a password (so `sudo -n` fails).
     pub sudo_password: bool,
-    /// Set when the host runs the real package tools: where its internet is.
+    /// Where its internet is (the testbed's repository server).
     #[serde(default)]
     pub repo: Option<RepoProvision>,
 }

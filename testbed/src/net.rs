@@ -144,8 +144,8 @@ pub fn create_host(x: u8, index: usize, host: &str) -> Result<()> {
 /// Makes the host refuse connections from the machine (the bridge's address) while the
 /// other hosts of its network still reach it: an nftables rule in the host's namespace
 /// drops every TCP SYN from the machine, so its connects time out as across a firewall
-/// that drops. Connections the host opens to the machine (the package mirror of
-/// `real_packages`) still work, as a private subnet's outbound NAT would allow.
+/// that drops. Connections the host opens to the machine (the package repositories)
+/// still work, as a private subnet's outbound NAT would allow.
 pub fn isolate_from_machine(x: u8, host: &str) -> Result<()> {
     let rules = format!(
         "table inet testbed_bastion {{\n\

@@ -1,5 +1,5 @@
-//! The testbed's package repositories, for hosts with the real apt/dpkg/curl/gpg
-//! (`Builder::real_packages`): built once per stand-in binary into a cache shared by
+//! The testbed's package repositories, for the hosts' real apt/dpkg/curl/gpg: built
+//! once per stand-in binary into a cache shared by
 //! every testbed on the machine, and served by one `tb-sim repo-serve` per testbed on
 //! its bridge address. See `tb-sim`'s `repo` module for what the files are.
 

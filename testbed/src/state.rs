@@ -59,14 +59,12 @@ pub struct TestbedState {
     pub sudo_password: bool,
     pub time_scale: f64,
     pub hosts: Vec<HostState>,
-    /// Hosts run the machine's real apt, dpkg, curl and gpg against the testbed's
-    /// repositories, served by the process `repo_pid` from the cache `repo_cache`.
-    #[serde(default)]
-    pub real_packages: bool,
     /// The kubelet units run the real-control-plane kubelet stand-in with the releases
     /// in this directory (`Builder::real_kubernetes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real_kubernetes: Option<PathBuf>,
+    /// The hosts' repositories (their apt, dpkg, curl and gpg are the machine's), served
+    /// by the process `repo_pid` from the cache `repo_cache`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,6 @@
 //! [`Testbed`]: a set of simulated hosts, created by [`Builder`], torn down on drop.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,7 +43,6 @@ pub struct Builder {
     dir: Option<PathBuf>,
     host_os: HashMap<String, Os>,
     host_resources: HashMap<String, layout::Resources>,
-    real_packages: bool,
     real_kubernetes: Option<PathBuf>,
     public_addresses: bool,
     certificates: bool,
@@ -65,7 +63,6 @@ impl Default for Builder {
             dir: None,
             host_os: HashMap::new(),
             host_resources: HashMap::new(),
-            real_packages: std::env::var("TESTBED_REAL_PACKAGES").map_or(true, |v| v != "0"),
             real_kubernetes: None,
             public_addresses: false,
             certificates: false,
@@ -115,19 +112,11 @@ impl Builder {
         self.time_scale = f;
         self
     }
-    /// Hosts run the machine's real apt, apt-get, apt-cache, apt-mark, dpkg, dpkg-query,
-    /// curl and gpg instead of the stand-ins, against repositories the testbed serves
-    /// under the real host names (default: on; env TESTBED_REAL_PACKAGES=0 turns it off).
-    pub fn real_packages(mut self, yes: bool) -> Self {
-        self.real_packages = yes;
-        self
-    }
     /// The `kubelet` unit of every host runs the kubelet stand-in for the REAL control
     /// plane (testbed/STANDINS-kubelet-real.md) with the programs of the installed kubelet
     /// package's release taken from `releases` (the parent of
     /// [`crate::k8s::RealRelease::dir`]; it must be under /var or /usr, which the hosts
-    /// see). Default: the simulated kubelet. With [`Builder::real_packages`], every host's
-    /// real containerd also starts with the images the releases' kubeadm lists (there is
+    /// see). Default: the simulated kubelet. Every host's real containerd also starts with the images the releases' kubeadm lists (there is
     /// no registry; see testbed/containerd/README.md).
     pub fn real_kubernetes(mut self, releases: impl Into<PathBuf>) -> Self {
         self.real_kubernetes = Some(releases.into());
@@ -268,7 +257,6 @@ impl Builder {
             sudo_password: self.sudo_password,
             time_scale: self.time_scale,
             hosts,
-            real_packages: self.real_packages,
             real_kubernetes: self.real_kubernetes.clone(),
             repo_pid: None,
             repo_cache: None,
@@ -282,7 +270,7 @@ impl Builder {
             teardown_on_drop: true,
             owned_dir,
         };
-        if self.real_packages {
+        {
             let cache = repo::cache(&sim, self.real_kubernetes.as_deref())?;
             let pid = repo::start(
                 &copy,
@@ -300,7 +288,7 @@ impl Builder {
         if self.certificates {
             tb.use_certificates()?;
         }
-        if let (true, Some(releases)) = (self.real_packages, &self.real_kubernetes) {
+        if let Some(releases) = &self.real_kubernetes {
             crate::containerd::preload_release_images(&tb, releases)?;
         }
         Ok(tb)
@@ -657,8 +645,8 @@ impl Testbed {
         }
     }
 
-    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`). On a host with
-    /// the real package tools the lock faults are real: a process holds the locks.
+    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`). The lock faults
+    /// are real: a process holds the locks (until `clear_fault` or their time is up).
     pub fn fault(&self, host: &str, fault: Fault) -> Result<()> {
         self.host_state(host)?;
         let locks: Option<(&str, f64, &[&str])> = match &fault {
@@ -674,50 +662,42 @@ impl Testbed {
             )),
             _ => None,
         };
-        match locks {
-            Some((name, until, paths)) if self.state().real_packages => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs_f64();
-                let secs = format!("{:.3}", (until - now).max(0.0));
-                // The holder lets go early when `clear_fault` removes the fault's file.
-                let file = HostPaths::new(&self.dir, host)
-                    .ctl()
-                    .join(layout::ctl::FAULTS)
-                    .join(fault.file_name());
-                state::write_json(&file, &fault)?;
-                let inside = format!(
-                    "{}/{}/{}",
-                    layout::CTL_DIR,
-                    layout::ctl::FAULTS,
-                    fault.file_name()
-                );
-                let mut argv = vec![
-                    layout::SIM_BIN,
-                    "hold-locks",
-                    "--while",
-                    &inside,
-                    name,
-                    &secs,
-                ];
-                argv.extend_from_slice(paths);
-                let out = self.exec(host, &argv)?;
-                if !out.status.success() {
-                    return Err(Error::Invalid(format!(
-                        "{host}: could not hold {}: {}",
-                        paths.join(", "),
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )));
-                }
-                return Ok(());
+        if let Some((name, until, paths)) = locks {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let secs = format!("{:.3}", (until - now).max(0.0));
+            // The holder lets go early when `clear_fault` removes the fault's file.
+            let file = HostPaths::new(&self.dir, host)
+                .ctl()
+                .join(layout::ctl::FAULTS)
+                .join(fault.file_name());
+            state::write_json(&file, &fault)?;
+            let inside = format!(
+                "{}/{}/{}",
+                layout::CTL_DIR,
+                layout::ctl::FAULTS,
+                fault.file_name()
+            );
+            let mut argv = vec![
+                layout::SIM_BIN,
+                "hold-locks",
+                "--while",
+                &inside,
+                name,
+                &secs,
+            ];
+            argv.extend_from_slice(paths);
+            let out = self.exec(host, &argv)?;
+            if !out.status.success() {
+                return Err(Error::Invalid(format!(
+                    "{host}: could not hold {}: {}",
+                    paths.join(", "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
             }
-            Some(_) if matches!(fault, Fault::AptDaily { .. }) => {
-                return Err(Error::Invalid(
-                    "the apt-daily fault needs a testbed with real_packages".into(),
-                ));
-            }
-            _ => {}
+            return Ok(());
         }
         let path = HostPaths::new(&self.dir, host)
             .ctl()
@@ -767,31 +747,23 @@ impl Testbed {
     }
 
     /// Makes pkgs.k8s.io offer `minor` only up to patch `newest` (None: every patch the
-    /// stand-ins know), for every host: the repository as it was on some earlier day.
-    /// Hosts see the change at their next `apt-get update`, like a real release.
+    /// repositories have), for every host: the repository as it was on some earlier day.
+    /// Hosts see the change at their next `apt-get update`, like a real release (the
+    /// server reads `DIR/k8s-published.json` at every request).
     pub fn publish_kubernetes(&self, minor: u32, newest: Option<u32>) -> Result<()> {
-        let hosts = self.hosts();
-        let ctls = hosts.iter().map(|h| {
-            HostPaths::new(&self.dir, &h.name)
-                .ctl()
-                .join(layout::ctl::K8S_PUBLISHED)
-        });
-        // The stand-ins read each host's copy, the repository server the testbed's.
-        for path in ctls.chain([self.dir.join(repo::K8S_PUBLISHED)]) {
-            let mut map: std::collections::BTreeMap<String, u32> = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
-            match newest {
-                Some(p) => map.insert(minor.to_string(), p),
-                None => map.remove(&minor.to_string()),
-            };
-            state::write_json(&path, &map)?;
-        }
-        Ok(())
+        let path = self.dir.join(repo::K8S_PUBLISHED);
+        let mut map: std::collections::BTreeMap<String, u32> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        match newest {
+            Some(p) => map.insert(minor.to_string(), p),
+            None => map.remove(&minor.to_string()),
+        };
+        state::write_json(&path, &map)
     }
 
-    /// Publishes a stable update of the Ubuntu archive (testbeds with `real_packages`):
+    /// Publishes a stable update of the Ubuntu archive:
     /// a newer docker.io in -updates, the older .deb removed from the pool, as an SRU
     /// does. Hosts whose lists are older still see the old version and get a 404 for it
     /// until they run `apt-get update`.
@@ -801,7 +773,7 @@ impl Testbed {
     }
 
     /// Makes the repository server misbehave for one of its host names (e.g.
-    /// "pkgs.k8s.io"), on a testbed built with `real_packages`; `on: false` ends it.
+    /// "pkgs.k8s.io"); `on: false` ends it.
     /// `bad-signature`: InRelease no longer matches its signature.
     pub fn repo_fault(&self, kind: &str, host: &str, on: bool) -> Result<()> {
         let dir = self.dir.join("repo-faults");
@@ -822,63 +794,47 @@ impl Testbed {
     /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
     /// Removing an absent fault is fine.
     /// Air-gaps `host`: from now on no public name resolves for it (pkgs.k8s.io,
-    /// raw.githubusercontent.com, the distro archive; the testbed's peers and mirrors
-    /// still do), and every attempt is kept for [`Testbed::public_lookups`].
-    /// With the real package tools the host's /etc/hosts loses the line that resolves
-    /// the public names to the repository server, so they go to the name server
+    /// raw.githubusercontent.com, the distro archive; the testbed's peers still do), and
+    /// every attempt is kept for [`Testbed::public_lookups`].
+    /// The host's /etc/hosts loses the line that resolves the public names to the
+    /// repository server, so they go to the name server
     /// (`tb-sim repo-serve`), which answers NXDOMAIN and keeps each query.
     pub fn air_gap(&self, host: &str) -> Result<()> {
-        self.host_state(host)?;
-        if self.state().real_packages {
-            let address = self.host_address(host)?;
-            let dir = self.dir.join(repo::PUBLIC_LOOKUPS);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-            let log = dir.join(address);
-            std::fs::write(&log, "").map_err(|e| Error::io("write", &log, e))?;
-            let hosts = String::from_utf8_lossy(&self.read_file(host, "/etc/hosts")?).into_owned();
-            let kept: String = hosts
-                .lines()
-                .filter(|l| l.split_whitespace().skip(1).ne(repo::HOSTS.iter().copied()))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let out = self.exec_with_input(
-                host,
-                &["sh", "-c", "cat > /etc/hosts"],
-                Some(kept.as_bytes()),
-            )?;
-            if !out.status.success() {
-                return Err(Error::Host {
-                    host: host.to_string(),
-                    message: format!(
-                        "rewriting /etc/hosts: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                });
-            }
-            return Ok(());
+        let address = self.host_address(host)?;
+        let dir = self.dir.join(repo::PUBLIC_LOOKUPS);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let log = dir.join(address);
+        std::fs::write(&log, "").map_err(|e| Error::io("write", &log, e))?;
+        let hosts = String::from_utf8_lossy(&self.read_file(host, "/etc/hosts")?).into_owned();
+        let kept: String = hosts
+            .lines()
+            .filter(|l| l.split_whitespace().skip(1).ne(repo::HOSTS.iter().copied()))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = self.exec_with_input(
+            host,
+            &["sh", "-c", "cat > /etc/hosts"],
+            Some(kept.as_bytes()),
+        )?;
+        if !out.status.success() {
+            return Err(Error::Host {
+                host: host.to_string(),
+                message: format!(
+                    "rewriting /etc/hosts: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
         }
-        let ctl = HostPaths::new(&self.dir, host).ctl();
-        let lookups = ctl.join(layout::ctl::PUBLIC_LOOKUPS);
-        std::fs::write(&lookups, "").map_err(|e| Error::io("write", &lookups, e))?;
-        std::fs::set_permissions(&lookups, std::fs::Permissions::from_mode(0o666))
-            .map_err(|e| Error::io("chmod", &lookups, e))?;
-        let flag = ctl.join(layout::ctl::AIR_GAPPED);
-        std::fs::write(&flag, "").map_err(|e| Error::io("write", &flag, e))
+        Ok(())
     }
 
     /// The public names `host` tried to resolve since [`Testbed::air_gap`], in order.
-    /// (With the real package tools: each name once, though the resolver asks for A and
-    /// AAAA records and retries.)
+    /// Each name once, though the resolver asks for A and AAAA records and retries.
     pub fn public_lookups(&self, host: &str) -> Result<Vec<String>> {
-        let path = if self.state().real_packages {
-            self.dir
-                .join(repo::PUBLIC_LOOKUPS)
-                .join(self.host_address(host)?)
-        } else {
-            HostPaths::new(&self.dir, host)
-                .ctl()
-                .join(layout::ctl::PUBLIC_LOOKUPS)
-        };
+        let path = self
+            .dir
+            .join(repo::PUBLIC_LOOKUPS)
+            .join(self.host_address(host)?);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let mut names: Vec<String> = Vec::new();

@@ -212,10 +212,15 @@ fn dpkg_lock_held() {
         "root",
         "apt-get -o DPkg::Lock::Timeout=2 install -y socat",
     );
+    // apt's own words after waiting (apt-pkg/deb/debsystem.cc): the progress lines name
+    // the holder, the error does not (the stand-in had printed "E: Could not get lock").
     out.expect(
         "apt-get with a too short lock timeout",
         100,
-        &["E: Could not get lock /var/lib/dpkg/lock-frontend"],
+        &[
+            "Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process ",
+            "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?",
+        ],
     );
     assert!(out.took >= Duration::from_secs(2), "{:?}", out.took);
     tb.clear_fault(H, &Fault::DpkgLock { until: 0.0 }.file_name())

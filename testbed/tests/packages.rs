@@ -1,4 +1,4 @@
-//! Hosts with the machine's real apt, dpkg, curl and gpg (`Builder::real_packages`)
+//! Hosts with the machine's real apt, dpkg, curl and gpg
 //! against the testbed's signed repositories over HTTPS (issue 10): Debian's apt, apt's
 //! own output for the local pkgs.k8s.io, an install with the signature checked, apt's own
 //! error for a tampered InRelease, and nothing written into the machine's directories.
@@ -45,28 +45,40 @@ fn real_apt_installs_from_the_local_signed_repositories() {
     let tb = Testbed::builder()
         .hosts(1)
         .name_prefix("pkgreal")
-        .real_packages(true)
         .build()
         .expect("testbed");
     let h = "pkgreal1";
 
-    // Debian's apt, dpkg, curl and gpg: the machine's programs, not stand-ins.
-    let which = sh_ok(
-        &tb,
-        h,
-        "command -v apt-get dpkg curl gpg apt-cache apt-mark dpkg-query",
-    );
+    // Debian's apt, dpkg, curl and gpg: the machine's programs, not stand-ins. What is
+    // first on PATH is the audit log's link, which runs /usr/bin/NAME and records it.
+    let names = [
+        "apt-get",
+        "dpkg",
+        "curl",
+        "gpg",
+        "apt-cache",
+        "apt-mark",
+        "dpkg-query",
+    ];
+    let which = sh_ok(&tb, h, &format!("command -v {}", names.join(" ")));
+    let links: Vec<String> = names
+        .iter()
+        .map(|n| format!("/usr/local/sbin/{n}"))
+        .collect();
+    assert_eq!(which.lines().collect::<Vec<_>>(), links);
+    let mark = tb.audit(h).unwrap().len();
     assert_eq!(
-        which.lines().collect::<Vec<_>>(),
-        [
-            "/usr/bin/apt-get",
-            "/usr/bin/dpkg",
-            "/usr/bin/curl",
-            "/usr/bin/gpg",
-            "/usr/bin/apt-cache",
-            "/usr/bin/apt-mark",
-            "/usr/bin/dpkg-query"
-        ]
+        sh_ok(&tb, h, "apt-get --version | head -1"),
+        sh_ok(&tb, h, "/usr/bin/apt-get --version | head -1")
+    );
+    let ran: Vec<_> = tb.audit(h).unwrap()[mark..]
+        .iter()
+        .filter(|r| r.kind == "cmd")
+        .map(|r| (r.argv.clone(), r.exit))
+        .collect();
+    assert_eq!(
+        ran,
+        [(vec!["apt-get".to_string(), "--version".into()], Some(0))]
     );
     assert!(sh_ok(&tb, h, "apt-get --version").starts_with("apt 2."));
 

@@ -94,7 +94,6 @@ fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::Testb
     let releases = k8s.dir().parent().unwrap();
     testbed::Testbed::builder()
         .hosts(hosts)
-        .real_packages(true)
         .real_kubernetes(releases)
         .build()
         .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"))

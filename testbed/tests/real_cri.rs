@@ -22,7 +22,6 @@ fn real_packages_host(prefix: &str) -> (testbed::Testbed, String) {
     let tb = testbed::Testbed::builder()
         .hosts(1)
         .name_prefix(prefix)
-        .real_packages(true)
         .build()
         .expect("testbed");
     (tb, format!("{prefix}1"))

@@ -42,7 +42,8 @@ enum Cmd {
         sudo_password: bool,
         #[arg(long, default_value = "ubuntu-24.04", value_parser = parse_os)]
         os: Os,
-        /// Multiplier for the stand-ins' realistic durations (0 = instant).
+        /// Multiplier for realistic durations (0 = instant): the stand-ins', and the
+        /// repository's download time per package.
         #[arg(long, env = "TESTBED_TIME_SCALE", default_value_t = 0.0)]
         time_scale: f64,
         #[arg(long, default_value = "node")]
@@ -50,13 +51,6 @@ enum Cmd {
         /// Give one host another release: NAME=OS (repeatable), e.g. node3=debian-12.
         #[arg(long, value_parser = parse_host_os)]
         host_os: Vec<(String, Os)>,
-        /// Hosts run the machine's real apt, dpkg, curl and gpg against the testbed's
-        /// repositories (archive.ubuntu.com, pkgs.k8s.io ... served on the bridge); the
-        /// default. `--real-packages false` (or TESTBED_REAL_PACKAGES=0): the stand-ins.
-        #[arg(long, env = "TESTBED_REAL_PACKAGES", default_value_t = true,
-              action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
-              value_parser = clap::builder::BoolishValueParser::new())]
-        real_packages: bool,
         /// Also reach every host through a public address it does not own (DNAT, as a
         /// cloud VM) and a name NAME.tbX.test listed in DIR/etc-hosts.
         #[arg(long)]
@@ -133,11 +127,8 @@ enum Cmd {
 enum FaultCmd {
     /// Hold the dpkg frontend lock for SECONDS (like unattended-upgrades at first boot).
     DpkgLock { seconds: f64 },
-    /// apt-daily holds apt's lists lock and dpkg's frontend lock for SECONDS (needs
-    /// --real-packages).
+    /// apt-daily holds apt's lists lock and dpkg's frontend lock for SECONDS.
     AptDaily { seconds: f64 },
-    /// Make the next COUNT apt-get downloads fail.
-    AptDownload { count: u32 },
     /// Make the next `kubeadm init` fail with MESSAGE.
     KubeadmInit { message: String },
     /// Make the next `kubeadm join` fail with MESSAGE.
@@ -146,7 +137,7 @@ enum FaultCmd {
     Slow { command: String, seconds: f64 },
     /// Expire every bootstrap token of the cluster whose control plane is HOST.
     ExpireTokens,
-    /// Remove a fault by kind (dpkg-lock, apt-download, kubeadm-init, kubeadm-join, slow-COMMAND).
+    /// Remove a fault by kind (dpkg-lock, apt-daily, kubeadm-init, kubeadm-join, slow-COMMAND).
     Clear { kind: String },
 }
 
@@ -182,7 +173,6 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
             time_scale,
             name_prefix,
             host_os,
-            real_packages,
             public_addresses,
         } => {
             let start = Instant::now();
@@ -201,7 +191,6 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 .os(os)
                 .time_scale(time_scale)
                 .name_prefix(&name_prefix)
-                .real_packages(real_packages)
                 .public_addresses(public_addresses)
                 .build()?;
             eprintln!(
@@ -262,7 +251,6 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 FaultCmd::AptDaily { seconds } => Fault::AptDaily {
                     until: now() + seconds,
                 },
-                FaultCmd::AptDownload { count } => Fault::AptDownload { remaining: count },
                 FaultCmd::KubeadmInit { message } => Fault::KubeadmInit { message },
                 FaultCmd::KubeadmJoin { message } => Fault::KubeadmJoin { message },
                 FaultCmd::Slow { command, seconds } => Fault::Slow { command, seconds },

@@ -30,7 +30,6 @@ impl Ctx {
                 os: "ubuntu-24.04".into(),
                 time_scale: 0.0,
                 peers: vec![],
-                real_packages: false,
                 real_kubernetes: None,
             });
         Ctx {
@@ -182,9 +181,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-/// The dpkg database of the simulation: `/var/lib/dpkg/testbed-status.json`.
-pub const DPKG_DB: &str = "/var/lib/dpkg/testbed-status.json";
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PkgState {
     pub version: String,
@@ -194,24 +190,17 @@ pub struct PkgState {
     pub hold: bool,
 }
 
-/// The packages dpkg knows: the real database (`/var/lib/dpkg/status`) on a host with
-/// the real package tools, else the stand-ins' own.
+/// The packages dpkg knows (its database, `/var/lib/dpkg/status`).
 pub fn dpkg_db() -> BTreeMap<String, PkgState> {
-    if Ctx::load("dpkg").config.real_packages {
-        return std::fs::read_to_string(REAL_DPKG_STATUS)
-            .map(|s| parse_dpkg_status(&s))
-            .unwrap_or_default();
-    }
-    std::fs::read_to_string(DPKG_DB)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
+    std::fs::read_to_string(DPKG_STATUS)
+        .map(|s| parse_dpkg_status(&s))
         .unwrap_or_default()
 }
 
 /// dpkg's own database.
-pub const REAL_DPKG_STATUS: &str = "/var/lib/dpkg/status";
+pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
-/// Reads dpkg's status file into the stand-ins' view: `Status: WANT ok STATE` becomes
+/// Reads dpkg's status file into the view the stand-ins need: `Status: WANT ok STATE` becomes
 /// the two-letter abbreviation dpkg-query prints (`ii`, `iU`, `iF`, `rc` ...), a `hold`
 /// selection the hold flag. Packages dpkg only remembers as not installed are left out.
 pub fn parse_dpkg_status(text: &str) -> BTreeMap<String, PkgState> {
@@ -256,13 +245,6 @@ pub fn parse_dpkg_status(text: &str) -> BTreeMap<String, PkgState> {
         );
     }
     db
-}
-
-pub fn save_dpkg_db(db: &BTreeMap<String, PkgState>) -> std::io::Result<()> {
-    write_atomic(
-        Path::new(DPKG_DB),
-        serde_json::to_string_pretty(db).unwrap().as_bytes(),
-    )
 }
 
 /// The installed version of a package ("1.34.2-1.1"), if installed and configured.

@@ -295,8 +295,8 @@ fn every_boot() -> io::Result<()> {
     mkdir("/run/sshd", 0o755)?;
     mkdir("/run/lock", 0o1777)?;
     mkdir(layout::STANDIN_DIR, 0o755)?;
-    // The package programs: the stand-ins, or with the real ones their audited runner.
-    for name in layout::BASE_STANDINS.iter().chain(layout::PACKAGE_STANDINS) {
+    // The machine's package programs, through the audit log.
+    for name in layout::BASE_STANDINS.iter().chain(layout::PACKAGE_PROGRAMS) {
         let link = Path::new(layout::STANDIN_DIR).join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             symlink(layout::SIM_BIN, &link).map_err(|e| ctx(&link.to_string_lossy(), e))?;
@@ -383,7 +383,7 @@ fn real_packages(repo: &layout::RepoProvision, os: &str) -> io::Result<()> {
     let keyring = base64::engine::general_purpose::STANDARD
         .decode(&repo.archive_keyring_b64)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    // The manager made layout::REAL_PACKAGES_EMPTY_DIRS empty (keyrings, dpkg's info).
+    // The manager made layout::FRESH_PACKAGE_DIRS empty (keyrings, dpkg's info).
     remove("/etc/apt/trusted.gpg")?;
     std::fs::write("/usr/share/keyrings/ubuntu-archive-keyring.gpg", &keyring)?;
     std::fs::write(
@@ -398,9 +398,9 @@ fn real_packages(repo: &layout::RepoProvision, os: &str) -> io::Result<()> {
     }
 
     // dpkg's database of a fresh server.
-    let distro = crate::pkg::catalog::distro(os);
+    let distro = crate::repo::catalog::distro(os);
     let mut status = String::new();
-    for name in crate::pkg::catalog::BASE_PACKAGES {
+    for name in crate::repo::catalog::BASE_PACKAGES {
         let Some(p) = distro.iter().find(|p| p.name == *name) else {
             continue;
         };

@@ -14,7 +14,6 @@ mod common;
 mod hostinit;
 mod kube;
 mod os;
-mod pkg;
 mod repo;
 
 use common::Ctx;
@@ -25,15 +24,8 @@ pub type Standin = fn(&mut Ctx, &[String]) -> i32;
 pub type Daemon = fn(&[String]) -> i32;
 
 fn lookup(name: &str) -> Option<Standin> {
-    let packages = || {
-        if Ctx::load(name).config.real_packages {
-            audited::lookup(name)
-        } else {
-            pkg::lookup(name)
-        }
-    };
     os::lookup(name)
-        .or_else(packages)
+        .or_else(|| audited::lookup(name))
         .or_else(|| kube::lookup(name))
 }
 
@@ -71,7 +63,7 @@ fn main() {
         "repo-build" => repo::build::main(rest),
         "repo-serve" => repo::serve::main(rest),
         "package-hook" => repo::package_hook(rest),
-        "hold-locks" => pkg::lock::hold_locks(rest),
+        "hold-locks" => os::locks::hold_locks(rest),
         "preload-images" => os::preload_images(rest),
         "daemon" => match rest.first().and_then(|u| daemon(u)) {
             Some(d) => d(&rest[1..]),

@@ -36,7 +36,7 @@ pub fn ethtool(ctx: &mut Ctx, args: &[String]) -> i32 {
 
 /// The upstream version of the OS's ethtool package ("1:6.7-1build1" -> "6.7").
 fn upstream_version(os: &str) -> String {
-    let v = crate::pkg::catalog::distro(os)
+    let v = crate::repo::catalog::distro(os)
         .into_iter()
         .find(|p| p.name == "ethtool")
         .map(|p| p.version)
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_base_package_links_ethtool_where_ubuntu_has_it() {
-        use crate::pkg::catalog;
+        use crate::repo::catalog;
         assert!(catalog::BASE_PACKAGES.contains(&"ethtool"));
         assert_eq!(catalog::commands("ethtool"), &["ethtool"]);
         assert_eq!(catalog::command_dir("ethtool"), "/usr/sbin");

@@ -6,6 +6,7 @@ mod containerd_real;
 pub use containerd_real::preload_images;
 pub mod ethtool;
 pub mod kernel;
+pub mod locks;
 pub mod net;
 pub mod systemd;
 
@@ -86,8 +87,23 @@ fn first_boot() {
         f.push_str("/swap.img\tnone\tswap\tsw\t0\t0\n");
         let _ = std::fs::write("/etc/fstab", f);
     }
-    let ctx = Ctx::load("boot");
-    crate::pkg::seed_base_system(&ctx.config.os);
+    // A cloud image's apt lists are empty (the machine's own show through the /var
+    // overlay otherwise).
+    if let Ok(rd) = std::fs::read_dir("/var/lib/apt/lists") {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.contains("_Packages") || n.ends_with("Release") || n.contains("_dists_") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    // The base packages' commands are on PATH, as on the real server (ethtool is not on
+    // the machine the testbed runs on; kubeadm's preflight looks for it).
+    for (name, p) in common::dpkg_db() {
+        if p.status == "ii" && crate::repo::catalog::BASE_PACKAGES.contains(&name.as_str()) {
+            crate::repo::unpack_files(&name);
+        }
+    }
 }
 
 /// `reboot`: stops every service, empties /run, resets the kernel and boots again, and

@@ -29,8 +29,8 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 use testbed::layout;
 
+use super::{calico, catalog};
 use crate::os::containerd;
-use crate::pkg::{catalog, net};
 
 /// Host names the server answers for, as they appear in the TLS certificate.
 pub const SERVED_HOSTS: &[&str] = &[
@@ -228,12 +228,12 @@ fn build(out: &Path, real: &Real) -> Res<()> {
         }
     }
     // GitHub's raw host: Calico's manifests.
-    for (minor, newest) in net::CALICO_RELEASES {
+    for (minor, newest) in calico::CALICO_RELEASES {
         for patch in 0..=*newest {
             let v = format!("v3.{minor}.{patch}");
             write(
                 &out.join("calico").join(&v).join("calico.yaml"),
-                net::calico_manifest(&v).as_bytes(),
+                calico::calico_manifest(&v).as_bytes(),
             )?;
         }
     }

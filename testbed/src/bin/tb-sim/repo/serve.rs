@@ -235,7 +235,7 @@ impl Site {
         if self.time_scale > 0.0 && path.ends_with(".deb") {
             let name = path.rsplit('/').next().unwrap_or("");
             let pkg = name.split('_').next().unwrap_or("");
-            let secs = crate::pkg::catalog::install_seconds(pkg) * self.time_scale;
+            let secs = super::catalog::install_seconds(pkg) * self.time_scale;
             std::thread::sleep(std::time::Duration::from_secs_f64(secs));
         }
         match file.and_then(|f| std::fs::read(f).ok()) {

@@ -54,12 +54,20 @@ fn read_sources(k: &Kubectl) -> Result<Vec<Source>, Fail> {
             std::io::stdin().read_to_string(&mut t).ok();
             push("STDIN".into(), t)?;
         } else if f.starts_with("http://") || f.starts_with("https://") {
-            match crate::pkg::fetch_url(&f) {
-                Ok(b) => push(f.clone(), String::from_utf8_lossy(&b).into_owned())?,
-                Err((22, _)) => {
+            // kubectl's own HTTP client, played by the host's curl: the same names,
+            // resolver and trusted CAs.
+            let got = std::process::Command::new("/usr/bin/curl")
+                .args(["-fsS", "--proto", "=https,http", "--", &f])
+                .stdin(std::process::Stdio::null())
+                .output();
+            match got {
+                Ok(o) if o.status.success() => {
+                    push(f.clone(), String::from_utf8_lossy(&o.stdout).into_owned())?
+                }
+                Ok(o) if o.status.code() == Some(22) => {
                     return fail(format!("error: unable to read URL \"{f}\", server reported 404 Not Found, status code=404"))
                 }
-                Err(_) => {
+                _ => {
                     let host = f.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
                     return fail(format!("error: Get \"{f}\": dial tcp: lookup {host} on 127.0.0.53:53: server misbehaving"));
                 }

@@ -1,9 +1,7 @@
 //! What the archives offer: the distro archive of each simulated OS and the pkgs.k8s.io
-//! repositories (one per Kubernetes minor), as Debian `Packages` stanzas. `apt-get
-//! update` writes these into /var/lib/apt/lists/, and everything else reads them from
-//! there, so a repository that was added but not updated offers nothing, as on Ubuntu.
-
-use std::cmp::Ordering;
+//! repositories (one per Kubernetes minor), with the packages' real names, versions and
+//! Depends, and what each package carries (its commands, files, maintainer scripts).
+//! `repo-build` makes the .deb files and signed indexes from this.
 
 /// Newest patch release per Kubernetes minor offered by pkgs.k8s.io; every patch from
 /// .0 up to it exists. Edit this one table to move the simulated "today".
@@ -17,9 +15,6 @@ pub const K8S_NEWEST_PATCH: &[(u32, u32)] = &[
     (36, 3),
     (37, 1),
 ];
-
-/// The key ID of the pkgs.k8s.io signing key (the same key signs every minor).
-pub const K8S_KEY_ID: &str = "234654DA9A296436";
 
 /// One binary package as the archive describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,62 +350,6 @@ pub fn distro(os: &str) -> Vec<Package> {
         .collect()
 }
 
-/// The distro archive's base URL and suites for `os` (as apt-get update names them).
-pub fn distro_archive(os: &str) -> (&'static str, &'static [&'static str]) {
-    match os {
-        "ubuntu-22.04" => (
-            "http://archive.ubuntu.com/ubuntu",
-            &[
-                "jammy",
-                "jammy-updates",
-                "jammy-backports",
-                "jammy-security",
-            ],
-        ),
-        "debian-12" => (
-            "http://deb.debian.org/debian",
-            &["bookworm", "bookworm-updates", "bookworm-security"],
-        ),
-        _ => (
-            "http://archive.ubuntu.com/ubuntu",
-            &[
-                "noble",
-                "noble-updates",
-                "noble-backports",
-                "noble-security",
-            ],
-        ),
-    }
-}
-
-/// Newest patch of a minor, if pkgs.k8s.io has that minor: the table's, or fewer while
-/// the testbed says the later ones are not published yet ([`published`]).
-pub fn newest_patch(minor: u32) -> Option<u32> {
-    let newest = K8S_NEWEST_PATCH
-        .iter()
-        .find(|(m, _)| *m == minor)
-        .map(|(_, p)| *p)?;
-    Some(published(minor).map_or(newest, |p| p.min(newest)))
-}
-
-/// How far the testbed let pkgs.k8s.io publish `minor` (`ctl/k8s-published.json`,
-/// written by `Testbed::publish_kubernetes`): a repository grows while a cluster lives,
-/// so a host sees a new patch only after an `apt-get update` made after its release.
-fn published(minor: u32) -> Option<u32> {
-    let path = crate::common::ctl_path(testbed::layout::ctl::K8S_PUBLISHED);
-    let text = std::fs::read_to_string(path).ok()?;
-    let map: std::collections::BTreeMap<String, u32> = serde_json::from_str(&text).ok()?;
-    map.get(&minor.to_string()).copied()
-}
-
-/// The packages of the pkgs.k8s.io repository `v1.<minor>`.
-pub fn k8s_repo(minor: u32) -> Vec<Package> {
-    match newest_patch(minor) {
-        Some(newest) => k8s_repo_upto(minor, newest),
-        None => vec![],
-    }
-}
-
 /// The packages of the pkgs.k8s.io repository `v1.<minor>` on the day `1.<minor>.<newest>`
 /// was its newest release.
 pub fn k8s_repo_upto(minor: u32, newest: u32) -> Vec<Package> {
@@ -467,224 +406,20 @@ pub fn k8s_repo_upto(minor: u32, newest: u32) -> Vec<Package> {
     out
 }
 
-/// A `Packages` index as apt stores it in /var/lib/apt/lists.
-pub fn packages_index(pkgs: &[Package]) -> String {
-    let mut s = String::new();
-    for p in pkgs {
-        s.push_str(&format!(
-            "Package: {}\nVersion: {}\nArchitecture: amd64\n",
-            p.name, p.version
-        ));
-        if !p.depends.is_empty() {
-            s.push_str(&format!("Depends: {}\n", p.depends));
-        }
-        if !p.recommends.is_empty() {
-            s.push_str(&format!("Recommends: {}\n", p.recommends));
-        }
-        if !p.component.is_empty() {
-            s.push_str(&format!("Section: {}\n", p.component));
-        }
-        s.push('\n');
-    }
-    s
-}
-
-/// Parses a `Packages` index.
-pub fn parse_index(text: &str) -> Vec<Package> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let mut p = Package {
-            name: String::new(),
-            version: String::new(),
-            depends: String::new(),
-            recommends: String::new(),
-            component: String::new(),
-        };
-        for line in stanza.lines() {
-            if let Some((k, v)) = line.split_once(':') {
-                let v = v.trim().to_string();
-                match k {
-                    "Package" => p.name = v,
-                    "Version" => p.version = v,
-                    "Depends" => p.depends = v,
-                    "Recommends" => p.recommends = v,
-                    "Section" => p.component = v,
-                    _ => {}
-                }
-            }
-        }
-        if !p.name.is_empty() {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// One alternative of a dependency: name and optional (operator, version).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dep {
-    pub name: String,
-    pub constraint: Option<(String, String)>,
-}
-
-/// Parses a Depends field into groups of alternatives.
-pub fn parse_depends(s: &str) -> Vec<Vec<Dep>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(|g| {
-            g.split('|')
-                .map(|alt| {
-                    let alt = alt.trim();
-                    match alt.split_once('(') {
-                        Some((n, c)) => {
-                            let c = c.trim_end_matches(')').trim();
-                            let op_end = c
-                                .find(|ch: char| !matches!(ch, '<' | '>' | '='))
-                                .unwrap_or(c.len());
-                            Dep {
-                                name: n.trim().to_string(),
-                                constraint: Some((
-                                    c[..op_end].to_string(),
-                                    c[op_end..].trim().to_string(),
-                                )),
-                            }
-                        }
-                        None => Dep {
-                            name: alt.to_string(),
-                            constraint: None,
-                        },
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Whether `version` satisfies a dependency's constraint.
-pub fn satisfies(version: &str, constraint: &Option<(String, String)>) -> bool {
-    let Some((op, want)) = constraint else {
-        return true;
-    };
-    let c = compare_versions(version, want);
-    match op.as_str() {
-        ">=" => c != Ordering::Less,
-        "<=" => c != Ordering::Greater,
-        ">>" | ">" => c == Ordering::Greater,
-        "<<" | "<" => c == Ordering::Less,
-        "=" => c == Ordering::Equal,
-        _ => true,
-    }
-}
-
-/// dpkg's version comparison (epoch, upstream, revision; `~` sorts before anything).
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    fn split(v: &str) -> (u64, &str, &str) {
-        let (epoch, rest) = match v.split_once(':') {
-            Some((e, r)) => (e.parse().unwrap_or(0), r),
-            None => (0, v),
-        };
-        let (up, rev) = match rest.rsplit_once('-') {
-            Some((u, r)) => (u, r),
-            None => (rest, ""),
-        };
-        (epoch, up, rev)
-    }
-    let (ea, ua, ra) = split(a);
-    let (eb, ub, rb) = split(b);
-    ea.cmp(&eb)
-        .then_with(|| verrevcmp(ua, ub))
-        .then_with(|| verrevcmp(ra, rb))
-}
-
-fn order(c: Option<u8>) -> i32 {
-    match c {
-        None => 0,
-        Some(b'~') => -1,
-        Some(c) if c.is_ascii_digit() => 0,
-        Some(c) if c.is_ascii_alphabetic() => c as i32,
-        Some(c) => c as i32 + 256,
-    }
-}
-
-fn verrevcmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let mut first_diff = 0;
-        while (i < a.len() && !a[i].is_ascii_digit()) || (j < b.len() && !b[j].is_ascii_digit()) {
-            let ac = order(a.get(i).copied());
-            let bc = order(b.get(j).copied());
-            if ac != bc {
-                return ac.cmp(&bc);
-            }
-            i += 1;
-            j += 1;
-        }
-        while i < a.len() && a[i] == b'0' {
-            i += 1;
-        }
-        while j < b.len() && b[j] == b'0' {
-            j += 1;
-        }
-        while i < a.len() && a[i].is_ascii_digit() && j < b.len() && b[j].is_ascii_digit() {
-            if first_diff == 0 {
-                first_diff = a[i] as i32 - b[j] as i32;
-            }
-            i += 1;
-            j += 1;
-        }
-        if i < a.len() && a[i].is_ascii_digit() {
-            return Ordering::Greater;
-        }
-        if j < b.len() && b[j].is_ascii_digit() {
-            return Ordering::Less;
-        }
-        if first_diff != 0 {
-            return first_diff.cmp(&0);
-        }
-    }
-    Ordering::Equal
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dpkg_version_order() {
-        assert_eq!(
-            compare_versions("1.34.2-1.1", "1.34.10-1.1"),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare_versions("1.7.24-0ubuntu1~24.04.2", "1.7.1~"),
-            Ordering::Greater
-        );
-        assert_eq!(compare_versions("1.0~rc1", "1.0"), Ordering::Less);
-        assert_eq!(compare_versions("1:1.4.8-1", "1.9"), Ordering::Greater);
-        assert_eq!(
-            compare_versions("1.35.0-1.1", "1.35.0-1.1"),
-            Ordering::Equal
-        );
-    }
-
-    #[test]
-    fn depends_parse_and_satisfy() {
-        let d = parse_depends("containerd (>= 1.7.1~), runc | crun, iptables");
-        assert_eq!(d.len(), 3);
-        assert_eq!(d[1].len(), 2);
-        assert!(satisfies("1.7.24-0ubuntu1~24.04.2", &d[0][0].constraint));
-        assert!(!satisfies("1.6.20~ds1-1+b1", &d[0][0].constraint));
-    }
-
-    #[test]
-    fn index_round_trip() {
-        let repo = k8s_repo(34);
-        assert!(repo
-            .iter()
-            .any(|p| p.name == "kubeadm" && p.version == "1.34.4-1.1"));
-        assert_eq!(parse_index(&packages_index(&repo)), repo);
-        assert!(k8s_repo(29).is_empty());
+    fn every_patch_up_to_the_newest_is_offered() {
+        let repo = k8s_repo_upto(34, 4);
+        for p in 0..=4 {
+            let v = format!("1.34.{p}-1.1");
+            assert!(
+                repo.iter().any(|x| x.name == "kubeadm" && x.version == v),
+                "{v}"
+            );
+        }
+        assert!(!repo.iter().any(|x| x.version == "1.34.5-1.1"));
     }
 }
