@@ -818,3 +818,43 @@ fn stale_lists_are_refreshed_before_the_first_install() {
         "27.5.1-0ubuntu3~24.04.2"
     );
 }
+
+/// A package download cut off half-way (a proxy or link that drops, issue 10): the
+/// install step fails on that host with apt's own error, exit 6 naming the host, and
+/// nothing of the package is left configured; once the archive answers whole again a
+/// re-run builds the cluster.
+#[test]
+fn a_truncated_download_fails_the_install_with_apt_s_error_and_a_rerun_recovers() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .name_prefix("trunc")
+        .build()
+        .expect("testbed");
+    let decls = plain_decls(0);
+    let inv = inventory(&tb, &decls);
+    tb.repo_fault("truncated", "archive.ubuntu.com", true)
+        .unwrap();
+    let run = up(&tb, &inv);
+    assert_eq!(run.code, Some(6), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("trunc1")
+            && run
+                .stderr
+                .contains("E: Failed to fetch http://archive.ubuntu.com/ubuntu/pool/"),
+        "{}",
+        run.stderr
+    );
+    let out = tb
+        .exec(
+            "trunc1",
+            &["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "docker.io"],
+        )
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), "ii");
+
+    tb.repo_fault("truncated", "archive.ubuntu.com", false)
+        .unwrap();
+    let run = up(&tb, &inv);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+}

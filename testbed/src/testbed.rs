@@ -774,7 +774,8 @@ impl Testbed {
 
     /// Makes the repository server misbehave for one of its host names (e.g.
     /// "pkgs.k8s.io"); `on: false` ends it.
-    /// `bad-signature`: InRelease no longer matches its signature.
+    /// `bad-signature`: InRelease no longer matches its signature; `truncated`: every
+    /// .deb download ends half-way (the connection closes short of its Content-Length).
     pub fn repo_fault(&self, kind: &str, host: &str, on: bool) -> Result<()> {
         let dir = self.dir.join("repo-faults");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;

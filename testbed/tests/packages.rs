@@ -68,8 +68,8 @@ fn real_apt_installs_from_the_local_signed_repositories() {
     assert_eq!(which.lines().collect::<Vec<_>>(), links);
     let mark = tb.audit(h).unwrap().len();
     assert_eq!(
-        sh_ok(&tb, h, "apt-get --version | head -1"),
-        sh_ok(&tb, h, "/usr/bin/apt-get --version | head -1")
+        sh_ok(&tb, h, "apt-get --version"),
+        sh_ok(&tb, h, "/usr/bin/apt-get --version")
     );
     let ran: Vec<_> = tb.audit(h).unwrap()[mark..]
         .iter()

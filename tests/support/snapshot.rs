@@ -46,10 +46,11 @@ use testbed::Testbed;
 /// re-run showed it changing (checked by emptying this list; tests/up.rs
 /// three_hosts_converge_and_a_second_run_changes_nothing and a_rebooted_cluster_needs_nothing
 /// then fail on exactly these paths; a_user_whose_sudo_wants_a_password_is_refused_before_any_change
-/// on /run/sudo) or because it is a log. The kubelet's and the
-/// container runtime's state (`/var/lib/kubelet/pods`, `/var/lib/containerd`, `/run/...`)
-/// will belong here once real ones run pods on the hosts; whole `/var/lib/kubelet` never
-/// will: kubeadm writes its config.yaml and kubeadm-flags.env.
+/// on /run/sudo) or because it is a log. The real containerd's `/var/lib/containerd` is
+/// here (tests/plan.rs host_playbooks_converge_on_ubuntu_24_04 showed its meta.db
+/// changing with a restart); the kubelet's state (`/var/lib/kubelet/pods`, `/run/...`)
+/// will belong here once a real one runs pods on the hosts; whole `/var/lib/kubelet`
+/// never will: kubeadm writes its config.yaml and kubeadm-flags.env.
 pub const DAEMON_PATHS: &[(&str, &str)] = &[
     (
         "/var/lib/etcd",
@@ -58,6 +59,10 @@ pub const DAEMON_PATHS: &[(&str, &str)] = &[
     (
         "/run/sudo",
         "sudo: its time stamp records (sudoers(5) timestamp_type), rewritten at every authentication",
+    ),
+    (
+        "/var/lib/containerd",
+        "the real containerd (Ubuntu 24.04 hosts): its metadata store (meta.db) is rewritten at every start",
     ),
     (
         "/var/cache/apt/pkgcache.bin",

@@ -34,7 +34,9 @@ pub fn real_binary() -> Option<PathBuf> {
 /// Runs the real daemon until it exits or the unit is stopped; returns its exit code.
 pub fn run(bin: &Path, stop: &std::sync::atomic::AtomicBool, set_state: fn(&str)) -> i32 {
     use std::sync::atomic::Ordering;
-    let notify = PathBuf::from(format!("/run/containerd-notify.{}", std::process::id()));
+    // One fixed path (the unit runs once per host): a wrapper killed with the unit
+    // (`systemctl restart`, a power cut) leaves no socket of its own pid behind.
+    let notify = PathBuf::from("/run/containerd-notify");
     let _ = std::fs::remove_file(&notify);
     let sock = match UnixDatagram::bind(&notify) {
         Ok(s) => s,
