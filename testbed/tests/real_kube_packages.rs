@@ -42,7 +42,6 @@ fn kubeadm_and_kubectl_packages_of_a_built_release_install_the_real_programs() {
     let tb = testbed::Testbed::builder()
         .hosts(1)
         .name_prefix("kpkg")
-        .real_packages(true)
         .real_kubernetes(k8s.dir().parent().unwrap())
         .build()
         .expect("testbed");
