@@ -657,3 +657,37 @@ fn an_ssh_config_alias_is_not_the_api_endpoint() {
         "203.0.113.10"
     );
 }
+
+/// Issue 11 item 10: Calico follows the Kubernetes minor. Unwritten, the pinned release
+/// Calico tests on that minor (so an upgrade to 1.36 plans Calico v3.32.0 after the hop);
+/// written and behind what Calico tests on the minor, refused at its line, naming both.
+#[test]
+fn calico_follows_the_kubernetes_minor_and_a_written_one_behind_it_is_refused() {
+    let text = |k8s: &str, calico: &str| {
+        format!(
+            "cluster:\n  kubernetesVersion: {k8s}\n  calico: {{{calico}}}\n\
+             hosts: [{{name: cp, address: 10.0.0.10, role: control-plane}}]\n"
+        )
+    };
+    for (k8s, want) in [
+        ("1.34.2", "v3.30.3"),
+        ("1.35.4", "v3.30.3"),
+        ("1.36.3", "v3.32.0"),
+    ] {
+        let inv = inventory::parse(Path::new("inv.yaml"), text(k8s, "")).unwrap();
+        assert_eq!(inv.cluster.calico.version, want, "{k8s}");
+    }
+    let inv = inventory::parse(Path::new("inv.yaml"), text("1.36.3", "version: v3.32.0")).unwrap();
+    assert_eq!(inv.cluster.calico.version, "v3.32.0");
+    let err =
+        inventory::parse(Path::new("inv.yaml"), text("1.36.3", "version: v3.30.3")).unwrap_err();
+    let summary = err.summary();
+    assert!(
+        summary.starts_with("inv.yaml:3:21: cluster.calico.version: Calico v3.30.3 is tested on Kubernetes up to 1.35, not 1.36"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Calico v3.32.0 is tested on it"),
+        "{summary}"
+    );
+}

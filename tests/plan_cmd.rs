@@ -491,24 +491,7 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
         node2.changes(&before.of_host("node2")),
         Vec::<String>::new()
     );
-    let image = tb
-        .exec(
-            "node1",
-            &[
-                "kubectl",
-                "--kubeconfig",
-                "/etc/kubernetes/admin.conf",
-                "-n",
-                "kube-system",
-                "get",
-                "daemonset",
-                "calico-node",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ],
-        )
-        .unwrap();
-    let image = String::from_utf8_lossy(&image.stdout).into_owned();
+    let image = support::calico_image(&tb, "node1");
     assert!(image.ends_with(&format!(":{newer}")), "{image}");
     assert_eq!(plan_json(&tb, &inv).0, Some(0));
 }

@@ -1135,3 +1135,51 @@ fn the_order_checker_catches_misordered_steps() {
     failed[4].exit = Some(1);
     assert!(!check(failed));
 }
+
+/// Issue 11 item 10: without a written `calico.version` Calico follows the Kubernetes
+/// minor. v3.30.3 is tested up to 1.35, so the upgrade to 1.36 plans Calico v3.32.0 and
+/// applies it after the Kubernetes hop (the cni phase follows the upgrade phase).
+#[test]
+fn calico_follows_the_kubernetes_minor_through_an_upgrade() {
+    let c = Cluster::new(support::article_decls()[..2].to_vec());
+    let write = |version| {
+        Inventory {
+            version,
+            calico: "",
+            ..Inventory::new(&c.decls)
+        }
+        .write(&c.tb)
+    };
+    let calico_image = || support::calico_image(&c.tb, "node1");
+    let up = support::run_on(&c.tb, &["up"], &write("1.35.4"), &[]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    assert!(calico_image().ends_with(":v3.30.3"), "{}", calico_image());
+
+    let inv = write("1.36.3");
+    let plan = support::run_on(&c.tb, &["plan"], &inv, &[]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    let said = format!("{}{}", plan.stdout, plan.stderr);
+    assert!(
+        said.contains("calico-node runs v3.30.3, the inventory says v3.32.0"),
+        "{said}"
+    );
+    let marks = c.marks();
+    let up = support::run_on(&c.tb, &["up"], &inv, &[]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    c.assert_all_at("1.36.3");
+    assert!(calico_image().ends_with(":v3.32.0"), "{}", calico_image());
+    // On the control plane: the hop's `kubeadm upgrade apply` before Calico's manifest.
+    let ran: Vec<String> = c.since(&marks)["node1"]
+        .iter()
+        .map(|r| r.argv.join(" "))
+        .collect();
+    let at = |needle: &str| {
+        ran.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in {ran:#?}"))
+    };
+    assert!(
+        at("upgrade apply") < at("calico/v3.32.0/manifests/calico.yaml"),
+        "{ran:#?}"
+    );
+}

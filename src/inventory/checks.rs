@@ -16,7 +16,33 @@ pub(crate) fn check(r: &mut Reader, draft: &Draft, ssh: &SshDraft, ctx: &Context
     control_plane(r, draft);
     ipv4_only(r, draft);
     subnets(r, draft);
+    calico_behind(r, draft);
     home_for_defaults(r, draft, ssh, ctx);
+}
+
+/// A `calico.version` written in the inventory that Calico does not test on the
+/// inventory's Kubernetes minor while a pinned release is: refused here, before any host
+/// is touched, rather than left running behind after an upgrade. Without a written
+/// version the tool picks one for the minor and plans the Calico upgrade itself.
+fn calico_behind(r: &mut Reader, draft: &Draft) {
+    let c = &draft.cluster;
+    let (Some(at), Some(version)) = (&c.calico_version_at, &c.version) else {
+        return;
+    };
+    if let Some(why) = super::versions::calico_behind(&at.value, version) {
+        r.error_at(
+            at,
+            "cluster.calico.version",
+            why,
+            Some(format!(
+                "write the newer release, or leave calico.version out and the tool picks \
+                 {} for Kubernetes {}.{}",
+                super::versions::default_calico(version),
+                version.major,
+                version.minor
+            )),
+        );
+    }
 }
 
 /// The default known_hosts file is under `~`; without HOME there is no default.

@@ -87,6 +87,9 @@ pub(crate) struct ClusterDraft {
     /// The endpoint's host, with where it was written (for the subnet checks).
     pub endpoint_host: Option<Spanned<String>>,
     pub calico: Option<Calico>,
+    /// `calico.version` as written; None: chosen for the Kubernetes version
+    /// ([`versions::default_calico`]) when the inventory is built.
+    pub calico_version_at: Option<Spanned<String>>,
     pub package_repository: String,
 }
 
@@ -193,6 +196,7 @@ fn read_cluster_defaults() -> ClusterDraft {
             manifest: None,
             encapsulation: None,
         }),
+        calico_version_at: None,
         package_repository: versions::DEFAULT_PACKAGE_REPOSITORY.to_string(),
     }
 }
@@ -260,7 +264,7 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
         }
     }
     if let Some(n) = f.get("calico") {
-        draft.calico = read_calico(r, n, ctx);
+        draft.calico = read_calico(r, n, ctx, &mut draft.calico_version_at);
     }
     if let Some(n) = f.get("packageRepository") {
         let field = "cluster.packageRepository";
@@ -282,7 +286,12 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
     draft
 }
 
-fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calico> {
+fn read_calico(
+    r: &mut Reader,
+    node: &MarkedYaml,
+    ctx: &Context,
+    version_at: &mut Option<Spanned<String>>,
+) -> Option<Calico> {
     let f = r.fields(node, "cluster.calico", &CALICO_KEYS)?;
     let mut ok = true;
     let mut calico = Calico {
@@ -294,7 +303,10 @@ fn read_calico(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> Option<Calic
         let field = "cluster.calico.version";
         match r.string(n, field, "a Calico release like v3.30.3") {
             Some(v) => match rules::calico_version(&v.value) {
-                Ok(()) => calico.version = v.value,
+                Ok(()) => {
+                    calico.version = v.value.clone();
+                    *version_at = Some(v);
+                }
                 Err(b) => {
                     report(r, &v, field, b);
                     ok = false;
@@ -709,13 +721,18 @@ fn read_taints(r: &mut Reader, node: &MarkedYaml, field: &str) -> Option<Vec<Spa
 /// every required value is present.
 pub(crate) fn build(path: &Path, draft: Draft, ssh: Vec<Option<Ssh>>) -> Option<Inventory> {
     let c = draft.cluster;
+    let mut calico = c.calico?;
+    let version = c.version?;
+    if c.calico_version_at.is_none() {
+        calico.version = versions::default_calico(&version).to_string();
+    }
     let cluster = Cluster {
         name: c.name,
-        kubernetes_version: c.version?,
+        kubernetes_version: version,
         pod_subnet: c.pod_subnet?.to_string(),
         service_subnet: c.service_subnet?.to_string(),
         control_plane_endpoint: c.endpoint,
-        calico: c.calico?,
+        calico,
         package_repository: c.package_repository,
     };
     let hosts = draft

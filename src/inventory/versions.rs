@@ -43,6 +43,73 @@ pub const DEFAULT_KUBERNETES: &str = "1.34.2";
 /// `https://raw.githubusercontent.com/projectcalico/calico/<version>/manifests/calico.yaml`).
 pub const DEFAULT_CALICO: &str = "v3.30.3";
 
+/// A Kubernetes minor, `(1, 35)`.
+pub type Minor = (u64, u64);
+
+/// The Calico releases this tool pins, with the Kubernetes minors Calico tests each on:
+/// Calico's "System requirements for Kubernetes" page of that release, "Supported
+/// versions" (tigera/docs `calico_versioned_docs/version-3.XX/_includes/partials/
+/// _system-requirements.mdx`, read at commit f2a276243): 3.29 is tested on 1.29-1.32,
+/// 3.30 on 1.31-1.35, 3.31 on 1.32-1.35, 3.32 on 1.34-1.36. Oldest first.
+pub const CALICO_TESTED: &[(&str, Minor, Minor)] = &[
+    ("v3.29.6", (1, 29), (1, 32)),
+    ("v3.30.3", (1, 31), (1, 35)),
+    ("v3.31.2", (1, 32), (1, 35)),
+    ("v3.32.0", (1, 34), (1, 36)),
+];
+
+/// The `(oldest, newest)` Kubernetes minors Calico tests `calico` (`v3.30.3`) on, from
+/// [`CALICO_TESTED`] by Calico minor; None for a release line this tool does not know.
+pub fn calico_tested_range(calico: &str) -> Option<(Minor, Minor)> {
+    let line = |v: &str| v.rsplit_once('.').map(|(line, _)| line.to_string());
+    let want = line(calico)?;
+    CALICO_TESTED
+        .iter()
+        .find(|(v, ..)| line(v).as_deref() == Some(want.as_str()))
+        .map(|&(_, lo, hi)| (lo, hi))
+}
+
+/// The Calico release an inventory gets when it names none, for its Kubernetes version.
+///
+/// [`DEFAULT_CALICO`] wherever Calico does not test a newer Kubernetes only: on older
+/// minors too, so that no cluster ever sees its Calico downgraded by this choice (3.30 on
+/// 1.30 is "may work" in Calico's words; a downgrade is what breaks). A minor newer than
+/// the default is tested on gets the oldest pinned release tested on it, the smallest
+/// step up; a minor no pinned release is tested on yet gets the newest.
+pub fn default_calico(kubernetes: &Version) -> &'static str {
+    let minor = (kubernetes.major, kubernetes.minor);
+    let (_, default_newest) =
+        calico_tested_range(DEFAULT_CALICO).expect("DEFAULT_CALICO is in CALICO_TESTED");
+    if minor <= default_newest {
+        return DEFAULT_CALICO;
+    }
+    CALICO_TESTED
+        .iter()
+        .find(|(_, lo, hi)| (*lo..=*hi).contains(&minor))
+        .or(CALICO_TESTED.last())
+        .map(|(v, ..)| *v)
+        .expect("CALICO_TESTED is not empty")
+}
+
+/// Why `calico` is behind Kubernetes `kubernetes`: Calico does not test it on that
+/// minor, while a pinned release is. None when it is tested there, when its release
+/// line is unknown, or when no pinned release is tested on that minor either.
+pub fn calico_behind(calico: &str, kubernetes: &Version) -> Option<String> {
+    let minor = (kubernetes.major, kubernetes.minor);
+    let (_, newest) = calico_tested_range(calico)?;
+    if minor <= newest {
+        return None;
+    }
+    let (better, ..) = CALICO_TESTED
+        .iter()
+        .find(|(_, lo, hi)| (*lo..=*hi).contains(&minor))?;
+    Some(format!(
+        "Calico {calico} is tested on Kubernetes up to {}.{}, not {}.{} (Calico's system \
+         requirements); Calico {better} is tested on it",
+        newest.0, newest.1, minor.0, minor.1
+    ))
+}
+
 /// Where the kubelet/kubeadm/kubectl packages come from: one repository per minor below
 /// this base (`<base>/v1.34/deb/`).
 pub const DEFAULT_PACKAGE_REPOSITORY: &str = "https://pkgs.k8s.io/core:/stable:";
@@ -86,6 +153,33 @@ mod tests {
     #[test]
     fn default_is_supported() {
         assert_eq!(check_supported(&default_kubernetes()), Ok(()));
+    }
+
+    #[test]
+    fn calico_follows_the_kubernetes_minor() {
+        let v = |s| Version::parse(s).unwrap();
+        assert!(calico_tested_range(DEFAULT_CALICO).is_some());
+        // The default where Calico tests it, and on older minors (never a downgrade).
+        for k in ["1.30.4", "1.31.0", "1.34.2", "1.35.4"] {
+            assert_eq!(default_calico(&v(k)), DEFAULT_CALICO, "{k}");
+        }
+        assert_eq!(default_calico(&v("1.36.3")), "v3.32.0");
+        // Nothing pinned is tested on 1.37 yet: the newest.
+        assert_eq!(default_calico(&v("1.37.0")), "v3.32.0");
+        // Every supported minor's default is tested there or is the newest pinned.
+        assert_eq!(calico_behind(DEFAULT_CALICO, &v("1.35.4")), None);
+        let behind = calico_behind("v3.30.3", &v("1.36.1")).unwrap();
+        assert!(
+            behind.contains("v3.30.3") && behind.contains("1.36") && behind.contains("v3.32.0"),
+            "{behind}"
+        );
+        assert!(calico_behind("v3.29.1", &v("1.33.0"))
+            .unwrap()
+            .contains("up to 1.32"));
+        // Older Kubernetes than tested: "may work", not behind; unknown lines: no verdict.
+        assert_eq!(calico_behind("v3.32.0", &v("1.30.0")), None);
+        assert_eq!(calico_behind("v3.33.1", &v("1.37.0")), None);
+        assert_eq!(calico_behind("v3.32.0", &v("1.37.0")), None);
     }
 
     #[test]

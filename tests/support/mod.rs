@@ -57,6 +57,8 @@ pub struct Inventory<'a> {
     /// `cluster.kubernetesVersion`.
     pub version: &'a str,
     /// `cluster.calico.version`.
+    /// `cluster.calico.version`; empty: not written (the tool picks one for the
+    /// Kubernetes minor).
     pub calico: &'a str,
     /// `cluster.calico.manifest`, as YAML (`null`: the release's URL).
     pub calico_manifest: &'a str,
@@ -86,12 +88,17 @@ impl<'a> Inventory<'a> {
             "more declarations than hosts"
         );
         let h0 = &hosts[0];
+        let calico_version = if self.calico.is_empty() {
+            String::new()
+        } else {
+            format!("version: {}, ", self.calico)
+        };
         let mut y = format!(
-            "cluster:\n  name: {}\n  kubernetesVersion: {}\n  calico: {{version: {}, manifest: {}}}\n\
+            "cluster:\n  name: {}\n  kubernetesVersion: {}\n  calico: {{{}manifest: {}}}\n\
              ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
             self.name,
             self.version,
-            self.calico,
+            calico_version,
             self.calico_manifest,
             h0.user,
             h0.port,
@@ -174,6 +181,25 @@ pub fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The calico-node image the API server holds (`docker.io/calico/node:v3.30.3`), asked
+/// through kubectl on the control plane `cp`.
+pub fn calico_image(tb: &Testbed, cp: &str) -> String {
+    let argv: Vec<&str> = KUBECTL
+        .iter()
+        .copied()
+        .chain([
+            "-n",
+            "kube-system",
+            "get",
+            "daemonset",
+            "calico-node",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .collect();
+    exec(tb, cp, &argv)
 }
 
 /// Applies examples/wordpress/ (MySQL, WordPress) through kubectl on `cp`, scales
