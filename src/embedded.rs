@@ -70,41 +70,47 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 mod tests {
     use super::*;
 
-    /// The lock wrapper retries a held lock whatever the host's locale: apt and dpkg
-    /// translate "Could not get lock", so the command must run in the C locale.
-    #[test]
-    fn the_lock_wrapper_retries_in_any_locale() {
+    /// Runs templates/dpkg-lock.sh's `bootstrap_dpkg_wait` on a fake apt written from
+    /// `script` (as `DIR/fake-apt`, so it can keep state beside itself) under `timeout 20`,
+    /// with `env` added. The output and the fake's directory.
+    fn wait_on_fake_apt(
+        script: &str,
+        env: &[(&str, &str)],
+    ) -> (std::process::Output, tempfile::TempDir) {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let wrapper = TEMPLATES
             .iter()
             .find(|(name, _)| *name == "dpkg-lock.sh")
             .unwrap()
             .1;
-        // Fails once with the lock message (in German unless LC_ALL=C), then succeeds.
         let fake = dir.path().join("fake-apt");
-        std::fs::write(
-            &fake,
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new("timeout")
+            .args(["20", "sh", "-c"])
+            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\""))
+            .arg(&fake)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (out, dir)
+    }
+
+    /// The lock wrapper retries a held lock whatever the host's locale: apt and dpkg
+    /// translate "Could not get lock", so the command must run in the C locale.
+    #[test]
+    fn the_lock_wrapper_retries_in_any_locale() {
+        // Fails once with the lock message (in German unless LC_ALL=C), then succeeds.
+        let (out, _dir) = wait_on_fake_apt(
             "#!/bin/sh\n\
              [ -e \"$0.done\" ] && { echo installed; exit 0; }\n\
              touch \"$0.done\"\n\
              if [ \"$LC_ALL\" = C ]; then echo 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (apt-get)' >&2;\n\
              else echo 'E: Sperre /var/lib/dpkg/lock-frontend konnte nicht erlangt werden.' >&2; fi\n\
              exit 100\n",
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(&fake)
-            .status()
-            .unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\"",))
-            .arg(&fake)
-            .env("LC_ALL", "de_DE.UTF-8")
-            .env("LANG", "de_DE.UTF-8")
-            .output()
-            .unwrap();
+            &[("LC_ALL", "de_DE.UTF-8"), ("LANG", "de_DE.UTF-8")],
+        );
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
     }
@@ -115,35 +121,15 @@ mod tests {
     /// 600 s as a held lock (nor announced as "waiting for dpkg's lock").
     #[test]
     fn a_failure_after_waiting_for_the_lock_is_not_a_held_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let wrapper = TEMPLATES
-            .iter()
-            .find(|(name, _)| *name == "dpkg-lock.sh")
-            .unwrap()
-            .1;
         // What real apt-get (quiet without a terminal) prints in that case, run counted.
-        let fake = dir.path().join("fake-apt");
-        std::fs::write(
-            &fake,
+        let (out, dir) = wait_on_fake_apt(
             "#!/bin/sh\n\
              echo run >> \"$0.runs\"\n\
              echo 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (unattended-upgr)...'\n\
              echo \"E: Version '1.35.4-1.1' for 'kubeadm' was not found\" >&2\n\
              exit 100\n",
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(&fake)
-            .status()
-            .unwrap();
-        let out = std::process::Command::new("timeout")
-            .args(["20", "sh", "-c"])
-            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\"",))
-            .arg(&fake)
-            .env("BOOTSTRAP_LOCK_WAIT", "10")
-            .output()
-            .unwrap();
+            &[("BOOTSTRAP_LOCK_WAIT", "10")],
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(100), "{out:?}");
         assert!(
