@@ -37,7 +37,7 @@
 //! kubeadm's `kubeadm:node-autoapprove-bootstrap` binding) and signs (csrsigning) it.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -191,20 +191,16 @@ fn wait_for_certificate(
             }
             for c in csr["status"]["conditions"].as_array().into_iter().flatten() {
                 let (kind, reason, message) = (&c["type"], &c["reason"], &c["message"]);
-                if kind == "Denied" {
-                    return Err(format!(
-                        "certificate signing request is denied, reason: {}, message: {}",
-                        reason.as_str().unwrap_or(""),
-                        message.as_str().unwrap_or("")
-                    ));
-                }
-                if kind == "Failed" {
-                    return Err(format!(
-                        "certificate signing request failed, reason: {}, message: {}",
-                        reason.as_str().unwrap_or(""),
-                        message.as_str().unwrap_or("")
-                    ));
-                }
+                let what = match kind.as_str() {
+                    Some("Denied") => "is denied",
+                    Some("Failed") => "failed",
+                    _ => continue,
+                };
+                return Err(format!(
+                    "certificate signing request {what}, reason: {}, message: {}",
+                    reason.as_str().unwrap_or(""),
+                    message.as_str().unwrap_or("")
+                ));
             }
             let approved = csr["status"]["conditions"]
                 .as_array()
@@ -249,9 +245,16 @@ fn store_update(cert: &[u8], key: &[u8]) -> Result<PathBuf, String> {
         data.push(b'\n');
     }
     data.extend_from_slice(key);
-    std::fs::write(&path, &data).map_err(|e| format!("could not open {path:?}: {e}"))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| e.to_string())?;
+    // Created 0600 (certificate_store.go writes with that mode): the private key is never
+    // readable by others, not even between a write and a chmod.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&data))
+        .map_err(|e| format!("could not open {path:?}: {e}"))?;
     let current = Path::new(CURRENT_PEM);
     if let Ok(meta) = std::fs::symlink_metadata(current) {
         if !meta.file_type().is_symlink() {
