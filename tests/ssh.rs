@@ -884,7 +884,16 @@ async fn identities_only_offers_only_the_identity_files_key_under_max_auth_tries
         .err()
         .expect("cut off at MaxAuthTries");
     assert!(matches!(err, SshError::Auth { .. }), "{err}");
-    let log = std::fs::read_to_string(sshd.path("sshd.log")).unwrap();
+    // sshd's pre-auth child hands its log lines to the monitor, which may write this one
+    // after the client has already seen the connection close: wait for it (up to 10 s).
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(sshd.path("sshd.log")).unwrap();
+        if log.contains("maximum authentication attempts exceeded") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
         log.contains("maximum authentication attempts exceeded"),
         "{log}"
