@@ -260,8 +260,12 @@ impl KnownHosts {
         port: u16,
         policy: HostKeyPolicy,
     ) -> Result<KnownHosts, Rejection> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        // Bytes, as ssh reads the file (hostfile.c): a comment or another host's line
+        // in a legacy encoding must not make the whole file unreadable. Such bytes can
+        // only be in comments, markers or host patterns, and a pattern that holds them
+        // matches no address bootstrap looks up, lossy or not.
+        let text = match std::fs::read(path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     && policy == HostKeyPolicy::AcceptNew =>
@@ -547,10 +551,12 @@ pub fn append(
         .map_err(unreadable)?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| unreadable(e.into()))?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.seek(std::io::SeekFrom::Start(0))
-        .and_then(|_| file.read_to_string(&mut text))
+        .and_then(|_| file.read_to_end(&mut bytes))
         .map_err(unreadable)?;
+    // Bytes, as in [`KnownHosts::load`]; the new line is appended after them untouched.
+    let text = String::from_utf8_lossy(&bytes);
     match KnownHosts::parse(&text, path, address, port).verify(key) {
         Ok(()) => return Ok(Appended::AlreadyThere),
         Err(Rejection::Unknown { .. }) => {}
@@ -760,6 +766,36 @@ mod tests {
         let msg = check(&text, "10.0.0.1", 22, ED_B).unwrap_err().to_string();
         assert!(msg.contains("/kh:3"), "{msg}");
         assert!(msg.contains(&fingerprint(&key(ED_B))), "{msg}");
+    }
+
+    /// ssh reads known_hosts as bytes: a comment (or another host's line) in Latin-1
+    /// neither makes the file unreadable nor shifts the line numbers, and accept-new
+    /// appends after it without rewriting it.
+    #[test]
+    fn a_line_that_is_not_utf8_does_not_make_known_hosts_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let mut text = b"# Ren\xe9's hosts\n".to_vec();
+        text.extend_from_slice(format!("10.0.0.1 ssh-ed25519 {ED_A}\n").as_bytes());
+        std::fs::write(&path, &text).unwrap();
+        for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+            let kh = KnownHosts::load(&path, "10.0.0.1", 22, policy).unwrap();
+            assert_eq!(kh.verify(&key(ED_A)), Ok(()));
+            assert!(matches!(
+                kh.verify(&key(ED_B)),
+                Err(Rejection::Changed { line: 2, .. })
+            ));
+        }
+        assert_eq!(
+            append(&path, "10.0.0.1", 22, &key(ED_A), false),
+            Ok(Appended::AlreadyThere)
+        );
+        assert_eq!(
+            append(&path, "10.0.0.2", 22, &key(ED_B), false),
+            Ok(Appended::Added { line: 3 })
+        );
+        text.extend_from_slice(format!("10.0.0.2 ssh-ed25519 {ED_B}\n").as_bytes());
+        assert_eq!(std::fs::read(&path).unwrap(), text);
     }
 
     #[test]
