@@ -1077,6 +1077,88 @@ mod tests {
         assert!(f.refusal().is_some());
     }
 
+    /// Writes an executable `name` into `dir`.
+    fn fake_command(dir: &std::path::Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The fact script starts `kubeadm version` once per host: the version it reports and
+    /// the one whose pause image the wanted containerd config names are the same answer
+    /// (kubeadm is a Go binary of ~70 MB; every start counts on a converged re-run of
+    /// many hosts). The playbooks' bootstrap_containerd_config, which may run right after
+    /// a kubeadm upgrade, still asks kubeadm itself.
+    #[test]
+    fn the_fact_script_asks_kubeadm_its_version_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("kubeadm.calls");
+        fake_command(
+            dir.path(),
+            "kubeadm",
+            &format!(
+                "#!/bin/sh
+                 echo \"$*\" >> {calls}
+                 case \"$*\" in
+                 'version -o short') echo v1.35.4 ;;
+                 'config images list --kubernetes-version v1.35.4')                    echo registry.k8s.io/kube-proxy:v1.35.4; echo registry.k8s.io/pause:3.10.1 ;;
+                 *) echo \"unexpected: $*\" >&2; exit 1 ;;
+                 esac
+",
+                calls = calls.display()
+            ),
+        );
+        fake_command(
+            dir.path(),
+            "containerd",
+            "#!/bin/sh
+             case \"$*\" in
+             --version) echo 'containerd github.com/containerd/containerd 1.7.28' ;;
+             'config default') printf '%s\\n' '[plugins.\"io.containerd.grpc.v1.cri\"]'                '  sandbox_image = \"registry.k8s.io/pause:3.8\"' '  SystemdCgroup = false' ;;
+             esac
+",
+        );
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command().unwrap().script)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let facts = parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        assert_eq!(facts.kubernetes.kubeadm_version.as_deref(), Some("v1.35.4"));
+        assert_eq!(
+            std::fs::read_to_string(&calls).unwrap(),
+            "version -o short\nconfig images list --kubernetes-version v1.35.4\n"
+        );
+
+        // The playbooks' copy asks kubeadm (no bootstrap_kubeadm_version set).
+        std::fs::remove_file(&calls).unwrap();
+        let config = playbook::render_template("containerd-config.sh", &context! {}).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{config}\nbootstrap_containerd_config"))
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("sandbox_image = \"registry.k8s.io/pause:3.10.1\""),
+            "{out:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&calls).unwrap(),
+            "version -o short\nconfig images list --kubernetes-version v1.35.4\n"
+        );
+    }
+
     #[test]
     fn facts_script_renders_and_is_valid_sh() {
         let cmd = command().unwrap();

@@ -38,10 +38,18 @@ bootstrap_containerd_config() {
 # bootstrap_kubeadm_pause prints the pause image of the installed kubeadm, nothing when
 # kubeadm is not installed: `kubeadm config images list` for kubeadm's own version (the
 # pause tag is a constant of each kubeadm release; the version keeps kubeadm from asking
-# dl.k8s.io for the latest release).
+# dl.k8s.io for the latest release). A caller that already asked `kubeadm version -o
+# short` passes the answer in bootstrap_kubeadm_version (facts.sh: one kubeadm start
+# fewer per host and run); the playbooks, which may just have installed another kubeadm,
+# leave it unset.
 bootstrap_kubeadm_pause() {
-  command -v kubeadm >/dev/null 2>&1 || return 0
-  _bs_kv=$(kubeadm version -o short 2>/dev/null) || return 0
+  if [ "${bootstrap_kubeadm_version+set}" = set ]; then
+    _bs_kv=$bootstrap_kubeadm_version
+    [ -n "$_bs_kv" ] || return 0
+  else
+    command -v kubeadm >/dev/null 2>&1 || return 0
+    _bs_kv=$(kubeadm version -o short 2>/dev/null) || return 0
+  fi
   kubeadm config images list --kubernetes-version "$_bs_kv" 2>/dev/null | grep -m1 '/pause:' || :
 }
 

@@ -6,6 +6,12 @@
 # header, and exactly (a missing final newline survives).
 export LC_ALL=C
 {% include "containerd-config.sh" %}
+# kubeadm's version, asked once: reported under @@kubernetes, and the pause image of
+# bootstrap_containerd_config is that version's. Empty when kubeadm is not installed.
+bootstrap_kubeadm_version=
+if command -v kubeadm >/dev/null 2>&1; then
+  bootstrap_kubeadm_version=$(kubeadm version -o short 2>/dev/null)
+fi
 yn() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
 
 echo "@@bootstrap-facts 1"
@@ -104,7 +110,7 @@ if [ -s /etc/kubernetes/admin.conf ] && command -v kubectl >/dev/null 2>&1; then
   echo "kube_proxy_image=$(kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=10s -n kube-system get daemonset kube-proxy -o 'jsonpath={.spec.template.spec.containers[0].image}' 2>/dev/null)"
 fi
 if command -v kubeadm >/dev/null 2>&1; then
-  echo "kubeadm_version=$(kubeadm version -o short 2>/dev/null)"
+  echo "kubeadm_version=$bootstrap_kubeadm_version"
 fi
 # Other apt sources of pkgs.k8s.io than bootstrap's own kubernetes.list (another keyring
 # there makes every apt command fail: "Conflicting values set for option Signed-By").
