@@ -330,6 +330,18 @@ fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies
         ],
         &["-N", "KUBE-FIREWALL"],
         &["-A", "INPUT", "-j", "KUBE-FIREWALL"],
+        // A jump whose comment holds the three characters iptables -S backslash-escapes
+        // inside its double quotes (xtables_save_string): deleted by its own spec too.
+        &[
+            "-A",
+            "OUTPUT",
+            "-m",
+            "comment",
+            "--comment",
+            r#"the firewall's "drop" \ rules"#,
+            "-j",
+            "KUBE-FIREWALL",
+        ],
         &["-N", "cali-INPUT"],
         &["-A", "cali-INPUT", "-j", "ACCEPT"],
         &[

@@ -269,7 +269,7 @@ pub fn iptables(ctx: &mut Ctx, args: &[String]) -> i32 {
         "-A" | "-I" | "-D" | "-C" => {
             match chain {
                 Some(c) => {
-                    let spec = rest.join(" ");
+                    let spec = rule_spec(&rest);
                     match tab.get_mut(&c) {
                         None => no_chain(&c),
                         Some(ch) => match op.as_str() {
@@ -389,9 +389,84 @@ pub fn iptables(ctx: &mut Ctx, args: &[String]) -> i32 {
     code
 }
 
+/// A rule's arguments as `-S` prints them: the string values of the comment match and
+/// the LOG/NFLOG prefixes through xtables_save_string (iptables libxtables/xtables.c;
+/// libxt_comment.c comment_save, libxt_LOG.c, libxt_NFLOG.c), every other argument as
+/// given. xtables_save_string leaves a value of only `_-0-9a-zA-Z` bare and otherwise
+/// puts it in double quotes with `"`, `\` and `'` backslash-escaped; `-D` and `-C`
+/// compare in this form, so a rule matches whatever quoting its arguments came in.
+fn rule_spec(args: &[String]) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        let saved_string = i > 0
+            && matches!(
+                args[i - 1].as_str(),
+                "--comment" | "--log-prefix" | "--nflog-prefix"
+            );
+        out.push(if saved_string {
+            save_string(a)
+        } else {
+            a.clone()
+        });
+    }
+    out.join(" ")
+}
+
+/// xtables_save_string (without its leading space).
+fn save_string(value: &str) -> String {
+    let bare = |c: char| c == '_' || c == '-' || c.is_ascii_alphanumeric();
+    if !value.is_empty() && value.chars().all(bare) {
+        return value.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | '\'') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 fn chain_order(table: &str, tab: &BTreeMap<String, Chain>) -> Vec<String> {
     let mut order: Vec<String> = builtins(table).iter().map(|s| s.to_string()).collect();
     let users: Vec<String> = tab.keys().filter(|k| !order.contains(k)).cloned().collect();
     order.extend(users);
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `rule_spec` of the words of `before`, then `comment` as one argument, then `after`.
+    fn spec(before: &str, comment: &str, after: &str) -> String {
+        let mut args: Vec<String> = before.split(' ').map(String::from).collect();
+        args.push(comment.to_string());
+        args.extend(after.split(' ').map(String::from));
+        rule_spec(&args)
+    }
+
+    #[test]
+    fn rules_list_with_iptables_own_quoting_of_comments() {
+        // What a real node's `iptables -S` prints for Felix's and kube-proxy's rules.
+        let comment = "-m comment --comment";
+        assert_eq!(
+            spec(comment, "cali:mp77cMpurHhyjLrM", "-j MARK"),
+            "-m comment --comment \"cali:mp77cMpurHhyjLrM\" -j MARK"
+        );
+        assert_eq!(
+            spec(comment, "kubernetes service portals", "-j KUBE-SERVICES"),
+            "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"
+        );
+        assert_eq!(save_string("kube-proxy_1"), "kube-proxy_1");
+        assert_eq!(save_string(""), "\"\"");
+        assert_eq!(save_string(r#"it's "x" \ y"#), r#""it\'s \"x\" \\ y""#);
+        // Other arguments are printed as given.
+        assert_eq!(
+            spec("-s 10.0.0.0/8 --log-prefix", "in: ", "-j LOG"),
+            "-s 10.0.0.0/8 --log-prefix \"in: \" -j LOG"
+        );
+    }
 }
