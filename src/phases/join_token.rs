@@ -4,7 +4,8 @@
 //! space): `kubeadm join HOST:PORT --token ID.SECRET --discovery-token-ca-cert-hash
 //! sha256:HEX` (reference §4). We never parse `kubeadm init`'s own output (it wraps the
 //! command over lines), and never reuse an old token: each run that joins hosts makes a
-//! new one that expires on its own 15 minutes later. The line is a secret: it reaches the
+//! new one that expires on its own ([`ttl_minutes`]: 15 minutes for each `--parallelism`
+//! hosts that join) and deletes it when it ends. The line is a secret: it reaches the
 //! workers only inside a RemoteCommand whose `secrets` name it, and never the terminal or
 //! the run log.
 
@@ -14,8 +15,21 @@ use std::sync::Arc;
 use super::{Ctx, Failure, HostFuture};
 use crate::ssh::RemoteCommand;
 
-/// How long the join token lives: long enough to join every worker of this run.
-pub const TTL: &str = "15m";
+/// How long one `kubeadm join` may need the token, in minutes: kubeadm's own limits for
+/// discovery (5 m), the kubelet health check (4 m) and the TLS bootstrap (5 m)
+/// (cmd/kubeadm/app/constants DiscoveryTimeout, KubeletHealthCheckTimeout,
+/// TLSBootstrapTimeout), rounded up. After the TLS bootstrap the node has its own
+/// certificate and no longer uses the token.
+const JOIN_WINDOW_MINUTES: usize = 15;
+
+/// The join token's TTL in minutes for `joins` hosts joining at most `parallelism` at a
+/// time: one join window per round of joins, so the token outlives the last join that
+/// starts (`--parallelism 64` and 200 workers: 4 rounds, 60 minutes; a flat 15 minutes
+/// expired before the later rounds started and their `kubeadm join` failed discovery).
+/// The run deletes the token when it ends; the TTL only bounds an interrupted run's.
+pub fn ttl_minutes(joins: usize, parallelism: usize) -> usize {
+    joins.div_ceil(parallelism.max(1)).max(1) * JOIN_WINDOW_MINUTES
+}
 
 /// A validated worker join command. Debug/Display never show the token.
 #[derive(Clone, PartialEq)]
@@ -132,10 +146,10 @@ pub fn parse(stdout: &str) -> Result<JoinCommand, String> {
     })
 }
 
-/// The command run on the first control plane.
-pub fn command() -> RemoteCommand {
+/// The command run on the first control plane, for a token of `ttl` minutes.
+pub fn command(ttl: usize) -> RemoteCommand {
     RemoteCommand {
-        script: format!("kubeadm token create --print-join-command --ttl {TTL}"),
+        script: format!("kubeadm token create --print-join-command --ttl {ttl}m"),
         root: true,
         ..Default::default()
     }
@@ -145,7 +159,7 @@ pub fn command() -> RemoteCommand {
 /// (whatever their outcome; `up` calls it after the last phase, not right after the join
 /// phase): the token was for this run only. Only the ID, which is not
 /// secret (it names the token's Secret, `bootstrap-token-ID`), is on the command line.
-/// A failure is only a warning: the token expires on its own after [`TTL`].
+/// A failure is only a warning: the token expires on its own after [`ttl_minutes`].
 pub async fn delete(ctx: &Ctx) {
     let Some(join) = ctx.join.lock().unwrap().clone() else {
         return;
@@ -162,10 +176,16 @@ pub async fn delete(ctx: &Ctx) {
     if let Err(f) = ctx.exec(&cp, &cp, "kubeadm token delete", &cmd).await {
         ctx.progress.info(&format!(
             "{cp}: could not delete this run's join token ({}); it expires on its own \
-             {TTL} after it was made",
-            f.message
+             {}m after it was made",
+            f.message,
+            run_ttl(ctx)
         ));
     }
+}
+
+/// This run's token TTL: its joining hosts at `--parallelism` at a time.
+fn run_ttl(ctx: &Ctx) -> usize {
+    ttl_minutes(ctx.plan.join.len(), ctx.parallelism)
 }
 
 /// Only the first control plane, and only when some host joins in this run.
@@ -182,9 +202,10 @@ pub fn run(ctx: Arc<Ctx>, host: String) -> HostFuture {
         let step = "kubeadm token create";
         // The output is secret but unknown before the command runs: don't let the
         // generic runner log it; log it here once the secrets are known.
-        let out = ctx.exec_unlogged(&host, &host, step, &command()).await?;
+        let command = command(run_ttl(&ctx));
+        let out = ctx.exec_unlogged(&host, &host, step, &command).await?;
         let parsed = parse(&out.stdout);
-        let mut logged = command();
+        let mut logged = command;
         if let Ok(join) = &parsed {
             logged.secrets = join.secrets();
         } else {
@@ -206,6 +227,21 @@ mod tests {
     use super::*;
 
     const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_token_lives_one_join_window_per_round_of_joins() {
+        // Up to --parallelism joining hosts: one round, kubeadm's 15 minutes.
+        assert_eq!(ttl_minutes(1, 64), 15);
+        assert_eq!(ttl_minutes(64, 64), 15);
+        // 200 workers, 64 at a time: the fourth round starts after three rounds that may
+        // each take kubeadm join's 14 minutes.
+        assert_eq!(ttl_minutes(200, 64), 60);
+        assert_eq!(ttl_minutes(3, 1), 45);
+        assert_eq!(ttl_minutes(5, 0), 75);
+        assert!(command(ttl_minutes(200, 64))
+            .script
+            .ends_with("kubeadm token create --print-join-command --ttl 60m"));
+    }
 
     #[test]
     fn parses_the_real_line() {
