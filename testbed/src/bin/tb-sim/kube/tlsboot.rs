@@ -163,7 +163,10 @@ pub fn request_certificate(
     log(&format!(
         "Waiting for client certificate to be issued (certificate signing request {csr_name})"
     ));
-    let cert = wait_for_certificate(kubectl, kubeconfig, csr_name, &uid)?;
+    // certificate_manager.go rotateCerts waits certificateWaitTimeout (15 minutes) and then
+    // asks again with a new CSR; bootstrap.go requestNodeCertificate waits an hour.
+    let timeout = Duration::from_secs(if rotate { 15 * 60 } else { 3600 });
+    let cert = wait_for_certificate(kubectl, kubeconfig, csr_name, &uid, timeout)?;
     store_update(&cert, &key)?;
     log(&format!(
         "Certificate signing request {csr_name} is issued: {CURRENT_PEM}"
@@ -171,43 +174,51 @@ pub fn request_certificate(
     Ok(())
 }
 
-/// csr.WaitForCertificate: the certificate once the CSR of that uid is approved and
-/// issued; Denied or Failed end the wait with the kubelet's message. Up to an hour
-/// (certificateWaitTimeout), polled every second.
+/// csr.WaitForCertificate (client-go util/certificate/csr/csr.go): the certificate once
+/// the CSR of that uid is approved and issued; Denied or Failed, a deleted CSR or another
+/// object under its name end the wait with the kubelet's message (the watch's condition
+/// error, wrapped by formatError). Up to `timeout`, polled every second (the real one
+/// watches).
 fn wait_for_certificate(
     kubectl: &Path,
     kubeconfig: &str,
     name: &str,
     uid: &Value,
+    timeout: Duration,
 ) -> Result<Vec<u8>, String> {
     let started = Instant::now();
     let path = format!("{CSRS}/{name}");
-    while started.elapsed() < Duration::from_secs(3600) {
-        if let Ok(csr) = kubectl_json(kubectl, kubeconfig, &["get", "--raw", &path], "") {
-            if csr["metadata"]["uid"] != *uid {
-                return Err(format!(
-                    "certificate signing request {name} changed UIDs, expected {uid}"
-                ));
+    let ended = |why: String| format!("cannot watch on the certificate signing request: {why}");
+    while started.elapsed() < timeout {
+        match kubectl_json(kubectl, kubeconfig, &["get", "--raw", &path], "") {
+            Err(e) if e.contains("(NotFound)") => {
+                return Err(ended(format!("csr {name:?} was deleted")));
             }
-            for c in csr["status"]["conditions"].as_array().into_iter().flatten() {
-                let (kind, reason, message) = (&c["type"], &c["reason"], &c["message"]);
-                let what = match kind.as_str() {
-                    Some("Denied") => "is denied",
-                    Some("Failed") => "failed",
-                    _ => continue,
-                };
-                return Err(format!(
-                    "certificate signing request {what}, reason: {}, message: {}",
-                    reason.as_str().unwrap_or(""),
-                    message.as_str().unwrap_or("")
-                ));
-            }
-            let approved = csr["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Approved"));
-            if let Some(cert) = csr["status"]["certificate"].as_str() {
-                if approved && !cert.is_empty() {
-                    return STANDARD.decode(cert).map_err(|e| e.to_string());
+            Err(_) => {}
+            Ok(csr) => {
+                if csr["metadata"]["uid"] != *uid {
+                    return Err(ended(format!("csr {name:?} changed UIDs")));
+                }
+                for c in csr["status"]["conditions"].as_array().into_iter().flatten() {
+                    let (kind, reason, message) = (&c["type"], &c["reason"], &c["message"]);
+                    let what = match kind.as_str() {
+                        Some("Denied") => "is denied",
+                        Some("Failed") => "failed",
+                        _ => continue,
+                    };
+                    return Err(ended(format!(
+                        "certificate signing request {what}, reason: {}, message: {}",
+                        reason.as_str().unwrap_or(""),
+                        message.as_str().unwrap_or("")
+                    )));
+                }
+                let approved = csr["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Approved"));
+                if let Some(cert) = csr["status"]["certificate"].as_str() {
+                    if approved && !cert.is_empty() {
+                        return STANDARD.decode(cert).map_err(|e| e.to_string());
+                    }
                 }
             }
         }
@@ -460,6 +471,61 @@ users:
         assert_ne!(a, digested_name(b"key", "node3"));
         assert_ne!(a, digested_name(b"kez", "node2"));
         assert_eq!(a, digested_name(b"key", "node2"));
+    }
+
+    /// A kubectl that answers every call with `stdout` (exit 0) or `stderr` (exit 1).
+    fn fake_kubectl(dir: &Path, name: &str, stdout: &str, stderr: &str) -> PathBuf {
+        let path = dir.join(name);
+        let script = if stderr.is_empty() {
+            format!("#!/bin/sh\ncat <<'EOF'\n{stdout}\nEOF\n")
+        } else {
+            format!("#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 1\n")
+        };
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// csr.WaitForCertificate ends at once, with its words, when the CSR is deleted, is
+    /// another object under the same name, or is denied (a deleted one was polled for an
+    /// hour, so the kubelet never asked again).
+    #[test]
+    fn the_certificate_wait_ends_as_the_kubelet_s_watch_does() {
+        let dir = std::env::temp_dir().join(format!("tb-tlsboot-wait-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let uid = json!("u-1");
+        let wait = |kubectl: &Path| {
+            let started = Instant::now();
+            let got = wait_for_certificate(kubectl, "k", "csr-abc", &uid, Duration::from_secs(30));
+            assert!(started.elapsed() < Duration::from_secs(10), "{got:?}");
+            got.unwrap_err()
+        };
+        let deleted = fake_kubectl(
+            &dir,
+            "deleted",
+            "",
+            "Error from server (NotFound): certificatesigningrequests.certificates.k8s.io \"csr-abc\" not found",
+        );
+        assert_eq!(
+            wait(&deleted),
+            "cannot watch on the certificate signing request: csr \"csr-abc\" was deleted"
+        );
+        let other = fake_kubectl(&dir, "other", r#"{"metadata": {"uid": "u-2"}}"#, "");
+        assert_eq!(
+            wait(&other),
+            "cannot watch on the certificate signing request: csr \"csr-abc\" changed UIDs"
+        );
+        let denied = fake_kubectl(
+            &dir,
+            "denied",
+            r#"{"metadata": {"uid": "u-1"}, "status": {"conditions": [{"type": "Denied", "status": "True", "reason": "NotMine", "message": "no"}]}}"#,
+            "",
+        );
+        assert_eq!(
+            wait(&denied),
+            "cannot watch on the certificate signing request: certificate signing request is denied, reason: NotMine, message: no"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
