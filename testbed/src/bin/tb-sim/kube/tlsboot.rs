@@ -301,17 +301,15 @@ pub fn read_kubeconfig(path: &Path) -> Result<Cluster, String> {
     parse_kubeconfig(&text).ok_or_else(|| format!("{}: no usable cluster", path.display()))
 }
 
+/// The entry of a kubeconfig's `list` (clusters, contexts, users) named `name`.
+fn named<'a>(doc: &'a Value, list: &str, name: &Value) -> Option<&'a Value> {
+    doc[list].as_array()?.iter().find(|e| e["name"] == *name)
+}
+
 fn parse_kubeconfig(text: &str) -> Option<Cluster> {
     let doc: Value = serde_yaml::from_str(text).ok()?;
-    let named = |list: &str, name: &Value| -> Option<Value> {
-        doc[list]
-            .as_array()?
-            .iter()
-            .find(|e| e["name"] == *name)
-            .cloned()
-    };
-    let context = named("contexts", &doc["current-context"])?;
-    let cluster = named("clusters", &context["context"]["cluster"])?;
+    let context = named(&doc, "contexts", &doc["current-context"])?;
+    let cluster = named(&doc, "clusters", &context["context"]["cluster"])?;
     Some(Cluster {
         server: cluster["cluster"]["server"].as_str()?.to_string(),
         ca_data: cluster["cluster"]["certificate-authority-data"]
@@ -358,8 +356,13 @@ users:
     )
 }
 
-/// bootstrap.go isClientConfigStillValid: the kubeconfig exists, names a client
-/// certificate that loads, and no certificate in it has expired.
+/// bootstrap.go isClientConfigStillValid, for the current context's user (clientcmd's
+/// loading of an explicit path): the kubeconfig loads with a client certificate AND a
+/// client key, data or readable files (clientcmd validation.go validateAuthInfo:
+/// `client-key-data or client-key must be specified ...`); embedded data must be a pair
+/// (transport.go TLSConfigFor: tls.X509KeyPair unless both are files, which it reloads
+/// later); the certificate data holds at least one certificate and none of them has
+/// expired (certutil.ParseCertsPEM, every cert's NotAfter).
 fn client_config_still_valid(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
@@ -367,23 +370,57 @@ fn client_config_still_valid(path: &Path) -> bool {
     let Ok(doc) = serde_yaml::from_str::<Value>(&text) else {
         return false;
     };
-    let Some(user) = doc["users"].as_array().and_then(|u| u.first()) else {
+    let Some(user) = named(&doc, "contexts", &doc["current-context"])
+        .and_then(|c| named(&doc, "users", &c["context"]["user"]))
+        .map(|u| &u["user"])
+    else {
         return false;
     };
-    let cert = match (
-        user["user"]["client-certificate-data"].as_str(),
-        user["user"]["client-certificate"].as_str(),
-    ) {
-        (Some(data), _) => STANDARD.decode(data).ok(),
-        (None, Some(file)) => std::fs::read(file).ok(),
-        _ => None,
-    };
-    match cert {
-        Some(pem) if !pem.is_empty() => {
-            run("openssl", &["x509", "-noout", "-checkend", "0"], &pem).is_ok()
+    // Data wins over a file (clientcmd: "client-cert-data will override").
+    let load = |data: &str, file: &str| -> Option<(Vec<u8>, bool)> {
+        match (user[data].as_str(), user[file].as_str()) {
+            (Some(d), _) if !d.is_empty() => STANDARD.decode(d).ok().map(|b| (b, true)),
+            (_, Some(f)) if !f.is_empty() => std::fs::read(f).ok().map(|b| (b, false)),
+            _ => None,
         }
-        _ => false,
+    };
+    let (Some((cert, cert_data)), Some((key, key_data))) = (
+        load("client-certificate-data", "client-certificate"),
+        load("client-key-data", "client-key"),
+    ) else {
+        return false;
+    };
+    if cert_data || key_data {
+        let public = |args: &[&str], pem: &[u8]| run("openssl", args, pem).ok();
+        let leaf = public(&["x509", "-noout", "-pubkey"], &cert);
+        if leaf.is_none() || leaf != public(&["pkey", "-pubout"], &key) {
+            return false;
+        }
     }
+    let certs = pem_certificates(&cert);
+    !certs.is_empty()
+        && certs
+            .iter()
+            .all(|c| run("openssl", &["x509", "-noout", "-checkend", "0"], c).is_ok())
+}
+
+/// The CERTIFICATE blocks of a PEM file, each as its own PEM (certutil.ParseCertsPEM
+/// skips the other blocks, a private key among them).
+fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]).into_bytes());
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// Runs a program with `input` on stdin; its stdout, or its stderr as the error.
@@ -525,6 +562,88 @@ users:
             wait(&denied),
             "cannot watch on the certificate signing request: certificate signing request is denied, reason: NotMine, message: no"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A self-signed certificate and its key (PEM), by the host's openssl.
+    fn pair(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>) {
+        let (cert, key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        let status = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args([
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+            ])
+            .arg(format!("/CN={name}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
+    }
+
+    /// isClientConfigStillValid looks at the current context's user and wants a client
+    /// key beside the certificate, and embedded data that is a pair (tls.X509KeyPair):
+    /// the stand-in took users[0] and looked at the certificate only.
+    #[test]
+    fn a_client_config_is_valid_only_with_its_current_user_s_pair() {
+        let dir = std::env::temp_dir().join(format!("tb-tlsboot-pair-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = pair(&dir, "a");
+        let (_, other_key) = pair(&dir, "b");
+        let conf = dir.join("kubelet.conf");
+        let valid = |users: &str, current: &str| {
+            std::fs::write(
+                &conf,
+                format!(
+                    "contexts:\n- name: c\n  context: {{cluster: k, user: {current}}}\n\
+                     current-context: c\nusers:\n{users}"
+                ),
+            )
+            .unwrap();
+            client_config_still_valid(&conf)
+        };
+        let user = |name: &str, cert: &[u8], key: Option<&[u8]>| {
+            let mut u = format!(
+                "- name: {name}\n  user:\n    client-certificate-data: {}\n",
+                STANDARD.encode(cert)
+            );
+            if let Some(key) = key {
+                u += &format!("    client-key-data: {}\n", STANDARD.encode(key));
+            }
+            u
+        };
+        let good = user("good", &cert, Some(&key));
+        assert!(valid(&good, "good"));
+        assert!(!valid(
+            &user("mismatched", &cert, Some(&other_key)),
+            "mismatched"
+        ));
+        assert!(!valid(&user("keyless", &cert, None), "keyless"));
+        // The current context's user counts, not the first one.
+        let keyless = user("keyless", &cert, None);
+        assert!(!valid(&format!("{good}{keyless}"), "keyless"));
+        assert!(valid(&format!("{keyless}{good}"), "good"));
+        // Files: the store's current pair (certificate and key in one file).
+        let pem = dir.join("kubelet-client-current.pem");
+        std::fs::write(&pem, [cert.clone(), key.clone()].concat()).unwrap();
+        let files = format!(
+            "- name: files\n  user:\n    client-certificate: {p}\n    client-key: {p}\n",
+            p = pem.display()
+        );
+        assert!(valid(&files, "files"));
+        std::fs::remove_file(&pem).unwrap();
+        assert!(!valid(&files, "files"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
