@@ -12,170 +12,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::real::*;
 use common::*;
 use serde_json::Value;
-use testbed::k8s::{real_release, DEFAULT_RELEASE};
-
-const CONFIG: &str = "/etc/kubeadm/kubeadm.yaml";
-const ADMIN: &str = "--kubeconfig /etc/kubernetes/admin.conf";
-
-/// The built release, checked to be visible to the hosts.
-fn release() -> testbed::k8s::RealRelease {
-    let k8s = real_release(DEFAULT_RELEASE).unwrap();
-    // The hosts see the cache through their /var overlay; a cache elsewhere is invisible.
-    assert!(
-        k8s.dir().starts_with("/var") || k8s.dir().starts_with("/usr"),
-        "TESTBED_K8S_CACHE must be under /var or /usr for hosts to see it: {}",
-        k8s.dir().display()
-    );
-    k8s
-}
-
-/// Writes kubeadm's configuration for a single control plane on node1 to [`CONFIG`].
-fn write_config(tb: &testbed::Testbed) {
-    let addr = address(tb, "node1");
-    let config = format!(
-        "apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: {addr}
-  bindPort: 6443
-nodeRegistration:
-  name: node1
-  criSocket: unix:///var/run/containerd/containerd.sock
-  kubeletExtraArgs:
-  - {{name: node-ip, value: {addr}}}
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-kubernetesVersion: {DEFAULT_RELEASE}
-networking:
-  podSubnet: 192.168.0.0/16
-  serviceSubnet: 10.96.0.0/12
----
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-failCgroupV1: false
-"
-    );
-    exec_ok(
-        tb,
-        "node1",
-        &format!("mkdir -p /etc/kubeadm && cat > {CONFIG} <<'EOF'\n{config}EOF"),
-    );
-}
-
-/// Starts the kubelet stand-in on node1, detached; its log is /var/log/real-kubelet.log.
-fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
-    exec_ok(
-        tb,
-        "node1",
-        &format!(
-            "setsid /usr/local/lib/testbed/tb-sim daemon real-kubelet --images {} \
-             >/var/log/real-kubelet.log 2>&1 </dev/null &",
-            k8s.dir().display()
-        ),
-    );
-}
-
-/// The preflight errors `kubeadm init` and `kubeadm join` are told to pass over, nothing
-/// else: `SystemVerification`, because this machine boots cgroup v1 and the hosts share
-/// its cgroup hierarchy: kubeadm 1.35 refuses cgroup v1 unless told to skip the check and
-/// the KubeletConfiguration sets `failCgroupV1: false` ([`write_config`] does; the kubelet
-/// stand-in refuses to start otherwise, as the real one). Ubuntu 22.04 and 24.04 boot
-/// cgroup v2, where neither is needed. The CRI checks (`CRI`, `ImagePull`) run against the
-/// real containerd of the hosts' containerd package, with kubeadm's images preloaded.
-const IGNORED: &str = "--ignore-preflight-errors=SystemVerification";
-
-/// A testbed whose kubelet units run the kubelet stand-in for the real control plane,
-/// with the real apt and packages, so the real containerd, which has the images the
-/// release's kubeadm lists (`Builder::real_kubernetes` preloads them: no registry here).
-fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::Testbed {
-    let releases = k8s.dir().parent().unwrap();
-    testbed::Testbed::builder()
-        .hosts(hosts)
-        .real_kubernetes(releases)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"))
-}
-
-/// The reference procedure's §1, §2 (docker.io and with it the real containerd,
-/// SystemdCgroup = true) and the kubelet package of the release (pkgs.k8s.io `v1.N`), held
-/// and enabled as §3 does; kubeadm and kubectl are the built ones.
-fn install_kubelet(tb: &testbed::Testbed, host: &str) {
-    let version = DEFAULT_RELEASE.trim_start_matches('v');
-    let minor = version.rsplit_once('.').unwrap().0;
-    let mut steps: Vec<String> = PREREQUISITES.iter().map(|s| s.to_string()).collect();
-    steps.extend(RUNTIME.iter().map(|s| s.to_string()));
-    steps.extend(k8s_repository(minor));
-    steps.push(format!("apt-get install -y kubelet={version}-1.1"));
-    steps.push("apt-mark hold kubelet".into());
-    steps.push("systemctl enable --now kubelet".into());
-    for step in steps {
-        exec_ok(tb, host, &step);
-    }
-}
-
-/// Panics unless `text` contains each of `wanted`.
-#[track_caller]
-fn assert_contains(text: &str, wanted: &[&str]) {
-    for w in wanted {
-        assert!(text.contains(w), "lacks {w:?}:\n{text}");
-    }
-}
-
-/// A network configuration in /etc/cni/net.d, as a CNI plugin's installer leaves it
-/// (what the container runtime, and so the kubelet, waits for to report Ready).
-fn write_cni_config(tb: &testbed::Testbed, host: &str) {
-    exec_ok(
-        tb,
-        host,
-        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
-    );
-}
-
-/// A Node's Ready condition (Null before the kubelet reported one).
-fn ready_condition(node: &Value) -> Value {
-    node["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
-        .unwrap_or(Value::Null)
-}
+use testbed::k8s::DEFAULT_RELEASE;
 
 /// A mirror pod: name, `kubernetes.io/config.hash`, phase.
 type Mirror = (String, String, String);
-
-/// Calls `fetch` every second until `ok` holds for its value (which it returns); panics
-/// with the last value and the logs after 90 s.
-fn poll<T: std::fmt::Debug>(
-    tb: &testbed::Testbed,
-    what: &str,
-    fetch: impl Fn() -> T,
-    ok: &dyn Fn(&T) -> bool,
-) -> T {
-    let started = Instant::now();
-    loop {
-        let value = fetch();
-        if ok(&value) {
-            return value;
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            panic!("{what}: not after 90 s: {value:?}\n{}", logs(tb));
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-/// The kubelet stand-in's log (started by hand or by the unit) and the tail of each
-/// component's.
-fn logs(tb: &testbed::Testbed) -> String {
-    exec(
-        tb,
-        "node1",
-        "cat /var/log/real-kubelet.log /usr/local/lib/testbed/units/kubelet.log 2>/dev/null; tail -n 20 /var/log/pods/*/*/0.log",
-    )
-    .all()
-}
 
 #[test]
 fn kubeadm_phases_and_static_pods_serve_the_real_api() {
@@ -233,32 +76,19 @@ fn kubeadm_phases_and_static_pods_serve_the_real_api() {
     assert_eq!(v["major"], "1", "{v}");
 
     // The real resource set: the built-in groups, served by the real API server.
-    let out = exec_ok(
+    let count = assert_api_resources(
         &tb,
-        "node1",
-        &format!("{kubectl} {ADMIN} api-resources -o name"),
+        &kubectl,
+        &[
+            "pods",
+            "nodes",
+            "deployments.apps",
+            "leases.coordination.k8s.io",
+            "certificatesigningrequests.certificates.k8s.io",
+            "customresourcedefinitions.apiextensions.k8s.io",
+        ],
     );
-    let names: Vec<&str> = out.stdout.lines().collect();
-    for r in [
-        "pods",
-        "nodes",
-        "deployments.apps",
-        "leases.coordination.k8s.io",
-        "certificatesigningrequests.certificates.k8s.io",
-        "customresourcedefinitions.apiextensions.k8s.io",
-    ] {
-        assert!(
-            names.contains(&r),
-            "{r} missing from api-resources:\n{}",
-            out.stdout
-        );
-    }
-    assert!(
-        names.len() > 50,
-        "only {} resources:\n{}",
-        names.len(),
-        out.stdout
-    );
+    assert!(count > 50, "only {count} resources");
 
     // admin.conf's user is in group kubeadm:cluster-admins, which has no rights until
     // kubeadm binds it to cluster-admin (through super-admin.conf) the first time one of
@@ -323,21 +153,9 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     let tb = real_testbed(1, &k8s);
     write_config(&tb);
     install_kubelet(&tb, "node1");
-    let kubeadm = k8s.bin("kubeadm").display().to_string();
     let kubectl = k8s.bin("kubectl").display().to_string();
     let started = Instant::now();
-    let out = exec(
-        &tb,
-        "node1",
-        &format!("{kubeadm} init --config {CONFIG} {IGNORED} --skip-token-print"),
-    );
-    assert_eq!(
-        out.code,
-        0,
-        "kubeadm init failed:\n{}\n--- logs\n{}",
-        out.all(),
-        logs(&tb)
-    );
+    let out = kubeadm_init(&tb, &k8s);
     assert!(!out.all().contains("[ERROR"), "{}", out.all());
     eprintln!("kubeadm init took {:?}", started.elapsed());
     assert_contains(
@@ -587,16 +405,8 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     // the stand-in as kwok runs them: Running and Ready, kube-proxy on the host's network,
     // CoreDNS with addresses of the Node's podCIDR; the real Deployment controller counts
     // them available.
-    let pods = |tb: &testbed::Testbed| -> Vec<(String, String, String, String)> {
-        let out = exec_ok(
-            tb,
-            "node1",
-            &format!("{kubectl} {ADMIN} get pods -n kube-system -l 'k8s-app in (kube-dns,kube-proxy)' -o json"),
-        );
-        let list: Value = serde_json::from_str(&out.stdout).unwrap();
-        list["items"]
-            .as_array()
-            .unwrap()
+    let addons = |tb: &testbed::Testbed| -> Vec<(String, String, String, String)> {
+        pods(tb, &kubectl, "-l 'k8s-app in (kube-dns,kube-proxy)'")
             .iter()
             .map(|p| {
                 let s = |v: &Value| v.as_str().unwrap_or("").to_string();
@@ -620,7 +430,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
     let running = poll(
         &tb,
         "CoreDNS (2) and kube-proxy Ready",
-        || pods(&tb),
+        || addons(&tb),
         &all_ready,
     );
     let pod_cidr = exec_ok(
@@ -667,7 +477,7 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
         || exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout,
         &|log: &String| log.contains(&confirmed),
     );
-    let after = poll(&tb, "a new CoreDNS pod Ready", || pods(&tb), &all_ready);
+    let after = poll(&tb, "a new CoreDNS pod Ready", || addons(&tb), &all_ready);
     assert!(after.iter().all(|(n, _, _, _)| *n != victim), "{after:?}");
 }
 

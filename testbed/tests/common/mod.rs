@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use testbed::Testbed;
 
+pub mod real;
+
 /// The Kubernetes release the tests install (pkgs.k8s.io package version).
 pub const K8S_VERSION: &str = "1.34.2";
 pub const K8S_PACKAGE_VERSION: &str = "1.34.2-1.1";
