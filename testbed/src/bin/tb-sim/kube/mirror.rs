@@ -13,8 +13,10 @@
 //!   a node's mirror pods only so);
 //! - a mirror pod whose hash is not the manifest's is deleted (grace period 0, as
 //!   DeleteMirrorPod does) and created again, one whose manifest is gone is deleted;
-//! - status: Running and Ready while the pod's process runs (staticpods.rs writes
-//!   /run/real-kubelet/POD.pid), hostIP = podIP = the node's address (hostNetwork).
+//! - status: Running while the pod's process runs (staticpods.rs writes
+//!   /run/real-kubelet/POD.pid), each container `started` and `ready` as its probes say
+//!   (prober.rs), the pod Ready when all its containers are; hostIP = podIP = the node's
+//!   address (hostNetwork).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -78,17 +80,37 @@ pub fn mirror_pod(pod: &Value, hash: &str, node: &str, node_uid: &str, seen: &st
     m
 }
 
-/// Whether the static pod's process is alive (its pid file names a live process).
-pub fn running(pod: &str) -> bool {
+/// The static pod's live process (its pid file names a live process).
+pub fn process(pod: &str) -> Option<i32> {
     let pid = std::fs::read_to_string(Path::new(PIDS).join(format!("{pod}.pid")))
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok());
-    pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0)
+    pid.filter(|p| unsafe { libc::kill(*p, 0) } == 0)
 }
 
-/// The mirror pod's status (kwok's model of a running pod, reference §7).
+/// The status of a pod without probes (kwok's model of a running pod, reference §7):
+/// every container started and ready while running.
 pub fn pod_status(pod: &Value, running: bool, host_ip: &str, pod_ip: &str, now: &str) -> Value {
-    let ready = if running { "True" } else { "False" };
+    pod_status_probed(pod, running, &|_| (running, running), host_ip, pod_ip, now)
+}
+
+/// The mirror pod's status: `probed(container)` gives (started, ready); the pod is Ready
+/// when every container is (pkg/kubelet/status/generate.go GeneratePodReadyCondition).
+pub fn pod_status_probed(
+    pod: &Value,
+    running: bool,
+    probed: &dyn Fn(&str) -> (bool, bool),
+    host_ip: &str,
+    pod_ip: &str,
+    now: &str,
+) -> Value {
+    let all_ready = running
+        && pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| probed(c["name"].as_str().unwrap_or_default()).1);
+    let ready = if all_ready { "True" } else { "False" };
     let condition = |kind: &str, status: &str| json!({"type": kind, "status": status, "lastTransitionTime": now});
     let containers: Vec<Value> = pod["spec"]["containers"]
         .as_array()
@@ -100,8 +122,10 @@ pub fn pod_status(pod: &Value, running: bool, host_ip: &str, pod_ip: &str, now: 
             } else {
                 json!({"waiting": {"reason": "CrashLoopBackOff"}})
             };
+            let (started, ready) = probed(c["name"].as_str().unwrap_or_default());
             json!({"name": c["name"], "image": c["image"], "imageID": "",
-                   "ready": running, "started": running, "restartCount": 0, "state": state})
+                   "ready": running && ready, "started": running && started,
+                   "restartCount": 0, "state": state})
         })
         .collect();
     // Init containers ran to completion before the containers started.
@@ -169,5 +193,14 @@ mod tests {
             pod_status(&pod, false, "10.0.0.1", "10.0.0.1", "t")["phase"],
             "Pending"
         );
+        // A container whose readiness probe has not succeeded: Running, started, not
+        // ready, and so the pod not Ready.
+        let s = pod_status_probed(&pod, true, &|_| (true, false), "10.0.0.1", "10.0.0.1", "t");
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["containerStatuses"][0]["ready"], false);
+        assert_eq!(s["containerStatuses"][0]["started"], true);
+        assert_eq!(s["conditions"][2]["type"], "Ready");
+        assert_eq!(s["conditions"][2]["status"], "False");
+        assert_eq!(s["conditions"][3]["status"], "False");
     }
 }

@@ -9,6 +9,7 @@ pub mod mirror;
 pub mod objects;
 pub mod pki;
 pub mod podsync;
+pub mod prober;
 pub mod realnode;
 pub mod scheduler;
 pub mod state;

@@ -400,8 +400,14 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
                 serde_json::from_str(&text).map_err(|e| e.to_string())?
             }
         };
-        let running = mirror::running(static_name);
-        object["status"] = mirror::pod_status(pod, running, &ip, &ip, &now);
+        let pid = mirror::process(static_name);
+        // A container no probe worker watches yet (this kubelet has not started or
+        // adopted it) is neither started nor ready.
+        let probed = |container: &str| {
+            pid.and_then(|p| super::prober::state(static_name, container, p))
+                .unwrap_or((false, false))
+        };
+        object["status"] = mirror::pod_status_probed(pod, pid.is_some(), &probed, &ip, &ip, &now);
         let path = format!("{pods}/{static_name}{suffix}/status");
         kubectl_run(
             kubectl,

@@ -24,8 +24,9 @@
 //!   layout, pkg/kubelet/kuberuntime/helpers.go BuildContainerLogsDirectory, without the
 //!   UID).
 //!
-//! Not yet modelled (next steps in STANDINS-kubelet-real.md): mirror pods, probes, node
-//! status and the Lease, the TLS bootstrap.
+//! - each container's startup, liveness and readiness probes run against its process
+//!   (prober.rs): the mirror pod is Ready only once they say so, and a failed liveness
+//!   probe restarts the container.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -38,6 +39,7 @@ use serde_json::Value;
 
 use super::kubelet::MANIFESTS;
 use super::mirror;
+use super::prober;
 use super::realnode;
 
 static TERM: AtomicBool = AtomicBool::new(false);
@@ -57,6 +59,7 @@ struct Spec {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     grace: Duration,
+    probes: Vec<prober::Probe>,
 }
 
 /// A running (or backing-off) container process.
@@ -192,6 +195,7 @@ fn specs(text: &str, images: &BTreeMap<String, PathBuf>) -> Result<Vec<Spec>, St
         let mut argv = vec![binary.display().to_string()];
         argv.extend(command.into_iter().skip(1));
         argv.extend(strings(&c["args"]));
+        let probes = prober::probes(c).map_err(|e| format!("{name}/{cname}: {e}"))?;
         let env = c["env"]
             .as_array()
             .into_iter()
@@ -204,6 +208,7 @@ fn specs(text: &str, images: &BTreeMap<String, PathBuf>) -> Result<Vec<Spec>, St
             argv,
             env,
             grace,
+            probes,
         });
     }
     Ok(out)
@@ -303,6 +308,35 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
             return 1;
         }
     }
+    // The pods' IP (hostNetwork: the node's), the probes' default host.
+    let pod_ip = opts
+        .node_ip
+        .map(|ip| ip.to_string())
+        .or_else(realnode::internal_ip)
+        .unwrap_or_default();
+    let minor = release
+        .trim_start_matches('v')
+        .splitn(3, '.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let watch = |spec: &Spec, pid: i32, started_at: Instant| {
+        prober::watch(
+            prober::Target {
+                pod: spec.pod.clone(),
+                container: spec.container.clone(),
+                pid,
+                started_at,
+                pod_ip: pod_ip.clone(),
+                minor: minor.clone(),
+                grace: spec.grace,
+            },
+            spec.probes.clone(),
+            alive,
+            |pid, grace| stop(Proc::Adopted(pid), grace),
+            |msg| eprintln!("I {} real-kubelet: {msg}", stamp()),
+        )
+    };
     realnode::run_in_background(dir.join("kubectl"), opts, |msg| {
         eprintln!("I {} real-kubelet: {msg}", stamp())
     });
@@ -382,6 +416,11 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                         spec.pod,
                         spec.container
                     );
+                    // Started before this kubelet: its initial delays are over.
+                    let long_ago = Instant::now()
+                        .checked_sub(Duration::from_secs(3600))
+                        .unwrap_or_else(Instant::now);
+                    watch(&spec, pid, long_ago);
                     Proc::Adopted(pid)
                 });
                 Running {
@@ -423,6 +462,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                             Path::new(mirror::PIDS).join(format!("{}.pid", r.spec.pod)),
                             child.id().to_string(),
                         );
+                        watch(&r.spec, child.id() as i32, Instant::now());
                         r.child = Some(Proc::Child(child));
                     }
                     Err(e) => {
@@ -484,6 +524,7 @@ spec:
                 ],
                 env: vec![("A".into(), "b".into())],
                 grace: Duration::from_secs(30),
+                probes: vec![],
             }]
         );
     }
