@@ -1,0 +1,345 @@
+//! Issue 9's "Done when" checks on a REAL control plane in a testbed host, made as
+//! real_control_plane.rs makes one (the kubelet package's unit running the kubelet
+//! stand-in, the real containerd, the real `kubeadm init`): the real programs report the
+//! release, serve the real resource set and refuse what the simulated control plane
+//! accepted; real kubeadm refuses a pod subnet too small for one node's range.
+//!
+//! Needs root and the built release (`testbed::k8s::real_release`; the first run builds
+//! it). `cargo test -p testbed --test real_cluster_checks`.
+
+mod common;
+
+use common::real::*;
+use common::*;
+use serde_json::Value;
+use testbed::k8s::DEFAULT_RELEASE;
+
+/// The gitCommit the built binaries carry: component-base's default (version/base.go),
+/// because the module proxy serves no commit id for k8s.io/kubernetes and build.sh has
+/// none to stamp (testbed/k8s/README.md). An official build prints the tag's commit.
+const UNSTAMPED_COMMIT: &str = "$Format:%H$";
+
+/// Applies `yaml` with the real kubectl and admin.conf on node1.
+fn apply(tb: &testbed::Testbed, kubectl: &str, yaml: &str) -> Out {
+    exec(
+        tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} apply -f - <<'EOF'\n{yaml}EOF"),
+    )
+}
+
+/// A Deployment `name` whose pod template has `labels` and whose selector asks for
+/// `selector`, with `extra` appended to its spec (indented as spec's fields).
+fn deployment(api: &str, name: &str, selector: &str, labels: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: {api}
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {selector}}}
+  template:
+    metadata:
+      labels: {{app: {labels}}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:3.10.1
+{extra}"
+    )
+}
+
+/// One version object (`clientVersion`, `serverVersion` or /version) of the built release.
+#[track_caller]
+fn assert_release(what: &str, v: &Value) {
+    let minor = DEFAULT_RELEASE.split('.').nth(1).unwrap();
+    assert_eq!(v["gitVersion"], DEFAULT_RELEASE, "{what}: {v}");
+    assert_eq!(v["major"], "1", "{what}: {v}");
+    assert_eq!(v["minor"], minor, "{what}: {v}");
+    assert_eq!(v["gitCommit"], UNSTAMPED_COMMIT, "{what}: {v}");
+    assert_eq!(v["platform"], "linux/amd64", "{what}: {v}");
+    assert!(
+        v["goVersion"].as_str().unwrap_or("").starts_with("go1."),
+        "{what}: {v}"
+    );
+}
+
+/// On a host of a real control plane: the versions kubeadm, kubectl and the API server
+/// report; `kubectl api-resources` (the real set, including resources the simulated API
+/// server never had); what the real API server and kubectl refuse; the add-ons' pods and
+/// the control plane's mirror pods in `kubectl get pods -A`.
+#[test]
+fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    init_control_plane(&tb, &k8s);
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    let kubectl = k8s.bin("kubectl").display().to_string();
+
+    // Versions: the release's gitVersion everywhere; gitCommit is component-base's
+    // unstamped default (no commit id from the module proxy), the same in all three.
+    let json = |cmd: &str| -> Value {
+        let out = exec_ok(&tb, "node1", cmd);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}\n{}", out.all()))
+    };
+    let v = json(&format!("{kubeadm} version -o json"));
+    assert_release("kubeadm version", &v["clientVersion"]);
+    let v = json(&format!("{kubectl} {ADMIN} version -o json"));
+    assert_release("kubectl version client", &v["clientVersion"]);
+    assert_release("kubectl version server", &v["serverVersion"]);
+    let v = json(&format!("{kubectl} {ADMIN} get --raw /version"));
+    assert_release("/version", &v);
+
+    // The real resource set, including resources the simulated API server lacked.
+    let count = assert_api_resources(
+        &tb,
+        &kubectl,
+        &[
+            "bindings",
+            "componentstatuses",
+            "pods",
+            "serviceaccounts",
+            "leases.coordination.k8s.io",
+            "csistoragecapacities.storage.k8s.io",
+            "csidrivers.storage.k8s.io",
+            "volumeattachments.storage.k8s.io",
+            "validatingadmissionpolicies.admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+            "flowschemas.flowcontrol.apiserver.k8s.io",
+            "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io",
+            "runtimeclasses.node.k8s.io",
+            "endpointslices.discovery.k8s.io",
+            "ingressclasses.networking.k8s.io",
+            "poddisruptionbudgets.policy",
+            "horizontalpodautoscalers.autoscaling",
+            "cronjobs.batch",
+            "controllerrevisions.apps",
+            "selfsubjectreviews.authentication.k8s.io",
+            "tokenreviews.authentication.k8s.io",
+            "subjectaccessreviews.authorization.k8s.io",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "apiservices.apiregistration.k8s.io",
+        ],
+    );
+    eprintln!("api-resources: {count} resources");
+
+    // What the simulated API server and kubectl accepted, refused for real: the manifest
+    // kubectl applies (or the taint it sets on node1) and what it says.
+    let unknown_field = deployment("apps/v1", "web", "web", "web", "  replicaz: 2\n");
+    let unmatched = deployment("apps/v1", "web", "web", "other", "");
+    let v1beta1 = deployment("apps/v1beta1", "web", "web", "web", "");
+    let refused: [(&str, &str, &[&str]); 5] = [
+        // kubectl's default --validate=strict asks for the server's strict decoding.
+        (
+            "a Deployment with an unknown field",
+            &unknown_field,
+            &["strict decoding error: unknown field \"spec.replicaz\""],
+        ),
+        (
+            "a Widget without its CRD",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: default\n",
+            &[
+                "no matches for kind \"Widget\" in version \"example.com/v1\"",
+                "ensure CRDs are installed first",
+            ],
+        ),
+        (
+            "a Deployment whose selector does not match its template",
+            &unmatched,
+            &[
+                "The Deployment \"web\" is invalid",
+                "spec.template.metadata.labels: Invalid value",
+                "`selector` does not match template `labels`",
+            ],
+        ),
+        (
+            "ConfigMap Bad_Name",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n  namespace: default\ndata: {}\n",
+            &["The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""],
+        ),
+        // apps/v1beta1 is no longer served (removed in 1.16).
+        (
+            "a Deployment at apps/v1beta1",
+            &v1beta1,
+            &["no matches for kind \"Deployment\" in version \"apps/v1beta1\""],
+        ),
+    ];
+    for (what, yaml, says) in refused {
+        apply(&tb, &kubectl, yaml).expect(what, 1, says);
+    }
+    // A taint value that is no label value (kubectl's own parseTaint refuses it before
+    // any request), and an effect that does not exist.
+    let taints: [(&str, &str); 2] = [
+        (
+            "dedicated=db@x:NoSchedule",
+            "invalid taint spec: dedicated=db@x:NoSchedule, a valid label must be an empty string or consist of alphanumeric characters",
+        ),
+        (
+            "dedicated=db:NoWay",
+            "invalid taint effect: NoWay, unsupported taint effect",
+        ),
+    ];
+    for (taint, says) in taints {
+        exec(
+            &tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} taint nodes node1 {taint}"),
+        )
+        .expect(taint, 1, &[says]);
+    }
+    // None of them left anything behind.
+    let out = exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} get deployments,configmaps -n default -o name; {kubectl} {ADMIN} get node node1 -o jsonpath='{{.spec.taints}}'"),
+    );
+    assert!(!out.stdout.contains("deployment"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Bad_Name"), "{}", out.stdout);
+    assert!(!out.stdout.contains("dedicated"), "{}", out.stdout);
+    // A valid Deployment goes through: the refusals were about the objects.
+    apply(
+        &tb,
+        &kubectl,
+        &deployment("apps/v1", "web", "web", "web", ""),
+    )
+    .expect("a valid Deployment", 0, &["deployment.apps/web created"]);
+
+    // The add-ons' pods and the control plane's mirror pods.
+    let all_pods = || {
+        exec_ok(
+            &tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get pods -A --no-headers"),
+        )
+        .stdout
+    };
+    let out = poll(
+        &tb,
+        "CoreDNS, kube-proxy and the mirror pods Running",
+        all_pods,
+        &|s: &String| {
+            let running = |prefix: &str| {
+                s.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3
+                        && f[0] == "kube-system"
+                        && f[1].starts_with(prefix)
+                        && f[3] == "Running"
+                })
+            };
+            [
+                "coredns-",
+                "kube-proxy-",
+                "etcd-node1",
+                "kube-apiserver-node1",
+                "kube-controller-manager-node1",
+                "kube-scheduler-node1",
+            ]
+            .iter()
+            .all(|p| running(p))
+                && s.matches(" coredns-").count() == 2
+        },
+    );
+    eprintln!("kubectl get pods -A:\n{out}");
+
+    // The mirror pods are Ready once their probes say so (the kubelet stand-in runs
+    // kubeadm's startup, liveness and readiness probes against the processes).
+    let mirrors = || -> Vec<(String, String, String)> {
+        pods(&tb, &kubectl, "-l tier=control-plane")
+            .iter()
+            .map(|p| {
+                let c = &p["status"]["containerStatuses"][0];
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    format!("started={} ready={}", c["started"], c["ready"]),
+                    ready_condition(p)["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    poll(&tb, "the four mirror pods Ready", mirrors, &|m| {
+        m.len() == 4 && m.iter().all(|(_, _, ready)| ready == "True")
+    });
+    // A scheduler whose readiness endpoint never answers 2xx/3xx (a path outside its
+    // always-allowed health paths: 403 or 404 for the anonymous prober): running and started
+    // (its startup probe on /livez passes), never ready, so its mirror pod is not Ready.
+    exec_ok(
+        &tb,
+        "node1",
+        "sed -i 's#path: /readyz#path: /never-healthy#' /etc/kubernetes/manifests/kube-scheduler.yaml",
+    );
+    let scheduler = || {
+        mirrors()
+            .into_iter()
+            .find(|(n, _, _)| n == "kube-scheduler-node1")
+            .map(|(_, c, r)| format!("{c} Ready={r}"))
+            .unwrap_or_default()
+    };
+    let kubelet_log =
+        || exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
+    let failed = "Probe failed probeType=\"Readiness\" pod=\"kube-system/kube-scheduler\" containerName=\"kube-scheduler\" probeResult=\"failure\" output=\"HTTP probe failed with statuscode: 40";
+    poll(
+        &tb,
+        "the scheduler's readiness probe failing",
+        kubelet_log,
+        &|l: &String| l.contains(failed),
+    );
+    let state = poll(
+        &tb,
+        "the scheduler started, not ready",
+        scheduler,
+        &|s: &String| s == "started=true ready=false Ready=False",
+    );
+    eprintln!("kube-scheduler-node1: {state}");
+    let others = mirrors();
+    assert!(
+        others
+            .iter()
+            .filter(|(n, _, _)| n != "kube-scheduler-node1")
+            .all(|(_, _, ready)| ready == "True"),
+        "{others:?}"
+    );
+}
+
+/// `kubeadm init` with podSubnet 10.244.0.0/25: the real kubeadm refuses it while
+/// validating its configuration, before any change to the host, with
+/// ValidatePodSubnetNodeMask's reason (cmd/kubeadm/app/apis/kubeadm/validation: the
+/// controller-manager gives each node a /24). `bootstrap validate` refuses such an
+/// inventory first, at the line (tests/inventory.rs `subnet_sizes`, tests/kubeadm_real.rs).
+#[test]
+fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    write_config_with(&tb, "10.244.0.0/25");
+    install_kubelet(&tb, "node1");
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    let out = exec(
+        &tb,
+        "node1",
+        &format!("{kubeadm} init --config {CONFIG} {IGNORED}"),
+    );
+    out.expect(
+        "kubeadm init with podSubnet 10.244.0.0/25",
+        1,
+        &["networking.podSubnet: Invalid value: \"10.244.0.0/25\": the size of pod subnet with mask 25 is smaller than the size of node subnet with mask 24"],
+    );
+    // Nothing was written: no certificates, kubeconfigs or manifests.
+    let out = exec_ok(
+        &tb,
+        "node1",
+        "find /etc/kubernetes -type f | sort; systemctl is-active kubelet || true",
+    );
+    assert!(
+        !out.stdout.contains("/etc/kubernetes/pki"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("admin.conf"), "{}", out.stdout);
+    assert!(!out.stdout.contains("manifests/"), "{}", out.stdout);
+}
