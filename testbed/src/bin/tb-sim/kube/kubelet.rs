@@ -297,11 +297,41 @@ fn start_check(config: &Value, flags: &[(String, String)], real: bool) -> Option
             return Some(format!("failed to parse kubelet flag: invalid argument \"{t}\" for \"--register-with-taints\" flag: {e}"));
         }
     }
+    // --node-labels is a MapStringString flag (component-base cli/flag): every
+    // comma-separated part must be KEY=VALUE.
+    for (_, v) in flags.iter().filter(|(k, _)| k == "node-labels") {
+        if v.split(',').any(|p| !p.is_empty() && !p.contains('=')) {
+            return Some(format!("failed to parse kubelet flag: invalid argument \"{v}\" for \"--node-labels\" flag: malformed pair, expect string=string"));
+        }
+    }
+    // cmd/kubelet/app/options/options.go ValidateKubeletFlags, wrapped by server.go.
     {
         let l = node_labels(flags);
-        let bad = forbidden_node_labels(&l);
+        let mut bad = forbidden_node_labels(&l);
+        bad.sort();
+        bad.dedup();
         if !bad.is_empty() {
-            return Some(format!("unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [{}]\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set (beta.kubernetes.io/arch, beta.kubernetes.io/instance-type, beta.kubernetes.io/os, failure-domain.beta.kubernetes.io/region, failure-domain.beta.kubernetes.io/zone, kubernetes.io/arch, kubernetes.io/hostname, kubernetes.io/os, node.kubernetes.io/instance-type, topology.kubernetes.io/region, topology.kubernetes.io/zone)", bad.join(" ")));
+            return Some(format!("failed to validate kubelet flags: unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [{}]\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set (beta.kubernetes.io/arch, beta.kubernetes.io/instance-type, beta.kubernetes.io/os, failure-domain.beta.kubernetes.io/region, failure-domain.beta.kubernetes.io/zone, kubernetes.io/arch, kubernetes.io/hostname, kubernetes.io/os, node.kubernetes.io/instance-type, topology.kubernetes.io/region, topology.kubernetes.io/zone)", bad.join(" ")));
+        }
+        // Keys must be qualified names and values label values (IsQualifiedName,
+        // IsValidLabelValue; MapStringString trims both).
+        let invalid: Vec<String> = l
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .flat_map(|(k, v)| {
+                let (k, v) = (k.trim(), v.trim());
+                [
+                    qualified_name_error(k).map(|e| format!("'{k}' - {e}")),
+                    label_value_error(v).map(|e| format!("'{v}' - {e}")),
+                ]
+            })
+            .flatten()
+            .collect();
+        if !invalid.is_empty() {
+            return Some(format!(
+                "failed to validate kubelet flags: invalid node labels: {}",
+                invalid.join("; ")
+            ));
         }
     }
     if !common::kernel().swaps.is_empty() && config["failSwapOn"] != false {
@@ -1080,6 +1110,33 @@ mod tests {
             start_check(&json!({"failSwapOn": false}), &flags, false).unwrap(),
             "failed to parse kubelet flag: invalid argument \"k:Never\" for \"--register-with-taints\" flag: invalid taint effect: Never, unsupported taint effect"
         );
+    }
+
+    /// ValidateKubeletFlags refuses a --node-labels key that is no qualified name or a value
+    /// that is no label value, and the flag parser a part without `=`: the stand-in
+    /// registered such a Node (or tried to) instead of refusing to start.
+    #[test]
+    fn node_labels_must_be_valid_labels() {
+        let check = |labels: &str| {
+            let flags = vec![("node-labels".to_string(), labels.to_string())];
+            start_check(&json!({"failSwapOn": false}), &flags, false)
+        };
+        // Valid labels pass these checks (what follows is the runtime check).
+        assert!(!check("type=web,tier=db").is_some_and(|m| m.contains("label")));
+        assert_eq!(
+            check("type=web server").unwrap(),
+            "failed to validate kubelet flags: invalid node labels: 'web server' - a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        );
+        assert!(check("-type=web")
+            .unwrap()
+            .starts_with("failed to validate kubelet flags: invalid node labels: '-type' - name part must consist of"));
+        assert_eq!(
+            check("type").unwrap(),
+            "failed to parse kubelet flag: invalid argument \"type\" for \"--node-labels\" flag: malformed pair, expect string=string"
+        );
+        assert!(check("node-role.kubernetes.io/worker=")
+            .unwrap()
+            .starts_with("failed to validate kubelet flags: unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [node-role.kubernetes.io/worker]"));
     }
 
     #[test]
