@@ -775,7 +775,10 @@ impl Testbed {
     /// Makes the repository server misbehave for one of its host names (e.g.
     /// "pkgs.k8s.io"); `on: false` ends it.
     /// `bad-signature`: InRelease no longer matches its signature; `truncated`: every
-    /// .deb download ends half-way (the connection closes short of its Content-Length).
+    /// .deb download ends half-way (the connection closes short of its Content-Length);
+    /// `stall`: every request is taken and never answered (a mirror that hangs: the
+    /// client's own timeout ends it); `stall-body`: every .deb download stops half-way
+    /// with the connection left open. A stalled connection closes when the fault ends.
     pub fn repo_fault(&self, kind: &str, host: &str, on: bool) -> Result<()> {
         let dir = self.dir.join("repo-faults");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;

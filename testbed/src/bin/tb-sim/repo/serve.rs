@@ -186,6 +186,12 @@ fn handle<S: Read + Write>(stream: S, site: &Site) {
                 }
             }
         }
+        // `stall`: the server took the connection and the request and never answers (a
+        // mirror that hangs), until the fault ends; then the connection closes unanswered.
+        if site.fault("stall", &host) {
+            site.stall_while("stall", &host);
+            return;
+        }
         let (status, body) = site.answer(&host, &percent_decode(&target));
         let reason = match status {
             200 => "OK",
@@ -203,7 +209,14 @@ fn handle<S: Read + Write>(stream: S, site: &Site) {
             && method != "HEAD"
             && target.ends_with(".deb")
             && site.fault("truncated", &host);
-        let sent = if cut {
+        // `stall-body`: a package download stops half-way and the connection stays open
+        // with nothing more coming (a mirror that stalls mid-transfer), until the fault
+        // ends; then it closes short.
+        let stall = status == 200
+            && method != "HEAD"
+            && target.ends_with(".deb")
+            && site.fault("stall-body", &host);
+        let sent = if cut || stall {
             &body[..body.len() / 2]
         } else {
             &body[..]
@@ -212,7 +225,10 @@ fn handle<S: Read + Write>(stream: S, site: &Site) {
         let ok = w.write_all(head.as_bytes()).is_ok()
             && (method == "HEAD" || w.write_all(sent).is_ok())
             && w.flush().is_ok();
-        if !ok || close || cut {
+        if ok && stall {
+            site.stall_while("stall-body", &host);
+        }
+        if !ok || close || cut || stall {
             return;
         }
     }
@@ -331,6 +347,14 @@ impl Site {
     fn fault(&self, kind: &str, host: &str) -> bool {
         std::fs::read_to_string(self.state.join("repo-faults").join(kind))
             .is_ok_and(|t| t.lines().any(|l| l.trim() == host))
+    }
+
+    /// Sends nothing while fault `kind` lasts for `host` (the client's own timeout is
+    /// what ends the transfer, as with a real mirror that hangs).
+    fn stall_while(&self, kind: &str, host: &str) {
+        while self.fault(kind, host) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 }
 
