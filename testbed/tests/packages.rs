@@ -36,8 +36,8 @@ fn sh_ok(tb: &Testbed, host: &str, script: &str) -> String {
 
 const ADD_K8S_REPO: &str = "set -e
 install -m 0755 -d /etc/apt/keyrings
-curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key | gpg --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
-echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /' > /etc/apt/sources.list.d/kubernetes.list
+curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.35/deb/Release.key | gpg --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
+echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /' > /etc/apt/sources.list.d/kubernetes.list
 ";
 
 #[test]
@@ -101,35 +101,35 @@ fn real_apt_installs_from_the_local_signed_repositories() {
     sh_ok(&tb, h, ADD_K8S_REPO);
     let update = sh_ok(&tb, h, "apt-get update");
     assert!(
-        update.contains("https://pkgs.k8s.io/core:/stable:/v1.34/deb  InRelease"),
+        update.contains("https://pkgs.k8s.io/core:/stable:/v1.35/deb  InRelease"),
         "{update}"
     );
     let policy = sh_ok(&tb, h, "apt-cache policy kubeadm");
     assert!(
-        policy.starts_with("kubeadm:\n  Installed: (none)\n  Candidate: 1.34.4-1.1\n"),
+        policy.starts_with("kubeadm:\n  Installed: (none)\n  Candidate: 1.35.4-1.1\n"),
         "{policy}"
     );
     assert!(
-        policy.contains("     1.34.2-1.1 500\n        500 https://pkgs.k8s.io/core:/stable:/v1.34/deb  Packages\n"),
+        policy.contains("     1.35.4-1.1 500\n        500 https://pkgs.k8s.io/core:/stable:/v1.35/deb  Packages\n     1.35.3-1.1 500\n"),
         "{policy}"
     );
 
     let install = sh_ok(
         &tb,
         h,
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y kubeadm=1.34.2-1.1 kubelet=1.34.2-1.1",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y kubeadm=1.35.4-1.1 kubelet=1.35.4-1.1",
     );
     assert!(
-        install.contains("Setting up kubeadm (1.34.2-1.1) ..."),
+        install.contains("Setting up kubeadm (1.35.4-1.1) ..."),
         "{install}"
     );
     assert_eq!(
-        sh_ok(&tb, h, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}${Version}\\n' kubeadm kubelet cri-tools conntrack"),
-        "conntrack ii 1:1.4.8-1ubuntu1\ncri-tools ii 1.34.0-1.1\nkubeadm ii 1.34.2-1.1\nkubelet ii 1.34.2-1.1\n"
+        sh_ok(&tb, h, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}${Version}\\n' kubeadm kubelet cri-tools kubernetes-cni"),
+        "cri-tools ii 1.35.0-1.1\nkubeadm ii 1.35.4-1.1\nkubelet ii 1.35.4-1.1\nkubernetes-cni ii 1.6.0-1.1\n"
     );
     // The payload is the testbed's program for it, and the package's files are where
     // dpkg put them: in the host, never in the machine's own /usr/lib.
-    assert!(sh_ok(&tb, h, "kubeadm version -o short").starts_with("v1.34.2"));
+    assert!(sh_ok(&tb, h, "kubeadm version -o short").starts_with("v1.35.4"));
     sh_ok(&tb, h, "test -f /usr/lib/systemd/system/kubelet.service && test -f /lib/systemd/system/kubelet.service.d/10-kubeadm.conf");
     assert!(!std::path::Path::new("/usr/lib/systemd/system/kubelet.service").exists());
     assert!(!std::path::Path::new("/usr/lib/systemd/system/kubelet.service.d").exists());
@@ -146,7 +146,7 @@ fn real_apt_installs_from_the_local_signed_repositories() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("W: An error occurred during the signature verification. The repository is not updated and the previous index files will be used. GPG error: https://pkgs.k8s.io/core:/stable:/v1.34/deb  InRelease: The following signatures were invalid: BADSIG "),
+        err.contains("W: An error occurred during the signature verification. The repository is not updated and the previous index files will be used. GPG error: https://pkgs.k8s.io/core:/stable:/v1.35/deb  InRelease: The following signatures were invalid: BADSIG "),
         "{err}"
     );
     let out = sh(
@@ -157,13 +157,15 @@ fn real_apt_installs_from_the_local_signed_repositories() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(100), "{err}");
     assert!(
-        err.contains("E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.34/deb  InRelease' is not signed."),
+        err.contains("E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.35/deb  InRelease' is not signed."),
         "{err}"
     );
+    // Refused: apt knows kubeadm only from dpkg's database now.
     let policy = sh_ok(&tb, h, "apt-cache policy kubeadm");
-    assert!(!policy.contains("1.34.4-1.1"), "{policy}");
+    assert!(!policy.contains("pkgs.k8s.io"), "{policy}");
     tb.repo_fault("bad-signature", "pkgs.k8s.io", false)
         .unwrap();
     sh_ok(&tb, h, "apt-get update");
-    assert!(sh_ok(&tb, h, "apt-cache policy kubeadm").contains("1.34.4-1.1 500"));
+    assert!(sh_ok(&tb, h, "apt-cache policy kubeadm")
+        .contains("500 https://pkgs.k8s.io/core:/stable:/v1.35/deb  Packages"));
 }
