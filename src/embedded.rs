@@ -68,22 +68,21 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    /// Runs templates/dpkg-lock.sh's `bootstrap_dpkg_wait` on a fake apt written from
-    /// `script` (as `DIR/fake-apt`, so it can keep state beside itself) under `timeout 20`,
-    /// with `env` added. The output and the fake's directory.
+    /// Runs templates/dpkg-lock.sh's `bootstrap_dpkg_wait` (rendered for
+    /// `packageLockWait: 10`) on a fake apt written from `script` (as `DIR/fake-apt`, so
+    /// it can keep state beside itself) under `timeout 20`, with `env` added. The output
+    /// and the fake's directory.
     fn wait_on_fake_apt(
         script: &str,
         env: &[(&str, &str)],
     ) -> (std::process::Output, tempfile::TempDir) {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let wrapper = TEMPLATES
-            .iter()
-            .find(|(name, _)| *name == "dpkg-lock.sh")
-            .unwrap()
-            .1;
+        let wrapper = crate::playbook::render_template(
+            "dpkg-lock.sh",
+            &minijinja::context! { cluster => minijinja::context! { package_lock_wait => 10 } },
+        )
+        .unwrap();
         let fake = dir.path().join("fake-apt");
         std::fs::write(&fake, script).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -115,32 +114,55 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
     }
 
-    /// apt-get that waited for dpkg's frontend lock (DPkg::Lock::Timeout) prints "Waiting
-    /// for cache lock: Could not get lock ..." as progress; when it then fails for another
-    /// reason, that failure is reported at once with apt's own words, not retried for
-    /// 600 s as a held lock (nor announced as "waiting for dpkg's lock").
-    #[test]
-    fn a_failure_after_waiting_for_the_lock_is_not_a_held_lock() {
-        // What real apt-get (quiet without a terminal) prints in that case, run counted.
+    /// Runs the wrapper on a fake apt-get that prints apt's "Waiting for cache lock"
+    /// progress and then `error` (exit 100): it must run once and its stderr hold `want`
+    /// and none of `not`.
+    fn assert_reported_once_after_waiting(error: &str, want: &[&str], not: &[&str]) {
         let (out, dir) = wait_on_fake_apt(
-            "#!/bin/sh\n\
-             echo run >> \"$0.runs\"\n\
-             echo 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (unattended-upgr)...'\n\
-             echo \"E: Version '1.35.4-1.1' for 'kubeadm' was not found\" >&2\n\
-             exit 100\n",
-            &[("BOOTSTRAP_LOCK_WAIT", "10")],
+            &format!(
+                "#!/bin/sh\n\
+                 echo run >> \"$0.runs\"\n\
+                 echo 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (unattended-upgr)...'\n\
+                 echo \"{error}\" >&2\n\
+                 exit 100\n"
+            ),
+            &[],
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(100), "{out:?}");
-        assert!(
-            stderr.contains("E: Version '1.35.4-1.1' for 'kubeadm' was not found"),
-            "{stderr}"
-        );
-        assert!(
-            !stderr.contains("waiting for") && !stderr.contains("gave up"),
-            "{stderr}"
-        );
+        for w in want {
+            assert!(stderr.contains(w), "{w:?} not in {stderr}");
+        }
+        for n in not {
+            assert!(!stderr.contains(n), "{n:?} in {stderr}");
+        }
         let runs = std::fs::read_to_string(dir.path().join("fake-apt.runs")).unwrap();
         assert_eq!(runs.lines().count(), 1, "retried: {stderr}");
+    }
+
+    /// apt-get that waited for dpkg's frontend lock (DPkg::Lock::Timeout) prints "Waiting
+    /// for cache lock: Could not get lock ..." as progress; when it then fails for another
+    /// reason, that failure is reported at once with apt's own words, not retried until
+    /// packageLockWait ran out as a held lock (nor announced as "waiting for dpkg's lock").
+    #[test]
+    fn a_failure_after_waiting_for_the_lock_is_not_a_held_lock() {
+        let e = "E: Version '1.35.4-1.1' for 'kubeadm' was not found";
+        assert_reported_once_after_waiting(e, &[e], &["waiting for", "gave up"]);
+    }
+
+    /// apt-get that waited DPkg::Lock::Timeout for dpkg's lock and gave up ("E: Unable to
+    /// acquire the dpkg frontend lock"): the wait is spent, so it is reported at once as
+    /// given up, with apt's own lines, not retried.
+    #[test]
+    fn apt_giving_up_on_dpkg_s_lock_is_reported_not_retried() {
+        let e = "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?";
+        assert_reported_once_after_waiting(
+            e,
+            &[
+                e,
+                "gave up: another process held dpkg's lock for the 10 s of DPkg::Lock::Timeout",
+            ],
+            &[],
+        );
     }
 }

@@ -63,6 +63,9 @@ pub struct ClusterView {
     /// The name of the host `kubeadm init` runs on.
     pub first_control_plane: String,
     pub package_repository: String,
+    /// Seconds a package step waits for apt's and dpkg's locks (`packageLockWait`): the
+    /// lock wrapper's limit (templates/dpkg-lock.sh) and apt's `DPkg::Lock::Timeout`.
+    pub package_lock_wait: u64,
     pub calico: CalicoView,
 }
 
@@ -142,6 +145,7 @@ impl ClusterView {
             api_server_cert_sans,
             first_control_plane: first_cp.map(|h| h.name.clone()).unwrap_or_default(),
             package_repository: c.package_repository.trim_end_matches('/').to_string(),
+            package_lock_wait: c.package_lock_wait,
             calico: CalicoView {
                 version: c.calico.version.clone(),
                 manifest_url,

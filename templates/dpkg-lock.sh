@@ -1,6 +1,7 @@
 # bootstrap_dpkg_wait CMD...: runs CMD and, while it fails because another process holds
-# dpkg's lock or apt's lists lock, runs it again, for up to 600 s ($BOOTSTRAP_LOCK_WAIT
-# seconds when set in the host's environment).
+# dpkg's lock or apt's lists lock, runs it again, for up to the inventory's
+# cluster.packageLockWait ({{ cluster.package_lock_wait }} s; the same number is every apt-get's
+# -o DPkg::Lock::Timeout in the playbooks).
 #
 # `apt-get update` takes /var/lib/apt/lists/lock without waiting, whatever
 # DPkg::Lock::Timeout says (that covers dpkg's frontend lock only): on a cloud VM's first
@@ -11,7 +12,7 @@
 # apt-daily's download phase (unattended-upgrade --download-only) holds: the steps that
 # install or remove packages go through this wrapper too.
 #
-# apt-get waits for the lock itself (-o DPkg::Lock::Timeout=600), but dpkg has no such
+# apt-get waits for the lock itself (-o DPkg::Lock::Timeout), but dpkg has no such
 # option and neither does apt-mark: `apt-mark hold` pipes into `dpkg --set-selections`,
 # and both dpkg commands fail at once ("dpkg: error: dpkg frontend lock was locked by
 # another process with pid N", exit 2) while unattended-upgrades runs on a fresh Ubuntu
@@ -25,9 +26,10 @@
 # (apt-pkg/contrib/fileutl.cc GetLock, printed with "E: " by DumpErrors) and dpkg's "...
 # locked by another process". While apt-get waits for dpkg's frontend lock
 # (DPkg::Lock::Timeout) it prints "Waiting for cache lock: Could not get lock ..." as
-# progress (apt-pkg/deb/debsystem.cc GetLockMaybeWait; shown once, since apt is quiet
-# without a terminal): an install that waited, got the lock and then failed for another
-# reason is reported with its own error, not retried as a held lock.
+# progress (apt-pkg/deb/debsystem.cc GetLockMaybeWait, throttled by OpTextProgress):
+# an install that waited, got the lock and then failed for another reason is reported
+# with its own error, not retried as a held lock; one that waited the whole timeout
+# ends with "E: Unable to acquire the dpkg frontend lock (...)", reported as given up.
 #
 # The command runs with LC_ALL=C: apt and dpkg translate their lock messages, and the
 # retry decision below reads the English ones (as Ansible's apt module runs apt in the C
@@ -47,6 +49,13 @@ bootstrap_dpkg_wait() {
         return 0
         ;;
       *"locked by another process"* | *"E: Could not get lock"*) ;;
+      *"E: Unable to acquire the dpkg frontend lock"*)
+        # apt-get itself waited DPkg::Lock::Timeout for dpkg's lock ("Waiting for cache
+        # lock: ..." above) and gave up: the wait is spent, so not retried.
+        printf '%s\n' "$_bs_out" >&2
+        echo "gave up: another process held dpkg's lock for the {{ cluster.package_lock_wait }} s of DPkg::Lock::Timeout" >&2
+        return "$_bs_rc"
+        ;;
       *)
         printf '%s\n' "$_bs_out" >&2
         return "$_bs_rc"
@@ -59,7 +68,7 @@ bootstrap_dpkg_wait() {
       */var/cache/apt/archives/*) _bs_what="apt's archives lock" ;;
       *) _bs_what="dpkg's lock" ;;
     esac
-    if [ "$_bs_waited" -ge "${BOOTSTRAP_LOCK_WAIT:-600}" ]; then
+    if [ "$_bs_waited" -ge {{ cluster.package_lock_wait }} ]; then
       printf '%s\n' "$_bs_out" >&2
       echo "gave up: another process held $_bs_what for ${_bs_waited}s" >&2
       return "$_bs_rc"
@@ -71,3 +80,4 @@ bootstrap_dpkg_wait() {
     sleep 2
   done
 }
+

@@ -271,6 +271,7 @@ fn the_example_is_the_articles_cluster() {
                 encapsulation: None,
             },
             package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
+            package_lock_wait: 600,
         },
         hosts: vec![
             Host {
@@ -325,6 +326,7 @@ fn omitted_keys_take_the_defaults() {
         inv.cluster.package_repository,
         "https://pkgs.k8s.io/core:/stable:"
     );
+    assert_eq!(inv.cluster.package_lock_wait, 600);
     let host = &inv.hosts[0];
     // A control plane without `taints` keeps kubeadm's default taint.
     assert_eq!(
@@ -533,6 +535,7 @@ fn docs_describe_every_key() {
         "manifest",
         "encapsulation",
         "packageRepository",
+        "packageLockWait",
         "ssh",
         "user",
         "port",
@@ -595,6 +598,49 @@ fn calico_encapsulation_is_ipip_or_vxlan() {
         );
         let inv = inventory::parse(Path::new("inv.yaml"), text).unwrap();
         assert_eq!(inv.cluster.calico.encapsulation, Some(want));
+    }
+}
+
+/// `cluster.packageLockWait`: how long package steps wait for apt's and dpkg's locks, a
+/// duration as `--timeout` takes it; a wrong one is reported at its line and column.
+#[test]
+fn package_lock_wait_is_a_duration_of_at_most_a_day() {
+    for (written, want) in [
+        ("90s", 90),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("0", 0),
+        ("45", 45),
+    ] {
+        let text = format!(
+            "cluster: {{packageLockWait: {written}}}\n\
+             hosts: [{{name: cp, address: 10.0.0.10, role: control-plane}}]\n"
+        );
+        let inv = inventory::parse(Path::new("inv.yaml"), text).unwrap();
+        assert_eq!(inv.cluster.package_lock_wait, want, "{written}");
+    }
+    for (written, message) in [
+        (
+            "ten minutes",
+            "invalid duration `ten minutes`: use e.g. 90s, 15m or 1h30m",
+        ),
+        ("25h", "`25h` is longer than a day"),
+        ("-5", "invalid duration `-5`"),
+    ] {
+        let text = format!(
+            "cluster:\n  name: demo\n  packageLockWait: {written}\n\
+             hosts: [{{name: cp, address: 10.0.0.10, role: control-plane}}]\n"
+        );
+        let err = inventory::parse(Path::new("inv.yaml"), text).unwrap_err();
+        let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "inv.yaml:3:20: cluster.packageLockWait: {message}"
+            )),
+            "{}",
+            lines[0]
+        );
     }
 }
 

@@ -77,6 +77,7 @@ fn inventory(version: &str) -> Inventory {
                 encapsulation: None,
             },
             package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
+            package_lock_wait: 600,
         },
         hosts: vec![
             host("master1", "10.0.0.10", Role::ControlPlane),
@@ -1104,7 +1105,8 @@ fn the_repository_key_is_readable_by_apt_under_umask_077() {
 
 /// With the real apt: apt-daily holds apt's lists lock on a fresh host. The first step
 /// that needs the lists (apt-lists) waits for it; held longer than the wait, the step
-/// fails with apt's own error (the wait shortened through BOOTSTRAP_LOCK_WAIT).
+/// fails with apt's own error (the wait shortened through the inventory's
+/// cluster.packageLockWait, which is also apt's DPkg::Lock::Timeout).
 #[test]
 fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
     let (tb, entry) = one_host("f1daily");
@@ -1113,6 +1115,21 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     let lists: Vec<_> = plan.steps().filter(|s| s.step == "apt-lists").collect();
     assert_eq!(lists.len(), 1, "{plan}");
+    let mut short = inv.clone();
+    short.cluster.package_lock_wait = 3;
+    let short_plan = plan_host(&short, &short.hosts[0], &tb_facts(&tb, name)).unwrap();
+    let short_lists: Vec<_> = short_plan
+        .steps()
+        .filter(|s| s.step == "apt-lists")
+        .collect();
+    assert!(
+        short_lists[0]
+            .command
+            .script
+            .contains("apt-get -o DPkg::Lock::Timeout=3 update"),
+        "{}",
+        short_lists[0].command.script
+    );
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1127,8 +1144,9 @@ fn the_lists_step_waits_for_apt_daily_and_reports_apt_when_it_gives_up() {
         },
     )
     .unwrap();
-    let script = format!("BOOTSTRAP_LOCK_WAIT=3\n{}", lists[0].command.script);
-    let out = tb.exec(name, &["sh", "-c", &script]).unwrap();
+    let out = tb
+        .exec(name, &["sh", "-c", &short_lists[0].command.script])
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(100), "{err}");
     assert!(

@@ -750,6 +750,8 @@ fn a_rebooted_cluster_needs_nothing() {
 /// apt's lists lock (and dpkg's frontend lock) for 30 s when `up` starts. apt-get
 /// update does not wait for that lock (DPkg::Lock::Timeout covers dpkg's only) and fails
 /// at once, so `bootstrap` retries it (templates/dpkg-lock.sh) and the run succeeds.
+/// Held longer than the inventory's `packageLockWait` (5 s here), the run stops at that
+/// step with apt's own error, naming the host and the step.
 #[test]
 fn up_waits_while_apt_daily_holds_the_lists_lock() {
     let tb = Testbed::builder()
@@ -758,13 +760,56 @@ fn up_waits_while_apt_daily_holds_the_lists_lock() {
         .build()
         .expect("testbed");
     let decls = plain_decls(0);
-    let inv = inventory(&tb, &decls);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let short = Inventory {
+        package_lock_wait: "5s",
+        ..Inventory::new(&decls)
+    }
+    .write(&tb);
+    let apt_daily = |secs: f64| {
+        tb.fault(
+            "aptdaily1",
+            testbed::Fault::AptDaily {
+                until: now() + secs,
+            },
+        )
         .unwrap()
-        .as_secs_f64();
-    tb.fault("aptdaily1", testbed::Fault::AptDaily { until: now + 30.0 })
+    };
+    apt_daily(120.0);
+    let run = up_json(&tb, &short);
+    assert_step_failed(
+        &run,
+        "aptdaily1",
+        "apt-lists",
+        &[
+            "E: Could not get lock /var/lib/apt/lists/lock. It is held by process ",
+            "(apt-get)\nE: Unable to lock directory /var/lib/apt/lists/\n",
+            "gave up: another process held apt's lists lock for ",
+        ],
+    );
+    // apt-daily ends (its holder lets go once the fault is cleared); the locks are free
+    // once the process is gone.
+    tb.clear_fault("aptdaily1", "apt-daily.json").unwrap();
+    let out = tb
+        .exec(
+            "aptdaily1",
+            &[
+                "sh",
+                "-c",
+                "i=0; while pgrep -x apt-get >/dev/null && [ $i -lt 200 ]; \
+                 do sleep 0.05; i=$((i+1)); done; ! pgrep -x apt-get",
+            ],
+        )
         .unwrap();
+    assert!(out.status.success(), "apt-daily did not end: {out:?}");
+
+    let inv = inventory(&tb, &decls);
+    apt_daily(30.0);
     let run = up(&tb, &inv);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
     assert_cluster(&tb, &tb.hosts(), &decls);
@@ -857,4 +902,136 @@ fn a_truncated_download_fails_the_install_with_apt_s_error_and_a_rerun_recovers(
     let run = up(&tb, &inv);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
     assert_cluster(&tb, &tb.hosts(), &decls);
+}
+
+/// `bootstrap up --output json`: the run document and the exit code.
+fn up_json(tb: &Testbed, inv: &Path) -> (Option<i32>, Value, String) {
+    let ran = run_on(tb, &["up", "--output", "json", "--timeout", "5m"], inv, &[]);
+    let doc = ran.document();
+    (ran.code, doc, ran.stderr)
+}
+
+/// Asserts a run that stopped with exit 6 at step `step` (its name, as in `step: what it
+/// does`) on `host`, its message holding
+/// every one of `texts`; returns the message.
+fn assert_step_failed(
+    run: &(Option<i32>, Value, String),
+    host: &str,
+    step: &str,
+    texts: &[&str],
+) -> String {
+    let (code, doc, stderr) = run;
+    assert_eq!(*code, Some(6), "{stderr}\n{doc:#}");
+    assert_eq!(doc["error"]["kind"], "step-failed", "{doc:#}");
+    assert_eq!(doc["error"]["host"], host, "{doc:#}");
+    let named = doc["error"]["step"].as_str().unwrap();
+    assert!(named.starts_with(&format!("{step}: ")), "{named}");
+    let message = doc["error"]["message"].as_str().unwrap().to_string();
+    for text in texts {
+        assert!(message.contains(text), "{text:?} not in {message}");
+    }
+    message
+}
+
+/// Plays unattended-upgrades starting in the middle of a run: once bootstrap's first
+/// install (docker.io) is done and the repository key is being fetched (a `slow` curl
+/// makes that a 6 s window), a process `unattended-upgr` takes dpkg's locks for `secs`.
+fn unattended_upgrades_mid_run(tb: &Testbed, host: &str, secs: f64) {
+    tb.fault(
+        host,
+        testbed::Fault::Slow {
+            command: "curl".into(),
+            seconds: 6.0,
+        },
+    )
+    .unwrap();
+    for _ in 0..6000 {
+        let out = tb.exec(host, &["pgrep", "-x", "curl"]).unwrap();
+        if out.status.success() {
+            let docker = exec(
+                tb,
+                host,
+                &["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "docker.io"],
+            );
+            assert_eq!(
+                docker.trim(),
+                "ii",
+                "curl ran before docker.io was installed"
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            tb.fault(host, testbed::Fault::DpkgLock { until: now + secs })
+                .unwrap();
+            tb.clear_fault(host, "slow-curl.json").unwrap();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{host}: the repository key was never fetched");
+}
+
+/// unattended-upgrades takes dpkg's lock in the middle of a run, after docker.io was
+/// installed and before kubelet, kubeadm and kubectl are: apt-get waits for it
+/// (DPkg::Lock::Timeout) and `apt-mark hold` is retried (templates/dpkg-lock.sh), so the
+/// run succeeds. With `packageLockWait: 5s` and the lock held longer, the install fails
+/// with apt's own error, naming the host and step; a re-run once it is gone converges.
+#[test]
+fn unattended_upgrades_mid_run_is_waited_for_and_apt_s_error_when_it_outlasts_the_wait() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .name_prefix("uu")
+        .build()
+        .expect("testbed");
+    let decls = plain_decls(0);
+    let short = Inventory {
+        package_lock_wait: "5s",
+        ..Inventory::new(&decls)
+    }
+    .write(&tb);
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| up_json(&tb, &short));
+        unattended_upgrades_mid_run(&tb, "uu1", 120.0);
+        run.join().unwrap()
+    });
+    assert_step_failed(
+        &run,
+        "uu1",
+        "kube-packages",
+        // apt's "Waiting for cache lock: ... (unattended-upgr)" progress lines are
+        // throttled (OpTextProgress) and may be missing; its final error is not.
+        &[
+            "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?",
+            "gave up: another process held dpkg's lock for the 5 s of DPkg::Lock::Timeout",
+        ],
+    );
+    let out = tb.exec("uu1", &["dpkg-query", "-W", "kubeadm"]).unwrap();
+    assert!(!out.status.success(), "kubeadm installed");
+    drop(tb);
+
+    // A fresh host, the default wait (10 minutes), the lock held 20 s mid-run.
+    let tb = Testbed::builder()
+        .hosts(1)
+        .name_prefix("uu")
+        .build()
+        .expect("testbed");
+    let inv = inventory(&tb, &decls);
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| up(&tb, &inv));
+        unattended_upgrades_mid_run(&tb, "uu1", 20.0);
+        run.join().unwrap()
+    });
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+    let logs = files_under(&tb.dir().join("runs"));
+    // apt-get's own wait (its progress names the holder) or the wrapper's retry of
+    // apt-mark/dpkg shows in the logs.
+    assert!(
+        logs.iter().any(|(_, t)| (t
+            .contains("Could not get lock /var/lib/dpkg/lock-frontend. It is held by process ")
+            && t.contains("(unattended-upgr)"))
+            || t.contains("waiting for dpkg's lock (")),
+        "no wait for unattended-upgrades in the run logs"
+    );
 }

@@ -294,6 +294,9 @@ pub struct Cluster {
     pub calico: Calico,
     /// Base URL of the package repository, default "https://pkgs.k8s.io/core:/stable:".
     pub package_repository: String,
+    /// `packageLockWait`: how many seconds a package step waits for apt's and dpkg's
+    /// locks held by another process (apt-daily, unattended-upgrades), default 600.
+    pub package_lock_wait: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -21,7 +21,7 @@ use super::{
 };
 
 pub(crate) const TOP_KEYS: [&str; 4] = ["cluster", "ssh", "hosts", "manifests"];
-pub(crate) const CLUSTER_KEYS: [&str; 7] = [
+pub(crate) const CLUSTER_KEYS: [&str; 8] = [
     "name",
     "kubernetesVersion",
     "podSubnet",
@@ -29,6 +29,7 @@ pub(crate) const CLUSTER_KEYS: [&str; 7] = [
     "controlPlaneEndpoint",
     "calico",
     "packageRepository",
+    "packageLockWait",
 ];
 pub(crate) const CALICO_KEYS: [&str; 3] = ["version", "manifest", "encapsulation"];
 pub(crate) const SSH_KEYS: [&str; 7] = [
@@ -57,6 +58,11 @@ pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
 pub const DEFAULT_SSH_USER: &str = "root";
 pub const DEFAULT_SSH_PORT: u16 = 22;
 pub const DEFAULT_KNOWN_HOSTS: &str = "~/.ssh/known_hosts";
+/// How long a package step waits for apt's and dpkg's locks, in seconds (10 minutes:
+/// unattended-upgrades on a cloud VM's first boot often runs for minutes).
+pub const DEFAULT_PACKAGE_LOCK_WAIT: u64 = 600;
+/// The longest `packageLockWait` accepted: a day.
+pub const MAX_PACKAGE_LOCK_WAIT: u64 = 86_400;
 /// The taint kubeadm puts on a control plane unless told otherwise.
 pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 
@@ -91,6 +97,8 @@ pub(crate) struct ClusterDraft {
     /// ([`versions::default_calico`]) when the inventory is built.
     pub calico_version_at: Option<Spanned<String>>,
     pub package_repository: String,
+    /// `packageLockWait`, in seconds.
+    pub package_lock_wait: u64,
 }
 
 pub(crate) struct HostDraft {
@@ -198,6 +206,7 @@ fn read_cluster_defaults() -> ClusterDraft {
         }),
         calico_version_at: None,
         package_repository: versions::DEFAULT_PACKAGE_REPOSITORY.to_string(),
+        package_lock_wait: DEFAULT_PACKAGE_LOCK_WAIT,
     }
 }
 
@@ -279,6 +288,28 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
                         "the base of a pkgs.k8s.io mirror, like `{}`",
                         versions::DEFAULT_PACKAGE_REPOSITORY
                     )),
+                ),
+            }
+        }
+    }
+    if let Some(n) = f.get("packageLockWait") {
+        let field = "cluster.packageLockWait";
+        if let Some(w) = r.string(n, field, "a duration like 10m, 90s or 600 (seconds)") {
+            match crate::cli::parse_duration(&w.value) {
+                Ok(d) if d.as_secs() <= MAX_PACKAGE_LOCK_WAIT => {
+                    draft.package_lock_wait = d.as_secs()
+                }
+                Ok(_) => r.error_at(
+                    &w,
+                    field,
+                    format!("`{}` is longer than a day", w.value),
+                    Some("at most 24h; the default is 10m".into()),
+                ),
+                Err(e) => r.error_at(
+                    &w,
+                    field,
+                    e,
+                    Some("seconds, or a duration like 10m or 1h30m; 0 does not wait".into()),
                 ),
             }
         }
@@ -734,6 +765,7 @@ pub(crate) fn build(path: &Path, draft: Draft, ssh: Vec<Option<Ssh>>) -> Option<
         control_plane_endpoint: c.endpoint,
         calico,
         package_repository: c.package_repository,
+        package_lock_wait: c.package_lock_wait,
     };
     let hosts = draft
         .hosts

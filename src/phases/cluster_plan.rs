@@ -282,6 +282,7 @@ pub(crate) mod tests {
                     encapsulation: None,
                 },
                 package_repository: "https://pkgs.k8s.io/core:/stable:".into(),
+                package_lock_wait: 600,
             },
             hosts: vec![
                 host("master", Role::ControlPlane, &[("type", "mysql")], vec![]),

@@ -64,6 +64,8 @@ pub struct Inventory<'a> {
     pub calico_manifest: &'a str,
     /// `manifests:`, as written (paths relative to the inventory, or URLs).
     pub manifests: &'a [&'a str],
+    /// `cluster.packageLockWait`, as written; empty: not written (10 minutes).
+    pub package_lock_wait: &'a str,
     pub decls: &'a [Decl],
 }
 
@@ -76,6 +78,7 @@ impl<'a> Inventory<'a> {
             calico: CALICO,
             calico_manifest: "null",
             manifests: &[],
+            package_lock_wait: "",
             decls,
         }
     }
@@ -93,13 +96,19 @@ impl<'a> Inventory<'a> {
         } else {
             format!("version: {}, ", self.calico)
         };
+        let lock_wait = if self.package_lock_wait.is_empty() {
+            String::new()
+        } else {
+            format!("  packageLockWait: {}\n", self.package_lock_wait)
+        };
         let mut y = format!(
-            "cluster:\n  name: {}\n  kubernetesVersion: {}\n  calico: {{{}manifest: {}}}\n\
+            "cluster:\n  name: {}\n  kubernetesVersion: {}\n  calico: {{{}manifest: {}}}\n{}\
              ssh:\n  user: {}\n  port: {}\n  identityFile: {}\n  knownHostsFile: {}\nhosts:\n",
             self.name,
             self.version,
             calico_version,
             self.calico_manifest,
+            lock_wait,
             h0.user,
             h0.port,
             json(&h0.identity_file.display().to_string()),
