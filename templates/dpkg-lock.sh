@@ -81,3 +81,23 @@ bootstrap_dpkg_wait() {
   done
 }
 
+# bootstrap_apt_update: `apt-get update` through bootstrap_dpkg_wait, failing when apt
+# could not fetch an index. apt counts a network failure (a mirror that times out after
+# Acquire::http::Timeout, refuses or resets: "W: Failed to fetch URL  Connection failed
+# [IP: ...]", then "W: Some index files failed to download. They have been ignored, or old
+# ones used instead.") as a warning and exits 0 (apt-pkg/update.cc AcquireUpdate: a
+# transient network error is a warning, other failures an error), keeping the old lists
+# or none; the install after it would then fail with a misleading "Unable to locate
+# package", or install what the stale lists name. So the step fails here, with apt's
+# own lines, and a later run retries it.
+bootstrap_apt_update() {
+  if _bs_upd=$(bootstrap_dpkg_wait apt-get -o DPkg::Lock::Timeout={{ cluster.package_lock_wait }} update); then :; else return $?; fi
+  case $_bs_upd in
+    *"W: Failed to fetch "*)
+      printf '%s\n' "$_bs_upd" >&2
+      echo "apt-get update could not fetch every package index (the W: lines above); the step fails rather than install from old or missing lists" >&2
+      return 100
+      ;;
+  esac
+  [ -z "$_bs_upd" ] || printf '%s\n' "$_bs_upd"
+}

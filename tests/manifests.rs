@@ -310,7 +310,7 @@ fn manifests_are_applied_in_order_once_and_again_when_they_change() {
     let audit = tb.audit("node1").unwrap();
     assert!(
         audit[mark..].iter().any(|r| r.kind == "cmd"
-            && r.argv.join(" ") == format!("curl --proto =https --proto-redir =https -fsSL {url}")),
+            && r.argv.join(" ") == format!("curl --proto =https --proto-redir =https --connect-timeout 30 --speed-limit 1 --speed-time 30 -fsSL {url}")),
         "the control plane fetched {url}, https only"
     );
     let runs = kubectl_runs_since(&tb, mark);

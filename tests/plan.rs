@@ -252,7 +252,7 @@ fn fresh_host_commands_are_the_reference_commands() {
     );
     let key = cmd("repo-key").script;
     assert!(
-        key.contains("curl --proto =https --proto-redir =https -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key"),
+        key.contains("curl --proto =https --proto-redir =https --connect-timeout 30 --speed-limit 1 --speed-time 30 -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key"),
         "{key}"
     );
     assert!(key.contains("gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg"));
@@ -708,7 +708,7 @@ fn calico_apply_url_upgrade_and_local_file() {
     // (calico-node's IP_AUTODETECTION_METHOD is added in between: phases::cni's tests.)
     let script = &fresh[0].command.script;
     assert!(
-        script.starts_with("set -e\nmanifest=$(curl --proto =https --proto-redir =https -fsSL https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml)\n"),
+        script.starts_with("set -e\nmanifest=$(curl --proto =https --proto-redir =https --connect-timeout 30 --speed-limit 1 --speed-time 30 -fsSL https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml)\n"),
         "{script}"
     );
     assert!(

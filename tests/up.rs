@@ -933,6 +933,85 @@ fn assert_step_failed(
     message
 }
 
+/// A repository that times out, as a real unreachable mirror does: the server takes the
+/// connection and the request and never answers (`stall`), or stops sending half-way
+/// through a package with the connection left open (`stall-body`). apt gives up after
+/// Acquire::http::Timeout (apt's default is 120 s and 3 retries; this host's admin set
+/// 3 s and none in apt.conf.d, so the test does not wait minutes) with its own texts;
+/// `apt-get update` only warns about an index it could not fetch and exits 0, so
+/// bootstrap fails the step itself with apt's lines; curl, which has no timeout of its
+/// own, gives up after 30 s of silence. Each run stops with exit 6 naming the host and the
+/// step; once the repository answers again a re-run builds the cluster.
+#[test]
+fn a_repository_that_times_out_fails_the_step_naming_host_and_step_and_a_rerun_recovers() {
+    let tb = Testbed::builder()
+        .hosts(1)
+        .name_prefix("stall")
+        .build()
+        .expect("testbed");
+    let conf = "Acquire::http::Timeout \"3\";\nAcquire::Retries \"0\";\n";
+    let out = tb
+        .exec_with_input(
+            "stall1",
+            &["sh", "-c", "cat > /etc/apt/apt.conf.d/99timeout"],
+            Some(conf.as_bytes()),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    let decls = plain_decls(0);
+    let inv = inventory(&tb, &decls);
+
+    // The Ubuntu archive answers nothing: apt-get update warns and exits 0.
+    tb.repo_fault("stall", "archive.ubuntu.com", true).unwrap();
+    let run = up_json(&tb, &inv);
+    assert_step_failed(
+        &run,
+        "stall1",
+        "apt-lists",
+        &[
+            "W: Failed to fetch http://archive.ubuntu.com/ubuntu/dists/noble/InRelease  Connection failed [IP: ",
+            "W: Some index files failed to download. They have been ignored, or old ones used instead.",
+            "apt-get update could not fetch every package index",
+        ],
+    );
+    let out = tb
+        .exec("stall1", &["dpkg-query", "-W", "docker.io"])
+        .unwrap();
+    assert!(!out.status.success(), "docker.io installed");
+    tb.repo_fault("stall", "archive.ubuntu.com", false).unwrap();
+
+    // pkgs.k8s.io answers nothing: the repository key's curl gives up.
+    tb.repo_fault("stall", "pkgs.k8s.io", true).unwrap();
+    let run = up_json(&tb, &inv);
+    assert_step_failed(
+        &run,
+        "stall1",
+        "repo-key",
+        &["curl: (28) Operation too slow. Less than 1 bytes/sec transferred the last 30 seconds"],
+    );
+    tb.repo_fault("stall", "pkgs.k8s.io", false).unwrap();
+
+    // pkgs.k8s.io stalls in the middle of each package: apt-get install gives up.
+    tb.repo_fault("stall-body", "pkgs.k8s.io", true).unwrap();
+    let run = up_json(&tb, &inv);
+    assert_step_failed(
+        &run,
+        "stall1",
+        "kube-packages",
+        &[
+            "E: Failed to fetch https://pkgs.k8s.io/core:/stable:/v1.34/deb/amd64/",
+            "Connection timed out [IP: ",
+        ],
+    );
+    let out = tb.exec("stall1", &["dpkg-query", "-W", "kubeadm"]).unwrap();
+    assert!(!out.status.success(), "kubeadm installed");
+    tb.repo_fault("stall-body", "pkgs.k8s.io", false).unwrap();
+
+    let run = up(&tb, &inv);
+    assert!(run.ok(), "up failed:\n{}", run.stderr);
+    assert_cluster(&tb, &tb.hosts(), &decls);
+}
+
 /// Plays unattended-upgrades starting in the middle of a run: once bootstrap's first
 /// install (docker.io) is done and the repository key is being fetched (a `slow` curl
 /// makes that a 6 s window), a process `unattended-upgr` takes dpkg's locks for `secs`.

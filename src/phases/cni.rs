@@ -198,7 +198,7 @@ mod tests {
         let script = apply_script("{version: v3.30.3}", None);
         assert!(!script.contains("apply -f https"), "{script}");
         assert!(
-            script.contains("curl --proto =https --proto-redir =https -fsSL https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"),
+            script.contains("curl --proto =https --proto-redir =https --connect-timeout 30 --speed-limit 1 --speed-time 30 -fsSL https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml"),
             "{script}"
         );
         assert!(

@@ -401,6 +401,12 @@ pub fn parse_record(out: &Output) -> Result<Record, String> {
 /// https -> http redirect otherwise): what is fetched is applied with admin credentials.
 pub const HTTPS_ONLY: &str = "--proto =https --proto-redir =https";
 
+/// curl's limits against a server that takes the connection and then stalls (curl has
+/// no timeout of its own and would wait forever): no connection within 30 s, or less
+/// than 1 byte/s for 30 s, fails the fetch (curl's exit 28). The playbooks' fetches
+/// (repository key, Calico manifest) use the same.
+pub const STALL_LIMITS: &str = "--connect-timeout 30 --speed-limit 1 --speed-time 30";
+
 /// Fetches a manifest on the control plane (it, not the machine `bootstrap` runs on,
 /// can reach the URL, as for `kubectl apply -f URL`). Read-only.
 pub fn fetch_command(url: &str) -> RemoteCommand {
@@ -408,7 +414,7 @@ pub fn fetch_command(url: &str) -> RemoteCommand {
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| url.to_string());
     RemoteCommand {
-        script: format!("curl {HTTPS_ONLY} -fsSL {quoted}"),
+        script: format!("curl {HTTPS_ONLY} {STALL_LIMITS} -fsSL {quoted}"),
         root: false,
         ..Default::default()
     }
