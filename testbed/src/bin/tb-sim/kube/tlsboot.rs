@@ -73,15 +73,62 @@ pub fn ensure_client(
     let bootstrap = read_kubeconfig(Path::new(BOOTSTRAP_CONF))
         .map_err(|e| format!("unable to load bootstrap kubeconfig: {e}"))?;
     if rotate {
-        // LoadClientConfig: kubelet.conf first, the certificate in the background.
+        // LoadClientConfig: kubelet.conf first, the certificate in the background, where
+        // the certificate manager retries a failure instead of ending the kubelet.
         write_kubeconfig(&bootstrap)?;
         log("Client rotation is on, will bootstrap in background");
+        rotate_until_issued(
+            &mut || request_certificate(kubectl, BOOTSTRAP_CONF, node, true, log),
+            &mut std::thread::sleep,
+            log,
+        );
+        return Ok(());
     }
-    request_certificate(kubectl, BOOTSTRAP_CONF, node, rotate, log)?;
-    if !rotate {
-        write_kubeconfig(&bootstrap)?;
+    // LoadClientCert: a failure ends the kubelet (systemd starts it again 10 s later).
+    request_certificate(kubectl, BOOTSTRAP_CONF, node, false, log)?;
+    write_kubeconfig(&bootstrap)
+}
+
+/// The certificate manager's rotation loop (client-go certificate_manager.go Start's
+/// `rotate`): rotateCerts under wait.ExponentialBackoff (2 s, doubling, 5 tries; jitter
+/// left out), then, with "Reached backoff limit, still unable to rotate certs", every
+/// 32 s (wait.PollInfinite) until a certificate is issued. rotateCerts only logs its
+/// failures (`Failed while requesting a signed certificate from the control plane`,
+/// `Certificate request was not signed`, ...: here `attempt`'s error); they never end
+/// the kubelet.
+fn rotate_until_issued(
+    attempt: &mut dyn FnMut() -> Result<(), String>,
+    sleep: &mut dyn FnMut(Duration),
+    log: &dyn Fn(&str),
+) {
+    let mut tries = 0u32;
+    loop {
+        match attempt() {
+            Ok(()) => return,
+            Err(e) => {
+                // rotateCerts' message for the stage that failed.
+                let what = if e.starts_with("cannot create certificate signing request") {
+                    "Failed while requesting a signed certificate from the control plane"
+                } else if e.starts_with("cannot watch") || e.starts_with("timed out") {
+                    "Certificate request was not signed"
+                } else if e.starts_with("openssl") {
+                    "Unable to generate a certificate signing request"
+                } else {
+                    "Unable to store the new cert/key pair"
+                };
+                log(&format!("\"{what}\" err=\"{e}\""));
+            }
+        }
+        tries += 1;
+        if tries < 5 {
+            sleep(Duration::from_secs(2 << (tries - 1)));
+        } else {
+            if tries == 5 {
+                log("\"Reached backoff limit, still unable to rotate certs\" err=\"timed out waiting for the condition\"");
+            }
+            sleep(Duration::from_secs(32));
+        }
     }
-    Ok(())
 }
 
 /// The certificate manager's start on a node whose kubelet.conf carries its own pair
@@ -645,6 +692,39 @@ users:
         std::fs::remove_file(&pem).unwrap();
         assert!(!valid(&files, "files"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With rotation on a failed bootstrap is retried as the certificate manager retries
+    /// it, 2, 4, 8 and 16 s apart and then every 32 s, never given up (the stand-in waited
+    /// 10 s, the non-rotation path's systemd restart, and logged it as fatal).
+    #[test]
+    fn rotation_retries_a_failed_bootstrap_with_the_manager_s_backoff() {
+        let mut left = 7;
+        let mut sleeps = Vec::new();
+        let logged = std::cell::RefCell::new(Vec::new());
+        rotate_until_issued(
+            &mut || {
+                left -= 1;
+                if left == 0 {
+                    Ok(())
+                } else {
+                    Err("cannot watch on the certificate signing request: certificate signing request is denied, reason: X, message: Y".into())
+                }
+            },
+            &mut |d| sleeps.push(d.as_secs()),
+            &|m| logged.borrow_mut().push(m.to_string()),
+        );
+        assert_eq!(sleeps, [2, 4, 8, 16, 32, 32]);
+        let logged = logged.into_inner();
+        assert_eq!(logged.len(), 7, "{logged:?}");
+        assert!(logged[0].starts_with("\"Certificate request was not signed\" err=\"cannot watch on the certificate signing request: certificate signing request is denied"), "{logged:?}");
+        assert_eq!(
+            logged
+                .iter()
+                .filter(|l| l.contains("Reached backoff limit"))
+                .count(),
+            1
+        );
     }
 
     #[test]
