@@ -288,10 +288,10 @@ pub fn forbidden_node_labels(labels: &str) -> Vec<String> {
 
 /// Why the kubelet can't start now (the message it logs before exiting), if any.
 /// In the kubelet's order: flag parsing, flag validation, then the host checks.
-/// `real`: the stand-in for the REAL control plane, which is its own container runtime
-/// (STANDINS-kubelet-real.md) and runs a 1.35+ release, so it checks cgroup v1 as that
-/// kubelet validates its configuration instead of the runtime.
-fn start_check(config: &Value, flags: &[(String, String)], real: bool) -> Option<String> {
+/// `real`: the version of the stand-in for the REAL control plane, which is its own
+/// container runtime (STANDINS-kubelet-real.md), so it checks cgroup v1 as the kubelet of
+/// that version validates its configuration, instead of the runtime.
+fn start_check(config: &Value, flags: &[(String, String)], real: Option<&str>) -> Option<String> {
     if let Some(t) = flag(flags, "register-with-taints") {
         if let Err(e) = parse_taints(t) {
             return Some(format!("failed to parse kubelet flag: invalid argument \"{t}\" for \"--register-with-taints\" flag: {e}"));
@@ -337,8 +337,8 @@ fn start_check(config: &Value, flags: &[(String, String)], real: bool) -> Option
     if !common::kernel().swaps.is_empty() && config["failSwapOn"] != false {
         return Some("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false".into());
     }
-    if real {
-        return cgroup_v1_refused(config, cgroup2_unified())
+    if let Some(version) = real {
+        return cgroup_v1_refused(config, cgroup2_unified(), version)
             .or_else(|| cri_unreachable(config, flags));
     }
     runtime_problem().map(|p| format!("failed to run Kubelet: validate service connection: {p}"))
@@ -352,12 +352,21 @@ fn cgroup2_unified() -> bool {
     unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type == 0x6367_7270 }
 }
 
-/// The 1.35 kubelet's configuration check on a cgroup v1 host (KubeletConfiguration
-/// failCgroupV1, default true: pkg/kubelet/apis/config/validation/validation_linux.go
+/// The kubelet's configuration check on a cgroup v1 host (KubeletConfiguration
+/// failCgroupV1: pkg/kubelet/apis/config/validation/validation_linux.go
 /// validateKubeletOSConfiguration, wrapped by cmd/kubelet/app/server.go; the real message
-/// ends with `, path: ` and the whole configuration, left out here).
-fn cgroup_v1_refused(config: &Value, cgroup2: bool) -> Option<String> {
-    (!cgroup2 && config["failCgroupV1"] != false).then(|| {
+/// ends with `, path: ` and the whole configuration, left out here). Unset, it is true from
+/// 1.35 and false up to 1.34 (pkg/kubelet/apis/config/v1beta1/defaults.go of each
+/// release), so a `version` before v1.35 refuses only when told to.
+fn cgroup_v1_refused(config: &Value, cgroup2: bool, version: &str) -> Option<String> {
+    let minor: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(u32::MAX);
+    let fail = config["failCgroupV1"].as_bool().unwrap_or(minor >= 35);
+    (!cgroup2 && fail).then(|| {
         "failed to validate kubelet configuration, error: kubelet is configured to not run on a host using cgroup v1. cgroup v1 support is unsupported and will be removed in a future release".to_string()
     })
 }
@@ -862,7 +871,7 @@ pub fn daemon(_args: &[String]) -> i32 {
         } else {
             let config: Value = serde_yaml::from_str(&text.unwrap()).unwrap_or(Value::Null);
             let flags = read_flags();
-            match start_check(&config, &flags, real.is_some()) {
+            match start_check(&config, &flags, real.as_ref().map(|_| version.as_str())) {
                 Some(m) => say(m),
                 None => break (config, flags),
             }
@@ -1107,7 +1116,7 @@ mod tests {
             .starts_with("invalid taint spec: -bad:NoSchedule, name part must consist of"));
         let flags = vec![("register-with-taints".to_string(), "k:Never".to_string())];
         assert_eq!(
-            start_check(&json!({"failSwapOn": false}), &flags, false).unwrap(),
+            start_check(&json!({"failSwapOn": false}), &flags, None).unwrap(),
             "failed to parse kubelet flag: invalid argument \"k:Never\" for \"--register-with-taints\" flag: invalid taint effect: Never, unsupported taint effect"
         );
     }
@@ -1119,7 +1128,7 @@ mod tests {
     fn node_labels_must_be_valid_labels() {
         let check = |labels: &str| {
             let flags = vec![("node-labels".to_string(), labels.to_string())];
-            start_check(&json!({"failSwapOn": false}), &flags, false)
+            start_check(&json!({"failSwapOn": false}), &flags, None)
         };
         // Valid labels pass these checks (what follows is the runtime check).
         assert!(!check("type=web,tier=db").is_some_and(|m| m.contains("label")));
@@ -1141,14 +1150,17 @@ mod tests {
 
     #[test]
     fn a_1_35_kubelet_refuses_cgroup_v1_unless_told_not_to_fail() {
-        assert!(cgroup_v1_refused(&json!({}), false)
+        assert!(cgroup_v1_refused(&json!({}), false, "v1.35.4")
             .unwrap()
             .contains("kubelet is configured to not run on a host using cgroup v1"));
         assert_eq!(
-            cgroup_v1_refused(&json!({"failCgroupV1": false}), false),
+            cgroup_v1_refused(&json!({"failCgroupV1": false}), false, "v1.36.3"),
             None
         );
-        assert_eq!(cgroup_v1_refused(&json!({}), true), None);
+        assert_eq!(cgroup_v1_refused(&json!({}), true, "v1.35.4"), None);
+        // Up to 1.34 the default is false: only an explicit true refuses.
+        assert_eq!(cgroup_v1_refused(&json!({}), false, "v1.34.2"), None);
+        assert!(cgroup_v1_refused(&json!({"failCgroupV1": true}), false, "v1.34.2").is_some());
     }
 
     #[test]

@@ -133,12 +133,7 @@ pub fn pod_status_probed(
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| {
-            json!({"name": c["name"], "image": c["image"], "imageID": "",
-                   "ready": true, "started": false, "restartCount": 0,
-                   "state": {"terminated": {"exitCode": 0, "reason": "Completed",
-                                            "startedAt": now, "finishedAt": now}}})
-        })
+        .map(|c| completed_container(c, true, now))
         .collect();
     json!({
         "phase": if running { "Running" } else { "Pending" },
@@ -155,6 +150,15 @@ pub fn pod_status_probed(
         "containerStatuses": containers,
         "initContainerStatuses": init_containers,
     })
+}
+
+/// The status of container `c` (its spec) that ran to completion with exit code 0
+/// (`ready`: an init container's status says ready, a container's not).
+pub fn completed_container(c: &Value, ready: bool, now: &str) -> Value {
+    json!({"name": c["name"], "image": c["image"], "imageID": "",
+           "ready": ready, "started": false, "restartCount": 0,
+           "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                    "startedAt": now, "finishedAt": now}}})
 }
 
 #[cfg(test)]

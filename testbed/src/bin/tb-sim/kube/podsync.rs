@@ -1,7 +1,7 @@
 //! Pods the REAL scheduler binds to the node, for the kubelet stand-in of the REAL
 //! control plane (testbed/STANDINS-kubelet-real.md; reference real-control-plane.md §6,
 //! §7): the stand-in runs no containers for them; it reports them as kwok does
-//! (kustomize/stage pod-ready, pod-delete) within the kubelet's rules:
+//! (kustomize/stage/pod/fast: pod-ready, pod-complete, pod-delete) within the kubelet's rules:
 //!
 //! - every 2 s it lists the pods bound to it (`spec.nodeName=NODE`, as the kubelet's API
 //!   source watches them: pkg/kubelet/config/apiserver.go), skipping its mirror pods;
@@ -20,6 +20,14 @@
 //!   precondition (status_manager.go syncPod, canBeDeleted; kwok's pod-delete stage).
 //!   Until then the API server keeps the pod Terminating, which is what a graceful
 //!   delete waits for.
+//!
+//! - a Running pod that a Job owns completes on the next pass (2 s later): Succeeded,
+//!   each container terminated with exit code 0 (kwok's pod-complete stage), so the real
+//!   Job controller counts it and sets the Job Complete, which `kubeadm upgrade`'s
+//!   `CreateJob` health check waits 15 s for (cmd/kubeadm/app/phases/upgrade/health.go
+//!   createJob: pause image, args `-v`, which prints the version and exits 0). A pod in
+//!   Succeeded or Failed is never started again (restartPolicy Never/OnFailure end
+//!   there).
 //!
 //! Pretend: readiness and liveness probes are not run (the pod is Ready at once, as kwok
 //! makes it), and nothing the images would do on the host happens.
@@ -87,8 +95,23 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
             ));
             continue;
         }
-        if pod["status"]["phase"] == "Running" {
-            continue;
+        match pod["status"]["phase"].as_str() {
+            Some("Running") if owned_by_job(pod) => {
+                let mut object = (*pod).clone();
+                object["status"] = completed_status(pod, &rfc3339(common::now()));
+                kubectl_run(
+                    kubectl,
+                    &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
+                    &object.to_string(),
+                )?;
+                done.push(format!(
+                    "Pod {ns}/{name} Succeeded (a Job's pod, completed)"
+                ));
+                continue;
+            }
+            // Running, or terminal: a pod never leaves Succeeded or Failed.
+            Some("Running" | "Succeeded" | "Failed") => continue,
+            _ => {}
         }
         let host_network = pod["spec"]["hostNetwork"] == true;
         if !host_network && !cni_configured(Path::new(CNI_CONF_DIR)) {
@@ -125,6 +148,46 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
     Ok(done)
 }
 
+/// Whether a Job owns the pod (kwok's pod-complete stage selects
+/// `.metadata.ownerReferences.[].kind` In `Job`).
+fn owned_by_job(pod: &Value) -> bool {
+    pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["kind"] == "Job"))
+}
+
+/// The status of a Running pod whose containers all exited 0: kwok's pod-complete stage
+/// (kustomize/stage/pod/fast/pod-complete.yaml: each container terminated, exit code
+/// 0, reason `Completed`, not ready, not started; phase Succeeded), with the conditions
+/// the kubelet's status manager then reports (pkg/kubelet/status/generate.go: Ready and
+/// ContainersReady False with reason `PodCompleted`; PodReadyToStartContainers False,
+/// the sandbox being gone). The rest of the status (IPs, startTime) stays.
+fn completed_status(pod: &Value, now: &str) -> Value {
+    let mut status = pod["status"].clone();
+    status["phase"] = json!("Succeeded");
+    let containers: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| mirror::completed_container(c, false, now))
+        .collect();
+    status["containerStatuses"] = json!(containers);
+    let conditions: Vec<Value> = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| match c["type"].as_str() {
+            Some("Ready" | "ContainersReady") => json!({"type": c["type"], "status": "False",
+                "reason": "PodCompleted", "lastTransitionTime": now}),
+            Some("PodReadyToStartContainers") => json!({"type": c["type"], "status": "False",
+                "lastTransitionTime": now}),
+            _ => c.clone(),
+        })
+        .collect();
+    status["conditions"] = json!(conditions);
+    status
+}
+
 /// The first address of an IPv4 `cidr` after the network address and the first host
 /// (kept for the node's own bridge, as host-local IPAM does) that is not in `used`.
 pub fn free_ip(cidr: &str, used: &BTreeSet<String>) -> Option<String> {
@@ -141,6 +204,30 @@ pub fn free_ip(cidr: &str, used: &BTreeSet<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_s_pod_completes_with_exit_code_0_and_keeps_its_addresses() {
+        let pod = json!({
+            "metadata": {"ownerReferences": [{"kind": "Job", "name": "upgrade-health-check-1"}]},
+            "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10.1"}]},
+            "status": {"phase": "Running", "podIP": "192.168.1.2", "startTime": "s",
+                "conditions": [{"type": "Ready", "status": "True"},
+                               {"type": "PodScheduled", "status": "True"}]}});
+        assert!(owned_by_job(&pod));
+        let s = completed_status(&pod, "t");
+        assert_eq!(s["phase"], "Succeeded");
+        assert_eq!(s["podIP"], "192.168.1.2");
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["terminated"],
+            json!({"exitCode": 0, "reason": "Completed", "startedAt": "t", "finishedAt": "t"})
+        );
+        assert_eq!(s["conditions"][0]["status"], "False");
+        assert_eq!(s["conditions"][0]["reason"], "PodCompleted");
+        assert_eq!(s["conditions"][1]["status"], "True");
+        let deployment_pod = json!({"metadata": {"ownerReferences": [{"kind": "ReplicaSet"}]}});
+        assert!(!owned_by_job(&deployment_pod));
+        assert!(!owned_by_job(&json!({"metadata": {}})));
+    }
 
     #[test]
     fn pod_ips_come_from_the_node_s_pod_cidr_and_are_not_reused() {

@@ -9,8 +9,9 @@
 //!   only hostPath volumes at the same paths, so the host's own view is the pod's);
 //! - the program for a container is the binary its image stands for, looked up in
 //!   DIR/images.txt (`IMAGE BINARY` lines written by testbed/k8s/build.sh from the real
-//!   `kubeadm config images list`): an image not listed cannot run, as an image that
-//!   cannot be pulled (ErrImagePull);
+//!   `kubeadm config images list`) and in those of the other releases built beside DIR
+//!   (the hosts' runtime holds all their images): an image not listed cannot run, as an
+//!   image that cannot be pulled (ErrImagePull);
 //! - argv is the container's `command` + `args` (Kubernetes: command replaces the image's
 //!   ENTRYPOINT, args its CMD), with `command[0]` resolved to that binary; `env` is set;
 //! - a manifest that changes restarts its pod, a removed one stops it (SIGTERM, then
@@ -131,17 +132,48 @@ fn recorded_processes() -> Vec<(String, i32)> {
         .collect()
 }
 
-/// `IMAGE BINARY` lines -> image -> absolute binary path.
+/// The images the host's runtime holds -> the absolute path of the binary each stands
+/// for: the `IMAGE BINARY` lines of `dir/images.txt` (the kubelet's own release; must
+/// exist), then those of every other built release beside it (`dir/../v*/images.txt`),
+/// since the hosts' containerd starts with the images of every built release
+/// (`Builder::real_kubernetes`). So a kubelet of one release runs the control plane of
+/// the next, as `kubeadm upgrade apply` has it before the kubelet package is upgraded
+/// (the real kubelet runs whatever image the runtime has). An image of a release that is
+/// not built stays unknown.
 fn load_images(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
-    let file = dir.join("images.txt");
-    let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            Some((w.next()?.to_string(), dir.join(w.next()?)))
+    let read = |dir: &Path| -> Result<Vec<(String, PathBuf)>, String> {
+        let file = dir.join("images.txt");
+        let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), dir.join(w.next()?)))
+            })
+            .collect())
+    };
+    let mut images: BTreeMap<String, PathBuf> = read(dir)?.into_iter().collect();
+    let mut others: Vec<PathBuf> = dir
+        .parent()
+        .and_then(|p| fs::read_dir(p).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.as_path() != dir
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('v'))
+                && p.join("images.txt").is_file()
         })
-        .collect())
+        .collect();
+    others.sort();
+    for other in others {
+        for (image, binary) in read(&other).unwrap_or_default() {
+            images.entry(image).or_insert(binary);
+        }
+    }
+    Ok(images)
 }
 
 /// The containers of one manifest, or why it cannot run.
@@ -527,6 +559,49 @@ spec:
                 probes: vec![],
             }]
         );
+    }
+
+    #[test]
+    fn images_of_every_built_release_run_the_kubelet_s_own_first() {
+        let base = std::env::temp_dir().join(format!("tb-images-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        for (release, lines) in [
+            (
+                "v1.34.2",
+                "reg/kube-apiserver:v1.34.2 kube-apiserver\nreg/pause:3.10.1 kube-apiserver\n",
+            ),
+            (
+                "v1.35.4",
+                "reg/kube-apiserver:v1.35.4 kube-apiserver\nreg/pause:3.10.1 kubeadm\n",
+            ),
+        ] {
+            fs::create_dir_all(base.join(release)).unwrap();
+            fs::write(base.join(release).join("images.txt"), lines).unwrap();
+        }
+        // Not a release, and a release without images.txt (not built): ignored.
+        fs::create_dir_all(base.join("v1.36.3")).unwrap();
+        fs::write(base.join("v1.36.3.lock"), "").unwrap();
+        let images = load_images(&base.join("v1.34.2")).unwrap();
+        assert_eq!(
+            images,
+            BTreeMap::from([
+                (
+                    "reg/kube-apiserver:v1.34.2".to_string(),
+                    base.join("v1.34.2/kube-apiserver")
+                ),
+                (
+                    "reg/kube-apiserver:v1.35.4".to_string(),
+                    base.join("v1.35.4/kube-apiserver")
+                ),
+                (
+                    "reg/pause:3.10.1".to_string(),
+                    base.join("v1.34.2/kube-apiserver")
+                ),
+            ])
+        );
+        // The kubelet's own release must be built.
+        assert!(load_images(&base.join("v1.36.3")).is_err());
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
