@@ -11,6 +11,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use testbed::k8s::{real_release, DEFAULT_RELEASE};
 
@@ -230,4 +232,72 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
         "{}",
         out.all()
     );
+}
+
+/// The real containerd's shim runs a container through the runc stand-in (tb-sim
+/// os/runc.rs, STANDINS-os.md): `ctr run` creates and starts it, its process (pause's:
+/// waiting until killed) in a PID namespace of its own; `ctr task kill -s SIGKILL` ends
+/// it and with it every process of that namespace; `ctr task rm` and `ctr container rm`
+/// remove it. With the native snapshotter: the kernel refuses an overlayfs upperdir on
+/// the hosts' own /var overlay.
+#[test]
+fn the_real_shim_runs_and_kills_a_container_through_the_runc_stand_in() {
+    let (tb, h) = real_packages_host("runc");
+    tb.preload_images(&h, &["registry.k8s.io/pause:3.10.1"])
+        .unwrap();
+    install_containerd(&tb, &h);
+    let ctr = "ctr -n k8s.io";
+    exec_ok(
+        &tb,
+        &h,
+        &format!("{ctr} run -d --snapshotter native registry.k8s.io/pause:3.10.1 p1 /pause"),
+    );
+    let out = exec_ok(&tb, &h, &format!("{ctr} task ls"));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("p1 "))
+        .unwrap_or_else(|| panic!("no task p1:\n{}", out.stdout));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[2], "RUNNING", "{line}");
+    let init = fields[1];
+    // The init's child, PID 1 of the container's namespace, is the pause process.
+    let out = exec_ok(
+        &tb,
+        &h,
+        &format!(
+            "child=$(tr -d ' ' < /proc/{init}/task/{init}/children); echo $child; \
+             cat /proc/$child/cmdline | tr '\\0' ' '; echo; \
+             readlink /proc/$child/ns/pid /proc/self/ns/pid"
+        ),
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let pause = lines[0].trim().to_string();
+    assert_eq!(lines[1].trim(), "sleep infinity", "{}", out.stdout);
+    assert_ne!(
+        lines[2], lines[3],
+        "not in a PID namespace of its own:\n{}",
+        out.stdout
+    );
+
+    exec_ok(&tb, &h, &format!("{ctr} task kill -s SIGKILL p1"));
+    let stopped = wait_until(Duration::from_secs(30), || {
+        let ls = exec_ok(&tb, &h, &format!("{ctr} task ls")).stdout;
+        ls.lines()
+            .any(|l| l.starts_with("p1 ") && l.ends_with("STOPPED"))
+    });
+    let out = exec_ok(
+        &tb,
+        &h,
+        &format!("{ctr} task ls; test -e /proc/{pause} && echo pause-alive; true"),
+    );
+    assert!(stopped, "p1 not STOPPED after SIGKILL:\n{}", out.stdout);
+    assert!(!out.stdout.contains("pause-alive"), "{}", out.stdout);
+    exec_ok(
+        &tb,
+        &h,
+        &format!("{ctr} task rm p1 && {ctr} container rm p1"),
+    );
+    let out = exec_ok(&tb, &h, &format!("{ctr} task ls -q; {ctr} container ls -q"));
+    assert_eq!(out.stdout.trim(), "", "{}", out.stdout);
 }

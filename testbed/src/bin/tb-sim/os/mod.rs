@@ -8,6 +8,7 @@ pub mod ethtool;
 pub mod kernel;
 pub mod locks;
 pub mod net;
+pub mod runc;
 pub mod systemd;
 
 use crate::common::{self, Ctx};
