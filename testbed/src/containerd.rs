@@ -37,7 +37,8 @@ pub fn real_containerd() -> Result<PathBuf> {
 /// `images` (e.g. "registry.k8s.io/pause:3.10.1"), each named by the
 /// `io.containerd.image.name` annotation containerd's importer uses. Each image has one
 /// empty layer and a config naming the image (so their digests differ); that is enough
-/// for the CRI's ImageStatus, and nothing in the testbed runs them.
+/// for the CRI's ImageStatus. A pause image's config has the real one's
+/// `Entrypoint: ["/pause"]`, which the runc stand-in runs as a process that waits.
 pub fn write_image_archive(images: &[&str], out: &Path) -> Result<()> {
     let dir = out.with_extension("layout");
     let _ = std::fs::remove_dir_all(&dir);
@@ -54,12 +55,18 @@ pub fn write_image_archive(images: &[&str], out: &Path) -> Result<()> {
     let mut manifests = Vec::new();
     for image in images {
         let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
-        let config = json!({
+        let mut config = json!({
             "architecture": "amd64",
             "os": "linux",
             "config": {"Labels": {"testbed.image": image}},
             "rootfs": {"type": "layers", "diff_ids": [layer]},
         });
+        // The pause image's entrypoint, as registry.k8s.io/pause's config has it: the CRI
+        // plugin refuses a sandbox whose image has neither Entrypoint nor Cmd.
+        let name = image.rsplit_once(':').map_or(*image, |(n, _)| n);
+        if name.ends_with("/pause") {
+            config["config"]["Entrypoint"] = json!(["/pause"]);
+        }
         let (config, config_size) = blob(config.to_string().as_bytes())?;
         let manifest = json!({
             "schemaVersion": 2,

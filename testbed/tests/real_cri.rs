@@ -250,7 +250,8 @@ fn the_real_shim_runs_and_kills_a_container_through_the_runc_stand_in() {
     exec_ok(
         &tb,
         &h,
-        &format!("{ctr} run -d --snapshotter native registry.k8s.io/pause:3.10.1 p1 /pause"),
+        // No command: the image's entrypoint, /pause.
+        &format!("{ctr} run -d --snapshotter native registry.k8s.io/pause:3.10.1 p1"),
     );
     let out = exec_ok(&tb, &h, &format!("{ctr} task ls"));
     let line = out
