@@ -135,6 +135,39 @@ fn fresh_server_files() {
     );
 }
 
+/// The cgroup view of an Ubuntu 22.04/24.04 server: the unified cgroup v2 hierarchy at
+/// /sys/fs/cgroup (what libcontainer's IsCgroup2UnifiedMode and the kubelet stand-in test)
+/// whose root lists the controllers kubeadm's SystemVerification requires (cpu, cpuset,
+/// memory, pids: system-validators cgroup_validator.go). A machine booted pure v2 shows
+/// its own list; a hybrid one gets Ubuntu's (STANDINS-os.md).
+#[test]
+fn cgroup_v2_with_the_controllers_of_an_ubuntu_server() {
+    let tb = Testbed::builder().hosts(1).build().unwrap();
+    assert_eq!(
+        ssh_ok(&tb, "node1", "root", "stat -f -c %T /sys/fs/cgroup"),
+        "cgroup2fs"
+    );
+    let controllers = ssh_ok(
+        &tb,
+        "node1",
+        "root",
+        "cat /sys/fs/cgroup/cgroup.controllers",
+    );
+    let listed: Vec<&str> = controllers.split_whitespace().collect();
+    for c in ["cpu", "cpuset", "memory", "pids"] {
+        assert!(listed.contains(&c), "{c} not in {controllers:?}");
+    }
+    // Not writable through the view: the file is the kernel's read-only list.
+    assert!(!ssh(
+        &tb,
+        "node1",
+        "root",
+        "echo x > /sys/fs/cgroup/cgroup.controllers"
+    )
+    .status
+    .success());
+}
+
 #[test]
 fn releases_are_selectable_per_testbed_and_per_host() {
     let tb = Testbed::builder()

@@ -229,7 +229,41 @@ fn unified_cgroups() -> io::Result<()> {
     if st.f_type == libc::CGROUP2_SUPER_MAGIC {
         return Ok(());
     }
-    mount(Some("cgroup2"), "/sys/fs/cgroup", Some("cgroup2"), 0, None)
+    mount(Some("cgroup2"), "/sys/fs/cgroup", Some("cgroup2"), 0, None)?;
+    ubuntu_controllers()
+}
+
+/// The controllers an Ubuntu 22.04/24.04 server's root cgroup lists in
+/// /sys/fs/cgroup/cgroup.controllers (kernel/cgroup/cgroup.c, in the kernel's order).
+const UBUNTU_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma misc\n";
+
+/// On a hybrid machine the cgroup2 hierarchy mounted above lists only the controllers no
+/// v1 hierarchy holds (often none), so kubeadm's preflight (k8s.io/system-validators
+/// validators/cgroup_validator.go: on cgroup v2 it reads /sys/fs/cgroup/cgroup.controllers
+/// and requires cpu, cpuset, memory, pids) refuses the host, where Ubuntu's boot passes.
+/// The host gets Ubuntu's list bound over that one file, in its own mount namespace; the
+/// file system stays the real cgroup2 (statfs magic, libcontainer IsCgroup2UnifiedMode).
+/// Nothing here writes to cgroups, so only the list is pretended.
+fn ubuntu_controllers() -> io::Result<()> {
+    let path = "/run/testbed-cgroup.controllers";
+    write(path, UBUNTU_CONTROLLERS, 0o444)?;
+    mount(
+        Some(path),
+        "/sys/fs/cgroup/cgroup.controllers",
+        None,
+        libc::MS_BIND,
+        None,
+    )
+    .map_err(|e| ctx("binding /sys/fs/cgroup/cgroup.controllers", e))?;
+    // Read-only, as the kernel's file (it has no write handler): root's writes fail.
+    mount(
+        None,
+        "/sys/fs/cgroup/cgroup.controllers",
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+        None,
+    )
+    .map_err(|e| ctx("making /sys/fs/cgroup/cgroup.controllers read-only", e))
 }
 
 /// Makes this host look like a smaller machine (layout::Resources): the first `cpus` CPUs
