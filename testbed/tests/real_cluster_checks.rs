@@ -340,11 +340,7 @@ fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
     write_config_with(&tb, "10.244.0.0/25");
     install_kubelet(&tb, "node1");
     let kubeadm = k8s.bin("kubeadm").display().to_string();
-    let out = exec(
-        &tb,
-        "node1",
-        &format!("{kubeadm} init --config {CONFIG} {IGNORED}"),
-    );
+    let out = exec(&tb, "node1", &format!("{kubeadm} init --config {CONFIG}"));
     out.expect(
         "kubeadm init with podSubnet 10.244.0.0/25",
         1,

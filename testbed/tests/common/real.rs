@@ -51,10 +51,6 @@ kubernetesVersion: {DEFAULT_RELEASE}
 networking:
   podSubnet: {pod_subnet}
   serviceSubnet: 10.96.0.0/12
----
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-failCgroupV1: false
 "
     );
     exec_ok(
@@ -76,15 +72,6 @@ pub fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
         ),
     );
 }
-
-/// The preflight errors `kubeadm init` and `kubeadm join` are told to pass over, nothing
-/// else: `SystemVerification`, because this machine boots cgroup v1 and the hosts share
-/// its cgroup hierarchy: kubeadm 1.35 refuses cgroup v1 unless told to skip the check and
-/// the KubeletConfiguration sets `failCgroupV1: false` ([`write_config`] does; the kubelet
-/// stand-in refuses to start otherwise, as the real one). Ubuntu 22.04 and 24.04 boot
-/// cgroup v2, where neither is needed. The CRI checks (`CRI`, `ImagePull`) run against the
-/// real containerd of the hosts' containerd package, with kubeadm's images preloaded.
-pub const IGNORED: &str = "--ignore-preflight-errors=SystemVerification";
 
 /// A testbed whose kubelet units run the kubelet stand-in for the real control plane,
 /// with the real apt and packages, so the real containerd, which has the images the
@@ -129,7 +116,7 @@ pub fn write_cni_config(tb: &testbed::Testbed, host: &str) {
     exec_ok(
         tb,
         host,
-        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[]}' > /etc/cni/net.d/10-test.conflist",
+        "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.3.1\",\"name\":\"k8s-pod-network\",\"plugins\":[{\"type\":\"bridge\"}]}' > /etc/cni/net.d/10-test.conflist",
     );
 }
 
@@ -173,14 +160,14 @@ pub fn logs(tb: &testbed::Testbed) -> String {
     .all()
 }
 
-/// The real `kubeadm init` of [`CONFIG`] on node1 (preflight checks included but
-/// [`IGNORED`]); panics with its output and the logs unless it succeeds.
+/// The real `kubeadm init` of [`CONFIG`] on node1, every preflight check included
+/// (SystemVerification passes on the hosts' cgroup v2 view: STANDINS-os.md); panics with its output and the logs unless it succeeds.
 pub fn kubeadm_init(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) -> Out {
     let kubeadm = k8s.bin("kubeadm").display().to_string();
     let out = exec(
         tb,
         "node1",
-        &format!("{kubeadm} init --config {CONFIG} {IGNORED} --skip-token-print"),
+        &format!("{kubeadm} init --config {CONFIG} --skip-token-print"),
     );
     assert_eq!(
         out.code,

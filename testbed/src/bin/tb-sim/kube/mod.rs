@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod cni;
 pub mod kubeadm;
 pub mod kubectl;
 pub mod kubelet;

@@ -38,7 +38,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::kubelet::{cni_configured, CNI_CONF_DIR};
+use super::cni;
 use super::mirror;
 use super::objects::rfc3339;
 use super::realnode::{internal_ip, kubectl_run, Options};
@@ -114,8 +114,32 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
             _ => {}
         }
         let host_network = pod["spec"]["hostNetwork"] == true;
-        if !host_network && !cni_configured(Path::new(CNI_CONF_DIR)) {
+        if !host_network && cni::network_ready().is_err() {
             continue;
+        }
+        // Init containers run before the pod's containers; the one whose work tests
+        // observe on the host is calico-node's install-cni (cni.rs). A failure leaves the
+        // pod Pending and is retried on the next pass, as the kubelet's init container
+        // restarts.
+        if cni::install_container(pod).is_some() {
+            match cni::install_cni(kubectl, pod, node) {
+                Ok(lines) => done.extend(
+                    lines
+                        .into_iter()
+                        .map(|l| format!("Pod {ns}/{name} install-cni: {l}")),
+                ),
+                Err(e) => {
+                    // Said once per distinct failure, not on every pass.
+                    static SAID: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+                    let line = format!("Pod {ns}/{name} install-cni failed: {e}");
+                    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+                    if *said != line {
+                        done.push(line.clone());
+                        *said = line;
+                    }
+                    continue;
+                }
+            }
         }
         let pod_ip = if host_network {
             host_ip.clone()

@@ -457,19 +457,6 @@ fn renew_lease(kubectl: &Path, name: &str) -> Result<String, String> {
     }
 }
 
-/// Whether the container runtime would find a network configuration (libcni ConfFiles).
-fn cni_configured() -> bool {
-    std::fs::read_dir("/etc/cni/net.d")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| {
-            let p = e.path();
-            p.extension()
-                .is_some_and(|x| x == "conf" || x == "conflist" || x == "json")
-        })
-}
-
 /// The host's global IPv4 address (`ip -4 -o addr show scope global`).
 pub fn internal_ip() -> Option<String> {
     let out = Command::new("ip")
@@ -498,7 +485,7 @@ pub fn node_status(release: &str) -> serde_json::Value {
         json!({"type": kind, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
-    let ready = if cni_configured() {
+    let ready = if super::cni::network_ready().is_ok() {
         condition(
             "Ready",
             "True",
