@@ -49,6 +49,35 @@ pub fn testbed(hosts: usize, user: &str) -> Testbed {
         .unwrap_or_else(|e| panic!("cannot build the testbed (run as root; build tb-sim with `cargo build -p testbed`): {e}"))
 }
 
+/// The Kubernetes release testbed/k8s/build.sh builds (kubeadm, kubectl, the control
+/// plane; the first call builds it, cached), as an inventory's `kubernetesVersion`:
+/// `1.35.4`.
+pub fn real_version() -> String {
+    testbed::k8s::DEFAULT_RELEASE
+        .trim_start_matches('v')
+        .to_string()
+}
+
+/// A testbed on the REAL control plane (issue 9): real packages and containerd, the
+/// kubeadm and kubectl packages of [`real_version`] carrying the built binaries, and the
+/// kubelet units running the kubelet stand-in against the real API server
+/// (testbed/STANDINS-kubelet-real.md). Inventories for it use [`real_version`].
+pub fn real_testbed(hosts: usize) -> Testbed {
+    let k8s = testbed::k8s::real_release(testbed::k8s::DEFAULT_RELEASE)
+        .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release: {e}"));
+    // The hosts see the cache through their /var overlay.
+    assert!(
+        k8s.dir().starts_with("/var") || k8s.dir().starts_with("/usr"),
+        "TESTBED_K8S_CACHE must be under /var or /usr for hosts to see it: {}",
+        k8s.dir().display()
+    );
+    Testbed::builder()
+        .hosts(hosts)
+        .real_kubernetes(k8s.dir().parent().unwrap())
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a {hosts}-host real-Kubernetes testbed: {e}"))
+}
+
 /// An inventory for a testbed's hosts, written by [`Inventory::write`]: the first
 /// `decls.len()` hosts of the testbed, in order, one `decls` entry each.
 pub struct Inventory<'a> {

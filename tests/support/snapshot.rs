@@ -77,6 +77,10 @@ pub const DAEMON_PATHS: &[(&str, &str)] = &[
         "dpkg's copy of the status file before its latest change (dpkg(1), FILES): the state itself is compared as the package list",
     ),
     (
+        "/root/.kube/cache",
+        "kubectl's discovery and HTTP cache (--cache-dir, default $HOME/.kube/cache), rewritten by any kubectl call, this observation's own included (tests/up_real.rs showed it changing with the real kubectl)",
+    ),
+    (
         "/var/log",
         "logs, appended by whoever runs: sshd (wtmp, lastlog) on every login, journald, the kubelet's pod logs",
     ),

@@ -1,0 +1,154 @@
+//! End-to-end on the REAL control plane (issue 9): `bootstrap up` drives the real
+//! `kubeadm init` and `kubeadm join` (the kubeadm and kubectl packages carry the binaries
+//! testbed/k8s/build.sh built), the real kube-apiserver, etcd, controller-manager and
+//! scheduler run as the kubelet stand-in's static pods, the hosts' containerd is the real
+//! one, and calico-node's install-cni does on the hosts what Calico's installer does
+//! (testbed/STANDINS-kubelet-real.md). Assertions read real API objects with kubectl and
+//! real files on the hosts.
+//!
+//! Needs root and the built release (the first run builds it): `cargo test --test up_real`.
+
+mod support;
+
+use std::time::Instant;
+
+use serde_json::Value;
+use support::snapshot::assert_converged_up;
+use support::*;
+use testbed::Testbed;
+
+/// `kubectl get ARGS -o json` on `cp` with admin.conf.
+fn get(tb: &Testbed, cp: &str, args: &[&str]) -> Value {
+    let mut argv = KUBECTL.to_vec();
+    argv.push("get");
+    argv.extend(args);
+    argv.extend(["-o", "json"]);
+    serde_json::from_str(&exec(tb, cp, &argv)).unwrap()
+}
+
+fn condition(o: &Value, kind: &str) -> String {
+    o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// inventory.example's layout (1 control plane labeled type=mysql without its taint,
+/// 1 worker labeled type=wordpress) converges through the real kubeadm: Nodes Ready with
+/// the labels and taints, calico-node Running on both, CoreDNS Ready, Calico's CNI
+/// configuration on each host; a second run changes nothing and `plan` has nothing to do.
+#[test]
+fn the_article_layout_converges_on_the_real_control_plane() {
+    let tb = real_testbed(2);
+    let version = real_version();
+    let decls = &article_decls()[..2];
+    let mut inv = Inventory::new(decls);
+    inv.version = &version;
+    let inv = inv.write(&tb);
+    let started = Instant::now();
+    let first = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
+    eprintln!("the converging up took {:?}", started.elapsed());
+    assert!(first.ok(), "first up failed:\n{}", first.stderr);
+
+    // The real programs answered.
+    let v: Value =
+        serde_json::from_str(&exec(&tb, "node1", &["kubeadm", "version", "-o", "json"])).unwrap();
+    assert_eq!(
+        v["clientVersion"]["gitVersion"],
+        format!("v{version}").as_str()
+    );
+    let mut argv = KUBECTL.to_vec();
+    argv.extend(["get", "--raw", "/version"]);
+    let v: Value = serde_json::from_str(&exec(&tb, "node1", &argv)).unwrap();
+    assert_eq!(v["gitVersion"], format!("v{version}").as_str());
+
+    // Nodes: Ready, the kubelet's version, the inventory's labels and taints.
+    let nodes = get(&tb, "node1", &["nodes"]);
+    let nodes = nodes["items"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{nodes:#?}");
+    for (name, label, taints) in [
+        ("node1", "mysql", Vec::<String>::new()),
+        ("node2", "wordpress", vec![]),
+    ] {
+        let n = nodes
+            .iter()
+            .find(|n| n["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Node {name}"));
+        assert_eq!(condition(n, "Ready"), "True", "{name}: {n:#}");
+        assert_eq!(
+            n["status"]["nodeInfo"]["kubeletVersion"],
+            format!("v{version}").as_str()
+        );
+        assert_eq!(n["metadata"]["labels"]["type"], label, "{name}");
+        let have: Vec<String> = n["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    t["key"].as_str().unwrap(),
+                    t["effect"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(have, taints, "{name}: taints");
+    }
+    assert!(nodes.iter().any(|n| n["metadata"]["labels"]
+        .get("node-role.kubernetes.io/control-plane")
+        .is_some()));
+
+    // calico-node Running on both nodes, kube-controllers and CoreDNS Ready.
+    let pods = get(&tb, "node1", &["pods", "-n", "kube-system"]);
+    let pods = pods["items"].as_array().unwrap();
+    let of = |prefix: &str| -> Vec<&Value> {
+        pods.iter()
+            .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with(prefix))
+            .collect()
+    };
+    let calico = of("calico-node-");
+    let mut on: Vec<&str> = calico
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap())
+        .collect();
+    on.sort();
+    assert_eq!(on, ["node1", "node2"], "{calico:#?}");
+    for p in calico
+        .iter()
+        .chain(of("coredns-").iter())
+        .chain(of("calico-kube-controllers-").iter())
+    {
+        assert_eq!(p["status"]["phase"], "Running", "{p:#}");
+        assert_eq!(condition(p, "Ready"), "True", "{p:#}");
+    }
+    assert_eq!(of("coredns-").len(), 2);
+
+    // What install-cni left on each host: the conflist of calico-config with the node's
+    // name, the CNI plugin's kubeconfig (private), the plugins.
+    for host in ["node1", "node2"] {
+        let conf: Value = serde_json::from_slice(
+            &tb.read_file(host, "/etc/cni/net.d/10-calico.conflist")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(conf["plugins"][0]["type"], "calico");
+        assert_eq!(conf["plugins"][0]["nodename"], host);
+        assert_eq!(
+            conf["plugins"][0]["kubernetes"]["kubeconfig"],
+            "/etc/cni/net.d/calico-kubeconfig"
+        );
+        let mode = exec(
+            &tb,
+            host,
+            &["stat", "-c", "%a", "/etc/cni/net.d/calico-kubeconfig"],
+        );
+        assert_eq!(mode.trim(), "600", "{host}");
+        exec(&tb, host, &["test", "-x", "/opt/cni/bin/calico-ipam"]);
+    }
+
+    assert_converged_up(&tb, &inv, "the second run");
+}
