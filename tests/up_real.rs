@@ -152,3 +152,36 @@ fn the_article_layout_converges_on_the_real_control_plane() {
 
     assert_converged_up(&tb, &inv, "the second run");
 }
+
+/// examples/wordpress (inventory.example's layout plus its MySQL and WordPress manifests)
+/// converges on the real control plane: `up` applies both manifests to the real API
+/// server once the nodes are Ready and waits for their rollouts; the real scheduler puts
+/// MySQL on node1 (type=mysql, untainted) and WordPress on node2 (type=wordpress); a
+/// second run changes nothing.
+#[test]
+fn examples_wordpress_converges_on_the_real_control_plane() {
+    let tb = real_testbed(2);
+    let version = real_version();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wordpress");
+    for f in ["mysql.yaml", "wordpress.yaml"] {
+        std::fs::copy(example.join(f), tb.dir().join(f)).unwrap();
+    }
+    let inv = Inventory {
+        version: &version,
+        manifests: &["mysql.yaml", "wordpress.yaml"],
+        ..Inventory::new(&article_decls()[..2])
+    }
+    .write(&tb);
+    let first = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
+    assert!(first.ok(), "first up failed:\n{}", first.stderr);
+    let (placed, pods) = pod_placement(&tb, "node1");
+    assert_eq!(
+        placed,
+        vec![running("mysql", "node1"), running("wordpress", "node2")],
+        "{pods:#}"
+    );
+    for p in pods["items"].as_array().unwrap() {
+        assert_eq!(condition(p, "Ready"), "True", "{p:#}");
+    }
+    assert_converged_up(&tb, &inv, "the second run");
+}
