@@ -579,9 +579,45 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn read_file(path: &Path, home: Option<&Path>, depth: usize) -> Result<Vec<Item>, String> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read ssh_config file {}: {e}", path.display()))?;
-    parse_text(&Arc::new(path.to_path_buf()), &text, home, depth)
+    let file = Arc::new(path.to_path_buf());
+    let text = utf8_text(&file, &bytes)?;
+    parse_text(&file, &text, home, depth)
+}
+
+/// ssh reads its configuration as bytes (readconf.c): a comment, or the comment after a
+/// line's arguments, in a legacy encoding (a Latin-1 name) is nothing to it, so such
+/// bytes only fail a line whose keyword or arguments hold them, named by file and line
+/// (bootstrap's values are UTF-8 strings).
+fn utf8_text(file: &Arc<PathBuf>, bytes: &[u8]) -> Result<String, String> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let text = String::from_utf8_lossy(line);
+        if std::str::from_utf8(line).is_err() {
+            let at = Place {
+                file: file.clone(),
+                line: i + 1,
+            };
+            let bad = |s: &str| s.contains('\u{fffd}');
+            if let Some(d) = directive(text.trim_end_matches(['\n', '\r']), at.clone())? {
+                let rest_used = matches!(d.keyword.as_str(), "proxycommand" | "proxyjump");
+                if bad(&d.keyword)
+                    || d.args.iter().any(|a| bad(a))
+                    || rest_used && bad(d.rest.split('#').next().unwrap_or_default())
+                {
+                    return Err(format!(
+                        "{at}: not valid UTF-8 (bootstrap reads ssh_config values as UTF-8)"
+                    ));
+                }
+            }
+        }
+        out.push_str(&text);
+    }
+    Ok(out)
 }
 
 fn parse_text(
@@ -846,6 +882,30 @@ mod tests {
                 .unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    /// Bytes that are not UTF-8 in a comment (ssh reads the file as bytes) do not make
+    /// the file unreadable; in a value they are refused at their line.
+    #[test]
+    fn a_comment_that_is_not_utf8_is_only_a_comment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            b"# Ren\xe9's hosts\nHost web # caf\xe9\n  User deploy\n".as_slice(),
+        )
+        .unwrap();
+        let c = SshConfig::load(&path, Some(dir.path())).unwrap();
+        assert_eq!(
+            c.resolve("web", None).unwrap().user.unwrap().value,
+            "deploy"
+        );
+        std::fs::write(&path, b"Host web\n  User ren\xe9\n".as_slice()).unwrap();
+        let err = SshConfig::load(&path, Some(dir.path())).unwrap_err();
+        assert!(
+            err.ends_with("config:2: not valid UTF-8 (bootstrap reads ssh_config values as UTF-8)"),
+            "{err}"
+        );
     }
 
     #[test]
