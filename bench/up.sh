@@ -17,10 +17,17 @@ scale=${2:-1}
 write_article_inventory
 
 for run in first converged; do
+  ok=1
   /usr/bin/time -f "%e %M" -o "$dir/time" \
     env CI=1 "$bin/bootstrap" up "$dir/inventory.yaml" --log-dir "$dir/logs" >/dev/null 2>"$dir/$run.log" \
-    || { echo "bootstrap up failed ($run run):"; tail -20 "$dir/$run.log"; exit 1; }
-  read -r wall rss <"$dir/time"
+    || ok=0
   phases=$(sed -n 's/.*\[\(runtime\|packages\)\] done in \([^:]*\):.*/\1=\2/p' "$dir/$run.log" | tr '\n' ' ')
+  if [ "$ok" = 0 ]; then
+    # The phases that finished still say how long they took.
+    echo "bootstrap up failed ($run run; phases done: $phases):"
+    tail -20 "$dir/$run.log"
+    exit 1
+  fi
+  read -r wall rss <"$dir/time"
   printf 'hosts=%s scale=%s run=%s wall=%ss peak_rss=%sKiB %s\n' "$hosts" "$scale" "$run" "$wall" "$rss" "$phases"
 done
