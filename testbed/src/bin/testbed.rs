@@ -86,6 +86,20 @@ enum Cmd {
         #[command(subcommand)]
         fault: FaultCmd,
     },
+    /// Make the repository server misbehave for one of its names (archive.ubuntu.com,
+    /// security.ubuntu.com, pkgs.k8s.io, raw.githubusercontent.com): bad-signature
+    /// (InRelease no longer matches its signature), truncated (.deb downloads cut off
+    /// half-way), stall (requests taken and never answered), stall-body (.deb downloads
+    /// stop half-way, the connection left open). `--off` ends it.
+    RepoFault {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(value_parser = ["bad-signature", "truncated", "stall", "stall-body"])]
+        kind: String,
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
     /// Power a host off (all its processes die, its address stops answering).
     Stop {
         #[arg(long)]
@@ -261,6 +275,21 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 }
             };
             tb.fault(&host, f)?;
+        }
+        Cmd::RepoFault {
+            dir,
+            kind,
+            name,
+            off,
+        } => {
+            if !testbed::repo::HOSTS.contains(&name.as_str()) {
+                eprintln!(
+                    "testbed: the repository server has no name {name} (it serves {})",
+                    testbed::repo::HOSTS.join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Testbed::attach(&dir)?.repo_fault(&kind, &name, !off)?
         }
         Cmd::Stop { dir, host } => Testbed::attach(&dir)?.stop(&host)?,
         Cmd::Start { dir, host } => Testbed::attach(&dir)?.start(&host)?,
