@@ -141,12 +141,13 @@ fn the_article_layout_converges_on_the_real_control_plane() {
             conf["plugins"][0]["kubernetes"]["kubeconfig"],
             "/etc/cni/net.d/calico-kubeconfig"
         );
-        let mode = exec(
-            &tb,
-            host,
-            &["stat", "-c", "%a", "/etc/cni/net.d/calico-kubeconfig"],
-        );
-        assert_eq!(mode.trim(), "600", "{host}");
+        // Both private: Calico's install.go writes the conflist 0600 too
+        // (writeCNIConfig, TEST_FILE_PERMISSION's default).
+        for file in ["calico-kubeconfig", "10-calico.conflist"] {
+            let path = format!("/etc/cni/net.d/{file}");
+            let mode = exec(&tb, host, &["stat", "-c", "%a", &path]);
+            assert_eq!(mode.trim(), "600", "{host}: {path}");
+        }
         exec(&tb, host, &["test", "-x", "/opt/cni/bin/calico-ipam"]);
     }
 

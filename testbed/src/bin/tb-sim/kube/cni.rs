@@ -539,7 +539,12 @@ pub fn install_cni(kubectl: &Path, pod: &Value, node: &str) -> Result<Vec<String
         ));
     }
     let name = get("CNI_CONF_NAME", "10-calico.conflist");
-    write_file(&net.join(&name), conf.as_bytes(), 0o644)?;
+    // install.go writeCNIConfig: mode TEST_FILE_PERMISSION, "0600" unless a test says
+    // otherwise (the conflist may carry the service account token), forced on an existing
+    // file too (os.Chmod after os.WriteFile).
+    let mode = u32::from_str_radix(&get("TEST_FILE_PERMISSION", "0600"), 8)
+        .map_err(|e| format!("TEST_FILE_PERMISSION: {e}"))?;
+    write_file(&net.join(&name), conf.as_bytes(), mode)?;
     done.push(format!("Created {HOST_NET_DIR}/{name}"));
     let old = get("CNI_OLD_CONF_NAME", "10-calico.conflist");
     if name != old {
