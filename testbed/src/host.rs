@@ -138,6 +138,10 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
     for d in layout::FRESH_PACKAGE_DIRS {
         opaque_dir(&paths, d)?;
     }
+    for d in layout::DISK_DIRS {
+        let disk = paths.disk(d);
+        std::fs::create_dir_all(&disk).map_err(|e| Error::io("create", &disk, e))?;
+    }
     let ctl = paths.ctl();
     mkdir(&ctl, 0o755)?;
     mkdir(&ctl.join(layout::ctl::FAULTS), 0o755)?;
@@ -182,6 +186,10 @@ pub fn boot(dir: &Path, host: &HostState, provision: Option<Provision>) -> Resul
         hostname: host.name.clone(),
         overlays: overlays(dir, &host.name),
         ctl: ctl.clone(),
+        disks: layout::DISK_DIRS
+            .iter()
+            .map(|d| (paths.disk(d), d.to_string()))
+            .collect(),
         provision,
         resources: host.resources,
     };

@@ -41,6 +41,13 @@ pub const OVERLAY_DIRS: &[&str] = &[
     "/tmp",
 ];
 
+/// Directories a host keeps on a plain filesystem of its own, as a real host keeps them on
+/// its disk: bind mounts of `DIR/hosts/NAME/disk/...` over its overlays. The kernel
+/// refuses an overlayfs upperdir on overlayfs (`overlay: filesystem on ... not supported
+/// as upperdir`), which the real containerd's overlayfs snapshotter needs for every
+/// container's root filesystem.
+pub const DISK_DIRS: &[&str] = &["/var/lib/containerd"];
+
 /// Where the host's control directory is bind-mounted inside the host.
 pub const CTL_DIR: &str = "/usr/local/lib/testbed";
 /// The multi-call stand-in binary inside a host.
@@ -264,6 +271,10 @@ impl HostPaths {
             .join("work")
             .join(overlay_dir.trim_start_matches('/'))
     }
+    /// Outside path of a [`DISK_DIRS`] directory, e.g. "/var/lib/containerd".
+    pub fn disk(&self, dir: &str) -> PathBuf {
+        self.root.join("disk").join(dir.trim_start_matches('/'))
+    }
     pub fn audit_log(&self) -> PathBuf {
         self.ctl().join(ctl::AUDIT_LOG)
     }
@@ -297,6 +308,9 @@ pub struct InitSpec {
     pub overlays: Vec<OverlayMount>,
     /// Outside path of the control directory, bind-mounted at [`CTL_DIR`].
     pub ctl: PathBuf,
+    /// (outside path, target) of the [`DISK_DIRS`], bind-mounted after the overlays.
+    #[serde(default)]
+    pub disks: Vec<(PathBuf, String)>,
     /// Set only for the first boot: what turns a copy of this machine into a fresh server.
     pub provision: Option<Provision>,
     /// A smaller machine than this one, applied at every boot.

@@ -238,8 +238,9 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
 /// os/runc.rs, STANDINS-os.md): `ctr run` creates and starts it, its process (pause's:
 /// waiting until killed) in a PID namespace of its own; `ctr task kill -s SIGKILL` ends
 /// it and with it every process of that namespace; `ctr task rm` and `ctr container rm`
-/// remove it. With the native snapshotter: the kernel refuses an overlayfs upperdir on
-/// the hosts' own /var overlay.
+/// remove it. containerd's default overlayfs snapshotter mounts the root filesystem:
+/// /var/lib/containerd is on a plain filesystem of the host's own (`layout::DISK_DIRS`),
+/// since the kernel refuses an overlayfs upperdir on the hosts' /var overlay.
 #[test]
 fn the_real_shim_runs_and_kills_a_container_through_the_runc_stand_in() {
     let (tb, h) = real_packages_host("runc");
@@ -250,8 +251,9 @@ fn the_real_shim_runs_and_kills_a_container_through_the_runc_stand_in() {
     exec_ok(
         &tb,
         &h,
-        // No command: the image's entrypoint, /pause.
-        &format!("{ctr} run -d --snapshotter native registry.k8s.io/pause:3.10.1 p1"),
+        // No command: the image's entrypoint, /pause. The overlayfs snapshotter's mount of
+        // the root filesystem is what needs /var/lib/containerd off the /var overlay.
+        &format!("{ctr} run -d registry.k8s.io/pause:3.10.1 p1"),
     );
     let out = exec_ok(&tb, &h, &format!("{ctr} task ls"));
     let line = out

@@ -139,9 +139,27 @@ fn outer(spec: &InitSpec, spec_path: &Path) -> io::Result<Option<i32>> {
         None,
     )
     .map_err(|e| ctx("bind-mounting the control directory", e))?;
+    // The disk directories' sources, opened before an overlay may hide them.
+    let disks: Vec<(std::fs::File, &String)> = spec
+        .disks
+        .iter()
+        .map(|(source, target)| {
+            std::fs::File::open(source)
+                .map(|f| (f, target))
+                .map_err(|e| ctx(&format!("opening {}", source.display()), e))
+        })
+        .collect::<io::Result<_>>()?;
     for o in spec.overlays.iter().filter(hides_dir) {
         mount_overlay(o)?;
     }
+    for (source, target) in &disks {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(target).map_err(|e| ctx(&format!("creating {target}"), e))?;
+        let from = format!("/proc/self/fd/{}", source.as_raw_fd());
+        mount(Some(&from), target, None, libc::MS_BIND, None)
+            .map_err(|e| ctx(&format!("bind-mounting {target}"), e))?;
+    }
+    drop(disks);
     check(unsafe { libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len()) })
         .map_err(|e| ctx("sethostname", e))?;
     let _ = io::stderr().flush();
@@ -344,7 +362,11 @@ fn provision(p: &Provision, hostname: &str) -> io::Result<()> {
     let os: Os =
         p.os.parse()
             .map_err(|e: String| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    for path in NOT_ON_A_FRESH_SERVER {
+    // A disk directory is a host's own, empty at its creation, and covers the machine's.
+    for path in NOT_ON_A_FRESH_SERVER
+        .iter()
+        .filter(|p| !layout::DISK_DIRS.contains(p))
+    {
         remove(path)?;
     }
     write("/etc/hostname", &format!("{hostname}\n"), 0o644)?;
