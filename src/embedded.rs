@@ -76,6 +76,15 @@ mod tests {
         script: &str,
         env: &[(&str, &str)],
     ) -> (std::process::Output, tempfile::TempDir) {
+        wait_on_fake_apt_with(script, env, "")
+    }
+
+    /// [`wait_on_fake_apt`] with `args` (shell words) after the fake's path.
+    fn wait_on_fake_apt_with(
+        script: &str,
+        env: &[(&str, &str)],
+        args: &str,
+    ) -> (std::process::Output, tempfile::TempDir) {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let wrapper = crate::playbook::render_template(
@@ -88,7 +97,7 @@ mod tests {
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let out = std::process::Command::new("timeout")
             .args(["20", "sh", "-c"])
-            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\""))
+            .arg(format!("{wrapper}\nbootstrap_dpkg_wait \"$0\" {args}"))
             .arg(&fake)
             .envs(env.iter().copied())
             .output()
@@ -160,9 +169,34 @@ mod tests {
             e,
             &[
                 e,
-                "gave up: another process held dpkg's lock for the 10 s of DPkg::Lock::Timeout",
+                "gave up: another process held dpkg's lock for ",
+                "s (apt-get's DPkg::Lock::Timeout ran out)",
             ],
             &[],
         );
+    }
+
+    /// After waiting for apt's lists lock, the retry's apt-get may wait for dpkg's lock
+    /// only what is left of packageLockWait (10 s here, at least 2 s spent): its
+    /// DPkg::Lock::Timeout is lowered, the other arguments kept in order.
+    #[test]
+    fn a_retry_waits_for_dpkg_s_lock_only_what_is_left() {
+        let (out, _dir) = wait_on_fake_apt_with(
+            "#!/bin/sh\n\
+             [ -e \"$0.done\" ] && { echo \"$@\"; exit 0; }\n\
+             touch \"$0.done\"\n\
+             echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 7 (apt-get)' >&2\n\
+             exit 100\n",
+            &[],
+            "-o DPkg::Lock::Timeout=10 -o 'Dpkg::Options::=--force-confold' update",
+        );
+        assert!(out.status.success(), "{out:?}");
+        let args = String::from_utf8_lossy(&out.stdout);
+        let left: u64 = args
+            .strip_prefix("-o DPkg::Lock::Timeout=")
+            .and_then(|r| r.strip_suffix(" -o Dpkg::Options::=--force-confold update\n"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{args}"));
+        assert!(left <= 8, "{args}");
     }
 }

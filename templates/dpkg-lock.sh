@@ -1,7 +1,7 @@
 # bootstrap_dpkg_wait CMD...: runs CMD and, while it fails because another process holds
 # dpkg's lock or apt's lists lock, runs it again, for up to the inventory's
 # cluster.packageLockWait ({{ cluster.package_lock_wait }} s; the same number is every apt-get's
-# -o DPkg::Lock::Timeout in the playbooks).
+# -o DPkg::Lock::Timeout in the playbooks, lowered for a retry to what is left of it).
 #
 # `apt-get update` takes /var/lib/apt/lists/lock without waiting, whatever
 # DPkg::Lock::Timeout says (that covers dpkg's frontend lock only): on a cloud VM's first
@@ -53,7 +53,7 @@ bootstrap_dpkg_wait() {
         # apt-get itself waited DPkg::Lock::Timeout for dpkg's lock ("Waiting for cache
         # lock: ..." above) and gave up: the wait is spent, so not retried.
         printf '%s\n' "$_bs_out" >&2
-        echo "gave up: another process held dpkg's lock for the {{ cluster.package_lock_wait }} s of DPkg::Lock::Timeout" >&2
+        echo "gave up: another process held dpkg's lock for $(($(date +%s) - _bs_start))s (apt-get's DPkg::Lock::Timeout ran out)" >&2
         return "$_bs_rc"
         ;;
       *)
@@ -78,6 +78,16 @@ bootstrap_dpkg_wait() {
       echo "waiting for $_bs_what (${_bs_waited}s): $_bs_held" >&2
     fi
     sleep 2
+    # What is left of the wait is all the next try's apt-get may wait for dpkg's lock
+    # itself (its -o DPkg::Lock::Timeout=N), so a lists or archives lock held first does
+    # not add a whole DPkg::Lock::Timeout on top.
+    _bs_left=$(({{ cluster.package_lock_wait }} - ($(date +%s) - _bs_start)))
+    [ "$_bs_left" -ge 0 ] || _bs_left=0
+    for _bs_a in "$@"; do
+      shift
+      case $_bs_a in DPkg::Lock::Timeout=*) _bs_a=DPkg::Lock::Timeout=$_bs_left ;; esac
+      set -- "$@" "$_bs_a"
+    done
   done
 }
 

@@ -1082,7 +1082,7 @@ fn unattended_upgrades_mid_run_is_waited_for_and_apt_s_error_when_it_outlasts_th
         // throttled (OpTextProgress) and may be missing; its final error is not.
         &[
             "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?",
-            "gave up: another process held dpkg's lock for the 5 s of DPkg::Lock::Timeout",
+            "(apt-get's DPkg::Lock::Timeout ran out)",
         ],
     );
     let out = tb.exec("uu1", &["dpkg-query", "-W", "kubeadm"]).unwrap();
