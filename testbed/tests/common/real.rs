@@ -1,7 +1,7 @@
 //! Helpers of the tests against the REAL control plane (issue 9): the built release,
 //! kubeadm's configuration, a testbed whose kubelet units run the kubelet stand-in, the
 //! reference procedure's kubelet install, polling and logs. Shared by
-//! real_control_plane.rs and real_cluster_checks.rs.
+//! real_control_plane.rs, real_cluster_checks.rs and real_upgrade.rs.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,13 @@ pub const ADMIN: &str = "--kubeconfig /etc/kubernetes/admin.conf";
 
 /// The built release, checked to be visible to the hosts.
 pub fn release() -> testbed::k8s::RealRelease {
-    let k8s = real_release(DEFAULT_RELEASE).unwrap();
+    built(DEFAULT_RELEASE)
+}
+
+/// The built `release` (e.g. "v1.34.2"; built now if it is not), checked to be visible to
+/// the hosts.
+pub fn built(release: &str) -> testbed::k8s::RealRelease {
+    let k8s = real_release(release).unwrap();
     // The hosts see the cache through their /var overlay; a cache elsewhere is invisible.
     assert!(
         k8s.dir().starts_with("/var") || k8s.dir().starts_with("/usr"),
@@ -32,6 +38,11 @@ pub fn write_config(tb: &testbed::Testbed) {
 
 /// [`write_config`] with another `networking.podSubnet`.
 pub fn write_config_with(tb: &testbed::Testbed, pod_subnet: &str) {
+    write_config_for(tb, DEFAULT_RELEASE, pod_subnet);
+}
+
+/// [`write_config`] with another `kubernetesVersion` and `networking.podSubnet`.
+pub fn write_config_for(tb: &testbed::Testbed, release: &str, pod_subnet: &str) {
     let addr = address(tb, "node1");
     let config = format!(
         "apiVersion: kubeadm.k8s.io/v1beta4
@@ -47,7 +58,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: {DEFAULT_RELEASE}
+kubernetesVersion: {release}
 networking:
   podSubnet: {pod_subnet}
   serviceSubnet: 10.96.0.0/12
@@ -89,13 +100,24 @@ pub fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::T
 /// SystemdCgroup = true) and the kubelet package of the release (pkgs.k8s.io `v1.N`), held
 /// and enabled as §3 does; kubeadm and kubectl are the built ones.
 pub fn install_kubelet(tb: &testbed::Testbed, host: &str) {
-    let version = DEFAULT_RELEASE.trim_start_matches('v');
+    install_packages(tb, host, DEFAULT_RELEASE, &["kubelet"]);
+}
+
+/// Like [`install_kubelet`], with `packages` of `release` (e.g. kubelet, kubeadm,
+/// kubectl: those of a built release carry its real kubeadm and kubectl), held as §3
+/// does.
+pub fn install_packages(tb: &testbed::Testbed, host: &str, release: &str, packages: &[&str]) {
+    let version = release.trim_start_matches('v');
     let minor = version.rsplit_once('.').unwrap().0;
     let mut steps: Vec<String> = PREREQUISITES.iter().map(|s| s.to_string()).collect();
     steps.extend(RUNTIME.iter().map(|s| s.to_string()));
     steps.extend(k8s_repository(minor));
-    steps.push(format!("apt-get install -y kubelet={version}-1.1"));
-    steps.push("apt-mark hold kubelet".into());
+    let pinned: Vec<String> = packages
+        .iter()
+        .map(|p| format!("{p}={version}-1.1"))
+        .collect();
+    steps.push(format!("apt-get install -y {}", pinned.join(" ")));
+    steps.push(format!("apt-mark hold {}", packages.join(" ")));
     steps.push("systemctl enable --now kubelet".into());
     for step in steps {
         exec_ok(tb, host, &step);
