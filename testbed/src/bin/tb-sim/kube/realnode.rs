@@ -501,8 +501,11 @@ pub fn node_status(release: &str) -> serde_json::Value {
         .and_then(|v| v.split_whitespace().next().map(String::from))
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let capacity =
-        json!({"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "110"});
+    let (capacity, allocatable) = resources(
+        cpus,
+        memory_kib.parse().unwrap_or(0),
+        rootfs_bytes("/var/lib/kubelet"),
+    );
     let os_image = read_trimmed("/etc/os-release")
         .lines()
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
@@ -516,7 +519,7 @@ pub fn node_status(release: &str) -> serde_json::Value {
             ready,
         ],
         "capacity": capacity,
-        "allocatable": capacity,
+        "allocatable": allocatable,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
             "machineID": read_trimmed("/etc/machine-id"),
@@ -528,6 +531,44 @@ pub fn node_status(release: &str) -> serde_json::Value {
             "kubeletVersion": release,
         },
     })
+}
+
+/// The size of the file system holding `dir` in bytes (cadvisor's RootFsInfo capacity of
+/// the kubelet's root directory), 0 when it cannot be asked.
+fn rootfs_bytes(dir: &str) -> u64 {
+    let Ok(path) = std::ffi::CString::new(dir) else {
+        return 0;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    st.f_blocks as u64 * st.f_frsize as u64
+}
+
+/// The Node's capacity and allocatable (nodestatus/setters.go MachineInfo): capacity from
+/// the machine, allocatable = capacity minus the reservation
+/// (pkg/kubelet/cm/node_container_manager_linux.go GetNodeAllocatableReservation), which
+/// under kubeadm's configuration (no kube- or system-reserved) is the kubelet's default
+/// hard eviction thresholds (pkg/kubelet/apis/config/v1beta1/defaults_linux.go:
+/// memory.available<100Mi, nodefs.available<10%): 100Mi of memory and a tenth of the root
+/// file system. Quantities as the API prints them: memory in Ki, ephemeral-storage
+/// capacity in Ki and its allocatable in bytes.
+fn resources(cpus: usize, memory_kib: u64, rootfs: u64) -> (Value, Value) {
+    let capacity = json!({
+        "cpu": cpus.to_string(),
+        "memory": format!("{memory_kib}Ki"),
+        "ephemeral-storage": format!("{}Ki", rootfs / 1024),
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "pods": "110",
+    });
+    let rootfs = rootfs / 1024 * 1024;
+    let mut allocatable = capacity.clone();
+    allocatable["memory"] = json!(format!("{}Ki", memory_kib.saturating_sub(100 * 1024)));
+    // GetThresholdQuantity: int64(capacity * 0.1), rounded down.
+    allocatable["ephemeral-storage"] = json!((rootfs - rootfs / 10).to_string());
+    (capacity, allocatable)
 }
 
 /// A MicroTime for now (the API's `2006-01-02T15:04:05.000000Z07:00`).
@@ -584,6 +625,20 @@ pub fn kubectl_as(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Allocatable is capacity minus the default hard eviction thresholds (100Mi of
+    /// memory, 10% of the root file system): the stand-in reported capacity as
+    /// allocatable, 100Mi more than a real node offers the scheduler.
+    #[test]
+    fn allocatable_keeps_the_kubelet_s_eviction_reserve() {
+        let (capacity, allocatable) = resources(2, 4_000_000, 10 * 1024 * 1024 * 1024);
+        assert_eq!(capacity["memory"], "4000000Ki");
+        assert_eq!(allocatable["memory"], "3897600Ki");
+        assert_eq!(capacity["ephemeral-storage"], "10485760Ki");
+        assert_eq!(allocatable["ephemeral-storage"], "9663676416");
+        assert_eq!(allocatable["cpu"], "2");
+        assert_eq!(allocatable["pods"], "110");
+    }
 
     #[test]
     fn the_initial_node_carries_the_kubelets_labels_and_annotation() {
