@@ -305,7 +305,9 @@ fn update_status(kubectl: &Path, opts: &Options) -> Result<Option<String>, Strin
     let mut node: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let addresses = node_addresses(opts);
     let previous = node["status"]["addresses"].clone();
+    let earlier = node["status"]["conditions"].clone();
     node["status"] = node_status(&opts.release);
+    node["status"]["conditions"] = merge_conditions(&earlier, &node["status"]["conditions"]);
     if let Some(runtime) = &opts.runtime {
         node["status"]["nodeInfo"]["containerRuntimeVersion"] = json!(runtime);
     }
@@ -327,6 +329,28 @@ fn update_status(kubectl: &Path, opts: &Options) -> Result<Option<String>, Strin
             opts.name
         )
     }))
+}
+
+/// The kubelet's condition setters (nodestatus/setters.go ReadyCondition,
+/// MemoryPressureCondition, ...) update the Node's conditions in place: a condition whose
+/// status did not change keeps its lastTransitionTime (only lastHeartbeatTime moves), and
+/// conditions the kubelet does not own (NetworkUnavailable, which a network plugin sets)
+/// stay as they are.
+fn merge_conditions(earlier: &Value, fresh: &Value) -> Value {
+    let mut out: Vec<Value> = earlier.as_array().cloned().unwrap_or_default();
+    for c in fresh.as_array().into_iter().flatten() {
+        match out.iter_mut().find(|e| e["type"] == c["type"]) {
+            Some(e) => {
+                let mut c = c.clone();
+                if e["status"] == c["status"] && !e["lastTransitionTime"].is_null() {
+                    c["lastTransitionTime"] = e["lastTransitionTime"].clone();
+                }
+                *e = c;
+            }
+            None => out.push(c.clone()),
+        }
+    }
+    json!(out)
 }
 
 /// The NodeAddress setter (nodestatus/setters.go): `--node-ip` if it validates, else the
@@ -625,6 +649,40 @@ pub fn kubectl_as(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A condition whose status stays keeps when it last changed; a changed one moves; a
+    /// condition another component owns stays (the stand-in rewrote every condition with
+    /// lastTransitionTime = now on every update and dropped the others).
+    #[test]
+    fn conditions_keep_their_transition_time_while_their_status_stays() {
+        let earlier = json!([
+            {"type": "NetworkUnavailable", "status": "False", "lastTransitionTime": "t0"},
+            {"type": "MemoryPressure", "status": "False", "lastTransitionTime": "t1", "lastHeartbeatTime": "t1"},
+            {"type": "Ready", "status": "False", "lastTransitionTime": "t1", "lastHeartbeatTime": "t1"},
+        ]);
+        let fresh = json!([
+            {"type": "MemoryPressure", "status": "False", "lastTransitionTime": "t2", "lastHeartbeatTime": "t2"},
+            {"type": "Ready", "status": "True", "lastTransitionTime": "t2", "lastHeartbeatTime": "t2"},
+            {"type": "PIDPressure", "status": "False", "lastTransitionTime": "t2", "lastHeartbeatTime": "t2"},
+        ]);
+        let merged = merge_conditions(&earlier, &fresh);
+        let of = |t: &str| {
+            merged
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == t)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(of("NetworkUnavailable")["lastTransitionTime"], "t0");
+        assert_eq!(of("MemoryPressure")["lastTransitionTime"], "t1");
+        assert_eq!(of("MemoryPressure")["lastHeartbeatTime"], "t2");
+        assert_eq!(of("Ready")["lastTransitionTime"], "t2");
+        assert_eq!(of("Ready")["status"], "True");
+        assert_eq!(of("PIDPressure")["lastTransitionTime"], "t2");
+        assert_eq!(merged.as_array().unwrap().len(), 4);
+    }
 
     /// Allocatable is capacity minus the default hard eviction thresholds (100Mi of
     /// memory, 10% of the root file system): the stand-in reported capacity as
