@@ -201,25 +201,21 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
         match super::tlsboot::store_embedded_pair(opts.rotate) {
             Ok(true) => {
                 let (kubectl, name) = (kubectl.clone(), name.clone());
+                // The certificate manager's rotation loop, with its backoff.
                 std::thread::spawn(move || {
-                    let mut said = String::new();
-                    loop {
-                        match super::tlsboot::request_certificate(
-                            &kubectl,
-                            KUBELET_CONF,
-                            &name,
-                            true,
-                            &|m| log(m),
-                        ) {
-                            Ok(()) => break,
-                            Err(e) if e != said => {
-                                log(&format!("Failed while requesting a signed certificate from the control plane: {e}"));
-                                said = e;
-                            }
-                            Err(_) => {}
-                        }
-                        std::thread::sleep(Duration::from_secs(2));
-                    }
+                    super::tlsboot::rotate_until_issued(
+                        &mut || {
+                            super::tlsboot::request_certificate(
+                                &kubectl,
+                                KUBELET_CONF,
+                                &name,
+                                true,
+                                &|m| log(m),
+                            )
+                        },
+                        &mut std::thread::sleep,
+                        &|m| log(m),
+                    )
                 });
             }
             Ok(false) => {}

@@ -96,7 +96,7 @@ pub fn ensure_client(
 /// failures (`Failed while requesting a signed certificate from the control plane`,
 /// `Certificate request was not signed`, ...: here `attempt`'s error); they never end
 /// the kubelet.
-fn rotate_until_issued(
+pub fn rotate_until_issued(
     attempt: &mut dyn FnMut() -> Result<(), String>,
     sleep: &mut dyn FnMut(Duration),
     log: &dyn Fn(&str),
