@@ -12,12 +12,17 @@ fi
 bin=${CARGO_TARGET_DIR:-$root/target}/$( [ "$profile" = release ] && echo release || echo debug)
 dir=$(mktemp -d /tmp/bootstrap-bench.XXXXXX)
 trap '"$bin/testbed" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-"$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" >/dev/null
+# BENCH_REAL_K8S=RELEASE (e.g. v1.35.4): the REAL control plane of that release (testbed
+# up --real-kubernetes; the first call builds it, minutes) and the inventory at its
+# version; the time scale then only applies to the stand-ins left (packages' downloads).
+real_k8s=${BENCH_REAL_K8S:-}
+"$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" \
+  ${real_k8s:+--real-kubernetes "$real_k8s"} >/dev/null
 # Writes $dir/inventory.yaml in the article's layout: the first host is the control plane
 # (type=mysql, no taint), the others workers (type=wordpress).
 write_article_inventory() {
-  jq -r --arg d "$dir" '
-    "cluster: {name: bench}",
+  jq -r --arg d "$dir" --arg v "${real_k8s#v}" '
+    "cluster: {name: bench\(if $v == "" then "" else ", kubernetesVersion: \($v)" end)}",
     "ssh: {user: root, identityFile: \($d)/id_ed25519, knownHostsFile: \($d)/known_hosts}",
     "hosts:",
     (to_entries[] | if .key == 0

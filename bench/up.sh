@@ -2,6 +2,7 @@
 # Benchmark: `bootstrap up` from fresh hosts, then a converged re-run, on a local testbed.
 #
 #   sudo bench/up.sh [HOSTS] [TIME_SCALE]      (defaults: 3 hosts, time scale 1)
+#   sudo BENCH_REAL_K8S=v1.35.4 bench/up.sh ...  (the REAL control plane: bench/lib.sh)
 #
 # With TIME_SCALE 1 every stand-in takes its documented real-world duration (kubeadm init
 # ~60 s, join ~15 s ...) and the testbed's repository sends each package after its install

@@ -62,6 +62,19 @@ pub fn real_release(release: &str) -> Result<RealRelease> {
     })
 }
 
+/// [`real_release`], checked to be where the hosts can see it: they see the cache
+/// (`TESTBED_K8S_CACHE`) through their /var or /usr overlay, a cache elsewhere is invisible.
+pub fn real_release_for_hosts(release: &str) -> Result<RealRelease> {
+    let k8s = real_release(release)?;
+    if !(k8s.dir.starts_with("/var") || k8s.dir.starts_with("/usr")) {
+        return Err(Error::Invalid(format!(
+            "TESTBED_K8S_CACHE must be under /var or /usr for hosts to see it: {}",
+            k8s.dir.display()
+        )));
+    }
+    Ok(k8s)
+}
+
 /// Runs `SCRIPT build VERSION` (testbed/k8s/build.sh, testbed/containerd/build.sh) once
 /// per script, version and process, and returns the cache directory it prints, checked to
 /// hold `expect`. The scripts reuse what is cached and build what is not (minutes when

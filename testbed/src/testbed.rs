@@ -122,6 +122,14 @@ impl Builder {
         self.real_kubernetes = Some(releases.into());
         self
     }
+    /// [`Builder::real_kubernetes`] with the programs of `release` (e.g. "v1.35.4"), built
+    /// or reused by testbed/k8s/build.sh ([`crate::k8s::real_release_for_hosts`]: fails
+    /// when the hosts cannot see the cache).
+    pub fn real_kubernetes_release(self, release: &str) -> Result<Self> {
+        let k8s = crate::k8s::real_release_for_hosts(release)?;
+        let releases = k8s.dir().parent().unwrap_or(k8s.dir()).to_path_buf();
+        Ok(self.real_kubernetes(releases))
+    }
     /// Hosts are named PREFIX1..PREFIXN (default "node").
     pub fn name_prefix(mut self, p: &str) -> Self {
         self.name_prefix = p.to_string();

@@ -63,17 +63,10 @@ pub fn real_version() -> String {
 /// kubelet units running the kubelet stand-in against the real API server
 /// (testbed/STANDINS-kubelet-real.md). Inventories for it use [`real_version`].
 pub fn real_testbed(hosts: usize) -> Testbed {
-    let k8s = testbed::k8s::real_release(testbed::k8s::DEFAULT_RELEASE)
-        .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release: {e}"));
-    // The hosts see the cache through their /var overlay.
-    assert!(
-        k8s.dir().starts_with("/var") || k8s.dir().starts_with("/usr"),
-        "TESTBED_K8S_CACHE must be under /var or /usr for hosts to see it: {}",
-        k8s.dir().display()
-    );
     Testbed::builder()
         .hosts(hosts)
-        .real_kubernetes(k8s.dir().parent().unwrap())
+        .real_kubernetes_release(testbed::k8s::DEFAULT_RELEASE)
+        .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release: {e}"))
         .build()
         .unwrap_or_else(|e| panic!("cannot build a {hosts}-host real-Kubernetes testbed: {e}"))
 }

@@ -55,6 +55,12 @@ enum Cmd {
         /// cloud VM) and a name NAME.tbX.test listed in DIR/etc-hosts.
         #[arg(long)]
         public_addresses: bool,
+        /// The REAL control plane: kubeadm, kubectl and the control plane's programs of
+        /// RELEASE (built or reused by testbed/k8s/build.sh) in the repository's packages,
+        /// the kubelet units running the kubelet stand-in against them
+        /// (testbed/STANDINS-kubelet-real.md). Default: the simulated Kubernetes.
+        #[arg(long, value_name = "RELEASE", default_missing_value = testbed::k8s::DEFAULT_RELEASE, num_args = 0..=1)]
+        real_kubernetes: Option<String>,
     },
     /// Remove every host, the bridge and the testbed's files in DIR.
     Down {
@@ -188,9 +194,13 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
             name_prefix,
             host_os,
             public_addresses,
+            real_kubernetes,
         } => {
             let start = Instant::now();
             let mut builder = Testbed::builder();
+            if let Some(release) = real_kubernetes {
+                builder = builder.real_kubernetes_release(&release)?;
+            }
             for (host, os) in host_os {
                 builder = builder.host_os(&host, os);
             }

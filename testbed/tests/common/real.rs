@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testbed::k8s::{real_release, DEFAULT_RELEASE};
+use testbed::k8s::{real_release_for_hosts, DEFAULT_RELEASE};
 
 use super::*;
 
@@ -21,14 +21,7 @@ pub fn release() -> testbed::k8s::RealRelease {
 /// The built `release` (e.g. "v1.34.2"; built now if it is not), checked to be visible to
 /// the hosts.
 pub fn built(release: &str) -> testbed::k8s::RealRelease {
-    let k8s = real_release(release).unwrap();
-    // The hosts see the cache through their /var overlay; a cache elsewhere is invisible.
-    assert!(
-        k8s.dir().starts_with("/var") || k8s.dir().starts_with("/usr"),
-        "TESTBED_K8S_CACHE must be under /var or /usr for hosts to see it: {}",
-        k8s.dir().display()
-    );
-    k8s
+    real_release_for_hosts(release).unwrap()
 }
 
 /// Writes kubeadm's configuration for a single control plane on node1 to [`CONFIG`].
