@@ -9,7 +9,8 @@
 # duration (docker.io 18 s ...), so the first run's wall time can be compared with the
 # critical path of the procedure; with 0 it measures the tool's own overhead (and the real
 # apt's and dpkg's). Prints one line per run: hosts, scale, run, wall seconds, peak RSS,
-# and the package phases' times (runtime: docker.io; packages: kubelet, kubeadm, kubectl).
+# and every finished phase's time (e.g. runtime: docker.io; packages: kubelet, kubeadm,
+# kubectl).
 set -euo pipefail
 hosts=${1:-3}
 scale=${2:-1}
@@ -22,7 +23,7 @@ for run in first converged; do
   /usr/bin/time -f "%e %M" -o "$dir/time" \
     env CI=1 "$bin/bootstrap" up "$dir/inventory.yaml" --log-dir "$dir/logs" >/dev/null 2>"$dir/$run.log" \
     || ok=0
-  phases=$(sed -n 's/.*\[\(runtime\|packages\)\] done in \([^:]*\):.*/\1=\2/p' "$dir/$run.log" | tr '\n' ' ')
+  phases=$(sed -n 's/.*\[\([^]]*\)\] done in \([^:]*\):.*/\1=\2/p' "$dir/$run.log" | tr '\n' ' ')
   if [ "$ok" = 0 ]; then
     # The phases that finished still say how long they took.
     echo "bootstrap up failed ($run run; phases done: $phases):"
