@@ -1,18 +1,18 @@
-//! A real `kubeadm upgrade` over a minor on the testbed (issue 9 item 7), with the real
+//! A real `kubeadm upgrade` over two minors on the testbed (issue 9 item 7), with the real
 //! programs only: `kubeadm init` of v1.34.2 on node1 and `kubeadm join` of node2, both from
 //! the pkgs.k8s.io packages (whose kubeadm and kubectl are the built ones), then the
-//! upgrade to v1.35.4 exactly as kubeadm's documentation prescribes it
-//! (kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/ and
+//! upgrade to v1.35.4 and from there to v1.36.3, each exactly as kubeadm's documentation
+//! prescribes it (kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/ and
 //! upgrading-linux-nodes/): the repository of the next minor, its kubeadm package,
-//! `kubeadm upgrade plan`, `kubeadm upgrade apply v1.35.4 -y`, drain, the kubelet and kubectl
-//! packages, `systemctl daemon-reload && systemctl restart kubelet`, uncordon; on the
+//! `kubeadm upgrade plan`, `kubeadm upgrade apply vX.Y.Z -y`, drain, the kubelet and
+//! kubectl packages, `systemctl daemon-reload && systemctl restart kubelet`, uncordon; on the
 //! worker `kubeadm upgrade node` instead of apply. The kubelet is the stand-in
 //! (testbed/STANDINS-kubelet-real.md): it restarts each static pod whose manifest kubeadm
 //! rewrote, with the binary of the manifest's image, updates the mirror pod's
 //! config.hash that kubeadm waits on, and completes the Job of kubeadm's `CreateJob`
 //! health check.
 //!
-//! Needs root and both releases built (`testbed::k8s::real_release`; the first run builds
+//! Needs root and the three releases built (`testbed::k8s::real_release`; the first run builds
 //! what is missing: minutes each). `cargo test -p testbed --test real_upgrade`.
 
 mod common;
@@ -26,6 +26,7 @@ use serde_json::Value;
 /// The release `kubeadm init` installs, and the ones the cluster is upgraded to, in order.
 const FROM: &str = "v1.34.2";
 const TO: &str = "v1.35.4";
+const NEXT: &str = "v1.36.3";
 
 /// `kubectl` on node1 with admin.conf (the package's, so the release installed there).
 fn kubectl(tb: &testbed::Testbed, args: &str) -> String {
@@ -329,10 +330,12 @@ fn upgrade(
 }
 
 #[test]
-fn real_kubeadm_upgrades_a_control_plane_and_a_worker_over_a_minor() {
+fn real_kubeadm_upgrades_a_control_plane_and_a_worker_over_two_minors() {
     let from = built(FROM);
     let to = built(TO);
+    let next = built(NEXT);
     assert_eq!(from.dir().parent(), to.dir().parent());
+    assert_eq!(from.dir().parent(), next.dir().parent());
     let tb = real_testbed(2, &from);
     for host in ["node1", "node2"] {
         install_packages(&tb, host, FROM, &["kubelet", "kubeadm", "kubectl"]);
@@ -353,4 +356,5 @@ fn real_kubeadm_upgrades_a_control_plane_and_a_worker_over_a_minor() {
         all_ready_at(n, FROM)
     });
     upgrade(&tb, &from, &to);
+    upgrade(&tb, &to, &next);
 }
