@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::duration::parse_duration;
+
 pub use crate::phases::MaxUnavailable;
 
 /// Turn a YAML inventory of Ubuntu hosts into a kubeadm Kubernetes cluster over SSH.
@@ -274,47 +276,9 @@ fn parse_max_unavailable(text: &str) -> Result<MaxUnavailable, String> {
     }
 }
 
-/// Parses a duration the way kubectl writes them: a sequence of `<number><unit>` with
-/// units h, m, s (e.g. `15m`, `1h30m`, `90s`); a bare number means seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{text}`: use e.g. 90s, 15m or 1h30m");
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        number.clear();
-    }
-    if !number.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::kubectl_duration;
     use clap::CommandFactory;
 
     #[test]
@@ -334,18 +298,6 @@ mod tests {
         assert_eq!(MaxUnavailable::resolve(None, 35), 3);
         assert_eq!(MaxUnavailable::resolve(Some(Percent(50)), 3), 1);
         assert_eq!(MaxUnavailable::resolve(Some(Count(4)), 3), 4);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
-        for bad in ["", "m", "15x", "10m5", "0s", "-1m"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(kubectl_duration(Duration::from_millis(10)), "1s");
     }
 
     #[test]

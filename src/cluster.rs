@@ -601,6 +601,12 @@ pub fn kubectl_duration(d: std::time::Duration) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn kubectl_durations_are_whole_seconds_and_never_zero() {
+        assert_eq!(kubectl_duration(std::time::Duration::from_millis(10)), "1s");
+        assert_eq!(kubectl_duration(std::time::Duration::from_secs(90)), "90s");
+    }
+
     const NODES: &str = r#"{
       "apiVersion": "v1", "kind": "List",
       "items": [

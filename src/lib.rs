@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod duration;
 pub mod embedded;
 pub mod exit;
 pub mod facts;

@@ -295,7 +295,7 @@ fn read_cluster(r: &mut Reader, node: &MarkedYaml, ctx: &Context) -> ClusterDraf
     if let Some(n) = f.get("packageLockWait") {
         let field = "cluster.packageLockWait";
         if let Some(w) = r.string(n, field, "a duration like 10m, 90s or 600 (seconds)") {
-            match crate::cli::parse_duration(&w.value) {
+            match crate::duration::parse_duration(&w.value) {
                 Ok(d) if d.as_secs() <= MAX_PACKAGE_LOCK_WAIT => {
                     draft.package_lock_wait = d.as_secs()
                 }
