@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 /// Parses a duration the way kubectl writes them: a sequence of `<number><unit>` with
-/// units h, m, s (e.g. `15m`, `1h30m`, `90s`); a bare number means seconds.
+/// units h, m, s (e.g. `15m`, `1h30m`, `90s`); a bare number means seconds. Zero is
+/// allowed in every spelling; the options that cannot be zero say so themselves.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration `{text}`: use e.g. 90s, 15m or 1h30m");
     let text = text.trim();
@@ -35,7 +36,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(bad)?;
         number.clear();
     }
-    if !number.is_empty() || total == 0 {
+    if !number.is_empty() {
         return Err(bad());
     }
     Ok(Duration::from_secs(total))
@@ -51,7 +52,11 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
-        for bad in ["", "m", "15x", "10m5", "0s", "-1m"] {
+        // Zero is zero however it is written (`packageLockWait: 0s` fails at once, as `0`).
+        for zero in ["0", "0s", "0m", "0h0m"] {
+            assert_eq!(parse_duration(zero), Ok(Duration::ZERO), "{zero}");
+        }
+        for bad in ["", "m", "15x", "10m5", "-1m", "1.5m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
