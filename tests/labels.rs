@@ -2,30 +2,36 @@
 //!
 //! A label or taint removed from the inventory is removed from the node; labels and
 //! taints set by someone else stay. The managed keys are recorded on the node in the
-//! `bootstrap.dev/managed-labels` / `bootstrap.dev/managed-taints` annotations. Needs
-//! root and the testbed's stand-in binary (`cargo build -p testbed`), like tests/up.rs.
+//! `bootstrap.dev/managed-labels` / `bootstrap.dev/managed-taints` annotations. Runs on
+//! the REAL control plane (issue 9: real kubeadm init/join, kube-apiserver, kubectl;
+//! tests/up_real.rs): the Node objects, labels, taints and annotations asserted are the
+//! real API server's. Needs root and the built release (the first run builds it).
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{Decl, Inventory};
+use support::{Decl, Inventory, KUBECTL};
 use testbed::Testbed;
 
-const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
-
-/// Writes a 2-host inventory: node1 a control plane with no labels and no taints, node2
-/// the `worker`.
+/// Writes a 2-host inventory at [`support::real_version`]: node1 a control plane with no
+/// labels and no taints, node2 the `worker`.
 fn inventory(tb: &Testbed, worker: Decl) -> PathBuf {
-    Inventory::new(&[Decl::new("control-plane", &[], Some(&[])), worker]).write(tb)
+    let version = support::real_version();
+    Inventory {
+        version: &version,
+        ..Inventory::new(&[Decl::new("control-plane", &[], Some(&[])), worker])
+    }
+    .write(tb)
 }
 
-/// `bootstrap ARGS INVENTORY`: whether it succeeded (0, or 2 for a plan with changes
-/// pending) and its stderr.
-fn bootstrap(tb: &Testbed, args: &[&str], inv: &Path) -> (bool, String) {
-    let ran = support::run_on(tb, args, inv, &[]);
-    (matches!(ran.code, Some(0) | Some(2)), ran.stderr)
+/// `bootstrap up --timeout 10m INVENTORY` (the real control plane's first convergence
+/// takes minutes on a loaded machine, like tests/up_real.rs): whether it exited 0, and
+/// its stderr.
+fn up(tb: &Testbed, inv: &Path) -> (bool, String) {
+    let ran = support::run_on(tb, &["up", "--timeout", "10m"], inv, &[]);
+    (ran.code == Some(0), ran.stderr)
 }
 
 fn kubectl(tb: &Testbed, args: &[&str]) -> String {
@@ -44,6 +50,8 @@ fn node2(tb: &Testbed) -> Value {
     serde_json::from_str(&kubectl(tb, &["get", "node", "node2", "-o", "json"])).unwrap()
 }
 
+/// The Node's taints as `key=value:effect`, but the node lifecycle controller's
+/// (`node.kubernetes.io/not-ready` and the like come and go with the Node's conditions).
 fn taints(n: &Value) -> Vec<String> {
     n["spec"]["taints"]
         .as_array()
@@ -52,8 +60,9 @@ fn taints(n: &Value) -> Vec<String> {
         .iter()
         .map(|t| {
             format!(
-                "{}:{}",
+                "{}={}:{}",
                 t["key"].as_str().unwrap(),
+                t["value"].as_str().unwrap_or(""),
                 t["effect"].as_str().unwrap()
             )
         })
@@ -63,7 +72,7 @@ fn taints(n: &Value) -> Vec<String> {
 
 #[test]
 fn removed_labels_and_taints_go_and_others_stay() {
-    let tb = support::testbed(2, "root");
+    let tb = support::real_testbed(2);
     let inv = inventory(
         &tb,
         Decl::new(
@@ -72,7 +81,7 @@ fn removed_labels_and_taints_go_and_others_stay() {
             Some(&["dedicated=db:NoSchedule"]),
         ),
     );
-    let (ok, err) = bootstrap(&tb, &["up"], &inv);
+    let (ok, err) = up(&tb, &inv);
     assert!(ok, "first up failed:\n{err}");
     let n = node2(&tb);
     assert_eq!(n["metadata"]["labels"]["tier"], "a");
@@ -84,7 +93,7 @@ fn removed_labels_and_taints_go_and_others_stay() {
         n["metadata"]["annotations"]["bootstrap.dev/managed-taints"],
         "dedicated:NoSchedule"
     );
-    assert_eq!(taints(&n), ["dedicated:NoSchedule"]);
+    assert_eq!(taints(&n), ["dedicated=db:NoSchedule"]);
 
     // Someone else labels and taints the node by hand.
     kubectl(&tb, &["label", "node", "node2", "owner=me"]);
@@ -92,8 +101,9 @@ fn removed_labels_and_taints_go_and_others_stay() {
 
     // `tier` and the taint leave the inventory: plan says what goes and why.
     let inv = inventory(&tb, Decl::new("worker", &[("type", "mysql")], Some(&[])));
-    let (ok, plan) = bootstrap(&tb, &["plan"], &inv);
-    assert!(ok, "plan failed:\n{plan}");
+    let ran = support::run_on(&tb, &["plan"], &inv, &[]);
+    let plan = ran.stderr;
+    assert_eq!(ran.code, Some(2), "plan: changes pending, exit 2:\n{plan}");
     assert!(
         plan.contains("label tier was declared before and is not any more"),
         "{plan}"
@@ -105,14 +115,14 @@ fn removed_labels_and_taints_go_and_others_stay() {
     assert!(!plan.contains("owner"), "{plan}");
     assert!(!plan.contains("extra"), "{plan}");
 
-    let (ok, err) = bootstrap(&tb, &["up"], &inv);
+    let (ok, err) = up(&tb, &inv);
     assert!(ok, "second up failed:\n{err}");
     let n = node2(&tb);
     let labels = &n["metadata"]["labels"];
     assert!(labels.get("tier").is_none(), "{labels:#}");
     assert_eq!(labels["type"], "mysql");
     assert_eq!(labels["owner"], "me");
-    assert_eq!(taints(&n), ["extra:NoExecute"]);
+    assert_eq!(taints(&n), ["extra=x:NoExecute"]);
     let ann = &n["metadata"]["annotations"];
     assert_eq!(ann["bootstrap.dev/managed-labels"], "type");
     assert_eq!(ann["bootstrap.dev/managed-taints"], "");
