@@ -50,26 +50,6 @@ fn node2(tb: &Testbed) -> Value {
     serde_json::from_str(&kubectl(tb, &["get", "node", "node2", "-o", "json"])).unwrap()
 }
 
-/// The Node's taints as `key=value:effect`, but the node lifecycle controller's
-/// (`node.kubernetes.io/not-ready` and the like come and go with the Node's conditions).
-fn taints(n: &Value) -> Vec<String> {
-    n["spec"]["taints"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}={}:{}",
-                t["key"].as_str().unwrap(),
-                t["value"].as_str().unwrap_or(""),
-                t["effect"].as_str().unwrap()
-            )
-        })
-        .filter(|t| !t.starts_with("node.kubernetes.io/"))
-        .collect()
-}
-
 #[test]
 fn removed_labels_and_taints_go_and_others_stay() {
     let tb = support::real_testbed(2);
@@ -93,7 +73,7 @@ fn removed_labels_and_taints_go_and_others_stay() {
         n["metadata"]["annotations"]["bootstrap.dev/managed-taints"],
         "dedicated:NoSchedule"
     );
-    assert_eq!(taints(&n), ["dedicated=db:NoSchedule"]);
+    assert_eq!(support::node_taints(&n), ["dedicated=db:NoSchedule"]);
 
     // Someone else labels and taints the node by hand.
     kubectl(&tb, &["label", "node", "node2", "owner=me"]);
@@ -122,7 +102,7 @@ fn removed_labels_and_taints_go_and_others_stay() {
     assert!(labels.get("tier").is_none(), "{labels:#}");
     assert_eq!(labels["type"], "mysql");
     assert_eq!(labels["owner"], "me");
-    assert_eq!(taints(&n), ["extra=x:NoExecute"]);
+    assert_eq!(support::node_taints(&n), ["extra=x:NoExecute"]);
     let ann = &n["metadata"]["annotations"];
     assert_eq!(ann["bootstrap.dev/managed-labels"], "type");
     assert_eq!(ann["bootstrap.dev/managed-taints"], "");

@@ -203,6 +203,22 @@ pub fn article_decls() -> Vec<Decl> {
     ]
 }
 
+/// A Node's taints as `key=value:effect` (`dedicated=db:NoSchedule`), but the node
+/// lifecycle controller's (`node.kubernetes.io/not-ready` and the like come and go with the
+/// Node's conditions, and lag them).
+pub fn node_taints(node: &Value) -> Vec<String> {
+    node["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+            format!("{}={}:{}", s("key"), s("value"), s("effect"))
+        })
+        .filter(|t| !t.starts_with("node.kubernetes.io/"))
+        .collect()
+}
+
 /// Runs `argv` on `host`; it must succeed. Its stdout.
 pub fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
     let out = tb.exec(host, argv).unwrap();
