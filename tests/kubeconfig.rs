@@ -1,8 +1,9 @@
 //! End-to-end: `bootstrap kubeconfig` against the testbed, after `up` and before it.
 //!
-//! Needs root and the testbed's stand-in binary, like tests/up.rs. The kubeconfig is
-//! proven by using it: kubectl inside a testbed host (this machine has none) lists the
-//! nodes through it.
+//! Runs on the REAL control plane (issue 9; tests/up_real.rs): the admin.conf read is the
+//! one real `kubeadm init` wrote, and the kubeconfig is proven by using it: the real
+//! kubectl inside a testbed host (this machine has none) lists the nodes through it from
+//! the real API server. Needs root and the built release (the first run builds it).
 
 mod support;
 
@@ -12,14 +13,16 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 use testbed::Testbed;
 
-use support::{run_on, testbed, Inventory};
+use support::{real_testbed_as, real_version, run_on, Inventory};
 
-/// An inventory for the testbed (cluster `e2e-kc`, which names the kubeconfig's context):
-/// the first host the control plane, the rest workers.
+/// An inventory for the testbed at [`real_version`] (cluster `e2e-kc`, which names the
+/// kubeconfig's context): the first host the control plane, the rest workers.
 fn inventory(tb: &Testbed) -> PathBuf {
     let decls = support::plain_decls(tb.hosts().len() - 1);
+    let version = real_version();
     Inventory {
         name: "e2e-kc",
+        version: &version,
         ..Inventory::new(&decls)
     }
     .write(tb)
@@ -40,13 +43,13 @@ fn all_text(dir: &Path) -> String {
 #[test]
 fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     // A non-root login: admin.conf is root's (0600), so the read must go through sudo.
-    let tb = testbed(2, "ubuntu");
+    let tb = real_testbed_as(2, "ubuntu");
     let hosts = tb.hosts();
     let (cp, worker) = (&hosts[0], &hosts[1]);
     let inv = inventory(&tb);
     let runs = tb.dir().join("runs");
-    let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
-    assert!(up.ok(), "up failed");
+    let up = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
+    assert!(up.ok(), "up failed:\n{}", up.stderr);
 
     // -o FILE: 0600, the endpoint, named after the cluster.
     let file = tb.dir().join("out").join("kc");
@@ -67,6 +70,16 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
     assert_eq!(
         kc["clusters"][0]["cluster"]["server"],
         format!("https://{}:6443", cp.address).as_str()
+    );
+    // The cluster's CA is the one real `kubeadm init` made on the control plane.
+    let ca = support::exec(
+        &tb,
+        &cp.name,
+        &["base64", "-w0", "/etc/kubernetes/pki/ca.crt"],
+    );
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["certificate-authority-data"],
+        ca.as_str()
     );
     let key = kc["users"][0]["user"]["client-key-data"]
         .as_str()
@@ -175,7 +188,7 @@ fn kubeconfig_after_up_reaches_the_cluster_and_merges() {
 
 #[test]
 fn kubeconfig_before_up_says_so() {
-    let tb = testbed(1, "root");
+    let tb = real_testbed_as(1, "root");
     let inv = inventory(&tb);
     let out = tb.dir().join("kc");
     let run = run_on(&tb, &["kubeconfig", "-o", s(&out)], &inv, &[]);

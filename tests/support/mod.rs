@@ -63,8 +63,15 @@ pub fn real_version() -> String {
 /// kubelet units running the kubelet stand-in against the real API server
 /// (testbed/STANDINS-kubelet-real.md). Inventories for it use [`real_version`].
 pub fn real_testbed(hosts: usize) -> Testbed {
+    real_testbed_as(hosts, "root")
+}
+
+/// [`real_testbed`] whose SSH login is `user` (not root: the tool's commands go through
+/// sudo).
+pub fn real_testbed_as(hosts: usize, user: &str) -> Testbed {
     Testbed::builder()
         .hosts(hosts)
+        .user(user)
         .real_kubernetes_release(testbed::k8s::DEFAULT_RELEASE)
         .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release: {e}"))
         .build()
