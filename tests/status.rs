@@ -4,21 +4,30 @@
 //! inventory's `type` label as a column, the control plane's certificate expiry from
 //! `kubeadm certs check-expiration`, every host in sync; a label changed by hand shows
 //! as drift on that host; `--output json` has docs/status.md's fields; exit 0 all along.
+//!
+//! Runs on the REAL control plane (issue 9; tests/up_real.rs): the Nodes are the real API
+//! server's and the certificates table is what the real `kubeadm certs check-expiration`
+//! prints. Needs root and the built release (the first run builds it).
 
 mod support;
 
 use std::path::PathBuf;
 
 use serde_json::Value;
-use support::{run_on, VERSION};
+use support::{real_testbed, real_version, run_on, Inventory};
 use testbed::Testbed;
 
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 
-/// Writes the inventory: node1 control plane (type=mysql, untainted), node2 worker
-/// (type=wordpress).
+/// Writes the inventory at [`real_version`]: node1 control plane (type=mysql,
+/// untainted), node2 worker (type=wordpress).
 fn inventory(tb: &Testbed) -> PathBuf {
-    support::inventory(tb, &support::article_decls()[..2])
+    let version = real_version();
+    Inventory {
+        version: &version,
+        ..Inventory::new(&support::article_decls()[..2])
+    }
+    .write(tb)
 }
 
 /// The table row of `name` in status's text, split on runs of 2+ spaces.
@@ -49,11 +58,9 @@ fn drift_line(stdout: &str, host: &str) -> String {
 
 #[test]
 fn status_shows_nodes_certificates_and_drift() {
-    let tb = Testbed::builder().hosts(2).build().unwrap_or_else(|e| {
-        panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
-    });
+    let tb = real_testbed(2);
     let inv = inventory(&tb);
-    let up = run_on(&tb, &["up"], &inv, &[]);
+    let up = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed:\n{}", up.stderr);
 
     // After up: both Ready, the version, the type column, certificates, in sync.
@@ -73,7 +80,7 @@ fn status_shows_nodes_certificates_and_drift() {
         let r = row(&run.stdout, name);
         assert_eq!(r[1], role, "{}", run.stdout);
         assert_eq!(r[2], "Ready", "{}", run.stdout);
-        assert_eq!(r[3], format!("v{VERSION}"), "{}", run.stdout);
+        assert_eq!(r[3], format!("v{}", real_version()), "{}", run.stdout);
         assert_eq!(r[4], kind, "{}", run.stdout);
         assert_eq!(drift_line(&run.stdout, name), "in sync", "{}", run.stdout);
     }
@@ -167,8 +174,41 @@ fn status_shows_nodes_certificates_and_drift() {
             assert!(certs[k][f].is_string(), "{k}.{f} in {certs:#}");
         }
     }
-    assert!(certs["certificates"].as_array().unwrap().len() >= 10);
-    assert_eq!(certs["authorities"].as_array().unwrap().len(), 3);
+    // What the real `kubeadm certs check-expiration` lists, in its order: the
+    // authorities kubeadm init made, and among the certificates the kubeconfigs and the
+    // control plane's and etcd's serving and client certificates, each signed by one of
+    // those authorities and none missing.
+    let names = |k: &str| -> Vec<String> {
+        certs[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("authorities"),
+        ["ca", "etcd-ca", "front-proxy-ca"],
+        "{certs:#}"
+    );
+    let listed = names("certificates");
+    assert!(listed.len() >= 10, "{certs:#}");
+    for name in [
+        "admin.conf",
+        "apiserver",
+        "apiserver-kubelet-client",
+        "controller-manager.conf",
+        "etcd-server",
+        "front-proxy-client",
+        "scheduler.conf",
+    ] {
+        assert!(listed.iter().any(|l| l == name), "{name} in {listed:?}");
+    }
+    for c in certs["certificates"].as_array().unwrap() {
+        assert_eq!(c["missing"], false, "{c:#}");
+        let by = c["authority"].as_str().unwrap_or("");
+        assert!(["ca", "etcd-ca", "front-proxy-ca"].contains(&by), "{c:#}");
+    }
     let drift = doc["drift"].as_array().unwrap();
     assert_eq!(drift[0]["host"], "node1");
     assert_eq!(drift[0]["in_sync"], true);
@@ -184,9 +224,7 @@ fn status_shows_nodes_certificates_and_drift() {
 /// unreachable host is an error (exit 1) with `up`'s message, and no document.
 #[test]
 fn status_before_up_and_with_a_host_down() {
-    let tb = Testbed::builder().hosts(2).build().unwrap_or_else(|e| {
-        panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
-    });
+    let tb = real_testbed(2);
     let inv = inventory(&tb);
     let run = run_on(&tb, &["status"], &inv, &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
