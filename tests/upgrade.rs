@@ -24,6 +24,8 @@ use testbed::{AuditRecord, Fault, Testbed};
 struct Cluster {
     tb: Testbed,
     decls: Vec<Decl>,
+    /// `cluster.calico.version` ([`Inventory::calico`]; empty: the tool's pick).
+    calico: &'static str,
 }
 
 /// How many audit records each host had: "since" a mark is what a later run did.
@@ -32,13 +34,18 @@ type Marks = BTreeMap<String, usize>;
 impl Cluster {
     fn new(decls: Vec<Decl>) -> Cluster {
         let tb = support::testbed(decls.len(), "root");
-        Cluster { tb, decls }
+        Cluster {
+            tb,
+            decls,
+            calico: support::CALICO,
+        }
     }
 
     /// Writes the inventory with `kubernetesVersion: version`.
     fn inventory(&self, version: &str) -> PathBuf {
         Inventory {
             version,
+            calico: self.calico,
             ..Inventory::new(&self.decls)
         }
         .write(&self.tb)
@@ -162,6 +169,66 @@ impl Cluster {
             );
         }
     }
+}
+
+impl Cluster {
+    /// One replica of Deployment `solo` pinned to the nodes labeled `type=node_type`,
+    /// protected by a PodDisruptionBudget that allows no eviction (minAvailable 1).
+    fn protect_one_replica(&self, node_type: &str) {
+        self.apply(&format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: solo, namespace: default}}\n\
+             spec:\n  replicas: 1\n  selector: {{matchLabels: {{app: solo}}}}\n  template:\n\
+             \x20   metadata: {{labels: {{app: solo}}}}\n    spec:\n      nodeSelector: {{type: {node_type}}}\n\
+             \x20     containers: [{{name: nginx, image: nginx}}]\n",
+        ));
+        self.kubectl(&["rollout", "status", "deployment/solo", "--timeout=120s"]);
+        self.kubectl(&[
+            "create",
+            "pdb",
+            "solo",
+            "--selector=app=solo",
+            "--min-available=1",
+        ]);
+    }
+
+    /// Where the pods of `solo` run and their phase: "node3 Running".
+    fn solo_pod(&self) -> String {
+        self.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=solo",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName} {.items[*].status.phase}",
+        ])
+    }
+}
+
+/// `up --output json` gave up on `host`'s drain: exit 7 (a wait that ran out,
+/// docs/output.md), the host and kubectl's reason (the disruption budget) reported.
+fn assert_blocked_drain(ran: &Ran, host: &str) {
+    assert_eq!(
+        ran.code,
+        Some(7),
+        "up with a blocked drain:\n{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains(host), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("disruption budget"),
+        "kubectl's reason is not reported:\n{}",
+        ran.stderr
+    );
+    let doc = ran.document();
+    assert_eq!(doc["outcome"], "timeout", "{doc:#}");
+    assert_eq!(doc["error"]["host"], host, "{doc:#}");
+    assert!(
+        doc["error"]["step"]
+            .as_str()
+            .unwrap_or("")
+            .contains("drain"),
+        "{doc:#}"
+    );
 }
 
 const UPGRADING: &str = "bootstrap.dev/upgrading";
@@ -933,20 +1000,7 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
     let c = Cluster::new(decls);
     c.up_ok("1.33.2", &[]);
     // One replica pinned to node3, protected by a budget that allows no eviction.
-    c.apply(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: solo, namespace: default}\n\
-         spec:\n  replicas: 1\n  selector: {matchLabels: {app: solo}}\n  template:\n\
-         \x20   metadata: {labels: {app: solo}}\n    spec:\n      nodeSelector: {type: solo}\n\
-         \x20     containers: [{name: nginx, image: nginx}]\n",
-    );
-    c.kubectl(&["rollout", "status", "deployment/solo", "--timeout=60s"]);
-    c.kubectl(&[
-        "create",
-        "pdb",
-        "solo",
-        "--selector=app=solo",
-        "--min-available=1",
-    ]);
+    c.protect_one_replica("solo");
     // node4's repository switch and kubeadm (before its drain in the reference order)
     // take 3 s longer each: it is still waiting when node3's drain gives up.
     let slow = Fault::Slow {
@@ -962,28 +1016,7 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
         "1.34.2",
         &["--drain-timeout", "10s", "--output", "json"],
     );
-    assert_eq!(
-        ran.code,
-        Some(7),
-        "up with a blocked drain:\n{}",
-        ran.stderr
-    );
-    assert!(ran.stderr.contains("node3"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("disruption budget"),
-        "kubectl's reason is not reported:\n{}",
-        ran.stderr
-    );
-    let doc = ran.document();
-    assert_eq!(doc["outcome"], "timeout", "{doc:#}");
-    assert_eq!(doc["error"]["host"], "node3", "{doc:#}");
-    assert!(
-        doc["error"]["step"]
-            .as_str()
-            .unwrap_or("")
-            .contains("drain"),
-        "{doc:#}"
-    );
+    assert_blocked_drain(&ran, "node3");
     let n3 = &c.nodes()["node3"];
     assert_eq!(
         out_of_service(n3),
@@ -991,14 +1024,7 @@ fn a_drain_blocked_by_a_pdb_is_reported_and_the_node_uncordoned() {
         "node3 left cordoned: {n3:#}"
     );
     assert_eq!(n3["status"]["nodeInfo"]["kubeletVersion"], "v1.33.2");
-    let solo = c.kubectl(&[
-        "get",
-        "pods",
-        "-l",
-        "app=solo",
-        "-o",
-        "jsonpath={.items[*].spec.nodeName} {.items[*].status.phase}",
-    ]);
+    let solo = c.solo_pod();
     assert_eq!(solo, "node3 Running", "the protected pod was evicted");
     let (done, waiting) = split_after_failure(&c, specs, "node3", "1.34.2", "1.33.2");
     assert!(
@@ -1182,4 +1208,197 @@ fn calico_follows_the_kubernetes_minor_through_an_upgrade() {
         at("upgrade apply") < at("calico/v3.32.0/manifests/calico.yaml"),
         "{ran:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// On the REAL control plane (issue 9)
+// ---------------------------------------------------------------------------------------
+
+/// The releases a real cluster is built at and upgraded to (testbed/k8s/build.sh builds
+/// them, cached): two minors, as testbed/tests/real_upgrade.rs does them by hand.
+const REAL_FROM: &str = "v1.34.2";
+const REAL_HOPS: [&str; 2] = ["v1.35.4", "v1.36.3"];
+
+impl Cluster {
+    /// On the REAL control plane of [`REAL_FROM`] (tests/up_real.rs): real packages and
+    /// containerd, the kubeadm and kubectl packages carrying the built binaries of every
+    /// release of [`REAL_HOPS`] too, the kubelet stand-in against the real API server.
+    fn real(decls: Vec<Decl>) -> Cluster {
+        for r in REAL_HOPS {
+            testbed::k8s::real_release_for_hosts(r)
+                .unwrap_or_else(|e| panic!("cannot build the real release {r}: {e}"));
+        }
+        let tb = Testbed::builder()
+            .hosts(decls.len())
+            .real_kubernetes_release(REAL_FROM)
+            .unwrap_or_else(|e| panic!("cannot build the real release {REAL_FROM}: {e}"))
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build a real-Kubernetes testbed: {e}"));
+        // Calico unpinned: the tool picks the release tested on each minor (v3.30 does
+        // not cover 1.36).
+        Cluster {
+            tb,
+            decls,
+            calico: "",
+        }
+    }
+
+    /// The real API server's `/version`, e.g. "v1.35.4".
+    fn server_version(&self) -> String {
+        let v: Value = serde_json::from_str(&self.kubectl(&["get", "--raw", "/version"])).unwrap();
+        v["gitVersion"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// The command lines that arrived over SSH since `marks`: (ts, host, line), in order.
+fn ssh_lines(runs: &BTreeMap<String, Vec<AuditRecord>>) -> Vec<(f64, String, String)> {
+    let mut out: Vec<(f64, String, String)> = runs
+        .iter()
+        .flat_map(|(host, recs)| {
+            recs.iter()
+                .filter(|r| r.kind == "ssh")
+                .map(move |r| (r.ts, host.clone(), r.argv.join(" ")))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// When the first SSH command line on `host` containing every word of `words` arrived.
+fn ssh_at(lines: &[(f64, String, String)], host: &str, words: &[&str]) -> f64 {
+    lines
+        .iter()
+        .find(|(_, h, l)| h == host && words.iter().all(|w| l.contains(w)))
+        .map(|(ts, _, _)| *ts)
+        .unwrap_or_else(|| {
+            let on: Vec<&String> = lines
+                .iter()
+                .filter(|(_, h, _)| h == host)
+                .map(|(_, _, l)| l)
+                .collect();
+            panic!("no command on {host} with {words:?}; it ran: {on:#?}")
+        })
+}
+
+/// 1 control plane + 1 worker built by `up` at v1.34.2 through the real kubeadm, then the
+/// inventory raised a minor at a time: `up` runs the real `kubeadm upgrade apply` on the
+/// control plane and `kubeadm upgrade node` on the worker, drains each node through the
+/// real API server's eviction API and upgrades the packages; the real API server reports
+/// the new version, both kubelets too, and a second run changes nothing.
+#[test]
+fn real_upgrade_over_two_minors_on_the_real_control_plane() {
+    let c = Cluster::real(support::article_decls()[..2].to_vec());
+    let from = REAL_FROM.trim_start_matches('v');
+    c.up_ok(from, &["--timeout", "10m"]);
+    assert_eq!(c.server_version(), REAL_FROM);
+    c.assert_all_at(from);
+
+    for hop in REAL_HOPS {
+        let v = hop.trim_start_matches('v');
+        let marks = c.marks();
+        let started = Instant::now();
+        c.up_ok(v, &["--timeout", "10m"]);
+        eprintln!("the upgrade to {hop} took {:?}", started.elapsed());
+        assert_eq!(c.server_version(), hop);
+        c.assert_all_at(v);
+
+        // What was asked of the hosts, in the reference order: apply on the control
+        // plane, its drain and uncordon (kubectl on node1), then the worker's `kubeadm
+        // upgrade node`, drain and uncordon.
+        let lines = ssh_lines(&c.since(&marks));
+        let apply = ssh_at(&lines, "node1", &["kubeadm upgrade apply", hop]);
+        let drain1 = ssh_at(&lines, "node1", &["drain node1"]);
+        let uncordon1 = ssh_at(&lines, "node1", &["uncordon node1"]);
+        let node = ssh_at(&lines, "node2", &["kubeadm upgrade node"]);
+        let drain2 = ssh_at(&lines, "node1", &["drain node2"]);
+        let uncordon2 = ssh_at(&lines, "node1", &["uncordon node2"]);
+        assert!(
+            apply < drain1 && drain1 < uncordon1 && apply < node && node < drain2,
+            "out of order: apply {apply}, drain1 {drain1}, uncordon1 {uncordon1}, \
+             node {node}, drain2 {drain2}"
+        );
+        assert!(drain2 < uncordon2);
+        // The static pods run the new release's images.
+        let images = c.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "component=kube-apiserver",
+            "-o",
+            "jsonpath={.items[*].spec.containers[*].image}",
+        ]);
+        assert!(images.ends_with(&format!(":{hop}")), "{images}");
+    }
+
+    let inv = c.inventory(REAL_HOPS[1].trim_start_matches('v'));
+    support::snapshot::assert_converged_up(&c.tb, &inv, "the run after the upgrades");
+}
+
+/// The blocked drain on the real control plane: one replica on the worker protected by a
+/// PodDisruptionBudget with minAvailable = replicas. The upgrade's drain asks the real
+/// eviction API, which refuses (429); `up` waits --drain-timeout, never forces, uncordons
+/// the worker and exits 7 with kubectl's own reason. With the budget gone, `up` finishes.
+#[test]
+fn real_drain_blocked_by_a_pdb_exits_7_on_the_real_control_plane() {
+    let c = Cluster::real(support::article_decls()[..2].to_vec());
+    let from = REAL_FROM.trim_start_matches('v');
+    let to = REAL_HOPS[0].trim_start_matches('v');
+    c.up_ok(from, &["--timeout", "10m"]);
+    c.protect_one_replica("wordpress");
+
+    let marks = c.marks();
+    let ran = c.bootstrap(
+        "up",
+        to,
+        &[
+            "--drain-timeout",
+            "10s",
+            "--timeout",
+            "10m",
+            "--output",
+            "json",
+        ],
+    );
+    assert_blocked_drain(&ran, "node2");
+    // The eviction API's own refusal, as the real kubectl words it.
+    assert!(
+        ran.stderr
+            .contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{}",
+        ran.stderr
+    );
+    // The control plane moved, the worker did not and is back in service.
+    assert_eq!(c.server_version(), REAL_HOPS[0]);
+    let nodes = c.nodes();
+    let n2 = &nodes["node2"];
+    assert_eq!(
+        out_of_service(n2),
+        (false, false),
+        "node2 left cordoned: {n2:#}"
+    );
+    assert_eq!(n2["status"]["nodeInfo"]["kubeletVersion"], REAL_FROM);
+    assert_eq!(
+        nodes["node1"]["status"]["nodeInfo"]["kubeletVersion"],
+        REAL_HOPS[0]
+    );
+    let solo = c.solo_pod();
+    assert_eq!(solo, "node2 Running", "the protected pod was evicted");
+    // Never forced past the budget.
+    let lines = ssh_lines(&c.since(&marks));
+    ssh_at(&lines, "node1", &["drain node2"]);
+    let forced: Vec<&String> = lines
+        .iter()
+        .map(|(_, _, l)| l)
+        .filter(|l| {
+            l.contains("drain") && (l.contains("--force") || l.contains("--disable-eviction"))
+        })
+        .collect();
+    assert!(forced.is_empty(), "{forced:#?}");
+
+    // The budget goes: the next run finishes.
+    c.kubectl(&["delete", "pdb", "solo"]);
+    c.up_ok(to, &["--timeout", "10m"]);
+    c.assert_all_at(to);
 }
