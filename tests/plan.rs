@@ -571,6 +571,12 @@ fn hostile_values_stay_data() {
             "=https",
             "--proto-redir",
             "=https",
+            "--connect-timeout",
+            "30",
+            "--speed-limit",
+            "1",
+            "--speed-time",
+            "30",
             "-fsSL",
             "https://mirror.example/k8s'$(reboot)/v1.34/deb/Release.key"
         ]
