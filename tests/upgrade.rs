@@ -251,17 +251,7 @@ fn ready(node: &Value) -> bool {
 /// A node's labels and the taints somebody declared (not the node lifecycle
 /// controller's `node.kubernetes.io/*`), to compare before and after an upgrade.
 fn identity(node: &Value) -> (Value, Vec<String>) {
-    let mut taints: Vec<String> = node["spec"]["taints"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            let f = |k: &str| t[k].as_str().unwrap_or("").to_string();
-            format!("{}={}:{}", f("key"), f("value"), f("effect"))
-        })
-        .filter(|t| !t.starts_with("node.kubernetes.io/"))
-        .collect();
+    let mut taints = support::node_taints(node);
     taints.sort();
     (node["metadata"]["labels"].clone(), taints)
 }
