@@ -112,13 +112,16 @@ fn commands_since(tb: &Testbed, host: &str, mark: usize) -> Vec<Vec<String>> {
 }
 
 /// The newest run directory under <testbed>/runs.
+///
+/// By the directory's modification time, not its name: names are `<second>-<pid>`, so two
+/// runs in one second sort by pid as text, not by age (a CI-like run found node3's log of
+/// `up` empty, most likely because an earlier run of the same second sorted after it).
 fn newest_run(tb: &Testbed) -> PathBuf {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(tb.dir().join("runs"))
+    std::fs::read_dir(tb.dir().join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .collect();
-    runs.sort();
-    runs.pop().expect("a run directory")
+        .max_by_key(|p| (std::fs::metadata(p).unwrap().modified().unwrap(), p.clone()))
+        .expect("a run directory")
 }
 
 /// The step names of a host's run log, in order (`=== <timestamp> <step> (...`).
