@@ -67,7 +67,28 @@ fn the_article_layout_converges_on_the_real_control_plane() {
     assert_eq!(v["gitVersion"], format!("v{version}").as_str());
 
     // Nodes: Ready, the kubelet's version, the inventory's labels and taints.
-    let nodes = get(&tb, "node1", &["nodes"]);
+    // The node lifecycle controller lifts its node.kubernetes.io/not-ready taint a moment
+    // after the kubelet reports Ready (its monitor period, 5 s): wait up to 60 s for that,
+    // then the taints must be exactly the inventory's.
+    let mut nodes = get(&tb, "node1", &["nodes"]);
+    for _ in 0..60 {
+        let lifecycle = nodes["items"].as_array().unwrap().iter().any(|n| {
+            n["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| {
+                    t["key"]
+                        .as_str()
+                        .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+                })
+        });
+        if !lifecycle {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        nodes = get(&tb, "node1", &["nodes"]);
+    }
     let nodes = nodes["items"].as_array().unwrap();
     assert_eq!(nodes.len(), 2, "{nodes:#?}");
     for (name, label, taints) in [
