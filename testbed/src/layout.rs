@@ -164,15 +164,21 @@ pub struct AuditRecord {
 /// One request that changed a Node's `spec` (cordon, uncordon, taints), as the API
 /// server applied it: what an API server audit log at level Request would show for
 /// nodes, reduced to the outcome. Lets a test assert how many nodes were unschedulable
-/// at any moment ([`max_unschedulable`]).
+/// at any moment ([`max_unschedulable`]). Recorded by the simulated API server
+/// ([`crate::Testbed::node_spec_changes`]) or, on the REAL control plane, read from a
+/// watch of the Nodes ([`crate::Testbed::watch_node_specs`]), where `user` is the field
+/// manager and `verb` the watch event (below).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeSpecChange {
     /// Seconds since the Unix epoch, when the server applied the change.
     pub ts: f64,
     pub node: String,
-    /// Who asked: "kubernetes-admin", "system:node:NAME", ...
+    /// Who asked: "kubernetes-admin", "system:node:NAME", ... From a watch: the manager
+    /// of the Node's newest managedFields entry ("kubectl-cordon", "kubectl-taint",
+    /// "node-controller", ...), since the real API server records managers, not users.
     pub user: String,
-    /// "patch", "apply" or "delete".
+    /// "patch", "apply" or "delete". From a watch: "modified", "deleted", or "added"
+    /// (a Node listed again by a restarted watch, changed while no watch ran).
     pub verb: String,
     /// `spec.unschedulable` afterwards (false when the node was deleted).
     pub unschedulable: bool,

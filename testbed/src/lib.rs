@@ -21,16 +21,19 @@ pub mod k8s;
 pub mod keys;
 pub mod layout;
 mod net;
+mod nodewatch;
 mod procs;
 mod registry;
 pub mod repo;
 pub mod state;
 mod testbed;
+pub mod time;
 
 pub use distro::Os;
 pub use error::{Error, Result};
 pub use k8s::{real_release, RealRelease};
 pub use layout::{max_unschedulable, AuditRecord, Fault, NodeSpecChange};
+pub use nodewatch::NodeWatch;
 pub use state::HostEntry;
 pub use testbed::{Builder, Testbed};
 
