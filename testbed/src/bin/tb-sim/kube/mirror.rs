@@ -19,7 +19,7 @@
 //!   address (hostNetwork).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -27,14 +27,31 @@ use sha2::{Digest, Sha256};
 /// Where staticpods.rs records the process of each running static pod.
 pub const PIDS: &str = "/run/real-kubelet";
 
-/// The manifests' pods by name, with their hash.
+/// The files the kubelet's file source reads as static pods in `dir`, in its order: every
+/// name not starting with a dot, whatever its extension, that is a regular file (a
+/// symlink to one counts); sorted. pkg/kubelet/config/file.go extractFromDir globs
+/// `[^.]*` and sorts, and its watch ignores only dot files. So a backup such as
+/// `kube-apiserver.yaml.orig` in /etc/kubernetes/manifests is a pod too.
+pub fn manifest_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The manifests' pods by name, with their hash. Of two files declaring the same pod
+/// name, the first in [`manifest_files`]' order is the pod; the kubelet ignores the
+/// other (pkg/kubelet/config/config.go filterInvalidPods: `Pod failed validation due to
+/// duplicate pod name, ignoring`).
 pub fn manifests(dir: &str) -> BTreeMap<String, (Value, String)> {
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|x| x != "yaml") {
-            continue;
-        }
+    for path in manifest_files(dir) {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
@@ -43,7 +60,7 @@ pub fn manifests(dir: &str) -> BTreeMap<String, (Value, String)> {
         };
         if let Some(name) = pod["metadata"]["name"].as_str() {
             let hash = hex(&Sha256::digest(text.as_bytes())[..16]);
-            out.insert(name.to_string(), (pod, hash));
+            out.entry(name.to_string()).or_insert((pod, hash));
         }
     }
     out
@@ -164,6 +181,52 @@ pub fn completed_container(c: &Value, ready: bool, now: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every non-dot regular file of the manifest directory is a pod, whatever its name
+    /// ends with; of two with one pod name the first in order wins (the stand-in read
+    /// only `*.yaml` and let the last win, so a backup left beside a manifest changed
+    /// nothing here while a real kubelet runs it).
+    #[test]
+    fn every_non_dot_file_is_a_static_pod_and_the_first_of_a_name_wins() {
+        let dir = std::env::temp_dir().join(format!("tb-manifests-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub.yaml")).unwrap();
+        let pod = |name: &str, flag: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers: [{{name: c, image: i, command: [c, {flag}]}}]\n")
+        };
+        for (file, text) in [
+            ("kube-scheduler.yaml", pod("kube-scheduler", "--new")),
+            ("kube-scheduler.bak", pod("kube-scheduler", "--old")),
+            ("etcd.yaml.orig", pod("etcd-copy", "--x")),
+            (".kube-apiserver.yaml.swp", pod("hidden", "--x")),
+        ] {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let d = dir.display().to_string();
+        let names: Vec<String> = manifest_files(&d)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "etcd.yaml.orig",
+                "kube-scheduler.bak",
+                "kube-scheduler.yaml"
+            ]
+        );
+        let pods = manifests(&d);
+        assert_eq!(
+            pods.keys().collect::<Vec<_>>(),
+            ["etcd-copy", "kube-scheduler"]
+        );
+        // kube-scheduler.bak sorts first: the backup is the pod.
+        assert_eq!(
+            pods["kube-scheduler"].0["spec"]["containers"][0]["command"][1],
+            "--old"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_mirror_pod_is_named_after_the_node_annotated_and_owned_by_it() {

@@ -4,7 +4,8 @@
 //! (pkg/kubelet/config/file.go) plus the container runtime do for the static pods kubeadm
 //! writes, with host processes instead of containers:
 //!
-//! - every `*.yaml` in /etc/kubernetes/manifests is a Pod; each of its containers runs as
+//! - every file in /etc/kubernetes/manifests whose name does not start with a dot is a
+//!   Pod, whatever its extension (mirror.rs manifest_files); each of its containers runs as
 //!   a process of the host (kubeadm's control-plane pods are `hostNetwork: true` and mount
 //!   only hostPath volumes at the same paths, so the host's own view is the pod's);
 //! - the program for a container is the binary its image stands for, looked up in
@@ -379,22 +380,28 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     let mut leftovers = Some(recorded_processes());
     while !TERM.load(Ordering::SeqCst) {
         let mut wanted: BTreeMap<(String, String), Spec> = BTreeMap::new();
-        let mut files: Vec<PathBuf> = fs::read_dir(MANIFESTS)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        files.sort();
-        for file in files {
+        // The file source's files, in its order; the first file of a pod name is the pod
+        // (mirror::manifests).
+        let mut pods_seen: Vec<String> = Vec::new();
+        for file in mirror::manifest_files(MANIFESTS) {
             let key = file.display().to_string();
             let Ok(text) = fs::read_to_string(&file) else {
                 continue;
             };
             match specs(&text, &images) {
+                Ok(list) if list.first().is_some_and(|s| pods_seen.contains(&s.pod)) => {
+                    let e = format!(
+                        "\"Pod failed validation due to duplicate pod name, ignoring\" pod=\"kube-system/{}\"",
+                        list[0].pod
+                    );
+                    if refused.get(&key) != Some(&e) {
+                        eprintln!("I {} real-kubelet: {key}: {e}", stamp());
+                        refused.insert(key, e);
+                    }
+                }
                 Ok(list) => {
                     refused.remove(&key);
+                    pods_seen.extend(list.first().map(|s| s.pod.clone()));
                     for s in list {
                         wanted.insert((key.clone(), s.container.clone()), s);
                     }
