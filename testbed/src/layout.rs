@@ -232,6 +232,12 @@ pub enum Fault {
     KubeadmInit { message: String },
     /// The next `kubeadm join` fails with this message.
     KubeadmJoin { message: String },
+    /// A process `port-holder` listens on TCP `port` on every address of the host (its
+    /// network namespace), as a stray service would, until the fault is cleared. The
+    /// real kubeadm's preflight then fails with its own error: 10250 (the kubelet's port)
+    /// fails `kubeadm join` and `kubeadm init` with `[ERROR Port-10250]: Port 10250 is in
+    /// use`; 6443 (the API server's) fails `kubeadm init` with `[ERROR Port-6443]`.
+    PortInUse { port: u16 },
     /// Every invocation of `command` takes `seconds` longer (not scaled).
     Slow { command: String, seconds: f64 },
 }
@@ -244,6 +250,7 @@ impl Fault {
             Fault::AptDaily { .. } => "apt-daily".to_string(),
             Fault::KubeadmInit { .. } => "kubeadm-init".to_string(),
             Fault::KubeadmJoin { .. } => "kubeadm-join".to_string(),
+            Fault::PortInUse { port } => format!("port-{port}"),
             Fault::Slow { command, .. } => format!("slow-{command}"),
         };
         format!("{kind}.json")

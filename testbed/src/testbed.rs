@@ -653,65 +653,72 @@ impl Testbed {
         }
     }
 
-    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`). The lock faults
-    /// are real: a process holds the locks (until `clear_fault` or their time is up).
+    /// Injects a fault read by the stand-ins (`ctl/faults/<kind>.json`). The lock and
+    /// port faults are real: a process in the host holds the locks or listens on the port
+    /// (until `clear_fault`, or the locks' time is up).
     pub fn fault(&self, host: &str, fault: Fault) -> Result<()> {
         self.host_state(host)?;
-        let locks: Option<(&str, f64, &[&str])> = match &fault {
-            Fault::DpkgLock { until } => Some((
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        };
+        let locks = |name: &str, until: f64, paths: &[&str]| {
+            let secs = format!("{:.3}", (until - now()).max(0.0));
+            let mut args = vec!["hold-locks".to_string(), name.to_string(), secs];
+            args.extend(paths.iter().map(|p| p.to_string()));
+            (args, paths.join(", "))
+        };
+        // (tb-sim's holder command and its arguments, what it holds)
+        let holder = match &fault {
+            Fault::DpkgLock { until } => Some(locks(
                 "unattended-upgr",
                 *until,
                 &["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"],
             )),
-            Fault::AptDaily { until } => Some((
+            Fault::AptDaily { until } => Some(locks(
                 "apt-get",
                 *until,
                 &["/var/lib/apt/lists/lock", "/var/lib/dpkg/lock-frontend"],
             )),
+            Fault::PortInUse { port } => Some((
+                vec![
+                    "hold-port".to_string(),
+                    "port-holder".to_string(),
+                    port.to_string(),
+                ],
+                format!("TCP port {port}"),
+            )),
             _ => None,
         };
-        if let Some((name, until, paths)) = locks {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            let secs = format!("{:.3}", (until - now).max(0.0));
-            // The holder lets go early when `clear_fault` removes the fault's file.
-            let file = HostPaths::new(&self.dir, host)
-                .ctl()
-                .join(layout::ctl::FAULTS)
-                .join(fault.file_name());
-            state::write_json(&file, &fault)?;
-            let inside = format!(
-                "{}/{}/{}",
-                layout::CTL_DIR,
-                layout::ctl::FAULTS,
-                fault.file_name()
-            );
-            let mut argv = vec![
-                layout::SIM_BIN,
-                "hold-locks",
-                "--while",
-                &inside,
-                name,
-                &secs,
-            ];
-            argv.extend_from_slice(paths);
-            let out = self.exec(host, &argv)?;
-            if !out.status.success() {
-                return Err(Error::Invalid(format!(
-                    "{host}: could not hold {}: {}",
-                    paths.join(", "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            return Ok(());
-        }
-        let path = HostPaths::new(&self.dir, host)
+        let file = HostPaths::new(&self.dir, host)
             .ctl()
             .join(layout::ctl::FAULTS)
             .join(fault.file_name());
-        state::write_json(&path, &fault)
+        state::write_json(&file, &fault)?;
+        let Some((mut args, what)) = holder else {
+            return Ok(());
+        };
+        // The holder lets go when `clear_fault` removes the fault's file.
+        let inside = format!(
+            "{}/{}/{}",
+            layout::CTL_DIR,
+            layout::ctl::FAULTS,
+            fault.file_name()
+        );
+        args.splice(1..1, ["--while".to_string(), inside]);
+        let mut argv = vec![layout::SIM_BIN];
+        argv.extend(args.iter().map(String::as_str));
+        let out = self.exec(host, &argv)?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&file);
+            return Err(Error::Invalid(format!(
+                "{host}: could not hold {what}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
     }
 
     /// Expires every bootstrap token of the cluster whose API server runs on
@@ -803,8 +810,6 @@ impl Testbed {
         std::fs::write(&path, hosts.join("\n") + "\n").map_err(|e| Error::io("write", &path, e))
     }
 
-    /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
-    /// Removing an absent fault is fine.
     /// Air-gaps `host`: from now on no public name resolves for it (pkgs.k8s.io,
     /// raw.githubusercontent.com, the distro archive; the testbed's peers still do), and
     /// every attempt is kept for [`Testbed::public_lookups`].
@@ -862,16 +867,40 @@ impl Testbed {
         }
     }
 
+    /// Removes a fault by its file name (`Fault::file_name`), e.g. "dpkg-lock.json".
+    /// Removing an absent fault is fine. A fault held by a process (locks, a port) is
+    /// cleared once that process is gone, so what it held is free when this returns:
+    /// the holder keeps an flock on the fault's file while it lives.
     pub fn clear_fault(&self, host: &str, file_name: &str) -> Result<()> {
         self.host_state(host)?;
         let path = HostPaths::new(&self.dir, host)
             .ctl()
             .join(layout::ctl::FAULTS)
             .join(file_name);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path, e)),
-            _ => Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", path, e))
+            }
+            _ => {}
         }
+        // A holder sees the file gone within 50 ms and exits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        use std::os::unix::io::AsRawFd;
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::host(
+                    host,
+                    format!("the holder of fault {file_name} did not end within 10 s"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// Powers the host off: every process in it dies (sshd, daemons, sessions) and its

@@ -261,6 +261,24 @@ fn hosts_reach_each_other_over_tcp() {
     assert_eq!(banner, "SSH-2.0-");
 }
 
+/// `Fault::PortInUse`: a process `port-holder` listens on the port in the host's network
+/// namespace (another host connects to it) until `clear_fault`, which returns once the
+/// holder is gone: the port is free again at once.
+#[test]
+fn a_port_fault_listens_until_cleared() {
+    let tb = Testbed::builder().hosts(2).build().unwrap();
+    let node1 = tb.host("node1").unwrap().address;
+    let connect = format!("timeout 5 bash -c 'exec 3<>/dev/tcp/{node1}/10250'");
+    assert!(!ssh(&tb, "node2", "root", &connect).status.success());
+    let fault = testbed::Fault::PortInUse { port: 10250 };
+    tb.fault("node1", fault.clone()).unwrap();
+    ssh_ok(&tb, "node2", "root", &connect);
+    assert_eq!(ssh_ok(&tb, "node1", "root", "pgrep -x port-holder | wc -l"), "1");
+    tb.clear_fault("node1", &fault.file_name()).unwrap();
+    ssh_ok(&tb, "node1", "root", "! pgrep -x port-holder");
+    assert!(!ssh(&tb, "node2", "root", &connect).status.success());
+}
+
 #[test]
 fn ssh_commands_are_audited_and_pass_io_through() {
     let tb = Testbed::builder().hosts(1).build().unwrap();

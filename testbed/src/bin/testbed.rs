@@ -153,11 +153,14 @@ enum FaultCmd {
     KubeadmInit { message: String },
     /// Make the next `kubeadm join` fail with MESSAGE.
     KubeadmJoin { message: String },
+    /// A process listens on TCP PORT until cleared (kubeadm's preflight: 10250 fails
+    /// join and init, 6443 init).
+    PortInUse { port: u16 },
     /// Make every run of COMMAND take SECONDS longer.
     Slow { command: String, seconds: f64 },
     /// Expire every bootstrap token of the cluster whose control plane is HOST.
     ExpireTokens,
-    /// Remove a fault by kind (dpkg-lock, apt-daily, kubeadm-init, kubeadm-join, slow-COMMAND).
+    /// Remove a fault by kind (dpkg-lock, apt-daily, kubeadm-init, kubeadm-join, port-PORT, slow-COMMAND).
     Clear { kind: String },
 }
 
@@ -277,6 +280,7 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 },
                 FaultCmd::KubeadmInit { message } => Fault::KubeadmInit { message },
                 FaultCmd::KubeadmJoin { message } => Fault::KubeadmJoin { message },
+                FaultCmd::PortInUse { port } => Fault::PortInUse { port },
                 FaultCmd::Slow { command, seconds } => Fault::Slow { command, seconds },
                 FaultCmd::ExpireTokens => {
                     let n = tb.expire_bootstrap_tokens(&host)?;

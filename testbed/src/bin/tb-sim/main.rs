@@ -64,6 +64,7 @@ fn main() {
         "repo-serve" => repo::serve::main(rest),
         "package-hook" => repo::package_hook(rest),
         "hold-locks" => os::locks::hold_locks(rest),
+        "hold-port" => os::holder::hold_port(rest),
         "preload-images" => os::preload_images(rest),
         "daemon" => match rest.first().and_then(|u| daemon(u)) {
             Some(d) => d(&rest[1..]),

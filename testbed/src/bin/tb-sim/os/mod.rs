@@ -5,6 +5,7 @@ pub mod containerd;
 mod containerd_real;
 pub use containerd_real::preload_images;
 pub mod ethtool;
+pub mod holder;
 pub mod kernel;
 pub mod locks;
 pub mod net;
