@@ -363,14 +363,15 @@ fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
 
 /// The control plane's processes and listening ports on node1: the executables of
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler that run, and the
-/// ports 6443/2379 that are listened on.
+/// ports 6443/2379 that are listened on. Empty when none is left (a grep that finds
+/// nothing must not fail the script, which runs under `set -e -o pipefail`).
 fn control_plane_left(tb: &testbed::Testbed) -> String {
     exec_ok(
         tb,
         "node1",
-        "for p in /proc/[0-9]*; do readlink $p/exe; done 2>/dev/null \
-         | grep -E '/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)$'; \
-         ss -Hltn | awk '{print $4}' | grep -E ':(6443|2379)$'; true",
+        "{ for p in /proc/[0-9]*; do readlink $p/exe; done 2>/dev/null \
+         | grep -E '/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)$' || true; }; \
+         { ss -Hltn | awk '{print $4}' | grep -E ':(6443|2379)$' || true; }",
     )
     .stdout
 }
