@@ -361,6 +361,62 @@ fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
     assert!(!out.stdout.contains("manifests/"), "{}", out.stdout);
 }
 
+/// containerd left at its default configuration (runc `SystemdCgroup = false`: the
+/// reference procedure's section 2 `sed` skipped) while kubeadm configures the kubelet for
+/// the systemd cgroup driver. containerd 1.7 cannot tell the kubelet its driver (no CRI
+/// RuntimeConfig), the drivers disagree and the kubelet's pods do not stay up
+/// (kubernetes/kubernetes#110177), so the real `kubeadm init` fails in its control-plane
+/// check; once containerd runs with `SystemdCgroup = true`, the same kubelet brings the
+/// control plane up.
+#[test]
+fn real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    write_config(&tb);
+    // Not the 4 minutes kubeadm waits by default.
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("sed -i 's/^kind: InitConfiguration$/&\\ntimeouts:\\n  controlPlaneComponentHealthCheck: 40s/' {CONFIG}"),
+    );
+    install_kubelet(&tb, "node1");
+    exec_ok(
+        &tb,
+        "node1",
+        "containerd config default > /etc/containerd/config.toml && systemctl restart containerd",
+    );
+    let dump = exec_ok(&tb, "node1", "containerd config dump | grep SystemdCgroup").stdout;
+    assert!(dump.contains("SystemdCgroup = false"), "{dump}");
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    exec(&tb, "node1", &format!("{kubeadm} init --config {CONFIG}")).expect(
+        "kubeadm init with SystemdCgroup = false",
+        1,
+        &["kube-apiserver check failed", "wait-control-plane"],
+    );
+    assert!(
+        control_plane_left(&tb).is_empty(),
+        "{}",
+        control_plane_left(&tb)
+    );
+    assert_contains(
+        &logs(&tb),
+        &["Pod sandbox changed, it will be killed and re-created"],
+    );
+    // The fix the procedure makes: the kubelet, still running, starts the control plane.
+    exec_ok(
+        &tb,
+        "node1",
+        "sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.toml \
+         && systemctl restart containerd",
+    );
+    poll(
+        &tb,
+        "the API server listening once containerd uses the systemd cgroup driver",
+        || control_plane_left(&tb),
+        &|left: &String| left.contains(":6443"),
+    );
+}
+
 /// The control plane's processes and listening ports on node1: the executables of
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler that run, and the
 /// ports 6443/2379 that are listened on. Empty when none is left (a grep that finds

@@ -117,6 +117,10 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         if !host_network && cni::network_ready().is_err() {
             continue;
         }
+        // Every pod needs a sandbox, hostNetwork or not (realnode.rs sandbox_problem).
+        if opts.sandbox_problem().is_some() {
+            continue;
+        }
         // Init containers run before the pod's containers; the one whose work tests
         // observe on the host is calico-node's install-cni (cni.rs). A failure leaves the
         // pod Pending and is retried on the next pass, as the kubelet's init container

@@ -75,6 +75,8 @@ pub struct Options {
     /// The container runtime's `NAME://VERSION` (nodeInfo containerRuntimeVersion), asked
     /// once at start ([`runtime_version`]).
     pub runtime: Option<String>,
+    /// KubeletConfiguration `cgroupDriver` (default cgroupfs; kubeadm writes systemd).
+    pub cgroup_driver: String,
 }
 
 impl Options {
@@ -99,7 +101,43 @@ impl Options {
             rotate: config["rotateCertificates"].as_bool().unwrap_or(false),
             healthz: (port != 0).then(|| format!("{address}:{port}")),
             runtime: None,
+            cgroup_driver: config["cgroupDriver"]
+                .as_str()
+                .unwrap_or("cgroupfs")
+                .to_string(),
         }
+    }
+
+    /// Why the runtime keeps no pod sandbox up for this kubelet now, if it does not
+    /// ([`sandbox_problem`] with the running containerd's SystemdCgroup).
+    pub fn sandbox_problem(&self) -> Option<String> {
+        let runtime = crate::common::containerd_runtime()?;
+        sandbox_problem(&self.cgroup_driver, runtime.systemd_cgroup)
+    }
+}
+
+/// The kubelet's cgroup driver (`cgroup_driver`) against the one containerd's runc uses
+/// (`runtime_systemd`: the running daemon's `SystemdCgroup`). containerd 1.7 has no CRI
+/// RuntimeConfig, so the kubelet keeps its configured driver (cmd/kubelet/app/server.go
+/// getCgroupDriverFromCRI falls back on Unimplemented) and the two can disagree:
+/// - kubelet cgroupfs, runc systemd: every sandbox fails at creation with runc's
+///   `expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups`
+///   (runc libcontainer/specconv; seen in containerd/containerd#4857 and
+///   kubernetes/test-infra#29180);
+/// - kubelet systemd (kubeadm's default), runc cgroupfs (containerd's default config):
+///   the containers start under a cgroup path outside the kubelet's hierarchy and the
+///   kubelet kills and re-creates their sandboxes over and over (`Pod sandbox changed,
+///   it will be killed and re-created`, kubernetes/kubernetes#110177 on Ubuntu 22.04,
+///   containerd/containerd#7276), so the control plane does not stay up. Pretend: the
+///   stand-in starts no container at all then.
+///
+/// The reference procedure (kubeadm-on-ubuntu.md section 2) sets `SystemdCgroup = true`
+/// for this reason.
+pub fn sandbox_problem(cgroup_driver: &str, runtime_systemd: bool) -> Option<String> {
+    match (cgroup_driver == "systemd", runtime_systemd) {
+        (false, true) => Some("\"CreatePodSandbox for pod failed\" err=\"rpc error: code = Unknown desc = failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: expected cgroupsPath to be of format \\\"slice:prefix:name\\\" for systemd cgroups, got \\\"/kubepods/burstable/pod0b2c3d4e/1f2e3d4c\\\" instead: unknown\"".into()),
+        (true, false) => Some("\"Pod sandbox changed, it will be killed and re-created\" (the kubelet's cgroupDriver is systemd, containerd's runc uses cgroupfs: SystemdCgroup = false)".into()),
+        _ => None,
     }
 }
 
@@ -720,6 +758,26 @@ mod tests {
         let node = initial_node("w1", "w1", "tier=db", std::slice::from_ref(&taint));
         assert_eq!(node["spec"]["taints"], json!([taint]));
         assert_eq!(node["metadata"]["labels"]["tier"], "db");
+    }
+
+    /// The kubelet's cgroup driver against containerd's: a mismatch keeps every sandbox
+    /// down (the stand-in started the control plane whatever containerd's SystemdCgroup
+    /// said, so a host left at containerd's default config passed kubeadm init).
+    #[test]
+    fn a_cgroup_driver_mismatch_keeps_every_sandbox_down() {
+        assert_eq!(sandbox_problem("systemd", true), None);
+        assert_eq!(sandbox_problem("cgroupfs", false), None);
+        assert!(sandbox_problem("cgroupfs", true).unwrap().contains(
+            "expected cgroupsPath to be of format \\\"slice:prefix:name\\\" for systemd cgroups"
+        ));
+        assert!(sandbox_problem("systemd", false)
+            .unwrap()
+            .contains("Pod sandbox changed, it will be killed and re-created"));
+        // KubeletConfiguration's default driver (v1beta1 defaults.go) and kubeadm's.
+        let none = Options::new("v1.35.4", &Value::Null, &[]);
+        assert_eq!(none.cgroup_driver, "cgroupfs");
+        let kubeadm = Options::new("v1.35.4", &json!({"cgroupDriver": "systemd"}), &[]);
+        assert_eq!(kubeadm.cgroup_driver, "systemd");
     }
 
     #[test]

@@ -370,6 +370,9 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
             |msg| eprintln!("I {} real-kubelet: {msg}", stamp()),
         )
     };
+    // The runtime's side of every sandbox: checked on each pass, as containerd may be
+    // reconfigured and restarted while the kubelet runs.
+    let node = opts.clone();
     realnode::run_in_background(dir.join("kubectl"), opts, |msg| {
         eprintln!("I {} real-kubelet: {msg}", stamp())
     });
@@ -378,6 +381,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
     // What an earlier kubelet left running, for the first pass to adopt or stop.
     let mut leftovers = Some(recorded_processes());
+    let mut sandbox_said: Option<String> = None;
     while !TERM.load(Ordering::SeqCst) {
         let mut wanted: BTreeMap<(String, String), Spec> = BTreeMap::new();
         // The file source's files, in its order; the first file of a pod name is the pod
@@ -445,6 +449,15 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 let _ = fs::remove_file(Path::new(mirror::PIDS).join(format!("{pod}.pid")));
             }
         }
+        // No sandbox, no container: a running one stays (containers outlive a containerd
+        // restart), none starts while the runtime refuses sandboxes.
+        let sandbox = node.sandbox_problem();
+        if sandbox != sandbox_said {
+            if let Some(problem) = &sandbox {
+                eprintln!("E {} real-kubelet: {problem}", stamp());
+            }
+            sandbox_said = sandbox.clone();
+        }
         // Start what is new; restart what exited, after the back-off.
         for (k, spec) in wanted {
             let r = running.entry(k).or_insert_with(|| {
@@ -486,7 +499,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                     r.next_start = Instant::now() + backoff;
                 }
             }
-            if r.child.is_none() && Instant::now() >= r.next_start {
+            if r.child.is_none() && sandbox.is_none() && Instant::now() >= r.next_start {
                 match start(&r.spec) {
                     Ok(child) => {
                         eprintln!(
