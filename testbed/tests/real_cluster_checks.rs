@@ -367,7 +367,8 @@ fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
 /// RuntimeConfig), the drivers disagree and the kubelet's pods do not stay up
 /// (kubernetes/kubernetes#110177), so the real `kubeadm init` fails in its control-plane
 /// check; once containerd runs with `SystemdCgroup = true`, the same kubelet brings the
-/// control plane up.
+/// control plane up, and a second `kubeadm init` is refused at preflight (the kubelet
+/// holds its server port 10250).
 #[test]
 fn real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver() {
     let k8s = release();
@@ -414,6 +415,18 @@ fn real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver() {
         "the API server listening once containerd uses the systemd cgroup driver",
         || control_plane_left(&tb),
         &|left: &String| left.contains(":6443"),
+    );
+    // A second init on this host stops at preflight on what the first one left, the
+    // kubelet's server port among them (addCommonChecks, Port-10250).
+    exec(&tb, "node1", &format!("{kubeadm} init --config {CONFIG}")).expect(
+        "kubeadm init again",
+        1,
+        &[
+            "[ERROR Port-6443]: Port 6443 is in use",
+            "[ERROR Port-10250]: Port 10250 is in use",
+            "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: /etc/kubernetes/manifests/kube-apiserver.yaml already exists",
+            "error execution phase preflight",
+        ],
     );
 }
 

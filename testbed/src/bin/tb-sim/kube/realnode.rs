@@ -77,6 +77,8 @@ pub struct Options {
     pub runtime: Option<String>,
     /// KubeletConfiguration `cgroupDriver` (default cgroupfs; kubeadm writes systemd).
     pub cgroup_driver: String,
+    /// The kubelet server's `address:port` (defaults 0.0.0.0:10250).
+    pub server: String,
 }
 
 impl Options {
@@ -105,6 +107,11 @@ impl Options {
                 .as_str()
                 .unwrap_or("cgroupfs")
                 .to_string(),
+            server: format!(
+                "{}:{}",
+                config["address"].as_str().unwrap_or("0.0.0.0"),
+                config["port"].as_u64().unwrap_or(10250)
+            ),
         }
     }
 
@@ -155,6 +162,25 @@ pub fn runtime_version() -> Option<String> {
         .find_map(|l| l.trim().strip_prefix("Version:"))?
         .trim();
     (out.status.success() && !version.is_empty()).then(|| format!("containerd://{version}"))
+}
+
+/// Holds the kubelet server's port (KubeletConfiguration `address`:`port`, defaults
+/// 0.0.0.0:10250: pkg/kubelet/apis/config/v1beta1/defaults.go) until the process exits,
+/// so kubeadm's preflight `Port-10250` check (addCommonChecks, for init and join) finds
+/// it in use while the kubelet runs. The real kubelet exits when it cannot listen
+/// (pkg/kubelet/server ListenAndServeKubeletServer: `Failed to listen and serve`, exit 1).
+/// Pretend: connections are accepted and closed; nothing is served (logs, exec and the
+/// metrics the API server or a scraper would ask the real kubelet for).
+pub fn hold_server_port(address: &str) -> Result<(), String> {
+    let listener = TcpListener::bind(address).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "address already in use".to_string(),
+            _ => e.to_string(),
+        };
+        format!("\"Failed to listen and serve\" err=\"listen tcp {address}: bind: {why}\"")
+    })?;
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    Ok(())
 }
 
 /// Serves the kubelet's healthz endpoint at `address` until the process exits.
@@ -804,6 +830,13 @@ mod tests {
         );
         let none = Options::new("v1.35.4", &Value::Null, &[]);
         assert_eq!(none.healthz.as_deref(), Some("127.0.0.1:10248"));
+        assert_eq!(none.server, "0.0.0.0:10250");
+        let o = Options::new(
+            "v1.35.4",
+            &json!({"address": "127.0.0.1", "port": 10260}),
+            &[],
+        );
+        assert_eq!(o.server, "127.0.0.1:10260");
         assert!(!none.rotate);
     }
 }

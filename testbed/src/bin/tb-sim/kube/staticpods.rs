@@ -335,6 +335,10 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
         runtime: realnode::runtime_version(),
         ..realnode::Options::new(release, config, flags)
     };
+    if let Err(e) = realnode::hold_server_port(&opts.server) {
+        eprintln!("E {} real-kubelet: {e}", stamp());
+        return 1;
+    }
     if let Some(address) = &opts.healthz {
         if let Err(e) = realnode::serve_healthz(address) {
             eprintln!("E {} real-kubelet: {e}", stamp());
