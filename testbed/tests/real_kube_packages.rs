@@ -3,7 +3,8 @@
 //! real Kubernetes (`Builder::real_kubernetes`), `apt-get install kubeadm kubectl` of a
 //! built release installs the binaries testbed/k8s/build.sh made, owned by their packages.
 //! The kubelet package keeps the kubelet stand-in (testbed/STANDINS-kubelet-real.md), and
-//! a release that is not built keeps the stand-ins.
+//! a release that is not built keeps the stand-ins. The real programs are in the host's
+//! audit log like apt-get (their packages link /usr/local/sbin/NAME to tb-sim's `audited`).
 //!
 //! Needs root and the built release (`testbed::k8s::real_release`; the first run builds
 //! it). `cargo test -p testbed --test real_kube_packages`.
@@ -53,6 +54,8 @@ fn kubeadm_and_kubectl_packages_of_a_built_release_install_the_real_programs() {
     for step in k8s_repository(minor) {
         exec_ok(&tb, h, &step);
     }
+    // Nothing named kubeadm before the package (the audit link comes with it).
+    exec(&tb, h, "command -v kubeadm").expect("command -v kubeadm", 1, &[]);
     exec_ok(
         &tb,
         h,
@@ -97,6 +100,24 @@ fn kubeadm_and_kubectl_packages_of_a_built_release_install_the_real_programs() {
         1,
         &["unknown flag: --no-such-flag"],
     );
+    // Both are in the audit log like apt-get, with their arguments and exit status.
+    let ran: Vec<(String, Option<i32>)> = tb
+        .audit(h)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "cmd" && r.argv[0].starts_with("kube"))
+        .map(|r| (r.argv.join(" "), r.exit))
+        .collect();
+    for want in [
+        ("kubeadm version -o json", Some(0)),
+        ("kubectl version --client -o json", Some(0)),
+        ("kubectl version --client --no-such-flag", Some(1)),
+    ] {
+        assert!(
+            ran.contains(&(want.0.to_string(), want.1)),
+            "{want:?} not audited: {ran:#?}"
+        );
+    }
 
     // A release that is not built (the previous patch) keeps the stand-ins: its .debs
     // link the programs to the stand-in binary, the built one's to the cache.

@@ -7,6 +7,13 @@
 //! `Fault::Slow` for its name (before it starts). apt's own calls of dpkg use the
 //! absolute path and are not recorded, as on a host with auditd rules for commands
 //! typed by an operator.
+//!
+//! The real kubeadm and kubectl (the packages of a release built by testbed/k8s/build.sh)
+//! are recorded the same way: such a package ships, besides `/usr/bin/NAME` (the real
+//! program), a link `/usr/local/sbin/NAME` to tb-sim (tb-sim's `repo::build`), so that
+//! the command is audited exactly while the package is installed and `command -v` finds
+//! nothing when it is not. A package of a release that is not built links `/usr/bin/NAME`
+//! to tb-sim itself (the simulated program), which is never run through here.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -25,10 +32,30 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("dpkg-query", "/usr/bin/dpkg-query"),
     ("curl", "/usr/bin/curl"),
     ("gpg", "/usr/bin/gpg"),
+    ("kubeadm", "/usr/bin/kubeadm"),
+    ("kubectl", "/usr/bin/kubectl"),
 ];
 
+/// The programs of [`PROGRAMS`] that are real only in some packages (see the module doc).
+const REAL_IN_BUILT_PACKAGES: &[&str] = &["kubeadm", "kubectl"];
+
 pub fn lookup(name: &str) -> Option<Standin> {
-    PROGRAMS.iter().any(|(n, _)| *n == name).then_some(run)
+    let (_, path) = PROGRAMS.iter().find(|(n, _)| *n == name)?;
+    if REAL_IN_BUILT_PACKAGES.contains(&name) && !is_real_program(path) {
+        return None;
+    }
+    Some(run)
+}
+
+/// Whether `path` is a program other than this stand-in binary (following links; the
+/// same file by device and inode, whatever path the mounts show it under).
+fn is_real_program(path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(target), Ok(me)) = (std::fs::metadata(path), std::fs::metadata("/proc/self/exe"))
+    else {
+        return false;
+    };
+    (target.dev(), target.ino()) != (me.dev(), me.ino())
 }
 
 /// dpkg's database: a run changed the host's packages (install, remove, hold) when it

@@ -379,8 +379,18 @@ fn deb(work: &Path, p: &catalog::Package, out: &Path, real: &Real) -> Res<()> {
             .join(catalog::command_dir(c).trim_start_matches('/'))
             .join(c);
         mkdir(link.parent().unwrap())?;
-        symlink(command_target(p, c, real), &link)
-            .map_err(|e| format!("{}: {e}", link.display()))?;
+        let target = command_target(p, c, real);
+        // A real kubeadm or kubectl goes through the audit log like apt-get (tb-sim's
+        // `audited`): the package also links /usr/local/sbin/NAME, first on PATH, to tb-sim.
+        if matches!(*c, "kubeadm" | "kubectl") && target != Path::new(layout::SIM_BIN) {
+            let audited = root
+                .join(layout::STANDIN_DIR.trim_start_matches('/'))
+                .join(c);
+            mkdir(audited.parent().unwrap())?;
+            symlink(layout::SIM_BIN, &audited)
+                .map_err(|e| format!("{}: {e}", audited.display()))?;
+        }
+        symlink(target, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     }
     for f in catalog::extra_files(&p.name) {
         let link = root.join(f.trim_start_matches('/'));
