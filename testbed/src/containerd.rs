@@ -24,12 +24,29 @@ pub const VERSION: &str = "1.7.24";
 /// The build script, in the source tree this crate was compiled from.
 const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/containerd/build.sh");
 
+/// The build script of the kubelet stand-in's CRI client (testbed/cri/main.go), and the
+/// k8s.io/cri-api version its go.mod requires.
+const CRI_BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cri/build.sh");
+const CRI_API: &str = "0.35.4";
+
+/// containerd 1.7's own sandbox image (`sandbox_image` of `containerd config default`:
+/// pkg/cri/config/config_unix.go DefaultConfig), which the reference procedure keeps and
+/// which a connected host pulls at its first RunPodSandbox.
+pub const DEFAULT_SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.8";
+
 /// The directory holding the real `containerd`, `ctr` and `containerd-shim-runc-v2` of
 /// [`VERSION`], built or reused by testbed/containerd/build.sh (under /var, so hosts see
 /// it through their /var overlay). `TESTBED_CONTAINERD_CACHE`, `GOMODCACHE` and `GOCACHE`
 /// move the caches.
 pub fn real_containerd() -> Result<PathBuf> {
     crate::k8s::cached_build(BUILD_SCRIPT, VERSION, "containerd")
+}
+
+/// `tb-cri`, the CRI client the kubelet stand-in creates and removes pod sandboxes with in
+/// the real containerd (testbed/cri/main.go; STANDINS-kubelet-real.md "Pod sandboxes"),
+/// built or reused by testbed/cri/build.sh under /var, where hosts see it.
+pub fn cri_client() -> Result<PathBuf> {
+    Ok(crate::k8s::cached_build(CRI_BUILD_SCRIPT, CRI_API, "tb-cri")?.join("tb-cri"))
 }
 
 /// Writes an OCI image layout archive (`oci-layout`, `index.json`, `blobs/sha256/*`, as
@@ -154,7 +171,7 @@ impl Testbed {
 /// models an air-gapped site gives a host fewer with [`Testbed::preload_images`] before
 /// containerd first starts.
 pub(crate) fn preload_release_images(tb: &Testbed, releases: &Path) -> Result<()> {
-    let mut images = std::collections::BTreeSet::new();
+    let mut images = std::collections::BTreeSet::from([DEFAULT_SANDBOX_IMAGE.to_string()]);
     for release in crate::k8s::built_releases(releases)? {
         let kubeadm = releases.join(&release).join("kubeadm");
         let out = crate::cmd::run(Command::new(&kubeadm).args([

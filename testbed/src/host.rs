@@ -153,6 +153,7 @@ pub fn prepare(dir: &Path, state: &TestbedState, host: &HostState) -> Result<()>
         time_scale: state.time_scale,
         peers: state.hosts.iter().map(|h| h.address.clone()).collect(),
         real_kubernetes: state.real_kubernetes.clone(),
+        cri_client: state.cri_client.clone(),
     };
     crate::state::write_json(&ctl.join(layout::ctl::HOST_CONFIG), &config)?;
     // Every user of the host appends to the audit log (stand-ins run as whoever calls).

@@ -140,6 +140,10 @@ pub struct HostConfig {
     /// release); None: the simulated kubelet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real_kubernetes: Option<std::path::PathBuf>,
+    /// With `real_kubernetes`: the CRI client (`tb-cri`, testbed/cri) the kubelet stand-in
+    /// makes its static pods' sandboxes in the real containerd with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cri_client: Option<std::path::PathBuf>,
 }
 
 /// One line of the audit log.

@@ -63,6 +63,9 @@ pub struct TestbedState {
     /// in this directory (`Builder::real_kubernetes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real_kubernetes: Option<PathBuf>,
+    /// With `real_kubernetes`: the kubelet stand-in's CRI client (HostConfig `cri_client`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cri_client: Option<PathBuf>,
     /// The hosts' repositories (their apt, dpkg, curl and gpg are the machine's), served
     /// by the process `repo_pid` from the cache `repo_cache`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

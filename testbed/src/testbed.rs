@@ -177,6 +177,11 @@ impl Builder {
                 self.user
             )));
         }
+        // Built (or found) before anything exists that a failure would leave behind.
+        let cri_client = match self.real_kubernetes {
+            Some(_) => Some(crate::containerd::cri_client()?),
+            None => None,
+        };
         let p = &self.name_prefix;
         if p.is_empty()
             || p.len() > 40
@@ -266,6 +271,7 @@ impl Builder {
             time_scale: self.time_scale,
             hosts,
             real_kubernetes: self.real_kubernetes.clone(),
+            cri_client,
             repo_pid: None,
             repo_cache: None,
             public_addresses: self.public_addresses,

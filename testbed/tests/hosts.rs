@@ -273,7 +273,10 @@ fn a_port_fault_listens_until_cleared() {
     let fault = testbed::Fault::PortInUse { port: 10250 };
     tb.fault("node1", fault.clone()).unwrap();
     ssh_ok(&tb, "node2", "root", &connect);
-    assert_eq!(ssh_ok(&tb, "node1", "root", "pgrep -x port-holder | wc -l"), "1");
+    assert_eq!(
+        ssh_ok(&tb, "node1", "root", "pgrep -x port-holder | wc -l"),
+        "1"
+    );
     tb.clear_fault("node1", &fault.file_name()).unwrap();
     ssh_ok(&tb, "node1", "root", "! pgrep -x port-holder");
     assert!(!ssh(&tb, "node2", "root", &connect).status.success());

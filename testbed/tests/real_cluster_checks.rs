@@ -445,19 +445,102 @@ fn control_plane_left(tb: &testbed::Testbed) -> String {
     .stdout
 }
 
+/// The pod sandboxes the real containerd's CRI lists on node1 (ListPodSandbox, through
+/// the kubelet stand-in's client): "STATE NAMESPACE/NAME", sorted.
+fn sandboxes(tb: &testbed::Testbed) -> Vec<String> {
+    let cri = testbed::containerd::cri_client().unwrap();
+    let out = exec_ok(tb, "node1", &format!("{} pods", cri.display())).stdout;
+    let mut pods: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()))
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// The control plane's processes on node1: "NAME PID PIDNS" per process, sorted by name,
+/// PIDNS being whether its PID namespace is the host's (`host`) or another (`own`).
+fn control_plane_processes(tb: &testbed::Testbed) -> Vec<String> {
+    let out = exec_ok(
+        tb,
+        "node1",
+        "host=$(readlink /proc/1/ns/pid)
+for p in /proc/[0-9]*; do
+  exe=$(readlink $p/exe 2>/dev/null) || continue
+  case $exe in */etcd|*/kube-apiserver|*/kube-controller-manager|*/kube-scheduler) ;; *) continue ;; esac
+  ns=own; [ \"$(readlink $p/ns/pid)\" = \"$host\" ] && ns=host
+  echo \"${exe##*/} ${p#/proc/} $ns\"
+done",
+    )
+    .stdout;
+    let mut procs: Vec<String> = out.lines().map(String::from).collect();
+    procs.sort();
+    procs
+}
+
 /// The real `kubeadm reset -f` on a control plane stops the kubelet, then removes every
 /// pod sandbox through the CRI (cleanupnode.go removeContainers: ListPodSandbox,
 /// StopPodSandbox, RemovePodSandbox), which ends the control plane's containers; then a
-/// new `kubeadm init` works.
+/// new `kubeadm init` works. Stopping the kubelet alone ends nothing (the runtime keeps
+/// the pods), and the next kubelet finds the same processes.
 #[test]
-#[ignore = "the kubelet stand-in's static pods are host processes the CRI does not know, so \
-            kubeadm reset cannot stop them yet: testbed/STANDINS-kubelet-real.md, \
-            `kubeadm reset` on the real control plane"]
 fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
     let k8s = release();
     let tb = real_testbed(1, &k8s);
     init_control_plane(&tb, &k8s);
-    assert!(!control_plane_left(&tb).is_empty());
+    // One ready sandbox per static pod in the real containerd, each process in a PID
+    // namespace of its own (its sandbox's).
+    let want: Vec<String> = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ]
+    .iter()
+    .map(|p| format!("SANDBOX_READY kube-system/{p}"))
+    .collect();
+    poll(
+        &tb,
+        "a ready sandbox per static pod",
+        || sandboxes(&tb),
+        &|s: &Vec<String>| *s == want,
+    );
+    let procs = control_plane_processes(&tb);
+    assert_eq!(procs.len(), 4, "{procs:#?}");
+    assert!(procs.iter().all(|p| p.ends_with(" own")), "{procs:#?}");
+
+    // The kubelet stops: every process stays, the API server answers; a new kubelet
+    // adopts them (same pids) and their sandboxes.
+    let found = || {
+        exec(
+            &tb,
+            "node1",
+            "grep -c ' found .* running (pid' /usr/local/lib/testbed/units/kubelet.log",
+        )
+        .stdout
+        .trim()
+        .parse::<u32>()
+        .unwrap_or(0)
+    };
+    let found_before = found();
+    exec_ok(&tb, "node1", "systemctl stop kubelet");
+    assert_eq!(control_plane_processes(&tb), procs);
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} get --raw /readyz"),
+    );
+    exec_ok(&tb, "node1", "systemctl start kubelet");
+    poll(
+        &tb,
+        "the restarted kubelet found the four processes running",
+        found,
+        &|n: &u32| *n >= found_before + 4,
+    );
+    assert_eq!(control_plane_processes(&tb), procs);
+    assert_eq!(sandboxes(&tb), want);
+
     let kubeadm = k8s.bin("kubeadm").display().to_string();
     exec(&tb, "node1", &format!("{kubeadm} reset -f")).expect(
         "kubeadm reset -f",
@@ -473,5 +556,6 @@ fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
         || control_plane_left(&tb),
         &|left: &String| left.is_empty(),
     );
+    assert_eq!(sandboxes(&tb), Vec::<String>::new());
     kubeadm_init(&tb, &k8s);
 }

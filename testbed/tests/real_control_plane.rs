@@ -177,20 +177,30 @@ fn real_kubeadm_init_completes_with_the_kubelet_stand_in() {
             "[kubelet-finalize] Updating \"/etc/kubernetes/kubelet.conf\" to point to a rotatable kubelet client certificate and key",
         ],
     );
-    let out = exec_ok(
+    // The restarted kubelet finds the static pods' processes still running (the runtime
+    // keeps containers when the kubelet stops) instead of starting them again: its first
+    // pass comes a moment after kubeadm's restart returns, so it is waited for.
+    let log = || {
+        exec_ok(
+            &tb,
+            "node1",
+            "grep -E 'client-(certificate|key):' /etc/kubernetes/kubelet.conf; cat /usr/local/lib/testbed/units/kubelet.log",
+        )
+    };
+    let out = poll(
         &tb,
-        "node1",
-        "grep -E 'client-(certificate|key):' /etc/kubernetes/kubelet.conf; cat /usr/local/lib/testbed/units/kubelet.log",
+        "the restarted kubelet found the API server",
+        log,
+        &|o: &Out| {
+            o.stdout
+                .contains("found kube-apiserver/kube-apiserver running")
+        },
     );
     assert_contains(
         &out.stdout,
         &[
             "client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem",
             "client-key: /var/lib/kubelet/pki/kubelet-client-current.pem",
-            // The restarted kubelet found the static pods' processes still running (the
-            // runtime keeps containers when the kubelet stops) instead of starting them
-            // again.
-            "found kube-apiserver/kube-apiserver running",
         ],
     );
     assert_eq!(

@@ -31,6 +31,7 @@ impl Ctx {
                 time_scale: 0.0,
                 peers: vec![],
                 real_kubernetes: None,
+                cri_client: None,
             });
         Ctx {
             name: name.to_string(),

@@ -378,9 +378,8 @@ fn cgroup_v1_refused(config: &Value, cgroup2: bool, version: &str) -> Option<Str
 /// merges /var/lib/kubelet/instance-config.yaml into it), else the kubelet's default
 /// (pkg/kubelet/apis/config/v1beta1/defaults.go).
 fn cri_unreachable(config: &Value, flags: &[(String, String)]) -> Option<String> {
-    let endpoint = flag(flags, "container-runtime-endpoint")
-        .or(config["containerRuntimeEndpoint"].as_str())
-        .unwrap_or("unix:///run/containerd/containerd.sock");
+    let endpoint = cri_endpoint(config, flags);
+    let endpoint = endpoint.as_str();
     let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
     let why = match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => return None,
@@ -389,6 +388,15 @@ fn cri_unreachable(config: &Value, flags: &[(String, String)]) -> Option<String>
         Err(e) => e.to_string(),
     };
     Some(format!("failed to run Kubelet: validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {path}: connect: {why}\""))
+}
+
+/// The kubelet's CRI endpoint: `--container-runtime-endpoint`, else config.yaml's
+/// `containerRuntimeEndpoint`, else the default (v1beta1/defaults.go).
+pub fn cri_endpoint(config: &Value, flags: &[(String, String)]) -> String {
+    flag(flags, "container-runtime-endpoint")
+        .or(config["containerRuntimeEndpoint"].as_str())
+        .unwrap_or("unix:///run/containerd/containerd.sock")
+        .to_string()
 }
 
 /// What is wrong with the CRI endpoint, in the CRI client's words.

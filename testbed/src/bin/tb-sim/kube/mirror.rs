@@ -59,11 +59,17 @@ pub fn manifests(dir: &str) -> BTreeMap<String, (Value, String)> {
             continue;
         };
         if let Some(name) = pod["metadata"]["name"].as_str() {
-            let hash = hex(&Sha256::digest(text.as_bytes())[..16]);
-            out.entry(name.to_string()).or_insert((pod, hash));
+            out.entry(name.to_string())
+                .or_insert((pod, manifest_hash(&text)));
         }
     }
     out
+}
+
+/// The hash of a static pod's manifest text: its `kubernetes.io/config.hash`, and the
+/// static pod's UID (as the kubelet's UID is its config hash; the value differs).
+pub fn manifest_hash(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes())[..16])
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -12,6 +12,7 @@ pub mod pki;
 pub mod podsync;
 pub mod prober;
 pub mod realnode;
+pub mod sandbox;
 pub mod scheduler;
 pub mod state;
 pub mod staticpods;

@@ -19,9 +19,14 @@
 //!   SIGKILL after the pod's terminationGracePeriodSeconds, default 30), and a process that
 //!   exits is restarted (restartPolicy Always) after the kubelet's crash-loop back-off
 //!   (10 s doubling to 300 s; pkg/kubelet/kubelet.go MaxContainerBackOff);
+//! - with the REAL containerd as the runtime, each pod first gets a pod sandbox in it
+//!   (CRI RunPodSandbox) and its processes run in the sandbox's PID namespace, so the
+//!   runtime's StopPodSandbox (`kubeadm reset`) ends them (sandbox.rs); a pod that
+//!   goes loses its sandbox too; with the simulated runtime they are plain host processes;
 //! - the processes outlive the stand-in (the runtime keeps containers when the kubelet
 //!   stops); the next start finds each one by /run/real-kubelet/POD.pid and its argv in
-//!   /proc/PID/cmdline and keeps it instead of starting another;
+//!   /proc/PID/cmdline (and its sandbox by POD.sandbox) and keeps it instead of starting
+//!   another;
 //! - output goes to /var/log/pods/kube-system_POD/CONTAINER/0.log (the kubelet's path
 //!   layout, pkg/kubelet/kuberuntime/helpers.go BuildContainerLogsDirectory, without the
 //!   UID).
@@ -43,6 +48,7 @@ use super::kubelet::MANIFESTS;
 use super::mirror;
 use super::prober;
 use super::realnode;
+use super::sandbox::{self, Cri};
 
 static TERM: AtomicBool = AtomicBool::new(false);
 
@@ -98,7 +104,7 @@ impl Proc {
 }
 
 /// Whether `pid` is a live process (the host's PID 1 reaps adopted orphans).
-fn alive(pid: i32) -> bool {
+pub fn alive(pid: i32) -> bool {
     let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = state.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
     matches!(state, Some(Some(c)) if c != 'Z' && c != 'X')
@@ -118,16 +124,26 @@ fn adoptable(spec: &Spec) -> Option<i32> {
     (alive(pid) && cmdline == wanted).then_some(pid)
 }
 
-/// The live processes the pid files of /run/real-kubelet name: (pod, pid).
-fn recorded_processes() -> Vec<(String, i32)> {
+/// What the files `POD.SUFFIX` of /run/real-kubelet hold: (pod, text).
+fn recorded(suffix: &str) -> Vec<(String, String)> {
     fs::read_dir(mirror::PIDS)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pod = name.strip_suffix(".pid")?.to_string();
-            let pid: i32 = fs::read_to_string(e.path()).ok()?.trim().parse().ok()?;
+            let pod = name.strip_suffix(suffix)?.to_string();
+            Some((pod, fs::read_to_string(e.path()).ok()?))
+        })
+        .collect()
+}
+
+/// The live processes the pid files of /run/real-kubelet name: (pod, pid).
+fn recorded_processes() -> Vec<(String, i32)> {
+    recorded(".pid")
+        .into_iter()
+        .filter_map(|(pod, text)| {
+            let pid: i32 = text.trim().parse().ok()?;
             alive(pid).then_some((pod, pid))
         })
         .collect()
@@ -254,7 +270,8 @@ fn stamp() -> String {
     format!("{}.{:03}", t.as_secs(), t.subsec_millis())
 }
 
-fn start(spec: &Spec) -> Result<Child, String> {
+/// Starts `spec`'s process, in the PID namespace of `pause` (its pod's sandbox) if given.
+fn start(spec: &Spec, pause: Option<i32>) -> Result<Child, String> {
     let dir = PathBuf::from(format!(
         "/var/log/pods/kube-system_{}/{}",
         spec.pod, spec.container
@@ -272,7 +289,101 @@ fn start(spec: &Spec) -> Result<Child, String> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err);
-    cmd.spawn().map_err(|e| format!("{}: {e}", spec.argv[0]))
+    sandbox::spawn_in(pause, cmd).map_err(|e| format!("{}: {e}", spec.argv[0]))
+}
+
+/// A pod's sandbox in the real containerd, recorded in /run/real-kubelet/POD.sandbox
+/// (`ID UID ATTEMPT`) for the next kubelet.
+#[derive(Debug, Clone, PartialEq)]
+struct Sandbox {
+    id: String,
+    uid: String,
+    attempt: u32,
+}
+
+fn sandbox_file(pod: &str) -> PathBuf {
+    Path::new(mirror::PIDS).join(format!("{pod}.sandbox"))
+}
+
+/// The sandboxes an earlier kubelet recorded, by pod.
+fn recorded_sandboxes() -> BTreeMap<String, Sandbox> {
+    recorded(".sandbox")
+        .into_iter()
+        .filter_map(|(pod, text)| {
+            let mut w = text.split_whitespace();
+            let sandbox = Sandbox {
+                id: w.next()?.to_string(),
+                uid: w.next()?.to_string(),
+                attempt: w.next()?.parse().ok()?,
+            };
+            Some((pod, sandbox))
+        })
+        .collect()
+}
+
+/// The sandboxes of the static pods, when the runtime is the real containerd.
+struct Sandboxes {
+    cri: Cri,
+    by_pod: BTreeMap<String, Sandbox>,
+}
+
+impl Sandboxes {
+    /// The pause of `pod`'s ready sandbox, made now if it has none (or one of another
+    /// UID, or one whose pause is gone: removed, and the next attempt made).
+    fn ensure(&mut self, pod: &str, manifest: &Value, uid: &str) -> Result<i32, String> {
+        let mut attempt = 0;
+        if let Some(sb) = self.by_pod.get(pod).cloned() {
+            if sb.uid == uid {
+                if let Some(pause) = sandbox::pause_pid(&sb.id) {
+                    return Ok(pause);
+                }
+                attempt = sb.attempt + 1;
+                log(&format!(
+                    "sandbox {} of {pod} is not ready: removing it, making attempt {attempt}",
+                    sb.id
+                ));
+            }
+            self.remove(pod);
+        }
+        let config = sandbox::sandbox_config(manifest, uid, attempt);
+        let id = self
+            .cri
+            .run_pod_sandbox(&config)
+            .map_err(|e| format!("{pod}: RunPodSandbox: {e}"))?;
+        let sb = Sandbox {
+            id,
+            uid: uid.to_string(),
+            attempt,
+        };
+        let _ = fs::create_dir_all(mirror::PIDS);
+        let _ = fs::write(
+            sandbox_file(pod),
+            format!("{} {} {}\n", sb.id, sb.uid, sb.attempt),
+        );
+        log(&format!("created sandbox {} for {pod}", sb.id));
+        self.by_pod.insert(pod.to_string(), sb.clone());
+        // The shim has started the pause when RunPodSandbox returns.
+        sandbox::pause_pid(&sb.id).ok_or_else(|| format!("{pod}: sandbox {} has no pause", sb.id))
+    }
+
+    /// Stops and removes `pod`'s sandbox (and with it whatever still runs in it).
+    fn remove(&mut self, pod: &str) {
+        if let Some(sb) = self.by_pod.remove(pod) {
+            match self.cri.remove_pod_sandbox(&sb.id) {
+                Ok(()) => log(&format!("removed sandbox {} of {pod}", sb.id)),
+                Err(e) => eprintln!(
+                    "E {} real-kubelet: removing sandbox {} of {pod}: {e}",
+                    stamp(),
+                    sb.id
+                ),
+            }
+            let _ = fs::remove_file(sandbox_file(pod));
+        }
+    }
+}
+
+fn log(msg: &str) {
+    eprintln!("I {} real-kubelet: {msg}", stamp());
 }
 
 fn stop(mut proc: Proc, grace: Duration) {
@@ -377,6 +488,17 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     // The runtime's side of every sandbox: checked on each pass, as containerd may be
     // reconfigured and restarted while the kubelet runs.
     let node = opts.clone();
+    let endpoint = super::kubelet::cri_endpoint(config, flags);
+    let client = crate::common::Ctx::load("kubelet").config.cri_client;
+    let mut sandboxes = Cri::connect(client.as_deref(), &endpoint).map(|cri| Sandboxes {
+        cri,
+        by_pod: recorded_sandboxes(),
+    });
+    log(if sandboxes.is_some() {
+        "static pods run in pod sandboxes of the real containerd"
+    } else {
+        "static pods run as host processes (the runtime is not the real containerd)"
+    });
     realnode::run_in_background(dir.join("kubectl"), opts, |msg| {
         eprintln!("I {} real-kubelet: {msg}", stamp())
     });
@@ -389,15 +511,15 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     while !TERM.load(Ordering::SeqCst) {
         let mut wanted: BTreeMap<(String, String), Spec> = BTreeMap::new();
         // The file source's files, in its order; the first file of a pod name is the pod
-        // (mirror::manifests).
-        let mut pods_seen: Vec<String> = Vec::new();
+        // (mirror::manifests). Each pod's manifest and UID, for its sandbox.
+        let mut pods: BTreeMap<String, (Value, String)> = BTreeMap::new();
         for file in mirror::manifest_files(MANIFESTS) {
             let key = file.display().to_string();
             let Ok(text) = fs::read_to_string(&file) else {
                 continue;
             };
             match specs(&text, &images) {
-                Ok(list) if list.first().is_some_and(|s| pods_seen.contains(&s.pod)) => {
+                Ok(list) if list.first().is_some_and(|s| pods.contains_key(&s.pod)) => {
                     let e = format!(
                         "\"Pod failed validation due to duplicate pod name, ignoring\" pod=\"kube-system/{}\"",
                         list[0].pod
@@ -409,7 +531,10 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 }
                 Ok(list) => {
                     refused.remove(&key);
-                    pods_seen.extend(list.first().map(|s| s.pod.clone()));
+                    if let Some(s) = list.first() {
+                        let pod = serde_yaml::from_str(&text).unwrap_or(Value::Null);
+                        pods.insert(s.pod.clone(), (pod, mirror::manifest_hash(&text)));
+                    }
                     for s in list {
                         wanted.insert((key.clone(), s.container.clone()), s);
                     }
@@ -435,6 +560,12 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 );
                 if let Some(child) = r.child {
                     stop(child, r.spec.grace);
+                }
+                // The pod's last container stopped: its sandbox goes too.
+                if let Some(sb) = &mut sandboxes {
+                    if !running.values().any(|o| o.spec.pod == r.spec.pod) {
+                        sb.remove(&r.spec.pod);
+                    }
                 }
             }
         }
@@ -504,7 +635,13 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 }
             }
             if r.child.is_none() && sandbox.is_none() && Instant::now() >= r.next_start {
-                match start(&r.spec) {
+                let pause = match (&mut sandboxes, pods.get(&r.spec.pod)) {
+                    (Some(sb), Some((manifest, uid))) => {
+                        sb.ensure(&r.spec.pod, manifest, uid).map(Some)
+                    }
+                    _ => Ok(None),
+                };
+                match pause.and_then(|pause| start(&r.spec, pause)) {
                     Ok(child) => {
                         eprintln!(
                             "I {} real-kubelet: started {}/{} (pid {})",
@@ -527,6 +664,18 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                         r.next_start = Instant::now() + BACKOFF_START;
                     }
                 }
+            }
+        }
+        // Sandboxes of pods that no manifest wants (e.g. left by an earlier kubelet).
+        if let Some(sb) = &mut sandboxes {
+            let gone: Vec<String> = sb
+                .by_pod
+                .keys()
+                .filter(|pod| !running.values().any(|r| &&r.spec.pod == pod))
+                .cloned()
+                .collect();
+            for pod in gone {
+                sb.remove(&pod);
             }
         }
         std::thread::sleep(Duration::from_secs(1));
