@@ -430,6 +430,88 @@ fn real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver() {
     );
 }
 
+/// A Deployment whose container reads a Secret that does not exist yet: the real
+/// scheduler binds its pod, and the kubelet does not start it (CreateContainerConfigError,
+/// `secret "db" not found`: kubelet_pods.go makeEnvironmentVariables), so its rollout does
+/// not finish; once the Secret exists the pod runs. Before, the stand-in ran any bound pod.
+#[test]
+fn a_pod_waits_for_the_secret_its_environment_reads() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    init_control_plane(&tb, &k8s);
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
+    );
+    let app = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+      - name: app
+        image: registry.k8s.io/pause:3.10.1
+        env:
+        - name: PASSWORD
+          valueFrom: {secretKeyRef: {name: db, key: password}}
+";
+    let out = apply(&tb, &kubectl, app);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let pod = |tb: &testbed::Testbed| -> Value {
+        let out = exec_ok(
+            tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get pods -l app=app -o json"),
+        );
+        let list: Value = serde_json::from_str(&out.stdout).unwrap();
+        list["items"][0].clone()
+    };
+    let waiting = poll(
+        &tb,
+        "the app's pod waiting for its Secret",
+        || pod(&tb),
+        &|p: &Value| !p["status"]["containerStatuses"][0]["state"]["waiting"].is_null(),
+    );
+    assert_eq!(waiting["spec"]["nodeName"], "node1", "{waiting:#}");
+    assert_eq!(waiting["status"]["phase"], "Pending", "{waiting:#}");
+    assert_eq!(
+        waiting["status"]["containerStatuses"][0]["state"]["waiting"],
+        serde_json::json!({"reason": "CreateContainerConfigError", "message": "secret \"db\" not found"}),
+        "{waiting:#}"
+    );
+    let rollout = exec(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=10s"),
+    );
+    assert_ne!(rollout.code, 0, "{}", rollout.all());
+    // The Secret (from a file, not the command line), then the pod runs.
+    let secret = "apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: default}
+stringData: {password: not-a-real-one}
+";
+    let out = apply(&tb, &kubectl, secret);
+    assert_eq!(out.code, 0, "{}", out.all());
+    poll(
+        &tb,
+        "the app's pod Running once its Secret exists",
+        || pod(&tb)["status"]["phase"].clone(),
+        &|phase: &Value| phase == "Running",
+    );
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=60s"),
+    );
+}
+
 /// The control plane's processes and listening ports on node1: the executables of
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler that run, and the
 /// ports 6443/2379 that are listened on. Empty when none is left (a grep that finds

@@ -9,6 +9,7 @@ pub mod kubelet;
 pub mod mirror;
 pub mod objects;
 pub mod pki;
+pub mod podrefs;
 pub mod podsync;
 pub mod prober;
 pub mod realnode;

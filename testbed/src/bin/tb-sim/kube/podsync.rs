@@ -15,6 +15,10 @@
 //!   container terminated Completed, startTime, hostIP = the node's address, podIP = the
 //!   node's address for hostNetwork pods, else the first free address of the Node's
 //!   spec.podCIDR (kwok's IP pool; a CNI plugin's IPAM would choose its own);
+//! - a pod whose volumes or environment name a ConfigMap or Secret (or key) that does not
+//!   exist is not started: Pending, its containers waiting with the kubelet's reason
+//!   (podrefs.rs: `ContainerCreating` and `MountVolume.SetUp failed ...`,
+//!   `CreateContainerConfigError`); it starts on a later pass once they exist;
 //! - a pod with a deletionTimestamp has no containers to stop, so the kubelet's
 //!   confirmation follows at once: DELETE with gracePeriodSeconds 0 and the pod's UID as
 //!   precondition (status_manager.go syncPod, canBeDeleted; kwok's pod-delete stage).
@@ -41,6 +45,7 @@ use serde_json::{json, Value};
 use super::cni;
 use super::mirror;
 use super::objects::rfc3339;
+use super::podrefs;
 use super::realnode::{internal_ip, kubectl_run, Options};
 use crate::common;
 
@@ -120,6 +125,37 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         // Every pod needs a sandbox, hostNetwork or not (realnode.rs sandbox_problem).
         if opts.sandbox_problem().is_some() {
             continue;
+        }
+        // The ConfigMaps and Secrets its volumes and environment need (podrefs.rs), read
+        // with the node's credentials; a Forbidden answer (the Node authorizer has not
+        // seen the binding yet) is retried on the next pass.
+        let mut fetch = |kind: podrefs::Kind, object: &str| -> Result<Option<Value>, String> {
+            let path = format!("/api/v1/namespaces/{ns}/{}/{object}", kind.collection());
+            match kubectl_run(kubectl, &["get", "--raw", &path], "") {
+                Ok(t) => serde_json::from_str(&t)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                Err(e) if e.contains("NotFound") || e.contains("not found") => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        match podrefs::blocked(pod, &mut fetch) {
+            Ok(None) => {}
+            Ok(Some((container, reason, message))) => {
+                let status = podrefs::waiting_status(pod, container.as_deref(), reason, &message);
+                if podrefs::waiting(&status) != podrefs::waiting(&pod["status"]) {
+                    let mut object = (*pod).clone();
+                    object["status"] = status;
+                    kubectl_run(
+                        kubectl,
+                        &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
+                        &object.to_string(),
+                    )?;
+                    done.push(format!("Pod {ns}/{name} not started: {reason}: {message}"));
+                }
+                continue;
+            }
+            Err(_) => continue,
         }
         // Init containers run before the pod's containers; the one whose work tests
         // observe on the host is calico-node's install-cni (cni.rs). A failure leaves the
