@@ -7,13 +7,15 @@
 //! kubeadm is built from source by the testbed (`testbed::real_release`; the first run
 //! builds it, see testbed/k8s/README.md). `cargo test --test kubeadm_real`.
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 
 use bootstrap::inventory::{self, Inventory};
 use bootstrap::plan::Vars;
 use bootstrap::playbook;
-use testbed::k8s::{real_release, DEFAULT_RELEASE};
+use testbed::k8s::DEFAULT_RELEASE;
 
 /// The configuration `bootstrap up` writes to /etc/kubeadm/kubeadm.yaml on the first
 /// control plane of `inv`, with the cluster at the built release.
@@ -25,15 +27,7 @@ fn rendered(inv: &Inventory) -> String {
 
 /// `kubeadm config validate --config FILE` of the built release on `config`.
 fn kubeadm_validate(config: &str) -> Output {
-    let k8s = real_release(DEFAULT_RELEASE).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("kubeadm.yaml");
-    std::fs::write(&file, config).unwrap();
-    k8s.command("kubeadm")
-        .args(["config", "validate", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap()
+    support::real_kubeadm_validate(DEFAULT_RELEASE, config)
 }
 
 fn load(path: &str) -> Inventory {

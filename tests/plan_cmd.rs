@@ -1,4 +1,6 @@
-//! End-to-end: `bootstrap plan` (and `up --dry-run`) against the testbed.
+//! End-to-end: `bootstrap plan` (and `up --dry-run`) against the testbed, on the REAL
+//! control plane (issue 9: real kubeadm, kubectl, API server, etcd, controller manager and
+//! scheduler; the kubelet stand-in), at the built release [`support::real_version`].
 //!
 //! The plan must change nothing (the hosts and the API observed before and after,
 //! tests/support/snapshot.rs), exit 2 exactly when `up` has work and 0 when it has none,
@@ -11,8 +13,30 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::snapshot::{assert_unchanged, Snapshot};
-use support::{inventory, run_on, Decl, Inventory};
+use support::{real_testbed, real_version, run_on, Decl, Inventory};
 use testbed::{Os, Testbed};
+
+/// `decls` written as the testbed's inventory at [`real_version`], Calico `calico`.
+fn inventory_with(tb: &Testbed, decls: &[Decl], calico: &str) -> PathBuf {
+    let version = real_version();
+    Inventory {
+        version: &version,
+        calico,
+        ..Inventory::new(decls)
+    }
+    .write(tb)
+}
+
+/// [`inventory_with`] the default Calico ([`support::CALICO`]).
+fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    inventory_with(tb, decls, support::CALICO)
+}
+
+/// A testbed builder on the real control plane of [`real_version`] (hosts, user, OS ...
+/// added).
+fn real_builder() -> testbed::Builder {
+    support::real_releases(&[testbed::k8s::DEFAULT_RELEASE])
+}
 
 /// `plan --output json`: the exit code and the parsed, schema-checked document.
 fn plan_json(tb: &Testbed, inv: &Path) -> (Option<i32>, Value, String) {
@@ -152,9 +176,7 @@ fn names(steps: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn plan_lists_what_up_then_does_and_changes_nothing() {
-    let tb = Testbed::builder().hosts(3).build().unwrap_or_else(|e| {
-        panic!("cannot build the testbed (run as root; cargo build -p testbed): {e}")
-    });
+    let tb = real_testbed(3);
     let two = [
         Decl::new("control-plane", &[("type", "mysql")], Some(&[])),
         Decl::new("worker", &[("type", "wordpress")], None),
@@ -221,7 +243,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     assert_unchanged(&tb, "node1", &before, "plan");
 
     // up runs exactly the planned host steps.
-    let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    let up = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
     let run = newest_run(&tb);
     for host in ["node1", "node2"] {
@@ -307,7 +329,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
 
     // ... and up does exactly that.
     let before = Snapshot::of(&tb, "node1");
-    let up = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    let up = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
     let run = newest_run(&tb);
     assert_eq!(
@@ -409,7 +431,7 @@ fn assert_refused_like_up(tb: &Testbed, inv: &Path, texts: &[&str], up_code: i32
 
 #[test]
 fn unreachable_and_non_ubuntu_hosts_are_errors_with_up_s_messages() {
-    let tb = Testbed::builder()
+    let tb = real_builder()
         .hosts(3)
         .host_os("node2", Os::Debian12)
         .build()
@@ -430,7 +452,7 @@ fn unreachable_and_non_ubuntu_hosts_are_errors_with_up_s_messages() {
 
 #[test]
 fn sudo_with_a_password_is_an_error_with_up_s_message() {
-    let tb = Testbed::builder()
+    let tb = real_builder()
         .hosts(1)
         .user("ubuntu")
         .sudo_password(true)
@@ -440,24 +462,28 @@ fn sudo_with_a_password_is_an_error_with_up_s_message() {
     assert_refused_like_up(&tb, &inv, &["sudo", "a password is required"], 5);
 }
 
+/// A newer Calico in the inventory: `plan` lists exactly Calico's apply and the wait, and
+/// `up` fetches that release's manifest on the control plane and applies it server-side
+/// on the real API server: the calico-node DaemonSet's image is the new release and its
+/// fields are owned by a server-side `Apply` of kubectl's field manager.
 #[test]
 fn a_calico_version_change_is_planned_then_applied_server_side() {
-    let tb = Testbed::builder().hosts(2).build().unwrap();
+    let tb = real_testbed(2);
     let decls: &[Decl] = &[
         Decl::new("control-plane", &[], None),
         Decl::new("worker", &[], None),
     ];
     let inv = inventory(&tb, decls);
-    assert_eq!(run_on(&tb, &["up"], &inv, &[]).code, Some(0));
+    assert_eq!(
+        run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]).code,
+        Some(0)
+    );
     let newer = "v3.31.2";
-    let inv = Inventory {
-        calico: newer,
-        ..Inventory::new(decls)
-    }
-    .write(&tb);
+    let inv = inventory_with(&tb, decls, newer);
 
     let before = Snapshot::of(&tb, "node1");
     let mark = tb.audit("node1").unwrap().len();
+    let mark2 = tb.audit("node2").unwrap().len();
     let (code, doc, _) = plan_json(&tb, &inv);
     assert_eq!(code, Some(2));
     assert_unchanged(&tb, "node1", &before, "plan");
@@ -473,12 +499,15 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
         ]
     );
 
-    assert_eq!(run_on(&tb, &["up"], &inv, &[]).code, Some(0));
+    assert_eq!(
+        run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]).code,
+        Some(0)
+    );
     let url = format!(
         "https://raw.githubusercontent.com/projectcalico/calico/{newer}/manifests/calico.yaml"
     );
     // The release's manifest, fetched by the control plane (and amended: the node IP
-    // autodetection), applied server-side from stdin.
+    // autodetection), applied server-side from stdin by the real kubectl.
     let ran: Vec<String> = commands_since(&tb, "node1", mark)
         .iter()
         .map(|argv| argv.join(" "))
@@ -489,12 +518,55 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
             .any(|c| c.ends_with("apply --server-side --force-conflicts -f -")),
         "{ran:#?}"
     );
+    // node2: bootstrap ran nothing there but its read-only fact gathering (plan's and
+    // up's) ...
+    let on_node2: Vec<String> = tb.audit("node2").unwrap()[mark2..]
+        .iter()
+        .filter(|r| r.kind == "ssh")
+        .flat_map(|r| r.argv.clone())
+        .collect();
+    assert_eq!(on_node2.len(), 2, "{on_node2:#?}");
+    assert!(
+        on_node2
+            .iter()
+            .all(|c| c.contains("echo \"@@bootstrap-facts 1\"")),
+        "{on_node2:#?}"
+    );
+    // ... and what changed on it is what the new calico-node's install-cni (the
+    // DaemonSet's init container, rolled out on every node by the apply) writes: Calico's
+    // CNI programs of the new release and its kubeconfig with a fresh token.
     let node2 = Snapshot::of(&tb, "node1").of_host("node2");
+    let changed: Vec<String> = node2
+        .changes(&before.of_host("node2"))
+        .iter()
+        .map(|l| l.split(": ").next().unwrap_or(l).to_string())
+        .collect();
     assert_eq!(
-        node2.changes(&before.of_host("node2")),
-        Vec::<String>::new()
+        changed,
+        [
+            "~ node2 file /etc/cni/net.d/calico-kubeconfig",
+            "~ node2 file /opt/cni/bin/calico",
+            "~ node2 file /opt/cni/bin/calico-ipam"
+        ],
+        "{:#?}",
+        node2.changes(&before.of_host("node2"))
     );
     let image = support::calico_image(&tb, "node1");
     assert!(image.ends_with(&format!(":{newer}")), "{image}");
+    // The real API server recorded the apply as server-side: kubectl's field manager with
+    // operation Apply (a client-side apply is an Update by kubectl-client-side-apply).
+    let ds = support::calico_node_daemonset(&tb, "node1");
+    let managers: Vec<(&str, &str)> = ds["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap_or(""),
+                m["operation"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(managers.contains(&("kubectl", "Apply")), "{managers:?}");
     assert_eq!(plan_json(&tb, &inv).0, Some(0));
 }

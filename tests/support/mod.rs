@@ -78,6 +78,43 @@ pub fn real_testbed_as(hosts: usize, user: &str) -> Testbed {
         .unwrap_or_else(|e| panic!("cannot build a {hosts}-host real-Kubernetes testbed: {e}"))
 }
 
+/// A testbed builder on the REAL control plane (as [`real_testbed`]) whose kubeadm and
+/// kubectl packages of every release in `releases` (e.g. `["v1.34.2", "v1.35.4"]`) carry
+/// the built programs: each is built or reused first, so none of them is served by a
+/// stand-in (the repository makes real packages of the releases built when the testbed
+/// is). For tests that install a release other than [`real_version`] or move between
+/// releases; add hosts, user, OS ... as usual.
+pub fn real_releases(releases: &[&str]) -> testbed::Builder {
+    for r in releases.iter().skip(1) {
+        testbed::k8s::real_release_for_hosts(r)
+            .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release {r}: {e}"));
+    }
+    let first = releases
+        .first()
+        .copied()
+        .unwrap_or(testbed::k8s::DEFAULT_RELEASE);
+    Testbed::builder()
+        .real_kubernetes_release(first)
+        .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release {first}: {e}"))
+}
+
+/// `kubeadm config validate --config FILE` of the REAL kubeadm of `release` (e.g.
+/// "v1.35.4", built or reused by testbed/k8s/build.sh) on `config`, run on this machine:
+/// kubeadm's own decoding, defaulting and validation, which `kubeadm init --config` and
+/// `kubeadm join --config` run before touching a host.
+pub fn real_kubeadm_validate(release: &str, config: &str) -> std::process::Output {
+    let k8s = testbed::k8s::real_release(release)
+        .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release {release}: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kubeadm.yaml");
+    std::fs::write(&file, config).unwrap();
+    k8s.command("kubeadm")
+        .args(["config", "validate", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap()
+}
+
 /// An inventory for a testbed's hosts, written by [`Inventory::write`]: the first
 /// `decls.len()` hosts of the testbed, in order, one `decls` entry each.
 pub struct Inventory<'a> {
@@ -240,6 +277,18 @@ pub fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
 /// The calico-node image the API server holds (`docker.io/calico/node:v3.30.3`), asked
 /// through kubectl on the control plane `cp`.
 pub fn calico_image(tb: &Testbed, cp: &str) -> String {
+    calico_node(tb, cp, "jsonpath={.spec.template.spec.containers[0].image}")
+}
+
+/// The calico-node DaemonSet as the API server holds it, with its managed fields (which
+/// field manager wrote what, and how: `Apply` for a server-side apply), asked through
+/// kubectl on the control plane `cp`.
+pub fn calico_node_daemonset(tb: &Testbed, cp: &str) -> Value {
+    serde_json::from_str(&calico_node(tb, cp, "json")).expect("kubectl -o json prints JSON")
+}
+
+/// `kubectl -n kube-system get daemonset calico-node -o OUTPUT --show-managed-fields` on `cp`.
+fn calico_node(tb: &Testbed, cp: &str, output: &str) -> String {
     let argv: Vec<&str> = KUBECTL
         .iter()
         .copied()
@@ -250,7 +299,8 @@ pub fn calico_image(tb: &Testbed, cp: &str) -> String {
             "daemonset",
             "calico-node",
             "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
+            output,
+            "--show-managed-fields",
         ])
         .collect();
     exec(tb, cp, &argv)
