@@ -579,7 +579,7 @@ fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
         "kube-scheduler",
     ]
     .iter()
-    .map(|p| format!("SANDBOX_READY kube-system/{p}"))
+    .map(|p| format!("SANDBOX_READY kube-system/{p}-node1"))
     .collect();
     poll(
         &tb,

@@ -92,16 +92,24 @@ impl Cri {
     }
 }
 
-/// The CRI PodSandboxConfig the kubelet makes for a static pod (`pod`, the manifest) with
-/// UID `uid` (a static pod's UID is its config hash: pkg/kubelet/config/common.go
-/// applyDefaults), in protobuf's JSON mapping: metadata; labels = the pod's plus
+/// The CRI PodSandboxConfig the kubelet makes for a static pod (`pod`, the manifest) of
+/// node `node` with UID `uid` (a static pod's UID is its config hash:
+/// pkg/kubelet/config/common.go applyDefaults), in protobuf's JSON mapping: metadata
+/// with the pod's name as the kubelet knows it, the manifest's name + `-` + the node
+/// name in lower case (common.go generatePodName; kuberuntime_sandbox.go
+/// generatePodSandboxConfig uses pod.Name), as the mirror pod's; labels = the pod's plus
 /// io.kubernetes.pod.{name,namespace,uid} (kuberuntime/labels.go newPodLabels);
 /// annotations = the pod's (newPodAnnotations); no hostname for a hostNetwork pod; the
 /// log directory /var/log/pods/NS_NAME_UID (BuildPodLogsDirectory); network NODE for
 /// hostNetwork, pid CONTAINER, ipc POD (kuberuntime_sandbox_linux.go namespacesForPod).
 /// Not modelled: DNS config, port mappings, cgroup parent, security options.
-pub fn sandbox_config(pod: &Value, uid: &str, attempt: u32) -> Value {
-    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+pub fn sandbox_config(pod: &Value, node: &str, uid: &str, attempt: u32) -> Value {
+    let name = format!(
+        "{}-{}",
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+        node.to_lowercase()
+    );
+    let name = name.as_str();
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut labels = pod["metadata"]["labels"].clone();
     if !labels.is_object() {
@@ -186,14 +194,14 @@ spec:
 ",
         )
         .unwrap();
-        let c = sandbox_config(&pod, "0123abcd", 1);
+        let c = sandbox_config(&pod, "Node1", "0123abcd", 1);
         assert_eq!(
             c,
             json!({
-                "metadata": {"name": "etcd", "namespace": "kube-system", "uid": "0123abcd", "attempt": 1},
-                "logDirectory": "/var/log/pods/kube-system_etcd_0123abcd",
+                "metadata": {"name": "etcd-node1", "namespace": "kube-system", "uid": "0123abcd", "attempt": 1},
+                "logDirectory": "/var/log/pods/kube-system_etcd-node1_0123abcd",
                 "labels": {"component": "etcd", "tier": "control-plane",
-                           "io.kubernetes.pod.name": "etcd",
+                           "io.kubernetes.pod.name": "etcd-node1",
                            "io.kubernetes.pod.namespace": "kube-system",
                            "io.kubernetes.pod.uid": "0123abcd"},
                 "annotations": {"kubeadm.kubernetes.io/etcd.advertise-client-urls": "https://10.0.0.1:2379"},

@@ -325,6 +325,8 @@ fn recorded_sandboxes() -> BTreeMap<String, Sandbox> {
 struct Sandboxes {
     cri: Cri,
     by_pod: BTreeMap<String, Sandbox>,
+    /// The node's name (the static pods' names end with it).
+    node: String,
 }
 
 impl Sandboxes {
@@ -345,7 +347,7 @@ impl Sandboxes {
             }
             self.remove(pod);
         }
-        let config = sandbox::sandbox_config(manifest, uid, attempt);
+        let config = sandbox::sandbox_config(manifest, &self.node, uid, attempt);
         let id = self
             .cri
             .run_pod_sandbox(&config)
@@ -493,6 +495,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     let mut sandboxes = Cri::connect(client.as_deref(), &endpoint).map(|cri| Sandboxes {
         cri,
         by_pod: recorded_sandboxes(),
+        node: node.name.clone(),
     });
     log(if sandboxes.is_some() {
         "static pods run in pod sandboxes of the real containerd"
