@@ -155,7 +155,17 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
                 }
                 continue;
             }
-            Err(_) => continue,
+            Err(e) => {
+                // Said once per distinct failure (the kubelet retries the pod's sync).
+                static SAID: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+                let line = format!("Pod {ns}/{name} not started yet: {e}");
+                let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+                if *said != line {
+                    done.push(line.clone());
+                    *said = line;
+                }
+                continue;
+            }
         }
         // Init containers run before the pod's containers; the one whose work tests
         // observe on the host is calico-node's install-cni (cni.rs). A failure leaves the
