@@ -21,8 +21,10 @@
 //! - httpGet: `GET scheme://host:port/path`, host defaulting to the pod IP (the node's
 //!   address for these hostNetwork pods), headers `User-Agent: kube-probe/MAJOR.MINOR` and
 //!   `Accept: */*`, TLS without verifying the certificate (http.go InsecureSkipVerify),
-//!   success for a status in [200, 400) (a redirect is a Warning, which counts as
-//!   success), any error or timeout (`timeoutSeconds`) a failure; tcpSocket: a connect
+//!   success for a status in [200, 400) (a 3xx is a Warning, which counts as success;
+//!   the real prober first follows redirects to the same host, up to 10: http.go
+//!   RedirectChecker, not modelled here), any error or timeout (`timeoutSeconds`) a
+//!   failure; tcpSocket: a connect
 //!   within the timeout. exec and grpc probes need the container's image and are refused
 //!   (kubeadm writes only httpGet probes).
 
