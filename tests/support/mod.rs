@@ -69,11 +69,8 @@ pub fn real_testbed(hosts: usize) -> Testbed {
 /// [`real_testbed`] whose SSH login is `user` (not root: the tool's commands go through
 /// sudo).
 pub fn real_testbed_as(hosts: usize, user: &str) -> Testbed {
-    Testbed::builder()
-        .hosts(hosts)
+    real_builder(hosts)
         .user(user)
-        .real_kubernetes_release(testbed::k8s::DEFAULT_RELEASE)
-        .unwrap_or_else(|e| panic!("cannot build the real Kubernetes release: {e}"))
         .build()
         .unwrap_or_else(|e| panic!("cannot build a {hosts}-host real-Kubernetes testbed: {e}"))
 }
@@ -113,6 +110,12 @@ pub fn real_kubeadm_validate(release: &str, config: &str) -> std::process::Outpu
         .arg(&file)
         .output()
         .unwrap()
+}
+
+/// The builder of [`real_testbed`] (`hosts` hosts, the release of [`real_version`]), for
+/// tests that also set what the hosts are (another OS, public addresses, certificates).
+pub fn real_builder(hosts: usize) -> testbed::Builder {
+    real_releases(&[testbed::k8s::DEFAULT_RELEASE]).hosts(hosts)
 }
 
 /// An inventory for a testbed's hosts, written by [`Inventory::write`]: the first
@@ -212,6 +215,17 @@ impl<'a> Inventory<'a> {
 /// [`Inventory::new`]`(decls)` written for `tb`.
 pub fn inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
     Inventory::new(decls).write(tb)
+}
+
+/// [`Inventory::new`]`(decls)` at [`real_version`], written for `tb` (a [`real_testbed`]:
+/// only a built release's packages carry the real kubeadm and kubectl).
+pub fn real_inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
+    let version = real_version();
+    Inventory {
+        version: &version,
+        ..Inventory::new(decls)
+    }
+    .write(tb)
 }
 
 /// A control plane and `workers` workers, no labels, default taints.
