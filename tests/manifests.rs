@@ -8,8 +8,12 @@
 //! naming the manifest and the host; one the API server rejects makes it exit 6 with the
 //! server's message and stays unrecorded; `status` shows a changed manifest as drift; an
 //! https URL is fetched by the control plane and recorded under the URL; a StatefulSet
-//! rolls out. Needs root and the testbed's stand-in binary (`cargo build -p testbed`),
-//! like tests/up.rs.
+//! rolls out.
+//!
+//! On the REAL control plane (issue 9, tests/up_real.rs): the manifests go to the real
+//! kube-apiserver through the real kubectl, the real controller-manager and scheduler
+//! make and place their pods, and the rejection, rollout timeout and record are theirs.
+//! Needs root and the built release (the first run builds it).
 
 mod support;
 
@@ -18,14 +22,15 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::snapshot::{assert_converged_up, assert_unchanged, Snapshot};
-use support::{article_decls, pod_placement, run_on, running, Inventory};
+use support::{article_decls, pod_placement, real_version, run_on, running, Inventory};
 use testbed::Testbed;
 
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 
-/// The article's 2-host inventory (node1: the control plane labeled type=mysql without
-/// its taint, node2: a worker labeled type=wordpress) listing `manifests` (as written),
-/// with the WordPress example's manifests copied next to it under apps/.
+/// The article's 2-host inventory at [`real_version`] (node1: the control plane labeled
+/// type=mysql without its taint, node2: a worker labeled type=wordpress) listing
+/// `manifests` (as written), with the WordPress example's manifests copied next to it
+/// under apps/.
 fn inventory(tb: &Testbed, manifests: &[&str]) -> PathBuf {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wordpress");
     let dir = tb.dir().join("apps");
@@ -35,8 +40,10 @@ fn inventory(tb: &Testbed, manifests: &[&str]) -> PathBuf {
             std::fs::copy(example.join(f), dir.join(f)).unwrap();
         }
     }
+    let version = real_version();
     Inventory {
         manifests,
+        version: &version,
         ..Inventory::new(&article_decls()[..2])
     }
     .write(tb)
@@ -74,7 +81,7 @@ fn sha256(path: &Path) -> String {
 }
 
 /// The kubectl command lines node1 ran since audit record `mark` (the argv of every
-/// kubectl invocation, joined).
+/// kubectl invocation, joined; the real kubectl is audited like the stand-ins were).
 fn kubectl_runs_since(tb: &Testbed, mark: usize) -> Vec<String> {
     tb.audit("node1").unwrap()[mark..]
         .iter()
@@ -85,13 +92,13 @@ fn kubectl_runs_since(tb: &Testbed, mark: usize) -> Vec<String> {
 
 #[test]
 fn manifests_are_applied_in_order_once_and_again_when_they_change() {
-    let tb = support::testbed(2, "root");
+    let tb = support::real_testbed(2);
     let apps = tb.dir().join("apps");
     let inv = inventory(&tb, &["apps/mysql.yaml", "apps/wordpress.yaml"]);
 
     // 1. up: the cluster, then the manifests in order, each rolled out.
     let mark = tb.audit("node1").unwrap().len();
-    let run = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    let run = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert_eq!(run.code, Some(0), "up failed:\n{}", run.stderr);
     for m in ["apps/mysql.yaml", "apps/wordpress.yaml"] {
         let planned = format!("manifests: apply {m} (it was never applied to this cluster)");
