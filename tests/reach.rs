@@ -1,8 +1,9 @@
 //! Reaching hosts the way operators do (issue 13), end to end on the testbed's real
 //! OpenSSH: `hostKeyPolicy: accept-new` on fresh hosts, and `--wait-for-ssh` for a host
-//! that is still booting.
+//! that is still booting. The testbeds are on the REAL control plane (issue 9,
+//! tests/up_real.rs): the clusters converged behind a bastion are real kubeadm clusters.
 //!
-//! Needs root and the testbed's stand-in binary, like tests/up.rs.
+//! Needs root and the built release (the first run builds it), like tests/up_real.rs.
 
 mod support;
 
@@ -42,7 +43,7 @@ fn bootstrap_env(tb: &Testbed, command: &str, inv: &Path, extra: &[&str], env: E
 /// The testbed's inventory with its `ssh:` defaults extended by `lines` (YAML, indented
 /// two spaces) and `knownHostsFile` pointing at `known_hosts`, written as `name`.
 fn inventory_ssh(tb: &Testbed, name: &str, known_hosts: &Path, lines: &str) -> PathBuf {
-    let text = std::fs::read_to_string(inventory(tb, &plain_decls(1))).unwrap();
+    let text = std::fs::read_to_string(real_inventory(tb, &plain_decls(1))).unwrap();
     let path = tb.dir().join(name);
     let pinned = json(&tb.known_hosts().display().to_string());
     assert!(text.contains(&pinned), "{text}");
@@ -68,7 +69,7 @@ fn sorted_lines(text: &str) -> Vec<String> {
 /// them, and a key that then changes is refused under both policies, the file untouched.
 #[test]
 fn accept_new_records_fresh_hosts_then_strict_trusts_them_and_a_changed_key_is_refused() {
-    let tb = testbed(2, "root");
+    let tb = real_testbed(2);
     let kh = tb.dir().join("fresh/known_hosts");
     std::fs::create_dir(tb.dir().join("fresh")).unwrap();
     let accept = inventory_ssh(&tb, "accept.yaml", &kh, "  hostKeyPolicy: accept-new\n");
@@ -102,8 +103,8 @@ fn accept_new_records_fresh_hosts_then_strict_trusts_them_and_a_changed_key_is_r
 /// `--wait-for-ssh 1m` the host is tried again, named while awaited, and the run goes on.
 #[test]
 fn a_booting_host_is_waited_for_under_wait_for_ssh() {
-    let tb = testbed(2, "root");
-    let inv = inventory(&tb, &plain_decls(1));
+    let tb = real_testbed(2);
+    let inv = real_inventory(&tb, &plain_decls(1));
     tb.stop("node2").unwrap();
 
     let ran = up(&tb, &inv, &["--connect-timeout", "2s"]);
@@ -135,8 +136,8 @@ fn a_booting_host_is_waited_for_under_wait_for_ssh() {
 /// A host that never comes back is exit 4 with its last error, once the wait is over.
 #[test]
 fn a_host_that_never_answers_is_exit_4_after_the_wait() {
-    let tb = testbed(2, "root");
-    let inv = inventory(&tb, &plain_decls(1));
+    let tb = real_testbed(2);
+    let inv = real_inventory(&tb, &plain_decls(1));
     tb.stop("node2").unwrap();
     let ran = up(
         &tb,
@@ -157,11 +158,7 @@ fn a_host_that_never_answers_is_exit_4_after_the_wait() {
 /// plain key removed from authorized_keys); each real sshd logs the certificate login.
 #[test]
 fn hosts_of_a_certificate_authority_are_reached_by_certificates_alone() {
-    let tb = Testbed::builder()
-        .hosts(2)
-        .certificates(true)
-        .build()
-        .expect("testbed");
+    let tb = real_builder(2).certificates(true).build().expect("testbed");
     for h in tb.hosts() {
         let out = tb
             .exec(&h.name, &["rm", "/root/.ssh/authorized_keys"])
@@ -208,12 +205,12 @@ fn a_bastion_written_only_in_ssh_config_is_used_like_proxy_jump() {
 }
 
 fn converge_behind_a_bastion(jump_in: JumpIn) {
-    let tb = testbed(4, "root");
+    let tb = real_testbed(4);
     let bastion = tb.hosts()[3].clone();
     for h in ["node1", "node2", "node3"] {
         tb.behind_bastion(h).unwrap();
     }
-    let direct = inventory(&tb, &plain_decls(2));
+    let direct = real_inventory(&tb, &plain_decls(2));
     let ran = up(&tb, &direct, &["--connect-timeout", "2s"]);
     assert_eq!(ran.code, Some(4), "not reachable directly: {}", ran.stderr);
 
