@@ -5,6 +5,10 @@
 //! host name as advertise address and the kubelet drops its addresses. A subnet holding a
 //! host's address, and a control plane smaller than kubeadm's preflight allows, are
 //! refused before anything changes.
+//!
+//! On the REAL control plane (issue 9, tests/up_real.rs): the real kubeadm init and join,
+//! the real API server's Nodes, kubeadm-config and Calico objects. Needs root and the
+//! built release (the first run builds it).
 
 mod support;
 
@@ -42,7 +46,7 @@ fn bootstrap(tb: &Testbed, args: &[&str]) -> Ran {
 /// The inventory of `plain_decls(1)` with the control plane written by its public
 /// address and the worker by its DNS name.
 fn inventory_by_public_names(tb: &Testbed) -> std::path::PathBuf {
-    let inv = inventory(tb, &plain_decls(1));
+    let inv = real_inventory(tb, &plain_decls(1));
     let hosts = tb.hosts();
     let mut text = std::fs::read_to_string(&inv).unwrap();
     text = text.replace(
@@ -89,8 +93,7 @@ fn kube_system_get(tb: &Testbed, host: &str, object: &str, path: &str) -> String
 
 #[test]
 fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
-    let tb = Testbed::builder()
-        .hosts(2)
+    let tb = real_builder(2)
         .public_addresses(true)
         .build()
         .expect("testbed with public addresses (root, nft)");
@@ -128,7 +131,7 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
 
     let up = bootstrap(
         &tb,
-        &[&["up", inv_arg, "--timeout", "5m"][..], &log_dir].concat(),
+        &[&["up", inv_arg, "--timeout", "10m"][..], &log_dir].concat(),
     );
     assert_eq!(up.code, Some(0), "{}", up.stderr);
 
@@ -204,15 +207,14 @@ fn hosts_reached_by_public_address_and_name_use_their_own_address_as_node_ip() {
 
 #[test]
 fn a_subnet_holding_an_address_the_host_has_is_refused_before_any_change() {
-    let tb = Testbed::builder()
-        .hosts(1)
+    let tb = real_builder(1)
         .public_addresses(true)
         .build()
         .expect("testbed with public addresses (root, nft)");
     let host = &tb.hosts()[0];
     // The inventory only knows the public address (outside 10.200.0.0/16); the host's own
     // address, from its facts, is inside the pod subnet.
-    let inv = inventory(&tb, &plain_decls(0));
+    let inv = real_inventory(&tb, &plain_decls(0));
     let text = std::fs::read_to_string(&inv).unwrap().replace(
         &format!("address: {}\n", host.address),
         &format!("address: {}\n", host.public_address.as_ref().unwrap()),
@@ -228,8 +230,7 @@ fn a_subnet_holding_an_address_the_host_has_is_refused_before_any_change() {
 
 #[test]
 fn a_control_plane_below_kubeadm_s_cpu_and_memory_minimum_is_refused_before_any_change() {
-    let tb = Testbed::builder()
-        .hosts(1)
+    let tb = real_builder(1)
         .host_resources("node1", Some(1), Some(982))
         .build()
         .expect("testbed");
@@ -242,7 +243,7 @@ fn a_control_plane_below_kubeadm_s_cpu_and_memory_minimum_is_refused_before_any_
         .unwrap();
     let seen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(seen, "1\nMemTotal:         1005568 kB\n", "{out:?}");
-    let inv = inventory(&tb, &plain_decls(0));
+    let inv = real_inventory(&tb, &plain_decls(0));
     let why = "the number of available CPUs 1 is less than the required 2; the system RAM \
                (982 MB) is less than the minimum 1700 MB";
     assert_refused_before_any_change(&tb, &inv, why);
