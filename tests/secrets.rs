@@ -4,7 +4,9 @@
 //! in its audit log, holds it; and the run deletes its token once the join is over.
 //! And what gets root or admin is fetched over https only (item 2).
 //!
-//! Needs root and the testbed's stand-in binary, like tests/up.rs.
+//! On the REAL control plane (issue 9): the kubeadm and kubectl packages carry the built
+//! binaries, which the hosts' audit log records like the package tools. Needs root and
+//! the built release (the first run builds it).
 
 mod support;
 
@@ -53,8 +55,8 @@ fn command_lines(tb: &Testbed, host: &str) -> Vec<String> {
 #[test]
 fn the_join_token_is_on_no_command_line_and_deleted_after_the_join() {
     // A non-root login: kubeadm runs under sudo, whose argv (and log line) is the command.
-    let tb = support::testbed(2, "ubuntu");
-    let inv = support::inventory(&tb, &plain_decls(1));
+    let tb = support::real_testbed_as(2, "ubuntu");
+    let inv = support::real_inventory(&tb, &plain_decls(1));
     // The join takes 4 s longer: long enough to be seen in the process table.
     let slow = Fault::Slow {
         command: "kubeadm".into(),
@@ -72,7 +74,7 @@ fn the_join_token_is_on_no_command_line_and_deleted_after_the_join() {
             }
             seen
         });
-        let ran = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+        let ran = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
         done.store(true, Ordering::SeqCst);
         (ran, watcher.join().unwrap())
     });
@@ -136,9 +138,9 @@ fn the_join_token_is_on_no_command_line_and_deleted_after_the_join() {
 
 #[test]
 fn every_download_is_https_only_and_calico_is_applied_from_stdin() {
-    let tb = support::testbed(1, "root");
-    let inv = support::inventory(&tb, &plain_decls(0));
-    let ran = run_on(&tb, &["up", "--timeout", "5m"], &inv, &[]);
+    let tb = support::real_testbed(1);
+    let inv = support::real_inventory(&tb, &plain_decls(0));
+    let ran = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert!(ran.ok(), "up failed:\n{}", ran.stderr);
     let audit = tb.audit("node1").unwrap();
     let curls: Vec<&Vec<String>> = audit

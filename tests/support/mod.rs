@@ -228,6 +228,28 @@ pub fn real_inventory(tb: &Testbed, decls: &[Decl]) -> PathBuf {
     .write(tb)
 }
 
+/// Calls `fetch` every second until `ok` holds for its value, which it returns; panics
+/// with `what` and the last value after `limit`. The real control plane is eventually
+/// consistent: what it reaches on its own is waited for, boundedly, not asserted once.
+pub fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    limit: std::time::Duration,
+    mut fetch: impl FnMut() -> T,
+    ok: impl Fn(&T) -> bool,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        let value = fetch();
+        if ok(&value) {
+            return value;
+        }
+        if started.elapsed() > limit {
+            panic!("{what}: not after {limit:?}: {value:#?}");
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
 /// A control plane and `workers` workers, no labels, default taints.
 pub fn plain_decls(workers: usize) -> Vec<Decl> {
     std::iter::once(Decl::new("control-plane", &[], None))
