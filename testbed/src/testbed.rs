@@ -730,13 +730,22 @@ impl Testbed {
     /// Expires every bootstrap token of the cluster whose API server runs on
     /// `control_plane`: each `kube-system/bootstrap-token-*` Secret gets an `expiration`
     /// in the past, as if its TTL had run out, so a join with it fails like a stale
-    /// join command does. Goes through the cluster's own kubectl, like an admin would.
+    /// join command does (the real controller-manager's tokencleaner then deletes the
+    /// Secrets and its bootstrapsigner drops their signatures from cluster-info). Goes
+    /// through the cluster's own kubectl with admin.conf, like an admin would: a merge
+    /// patch of `data.expiration` per Secret, so no token secret is on a command line.
     pub fn expire_bootstrap_tokens(&self, control_plane: &str) -> Result<usize> {
         use base64::Engine as _;
-        const KUBECTL: [&str; 3] = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
-        let run = |args: &[&str], stdin: Option<&[u8]>| -> Result<Vec<u8>> {
+        const KUBECTL: [&str; 5] = [
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "-n",
+            "kube-system",
+        ];
+        let run = |args: &[&str]| -> Result<Vec<u8>> {
             let argv: Vec<&str> = KUBECTL.iter().chain(args).copied().collect();
-            let out = self.exec_with_input(control_plane, &argv, stdin)?;
+            let out = self.exec(control_plane, &argv)?;
             if !out.status.success() {
                 return Err(Error::Host {
                     host: control_plane.to_string(),
@@ -749,22 +758,22 @@ impl Testbed {
             }
             Ok(out.stdout)
         };
-        let list = run(&["get", "secrets", "-n", "kube-system", "-o", "json"], None)?;
-        let list: serde_json::Value = serde_json::from_slice(&list)
-            .map_err(|e| Error::Invalid(format!("kubectl get secrets -o json: {e}")))?;
+        let names = run(&[
+            "get",
+            "secrets",
+            "--field-selector",
+            "type=bootstrap.kubernetes.io/token",
+            "-o",
+            "name",
+        ])?;
         let past = base64::engine::general_purpose::STANDARD.encode("2000-01-01T00:00:00Z");
-        let mut docs = Vec::new();
-        for mut secret in list["items"].as_array().cloned().unwrap_or_default() {
-            if secret["type"] != "bootstrap.kubernetes.io/token" {
-                continue;
-            }
-            secret["data"]["expiration"] = serde_json::Value::String(past.clone());
-            docs.push(secret.to_string());
+        let patch = serde_json::json!({"data": {"expiration": past}}).to_string();
+        let names = String::from_utf8_lossy(&names).into_owned();
+        let names: Vec<&str> = names.lines().filter(|l| !l.is_empty()).collect();
+        for name in &names {
+            run(&["patch", name, "--type", "merge", "-p", &patch])?;
         }
-        if !docs.is_empty() {
-            run(&["apply", "-f", "-"], Some(docs.join("\n---\n").as_bytes()))?;
-        }
-        Ok(docs.len())
+        Ok(names.len())
     }
 
     /// Makes pkgs.k8s.io offer `minor` only up to patch `newest` (None: every patch the
