@@ -168,6 +168,31 @@ fn cgroup_v2_with_the_controllers_of_an_ubuntu_server() {
     .success());
 }
 
+/// /proc/swaps is the simulated kernel's table, as programs that read it directly (the
+/// real kubeadm's preflight Swap check, the kubelet) see it: a fresh server's /swap.img
+/// is on, `swapoff -a` empties the table, `swapon -a` fills it again; the file is
+/// read-only like the kernel's.
+#[test]
+fn proc_swaps_follows_swapoff_and_swapon() {
+    let tb = Testbed::builder().hosts(1).build().unwrap();
+    let table = |tb: &Testbed| ssh_ok(tb, "node1", "root", "cat /proc/swaps");
+    let on = table(&tb);
+    assert!(on.starts_with("Filename"), "{on}");
+    assert!(
+        on.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("/swap.img ")),
+        "{on}"
+    );
+    ssh_ok(&tb, "node1", "root", "swapoff -a");
+    assert_eq!(table(&tb).lines().count(), 1, "{}", table(&tb));
+    ssh_ok(&tb, "node1", "root", "swapon -a");
+    assert_eq!(table(&tb), on);
+    assert!(!ssh(&tb, "node1", "root", "echo x > /proc/swaps")
+        .status
+        .success());
+}
+
 #[test]
 fn releases_are_selectable_per_testbed_and_per_host() {
     let tb = Testbed::builder()

@@ -151,8 +151,9 @@ pub fn kernel() -> KernelState {
 }
 
 /// Saves the simulated kernel state, and mirrors it as `ctl/proc/swaps` and
-/// `ctl/proc/modules` in the kernel's own formats, so the host manager can bind-mount
-/// them over /proc/swaps and /proc/modules for tools that read /proc directly.
+/// `ctl/proc/modules` in the kernel's own formats. The host's PID 1 binds `proc/swaps`
+/// over /proc/swaps (hostinit.rs `proc_swaps`), so it is rewritten in place (a rename
+/// would leave the bind mount on the old file); a reader may catch it half-written.
 pub fn save_kernel(k: &KernelState) {
     let _ = write_atomic(
         &ctl_path(layout::ctl::KERNEL),
@@ -162,7 +163,11 @@ pub fn save_kernel(k: &KernelState) {
     for s in &k.swaps {
         swaps.push_str(&format!("{s:<40}file\t\t4194300\t\t0\t\t-2\n"));
     }
-    let _ = write_atomic(&ctl_path("proc/swaps"), swaps.as_bytes());
+    let path = ctl_path("proc/swaps");
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, swaps.as_bytes());
     let modules: String = k
         .modules
         .iter()

@@ -211,6 +211,7 @@ fn pid1(spec: &InitSpec) -> io::Result<Never> {
         Ok(s) => eprintln!("tb-sim init: `tb-sim boot` exited with {s}"),
         Err(e) => eprintln!("tb-sim init: cannot run `tb-sim boot`: {e}"),
     }
+    proc_swaps().map_err(|e| ctx("binding the simulated /proc/swaps", e))?;
     let t2 = t0.elapsed();
     let mut sshd = Some(start_sshd()?);
     eprintln!(
@@ -265,23 +266,35 @@ const UBUNTU_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma misc\n"
 fn ubuntu_controllers() -> io::Result<()> {
     let path = "/run/testbed-cgroup.controllers";
     write(path, UBUNTU_CONTROLLERS, 0o444)?;
+    bind_read_only(path, "/sys/fs/cgroup/cgroup.controllers")
+}
+
+/// Binds `source` over `target` read-only, as a kernel file without a write handler:
+/// root's writes fail.
+fn bind_read_only(source: &str, target: &str) -> io::Result<()> {
+    mount(Some(source), target, None, libc::MS_BIND, None)
+        .map_err(|e| ctx(&format!("binding {target}"), e))?;
     mount(
-        Some(path),
-        "/sys/fs/cgroup/cgroup.controllers",
         None,
-        libc::MS_BIND,
-        None,
-    )
-    .map_err(|e| ctx("binding /sys/fs/cgroup/cgroup.controllers", e))?;
-    // Read-only, as the kernel's file (it has no write handler): root's writes fail.
-    mount(
-        None,
-        "/sys/fs/cgroup/cgroup.controllers",
+        target,
         None,
         libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
         None,
     )
-    .map_err(|e| ctx("making /sys/fs/cgroup/cgroup.controllers read-only", e))
+    .map_err(|e| ctx(&format!("making {target} read-only"), e))
+}
+
+/// The host's /proc/swaps is the simulated kernel's table (`ctl/proc/swaps`, which the
+/// swapon/swapoff stand-ins rewrite in place), so programs that read it rather than ask
+/// a stand-in see the host's swap: the REAL kubeadm's preflight Swap check
+/// (cmd/kubeadm/app/preflight/checks.go SwapCheck opens /proc/swaps) and the real
+/// kubelet's (pkg/kubelet/cm, same file). Without it they saw the machine's.
+fn proc_swaps() -> io::Result<()> {
+    let table = format!("{}/proc/swaps", layout::CTL_DIR);
+    if !Path::new(&table).exists() {
+        common::save_kernel(&common::kernel());
+    }
+    bind_read_only(&table, "/proc/swaps")
 }
 
 /// Makes this host look like a smaller machine (layout::Resources): the first `cpus` CPUs
