@@ -16,9 +16,13 @@ use testbed::Testbed;
 
 pub mod real;
 
-/// The Kubernetes release the tests install (pkgs.k8s.io package version).
-pub const K8S_VERSION: &str = "1.34.2";
-pub const K8S_PACKAGE_VERSION: &str = "1.34.2-1.1";
+/// The Kubernetes release the tests install (pkgs.k8s.io package version): the REAL
+/// control plane's default release (testbed::k8s::DEFAULT_RELEASE), built, so its
+/// kubeadm and kubectl packages carry the real programs. `*_at` helpers take another.
+pub const K8S_VERSION: &str = "1.35.4";
+pub const K8S_PACKAGE_VERSION: &str = "1.35.4-1.1";
+/// The pkgs.k8s.io minor repository of [`K8S_VERSION`].
+pub const K8S_MINOR: &str = "1.35";
 pub const CALICO_URL: &str =
     "https://raw.githubusercontent.com/projectcalico/calico/v3.30.4/manifests/calico.yaml";
 
@@ -188,6 +192,11 @@ pub fn k8s_packages(version: &str) -> Vec<String> {
 /// `untainted` the control plane runs ordinary pods (`taints: []`), else kubeadm puts
 /// the default control-plane taint on it.
 pub fn kubeadm_config(name: &str, addr: &str, untainted: bool) -> String {
+    kubeadm_config_at(name, addr, untainted, K8S_VERSION)
+}
+
+/// [`kubeadm_config`] for `kubernetesVersion` `version` (e.g. "1.34.2").
+pub fn kubeadm_config_at(name: &str, addr: &str, untainted: bool, version: &str) -> String {
     let taints = if untainted { "\n  taints: []" } else { "" };
     format!(
         "apiVersion: kubeadm.k8s.io/v1beta4
@@ -201,7 +210,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v{K8S_VERSION}
+kubernetesVersion: v{version}
 controlPlaneEndpoint: \"{addr}:6443\"
 networking: {{podSubnet: 192.168.0.0/16, serviceSubnet: 10.96.0.0/12}}
 ---
@@ -214,9 +223,14 @@ cgroupDriver: systemd
 
 /// The step that writes the config file on the host: a heredoc, as a person pastes it.
 pub fn write_kubeadm_config(name: &str, addr: &str, untainted: bool) -> String {
+    write_kubeadm_config_at(name, addr, untainted, K8S_VERSION)
+}
+
+/// [`write_kubeadm_config`] for `version`.
+pub fn write_kubeadm_config_at(name: &str, addr: &str, untainted: bool, version: &str) -> String {
     format!(
         "cat > /root/kubeadm.yaml <<'EOF'\n{}EOF",
-        kubeadm_config(name, addr, untainted)
+        kubeadm_config_at(name, addr, untainted, version)
     )
 }
 
@@ -241,23 +255,44 @@ pub fn prerequisites(tb: &Testbed, host: &str) {
 /// §2 and §3 done (docker.io + containerd configured, kube packages installed and held,
 /// kubelet enabled), but not §1.
 pub fn packages_only(tb: &Testbed, host: &str) {
+    packages_only_at(tb, host, K8S_VERSION);
+}
+
+/// [`packages_only`] with the packages of `version` (e.g. "1.34.2") from its minor's
+/// repository.
+pub fn packages_only_at(tb: &Testbed, host: &str, version: &str) {
+    let minor = version.rsplit_once('.').unwrap().0;
     run_steps(tb, host, RUNTIME);
-    run_steps(tb, host, &k8s_repository("1.34"));
-    run_steps(tb, host, &k8s_packages(K8S_PACKAGE_VERSION));
+    run_steps(tb, host, &k8s_repository(minor));
+    run_steps(tb, host, &k8s_packages(&format!("{version}-1.1")));
 }
 
 /// §1-§3 done: the host is ready for `kubeadm init` or `kubeadm join`.
 pub fn node_ready(tb: &Testbed, host: &str) {
+    node_ready_at(tb, host, K8S_VERSION);
+}
+
+/// [`node_ready`] with the packages of `version`.
+pub fn node_ready_at(tb: &Testbed, host: &str, version: &str) {
     prerequisites(tb, host);
-    packages_only(tb, host);
+    packages_only_at(tb, host, version);
 }
 
 /// §1-§4 and §6 on `host`: an initialised control plane with kubectl for root, Calico
 /// applied and the node Ready. With `untainted` it runs ordinary pods.
 pub fn control_plane(tb: &Testbed, host: &str, untainted: bool) {
-    node_ready(tb, host);
+    control_plane_at(tb, host, untainted, K8S_VERSION);
+}
+
+/// [`control_plane`] of `version` (e.g. "1.34.2").
+pub fn control_plane_at(tb: &Testbed, host: &str, untainted: bool, version: &str) {
+    node_ready_at(tb, host, version);
     let addr = address(tb, host);
-    exec_ok(tb, host, &write_kubeadm_config(host, &addr, untainted));
+    exec_ok(
+        tb,
+        host,
+        &write_kubeadm_config_at(host, &addr, untainted, version),
+    );
     exec_ok(tb, host, "kubeadm init --config /root/kubeadm.yaml");
     exec_ok(tb, host, ADMIN_KUBECONFIG);
     exec_ok(tb, host, &format!("kubectl apply -f {CALICO_URL}"));

@@ -1,7 +1,8 @@
 //! Helpers of the tests against the REAL control plane (issue 9): the built release,
 //! kubeadm's configuration, a testbed whose kubelet units run the kubelet stand-in, the
 //! reference procedure's kubelet install, polling and logs. Shared by
-//! real_control_plane.rs, real_cluster_checks.rs and real_upgrade.rs.
+//! real_control_plane.rs, real_cluster_checks.rs, real_upgrade.rs, procedure.rs and
+//! misuse.rs.
 
 use std::time::{Duration, Instant};
 
@@ -81,9 +82,26 @@ pub fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
 /// with the real apt and packages, so the real containerd, which has the images the
 /// release's kubeadm lists (`Builder::real_kubernetes` preloads them: no registry here).
 pub fn real_testbed(hosts: usize, k8s: &testbed::k8s::RealRelease) -> testbed::Testbed {
+    build_real(hosts, "root", k8s)
+}
+
+/// Like [`real_testbed`], SSH as `user` (root or ubuntu), after making sure each of
+/// `releases` (e.g. "v1.34.2") is built: the kubeadm and kubectl packages of a built
+/// release carry its real programs, and the repository is made from what is built when
+/// the testbed is, so a release built later would not be in it.
+pub fn real_testbed_as(hosts: usize, user: &str, releases: &[&str]) -> testbed::Testbed {
+    let mut k8s = release();
+    for r in releases {
+        k8s = built(r);
+    }
+    build_real(hosts, user, &k8s)
+}
+
+fn build_real(hosts: usize, user: &str, k8s: &testbed::k8s::RealRelease) -> testbed::Testbed {
     let releases = k8s.dir().parent().unwrap();
     testbed::Testbed::builder()
         .hosts(hosts)
+        .user(user)
         .real_kubernetes(releases)
         .build()
         .unwrap_or_else(|e| panic!("cannot build a {hosts}-host testbed: {e}"))
