@@ -565,10 +565,10 @@ EOF"
     assert!(n["spec"].get("taints").is_none(), "{n:#}");
 
     // Every privileged change arrived through sudo: the audit log names ubuntu for the SSH
-    // command lines and root as the user of every stand-in run that changed state. The
-    // real kubeadm is not a stand-in (not in the log itself); what it ran is: its
-    // kubelet-start phase stops the kubelet (`systemctl stop kubelet`, initsystem_unix.go
-    // ServiceStop), which no step of the procedure does, as root.
+    // command lines, root as the user of every run that changed the host's packages and
+    // of every successful kubeadm (the real one, recorded like the package tools), and
+    // kubeadm's own `systemctl stop kubelet` (kubelet-start phase, initsystem_unix.go
+    // ServiceStop), which no step of the procedure does, ran as root.
     let audit = tb.audit(h).unwrap();
     assert!(audit
         .iter()
@@ -583,6 +583,14 @@ EOF"
     assert!(
         !changed.is_empty() && changed.iter().all(|r| r.user == "root"),
         "{changed:#?}"
+    );
+    let kubeadm: Vec<_> = audit
+        .iter()
+        .filter(|r| r.kind == "cmd" && r.argv[0] == "kubeadm" && r.exit == Some(0))
+        .collect();
+    assert!(
+        !kubeadm.is_empty() && kubeadm.iter().all(|r| r.user == "root"),
+        "{kubeadm:#?}"
     );
     let stops: Vec<_> = audit
         .iter()
