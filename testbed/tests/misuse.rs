@@ -317,8 +317,10 @@ fn kubeadm_init_preflight() {
 /// A failure that real kubeadm only notices by waiting: the kubelet refusing to run with
 /// swap on. (containerd left at its default cgroup driver, SystemdCgroup = false, while
 /// kubeadm configures the kubelet for systemd, was the simulated kubeadm's other case:
-/// real kubeadm has no check for it and the kubelet stand-in for the real control plane
-/// does not model the mismatch, whose real outcome is not established here.)
+/// real kubeadm has no check for it; the kubelet stand-in for the real control plane
+/// models the mismatch (a1d0f63, realnode.rs sandbox_problem) and
+/// testbed/tests/real_cluster_checks.rs
+/// `real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver` runs it.)
 #[test]
 fn kubeadm_init_times_out() {
     let tb = real_testbed_as(1, "root", &[DEFAULT_RELEASE]);
