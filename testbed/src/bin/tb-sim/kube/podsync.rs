@@ -114,8 +114,14 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
                 ));
                 continue;
             }
-            // Running, or terminal: a pod never leaves Succeeded or Failed.
-            Some("Running" | "Succeeded" | "Failed") => continue,
+            // Running here, or terminal: a pod never leaves Succeeded or Failed. A pod
+            // the API says Running that this host has no record of (its data directory,
+            // which kubeadm reset empties with /var/lib/kubelet) runs nowhere: a node
+            // that rejoins under its old name before the pod garbage collector removed
+            // the pods bound to it (40 s after the Node went) gets them started again,
+            // as a real kubelet with no local state starts every pod bound to it.
+            Some("Running") if started_here(meta) => continue,
+            Some("Succeeded" | "Failed") => continue,
             _ => {}
         }
         let host_network = pod["spec"]["hostNetwork"] == true;
@@ -217,9 +223,27 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
             &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
             &object.to_string(),
         )?;
+        if let Some(dir) = pod_dir(meta) {
+            let _ = std::fs::create_dir_all(dir);
+        }
         done.push(format!("Pod {ns}/{name} Running (podIP {pod_ip})"));
     }
     Ok(done)
+}
+
+/// The pod's data directory, /var/lib/kubelet/pods/UID, which the kubelet makes when it
+/// starts the pod (pkg/kubelet/kubelet_pods.go makePodDataDirs) and `kubeadm reset`
+/// removes with the rest of /var/lib/kubelet: this host's record that it runs the pod.
+fn pod_dir(meta: &Value) -> Option<std::path::PathBuf> {
+    let uid = meta["uid"]
+        .as_str()
+        .filter(|u| !u.is_empty() && !u.contains('/'))?;
+    Some(Path::new("/var/lib/kubelet/pods").join(uid))
+}
+
+/// Whether this host started the pod (its data directory exists).
+fn started_here(meta: &Value) -> bool {
+    pod_dir(meta).is_some_and(|d| d.is_dir())
 }
 
 /// Whether a Job owns the pod (kwok's pod-complete stage selects
