@@ -1,13 +1,18 @@
 //! End-to-end: `bootstrap reset` against the testbed's simulated Ubuntu hosts, after a
-//! real `bootstrap up`.
+//! real `bootstrap up`, on the REAL control plane (issue 9: the real kubeadm, kubectl,
+//! API server, etcd, controller-manager and scheduler; the kubelet stand-in runs the
+//! static pods in pod sandboxes of the real containerd, which the real `kubeadm reset`
+//! stops: testbed/STANDINS-kubelet-real.md).
 //!
-//! Needs root and the testbed's stand-in binary (`cargo build -p testbed`). Assertions are
-//! about real outcomes: files on the hosts, the kubelet unit, apt's holds, node objects
-//! read with kubectl on the control plane, and the hosts' audit logs.
+//! Needs root and the built release (the first run builds it). Assertions are about real
+//! outcomes: files on the hosts, the kubelet unit, the control plane's processes and
+//! ports, apt's holds, node objects read with kubectl on the control plane, and the
+//! hosts' audit logs.
 
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::snapshot::{assert_unchanged, Snapshot};
@@ -15,22 +20,24 @@ use support::{exec, run_on, Ran, KUBECTL};
 use testbed::Testbed;
 
 fn testbed(hosts: usize) -> Testbed {
-    support::testbed(hosts, "root")
+    support::real_testbed(hosts)
 }
 
-/// An inventory of the testbed's hosts: the first a control plane, the others workers.
+/// An inventory of the testbed's hosts at [`support::real_version`]: the first a control
+/// plane, the others workers.
 fn inventory(tb: &Testbed) -> PathBuf {
-    support::inventory(tb, &support::plain_decls(tb.hosts().len() - 1))
+    support::real_inventory(tb, &support::plain_decls(tb.hosts().len() - 1))
 }
 
-/// `bootstrap up INVENTORY --log-dir <testbed>/runs --timeout 5m`.
+/// `bootstrap up INVENTORY --log-dir <testbed>/runs --timeout 10m` (the real control
+/// plane's convergence takes minutes on a loaded machine, like tests/up_real.rs).
 fn up(tb: &Testbed, inv: &Path) -> Ran {
-    run_on(tb, &["up", "--timeout", "5m"], inv, &[])
+    run_on(tb, &["up", "--timeout", "10m"], inv, &[])
 }
 
 /// `bootstrap reset ARGS...` like [`up`]; `ci` false runs it without CI set.
 fn reset(tb: &Testbed, inv: &Path, args: &[&str], ci: bool) -> Ran {
-    let mut all = vec!["reset", "--timeout", "5m"];
+    let mut all = vec!["reset", "--timeout", "10m"];
     all.extend(args);
     let env: support::Env = if ci { &[] } else { &[("CI", None)] };
     run_on(tb, &all, inv, env)
@@ -73,9 +80,33 @@ fn assert_all_ready(tb: &Testbed) {
     assert_eq!(got, want, "every host a Ready node");
 }
 
+/// The control plane's processes (etcd, kube-*) still running on `host` and its listening
+/// ports 6443 and 2379, one per line; empty once the control plane is gone.
+fn control_plane_left(tb: &Testbed, host: &str) -> String {
+    exec(
+        tb,
+        host,
+        &[
+            "sh",
+            "-c",
+            "for p in /proc/[0-9]*; do readlink $p/exe; done 2>/dev/null \
+             | grep -E '/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)$'; \
+             ss -Hltn | awk '{print $4}' | grep -E ':(6443|2379)$'; true",
+        ],
+    )
+}
+
 /// Asserts `host` carries nothing of the cluster: no kubeconfigs, no CNI config, the
-/// kubelet stopped, nothing held, no kubeadm configuration of ours.
+/// kubelet stopped, no control-plane process or port left (kubeadm reset removes the pod
+/// sandboxes through the CRI; waited for, up to 30 s), nothing held, no kubeadm
+/// configuration of ours.
 fn assert_host_reset(tb: &Testbed, host: &str) {
+    support::eventually(
+        &format!("{host}: the control plane stopped"),
+        Duration::from_secs(30),
+        || control_plane_left(tb, host),
+        |left| left.is_empty(),
+    );
     for path in [
         "/etc/kubernetes/kubelet.conf",
         "/etc/kubernetes/admin.conf",
@@ -134,6 +165,10 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     for h in tb.hosts() {
         assert_cni_config(&tb, &h.name);
     }
+    assert!(
+        !control_plane_left(&tb, "node1").is_empty(),
+        "no control plane running on node1 before the reset"
+    );
     let done = reset(&tb, &inv, &["--yes"], true);
     assert!(done.ok(), "reset failed:\n{}", done.stderr);
     for h in tb.hosts() {
@@ -254,7 +289,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
 
 #[test]
 fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
-    let tb = support::testbed(2, "ubuntu");
+    let tb = support::real_testbed_as(2, "ubuntu");
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
     assert!(first.ok(), "up failed:\n{}", first.stderr);
@@ -290,7 +325,7 @@ fn iptables_rules(tb: &Testbed, host: &str, table: &str) -> Vec<String> {
 
 #[test]
 fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies() {
-    let tb = support::testbed(2, "ubuntu");
+    let tb = support::real_testbed_as(2, "ubuntu");
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
     assert!(first.ok(), "up failed:\n{}", first.stderr);
