@@ -726,10 +726,6 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
         }
         ctx.take_time(20.0);
     }
-    if let Some(testbed::layout::Fault::KubeadmInit { message }) = common::fault("kubeadm-init") {
-        common::set_fault("kubeadm-init", None);
-        return die(&message);
-    }
     match execute(ctx, &f, &plan) {
         Ok(()) => 0,
         Err(code) => code,
