@@ -232,8 +232,6 @@ pub enum Fault {
     /// apt-daily's `apt-get update` holds apt's lists lock and dpkg's frontend lock until
     /// this time (a cloud VM's first minutes): a process `apt-get` holds the locks.
     AptDaily { until: f64 },
-    /// The next `kubeadm join` fails with this message.
-    KubeadmJoin { message: String },
     /// A process `port-holder` listens on TCP `port` on every address of the host (its
     /// network namespace), as a stray service would, until the fault is cleared. The
     /// real kubeadm's preflight then fails with its own error: 10250 (the kubelet's port)
@@ -250,7 +248,6 @@ impl Fault {
         let kind = match self {
             Fault::DpkgLock { .. } => "dpkg-lock".to_string(),
             Fault::AptDaily { .. } => "apt-daily".to_string(),
-            Fault::KubeadmJoin { .. } => "kubeadm-join".to_string(),
             Fault::PortInUse { port } => format!("port-{port}"),
             Fault::Slow { command, .. } => format!("slow-{command}"),
         };

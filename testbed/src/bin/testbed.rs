@@ -149,8 +149,6 @@ enum FaultCmd {
     DpkgLock { seconds: f64 },
     /// apt-daily holds apt's lists lock and dpkg's frontend lock for SECONDS.
     AptDaily { seconds: f64 },
-    /// Make the next `kubeadm join` fail with MESSAGE.
-    KubeadmJoin { message: String },
     /// A process listens on TCP PORT until cleared (kubeadm's preflight: 10250 fails
     /// join and init, 6443 init).
     PortInUse { port: u16 },
@@ -158,7 +156,7 @@ enum FaultCmd {
     Slow { command: String, seconds: f64 },
     /// Expire every bootstrap token of the cluster whose control plane is HOST.
     ExpireTokens,
-    /// Remove a fault by kind (dpkg-lock, apt-daily, kubeadm-join, port-PORT, slow-COMMAND).
+    /// Remove a fault by kind (dpkg-lock, apt-daily, port-PORT, slow-COMMAND).
     Clear { kind: String },
 }
 
@@ -276,7 +274,6 @@ fn run(cli: Cli) -> testbed::Result<ExitCode> {
                 FaultCmd::AptDaily { seconds } => Fault::AptDaily {
                     until: now() + seconds,
                 },
-                FaultCmd::KubeadmJoin { message } => Fault::KubeadmJoin { message },
                 FaultCmd::PortInUse { port } => Fault::PortInUse { port },
                 FaultCmd::Slow { command, seconds } => Fault::Slow { command, seconds },
                 FaultCmd::ExpireTokens => {

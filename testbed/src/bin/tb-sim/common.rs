@@ -130,19 +130,6 @@ pub fn fault(kind: &str) -> Option<Fault> {
         .and_then(|s| serde_json::from_str(&s).ok())
 }
 
-/// Replaces (Some) or clears (None) a fault, e.g. to count down `AptDownload`.
-pub fn set_fault(kind: &str, f: Option<&Fault>) {
-    let p = ctl_path(layout::ctl::FAULTS).join(format!("{kind}.json"));
-    match f {
-        Some(f) => {
-            let _ = write_atomic(&p, serde_json::to_string(f).unwrap().as_bytes());
-        }
-        None => {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 pub fn kernel() -> KernelState {
     std::fs::read_to_string(ctl_path(layout::ctl::KERNEL))
         .ok()

@@ -267,10 +267,6 @@ pub fn run(ctx: &mut Ctx, args: &[String]) -> i32 {
             return super::preflight_failed(&e);
         }
     }
-    if let Some(testbed::layout::Fault::KubeadmJoin { message }) = common::fault("kubeadm-join") {
-        common::set_fault("kubeadm-join", None);
-        return die(&message);
-    }
     let d = match discover(ctx, &cfg, &node) {
         Ok(d) => d,
         Err((phase, msg)) => return phase_error(&phase, &msg),
