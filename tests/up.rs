@@ -70,21 +70,9 @@ fn settled_nodes(tb: &Testbed, cp: &str, count: usize) -> Vec<Value> {
             .ok()
             .and_then(|v| v["items"].as_array().cloned())
             .unwrap_or_default();
-        let lifecycle = |n: &Value| {
-            n["spec"]["taints"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| {
-                    t["key"]
-                        .as_str()
-                        .unwrap_or("")
-                        .starts_with("node.kubernetes.io/")
-                })
-        };
         if out.status.success()
             && nodes.len() == count
-            && nodes.iter().all(|n| is_ready(n) && !lifecycle(n))
+            && nodes.iter().all(|n| is_ready(n) && !has_lifecycle_taint(n))
         {
             return nodes;
         }

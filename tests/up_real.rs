@@ -72,18 +72,12 @@ fn the_article_layout_converges_on_the_real_control_plane() {
     // then the taints must be exactly the inventory's.
     let mut nodes = get(&tb, "node1", &["nodes"]);
     for _ in 0..60 {
-        let lifecycle = nodes["items"].as_array().unwrap().iter().any(|n| {
-            n["spec"]["taints"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| {
-                    t["key"]
-                        .as_str()
-                        .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
-                })
-        });
-        if !lifecycle {
+        if !nodes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(has_lifecycle_taint)
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_secs(1));

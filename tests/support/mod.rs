@@ -299,6 +299,21 @@ pub fn node_taints(node: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Whether the Node carries one of the node lifecycle controller's node.kubernetes.io/*
+/// taints (not-ready, unreachable: they follow the Node's conditions, a monitor period
+/// late), which a test waits to see lifted.
+pub fn has_lifecycle_taint(node: &Value) -> bool {
+    node["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            t["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+        })
+}
+
 /// Runs `argv` on `host`; it must succeed. Its stdout.
 pub fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
     let out = tb.exec(host, argv).unwrap();
