@@ -38,16 +38,6 @@ fn nodes(tb: &Testbed, cp: &str) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
-/// `decls` for `tb` at the real release ([`real_version`]).
-fn real_inventory(tb: &Testbed, decls: &[Decl]) -> std::path::PathBuf {
-    let version = real_version();
-    Inventory {
-        version: &version,
-        ..Inventory::new(decls)
-    }
-    .write(tb)
-}
-
 fn is_ready(node: &Value) -> bool {
     node["status"]["conditions"]
         .as_array()
@@ -498,8 +488,7 @@ fn non_root_user_through_sudo() {
 
 #[test]
 fn refuses_a_host_that_is_not_ubuntu_and_changes_nothing() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .os(Os::Debian12)
         .build()
         .expect("a real-Kubernetes testbed");
@@ -763,8 +752,7 @@ fn air_gapped_calico_from_a_local_manifest_file() {
 
 #[test]
 fn a_user_whose_sudo_wants_a_password_is_refused_before_any_change() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .user("ubuntu")
         .sudo_password(true)
         .build()
@@ -838,8 +826,7 @@ fn a_rebooted_cluster_needs_nothing() {
 /// step with apt's own error, naming the host and the step.
 #[test]
 fn up_waits_while_apt_daily_holds_the_lists_lock() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .name_prefix("aptdaily")
         .build()
         .expect("a real-Kubernetes testbed");
@@ -916,8 +903,7 @@ fn up_waits_while_apt_daily_holds_the_lists_lock() {
 /// failing on the vanished one.
 #[test]
 fn stale_lists_are_refreshed_before_the_first_install() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .name_prefix("stale")
         .build()
         .expect("a real-Kubernetes testbed");
@@ -956,8 +942,7 @@ fn stale_lists_are_refreshed_before_the_first_install() {
 /// re-run builds the cluster.
 #[test]
 fn a_truncated_download_fails_the_install_with_apt_s_error_and_a_rerun_recovers() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .name_prefix("trunc")
         .build()
         .expect("a real-Kubernetes testbed");
@@ -1030,8 +1015,7 @@ fn assert_step_failed(
 /// step; once the repository answers again a re-run builds the cluster.
 #[test]
 fn a_repository_that_times_out_fails_the_step_naming_host_and_step_and_a_rerun_recovers() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .name_prefix("stall")
         .build()
         .expect("a real-Kubernetes testbed");
@@ -1147,8 +1131,7 @@ fn unattended_upgrades_mid_run(tb: &Testbed, host: &str, secs: f64) {
 /// with apt's own error, naming the host and step; a re-run once it is gone converges.
 #[test]
 fn unattended_upgrades_mid_run_is_waited_for_and_apt_s_error_when_it_outlasts_the_wait() {
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .name_prefix("uu")
         .build()
         .expect("a real-Kubernetes testbed");
@@ -1181,8 +1164,7 @@ fn unattended_upgrades_mid_run_is_waited_for_and_apt_s_error_when_it_outlasts_th
     drop(tb);
 
     // A fresh host, the default wait (10 minutes), the lock held 20 s mid-run.
-    let tb = real_releases(&[])
-        .hosts(1)
+    let tb = real_builder(1)
         .name_prefix("uu")
         .build()
         .expect("a real-Kubernetes testbed");
