@@ -48,9 +48,9 @@ use testbed::Testbed;
 /// then fail on exactly these paths; a_user_whose_sudo_wants_a_password_is_refused_before_any_change
 /// on /run/sudo) or because it is a log. The real containerd's `/var/lib/containerd` is
 /// here (tests/plan.rs host_playbooks_converge_on_ubuntu_24_04 showed its meta.db
-/// changing with a restart); the kubelet's state (`/var/lib/kubelet/pods`, `/run/...`)
-/// will belong here once a real one runs pods on the hosts; whole `/var/lib/kubelet`
-/// never will: kubeadm writes its config.yaml and kubeadm-flags.env.
+/// changing with a restart); the kubelet's pod directories (`/var/lib/kubelet/pods`) are
+/// here since the kubelet stand-in keeps one per pod it starts (f887a52); whole
+/// `/var/lib/kubelet` never will be: kubeadm writes its config.yaml and kubeadm-flags.env.
 pub const DAEMON_PATHS: &[(&str, &str)] = &[
     (
         "/var/lib/etcd",
@@ -63,6 +63,10 @@ pub const DAEMON_PATHS: &[(&str, &str)] = &[
     (
         "/var/lib/containerd",
         "the real containerd (Ubuntu 24.04 hosts): its metadata store (meta.db) is rewritten at every start",
+    ),
+    (
+        "/var/lib/kubelet/pods",
+        "the kubelet: a directory per pod it runs (pkg/kubelet/kubelet_getters.go getPodDir), made when a pod starts on the node and removed when it goes, e.g. at a rollout",
     ),
     (
         "/var/cache/apt/pkgcache.bin",
