@@ -328,18 +328,26 @@ pub fn exec(tb: &Testbed, host: &str, argv: &[&str]) -> String {
 /// The calico-node image the API server holds (`docker.io/calico/node:v3.30.3`), asked
 /// through kubectl on the control plane `cp`.
 pub fn calico_image(tb: &Testbed, cp: &str) -> String {
-    calico_node(tb, cp, "jsonpath={.spec.template.spec.containers[0].image}")
+    calico_node(
+        tb,
+        cp,
+        "jsonpath={.spec.template.spec.containers[0].image}",
+        &[],
+    )
 }
 
 /// The calico-node DaemonSet as the API server holds it, with its managed fields (which
 /// field manager wrote what, and how: `Apply` for a server-side apply), asked through
 /// kubectl on the control plane `cp`.
 pub fn calico_node_daemonset(tb: &Testbed, cp: &str) -> Value {
-    serde_json::from_str(&calico_node(tb, cp, "json")).expect("kubectl -o json prints JSON")
+    serde_json::from_str(&calico_node(tb, cp, "json", &["--show-managed-fields"]))
+        .expect("kubectl -o json prints JSON")
 }
 
-/// `kubectl -n kube-system get daemonset calico-node -o OUTPUT --show-managed-fields` on `cp`.
-fn calico_node(tb: &Testbed, cp: &str, output: &str) -> String {
+/// `kubectl -n kube-system get daemonset calico-node -o OUTPUT EXTRA...` on `cp` (only the
+/// JSON asks for the managed fields: the simulated kubectl of tests not yet on the real
+/// control plane knows no --show-managed-fields).
+fn calico_node(tb: &Testbed, cp: &str, output: &str, extra: &[&str]) -> String {
     let argv: Vec<&str> = KUBECTL
         .iter()
         .copied()
@@ -351,8 +359,8 @@ fn calico_node(tb: &Testbed, cp: &str, output: &str) -> String {
             "calico-node",
             "-o",
             output,
-            "--show-managed-fields",
         ])
+        .chain(extra.iter().copied())
         .collect();
     exec(tb, cp, &argv)
 }
