@@ -1007,32 +1007,42 @@ fn converge_on(os: testbed::Os, prefix: &str) {
 
 /// The upgrade steps run under `set -e`: while unattended-upgrades holds dpkg's lock,
 /// `apt-mark unhold` fails at first and must be retried (templates/dpkg-lock.sh), not end
-/// the step (issue 11 item 6: `_bs_out=$(cmd)` under errexit exited the shell).
-/// Still on the simulated packages of a patch hop (1.34.4 is no built release): moved to
-/// the real releases once 1.34.2 is built here.
+/// the step (issue 11 item 6: `_bs_out=$(cmd)` under errexit exited the shell). The hop is
+/// [`OLDEST`] -> [`REAL`] (1.34.2 -> 1.35.4), both built releases whose kubeadm packages
+/// carry the real programs.
 #[test]
 fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
-    let tb = testbed::Testbed::builder()
-        .hosts(1)
-        .name_prefix("f1errx")
-        .build()
-        .expect("testbed");
-    let entry = tb.hosts()[0].clone();
+    let (tb, entry) = one_host_of("f1errx", &[OLDEST, REAL]);
     let name = entry.name.as_str();
-    let inv = inventory_at(&entry, "1.34.2");
+    let from = OLDEST.trim_start_matches('v');
+    let inv = inventory_at(&entry, from);
     let plan = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
     tb_apply(&tb, name, &plan);
 
-    // The patch upgrade's first step, with the lock held when it starts.
-    let inv = inventory("1.34.4");
-    let host = Host {
-        name: entry.name.clone(),
-        address: entry.address.clone(),
-        ..inv.hosts[0].clone()
-    };
-    let vars = Vars::new(&inv, &host, Some(&tb_facts(&tb, name)))
-        .with("node_version", "v1.34.2")
-        .with("control_plane_version", "1.34.2");
+    // The minor hop: the packages playbook at the next version moves the repository to
+    // its minor first (as the upgrade phase plans it) ... On this host, no node (no
+    // kubelet.conf), the playbook would also replace the packages directly (kube-packages,
+    // then the sandbox image); a node's are the upgrade playbook's, so only the repository
+    // steps run here.
+    let next = REAL.trim_start_matches('v');
+    let inv = inventory_at(&entry, next);
+    let repo = plan_host(&inv, &inv.hosts[0], &tb_facts(&tb, name)).unwrap();
+    assert_eq!(
+        step_names(&repo),
+        [
+            "repo-key",
+            "sources-list",
+            "apt-update",
+            "kube-packages",
+            "containerd-sandbox-image"
+        ],
+        "{repo}"
+    );
+    tb_apply_steps(&tb, name, repo.steps().take(3));
+    // ... then the upgrade's first step, with the lock held when it starts.
+    let vars = Vars::new(&inv, &inv.hosts[0], Some(&tb_facts(&tb, name)))
+        .with("node_version", OLDEST)
+        .with("control_plane_version", from);
     let steps = plan_playbook("upgrade", &vars).unwrap();
     let kubeadm: Vec<_> = steps
         .iter()
@@ -1057,7 +1067,15 @@ fn an_upgrade_step_under_errexit_waits_for_dpkg_lock() {
             ],
         )
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi 1.34.4-1.1");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("hi {next}-1.1")
+    );
+    // The package's program is the real kubeadm of that release.
+    let out = tb
+        .exec(name, &["kubeadm", "version", "-o", "short"])
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), REAL);
 }
 
 /// `sysctl --system` fails (procps: exit 255, `cannot stat /proc/sys/...`) when any key of
