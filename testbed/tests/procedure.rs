@@ -602,35 +602,36 @@ EOF"
     );
 }
 
-/// §8 by hand on a control plane, 1.34.2 -> 1.35.1, with the mistakes the order of the
+/// §8 by hand on a control plane, 1.34.2 -> 1.35.4, with the mistakes the order of the
 /// reference prevents, each failing with the real text: a held package, a version the
 /// configured repository does not have, a node waited for before its kubelet restarted.
 /// Then the node-maintenance commands a tool uses around it (annotate, drain with a
 /// timeout, `wait --for=jsonpath`, uncordon, the annotation removed).
 #[test]
 fn upgrade_by_hand_in_the_reference_order() {
-    let tb = testbed(1, "root");
+    let tb = real_testbed_as(1, "root", &["v1.34.2", "v1.35.4"]);
     let h = "node1";
     control_plane_at(&tb, h, true, "1.34.2");
-    let specs = tb.node_spec_changes(h).unwrap().len();
+    // The API server's record of Node spec changes from here on.
+    let watch = tb.watch_node_specs(h).unwrap();
     let k = |c: &str| ssh(&tb, h, "root", c);
     let version_wait =
-        "kubectl wait --for=jsonpath='{.status.nodeInfo.kubeletVersion}'=v1.35.1 node/node1";
+        "kubectl wait --for=jsonpath='{.status.nodeInfo.kubeletVersion}'=v1.35.4 node/node1";
 
-    // Still the 1.34 repository: 1.35.1 is not there.
+    // Still the 1.34 repository: 1.35.4 is not there.
     ssh_ok(&tb, h, "root", "apt-mark unhold kubeadm").expect(
         "unhold",
         0,
         &["Canceled hold on kubeadm."],
     );
-    k("apt-get install -y kubeadm=1.35.1-1.1").expect(
+    k("apt-get install -y kubeadm=1.35.4-1.1").expect(
         "a version of another minor's repository",
         100,
-        &["E: Version '1.35.1-1.1' for 'kubeadm' was not found"],
+        &["E: Version '1.35.4-1.1' for 'kubeadm' was not found"],
     );
     ssh_ok(&tb, h, "root", "apt-mark hold kubeadm").expect("hold", 0, &["kubeadm set on hold."]);
     steps(&tb, h, "root", &k8s_repository("1.35"));
-    k("apt-get install -y kubeadm=1.35.1-1.1").expect(
+    k("apt-get install -y kubeadm=1.35.4-1.1").expect(
         "a held kubeadm",
         100,
         &["E: Held packages were changed and -y was used without --allow-change-held-packages."],
@@ -640,16 +641,16 @@ fn upgrade_by_hand_in_the_reference_order() {
         h,
         "root",
         &[
-            "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.35.1-1.1 && apt-mark hold kubeadm",
-            "kubeadm upgrade plan v1.35.1",
+            "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.35.4-1.1 && apt-mark hold kubeadm",
+            "kubeadm upgrade plan v1.35.4",
         ],
     );
-    k("kubeadm upgrade apply -y v1.35.1").expect(
+    k("kubeadm upgrade apply -y v1.35.4").expect(
         "upgrade apply",
         0,
-        &["[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.1\". Enjoy!"],
+        &["[upgrade] SUCCESS! A control plane node of your cluster was upgraded to \"v1.35.4\"."],
     );
-    k("kubectl annotate node node1 example.com/upgrading=v1.35.1 --overwrite").expect(
+    k("kubectl annotate node node1 example.com/upgrading=v1.35.4 --overwrite").expect(
         "annotate",
         0,
         &["node/node1 annotated"],
@@ -664,7 +665,7 @@ fn upgrade_by_hand_in_the_reference_order() {
         &tb,
         h,
         "root",
-        &["apt-mark unhold kubelet kubectl && apt-get install -y kubelet=1.35.1-1.1 kubectl=1.35.1-1.1 && apt-mark hold kubelet kubectl"],
+        &["apt-mark unhold kubelet kubectl && apt-get install -y kubelet=1.35.4-1.1 kubectl=1.35.4-1.1 && apt-mark hold kubelet kubectl"],
     );
     k(&format!("{version_wait} --timeout=2s")).expect(
         "the version before the kubelet's restart",
@@ -704,8 +705,22 @@ fn upgrade_by_hand_in_the_reference_order() {
         out.expect("remove the annotation", 0, &["node/node1 annotated"]);
         assert!(!out.all().contains("not found"), "{out:?}");
     }
-    let changes = tb.node_spec_changes(h).unwrap().split_off(specs);
-    let cordons: Vec<bool> = changes.iter().map(|c| c.unschedulable).collect();
+    // One cordon (drain) and one uncordon, nothing else: the only taint is the node
+    // lifecycle controller's node.kubernetes.io/unschedulable, which follows
+    // spec.unschedulable a moment later (TaintNodesByCondition).
+    let changes = watch.changes().unwrap();
+    let mut cordons: Vec<bool> = Vec::new();
+    for c in &changes {
+        if c.unschedulable != cordons.last().copied().unwrap_or(false) {
+            cordons.push(c.unschedulable);
+        }
+        assert!(
+            c.taints
+                .iter()
+                .all(|t| t == "node.kubernetes.io/unschedulable:NoSchedule"),
+            "{changes:#?}"
+        );
+    }
     assert_eq!(cordons, [true, false], "{changes:#?}");
     assert_eq!(testbed::max_unschedulable(&changes).0, 1);
 }
