@@ -730,7 +730,7 @@ fn upgrade_by_hand_in_the_reference_order() {
 /// and the last control plane's `upgrade node` upgrades them (phases/upgrade/addons.go).
 #[test]
 fn ha_addons_move_with_the_last_control_plane() {
-    let tb = testbed(2, "root");
+    let tb = real_testbed_as(2, "root", &["v1.34.2", "v1.35.4"]);
     control_plane_at(&tb, "node1", true, "1.34.2");
     node_ready_at(&tb, "node2", "1.34.2");
     let upload = ssh_ok(
@@ -775,17 +775,17 @@ fn ha_addons_move_with_the_last_control_plane() {
     for h in ["node1", "node2"] {
         let mut s = k8s_repository("1.35");
         s.push(
-            "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.35.1-1.1 && apt-mark hold kubeadm"
+            "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.35.4-1.1 && apt-mark hold kubeadm"
                 .into(),
         );
         steps(&tb, h, "root", &s);
     }
-    ssh(&tb, "node1", "root", "kubeadm upgrade apply -y v1.35.1").expect(
+    ssh(&tb, "node1", "root", "kubeadm upgrade apply -y v1.35.4").expect(
         "apply on the first control plane",
         0,
         &[
             "[upgrade/addon] Skipping upgrade of addons because control plane instances [node2] have not been upgraded",
-            "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.1\". Enjoy!",
+            "[upgrade] SUCCESS! A control plane node of your cluster was upgraded to \"v1.35.4\".",
         ],
     );
     assert_eq!(proxy_image("node1"), "registry.k8s.io/kube-proxy:v1.34.2");
@@ -795,8 +795,9 @@ fn ha_addons_move_with_the_last_control_plane() {
         &[
             "[addons] Applied essential addon: CoreDNS",
             "[addons] Applied essential addon: kube-proxy",
-            "[upgrade] The configuration for this node was successfully updated!",
+            "[upgrade/control-plane] The control plane instance for this node was successfully upgraded!",
+            "[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!",
         ],
     );
-    assert_eq!(proxy_image("node1"), "registry.k8s.io/kube-proxy:v1.35.1");
+    assert_eq!(proxy_image("node1"), "registry.k8s.io/kube-proxy:v1.35.4");
 }
