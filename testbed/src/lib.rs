@@ -41,31 +41,52 @@ use std::path::PathBuf;
 
 /// The stand-in binary (`tb-sim`) to put into hosts: `$TESTBED_SIM` if set, else the
 /// `tb-sim` next to the running executable (target/debug/tb-sim for target/debug/testbed
-/// and for test binaries in target/debug/deps).
+/// and for test binaries in target/debug/deps). Refused when it was built from other
+/// sources than this library (see build.rs): an old stand-in would make a test pass or
+/// fail for reasons that are no longer in the tree.
 pub fn sim_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TESTBED_SIM") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(Error::Invalid(format!(
-                "TESTBED_SIM={} is not a file",
-                p.display()
-            )))
-        };
+    let sim = match std::env::var_os("TESTBED_SIM") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                return Err(Error::Invalid(format!(
+                    "TESTBED_SIM={} is not a file",
+                    p.display()
+                )));
+            }
+            p
+        }
+        None => {
+            let exe =
+                std::env::current_exe().map_err(|e| Error::io("find", "current executable", e))?;
+            let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir.pop();
+            }
+            let sim = dir.join("tb-sim");
+            if !sim.is_file() {
+                return Err(Error::Invalid(format!(
+                    "the stand-in binary {} does not exist: build it with `cargo build -p testbed` (or set TESTBED_SIM)",
+                    sim.display()
+                )));
+            }
+            sim
+        }
+    };
+    let out = std::process::Command::new(&sim)
+        .arg("source-id")
+        .output()
+        .map_err(|e| Error::io("run", &sim, e))?;
+    let id = String::from_utf8_lossy(&out.stdout);
+    if id.trim() != SOURCE_ID {
+        return Err(Error::Invalid(format!(
+            "the stand-in binary {} was built from other sources than this test (its source id {:?}, this library's {SOURCE_ID}): rebuild it with `cargo build -p testbed --bins`",
+            sim.display(),
+            id.trim()
+        )));
     }
-    let exe = std::env::current_exe().map_err(|e| Error::io("find", "current executable", e))?;
-    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir.pop();
-    }
-    let sim = dir.join("tb-sim");
-    if sim.is_file() {
-        Ok(sim)
-    } else {
-        Err(Error::Invalid(format!(
-            "the stand-in binary {} does not exist: build it with `cargo build -p testbed` (or set TESTBED_SIM)",
-            sim.display()
-        )))
-    }
+    Ok(sim)
 }
+
+/// The hash of the testbed's sources this build was made from (build.rs).
+pub const SOURCE_ID: &str = env!("TESTBED_SOURCE_ID");

@@ -57,6 +57,11 @@ fn main() {
         .unwrap_or_default();
     let rest = &args[1..];
     let code = match name.as_str() {
+        // What sim_binary compares with the library's SOURCE_ID (build.rs).
+        "source-id" => {
+            println!("{}", env!("TESTBED_SOURCE_ID"));
+            0
+        }
         "init" => hostinit::init(rest),
         "audit-shell" => hostinit::audit_shell(rest),
         "boot" => os::boot(rest),
