@@ -476,7 +476,7 @@ fn kubeadm_join_misuses() {
 /// a PodDisruptionBudget, and kubeadm upgrades the version policy refuses.
 #[test]
 fn cluster_operation_misuses() {
-    let tb = testbed(1, "root");
+    let tb = real_testbed_as(1, "root", &["v1.34.2", "v1.36.3"]);
     control_plane_at(&tb, H, true, "1.34.2");
     let k = |cmd: &str| ssh(&tb, H, "root", cmd);
 
@@ -518,19 +518,10 @@ fn cluster_operation_misuses() {
         "root",
         "kubectl create deployment web --image=nginx --replicas=1",
     );
-    ssh_ok(
-        &tb,
-        H,
-        "root",
-        "kubectl apply -f - <<'EOF'
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: web}
-spec:
-  minAvailable: 1
-  selector:
-    matchLabels: {app: web}
-EOF",
+    k("kubectl create poddisruptionbudget web --selector=app=web --min-available=1").expect(
+        "create pdb",
+        0,
+        &["poddisruptionbudget.policy/web created"],
     );
     ssh_ok(
         &tb,
@@ -553,8 +544,6 @@ EOF",
         &["node/node1 already cordoned"],
     );
     ssh_ok(&tb, H, "root", "kubectl uncordon node1");
-    // FINDING: `kubectl create poddisruptionbudget web --selector=app=web --min-available=1`
-    // (alias `create pdb`) is real kubectl but unknown to the stand-in; hence the manifest.
     let out = k("kubectl drain node1 --ignore-daemonsets --delete-emptydir-data --timeout=3s");
     out.expect(
         "drain blocked by a PDB",
@@ -574,37 +563,67 @@ EOF",
     assert_eq!(web.stdout, "Running", "the protected pod still runs");
     ssh_ok(&tb, H, "root", "kubectl uncordon node1");
 
-    // 4. An upgrade to a version newer than kubeadm itself.
-    k("kubeadm upgrade apply -y v1.35.0").expect(
+    // 4. An upgrade to a minor newer than kubeadm itself: a mandatory version-policy
+    // error (cmd/kubeadm/app/phases/upgrade/policy.go; a newer patch only would be the
+    // skippable "Upgrade kubeadm first").
+    k("kubeadm upgrade apply -y v1.35.4").expect(
         "upgrade beyond kubeadm",
         1,
-        &["Specified version to upgrade to \"v1.35.0\" is higher than the kubeadm version \"v1.34.2\". Upgrade kubeadm first using the tool you used to install kubeadm"],
+        &[
+            "the version argument is invalid due to these fatal errors:",
+            "Specified version to upgrade to \"v1.35.4\" is at least one minor release higher than the kubeadm minor release (35 > 34). Such an upgrade is not supported",
+        ],
     );
 
     // 4b. `upgrade plan` runs the cluster health checks too (enforceRequirements) and
-    // fails with them, wrapped in `[upgrade/health] FATAL`; they can be ignored by name.
+    // fails with them, wrapped in `[upgrade/health] FATAL`; they can be ignored by name
+    // (cmd/kubeadm/app/phases/upgrade/health.go). Without its manifest the kubelet stops
+    // the scheduler, so the CreateJob check's pod is never scheduled either: its Job does
+    // not complete in 15 s.
     ssh_ok(
         &tb,
         H,
         "root",
         "mv /etc/kubernetes/manifests/kube-scheduler.yaml /root/",
     );
+    // The kubelet stops the scheduler and deletes its mirror pod; until it has, the
+    // Job's pod might still be scheduled.
+    poll(
+        &tb,
+        "the scheduler stopped",
+        || {
+            k("pgrep -x kube-scheduler; kubectl -n kube-system get pods -l component=kube-scheduler -o name")
+                .stdout
+        },
+        &|out: &String| out.is_empty(),
+    );
     k("kubeadm upgrade plan v1.34.2").expect(
         "plan with a static Pod manifest missing",
         1,
         &[
             "[upgrade] Running cluster health checks",
-            "[upgrade/health] FATAL: [preflight] Some fatal errors occurred:\n\t[ERROR StaticPodManifest]: The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk.",
-            "Manifest files not found: [/etc/kubernetes/manifests/kube-scheduler.yaml]",
+            "[preflight] Some fatal errors occurred:\n",
+            "[upgrade/health] FATAL: preflight checks failed",
+            "\t[ERROR CreateJob]: Job \"upgrade-health-check-",
+            "\" in the namespace \"kube-system\" did not complete in 15s: no condition of type Complete",
+            "\t[ERROR StaticPodManifest]: manifest files not found: [/etc/kubernetes/manifests/kube-scheduler.yaml]",
         ],
     );
-    k("kubeadm upgrade plan v1.34.2 --ignore-preflight-errors=StaticPodManifest").expect(
-        "plan with the check ignored",
+    let ignored =
+        k("kubeadm upgrade plan v1.34.2 --ignore-preflight-errors=StaticPodManifest,CreateJob");
+    ignored.expect(
+        "plan with the checks ignored",
         0,
         &[
-            "\t[WARNING StaticPodManifest]: ",
-            "Awesome, you're up-to-date! Enjoy!",
+            "\t[WARNING CreateJob]: Job \"upgrade-health-check-",
+            "\t[WARNING StaticPodManifest]: manifest files not found: [/etc/kubernetes/manifests/kube-scheduler.yaml]",
         ],
+    );
+    // Up to date: no plan is printed (kubeadm says so only at -v1).
+    assert!(
+        !ignored.all().contains("Upgrade to the latest"),
+        "{}",
+        ignored.all()
     );
     ssh_ok(
         &tb,
@@ -613,7 +632,11 @@ EOF",
         "mv /root/kube-scheduler.yaml /etc/kubernetes/manifests/",
     );
 
-    // 5. Skipping a minor: kubeadm 1.36 from the 1.36 repository, cluster at 1.34.
+    // 5. Skipping a minor: kubeadm 1.36 from the 1.36 repository, cluster at 1.34. Real
+    // kubeadm refuses already when it reads the cluster's configuration: it supports
+    // control planes from its minor - 1 on (constants.MinimumControlPlaneVersion,
+    // util/config/common.go), before the version policy's "can upgrade only 1 minor
+    // version at a time" (phases/upgrade/policy.go) is reached.
     for step in k8s_repository("1.36") {
         ssh_ok(&tb, H, "root", &step);
     }
@@ -627,7 +650,7 @@ EOF",
     k("kubeadm upgrade apply -y v1.36.3").expect(
         "upgrade across two minors",
         1,
-        &["Specified version to upgrade to \"v1.36.3\" is too high; kubeadm can upgrade only 1 minor version at a time"],
+        &["error: [upgrade] FATAL: this version of kubeadm only supports deploying clusters with the control plane version >= 1.35.0. Current version: v1.34.2"],
     );
     let v = k("kubectl version -o json");
     let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
