@@ -7,9 +7,10 @@
 #   testbed/cri/build.sh build VERSION   # VERSION: k8s.io/cri-api's, as go.mod requires
 #                                        # it (0.35.4); prints the cache directory
 #
-# Output: $TESTBED_CRI_CACHE/VERSION/tb-cri (default /var/cache/bootstrap-testbed/cri:
-# under /var so that hosts see it through their /var overlay). Reused while the stamp (a
-# hash of this script, go.mod, go.sum and main.go) matches. Go caches as
+# Output: $TESTBED_CRI_CACHE/VERSION-STAMP/tb-cri (default /var/cache/bootstrap-testbed/cri:
+# under /var so that hosts see it through their /var overlay), STAMP a hash of this
+# script, go.mod, go.sum and main.go: a change of the sources builds a new directory, and
+# the binary a running testbed uses (or a worktree of other sources) is never replaced. Go caches as
 # testbed/k8s/build.sh. About 45 s of CPU with warm module caches.
 set -euo pipefail
 
@@ -28,11 +29,11 @@ cmd_build() {
   local ver="$1" out stamp
   grep -q "k8s.io/cri-api v$ver\$" "$here/go.mod" || die "go.mod does not require k8s.io/cri-api v$ver"
   command -v go >/dev/null || die "building tb-cri needs Go (https://go.dev/dl/) and the Go module proxy"
-  out="$root/$ver"
+  stamp="$(cat "$here/build.sh" "$here/go.mod" "$here/go.sum" "$here/main.go" | sha256sum | cut -c1-16)"
+  out="$root/$ver-$stamp"
   mkdir -p "$out" "$GOMODCACHE" "$GOCACHE"
   exec 9>"$root/$ver.lock"
   flock 9
-  stamp="$(cat "$here/build.sh" "$here/go.mod" "$here/go.sum" "$here/main.go" | sha256sum | cut -c1-16)"
   if [ -x "$out/tb-cri" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
     log "$ver: cached in $out"
     echo "$out"
