@@ -790,7 +790,6 @@ fn host_drift_is_fixed_by_exactly_the_fixing_steps() {
 }
 
 #[test]
-#[ignore = "fails about half the time on the real control plane since the static pods run in containerd sandboxes (db02968): after the power cycle node1's API server never comes back (6443 refused for 180 s). Likely the kubelet stand-in: its sandbox record /run/real-kubelet/POD.sandbox is gone with /run, so it asks RunPodSandbox for attempt 0 again while containerd (/var/lib/containerd survives) still holds the old sandbox of that name; the real kubelet lists the pod's sandboxes and makes the next attempt (kuberuntime_manager.go computePodActions). To fix in kube/staticpods.rs, then un-ignore"]
 fn a_rebooted_cluster_needs_nothing() {
     let tb = real_testbed(2);
     let decls = vec![

@@ -7,7 +7,7 @@
 //	tb-cri ... statusp ID               # PodSandboxStatus; prints the state
 //	tb-cri ... stopp ID                 # StopPodSandbox
 //	tb-cri ... rmp ID                   # RemovePodSandbox
-//	tb-cri ... pods                     # ListPodSandbox: "ID STATE NAMESPACE/NAME" lines
+//	tb-cri ... pods                     # ListPodSandbox: "ID STATE NAMESPACE/NAME UID ATTEMPT" lines
 //
 // CONFIG.json is a runtime.v1.PodSandboxConfig in protobuf's JSON mapping. Errors go to
 // stderr as the gRPC status prints them ("rpc error: code = ... desc = ..."), exit 1.
@@ -109,7 +109,8 @@ func run(endpoint string, timeout time.Duration, args []string) error {
 			return err
 		}
 		for _, s := range r.Items {
-			fmt.Printf("%s %s %s/%s\n", s.Id, s.State, s.Metadata.GetNamespace(), s.Metadata.GetName())
+			m := s.Metadata
+			fmt.Printf("%s %s %s/%s %s %d\n", s.Id, s.State, m.GetNamespace(), m.GetName(), m.GetUid(), m.GetAttempt())
 		}
 	default:
 		return fmt.Errorf("unknown command %q", args[0])

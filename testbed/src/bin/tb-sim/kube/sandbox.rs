@@ -85,10 +85,41 @@ impl Cri {
         self.call(&["runp"], Some(&config.to_string()))
     }
 
+    /// ListPodSandbox: every sandbox the runtime knows, ready or not.
+    pub fn list_pod_sandboxes(&self) -> Result<Vec<Listed>, String> {
+        let out = self.call(&["pods"], None)?;
+        Ok(out.lines().filter_map(Listed::parse).collect())
+    }
+
     /// StopPodSandbox, then RemovePodSandbox.
     pub fn remove_pod_sandbox(&self, id: &str) -> Result<(), String> {
         self.call(&["stopp", id], None)?;
         self.call(&["rmp", id], None).map(|_| ())
+    }
+}
+
+/// A sandbox as ListPodSandbox reports it (a `tb-cri pods` line: `ID STATE NS/NAME UID
+/// ATTEMPT`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub id: String,
+    pub ready: bool,
+    pub uid: String,
+    pub attempt: u32,
+}
+
+impl Listed {
+    fn parse(line: &str) -> Option<Listed> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [id, state, _name, uid, attempt] = w[..] else {
+            return None;
+        };
+        Some(Listed {
+            id: id.to_string(),
+            ready: state == "SANDBOX_READY",
+            uid: uid.to_string(),
+            attempt: attempt.parse().ok()?,
+        })
     }
 }
 
@@ -180,6 +211,27 @@ pub fn spawn_in(pause: Option<i32>, mut cmd: Command) -> Result<Child, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listed_sandbox_is_tb_cri_s_line() {
+        let line = "4f2a SANDBOX_NOTREADY kube-system/etcd-node1 e5218b5d 3";
+        assert_eq!(
+            Listed::parse(line),
+            Some(Listed {
+                id: "4f2a".into(),
+                ready: false,
+                uid: "e5218b5d".into(),
+                attempt: 3,
+            })
+        );
+        let ready = Listed::parse("4f2a SANDBOX_READY kube-system/etcd-node1 e5218b5d 0");
+        assert!(ready.is_some_and(|l| l.ready && l.attempt == 0));
+        // The line of a tb-cri without UID and attempt is refused, not misread.
+        assert_eq!(
+            Listed::parse("4f2a SANDBOX_READY kube-system/etcd-node1"),
+            None
+        );
+    }
 
     #[test]
     fn a_static_pod_s_sandbox_config_is_the_kubelet_s() {

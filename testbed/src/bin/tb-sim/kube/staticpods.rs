@@ -347,11 +347,48 @@ impl Sandboxes {
             }
             self.remove(pod);
         }
+        // The runtime may hold sandboxes of this pod that no record names: the records
+        // live in /run, gone after a reboot, while containerd keeps its sandboxes in
+        // /var/lib/containerd (NOTREADY once their pause died with the machine), and a
+        // sandbox's name (NAME_NAMESPACE_UID_ATTEMPT) stays reserved until it is removed.
+        // The real kubelet reads the pod's sandboxes from ListPodSandbox, not from a
+        // file: a ready one is kept, otherwise it makes the attempt after the latest
+        // (kuberuntime_manager.go computePodActions, podSandboxChanged), and its garbage
+        // collector removes the not-ready ones (kuberuntime_gc.go evictSandboxes), here at
+        // once.
+        for listed in self.cri.list_pod_sandboxes()? {
+            if listed.uid != uid {
+                continue;
+            }
+            if listed.ready {
+                if let Some(pause) = sandbox::pause_pid(&listed.id) {
+                    log(&format!("found sandbox {} of {pod} ready", listed.id));
+                    return Ok(self.record(pod, listed.id, uid, listed.attempt, pause));
+                }
+            }
+            attempt = attempt.max(listed.attempt + 1);
+            match self.cri.remove_pod_sandbox(&listed.id) {
+                Ok(()) => log(&format!(
+                    "removed sandbox {} of {pod} (not ready)",
+                    listed.id
+                )),
+                Err(e) => return Err(format!("{pod}: removing sandbox {}: {e}", listed.id)),
+            }
+        }
         let config = sandbox::sandbox_config(manifest, &self.node, uid, attempt);
         let id = self
             .cri
             .run_pod_sandbox(&config)
             .map_err(|e| format!("{pod}: RunPodSandbox: {e}"))?;
+        log(&format!("created sandbox {id} for {pod}"));
+        // The shim has started the pause when RunPodSandbox returns.
+        let pause =
+            sandbox::pause_pid(&id).ok_or_else(|| format!("{pod}: sandbox {id} has no pause"))?;
+        Ok(self.record(pod, id, uid, attempt, pause))
+    }
+
+    /// Remembers `pod`'s sandbox, here and in /run for the next kubelet; `pause`.
+    fn record(&mut self, pod: &str, id: String, uid: &str, attempt: u32, pause: i32) -> i32 {
         let sb = Sandbox {
             id,
             uid: uid.to_string(),
@@ -362,10 +399,8 @@ impl Sandboxes {
             sandbox_file(pod),
             format!("{} {} {}\n", sb.id, sb.uid, sb.attempt),
         );
-        log(&format!("created sandbox {} for {pod}", sb.id));
-        self.by_pod.insert(pod.to_string(), sb.clone());
-        // The shim has started the pause when RunPodSandbox returns.
-        sandbox::pause_pid(&sb.id).ok_or_else(|| format!("{pod}: sandbox {} has no pause", sb.id))
+        self.by_pod.insert(pod.to_string(), sb);
+        pause
     }
 
     /// Stops and removes `pod`'s sandbox (and with it whatever still runs in it).
