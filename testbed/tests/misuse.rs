@@ -359,6 +359,43 @@ fn kubeadm_init_times_out() {
     ssh_ok(&tb, h, "root", "kubeadm init --config /root/kubeadm.yaml");
 }
 
+/// Writes the discovery of a printed join line (`kubeadm join ENDPOINT --token T
+/// --discovery-token-ca-cert-hash H`, nothing else) to `path` on `host` as a
+/// JoinConfiguration (kubeadm.k8s.io/v1beta4) with `timeouts.discovery` = `timeout`. The
+/// file goes in through stdin, mode 600, so the token is on no command line.
+fn write_join_config(tb: &testbed::Testbed, host: &str, path: &str, line: &str, timeout: &str) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        matches!(
+            words[..],
+            [
+                "kubeadm",
+                "join",
+                _,
+                "--token",
+                _,
+                "--discovery-token-ca-cert-hash",
+                _
+            ]
+        ),
+        "not a plain token join line: {line:?}"
+    );
+    let (endpoint, token, hash) = (words[2], words[4], words[6]);
+    let config = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken: {{token: \"{token}\", apiServerEndpoint: \"{endpoint}\", caCertHashes: [\"{hash}\"]}}
+timeouts: {{discovery: {timeout}}}
+"
+    );
+    let script = format!("umask 077 && cat > {path}");
+    let out = tb
+        .exec_with_input(host, &["sh", "-c", &script], Some(config.as_bytes()))
+        .unwrap();
+    assert!(out.status.success(), "{host}: writing {path}: {out:?}");
+}
+
 /// `kubeadm join` with wrong material, and twice.
 #[test]
 fn kubeadm_join_misuses() {
@@ -388,8 +425,15 @@ fn kubeadm_join_misuses() {
     // controller-manager's tokencleaner deletes an expired token's Secret and its
     // bootstrapsigner takes the token's JWS signature out of cluster-info; real kubeadm
     // (discovery/token/token.go getClusterInfo) polls cluster-info for that signature
-    // every 5 s until the discovery timeout (5 min) and then fails with the last reason.
-    // So the three run at once, once cluster-info has no signature for any of them.
+    // every 5 s until the discovery timeout and then fails with the last reason. That
+    // timeout is 5 min unless the JoinConfiguration's `timeouts.discovery` says otherwise
+    // (join has no flag for it, and refuses --config mixed with --token), so each line is
+    // joined as the same discovery in a config file with a 30 s timeout: the joins start
+    // once cluster-info has no signature for any of the three, so the first poll already
+    // gives the final reason; the later ones are margin for a slow API server (one that
+    // answers no poll in 30 s fails the join with "failed to request the cluster-info
+    // ConfigMap" instead, not with the asserted text). The printed line itself is pasted
+    // in 1 and 4.
     let token_id = |line: &str| {
         flag_value(line, "--token")
             .split('.')
@@ -423,6 +467,12 @@ fn kubeadm_join_misuses() {
         ("a token expired by the fault", stale),
     ];
     let ids: Vec<String> = lines.iter().map(|(_, l)| token_id(l)).collect();
+    let configs: Vec<String> = (0..lines.len())
+        .map(|i| format!("/root/join-{i}.yaml"))
+        .collect();
+    for ((_, line), path) in lines.iter().zip(&configs) {
+        write_join_config(&tb, w, path, line, "30s");
+    }
     poll(
         &tb,
         "the tokens' signatures gone from cluster-info",
@@ -440,10 +490,10 @@ fn kubeadm_join_misuses() {
         },
     );
     std::thread::scope(|s| {
-        for ((what, line), id) in lines.iter().zip(&ids) {
+        for (((what, _), id), path) in lines.iter().zip(&ids).zip(&configs) {
             let tb = &tb;
             s.spawn(move || {
-                ssh(tb, w, "root", line).expect(
+                ssh(tb, w, "root", &format!("kubeadm join --config {path}")).expect(
                     &format!("join with {what}"),
                     1,
                     &[&format!(
