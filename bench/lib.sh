@@ -12,10 +12,11 @@ fi
 bin=${CARGO_TARGET_DIR:-$root/target}/$( [ "$profile" = release ] && echo release || echo debug)
 dir=$(mktemp -d /tmp/bootstrap-bench.XXXXXX)
 trap '"$bin/testbed" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-# BENCH_REAL_K8S=RELEASE (e.g. v1.35.4): the REAL control plane of that release (testbed
-# up --real-kubernetes; the first call builds it, minutes) and the inventory at its
-# version; the time scale then only applies to the stand-ins left (packages' downloads).
-real_k8s=${BENCH_REAL_K8S:-}
+# BENCH_REAL_K8S=RELEASE: the REAL control plane of that release (testbed up
+# --real-kubernetes; the first call builds it, minutes) and the inventory at its version;
+# default v1.35.4, testbed::k8s::DEFAULT_RELEASE. The time scale only applies to the
+# stand-ins (packages' downloads, the kubelet's timings).
+real_k8s=${BENCH_REAL_K8S:-v1.35.4}
 "$bin/testbed" up --hosts "$hosts" --dir "$dir" --time-scale "$scale" \
   ${real_k8s:+--real-kubernetes "$real_k8s"} >/dev/null
 # Writes $dir/inventory.yaml in the article's layout: the first host is the control plane

@@ -104,7 +104,7 @@ pub(crate) fn cached_build(script: &str, version: &str, expect: &str) -> Result<
 /// The releases built in `releases` (the parent of [`RealRelease::dir`]): the names of its
 /// `vX.Y.Z` directories that hold a kubeadm, sorted. They decide which packages carry the
 /// real programs and which images every host starts with.
-pub(crate) fn built_releases(releases: &Path) -> Result<Vec<String>> {
+pub fn built_releases(releases: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(releases).map_err(|e| Error::io("read", releases, e))?;
     let mut built: Vec<String> = entries
         .flatten()

@@ -116,8 +116,10 @@ impl Builder {
     /// plane (testbed/STANDINS-kubelet-real.md) with the programs of the installed kubelet
     /// package's release taken from `releases` (the parent of
     /// [`crate::k8s::RealRelease::dir`]; it must be under /var or /usr, which the hosts
-    /// see). Default: the simulated kubelet. Every host's real containerd also starts with the images the releases' kubeadm lists (there is
-    /// no registry; see testbed/containerd/README.md).
+    /// see), and pkgs.k8s.io offers exactly the releases built there. Default: the
+    /// directory of [`crate::k8s::DEFAULT_RELEASE`], built on first use. Every host's real
+    /// containerd also starts with the images the releases' kubeadm lists (there is no
+    /// registry; see testbed/containerd/README.md).
     pub fn real_kubernetes(mut self, releases: impl Into<PathBuf>) -> Self {
         self.real_kubernetes = Some(releases.into());
         self
@@ -157,8 +159,11 @@ impl Builder {
         self
     }
 
-    pub fn build(self) -> Result<Testbed> {
+    pub fn build(mut self) -> Result<Testbed> {
         preflight()?;
+        if self.real_kubernetes.is_none() {
+            self = self.real_kubernetes_release(crate::k8s::DEFAULT_RELEASE)?;
+        }
         if self.public_addresses && !Path::new("/usr/sbin/nft").exists() {
             return Err(Error::Invalid(
                 "/usr/sbin/nft not found: public addresses are translated by nftables (apt-get install nftables)".into(),

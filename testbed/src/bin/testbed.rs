@@ -55,10 +55,10 @@ enum Cmd {
         /// cloud VM) and a name NAME.tbX.test listed in DIR/etc-hosts.
         #[arg(long)]
         public_addresses: bool,
-        /// The REAL control plane: kubeadm, kubectl and the control plane's programs of
-        /// RELEASE (built or reused by testbed/k8s/build.sh) in the repository's packages,
-        /// the kubelet units running the kubelet stand-in against them
-        /// (testbed/STANDINS-kubelet-real.md). Default: the simulated Kubernetes.
+        /// The Kubernetes release whose REAL kubeadm, kubectl and control plane the
+        /// hosts get (built or reused by testbed/k8s/build.sh; pkgs.k8s.io offers every
+        /// release built there), the kubelet units running the kubelet stand-in against
+        /// them (testbed/STANDINS-kubelet-real.md). Default: testbed::k8s::DEFAULT_RELEASE.
         #[arg(long, value_name = "RELEASE", default_missing_value = testbed::k8s::DEFAULT_RELEASE, num_args = 0..=1)]
         real_kubernetes: Option<String>,
     },

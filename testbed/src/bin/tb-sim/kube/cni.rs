@@ -23,6 +23,11 @@ use serde_json::{json, Value};
 use super::realnode::{kubectl_as, kubectl_run};
 use crate::os::containerd;
 
+/// The Ready condition's message while no CNI config is loaded: the runtime's
+/// NetworkReady=false as the kubelet reports it (pkg/kubelet/kubelet.go
+/// updateRuntimeUp -> "container runtime network not ready").
+pub const CNI_NOT_READY: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
+
 /// The runtime's CNI configuration directory and how many networks it loads from it:
 /// containerd's `plugins."io.containerd.grpc.v1.cri".cni` conf_dir and max_conf_num from
 /// /etc/containerd/config.toml over the defaults (/etc/cni/net.d, 1).
@@ -588,7 +593,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!(
             "tb-cni-{}-{}",
             std::process::id(),
-            crate::kube::objects::uuid()
+            rand::random::<u64>()
         ));
         std::fs::create_dir_all(&d).unwrap();
         for (name, text) in files {

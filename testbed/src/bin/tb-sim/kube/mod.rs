@@ -1,21 +1,15 @@
-//! Stand-ins for Kubernetes: kubeadm, kubectl, kubelet, and the simulated API server.
+//! The kubelet stand-in: the one Kubernetes program the testbed still imitates (the real
+//! kubeadm, kubectl and control plane run from testbed/k8s/; see
+//! testbed/STANDINS-kubelet-real.md for each behaviour and its upstream source).
 
-pub mod api;
-pub mod apiserver;
 pub mod cni;
-pub mod kubeadm;
-pub mod kubectl;
 pub mod kubelet;
 pub mod mirror;
-pub mod objects;
-pub mod pki;
 pub mod podrefs;
 pub mod podsync;
 pub mod prober;
 pub mod realnode;
 pub mod sandbox;
-pub mod scheduler;
-pub mod state;
 pub mod staticpods;
 pub mod tlsboot;
 
@@ -23,16 +17,13 @@ use crate::{Daemon, Standin};
 
 pub fn lookup(name: &str) -> Option<Standin> {
     match name {
-        "kubeadm" => Some(kubeadm::kubeadm),
         "kubelet" => Some(kubelet::standin),
-        "kubectl" => Some(kubectl::standin),
         _ => None,
     }
 }
 
 pub fn daemon(unit: &str) -> Option<Daemon> {
     match unit {
-        "kube-apiserver" => Some(apiserver::daemon),
         "kubelet" => Some(kubelet::daemon),
         "real-kubelet" => Some(staticpods::daemon),
         _ => None,

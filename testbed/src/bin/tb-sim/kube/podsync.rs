@@ -44,8 +44,8 @@ use serde_json::{json, Value};
 
 use super::cni;
 use super::mirror;
-use super::objects::rfc3339;
 use super::podrefs;
+use testbed::time::rfc3339;
 use super::realnode::{internal_ip, kubectl_run, Options};
 use crate::common;
 

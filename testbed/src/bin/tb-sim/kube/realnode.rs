@@ -51,8 +51,8 @@ use serde_json::{json, Value};
 
 use super::kubelet::{self, KUBELET_CONF, MANIFESTS};
 use super::mirror;
-use super::objects::rfc3339;
-use super::scheduler::CNI_NOT_READY;
+use testbed::time::rfc3339;
+use super::cni::CNI_NOT_READY;
 use crate::common;
 
 /// What the kubelet's flags and configuration say about its Node.

@@ -48,7 +48,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha512_256};
 
 use super::kubelet::{BOOTSTRAP_CONF, KUBELET_CONF};
-use super::objects::rfc3339;
+use testbed::time::rfc3339;
 use crate::common;
 
 /// The kubelet's default `--cert-dir`.

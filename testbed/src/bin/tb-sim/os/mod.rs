@@ -16,7 +16,7 @@ use crate::common::{self, Ctx};
 use crate::{Daemon, Standin};
 
 #[allow(unused_imports)]
-pub use systemd::{restart_unit, start_unit, stop_unit};
+pub use systemd::start_unit;
 
 pub fn lookup(name: &str) -> Option<Standin> {
     Some(match name {

@@ -207,7 +207,7 @@ fn create(root: &Path, args: &[String]) -> Result<(), String> {
     if let Some(file) = flag(args, "--pid-file") {
         fs::write(file, pid.to_string()).map_err(|e| format!("{file}: {e}"))?;
     }
-    let created = crate::kube::objects::rfc3339(crate::common::now());
+    let created = testbed::time::rfc3339(crate::common::now());
     save(
         root,
         id,

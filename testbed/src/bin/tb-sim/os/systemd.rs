@@ -565,19 +565,6 @@ pub fn start_unit(unit: &str) -> Result<(), String> {
     start_def(def).map(|_| ()).map_err(|f| f.1)
 }
 
-/// What `systemctl stop UNIT` does, without an audit record.
-pub fn stop_unit(unit: &str) -> Result<(), String> {
-    let def = lookup_or("stop", unit).map_err(|f| f.1)?;
-    stop_def(def);
-    Ok(())
-}
-
-/// What `systemctl restart UNIT` does, without an audit record.
-pub fn restart_unit(unit: &str) -> Result<(), String> {
-    let def = lookup_or("restart", unit).map_err(|f| f.1)?;
-    restart_def(def).map_err(|f| f.1)
-}
-
 fn restart_def(def: &'static UnitDef) -> Result<(), Failure> {
     if is_masked(def.name) {
         return Err((

@@ -7,7 +7,8 @@
 //!   `dists/SUITE/{InRelease,Release,Release.gpg}` and `dists/SUITE/COMPONENT/binary-amd64/
 //!   Packages` for noble and jammy with -updates, -backports and -security, every
 //!   component Ubuntu's sources name, and `pool/COMPONENT/L/NAME/NAME_VERSION_amd64.deb`.
-//! - `k8s/v1.N/`: pkgs.k8s.io's flat repository per minor: the .debs under `amd64/`, and
+//! - `k8s/v1.N/`: pkgs.k8s.io's flat repository per minor with a release built in `--k8s`
+//!   (only built releases have packages): the .debs under `amd64/`, and
 //!   for every possible "newest published patch" P a directory `nP/` with `Packages`,
 //!   `Release`, `InRelease` listing the patches up to P (the server picks the one the
 //!   testbed published, so publishing needs no signing at run time). `k8s/Release.key`.
@@ -121,9 +122,12 @@ fn build(out: &Path, real: &Real) -> Res<()> {
             ]
         })
         .collect();
-    let k8s_repos: Vec<_> = catalog::K8S_NEWEST_PATCH
-        .iter()
-        .map(|(m, n)| (*m, *n, catalog::k8s_repo_upto(*m, *n)))
+    let k8s_repos: Vec<_> = built_patches(real.k8s)?
+        .into_iter()
+        .map(|(minor, patches)| {
+            let newest = patches.iter().copied().max().unwrap_or(0);
+            (minor, newest, catalog::k8s_repo(minor, &patches))
+        })
         .collect();
     // Every .deb first, in parallel (dpkg-deb mostly waits for its tar and gzip).
     let mut jobs: Vec<(catalog::Package, PathBuf)> = Vec::new();
@@ -210,8 +214,13 @@ fn build(out: &Path, real: &Real) -> Res<()> {
         }
         for published in 0..=newest {
             let dir = repo.join(format!("n{published}"));
-            let shown = catalog::k8s_repo_upto(minor, published);
-            let idx: Vec<_> = debs.iter().filter(|(p, _, _)| shown.contains(p)).collect();
+            let idx: Vec<_> = debs
+                .iter()
+                .filter(|(p, _, _)| {
+                    !matches!(p.name.as_str(), "kubeadm" | "kubelet" | "kubectl")
+                        || patch_of(&p.version).is_some_and(|n| n <= published)
+                })
+                .collect();
             let text = packages_index(idx.iter().map(|(p, f, d)| (*p, f.as_str(), d.as_path())))?;
             write(&dir.join("Packages"), text.as_bytes())?;
             let label = format!("isv:kubernetes:core:stable:v1.{minor}");
@@ -240,6 +249,32 @@ fn build(out: &Path, real: &Real) -> Res<()> {
     gpg.stop();
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// The built Kubernetes releases in `k8s` (testbed/k8s/ output, one `vX.Y.Z/` each),
+/// as (minor, patches) in ascending order.
+fn built_patches(k8s: Option<&Path>) -> Res<Vec<(u32, Vec<u32>)>> {
+    let Some(k8s) = k8s else { return Ok(Vec::new()) };
+    let mut by_minor = std::collections::BTreeMap::<u32, Vec<u32>>::new();
+    for release in testbed::k8s::built_releases(k8s).map_err(|e| e.to_string())? {
+        let mut parts = release.trim_start_matches('v').split('.').skip(1);
+        let (Some(Ok(minor)), Some(Ok(patch))) = (
+            parts.next().map(str::parse::<u32>),
+            parts.next().map(str::parse::<u32>),
+        ) else {
+            return Err(format!("{}: {release} is not vX.Y.Z", k8s.display()));
+        };
+        by_minor.entry(minor).or_default().push(patch);
+    }
+    for patches in by_minor.values_mut() {
+        patches.sort();
+    }
+    Ok(by_minor.into_iter().collect())
+}
+
+/// The patch number of a package version ("1.36.3-1.1" -> 3).
+fn patch_of(version: &str) -> Option<u32> {
+    version.split('-').next()?.split('.').nth(2)?.parse().ok()
 }
 
 /// Where the archive keeps a package: `pool/COMPONENT/L/NAME/NAME_VERSION_amd64.deb`

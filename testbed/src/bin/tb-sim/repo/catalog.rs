@@ -3,19 +3,6 @@
 //! Depends, and what each package carries (its commands, files, maintainer scripts).
 //! `repo-build` makes the .deb files and signed indexes from this.
 
-/// Newest patch release per Kubernetes minor offered by pkgs.k8s.io; every patch from
-/// .0 up to it exists. Edit this one table to move the simulated "today".
-pub const K8S_NEWEST_PATCH: &[(u32, u32)] = &[
-    (30, 4),
-    (31, 4),
-    (32, 4),
-    (33, 4),
-    (34, 4),
-    (35, 4),
-    (36, 3),
-    (37, 1),
-];
-
 /// One binary package as the archive describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Package {
@@ -350,12 +337,14 @@ pub fn distro(os: &str) -> Vec<Package> {
         .collect()
 }
 
-/// The packages of the pkgs.k8s.io repository `v1.<minor>` on the day `1.<minor>.<newest>`
-/// was its newest release.
-pub fn k8s_repo_upto(minor: u32, newest: u32) -> Vec<Package> {
+/// The packages of the pkgs.k8s.io repository `v1.<minor>` offering the patch releases
+/// `patches` of that minor: the releases the testbed has built (testbed/k8s/), whose
+/// kubeadm and kubectl packages carry the real programs. A release that is not built has
+/// no package: nothing here stands in for kubeadm or kubectl.
+pub fn k8s_repo(minor: u32, patches: &[u32]) -> Vec<Package> {
     let comp = String::new();
     let mut out = Vec::new();
-    for p in 0..=newest {
+    for p in patches {
         let v = format!("1.{minor}.{p}-1.1");
         let kubelet_deps = if minor >= 35 {
             "iptables (>= 1.4.21), kubernetes-cni (>= 1.1.1), iproute2, socat, util-linux, mount, ebtables"
@@ -411,15 +400,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_patch_up_to_the_newest_is_offered() {
-        let repo = k8s_repo_upto(34, 4);
-        for p in 0..=4 {
-            let v = format!("1.34.{p}-1.1");
-            assert!(
-                repo.iter().any(|x| x.name == "kubeadm" && x.version == v),
-                "{v}"
-            );
+    fn exactly_the_given_patches_are_offered() {
+        let repo = k8s_repo(36, &[1, 3]);
+        for name in ["kubeadm", "kubelet", "kubectl"] {
+            let versions: Vec<&str> = repo
+                .iter()
+                .filter(|x| x.name == name)
+                .map(|x| x.version.as_str())
+                .collect();
+            assert_eq!(versions, ["1.36.1-1.1", "1.36.3-1.1"], "{name}");
         }
-        assert!(!repo.iter().any(|x| x.version == "1.34.5-1.1"));
+        assert!(repo
+            .iter()
+            .any(|x| x.name == "cri-tools" && x.version == "1.36.0-1.1"));
     }
 }
