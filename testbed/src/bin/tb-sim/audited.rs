@@ -12,8 +12,7 @@
 //! are recorded the same way: such a package ships, besides `/usr/bin/NAME` (the real
 //! program), a link `/usr/local/sbin/NAME` to tb-sim (tb-sim's `repo::build`), so that
 //! the command is audited exactly while the package is installed and `command -v` finds
-//! nothing when it is not. A package of a release that is not built links `/usr/bin/NAME`
-//! to tb-sim itself (the simulated program), which is never run through here.
+//! nothing when it is not. Only built releases have packages (tb-sim's `repo::catalog`).
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -36,26 +35,11 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("kubectl", "/usr/bin/kubectl"),
 ];
 
-/// The programs of [`PROGRAMS`] that are real only in some packages (see the module doc).
-const REAL_IN_BUILT_PACKAGES: &[&str] = &["kubeadm", "kubectl"];
-
 pub fn lookup(name: &str) -> Option<Standin> {
-    let (_, path) = PROGRAMS.iter().find(|(n, _)| *n == name)?;
-    if REAL_IN_BUILT_PACKAGES.contains(&name) && !is_real_program(path) {
-        return None;
-    }
-    Some(run)
-}
-
-/// Whether `path` is a program other than this stand-in binary (following links; the
-/// same file by device and inode, whatever path the mounts show it under).
-fn is_real_program(path: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(target), Ok(me)) = (std::fs::metadata(path), std::fs::metadata("/proc/self/exe"))
-    else {
-        return false;
-    };
-    (target.dev(), target.ino()) != (me.dev(), me.ino())
+    PROGRAMS
+        .iter()
+        .any(|(n, _)| *n == name)
+        .then_some(run as Standin)
 }
 
 /// dpkg's database: a run changed the host's packages (install, remove, hold) when it

@@ -385,21 +385,33 @@ fn is_k8s(pkg: &str) -> bool {
 
 /// What a package's command is: a link to the real program where the testbed has it
 /// (the real containerd of its version; kubeadm and kubectl of a built release, e.g.
-/// 1.35.4-1.1 -> `K8S/v1.35.4/kubeadm`), else to the stand-in binary. The kubelet
-/// package keeps the stand-in: the real kubelet needs containers.
-fn command_target(p: &catalog::Package, cmd: &str, real: &Real) -> PathBuf {
+/// 1.35.4-1.1 -> `K8S/v1.35.4/kubeadm`, the only ones the catalog offers), else to the
+/// stand-in binary. The kubelet package keeps the stand-in: the real kubelet needs
+/// containers. A kubeadm or kubectl without its real program is an error: nothing stands
+/// in for them.
+fn command_target(p: &catalog::Package, cmd: &str, real: &Real) -> Res<PathBuf> {
     let upstream = containerd::upstream(&p.version);
     let dir = match p.name.as_str() {
         "containerd" if upstream == testbed::containerd::VERSION => {
             real.containerd.map(Path::to_path_buf)
         }
-        "kubeadm" | "kubectl" => real.k8s.map(|k8s| k8s.join(format!("v{upstream}"))),
+        "kubeadm" | "kubectl" => {
+            let dir = real.k8s.map(|k8s| k8s.join(format!("v{upstream}")));
+            let program = dir.as_ref().map(|d| d.join(cmd));
+            return match program {
+                Some(program) if program.is_file() => Ok(program),
+                _ => Err(format!(
+                    "{} {}: no real {cmd} (testbed/k8s/build.sh build v{upstream})",
+                    p.name, p.version
+                )),
+            };
+        }
         _ => None,
     };
-    match dir.map(|d| d.join(cmd)) {
+    Ok(match dir.map(|d| d.join(cmd)) {
         Some(program) if program.is_file() => program,
         _ => PathBuf::from(layout::SIM_BIN),
-    }
+    })
 }
 
 /// Builds one .deb with dpkg-deb.
@@ -414,10 +426,10 @@ fn deb(work: &Path, p: &catalog::Package, out: &Path, real: &Real) -> Res<()> {
             .join(catalog::command_dir(c).trim_start_matches('/'))
             .join(c);
         mkdir(link.parent().unwrap())?;
-        let target = command_target(p, c, real);
-        // A real kubeadm or kubectl goes through the audit log like apt-get (tb-sim's
+        let target = command_target(p, c, real)?;
+        // The real kubeadm and kubectl go through the audit log like apt-get (tb-sim's
         // `audited`): the package also links /usr/local/sbin/NAME, first on PATH, to tb-sim.
-        if matches!(*c, "kubeadm" | "kubectl") && target != Path::new(layout::SIM_BIN) {
+        if matches!(*c, "kubeadm" | "kubectl") {
             let audited = root
                 .join(layout::STANDIN_DIR.trim_start_matches('/'))
                 .join(c);
