@@ -119,8 +119,9 @@ fn kubeadm_and_kubectl_packages_of_a_built_release_install_the_real_programs() {
         );
     }
 
-    // A release that is not built (the previous patch) keeps the stand-ins: its .debs
-    // link the programs to the stand-in binary, the built one's to the cache.
+    // Only built releases are offered, each package linking the real program; a release
+    // that is not built (the previous patch) has no package at all: nothing stands in for
+    // kubeadm or kubectl.
     let previous = {
         let (minor, patch) = version.rsplit_once('.').unwrap();
         format!("{minor}.{}", patch.parse::<u32>().unwrap() - 1)
@@ -130,22 +131,31 @@ fn kubeadm_and_kubectl_packages_of_a_built_release_install_the_real_programs() {
         !releases.join(format!("v{previous}/kubeadm")).exists(),
         "v{previous} is built; pick a release that is not"
     );
+    exec(
+        &tb,
+        h,
+        &format!("cd /tmp && apt-get download -q kubeadm={previous}-1.1"),
+    )
+    .expect(
+        "a release that is not built",
+        100,
+        &[&format!("E: Version '{previous}-1.1' for 'kubeadm' was not found")],
+    );
     let out = exec_ok(
         &tb,
         h,
         &format!(
-            "cd /tmp && apt-get download -q kubeadm={previous}-1.1 kubectl={previous}-1.1 \
-             kubeadm={version}-1.1 >/dev/null && \
+            "cd /tmp && apt-get download -q kubeadm={version}-1.1 kubectl={version}-1.1 >/dev/null && \
              for d in kube*.deb; do dpkg-deb -c $d | grep -o '/usr/bin/kube.*'; done"
         ),
     );
-    let sim = testbed::layout::SIM_BIN;
     assert_eq!(
         out.stdout,
         format!(
-            "/usr/bin/kubeadm -> {sim}\n/usr/bin/kubeadm -> {}\n/usr/bin/kubectl -> {sim}\n",
-            k8s.bin("kubeadm").display()
+            "/usr/bin/kubeadm -> {}\n/usr/bin/kubectl -> {}\n",
+            k8s.bin("kubeadm").display(),
+            k8s.bin("kubectl").display()
         ),
-        "kubeadm {previous}, kubeadm {version}, kubectl {previous}"
+        "kubeadm and kubectl {version}"
     );
 }
