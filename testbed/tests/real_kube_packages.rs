@@ -1,9 +1,8 @@
 //! The pkgs.k8s.io repository's kubeadm and kubectl packages carry the REAL programs of
-//! their release when the testbed has it built (issue 9 item 2): with real packages and
-//! real Kubernetes (`Builder::real_kubernetes`), `apt-get install kubeadm kubectl` of a
-//! built release installs the binaries testbed/k8s/build.sh made, owned by their packages.
-//! The kubelet package keeps the kubelet stand-in (testbed/STANDINS-kubelet-real.md), and
-//! a release that is not built keeps the stand-ins. The real programs are in the host's
+//! their release (issue 9 item 2): `apt-get install kubeadm kubectl` of a built release
+//! installs the binaries testbed/k8s/build.sh made, owned by their packages. The kubelet
+//! package keeps the kubelet stand-in (testbed/STANDINS-kubelet-real.md); a release that
+//! is not built has no packages. The real programs are in the host's
 //! audit log like apt-get (their packages link /usr/local/sbin/NAME to tb-sim's `audited`).
 //!
 //! Needs root and the built release (`testbed::k8s::real_release`; the first run builds
