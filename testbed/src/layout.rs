@@ -112,10 +112,6 @@ pub mod ctl {
     pub const KERNEL: &str = "kernel.json";
     /// Directory for pid files and logs of the simulated daemons (`NAME.pid`, `NAME.log`).
     pub const UNITS: &str = "units";
-    /// Append-only JSON Lines record, kept by the API server of the cluster's first
-    /// control plane, of every request that changed a Node's spec; one
-    /// [`super::NodeSpecChange`] per line, in the order the server applied them.
-    pub const NODE_SPEC_LOG: &str = "node-spec.jsonl";
     /// The container images the host's machine image carries (`Testbed::preload_images`):
     /// an OCI archive the real containerd imports into its `k8s.io` namespace when it
     /// starts (once per archive), as `ctr -n k8s.io images import` does.
@@ -168,10 +164,9 @@ pub struct AuditRecord {
 /// One request that changed a Node's `spec` (cordon, uncordon, taints), as the API
 /// server applied it: what an API server audit log at level Request would show for
 /// nodes, reduced to the outcome. Lets a test assert how many nodes were unschedulable
-/// at any moment ([`max_unschedulable`]). Recorded by the simulated API server
-/// ([`crate::Testbed::node_spec_changes`]) or, on the REAL control plane, read from a
-/// watch of the Nodes ([`crate::Testbed::watch_node_specs`]), where `user` is the field
-/// manager and `verb` the watch event (below).
+/// at any moment ([`max_unschedulable`]). Read from a watch of the Nodes
+/// ([`crate::Testbed::watch_node_specs`]), where `user` is the field manager and `verb`
+/// the watch event (below).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeSpecChange {
     /// Seconds since the Unix epoch, when the server applied the change.

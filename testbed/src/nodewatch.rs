@@ -1,7 +1,5 @@
-//! A record of the Node spec changes (cordon, uncordon, taints) that the REAL API server
-//! of a testbed cluster applied, in the order it applied them: the real counterpart of
-//! the simulated API server's log ([`Testbed::node_spec_changes`]), which goes away with
-//! it (issue 9).
+//! A record of the Node spec changes (cordon, uncordon, taints) that the API server of a
+//! testbed cluster applied, in the order it applied them.
 //!
 //! How: `kubectl get nodes --watch --output-watch-events -o json` with the control
 //! plane's admin.conf, started inside the host before the steps under test and read

@@ -11,7 +11,7 @@ use crate::distro::Os;
 use crate::error::{Error, Result};
 use crate::host::{self, SIM_COPY};
 use crate::keys;
-use crate::layout::{self, AuditRecord, Fault, HostPaths, NodeSpecChange, Provision};
+use crate::layout::{self, AuditRecord, Fault, HostPaths, Provision};
 use crate::net;
 use crate::procs;
 use crate::registry;
@@ -636,21 +636,6 @@ impl Testbed {
         let path = HostPaths::new(&self.dir, host).audit_log();
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
         json_lines(&path, &text)
-    }
-
-    /// The Node spec changes (cordon, uncordon, taints) the API server on `control_plane`
-    /// (the cluster's first one, which keeps the state) applied, in order. Empty when no
-    /// node's spec changed yet.
-    pub fn node_spec_changes(&self, control_plane: &str) -> Result<Vec<NodeSpecChange>> {
-        self.host_state(control_plane)?;
-        let path = HostPaths::new(&self.dir, control_plane)
-            .ctl()
-            .join(layout::ctl::NODE_SPEC_LOG);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => json_lines(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io("read", &path, e)),
-        }
     }
 
     /// A file's content as the host sees it. A running host is read through its own
