@@ -37,9 +37,11 @@ fn absent(tb: &testbed::Testbed, host: &str, path: &str) {
     assert_eq!(out.code, 0, "{host}: {path} exists but should not");
 }
 
+/// The older of the two built releases of the v1.36 repository (1.36.1, 1.36.3): pkgs.k8s.io
+/// offers only built releases, and the held-package cases need one below and one above.
 const APT_KUBE: &str =
-    "apt-get install -y kubelet=1.34.2-1.1 kubeadm=1.34.2-1.1 kubectl=1.34.2-1.1";
-const KEY_URL: &str = "https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key";
+    "apt-get install -y kubelet=1.36.1-1.1 kubeadm=1.36.1-1.1 kubectl=1.36.1-1.1";
+const KEY_URL: &str = "https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key";
 const KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 
 /// §3 out of order: packages before their repository, before `apt-get update`, an
@@ -47,7 +49,8 @@ const KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 /// and URLs that only answer with internet access.
 #[test]
 fn packages_and_repository_out_of_order() {
-    let tb = testbed(1, "root");
+    // The v1.36 repository offers the 1.36 releases built when the testbed is: both.
+    let tb = real_testbed_as(1, "root", &["v1.36.1", "v1.36.3"]);
 
     // 0. A fresh cloud image has empty package lists: nothing installs before the first
     // `apt-get update`.
@@ -88,7 +91,7 @@ fn packages_and_repository_out_of_order() {
         H,
         "root",
         &format!(
-            "echo 'deb [signed-by={KEYRING}] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /' \
+            "echo 'deb [signed-by={KEYRING}] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /' \
              > /etc/apt/sources.list.d/kubernetes.list"
         ),
     );
@@ -106,7 +109,7 @@ fn packages_and_repository_out_of_order() {
         &[
             // The testbed's key, not pkgs.k8s.io's 234654DA9A296436.
             "because the public key is not available: NO_PUBKEY ",
-            "E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.34/deb  InRelease' is not signed.",
+            "E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.36/deb  InRelease' is not signed.",
         ],
     );
     exec_ok(&tb, H, &format!("mv /root/keyring.gpg {KEYRING}"));
@@ -114,15 +117,20 @@ fn packages_and_repository_out_of_order() {
     ssh_ok(&tb, H, "root", APT_KUBE);
     ssh_ok(&tb, H, "root", "apt-mark hold kubelet kubeadm kubectl");
 
-    // 5. A held package can't change version with -y. For a held *downgrade* real apt
-    // checks downgrades first (apt-private/private-install.cc, InstallPackages' fail-safe
-    // order: Essential, then Downgrade, then Hold).
-    ssh(&tb, H, "root", "apt-get install -y kubeadm=1.34.1-1.1").expect(
-        "held kubeadm downgraded",
-        100,
-        &["E: Packages were downgraded and -y was used without --allow-downgrades."],
-    );
-    ssh(&tb, H, "root", "apt-get install -y kubeadm=1.34.4-1.1").expect(
+    // 5. A held package can't change version with -y: not to a newer one, and not back
+    // to an older one, where real apt checks downgrades first
+    // (apt-private/private-install.cc, InstallPackages' fail-safe order: Essential, then
+    // Downgrade, then Hold).
+    let kubeadm_version = |tb: &testbed::Testbed| {
+        ssh_ok(
+            tb,
+            H,
+            "root",
+            "dpkg-query -W -f='${db:Status-Abbrev}${Version}' kubeadm",
+        )
+        .stdout
+    };
+    ssh(&tb, H, "root", "apt-get install -y kubeadm=1.36.3-1.1").expect(
         "held kubeadm to another version",
         100,
         &[
@@ -130,20 +138,21 @@ fn packages_and_repository_out_of_order() {
             "E: Held packages were changed and -y was used without --allow-change-held-packages.",
         ],
     );
-    let v = ssh_ok(
-        &tb,
-        H,
-        "root",
-        "dpkg-query -W -f='${db:Status-Abbrev}${Version}' kubeadm",
-    );
-    assert_eq!(v.stdout, "hi 1.34.2-1.1");
+    assert_eq!(kubeadm_version(&tb), "hi 1.36.1-1.1");
     // What the docs say to do instead works.
     ssh_ok(
         &tb,
         H,
         "root",
-        "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.34.4-1.1 && apt-mark hold kubeadm",
+        "apt-mark unhold kubeadm && apt-get install -y kubeadm=1.36.3-1.1 && apt-mark hold kubeadm",
     );
+    assert_eq!(kubeadm_version(&tb), "hi 1.36.3-1.1");
+    ssh(&tb, H, "root", "apt-get install -y kubeadm=1.36.1-1.1").expect(
+        "held kubeadm downgraded",
+        100,
+        &["E: Packages were downgraded and -y was used without --allow-downgrades."],
+    );
+    assert_eq!(kubeadm_version(&tb), "hi 1.36.3-1.1");
 
     // 6. The host has no internet: only pkgs.k8s.io and the Calico manifests answer; any
     // other URL fails like an offline host (curl's exit 6), e.g. Docker's key or the
