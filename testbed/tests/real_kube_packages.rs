@@ -138,7 +138,9 @@ fn kubeadm_and_kubectl_packages_of_a_built_release_install_the_real_programs() {
     .expect(
         "a release that is not built",
         100,
-        &[&format!("E: Version '{previous}-1.1' for 'kubeadm' was not found")],
+        &[&format!(
+            "E: Version '{previous}-1.1' for 'kubeadm' was not found"
+        )],
     );
     let out = exec_ok(
         &tb,

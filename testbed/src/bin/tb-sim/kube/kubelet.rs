@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use testbed::time::rfc3339;
 use crate::common::{self, Ctx};
+use testbed::time::rfc3339;
 
 pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 /// The unit's `--bootstrap-kubeconfig` (kubeadm's 10-kubeadm.conf drop-in).
@@ -466,7 +466,10 @@ pub fn daemon(_args: &[String]) -> i32 {
     }
     let host = Ctx::load("kubelet").config;
     let Some(releases) = host.real_kubernetes.clone() else {
-        log('E', "the testbed has no built Kubernetes release (testbed/k8s/build.sh)");
+        log(
+            'E',
+            "the testbed has no built Kubernetes release (testbed/k8s/build.sh)",
+        );
         return 1;
     };
     let Some(version) = kubelet_version() else {
@@ -655,5 +658,4 @@ mod tests {
         assert_eq!(cri_unreachable(&config, &flags), None, "the flag wins");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-
 }

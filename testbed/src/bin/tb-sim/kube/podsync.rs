@@ -45,9 +45,9 @@ use serde_json::{json, Value};
 use super::cni;
 use super::mirror;
 use super::podrefs;
-use testbed::time::rfc3339;
 use super::realnode::{internal_ip, kubectl_run, Options};
 use crate::common;
+use testbed::time::rfc3339;
 
 /// One pass: start what is bound and not running, confirm what is being deleted.
 /// Returns the log lines of what it did.

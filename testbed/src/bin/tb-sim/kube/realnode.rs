@@ -49,11 +49,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::cni::CNI_NOT_READY;
 use super::kubelet::{self, KUBELET_CONF, MANIFESTS};
 use super::mirror;
-use testbed::time::rfc3339;
-use super::cni::CNI_NOT_READY;
 use crate::common;
+use testbed::time::rfc3339;
 
 /// What the kubelet's flags and configuration say about its Node.
 #[derive(Debug, Clone, PartialEq)]

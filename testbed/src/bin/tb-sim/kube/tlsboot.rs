@@ -48,8 +48,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha512_256};
 
 use super::kubelet::{BOOTSTRAP_CONF, KUBELET_CONF};
-use testbed::time::rfc3339;
 use crate::common;
+use testbed::time::rfc3339;
 
 /// The kubelet's default `--cert-dir`.
 pub const CERT_DIR: &str = "/var/lib/kubelet/pki";

@@ -254,7 +254,9 @@ fn build(out: &Path, real: &Real) -> Res<()> {
 /// The built Kubernetes releases in `k8s` (testbed/k8s/ output, one `vX.Y.Z/` each),
 /// as (minor, patches) in ascending order.
 fn built_patches(k8s: Option<&Path>) -> Res<Vec<(u32, Vec<u32>)>> {
-    let Some(k8s) = k8s else { return Ok(Vec::new()) };
+    let Some(k8s) = k8s else {
+        return Ok(Vec::new());
+    };
     let mut by_minor = std::collections::BTreeMap::<u32, Vec<u32>>::new();
     for release in testbed::k8s::built_releases(k8s).map_err(|e| e.to_string())? {
         let mut parts = release.trim_start_matches('v').split('.').skip(1);
