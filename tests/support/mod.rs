@@ -344,9 +344,8 @@ pub fn calico_node_daemonset(tb: &Testbed, cp: &str) -> Value {
         .expect("kubectl -o json prints JSON")
 }
 
-/// `kubectl -n kube-system get daemonset calico-node -o OUTPUT EXTRA...` on `cp` (only the
-/// JSON asks for the managed fields: the simulated kubectl of tests not yet on the real
-/// control plane knows no --show-managed-fields).
+/// `kubectl -n kube-system get daemonset calico-node -o OUTPUT EXTRA...` on `cp` (only
+/// [`calico_node_daemonset`]'s JSON asks for the managed fields).
 fn calico_node(tb: &Testbed, cp: &str, output: &str, extra: &[&str]) -> String {
     let argv: Vec<&str> = KUBECTL
         .iter()
