@@ -57,6 +57,10 @@ fn cri_images(tb: &testbed::Testbed, host: &str) -> Vec<String> {
 #[test]
 fn the_package_runs_the_real_containerd_and_its_config_parser() {
     let (tb, h) = real_packages_host("cri");
+    // A machine image that carries no container images: every testbed's hosts start with
+    // the built releases' images (they stand in for the registry), so this host is given
+    // none before containerd first starts.
+    tb.preload_images(&h, &[]).unwrap();
     install_containerd(&tb, &h);
     // The package's programs are the real ones, of the package's version.
     let out = exec_ok(
@@ -84,7 +88,7 @@ sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.to
 systemctl restart containerd
 containerd config dump | grep -q 'SystemdCgroup = true'",
     );
-    // No machine image preload: the CRI has no images.
+    // No image from the machine or the preload: the CRI has none.
     assert_eq!(cri_images(&tb, &h), Vec::<String>::new());
     // Invalid TOML: the real parser refuses it, and so does the daemon at restart.
     exec_ok(
