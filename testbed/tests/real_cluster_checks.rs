@@ -528,13 +528,18 @@ fn control_plane_left(tb: &testbed::Testbed) -> String {
 }
 
 /// The pod sandboxes the real containerd's CRI lists on node1 (ListPodSandbox, through
-/// the kubelet stand-in's client): "STATE NAMESPACE/NAME", sorted.
+/// the kubelet stand-in's client, whose lines are "ID STATE NAMESPACE/NAME UID ATTEMPT"):
+/// "STATE NAMESPACE/NAME", sorted.
 fn sandboxes(tb: &testbed::Testbed) -> Vec<String> {
     let cri = testbed::containerd::cri_client().unwrap();
     let out = exec_ok(tb, "node1", &format!("{} pods", cri.display())).stdout;
     let mut pods: Vec<String> = out
         .lines()
-        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()))
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(fields.len(), 5, "tb-cri pods: {l:?}");
+            format!("{} {}", fields[1], fields[2])
+        })
         .collect();
     pods.sort();
     pods
