@@ -26,6 +26,11 @@
 //! - Events (`events`, `events.events.k8s.io`): what happened, appended by every component;
 //! - Leases (`leases.coordination.k8s.io`): node heartbeats and leader election, renewed
 //!   every few seconds;
+//! - a Node's `node.kubernetes.io/*` taints (not-ready, unreachable, ...): the node
+//!   lifecycle controller adds and lifts them from the node's Ready condition
+//!   (pkg/controller/nodelifecycle, taint-based eviction); the not-ready one was lifted from
+//!   a just-joined worker in the middle of an observed `plan` (tests/plan_cmd.rs, session
+//!   7). `spec.unschedulable` (a cordon) and every other taint are compared;
 //! - Endpoints and EndpointSlices (`endpoints`, `endpointslices.discovery.k8s.io`): the
 //!   endpoints and endpointslice controllers rewrite them from the pods' readiness (their
 //!   status) whenever a pod of a Service comes or goes Ready (pkg/controller/endpoint,
@@ -417,6 +422,21 @@ pub fn cluster(tb: &Testbed, control_plane: &str) -> Snapshot {
         );
         if let Some(m) = o.as_object_mut() {
             m.remove("status");
+        }
+        if o["kind"] == "Node" {
+            if let Some(spec) = o["spec"].as_object_mut() {
+                if let Some(Value::Array(taints)) = spec.get_mut("taints") {
+                    taints.retain(|t| {
+                        !t["key"]
+                            .as_str()
+                            .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+                    });
+                    // The API server drops an empty list: none left is no taints.
+                    if taints.is_empty() {
+                        spec.remove("taints");
+                    }
+                }
+            }
         }
         if let Some(meta) = o["metadata"].as_object_mut() {
             meta.remove("resourceVersion");
