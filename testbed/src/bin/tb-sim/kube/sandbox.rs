@@ -85,10 +85,14 @@ impl Cri {
         self.call(&["runp"], Some(&config.to_string()))
     }
 
-    /// ListPodSandbox: every sandbox the runtime knows, ready or not.
+    /// ListPodSandbox: every sandbox the runtime knows, ready or not. A line of another
+    /// shape is an error, not skipped: skipping it would hide a sandbox whose name stays
+    /// reserved (the failure this listing exists to avoid).
     pub fn list_pod_sandboxes(&self) -> Result<Vec<Listed>, String> {
         let out = self.call(&["pods"], None)?;
-        Ok(out.lines().filter_map(Listed::parse).collect())
+        out.lines()
+            .map(|l| Listed::parse(l).ok_or_else(|| format!("tb-cri pods printed {l:?}")))
+            .collect()
     }
 
     /// StopPodSandbox, then RemovePodSandbox.
