@@ -307,11 +307,14 @@ pub fn has_lifecycle_taint(node: &Value) -> bool {
         .as_array()
         .into_iter()
         .flatten()
-        .any(|t| {
-            t["key"]
-                .as_str()
-                .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
-        })
+        .any(is_lifecycle_taint)
+}
+
+/// Whether `taint` is one of the node lifecycle controller's (key node.kubernetes.io/*).
+pub fn is_lifecycle_taint(taint: &Value) -> bool {
+    taint["key"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
 }
 
 /// Runs `argv` on `host`; it must succeed. Its stdout.

@@ -426,11 +426,7 @@ pub fn cluster(tb: &Testbed, control_plane: &str) -> Snapshot {
         if o["kind"] == "Node" {
             if let Some(spec) = o["spec"].as_object_mut() {
                 if let Some(Value::Array(taints)) = spec.get_mut("taints") {
-                    taints.retain(|t| {
-                        !t["key"]
-                            .as_str()
-                            .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
-                    });
+                    taints.retain(|t| !super::is_lifecycle_taint(t));
                     // The API server drops an empty list: none left is no taints.
                     if taints.is_empty() {
                         spec.remove("taints");
