@@ -76,12 +76,57 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The mirror pod of static pod `pod` (from its manifest) on node `node`.
+/// The namespace of static pod `pod`: its own, `default` when the manifest names none
+/// (pkg/kubelet/config/common.go applyDefaults).
+pub fn namespace(pod: &Value) -> &str {
+    pod["metadata"]["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+}
+
+/// The toleration the file source gives every static pod "so they are not evicted when
+/// there are node problems" (pkg/kubelet/config/common.go applyDefaults:
+/// helper.AddOrUpdateTolerationInPod with Operator Exists, Effect NoExecute): a toleration
+/// equal to it stays as it is; one with the same key, operator, value and effect
+/// (core Toleration.MatchToleration) is replaced by it; otherwise it is appended. Without
+/// it the API server's DefaultTolerationSeconds admission adds 300 s not-ready and
+/// unreachable tolerations and the taint eviction controller evicts the mirror pods of a
+/// node NotReady for 5 minutes.
+fn add_static_toleration(spec: &mut Value) {
+    let wanted = json!({"operator": "Exists", "effect": "NoExecute"});
+    let field = |t: &Value, k: &str| t[k].as_str().unwrap_or_default().to_string();
+    let matches = |t: &Value| {
+        ["key", "operator", "value", "effect"]
+            .iter()
+            .all(|k| field(t, k) == field(&wanted, k))
+    };
+    let mut list: Vec<Value> = spec["tolerations"].as_array().cloned().unwrap_or_default();
+    let equal = |t: &Value| matches(t) && t["tolerationSeconds"].is_null();
+    if list.iter().any(equal) {
+        return;
+    }
+    let mut updated = false;
+    for t in list.iter_mut().filter(|t| matches(t)) {
+        *t = wanted.clone();
+        updated = true;
+    }
+    if !updated {
+        list.push(wanted);
+    }
+    spec["tolerations"] = json!(list);
+}
+
+/// The mirror pod of static pod `pod` (from its manifest) on node `node`: the pod as the
+/// file source defaults it (common.go applyDefaults: name NAME-node, namespace `default`
+/// if none, nodeName, the NoExecute toleration) with the mirror annotations and the
+/// Node as owner (pkg/kubelet/pod/mirror_client.go CreateMirrorPod).
 pub fn mirror_pod(pod: &Value, hash: &str, node: &str, node_uid: &str, seen: &str) -> Value {
     let mut m = pod.clone();
     let name = format!("{}-{node}", pod["metadata"]["name"].as_str().unwrap_or(""));
     m["metadata"]["name"] = json!(name);
-    m["metadata"]["namespace"] = json!("kube-system");
+    m["metadata"]["namespace"] = json!(namespace(pod));
+    add_static_toleration(&mut m["spec"]);
     if let Some(meta) = m["metadata"].as_object_mut() {
         meta.remove("creationTimestamp");
     }
@@ -232,6 +277,42 @@ mod tests {
             "--old"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The file source's defaults (common.go applyDefaults): every static pod tolerates
+    /// every NoExecute taint, and lives in its manifest's namespace, `default` when it
+    /// names none. The stand-in added no toleration (so the API server added the 300 s
+    /// not-ready/unreachable ones and a node NotReady for 5 minutes lost its mirror pods)
+    /// and put every mirror pod in kube-system.
+    #[test]
+    fn a_mirror_pod_tolerates_every_no_execute_taint_in_its_own_namespace() {
+        let all = json!({"operator": "Exists", "effect": "NoExecute"});
+        let pod = |extra: &str| -> Value {
+            serde_yaml::from_str(&format!(
+                "metadata:\n  name: web\n{extra}spec:\n  containers: [{{name: c, image: i}}]\n"
+            ))
+            .unwrap()
+        };
+        let m = mirror_pod(&pod(""), "h", "node1", "u", "t");
+        assert_eq!(m["metadata"]["namespace"], "default");
+        assert_eq!(m["spec"]["tolerations"], json!([all]));
+        let m = mirror_pod(&pod("  namespace: kube-system\n"), "h", "node1", "u", "t");
+        assert_eq!(m["metadata"]["namespace"], "kube-system");
+        // Others stay; an equal one is not doubled; a matching one with seconds is replaced.
+        let mut spec = json!({"tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"},
+            {"operator": "Exists", "effect": "NoExecute"}]});
+        let before = spec.clone();
+        add_static_toleration(&mut spec);
+        assert_eq!(spec, before);
+        let mut spec = json!({"tolerations": [
+            {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]});
+        add_static_toleration(&mut spec);
+        assert_eq!(
+            spec["tolerations"],
+            json!([all, {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}])
+        );
     }
 
     #[test]

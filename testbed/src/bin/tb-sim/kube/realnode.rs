@@ -443,25 +443,33 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let pods = "/api/v1/namespaces/kube-system/pods";
-    let list = get(&format!("{pods}?fieldSelector=spec.nodeName%3D{node}"))?;
+    // Every namespace: a static pod's mirror lives in the manifest's namespace
+    // (`default` when it names none: mirror.rs namespace).
+    let pods = |ns: &str| format!("/api/v1/namespaces/{ns}/pods");
+    let list = get(&format!(
+        "/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"
+    ))?;
     let wanted = mirror::manifests(MANIFESTS);
     let suffix = format!("-{node}");
     let mut current = BTreeMap::new();
     for pod in list["items"].as_array().into_iter().flatten() {
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
         let Some(hash) = pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].as_str()
         else {
             continue;
         };
         let static_name = name.strip_suffix(&suffix).unwrap_or_default();
         let terminating = !pod["metadata"]["deletionTimestamp"].is_null();
-        if !terminating && wanted.get(static_name).map(|(_, h)| h.as_str()) == Some(hash) {
+        let same = wanted
+            .get(static_name)
+            .is_some_and(|(p, h)| h == hash && mirror::namespace(p) == ns);
+        if !terminating && same {
             current.insert(static_name.to_string(), pod.clone());
         } else {
             // The kubelet deletes a mirror pod with grace period 0 (mirror_client.go
             // DeleteMirrorPod); a graceful delete would wait for a kubelet confirmation.
-            let path = format!("{pods}/{name}?gracePeriodSeconds=0");
+            let path = format!("{}/{name}?gracePeriodSeconds=0", pods(ns));
             kubectl_run(kubectl, &["delete", "--raw", &path], "")?;
         }
     }
@@ -478,7 +486,7 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
                 let m = mirror::mirror_pod(pod, hash, node, &node_uid, &now);
                 let text = kubectl_run(
                     kubectl,
-                    &["create", "--raw", pods, "-f", "-"],
+                    &["create", "--raw", &pods(mirror::namespace(pod)), "-f", "-"],
                     &m.to_string(),
                 )?;
                 serde_json::from_str(&text).map_err(|e| e.to_string())?
@@ -492,7 +500,10 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
                 .unwrap_or((false, false))
         };
         object["status"] = mirror::pod_status_probed(pod, pid.is_some(), &probed, &ip, &ip, &now);
-        let path = format!("{pods}/{static_name}{suffix}/status");
+        let path = format!(
+            "{}/{static_name}{suffix}/status",
+            pods(mirror::namespace(pod))
+        );
         kubectl_run(
             kubectl,
             &["replace", "--raw", &path, "-f", "-"],
