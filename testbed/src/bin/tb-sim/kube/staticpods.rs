@@ -17,8 +17,9 @@
 //!   ENTRYPOINT, args its CMD), with `command[0]` resolved to that binary; `env` is set;
 //! - a manifest that changes restarts its pod, a removed one stops it (SIGTERM, then
 //!   SIGKILL after the pod's terminationGracePeriodSeconds, default 30), and a process that
-//!   exits is restarted (restartPolicy Always) after the kubelet's crash-loop back-off
-//!   (10 s doubling to 300 s; pkg/kubelet/kubelet.go MaxContainerBackOff);
+//!   exits is restarted (restartPolicy Always) with the kubelet's crash-loop back-off
+//!   ([`CrashBackoff`]: at once the first time, then 10 s doubling to 300 s, reset after
+//!   10 minutes without a restart);
 //! - with the REAL containerd as the runtime, each pod first gets a pod sandbox in it
 //!   (CRI RunPodSandbox) and its processes run in the sandbox's PID namespace, so the
 //!   runtime's StopPodSandbox (`kubeadm reset`) ends them (sandbox.rs); a pod that
@@ -56,8 +57,55 @@ extern "C" fn on_term(_: libc::c_int) {
     TERM.store(true, Ordering::SeqCst);
 }
 
+/// The crash-loop back-off's first delay (pkg/kubelet/kubelet.go initialCrashLoopBackOff)
+/// and, here, the retry delay of a container that could not be started (the pod worker's
+/// backOffPeriod, pkg/kubelet/kubelet.go).
 const BACKOFF_START: Duration = Duration::from_secs(10);
+/// The back-off's ceiling: MaxContainerBackOff (pkg/kubelet/apis/config/v1beta1), the
+/// default of 1.35's crashLoopBackOff.maxContainerRestartPeriod.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// An entry not updated for this long before an exit starts over (kubelet.go sets the
+/// crash-loop back-off's HasExpiredFunc to 600 s).
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// The kubelet's crash-loop back-off of one container: kuberuntime_manager.go doBackOff
+/// with client-go util/flowcontrol/backoff.go. While the container's last run, ended at
+/// `finished`, is in back-off ([`CrashBackoff::until`]: `IsInBackOffSince`) it is not
+/// started; otherwise the start first calls [`CrashBackoff::next`] (`Next`), which sets
+/// the back-off to [`BACKOFF_START`] for a container with no entry or one last updated
+/// more than [`BACKOFF_RESET`] before `finished`, else doubles it up to [`BACKOFF_MAX`].
+/// So the first exit restarts at once, the next ones after 10, 20, 40 ... 300 s, and a
+/// container that ran 10 minutes starts over.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct CrashBackoff {
+    /// (current back-off, last update).
+    entry: Option<(Duration, Instant)>,
+}
+
+impl CrashBackoff {
+    fn expired(last: Instant, finished: Instant) -> bool {
+        finished.saturating_duration_since(last) > BACKOFF_RESET
+    }
+
+    /// Until when a container that finished at `finished` is in back-off (None: it may
+    /// start).
+    fn until(&self, finished: Instant, now: Instant) -> Option<Instant> {
+        let (backoff, last) = self.entry?;
+        let until = finished + backoff;
+        (!Self::expired(last, finished) && now < until).then_some(until)
+    }
+
+    /// The start of a container that finished at `finished`, at `now`.
+    fn next(&mut self, finished: Instant, now: Instant) {
+        let backoff = match self.entry {
+            Some((backoff, last)) if !Self::expired(last, finished) => {
+                (backoff * 2).min(BACKOFF_MAX)
+            }
+            _ => BACKOFF_START,
+        };
+        self.entry = Some((backoff, now));
+    }
+}
 
 /// One container of a static pod, ready to start.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +122,10 @@ struct Spec {
 struct Running {
     spec: Spec,
     child: Option<Proc>,
-    restarts: u32,
+    backoff: CrashBackoff,
+    /// When its last process exited (None: it has not run here yet).
+    finished: Option<Instant>,
+    /// Not before (a start that failed is retried after the pod worker's back-off).
     next_start: Instant,
 }
 
@@ -651,28 +702,37 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 Running {
                     spec,
                     child,
-                    restarts: 0,
+                    backoff: CrashBackoff::default(),
+                    finished: None,
                     next_start: Instant::now(),
                 }
             });
             if let Some(child) = &mut r.child {
                 if let Some(status) = child.exited() {
-                    let backoff = BACKOFF_START
-                        .saturating_mul(1 << r.restarts.min(5))
-                        .min(BACKOFF_MAX);
+                    let now = Instant::now();
+                    r.finished = Some(now);
+                    let wait = r
+                        .backoff
+                        .until(now, now)
+                        .map_or(0, |t| t.saturating_duration_since(now).as_secs());
                     eprintln!(
                         "I {} real-kubelet: {}/{} exited ({status}); restarting in {}s",
                         stamp(),
                         r.spec.pod,
                         r.spec.container,
-                        backoff.as_secs()
+                        wait
                     );
                     r.child = None;
-                    r.restarts += 1;
-                    r.next_start = Instant::now() + backoff;
                 }
             }
-            if r.child.is_none() && sandbox.is_none() && Instant::now() >= r.next_start {
+            let now = Instant::now();
+            let backing_off = r
+                .finished
+                .is_some_and(|f| r.backoff.until(f, now).is_some());
+            if r.child.is_none() && sandbox.is_none() && now >= r.next_start && !backing_off {
+                if let Some(finished) = r.finished {
+                    r.backoff.next(finished, now);
+                }
                 let pause = match (&mut sandboxes, pods.get(&r.spec.pod)) {
                     (Some(sb), Some((manifest, uid))) => {
                         sb.ensure(&r.spec.pod, manifest, uid).map(Some)
@@ -698,7 +758,6 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                     }
                     Err(e) => {
                         eprintln!("E {} real-kubelet: {e}", stamp());
-                        r.restarts += 1;
                         r.next_start = Instant::now() + BACKOFF_START;
                     }
                 }
@@ -751,6 +810,40 @@ spec:
     args: [--v=2]
     env: [{name: A, value: b}]
 ";
+
+    /// The kubelet restarts a container that exits at once the first time, then after
+    /// 10, 20, 40 ... up to 300 s from its exit, and starts over once an exit comes more
+    /// than 10 minutes after the last restart. The stand-in waited 10 s the first time
+    /// and never started over.
+    #[test]
+    fn the_crash_loop_back_off_is_the_kubelet_s() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = CrashBackoff::default();
+        // Exits at once after each start; returns when it starts again.
+        let exit_and_restart = |b: &mut CrashBackoff, finished: Instant| {
+            let at = b.until(finished, finished).unwrap_or(finished);
+            assert_eq!(b.until(finished, at), None, "in back-off until then only");
+            b.next(finished, at);
+            at
+        };
+        let mut t = t0;
+        let mut waits = vec![];
+        for _ in 0..8 {
+            let at = exit_and_restart(&mut b, t);
+            waits.push(at.duration_since(t).as_secs());
+            t = at;
+        }
+        assert_eq!(waits, [0, 10, 20, 40, 80, 160, 300, 300]);
+        // Ran 10 minutes and then some: at once again, and 10 s the time after.
+        let later = t + s(601);
+        assert_eq!(exit_and_restart(&mut b, later), later);
+        assert_eq!(exit_and_restart(&mut b, later), later + s(10));
+        // An exit within 10 minutes of the last restart keeps the back-off.
+        let mut b = CrashBackoff::default();
+        b.next(t0, t0);
+        assert_eq!(b.until(t0 + s(600), t0 + s(600)), Some(t0 + s(610)));
+    }
 
     #[test]
     fn a_manifest_becomes_the_image_binary_with_command_and_args() {
