@@ -21,10 +21,10 @@
 //! - httpGet: `GET scheme://host:port/path`, host defaulting to the pod IP (the node's
 //!   address for these hostNetwork pods), headers `User-Agent: kube-probe/MAJOR.MINOR` and
 //!   `Accept: */*`, TLS without verifying the certificate (http.go InsecureSkipVerify),
-//!   success for a status in [200, 400) (a 3xx is a Warning, which counts as success;
-//!   the real prober first follows redirects to the same host, up to 10: http.go
-//!   RedirectChecker, not modelled here), any error or timeout (`timeoutSeconds`) a
-//!   failure; tcpSocket: a connect
+//!   redirects to the same host followed (up to 10 requests; a redirect to another host
+//!   ends with its 3xx: http.go RedirectChecker, [`http_get`]), success for a final
+//!   status in [200, 400) (a 3xx is a Warning, which counts as success), any error or
+//!   timeout (`timeoutSeconds`, over the whole exchange) a failure; tcpSocket: a connect
 //!   within the timeout. exec and grpc probes need the container's image and are refused
 //!   (kubeadm writes only httpGet probes).
 
@@ -248,6 +248,173 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
+/// A URL as the probe's HTTP client requests it.
+#[derive(Clone, Debug, PartialEq)]
+struct Url {
+    https: bool,
+    /// `host[:port]` as written (the Host header; a v6 host in brackets).
+    authority: String,
+    /// The path and query (`/` at least).
+    target: String,
+}
+
+impl Url {
+    fn new(https: bool, host: &str, port: u16, path: &str) -> Url {
+        // net.JoinHostPort, as request.go formatURL builds the probe's URL.
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Url {
+            https,
+            authority: format!("{host}:{port}"),
+            target: path.to_string(),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// URL.Hostname(): the host without port or brackets.
+    fn hostname(&self) -> &str {
+        let a = self.authority.as_str();
+        if let Some(rest) = a.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or_default();
+        }
+        a.rsplit_once(':').map_or(a, |(h, _)| h)
+    }
+
+    /// The port to dial: the written one, else the scheme's.
+    fn port(&self) -> Result<u16, String> {
+        let a = self.authority.as_str();
+        let port = match a.strip_prefix('[') {
+            Some(rest) => rest
+                .split_once(']')
+                .map_or("", |(_, p)| p.strip_prefix(':').unwrap_or("")),
+            None => a.rsplit_once(':').map_or("", |(_, p)| p),
+        };
+        match port {
+            "" => Ok(if self.https { 443 } else { 80 }),
+            p => p.parse().map_err(|_| format!("invalid port {p:?}")),
+        }
+    }
+
+    /// URL.Parse(location) against this URL (RFC 3986 reference resolution, as Go's
+    /// ResolveReference; the fragment dropped).
+    fn join(&self, location: &str) -> Result<Url, String> {
+        let loc = location.split('#').next().unwrap_or_default();
+        let bad = || format!("failed to parse Location header {location:?}");
+        let absolute = |https: bool, rest: &str| -> Result<Url, String> {
+            let (authority, target) = match rest.find(['/', '?']) {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            if authority.is_empty() || authority.contains('@') {
+                return Err(bad());
+            }
+            let target = match target {
+                "" => "/".to_string(),
+                t if t.starts_with('?') => format!("/{t}"),
+                t => remove_dot_segments(t),
+            };
+            Ok(Url {
+                https,
+                authority: authority.to_string(),
+                target,
+            })
+        };
+        let lower = loc.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("http://") {
+            return absolute(false, &loc[loc.len() - rest.len()..]);
+        }
+        if let Some(rest) = lower.strip_prefix("https://") {
+            return absolute(true, &loc[loc.len() - rest.len()..]);
+        }
+        if let Some(rest) = loc.strip_prefix("//") {
+            return absolute(self.https, rest);
+        }
+        if loc
+            .split(['/', '?'])
+            .next()
+            .is_some_and(|s| s.contains(':'))
+        {
+            return Err(bad()); // another scheme: Go follows it and fails to send
+        }
+        let (base_path, _) = self
+            .target
+            .split_once('?')
+            .unwrap_or((self.target.as_str(), ""));
+        let target = if loc.is_empty() {
+            self.target.clone()
+        } else if let Some(q) = loc.strip_prefix('?') {
+            format!("{base_path}?{q}")
+        } else if loc.starts_with('/') {
+            remove_dot_segments(loc)
+        } else {
+            let dir = base_path.rsplit_once('/').map_or("", |(d, _)| d);
+            remove_dot_segments(&format!("{dir}/{loc}"))
+        };
+        Ok(Url {
+            target,
+            ..self.clone()
+        })
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme(), self.authority, self.target)
+    }
+}
+
+/// RFC 3986 section 5.2.4 on a path (and its query, kept as it is).
+fn remove_dot_segments(target: &str) -> String {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let mut path = format!("/{}", out.join("/"));
+    if let Some(q) = query {
+        path = format!("{path}?{q}");
+    }
+    path
+}
+
+/// The probe's GET as the kubelet's HTTP prober makes it (pkg/probe/http/http.go: an
+/// http.Client with the probe's timeout over the whole exchange and CheckRedirect =
+/// RedirectChecker(false), pkg/kubelet/prober/prober.go followNonLocalRedirects):
+/// Go's client follows a 301, 302, 303, 307 or 308 with a Location (net/http client.go
+/// redirectBehavior; without a Location the 3xx is the answer), sending the first
+/// request's headers again plus a Referer (refererForURL: none from https to http);
+/// RedirectChecker stops at a Location on another hostname (http.ErrUseLastResponse: the
+/// 3xx is the answer) and after 10 requests (`Get "LOCATION": stopped after 10
+/// redirects`). DoHTTPProbe then judges the last answer: [200, 300) success, a 3xx a
+/// Warning (counted as success), anything else `HTTP probe failed with statuscode: N`.
 fn http_get(
     https: bool,
     host: &str,
@@ -256,17 +423,59 @@ fn http_get(
     timeout: Duration,
     minor: &str,
 ) -> Result<(), String> {
-    let scheme = if https { "https" } else { "http" };
-    let url = format!("{scheme}://{host}:{port}{path}");
-    let fail = |e: String| format!("Get \"{url}\": {e}");
-    let tcp = connect(host, port, timeout).map_err(fail)?;
+    let deadline = Instant::now() + timeout;
+    let first = Url::new(https, host, port, path);
+    let mut url = first.clone();
+    let mut referer: Option<String> = None;
+    let mut requests = 0;
+    loop {
+        let fail = |e: String| format!("Get \"{url}\": {e}");
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(fail(
+                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into(),
+            ));
+        }
+        let (code, location) = request(&url, referer.as_deref(), left, minor).map_err(fail)?;
+        requests += 1;
+        let redirect = matches!(code, 301 | 302 | 303 | 307 | 308);
+        let Some(location) = location.filter(|_| redirect) else {
+            return if (200..400).contains(&code) {
+                Ok(())
+            } else {
+                Err(format!("HTTP probe failed with statuscode: {code}"))
+            };
+        };
+        let next = url.join(&location).map_err(fail)?;
+        if next.hostname() != first.hostname() {
+            return Ok(()); // the 3xx is the answer: a Warning, counted as success
+        }
+        if requests >= 10 {
+            return Err(format!("Get \"{location}\": stopped after 10 redirects"));
+        }
+        referer = (!url.https || next.https).then(|| url.to_string());
+        url = next;
+    }
+}
+
+/// One request of [`http_get`]: the status code and the Location header.
+fn request(
+    url: &Url,
+    referer: Option<&str>,
+    timeout: Duration,
+    minor: &str,
+) -> Result<(u16, Option<String>), String> {
+    let host = url.hostname().to_string();
+    let tcp = connect(&host, url.port()?, timeout)?;
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
+    let referer = referer.map_or(String::new(), |r| format!("Referer: {r}\r\n"));
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/{minor}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kube-probe/{minor}\r\nAccept: */*\r\n{referer}Connection: close\r\n\r\n",
+        url.target, url.authority
     );
     let mut response = Vec::new();
-    let read = if https {
+    let read = if url.https {
         // The crate's provider (ring), as repo/serve.rs's server uses it.
         let builder = rustls::ClientConfig::builder();
         let provider = builder.crypto_provider().clone();
@@ -274,10 +483,9 @@ fn http_get(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|e| fail(e.to_string()))?;
-        let conn = rustls::ClientConnection::new(Arc::new(config), name)
-            .map_err(|e| fail(e.to_string()))?;
+        let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
         let mut tls = rustls::StreamOwned::new(conn, tcp);
         tls.write_all(request.as_bytes())
             .and_then(|_| read_head(&mut tls, &mut response))
@@ -286,24 +494,30 @@ fn http_get(
         tcp.write_all(request.as_bytes())
             .and_then(|_| read_head(&mut tcp, &mut response))
     };
-    read.map_err(|e| fail(e.to_string()))?;
+    read.map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&response);
     let code: u16 = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| fail(format!("malformed HTTP response {:?}", text.lines().next())))?;
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
-    }
+        .ok_or_else(|| format!("malformed HTTP response {:?}", text.lines().next()))?;
+    let location = text
+        .split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_string())
+        })
+        .filter(|l| !l.is_empty());
+    Ok((code, location))
 }
 
-/// Reads until the end of the status line (or the stream).
+/// Reads until the end of the header (or the stream).
 fn read_head(stream: &mut impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
     let mut buf = [0u8; 512];
-    while !out.windows(2).any(|w| w == b"\r\n") {
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
@@ -526,6 +740,92 @@ mod tests {
         assert_eq!(c.record(&p, false), None);
         assert_eq!(c.record(&p, false), None);
         assert_eq!(c.record(&p, false), Some(false));
+    }
+
+    /// Serves one answer per connection, in order (`{port}` in an answer is the server's
+    /// own port); returns the port and the requests it got.
+    fn serve_in_turn(answers: Vec<String>) -> (u16, std::sync::mpsc::Receiver<String>) {
+        use std::net::TcpListener;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 2048];
+                let n = s.read(&mut buf).unwrap();
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).to_string());
+                let answer = answer.replace("{port}", &port.to_string());
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        (port, rx)
+    }
+
+    fn redirect(to: &str) -> String {
+        format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    /// The kubelet's prober follows a redirect to the same host and judges where it
+    /// leads; a redirect to another host is a Warning (success); the 10th redirect in a
+    /// row fails (pkg/probe/http/http.go RedirectChecker). The stand-in counted every 3xx
+    /// as success, so a probe redirected to a failing path passed.
+    #[test]
+    fn http_probes_follow_redirects_to_the_same_host() {
+        let get = |port: u16, path: &str| {
+            run_once(
+                &Action::Http(false, String::new(), port, path.into()),
+                "127.0.0.1",
+                Duration::from_secs(5),
+                "1.35",
+            )
+        };
+        let failing = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (port, rx) = serve_in_turn(vec![redirect("/livez?verbose"), failing.into()]);
+        assert_eq!(
+            get(port, "/healthz"),
+            Err("HTTP probe failed with statuscode: 500".into())
+        );
+        assert!(rx.recv().unwrap().starts_with("GET /healthz HTTP/1.1\r\n"));
+        let second = rx.recv().unwrap();
+        assert!(
+            second.starts_with("GET /livez?verbose HTTP/1.1\r\n"),
+            "{second}"
+        );
+        assert!(
+            second.contains("User-Agent: kube-probe/1.35\r\n"),
+            "{second}"
+        );
+        assert!(
+            second.contains(&format!("Referer: http://127.0.0.1:{port}/healthz\r\n")),
+            "{second}"
+        );
+        // Relative and absolute same-host locations, then success.
+        let (port, rx) = serve_in_turn(vec![
+            redirect("ready"),
+            redirect("http://127.0.0.1:{port}/a/../b"),
+            ok.into(),
+        ]);
+        assert_eq!(get(port, "/x/healthz"), Ok(()));
+        let paths: Vec<String> = (0..3)
+            .map(|_| rx.recv().unwrap().split(' ').nth(1).unwrap().to_string())
+            .collect();
+        assert_eq!(paths, ["/x/healthz", "/x/ready", "/b"]);
+        // Another host: the 3xx is the answer, a Warning, which counts as success.
+        let (port, _rx) = serve_in_turn(vec![redirect("http://example.invalid/down")]);
+        assert_eq!(get(port, "/healthz"), Ok(()));
+        // A 3xx without a Location is the answer too.
+        let (port, _rx) = serve_in_turn(vec![
+            "HTTP/1.1 301 Moved Permanently\r\nContent-Length: 0\r\n\r\n".into(),
+        ]);
+        assert_eq!(get(port, "/healthz"), Ok(()));
+        // Ten requests, each redirected: the client stops.
+        let (port, _rx) = serve_in_turn((0..10).map(|_| redirect("/loop")).collect());
+        assert_eq!(
+            get(port, "/healthz"),
+            Err("Get \"/loop\": stopped after 10 redirects".into())
+        );
     }
 
     #[test]
