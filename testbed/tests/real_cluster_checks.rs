@@ -512,6 +512,51 @@ stringData: {password: not-a-real-one}
     );
 }
 
+/// The kubelet checks its container runtime every 5 s and reports the Node NotReady
+/// once the runtime has not answered for 30 s (pkg/kubelet/runtime.go runtimeErrors
+/// `container runtime is down`, nodestatus ReadyCondition), and Ready again once it
+/// answers; meanwhile it syncs no pod. The stand-in's Ready looked only at the CNI
+/// configuration, so a node whose containerd was stopped stayed Ready. The static pods
+/// keep running (their shims outlive containerd), so the API server sees it all.
+#[test]
+fn a_node_whose_container_runtime_stops_goes_not_ready() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    init_control_plane(&tb, &k8s);
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    let ready = |tb: &testbed::Testbed| -> Value {
+        let out = exec(
+            tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get node node1 -o json"),
+        );
+        serde_json::from_str(&out.stdout)
+            .map(|n: Value| ready_condition(&n))
+            .unwrap_or(Value::Null)
+    };
+    poll(&tb, "node1 Ready", || ready(&tb), &|c: &Value| {
+        c["status"] == "True"
+    });
+    exec_ok(&tb, "node1", "systemctl stop containerd");
+    let down = poll(
+        &tb,
+        "node1 NotReady with its runtime stopped",
+        || ready(&tb),
+        &|c: &Value| c["status"] == "False",
+    );
+    assert_eq!(down["reason"], "KubeletNotReady", "{down:#}");
+    assert_eq!(down["message"], "container runtime is down", "{down:#}");
+    assert!(
+        logs(&tb).contains("\"Skipping pod synchronization\" err=\"container runtime is down\""),
+        "{}",
+        logs(&tb)
+    );
+    exec_ok(&tb, "node1", "systemctl start containerd");
+    poll(&tb, "node1 Ready again", || ready(&tb), &|c: &Value| {
+        c["status"] == "True" && c["reason"] == "KubeletReady"
+    });
+}
+
 /// The control plane's processes and listening ports on node1: the executables of
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler that run, and the
 /// ports 6443/2379 that are listened on. Empty when none is left (a grep that finds

@@ -52,6 +52,12 @@ use testbed::time::rfc3339;
 /// One pass: start what is bound and not running, confirm what is being deleted.
 /// Returns the log lines of what it did.
 pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
+    // kubelet.go syncLoop skips pod synchronization while the runtime has errors (not
+    // checked yet, or down for 30 s: realnode.rs runtime_errors): nothing is started and
+    // no deletion confirmed, as no container could be stopped.
+    if let Some(e) = super::realnode::runtime_errors() {
+        return Err(format!("Skipping pod synchronization: {e}"));
+    }
     let node = &opts.name;
     let text = kubectl_run(
         kubectl,

@@ -20,7 +20,8 @@
 //!   owned by the Node; pkg/kubelet/nodelease), all through the raw API (`kubectl
 //!   get|create|replace --raw`) so no client-side step asks for more than a kubelet may. Ready is False with
 //!   the kubelet's CNI message until /etc/cni/net.d holds a network configuration
-//!   (libcni: *.conf, *.conflist, *.json), then True (KubeletReady). Addresses: InternalIP
+//!   (libcni: *.conf, *.conflist, *.json) and with `container runtime is down` once the
+//!   runtime has not answered for 30 s ([`watch_runtime`]), else True (KubeletReady). Addresses: InternalIP
 //!   (the host's global IPv4 address) and Hostname; capacity from the machine (CPUs,
 //!   MemTotal, the kubelet's default maxPods 110); nodeInfo from the host.
 //!
@@ -37,8 +38,7 @@
 //!   kubelet_node_status.go setNodeStatus).
 //! - the client: before registering, the TLS bootstrap (tlsboot.rs) when kubelet.conf
 //!   holds no valid certificate.
-//!
-//! Not yet: the container runtime's version in nodeInfo (there is no runtime yet).
+//! - nodeInfo.containerRuntimeVersion from the runtime ([`runtime_version`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -573,22 +573,84 @@ fn read_trimmed(path: &str) -> String {
         .to_string()
 }
 
-/// The Node's status as the kubelet's setters write it (pkg/kubelet/nodestatus).
+/// How long the runtime may go without a successful status check before the kubelet
+/// calls it down (pkg/kubelet/kubelet.go maxWaitForContainerRuntime).
+const MAX_WAIT_FOR_CONTAINER_RUNTIME: Duration = Duration::from_secs(30);
+
+/// When the runtime last answered the kubelet's status check (runtime.go runtimeState
+/// lastBaseRuntimeSync).
+static LAST_RUNTIME_SYNC: std::sync::Mutex<Option<std::time::Instant>> =
+    std::sync::Mutex::new(None);
+
+/// In a thread: the kubelet's runtime check every 5 s (pkg/kubelet/kubelet.go
+/// updateRuntimeUp, run by wait.Until every 5 s): when `answers()` (the runtime's status
+/// call succeeded) the sync time moves; otherwise it stays, as updateRuntimeUp returns
+/// on a Status error.
+pub fn watch_runtime(answers: impl Fn() -> bool + Send + 'static) {
+    std::thread::spawn(move || loop {
+        if answers() {
+            *LAST_RUNTIME_SYNC.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(std::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+}
+
+/// The runtime's error for the Ready condition now (runtime.go runtimeErrors), if any.
+pub fn runtime_errors() -> Option<String> {
+    let last = *LAST_RUNTIME_SYNC.lock().unwrap_or_else(|p| p.into_inner());
+    runtime_errors_at(last, std::time::Instant::now())
+}
+
+/// runtime.go runtimeErrors with the last successful check `last`: none yet, or the last
+/// one [`MAX_WAIT_FOR_CONTAINER_RUNTIME`] ago or more. Not modelled: the PLEG health
+/// check, which adds `PLEG is not healthy: ...` after 3 minutes of failed relists.
+fn runtime_errors_at(last: Option<std::time::Instant>, now: std::time::Instant) -> Option<String> {
+    match last {
+        None => Some("container runtime status check may not have completed yet".into()),
+        Some(t) if t + MAX_WAIT_FOR_CONTAINER_RUNTIME <= now => {
+            Some("container runtime is down".into())
+        }
+        Some(_) => None,
+    }
+}
+
+/// utilerrors.NewAggregate(errs).Error(): none, the one message, or the distinct
+/// messages as `[a, b]` (k8s.io/apimachinery/pkg/util/errors).
+fn aggregate(errors: Vec<String>) -> Option<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for e in errors {
+        if !seen.contains(&e) {
+            seen.push(e);
+        }
+    }
+    match seen.len() {
+        0 => None,
+        1 => seen.pop(),
+        _ => Some(format!("[{}]", seen.join(", "))),
+    }
+}
+
+/// The Node's status as the kubelet's setters write it (pkg/kubelet/nodestatus). Ready
+/// (setters.go ReadyCondition): False `KubeletNotReady` with the aggregate of the
+/// runtime's errors ([`runtime_errors`]) and the network's (cni.rs), else True.
 pub fn node_status(release: &str) -> serde_json::Value {
     let now = rfc3339(common::now());
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
         json!({"type": kind, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
-    let ready = if super::cni::network_ready().is_ok() {
-        condition(
+    let network = super::cni::network_ready()
+        .err()
+        .map(|_| CNI_NOT_READY.to_string());
+    let ready = match aggregate(runtime_errors().into_iter().chain(network).collect()) {
+        None => condition(
             "Ready",
             "True",
             "KubeletReady",
             "kubelet is posting ready status",
-        )
-    } else {
-        condition("Ready", "False", "KubeletNotReady", CNI_NOT_READY)
+        ),
+        Some(why) => condition("Ready", "False", "KubeletNotReady", &why),
     };
     let memory_kib = read_trimmed("/proc/meminfo")
         .lines()
@@ -753,6 +815,49 @@ mod tests {
         assert_eq!(of("Ready")["status"], "True");
         assert_eq!(of("PIDPressure")["lastTransitionTime"], "t2");
         assert_eq!(merged.as_array().unwrap().len(), 4);
+    }
+
+    /// The kubelet calls the runtime down 30 s after its last successful status check and
+    /// says so in Ready with the network's error (runtime.go runtimeErrors, setters.go
+    /// ReadyCondition). The stand-in's Ready looked at the CNI configuration only, so a
+    /// node whose containerd was stopped stayed Ready.
+    #[test]
+    fn ready_says_the_runtime_is_down_30_s_after_its_last_answer() {
+        let t0 = std::time::Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(
+            runtime_errors_at(None, t0).unwrap(),
+            "container runtime status check may not have completed yet"
+        );
+        assert_eq!(runtime_errors_at(Some(t0), t0 + s(29)), None);
+        assert_eq!(
+            runtime_errors_at(Some(t0), t0 + s(30)).unwrap(),
+            "container runtime is down"
+        );
+        assert_eq!(aggregate(vec![]), None);
+        assert_eq!(aggregate(vec!["a".into(), "a".into()]).unwrap(), "a");
+        assert_eq!(
+            aggregate(vec![
+                "container runtime is down".into(),
+                CNI_NOT_READY.into()
+            ])
+            .unwrap(),
+            format!("[container runtime is down, {CNI_NOT_READY}]")
+        );
+        // No check has answered in this process: the Node is not Ready, whatever the
+        // CNI configuration says.
+        let status = node_status("v1.35.4");
+        let ready = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "False");
+        assert!(ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("container runtime status check may not have completed yet"));
     }
 
     /// Allocatable is capacity minus the default hard eviction thresholds (100Mi of

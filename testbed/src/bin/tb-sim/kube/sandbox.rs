@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
 
 /// The real containerd's CRI, through `tb-cri`.
+#[derive(Clone)]
 pub struct Cri {
     client: PathBuf,
     endpoint: String,
@@ -51,6 +52,11 @@ impl Cri {
         };
         let version = cri.call(&["-timeout", "5s", "version"], None).ok()?;
         version.starts_with("containerd ").then_some(cri)
+    }
+
+    /// Whether the runtime answers a CRI call now (its Version, within 5 s).
+    pub fn answers(&self) -> bool {
+        self.call(&["-timeout", "5s", "version"], None).is_ok()
     }
 
     fn call(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {

@@ -583,6 +583,19 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
         by_pod: recorded_sandboxes(),
         node: node.name.clone(),
     });
+    // The kubelet's runtime status check every 5 s (realnode.rs watch_runtime): the real
+    // containerd's CRI answering (pretend: its Version call stands for Status, whose
+    // RuntimeReady containerd always reports true), else the endpoint's socket accepting
+    // a connection.
+    let cri = sandboxes.as_ref().map(|s| s.cri.clone());
+    let socket = endpoint
+        .strip_prefix("unix://")
+        .unwrap_or(&endpoint)
+        .to_string();
+    realnode::watch_runtime(move || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            && cri.as_ref().is_none_or(|c| c.answers())
+    });
     log(if sandboxes.is_some() {
         "static pods run in pod sandboxes of the real containerd"
     } else {
@@ -597,6 +610,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     // What an earlier kubelet left running, for the first pass to adopt or stop.
     let mut leftovers = Some(recorded_processes());
     let mut sandbox_said: Option<String> = None;
+    let mut runtime_said: Option<String> = None;
     while !TERM.load(Ordering::SeqCst) {
         let mut wanted: BTreeMap<(String, String), Spec> = BTreeMap::new();
         // The file source's files, in its order; the first file of a pod name is the pod
@@ -682,6 +696,16 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
             }
             sandbox_said = sandbox.clone();
         }
+        let runtime_error = realnode::runtime_errors();
+        if runtime_error != runtime_said {
+            if let Some(e) = &runtime_error {
+                eprintln!(
+                    "E {} real-kubelet: \"Skipping pod synchronization\" err=\"{e}\"",
+                    stamp()
+                );
+            }
+            runtime_said = runtime_error.clone();
+        }
         // Start what is new; restart what exited, after the back-off.
         for (k, spec) in wanted {
             let r = running.entry(k).or_insert_with(|| {
@@ -729,7 +753,14 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
             let backing_off = r
                 .finished
                 .is_some_and(|f| r.backoff.until(f, now).is_some());
-            if r.child.is_none() && sandbox.is_none() && now >= r.next_start && !backing_off {
+            // kubelet.go syncLoop: "Skipping pod synchronization" while runtimeErrors.
+            let runtime_up = runtime_error.is_none();
+            if r.child.is_none()
+                && sandbox.is_none()
+                && now >= r.next_start
+                && !backing_off
+                && runtime_up
+            {
                 if let Some(finished) = r.finished {
                     r.backoff.next(finished, now);
                 }
