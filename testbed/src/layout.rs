@@ -133,7 +133,7 @@ pub struct HostConfig {
     /// The kubelet unit runs the kubelet stand-in for the REAL control plane
     /// (STANDINS-kubelet-real.md) with the programs of the installed kubelet package's
     /// release from this directory (testbed/k8s/build.sh's cache, one subdirectory per
-    /// release); None: the simulated kubelet.
+    /// release); None: no kubelet can run (the unit's daemon exits: kube/kubelet.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real_kubernetes: Option<std::path::PathBuf>,
     /// With `real_kubernetes`: the CRI client (`tb-cri`, testbed/cri) the kubelet stand-in

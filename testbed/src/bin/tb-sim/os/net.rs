@@ -113,26 +113,6 @@ fn table_mut<'a>(t: &'a mut Tables, name: &str) -> &'a mut BTreeMap<String, Chai
     tab
 }
 
-/// Ensures a user chain with these rules exists, and jumps to it from `from` (used by
-/// the kubelet/kube-proxy simulation so that `kubeadm reset`'s flush is observable).
-#[allow(dead_code)]
-pub fn ensure_chain(v6: bool, table: &str, chain: &str, from: Option<&str>) {
-    let mut t = load(v6);
-    let before = t.clone();
-    let tab = table_mut(&mut t, table);
-    tab.entry(chain.to_string()).or_default();
-    if let Some(from) = from {
-        let jump = format!("-j {chain}");
-        let c = tab.entry(from.to_string()).or_default();
-        if !c.rules.contains(&jump) {
-            c.rules.push(jump);
-        }
-    }
-    if t != before {
-        save(v6, &t);
-    }
-}
-
 fn ipt_version(ctx: &Ctx) -> &'static str {
     match ctx.config.os.as_str() {
         "ubuntu-22.04" => "1.8.7",
