@@ -45,6 +45,19 @@ impl RealRelease {
         self.dir.join(name)
     }
 
+    /// The git commit the release's programs were stamped with (testbed/k8s/vX.Y.Z/commit,
+    /// the commit official builds print), or None: then they print component-base's
+    /// unstamped default, `$Format:%H$`.
+    pub fn git_commit(&self) -> Option<String> {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("k8s")
+            .join(&self.release)
+            .join("commit");
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|c| c.trim().to_string())
+    }
+
     /// A command running one program.
     pub fn command(&self, name: &str) -> Command {
         Command::new(self.bin(name))

@@ -12,7 +12,7 @@ mod common;
 use common::real::*;
 use common::*;
 use serde_json::Value;
-use testbed::k8s::DEFAULT_RELEASE;
+use testbed::k8s::{RealRelease, DEFAULT_RELEASE};
 
 /// The gitCommit the built binaries carry: component-base's default (version/base.go),
 /// because the module proxy serves no commit id for k8s.io/kubernetes and build.sh has
@@ -52,14 +52,21 @@ spec:
     )
 }
 
-/// One version object (`clientVersion`, `serverVersion` or /version) of the built release.
+/// One version object (`clientVersion`, `serverVersion` or /version) of the built release:
+/// stamped with the release's commit and tree state "clean" as official builds are when
+/// testbed/k8s/<release>/commit names it, else component-base's unstamped defaults.
 #[track_caller]
-fn assert_release(what: &str, v: &Value) {
+fn assert_release(what: &str, v: &Value, k8s: &RealRelease) {
     let minor = DEFAULT_RELEASE.split('.').nth(1).unwrap();
     assert_eq!(v["gitVersion"], DEFAULT_RELEASE, "{what}: {v}");
     assert_eq!(v["major"], "1", "{what}: {v}");
     assert_eq!(v["minor"], minor, "{what}: {v}");
-    assert_eq!(v["gitCommit"], UNSTAMPED_COMMIT, "{what}: {v}");
+    let (commit, tree) = match k8s.git_commit() {
+        Some(commit) => (commit, "clean"),
+        None => (UNSTAMPED_COMMIT.to_string(), ""),
+    };
+    assert_eq!(v["gitCommit"], commit.as_str(), "{what}: {v}");
+    assert_eq!(v["gitTreeState"], tree, "{what}: {v}");
     assert_eq!(v["platform"], "linux/amd64", "{what}: {v}");
     assert!(
         v["goVersion"].as_str().unwrap_or("").starts_with("go1."),
@@ -79,19 +86,19 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     let kubeadm = k8s.bin("kubeadm").display().to_string();
     let kubectl = k8s.bin("kubectl").display().to_string();
 
-    // Versions: the release's gitVersion everywhere; gitCommit is component-base's
-    // unstamped default (no commit id from the module proxy), the same in all three.
+    // Versions: the release's gitVersion and gitCommit everywhere (testbed/k8s/README.md
+    // says where the commits come from), the same in all three.
     let json = |cmd: &str| -> Value {
         let out = exec_ok(&tb, "node1", cmd);
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}\n{}", out.all()))
     };
     let v = json(&format!("{kubeadm} version -o json"));
-    assert_release("kubeadm version", &v["clientVersion"]);
+    assert_release("kubeadm version", &v["clientVersion"], &k8s);
     let v = json(&format!("{kubectl} {ADMIN} version -o json"));
-    assert_release("kubectl version client", &v["clientVersion"]);
-    assert_release("kubectl version server", &v["serverVersion"]);
+    assert_release("kubectl version client", &v["clientVersion"], &k8s);
+    assert_release("kubectl version server", &v["serverVersion"], &k8s);
     let v = json(&format!("{kubectl} {ADMIN} get --raw /version"));
-    assert_release("/version", &v);
+    assert_release("/version", &v, &k8s);
 
     // The real resource set, including resources the simulated API server lacked.
     let count = assert_api_resources(
