@@ -333,6 +333,27 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
         kubelet_log,
         &|l: &String| l.contains(restarted) && starts(l) >= before + 2,
     );
+    // The mirror pod counts the restarts and shows how the last container ended, as the
+    // kubelet reports them from the runtime; the pod stays Running (restartPolicy Always:
+    // kubelet_pods.go getPhase). The stand-in reported restartCount 0 for ever.
+    let controller_manager = || {
+        pods(&tb, &kubectl, "-l component=kube-controller-manager")
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null)
+    };
+    let counted = poll(
+        &tb,
+        "the controller-manager's restarts in its mirror pod",
+        controller_manager,
+        &|p: &Value| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1),
+    );
+    let c = &counted["status"]["containerStatuses"][0];
+    assert!(
+        c["lastState"]["terminated"]["finishedAt"].is_string(),
+        "{counted:#}"
+    );
+    assert_eq!(counted["status"]["phase"], "Running", "{counted:#}");
 }
 
 /// `kubeadm init` with podSubnet 10.244.0.0/25: the real kubeadm refuses it while

@@ -15,8 +15,9 @@
 //!   DeleteMirrorPod does) and created again, one whose manifest is gone is deleted;
 //! - status: Running while the pod's process runs (staticpods.rs writes
 //!   /run/real-kubelet/POD.pid), each container `started` and `ready` as its probes say
-//!   (prober.rs), the pod Ready when all its containers are; hostIP = podIP = the node's
-//!   address (hostNetwork).
+//!   (prober.rs), the pod Ready when all its containers are, each container's restarts
+//!   and last end as the runtime would keep them ([`history`]); hostIP = podIP = the
+//!   node's address (hostNetwork).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -156,18 +157,74 @@ pub fn process(pod: &str) -> Option<i32> {
     pid.filter(|p| unsafe { libc::kill(*p, 0) } == 0)
 }
 
+/// What the runtime keeps of a static pod's containers across their processes (the
+/// real kubelet reads it from the runtime's containers: their attempt numbers and the
+/// last one's exit), in /run/real-kubelet/POD.history: `{"uid": UID, "containers":
+/// {NAME: {"restartCount", "startedAt", "lastState", "waiting"}}}`; a pod of another UID
+/// (a changed manifest is a new pod) starts with none.
+fn history_file(pod: &str) -> PathBuf {
+    Path::new(PIDS).join(format!("{pod}.history"))
+}
+
+/// The recorded history of container `container` of static pod `pod` with UID `uid`
+/// (Null when none).
+pub fn history(pod: &str, uid: &str, container: &str) -> Value {
+    let h: Value = std::fs::read_to_string(history_file(pod))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    if h["uid"] != uid {
+        return Value::Null;
+    }
+    h["containers"][container].clone()
+}
+
+/// Changes the recorded history of `container` of `pod` (UID `uid`) with `f`.
+pub fn update_history(pod: &str, uid: &str, container: &str, f: impl FnOnce(&mut Value)) {
+    let file = history_file(pod);
+    let mut h: Value = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    if h["uid"] != uid {
+        h = json!({"uid": uid, "containers": {}});
+    }
+    let entry = &mut h["containers"][container];
+    if !entry.is_object() {
+        *entry = json!({"restartCount": 0});
+    }
+    f(entry);
+    let _ = std::fs::create_dir_all(PIDS);
+    let _ = std::fs::write(&file, h.to_string());
+}
+
 /// The status of a pod without probes (kwok's model of a running pod, reference §7):
 /// every container started and ready while running.
 pub fn pod_status(pod: &Value, running: bool, host_ip: &str, pod_ip: &str, now: &str) -> Value {
-    pod_status_probed(pod, running, &|_| (running, running), host_ip, pod_ip, now)
+    pod_status_probed(
+        pod,
+        running,
+        &|_| (running, running),
+        &|_| Value::Null,
+        host_ip,
+        pod_ip,
+        now,
+    )
 }
 
 /// The mirror pod's status: `probed(container)` gives (started, ready); the pod is Ready
 /// when every container is (pkg/kubelet/status/generate.go GeneratePodReadyCondition).
+/// `history(container)` is what the runtime kept of it ([`history`]): its restartCount,
+/// when its process started, its last termination (`lastState`) and, while it waits to
+/// be restarted, why (`CrashLoopBackOff` and the back-off message). The phase
+/// (kubelet_pods.go getPhase, restartPolicy Always): Running while a container runs or
+/// has terminated before (a crash-looping static pod stays Running), Pending before any
+/// ran (waiting `ContainerCreating`).
 pub fn pod_status_probed(
     pod: &Value,
     running: bool,
     probed: &dyn Fn(&str) -> (bool, bool),
+    history: &dyn Fn(&str) -> Value,
     host_ip: &str,
     pod_ip: &str,
     now: &str,
@@ -185,17 +242,26 @@ pub fn pod_status_probed(
         .into_iter()
         .flatten()
         .map(|c| {
+            let name = c["name"].as_str().unwrap_or_default();
+            let h = history(name);
             let state = if running {
-                json!({"running": {"startedAt": now}})
-            } else {
+                json!({"running": {"startedAt": h["startedAt"].as_str().unwrap_or(now)}})
+            } else if h["waiting"].is_object() {
+                json!({"waiting": h["waiting"]})
+            } else if h["lastState"].is_object() {
                 json!({"waiting": {"reason": "CrashLoopBackOff"}})
+            } else {
+                json!({"waiting": {"reason": "ContainerCreating"}})
             };
-            let (started, ready) = probed(c["name"].as_str().unwrap_or_default());
+            let (started, ready) = probed(name);
             json!({"name": c["name"], "image": c["image"], "imageID": "",
                    "ready": running && ready, "started": running && started,
-                   "restartCount": 0, "state": state})
+                   "restartCount": h["restartCount"].as_u64().unwrap_or(0),
+                   "lastState": if h["lastState"].is_object() { h["lastState"].clone() } else { json!({}) },
+                   "state": state})
         })
         .collect();
+    let ran_before = containers.iter().any(|c| c["lastState"] != json!({}));
     // Init containers ran to completion before the containers started.
     let init_containers: Vec<Value> = pod["spec"]["initContainers"]
         .as_array()
@@ -204,7 +270,7 @@ pub fn pod_status_probed(
         .map(|c| completed_container(c, true, now))
         .collect();
     json!({
-        "phase": if running { "Running" } else { "Pending" },
+        "phase": if running || ran_before { "Running" } else { "Pending" },
         "conditions": [
             condition("PodReadyToStartContainers", "True"),
             condition("Initialized", "True"),
@@ -279,6 +345,52 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// What the runtime kept of a container shows in the mirror pod: its restarts, the
+    /// last termination, the back-off it waits in; a pod whose container has run stays
+    /// Running while it waits (getPhase, restartPolicy Always); one that never ran is
+    /// Pending, ContainerCreating. The stand-in reported restartCount 0, no lastState,
+    /// startedAt = now on every update and Pending for a crash-looping pod.
+    #[test]
+    fn a_mirror_pod_shows_its_containers_restarts_and_last_end() {
+        let pod: Value = serde_yaml::from_str(
+            "metadata: {name: kube-scheduler}\nspec:\n  containers: [{name: kube-scheduler, image: i}]\n",
+        )
+        .unwrap();
+        let waited = json!({"restartCount": 2, "startedAt": "t1",
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "t1", "finishedAt": "t2"}},
+            "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container=kube-scheduler pod=kube-scheduler-node1_kube-system(u)"}});
+        let status = |running: bool, h: &Value| {
+            pod_status_probed(
+                &pod,
+                running,
+                &|_| (true, true),
+                &|_| h.clone(),
+                "ip",
+                "ip",
+                "now",
+            )
+        };
+        let s = status(false, &waited);
+        assert_eq!(s["phase"], "Running");
+        let c = &s["containerStatuses"][0];
+        assert_eq!(c["restartCount"], 2);
+        assert_eq!(c["ready"], false);
+        assert_eq!(c["state"]["waiting"], waited["waiting"]);
+        assert_eq!(c["lastState"], waited["lastState"]);
+        let s = status(true, &waited);
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["running"]["startedAt"],
+            "t1"
+        );
+        let s = status(false, &Value::Null);
+        assert_eq!(s["phase"], "Pending");
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ContainerCreating"
+        );
+        assert_eq!(s["containerStatuses"][0]["lastState"], json!({}));
+    }
+
     /// The file source's defaults (common.go applyDefaults): every static pod tolerates
     /// every NoExecute taint, and lives in its manifest's namespace, `default` when it
     /// names none. The stand-in added no toleration (so the API server added the 300 s
@@ -349,7 +461,15 @@ mod tests {
         );
         // A container whose readiness probe has not succeeded: Running, started, not
         // ready, and so the pod not Ready.
-        let s = pod_status_probed(&pod, true, &|_| (true, false), "10.0.0.1", "10.0.0.1", "t");
+        let s = pod_status_probed(
+            &pod,
+            true,
+            &|_| (true, false),
+            &|_| Value::Null,
+            "10.0.0.1",
+            "10.0.0.1",
+            "t",
+        );
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["ready"], false);
         assert_eq!(s["containerStatuses"][0]["started"], true);

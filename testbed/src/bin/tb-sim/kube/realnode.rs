@@ -499,7 +499,15 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
             pid.and_then(|p| super::prober::state(static_name, container, p))
                 .unwrap_or((false, false))
         };
-        object["status"] = mirror::pod_status_probed(pod, pid.is_some(), &probed, &ip, &ip, &now);
+        // The static pod's UID is its manifest hash (sandbox.rs, staticpods.rs).
+        let history = |container: &str| mirror::history(static_name, hash, container);
+        let start_time = object["status"]["startTime"].clone();
+        object["status"] =
+            mirror::pod_status_probed(pod, pid.is_some(), &probed, &history, &ip, &ip, &now);
+        // Set once, when the kubelet first reported the pod (status_manager keeps it).
+        if start_time.is_string() {
+            object["status"]["startTime"] = start_time;
+        }
         let path = format!(
             "{}/{static_name}{suffix}/status",
             pods(mirror::namespace(pod))

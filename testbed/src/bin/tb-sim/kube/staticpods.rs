@@ -50,6 +50,7 @@ use super::mirror;
 use super::prober;
 use super::realnode;
 use super::sandbox::{self, Cri};
+use testbed::time::rfc3339;
 
 static TERM: AtomicBool = AtomicBool::new(false);
 
@@ -145,11 +146,17 @@ impl Proc {
         }
     }
 
-    /// How it ended, once it has.
-    fn exited(&mut self) -> Option<String> {
+    /// How it ended, once it has: the words, and the exit code as the runtime reports it
+    /// (128 + the signal for a signalled process); None for an adopted process, which is
+    /// not this process's child.
+    fn exited(&mut self) -> Option<(String, Option<i32>)> {
+        use std::os::unix::process::ExitStatusExt;
         match self {
-            Proc::Child(c) => c.try_wait().ok().flatten().map(|s| s.to_string()),
-            Proc::Adopted(pid) => (!alive(*pid)).then(|| "exited".to_string()),
+            Proc::Child(c) => c.try_wait().ok().flatten().map(|s| {
+                let code = s.code().or(s.signal().map(|sig| 128 + sig));
+                (s.to_string(), code)
+            }),
+            Proc::Adopted(pid) => (!alive(*pid)).then(|| ("exited".to_string(), None)),
         }
     }
 }
@@ -474,6 +481,35 @@ fn log(msg: &str) {
     eprintln!("I {} real-kubelet: {msg}", stamp());
 }
 
+/// A container's termination as the kubelet reports it from the runtime
+/// (kuberuntime_container.go toKubeContainerStatus): the exit code, reason `Completed`
+/// for 0 and `Error` otherwise (containerd's reasons), when it started and finished. An
+/// exit the stand-in could not see (an adopted process is not its child) is reported in
+/// the words the kubelet uses for a container it cannot find
+/// (kubelet_pods.go convertToAPIContainerStatuses: ContainerStatusUnknown, 137).
+fn terminated(code: Option<i32>, started_at: &Value, finished_at: &str) -> Value {
+    let mut t = match code {
+        Some(code) => serde_json::json!({"exitCode": code,
+            "reason": if code == 0 { "Completed" } else { "Error" }}),
+        None => serde_json::json!({"exitCode": 137, "reason": "ContainerStatusUnknown",
+            "message": "The container could not be located when the pod was terminated"}),
+    };
+    if started_at.is_string() {
+        t["startedAt"] = started_at.clone();
+    }
+    t["finishedAt"] = serde_json::json!(finished_at);
+    serde_json::json!({ "terminated": t })
+}
+
+/// A whole number of seconds as Go's time.Duration prints it (`10s`, `1m20s`, `5m0s`).
+fn go_duration(secs: u64) -> String {
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
 fn stop(mut proc: Proc, grace: Duration) {
     let pid = proc.id();
     unsafe {
@@ -732,13 +768,31 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                 }
             });
             if let Some(child) = &mut r.child {
-                if let Some(status) = child.exited() {
+                if let Some((status, code)) = child.exited() {
                     let now = Instant::now();
                     r.finished = Some(now);
                     let wait = r
                         .backoff
                         .until(now, now)
                         .map_or(0, |t| t.saturating_duration_since(now).as_secs());
+                    if let Some((manifest, uid)) = pods.get(&r.spec.pod) {
+                        let full = format!(
+                            "{}-{}_{}({uid})",
+                            r.spec.pod,
+                            node.name,
+                            mirror::namespace(manifest)
+                        );
+                        let at = rfc3339(crate::common::now());
+                        let c = r.spec.container.clone();
+                        mirror::update_history(&r.spec.pod, uid, &c, |h| {
+                            h["lastState"] = terminated(code, &h["startedAt"], &at);
+                            h["waiting"] = match wait {
+                                0 => Value::Null,
+                                w => serde_json::json!({"reason": "CrashLoopBackOff",
+                                    "message": format!("back-off {} restarting failed container={c} pod={full}", go_duration(w))}),
+                            };
+                        });
+                    }
                     eprintln!(
                         "I {} real-kubelet: {}/{} exited ({status}); restarting in {}s",
                         stamp(),
@@ -786,6 +840,19 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                         );
                         watch(&r.spec, child.id() as i32, Instant::now());
                         r.child = Some(Proc::Child(child));
+                        // The runtime's new container: one more restart when one ran
+                        // before (its attempt number), started now, no longer waiting.
+                        if let Some((_, uid)) = pods.get(&r.spec.pod) {
+                            let at = rfc3339(crate::common::now());
+                            mirror::update_history(&r.spec.pod, uid, &r.spec.container, |h| {
+                                if h["startedAt"].is_string() {
+                                    let n = h["restartCount"].as_u64().unwrap_or(0);
+                                    h["restartCount"] = serde_json::json!(n + 1);
+                                }
+                                h["startedAt"] = serde_json::json!(at);
+                                h["waiting"] = Value::Null;
+                            });
+                        }
                     }
                     Err(e) => {
                         eprintln!("E {} real-kubelet: {e}", stamp());
@@ -874,6 +941,28 @@ spec:
         let mut b = CrashBackoff::default();
         b.next(t0, t0);
         assert_eq!(b.until(t0 + s(600), t0 + s(600)), Some(t0 + s(610)));
+    }
+
+    /// The back-off message's duration is Go's, and an exit is the runtime's terminated
+    /// state (an adopted process's exit, unseen, in the kubelet's words for a container
+    /// it cannot find).
+    #[test]
+    fn a_container_s_end_is_reported_as_the_kubelet_does() {
+        assert_eq!(go_duration(10), "10s");
+        assert_eq!(go_duration(80), "1m20s");
+        assert_eq!(go_duration(300), "5m0s");
+        assert_eq!(
+            terminated(Some(143), &serde_json::json!("a"), "b"),
+            serde_json::json!({"terminated": {"exitCode": 143, "reason": "Error", "startedAt": "a", "finishedAt": "b"}})
+        );
+        assert_eq!(
+            terminated(Some(0), &Value::Null, "b")["terminated"]["reason"],
+            "Completed"
+        );
+        assert_eq!(
+            terminated(None, &Value::Null, "b")["terminated"]["reason"],
+            "ContainerStatusUnknown"
+        );
     }
 
     #[test]
