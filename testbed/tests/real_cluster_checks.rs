@@ -585,6 +585,46 @@ fn a_node_whose_container_runtime_stops_goes_not_ready() {
     });
 }
 
+/// A containerd that runs with its CRI plugin disabled (`disabled_plugins = ["cri"]`, as
+/// some distributions' packages ship it): its socket accepts connections, but the
+/// kubelet's start-up Version call (cri-client remote_runtime.go
+/// validateServiceConnection) gets `unknown service runtime.v1.RuntimeService` and the
+/// kubelet exits, so systemd keeps it `activating`. The stand-in only connected to the
+/// socket, ran, and started the static pods as plain host processes.
+#[test]
+fn the_kubelet_refuses_a_containerd_without_its_cri() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    write_config(&tb);
+    install_kubelet(&tb, "node1");
+    exec_ok(
+        &tb,
+        "node1",
+        "printf 'version = 2\\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\\n' > /etc/containerd/config.toml \
+         && systemctl restart containerd",
+    );
+    let kubeadm = k8s.bin("kubeadm").display().to_string();
+    for phase in ["certs all", "kubeconfig all", "kubelet-start"] {
+        exec_ok(
+            &tb,
+            "node1",
+            &format!("{kubeadm} init phase {phase} --config {CONFIG}"),
+        );
+    }
+    let kubelet_log = || exec(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
+    poll(
+        &tb,
+        "the kubelet refusing a runtime without the CRI",
+        kubelet_log,
+        &|l: &String| {
+            l.contains("validate CRI v1 runtime API for endpoint")
+                && l.contains("unknown service runtime.v1.RuntimeService")
+        },
+    );
+    let active = exec(&tb, "node1", "systemctl is-active kubelet").stdout;
+    assert_eq!(active.trim(), "activating", "{}", kubelet_log());
+}
+
 /// The control plane's processes and listening ports on node1: the executables of
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler that run, and the
 /// ports 6443/2379 that are listened on. Empty when none is left (a grep that finds

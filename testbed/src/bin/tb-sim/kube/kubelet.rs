@@ -369,12 +369,33 @@ fn cri_unreachable(config: &Value, flags: &[(String, String)]) -> Option<String>
     let endpoint = endpoint.as_str();
     let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
     let why = match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => return None,
+        Ok(_) => return cri_refused(endpoint),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file or directory".into(),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
         Err(e) => e.to_string(),
     };
     Some(format!("failed to run Kubelet: validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix {path}: connect: {why}\""))
+}
+
+/// The socket answers, but does the runtime behind it answer the CRI? The kubelet's
+/// Version call (cri-client remote_runtime.go validateServiceConnection) through tb-cri,
+/// where the host's containerd is the real one: a containerd whose CRI plugin is
+/// disabled (`disabled_plugins = ["cri"]`) answers `rpc error: code = Unimplemented desc
+/// = unknown service runtime.v1.RuntimeService` and the kubelet exits. (The containerd
+/// stand-in of other releases speaks no gRPC: not asked.)
+fn cri_refused(endpoint: &str) -> Option<String> {
+    crate::os::real_containerd()?;
+    let client = Ctx::load("kubelet").config.cri_client?;
+    let out = std::process::Command::new(client)
+        .args(["-endpoint", endpoint, "-timeout", "10s", "version"])
+        .output()
+        .ok()?;
+    (!out.status.success()).then(|| {
+        format!(
+            "failed to run Kubelet: validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
 }
 
 /// The kubelet's CRI endpoint: `--container-runtime-endpoint`, else config.yaml's

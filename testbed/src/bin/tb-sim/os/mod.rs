@@ -3,7 +3,7 @@
 
 pub mod containerd;
 mod containerd_real;
-pub use containerd_real::preload_images;
+pub use containerd_real::{preload_images, real_binary as real_containerd};
 pub mod ethtool;
 pub mod holder;
 pub mod kernel;
