@@ -8,6 +8,8 @@
 //	tb-cri ... stopp ID                 # StopPodSandbox
 //	tb-cri ... rmp ID                   # RemovePodSandbox
 //	tb-cri ... pods                     # ListPodSandbox: "ID STATE NAMESPACE/NAME UID ATTEMPT" lines
+//	tb-cri ... imagestatus REF          # ImageStatus: prints the image's id, nothing when absent
+//	tb-cri ... pull REF                 # PullImage: prints the image's ref
 //
 // CONFIG.json is a runtime.v1.PodSandboxConfig in protobuf's JSON mapping. Errors go to
 // stderr as the gRPC status prints them ("rpc error: code = ... desc = ..."), exit 1.
@@ -40,7 +42,7 @@ func main() {
 
 func run(endpoint string, timeout time.Duration, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: tb-cri [-endpoint E] version|runp|statusp ID|stopp ID|rmp ID|pods")
+		return fmt.Errorf("usage: tb-cri [-endpoint E] version|runp|statusp ID|stopp ID|rmp ID|pods|imagestatus REF|pull REF")
 	}
 	// The kubelet's dialer (cri-client remote_runtime.go): a unix socket, no TLS.
 	target := "unix://" + strings.TrimPrefix(endpoint, "unix://")
@@ -54,7 +56,7 @@ func run(endpoint string, timeout time.Duration, args []string) error {
 	defer cancel()
 	id := func() (string, error) {
 		if len(args) != 2 {
-			return "", fmt.Errorf("%s needs a sandbox id", args[0])
+			return "", fmt.Errorf("%s needs one argument", args[0])
 		}
 		return args[1], nil
 	}
@@ -111,6 +113,28 @@ func run(endpoint string, timeout time.Duration, args []string) error {
 		for _, s := range r.Items {
 			m := s.Metadata
 			fmt.Printf("%s %s %s/%s %s %d\n", s.Id, s.State, m.GetNamespace(), m.GetName(), m.GetUid(), m.GetAttempt())
+		}
+	case "imagestatus", "pull":
+		ref, err := id()
+		if err != nil {
+			return err
+		}
+		is := runtimeapi.NewImageServiceClient(conn)
+		spec := &runtimeapi.ImageSpec{Image: ref}
+		if args[0] == "pull" {
+			r, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec})
+			if err != nil {
+				return err
+			}
+			fmt.Println(r.ImageRef)
+			return nil
+		}
+		r, err := is.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
+		if err != nil {
+			return err
+		}
+		if r.Image != nil {
+			fmt.Println(r.Image.Id)
 		}
 	default:
 		return fmt.Errorf("unknown command %q", args[0])

@@ -625,6 +625,63 @@ fn the_kubelet_refuses_a_containerd_without_its_cri() {
     assert_eq!(active.trim(), "activating", "{}", kubelet_log());
 }
 
+/// A static pod whose image the runtime does not hold is not started: the kubelet asks
+/// the runtime for the image (ImageStatus), then pulls it, which fails on a host without
+/// a registry, and the container waits `ErrImagePull`, then `ImagePullBackOff`
+/// (pkg/kubelet/images/image_manager.go EnsureImageExists). The stand-in only looked the
+/// image up in the testbed's list of built images, so it ran a scheduler whose image
+/// the host's containerd did not have.
+#[test]
+fn a_static_pod_whose_image_is_gone_waits_for_its_pull() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    init_control_plane(&tb, &k8s);
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    let image = exec_ok(
+        &tb,
+        "node1",
+        "sed -n 's/^ *image: //p' /etc/kubernetes/manifests/kube-scheduler.yaml",
+    )
+    .stdout
+    .trim()
+    .to_string();
+    exec_ok(
+        &tb,
+        "node1",
+        &format!(
+            "ctr -n k8s.io images rm {image} && \
+             sed -i 's/--leader-elect=true/--leader-elect=false/' /etc/kubernetes/manifests/kube-scheduler.yaml"
+        ),
+    );
+    let scheduler = || {
+        pods(&tb, &kubectl, "-l component=kube-scheduler")
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null)
+    };
+    let waiting = poll(
+        &tb,
+        "the new scheduler waiting for its image",
+        scheduler,
+        &|p: &Value| {
+            let reason = &p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"];
+            reason == "ErrImagePull" || reason == "ImagePullBackOff"
+        },
+    );
+    eprintln!(
+        "kube-scheduler-node1 waiting: {}",
+        waiting["status"]["containerStatuses"][0]["state"]["waiting"]
+    );
+    assert_ne!(waiting["status"]["phase"], "Running", "{waiting:#}");
+    let log = exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
+    assert!(
+        log.contains(&format!("Failed to pull image \"{image}\"")),
+        "{log}"
+    );
+    let processes = exec_ok(&tb, "node1", "ps -eo args").stdout;
+    assert!(!processes.contains("--leader-elect=false"), "{processes}");
+}
+
 /// The control plane's processes and listening ports on node1: the executables of
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler that run, and the
 /// ports 6443/2379 that are listened on. Empty when none is left (a grep that finds

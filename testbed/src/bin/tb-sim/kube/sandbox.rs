@@ -86,6 +86,18 @@ impl Cri {
         }
     }
 
+    /// ImageStatus: whether the runtime holds `image`.
+    pub fn image_present(&self, image: &str) -> Result<bool, String> {
+        self.call(&["imagestatus", image], None)
+            .map(|id| !id.is_empty())
+    }
+
+    /// PullImage of `image` (within 60 s); the runtime's error as gRPC prints it.
+    pub fn pull_image(&self, image: &str) -> Result<(), String> {
+        self.call(&["-timeout", "60s", "pull", image], None)
+            .map(|_| ())
+    }
+
     /// RunPodSandbox: the new sandbox's id.
     pub fn run_pod_sandbox(&self, config: &Value) -> Result<String, String> {
         self.call(&["runp"], Some(&config.to_string()))

@@ -117,6 +117,8 @@ struct Spec {
     env: Vec<(String, String)>,
     grace: Duration,
     probes: Vec<prober::Probe>,
+    /// The container's image, which the runtime must hold (or pull) before it starts.
+    image: String,
 }
 
 /// A running (or backing-off) container process.
@@ -128,6 +130,10 @@ struct Running {
     finished: Option<Instant>,
     /// Not before (a start that failed is retried after the pod worker's back-off).
     next_start: Instant,
+    /// The image pull's back-off (current, last update) and the last pull's error
+    /// ([`ensure_image`]).
+    image_backoff: Option<(Duration, Instant)>,
+    pull_error: Option<String>,
 }
 
 /// A container's process: started by this kubelet, or adopted from an earlier one (the
@@ -316,6 +322,7 @@ fn specs(text: &str, images: &BTreeMap<String, PathBuf>) -> Result<Vec<Spec>, St
             env,
             grace,
             probes,
+            image: image.to_string(),
         });
     }
     Ok(out)
@@ -479,6 +486,58 @@ impl Sandboxes {
 
 fn log(msg: &str) {
     eprintln!("I {} real-kubelet: {msg}", stamp());
+}
+
+/// The image of `r`'s container in the runtime, as the kubelet's image manager ensures it
+/// (pkg/kubelet/images/image_manager.go EnsureImageExists, pull policy IfNotPresent as
+/// kubeadm writes it): present (CRI ImageStatus) is enough; otherwise, unless the pull is
+/// in back-off (client-go flowcontrol Backoff, 10 s doubling to 300 s: kubelet.go
+/// imageBackOffPeriod, MaxImageBackOff; `IsInBackOffSinceUpdate`), the runtime pulls it
+/// (CRI PullImage: the real containerd tries the registry, which a testbed host cannot
+/// reach). A failed pull leaves the container waiting `ErrImagePull` with the runtime's
+/// error, then `ImagePullBackOff` with `Back-off pulling image "X": ErrImagePull: ...`
+/// (recorded for the mirror pod, mirror.rs history) until the back-off ends.
+fn ensure_image(cri: &Cri, r: &mut Running, uid: &str, now: Instant) -> Result<(), String> {
+    let image = r.spec.image.clone();
+    if cri.image_present(&image)? {
+        return Ok(());
+    }
+    let (pod, container) = (r.spec.pod.clone(), r.spec.container.clone());
+    let waiting = |reason: &str, message: String| {
+        mirror::update_history(&pod, uid, &container, |h| {
+            h["waiting"] = serde_json::json!({"reason": reason, "message": message});
+        });
+    };
+    if let Some((backoff, last)) = r.image_backoff {
+        if now.saturating_duration_since(last) < backoff {
+            let msg = format!("Back-off pulling image {image:?}");
+            let full = match &r.pull_error {
+                Some(e) => format!("{msg}: ErrImagePull: {e}"),
+                None => msg.clone(),
+            };
+            waiting("ImagePullBackOff", full);
+            r.next_start = last + backoff;
+            return Err(format!("{pod}/{container}: {msg}"));
+        }
+    }
+    match cri.pull_image(&image) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let backoff = match r.image_backoff {
+                Some((b, last)) if now.saturating_duration_since(last) <= 2 * BACKOFF_MAX => {
+                    (b * 2).min(BACKOFF_MAX)
+                }
+                _ => BACKOFF_START,
+            };
+            r.image_backoff = Some((backoff, now));
+            r.pull_error = Some(e.clone());
+            r.next_start = now + backoff;
+            waiting("ErrImagePull", e.clone());
+            Err(format!(
+                "{pod}/{container}: Failed to pull image {image:?}: {e}"
+            ))
+        }
+    }
 }
 
 /// A container's termination as the kubelet reports it from the runtime
@@ -765,6 +824,8 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                     backoff: CrashBackoff::default(),
                     finished: None,
                     next_start: Instant::now(),
+                    image_backoff: None,
+                    pull_error: None,
                 }
             });
             if let Some(child) = &mut r.child {
@@ -824,6 +885,14 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                     }
                     _ => Ok(None),
                 };
+                // The image, once the sandbox exists (kuberuntime_container.go
+                // startContainer: EnsureImageExists first).
+                let pause = pause.and_then(|pause| match (&sandboxes, pods.get(&r.spec.pod)) {
+                    (Some(sb), Some((_, uid))) => {
+                        ensure_image(&sb.cri, r, uid, now).map(|()| pause)
+                    }
+                    _ => Ok(pause),
+                });
                 match pause.and_then(|pause| start(&r.spec, pause)) {
                     Ok(child) => {
                         eprintln!(
@@ -856,7 +925,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                     }
                     Err(e) => {
                         eprintln!("E {} real-kubelet: {e}", stamp());
-                        r.next_start = Instant::now() + BACKOFF_START;
+                        r.next_start = r.next_start.max(Instant::now() + BACKOFF_START);
                     }
                 }
             }
@@ -981,6 +1050,7 @@ spec:
                 env: vec![("A".into(), "b".into())],
                 grace: Duration::from_secs(30),
                 probes: vec![],
+                image: "registry.k8s.io/kube-scheduler:v1.35.4".into(),
             }]
         );
     }
