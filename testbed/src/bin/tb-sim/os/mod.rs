@@ -15,9 +15,6 @@ pub mod systemd;
 use crate::common::{self, Ctx};
 use crate::{Daemon, Standin};
 
-#[allow(unused_imports)]
-pub use systemd::start_unit;
-
 pub fn lookup(name: &str) -> Option<Standin> {
     Some(match name {
         "systemctl" => systemd::systemctl,
