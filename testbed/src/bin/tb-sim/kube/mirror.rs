@@ -46,6 +46,145 @@ pub fn manifest_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Why the kubelet's file source refuses a static pod that names API objects, in its
+/// error's words (PreventStaticPodAPIReferences, beta and on by default since 1.34:
+/// pkg/kubelet/config/common.go tryDecodeSinglePod with pkg/api/pod/util.go
+/// HasAPIObjectReference, in its order): a service account, a Secret or ConfigMap of the
+/// containers' environment, imagePullSecrets or volumes, resource claims, or a volume
+/// that needs an API object. The kubelet logs `"Could not process manifest file"
+/// err="static pods may not reference ..."` and runs no pod for the file.
+pub fn api_object_reference(pod: &Value) -> Option<String> {
+    let spec = &pod["spec"];
+    let refuse = |what: &str| Some(format!("static pods may not reference {what}"));
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    if spec["serviceAccountName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty())
+    {
+        return refuse("serviceaccounts");
+    }
+    let containers: Vec<Value> = ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|k| list(&spec[*k]))
+        .collect();
+    let env_refers = |from: &str, key: &str| {
+        containers.iter().any(|c| {
+            list(&c["envFrom"]).iter().any(|e| e[from].is_object())
+                || list(&c["env"])
+                    .iter()
+                    .any(|e| e["valueFrom"][key].is_object())
+        })
+    };
+    let volumes = list(&spec["volumes"]);
+    let projected = |kind: &str| {
+        volumes.iter().any(|v| {
+            list(&v["projected"]["sources"])
+                .iter()
+                .any(|s| s[kind].is_object())
+        })
+    };
+    // VisitPodSecretNames: pull secrets, environment, and the volumes that name one.
+    let secret_volume = volumes.iter().any(|v| {
+        v["secret"].is_object()
+            || v["azureFile"].is_object()
+            || [
+                "cephfs",
+                "cinder",
+                "flexVolume",
+                "rbd",
+                "scaleIO",
+                "iscsi",
+                "storageos",
+            ]
+            .iter()
+            .any(|k| v[*k]["secretRef"].is_object())
+            || v["csi"]["nodePublishSecretRef"].is_object()
+    });
+    if !list(&spec["imagePullSecrets"]).is_empty()
+        || env_refers("secretRef", "secretKeyRef")
+        || secret_volume
+        || projected("secret")
+    {
+        return refuse("secrets");
+    }
+    if env_refers("configMapRef", "configMapKeyRef")
+        || volumes.iter().any(|v| v["configMap"].is_object())
+        || projected("configMap")
+    {
+        return refuse("configmaps");
+    }
+    if !list(&spec["resourceClaims"]).is_empty() {
+        return refuse("resourceclaims");
+    }
+    const NEEDS_NO_OBJECT: &[&str] = &[
+        "awsElasticBlockStore",
+        "azureDisk",
+        "cephfs",
+        "cinder",
+        "downwardAPI",
+        "emptyDir",
+        "fc",
+        "flexVolume",
+        "flocker",
+        "gcePersistentDisk",
+        "gitRepo",
+        "hostPath",
+        "image",
+        "iscsi",
+        "nfs",
+        "photonPersistentDisk",
+        "portworxVolume",
+        "quobyte",
+        "rbd",
+        "scaleIO",
+        "storageos",
+        "vsphereVolume",
+    ];
+    for v in &volumes {
+        let kind = v
+            .as_object()
+            .and_then(|o| o.keys().find(|k| k.as_str() != "name").cloned())
+            .unwrap_or_default();
+        let why = match kind.as_str() {
+            k if NEEDS_NO_OBJECT.contains(&k) => continue,
+            "configMap" => "configmaps (via configmap volumes)",
+            "secret" => "secrets (via secret volumes)",
+            "csi" => "csidrivers (via CSI volumes)",
+            "glusterfs" => "endpoints (via glusterFS volumes)",
+            "persistentVolumeClaim" => "persistentvolumeclaims",
+            "ephemeral" => "persistentvolumeclaims (via ephemeral volumes)",
+            "azureFile" => "secrets (via azureFile volumes)",
+            "projected" => {
+                match list(&v["projected"]["sources"])
+                    .iter()
+                    .find(|s| !s["downwardAPI"].is_object())
+                {
+                    None => continue,
+                    Some(s) if s["serviceAccountToken"].is_object() => {
+                        "serviceaccounts (via projected volumes)"
+                    }
+                    Some(s) if s["clusterTrustBundle"].is_object() => "clustertrustbundles",
+                    Some(s) if s["podCertificate"].is_object() => "podcertificates",
+                    Some(_) => {
+                        return Some(format!(
+                            "unknown source for projected volume {:?}",
+                            v["name"].as_str().unwrap_or_default()
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Some(format!(
+                    "unknown volume type for volume  {:?}",
+                    v["name"].as_str().unwrap_or_default()
+                ))
+            }
+        };
+        return refuse(why);
+    }
+    None
+}
+
 /// The manifests' pods by name, with their hash. Of two files declaring the same pod
 /// name, the first in [`manifest_files`]' order is the pod; the kubelet ignores the
 /// other (pkg/kubelet/config/config.go filterInvalidPods: `Pod failed validation due to
@@ -59,6 +198,10 @@ pub fn manifests(dir: &str) -> BTreeMap<String, (Value, String)> {
         let Ok(pod) = serde_yaml::from_str::<Value>(&text) else {
             continue;
         };
+        // A file the file source refuses is no pod (and has no mirror pod).
+        if pod["kind"] != "Pod" || api_object_reference(&pod).is_some() {
+            continue;
+        }
         if let Some(name) = pod["metadata"]["name"].as_str() {
             out.entry(name.to_string())
                 .or_insert((pod, manifest_hash(&text)));
@@ -342,6 +485,51 @@ mod tests {
             pods["kube-scheduler"].0["spec"]["containers"][0]["command"][1],
             "--old"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A static pod may name no API object (PreventStaticPodAPIReferences, on since
+    /// 1.34): the kubelet refuses the file and makes no mirror pod. The stand-in ran such
+    /// a pod and mirrored it.
+    #[test]
+    fn a_static_pod_naming_api_objects_is_refused() {
+        let pod = |spec: &str| -> Value {
+            serde_yaml::from_str(&format!(
+                "kind: Pod\nmetadata: {{name: p}}\nspec:\n  hostNetwork: true\n{spec}"
+            ))
+            .unwrap()
+        };
+        let why = |spec: &str| api_object_reference(&pod(spec));
+        // kubeadm's static pods: hostPath volumes only.
+        assert_eq!(
+            why("  containers: [{name: c, image: i}]\n  volumes: [{name: k, hostPath: {path: /etc/kubernetes}}]\n"),
+            None
+        );
+        let refused = [
+            ("  serviceAccountName: sa\n", "serviceaccounts"),
+            ("  containers: [{name: c, env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]\n", "secrets"),
+            ("  containers: [{name: c, envFrom: [{configMapRef: {name: m}}]}]\n", "configmaps"),
+            ("  volumes: [{name: v, configMap: {name: m}}]\n", "configmaps"),
+            ("  volumes: [{name: v, persistentVolumeClaim: {claimName: c}}]\n", "persistentvolumeclaims"),
+            ("  volumes: [{name: v, projected: {sources: [{serviceAccountToken: {path: t}}]}}]\n", "serviceaccounts (via projected volumes)"),
+        ];
+        for (spec, what) in refused {
+            assert_eq!(
+                why(spec).as_deref(),
+                Some(format!("static pods may not reference {what}").as_str()),
+                "{spec}"
+            );
+        }
+        // Such a file is no pod, so no mirror pod either.
+        let dir = std::env::temp_dir().join(format!("tb-refs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("p.yaml"),
+            "kind: Pod\nmetadata: {name: p}\nspec: {serviceAccountName: sa}\n",
+        )
+        .unwrap();
+        assert!(manifests(&dir.display().to_string()).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

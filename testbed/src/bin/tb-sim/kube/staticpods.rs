@@ -267,6 +267,9 @@ fn specs(text: &str, images: &BTreeMap<String, PathBuf>) -> Result<Vec<Spec>, St
         .as_str()
         .ok_or("metadata.name is missing")?
         .to_string();
+    if let Some(why) = mirror::api_object_reference(&pod) {
+        return Err(format!("\"Could not process manifest file\" err={why:?}"));
+    }
     if pod["spec"]["hostNetwork"] != true {
         return Err(format!(
             "{name}: only hostNetwork pods can run as host processes"
