@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::realnode::{kubectl_as, kubectl_run};
+use super::apiclient::Client;
 use crate::os::containerd;
 
 /// The Ready condition's message while no CNI config is loaded: the runtime's
@@ -181,23 +181,15 @@ pub fn install_container(pod: &Value) -> Option<&Value> {
 /// pod. A missing ConfigMap or key that is not optional is the kubelet's
 /// CreateContainerConfigError, with its message.
 pub fn container_env(
-    kubectl: &Path,
+    api: &Client,
     pod: &Value,
     container: &Value,
 ) -> Result<BTreeMap<String, String>, String> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut env = BTreeMap::new();
-    let svc = kubectl_run(
-        kubectl,
-        &[
-            "get",
-            "--raw",
-            "/api/v1/namespaces/default/services/kubernetes",
-        ],
-        "",
-    )
-    .ok()
-    .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let svc = api
+        .get("/api/v1/namespaces/default/services/kubernetes")
+        .ok();
     if let Some(svc) = svc {
         if let Some(ip) = svc["spec"]["clusterIP"].as_str() {
             env.insert("KUBERNETES_SERVICE_HOST".into(), ip.to_string());
@@ -215,18 +207,10 @@ pub fn container_env(
         if let Some(m) = maps.get(name) {
             return Ok(m.clone());
         }
-        let m = match kubectl_run(
-            kubectl,
-            &[
-                "get",
-                "--raw",
-                &format!("/api/v1/namespaces/{ns}/configmaps/{name}"),
-            ],
-            "",
-        ) {
-            Ok(t) => Some(serde_json::from_str::<Value>(&t).map_err(|e| e.to_string())?),
-            Err(e) if e.contains("NotFound") || e.contains("not found") => None,
-            Err(e) => return Err(e),
+        let m = match api.get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}")) {
+            Ok(m) => Some(m),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
         };
         maps.insert(name.to_string(), m.clone());
         Ok(m)
@@ -294,12 +278,11 @@ pub fn container_env(
     Ok(env)
 }
 
-/// A service account token from the API server's TokenRequest API, as `kubeconfig`'s
-/// user: `POST .../serviceaccounts/SA/token`, bound to `pod` when given (what the kubelet
+/// A service account token from the API server's TokenRequest API, as `api`'s user:
+/// `POST .../serviceaccounts/SA/token`, bound to `pod` when given (what the kubelet
 /// projects into a pod's /var/run/secrets/kubernetes.io/serviceaccount/token).
 fn token_request(
-    kubectl: &Path,
-    kubeconfig: &str,
+    api: &Client,
     ns: &str,
     sa: &str,
     seconds: u64,
@@ -312,20 +295,12 @@ fn token_request(
     }
     let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "spec": spec});
-    let out = kubectl_as(
-        kubectl,
-        kubeconfig,
-        &[
-            "create",
-            "--raw",
+    let v = api
+        .create(
             &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"),
-            "-f",
-            "-",
-        ],
-        &body.to_string(),
-    )
-    .map_err(|e| format!("token for {ns}/{sa}: {e}"))?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            &body,
+        )
+        .map_err(|e| format!("token for {ns}/{sa}: {e}"))?;
     v["status"]["token"]
         .as_str()
         .map(String::from)
@@ -377,11 +352,11 @@ fn plugin_standin(name: &str, version: &str) -> String {
 /// (or the built-in default) with the placeholders replaced, checked to be a JSON object,
 /// written to CNI_CONF_NAME (default 10-calico.conflist, 0644); CNI_OLD_CONF_NAME removed
 /// when it differs.
-pub fn install_cni(kubectl: &Path, pod: &Value, node: &str) -> Result<Vec<String>, String> {
+pub fn install_cni(api: &Client, pod: &Value, node: &str) -> Result<Vec<String>, String> {
     let Some(container) = install_container(pod) else {
         return Ok(vec![]);
     };
-    let env = container_env(kubectl, pod, container)?;
+    let env = container_env(api, pod, container)?;
     let get = |k: &str, d: &str| env.get(k).cloned().unwrap_or_else(|| d.to_string());
     let ns = pod["metadata"]["namespace"]
         .as_str()
@@ -397,14 +372,7 @@ pub fn install_cni(kubectl: &Path, pod: &Value, node: &str) -> Result<Vec<String
     let mut done = Vec::new();
 
     // The pod's own token, as the kubelet projects it (1 h + 7 s, the kubelet's default).
-    let pod_token = token_request(
-        kubectl,
-        super::kubelet::KUBELET_CONF,
-        ns,
-        sa,
-        3607,
-        Some(pod),
-    )?;
+    let pod_token = token_request(api, ns, sa, 3607, Some(pod))?;
 
     let bin = Path::new(HOST_BIN_DIR);
     std::fs::create_dir_all(bin).map_err(|e| format!("{HOST_BIN_DIR}: {e}"))?;
@@ -442,34 +410,20 @@ pub fn install_cni(kubectl: &Path, pod: &Value, node: &str) -> Result<Vec<String
         let ca64 = base64::engine::general_purpose::STANDARD.encode(&ca);
         // The pod's in-cluster config: the API server the kubelet's kubeconfig names (the
         // Service address is not routed on testbed hosts), the CA and the pod's token,
-        // in a private file removed at once.
+        // held in memory only.
         let kubelet_conf =
             std::fs::read_to_string(super::kubelet::KUBELET_CONF).unwrap_or_default();
-        let api = kubelet_conf
+        let server = kubelet_conf
             .lines()
             .find_map(|l| l.trim().strip_prefix("server: "))
             .unwrap_or_default()
             .to_string();
         let pod_conf = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {api}\n    \
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    \
              certificate-authority-data: {ca64}\nusers:\n- name: u\n  user:\n    token: {pod_token}\n\
              contexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
         );
-        let path = Path::new("/run/real-kubelet").join(format!(
-            "install-cni-{}.kubeconfig",
-            pod["metadata"]["uid"].as_str().unwrap_or("pod")
-        ));
-        std::fs::create_dir_all("/run/real-kubelet").map_err(|e| e.to_string())?;
-        write_file(&path, pod_conf.as_bytes(), 0o600)?;
-        let t = token_request(
-            kubectl,
-            &path.display().to_string(),
-            ns,
-            &cni_sa,
-            86400,
-            None,
-        );
-        let _ = std::fs::remove_file(&path);
+        let t = token_request(&api.with_kubeconfig(pod_conf), ns, &cni_sa, 86400, None);
         t.map_err(|e| format!("Unable to create token for CNI kubeconfig: {e}"))?
     };
     let tls = if env.get("SKIP_TLS_VERIFY").map(String::as_str) == Some("true") {

@@ -2,6 +2,7 @@
 //! kubeadm, kubectl and control plane run from testbed/k8s/; see
 //! testbed/STANDINS-kubelet-real.md for each behaviour and its upstream source).
 
+pub mod apiclient;
 pub mod cni;
 pub mod kubelet;
 pub mod mirror;

@@ -42,16 +42,17 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use super::apiclient::Client;
 use super::cni;
 use super::mirror;
 use super::podrefs;
-use super::realnode::{internal_ip, kubectl_run, Options};
+use super::realnode::{internal_ip, Options};
 use crate::common;
 use testbed::time::rfc3339;
 
 /// One pass: start what is bound and not running, confirm what is being deleted.
 /// Returns the log lines of what it did.
-pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
+pub fn sync(api: &Client, opts: &Options) -> Result<Vec<String>, String> {
     // kubelet.go syncLoop skips pod synchronization while the runtime has errors (not
     // checked yet, or down for 30 s: realnode.rs runtime_errors): nothing is started and
     // no deletion confirmed, as no container could be stopped.
@@ -59,16 +60,9 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         return Err(format!("Skipping pod synchronization: {e}"));
     }
     let node = &opts.name;
-    let text = kubectl_run(
-        kubectl,
-        &[
-            "get",
-            "--raw",
-            &format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"),
-        ],
-        "",
-    )?;
-    let list: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let list = api.get(&format!(
+        "/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"
+    ))?;
     let pods: Vec<&Value> = list["items"]
         .as_array()
         .into_iter()
@@ -96,11 +90,7 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         if !meta["deletionTimestamp"].is_null() {
             let options = json!({"apiVersion": "v1", "kind": "DeleteOptions",
                 "gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}});
-            kubectl_run(
-                kubectl,
-                &["delete", "--raw", &path, "-f", "-"],
-                &options.to_string(),
-            )?;
+            api.delete(&path, Some(&options))?;
             done.push(format!(
                 "Pod {ns}/{name} deleted (terminated, confirmed with grace period 0)"
             ));
@@ -110,11 +100,7 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
             Some("Running") if owned_by_job(pod) => {
                 let mut object = (*pod).clone();
                 object["status"] = completed_status(pod, &rfc3339(common::now()));
-                kubectl_run(
-                    kubectl,
-                    &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
-                    &object.to_string(),
-                )?;
+                api.replace(&format!("{path}/status"), &object)?;
                 done.push(format!(
                     "Pod {ns}/{name} Succeeded (a Job's pod, completed)"
                 ));
@@ -143,12 +129,10 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         // seen the binding yet) is retried on the next pass.
         let mut fetch = |kind: podrefs::Kind, object: &str| -> Result<Option<Value>, String> {
             let path = format!("/api/v1/namespaces/{ns}/{}/{object}", kind.collection());
-            match kubectl_run(kubectl, &["get", "--raw", &path], "") {
-                Ok(t) => serde_json::from_str(&t)
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
-                Err(e) if e.contains("NotFound") || e.contains("not found") => Ok(None),
-                Err(e) => Err(e),
+            match api.get(&path) {
+                Ok(object) => Ok(Some(object)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e.into()),
             }
         };
         match podrefs::blocked(pod, &mut fetch) {
@@ -158,11 +142,7 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
                 if podrefs::waiting(&status) != podrefs::waiting(&pod["status"]) {
                     let mut object = (*pod).clone();
                     object["status"] = status;
-                    kubectl_run(
-                        kubectl,
-                        &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
-                        &object.to_string(),
-                    )?;
+                    api.replace(&format!("{path}/status"), &object)?;
                     done.push(format!("Pod {ns}/{name} not started: {reason}: {message}"));
                 }
                 continue;
@@ -184,7 +164,7 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         // pod Pending and is retried on the next pass, as the kubelet's init container
         // restarts.
         if cni::install_container(pod).is_some() {
-            match cni::install_cni(kubectl, pod, node) {
+            match cni::install_cni(api, pod, node) {
                 Ok(lines) => done.extend(
                     lines
                         .into_iter()
@@ -207,12 +187,7 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
             host_ip.clone()
         } else {
             if pod_cidr.is_none() {
-                let text = kubectl_run(
-                    kubectl,
-                    &["get", "--raw", &format!("/api/v1/nodes/{node}")],
-                    "",
-                )?;
-                let n: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                let n = api.get(&format!("/api/v1/nodes/{node}"))?;
                 pod_cidr = n["spec"]["podCIDR"].as_str().map(String::from);
             }
             let Some(ip) = pod_cidr.as_deref().and_then(|c| free_ip(c, &used)) else {
@@ -224,11 +199,7 @@ pub fn sync(kubectl: &Path, opts: &Options) -> Result<Vec<String>, String> {
         let now = rfc3339(common::now());
         let mut object = (*pod).clone();
         object["status"] = mirror::pod_status(pod, true, &host_ip, &pod_ip, &now);
-        kubectl_run(
-            kubectl,
-            &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
-            &object.to_string(),
-        )?;
+        api.replace(&format!("{path}/status"), &object)?;
         if let Some(dir) = pod_dir(meta) {
             let _ = std::fs::create_dir_all(dir);
         }

@@ -6,9 +6,9 @@
 //!   healthz server (pkg/kubelet/server, KubeletConfiguration healthzBindAddress and
 //!   healthzPort defaults); kubeadm's `WaitForKubelet` polls it (wait-control-plane).
 //! - registration: once /etc/kubernetes/kubelet.conf exists, the Node is created through
-//!   the REAL API server with the kubelet's own credentials (the built kubectl with
-//!   `--kubeconfig /etc/kubernetes/kubelet.conf`, so the API server's NodeRestriction
-//!   admission judges it as it judges a kubelet), shaped like the kubelet's
+//!   the REAL API server with the kubelet's own credentials (apiclient.rs with
+//!   /etc/kubernetes/kubelet.conf, so the API server's NodeRestriction admission judges
+//!   it as it judges a kubelet), shaped like the kubelet's
 //!   `initialNode` (pkg/kubelet/kubelet_node_status.go): labels kubernetes.io/hostname,
 //!   kubernetes.io/os, kubernetes.io/arch and their beta.kubernetes.io twins, annotation
 //!   volumes.kubernetes.io/controller-managed-attach-detach=true. kubeadm's
@@ -17,8 +17,8 @@
 //! - status and Lease: right after registration and then every 10 s (the kubelet's
 //!   nodeStatusUpdateFrequency and lease renew interval), the Node's status is written
 //!   (nodes/status) and `kube-node-lease/<node>` created or renewed (holder = node, 40 s,
-//!   owned by the Node; pkg/kubelet/nodelease), all through the raw API (`kubectl
-//!   get|create|replace --raw`) so no client-side step asks for more than a kubelet may. Ready is False with
+//!   owned by the Node; pkg/kubelet/nodelease), all through the raw API (GET, POST, PUT
+//!   of whole objects) so no client-side step asks for more than a kubelet may. Ready is False with
 //!   the kubelet's CNI message until /etc/cni/net.d holds a network configuration
 //!   (libcni: *.conf, *.conflist, *.json) and with `container runtime is down` once the
 //!   runtime has not answered for 30 s ([`watch_runtime`]), else True (KubeletReady). Addresses: InternalIP
@@ -43,12 +43,13 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::apiclient::Client;
 use super::cni::CNI_NOT_READY;
 use super::kubelet::{self, KUBELET_CONF, MANIFESTS};
 use super::mirror;
@@ -236,7 +237,7 @@ pub fn initial_node(name: &str, hostname: &str, labels: &str, taints: &[Value]) 
 }
 
 /// Go's name of this machine's architecture (runtime.GOARCH), which the labels carry.
-fn go_arch() -> &'static str {
+pub fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -255,28 +256,22 @@ pub fn hostname() -> String {
 /// In a thread: the TLS bootstrap if kubelet.conf needs one (tlsboot.rs, retried every
 /// 10 s on failure), then registers the Node (retrying every 2 s, as the kubelet retries
 /// until it succeeds), then reports its status and renews its Lease every 10 s.
-pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
+pub fn run_in_background(opts: Options, log: fn(&str)) {
     std::thread::spawn(move || {
+        // The kubelet's one client of the API server, shared by its loops (apiclient.rs).
+        let api = Client::new(KUBELET_CONF, &opts.release);
         let name = opts.name.clone();
-        let node = initial_node(&name, &name, &opts.labels, &opts.taints).to_string();
+        let node = initial_node(&name, &name, &opts.labels, &opts.taints);
         let mut said = String::new();
         // kubeadm init's kubelet.conf carries the node's pair: into the store, then a new
         // certificate in the background (tlsboot.rs store_embedded_pair).
         match super::tlsboot::store_embedded_pair(opts.rotate) {
             Ok(true) => {
-                let (kubectl, name) = (kubectl.clone(), name.clone());
+                let (api, name) = (api.clone(), name.clone());
                 // The certificate manager's rotation loop, with its backoff.
                 std::thread::spawn(move || {
                     super::tlsboot::rotate_until_issued(
-                        &mut || {
-                            super::tlsboot::request_certificate(
-                                &kubectl,
-                                KUBELET_CONF,
-                                &name,
-                                true,
-                                &|m| log(m),
-                            )
-                        },
+                        &mut || super::tlsboot::request_certificate(&api, &name, true, &|m| log(m)),
                         &mut std::thread::sleep,
                         &|m| log(m),
                     )
@@ -285,7 +280,9 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
             Ok(false) => {}
             Err(e) => log(&format!("Unable to store the bootstrap certificate: {e}")),
         }
-        while let Err(e) = super::tlsboot::ensure_client(&kubectl, &name, opts.rotate, &|m| log(m))
+        let bootstrap = Client::new(super::kubelet::BOOTSTRAP_CONF, &opts.release);
+        while let Err(e) =
+            super::tlsboot::ensure_client(&bootstrap, &name, opts.rotate, &|m| log(m))
         {
             if e != said {
                 log(&format!("failed to run Kubelet: {e}"));
@@ -294,7 +291,7 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
             std::thread::sleep(Duration::from_secs(10));
         }
         let mut last = String::new();
-        let mut report = |what: &str, r: Result<String, String>| match r {
+        let mut report = |what: &str, r: Result<(), String>| match r {
             Ok(_) => last.clear(),
             Err(e) if e != last => {
                 log(&format!("{what}: {e}"));
@@ -304,31 +301,27 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
         };
         loop {
             if Path::new(KUBELET_CONF).exists() {
-                match kubectl_run(
-                    &kubectl,
-                    &["create", "--raw", "/api/v1/nodes", "-f", "-"],
-                    &node,
-                ) {
+                match api.create("/api/v1/nodes", &node) {
                     Ok(_) => {
                         log(&format!("Successfully registered node {name}"));
                         break;
                     }
-                    Err(e) if e.contains("AlreadyExists") || e.contains("already exists") => {
+                    Err(e) if e.is_already_exists() => {
                         log(&format!("node {name} was previously registered"));
                         break;
                     }
-                    Err(e) => report("Unable to register node with API server", Err(e)),
+                    Err(e) => report("Unable to register node with API server", Err(e.into())),
                 }
             }
             std::thread::sleep(Duration::from_secs(2));
         }
         {
             // The pods the scheduler binds here (podsync.rs), on their own 2 s beat.
-            let (kubectl, opts) = (kubectl.clone(), opts.clone());
+            let (api, opts) = (api.clone(), opts.clone());
             std::thread::spawn(move || {
                 let mut said = String::new();
                 loop {
-                    match super::podsync::sync(&kubectl, &opts) {
+                    match super::podsync::sync(&api, &opts) {
                         Ok(lines) => lines.iter().for_each(|l| log(l)),
                         Err(e) if e != said => {
                             log(&format!("failed to sync pods: {e}"));
@@ -341,14 +334,14 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
             });
         }
         loop {
-            match update_status(&kubectl, &opts) {
+            match update_status(&api, &opts) {
                 // Logged on every update, as setNodeStatus does.
                 Ok(Some(setter_error)) => log(&setter_error),
-                Ok(None) => report("", Ok(String::new())),
+                Ok(None) => report("", Ok(())),
                 Err(e) => report("Error updating node status", Err(e)),
             }
-            report("failed to update lease", renew_lease(&kubectl, &name));
-            report("failed to sync mirror pods", sync_mirrors(&kubectl, &opts));
+            report("failed to update lease", renew_lease(&api, &name));
+            report("failed to sync mirror pods", sync_mirrors(&api, &opts));
             std::thread::sleep(Duration::from_secs(10));
         }
     });
@@ -356,13 +349,12 @@ pub fn run_in_background(kubectl: PathBuf, opts: Options, log: fn(&str)) {
 
 /// GET the Node, PUT it back to nodes/status with the current status. The kubelet PATCHes
 /// nodes/status; kubectl's `patch` would GET nodes/status first, which the Node authorizer
-/// does not allow a kubelet, so this goes through the raw API (`--raw`) instead. A node IP
+/// does not allow a kubelet, so this PUTs the whole object instead. A node IP
 /// that fails validation leaves the addresses as they were and is reported after the
 /// update, as the kubelet logs it (the Ok value: the log line).
-fn update_status(kubectl: &Path, opts: &Options) -> Result<Option<String>, String> {
+fn update_status(api: &Client, opts: &Options) -> Result<Option<String>, String> {
     let path = format!("/api/v1/nodes/{}", opts.name);
-    let text = kubectl_run(kubectl, &["get", "--raw", &path], "")?;
-    let mut node: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut node = api.get(&path)?;
     let addresses = node_addresses(opts);
     let previous = node["status"]["addresses"].clone();
     let earlier = node["status"]["conditions"].clone();
@@ -376,12 +368,7 @@ fn update_status(kubectl: &Path, opts: &Options) -> Result<Option<String>, Strin
         Err(_) if previous.is_null() => json!([]),
         Err(_) => previous,
     };
-    let status = format!("{path}/status");
-    kubectl_run(
-        kubectl,
-        &["replace", "--raw", &status, "-f", "-"],
-        &node.to_string(),
-    )?;
+    api.replace(&format!("{path}/status"), &node)?;
     Ok(addresses.err().map(|e| {
         format!(
             "\"Failed to set some node status fields\" err=\"failed to validate nodeIP: {}\" node=\"{}\"",
@@ -433,20 +420,16 @@ fn node_addresses(opts: &Options) -> Result<Vec<Value>, String> {
 
 /// Makes the mirror pods match the manifests (mirror.rs): deletes those whose manifest is
 /// gone or changed, creates the missing ones, writes each one's status.
-fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
+fn sync_mirrors(api: &Client, opts: &Options) -> Result<(), String> {
     let node = opts.name.as_str();
-    let get = |path: &str| -> Result<Value, String> {
-        let text = kubectl_run(kubectl, &["get", "--raw", path], "")?;
-        serde_json::from_str(&text).map_err(|e| e.to_string())
-    };
-    let node_uid = get(&format!("/api/v1/nodes/{node}"))?["metadata"]["uid"]
+    let node_uid = api.get(&format!("/api/v1/nodes/{node}"))?["metadata"]["uid"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     // Every namespace: a static pod's mirror lives in the manifest's namespace
     // (`default` when it names none: mirror.rs namespace).
     let pods = |ns: &str| format!("/api/v1/namespaces/{ns}/pods");
-    let list = get(&format!(
+    let list = api.get(&format!(
         "/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"
     ))?;
     let wanted = mirror::manifests(MANIFESTS);
@@ -470,7 +453,7 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
             // The kubelet deletes a mirror pod with grace period 0 (mirror_client.go
             // DeleteMirrorPod); a graceful delete would wait for a kubelet confirmation.
             let path = format!("{}/{name}?gracePeriodSeconds=0", pods(ns));
-            kubectl_run(kubectl, &["delete", "--raw", &path], "")?;
+            api.delete(&path, None)?;
         }
     }
     let now = rfc3339(common::now());
@@ -484,12 +467,7 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
             Some(object) => object,
             None => {
                 let m = mirror::mirror_pod(pod, hash, node, &node_uid, &now);
-                let text = kubectl_run(
-                    kubectl,
-                    &["create", "--raw", &pods(mirror::namespace(pod)), "-f", "-"],
-                    &m.to_string(),
-                )?;
-                serde_json::from_str(&text).map_err(|e| e.to_string())?
+                api.create(&pods(mirror::namespace(pod)), &m)?
             }
         };
         let pid = mirror::process(static_name);
@@ -512,52 +490,32 @@ fn sync_mirrors(kubectl: &Path, opts: &Options) -> Result<String, String> {
             "{}/{static_name}{suffix}/status",
             pods(mirror::namespace(pod))
         );
-        kubectl_run(
-            kubectl,
-            &["replace", "--raw", &path, "-f", "-"],
-            &object.to_string(),
-        )?;
+        api.replace(&path, &object)?;
     }
-    Ok(String::new())
+    Ok(())
 }
 
 /// Creates `kube-node-lease/<node>` or renews it (GET, then PUT with its resourceVersion),
 /// as pkg/kubelet/nodelease's controller does.
-fn renew_lease(kubectl: &Path, name: &str) -> Result<String, String> {
+fn renew_lease(api: &Client, name: &str) -> Result<(), String> {
     let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
     let path = format!("{leases}/{name}");
-    match kubectl_run(kubectl, &["get", "--raw", &path], "") {
-        Ok(text) => {
-            let mut current: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    match api.get(&path) {
+        Ok(mut current) => {
             current["spec"]["renewTime"] = json!(micro_time());
             current["spec"]["holderIdentity"] = json!(name);
-            kubectl_run(
-                kubectl,
-                &["replace", "--raw", &path, "-f", "-"],
-                &current.to_string(),
-            )
+            api.replace(&path, &current)?;
         }
-        Err(e) if e.contains("NotFound") || e.contains("not found") => {
-            let uid = kubectl_run(
-                kubectl,
-                &["get", "--raw", &format!("/api/v1/nodes/{name}")],
-                "",
-            )
-            .and_then(|t| {
-                serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())
-            })?["metadata"]["uid"]
+        Err(e) if e.is_not_found() => {
+            let uid = api.get(&format!("/api/v1/nodes/{name}"))?["metadata"]["uid"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            kubectl_run(
-                kubectl,
-                &["create", "--raw", leases, "-f", "-"],
-                &lease(name, &uid).to_string(),
-            )
+            api.create(leases, &lease(name, &uid))?;
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e.into()),
     }
+    Ok(())
 }
 
 /// The host's global IPv4 address (`ip -4 -o addr show scope global`).
@@ -754,37 +712,6 @@ fn lease(name: &str, uid: &str) -> serde_json::Value {
         },
         "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now},
     })
-}
-
-/// Runs the built kubectl with kubelet.conf, `stdin` as input; stdout or stderr.
-pub fn kubectl_run(kubectl: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
-    kubectl_as(kubectl, KUBELET_CONF, args, stdin)
-}
-
-/// Runs the built kubectl with `kubeconfig`, `stdin` as input; stdout or stderr.
-pub fn kubectl_as(
-    kubectl: &Path,
-    kubeconfig: &str,
-    args: &[&str],
-    stdin: &str,
-) -> Result<String, String> {
-    let mut child = Command::new(kubectl)
-        .args(["--kubeconfig", kubeconfig])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", kubectl.display()))?;
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 #[cfg(test)]

@@ -699,9 +699,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     } else {
         "static pods run as host processes (the runtime is not the real containerd)"
     });
-    realnode::run_in_background(dir.join("kubectl"), opts, |msg| {
-        eprintln!("I {} real-kubelet: {msg}", stamp())
-    });
+    realnode::run_in_background(opts, |msg| eprintln!("I {} real-kubelet: {msg}", stamp()));
     // Keyed by manifest file and container name.
     let mut running: BTreeMap<(String, String), Running> = BTreeMap::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();

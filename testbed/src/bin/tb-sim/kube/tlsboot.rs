@@ -31,8 +31,9 @@
 //!   `kubelet-client-current.pem` to its absolute path.
 //!
 //! The key and the CSR are made by the host's `openssl` (EC key in SEC1 "EC PRIVATE KEY"
-//! PEM, as keyutil.MarshalPrivateKeyToPEM writes it); the API calls go through the built
-//! kubectl with the bootstrap kubeconfig, so the REAL API server authenticates the
+//! PEM, as keyutil.MarshalPrivateKeyToPEM writes it); the API calls go through the
+//! stand-in's API client (apiclient.rs) with the bootstrap kubeconfig's credentials (its
+//! token) and then kubelet.conf's, so the REAL API server authenticates the
 //! bootstrap token and the REAL kube-controller-manager approves (csrapproving, with
 //! kubeadm's `kubeadm:node-autoapprove-bootstrap` binding) and signs (csrsigning) it.
 
@@ -47,6 +48,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512_256};
 
+use super::apiclient::Client;
 use super::kubelet::{BOOTSTRAP_CONF, KUBELET_CONF};
 use crate::common;
 use testbed::time::rfc3339;
@@ -60,9 +62,10 @@ const USAGES: [&str; 2] = ["digital signature", "client auth"];
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
 /// Makes sure kubelet.conf holds a valid client certificate, bootstrapping one with
-/// [`BOOTSTRAP_CONF`] when it does not. Returns when it does (or with why it cannot).
+/// [`BOOTSTRAP_CONF`] (`bootstrap_api`, a client with it) when it does not. Returns when it
+/// does (or with why it cannot).
 pub fn ensure_client(
-    kubectl: &Path,
+    bootstrap_api: &Client,
     node: &str,
     rotate: bool,
     log: &dyn Fn(&str),
@@ -78,14 +81,14 @@ pub fn ensure_client(
         write_kubeconfig(&bootstrap)?;
         log("Client rotation is on, will bootstrap in background");
         rotate_until_issued(
-            &mut || request_certificate(kubectl, BOOTSTRAP_CONF, node, true, log),
+            &mut || request_certificate(bootstrap_api, node, true, log),
             &mut std::thread::sleep,
             log,
         );
         return Ok(());
     }
     // LoadClientCert: a failure ends the kubelet (systemd starts it again 10 s later).
-    request_certificate(kubectl, BOOTSTRAP_CONF, node, false, log)?;
+    request_certificate(bootstrap_api, node, false, log)?;
     write_kubeconfig(&bootstrap)
 }
 
@@ -162,11 +165,9 @@ pub fn store_embedded_pair(rotate: bool) -> Result<bool, String> {
 }
 
 /// The certificate manager's rotateCerts: a new key and CSR (`csr-*` when `rotate`, else
-/// the `node-csr-*` digest name), created with `kubeconfig`'s credentials, waited for,
-/// stored.
+/// the `node-csr-*` digest name), created with `api`'s credentials, waited for, stored.
 pub fn request_certificate(
-    kubectl: &Path,
-    kubeconfig: &str,
+    api: &Client,
     node: &str,
     rotate: bool,
     log: &dyn Fn(&str),
@@ -198,13 +199,9 @@ pub fn request_certificate(
             "usages": USAGES,
         },
     });
-    let created = kubectl_json(
-        kubectl,
-        kubeconfig,
-        &["create", "--raw", CSRS, "-f", "-"],
-        &object.to_string(),
-    )
-    .map_err(|e| format!("cannot create certificate signing request: {e}"))?;
+    let created = api
+        .create(CSRS, &object)
+        .map_err(|e| format!("cannot create certificate signing request: {e}"))?;
     let csr_name = created["metadata"]["name"].as_str().unwrap_or_default();
     let uid = created["metadata"]["uid"].clone();
     log(&format!(
@@ -213,7 +210,7 @@ pub fn request_certificate(
     // certificate_manager.go rotateCerts waits certificateWaitTimeout (15 minutes) and then
     // asks again with a new CSR; bootstrap.go requestNodeCertificate waits an hour.
     let timeout = Duration::from_secs(if rotate { 15 * 60 } else { 3600 });
-    let cert = wait_for_certificate(kubectl, kubeconfig, csr_name, &uid, timeout)?;
+    let cert = wait_for_certificate(api, csr_name, &uid, timeout)?;
     store_update(&cert, &key)?;
     log(&format!(
         "Certificate signing request {csr_name} is issued: {CURRENT_PEM}"
@@ -227,8 +224,7 @@ pub fn request_certificate(
 /// error, wrapped by formatError). Up to `timeout`, polled every second (the real one
 /// watches).
 fn wait_for_certificate(
-    kubectl: &Path,
-    kubeconfig: &str,
+    api: &Client,
     name: &str,
     uid: &Value,
     timeout: Duration,
@@ -237,8 +233,8 @@ fn wait_for_certificate(
     let path = format!("{CSRS}/{name}");
     let ended = |why: String| format!("cannot watch on the certificate signing request: {why}");
     while started.elapsed() < timeout {
-        match kubectl_json(kubectl, kubeconfig, &["get", "--raw", &path], "") {
-            Err(e) if e.contains("(NotFound)") => {
+        match api.get(&path) {
+            Err(e) if e.is_not_found() => {
                 return Err(ended(format!("csr {name:?} was deleted")));
             }
             Err(_) => {}
@@ -494,17 +490,6 @@ fn run(program: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The built kubectl with `kubeconfig`; the JSON it printed.
-fn kubectl_json(
-    kubectl: &Path,
-    kubeconfig: &str,
-    args: &[&str],
-    stdin: &str,
-) -> Result<Value, String> {
-    let out = super::realnode::kubectl_as(kubectl, kubeconfig, args, stdin)?;
-    serde_json::from_str(&out).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,56 +542,46 @@ users:
         assert_eq!(a, digested_name(b"key", "node2"));
     }
 
-    /// A kubectl that answers every call with `stdout` (exit 0) or `stderr` (exit 1).
-    fn fake_kubectl(dir: &Path, name: &str, stdout: &str, stderr: &str) -> PathBuf {
-        let path = dir.join(name);
-        let script = if stderr.is_empty() {
-            format!("#!/bin/sh\ncat <<'EOF'\n{stdout}\nEOF\n")
-        } else {
-            format!("#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 1\n")
-        };
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
     /// csr.WaitForCertificate ends at once, with its words, when the CSR is deleted, is
     /// another object under the same name, or is denied (a deleted one was polled for an
-    /// hour, so the kubelet never asked again).
+    /// hour, so the kubelet never asked again). The answers come from a local HTTPS server
+    /// (apiclient.rs fake) through the stand-in's API client, a Status object for the
+    /// deleted CSR as the API server sends it.
     #[test]
     fn the_certificate_wait_ends_as_the_kubelet_s_watch_does() {
-        let dir = std::env::temp_dir().join(format!("tb-tlsboot-wait-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        use super::super::apiclient::fake;
+        let dir = fake::dir("tlsboot-wait");
         let uid = json!("u-1");
-        let wait = |kubectl: &Path| {
+        let wait = |answer: &'static str, code: u16| {
+            let (url, seen) = fake::serve(&dir, move |_| (code, answer.to_string()));
+            let conf =
+                fake::kubeconfig(&dir, &url, "server", "    token: abcdef.0123456789abcdef\n");
+            let api = Client::new(conf, "v1.35.4");
             let started = Instant::now();
-            let got = wait_for_certificate(kubectl, "k", "csr-abc", &uid, Duration::from_secs(30));
+            let got = wait_for_certificate(&api, "csr-abc", &uid, Duration::from_secs(30));
             assert!(started.elapsed() < Duration::from_secs(10), "{got:?}");
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            assert_eq!(seen[0].method, "GET");
+            assert_eq!(seen[0].path, format!("{CSRS}/csr-abc"));
             got.unwrap_err()
         };
-        let deleted = fake_kubectl(
-            &dir,
-            "deleted",
-            "",
-            "Error from server (NotFound): certificatesigningrequests.certificates.k8s.io \"csr-abc\" not found",
-        );
         assert_eq!(
-            wait(&deleted),
+            wait(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"certificatesigningrequests.certificates.k8s.io \"csr-abc\" not found","reason":"NotFound","details":{"name":"csr-abc","group":"certificates.k8s.io","kind":"certificatesigningrequests"},"code":404}"#,
+                404
+            ),
             "cannot watch on the certificate signing request: csr \"csr-abc\" was deleted"
         );
-        let other = fake_kubectl(&dir, "other", r#"{"metadata": {"uid": "u-2"}}"#, "");
         assert_eq!(
-            wait(&other),
+            wait(r#"{"metadata": {"uid": "u-2"}}"#, 200),
             "cannot watch on the certificate signing request: csr \"csr-abc\" changed UIDs"
         );
-        let denied = fake_kubectl(
-            &dir,
-            "denied",
-            r#"{"metadata": {"uid": "u-1"}, "status": {"conditions": [{"type": "Denied", "status": "True", "reason": "NotMine", "message": "no"}]}}"#,
-            "",
-        );
         assert_eq!(
-            wait(&denied),
+            wait(
+                r#"{"metadata": {"uid": "u-1"}, "status": {"conditions": [{"type": "Denied", "status": "True", "reason": "NotMine", "message": "no"}]}}"#,
+                200
+            ),
             "cannot watch on the certificate signing request: certificate signing request is denied, reason: NotMine, message: no"
         );
         std::fs::remove_dir_all(&dir).unwrap();
