@@ -20,7 +20,9 @@
 //!   a new container runs (onHold);
 //! - httpGet: `GET scheme://host:port/path`, host defaulting to the pod IP (the node's
 //!   address for these hostNetwork pods), headers `User-Agent: kube-probe/MAJOR.MINOR` and
-//!   `Accept: */*`, TLS without verifying the certificate (http.go InsecureSkipVerify),
+//!   `Accept: */*` (request.go newProbeRequest; the probe's `httpHeaders` are sent, a
+//!   given User-Agent or Accept replaces the default, an empty Accept removes it, a Host
+//!   is the request's host), TLS without verifying the certificate (http.go InsecureSkipVerify),
 //!   redirects to the same host followed (up to 10 requests; a redirect to another host
 //!   ends with its 3xx: http.go RedirectChecker, [`http_get`]), success for a final
 //!   status in [200, 400) (a 3xx is a Warning, which counts as success), any error or
@@ -55,8 +57,8 @@ impl Kind {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// httpGet: https?, host (empty = the pod IP), port, path.
-    Http(bool, String, u16, String),
+    /// httpGet: https?, host (empty = the pod IP), port, path, httpHeaders (name, value).
+    Http(bool, String, u16, String, Vec<(String, String)>),
     /// tcpSocket: host (empty = the pod IP), port.
     Tcp(String, u16),
 }
@@ -118,7 +120,16 @@ pub fn probes(container: &Value) -> Result<Vec<Probe>, String> {
             } else {
                 format!("/{path}")
             };
-            Action::Http(https, host(&g["host"]), port(&g["port"])?, path)
+            let headers = g["httpHeaders"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    let text = |k: &str| h[k].as_str().unwrap_or_default().to_string();
+                    (text("name"), text("value"))
+                })
+                .collect();
+            Action::Http(https, host(&g["host"]), port(&g["port"])?, path, headers)
         } else if !p["tcpSocket"].is_null() {
             let t = &p["tcpSocket"];
             Action::Tcp(host(&t["host"]), port(&t["port"])?)
@@ -177,9 +188,9 @@ pub fn run_once(
     minor: &str,
 ) -> Result<(), String> {
     match action {
-        Action::Http(https, host, port, path) => {
+        Action::Http(https, host, port, path, headers) => {
             let host = if host.is_empty() { pod_ip } else { host };
-            http_get(*https, host, *port, path, timeout, minor)
+            http_get(*https, host, *port, path, headers, timeout, minor)
         }
         Action::Tcp(host, port) => {
             let host = if host.is_empty() { pod_ip } else { host };
@@ -420,6 +431,7 @@ fn http_get(
     host: &str,
     port: u16,
     path: &str,
+    headers: &[(String, String)],
     timeout: Duration,
     minor: &str,
 ) -> Result<(), String> {
@@ -427,6 +439,7 @@ fn http_get(
     let first = Url::new(https, host, port, path);
     let mut url = first.clone();
     let mut referer: Option<String> = None;
+    let (mut host_header, headers) = probe_headers(headers, minor);
     let mut requests = 0;
     loop {
         let fail = |e: String| format!("Get \"{url}\": {e}");
@@ -436,7 +449,14 @@ fn http_get(
                 "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into(),
             ));
         }
-        let (code, location) = request(&url, referer.as_deref(), left, minor).map_err(fail)?;
+        let (code, location) = request(
+            &url,
+            host_header.as_deref(),
+            &headers,
+            referer.as_deref(),
+            left,
+        )
+        .map_err(fail)?;
         requests += 1;
         let redirect = matches!(code, 301 | 302 | 303 | 307 | 308);
         let Some(location) = location.filter(|_| redirect) else {
@@ -454,25 +474,76 @@ fn http_get(
             return Err(format!("Get \"{location}\": stopped after 10 redirects"));
         }
         referer = (!url.https || next.https).then(|| url.to_string());
+        // A Host of the probe's own is kept only through a relative redirect (client.go).
+        let relative = !(location.contains("://") || location.starts_with("//"));
+        host_header = host_header.filter(|h| relative && *h != url.authority);
         url = next;
     }
+}
+
+/// The probe's request headers (pkg/probe/http/request.go newProbeRequest): the
+/// `httpHeaders` (names canonicalised as Go's http.Header.Add does), `User-Agent:
+/// kube-probe/MAJOR.MINOR` unless given, `Accept: */*` unless given (given empty: none);
+/// a given `Host` becomes the request's host (req.Host) and is not sent as a header of
+/// its own. Returns (host, headers).
+fn probe_headers(
+    given: &[(String, String)],
+    minor: &str,
+) -> (Option<String>, Vec<(String, String)>) {
+    let canonical = |name: &str| {
+        let mut up = true;
+        name.chars()
+            .map(|c| {
+                let c = if up {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                };
+                up = c == '-';
+                c
+            })
+            .collect::<String>()
+    };
+    let mut headers: Vec<(String, String)> = given
+        .iter()
+        .map(|(k, v)| (canonical(k), v.clone()))
+        .collect();
+    let first =
+        |hs: &[(String, String)], k: &str| hs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if first(&headers, "User-Agent").is_none() {
+        headers.push(("User-Agent".into(), format!("kube-probe/{minor}")));
+    }
+    match first(&headers, "Accept") {
+        None => headers.push(("Accept".into(), "*/*".into())),
+        Some(v) if v.is_empty() => headers.retain(|(n, _)| n != "Accept"),
+        Some(_) => {}
+    }
+    let host = first(&headers, "Host").filter(|h| !h.is_empty());
+    headers.retain(|(n, _)| n != "Host");
+    (host, headers)
 }
 
 /// One request of [`http_get`]: the status code and the Location header.
 fn request(
     url: &Url,
+    host_header: Option<&str>,
+    headers: &[(String, String)],
     referer: Option<&str>,
     timeout: Duration,
-    minor: &str,
 ) -> Result<(u16, Option<String>), String> {
     let host = url.hostname().to_string();
     let tcp = connect(&host, url.port()?, timeout)?;
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let referer = referer.map_or(String::new(), |r| format!("Referer: {r}\r\n"));
+    let lines: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kube-probe/{minor}\r\nAccept: */*\r\n{referer}Connection: close\r\n\r\n",
-        url.target, url.authority
+        "GET {} HTTP/1.1\r\nHost: {}\r\n{lines}{referer}Connection: close\r\n\r\n",
+        url.target,
+        host_header.unwrap_or(&url.authority)
     );
     let mut response = Vec::new();
     let read = if url.https {
@@ -710,7 +781,7 @@ mod tests {
         assert_eq!(p[0].failure_threshold, 3);
         assert_eq!(
             p[1].action,
-            Action::Http(true, "10.0.0.1".into(), 6443, "/livez".into())
+            Action::Http(true, "10.0.0.1".into(), 6443, "/livez".into(), vec![])
         );
         assert_eq!(p[1].initial_delay, Duration::from_secs(10));
         assert_eq!(p[1].failure_threshold, 8);
@@ -774,7 +845,7 @@ mod tests {
     fn http_probes_follow_redirects_to_the_same_host() {
         let get = |port: u16, path: &str| {
             run_once(
-                &Action::Http(false, String::new(), port, path.into()),
+                &Action::Http(false, String::new(), port, path.into(), vec![]),
                 "127.0.0.1",
                 Duration::from_secs(5),
                 "1.35",
@@ -828,6 +899,43 @@ mod tests {
         );
     }
 
+    /// The probe's httpHeaders are sent (names as Go canonicalises them); a given
+    /// User-Agent replaces kube-probe's, an empty Accept removes the default, a Host
+    /// becomes the request's host (pkg/probe/http/request.go newProbeRequest). The
+    /// stand-in ignored httpHeaders.
+    #[test]
+    fn http_probes_send_their_headers() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string();
+        let (port, rx) = serve_in_turn(vec![ok.clone(), ok]);
+        let get = |headers: Vec<(String, String)>| {
+            run_once(
+                &Action::Http(false, String::new(), port, "/healthz".into(), headers),
+                "127.0.0.1",
+                Duration::from_secs(5),
+                "1.35",
+            )
+        };
+        let h = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            get(vec![
+                h("x-custom", "1"),
+                h("user-agent", "mine"),
+                h("Accept", "")
+            ]),
+            Ok(())
+        );
+        let req = rx.recv().unwrap();
+        assert!(req.contains("\r\nX-Custom: 1\r\n"), "{req}");
+        assert!(req.contains("\r\nUser-Agent: mine\r\n"), "{req}");
+        assert!(!req.contains("kube-probe"), "{req}");
+        assert!(!req.contains("Accept:"), "{req}");
+        assert_eq!(get(vec![h("Host", "example.test")]), Ok(()));
+        let req = rx.recv().unwrap();
+        assert!(req.contains("\r\nHost: example.test\r\n"), "{req}");
+        assert_eq!(req.matches("Host:").count(), 1, "{req}");
+        assert!(req.contains("\r\nAccept: */*\r\n"), "{req}");
+    }
+
     #[test]
     fn http_probes_succeed_below_400_and_fail_otherwise() {
         use std::net::TcpListener;
@@ -850,7 +958,7 @@ mod tests {
         };
         let get = |port| {
             run_once(
-                &Action::Http(false, String::new(), port, "/readyz".into()),
+                &Action::Http(false, String::new(), port, "/readyz".into(), vec![]),
                 "127.0.0.1",
                 Duration::from_secs(5),
                 "1.35",
