@@ -336,12 +336,7 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     // The mirror pod counts the restarts and shows how the last container ended, as the
     // kubelet reports them from the runtime; the pod stays Running (restartPolicy Always:
     // kubelet_pods.go getPhase). The stand-in reported restartCount 0 for ever.
-    let controller_manager = || {
-        pods(&tb, &kubectl, "-l component=kube-controller-manager")
-            .into_iter()
-            .next()
-            .unwrap_or(Value::Null)
-    };
+    let controller_manager = || mirror_pod(&tb, &kubectl, "kube-controller-manager");
     let counted = poll(
         &tb,
         "the controller-manager's restarts in its mirror pod",
@@ -653,12 +648,7 @@ fn a_static_pod_whose_image_is_gone_waits_for_its_pull() {
              sed -i 's/--leader-elect=true/--leader-elect=false/' /etc/kubernetes/manifests/kube-scheduler.yaml"
         ),
     );
-    let scheduler = || {
-        pods(&tb, &kubectl, "-l component=kube-scheduler")
-            .into_iter()
-            .next()
-            .unwrap_or(Value::Null)
-    };
+    let scheduler = || mirror_pod(&tb, &kubectl, "kube-scheduler");
     let waiting = poll(
         &tb,
         "the new scheduler waiting for its image",

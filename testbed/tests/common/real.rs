@@ -242,6 +242,15 @@ pub fn assert_api_resources(tb: &testbed::Testbed, kubectl: &str, wanted: &[&str
     names.len()
 }
 
+/// The mirror pod of the control-plane component `component` (its `component` label, e.g.
+/// kube-scheduler) on node1, or Null while there is none.
+pub fn mirror_pod(tb: &testbed::Testbed, kubectl: &str, component: &str) -> Value {
+    pods(tb, kubectl, &format!("-l component={component}"))
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null)
+}
+
 /// The kube-system pods `selector` (kubectl's flags, e.g. `-l tier=control-plane`)
 /// selects, as JSON objects (admin.conf on node1).
 pub fn pods(tb: &testbed::Testbed, kubectl: &str, selector: &str) -> Vec<Value> {
