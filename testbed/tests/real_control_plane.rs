@@ -1,7 +1,7 @@
 //! The REAL control plane inside a testbed host (issue 9, first pieces): the real kubeadm
 //! writes certificates, kubeconfigs and the static pod manifests of etcd, kube-apiserver,
-//! kube-controller-manager and kube-scheduler, the kubelet stand-in (`tb-sim daemon
-//! real-kubelet`) runs them as processes of the host with the binaries
+//! kube-controller-manager and kube-scheduler, the kubelet stand-in (the kubelet unit,
+//! started by kubeadm's kubelet-start phase) runs them as processes of the host with the binaries
 //! testbed/k8s/build.sh built for their images, serves healthz and registers the Node, and
 //! the real kubectl with kubeadm's admin.conf talks to the real API server.
 //!
@@ -23,8 +23,12 @@ type Mirror = (String, String, String);
 #[test]
 fn kubeadm_phases_and_static_pods_serve_the_real_api() {
     let k8s = release();
-    let tb = testbed(1, "root");
+    // A host as the procedure leaves it before init: the real containerd (the kubelet
+    // runs no static pod without a runtime answering: kubelet.go updateRuntimeUp) and
+    // the kubelet package, whose unit waits for kubeadm's kubelet-start phase.
+    let tb = real_testbed(1, &k8s);
     write_config(&tb);
+    install_kubelet(&tb, "node1");
     let kubeadm = k8s.bin("kubeadm").display().to_string();
     let kubectl = k8s.bin("kubectl").display().to_string();
     for phase in [
@@ -32,6 +36,7 @@ fn kubeadm_phases_and_static_pods_serve_the_real_api() {
         "kubeconfig all",
         "etcd local",
         "control-plane all",
+        "kubelet-start",
     ] {
         exec_ok(
             &tb,
@@ -51,7 +56,6 @@ fn kubeadm_phases_and_static_pods_serve_the_real_api() {
         ]
     );
 
-    start_kubelet(&tb, &k8s);
 
     // The API server answers once etcd is up and its post-start hooks ran: minutes on a
     // loaded 2-core machine, seconds on an idle one.

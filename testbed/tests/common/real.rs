@@ -65,19 +65,6 @@ networking:
     );
 }
 
-/// Starts the kubelet stand-in on node1, detached; its log is /var/log/real-kubelet.log.
-pub fn start_kubelet(tb: &testbed::Testbed, k8s: &testbed::k8s::RealRelease) {
-    exec_ok(
-        tb,
-        "node1",
-        &format!(
-            "setsid /usr/local/lib/testbed/tb-sim daemon real-kubelet --images {} \
-             >/var/log/real-kubelet.log 2>&1 </dev/null &",
-            k8s.dir().display()
-        ),
-    );
-}
-
 /// A testbed whose kubelet units run the kubelet stand-in for the real control plane,
 /// with the real apt and packages, so the real containerd, which has the images the
 /// release's kubeadm lists (`Builder::real_kubernetes` preloads them: no registry here).
@@ -182,13 +169,13 @@ pub fn poll<T: std::fmt::Debug>(
     }
 }
 
-/// The kubelet stand-in's log (started by hand or by the unit) and the tail of each
+/// The kubelet stand-in's log (the kubelet unit's) and the tail of each
 /// component's.
 pub fn logs(tb: &testbed::Testbed) -> String {
     exec(
         tb,
         "node1",
-        "cat /var/log/real-kubelet.log /usr/local/lib/testbed/units/kubelet.log 2>/dev/null; tail -n 20 /var/log/pods/*/*/0.log",
+        "cat /usr/local/lib/testbed/units/kubelet.log 2>/dev/null; tail -n 20 /var/log/pods/*/*/0.log",
     )
     .all()
 }
