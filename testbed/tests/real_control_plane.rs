@@ -56,7 +56,6 @@ fn kubeadm_phases_and_static_pods_serve_the_real_api() {
         ]
     );
 
-
     // The API server answers once etcd is up and its post-start hooks ran: minutes on a
     // loaded 2-core machine, seconds on an idle one.
     let started = Instant::now();
