@@ -422,10 +422,6 @@ fn node_addresses(opts: &Options) -> Result<Vec<Value>, String> {
 /// gone or changed, creates the missing ones, writes each one's status.
 fn sync_mirrors(api: &Client, opts: &Options) -> Result<(), String> {
     let node = opts.name.as_str();
-    let node_uid = api.get(&format!("/api/v1/nodes/{node}"))?["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     // Every namespace: a static pod's mirror lives in the manifest's namespace
     // (`default` when it names none: mirror.rs namespace).
     let pods = |ns: &str| format!("/api/v1/namespaces/{ns}/pods");
@@ -466,7 +462,9 @@ fn sync_mirrors(api: &Client, opts: &Options) -> Result<(), String> {
         let mut object = match current.remove(static_name) {
             Some(object) => object,
             None => {
-                let m = mirror::mirror_pod(pod, hash, node, &node_uid, &now);
+                // The owner's UID only when a mirror pod is made (was a GET of the
+                // Node every 10 s on every host, for nothing once the mirrors exist).
+                let m = mirror::mirror_pod(pod, hash, node, &node_uid(api, node)?, &now);
                 api.create(&pods(mirror::namespace(pod)), &m)?
             }
         };
@@ -507,15 +505,22 @@ fn renew_lease(api: &Client, name: &str) -> Result<(), String> {
             api.replace(&path, &current)?;
         }
         Err(e) if e.is_not_found() => {
-            let uid = api.get(&format!("/api/v1/nodes/{name}"))?["metadata"]["uid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            api.create(leases, &lease(name, &uid))?;
+            api.create(leases, &lease(name, &node_uid(api, name)?))?;
         }
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+/// The UID of the Node `name`, which the objects it owns (its Lease, its mirror pods) name
+/// in their ownerReferences.
+fn node_uid(api: &Client, name: &str) -> Result<String, String> {
+    Ok(
+        api.get(&format!("/api/v1/nodes/{name}"))?["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 /// The host's global IPv4 address (`ip -4 -o addr show scope global`).
