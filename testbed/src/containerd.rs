@@ -2,9 +2,13 @@
 //! from source by `testbed/containerd/build.sh` and cached per version (see
 //! testbed/containerd/README.md), and the container images hosts are preloaded with.
 //!
-//! There is no registry in the testbed: a host has exactly the images a test imports with
-//! the real `ctr -n k8s.io images import` (as kind and air-gapped installs preload them),
-//! and the CRI's PullImage of anything else fails as on a site without registry access.
+//! A host starts with the images a test imports with the real `ctr -n k8s.io images
+//! import` (as kind and air-gapped installs preload them; every testbed preloads kubeadm's
+//! images of the built releases). The CRI's PullImage of anything else goes to the
+//! testbed's real container registries under their public names (registry-1.docker.io,
+//! registry.k8s.io, quay.io: [`crate::registries`]), which hold the images of
+//! [`crate::registries::catalog`]; on an air-gapped host ([`Testbed::air_gap`]) those
+//! names do not resolve and the pull fails as on a site without registry access.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,8 +146,8 @@ impl Testbed {
     /// CRI's), as a machine image made for an offline site would carry them: the archive
     /// goes to the host's control directory ([`layout::ctl::IMAGES`]) and the real
     /// `ctr -n k8s.io images import` loads it when the real containerd starts, or now if
-    /// it runs. Images an earlier call imported stay. Hosts without it have no images, and
-    /// no registry answers (PullImage fails as on an air-gapped site).
+    /// it runs. Images an earlier call imported stay. Hosts without it have no images until
+    /// they pull some (from the testbed's registries, unless air-gapped).
     pub fn preload_images(&self, host: &str, images: &[&str]) -> Result<()> {
         self.host_state(host)?;
         let archive = HostPaths::new(self.dir(), host)
@@ -164,13 +168,12 @@ impl Testbed {
     }
 }
 
-/// With real Kubernetes (`Builder::real_kubernetes`), every host starts
-/// with the images the real kubeadm of each built release in `releases` lists
-/// (`kubeadm config images list --kubernetes-version vX.Y.Z`): the testbed has no
-/// registry, so these stand in for what kubeadm's preflight would pull. A test that
-/// models an air-gapped site gives a host fewer with [`Testbed::preload_images`] before
-/// containerd first starts.
-pub(crate) fn preload_release_images(tb: &Testbed, releases: &Path) -> Result<()> {
+/// The images the real kubeadm of each built release in `releases` lists
+/// (`kubeadm config images list --kubernetes-version vX.Y.Z`) and containerd's own
+/// sandbox image ([`DEFAULT_SANDBOX_IMAGE`]), sorted: what every host starts with
+/// ([`preload_release_images`]) and what registry.k8s.io holds
+/// ([`crate::registries::catalog`]).
+pub(crate) fn release_images(releases: &Path) -> Result<Vec<String>> {
     let mut images = std::collections::BTreeSet::from([DEFAULT_SANDBOX_IMAGE.to_string()]);
     for release in crate::k8s::built_releases(releases)? {
         let kubeadm = releases.join(&release).join("kubeadm");
@@ -187,6 +190,15 @@ pub(crate) fn preload_release_images(tb: &Testbed, releases: &Path) -> Result<()
                 .filter(|l| !l.is_empty()),
         );
     }
+    Ok(images.into_iter().collect())
+}
+
+/// With real Kubernetes (`Builder::real_kubernetes`), every host starts with the
+/// [`release_images`] (kubeadm's lists of the built releases), as a machine image for an
+/// offline site would carry them; an online host could also pull them from the testbed's
+/// registry.k8s.io ([`crate::registries`]). A test that models an air-gapped site gives a
+/// host fewer with [`Testbed::preload_images`] before containerd first starts.
+pub(crate) fn preload_release_images(tb: &Testbed, images: &[String]) -> Result<()> {
     let images: Vec<&str> = images.iter().map(String::as_str).collect();
     for host in tb.hosts() {
         tb.preload_images(&host.name, &images)?;

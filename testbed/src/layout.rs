@@ -355,13 +355,16 @@ pub struct Provision {
 }
 
 /// What a host needs to use the testbed's repositories: the server's address (the real
-/// host names resolve to it in /etc/hosts), the CA that signed its certificate (added to
+/// host names resolve to it in /etc/hosts), the container registries' addresses, the CA that signed its certificate (added to
 /// the host's trusted certificates) and the Ubuntu archive's signing key (the keyring the
 /// distro's sources name), base64 of the binary keyring.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepoProvision {
     pub address: String,
     pub hosts: Vec<String>,
+    /// The container registries: (address, name), one /etc/hosts line each.
+    #[serde(default)]
+    pub registries: Vec<(String, String)>,
     pub ca_pem: String,
     pub archive_keyring_b64: String,
 }

@@ -23,6 +23,7 @@ pub mod layout;
 mod net;
 mod nodewatch;
 mod procs;
+pub mod registries;
 mod registry;
 pub mod repo;
 pub mod state;

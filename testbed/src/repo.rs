@@ -21,6 +21,11 @@ pub const HOSTS: &[&str] = &[
     "raw.githubusercontent.com",
 ];
 
+/// Calico releases whose manifests raw.githubusercontent.com serves (minor, newest
+/// patch; every patch up to it): `tb-sim repo-build` writes them, and the container
+/// registries hold the images they name ([`crate::registries::catalog`]).
+pub const CALICO_RELEASES: &[(u32, u32)] = &[(29, 6), (30, 4), (31, 2), (32, 0)];
+
 /// Where the server keeps the names air-gapped hosts looked up (`ADDRESS` files).
 pub const PUBLIC_LOOKUPS: &str = "public-lookups";
 
@@ -29,10 +34,7 @@ pub const K8S_PUBLISHED: &str = "k8s-published.json";
 
 /// The built repositories for `sim` (keyed by the binary's size and modification time,
 /// since the catalog is compiled into it; hashing a debug build's 100+ MB would cost
-/// seconds per testbed): `$TMPDIR/testbed-repo/KEY`, built on first use. One builder at a
-/// time per key (an flock on `KEY.lock`, so parallel tests of one process or of several
-/// wait for the first build instead of each making their own), into a directory of its
-/// own that is renamed into place when complete.
+/// seconds per testbed): `$TMPDIR/testbed-repo/KEY`, built on first use ([`build_once`]).
 ///
 /// The `containerd` package of [`crate::containerd::VERSION`] carries the real containerd,
 /// built first (minutes once per machine, see testbed/containerd/README.md). With
@@ -41,7 +43,6 @@ pub const K8S_PUBLISHED: &str = "k8s-published.json";
 /// others keep the stand-in.
 pub fn cache(sim: &Path, k8s: Option<&Path>) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    use std::os::unix::io::AsRawFd;
     let containerd = crate::containerd::real_containerd()?;
     let m = std::fs::metadata(sim).map_err(|e| Error::io("stat", sim, e))?;
     let mut id = format!(
@@ -60,12 +61,45 @@ pub fn cache(sim: &Path, k8s: Option<&Path>) -> Result<PathBuf> {
         }
     }
     let key = format!("{:x}", Sha256::digest(id.as_bytes()));
-    let base = std::env::temp_dir().join("testbed-repo");
+    build_once(&std::env::temp_dir().join("testbed-repo"), &key, |tmp| {
+        let out = Command::new(sim)
+            .arg("repo-build")
+            .arg(tmp)
+            .arg("--containerd")
+            .arg(&containerd)
+            .args(
+                k8s.map(|k8s| [Path::new("--k8s"), k8s])
+                    .into_iter()
+                    .flatten(),
+            )
+            .output()
+            .map_err(|e| Error::io("run", sim, e))?;
+        if !out.status.success() {
+            return Err(Error::Invalid(format!(
+                "building the testbed's package repositories failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    })
+}
+
+/// The machine's cache directory `base/KEY` (the key's first 16 hex digits), made by
+/// `build` on first use: one builder at a time per key (an flock on `KEY.lock`, so
+/// parallel tests of one process or of several wait for the first build instead of each
+/// making their own), into a directory of its own that is renamed into place when
+/// complete (marked by a file `done`), and removed when `build` fails.
+pub(crate) fn build_once(
+    base: &Path,
+    key: &str,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    use std::os::unix::io::AsRawFd;
     let dir = base.join(&key[..16]);
     if dir.join("done").exists() {
         return Ok(dir);
     }
-    std::fs::create_dir_all(&base).map_err(|e| Error::io("create", &base, e))?;
+    std::fs::create_dir_all(base).map_err(|e| Error::io("create", base, e))?;
     let lock_path = base.join(format!("{}.lock", &key[..16]));
     let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io("create", &lock_path, e))?;
     // Released when `lock` is dropped (closed), also when a build fails.
@@ -81,24 +115,9 @@ pub fn cache(sim: &Path, k8s: Option<&Path>) -> Result<PathBuf> {
     }
     let tmp = base.join(format!("{}.{}.tmp", &key[..16], std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let out = Command::new(sim)
-        .arg("repo-build")
-        .arg(&tmp)
-        .arg("--containerd")
-        .arg(&containerd)
-        .args(
-            k8s.map(|k8s| [Path::new("--k8s"), k8s])
-                .into_iter()
-                .flatten(),
-        )
-        .output()
-        .map_err(|e| Error::io("run", sim, e))?;
-    if !out.status.success() {
+    if let Err(e) = build(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(Error::Invalid(format!(
-            "building the testbed's package repositories failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(e);
     }
     std::fs::write(tmp.join("done"), "").map_err(|e| Error::io("write", &tmp, e))?;
     std::fs::rename(&tmp, &dir).map_err(|e| Error::io("rename", &tmp, e))?;
@@ -109,8 +128,6 @@ pub fn cache(sim: &Path, k8s: Option<&Path>) -> Result<PathBuf> {
 /// Starts the server for a testbed on `address` (its bridge) and waits until it accepts
 /// connections; returns its pid. It runs until killed (`stop`).
 pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str, time_scale: f64) -> Result<i32> {
-    let log = dir.join("repo-serve.log");
-    let logf = std::fs::File::create(&log).map_err(|e| Error::io("create", &log, e))?;
     let mut cmd = Command::new(sim);
     cmd.arg("repo-serve")
         .arg("--root")
@@ -118,11 +135,17 @@ pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str, time_scale: f6
         .arg("--state")
         .arg(dir)
         .args(["--listen", address])
-        .args(["--time-scale", &time_scale.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(logf);
-    // Its own session: not killed with the terminal of `testbed up`.
+        .args(["--time-scale", &time_scale.to_string()]);
+    let log = dir.join("repo-serve.log");
+    let child = spawn_server(&mut cmd, &log)?;
+    await_listening(child, &log, address, 443, "the repository server")
+}
+
+/// Spawns a server of the testbed in the root namespace: in a session of its own (not
+/// killed with the terminal of `testbed up`), stdin and stdout null, stderr to `log`.
+pub(crate) fn spawn_server(cmd: &mut Command, log: &Path) -> Result<std::process::Child> {
+    let logf = std::fs::File::create(log).map_err(|e| Error::io("create", log, e))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(logf);
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
@@ -130,23 +153,39 @@ pub fn start(sim: &Path, cache: &Path, dir: &Path, address: &str, time_scale: f6
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| Error::io("start", sim, e))?;
+    cmd.spawn().map_err(|source| Error::Spawn {
+        command: crate::cmd::display(cmd),
+        source,
+    })
+}
+
+/// Waits up to 10 s until the server `child` (named `what` in errors, its stderr in
+/// `log`) accepts connections on `address:port`; returns its pid. Kills it when it does
+/// not.
+pub(crate) fn await_listening(
+    mut child: std::process::Child,
+    log: &Path,
+    address: &str,
+    port: u16,
+    what: &str,
+) -> Result<i32> {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
-        if std::net::TcpStream::connect((address, 443)).is_ok() {
+        if std::net::TcpStream::connect((address, port)).is_ok() {
             return Ok(child.id() as i32);
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(Error::Invalid(format!(
-                "the repository server exited ({status}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default().trim()
+                "{what} exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default().trim()
             )));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     stop(child.id() as i32);
     Err(Error::Invalid(format!(
-        "the repository server did not listen on {address}:443 within 10 s"
+        "{what} did not listen on {address}:{port} within 10 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default().trim()
     )))
 }
 
@@ -161,8 +200,13 @@ pub fn stop(pid: i32) {
     }
 }
 
-/// What each host is given at its first boot.
-pub fn provision(cache: &Path, address: &str) -> Result<RepoProvision> {
+/// What each host is given at its first boot; `registries`: the container registries'
+/// (address, name) ([`crate::registries::hosts_entries`]).
+pub fn provision(
+    cache: &Path,
+    address: &str,
+    registries: Vec<(String, String)>,
+) -> Result<RepoProvision> {
     let keys = cache.join("keys");
     let read = |f: &str| {
         let p = keys.join(f);
@@ -171,6 +215,7 @@ pub fn provision(cache: &Path, address: &str) -> Result<RepoProvision> {
     Ok(RepoProvision {
         address: address.to_string(),
         hosts: HOSTS.iter().map(|h| h.to_string()).collect(),
+        registries,
         ca_pem: String::from_utf8_lossy(&read("ca.crt")?).into_owned(),
         archive_keyring_b64: base64::engine::general_purpose::STANDARD
             .encode(read("archive-keyring.gpg")?),

@@ -72,6 +72,9 @@ pub struct TestbedState {
     pub repo_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_cache: Option<PathBuf>,
+    /// The container registries' processes (`crate::registries`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registry_pids: Vec<i32>,
     /// Every host also has a public address (DNAT) and a DNS name.
     #[serde(default)]
     pub public_addresses: bool,

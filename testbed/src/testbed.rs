@@ -14,6 +14,7 @@ use crate::keys;
 use crate::layout::{self, AuditRecord, Fault, HostPaths, Provision};
 use crate::net;
 use crate::procs;
+use crate::registries;
 use crate::registry;
 use crate::repo;
 use crate::state::{self, HostEntry, HostState, TestbedState};
@@ -118,8 +119,9 @@ impl Builder {
     /// [`crate::k8s::RealRelease::dir`]; it must be under /var or /usr, which the hosts
     /// see), and pkgs.k8s.io offers exactly the releases built there. Default: the
     /// directory of [`crate::k8s::DEFAULT_RELEASE`], built on first use. Every host's real
-    /// containerd also starts with the images the releases' kubeadm lists (there is no
-    /// registry; see testbed/containerd/README.md).
+    /// containerd also starts with the images the releases' kubeadm lists (as an offline
+    /// site's machine image would; the testbed's registry.k8s.io holds them too, see
+    /// [`crate::registries`]).
     pub fn real_kubernetes(mut self, releases: impl Into<PathBuf>) -> Self {
         self.real_kubernetes = Some(releases.into());
         self
@@ -279,6 +281,7 @@ impl Builder {
             cri_client,
             repo_pid: None,
             repo_cache: None,
+            registry_pids: Vec::new(),
             public_addresses: self.public_addresses,
         };
         st.save(&dir)?;
@@ -288,6 +291,10 @@ impl Builder {
             state: Mutex::new(st),
             teardown_on_drop: true,
             owned_dir,
+        };
+        let release_images = match &self.real_kubernetes {
+            Some(releases) => crate::containerd::release_images(releases)?,
+            None => Vec::new(),
         };
         {
             let cache = repo::cache(&sim, self.real_kubernetes.as_deref())?;
@@ -300,15 +307,35 @@ impl Builder {
             )?;
             let mut st = tb.state();
             st.repo_pid = Some(pid);
-            st.repo_cache = Some(cache);
+            st.repo_cache = Some(cache.clone());
+            st.save(&tb.dir)?;
+            drop(st);
+            let t = Instant::now();
+            let images = registries::cache(&registries::catalog(&release_images))?;
+            let t_cache = t.elapsed();
+            let pids = registries::start(
+                &images,
+                &cache.join("keys"),
+                &tb.dir,
+                subnet,
+                &net::bridge_name(subnet),
+            )?;
+            if std::env::var_os("TESTBED_TRACE").is_some() {
+                eprintln!(
+                    "registries: cache {t_cache:?}, start {:?}",
+                    t.elapsed() - t_cache
+                );
+            }
+            let mut st = tb.state();
+            st.registry_pids = pids;
             st.save(&tb.dir)?;
         }
         tb.create_hosts(&client_pub)?;
         if self.certificates {
             tb.use_certificates()?;
         }
-        if let Some(releases) = &self.real_kubernetes {
-            crate::containerd::preload_release_images(&tb, releases)?;
+        if self.real_kubernetes.is_some() {
+            crate::containerd::preload_release_images(&tb, &release_images)?;
         }
         Ok(tb)
     }
@@ -554,7 +581,11 @@ impl Testbed {
         net::create_host(st.subnet, h.index, &h.name)?;
         let t_net = t.elapsed();
         let repo = match &st.repo_cache {
-            Some(cache) => Some(repo::provision(cache, &net::gateway(st.subnet))?),
+            Some(cache) => Some(repo::provision(
+                cache,
+                &net::gateway(st.subnet),
+                registries::hosts_entries(st.subnet),
+            )?),
             None => None,
         };
         let provision = Provision {
@@ -816,10 +847,11 @@ impl Testbed {
     }
 
     /// Air-gaps `host`: from now on no public name resolves for it (pkgs.k8s.io,
-    /// raw.githubusercontent.com, the distro archive; the testbed's peers still do), and
-    /// every attempt is kept for [`Testbed::public_lookups`].
-    /// The host's /etc/hosts loses the line that resolves the public names to the
-    /// repository server, so they go to the name server
+    /// raw.githubusercontent.com, the distro archive, the container registries
+    /// registry-1.docker.io, registry.k8s.io and quay.io; the testbed's peers still do),
+    /// and every attempt is kept for [`Testbed::public_lookups`].
+    /// The host's /etc/hosts loses the lines that resolve the public names to the
+    /// repository server and the registries, so they go to the name server
     /// (`tb-sim repo-serve`), which answers NXDOMAIN and keeps each query.
     pub fn air_gap(&self, host: &str) -> Result<()> {
         let address = self.host_address(host)?;
@@ -830,7 +862,10 @@ impl Testbed {
         let hosts = String::from_utf8_lossy(&self.read_file(host, "/etc/hosts")?).into_owned();
         let kept: String = hosts
             .lines()
-            .filter(|l| l.split_whitespace().skip(1).ne(repo::HOSTS.iter().copied()))
+            .filter(|l| {
+                let names: Vec<&str> = l.split_whitespace().skip(1).collect();
+                names != repo::HOSTS && !registries::REGISTRIES.iter().any(|r| names == [r.host])
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         let out = self.exec_with_input(
@@ -1142,6 +1177,9 @@ impl Testbed {
         if let Some(pid) = st.repo_pid {
             repo::stop(pid);
         }
+        for pid in &st.registry_pids {
+            repo::stop(*pid);
+        }
         if st.public_addresses {
             if let Err(e) = net::delete_public_addresses(st.subnet) {
                 errors.push(e.to_string());
@@ -1166,6 +1204,7 @@ impl Testbed {
                 state::STATE_FILE,
                 repo::K8S_PUBLISHED,
                 "repo-serve.log",
+                registries::DIR,
                 "ubuntu-updated",
                 "repo-faults",
             ]

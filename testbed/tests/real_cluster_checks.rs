@@ -621,16 +621,17 @@ fn the_kubelet_refuses_a_containerd_without_its_cri() {
 }
 
 /// A static pod whose image the runtime does not hold is not started: the kubelet asks
-/// the runtime for the image (ImageStatus), then pulls it, which fails on a host without
-/// a registry, and the container waits `ErrImagePull`, then `ImagePullBackOff`
-/// (pkg/kubelet/images/image_manager.go EnsureImageExists). The stand-in only looked the
-/// image up in the testbed's list of built images, so it ran a scheduler whose image
-/// the host's containerd did not have.
+/// the runtime for the image (ImageStatus), then pulls it, which fails on an air-gapped
+/// host (registry.k8s.io does not resolve), and the container waits `ErrImagePull`,
+/// then `ImagePullBackOff` (pkg/kubelet/images/image_manager.go EnsureImageExists). The
+/// stand-in only looked the image up in the testbed's list of built images, so it ran a
+/// scheduler whose image the host's containerd did not have.
 #[test]
 fn a_static_pod_whose_image_is_gone_waits_for_its_pull() {
     let k8s = release();
     let tb = real_testbed(1, &k8s);
     init_control_plane(&tb, &k8s);
+    tb.air_gap("node1").unwrap();
     let kubectl = k8s.bin("kubectl").display().to_string();
     let image = exec_ok(
         &tb,
@@ -670,6 +671,7 @@ fn a_static_pod_whose_image_is_gone_waits_for_its_pull() {
     );
     let processes = exec_ok(&tb, "node1", "ps -eo args").stdout;
     assert!(!processes.contains("--leader-elect=false"), "{processes}");
+    assert_eq!(tb.public_lookups("node1").unwrap(), ["registry.k8s.io"]);
 }
 
 /// The control plane's processes and listening ports on node1: the executables of

@@ -3,7 +3,8 @@
 //! source (testbed/containerd/build.sh), which the systemd stand-in runs inside the host
 //! when containerd.service starts. Real kubeadm talks CRI to it; images are preloaded with
 //! the real `ctr -n k8s.io images import` of archives the testbed makes
-//! (`Testbed::preload_images`), and there is no registry, as on an air-gapped site.
+//! (`Testbed::preload_images`) or pulled from the testbed's real registries under their
+//! public names (`testbed::registries`), which an air-gapped host cannot reach.
 //!
 //! Needs root, the built release (`testbed::k8s::real_release`) and the built containerd
 //! (`testbed::containerd::real_containerd`); the first run builds them.
@@ -164,11 +165,12 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
 
     // An air-gapped site where one image was not brought along: the machine image carries
     // the others, imported when containerd first starts (at its install); kubeadm's
-    // ImageStatus finds coredns missing, its PullImage fails (no registry), and
-    // preflight names it.
+    // ImageStatus finds coredns missing, its PullImage fails (registry.k8s.io does not
+    // resolve), and preflight names it.
     let present: Vec<&str> = images.iter().copied().filter(|i| *i != coredns).collect();
     tb.preload_images(&h, &present).unwrap();
     install_containerd(&tb, &h);
+    tb.air_gap(&h).unwrap();
     let mut want: Vec<String> = present.iter().map(|i| i.to_string()).collect();
     want.sort();
     assert_eq!(cri_images(&tb, &h), want);
@@ -200,7 +202,8 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
     assert!(!out.all().contains("ERROR"), "{}", out.all());
 
     // The CRI image list kubeadm sees is containerd's: `kubeadm config images pull`
-    // still asks the registry for each image (it pulls unconditionally) and fails here.
+    // still asks the registry for each image (it pulls unconditionally) and fails here,
+    // off the internet.
     let out = exec(
         &tb,
         &h,
@@ -209,6 +212,7 @@ echo 1 > /proc/sys/net/ipv4/ip_forward"
     eprintln!("images pull:\n{}", out.all());
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(out.stderr.contains("failed to pull image"), "{}", out.all());
+    assert_eq!(tb.public_lookups(&h).unwrap(), ["registry.k8s.io"]);
 
     // reset lists the runtime's pod sandboxes (none) through the same socket
     // (cleanupnode.go: ListKubeContainers, then stop and remove each); with containerd
@@ -307,4 +311,90 @@ fn the_real_shim_runs_and_kills_a_container_through_the_runc_stand_in() {
     );
     let out = exec_ok(&tb, &h, &format!("{ctr} task ls -q; {ctr} container ls -q"));
     assert_eq!(out.stdout.trim(), "", "{}", out.stdout);
+}
+
+/// The internet's container registries (`testbed::registries`: the real distribution
+/// registry, one per public name, serving the testbed's catalog read-only over HTTPS with
+/// a certificate of the testbed's CA): the real containerd of an online host pulls
+/// through the CRI (PullImage, as the kubelet's image manager does after ImageStatus finds
+/// nothing) what Calico's manifests and the tests' pods name, short names resolving to
+/// Docker Hub's `library/`; an image the registry does not have fails with its not-found
+/// error; and an air-gapped host cannot reach the registry at all.
+///
+/// The air-gapped host is another one, whose containerd never resolved a registry's name
+/// while online: a running Go program keeps the /etc/hosts it read for up to 5 s (Go's
+/// net/hosts.go cacheMaxAge), so right after `air_gap` the online host's containerd would
+/// still resolve the name it had just looked up.
+#[test]
+fn an_online_host_pulls_from_the_registries_and_an_air_gapped_one_cannot() {
+    let tb = testbed::Testbed::builder()
+        .hosts(2)
+        .name_prefix("pull")
+        .build()
+        .expect("testbed");
+    let (h, gapped) = ("pull1", "pull2");
+    for host in [h, gapped] {
+        tb.preload_images(host, &[]).unwrap();
+        install_containerd(&tb, host);
+    }
+    let cri = testbed::containerd::cri_client().unwrap();
+    let cri = format!("{} -endpoint {SOCKET}", cri.display());
+    let status_on =
+        |host: &str, image: &str| exec_ok(&tb, host, &format!("{cri} imagestatus {image}")).stdout;
+    let status = |image: &str| status_on(h, image);
+
+    for (image, name) in [
+        (
+            "docker.io/calico/node:v3.30.3",
+            "docker.io/calico/node:v3.30.3",
+        ),
+        ("nginx", "docker.io/library/nginx:latest"),
+    ] {
+        assert_eq!(status(image), "", "{image} present before its pull");
+        let pulled = exec_ok(&tb, h, &format!("{cri} pull {image}")).stdout;
+        assert!(pulled.starts_with("sha256:"), "{image}: {pulled}");
+        // ImageStatus now finds it, by the name the kubelet gives and by its full name.
+        assert_eq!(status(image), pulled, "{image}");
+        assert_eq!(status(name), pulled, "{name}");
+        assert!(cri_images(&tb, h).contains(&name.to_string()), "{name}");
+    }
+    // The pulls reached the registries from the host's address.
+    let log =
+        std::fs::read_to_string(tb.dir().join("registries/registry-1.docker.io.log")).unwrap();
+    let from = format!("http.request.remoteaddr=\"{}:", address(&tb, h));
+    for uri in [
+        "http.request.uri=/v2/calico/node/manifests/v3.30.3",
+        "http.request.uri=/v2/library/nginx/manifests/latest",
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(uri) && l.contains(&from)),
+            "no {uri} from {from}:\n{log}"
+        );
+    }
+
+    // Not in the catalog: the registry answers 404 (MANIFEST_UNKNOWN), containerd's
+    // resolver says "not found".
+    let out = exec(&tb, h, &format!("{cri} pull docker.io/library/nosuch:1"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert_eq!(
+        out.stderr.trim(),
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/nosuch:1\": failed to resolve reference \"docker.io/library/nosuch:1\": docker.io/library/nosuch:1: not found",
+        "{}",
+        out.all()
+    );
+
+    // Air-gapped: the registry's name does not resolve; the lookup is recorded.
+    tb.air_gap(gapped).unwrap();
+    let image = "docker.io/calico/node:v3.30.3";
+    let out = exec(&tb, gapped, &format!("{cri} pull {image}"));
+    eprintln!("air-gapped pull:\n{}", out.all());
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("dial tcp: lookup registry-1.docker.io")
+            && out.stderr.contains("no such host"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(status_on(gapped, image), "");
+    assert_eq!(tb.public_lookups(gapped).unwrap(), ["registry-1.docker.io"]);
 }

@@ -414,20 +414,21 @@ fn provision(p: &Provision, hostname: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A host with the real package tools: the testbed's server under the real host names,
-/// its CA trusted like one `update-ca-certificates` added, the archive's key where
+/// A host with the real package tools: the testbed's server and container registries
+/// under the real host names, its CA trusted like one `update-ca-certificates` added,
+/// the archive's key where
 /// Ubuntu's sources expect it, apt's configuration and dpkg's database as on a fresh
 /// server of the release (the machine's Debian database and apt settings hidden): dpkg
 /// knows only the release's base packages (`catalog::BASE_PACKAGES`, at the archive's
 /// versions, so nothing is upgraded over the machine's programs), apt's lists are empty.
 fn real_packages(repo: &layout::RepoProvision, os: &str) -> io::Result<()> {
     use base64::Engine;
-    let hosts = std::fs::read_to_string("/etc/hosts")?;
-    write(
-        "/etc/hosts",
-        &format!("{hosts}{} {}\n", repo.address, repo.hosts.join(" ")),
-        0o644,
-    )?;
+    let mut hosts = std::fs::read_to_string("/etc/hosts")?;
+    hosts.push_str(&format!("{} {}\n", repo.address, repo.hosts.join(" ")));
+    for (address, name) in &repo.registries {
+        hosts.push_str(&format!("{address} {name}\n"));
+    }
+    write("/etc/hosts", &hosts, 0o644)?;
     // The resolver is the server's address too: it answers no DNS, so lookups that miss
     // /etc/hosts (apt's SRV records) fail at once instead of timing out.
     remove("/etc/resolv.conf")?;

@@ -14,7 +14,8 @@
 //!   testbed published, so publishing needs no signing at run time). `k8s/Release.key`.
 //! - `calico/vX.Y.Z/calico.yaml`: what raw.githubusercontent.com serves.
 //! - `keys/`: `archive-keyring.gpg` (Ubuntu archive key, binary), `k8s-Release.key`,
-//!   `ca.crt`, `server.crt`, `server.key` (TLS for every host name the server answers).
+//!   `ca.crt`, `server.crt`, `server.key` (TLS for every host name the server answers),
+//!   `NAME.crt`, `NAME.key` for each container registry (`testbed::registries`).
 //!
 //! Keys and certificates are generated here (never kept in the repository).
 //! Each .deb is built by dpkg-deb from the catalog: real name, version, Depends,
@@ -29,6 +30,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use testbed::layout;
+use testbed::repo::CALICO_RELEASES;
 
 use super::{calico, catalog};
 use crate::os::containerd;
@@ -237,7 +239,7 @@ fn build(out: &Path, real: &Real) -> Res<()> {
         }
     }
     // GitHub's raw host: Calico's manifests.
-    for (minor, newest) in calico::CALICO_RELEASES {
+    for (minor, newest) in CALICO_RELEASES {
         for patch in 0..=*newest {
             let v = format!("v3.{minor}.{patch}");
             write(
@@ -638,7 +640,10 @@ impl Gpg {
     }
 }
 
-/// A testbed CA and a server certificate for every served host name.
+/// A testbed CA, a server certificate for every host name the repository server answers
+/// (`server.crt`, `server.key`), and one of each container registry's own
+/// (`NAME.crt`, `NAME.key`: `testbed::registries`), all signed by that CA, which hosts
+/// trust.
 fn tls(keys: &Path) -> Res<()> {
     let ca_key = keys.join("ca.key");
     let ca = keys.join("ca.crt");
@@ -658,8 +663,18 @@ fn tls(keys: &Path) -> Res<()> {
         .arg(&ca_key)
         .arg("-out")
         .arg(&ca))?;
-    let key = keys.join("server.key");
-    let csr = keys.join("server.csr");
+    server_certificate(keys, "server", SERVED_HOSTS)?;
+    for r in testbed::registries::REGISTRIES {
+        server_certificate(keys, r.host, &[r.host])?;
+    }
+    Ok(())
+}
+
+/// `keys/STEM.crt` and `keys/STEM.key`: a server certificate for `names` (the first is
+/// its subject's CN), signed by the CA in `keys`.
+fn server_certificate(keys: &Path, stem: &str, names: &[&str]) -> Res<()> {
+    let key = keys.join(format!("{stem}.key"));
+    let csr = keys.join(format!("{stem}.csr"));
     run(Command::new("openssl")
         .args([
             "req",
@@ -670,12 +685,12 @@ fn tls(keys: &Path) -> Res<()> {
             "ec_paramgen_curve:P-256",
             "-nodes",
         ])
-        .args(["-subj", "/O=testbed/CN=archive.ubuntu.com", "-keyout"])
+        .args(["-subj", &format!("/O=testbed/CN={}", names[0]), "-keyout"])
         .arg(&key)
         .arg("-out")
         .arg(&csr))?;
-    let ext = keys.join("server.ext");
-    let san: Vec<String> = SERVED_HOSTS.iter().map(|h| format!("DNS:{h}")).collect();
+    let ext = keys.join(format!("{stem}.ext"));
+    let san: Vec<String> = names.iter().map(|h| format!("DNS:{h}")).collect();
     write(
         &ext,
         format!(
@@ -688,13 +703,13 @@ fn tls(keys: &Path) -> Res<()> {
         .args(["x509", "-req", "-days", "3650", "-in"])
         .arg(&csr)
         .arg("-CA")
-        .arg(&ca)
+        .arg(keys.join("ca.crt"))
         .arg("-CAkey")
-        .arg(&ca_key)
+        .arg(keys.join("ca.key"))
         .args(["-CAcreateserial", "-extfile"])
         .arg(&ext)
         .arg("-out")
-        .arg(keys.join("server.crt")))?;
+        .arg(keys.join(format!("{stem}.crt"))))?;
     Ok(())
 }
 

@@ -1,9 +1,7 @@
 //! Calico's manifests as GitHub's raw host serves them
 //! (`raw.githubusercontent.com/projectcalico/calico/vX.Y.Z/manifests/calico.yaml`),
-//! written by `repo-build` for every release the testbed knows.
-
-/// Calico releases whose manifests the simulated GitHub serves: (minor, newest patch).
-pub const CALICO_RELEASES: &[(u32, u32)] = &[(29, 6), (30, 4), (31, 2), (32, 0)];
+//! written by `repo-build` for every release the testbed knows
+//! (`testbed::repo::CALICO_RELEASES`).
 
 pub fn calico_manifest(version: &str) -> String {
     format!(
