@@ -853,6 +853,10 @@ impl Testbed {
     /// The host's /etc/hosts loses the lines that resolve the public names to the
     /// repository server and the registries, so they go to the name server
     /// (`tb-sim repo-serve`), which answers NXDOMAIN and keeps each query.
+    /// A Go program that runs (containerd) and read /etc/hosts less than 5 s before
+    /// keeps using what it read until then (Go's net/hosts.go cacheMaxAge): seen here, a
+    /// pull right after `air_gap` on a host that had just pulled still resolved the
+    /// registry, one 6 s later did not.
     pub fn air_gap(&self, host: &str) -> Result<()> {
         let address = self.host_address(host)?;
         let dir = self.dir.join(repo::PUBLIC_LOOKUPS);
