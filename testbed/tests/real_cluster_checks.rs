@@ -535,6 +535,88 @@ stringData: {password: not-a-real-one}
     );
 }
 
+/// A pod the scheduler binds waits for its image: the kubelet ensures each container's
+/// image before starting it (pkg/kubelet/images/image_manager.go EnsureImageExists), so
+/// an image the runtime has not got and cannot pull leaves the container waiting
+/// `ErrImagePull` with containerd's error, then `ImagePullBackOff` with the pull's
+/// back-off, and the rollout does not finish; once the image is in the runtime (imported,
+/// as an offline site does) the next pull attempt finds it and the pod runs. Before, the
+/// stand-in ran any bound pod without asking for its image.
+#[test]
+fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    init_control_plane(&tb, &k8s);
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
+    );
+    let image = "docker.io/library/testbed-nowhere:1";
+    let out = apply(
+        &tb,
+        &kubectl,
+        &deployment("apps/v1", "app", "app", "app", "")
+            .replace("registry.k8s.io/pause:3.10.1", image),
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let pod = || -> Value {
+        let out = exec_ok(
+            &tb,
+            "node1",
+            &format!("{kubectl} {ADMIN} get pods -l app=app -o json"),
+        );
+        let list: Value = serde_json::from_str(&out.stdout).unwrap();
+        list["items"][0].clone()
+    };
+    let waiting = |p: &Value| p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+    // ErrImagePull lasts until the next sync (2 s), which finds the pull backing off.
+    let backoff = format!("Back-off pulling image \"{image}\": ErrImagePull: ");
+    let backing_off = poll(&tb, "the pull backing off", pod, &|p: &Value| {
+        waiting(p)["reason"] == "ImagePullBackOff"
+    });
+    eprintln!("waiting: {}", waiting(&backing_off));
+    assert_eq!(backing_off["spec"]["nodeName"], "node1", "{backing_off:#}");
+    assert_eq!(backing_off["status"]["phase"], "Pending", "{backing_off:#}");
+    let message = waiting(&backing_off)["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let Some(error) = message.strip_prefix(&backoff) else {
+        panic!("ImagePullBackOff's message: {message}");
+    };
+    assert!(
+        error.contains(&format!("failed to pull and unpack image \"{image}\"")),
+        "containerd's own error: {error}"
+    );
+    let log = exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
+    assert!(
+        log.contains(&format!("Failed to pull image \"{image}\": {error}")),
+        "{log}"
+    );
+    let rollout = exec(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=5s"),
+    );
+    assert_ne!(rollout.code, 0, "{}", rollout.all());
+    // The image imported into the runtime, as an offline site loads it: the next attempt
+    // (after a back-off of 10 s, then 20 s) finds it and the pod runs.
+    tb.preload_images("node1", &[image]).unwrap();
+    poll(
+        &tb,
+        "the pod Running once its image is in the runtime",
+        || pod()["status"]["phase"].clone(),
+        &|phase: &Value| phase == "Running",
+    );
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=60s"),
+    );
+}
+
 /// The kubelet checks its container runtime every 5 s and reports the Node NotReady
 /// once the runtime has not answered for 30 s (pkg/kubelet/runtime.go runtimeErrors
 /// `container runtime is down`, nodestatus ReadyCondition), and Ready again once it

@@ -4,6 +4,7 @@
 
 pub mod apiclient;
 pub mod cni;
+pub mod images;
 pub mod kubelet;
 pub mod mirror;
 pub mod podrefs;

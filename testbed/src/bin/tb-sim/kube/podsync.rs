@@ -19,6 +19,13 @@
 //!   exist is not started: Pending, its containers waiting with the kubelet's reason
 //!   (podrefs.rs: `ContainerCreating` and `MountVolume.SetUp failed ...`,
 //!   `CreateContainerConfigError`); it starts on a later pass once they exist;
+//! - a pod whose containers' images the runtime does not have is not started either
+//!   (where the runtime is the real containerd): each image is ensured as the kubelet's
+//!   image manager does before a container starts (images.rs: the pull policy, a CRI
+//!   PullImage from the registry, the pull back-off), init containers first; the first
+//!   container whose image is missing waits `ErrImagePull`, `ImagePullBackOff`,
+//!   `ErrImageNeverPull` or `ImageInspectError` with the kubelet's message, the pod
+//!   Pending, until a later pass has them all;
 //! - a pod with a deletionTimestamp has no containers to stop, so the kubelet's
 //!   confirmation follows at once: DELETE with gracePeriodSeconds 0 and the pod's UID as
 //!   precondition (status_manager.go syncPod, canBeDeleted; kwok's pod-delete stage).
@@ -34,25 +41,30 @@
 //!   there).
 //!
 //! Pretend: readiness and liveness probes are not run (the pod is Ready at once, as kwok
-//! makes it), and nothing the images would do on the host happens.
+//! makes it), and nothing the images would do on the host happens (their images are
+//! pulled, not run).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use super::apiclient::Client;
 use super::cni;
+use super::images;
 use super::mirror;
 use super::podrefs;
 use super::realnode::{internal_ip, Options};
+use super::sandbox::Cri;
 use crate::common;
 use testbed::time::rfc3339;
 
 /// One pass: start what is bound and not running, confirm what is being deleted.
 /// Returns the log lines of what it did.
-pub fn sync(api: &Client, opts: &Options) -> Result<Vec<String>, String> {
+pub fn sync(api: &Client, opts: &Options, cri: Option<&Cri>) -> Result<Vec<String>, String> {
     // kubelet.go syncLoop skips pod synchronization while the runtime has errors (not
     // checked yet, or down for 30 s: realnode.rs runtime_errors): nothing is started and
     // no deletion confirmed, as no container could be stopped.
@@ -159,6 +171,24 @@ pub fn sync(api: &Client, opts: &Options) -> Result<Vec<String>, String> {
                 continue;
             }
         }
+        // Each container's image, init containers first, as the kubelet ensures it before
+        // starting the container (images.rs), where the runtime is the real containerd.
+        if let Some(cri) = cri {
+            if let Some((container, e)) = missing_image(cri, pod) {
+                let status = podrefs::waiting_status(pod, Some(&container), e.reason, &e.message);
+                if podrefs::waiting(&status) != podrefs::waiting(&pod["status"]) {
+                    let mut object = (*pod).clone();
+                    object["status"] = status;
+                    api.replace(&format!("{path}/status"), &object)?;
+                    let image = image_of(pod, &container);
+                    done.push(format!(
+                        "Pod {ns}/{name} {container}: {}",
+                        e.log_line(&image)
+                    ));
+                }
+                continue;
+            }
+        }
         // Init containers run before the pod's containers; the one whose work tests
         // observe on the host is calico-node's install-cni (cni.rs). A failure leaves the
         // pod Pending and is retried on the next pass, as the kubelet's init container
@@ -206,6 +236,42 @@ pub fn sync(api: &Client, opts: &Options) -> Result<Vec<String>, String> {
         done.push(format!("Pod {ns}/{name} Running (podIP {pod_ip})"));
     }
     Ok(done)
+}
+
+/// The pod's containers in the order the kubelet starts them: init containers, then the
+/// others.
+fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    ["initContainers", "containers"]
+        .into_iter()
+        .flat_map(|list| pod["spec"][list].as_array().into_iter().flatten())
+}
+
+/// The image of the pod's container `name`.
+fn image_of(pod: &Value, name: &str) -> String {
+    containers(pod)
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["image"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The first container of `pod` whose image is not there yet (images.rs ensure, each
+/// (pod UID, image) with its own pull back-off, as the kubelet keys it), with why. The
+/// stand-in starts a pod's containers all at once, so the pod waits for every image;
+/// the real kubelet starts the containers whose images it has (the pod Running, not
+/// Ready) and in both the pod is not Ready until the last image is there.
+fn missing_image(cri: &Cri, pod: &Value) -> Option<(String, images::NotReady)> {
+    static BACKOFFS: Mutex<BTreeMap<String, images::PullBackoff>> = Mutex::new(BTreeMap::new());
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let now = Instant::now();
+    containers(pod).find_map(|c| {
+        let image = c["image"].as_str().unwrap_or_default();
+        let mut backoffs = BACKOFFS.lock().unwrap_or_else(|p| p.into_inner());
+        let backoff = backoffs.entry(format!("{uid}_{image}")).or_default();
+        images::ensure(cri, image, &images::pull_policy(c), backoff, now)
+            .err()
+            .map(|e| (c["name"].as_str().unwrap_or_default().to_string(), e))
+    })
 }
 
 /// The pod's data directory, /var/lib/kubelet/pods/UID, which the kubelet makes when it

@@ -256,7 +256,7 @@ pub fn hostname() -> String {
 /// In a thread: the TLS bootstrap if kubelet.conf needs one (tlsboot.rs, retried every
 /// 10 s on failure), then registers the Node (retrying every 2 s, as the kubelet retries
 /// until it succeeds), then reports its status and renews its Lease every 10 s.
-pub fn run_in_background(opts: Options, log: fn(&str)) {
+pub fn run_in_background(opts: Options, cri: Option<super::sandbox::Cri>, log: fn(&str)) {
     std::thread::spawn(move || {
         // The kubelet's one client of the API server, shared by its loops (apiclient.rs).
         let api = Client::new(KUBELET_CONF, &opts.release);
@@ -321,7 +321,7 @@ pub fn run_in_background(opts: Options, log: fn(&str)) {
             std::thread::spawn(move || {
                 let mut said = String::new();
                 loop {
-                    match super::podsync::sync(&api, &opts) {
+                    match super::podsync::sync(&api, &opts, cri.as_ref()) {
                         Ok(lines) => lines.iter().for_each(|l| log(l)),
                         Err(e) if e != said => {
                             log(&format!("failed to sync pods: {e}"));

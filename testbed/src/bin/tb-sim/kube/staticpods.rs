@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::images;
 use super::kubelet::MANIFESTS;
 use super::mirror;
 use super::prober;
@@ -117,8 +118,10 @@ struct Spec {
     env: Vec<(String, String)>,
     grace: Duration,
     probes: Vec<prober::Probe>,
-    /// The container's image, which the runtime must hold (or pull) before it starts.
+    /// The container's image, which the runtime must hold (or pull) before it starts,
+    /// and its pull policy (images.rs).
     image: String,
+    pull_policy: String,
 }
 
 /// A running (or backing-off) container process.
@@ -130,10 +133,8 @@ struct Running {
     finished: Option<Instant>,
     /// Not before (a start that failed is retried after the pod worker's back-off).
     next_start: Instant,
-    /// The image pull's back-off (current, last update) and the last pull's error
-    /// ([`ensure_image`]).
-    image_backoff: Option<(Duration, Instant)>,
-    pull_error: Option<String>,
+    /// The image pull's back-off ([`ensure_image`]).
+    pulls: images::PullBackoff,
 }
 
 /// A container's process: started by this kubelet, or adopted from an earlier one (the
@@ -326,6 +327,7 @@ fn specs(text: &str, images: &BTreeMap<String, PathBuf>) -> Result<Vec<Spec>, St
             grace,
             probes,
             image: image.to_string(),
+            pull_policy: images::pull_policy(c),
         });
     }
     Ok(out)
@@ -491,56 +493,25 @@ fn log(msg: &str) {
     eprintln!("I {} real-kubelet: {msg}", stamp());
 }
 
-/// The image of `r`'s container in the runtime, as the kubelet's image manager ensures it
-/// (pkg/kubelet/images/image_manager.go EnsureImageExists, pull policy IfNotPresent as
-/// kubeadm writes it): present (CRI ImageStatus) is enough; otherwise, unless the pull is
-/// in back-off (client-go flowcontrol Backoff, 10 s doubling to 300 s: kubelet.go
-/// imageBackOffPeriod, MaxImageBackOff; `IsInBackOffSinceUpdate`), the runtime pulls it
-/// (CRI PullImage: the real containerd tries the registry, which a testbed host cannot
-/// reach). A failed pull leaves the container waiting `ErrImagePull` with the runtime's
-/// error, then `ImagePullBackOff` with `Back-off pulling image "X": ErrImagePull: ...`
-/// (recorded for the mirror pod, mirror.rs history) until the back-off ends.
+/// The image of `r`'s container in the runtime (images.rs: the kubelet's
+/// EnsureImageExists with the manifest's pull policy; kubeadm writes IfNotPresent). Until
+/// it is there the container waits with the image manager's reason and message
+/// (recorded for the mirror pod, mirror.rs history) and is retried when the pull's
+/// back-off ends.
 fn ensure_image(cri: &Cri, r: &mut Running, uid: &str, now: Instant) -> Result<(), String> {
-    let image = r.spec.image.clone();
-    if cri.image_present(&image)? {
-        return Ok(());
-    }
-    let (pod, container) = (r.spec.pod.clone(), r.spec.container.clone());
-    let waiting = |reason: &str, message: String| {
-        mirror::update_history(&pod, uid, &container, |h| {
-            h["waiting"] = serde_json::json!({"reason": reason, "message": message});
+    let spec = &r.spec;
+    images::ensure(cri, &spec.image, &spec.pull_policy, &mut r.pulls, now).map_err(|e| {
+        mirror::update_history(&spec.pod, uid, &spec.container, |h| {
+            h["waiting"] = serde_json::json!({"reason": e.reason, "message": e.message});
         });
-    };
-    if let Some((backoff, last)) = r.image_backoff {
-        if now.saturating_duration_since(last) < backoff {
-            let msg = format!("Back-off pulling image {image:?}");
-            let full = match &r.pull_error {
-                Some(e) => format!("{msg}: ErrImagePull: {e}"),
-                None => msg.clone(),
-            };
-            waiting("ImagePullBackOff", full);
-            r.next_start = last + backoff;
-            return Err(format!("{pod}/{container}: {msg}"));
-        }
-    }
-    match cri.pull_image(&image) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let backoff = match r.image_backoff {
-                Some((b, last)) if now.saturating_duration_since(last) <= 2 * BACKOFF_MAX => {
-                    (b * 2).min(BACKOFF_MAX)
-                }
-                _ => BACKOFF_START,
-            };
-            r.image_backoff = Some((backoff, now));
-            r.pull_error = Some(e.clone());
-            r.next_start = now + backoff;
-            waiting("ErrImagePull", e.clone());
-            Err(format!(
-                "{pod}/{container}: Failed to pull image {image:?}: {e}"
-            ))
-        }
-    }
+        r.next_start = r.next_start.max(r.pulls.until(now));
+        format!(
+            "{}/{}: {}",
+            spec.pod,
+            spec.container,
+            e.log_line(&spec.image)
+        )
+    })
 }
 
 /// A container's termination as the kubelet reports it from the runtime
@@ -699,7 +670,10 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
     } else {
         "static pods run as host processes (the runtime is not the real containerd)"
     });
-    realnode::run_in_background(opts, |msg| eprintln!("I {} real-kubelet: {msg}", stamp()));
+    let cri = sandboxes.as_ref().map(|s| s.cri.clone());
+    realnode::run_in_background(opts, cri, |msg| {
+        eprintln!("I {} real-kubelet: {msg}", stamp())
+    });
     // Keyed by manifest file and container name.
     let mut running: BTreeMap<(String, String), Running> = BTreeMap::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
@@ -825,8 +799,7 @@ pub fn run(dir: &Path, release: &str, config: &Value, flags: &[(String, String)]
                     backoff: CrashBackoff::default(),
                     finished: None,
                     next_start: Instant::now(),
-                    image_backoff: None,
-                    pull_error: None,
+                    pulls: images::PullBackoff::default(),
                 }
             });
             if let Some(child) = &mut r.child {
@@ -1052,6 +1025,7 @@ spec:
                 grace: Duration::from_secs(30),
                 probes: vec![],
                 image: "registry.k8s.io/kube-scheduler:v1.35.4".into(),
+                pull_policy: "IfNotPresent".into(),
             }]
         );
     }
