@@ -536,7 +536,8 @@ stringData: {password: not-a-real-one}
 }
 
 /// A pod the scheduler binds waits for its image: the kubelet ensures each container's
-/// image before starting it (pkg/kubelet/images/image_manager.go EnsureImageExists), so
+/// image before starting it (pkg/kubelet/images/image_manager.go EnsureImageExists): one
+/// the registry has is pulled by containerd (`nginx`, pull policy Always), while
 /// an image the runtime has not got and cannot pull leaves the container waiting
 /// `ErrImagePull` with containerd's error, then `ImagePullBackOff` with the pull's
 /// back-off, and the rollout does not finish; once the image is in the runtime (imported,
@@ -552,6 +553,26 @@ fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
         &tb,
         "node1",
         &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
+    );
+    // Pulled from the testbed's Docker Hub by the host's containerd, then Running.
+    let out = apply(
+        &tb,
+        &kubectl,
+        &deployment("apps/v1", "web", "web", "web", "")
+            .replace("registry.k8s.io/pause:3.10.1", "nginx"),
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} rollout status deployment/web --timeout=60s"),
+    );
+    let images = exec_ok(&tb, "node1", "ctr -n k8s.io images ls -q").stdout;
+    assert!(
+        images
+            .lines()
+            .any(|l| l == "docker.io/library/nginx:latest"),
+        "{images}"
     );
     let image = "docker.io/library/testbed-nowhere:1";
     let out = apply(
@@ -586,8 +607,11 @@ fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
     let Some(error) = message.strip_prefix(&backoff) else {
         panic!("ImagePullBackOff's message: {message}");
     };
+    // containerd's own error, with the registry's answer (the testbed's Docker Hub has no
+    // such repository).
     assert!(
-        error.contains(&format!("failed to pull and unpack image \"{image}\"")),
+        error.contains(&format!("failed to pull and unpack image \"{image}\""))
+            && error.ends_with(&format!("{image}: not found")),
         "containerd's own error: {error}"
     );
     let log = exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
