@@ -15,8 +15,11 @@
 //!
 //! NOT modelled: Docker Hub's token authentication (anonymous pulls there first get a
 //! token from auth.docker.io, and a repository that does not exist answers 401 `pull
-//! access denied`; here it answers the registry's 404 `not found`), rate limits, and
-//! registries other than these three (their names do not resolve).
+//! access denied`, which containerd reports as codes.Unknown; here it answers the
+//! registry's 404 `not found`, reported as NotFound), rate limits, registry.k8s.io's
+//! redirects of its requests to other hosts (mirrors on other domains, which a real
+//! site's firewall must also allow), and registries other than these three (their names
+//! do not resolve).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -9,15 +9,21 @@
 //! - `Never`: the image must be present (CRI ImageStatus), else the container waits
 //!   `ErrImageNeverPull` (`Container image "X" is not present with pull policy of Never`);
 //! - `IfNotPresent`: present is enough, else pulled; `Always`: pulled each time the
-//!   container starts (shouldPullImage);
+//!   container starts, without asking ImageStatus first (imagePullPrecheck);
 //! - a pull is not tried while it is in back-off (client-go flowcontrol.Backoff keyed by
 //!   pod UID and image, 10 s doubling to 300 s, reset when unused for twice that:
 //!   kubelet.go imageBackOffPeriod, MaxImageBackOff; IsInBackOffSinceUpdate): the
 //!   container waits `ImagePullBackOff`, `Back-off pulling image "X": ErrImagePull: E`
 //!   with the last pull's error (prevPullErrMsg);
 //! - a failed pull (CRI PullImage: the real containerd asks the registry) leaves it
-//!   waiting `ErrImagePull` with the runtime's error as is (evalCRIPullErr's fallback);
-//!   an ImageStatus that fails, `ImageInspectError` (`Failed to inspect image "X": E`).
+//!   waiting `ErrImagePull` with the runtime's error (evalCRIPullErr's fallback; the CRI
+//!   client drops gRPC's `rpc error: code = Unknown desc = `, sandbox.rs `pull_image`);
+//!   an ImageStatus that fails, `ImageInspectError` with upstream's message, whose image
+//!   reference is empty on that path (`Failed to inspect image "": E`).
+//!
+//! Not modelled: events, image volumes, pull secrets and credential checks, a pull
+//! deadline (tb-cri gives a pull 60 s, upstream none), pulls in parallel (one pull holds
+//! the stand-in's whole pass), and the clean-up of unused back-off entries.
 
 use std::time::{Duration, Instant};
 
@@ -92,19 +98,20 @@ pub fn pull_policy(container: &serde_json::Value) -> String {
     default_pull_policy(container["image"].as_str().unwrap_or_default()).to_string()
 }
 
-/// SetDefaults_Container: `Always` when the image's tag is `latest` or it has none
-/// (parsers.ParseImageName: a digest counts as a tag), else `IfNotPresent`.
+/// SetDefaults_Container: `Always` when parsers.ParseImageName gives the tag `latest`
+/// (an image with neither tag nor digest gets `latest`; one with a digest keeps the tag
+/// it names, if any), else `IfNotPresent`. Names the parser refuses are not told apart.
 pub fn default_pull_policy(image: &str) -> &'static str {
-    // The tag follows the last ':' after the last '/' (a registry's port is before it).
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let tag = if image.contains('@') {
-        Some("digest")
-    } else {
-        last.rsplit_once(':').map(|(_, t)| t)
+    let (name, digest) = match image.split_once('@') {
+        Some((name, _)) => (name, true),
+        None => (image, false),
     };
-    match tag {
-        None | Some("latest") => "Always",
-        Some(_) => "IfNotPresent",
+    // The tag follows the last ':' after the last '/' (a registry's port is before it).
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match last.rsplit_once(':').map(|(_, t)| t) {
+        Some("latest") => "Always",
+        None if !digest => "Always",
+        _ => "IfNotPresent",
     }
 }
 
@@ -117,10 +124,15 @@ pub fn ensure(
     backoff: &mut PullBackoff,
     now: Instant,
 ) -> Result<(), NotReady> {
-    let present = cri.image_present(image).map_err(|e| NotReady {
-        reason: "ImageInspectError",
-        message: format!("Failed to inspect image {image:?}: {e}"),
-    })?;
+    // imagePullPrecheck: Always pulls without asking; the others ask ImageStatus, and on
+    // its failure the message names the image reference the failed call returned ("").
+    let present = match policy {
+        "Always" => false,
+        _ => cri.image_present(image).map_err(|e| NotReady {
+            reason: "ImageInspectError",
+            message: format!("Failed to inspect image \"\": {e}"),
+        })?,
+    };
     let pull = match policy {
         "Never" if !present => {
             return Err(NotReady {
@@ -172,6 +184,11 @@ mod tests {
             "IfNotPresent"
         );
         assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
+        assert_eq!(default_pull_policy("busybox:latest@sha256:abc"), "Always");
+        assert_eq!(
+            default_pull_policy("busybox:1.36@sha256:abc"),
+            "IfNotPresent"
+        );
         let c = serde_json::json!({"image": "nginx", "imagePullPolicy": "IfNotPresent"});
         assert_eq!(pull_policy(&c), "IfNotPresent");
         assert_eq!(

@@ -17,7 +17,8 @@
 //!   kuberuntime_container.go ErrCreateContainerConfig).
 //!
 //! Volumes come first (they are mounted before any container is configured), then the
-//! init containers and the containers in order. Before this the stand-in started such a
+//! init containers and the containers in order, each container's image (images.rs,
+//! through the caller) before its environment. Before this the stand-in started such a
 //! pod at once, so a manifest whose Secret was never created rolled out here.
 
 use serde_json::Value;
@@ -62,8 +63,19 @@ impl Kind {
 /// being None for a volume (every container then waits).
 pub type Blocked = (Option<String>, &'static str, String);
 
-/// Why the kubelet would not start `pod` now, or None when nothing is missing.
-pub fn blocked(pod: &Value, fetch: &mut Fetch<'_>) -> Result<Option<Blocked>, String> {
+/// Whether a container's image is there (images.rs): None when it is, else the waiting
+/// reason and message.
+pub type ImageCheck<'a> = dyn FnMut(&Value) -> Option<(&'static str, String)> + 'a;
+
+/// Why the kubelet would not start `pod` now, or None when nothing is missing: its
+/// volumes first, then for each container in order its image (`image`) and then its
+/// environment, as kuberuntime_container.go startContainer ensures the image before
+/// generateContainerConfig resolves the environment.
+pub fn blocked(
+    pod: &Value,
+    fetch: &mut Fetch<'_>,
+    image: &mut ImageCheck<'_>,
+) -> Result<Option<Blocked>, String> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
         let volume = v["name"].as_str().unwrap_or_default();
@@ -105,8 +117,11 @@ pub fn blocked(pod: &Value, fetch: &mut Fetch<'_>) -> Result<Option<Blocked>, St
         .flatten()
         .chain(pod["spec"]["containers"].as_array().into_iter().flatten());
     for c in containers {
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        if let Some((reason, message)) = image(c) {
+            return Ok(Some((Some(name), reason, message)));
+        }
         if let Some(message) = env_problem(ns, c, fetch)? {
-            let name = c["name"].as_str().unwrap_or_default().to_string();
             return Ok(Some((Some(name), "CreateContainerConfigError", message)));
         }
     }
@@ -155,7 +170,9 @@ fn env_problem(ns: &str, c: &Value, fetch: &mut Fetch<'_>) -> Result<Option<Stri
 }
 
 /// The status of a pod the kubelet does not start yet: Pending, every container waiting
-/// (`container` with `reason` and `message`, or all with `reason` when None).
+/// (`container` with `reason` and `message`, or all with `reason` when None), the others
+/// with the kubelet's default reason: `PodInitializing` in a pod with init containers,
+/// else `ContainerCreating` (kubelet_pods.go convertToAPIContainerStatuses).
 pub fn waiting_status(pod: &Value, container: Option<&str>, reason: &str, message: &str) -> Value {
     let mut status = pod["status"].clone();
     if !status.is_object() {
@@ -179,8 +196,12 @@ pub fn waiting_status(pod: &Value, container: Option<&str>, reason: &str, messag
             })
             .collect()
     };
-    status["initContainerStatuses"] = waiting("initContainers", "PodInitializing").into();
-    status["containerStatuses"] = waiting("containers", "PodInitializing").into();
+    let initial = match pod["spec"]["initContainers"].as_array() {
+        Some(list) if !list.is_empty() => "PodInitializing",
+        _ => "ContainerCreating",
+    };
+    status["initContainerStatuses"] = waiting("initContainers", initial).into();
+    status["containerStatuses"] = waiting("containers", initial).into();
     status
 }
 
@@ -235,7 +256,7 @@ mod tests {
             "containers": [{"name": "app", "image": "i", "env": env}]}));
 
         // No kube-root-ca.crt yet (a new namespace): the token volume cannot be set up.
-        let got = blocked(&p, &mut fetch_from(vec![])).unwrap();
+        let got = blocked(&p, &mut fetch_from(vec![]), &mut |_| None).unwrap();
         assert_eq!(
             got,
             Some((
@@ -245,7 +266,7 @@ mod tests {
             ))
         );
         // The Secret missing, then without the key, then there.
-        let got = blocked(&p, &mut fetch_from(vec![root_ca.clone()])).unwrap();
+        let got = blocked(&p, &mut fetch_from(vec![root_ca.clone()]), &mut |_| None).unwrap();
         assert_eq!(
             got,
             Some((
@@ -255,14 +276,24 @@ mod tests {
             ))
         );
         let other_key = (Kind::Secret, "db", json!({"data": {"user": "eA=="}}));
-        let got = blocked(&p, &mut fetch_from(vec![root_ca.clone(), other_key])).unwrap();
+        let got = blocked(
+            &p,
+            &mut fetch_from(vec![root_ca.clone(), other_key]),
+            &mut |_| None,
+        )
+        .unwrap();
         assert_eq!(
             got.unwrap().2,
             "couldn't find key password in Secret shop/db"
         );
         let secret = (Kind::Secret, "db", json!({"data": {"password": "eA=="}}));
         assert_eq!(
-            blocked(&p, &mut fetch_from(vec![root_ca.clone(), secret])).unwrap(),
+            blocked(
+                &p,
+                &mut fetch_from(vec![root_ca.clone(), secret]),
+                &mut |_| None
+            )
+            .unwrap(),
             None
         );
 
@@ -273,13 +304,17 @@ mod tests {
             "initContainers": [{"name": "init", "image": "i",
                 "envFrom": [{"configMapRef": {"name": "settings"}}]}],
             "containers": [{"name": "app", "image": "i"}]}));
-        let got = blocked(&p, &mut fetch_from(vec![])).unwrap().unwrap();
+        let got = blocked(&p, &mut fetch_from(vec![]), &mut |_| None)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             got.2,
             "MountVolume.SetUp failed for volume \"certs\" : secret \"tls\" not found"
         );
         let tls = (Kind::Secret, "tls", json!({"data": {}}));
-        let got = blocked(&p, &mut fetch_from(vec![tls])).unwrap().unwrap();
+        let got = blocked(&p, &mut fetch_from(vec![tls]), &mut |_| None)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             got,
             (
@@ -312,5 +347,44 @@ mod tests {
             ]
         );
         assert!(waiting(&json!({})).is_empty());
+    }
+
+    /// Each container's image is ensured before its environment is resolved, volumes
+    /// before both (startContainer: EnsureImageExists, then generateContainerConfig);
+    /// the other containers of a pod without init containers wait `ContainerCreating`.
+    #[test]
+    fn a_container_s_image_comes_before_its_environment_and_after_the_volumes() {
+        let p = pod(json!({
+            "volumes": [{"name": "certs", "secret": {"secretName": "tls"}}],
+            "containers": [
+                {"name": "app", "image": "app:1",
+                 "envFrom": [{"configMapRef": {"name": "settings"}}]},
+                {"name": "side", "image": "side:1"}]}));
+        let mut missing =
+            |c: &Value| (c["image"] == "app:1").then(|| ("ErrImagePull", "not found".to_string()));
+        let got = blocked(&p, &mut fetch_from(vec![]), &mut missing)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.1, "ContainerCreating", "volumes first: {got:?}");
+        let tls = (Kind::Secret, "tls", json!({"data": {}}));
+        let got = blocked(&p, &mut fetch_from(vec![tls.clone()]), &mut missing)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got,
+            (Some("app".into()), "ErrImagePull", "not found".into())
+        );
+        let got = blocked(&p, &mut fetch_from(vec![tls]), &mut |_| None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.1, "CreateContainerConfigError");
+        let s = waiting_status(&p, Some("app"), "ErrImagePull", "not found");
+        assert_eq!(
+            waiting(&s),
+            [
+                ("app".into(), "ErrImagePull".into(), "not found".into()),
+                ("side".into(), "ContainerCreating".into(), String::new())
+            ]
+        );
     }
 }

@@ -25,7 +25,8 @@
 //!   PullImage from the registry, the pull back-off), init containers first; the first
 //!   container whose image is missing waits `ErrImagePull`, `ImagePullBackOff`,
 //!   `ErrImageNeverPull` or `ImageInspectError` with the kubelet's message, the pod
-//!   Pending, until a later pass has them all;
+//!   Pending, until a later pass has them all; a container's image comes before its
+//!   environment (podrefs.rs), as in kuberuntime_container.go startContainer;
 //! - a pod with a deletionTimestamp has no containers to stop, so the kubelet's
 //!   confirmation follows at once: DELETE with gracePeriodSeconds 0 and the pod's UID as
 //!   precondition (status_manager.go syncPod, canBeDeleted; kwok's pod-delete stage).
@@ -147,7 +148,18 @@ pub fn sync(api: &Client, opts: &Options, cri: Option<&Cri>) -> Result<Vec<Strin
                 Err(e) => Err(e.into()),
             }
         };
-        match podrefs::blocked(pod, &mut fetch) {
+        // Each container's image (images.rs), where the runtime is the real containerd;
+        // a failed pull is logged as the image manager's event says it.
+        let uid = meta["uid"].as_str().unwrap_or_default();
+        let mut pull_failed: Option<String> = None;
+        let mut image = |c: &Value| -> Option<(&'static str, String)> {
+            let e = ensure_image(cri?, uid, c)?;
+            let image = c["image"].as_str().unwrap_or_default();
+            pull_failed = Some(e.log_line(image));
+            Some((e.reason, e.message))
+        };
+        let blocked = podrefs::blocked(pod, &mut fetch, &mut image);
+        match blocked {
             Ok(None) => {}
             Ok(Some((container, reason, message))) => {
                 let status = podrefs::waiting_status(pod, container.as_deref(), reason, &message);
@@ -155,7 +167,11 @@ pub fn sync(api: &Client, opts: &Options, cri: Option<&Cri>) -> Result<Vec<Strin
                     let mut object = (*pod).clone();
                     object["status"] = status;
                     api.replace(&format!("{path}/status"), &object)?;
-                    done.push(format!("Pod {ns}/{name} not started: {reason}: {message}"));
+                    let container = container.unwrap_or_default();
+                    done.push(match pull_failed {
+                        Some(line) => format!("Pod {ns}/{name} {container}: {line}"),
+                        None => format!("Pod {ns}/{name} not started: {reason}: {message}"),
+                    });
                 }
                 continue;
             }
@@ -167,24 +183,6 @@ pub fn sync(api: &Client, opts: &Options, cri: Option<&Cri>) -> Result<Vec<Strin
                 if *said != line {
                     done.push(line.clone());
                     *said = line;
-                }
-                continue;
-            }
-        }
-        // Each container's image, init containers first, as the kubelet ensures it before
-        // starting the container (images.rs), where the runtime is the real containerd.
-        if let Some(cri) = cri {
-            if let Some((container, e)) = missing_image(cri, pod) {
-                let status = podrefs::waiting_status(pod, Some(&container), e.reason, &e.message);
-                if podrefs::waiting(&status) != podrefs::waiting(&pod["status"]) {
-                    let mut object = (*pod).clone();
-                    object["status"] = status;
-                    api.replace(&format!("{path}/status"), &object)?;
-                    let image = image_of(pod, &container);
-                    done.push(format!(
-                        "Pod {ns}/{name} {container}: {}",
-                        e.log_line(&image)
-                    ));
                 }
                 continue;
             }
@@ -238,40 +236,17 @@ pub fn sync(api: &Client, opts: &Options, cri: Option<&Cri>) -> Result<Vec<Strin
     Ok(done)
 }
 
-/// The pod's containers in the order the kubelet starts them: init containers, then the
-/// others.
-fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
-    ["initContainers", "containers"]
-        .into_iter()
-        .flat_map(|list| pod["spec"][list].as_array().into_iter().flatten())
-}
-
-/// The image of the pod's container `name`.
-fn image_of(pod: &Value, name: &str) -> String {
-    containers(pod)
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["image"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The first container of `pod` whose image is not there yet (images.rs ensure, each
-/// (pod UID, image) with its own pull back-off, as the kubelet keys it), with why. The
-/// stand-in starts a pod's containers all at once, so the pod waits for every image;
-/// the real kubelet starts the containers whose images it has (the pod Running, not
-/// Ready) and in both the pod is not Ready until the last image is there.
-fn missing_image(cri: &Cri, pod: &Value) -> Option<(String, images::NotReady)> {
+/// Whether container `c` of the pod with `uid` has its image (images.rs ensure, each
+/// (pod UID, image) with its own pull back-off, as the kubelet keys it): None when it has,
+/// else why not. The stand-in starts a pod's containers together, so the pod waits for
+/// every image; the real kubelet starts the containers that have theirs, and in both the
+/// pod stays Pending while one waits (kubelet_pods.go getPhase).
+fn ensure_image(cri: &Cri, uid: &str, c: &Value) -> Option<images::NotReady> {
     static BACKOFFS: Mutex<BTreeMap<String, images::PullBackoff>> = Mutex::new(BTreeMap::new());
-    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-    let now = Instant::now();
-    containers(pod).find_map(|c| {
-        let image = c["image"].as_str().unwrap_or_default();
-        let mut backoffs = BACKOFFS.lock().unwrap_or_else(|p| p.into_inner());
-        let backoff = backoffs.entry(format!("{uid}_{image}")).or_default();
-        images::ensure(cri, image, &images::pull_policy(c), backoff, now)
-            .err()
-            .map(|e| (c["name"].as_str().unwrap_or_default().to_string(), e))
-    })
+    let image = c["image"].as_str().unwrap_or_default();
+    let mut backoffs = BACKOFFS.lock().unwrap_or_else(|p| p.into_inner());
+    let backoff = backoffs.entry(format!("{uid}_{image}")).or_default();
+    images::ensure(cri, image, &images::pull_policy(c), backoff, Instant::now()).err()
 }
 
 /// The pod's data directory, /var/lib/kubelet/pods/UID, which the kubelet makes when it

@@ -92,10 +92,20 @@ impl Cri {
             .map(|id| !id.is_empty())
     }
 
-    /// PullImage of `image` (within 60 s); the runtime's error as gRPC prints it.
+    /// PullImage of `image` (within 60 s); the runtime's error as the kubelet's CRI client
+    /// returns it: gRPC's text, less its `rpc error: code = Unknown desc = ` (cri-client
+    /// remote_image.go pullImageV1 strips the code of Unknown errors, which is what
+    /// containerd answers for anything but its own error classes, e.g. a name that does
+    /// not resolve).
     pub fn pull_image(&self, image: &str) -> Result<(), String> {
         self.call(&["-timeout", "60s", "pull", image], None)
             .map(|_| ())
+            .map_err(
+                |e| match e.strip_prefix("rpc error: code = Unknown desc = ") {
+                    Some(message) => message.to_string(),
+                    None => e,
+                },
+            )
     }
 
     /// RunPodSandbox: the new sandbox's id.
