@@ -196,6 +196,9 @@ fn dpkg_lock_held() {
         1,
         &["dpkg-query: no packages found matching jq"],
     );
+    // The lock again, held for 4 s from now: the two commands above may have outlasted
+    // the first one on a loaded machine (seen: no wait at all, the lock already gone).
+    tb.fault(H, Fault::DpkgLock { until: now() + 4.0 }).unwrap();
     let out = ssh(
         &tb,
         H,
