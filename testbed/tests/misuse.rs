@@ -197,7 +197,10 @@ fn dpkg_lock_held() {
         &["dpkg-query: no packages found matching jq"],
     );
     // The lock again, held for 4 s from now: the two commands above may have outlasted
-    // the first one on a loaded machine (seen: no wait at all, the lock already gone).
+    // the first hold on a loaded machine (seen: no wait at all, the lock already gone).
+    // The first holder lets go when its fault is cleared (clear_fault waits for that).
+    tb.clear_fault(H, &Fault::DpkgLock { until: 0.0 }.file_name())
+        .unwrap();
     tb.fault(H, Fault::DpkgLock { until: now() + 4.0 }).unwrap();
     let out = ssh(
         &tb,
