@@ -453,12 +453,9 @@ fn real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver() {
     );
 }
 
-/// A Deployment whose container reads a Secret that does not exist yet: the real
-/// scheduler binds its pod, and the kubelet does not start it (CreateContainerConfigError,
-/// `secret "db" not found`: kubelet_pods.go makeEnvironmentVariables), so its rollout does
-/// not finish; once the Secret exists the pod runs. Before, the stand-in ran any bound pod.
-#[test]
-fn a_pod_waits_for_the_secret_its_environment_reads() {
+/// A one-host cluster made by the real `kubeadm init` whose control plane takes pods (its
+/// taint removed), and the path of its kubectl.
+fn one_schedulable_control_plane() -> (RealRelease, testbed::Testbed, String) {
     let k8s = release();
     let tb = real_testbed(1, &k8s);
     init_control_plane(&tb, &k8s);
@@ -468,6 +465,16 @@ fn a_pod_waits_for_the_secret_its_environment_reads() {
         "node1",
         &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
     );
+    (k8s, tb, kubectl)
+}
+
+/// A Deployment whose container reads a Secret that does not exist yet: the real
+/// scheduler binds its pod, and the kubelet does not start it (CreateContainerConfigError,
+/// `secret "db" not found`: kubelet_pods.go makeEnvironmentVariables), so its rollout does
+/// not finish; once the Secret exists the pod runs. Before, the stand-in ran any bound pod.
+#[test]
+fn a_pod_waits_for_the_secret_its_environment_reads() {
+    let (_k8s, tb, kubectl) = one_schedulable_control_plane();
     let app = "apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app, namespace: default}
@@ -545,15 +552,7 @@ stringData: {password: not-a-real-one}
 /// stand-in ran any bound pod without asking for its image.
 #[test]
 fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
-    let k8s = release();
-    let tb = real_testbed(1, &k8s);
-    init_control_plane(&tb, &k8s);
-    let kubectl = k8s.bin("kubectl").display().to_string();
-    exec_ok(
-        &tb,
-        "node1",
-        &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
-    );
+    let (_k8s, tb, kubectl) = one_schedulable_control_plane();
     // Pulled from the testbed's Docker Hub by the host's containerd, then Running.
     let out = apply(
         &tb,
