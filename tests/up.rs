@@ -286,49 +286,66 @@ fn the_article_workloads_land_where_the_labels_say() {
     assert_wordpress_where_the_labels_say(&tb, "node1");
 }
 
+/// One untainted control plane labelled type=mysql, built once by `up` and then put
+/// through every single-host check below in turn. Each check was a test of its own with a
+/// cluster of its own (five `up`s from scratch where one does, and CI's time is mostly
+/// spent building clusters): the checks that only read come first, the one that changes
+/// the host last. Each names itself on stderr so a failure says which one it was.
 #[test]
-fn single_node_cluster_runs_pods_on_its_control_plane() {
+fn a_single_control_plane_host() {
     let tb = real_testbed(1);
-    let decls = vec![Decl {
-        role: "control-plane",
-        labels: &[("type", "mysql")],
-        taints: Some(&[]),
-    }];
+    let decls = vec![Decl::new("control-plane", &[("type", "mysql")], Some(&[]))];
     let inv = real_inventory(&tb, &decls);
     let run = up(&tb, &inv);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
-    assert_cluster(&tb, &tb.hosts(), &decls);
-    assert_host_files(&tb, "node1");
+    let checks: [(&str, &dyn Fn()); 5] = [
+        (
+            "single_node_cluster_runs_pods_on_its_control_plane",
+            &|| single_node_cluster_runs_pods_on_its_control_plane(&tb, &decls),
+        ),
+        (
+            "conntrack_is_installed_where_the_kubelet_does_not_depend_on_it",
+            &|| conntrack_is_installed_where_the_kubelet_does_not_depend_on_it(&tb),
+        ),
+        (
+            "package_installs_keep_conffiles_and_defer_needrestart",
+            &|| package_installs_keep_conffiles_and_defer_needrestart(&tb),
+        ),
+        ("containerd_sandbox_image_is_kubeadm_s_pause_image", &|| {
+            containerd_sandbox_image_is_kubeadm_s_pause_image(&tb, &inv)
+        }),
+        ("host_drift_is_fixed_by_exactly_the_fixing_steps", &|| {
+            host_drift_is_fixed_by_exactly_the_fixing_steps(&tb, &inv, &decls)
+        }),
+    ];
+    for (name, check) in checks {
+        eprintln!("a_single_control_plane_host: {name}");
+        check();
+    }
 }
 
-/// A one-host testbed after a successful `up` of an untainted control plane at
-/// [`real_version`], and its inventory.
-fn one_control_plane_up() -> (Testbed, std::path::PathBuf) {
-    let tb = real_testbed(1);
-    let decls = vec![Decl::new("control-plane", &[], Some(&[]))];
-    let inv = real_inventory(&tb, &decls);
-    let run = up(&tb, &inv);
-    assert!(run.ok(), "up failed:\n{}", run.stderr);
-    (tb, inv)
+/// The node is Ready with its label and without the control-plane taint, and the host
+/// files are as `up` writes them.
+fn single_node_cluster_runs_pods_on_its_control_plane(tb: &Testbed, decls: &[Decl]) {
+    assert_cluster(tb, &tb.hosts(), decls);
+    assert_host_files(tb, "node1");
 }
 
 /// kubeadm below 1.32 requires the conntrack binary in its preflight, and pkgs.k8s.io's
 /// kubelet no longer depends on it from 1.35: bootstrap installs it with the
 /// prerequisites, so it is there on a release whose kubelet does not pull it in.
-#[test]
-fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it() {
-    let (tb, _) = one_control_plane_up();
+fn conntrack_is_installed_where_the_kubelet_does_not_depend_on_it(tb: &Testbed) {
     // The release under test: its kubelet does not depend on conntrack.
     let depends = exec(
-        &tb,
+        tb,
         "node1",
         &["dpkg-query", "-W", "-f=${Depends}", "kubelet"],
     );
     assert!(!depends.contains("conntrack"), "kubelet Depends: {depends}");
-    let path = exec(&tb, "node1", &["sh", "-c", "command -v conntrack"]);
+    let path = exec(tb, "node1", &["sh", "-c", "command -v conntrack"]);
     assert_eq!(path.trim(), "/usr/sbin/conntrack");
     let status = exec(
-        &tb,
+        tb,
         "node1",
         &["dpkg-query", "-W", "-f=${Status}", "conntrack"],
     );
@@ -384,9 +401,7 @@ fn a_cgroup_v1_host_is_refused_before_any_change_from_1_35() {
 
 /// Every package installation `up` runs keeps changed conffiles without asking and
 /// leaves restarts to needrestart's list mode, as the hosts' audit log shows.
-#[test]
-fn package_installs_keep_conffiles_and_defer_needrestart() {
-    let (tb, _) = one_control_plane_up();
+fn package_installs_keep_conffiles_and_defer_needrestart(tb: &Testbed) {
     let installs: Vec<String> = tb
         .audit("node1")
         .unwrap()
@@ -415,11 +430,9 @@ fn package_installs_keep_conffiles_and_defer_needrestart() {
 /// `kubeadm config images list` on the host (not a tag bootstrap carries), so kubeadm's
 /// preflight does not warn and the node keeps one pause image; the next run changes
 /// nothing.
-#[test]
-fn containerd_sandbox_image_is_kubeadm_s_pause_image() {
-    let (tb, inv) = one_control_plane_up();
+fn containerd_sandbox_image_is_kubeadm_s_pause_image(tb: &Testbed, inv: &Path) {
     let images = exec(
-        &tb,
+        tb,
         "node1",
         &[
             "kubeadm",
@@ -434,7 +447,7 @@ fn containerd_sandbox_image_is_kubeadm_s_pause_image() {
         .lines()
         .find(|l| l.contains("/pause:"))
         .unwrap_or_else(|| panic!("no pause image in:\n{images}"));
-    let config = read(&tb, "node1", "/etc/containerd/config.toml");
+    let config = read(tb, "node1", "/etc/containerd/config.toml");
     let sandbox: Vec<&str> = config
         .lines()
         .filter(|l| l.trim_start().starts_with("sandbox_image = "))
@@ -445,12 +458,12 @@ fn containerd_sandbox_image_is_kubeadm_s_pause_image() {
         "{config}"
     );
     // The running containerd has it too (it reads the file only when it starts).
-    let dump = exec(&tb, "node1", &["containerd", "config", "dump"]);
+    let dump = exec(tb, "node1", &["containerd", "config", "dump"]);
     assert!(
         dump.contains(&format!("sandbox_image = \"{pause}\"")),
         "{dump}"
     );
-    let again = run_on(&tb, &["plan"], &inv, &[]);
+    let again = run_on(tb, &["plan"], inv, &[]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
 
@@ -759,17 +772,14 @@ fn a_user_whose_sudo_wants_a_password_is_refused_before_any_change() {
     assert_refused_before_any_change(&tb, &["sudo", "a password is required"]);
 }
 
-#[test]
-fn host_drift_is_fixed_by_exactly_the_fixing_steps() {
-    let tb = real_testbed(1);
-    let decls = vec![Decl::new("control-plane", &[("type", "mysql")], Some(&[]))];
-    let inv = real_inventory(&tb, &decls);
-    assert!(up(&tb, &inv).ok());
-    let converged = Snapshot::of(&tb, "node1");
+/// Swap switched back on and a package unheld by hand: `up` runs exactly the two steps
+/// that fix them and changes nothing else.
+fn host_drift_is_fixed_by_exactly_the_fixing_steps(tb: &Testbed, inv: &Path, decls: &[Decl]) {
+    let converged = Snapshot::of(tb, "node1");
     // Swap back on (by hand, not through fstab) and a package unheld.
-    exec(&tb, "node1", &["swapon", "/swap.img"]);
-    exec(&tb, "node1", &["apt-mark", "unhold", "kubeadm"]);
-    let run = run_on(&tb, &["up", "--output", "json"], &inv, &[]);
+    exec(tb, "node1", &["swapon", "/swap.img"]);
+    exec(tb, "node1", &["apt-mark", "unhold", "kubeadm"]);
+    let run = run_on(tb, &["up", "--output", "json"], inv, &[]);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
     let doc = run.document();
     // The playbook steps that ran (`NAME: what it does`; the rest are reads).
@@ -782,10 +792,10 @@ fn host_drift_is_fixed_by_exactly_the_fixing_steps() {
         .collect();
     assert_eq!(steps, ["swap-off", "hold"], "{doc:#}");
     // What was fixed is as before, and nothing else changed.
-    assert_unchanged(&tb, "node1", &converged, "the fixing up");
-    assert_eq!(exec(&tb, "node1", &["swapon", "--show"]), "");
-    assert_host_files(&tb, "node1");
-    assert_cluster(&tb, &tb.hosts(), &decls);
+    assert_unchanged(tb, "node1", &converged, "the fixing up");
+    assert_eq!(exec(tb, "node1", &["swapon", "--show"]), "");
+    assert_host_files(tb, "node1");
+    assert_cluster(tb, &tb.hosts(), decls);
 }
 
 #[test]
