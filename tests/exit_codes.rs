@@ -132,15 +132,44 @@ fn a_refused_host_exits_5_naming_it() {
     assert_unchanged(&tb, "node1", &fresh, "a refused up");
 }
 
+/// One two-host cluster, built once and taken through three exit statuses in turn. Each
+/// was a test with a cluster of its own, and CI's time is mostly spent building clusters:
+/// the failed join needs fresh hosts and so goes first; once its port is free, the next
+/// `up` recovers and converges the cluster (the wait test's first `up`); the wait test
+/// puts node2's CNI configuration back once it has run out, so every node is Ready
+/// again for the interrupted reset, which goes last because it tears the worker down.
+/// Each names itself on stderr so a failure says which one it was.
 #[test]
-fn a_failed_step_exits_6_naming_the_host_and_step() {
+fn a_two_host_cluster_fails_a_join_times_out_and_is_interrupted() {
     let tb = real_testbed(2);
     let inv = real_inventory(&tb, &plain_decls(1));
+    let checks: [(&str, &dyn Fn()); 3] = [
+        ("a_failed_step_exits_6_naming_the_host_and_step", &|| {
+            a_failed_step_exits_6_naming_the_host_and_step(&tb, &inv)
+        }),
+        ("a_wait_that_runs_out_of_timeout_exits_7", &|| {
+            a_wait_that_runs_out_of_timeout_exits_7(&tb, &inv)
+        }),
+        (
+            "sigint_stops_reset_between_workers_and_control_planes",
+            &|| sigint_stops_reset_between_workers_and_control_planes(&tb, &inv),
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("a_two_host_cluster_fails_a_join_times_out_and_is_interrupted: {name}");
+        check();
+    }
+}
+
+/// On fresh hosts: a stray service on node2's kubelet port makes the real `kubeadm
+/// join` fail, exit 6 naming the host and the step, the control plane initialized. The
+/// port is free again afterwards.
+fn a_failed_step_exits_6_naming_the_host_and_step(tb: &Testbed, inv: &Path) {
     // A stray service listens on node2's kubelet port: the real kubeadm join's preflight
     // (PortOpenCheck) refuses the host.
-    tb.fault("node2", testbed::Fault::PortInUse { port: 10250 })
-        .unwrap();
-    let ran = up_json(&tb, &inv, "10m");
+    let port_taken = testbed::Fault::PortInUse { port: 10250 };
+    tb.fault("node2", port_taken.clone()).unwrap();
+    let ran = up_json(tb, inv, "10m");
     let doc = assert_outcome(&ran, 6, "step-failed");
     assert_eq!(doc["error"]["host"], "node2");
     let step = doc["error"]["step"].as_str().unwrap();
@@ -175,13 +204,15 @@ fn a_failed_step_exits_6_naming_the_host_and_step() {
         .collect();
     assert_eq!(names, ["node1"]);
     assert!(doc["kubeconfig"].is_string());
+    tb.clear_fault("node2", &port_taken.file_name()).unwrap();
 }
 
-#[test]
-fn a_wait_that_runs_out_of_timeout_exits_7() {
-    let tb = real_testbed(2);
-    let inv = real_inventory(&tb, &plain_decls(1));
-    let first = up_json(&tb, &inv, "10m");
+/// `up` converges the cluster (after the failed join, a re-run); then node2 loses its
+/// CNI configuration and goes NotReady, and an `up` with a 1 s timeout exits 7 from the
+/// wait on the control plane, naming node2. The configuration is put back afterwards and
+/// node2 is Ready again.
+fn a_wait_that_runs_out_of_timeout_exits_7(tb: &Testbed, inv: &Path) {
+    let first = up_json(tb, inv, "10m");
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     let doc = first.document();
     assert_eq!(doc["outcome"], "success");
@@ -194,29 +225,19 @@ fn a_wait_that_runs_out_of_timeout_exits_7() {
 
     // node2 loses its CNI configuration: its runtime's network is not ready, so the
     // node goes NotReady and stays so (calico's install-cni only runs at pod start).
-    exec(
-        &tb,
-        "node2",
-        &["rm", "-f", "/etc/cni/net.d/10-calico.conflist"],
-    );
+    let conflist = "/etc/cni/net.d/10-calico.conflist";
+    let saved = tb.read_file("node2", conflist).unwrap();
+    exec(tb, "node2", &["rm", "-f", conflist]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mut argv = KUBECTL.to_vec();
-        argv.extend([
-            "get",
-            "node",
-            "node2",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        if exec(&tb, "node1", &argv).trim() != "True" {
+        if node2_ready(tb) != "True" {
             break;
         }
         assert!(Instant::now() < deadline, "node2 stayed Ready");
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let ran = up_json(&tb, &inv, "1s");
+    let ran = up_json(tb, inv, "1s");
     let doc = assert_outcome(&ran, 7, "timeout");
     assert_eq!(
         doc["error"]["host"], "node1",
@@ -236,6 +257,36 @@ fn a_wait_that_runs_out_of_timeout_exits_7() {
         .find(|n| n["name"] == "node2")
         .unwrap();
     assert_eq!(node2["ready"], false);
+
+    // The configuration back as install-cni wrote it: the runtime loads it again and the
+    // kubelet reports node2 Ready at its next status update.
+    let put_back = tb
+        .exec_with_input(
+            "node2",
+            &["sh", "-c", &format!("cat > {conflist}")],
+            Some(&saved),
+        )
+        .unwrap();
+    assert!(put_back.status.success(), "{put_back:?}");
+    eventually(
+        "node2 Ready with its CNI configuration back",
+        Duration::from_secs(120),
+        || node2_ready(tb),
+        |ready| ready == "True",
+    );
+}
+
+/// node2's Ready condition status as the real API server has it (asked on node1).
+fn node2_ready(tb: &Testbed) -> String {
+    let mut argv = KUBECTL.to_vec();
+    argv.extend([
+        "get",
+        "node",
+        "node2",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    exec(tb, "node1", &argv).trim().to_string()
 }
 
 /// Reads `child`'s stderr until a line contains `marker` (keeping everything read).
@@ -401,14 +452,11 @@ fn a_second_signal_abandons_the_running_commands() {
     );
 }
 
-/// `reset` interrupted while it resets the worker: the worker's reset finishes, the
-/// control plane's does not start; exit 130 and the document says so.
-#[test]
-fn sigint_stops_reset_between_workers_and_control_planes() {
-    let tb = real_testbed(2);
-    let inv = real_inventory(&tb, &plain_decls(1));
-    assert_eq!(up_json(&tb, &inv, "10m").code, Some(0));
-    slow(&tb, &["node2"], "kubeadm", 2.0);
+/// On a converged cluster, every node Ready: `reset` interrupted while it resets the
+/// worker: the worker's reset finishes, the control plane's does not start; exit 130 and
+/// the document says so.
+fn sigint_stops_reset_between_workers_and_control_planes(tb: &Testbed, inv: &Path) {
+    slow(tb, &["node2"], "kubeadm", 2.0);
     let runs: PathBuf = tb.dir().join("runs");
     let args = [
         "reset",

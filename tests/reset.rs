@@ -143,36 +143,61 @@ fn assert_cni_config(tb: &Testbed, host: &str) {
     }
 }
 
+/// The root login's two-host cluster, built once by `up` and then put through both of
+/// root's reset checks in turn. Each was a test with a cluster of its own, and CI's time
+/// is mostly spent building clusters: the first check ends with an `up` that builds the
+/// cluster again (every host a Ready node), which is where the second one starts. Both
+/// change the cluster, so the whole teardown goes first and the one worker's second.
+/// Each names itself on stderr so a failure says which one it was.
 #[test]
-fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
+fn a_root_cluster_torn_down_built_again_then_one_worker_reset() {
     let tb = testbed(2);
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
     assert!(first.ok(), "up failed:\n{}", first.stderr);
     assert_all_ready(&tb);
+    let checks: [(&str, &dyn Fn()); 2] = [
+        (
+            "reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster",
+            &|| reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster(&tb, &inv),
+        ),
+        (
+            "reset_one_worker_deletes_its_node_and_leaves_the_control_plane",
+            &|| reset_one_worker_deletes_its_node_and_leaves_the_control_plane(&tb, &inv),
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("a_root_cluster_torn_down_built_again_then_one_worker_reset: {name}");
+        check();
+    }
+}
 
+/// On a cluster where every host is a Ready node: `reset` without --yes refuses and
+/// touches nothing; with it, the workers are reset first and nothing of the cluster is
+/// left; a second reset has nothing to do; and `up` builds the cluster again.
+fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster(tb: &Testbed, inv: &Path) {
     // Nobody can answer: without --yes it refuses, whether stdin is no terminal or CI
     // is set, and touches nothing (not even a connection's worth of change).
-    let before = Snapshot::of(&tb, "node1");
+    let before = Snapshot::of(tb, "node1");
     for ci in [false, true] {
-        let refused = reset(&tb, &inv, &[], ci);
+        let refused = reset(tb, inv, &[], ci);
         assert!(!refused.ok(), "reset without --yes succeeded");
         assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     }
-    assert_unchanged(&tb, "node1", &before, "a refused reset");
-    assert_all_ready(&tb);
+    assert_unchanged(tb, "node1", &before, "a refused reset");
+    assert_all_ready(tb);
 
     for h in tb.hosts() {
-        assert_cni_config(&tb, &h.name);
+        assert_cni_config(tb, &h.name);
     }
     assert!(
-        !control_plane_left(&tb, "node1").is_empty(),
+        !control_plane_left(tb, "node1").is_empty(),
         "no control plane running on node1 before the reset"
     );
-    let done = reset(&tb, &inv, &["--yes"], true);
+    let done = reset(tb, inv, &["--yes"], true);
     assert!(done.ok(), "reset failed:\n{}", done.stderr);
     for h in tb.hosts() {
-        assert_host_reset(&tb, &h.name);
+        assert_host_reset(tb, &h.name);
     }
     // Workers first: node2's kubeadm reset ran before node1's.
     let reset_at = |host: &str| {
@@ -186,41 +211,38 @@ fn reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster() {
     };
     assert!(reset_at("node2") < reset_at("node1"), "workers first");
 
-    let before = Snapshot::of(&tb, "node1");
-    let again = reset(&tb, &inv, &["--yes"], true);
+    let before = Snapshot::of(tb, "node1");
+    let again = reset(tb, inv, &["--yes"], true);
     assert!(again.ok(), "second reset failed:\n{}", again.stderr);
     assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
-    assert_unchanged(&tb, "node1", &before, "a second reset");
+    assert_unchanged(tb, "node1", &before, "a second reset");
 
-    let second = up(&tb, &inv);
+    let second = up(tb, inv);
     assert!(second.ok(), "up after reset failed:\n{}", second.stderr);
-    assert_all_ready(&tb);
+    assert_all_ready(tb);
 }
 
-#[test]
-fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
-    let tb = testbed(2);
-    let inv = inventory(&tb);
-    let first = up(&tb, &inv);
-    assert!(first.ok(), "up failed:\n{}", first.stderr);
-    assert_all_ready(&tb);
-
-    assert_cni_config(&tb, "node1");
-    assert_cni_config(&tb, "node2");
-    let done = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
-    assert!(exists(&tb, "node1", "/etc/cni/net.d"), "node1 was touched");
+/// On a cluster where every host is a Ready node: `reset --host node2` resets just the
+/// worker and deletes its Node; `--purge` then removes its packages and nothing else;
+/// `up` brings the worker back; and a reset that died after node2's `kubeadm reset` is
+/// finished by the next one.
+fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane(tb: &Testbed, inv: &Path) {
+    assert_cni_config(tb, "node1");
+    assert_cni_config(tb, "node2");
+    let done = reset(tb, inv, &["--host", "node2", "--yes"], true);
+    assert!(exists(tb, "node1", "/etc/cni/net.d"), "node1 was touched");
     assert!(done.ok(), "reset --host node2 failed:\n{}", done.stderr);
-    assert_host_reset(&tb, "node2");
+    assert_host_reset(tb, "node2");
     // The control plane is up, untouched, and no longer has a node2.
-    assert!(exists(&tb, "node1", "/etc/kubernetes/admin.conf"));
-    assert!(exists(&tb, "node1", "/etc/kubernetes/kubelet.conf"));
-    assert_eq!(nodes(&tb, "node1"), [("node1".to_string(), true)]);
-    let held = exec(&tb, "node1", &["apt-mark", "showhold"]);
+    assert!(exists(tb, "node1", "/etc/kubernetes/admin.conf"));
+    assert!(exists(tb, "node1", "/etc/kubernetes/kubelet.conf"));
+    assert_eq!(nodes(tb, "node1"), [("node1".to_string(), true)]);
+    let held = exec(tb, "node1", &["apt-mark", "showhold"]);
     assert_eq!(held.lines().count(), 3, "node1 still holds: {held}");
 
     // --purge on the already reset worker removes just the packages.
-    let before = Snapshot::of(&tb, "node1");
-    let purged = reset(&tb, &inv, &["--host", "node2", "--yes", "--purge"], true);
+    let before = Snapshot::of(tb, "node1");
+    let purged = reset(tb, inv, &["--host", "node2", "--yes", "--purge"], true);
     assert!(purged.ok(), "reset --purge failed:\n{}", purged.stderr);
     assert!(
         purged.stderr.contains("purge-packages"),
@@ -237,7 +259,7 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
             "node2: {pkg} still installed: {status}"
         );
     }
-    let node1 = Snapshot::of(&tb, "node1").of_host("node1");
+    let node1 = Snapshot::of(tb, "node1").of_host("node1");
     let changed = node1.changes(&before.of_host("node1"));
     assert!(
         changed.is_empty(),
@@ -245,22 +267,22 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
     );
 
     // up brings the worker back.
-    let again = up(&tb, &inv);
+    let again = up(tb, inv);
     assert!(
         again.ok(),
         "up after resetting a worker failed:\n{}",
         again.stderr
     );
-    assert_all_ready(&tb);
+    assert_all_ready(tb);
 
     // A reset that died right after node2's `kubeadm reset` (node deleted, kubeadm
     // reset done, the cleanup not): the next reset finishes exactly the cleanup, because
     // the packages are still held.
     let mut argv = KUBECTL.to_vec();
     argv.extend(["delete", "node", "node2"]);
-    exec(&tb, "node1", &argv);
+    exec(tb, "node1", &argv);
     exec(
-        &tb,
+        tb,
         "node2",
         &[
             "kubeadm",
@@ -270,8 +292,8 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
             "unix:///var/run/containerd/containerd.sock",
         ],
     );
-    assert_cni_config(&tb, "node2");
-    let finished = reset(&tb, &inv, &["--host", "node2", "--yes"], true);
+    assert_cni_config(tb, "node2");
+    let finished = reset(tb, inv, &["--host", "node2", "--yes"], true);
     assert!(
         finished.ok(),
         "finishing reset failed:\n{}",
@@ -283,19 +305,49 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane() {
         finished.stderr
     );
     assert!(finished.stderr.contains("unhold"), "{}", finished.stderr);
-    assert_host_reset(&tb, "node2");
-    assert_eq!(nodes(&tb, "node1"), [("node1".to_string(), true)]);
+    assert_host_reset(tb, "node2");
+    assert_eq!(nodes(tb, "node1"), [("node1".to_string(), true)]);
 }
 
+/// The ubuntu login's two-host cluster (through sudo), built once by `up` and then put
+/// through both of its reset checks in turn. Each was a test with a cluster of its own,
+/// and CI's time is mostly spent building clusters: the first check ends with an `up`
+/// that builds the cluster again (every host a Ready node), which is where the second
+/// one starts. Both change the cluster, so the order is the one they were written for.
+/// Each names itself on stderr so a failure says which one it was.
 #[test]
-fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
+fn a_non_root_cluster_reset_twice() {
     let tb = support::real_testbed_as(2, "ubuntu");
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
     assert!(first.ok(), "up failed:\n{}", first.stderr);
+    let checks: [(&str, &dyn Fn()); 2] = [
+        (
+            "a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig",
+            &|| a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig(&tb, &inv),
+        ),
+        (
+            "reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies",
+            &|| {
+                reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies(
+                    &tb, &inv,
+                )
+            },
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("a_non_root_cluster_reset_twice: {name}");
+        check();
+    }
+}
+
+/// The ubuntu login copied admin.conf into its home as kubeadm init's output suggests:
+/// the reset (through sudo) removes that copy with the cluster, and `up` builds the
+/// cluster again.
+fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig(tb: &Testbed, inv: &Path) {
     // The login user copied admin.conf as kubeadm init's output suggests.
     exec(
-        &tb,
+        tb,
         "node1",
         &[
             "sh",
@@ -304,15 +356,15 @@ fn a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig() {
              && chown -R ubuntu: /home/ubuntu/.kube",
         ],
     );
-    let done = reset(&tb, &inv, &["--yes"], true);
+    let done = reset(tb, inv, &["--yes"], true);
     assert!(done.ok(), "reset failed:\n{}", done.stderr);
     for h in tb.hosts() {
-        assert_host_reset(&tb, &h.name);
+        assert_host_reset(tb, &h.name);
     }
-    assert!(!exists(&tb, "node1", "/home/ubuntu/.kube/config"));
-    let again = up(&tb, &inv);
+    assert!(!exists(tb, "node1", "/home/ubuntu/.kube/config"));
+    let again = up(tb, inv);
     assert!(again.ok(), "up after reset failed:\n{}", again.stderr);
-    assert_all_ready(&tb);
+    assert_all_ready(tb);
 }
 
 /// `iptables -t TABLE -S` on `host`, one rule per line.
@@ -323,12 +375,14 @@ fn iptables_rules(tb: &Testbed, host: &str, table: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies() {
-    let tb = support::real_testbed_as(2, "ubuntu");
-    let inv = inventory(&tb);
-    let first = up(&tb, &inv);
-    assert!(first.ok(), "up failed:\n{}", first.stderr);
+/// After a successful `up` (node1's /root/.kube/config its copy of admin.conf): the
+/// reset removes the iptables chains and rules kube-proxy and Calico made and leaves the
+/// host's own; it removes the copies of admin.conf and leaves kubeconfigs of another
+/// cluster in place, saying so.
+fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies(
+    tb: &Testbed,
+    inv: &Path,
+) {
     // The host's own firewall, and what kube-proxy and Calico add, with the comments
     // they put on their jumps.
     let host_rules: &[&[&str]] = &[
@@ -429,21 +483,21 @@ fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies
         for rule in host_rules {
             let mut argv = vec!["iptables"];
             argv.extend_from_slice(rule);
-            exec(&tb, "node2", &argv);
+            exec(tb, "node2", &argv);
         }
         ["filter", "nat", "raw"]
             .iter()
-            .map(|t| (t.to_string(), iptables_rules(&tb, "node2", t)))
+            .map(|t| (t.to_string(), iptables_rules(tb, "node2", t)))
             .collect()
     };
     for rule in kubernetes_rules {
         let mut argv = vec!["iptables"];
         argv.extend_from_slice(rule);
-        exec(&tb, "node2", &argv);
+        exec(tb, "node2", &argv);
     }
     // Someone's own kubeconfigs (another cluster): not copies of admin.conf.
     exec(
-        &tb,
+        tb,
         "node1",
         &[
             "sh",
@@ -453,7 +507,7 @@ fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies
         ],
     );
     exec(
-        &tb,
+        tb,
         "node2",
         &[
             "sh",
@@ -462,17 +516,22 @@ fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies
         ],
     );
 
-    let done = reset(&tb, &inv, &["--yes"], true);
+    // up's copy of admin.conf, there to be removed.
+    assert!(
+        exists(tb, "node1", "/root/.kube/config"),
+        "node1: up left no /root/.kube/config"
+    );
+    let done = reset(tb, inv, &["--yes"], true);
     assert!(done.ok(), "reset failed:\n{}", done.stderr);
     for (table, rules) in &before {
-        assert_eq!(&iptables_rules(&tb, "node2", table), rules, "table {table}");
+        assert_eq!(&iptables_rules(tb, "node2", table), rules, "table {table}");
     }
     assert_eq!(
-        exec(&tb, "node1", &["cat", "/home/ubuntu/.kube/config"]),
+        exec(tb, "node1", &["cat", "/home/ubuntu/.kube/config"]),
         "current-context: other\n"
     );
     assert_eq!(
-        exec(&tb, "node2", &["cat", "/root/.kube/config"]),
+        exec(tb, "node2", &["cat", "/root/.kube/config"]),
         "current-context: mine\n"
     );
     for said in [
@@ -482,7 +541,7 @@ fn reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies
         assert!(done.stderr.contains(said), "{}", done.stderr);
     }
     // node1's root kubeconfig was up's copy of admin.conf: gone.
-    assert!(!exists(&tb, "node1", "/root/.kube/config"));
+    assert!(!exists(tb, "node1", "/root/.kube/config"));
 }
 
 // The plan alone, from fact reports as an Ubuntu host prints them (no testbed).
