@@ -174,21 +174,60 @@ fn names(steps: &[(String, String)]) -> Vec<String> {
     steps.iter().map(|(_, s)| s.clone()).collect()
 }
 
+/// One 3-host cluster, built by `up` from the plan test's 2-host inventory and grown to
+/// [`grown`], then given a newer Calico. The two checks had a cluster each, built by the
+/// same `up` of a control plane and a worker (CI's time is mostly spent building
+/// clusters); the Calico change comes last, on the converged cluster the plan test leaves.
+/// Each check names itself on stderr so a failure says which one it was.
 #[test]
-fn plan_lists_what_up_then_does_and_changes_nothing() {
+fn a_cluster_planned_grown_then_given_a_newer_calico() {
     let tb = real_testbed(3);
+    let checks: [(&str, &dyn Fn()); 2] = [
+        ("plan_lists_what_up_then_does_and_changes_nothing", &|| {
+            plan_lists_what_up_then_does_and_changes_nothing(&tb)
+        }),
+        (
+            "a_calico_version_change_is_planned_then_applied_server_side",
+            &|| a_calico_version_change_is_planned_then_applied_server_side(&tb, &grown()),
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("a_cluster_planned_grown_then_given_a_newer_calico: {name}");
+        check();
+    }
+}
+
+/// The inventory the plan test's cluster grows into: a label value changed (node2), a
+/// taint added (node1), a new worker (node3).
+fn grown() -> [Decl; 3] {
+    [
+        Decl::new(
+            "control-plane",
+            &[("type", "mysql")],
+            Some(&["dedicated=db:NoSchedule"]),
+        ),
+        Decl::new("worker", &[("type", "blog")], None),
+        Decl::new("worker", &[("type", "wordpress")], None),
+    ]
+}
+
+/// `plan` on fresh hosts lists what the following `up` runs, changes nothing, and exits 0
+/// once converged; an inventory grown by a label, a taint and a worker is planned and
+/// applied exactly; a host left out of the inventory is reported as unmanaged. Leaves the
+/// 3-host cluster of [`grown`] converged.
+fn plan_lists_what_up_then_does_and_changes_nothing(tb: &Testbed) {
     let two = [
         Decl::new("control-plane", &[("type", "mysql")], Some(&[])),
         Decl::new("worker", &[("type", "wordpress")], None),
     ];
-    let inv = inventory(&tb, &two);
+    let inv = inventory(tb, &two);
 
     // Fresh hosts: everything is pending, nothing changes.
-    let before = Snapshot::of(&tb, "node1");
-    let (code, doc, stderr) = plan_json(&tb, &inv);
+    let before = Snapshot::of(tb, "node1");
+    let (code, doc, stderr) = plan_json(tb, &inv);
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(doc["changes"], true);
-    assert_unchanged(&tb, "node1", &before, "plan");
+    assert_unchanged(tb, "node1", &before, "plan");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert!(stderr.contains("because"), "no reasons in:\n{stderr}");
     for host in ["node1", "node2"] {
@@ -228,11 +267,11 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     let fresh_node2 = names(&host_steps(&doc, "node2"));
 
     // `up --dry-run` is the same code path: same exit code, same document.
-    let dry = run_on(&tb, &["up", "--dry-run", "--output", "json"], &inv, &[]);
+    let dry = run_on(tb, &["up", "--dry-run", "--output", "json"], &inv, &[]);
     assert_eq!(dry.code, Some(2));
     assert_eq!(serde_json::from_str::<Value>(&dry.stdout).unwrap(), doc);
     // Text only: nothing on stdout, the plan on stderr.
-    let text = run_on(&tb, &["plan"], &inv, &[]);
+    let text = run_on(tb, &["plan"], &inv, &[]);
     assert_eq!(text.code, Some(2));
     assert!(text.stdout.is_empty(), "{}", text.stdout);
     assert!(
@@ -240,12 +279,12 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
         "{}",
         text.stderr
     );
-    assert_unchanged(&tb, "node1", &before, "plan");
+    assert_unchanged(tb, "node1", &before, "plan");
 
     // up runs exactly the planned host steps.
-    let up = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
+    let up = run_on(tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
-    let run = newest_run(&tb);
+    let run = newest_run(tb);
     for host in ["node1", "node2"] {
         let planned = names(&host_steps(&doc, host));
         assert_eq!(
@@ -256,8 +295,8 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     }
 
     // Converged: nothing to do, exit 0.
-    let before = Snapshot::of(&tb, "node1");
-    let (code, doc, stderr) = plan_json(&tb, &inv);
+    let before = Snapshot::of(tb, "node1");
+    let (code, doc, stderr) = plan_json(tb, &inv);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("nothing to do"), "{stderr}");
     assert_eq!(doc["changes"], false);
@@ -265,24 +304,16 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     for host in ["node1", "node2"] {
         assert!(host_steps(&doc, host).is_empty(), "{doc:#}");
     }
-    let dry = run_on(&tb, &["up", "--dry-run"], &inv, &[]);
+    let dry = run_on(tb, &["up", "--dry-run"], &inv, &[]);
     assert_eq!(dry.code, Some(0));
-    assert_unchanged(&tb, "node1", &before, "plan");
+    assert_unchanged(tb, "node1", &before, "plan");
 
     // The inventory changes: a label value, a taint added, a new worker.
-    let three = [
-        Decl::new(
-            "control-plane",
-            &[("type", "mysql")],
-            Some(&["dedicated=db:NoSchedule"]),
-        ),
-        Decl::new("worker", &[("type", "blog")], None),
-        Decl::new("worker", &[("type", "wordpress")], None),
-    ];
-    let inv = inventory(&tb, &three);
-    let (code, doc, stderr) = plan_json(&tb, &inv);
+    let three = grown();
+    let inv = inventory(tb, &three);
+    let (code, doc, stderr) = plan_json(tb, &inv);
     assert_eq!(code, Some(2), "{stderr}");
-    assert_unchanged(&tb, "node1", &before, "plan");
+    assert_unchanged(tb, "node1", &before, "plan");
     assert!(host_steps(&doc, "node1").is_empty(), "{doc:#}");
     assert!(host_steps(&doc, "node2").is_empty(), "{doc:#}");
     let node3 = names(&host_steps(&doc, "node3"));
@@ -328,10 +359,10 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
         .collect();
 
     // ... and up does exactly that.
-    let before = Snapshot::of(&tb, "node1");
-    let up = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
+    let before = Snapshot::of(tb, "node1");
+    let up = run_on(tb, &["up", "--timeout", "10m"], &inv, &[]);
     assert_eq!(up.code, Some(0), "up failed");
-    let run = newest_run(&tb);
+    let run = newest_run(tb);
     assert_eq!(
         ran_host_steps(&logged_steps(&run, "node3"), &fresh_node2),
         node3,
@@ -343,7 +374,7 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
             "{host} ran host steps the plan did not list"
         );
     }
-    let after = Snapshot::of(&tb, "node1");
+    let after = Snapshot::of(tb, "node1");
     for host in ["node1", "node2"] {
         let changed = after.of_host(host).changes(&before.of_host(host));
         assert!(changed.is_empty(), "{host}: {changed:#?}");
@@ -377,20 +408,20 @@ fn plan_lists_what_up_then_does_and_changes_nothing() {
     let touched: std::collections::BTreeSet<&str> = touched.iter().map(String::as_str).collect();
     assert_eq!(touched, label_hosts, "nodes whose labels/taints up changed");
 
-    let (code, _, stderr) = plan_json(&tb, &inv);
+    let (code, _, stderr) = plan_json(tb, &inv);
     assert_eq!(code, Some(0), "{stderr}");
 
     // A host removed from the inventory is left alone and reported as unmanaged.
-    let inv = inventory(&tb, &three[..2]);
-    let before = Snapshot::of(&tb, "node1");
-    let (code, doc, stderr) = plan_json(&tb, &inv);
+    let inv = inventory(tb, &three[..2]);
+    let before = Snapshot::of(tb, "node1");
+    let (code, doc, stderr) = plan_json(tb, &inv);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(doc["unmanaged"], serde_json::json!(["node3"]));
     assert!(
         stderr.contains("node node3 is in the cluster but not in the inventory"),
         "{stderr}"
     );
-    assert_unchanged(&tb, "node1", &before, "plan");
+    assert_unchanged(tb, "node1", &before, "plan");
 }
 
 /// The per-host lines of the summary (`nodeN: ...`), which name every failed host and why.
@@ -465,28 +496,21 @@ fn sudo_with_a_password_is_an_error_with_up_s_message() {
 /// A newer Calico in the inventory: `plan` lists exactly Calico's apply and the wait, and
 /// `up` fetches that release's manifest on the control plane and applies it server-side
 /// on the real API server: the calico-node DaemonSet's image is the new release and its
-/// fields are owned by a server-side `Apply` of kubectl's field manager.
-#[test]
-fn a_calico_version_change_is_planned_then_applied_server_side() {
-    let tb = real_testbed(2);
-    let decls: &[Decl] = &[
-        Decl::new("control-plane", &[], None),
-        Decl::new("worker", &[], None),
-    ];
-    let inv = inventory(&tb, decls);
-    assert_eq!(
-        run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]).code,
-        Some(0)
-    );
+/// fields are owned by a server-side `Apply` of kubectl's field manager. On a cluster
+/// converged at [`support::CALICO`] with `decls`.
+fn a_calico_version_change_is_planned_then_applied_server_side(tb: &Testbed, decls: &[Decl]) {
+    let inv = inventory(tb, decls);
+    let (code, _, stderr) = plan_json(tb, &inv);
+    assert_eq!(code, Some(0), "converged before the change: {stderr}");
     let newer = "v3.31.2";
-    let inv = inventory_with(&tb, decls, newer);
+    let inv = inventory_with(tb, decls, newer);
 
-    let before = Snapshot::of(&tb, "node1");
+    let before = Snapshot::of(tb, "node1");
     let mark = tb.audit("node1").unwrap().len();
     let mark2 = tb.audit("node2").unwrap().len();
-    let (code, doc, _) = plan_json(&tb, &inv);
+    let (code, doc, _) = plan_json(tb, &inv);
     assert_eq!(code, Some(2));
-    assert_unchanged(&tb, "node1", &before, "plan");
+    assert_unchanged(tb, "node1", &before, "plan");
     for host in ["node1", "node2"] {
         assert!(host_steps(&doc, host).is_empty(), "{doc:#}");
     }
@@ -500,7 +524,7 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
     );
 
     assert_eq!(
-        run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]).code,
+        run_on(tb, &["up", "--timeout", "10m"], &inv, &[]).code,
         Some(0)
     );
     let url = format!(
@@ -508,7 +532,7 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
     );
     // The release's manifest, fetched by the control plane (and amended: the node IP
     // autodetection), applied server-side from stdin by the real kubectl.
-    let ran: Vec<String> = commands_since(&tb, "node1", mark)
+    let ran: Vec<String> = commands_since(tb, "node1", mark)
         .iter()
         .map(|argv| argv.join(" "))
         .collect();
@@ -535,7 +559,7 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
     // ... and what changed on it is what the new calico-node's install-cni (the
     // DaemonSet's init container, rolled out on every node by the apply) writes: Calico's
     // CNI programs of the new release and its kubeconfig with a fresh token.
-    let node2 = Snapshot::of(&tb, "node1").of_host("node2");
+    let node2 = Snapshot::of(tb, "node1").of_host("node2");
     let changed: Vec<String> = node2
         .changes(&before.of_host("node2"))
         .iter()
@@ -551,11 +575,11 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
         "{:#?}",
         node2.changes(&before.of_host("node2"))
     );
-    let image = support::calico_image(&tb, "node1");
+    let image = support::calico_image(tb, "node1");
     assert!(image.ends_with(&format!(":{newer}")), "{image}");
     // The real API server recorded the apply as server-side: kubectl's field manager with
     // operation Apply (a client-side apply is an Update by kubectl-client-side-apply).
-    let ds = support::calico_node_daemonset(&tb, "node1");
+    let ds = support::calico_node_daemonset(tb, "node1");
     let managers: Vec<(&str, &str)> = ds["metadata"]["managedFields"]
         .as_array()
         .into_iter()
@@ -568,5 +592,5 @@ fn a_calico_version_change_is_planned_then_applied_server_side() {
         })
         .collect();
     assert!(managers.contains(&("kubectl", "Apply")), "{managers:?}");
-    assert_eq!(plan_json(&tb, &inv).0, Some(0));
+    assert_eq!(plan_json(tb, &inv).0, Some(0));
 }
