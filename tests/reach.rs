@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::*;
-use testbed::Testbed;
+use testbed::{HostEntry, Testbed};
 
 /// `plan` on `inv` with `extra` options, its run logs in the testbed's directory.
 fn plan(tb: &Testbed, inv: &Path, extra: &[&str]) -> Ran {
@@ -189,29 +189,61 @@ enum JumpIn {
     SshConfig,
 }
 
-/// ProxyJump on the testbed: three hosts in a private network (they do not answer this
-/// machine) converge through a fourth host as the bastion, the plan made over one
-/// bastion connection for the whole run (its sshd logs one login).
+/// One 3-host cluster behind a bastion, converged through it by the ssh_config variant and
+/// then reached again by the inventory's `proxyJump`. Each was a test of its own with a
+/// 4-host testbed and a 3-host cluster of its own (CI's time is mostly spent building
+/// clusters); what they check is the bastion's use (its logins, the origin of the
+/// setting, unreachability without it), which holds on a converged cluster as on a fresh
+/// one. The ssh_config variant comes first: its `plan -v` reads the origins on fresh hosts;
+/// the inventory variant last: it stops the bastion. Between them ~/.ssh/config is removed,
+/// or the inventory variant would pass on ssh_config's ProxyJump alone. Each check names
+/// itself on stderr so a failure says which one it was.
 #[test]
-fn hosts_behind_a_bastion_are_reached_through_one_bastion_connection() {
-    converge_behind_a_bastion(JumpIn::Inventory);
-}
-
-/// The same with the bastion written only in ssh_config (`Host` patterns, `ProxyJump`),
-/// as operators keep it; `plan -v` says the setting came from that file and line.
-#[test]
-fn a_bastion_written_only_in_ssh_config_is_used_like_proxy_jump() {
-    converge_behind_a_bastion(JumpIn::SshConfig);
-}
-
-fn converge_behind_a_bastion(jump_in: JumpIn) {
+fn three_hosts_behind_a_bastion() {
     let tb = real_testbed(4);
     let bastion = tb.hosts()[3].clone();
     for h in ["node1", "node2", "node3"] {
         tb.behind_bastion(h).unwrap();
     }
-    let direct = real_inventory(&tb, &plain_decls(2));
-    let ran = up(&tb, &direct, &["--connect-timeout", "2s"]);
+    let checks: [(&str, &dyn Fn()); 2] = [
+        (
+            "a_bastion_written_only_in_ssh_config_is_used_like_proxy_jump",
+            &|| {
+                a_bastion_written_only_in_ssh_config_is_used_like_proxy_jump(&tb, &bastion);
+                std::fs::remove_file(tb.dir().join("home/.ssh/config")).unwrap();
+            },
+        ),
+        (
+            "hosts_behind_a_bastion_are_reached_through_one_bastion_connection",
+            &|| hosts_behind_a_bastion_are_reached_through_one_bastion_connection(&tb, &bastion),
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("three_hosts_behind_a_bastion: {name}");
+        check();
+    }
+}
+
+/// ProxyJump on the testbed: three hosts in a private network (they do not answer this
+/// machine) converge through a fourth host as the bastion, the plan made over one
+/// bastion connection for the whole run (its sshd logs one login).
+fn hosts_behind_a_bastion_are_reached_through_one_bastion_connection(
+    tb: &Testbed,
+    bastion: &HostEntry,
+) {
+    converge_behind_a_bastion(tb, bastion, JumpIn::Inventory);
+}
+
+/// The same with the bastion written only in ssh_config (`Host` patterns, `ProxyJump`),
+/// as operators keep it; `plan -v` says the setting came from that file and line.
+fn a_bastion_written_only_in_ssh_config_is_used_like_proxy_jump(tb: &Testbed, bastion: &HostEntry) {
+    converge_behind_a_bastion(tb, bastion, JumpIn::SshConfig);
+}
+
+/// `tb`'s node1..node3 are behind `bastion` ([`Testbed::behind_bastion`]).
+fn converge_behind_a_bastion(tb: &Testbed, bastion: &HostEntry, jump_in: JumpIn) {
+    let direct = real_inventory(tb, &plain_decls(2));
+    let ran = up(tb, &direct, &["--connect-timeout", "2s"]);
     assert_eq!(ran.code, Some(4), "not reachable directly: {}", ran.stderr);
 
     let home = tb.dir().join("home");
@@ -220,6 +252,14 @@ fn converge_behind_a_bastion(jump_in: JumpIn) {
     let env: &[(&str, Option<&str>)] = &[("HOME", Some(&home_env))];
     let jumped = match jump_in {
         JumpIn::Inventory => {
+            // Only the inventory names the bastion: no ssh_config (left by a check run
+            // before on this testbed) that would reach the hosts without it.
+            let config = home.join(".ssh/config");
+            assert!(
+                !config.exists(),
+                "{} would name the bastion",
+                config.display()
+            );
             let text = std::fs::read_to_string(&direct).unwrap();
             let jumped = tb.dir().join("jumped.yaml");
             std::fs::write(
@@ -245,7 +285,7 @@ fn converge_behind_a_bastion(jump_in: JumpIn) {
                 ),
             )
             .unwrap();
-            let verbose = bootstrap_env(&tb, "plan", &direct, &["-v"], env);
+            let verbose = bootstrap_env(tb, "plan", &direct, &["-v"], env);
             let origin = format!(
                 "ssh proxyJump root@{} (ssh_config {}:3)",
                 bastion.address,
@@ -275,10 +315,10 @@ fn converge_behind_a_bastion(jump_in: JumpIn) {
             .count()
     };
     let before = logins();
-    let ran = bootstrap_env(&tb, "up", &jumped, &[], env);
+    let ran = bootstrap_env(tb, "up", &jumped, &[], env);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     assert_eq!(logins() - before, 1, "one bastion connection for the run");
-    let again = bootstrap_env(&tb, "plan", &jumped, &[], env);
+    let again = bootstrap_env(tb, "plan", &jumped, &[], env);
     assert_eq!(again.code, Some(0), "converged: {}", again.stderr);
     assert_eq!(logins() - before, 2);
     if jump_in == JumpIn::SshConfig {
@@ -286,14 +326,14 @@ fn converge_behind_a_bastion(jump_in: JumpIn) {
         let ignoring = tb.dir().join("ignoring.yaml");
         let text = std::fs::read_to_string(&direct).unwrap();
         std::fs::write(&ignoring, text.replace("ssh:\n", "ssh:\n  config: false\n")).unwrap();
-        let ran = bootstrap_env(&tb, "up", &ignoring, &["--connect-timeout", "2s"], env);
+        let ran = bootstrap_env(tb, "up", &ignoring, &["--connect-timeout", "2s"], env);
         assert_eq!(ran.code, Some(4), "{}", ran.stderr);
         return;
     }
 
     // The bastion down: every host fails as unreachable via it.
     tb.stop(&bastion.name).unwrap();
-    let ran = up(&tb, &jumped, &["--connect-timeout", "2s"]);
+    let ran = up(tb, &jumped, &["--connect-timeout", "2s"]);
     assert_eq!(ran.code, Some(4), "{}", ran.stderr);
     let via = format!("via bastion root@{}: cannot connect", bastion.address);
     assert_eq!(ran.stderr.matches(&via).count(), 3, "{}", ran.stderr);
