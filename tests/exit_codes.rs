@@ -138,27 +138,16 @@ fn a_refused_host_exits_5_naming_it() {
 /// `up` recovers and converges the cluster (the wait test's first `up`); the wait test
 /// puts node2's CNI configuration back once it has run out, so every node is Ready
 /// again for the interrupted reset, which goes last because it tears the worker down.
-/// Each names itself on stderr so a failure says which one it was.
+/// Each is named on stderr (`check!`) so a failure says which one it was.
 #[test]
 fn a_two_host_cluster_fails_a_join_times_out_and_is_interrupted() {
     let tb = real_testbed(2);
     let inv = real_inventory(&tb, &plain_decls(1));
-    let checks: [(&str, &dyn Fn()); 3] = [
-        ("a_failed_step_exits_6_naming_the_host_and_step", &|| {
-            a_failed_step_exits_6_naming_the_host_and_step(&tb, &inv)
-        }),
-        ("a_wait_that_runs_out_of_timeout_exits_7", &|| {
-            a_wait_that_runs_out_of_timeout_exits_7(&tb, &inv)
-        }),
-        (
-            "sigint_stops_reset_between_workers_and_control_planes",
-            &|| sigint_stops_reset_between_workers_and_control_planes(&tb, &inv),
-        ),
-    ];
-    for (name, check) in checks {
-        eprintln!("a_two_host_cluster_fails_a_join_times_out_and_is_interrupted: {name}");
-        check();
-    }
+    check!(a_failed_step_exits_6_naming_the_host_and_step(&tb, &inv));
+    check!(a_wait_that_runs_out_of_timeout_exits_7(&tb, &inv));
+    check!(sigint_stops_reset_between_workers_and_control_planes(
+        &tb, &inv
+    ));
 }
 
 /// On fresh hosts: a stray service on node2's kubelet port makes the real `kubeadm

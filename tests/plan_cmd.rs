@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::snapshot::{assert_unchanged, Snapshot};
-use support::{real_testbed, real_version, run_on, Decl, Inventory};
+use support::{check, real_testbed, real_version, run_on, Decl, Inventory};
 use testbed::{Os, Testbed};
 
 /// `decls` written as the testbed's inventory at [`real_version`], Calico `calico`.
@@ -182,19 +182,11 @@ fn names(steps: &[(String, String)]) -> Vec<String> {
 #[test]
 fn a_cluster_planned_grown_then_given_a_newer_calico() {
     let tb = real_testbed(3);
-    let checks: [(&str, &dyn Fn()); 2] = [
-        ("plan_lists_what_up_then_does_and_changes_nothing", &|| {
-            plan_lists_what_up_then_does_and_changes_nothing(&tb)
-        }),
-        (
-            "a_calico_version_change_is_planned_then_applied_server_side",
-            &|| a_calico_version_change_is_planned_then_applied_server_side(&tb, &grown()),
-        ),
-    ];
-    for (name, check) in checks {
-        eprintln!("a_cluster_planned_grown_then_given_a_newer_calico: {name}");
-        check();
-    }
+    check!(plan_lists_what_up_then_does_and_changes_nothing(&tb));
+    check!(a_calico_version_change_is_planned_then_applied_server_side(
+        &tb,
+        &grown()
+    ));
 }
 
 /// The inventory the plan test's cluster grows into: a label value changed (node2), a

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::snapshot::{assert_unchanged, Snapshot};
-use support::{exec, run_on, Ran, KUBECTL};
+use support::{check, exec, run_on, Ran, KUBECTL};
 use testbed::Testbed;
 
 fn testbed(hosts: usize) -> Testbed {
@@ -148,7 +148,7 @@ fn assert_cni_config(tb: &Testbed, host: &str) {
 /// is mostly spent building clusters: the first check ends with an `up` that builds the
 /// cluster again (every host a Ready node), which is where the second one starts. Both
 /// change the cluster, so the whole teardown goes first and the one worker's second.
-/// Each names itself on stderr so a failure says which one it was.
+/// Each is named on stderr (`check!`) so a failure says which one it was.
 #[test]
 fn a_root_cluster_torn_down_built_again_then_one_worker_reset() {
     let tb = testbed(2);
@@ -156,20 +156,10 @@ fn a_root_cluster_torn_down_built_again_then_one_worker_reset() {
     let first = up(&tb, &inv);
     assert!(first.ok(), "up failed:\n{}", first.stderr);
     assert_all_ready(&tb);
-    let checks: [(&str, &dyn Fn()); 2] = [
-        (
-            "reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster",
-            &|| reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster(&tb, &inv),
-        ),
-        (
-            "reset_one_worker_deletes_its_node_and_leaves_the_control_plane",
-            &|| reset_one_worker_deletes_its_node_and_leaves_the_control_plane(&tb, &inv),
-        ),
-    ];
-    for (name, check) in checks {
-        eprintln!("a_root_cluster_torn_down_built_again_then_one_worker_reset: {name}");
-        check();
-    }
+    check!(reset_tears_down_twice_safely_and_up_builds_a_fresh_cluster(
+        &tb, &inv
+    ));
+    check!(reset_one_worker_deletes_its_node_and_leaves_the_control_plane(&tb, &inv));
 }
 
 /// On a cluster where every host is a Ready node: `reset` without --yes refuses and
@@ -314,31 +304,17 @@ fn reset_one_worker_deletes_its_node_and_leaves_the_control_plane(tb: &Testbed, 
 /// and CI's time is mostly spent building clusters: the first check ends with an `up`
 /// that builds the cluster again (every host a Ready node), which is where the second
 /// one starts. Both change the cluster, so the order is the one they were written for.
-/// Each names itself on stderr so a failure says which one it was.
+/// Each is named on stderr (`check!`) so a failure says which one it was.
 #[test]
 fn a_non_root_cluster_reset_twice() {
     let tb = support::real_testbed_as(2, "ubuntu");
     let inv = inventory(&tb);
     let first = up(&tb, &inv);
     assert!(first.ok(), "up failed:\n{}", first.stderr);
-    let checks: [(&str, &dyn Fn()); 2] = [
-        (
-            "a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig",
-            &|| a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig(&tb, &inv),
-        ),
-        (
-            "reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies",
-            &|| {
-                reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies(
-                    &tb, &inv,
-                )
-            },
-        ),
-    ];
-    for (name, check) in checks {
-        eprintln!("a_non_root_cluster_reset_twice: {name}");
-        check();
-    }
+    check!(a_non_root_login_resets_through_sudo_and_loses_its_kubeconfig(&tb, &inv));
+    check!(
+        reset_removes_only_what_kubernetes_made_iptables_chains_and_admin_conf_copies(&tb, &inv)
+    );
 }
 
 /// The ubuntu login copied admin.conf into its home as kubeadm init's output suggests:

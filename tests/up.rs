@@ -290,7 +290,7 @@ fn the_article_workloads_land_where_the_labels_say() {
 /// through every single-host check below in turn. Each check was a test of its own with a
 /// cluster of its own (five `up`s from scratch where one does, and CI's time is mostly
 /// spent building clusters): the checks that only read come first, the one that changes
-/// the host last. Each names itself on stderr so a failure says which one it was.
+/// the host last. Each is named on stderr (`check!`) so a failure says which one it was.
 #[test]
 fn a_single_control_plane_host() {
     let tb = real_testbed(1);
@@ -298,30 +298,15 @@ fn a_single_control_plane_host() {
     let inv = real_inventory(&tb, &decls);
     let run = up(&tb, &inv);
     assert!(run.ok(), "up failed:\n{}", run.stderr);
-    let checks: [(&str, &dyn Fn()); 5] = [
-        (
-            "single_node_cluster_runs_pods_on_its_control_plane",
-            &|| single_node_cluster_runs_pods_on_its_control_plane(&tb, &decls),
-        ),
-        (
-            "conntrack_is_installed_where_the_kubelet_does_not_depend_on_it",
-            &|| conntrack_is_installed_where_the_kubelet_does_not_depend_on_it(&tb),
-        ),
-        (
-            "package_installs_keep_conffiles_and_defer_needrestart",
-            &|| package_installs_keep_conffiles_and_defer_needrestart(&tb),
-        ),
-        ("containerd_sandbox_image_is_kubeadm_s_pause_image", &|| {
-            containerd_sandbox_image_is_kubeadm_s_pause_image(&tb, &inv)
-        }),
-        ("host_drift_is_fixed_by_exactly_the_fixing_steps", &|| {
-            host_drift_is_fixed_by_exactly_the_fixing_steps(&tb, &inv, &decls)
-        }),
-    ];
-    for (name, check) in checks {
-        eprintln!("a_single_control_plane_host: {name}");
-        check();
-    }
+    check!(single_node_cluster_runs_pods_on_its_control_plane(
+        &tb, &decls
+    ));
+    check!(conntrack_is_installed_where_the_kubelet_does_not_depend_on_it(&tb));
+    check!(package_installs_keep_conffiles_and_defer_needrestart(&tb));
+    check!(containerd_sandbox_image_is_kubeadm_s_pause_image(&tb, &inv));
+    check!(host_drift_is_fixed_by_exactly_the_fixing_steps(
+        &tb, &inv, &decls
+    ));
 }
 
 /// The node is Ready with its label and without the control-plane taint, and the host

@@ -54,20 +54,12 @@ fn the_article_layout_with_examples_wordpress() {
     let first = run_on(&tb, &["up", "--timeout", "10m"], &inv, &[]);
     eprintln!("the converging up took {:?}", started.elapsed());
     assert!(first.ok(), "first up failed:\n{}", first.stderr);
-    let checks: [(&str, &dyn Fn()); 2] = [
-        (
-            "the_article_layout_converges_on_the_real_control_plane",
-            &|| the_article_layout_converges_on_the_real_control_plane(&tb, &version),
-        ),
-        (
-            "examples_wordpress_converges_on_the_real_control_plane",
-            &|| examples_wordpress_converges_on_the_real_control_plane(&tb, &version),
-        ),
-    ];
-    for (name, check) in checks {
-        eprintln!("the_article_layout_with_examples_wordpress: {name}");
-        check();
-    }
+    check!(the_article_layout_converges_on_the_real_control_plane(
+        &tb, &version
+    ));
+    check!(examples_wordpress_converges_on_the_real_control_plane(
+        &tb, &version
+    ));
 }
 
 /// examples/wordpress's inventory at `version`, its manifests copied next to it.
