@@ -25,8 +25,9 @@
 # rebuild gives the same binaries. One flag more than the release's: -gcflags=all=-dwarf=false,
 # so the compiler does not write the DWARF debug information that "-w" then throws away at
 # link time (the code is the same). Measured on kube-scheduler v1.36.3 with an empty
-# GOCACHE: 431 CPU-s against 469 (user+sys), 8 % less of what dominates CI from a cold
-# machine (testbed/k8s/README.md "What CI pays").
+# GOCACHE: 431 CPU-s against 469 (user+sys); the four releases in CI's order, cold: 24.8
+# min against 25.9 of wall time, but 38.8 user CPU-min against 39.3, so most of the gain
+# may be the downloads' variance (testbed/k8s/README.md "What CI pays").
 #
 # Output: $TESTBED_K8S_CACHE/RELEASE/{kubeadm,kubectl,kube-apiserver,
 # kube-controller-manager,kube-scheduler,etcd} (default
