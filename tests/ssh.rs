@@ -6,7 +6,8 @@
 //! when sshd is missing the tests FAIL, they do not skip.
 //!
 //! The sudo test creates two temporary local users (dash login shell) and a file in
-//! /etc/sudoers.d, and removes them when it ends, pass or fail.
+//! /etc/sudoers.d, the concurrency test one such user; each removes them when it ends,
+//! pass or fail.
 //!
 //! Opt-in (`#[ignore]`, listed as ignored, never silently skipped):
 //! - measurement: `cargo test -p bootstrap --test ssh -- --ignored --nocapture measure`
@@ -470,12 +471,22 @@ async fn stdin_uploads_binary_data() {
 
 /// 20 commands at once on one connection, against sshd's default MaxSessions (10):
 /// the connection queues beyond its channel limit instead of failing.
+///
+/// As a temporary user whose login shell is dash: bash sources root's `.bashrc` for
+/// commands run by sshd, and a CI machine's (pyenv's `rehash`, racing with itself across
+/// 20 shells) wrote to stderr, which this test compares byte for byte.
 #[tokio::test]
 async fn twenty_concurrent_commands_on_one_connection() {
     let sshd = Sshd::start();
-    let conn = Arc::new(sshd.connect_root().await);
-    // One command alone, as the yardstick (the machine may be loaded, and root's login
-    // shell may source a slow .bashrc).
+    let user = format!("bconcur{}", std::process::id());
+    let _user = TempUser::create(&user);
+    let target = sshd.target(&user, "id_ed25519");
+    let conn = Arc::new(
+        Connection::connect_with_agent(&target, None)
+            .await
+            .unwrap_or_else(|e| panic!("connect as {user}: {e}")),
+    );
+    // One command alone, as the yardstick (the machine may be loaded).
     let started = Instant::now();
     conn.run(&script("sleep 0.5")).await.unwrap();
     let one = started.elapsed();
@@ -505,6 +516,39 @@ async fn twenty_concurrent_commands_on_one_connection() {
     assert!(
         elapsed < one * 10,
         "20 commands took {elapsed:?}, one alone {one:?}: not concurrent"
+    );
+}
+
+/// A server whose `MaxSessions` is below our 8 channels refuses the opens beyond it while
+/// our other commands run: those wait for a channel of ours to end instead of failing.
+/// With `MaxSessions 0` nothing can ever run, and the error says so.
+#[tokio::test]
+async fn a_server_with_fewer_sessions_than_our_channels_still_runs_every_command() {
+    let sshd = Sshd::start_with("MaxSessions 2\n");
+    let user = format!("bfewer{}", std::process::id());
+    let _user = TempUser::create(&user);
+    let target = sshd.target(&user, "id_ed25519");
+    let conn = Arc::new(Connection::connect_with_agent(&target, None).await.unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let conn = conn.clone();
+        tasks.spawn(async move { (i, conn.run(&script(&format!("sleep 0.2; echo {i}"))).await) });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (i, out) = r.unwrap();
+        let out = out.unwrap_or_else(|e| panic!("command {i}: {e}"));
+        assert_eq!((out.status, out.stdout), (0, format!("{i}\n")));
+    }
+
+    let sshd = Sshd::start_with("MaxSessions 0\n");
+    let conn = sshd.connect_root().await;
+    let err = conn
+        .run(&script("true"))
+        .await
+        .expect_err("MaxSessions 0 runs nothing");
+    assert!(
+        matches!(&err, SshError::Command { reason, .. } if reason.contains("MaxSessions")),
+        "{err}"
     );
 }
 

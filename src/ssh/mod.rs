@@ -493,19 +493,7 @@ impl Connection {
             .acquire()
             .await
             .map_err(|_| lost("connection closed".to_string()))?;
-        let channel = self.handle.channel_open_session().await.map_err(|e| {
-            if self.handle.is_closed() {
-                lost(format!("cannot open a channel: {e}"))
-            } else {
-                SshError::Command {
-                    host: host.clone(),
-                    reason: format!(
-                        "the server refused a new session channel ({e}); its MaxSessions \
-                             setting may be below {MAX_CHANNELS}"
-                    ),
-                }
-            }
-        })?;
+        let channel = self.open_session(&lost).await?;
         channel
             .exec(true, exec)
             .await
@@ -604,6 +592,54 @@ impl Connection {
             }
         }
         Ok(output)
+    }
+
+    /// Opens a session channel, waiting out the server's refusals while they can pass.
+    ///
+    /// sshd frees a session slot only when it garbage-collects the closed channel (the
+    /// channel's cleanup callback, session.c `session_close_by_channel`), which its server
+    /// loop does between rounds of reading packets: a CLOSE and the next OPEN that arrive
+    /// together count the old session against `MaxSessions` (default 10), so 8 commands
+    /// ending at once can see an open refused although at most 8 are live (seen: 2 runs
+    /// of `tests/ssh.rs` in 11 failed so before this wait). A server whose
+    /// `MaxSessions` is below `MAX_CHANNELS` refuses the same way while our other commands
+    /// run. Either passes once a channel of ours ends, so while others are open this
+    /// retries; alone, a refusal that persists past `OPEN_RETRIES` is the server's limit.
+    async fn open_session(
+        &self,
+        lost: &impl Fn(String) -> SshError,
+    ) -> Result<russh::Channel<russh::client::Msg>, SshError> {
+        /// Refusals tolerated with no other channel of ours open (backing off 10 ms to
+        /// 250 ms, about 0.8 s in all), for a slot still held by a just-closed channel.
+        const OPEN_RETRIES: u32 = 6;
+        let mut alone_refusals = 0;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let e = match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) if self.handle.is_closed() => {
+                    return Err(lost(format!("cannot open a channel: {e}")))
+                }
+                Err(e) => e,
+            };
+            // Ours in flight besides this one (which holds a permit too).
+            let others = MAX_CHANNELS - self.channels.available_permits() - 1;
+            if others == 0 {
+                alone_refusals += 1;
+                if alone_refusals > OPEN_RETRIES {
+                    return Err(SshError::Command {
+                        host: self.target.host.clone(),
+                        reason: format!(
+                            "the server refused a new session channel ({e}) with no other \
+                             command of ours running; its MaxSessions setting may be 0"
+                        ),
+                    });
+                }
+            }
+            tracing::debug!(host = %self.target.host, others, "session channel refused ({e}); retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(250));
+        }
     }
 
     /// For a non-root login user, checks once that `sudo -n` works, so a missing
