@@ -521,7 +521,8 @@ async fn twenty_concurrent_commands_on_one_connection() {
 
 /// A server whose `MaxSessions` is below our 8 channels refuses the opens beyond it while
 /// our other commands run: those wait for a channel of ours to end instead of failing.
-/// With `MaxSessions 0` nothing can ever run, and the error says so.
+/// With `MaxSessions 0` nothing can ever run, and the error says so, also to commands
+/// started together (none waits for another that waits too).
 #[tokio::test]
 async fn a_server_with_fewer_sessions_than_our_channels_still_runs_every_command() {
     let sshd = Sshd::start_with("MaxSessions 2\n");
@@ -540,16 +541,26 @@ async fn a_server_with_fewer_sessions_than_our_channels_still_runs_every_command
         assert_eq!((out.status, out.stdout), (0, format!("{i}\n")));
     }
 
+    // Several at once, so none of them can take the others' waiting for running.
     let sshd = Sshd::start_with("MaxSessions 0\n");
-    let conn = sshd.connect_root().await;
-    let err = conn
-        .run(&script("true"))
-        .await
-        .expect_err("MaxSessions 0 runs nothing");
-    assert!(
-        matches!(&err, SshError::Command { reason, .. } if reason.contains("MaxSessions")),
-        "{err}"
-    );
+    let conn = Arc::new(sshd.connect_root().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let conn = conn.clone();
+        tasks.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(20), conn.run(&script("true"))).await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let err = r
+            .unwrap()
+            .expect("MaxSessions 0 must fail, not wait for ever")
+            .expect_err("MaxSessions 0 runs nothing");
+        assert!(
+            matches!(&err, SshError::Command { reason, .. } if reason.contains("MaxSessions")),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //! of everything humans and logs see; also used by `ui` and `runlog`).
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -242,6 +243,25 @@ pub struct Connection {
     pub host_key_added: Option<String>,
     handle: russh::client::Handle<Client>,
     channels: Arc<Semaphore>,
+    /// Channels of ours the server has accepted and not yet closed (fewer than the
+    /// permits taken while opens wait out refusals): see `open_session`.
+    open: AtomicUsize,
+}
+
+/// One accepted channel in `Connection::open`, for as long as this lives.
+struct OpenChannel<'a>(&'a AtomicUsize);
+
+impl<'a> OpenChannel<'a> {
+    fn count(open: &'a AtomicUsize) -> Self {
+        open.fetch_add(1, Ordering::SeqCst);
+        OpenChannel(open)
+    }
+}
+
+impl Drop for OpenChannel<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The russh event handler: only decides whether the server's host key is trusted, and
@@ -467,6 +487,7 @@ impl Connection {
             host_key_added,
             handle,
             channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
+            open: AtomicUsize::new(0),
         })
     }
 
@@ -494,6 +515,7 @@ impl Connection {
             .await
             .map_err(|_| lost("connection closed".to_string()))?;
         let channel = self.open_session(&lost).await?;
+        let _open = OpenChannel::count(&self.open);
         channel
             .exec(true, exec)
             .await
@@ -604,7 +626,9 @@ impl Connection {
     /// of `tests/ssh.rs` in 11 failed so before this wait). A server whose
     /// `MaxSessions` is below `MAX_CHANNELS` refuses the same way while our other commands
     /// run. Either passes once a channel of ours ends, so while others are open this
-    /// retries; alone, a refusal that persists past `OPEN_RETRIES` is the server's limit.
+    /// retries; with none of ours open (the ones waiting here do not count, or a server
+    /// that refuses every session would keep them waiting on each other for ever), a
+    /// refusal that persists past `OPEN_RETRIES` is the server's limit.
     async fn open_session(
         &self,
         lost: &impl Fn(String) -> SshError,
@@ -622,8 +646,7 @@ impl Connection {
                 }
                 Err(e) => e,
             };
-            // Ours in flight besides this one (which holds a permit too).
-            let others = MAX_CHANNELS - self.channels.available_permits() - 1;
+            let others = self.open.load(Ordering::SeqCst);
             if others == 0 {
                 alone_refusals += 1;
                 if alone_refusals > OPEN_RETRIES {
