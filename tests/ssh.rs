@@ -521,24 +521,35 @@ async fn twenty_concurrent_commands_on_one_connection() {
 
 /// A server whose `MaxSessions` is below our 8 channels refuses the opens beyond it while
 /// our other commands run: those wait for a channel of ours to end instead of failing.
+/// At exactly 8, the commands that end free their slots only when sshd garbage-collects
+/// their channels, after the next opens may have arrived: those wait too (60 quick
+/// commands, where the race is likely on every run).
 /// With `MaxSessions 0` nothing can ever run, and the error says so, also to commands
 /// started together (none waits for another that waits too).
 #[tokio::test]
 async fn a_server_with_fewer_sessions_than_our_channels_still_runs_every_command() {
-    let sshd = Sshd::start_with("MaxSessions 2\n");
     let user = format!("bfewer{}", std::process::id());
     let _user = TempUser::create(&user);
-    let target = sshd.target(&user, "id_ed25519");
-    let conn = Arc::new(Connection::connect_with_agent(&target, None).await.unwrap());
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..10 {
-        let conn = conn.clone();
-        tasks.spawn(async move { (i, conn.run(&script(&format!("sleep 0.2; echo {i}"))).await) });
-    }
-    while let Some(r) = tasks.join_next().await {
-        let (i, out) = r.unwrap();
-        let out = out.unwrap_or_else(|e| panic!("command {i}: {e}"));
-        assert_eq!((out.status, out.stdout), (0, format!("{i}\n")));
+    for (max_sessions, commands, pause) in [(2, 10, "sleep 0.2; "), (8, 60, "")] {
+        let sshd = Sshd::start_with(&format!("MaxSessions {max_sessions}\n"));
+        let target = sshd.target(&user, "id_ed25519");
+        let conn = Arc::new(Connection::connect_with_agent(&target, None).await.unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..commands {
+            let conn = conn.clone();
+            let cmd = script(&format!("{pause}echo {i}"));
+            tasks.spawn(async move {
+                let out = tokio::time::timeout(Duration::from_secs(60), conn.run(&cmd)).await;
+                (i, out)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (i, out) = r.unwrap();
+            let out = out
+                .unwrap_or_else(|_| panic!("MaxSessions {max_sessions}: command {i} hung"))
+                .unwrap_or_else(|e| panic!("MaxSessions {max_sessions}: command {i}: {e}"));
+            assert_eq!((out.status, out.stdout), (0, format!("{i}\n")));
+        }
     }
 
     // Several at once, so none of them can take the others' waiting for running.

@@ -9,7 +9,7 @@
 //! of everything humans and logs see; also used by `ui` and `runlog`).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -243,24 +243,47 @@ pub struct Connection {
     pub host_key_added: Option<String>,
     handle: russh::client::Handle<Client>,
     channels: Arc<Semaphore>,
-    /// Channels of ours the server has accepted and not yet closed (fewer than the
-    /// permits taken while opens wait out refusals): see `open_session`.
-    open: AtomicUsize,
+    /// The channels of ours the server has accepted: see `open_session`.
+    open: OpenChannels,
 }
 
-/// One accepted channel in `Connection::open`, for as long as this lives.
-struct OpenChannel<'a>(&'a AtomicUsize);
+/// The channels of a connection that the server accepted and that have not ended (fewer
+/// than the permits taken while opens wait out refusals), and a signal when that changes.
+#[derive(Default)]
+struct OpenChannels {
+    count: AtomicUsize,
+    /// Bumped by every accept and every end: "did anything change during my attempt?"
+    changes: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl OpenChannels {
+    fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+}
+
+/// One accepted channel counted in [`OpenChannels`] for as long as this lives (also when
+/// the command's future is dropped).
+struct OpenChannel<'a>(&'a OpenChannels);
 
 impl<'a> OpenChannel<'a> {
-    fn count(open: &'a AtomicUsize) -> Self {
-        open.fetch_add(1, Ordering::SeqCst);
+    fn count(open: &'a OpenChannels) -> Self {
+        open.count.fetch_add(1, Ordering::SeqCst);
+        open.bump();
         OpenChannel(open)
     }
 }
 
 impl Drop for OpenChannel<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.bump();
     }
 }
 
@@ -487,7 +510,7 @@ impl Connection {
             host_key_added,
             handle,
             channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
-            open: AtomicUsize::new(0),
+            open: OpenChannels::default(),
         })
     }
 
@@ -569,7 +592,9 @@ impl Connection {
                         ))
                     }
                     Some(russh::ChannelMsg::Failure) => {
-                        return Err(lost("the server refused to run the command".to_string()))
+                        // Closed, or the server would keep the session (and its slot).
+                        let _ = writer.close().await;
+                        return Err(lost("the server refused to run the command".to_string()));
                     }
                     Some(russh::ChannelMsg::Close) | None => break,
                     Some(_) => {}
@@ -618,50 +643,66 @@ impl Connection {
 
     /// Opens a session channel, waiting out the server's refusals while they can pass.
     ///
-    /// sshd frees a session slot only when it garbage-collects the closed channel (the
-    /// channel's cleanup callback, session.c `session_close_by_channel`), which its server
-    /// loop does between rounds of reading packets: a CLOSE and the next OPEN that arrive
-    /// together count the old session against `MaxSessions` (default 10), so 8 commands
-    /// ending at once can see an open refused although at most 8 are live (seen: 2 runs
-    /// of `tests/ssh.rs` in 11 failed so before this wait). A server whose
-    /// `MaxSessions` is below `MAX_CHANNELS` refuses the same way while our other commands
-    /// run. Either passes once a channel of ours ends, so while others are open this
-    /// retries; with none of ours open (the ones waiting here do not count, or a server
+    /// sshd answers an open beyond `MaxSessions` (default 10) with OPEN_FAILURE
+    /// (serverloop.c: session_new finds no free slot), and frees a session's slot only
+    /// when it garbage-collects the channel after both sides' CLOSE (channels.c
+    /// channel_garbage_collect -> session.c session_close_by_channel), which it does
+    /// after handling every packet already read. So when several of our 8 commands end
+    /// at once, their CLOSEs and our next OPENs can arrive together and an OPEN be refused
+    /// although at most 8 are live (seen: 2 runs of `tests/ssh.rs` in 11 failed so before
+    /// this wait). A server whose `MaxSessions` is below `MAX_CHANNELS` refuses the same
+    /// way while our other commands run. Both pass once a channel of ours ends: while one
+    /// is open, a refused open waits for a change (an end, or a back-off from 10 ms to a
+    /// second) and tries again. With none of ours open (the opens waiting here do not count, or a server
     /// that refuses every session would keep them waiting on each other for ever), a
-    /// refusal that persists past `OPEN_RETRIES` is the server's limit.
+    /// refusal repeated `OPEN_RETRIES` times in a row with nothing of ours changing is
+    /// the server's limit.
     async fn open_session(
         &self,
         lost: &impl Fn(String) -> SshError,
     ) -> Result<russh::Channel<russh::client::Msg>, SshError> {
-        /// Refusals tolerated with no other channel of ours open (backing off 10 ms to
-        /// 250 ms, about 0.8 s in all), for a slot still held by a just-closed channel.
+        /// Refusals in a row tolerated with none of ours open (pauses from 10 ms doubling
+        /// to 250 ms: 0.6 s to 1.5 s in all), for a slot still held by a channel that just
+        /// ended.
         const OPEN_RETRIES: u32 = 6;
         let mut alone_refusals = 0;
         let mut backoff = Duration::from_millis(10);
         loop {
-            let e = match self.handle.channel_open_session().await {
+            // Registered before the attempt, so an end during it is not missed.
+            let changed = self.open.changed.notified();
+            let before = self.open.changes();
+            let reason = match self.handle.channel_open_session().await {
                 Ok(channel) => return Ok(channel),
-                Err(e) if self.handle.is_closed() => {
-                    return Err(lost(format!("cannot open a channel: {e}")))
-                }
-                Err(e) => e,
+                Err(russh::Error::ChannelOpenFailure(reason)) if !self.handle.is_closed() => reason,
+                Err(e) => return Err(lost(format!("cannot open a channel: {e}"))),
             };
-            let others = self.open.load(Ordering::SeqCst);
-            if others == 0 {
-                alone_refusals += 1;
-                if alone_refusals > OPEN_RETRIES {
-                    return Err(SshError::Command {
-                        host: self.target.host.clone(),
-                        reason: format!(
-                            "the server refused a new session channel ({e}) with no other \
-                             command of ours running; its MaxSessions setting may be 0"
-                        ),
-                    });
-                }
+            let others = self.open.count.load(Ordering::SeqCst);
+            tracing::debug!(host = %self.target.host, others, "session channel refused ({reason:?}); retrying");
+            if others > 0 {
+                alone_refusals = 0;
+                // An end wakes this at once; the timeout covers a slot freed only by
+                // sshd's garbage collection, after our channel's end was already seen.
+                let _ = tokio::time::timeout(backoff, changed).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
             }
-            tracing::debug!(host = %self.target.host, others, "session channel refused ({e}); retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(250));
+            if self.open.changes() != before {
+                alone_refusals = 0;
+                continue;
+            }
+            alone_refusals += 1;
+            if alone_refusals > OPEN_RETRIES {
+                return Err(SshError::Command {
+                    host: self.target.host.clone(),
+                    reason: format!(
+                        "the server refused a new session channel ({reason:?}) with no other \
+                         command of ours running; its MaxSessions setting may be 0"
+                    ),
+                });
+            }
+            let pause = backoff.min(Duration::from_millis(250));
+            tokio::time::sleep(pause).await;
+            backoff = pause * 2;
         }
     }
 
