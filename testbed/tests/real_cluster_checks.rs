@@ -74,35 +74,78 @@ fn assert_release(what: &str, v: &Value, k8s: &RealRelease) {
     );
 }
 
+/// One host of a real control plane, made once and put through the checks below in turn.
+/// Each was a test with a host and a `kubeadm init` of its own, and CI's time goes mostly
+/// to the real control plane's daemons, so each cluster built costs. The order:
+/// - The refused init first, on the fresh host.
+/// - Then the init, and the reset check, which needs only the static pods' sandboxes and
+///   ends with an init of its own.
+/// - On that control plane, the checks that only read (plus one valid Deployment `web`),
+///   then the runtime stopped and started (the node ends Ready again).
+/// - Then the workloads on the untainted control plane, under names of their own.
+/// - The failing probes last, because they leave the control plane changed.
+///
+/// Each is named on stderr (`check!`) so a failure says which one it was.
+#[test]
+fn one_real_control_plane_host() {
+    let k8s = release();
+    let tb = real_testbed(1, &k8s);
+    check!(real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range(&tb, &k8s));
+    // init_control_plane's other steps (the kubelet is installed): its configuration,
+    // the real `kubeadm init`, the CNI configuration.
+    write_config(&tb);
+    kubeadm_init(&tb, &k8s);
+    write_cni_config(&tb, "node1");
+    check!(real_kubeadm_reset_stops_the_control_plane_and_init_works_again(&tb, &k8s));
+    // `kubeadm reset` leaves /etc/cni/net.d alone, so the node gets Ready as after
+    // init_control_plane.
+    exec_ok(&tb, "node1", "test -s /etc/cni/net.d/10-test.conflist");
+    check!(a_real_control_plane_reports_the_release_and_refuses_invalid_objects(&tb, &k8s));
+    check!(a_node_whose_container_runtime_stops_goes_not_ready(
+        &tb, &k8s
+    ));
+    // The pod checks' control plane takes pods: its taint removed.
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    exec_ok(
+        &tb,
+        "node1",
+        &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
+    );
+    check!(a_pod_waits_for_the_secret_its_environment_reads(&tb, &k8s));
+    check!(a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it(&tb, &k8s));
+    check!(
+        failing_probes_leave_the_scheduler_unready_and_restart_the_controller_manager(&tb, &k8s)
+    );
+}
+
 /// On a host of a real control plane: the versions kubeadm, kubectl and the API server
 /// report; `kubectl api-resources` (the real set, including resources the simulated API
 /// server never had); what the real API server and kubectl refuse; the add-ons' pods and
 /// the control plane's mirror pods in `kubectl get pods -A`.
-#[test]
-fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
-    let k8s = release();
-    let tb = real_testbed(1, &k8s);
-    init_control_plane(&tb, &k8s);
+fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects(
+    tb: &testbed::Testbed,
+    k8s: &RealRelease,
+) {
     let kubeadm = k8s.bin("kubeadm").display().to_string();
     let kubectl = k8s.bin("kubectl").display().to_string();
 
     // Versions: the release's gitVersion and gitCommit everywhere (testbed/k8s/README.md
     // says where the commits come from), the same in all three.
     let json = |cmd: &str| -> Value {
-        let out = exec_ok(&tb, "node1", cmd);
+        let out = exec_ok(tb, "node1", cmd);
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}\n{}", out.all()))
     };
     let v = json(&format!("{kubeadm} version -o json"));
-    assert_release("kubeadm version", &v["clientVersion"], &k8s);
+    assert_release("kubeadm version", &v["clientVersion"], k8s);
     let v = json(&format!("{kubectl} {ADMIN} version -o json"));
-    assert_release("kubectl version client", &v["clientVersion"], &k8s);
-    assert_release("kubectl version server", &v["serverVersion"], &k8s);
+    assert_release("kubectl version client", &v["clientVersion"], k8s);
+    assert_release("kubectl version server", &v["serverVersion"], k8s);
     let v = json(&format!("{kubectl} {ADMIN} get --raw /version"));
-    assert_release("/version", &v, &k8s);
+    assert_release("/version", &v, k8s);
 
     // The real resource set, including resources the simulated API server lacked.
     let count = assert_api_resources(
-        &tb,
+        tb,
         &kubectl,
         &[
             "bindings",
@@ -175,7 +218,7 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
         ),
     ];
     for (what, yaml, says) in refused {
-        apply(&tb, &kubectl, yaml).expect(what, 1, says);
+        apply(tb, &kubectl, yaml).expect(what, 1, says);
     }
     // A taint value that is no label value (kubectl's own parseTaint refuses it before
     // any request), and an effect that does not exist.
@@ -191,7 +234,7 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     ];
     for (taint, says) in taints {
         exec(
-            &tb,
+            tb,
             "node1",
             &format!("{kubectl} {ADMIN} taint nodes node1 {taint}"),
         )
@@ -199,7 +242,7 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     }
     // None of them left anything behind.
     let out = exec_ok(
-        &tb,
+        tb,
         "node1",
         &format!("{kubectl} {ADMIN} get deployments,configmaps -n default -o name; {kubectl} {ADMIN} get node node1 -o jsonpath='{{.spec.taints}}'"),
     );
@@ -208,7 +251,7 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     assert!(!out.stdout.contains("dedicated"), "{}", out.stdout);
     // A valid Deployment goes through: the refusals were about the objects.
     apply(
-        &tb,
+        tb,
         &kubectl,
         &deployment("apps/v1", "web", "web", "web", ""),
     )
@@ -217,14 +260,14 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     // The add-ons' pods and the control plane's mirror pods.
     let all_pods = || {
         exec_ok(
-            &tb,
+            tb,
             "node1",
             &format!("{kubectl} {ADMIN} get pods -A --no-headers"),
         )
         .stdout
     };
     let out = poll(
-        &tb,
+        tb,
         "CoreDNS, kube-proxy and the mirror pods Running",
         all_pods,
         &|s: &String| {
@@ -254,30 +297,58 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
 
     // The mirror pods are Ready once their probes say so (the kubelet stand-in runs
     // kubeadm's startup, liveness and readiness probes against the processes).
-    let mirrors = || -> Vec<(String, String, String)> {
-        pods(&tb, &kubectl, "-l tier=control-plane")
-            .iter()
-            .map(|p| {
-                let c = &p["status"]["containerStatuses"][0];
-                (
-                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                    format!("started={} ready={}", c["started"], c["ready"]),
-                    ready_condition(p)["status"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                )
-            })
-            .collect()
-    };
-    poll(&tb, "the four mirror pods Ready", mirrors, &|m| {
-        m.len() == 4 && m.iter().all(|(_, _, ready)| ready == "True")
-    });
+    four_mirror_pods_ready(tb, &kubectl);
+}
+
+/// The control plane's mirror pods on node1: (name, "started=S ready=R" of its container,
+/// the pod's Ready status), as the kubelet stand-in reports them from kubeadm's startup,
+/// liveness and readiness probes.
+fn mirror_states(tb: &testbed::Testbed, kubectl: &str) -> Vec<(String, String, String)> {
+    pods(tb, kubectl, "-l tier=control-plane")
+        .iter()
+        .map(|p| {
+            let c = &p["status"]["containerStatuses"][0];
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                format!("started={} ready={}", c["started"], c["ready"]),
+                ready_condition(p)["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the four mirror pods are Ready.
+fn four_mirror_pods_ready(tb: &testbed::Testbed, kubectl: &str) {
+    poll(
+        tb,
+        "the four mirror pods Ready",
+        || mirror_states(tb, kubectl),
+        &|m: &Vec<(String, String, String)>| {
+            m.len() == 4 && m.iter().all(|(_, _, ready)| ready == "True")
+        },
+    );
+}
+
+/// kubeadm's probes of the control plane, run by the kubelet stand-in: a scheduler whose
+/// readiness probe fails stays running and started but its mirror pod is not Ready; a
+/// controller-manager whose liveness probe fails is restarted, and its mirror pod counts
+/// the restarts. Both manifests stay changed, so this runs last on its host.
+fn failing_probes_leave_the_scheduler_unready_and_restart_the_controller_manager(
+    tb: &testbed::Testbed,
+    k8s: &RealRelease,
+) {
+    let kubectl = k8s.bin("kubectl").display().to_string();
+    let mirrors = || mirror_states(tb, &kubectl);
+    // Where the checks before left it: every mirror pod Ready.
+    four_mirror_pods_ready(tb, &kubectl);
     // A scheduler whose readiness endpoint never answers 2xx/3xx (a path outside its
     // always-allowed health paths: 403 or 404 for the anonymous prober): running and started
     // (its startup probe on /livez passes), never ready, so its mirror pod is not Ready.
     exec_ok(
-        &tb,
+        tb,
         "node1",
         "sed -i 's#path: /readyz#path: /never-healthy#' /etc/kubernetes/manifests/kube-scheduler.yaml",
     );
@@ -289,16 +360,16 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
             .unwrap_or_default()
     };
     let kubelet_log =
-        || exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
+        || exec_ok(tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
     let failed = "Probe failed probeType=\"Readiness\" pod=\"kube-system/kube-scheduler\" containerName=\"kube-scheduler\" probeResult=\"failure\" output=\"HTTP probe failed with statuscode: 40";
     poll(
-        &tb,
+        tb,
         "the scheduler's readiness probe failing",
         kubelet_log,
         &|l: &String| l.contains(failed),
     );
     let state = poll(
-        &tb,
+        tb,
         "the scheduler started, not ready",
         scheduler,
         &|s: &String| s == "started=true ready=false Ready=False",
@@ -322,13 +393,13 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     };
     let before = starts(&kubelet_log());
     exec_ok(
-        &tb,
+        tb,
         "node1",
         "sed -i '/livenessProbe:/,/timeoutSeconds/{s#path: /healthz#path: /never-healthy#;s#failureThreshold: 8#failureThreshold: 1#;s#periodSeconds: 10#periodSeconds: 1#;s#initialDelaySeconds: 10#initialDelaySeconds: 0#}' /etc/kubernetes/manifests/kube-controller-manager.yaml",
     );
     let restarted = "Container kube-controller-manager failed liveness probe, will be restarted";
     poll(
-        &tb,
+        tb,
         "the controller-manager restarted after its liveness probe failed",
         kubelet_log,
         &|l: &String| l.contains(restarted) && starts(l) >= before + 2,
@@ -336,9 +407,9 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
     // The mirror pod counts the restarts and shows how the last container ended, as the
     // kubelet reports them from the runtime; the pod stays Running (restartPolicy Always:
     // kubelet_pods.go getPhase). The stand-in reported restartCount 0 for ever.
-    let controller_manager = || mirror_pod(&tb, &kubectl, "kube-controller-manager");
+    let controller_manager = || mirror_pod(tb, &kubectl, "kube-controller-manager");
     let counted = poll(
-        &tb,
+        tb,
         "the controller-manager's restarts in its mirror pod",
         controller_manager,
         &|p: &Value| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1),
@@ -356,14 +427,14 @@ fn a_real_control_plane_reports_the_release_and_refuses_invalid_objects() {
 /// ValidatePodSubnetNodeMask's reason (cmd/kubeadm/app/apis/kubeadm/validation: the
 /// controller-manager gives each node a /24). `bootstrap validate` refuses such an
 /// inventory first, at the line (tests/inventory.rs `subnet_sizes`, tests/kubeadm_real.rs).
-#[test]
-fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
-    let k8s = release();
-    let tb = real_testbed(1, &k8s);
-    write_config_with(&tb, "10.244.0.0/25");
-    install_kubelet(&tb, "node1");
+fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range(
+    tb: &testbed::Testbed,
+    k8s: &RealRelease,
+) {
+    write_config_with(tb, "10.244.0.0/25");
+    install_kubelet(tb, "node1");
     let kubeadm = k8s.bin("kubeadm").display().to_string();
-    let out = exec(&tb, "node1", &format!("{kubeadm} init --config {CONFIG}"));
+    let out = exec(tb, "node1", &format!("{kubeadm} init --config {CONFIG}"));
     out.expect(
         "kubeadm init with podSubnet 10.244.0.0/25",
         1,
@@ -371,7 +442,7 @@ fn real_kubeadm_init_refuses_a_pod_subnet_smaller_than_a_nodes_range() {
     );
     // Nothing was written: no certificates, kubeconfigs or manifests.
     let out = exec_ok(
-        &tb,
+        tb,
         "node1",
         "find /etc/kubernetes -type f | sort; systemctl is-active kubelet || true",
     );
@@ -453,28 +524,12 @@ fn real_kubeadm_init_fails_while_containerd_keeps_its_default_cgroup_driver() {
     );
 }
 
-/// A one-host cluster made by the real `kubeadm init` whose control plane takes pods (its
-/// taint removed), and the path of its kubectl.
-fn one_schedulable_control_plane() -> (RealRelease, testbed::Testbed, String) {
-    let k8s = release();
-    let tb = real_testbed(1, &k8s);
-    init_control_plane(&tb, &k8s);
-    let kubectl = k8s.bin("kubectl").display().to_string();
-    exec_ok(
-        &tb,
-        "node1",
-        &format!("{kubectl} {ADMIN} taint nodes node1 node-role.kubernetes.io/control-plane-"),
-    );
-    (k8s, tb, kubectl)
-}
-
 /// A Deployment whose container reads a Secret that does not exist yet: the real
 /// scheduler binds its pod, and the kubelet does not start it (CreateContainerConfigError,
 /// `secret "db" not found`: kubelet_pods.go makeEnvironmentVariables), so its rollout does
 /// not finish; once the Secret exists the pod runs. Before, the stand-in ran any bound pod.
-#[test]
-fn a_pod_waits_for_the_secret_its_environment_reads() {
-    let (_k8s, tb, kubectl) = one_schedulable_control_plane();
+fn a_pod_waits_for_the_secret_its_environment_reads(tb: &testbed::Testbed, k8s: &RealRelease) {
+    let kubectl = k8s.bin("kubectl").display().to_string();
     let app = "apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app, namespace: default}
@@ -491,7 +546,7 @@ spec:
         - name: PASSWORD
           valueFrom: {secretKeyRef: {name: db, key: password}}
 ";
-    let out = apply(&tb, &kubectl, app);
+    let out = apply(tb, &kubectl, app);
     assert_eq!(out.code, 0, "{}", out.all());
     let pod = |tb: &testbed::Testbed| -> Value {
         let out = exec_ok(
@@ -503,9 +558,9 @@ spec:
         list["items"][0].clone()
     };
     let waiting = poll(
-        &tb,
+        tb,
         "the app's pod waiting for its Secret",
-        || pod(&tb),
+        || pod(tb),
         &|p: &Value| !p["status"]["containerStatuses"][0]["state"]["waiting"].is_null(),
     );
     assert_eq!(waiting["spec"]["nodeName"], "node1", "{waiting:#}");
@@ -516,7 +571,7 @@ spec:
         "{waiting:#}"
     );
     let rollout = exec(
-        &tb,
+        tb,
         "node1",
         &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=10s"),
     );
@@ -527,16 +582,16 @@ kind: Secret
 metadata: {name: db, namespace: default}
 stringData: {password: not-a-real-one}
 ";
-    let out = apply(&tb, &kubectl, secret);
+    let out = apply(tb, &kubectl, secret);
     assert_eq!(out.code, 0, "{}", out.all());
     poll(
-        &tb,
+        tb,
         "the app's pod Running once its Secret exists",
-        || pod(&tb)["status"]["phase"].clone(),
+        || pod(tb)["status"]["phase"].clone(),
         &|phase: &Value| phase == "Running",
     );
     exec_ok(
-        &tb,
+        tb,
         "node1",
         &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=60s"),
     );
@@ -550,23 +605,25 @@ stringData: {password: not-a-real-one}
 /// back-off, and the rollout does not finish; once the image is in the runtime (imported,
 /// as an offline site does) the next pull attempt finds it and the pod runs. Before, the
 /// stand-in ran any bound pod without asking for its image.
-#[test]
-fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
-    let (_k8s, tb, kubectl) = one_schedulable_control_plane();
+fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it(
+    tb: &testbed::Testbed,
+    k8s: &RealRelease,
+) {
+    let kubectl = k8s.bin("kubectl").display().to_string();
     // Pulled from the testbed's Docker Hub by the host's containerd, then Running.
     let out = apply(
-        &tb,
+        tb,
         &kubectl,
-        &deployment("apps/v1", "web", "web", "web", "")
+        &deployment("apps/v1", "nginx", "nginx", "nginx", "")
             .replace("registry.k8s.io/pause:3.10.1", "nginx"),
     );
     assert_eq!(out.code, 0, "{}", out.all());
     exec_ok(
-        &tb,
+        tb,
         "node1",
-        &format!("{kubectl} {ADMIN} rollout status deployment/web --timeout=60s"),
+        &format!("{kubectl} {ADMIN} rollout status deployment/nginx --timeout=60s"),
     );
-    let images = exec_ok(&tb, "node1", "ctr -n k8s.io images ls -q").stdout;
+    let images = exec_ok(tb, "node1", "ctr -n k8s.io images ls -q").stdout;
     assert!(
         images
             .lines()
@@ -575,17 +632,17 @@ fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
     );
     let image = "docker.io/library/testbed-nowhere:1";
     let out = apply(
-        &tb,
+        tb,
         &kubectl,
-        &deployment("apps/v1", "app", "app", "app", "")
+        &deployment("apps/v1", "nowhere", "nowhere", "nowhere", "")
             .replace("registry.k8s.io/pause:3.10.1", image),
     );
     assert_eq!(out.code, 0, "{}", out.all());
     let pod = || -> Value {
         let out = exec_ok(
-            &tb,
+            tb,
             "node1",
-            &format!("{kubectl} {ADMIN} get pods -l app=app -o json"),
+            &format!("{kubectl} {ADMIN} get pods -l app=nowhere -o json"),
         );
         let list: Value = serde_json::from_str(&out.stdout).unwrap();
         list["items"][0].clone()
@@ -593,7 +650,7 @@ fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
     let waiting = |p: &Value| p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
     // ErrImagePull lasts until the next sync (2 s), which finds the pull backing off.
     let backoff = format!("Back-off pulling image \"{image}\": ErrImagePull: ");
-    let backing_off = poll(&tb, "the pull backing off", pod, &|p: &Value| {
+    let backing_off = poll(tb, "the pull backing off", pod, &|p: &Value| {
         waiting(p)["reason"] == "ImagePullBackOff"
     });
     eprintln!("waiting: {}", waiting(&backing_off));
@@ -615,30 +672,30 @@ fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
             && error.ends_with(&format!("{image}: not found")),
         "containerd's own error: {error}"
     );
-    let log = exec_ok(&tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
+    let log = exec_ok(tb, "node1", "cat /usr/local/lib/testbed/units/kubelet.log").stdout;
     assert!(
         log.contains(&format!("Failed to pull image \"{image}\": {error}")),
         "{log}"
     );
     let rollout = exec(
-        &tb,
+        tb,
         "node1",
-        &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=5s"),
+        &format!("{kubectl} {ADMIN} rollout status deployment/nowhere --timeout=5s"),
     );
     assert_ne!(rollout.code, 0, "{}", rollout.all());
     // The image imported into the runtime, as an offline site loads it: the next sync
     // finds it present (ImageStatus comes before the pull's back-off) and the pod runs.
     tb.preload_images("node1", &[image]).unwrap();
     poll(
-        &tb,
+        tb,
         "the pod Running once its image is in the runtime",
         || pod()["status"]["phase"].clone(),
         &|phase: &Value| phase == "Running",
     );
     exec_ok(
-        &tb,
+        tb,
         "node1",
-        &format!("{kubectl} {ADMIN} rollout status deployment/app --timeout=60s"),
+        &format!("{kubectl} {ADMIN} rollout status deployment/nowhere --timeout=60s"),
     );
 }
 
@@ -648,11 +705,7 @@ fn a_bound_pod_waits_for_its_image_and_runs_once_the_runtime_has_it() {
 /// answers; meanwhile it syncs no pod. The stand-in's Ready looked only at the CNI
 /// configuration, so a node whose containerd was stopped stayed Ready. The static pods
 /// keep running (their shims outlive containerd), so the API server sees it all.
-#[test]
-fn a_node_whose_container_runtime_stops_goes_not_ready() {
-    let k8s = release();
-    let tb = real_testbed(1, &k8s);
-    init_control_plane(&tb, &k8s);
+fn a_node_whose_container_runtime_stops_goes_not_ready(tb: &testbed::Testbed, k8s: &RealRelease) {
     let kubectl = k8s.bin("kubectl").display().to_string();
     let ready = |tb: &testbed::Testbed| -> Value {
         let out = exec(
@@ -664,25 +717,25 @@ fn a_node_whose_container_runtime_stops_goes_not_ready() {
             .map(|n: Value| ready_condition(&n))
             .unwrap_or(Value::Null)
     };
-    poll(&tb, "node1 Ready", || ready(&tb), &|c: &Value| {
+    poll(tb, "node1 Ready", || ready(tb), &|c: &Value| {
         c["status"] == "True"
     });
-    exec_ok(&tb, "node1", "systemctl stop containerd");
+    exec_ok(tb, "node1", "systemctl stop containerd");
     let down = poll(
-        &tb,
+        tb,
         "node1 NotReady with its runtime stopped",
-        || ready(&tb),
+        || ready(tb),
         &|c: &Value| c["status"] == "False",
     );
     assert_eq!(down["reason"], "KubeletNotReady", "{down:#}");
     assert_eq!(down["message"], "container runtime is down", "{down:#}");
     assert!(
-        logs(&tb).contains("\"Skipping pod synchronization\" err=\"container runtime is down\""),
+        logs(tb).contains("\"Skipping pod synchronization\" err=\"container runtime is down\""),
         "{}",
-        logs(&tb)
+        logs(tb)
     );
-    exec_ok(&tb, "node1", "systemctl start containerd");
-    poll(&tb, "node1 Ready again", || ready(&tb), &|c: &Value| {
+    exec_ok(tb, "node1", "systemctl start containerd");
+    poll(tb, "node1 Ready again", || ready(tb), &|c: &Value| {
         c["status"] == "True" && c["reason"] == "KubeletReady"
     });
 }
@@ -854,11 +907,10 @@ done",
 /// StopPodSandbox, RemovePodSandbox), which ends the control plane's containers; then a
 /// new `kubeadm init` works. Stopping the kubelet alone ends nothing (the runtime keeps
 /// the pods), and the next kubelet finds the same processes.
-#[test]
-fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
-    let k8s = release();
-    let tb = real_testbed(1, &k8s);
-    init_control_plane(&tb, &k8s);
+fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again(
+    tb: &testbed::Testbed,
+    k8s: &RealRelease,
+) {
     // One ready sandbox per static pod in the real containerd, each process in a PID
     // namespace of its own (its sandbox's).
     let want: Vec<String> = [
@@ -871,12 +923,12 @@ fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
     .map(|p| format!("SANDBOX_READY kube-system/{p}-node1"))
     .collect();
     poll(
-        &tb,
+        tb,
         "a ready sandbox per static pod",
-        || sandboxes(&tb),
+        || sandboxes(tb),
         &|s: &Vec<String>| *s == want,
     );
-    let procs = control_plane_processes(&tb);
+    let procs = control_plane_processes(tb);
     assert_eq!(procs.len(), 4, "{procs:#?}");
     assert!(procs.iter().all(|p| p.ends_with(" own")), "{procs:#?}");
 
@@ -884,7 +936,7 @@ fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
     // adopts them (same pids) and their sandboxes.
     let found = || {
         exec(
-            &tb,
+            tb,
             "node1",
             "grep -c ' found .* running (pid' /usr/local/lib/testbed/units/kubelet.log",
         )
@@ -894,26 +946,22 @@ fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
         .unwrap_or(0)
     };
     let found_before = found();
-    exec_ok(&tb, "node1", "systemctl stop kubelet");
-    assert_eq!(control_plane_processes(&tb), procs);
+    exec_ok(tb, "node1", "systemctl stop kubelet");
+    assert_eq!(control_plane_processes(tb), procs);
     let kubectl = k8s.bin("kubectl").display().to_string();
-    exec_ok(
-        &tb,
-        "node1",
-        &format!("{kubectl} {ADMIN} get --raw /readyz"),
-    );
-    exec_ok(&tb, "node1", "systemctl start kubelet");
+    exec_ok(tb, "node1", &format!("{kubectl} {ADMIN} get --raw /readyz"));
+    exec_ok(tb, "node1", "systemctl start kubelet");
     poll(
-        &tb,
+        tb,
         "the restarted kubelet found the four processes running",
         found,
         &|n: &u32| *n >= found_before + 4,
     );
-    assert_eq!(control_plane_processes(&tb), procs);
-    assert_eq!(sandboxes(&tb), want);
+    assert_eq!(control_plane_processes(tb), procs);
+    assert_eq!(sandboxes(tb), want);
 
     let kubeadm = k8s.bin("kubeadm").display().to_string();
-    exec(&tb, "node1", &format!("{kubeadm} reset -f")).expect(
+    exec(tb, "node1", &format!("{kubeadm} reset -f")).expect(
         "kubeadm reset -f",
         0,
         &[
@@ -922,11 +970,11 @@ fn real_kubeadm_reset_stops_the_control_plane_and_init_works_again() {
         ],
     );
     poll(
-        &tb,
+        tb,
         "no control-plane process and ports 6443/2379 free after kubeadm reset",
-        || control_plane_left(&tb),
+        || control_plane_left(tb),
         &|left: &String| left.is_empty(),
     );
-    assert_eq!(sandboxes(&tb), Vec::<String>::new());
-    kubeadm_init(&tb, &k8s);
+    assert_eq!(sandboxes(tb), Vec::<String>::new());
+    kubeadm_init(tb, k8s);
 }

@@ -13,22 +13,9 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use testbed::Testbed;
 
-/// Runs one of the checks that share a cluster (a test function that builds one cluster
-/// and puts it through several checks in turn, because CI's time goes to building
-/// clusters), announced on stderr first as `BINARY::TEST: CHECK` so a failure says which check
-/// it was: `check!(conntrack_is_installed(&tb))`. (Unused in some test binaries, as the
-/// rest of this module.)
-#[allow(unused_macros)]
-macro_rules! check {
-    ($check:ident($($arg:expr),* $(,)?)) => {{
-        fn here() {}
-        let test = std::any::type_name_of_val(&here).trim_end_matches("::here");
-        eprintln!("{test}: {}", stringify!($check));
-        $check($($arg),*)
-    }};
-}
+mod check;
 #[allow(unused_imports)]
-pub(crate) use check;
+pub(crate) use check::check;
 
 pub const VERSION: &str = "1.34.2";
 pub const CALICO: &str = "v3.30.3";

@@ -16,6 +16,12 @@ use testbed::Testbed;
 
 pub mod real;
 
+/// `check!`: the bootstrap tests' (tests/support/check.rs), one definition for both crates.
+#[path = "../../../tests/support/check.rs"]
+mod check;
+#[allow(unused_imports)]
+pub(crate) use check::check;
+
 /// The Kubernetes release the tests install (pkgs.k8s.io package version): the REAL
 /// control plane's default release (testbed::k8s::DEFAULT_RELEASE), built, so its
 /// kubeadm and kubectl packages carry the real programs. `*_at` helpers take another.
