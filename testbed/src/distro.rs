@@ -224,8 +224,11 @@ pub const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 ///
 /// Differences from a stock Ubuntu sshd, and why: no PAM (PATH comes from `SetEnv`
 /// instead of pam_env); every command goes through the audit wrapper (`ForceCommand`);
-/// MaxSessions/MaxStartups are raised so a tool may multiplex many channels and open
-/// 200 connections at once without being throttled by the defaults (10 and 10:30:100).
+/// MaxStartups is raised so 200 connections at once from this one machine are not
+/// throttled by the default (10:30:100). MaxSessions keeps OpenSSH's default, 10
+/// sessions per connection, as on a stock host: a tool that multiplexes commands over
+/// one connection meets the real limit (and the refusals sshd gives while it has not yet
+/// freed a closed session's slot).
 pub fn sshd_config(audit_shell: &str) -> String {
     format!(
         "# Simulated host: OpenSSH server configuration written by the testbed.
@@ -244,7 +247,6 @@ PrintMotd no
 PrintLastLog no
 X11Forwarding no
 StrictModes yes
-MaxSessions 100
 MaxStartups 1000:30:2000
 AcceptEnv LANG LC_*
 SetEnv PATH={ENVIRONMENT_PATH}
