@@ -653,10 +653,10 @@ impl Connection {
     /// this wait). A server whose `MaxSessions` is below `MAX_CHANNELS` refuses the same
     /// way while our other commands run. Both pass once a channel of ours ends: while one
     /// is open, a refused open waits for a change (an end, or a back-off from 10 ms to a
-    /// second) and tries again. With none of ours open (the opens waiting here do not count, or a server
-    /// that refuses every session would keep them waiting on each other for ever), a
-    /// refusal repeated `OPEN_RETRIES` times in a row with nothing of ours changing is
-    /// the server's limit.
+    /// second) and tries again. With none of ours open (the opens waiting here do not
+    /// count, or a server that refuses every session would keep them waiting on each
+    /// other for ever), a refusal repeated `OPEN_RETRIES` times in a row with nothing of
+    /// ours changing is the server's limit.
     async fn open_session(
         &self,
         lost: &impl Fn(String) -> SshError,
