@@ -199,9 +199,14 @@ impl Sshd {
     }
 
     async fn connect_root(&self) -> Connection {
-        Connection::connect_with_agent(&self.target("root", "id_ed25519"), None)
+        self.connect_as("root").await
+    }
+
+    /// Connected as `user` with the ed25519 key (e.g. a [`TempUser`]).
+    async fn connect_as(&self, user: &str) -> Connection {
+        Connection::connect_with_agent(&self.target(user, "id_ed25519"), None)
             .await
-            .unwrap_or_else(|e| panic!("connect: {e}"))
+            .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
     }
 }
 
@@ -480,12 +485,7 @@ async fn twenty_concurrent_commands_on_one_connection() {
     let sshd = Sshd::start();
     let user = format!("bconcur{}", std::process::id());
     let _user = TempUser::create(&user);
-    let target = sshd.target(&user, "id_ed25519");
-    let conn = Arc::new(
-        Connection::connect_with_agent(&target, None)
-            .await
-            .unwrap_or_else(|e| panic!("connect as {user}: {e}")),
-    );
+    let conn = Arc::new(sshd.connect_as(&user).await);
     // One command alone, as the yardstick (the machine may be loaded).
     let started = Instant::now();
     conn.run(&script("sleep 0.5")).await.unwrap();
@@ -532,8 +532,7 @@ async fn a_server_with_fewer_sessions_than_our_channels_still_runs_every_command
     let _user = TempUser::create(&user);
     for (max_sessions, commands, pause) in [(2, 10, "sleep 0.2; "), (8, 60, "")] {
         let sshd = Sshd::start_with(&format!("MaxSessions {max_sessions}\n"));
-        let target = sshd.target(&user, "id_ed25519");
-        let conn = Arc::new(Connection::connect_with_agent(&target, None).await.unwrap());
+        let conn = Arc::new(sshd.connect_as(&user).await);
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..commands {
             let conn = conn.clone();
